@@ -1,0 +1,97 @@
+#include "common/db/migrations.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "common/db/pool.h"
+#include "common/log/log.h"
+#include "common/status/status.h"
+
+namespace submarine::db {
+
+std::string Sha256Hex(const std::string& text) {
+  unsigned char hash[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(hash, reinterpret_cast<const unsigned char*>(text.data()), text.size());
+  char hex[crypto_hash_sha256_BYTES * 2 + 1];
+  sodium_bin2hex(hex, sizeof hex, hash, sizeof hash);
+  return hex;
+}
+
+absl::Status ApplyMigrations(pqxx::connection& conn, const std::string& schema,
+                             const std::string& component,
+                             const std::vector<Migration>& migrations, int* applied) {
+  if (applied) *applied = 0;
+  std::vector<Migration> sorted = migrations;
+  std::sort(sorted.begin(), sorted.end(),
+            [](const Migration& a, const Migration& b) { return a.version < b.version; });
+  for (size_t i = 1; i < sorted.size(); ++i) {
+    if (sorted[i].version == sorted[i - 1].version) {
+      return Internal(absl::StrCat("two migrations share version ", sorted[i].version, ": ",
+                                   sorted[i - 1].name, " and ", sorted[i].name));
+    }
+  }
+  auto log = log::Get("migrations");
+  try {
+    pqxx::nontransaction admin(conn);
+    const std::string lock_key = admin.quote("submarine.migrations." + schema);  // per schema
+    admin.exec("SELECT pg_advisory_lock(hashtext(" + lock_key + "))");
+    struct Unlock {
+      pqxx::connection& c;
+      std::string key;
+      ~Unlock() {
+        try {
+          pqxx::nontransaction t(c);
+          t.exec("SELECT pg_advisory_unlock(hashtext(" + key + "))");
+        } catch (...) {
+        }
+      }
+    } unlock{conn, lock_key};
+    const std::string q = admin.quote_name(schema);
+    admin.exec("CREATE SCHEMA IF NOT EXISTS " + q);
+    admin.exec("CREATE TABLE IF NOT EXISTS " + q +
+               ".schema_migrations (component TEXT NOT NULL, version INT NOT NULL, "
+               "name TEXT NOT NULL, checksum TEXT NOT NULL, "
+               "applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (component, version))");
+    std::map<int, std::pair<std::string, std::string>> done;
+    for (const auto& row :
+         admin.exec_params("SELECT version, name, checksum FROM " + q +
+                              ".schema_migrations WHERE component = $1",
+                          component)) {
+      done[row[0].as<int>()] = {row[1].as<std::string>(), row[2].as<std::string>()};
+    }
+    for (const auto& m : sorted) {
+      auto it = done.find(m.version);
+      if (it == done.end()) continue;
+      if (it->second.second != Sha256Hex(m.sql)) {
+        return MakeError(absl::StatusCode::kFailedPrecondition, "MIGRATION_EDITED",
+                         absl::StrCat("migration ", m.name, " (", component, ") of schema ", schema,
+                                      " was edited after it was applied (recorded checksum ",
+                                      it->second.second.substr(0, 12), ", file checksum ",
+                                      Sha256Hex(m.sql).substr(0, 12),
+                                      "); add a new migration instead"),
+                         {{"migration", m.name}, {"schema", schema}});
+      }
+    }
+    for (const auto& m : sorted) {
+      if (done.count(m.version)) continue;
+      pqxx::work tx(conn);
+      tx.exec("SET LOCAL search_path TO " + q);
+      tx.exec(m.sql);
+      tx.exec_params("INSERT INTO " + q +
+                         ".schema_migrations (component, version, name, checksum) "
+                         "VALUES ($1, $2, $3, $4)",
+                     component, m.version, m.name, Sha256Hex(m.sql));
+      tx.commit();
+      log->info("applied migration {} ({}) to schema {}", m.name, component, schema);
+      if (applied) ++*applied;
+    }
+    return absl::OkStatus();
+  } catch (...) {
+    return StatusFromCurrentException();
+  }
+}
+
+}  // namespace submarine::db

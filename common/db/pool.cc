@@ -1,0 +1,214 @@
+#include "common/db/pool.h"
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/config/config.h"
+#include "common/log/log.h"
+#include "common/status/status.h"
+
+namespace submarine::db {
+namespace {
+
+std::string Quote(const std::string& v) {
+  std::string out = "'";
+  for (char c : v) {
+    if (c == '\'' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "'";
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ConnInfo(const submarine::config::v1::DatabaseConfig& c) {
+  std::string info;
+  if (!c.host().empty()) absl::StrAppend(&info, "host=", Quote(c.host()), " ");
+  if (c.port() != 0) absl::StrAppend(&info, "port=", c.port(), " ");
+  if (!c.dbname().empty()) absl::StrAppend(&info, "dbname=", Quote(c.dbname()), " ");
+  if (!c.user().empty()) absl::StrAppend(&info, "user=", Quote(c.user()), " ");
+  if (!c.password_file().empty()) {
+    SUBMARINE_ASSIGN_OR_RETURN(std::string pw, config::ReadFile(c.password_file()));
+    while (!pw.empty() && (pw.back() == '\n' || pw.back() == '\r')) pw.pop_back();
+    absl::StrAppend(&info, "password=", Quote(pw), " ");
+  }
+  absl::StrAppend(&info, "connect_timeout=5 application_name='submarine'");
+  return info;
+}
+
+absl::Status StatusFromCurrentException() {
+  try {
+    throw;
+  } catch (const pqxx::unique_violation& e) {
+    return MakeError(absl::StatusCode::kAlreadyExists, "RESOURCE_ALREADY_EXISTS", e.what());
+  } catch (const pqxx::serialization_failure& e) {
+    return MakeError(absl::StatusCode::kAborted, "CONCURRENT_MODIFICATION",
+                     "the transaction conflicted with a concurrent one; retry");
+  } catch (const pqxx::deadlock_detected& e) {
+    return MakeError(absl::StatusCode::kAborted, "CONCURRENT_MODIFICATION",
+                     "the transaction deadlocked with a concurrent one; retry");
+  } catch (const pqxx::broken_connection& e) {
+    return Unavailable(absl::StrCat("database connection lost: ", e.what()));
+  } catch (const pqxx::in_doubt_error& e) {
+    return Unavailable(absl::StrCat("database commit outcome unknown: ", e.what()));
+  } catch (const pqxx::sql_error& e) {
+    if (e.sqlstate() == "57014") {
+      return MakeError(absl::StatusCode::kDeadlineExceeded, "DEADLINE_EXCEEDED",
+                       "the database statement exceeded the call's deadline");
+    }
+    if (e.sqlstate().rfind("08", 0) == 0 || e.sqlstate() == "57P01") {
+      return Unavailable(absl::StrCat("database unavailable: ", e.what()));
+    }
+    return Internal(absl::StrCat("database error ", e.sqlstate(), ": ", e.what()));
+  } catch (const std::exception& e) {
+    return Internal(e.what());
+  } catch (...) {
+    return Internal("unknown exception");
+  }
+}
+
+absl::StatusOr<std::unique_ptr<ConnectionPool>> ConnectionPool::Create(
+    Options options, std::chrono::milliseconds connect_retry) {
+  std::unique_ptr<ConnectionPool> pool(new ConnectionPool(std::move(options)));
+  auto until = std::chrono::steady_clock::now() + connect_retry;
+  auto backoff = std::chrono::milliseconds(50);
+  for (;;) {
+    auto conn = pool->Open();
+    if (conn.ok()) {
+      std::lock_guard lock(pool->mu_);
+      pool->idle_.push_back(std::move(*conn));
+      pool->open_ = 1;
+      return pool;
+    }
+    if (std::chrono::steady_clock::now() >= until) return conn.status();
+    log::Get("db")->warn("database not reachable yet ({}); retrying", std::string(conn.status().message()));
+    std::this_thread::sleep_for(backoff);  // start-up retry backoff, not synchronisation
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+  }
+}
+
+ConnectionPool::~ConnectionPool() = default;
+
+absl::StatusOr<std::unique_ptr<pqxx::connection>> ConnectionPool::Open() {
+  try {
+    auto conn = std::make_unique<pqxx::connection>(options_.conninfo);
+    if (!options_.schema.empty()) {
+      pqxx::nontransaction tx(*conn);
+      tx.exec("SET search_path TO " + tx.quote_name(options_.schema));
+    }
+    if (options_.on_connect) options_.on_connect(*conn);
+    return conn;
+  } catch (...) {
+    auto st = StatusFromCurrentException();
+    if (st.code() == absl::StatusCode::kInternal) {
+      // A failure while preparing a fresh connection is a misconfiguration or an outage;
+      // callers retry UNAVAILABLE.
+      return Unavailable(std::string(st.message()));
+    }
+    return st;
+  }
+}
+
+absl::StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(Deadline deadline) {
+  auto wait_until = std::chrono::steady_clock::now() + options_.acquire_timeout;
+  if (deadline != kNoDeadline) {
+    auto remaining = deadline - std::chrono::system_clock::now();
+    wait_until = std::min(wait_until, std::chrono::steady_clock::now() +
+                                          std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              remaining));
+  }
+  std::unique_lock lock(mu_);
+  for (;;) {
+    if (!idle_.empty()) {
+      auto conn = std::move(idle_.back());
+      idle_.pop_back();
+      return Lease(this, std::move(conn));
+    }
+    if (open_ < options_.size) {
+      ++open_;
+      lock.unlock();
+      auto conn = Open();
+      if (!conn.ok()) {
+        lock.lock();
+        --open_;
+        cv_.notify_one();
+        return conn.status();
+      }
+      return Lease(this, std::move(*conn));
+    }
+    if (cv_.wait_until(lock, wait_until) == std::cv_status::timeout && idle_.empty() &&
+        open_ >= options_.size) {
+      return MakeError(absl::StatusCode::kUnavailable, "DB_POOL_EXHAUSTED",
+                       absl::StrCat("no database connection became free within the acquire "
+                                    "timeout (pool size ",
+                                    options_.size, ")"));
+    }
+  }
+}
+
+void ConnectionPool::Return(std::unique_ptr<pqxx::connection> conn, bool broken) {
+  std::lock_guard lock(mu_);
+  if (broken || !conn->is_open()) {
+    --open_;
+  } else {
+    idle_.push_back(std::move(conn));
+  }
+  cv_.notify_one();
+}
+
+size_t ConnectionPool::OpenConnections() const {
+  std::lock_guard lock(mu_);
+  return open_;
+}
+
+ConnectionPool::Lease::Lease(Lease&& other) noexcept
+    : pool_(other.pool_), conn_(std::move(other.conn_)), broken_(other.broken_) {}
+
+ConnectionPool::Lease::~Lease() {
+  if (conn_) pool_->Return(std::move(conn_), broken_);
+}
+
+absl::Status ConnectionPool::Transact(Deadline deadline,
+                                      const std::function<absl::Status(pqxx::work&)>& fn) {
+  absl::Status last;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    auto lease = Acquire(deadline);
+    if (!lease.ok()) return lease.status();
+    auto timeout = options_.statement_timeout;
+    if (deadline != kNoDeadline) {
+      auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::system_clock::now());
+      if (remaining.count() <= 0) {
+        return MakeError(absl::StatusCode::kDeadlineExceeded, "DEADLINE_EXCEEDED",
+                         "the call's deadline passed before the database was reached");
+      }
+      timeout = std::min(timeout, remaining);
+    }
+    bool reached_db = false;
+    try {
+      pqxx::work tx(**lease);
+      tx.exec(absl::StrCat("SET LOCAL statement_timeout = ", timeout.count()));
+      reached_db = true;
+      absl::Status st = fn(tx);
+      if (!st.ok()) {
+        tx.abort();
+        return st;
+      }
+      tx.commit();
+      return absl::OkStatus();
+    } catch (...) {
+      last = StatusFromCurrentException();
+      if (last.code() == absl::StatusCode::kUnavailable) {
+        lease->MarkBroken();
+        // A stale pooled connection failing before any work: retry once on a fresh one. After
+        // the work started, the outcome may be unknown, so the caller decides.
+        if (!reached_db && attempt == 0) continue;
+        return last;
+      }
+      if (last.code() != absl::StatusCode::kAborted) return last;
+    }
+  }
+  return last;
+}
+
+}  // namespace submarine::db

@@ -1,0 +1,247 @@
+#include "common/rpc/server_runner.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/support/server_interceptor.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "common/config/config.h"
+#include "common/log/log.h"
+#include "common/rpc/call_context.h"
+#include "common/status/status.h"
+
+namespace submarine::rpc {
+namespace {
+
+std::atomic<ServerRunner*> g_active{nullptr};
+std::atomic<bool> g_signals_installed{false};
+std::atomic<bool> g_signal_seen{false};
+
+// Access log + Prometheus metrics for every call.
+class ObservingInterceptor : public grpc::experimental::Interceptor {
+ public:
+  explicit ObservingInterceptor(grpc::experimental::ServerRpcInfo* info)
+      : method_(info->method()), start_(std::chrono::steady_clock::now()) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+      auto* md = methods->GetRecvInitialMetadata();
+      auto it = md->find(kRequestIdHeader);
+      if (it != md->end()) request_id_.assign(it->second.data(), it->second.size());
+    }
+    if (methods->QueryInterceptionHookPoint(
+            InterceptionHookPoints::PRE_SEND_INITIAL_METADATA) && !request_id_.empty()) {
+      methods->GetSendInitialMetadata()->emplace(kRequestIdHeader, request_id_);
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      grpc::Status st = methods->GetSendStatus();
+      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+      auto& reg = metrics::Registry::Global();
+      std::string labels = absl::StrCat("method=\"", method_, "\",code=\"",
+                                        CodeName(st.error_code()), "\"");
+      reg.GetCounter("grpc_server_handled_total", "RPCs completed by method and code", labels)
+          ->Inc();
+      reg.GetHistogram("grpc_server_handling_seconds", "RPC latency by method",
+                       absl::StrCat("method=\"", method_, "\""))
+          ->Observe(secs);
+      log::ScopedRequestId bind(request_id_);
+      auto logger = log::Get("access");
+      if (st.ok()) {
+        logger->debug("{} OK {:.3f}ms", method_, secs * 1e3);
+      } else {
+        logger->info("{} {} {:.3f}ms: {}", method_, CodeName(st.error_code()), secs * 1e3,
+                     st.error_message());
+      }
+    }
+    methods->Proceed();
+  }
+
+ private:
+  std::string method_;
+  std::string request_id_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+class ObservingInterceptorFactory
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    return new ObservingInterceptor(info);
+  }
+};
+
+}  // namespace
+
+ServerRunner::ServerRunner(submarine::config::v1::ServerConfig config, std::string process_name)
+    : config_(std::move(config)), process_(std::move(process_name)) {}
+
+ServerRunner::~ServerRunner() {
+  Shutdown();
+  if (health_thread_.joinable()) health_thread_.join();
+  ServerRunner* self = this;
+  g_active.compare_exchange_strong(self, nullptr);
+}
+
+void ServerRunner::AddService(grpc::Service* service) { services_.push_back(service); }
+void ServerRunner::SetGenericService(grpc::CallbackGenericService* service) { generic_ = service; }
+void ServerRunner::AddTask(BackgroundTask* task) { tasks_.push_back(task); }
+void ServerRunner::OnShutdown(std::function<void()> hook) { hooks_.push_back(std::move(hook)); }
+
+void ServerRunner::InstallSignalHandling() {
+  if (g_signals_installed.exchange(true)) return;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  std::thread([set] {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&set, &sig) != 0) continue;
+      log::Get("runner")->info("received signal {}; shutting down gracefully", sig);
+      g_signal_seen = true;
+      if (auto* runner = g_active.load()) {
+        runner->Shutdown();
+      } else {
+        std::_Exit(0);
+      }
+    }
+  }).detach();
+}
+
+absl::Status ServerRunner::Start() {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  std::string listen = config_.grpc_listen().empty() ? "127.0.0.1:0" : config_.grpc_listen();
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  for (auto* s : services_) builder.RegisterService(s);
+  if (generic_ != nullptr) builder.RegisterCallbackGenericService(generic_);
+  builder.SetMaxReceiveMessageSize(16 * 1024 * 1024);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> factories;
+  factories.push_back(std::make_unique<ObservingInterceptorFactory>());
+  builder.experimental().SetInterceptorCreators(std::move(factories));
+  server_ = builder.BuildAndStart();
+  if (!server_ || port == 0) {
+    return Unavailable(absl::StrCat(process_, ": cannot listen on ", listen));
+  }
+  grpc_address_ = absl::StrCat(listen.substr(0, listen.rfind(':')), ":", port);
+  if (!config_.metrics_listen().empty()) {
+    SUBMARINE_ASSIGN_OR_RETURN(metrics_address_, metrics_server_.Start(config_.metrics_listen()));
+  }
+  for (auto* t : tasks_) {
+    auto st = t->Start();
+    if (!st.ok()) {
+      return absl::Status(st.code(), absl::StrCat(t->TaskName(), ": ", Message(st)));
+    }
+    started_.push_back(t);
+  }
+  server_->GetHealthCheckService()->SetServingStatus(true);
+  g_active = this;
+  health_thread_ = std::thread([this] { WatchHealth(); });
+  if (!config_.ready_file().empty()) {
+    nlohmann::json ready = {{"grpc", grpc_address_},
+                            {"metrics", metrics_address_},
+                            {"pid", static_cast<int>(::getpid())}};
+    SUBMARINE_RETURN_IF_ERROR(config::WriteFileAtomic(config_.ready_file(), ready.dump()));
+  }
+  log::Get("runner")->info("{} serving gRPC on {}{}", process_, grpc_address_,
+                           metrics_address_.empty() ? "" : ", metrics on " + metrics_address_);
+  if (g_signal_seen) Shutdown();
+  return absl::OkStatus();
+}
+
+void ServerRunner::WatchHealth() {
+  bool serving = true;
+  std::unique_lock lock(mu_);
+  while (!shutdown_requested_) {
+    bool healthy = true;
+    for (auto* t : started_) healthy = healthy && t->Healthy();
+    if (healthy != serving) {
+      serving = healthy;
+      server_->GetHealthCheckService()->SetServingStatus(serving);
+      log::Get("runner")->warn("health is now {}", serving ? "SERVING" : "NOT_SERVING");
+    }
+    cv_.wait_for(lock, std::chrono::milliseconds(250));
+  }
+}
+
+void ServerRunner::Shutdown() {
+  {
+    std::lock_guard lock(mu_);
+    if (shutdown_requested_) return;
+    shutdown_requested_ = true;
+  }
+  cv_.notify_all();
+  if (server_) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    uint32_t grace = config_.shutdown_grace_ms() ? config_.shutdown_grace_ms() : 10000;
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace));
+  }
+  for (auto it = started_.rbegin(); it != started_.rend(); ++it) (*it)->Stop();
+  started_.clear();
+  metrics_server_.Stop();
+  for (auto it = hooks_.rbegin(); it != hooks_.rend(); ++it) (*it)();
+  hooks_.clear();
+  {
+    std::lock_guard lock(mu_);
+    shutdown_done_ = true;
+  }
+  cv_.notify_all();
+}
+
+void ServerRunner::Wait() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [this] { return shutdown_done_; });
+}
+
+int ServerRunner::Run() {
+  auto st = Start();
+  if (!st.ok()) {
+    log::Get("runner")->error("{} failed to start: {}", process_, st.ToString());
+    Shutdown();
+    return 1;
+  }
+  Wait();
+  if (server_) server_->Wait();
+  log::Get("runner")->info("{} stopped", process_);
+  return 0;
+}
+
+bool LoadConfigFromArgs(int argc, char** argv, google::protobuf::Message* config) {
+  std::string path;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--config" && i + 1 < argc) {
+      path = argv[++i];
+    } else if (a.rfind("--config=", 0) == 0) {
+      path = a.substr(9);
+    }
+  }
+  if (path.empty()) {
+    if (const char* env = std::getenv("SUBMARINE_CONFIG")) path = env;
+  }
+  if (path.empty()) {
+    std::cerr << argv[0] << ": missing --config FILE (or SUBMARINE_CONFIG)\n";
+    return false;
+  }
+  auto st = config::LoadConfigFile(path, config);
+  if (!st.ok()) {
+    std::cerr << argv[0] << ": " << Message(st) << "\n";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace submarine::rpc

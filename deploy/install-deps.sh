@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything Submarine needs to build, test and run its embedded local stack, from
+# Debian 12's own package archive and nowhere else. Idempotent: packages already present are
+# skipped, and `apt-get update` runs only when something is missing.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential g++ cmake ninja-build ccache pkg-config git
+  libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libzmq3-dev cppzmq-dev libpqxx-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libyaml-cpp-dev
+  libboost-dev libboost-system-dev libsodium-dev libcurl4-openssl-dev libcli11-dev
+  googletest libgtest-dev libgmock-dev libbenchmark-dev libabsl-dev
+  golang-github-gogo-googleapis-dev
+  postgresql postgresql-client
+  python3 curl procps psmisc
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
