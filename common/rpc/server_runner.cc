@@ -94,6 +94,9 @@ ServerRunner::~ServerRunner() {
 void ServerRunner::AddService(grpc::Service* service) { services_.push_back(service); }
 void ServerRunner::SetGenericService(grpc::CallbackGenericService* service) { generic_ = service; }
 void ServerRunner::AddTask(BackgroundTask* task) { tasks_.push_back(task); }
+void ServerRunner::AddReadyField(const std::string& key, const std::string& value) {
+  ready_fields_.emplace_back(key, value);
+}
 void ServerRunner::OnShutdown(std::function<void()> hook) { hooks_.push_back(std::move(hook)); }
 
 void ServerRunner::InstallSignalHandling() {
@@ -154,6 +157,7 @@ absl::Status ServerRunner::Start() {
     nlohmann::json ready = {{"grpc", grpc_address_},
                             {"metrics", metrics_address_},
                             {"pid", static_cast<int>(::getpid())}};
+    for (const auto& [k, v] : ready_fields_) ready[k] = v;
     SUBMARINE_RETURN_IF_ERROR(config::WriteFileAtomic(config_.ready_file(), ready.dump()));
   }
   log::Get("runner")->info("{} serving gRPC on {}{}", process_, grpc_address_,

@@ -46,6 +46,8 @@ class ServerRunner {
   void SetGenericService(grpc::CallbackGenericService* service);
   // Registers a background task (not owned), started after the server serves.
   void AddTask(BackgroundTask* task);
+  // Adds a key to the ready file (e.g. "http" → the gateway's bound HTTP address). Before Start().
+  void AddReadyField(const std::string& key, const std::string& value);
   // Runs at the very end of shutdown, in reverse registration order.
   void OnShutdown(std::function<void()> hook);
 
@@ -78,6 +80,7 @@ class ServerRunner {
   std::vector<BackgroundTask*> tasks_;
   std::vector<BackgroundTask*> started_;
   std::vector<std::function<void()>> hooks_;
+  std::vector<std::pair<std::string, std::string>> ready_fields_;
   std::unique_ptr<grpc::Server> server_;
   metrics::MetricsServer metrics_server_;
   std::string grpc_address_;
