@@ -34,6 +34,14 @@ bool LeaderLock::TryLead() {
 }
 
 void LeaderLock::Release() {
+  if (leading_ && conn_) {
+    // Unlock explicitly: a closed socket frees the lock only once the backend has exited.
+    try {
+      pqxx::nontransaction tx(*conn_);
+      tx.exec("SELECT pg_advisory_unlock(hashtext(" + tx.quote(name_) + "))");
+    } catch (const std::exception&) {
+    }
+  }
   leading_ = false;
   conn_.reset();
 }

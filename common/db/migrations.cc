@@ -35,9 +35,13 @@ absl::Status ApplyMigrations(pqxx::connection& conn, const std::string& schema,
   }
   auto log = log::Get("migrations");
   try {
-    pqxx::nontransaction admin(conn);
-    const std::string lock_key = admin.quote("submarine.migrations." + schema);  // per schema
-    admin.exec("SELECT pg_advisory_lock(hashtext(" + lock_key + "))");
+    const std::string q = conn.quote_name(schema);
+    const std::string lock_key = conn.quote("submarine.migrations." + schema);  // per schema
+    auto exec = [&conn](const std::string& sql) {
+      pqxx::nontransaction t(conn);
+      return t.exec(sql);
+    };
+    exec("SELECT pg_advisory_lock(hashtext(" + lock_key + "))");
     struct Unlock {
       pqxx::connection& c;
       std::string key;
@@ -49,18 +53,19 @@ absl::Status ApplyMigrations(pqxx::connection& conn, const std::string& schema,
         }
       }
     } unlock{conn, lock_key};
-    const std::string q = admin.quote_name(schema);
-    admin.exec("CREATE SCHEMA IF NOT EXISTS " + q);
-    admin.exec("CREATE TABLE IF NOT EXISTS " + q +
-               ".schema_migrations (component TEXT NOT NULL, version INT NOT NULL, "
-               "name TEXT NOT NULL, checksum TEXT NOT NULL, "
-               "applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (component, version))");
+    exec("CREATE SCHEMA IF NOT EXISTS " + q);
+    exec("CREATE TABLE IF NOT EXISTS " + q +
+         ".schema_migrations (component TEXT NOT NULL, version INT NOT NULL, "
+         "name TEXT NOT NULL, checksum TEXT NOT NULL, "
+         "applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (component, version))");
     std::map<int, std::pair<std::string, std::string>> done;
-    for (const auto& row :
-         admin.exec_params("SELECT version, name, checksum FROM " + q +
-                              ".schema_migrations WHERE component = $1",
-                          component)) {
-      done[row[0].as<int>()] = {row[1].as<std::string>(), row[2].as<std::string>()};
+    {
+      pqxx::nontransaction t(conn);
+      for (const auto& row : t.exec_params("SELECT version, name, checksum FROM " + q +
+                                               ".schema_migrations WHERE component = $1",
+                                           component)) {
+        done[row[0].as<int>()] = {row[1].as<std::string>(), row[2].as<std::string>()};
+      }
     }
     for (const auto& m : sorted) {
       auto it = done.find(m.version);

@@ -1,0 +1,49 @@
+#pragma once
+// Shared pieces of AIP-132/158/160 List methods: page sizes, opaque keyset page tokens bound to
+// their query, and a small filter language every service maps onto its own columns:
+//   filter     := term { "AND" term }
+//   term       := field op value
+//   field      := identifier { "." identifier }        e.g. display_name, labels.team
+//   op         := "=" | "!=" | ":"                       (":" means "has"; value "*" = present)
+//   value      := "quoted string" | bare-word | "*"      (a trailing "*" in a value = prefix)
+// Errors are INVALID_ARGUMENT naming the field ("filter", "page_size", "page_token", "order_by").
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "submarine/common/v1/pagination.pb.h"
+
+namespace submarine::api {
+
+// page_size 0 → default; negative → INVALID_ARGUMENT; above max → max.
+absl::StatusOr<int> EffectivePageSize(int page_size, int default_size, int max_size);
+
+// Stable 64-bit FNV-1a of the parts (separated), to bind a token to (parent, filter, order_by).
+uint64_t QueryHash(const std::vector<std::string>& parts);
+
+std::string EncodePageToken(const submarine::common::v1::PageToken& token);
+// Empty token → default PageToken. INVALID_ARGUMENT (reason INVALID_PAGE_TOKEN) if malformed or
+// issued for another query.
+absl::StatusOr<submarine::common::v1::PageToken> DecodePageToken(const std::string& token,
+                                                                 uint64_t query_hash);
+
+struct FilterComparison {
+  std::string field;  // dotted path
+  std::string op;     // "=", "!=" or ":"
+  std::string value;  // unquoted
+  bool quoted = false;
+};
+absl::StatusOr<std::vector<FilterComparison>> ParseFilter(const std::string& filter);
+
+// order_by "field [asc|desc]"; `allowed` lists the sortable fields; empty → (default, false).
+struct OrderBy {
+  std::string field;
+  bool descending = false;
+};
+absl::StatusOr<OrderBy> ParseOrderBy(const std::string& order_by,
+                                     const std::vector<std::string>& allowed,
+                                     const std::string& default_field);
+
+}  // namespace submarine::api

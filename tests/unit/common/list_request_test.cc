@@ -1,0 +1,72 @@
+#include "common/api/list_request.h"
+
+#include <gtest/gtest.h>
+
+#include "common/status/status.h"
+
+namespace submarine::api {
+namespace {
+
+TEST(ParseFilter, ConjunctionOfComparisons) {
+  auto f = ParseFilter(R"(display_name = "My env" AND labels.team:* AND image != x/y:1)");
+  ASSERT_TRUE(f.ok()) << f.status();
+  ASSERT_EQ(f->size(), 3u);
+  EXPECT_EQ((*f)[0].field, "display_name");
+  EXPECT_EQ((*f)[0].op, "=");
+  EXPECT_EQ((*f)[0].value, "My env");
+  EXPECT_TRUE((*f)[0].quoted);
+  EXPECT_EQ((*f)[1].field, "labels.team");
+  EXPECT_EQ((*f)[1].op, ":");
+  EXPECT_EQ((*f)[1].value, "*");
+  EXPECT_EQ((*f)[2].op, "!=");
+  EXPECT_EQ((*f)[2].value, "x/y:1");
+}
+
+TEST(ParseFilter, EmptyIsNoTerms) {
+  auto f = ParseFilter("   ");
+  ASSERT_TRUE(f.ok());
+  EXPECT_TRUE(f->empty());
+}
+
+TEST(ParseFilter, ErrorsNameTheFilterField) {
+  for (const char* bad : {"name", "name =", "= x", "a = \"unterminated", "a = b OR c = d"}) {
+    auto f = ParseFilter(bad);
+    ASSERT_FALSE(f.ok()) << bad;
+    EXPECT_EQ(f.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    google::rpc::ErrorInfo info;
+    ASSERT_TRUE(GetErrorInfo(f.status(), &info));
+    EXPECT_EQ(info.metadata().at("field"), "filter");
+  }
+}
+
+TEST(PageToken, RoundTripsAndIsBoundToItsQuery) {
+  submarine::common::v1::PageToken t;
+  t.set_after_id(42);
+  t.mutable_after_time()->set_seconds(1700000000);
+  t.set_query_hash(QueryHash({"projects/default", "", ""}));
+  std::string enc = EncodePageToken(t);
+  auto back = DecodePageToken(enc, t.query_hash());
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->after_id(), 42);
+  auto other = DecodePageToken(enc, QueryHash({"projects/default", "name = x", ""}));
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(DecodePageToken("!!not base64!!", 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(PageSize, DefaultsClampsAndRejectsNegative) {
+  EXPECT_EQ(*EffectivePageSize(0, 50, 1000), 50);
+  EXPECT_EQ(*EffectivePageSize(5000, 50, 1000), 1000);
+  EXPECT_EQ(*EffectivePageSize(7, 50, 1000), 7);
+  EXPECT_EQ(EffectivePageSize(-1, 50, 1000).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(OrderBy, AcceptsAllowedFieldsOnly) {
+  EXPECT_TRUE(ParseOrderBy("create_time desc", {"create_time"}, "create_time")->descending);
+  EXPECT_FALSE(ParseOrderBy("", {"create_time"}, "create_time")->descending);
+  EXPECT_FALSE(ParseOrderBy("image", {"create_time"}, "create_time").ok());
+  EXPECT_FALSE(ParseOrderBy("create_time sideways", {"create_time"}, "create_time").ok());
+}
+
+}  // namespace
+}  // namespace submarine::api
