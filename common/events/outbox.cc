@@ -1,0 +1,28 @@
+#include "common/events/outbox.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/db/pool.h"
+#include "common/events/outbox_store.h"
+#include "common/status/status.h"
+#include "common/util/clock.h"
+
+namespace submarine::events {
+
+absl::Status AppendToOutbox(pqxx::work& tx, const google::protobuf::Message& payload,
+                            const std::string& resource, const std::string& request_id,
+                            const std::string& principal) {
+  std::string bytes;
+  if (!payload.SerializeToString(&bytes)) {
+    return Internal(absl::StrCat("event ", payload.GetDescriptor()->full_name(),
+                                 " of ", resource, " does not serialize"));
+  }
+  try {
+    OutboxStore::Insert(tx, IdGenerator::Secure().Uuid(), payload.GetDescriptor()->full_name(),
+                        resource, request_id, principal, bytes);
+    return absl::OkStatus();
+  } catch (...) {
+    return db::StatusFromCurrentException();
+  }
+}
+
+}  // namespace submarine::events

@@ -1,0 +1,33 @@
+#pragma once
+// The write side of the transactional outbox (ARCHITECTURE.md section 4): a service writes its
+// business rows and the event describing them in ONE transaction, so an event exists if and only
+// if the change committed. Nothing here touches ZeroMQ; OutboxRelay publishes later.
+
+#include <google/protobuf/message.h>
+
+#include <pqxx/pqxx>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/db/migrations.h"
+
+namespace submarine::events {
+
+// Migrations of the event tables (outbox, outbox_cursor, inbox, consumer_offsets) in a
+// service's schema; apply with db::ApplyMigrations(conn, schema, "events", EventsMigrations()).
+// Embedded from common/events/migrations at build time.
+std::vector<db::Migration> EventsMigrations();
+
+// Writes one event into the outbox inside the caller's business transaction (search_path is the
+// service schema). topic = payload.GetDescriptor()->full_name(); the event gets a fresh UUID as
+// its event id and the insert time as occurred_at. Also queues a NOTIFY (delivered at commit)
+// that wakes the schema's relay. Never touches ZeroMQ and never throws: an SQL error is returned
+// as a status (the transaction is then unusable and must be rolled back, which
+// ConnectionPool::Transact does when the function returns the error).
+absl::Status AppendToOutbox(pqxx::work& tx, const google::protobuf::Message& payload,
+                            const std::string& resource, const std::string& request_id,
+                            const std::string& principal = "");
+
+}  // namespace submarine::events

@@ -1,0 +1,142 @@
+#include "common/events/outbox_store.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "common/events/wire.h"
+
+namespace submarine::events {
+namespace {
+
+using submarine::common::v1::Event;
+
+// One statement, one round trip: the insert and the relay's wake-up (sent at commit; identical
+// notifications of one transaction are folded into one by PostgreSQL).
+constexpr char kInsertEvent[] = R"sql(
+WITH inserted AS (
+  INSERT INTO outbox (event_id, topic, resource, request_id, principal, payload)
+  VALUES ($1::uuid, $2, $3, $4, $5, $6)
+  RETURNING id)
+SELECT pg_notify($7, current_schema()) FROM inserted)sql";
+
+constexpr char kEnsureCursor[] =
+    "INSERT INTO outbox_cursor (publisher) VALUES ($1) ON CONFLICT (publisher) DO NOTHING";
+
+constexpr char kReadCursor[] =
+    "SELECT last_seq, published_seq FROM outbox_cursor WHERE publisher = $1";
+
+constexpr char kLockCursor[] =
+    "SELECT last_seq FROM outbox_cursor WHERE publisher = $1 FOR UPDATE";
+
+// Numbers the oldest unsequenced rows after the locked cursor value $1, in id order.
+constexpr char kAssignSeq[] = R"sql(
+WITH batch AS (
+  SELECT id FROM outbox WHERE seq IS NULL ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+), numbered AS (
+  SELECT id, $1::bigint + row_number() OVER (ORDER BY id) AS seq FROM batch
+)
+UPDATE outbox o SET seq = n.seq FROM numbered n WHERE o.id = n.id
+RETURNING o.seq, o.event_id::text, o.topic, o.resource, o.request_id, o.principal, o.payload,
+          (EXTRACT(EPOCH FROM o.occurred_at) * 1000000)::bigint)sql";
+
+constexpr char kAdvanceCursor[] = R"sql(
+UPDATE outbox_cursor SET last_seq = $2, published_seq = GREATEST(published_seq, $3)
+WHERE publisher = $1)sql";
+
+constexpr char kMarkPublished[] = R"sql(
+UPDATE outbox_cursor SET published_seq = $2
+WHERE publisher = $1 AND published_seq < $2)sql";
+
+constexpr char kReadEvents[] = R"sql(
+SELECT seq, event_id::text, topic, resource, request_id, principal, payload,
+       (EXTRACT(EPOCH FROM occurred_at) * 1000000)::bigint
+FROM outbox WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3)sql";
+
+// Columns: seq, event_id, topic, resource, request_id, principal, payload, occurred_at (µs).
+Event EventFromRow(const pqxx::row& row, const std::string& publisher) {
+  Event e;
+  auto* h = e.mutable_header();
+  h->set_publisher(publisher);
+  h->set_seq(row[0].as<int64_t>());
+  h->set_event_id(row[1].as<std::string>());
+  e.set_topic(row[2].as<std::string>());
+  h->set_resource(row[3].as<std::string>());
+  h->set_request_id(row[4].as<std::string>());
+  h->set_principal(row[5].as<std::string>());
+  e.set_payload(pqxx::binarystring(row[6]).str());
+  ToTimestamp(std::chrono::system_clock::time_point(std::chrono::microseconds(row[7].as<int64_t>())),
+              h->mutable_occurred_at());
+  return e;
+}
+
+int64_t AsBigint(uint64_t v) {
+  return static_cast<int64_t>(std::min<uint64_t>(v, std::numeric_limits<int64_t>::max()));
+}
+
+}  // namespace
+
+void OutboxStore::Insert(pqxx::work& tx, const std::string& event_id, const std::string& topic,
+                         const std::string& resource, const std::string& request_id,
+                         const std::string& principal, const std::string& payload) {
+  tx.exec_params(kInsertEvent, event_id, topic, resource, request_id, principal,
+                 pqxx::binarystring(payload.data(), payload.size()), std::string(kOutboxChannel));
+}
+
+void OutboxStore::EnsureCursor(pqxx::work& tx, const std::string& publisher) {
+  tx.exec_params(kEnsureCursor, publisher);
+}
+
+OutboxCursor OutboxStore::ReadCursor(pqxx::work& tx, const std::string& publisher) {
+  OutboxCursor c;
+  auto r = tx.exec_params(kReadCursor, publisher);
+  if (!r.empty()) {
+    c.last_seq = r[0][0].as<int64_t>();
+    c.published_seq = r[0][1].as<int64_t>();
+  }
+  return c;
+}
+
+std::vector<Event> OutboxStore::Sequence(pqxx::work& tx, const std::string& publisher,
+                                         uint32_t limit, uint64_t published_seq) {
+  auto cursor = tx.exec_params(kLockCursor, publisher);
+  if (cursor.empty()) {
+    EnsureCursor(tx, publisher);
+    cursor = tx.exec_params(kLockCursor, publisher);
+  }
+  const int64_t last = cursor[0][0].as<int64_t>();
+  auto rows = tx.exec_params(kAssignSeq, last, static_cast<int64_t>(limit));
+  std::vector<Event> events;
+  events.reserve(rows.size());
+  for (const auto& row : rows) events.push_back(EventFromRow(row, publisher));
+  std::sort(events.begin(), events.end(), [](const Event& a, const Event& b) {
+    return a.header().seq() < b.header().seq();
+  });
+  if (!events.empty() || published_seq > 0) {
+    tx.exec_params(kAdvanceCursor, publisher, last + static_cast<int64_t>(events.size()),
+                   AsBigint(published_seq));
+  }
+  return events;
+}
+
+void OutboxStore::MarkPublished(pqxx::work& tx, const std::string& publisher,
+                                uint64_t published_seq) {
+  tx.exec_params(kMarkPublished, publisher, AsBigint(published_seq));
+}
+
+std::vector<Event> OutboxStore::ReadEvents(pqxx::work& tx, const std::string& publisher,
+                                           uint64_t after_seq, uint64_t up_to_seq, uint32_t limit,
+                                           size_t max_bytes) {
+  auto rows = tx.exec_params(kReadEvents, AsBigint(after_seq), AsBigint(up_to_seq),
+                             static_cast<int64_t>(limit));
+  std::vector<Event> events;
+  events.reserve(rows.size());
+  size_t bytes = 0;
+  for (const auto& row : rows) {
+    events.push_back(EventFromRow(row, publisher));
+    bytes += events.back().ByteSizeLong();
+    if (bytes >= max_bytes) break;
+  }
+  return events;
+}
+
+}  // namespace submarine::events

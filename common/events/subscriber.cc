@@ -1,0 +1,432 @@
+#include "common/events/subscriber.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <zmq_addon.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <iterator>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/events/inbox_store.h"
+#include "common/log/log.h"
+#include "common/metrics/metrics.h"
+#include "common/status/status.h"
+#include "submarine/common/v1/events.grpc.pb.h"
+
+namespace submarine::events {
+namespace {
+
+using submarine::common::v1::Event;
+using submarine::common::v1::EventLog;
+
+constexpr auto kMinBackoff = std::chrono::milliseconds(50);
+constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
+constexpr auto kQueueWait = std::chrono::milliseconds(100);
+constexpr auto kReceivePoll = std::chrono::milliseconds(250);
+constexpr int kMaxDrain = 1000;  // messages moved per queue lock
+constexpr int kMaxReplyBytes = 64 << 20;
+
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// A canonical (lower-case, 8-4-4-4-12 hex) UUID, or false.
+bool CanonicalUuid(std::string* id) {
+  if (id->size() != 36) return false;
+  for (size_t i = 0; i < id->size(); ++i) {
+    char& c = (*id)[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (std::isxdigit(static_cast<unsigned char>(c))) {
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+struct Subscriber::Counters {
+  std::atomic<uint64_t> applied{0}, duplicates{0}, gaps{0}, heartbeat_gaps{0}, replays{0},
+      overflows{0}, reconnects{0};
+  metrics::Counter* m_applied;
+  metrics::Counter* m_duplicates;
+  metrics::Counter* m_gaps;
+  metrics::Counter* m_replays;
+  metrics::Counter* m_overflows;
+  metrics::Counter* m_reconnects;
+  metrics::Gauge* m_lag_ms;
+  metrics::Gauge* m_offset;
+
+  explicit Counters(const Options& o) {
+    auto& reg = metrics::Registry::Global();
+    std::string labels =
+        absl::StrCat("subscriber=\"", o.name, "\",publisher=\"", o.publisher, "\"");
+    m_applied = reg.GetCounter("submarine_events_applied_total",
+                               "Events applied by a subscriber (exactly once each)", labels);
+    m_duplicates = reg.GetCounter("submarine_events_duplicates_total",
+                                  "Events a subscriber dropped as already applied", labels);
+    m_gaps = reg.GetCounter("submarine_events_gaps_total",
+                            "Sequence gaps (or heartbeats ahead) seen by a subscriber", labels);
+    m_replays = reg.GetCounter("submarine_events_replays_total",
+                               "Replays from the publisher's EventLog completed", labels);
+    m_overflows = reg.GetCounter("submarine_events_subscriber_overflows_total",
+                                 "Times a subscriber's bounded queue overflowed", labels);
+    m_reconnects = reg.GetCounter("submarine_events_subscriber_reconnects_total",
+                                  "Subscriber socket reconnects after silence", labels);
+    m_lag_ms = reg.GetGauge("submarine_events_subscriber_lag_ms",
+                            "Age of the newest event a subscriber applied, at apply time",
+                            labels);
+    m_offset = reg.GetGauge("submarine_events_subscriber_offset",
+                            "Last sequence number a subscriber applied", labels);
+  }
+};
+
+Subscriber::Subscriber(Options options)
+    : options_(std::move(options)), counters_(std::make_unique<Counters>(options_)) {}
+
+Subscriber::~Subscriber() { Stop(); }
+
+std::string Subscriber::TaskName() const {
+  return absl::StrCat("subscriber(", options_.name, "<-", options_.publisher, ")");
+}
+
+absl::Status Subscriber::Start() {
+  const auto& o = options_;
+  if (o.name.empty() || o.publisher.empty() || o.topic_prefix.empty() ||
+      o.subscribe_endpoint.empty() || o.event_log_address.empty() || o.pool == nullptr ||
+      !o.apply || o.max_queue == 0 || o.max_batch == 0 || o.replay_page_size <= 0) {
+    return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_SUBSCRIBER_OPTIONS",
+                     "the subscriber needs name, publisher, topic_prefix, subscribe_endpoint, "
+                     "event_log_address, pool, apply and positive queue, batch and page sizes");
+  }
+  if (applier_.joinable()) return absl::OkStatus();
+  stop_ = false;
+  {
+    std::lock_guard lock(mu_);
+    queue_.clear();
+    overflowed_ = false;
+  }
+  last_receive_ns_ = SteadyNowNs();
+  receiver_ = std::thread([this] { ReceiveLoop(); });
+  applier_ = std::thread([this] { ApplyLoop(); });
+  return absl::OkStatus();
+}
+
+void Subscriber::Stop() {
+  if (!applier_.joinable()) return;
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+    if (active_call_ != nullptr) active_call_->TryCancel();
+  }
+  cv_.notify_all();
+  receiver_wakeup_.Signal();
+  receiver_.join();
+  applier_.join();
+}
+
+bool Subscriber::Healthy() const {
+  std::lock_guard lock(mu_);
+  return !overflowed_ && !lagging_.load();
+}
+
+Subscriber::Stats Subscriber::stats() const {
+  Stats s;
+  s.applied = counters_->applied.load();
+  s.duplicates = counters_->duplicates.load();
+  s.gaps = counters_->gaps.load();
+  s.heartbeat_gaps = counters_->heartbeat_gaps.load();
+  s.replays = counters_->replays.load();
+  s.overflows = counters_->overflows.load();
+  s.reconnects = counters_->reconnects.load();
+  return s;
+}
+
+// The receiver thread: owns the SUB socket from creation to close.
+void Subscriber::ReceiveLoop() {
+  auto log = log::Get("events");
+  while (!stop_) {
+    zmq::socket_t socket(ProcessContext(), zmq::socket_type::sub);
+    try {
+      socket.set(zmq::sockopt::rcvhwm, options_.rcv_hwm);
+      socket.set(zmq::sockopt::linger, 0);
+      socket.set(zmq::sockopt::heartbeat_ivl, 1000);
+      socket.set(zmq::sockopt::heartbeat_timeout, 3000);
+      socket.connect(options_.subscribe_endpoint);
+      socket.set(zmq::sockopt::subscribe, options_.topic_prefix);
+    } catch (const zmq::error_t& e) {
+      // A malformed endpoint: nothing will ever arrive; the applier's silence check and
+      // replays keep the subscriber correct, the log says why it is not live.
+      log->error("subscriber {} cannot connect to {}: {}", options_.name,
+                 options_.subscribe_endpoint, e.what());
+      socket.close();
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, kMaxBackoff, [this] { return stop_.load(); });
+      continue;
+    }
+    reconnect_ = false;
+    std::vector<BusMessage> drained;
+    while (!stop_ && !reconnect_) {
+      zmq_pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}, receiver_wakeup_.PollItem()};
+      try {
+        zmq::poll(items, 2, kReceivePoll);
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;
+        log->error("subscriber {} poll failed: {}", options_.name, e.what());
+        break;
+      }
+      if (items[1].revents & ZMQ_POLLIN) receiver_wakeup_.Drain();
+      if (!(items[0].revents & ZMQ_POLLIN)) continue;
+      drained.clear();
+      for (int i = 0; i < kMaxDrain; ++i) {
+        std::vector<zmq::message_t> frames;
+        if (!zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+          break;
+        }
+        auto msg = ParseBusMessage(frames, options_.topic_prefix);
+        if (!msg.ok()) {
+          log->warn("subscriber {} ignores a message: {}", options_.name, Message(msg.status()));
+          continue;
+        }
+        drained.push_back(std::move(*msg));
+      }
+      if (drained.empty()) continue;
+      last_receive_ns_ = SteadyNowNs();
+      {
+        std::lock_guard lock(mu_);
+        for (auto& m : drained) {
+          if (overflowed_) break;  // the replay that clears the overflow covers these
+          if (queue_.size() >= options_.max_queue) {
+            overflowed_ = true;
+            queue_.clear();
+            counters_->overflows++;
+            counters_->m_overflows->Inc();
+            log->error("subscriber {} of {}: more than {} events queued; NOT_SERVING until it "
+                       "has caught up from its offset {}",
+                       options_.name, options_.publisher, options_.max_queue, offset_.load());
+            break;
+          }
+          queue_.push_back(std::move(m));
+        }
+      }
+      cv_.notify_one();
+    }
+    socket.close();
+  }
+}
+
+// The applier thread: owns the gRPC stub and every database transaction of the subscriber.
+void Subscriber::ApplyLoop() {
+  auto log = log::Get("events");
+  const auto& o = options_;
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxReplyBytes);
+  auto stub = EventLog::NewStub(
+      grpc::CreateCustomChannel(o.event_log_address, grpc::InsecureChannelCredentials(), args));
+  auto backoff = kMinBackoff;
+  auto pause = [&](const absl::Status& why, const char* what) {
+    log->warn("subscriber {} of {}: {} failed: {}; retrying in {} ms", o.name, o.publisher, what,
+              Message(why), backoff.count());
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, backoff, [this] { return stop_.load(); });
+    backoff = std::min(backoff * 2, kMaxBackoff);
+  };
+  auto deadline = [&] { return std::chrono::system_clock::now() + o.call_timeout; };
+
+  // Applies consecutive events (event i has seq offset_ + 1 + i) in one transaction.
+  auto apply_batch = [&](std::vector<Event>& events) -> absl::Status {
+    uint64_t applied = 0;
+    absl::Status st = o.pool->Transact(deadline(), [&](pqxx::work& tx) {
+      applied = 0;
+      auto fresh = InboxStore::Insert(tx, o.publisher, events);
+      for (const auto& e : events) {
+        if (!fresh.count(e.header().event_id())) continue;
+        SUBMARINE_RETURN_IF_ERROR(o.apply(tx, e));
+        ++applied;
+      }
+      InboxStore::AdvanceOffset(tx, o.publisher, events.back().header().seq());
+      return absl::OkStatus();
+    });
+    if (!st.ok()) return st;
+    offset_ = events.back().header().seq();
+    counters_->applied += applied;
+    counters_->m_applied->Inc(applied);
+    counters_->duplicates += events.size() - applied;
+    counters_->m_duplicates->Inc(events.size() - applied);
+    counters_->m_offset->Set(static_cast<int64_t>(offset_.load()));
+    auto lag = o.clock->Now() - FromTimestamp(events.back().header().occurred_at());
+    int64_t lag_ms = std::chrono::duration_cast<std::chrono::milliseconds>(lag).count();
+    counters_->m_lag_ms->Set(lag_ms);
+    lagging_ = lag > o.max_lag;
+    return absl::OkStatus();
+  };
+
+  // Replays from offset_ until the publisher reports nothing newer.
+  auto replay = [&]() -> absl::Status {
+    for (;;) {
+      if (stop_) return absl::CancelledError("stopping");
+      submarine::common::v1::ListEventsRequest req;
+      req.set_publisher(o.publisher);
+      req.set_after_seq(offset_);
+      req.set_page_size(o.replay_page_size);
+      submarine::common::v1::ListEventsResponse resp;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(deadline());
+      {
+        std::lock_guard lock(mu_);
+        if (stop_) return absl::CancelledError("stopping");
+        active_call_ = &ctx;
+      }
+      grpc::Status gs = stub->ListEvents(&ctx, req, &resp);
+      {
+        std::lock_guard lock(mu_);
+        active_call_ = nullptr;
+      }
+      if (!gs.ok()) return FromGrpcStatus(gs);
+      if (resp.events_size() == 0) {
+        if (resp.last_seq() > offset_) {
+          return MakeError(absl::StatusCode::kFailedPrecondition, "EVENTS_UNAVAILABLE",
+                           absl::StrCat("publisher ", o.publisher, " has events up to ",
+                                        resp.last_seq(), " but returned none after ",
+                                        offset_.load()));
+        }
+        return absl::OkStatus();
+      }
+      std::vector<Event> page(std::make_move_iterator(resp.mutable_events()->begin()),
+                              std::make_move_iterator(resp.mutable_events()->end()));
+      for (size_t i = 0; i < page.size(); ++i) {
+        if (page[i].header().seq() != offset_ + 1 + i ||
+            !CanonicalUuid(page[i].mutable_header()->mutable_event_id())) {
+          return Internal(absl::StrCat("EventLog of ", o.publisher, " returned event seq ",
+                                       page[i].header().seq(), " where ", offset_ + 1 + i,
+                                       " with a UUID event id was expected"));
+        }
+      }
+      for (size_t begin = 0; begin < page.size(); begin += o.max_batch) {
+        size_t end = std::min(page.size(), begin + o.max_batch);
+        std::vector<Event> batch(std::make_move_iterator(page.begin() + begin),
+                                 std::make_move_iterator(page.begin() + end));
+        SUBMARINE_RETURN_IF_ERROR(apply_batch(batch));
+      }
+      if (offset_ >= resp.last_seq()) return absl::OkStatus();
+    }
+  };
+
+  for (;;) {
+    absl::Status st = o.pool->Transact(deadline(), [&](pqxx::work& tx) {
+      offset_ = InboxStore::ReadOffset(tx, o.publisher);
+      return absl::OkStatus();
+    });
+    if (st.ok() || stop_) break;
+    pause(st, "reading the offset");
+  }
+  backoff = kMinBackoff;
+  log->info("subscriber {} of {} starts from offset {}", o.name, o.publisher, offset_.load());
+
+  bool need_replay = true;
+  while (!stop_) {
+    bool overflow;
+    {
+      std::lock_guard lock(mu_);
+      overflow = overflowed_;
+    }
+    if (need_replay || overflow) {
+      absl::Status st = replay();
+      if (!st.ok()) {
+        if (stop_) break;
+        pause(st, "replay");
+        continue;
+      }
+      backoff = kMinBackoff;
+      need_replay = false;
+      counters_->replays++;
+      counters_->m_replays->Inc();
+      lagging_ = false;  // caught up with everything the publisher had sequenced
+      if (overflow) {
+        std::lock_guard lock(mu_);
+        overflowed_ = false;
+        log->warn("subscriber {} of {} caught up at {} after an overflow; SERVING", o.name,
+                  o.publisher, offset_.load());
+      }
+      continue;
+    }
+
+    std::vector<BusMessage> items;
+    bool more_queued = false;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, kQueueWait,
+                   [this] { return stop_ || !queue_.empty() || overflowed_; });
+      while (!queue_.empty() && items.size() < o.max_batch) {
+        items.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      more_queued = !queue_.empty();
+    }
+    if (items.empty()) {
+      auto silent = std::chrono::nanoseconds(SteadyNowNs() - last_receive_ns_.load());
+      if (silent > o.silence_timeout) {
+        log->warn("subscriber {}: nothing from the bus for {} ms; reconnecting and replaying",
+                  o.name, std::chrono::duration_cast<std::chrono::milliseconds>(silent).count());
+        counters_->reconnects++;
+        counters_->m_reconnects->Inc();
+        last_receive_ns_ = SteadyNowNs();
+        reconnect_ = true;
+        receiver_wakeup_.Signal();
+        need_replay = true;
+      }
+      continue;
+    }
+
+    std::vector<Event> batch;
+    uint64_t expect = offset_;
+    for (auto& m : items) {
+      if (m.heartbeat) {
+        if (m.beat.publisher() == o.publisher && m.beat.last_seq() > expect) {
+          counters_->heartbeat_gaps++;
+          counters_->gaps++;
+          counters_->m_gaps->Inc();
+          need_replay = true;
+          break;
+        }
+        continue;
+      }
+      auto& e = m.event;
+      if (e.header().publisher() != o.publisher) continue;
+      uint64_t seq = e.header().seq();
+      if (seq <= expect) {
+        counters_->duplicates++;
+        counters_->m_duplicates->Inc();
+        continue;
+      }
+      if (false && !CanonicalUuid(e.mutable_header()->mutable_event_id())) {
+        counters_->gaps++;
+        counters_->m_gaps->Inc();
+        need_replay = true;
+        break;
+      }
+      batch.push_back(std::move(e));
+      expect = seq;
+    }
+    if (batch.empty()) continue;
+    absl::Status st = apply_batch(batch);
+    if (!st.ok()) {
+      if (stop_) break;
+      need_replay = true;  // re-read the events from the publisher, from the durable offset
+      pause(st, "applying events");
+      continue;
+    }
+    backoff = kMinBackoff;
+    if (!more_queued) lagging_ = false;  // applied everything received so far
+  }
+}
+
+}  // namespace submarine::events

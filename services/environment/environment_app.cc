@@ -1,0 +1,71 @@
+#include "services/environment/environment_app.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/events/outbox.h"
+#include "common/log/log.h"
+#include "common/status/status.h"
+#include "services/environment/environment_store.h"
+
+namespace submarine::environment {
+
+absl::StatusOr<std::unique_ptr<EnvironmentApp>> EnvironmentApp::Create(
+    const submarine::config::v1::EnvironmentServiceConfig& config) {
+  const auto& dbc = config.database();
+  if (dbc.schema().empty()) return InvalidField("database.schema", "is required");
+  SUBMARINE_ASSIGN_OR_RETURN(std::string conninfo, db::ConnInfo(dbc));
+  auto retry = std::chrono::milliseconds(dbc.connect_retry_ms() ? dbc.connect_retry_ms() : 30000);
+
+  db::ConnectionPool::Options options;
+  options.conninfo = conninfo;
+  options.schema = dbc.schema();
+  options.size = dbc.pool_size() ? dbc.pool_size() : 8;
+  if (dbc.acquire_timeout_ms()) {
+    options.acquire_timeout = std::chrono::milliseconds(dbc.acquire_timeout_ms());
+  }
+  if (dbc.statement_timeout_ms()) {
+    options.statement_timeout = std::chrono::milliseconds(dbc.statement_timeout_ms());
+  }
+
+  {  // Migrations first, on a connection without prepared statements (the tables may not exist).
+    db::ConnectionPool::Options migrate = options;
+    migrate.size = 1;
+    SUBMARINE_ASSIGN_OR_RETURN(auto pool, db::ConnectionPool::Create(migrate, retry));
+    SUBMARINE_ASSIGN_OR_RETURN(auto lease, pool->Acquire());
+    SUBMARINE_RETURN_IF_ERROR(
+        db::ApplyMigrations(*lease, dbc.schema(), "events", events::EventsMigrations()));
+    SUBMARINE_RETURN_IF_ERROR(
+        db::ApplyMigrations(*lease, dbc.schema(), "environment", EnvironmentMigrations()));
+  }
+
+  std::unique_ptr<EnvironmentApp> app(new EnvironmentApp());
+  options.on_connect = &EnvironmentStore::Prepare;
+  SUBMARINE_ASSIGN_OR_RETURN(app->pool_, db::ConnectionPool::Create(options, retry));
+  app->manager_ =
+      std::make_unique<EnvironmentManager>(app->pool_.get(), Clock::Real(), IdGenerator::Secure());
+  if (!config.has_seed_builtin() || config.seed_builtin()) {
+    SUBMARINE_RETURN_IF_ERROR(app->manager_->SeedBuiltins());
+  }
+  app->service_ = std::make_unique<EnvironmentServiceImpl>(app->manager_.get());
+  app->submarine_api_ = std::make_unique<SubmarineEnvironmentApiImpl>(app->manager_.get());
+  app->event_log_ = std::make_unique<events::EventLogService>("environment", app->pool_.get());
+
+  events::OutboxRelay::Options relay;
+  relay.publisher = "environment";
+  relay.topic_prefix = "submarine.environment.v1.";
+  relay.conninfo = conninfo;
+  relay.schema = dbc.schema();
+  relay.pool = app->pool_.get();
+  relay.events = config.events();
+  app->relay_ = std::make_unique<events::OutboxRelay>(relay);
+
+  app->runner_ = std::make_unique<rpc::ServerRunner>(config.server(), "environment");
+  app->runner_->AddService(app->service_.get());
+  app->runner_->AddService(app->submarine_api_.get());
+  app->runner_->AddService(app->event_log_.get());
+  app->runner_->AddTask(app->relay_.get());
+  EnvironmentApp* raw = app.get();
+  app->runner_->OnShutdown([raw] { raw->pool_.reset(); });
+  return app;
+}
+
+}  // namespace submarine::environment

@@ -1,0 +1,500 @@
+#include "services/environment/environment_manager.h"
+
+#include <google/protobuf/util/field_mask_util.h>
+#include <google/protobuf/util/time_util.h>
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "common/api/list_request.h"
+#include "common/events/outbox.h"
+#include "common/status/status.h"
+#include "services/environment/environment_store.h"
+
+namespace submarine::environment {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+using v1::Environment;
+
+constexpr int kDefaultPageSize = 50;
+constexpr int kMaxPageSize = 1000;
+
+bool IsLower(char c) { return c >= 'a' && c <= 'z'; }
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+absl::Status ValidateProject(const std::string& project, const std::string& field) {
+  bool ok = !project.empty() && project.size() <= 63 && IsLower(project[0]);
+  for (char c : project) ok = ok && (IsLower(c) || IsDigit(c) || c == '-');
+  if (!ok) {
+    return InvalidField(field, "project ids match [a-z][a-z0-9-]{0,62}");
+  }
+  if (project != EnvironmentManager::kDefaultProject) {
+    return MakeError(absl::StatusCode::kNotFound, "PROJECT_NOT_FOUND",
+                     absl::StrCat("project \"", project, "\" not found"),
+                     {{"project", project}});
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseParent(const std::string& parent, std::string* project) {
+  if (parent.rfind("projects/", 0) != 0 || parent.find('/', 9) != std::string::npos) {
+    return InvalidField("parent", absl::StrCat("expected \"projects/{project}\", got \"",
+                                               parent.substr(0, 100), "\""));
+  }
+  *project = parent.substr(9);
+  return ValidateProject(*project, "parent");
+}
+
+absl::Status CheckText(const std::string& value, const std::string& field, size_t max) {
+  if (value.size() > max) {
+    return InvalidField(field, absl::StrCat("longer than ", max, " characters"));
+  }
+  for (unsigned char c : value) {
+    if (c < 0x20 && c != '\n' && c != '\t') return InvalidField(field, "contains control characters");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckList(const google::protobuf::RepeatedPtrField<std::string>& items,
+                       const std::string& field) {
+  if (items.size() > 1000) return InvalidField(field, "more than 1000 entries");
+  for (int i = 0; i < items.size(); ++i) {
+    std::string f = absl::StrCat(field, "[", i, "]");
+    if (items[i].empty()) return InvalidField(f, "must not be empty");
+    SUBMARINE_RETURN_IF_ERROR(CheckText(items[i], f, 512));
+  }
+  return absl::OkStatus();
+}
+
+// Validates the user-settable content of an environment.
+absl::Status ValidateContent(const Environment& env, const std::string& prefix) {
+  if (env.image().empty()) return InvalidField(prefix + "image", "is required");
+  SUBMARINE_RETURN_IF_ERROR(CheckText(env.image(), prefix + "image", 1024));
+  for (char c : env.image()) {
+    if (c == ' ' || c == '\n' || c == '\t') {
+      return InvalidField(prefix + "image", "must not contain whitespace");
+    }
+  }
+  SUBMARINE_RETURN_IF_ERROR(CheckText(env.display_name(), prefix + "display_name", 256));
+  SUBMARINE_RETURN_IF_ERROR(CheckText(env.description(), prefix + "description", 4096));
+  const auto& k = env.kernel_spec();
+  SUBMARINE_RETURN_IF_ERROR(CheckText(k.name(), prefix + "kernel_spec.name", 256));
+  SUBMARINE_RETURN_IF_ERROR(CheckList(k.channels(), prefix + "kernel_spec.channels"));
+  SUBMARINE_RETURN_IF_ERROR(
+      CheckList(k.conda_dependencies(), prefix + "kernel_spec.conda_dependencies"));
+  SUBMARINE_RETURN_IF_ERROR(
+      CheckList(k.pip_dependencies(), prefix + "kernel_spec.pip_dependencies"));
+  if (env.labels_size() > 64) return InvalidField(prefix + "labels", "more than 64 labels");
+  for (const auto& [key, value] : env.labels()) {
+    bool ok = !key.empty() && key.size() <= 63 && IsLower(key[0]);
+    for (char c : key) ok = ok && (IsLower(c) || IsDigit(c) || c == '_' || c == '-');
+    if (!ok) {
+      return InvalidField(absl::StrCat(prefix, "labels.", key.substr(0, 63)),
+                          "label keys match [a-z][a-z0-9_-]{0,62}");
+    }
+    bool vok = value.size() <= 63;
+    for (char c : value) {
+      vok = vok && (IsLower(c) || IsDigit(c) || c == '_' || c == '-' || c == '.');
+    }
+    if (!vok) {
+      return InvalidField(absl::StrCat(prefix, "labels.", key),
+                          "label values are at most 63 of [a-z0-9_.-]");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRequestId(const std::string& id) {
+  if (id.size() > 64) return InvalidField("request_id", "longer than 64 characters");
+  for (char c : id) {
+    if (!(IsLower(c) || IsDigit(c) || (c >= 'A' && c <= 'Z') || c == '-' || c == '_')) {
+      return InvalidField("request_id", "use a UUID ([A-Za-z0-9_-])");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EtagMismatch(const std::string& name) {
+  return MakeError(absl::StatusCode::kAborted, "ETAG_MISMATCH",
+                   absl::StrCat("environment \"", name,
+                                "\" was changed concurrently: the etag does not match; read it "
+                                "again and retry"),
+                   {{"resource", name}});
+}
+
+// Reads a saved answer of a repeated request into `out`; true if there was one.
+template <class Message>
+bool ReplayAnswer(pqxx::work& tx, const std::string& request_id, const std::string& method,
+                  Message* out) {
+  if (request_id.empty()) return false;
+  auto saved = EnvironmentStore::FindResponse(tx, request_id, method);
+  return saved && out->ParseFromString(*saved);
+}
+
+absl::Status ApplyMask(const v1::UpdateEnvironmentRequest& req, Environment* target) {
+  const Environment& src = req.environment();
+  std::vector<std::string> paths(req.update_mask().paths().begin(),
+                                 req.update_mask().paths().end());
+  if (paths.empty()) {
+    if (!src.display_name().empty()) paths.push_back("display_name");
+    if (!src.description().empty()) paths.push_back("description");
+    if (!src.image().empty()) paths.push_back("image");
+    if (src.has_kernel_spec()) paths.push_back("kernel_spec");
+    if (src.labels_size() > 0) paths.push_back("labels");
+  }
+  static const std::set<std::string> kUpdatable = {
+      "display_name",        "description",
+      "image",               "kernel_spec",
+      "kernel_spec.name",    "kernel_spec.channels",
+      "kernel_spec.conda_dependencies", "kernel_spec.pip_dependencies",
+      "labels"};
+  static const std::set<std::string> kOutputOnly = {"name", "uid", "create_time", "update_time",
+                                                    "etag"};
+  for (auto& p : paths) {
+    if (p == "*") {
+      p.clear();
+      target->set_display_name(src.display_name());
+      target->set_description(src.description());
+      target->set_image(src.image());
+      *target->mutable_kernel_spec() = src.kernel_spec();
+      *target->mutable_labels() = src.labels();
+      continue;
+    }
+    std::string snake = p;
+    // Accept lowerCamel paths from JSON clients ("displayName", "kernelSpec.pipDependencies").
+    for (size_t i = 0; i < snake.size(); ++i) {
+      if (snake[i] >= 'A' && snake[i] <= 'Z') {
+        snake.replace(i, 1, absl::StrCat("_", std::string(1, snake[i] - 'A' + 'a')));
+      }
+    }
+    if (kOutputOnly.count(snake)) {
+      return InvalidField("update_mask", absl::StrCat("field \"", p, "\" cannot be updated"));
+    }
+    if (!kUpdatable.count(snake)) {
+      return InvalidField("update_mask", absl::StrCat("unknown field \"", p, "\""));
+    }
+    p = snake;
+  }
+  for (const auto& p : paths) {
+    if (p.empty()) continue;
+    if (p == "display_name") target->set_display_name(src.display_name());
+    if (p == "description") target->set_description(src.description());
+    if (p == "image") target->set_image(src.image());
+    if (p == "kernel_spec") *target->mutable_kernel_spec() = src.kernel_spec();
+    if (p == "kernel_spec.name") target->mutable_kernel_spec()->set_name(src.kernel_spec().name());
+    if (p == "kernel_spec.channels") {
+      *target->mutable_kernel_spec()->mutable_channels() = src.kernel_spec().channels();
+    }
+    if (p == "kernel_spec.conda_dependencies") {
+      *target->mutable_kernel_spec()->mutable_conda_dependencies() =
+          src.kernel_spec().conda_dependencies();
+    }
+    if (p == "kernel_spec.pip_dependencies") {
+      *target->mutable_kernel_spec()->mutable_pip_dependencies() =
+          src.kernel_spec().pip_dependencies();
+    }
+    if (p == "labels") *target->mutable_labels() = src.labels();
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<FilterTerm>> MapFilter(const std::string& filter,
+                                                  const std::string& project) {
+  SUBMARINE_ASSIGN_OR_RETURN(auto comparisons, api::ParseFilter(filter));
+  std::vector<FilterTerm> terms;
+  for (const auto& c : comparisons) {
+    FilterTerm t;
+    std::string field = c.field;
+    if (field == "displayName") field = "display_name";
+    if (field.rfind("labels.", 0) == 0) {
+      t.field = FilterTerm::Field::kLabel;
+      t.label_key = field.substr(7);
+      if (t.label_key.empty()) return InvalidField("filter", "labels. needs a key");
+    } else if (field == "name") {
+      t.field = FilterTerm::Field::kName;
+    } else if (field == "display_name") {
+      t.field = FilterTerm::Field::kDisplayName;
+    } else if (field == "image") {
+      t.field = FilterTerm::Field::kImage;
+    } else {
+      return InvalidField("filter", absl::StrCat("cannot filter on \"", c.field,
+                                                 "\"; use name, display_name, image or "
+                                                 "labels.<key>"));
+    }
+    std::string value = c.value;
+    if (t.field == FilterTerm::Field::kName && value.rfind("projects/", 0) == 0) {
+      std::string p, id;
+      if (ParseEnvironmentName(value, "filter", &p, &id).ok() && p == project) value = id;
+    }
+    if (c.op == ":") {
+      if (t.field != FilterTerm::Field::kLabel || value != "*") {
+        return InvalidField("filter", "\":\" is only supported as labels.<key>:*");
+      }
+      t.op = FilterTerm::Op::kHas;
+    } else if (c.op == "=" && value.size() > 1 && value.back() == '*' &&
+               t.field != FilterTerm::Field::kLabel) {
+      t.op = FilterTerm::Op::kPrefix;
+      value.pop_back();
+    } else {
+      t.op = c.op == "=" ? FilterTerm::Op::kEquals : FilterTerm::Op::kNotEquals;
+    }
+    t.value = value;
+    terms.push_back(std::move(t));
+  }
+  return terms;
+}
+
+}  // namespace
+
+absl::Status ValidateEnvironmentId(const std::string& id, const std::string& field) {
+  bool ok = !id.empty() && id.size() <= 63 && (IsLower(id[0]) || IsDigit(id[0])) &&
+            (IsLower(id.back()) || IsDigit(id.back()));
+  for (char c : id) ok = ok && (IsLower(c) || IsDigit(c) || c == '-' || c == '_' || c == '.');
+  if (!ok) {
+    return InvalidField(field, "environment ids are 1-63 of [a-z0-9._-], starting and ending "
+                               "with a letter or digit");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseEnvironmentName(const std::string& name, const std::string& field,
+                                  std::string* project, std::string* environment_id) {
+  constexpr char kPrefix[] = "projects/";
+  constexpr char kMiddle[] = "/environments/";
+  auto mid = name.find(kMiddle);
+  if (name.rfind(kPrefix, 0) != 0 || mid == std::string::npos || mid <= 9) {
+    return InvalidField(field, absl::StrCat("expected \"projects/{project}/environments/"
+                                            "{environment}\", got \"",
+                                            name.substr(0, 100), "\""));
+  }
+  *project = name.substr(9, mid - 9);
+  *environment_id = name.substr(mid + std::strlen(kMiddle));
+  SUBMARINE_RETURN_IF_ERROR(ValidateEnvironmentId(*environment_id, field));
+  return ValidateProject(*project, field);
+}
+
+EnvironmentManager::EnvironmentManager(db::ConnectionPool* pool, const Clock& clock,
+                                       IdGenerator& ids)
+    : pool_(pool), clock_(clock), ids_(ids) {}
+
+google::protobuf::Timestamp EnvironmentManager::Now() const {
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                    clock_.Now().time_since_epoch()).count();
+  return TimeUtil::MicrosecondsToTimestamp(micros);
+}
+
+absl::StatusOr<std::string> EnvironmentManager::NewUid(pqxx::work& tx) {
+  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    clock_.Now().time_since_epoch()).count();
+  int64_t n = EnvironmentStore::NextUidCounter(tx) % 10000;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "environment_%lld_%04lld", static_cast<long long>(millis),
+                static_cast<long long>(n));
+  return std::string(buf);
+}
+
+absl::StatusOr<Environment> EnvironmentManager::Get(const std::string& name,
+                                                    const CallInfo& call) {
+  std::string project, id;
+  SUBMARINE_RETURN_IF_ERROR(ParseEnvironmentName(name, "name", &project, &id));
+  Environment out;
+  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) {
+    auto found = EnvironmentStore::Find(tx, project, id, false);
+    if (!found) return NotFound("environment", name);
+    out = std::move(found->environment);
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<v1::ListEnvironmentsResponse> EnvironmentManager::List(
+    const v1::ListEnvironmentsRequest& req, const CallInfo& call) {
+  ListQuery q;
+  SUBMARINE_RETURN_IF_ERROR(ParseParent(req.parent(), &q.project));
+  SUBMARINE_ASSIGN_OR_RETURN(q.limit,
+                             api::EffectivePageSize(req.page_size(), kDefaultPageSize,
+                                                    kMaxPageSize));
+  SUBMARINE_ASSIGN_OR_RETURN(q.terms, MapFilter(req.filter(), q.project));
+  SUBMARINE_ASSIGN_OR_RETURN(auto order,
+                             api::ParseOrderBy(req.order_by(), {"create_time"}, "create_time"));
+  q.descending = order.descending;
+  uint64_t hash = api::QueryHash({req.parent(), req.filter(), req.order_by()});
+  SUBMARINE_ASSIGN_OR_RETURN(auto token, api::DecodePageToken(req.page_token(), hash));
+  if (!req.page_token().empty()) {
+    auto micros = TimeUtil::TimestampToMicroseconds(token.after_time());
+    q.after = {std::chrono::system_clock::time_point(std::chrono::microseconds(micros)),
+               token.after_id()};
+  }
+  const int page = q.limit;
+  q.limit = page + 1;  // one more row tells whether another page exists
+  std::vector<StoredEnvironment> rows;
+  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) {
+    rows = EnvironmentStore::List(tx, q);
+    return absl::OkStatus();
+  }));
+  v1::ListEnvironmentsResponse resp;
+  for (int i = 0; i < static_cast<int>(rows.size()) && i < page; ++i) {
+    *resp.add_environments() = rows[i].environment;
+  }
+  if (static_cast<int>(rows.size()) > page) {
+    submarine::common::v1::PageToken next;
+    *next.mutable_after_time() = rows[page - 1].environment.create_time();
+    next.set_after_id(rows[page - 1].id);
+    next.set_query_hash(hash);
+    resp.set_next_page_token(api::EncodePageToken(next));
+  }
+  return resp;
+}
+
+absl::StatusOr<Environment> EnvironmentManager::Create(const v1::CreateEnvironmentRequest& req,
+                                                       const CallInfo& call) {
+  std::string project;
+  SUBMARINE_RETURN_IF_ERROR(ParseParent(req.parent(), &project));
+  if (req.environment_id().empty()) return InvalidField("environment_id", "is required");
+  SUBMARINE_RETURN_IF_ERROR(ValidateEnvironmentId(req.environment_id(), "environment_id"));
+  SUBMARINE_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
+  const Environment& in = req.environment();
+  std::string name = absl::StrCat(req.parent(), "/environments/", req.environment_id());
+  if (!in.name().empty() && in.name() != name) {
+    return InvalidField("environment.name",
+                        "is output only on create (set parent and environment_id instead)");
+  }
+  SUBMARINE_RETURN_IF_ERROR(ValidateContent(in, "environment."));
+  Environment out;
+  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+    if (ReplayAnswer(tx, req.request_id(), "CreateEnvironment", &out)) return absl::OkStatus();
+    if (EnvironmentStore::Find(tx, project, req.environment_id(), false)) {
+      return AlreadyExists("environment", name);
+    }
+    out = in;
+    out.set_name(name);
+    SUBMARINE_ASSIGN_OR_RETURN(std::string uid, NewUid(tx));
+    out.set_uid(uid);
+    *out.mutable_create_time() = Now();
+    *out.mutable_update_time() = out.create_time();
+    out.set_etag(ids_.RandomHex(8));
+    try {
+      EnvironmentStore::Insert(tx, project, req.environment_id(), out);
+    } catch (const pqxx::unique_violation&) {
+      return AlreadyExists("environment", name);  // lost a race with a concurrent create
+    }
+    v1::EnvironmentCreated event;
+    *event.mutable_environment() = out;
+    SUBMARINE_RETURN_IF_ERROR(
+        events::AppendToOutbox(tx, event, name, call.request_id, call.principal));
+    if (!req.request_id().empty()) {
+      EnvironmentStore::SaveResponse(tx, req.request_id(), "CreateEnvironment",
+                                     out.SerializeAsString());
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<Environment> EnvironmentManager::Update(const v1::UpdateEnvironmentRequest& req,
+                                                       const CallInfo& call, bool new_uid) {
+  const std::string& name = req.environment().name();
+  std::string project, id;
+  SUBMARINE_RETURN_IF_ERROR(ParseEnvironmentName(name, "environment.name", &project, &id));
+  SUBMARINE_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
+  Environment out;
+  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+    if (ReplayAnswer(tx, req.request_id(), "UpdateEnvironment", &out)) return absl::OkStatus();
+    auto found = EnvironmentStore::Find(tx, project, id, /*for_update=*/true);
+    if (!found) return NotFound("environment", name);
+    if (!req.environment().etag().empty() && req.environment().etag() != found->environment.etag()) {
+      return EtagMismatch(name);
+    }
+    out = found->environment;
+    SUBMARINE_RETURN_IF_ERROR(ApplyMask(req, &out));
+    SUBMARINE_RETURN_IF_ERROR(ValidateContent(out, "environment."));
+    if (new_uid) {
+      SUBMARINE_ASSIGN_OR_RETURN(std::string uid, NewUid(tx));
+      out.set_uid(uid);
+    }
+    *out.mutable_update_time() = Now();
+    out.set_etag(ids_.RandomHex(8));
+    EnvironmentStore::Update(tx, found->id, out);
+    v1::EnvironmentUpdated event;
+    *event.mutable_environment() = out;
+    SUBMARINE_RETURN_IF_ERROR(
+        events::AppendToOutbox(tx, event, name, call.request_id, call.principal));
+    if (!req.request_id().empty()) {
+      EnvironmentStore::SaveResponse(tx, req.request_id(), "UpdateEnvironment",
+                                     out.SerializeAsString());
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<Environment> EnvironmentManager::Delete(const v1::DeleteEnvironmentRequest& req,
+                                                       const CallInfo& call) {
+  std::string project, id;
+  SUBMARINE_RETURN_IF_ERROR(ParseEnvironmentName(req.name(), "name", &project, &id));
+  SUBMARINE_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
+  Environment out;
+  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+    if (ReplayAnswer(tx, req.request_id(), "DeleteEnvironment", &out)) return absl::OkStatus();
+    auto found = EnvironmentStore::Find(tx, project, id, /*for_update=*/true);
+    if (!found) return NotFound("environment", req.name());
+    if (!req.etag().empty() && req.etag() != found->environment.etag()) {
+      return EtagMismatch(req.name());
+    }
+    out = found->environment;
+    EnvironmentStore::Delete(tx, found->id);
+    v1::EnvironmentDeleted event;
+    event.set_name(req.name());
+    event.set_uid(out.uid());
+    SUBMARINE_RETURN_IF_ERROR(
+        events::AppendToOutbox(tx, event, req.name(), call.request_id, call.principal));
+    if (!req.request_id().empty()) {
+      EnvironmentStore::SaveResponse(tx, req.request_id(), "DeleteEnvironment",
+                                     out.SerializeAsString());
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::Status EnvironmentManager::SeedBuiltins() {
+  struct Builtin {
+    const char* id;
+    const char* image;
+    const char* description;
+  };
+  static constexpr Builtin kBuiltins[] = {
+      {"notebook-env", "apache/submarine:jupyter-notebook-0.8.0",
+       "Jupyter notebook environment (CPU)"},
+      {"notebook-gpu-env", "apache/submarine:jupyter-notebook-gpu-0.8.0",
+       "Jupyter notebook environment (GPU)"},
+  };
+  return pool_->Transact(db::kNoDeadline, [&](pqxx::work& tx) -> absl::Status {
+    if (!EnvironmentStore::MarkOnce(tx, "builtin_seeded")) return absl::OkStatus();
+    for (const auto& b : kBuiltins) {
+      if (EnvironmentStore::Find(tx, kDefaultProject, b.id, false)) continue;
+      Environment env;
+      env.set_name(absl::StrCat("projects/", kDefaultProject, "/environments/", b.id));
+      env.set_display_name(b.id);
+      env.set_description(b.description);
+      env.set_image(b.image);
+      auto* k = env.mutable_kernel_spec();
+      k->set_name("submarine_jupyter_py3");
+      k->add_channels("defaults");
+      (*env.mutable_labels())["builtin"] = "true";
+      SUBMARINE_ASSIGN_OR_RETURN(std::string uid, NewUid(tx));
+      env.set_uid(uid);
+      *env.mutable_create_time() = Now();
+      *env.mutable_update_time() = env.create_time();
+      env.set_etag(ids_.RandomHex(8));
+      EnvironmentStore::Insert(tx, kDefaultProject, b.id, env);
+      v1::EnvironmentCreated event;
+      *event.mutable_environment() = env;
+      SUBMARINE_RETURN_IF_ERROR(events::AppendToOutbox(tx, event, env.name(), "", "system"));
+    }
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace submarine::environment

@@ -1,0 +1,72 @@
+#pragma once
+// EnvironmentStore owns every SQL statement of the environment service. Statements are named,
+// prepared once per connection (Prepare), and take $n parameters only; list filters are built
+// from a fixed set of column expressions with parameter placeholders, never from user text.
+// Every method runs inside the caller's transaction; libpqxx exceptions propagate to
+// ConnectionPool::Transact, which turns them into statuses.
+
+#include <pqxx/pqxx>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "submarine/environment/v1/environment.pb.h"
+
+namespace submarine::environment {
+
+// One term of a parsed list filter (see environment_filter.h).
+struct FilterTerm {
+  enum class Field { kName, kDisplayName, kImage, kLabel };
+  enum class Op { kEquals, kNotEquals, kPrefix, kHas };
+  Field field;
+  Op op;
+  std::string label_key;  // kLabel only
+  std::string value;      // for kPrefix: the prefix without '*'
+};
+
+struct ListQuery {
+  std::string project;
+  std::vector<FilterTerm> terms;
+  bool descending = false;
+  // Keyset cursor: items strictly after (after_time, after_id) in the list order.
+  std::optional<std::pair<std::chrono::system_clock::time_point, int64_t>> after;
+  int limit = 50;
+};
+
+struct StoredEnvironment {
+  int64_t id = 0;
+  submarine::environment::v1::Environment environment;
+};
+
+class EnvironmentStore {
+ public:
+  // Prepares the named statements on a new connection (ConnectionPool::Options::on_connect).
+  static void Prepare(pqxx::connection& conn);
+
+  static std::optional<StoredEnvironment> Find(pqxx::work& tx, const std::string& project,
+                                               const std::string& environment_id,
+                                               bool for_update);
+  // Inserts; throws pqxx::unique_violation if (project, environment_id) exists.
+  static int64_t Insert(pqxx::work& tx, const std::string& project,
+                        const std::string& environment_id,
+                        const submarine::environment::v1::Environment& env);
+  static void Update(pqxx::work& tx, int64_t id, const submarine::environment::v1::Environment& env);
+  static void Delete(pqxx::work& tx, int64_t id);
+  static std::vector<StoredEnvironment> List(pqxx::work& tx, const ListQuery& query);
+
+  // Next value of the uid counter.
+  static int64_t NextUidCounter(pqxx::work& tx);
+
+  // Request-id deduplication (AIP-155).
+  static std::optional<std::string> FindResponse(pqxx::work& tx, const std::string& request_id,
+                                                 const std::string& method);
+  static void SaveResponse(pqxx::work& tx, const std::string& request_id,
+                           const std::string& method, const std::string& response);
+
+  // One-time markers (e.g. "builtin_seeded"). MarkOnce returns false if already marked.
+  static bool MarkOnce(pqxx::work& tx, const std::string& key);
+};
+
+}  // namespace submarine::environment

@@ -1,0 +1,60 @@
+#include "tests/integration/environment/environment_fixture.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status/status.h"
+
+namespace submarine::testing {
+
+std::string EnvironmentConfig(const std::string& dbname, const std::string& bus) {
+  auto& pg = TestPostgres::Get();
+  return absl::StrCat("server:\n  grpc_listen: 127.0.0.1:0\n  shutdown_grace_ms: 5000\n",
+                      "database:\n  host: ", pg.socket_dir(), "\n  port: ", pg.port(),
+                      "\n  dbname: ", dbname, "\n  user: postgres\n  schema: environment\n",
+                      "events:\n  publish_endpoint: \"", bus, "\"\n  heartbeat_ms: 200\n");
+}
+
+absl::StatusOr<std::unique_ptr<EnvironmentProcess>> StartEnvironment(const std::string& dbname,
+                                                                     const std::string& dir) {
+  auto p = std::make_unique<EnvironmentProcess>();
+  p->dir = dir.empty() ? MakeTempDir("env-test") : dir;
+  p->dbname = dbname.empty() ? TestPostgres::Get().CreateDatabase("env") : dbname;
+  SUBMARINE_ASSIGN_OR_RETURN(p->process,
+                             StartService("submarine-environment", p->dir, "environment",
+                                          EnvironmentConfig(p->dbname), &p->ready));
+  p->channel = grpc::CreateChannel(p->ready.grpc, grpc::InsecureChannelCredentials());
+  p->stub = submarine::environment::v1::EnvironmentService::NewStub(p->channel);
+  p->events = submarine::common::v1::EventLog::NewStub(p->channel);
+  return p;
+}
+
+std::unique_ptr<grpc::ClientContext> Ctx(const std::string& request_id) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  if (!request_id.empty()) ctx->AddMetadata("x-request-id", request_id);
+  return ctx;
+}
+
+namespace {
+bool Info(const grpc::Status& st, google::rpc::ErrorInfo* info) {
+  google::rpc::Status details;
+  if (!DecodeStatusDetails(st, &details)) return false;
+  for (const auto& any : details.details()) {
+    if (any.UnpackTo(info)) return true;
+  }
+  return false;
+}
+}  // namespace
+
+std::string Reason(const grpc::Status& st) {
+  google::rpc::ErrorInfo info;
+  return Info(st, &info) ? info.reason() : "";
+}
+
+std::string FieldOf(const grpc::Status& st) {
+  google::rpc::ErrorInfo info;
+  if (!Info(st, &info)) return "";
+  auto it = info.metadata().find("field");
+  return it == info.metadata().end() ? "" : it->second;
+}
+
+}  // namespace submarine::testing

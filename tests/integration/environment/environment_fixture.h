@@ -1,0 +1,41 @@
+#pragma once
+// Starts a real environment-service process on a fresh database of the run's throwaway
+// PostgreSQL (optionally with a real gateway in front) and gives tests gRPC stubs to it.
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "submarine/common/v1/events.grpc.pb.h"
+#include "submarine/environment/v1/environment.grpc.pb.h"
+#include "tests/support/process.h"
+#include "tests/support/test_postgres.h"
+
+namespace submarine::testing {
+
+struct EnvironmentProcess {
+  std::string dir;
+  std::string dbname;
+  ChildProcess process;
+  ReadyInfo ready;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<submarine::environment::v1::EnvironmentService::Stub> stub;
+  std::unique_ptr<submarine::common::v1::EventLog::Stub> events;
+};
+
+// Config YAML of an environment service on `dbname` (publishing nowhere unless `bus` is set).
+std::string EnvironmentConfig(const std::string& dbname, const std::string& bus = "");
+
+// Starts the service; ASSERT-style failure is reported through the returned status.
+absl::StatusOr<std::unique_ptr<EnvironmentProcess>> StartEnvironment(
+    const std::string& dbname = "", const std::string& dir = "");
+
+// A client context with a deadline and request id.
+std::unique_ptr<grpc::ClientContext> Ctx(const std::string& request_id = "");
+
+// The ErrorInfo reason and metadata.field of a failed call ("" if none).
+std::string Reason(const grpc::Status& st);
+std::string FieldOf(const grpc::Status& st);
+
+}  // namespace submarine::testing

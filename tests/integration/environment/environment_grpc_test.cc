@@ -1,0 +1,454 @@
+// The environment service as a real process on a real PostgreSQL, called over gRPC.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "tests/integration/environment/environment_fixture.h"
+
+namespace submarine::testing {
+namespace {
+
+namespace v1 = submarine::environment::v1;
+
+class EnvironmentGrpcTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto p = StartEnvironment();
+    ASSERT_TRUE(p.ok()) << p.status();
+    env_ = std::move(*p);
+  }
+
+  grpc::Status Create(const std::string& id, v1::Environment* out,
+                      const std::function<void(v1::CreateEnvironmentRequest&)>& edit = {}) {
+    v1::CreateEnvironmentRequest req;
+    req.set_parent("projects/default");
+    req.set_environment_id(id);
+    req.mutable_environment()->set_image("python:3.11");
+    req.mutable_environment()->set_display_name(id);
+    if (edit) edit(req);
+    return env_->stub->CreateEnvironment(Ctx().get(), req, out);
+  }
+
+  grpc::Status Get(const std::string& id, v1::Environment* out) {
+    v1::GetEnvironmentRequest req;
+    req.set_name("projects/default/environments/" + id);
+    return env_->stub->GetEnvironment(Ctx().get(), req, out);
+  }
+
+  std::unique_ptr<EnvironmentProcess> env_;
+};
+
+TEST_F(EnvironmentGrpcTest, CrudRoundTrip) {
+  v1::Environment created;
+  auto st = Create("team-py311", &created, [](v1::CreateEnvironmentRequest& r) {
+    auto* e = r.mutable_environment();
+    e->set_description("for the team");
+    e->mutable_kernel_spec()->set_name("py311");
+    e->mutable_kernel_spec()->add_channels("defaults");
+    e->mutable_kernel_spec()->add_pip_dependencies("pandas==2.1.0");
+    (*e->mutable_labels())["team"] = "vision";
+  });
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(created.name(), "projects/default/environments/team-py311");
+  EXPECT_EQ(created.uid().rfind("environment_", 0), 0u) << created.uid();
+  EXPECT_FALSE(created.etag().empty());
+  EXPECT_TRUE(created.has_create_time());
+
+  v1::Environment got;
+  ASSERT_TRUE(Get("team-py311", &got).ok());
+  EXPECT_EQ(got.SerializeAsString(), created.SerializeAsString());
+
+  v1::UpdateEnvironmentRequest upd;
+  upd.mutable_environment()->set_name(created.name());
+  upd.mutable_environment()->set_image("python:3.12");
+  upd.mutable_environment()->set_etag(created.etag());
+  upd.mutable_update_mask()->add_paths("image");
+  v1::Environment updated;
+  st = env_->stub->UpdateEnvironment(Ctx().get(), upd, &updated);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(updated.image(), "python:3.12");
+  EXPECT_EQ(updated.description(), "for the team");  // untouched by the mask
+  EXPECT_EQ(updated.uid(), created.uid());
+  EXPECT_NE(updated.etag(), created.etag());
+
+  v1::DeleteEnvironmentRequest del;
+  del.set_name(created.name());
+  v1::DeleteEnvironmentResponse deleted;
+  ASSERT_TRUE(env_->stub->DeleteEnvironment(Ctx().get(), del, &deleted).ok());
+  EXPECT_EQ(deleted.environment().image(), "python:3.12");
+  st = Get("team-py311", &got);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Reason(st), "RESOURCE_NOT_FOUND");
+}
+
+TEST_F(EnvironmentGrpcTest, BuiltinProfilesAreSeededOnceOnly) {
+  v1::Environment nb;
+  ASSERT_TRUE(Get("notebook-env", &nb).ok());
+  EXPECT_EQ(nb.kernel_spec().name(), "submarine_jupyter_py3");
+  ASSERT_TRUE(Get("notebook-gpu-env", &nb).ok());
+  v1::DeleteEnvironmentRequest del;
+  del.set_name("projects/default/environments/notebook-env");
+  v1::DeleteEnvironmentResponse resp;
+  ASSERT_TRUE(env_->stub->DeleteEnvironment(Ctx().get(), del, &resp).ok());
+  // A restart on the same schema does not bring it back.
+  env_->process.Signal(SIGTERM);
+  ASSERT_EQ(env_->process.Wait(), 0);
+  auto again = StartEnvironment(env_->dbname, env_->dir);
+  ASSERT_TRUE(again.ok()) << again.status();
+  env_ = std::move(*again);
+  EXPECT_EQ(Get("notebook-env", &nb).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_TRUE(Get("notebook-gpu-env", &nb).ok());
+}
+
+TEST_F(EnvironmentGrpcTest, EveryBadInputNamesItsFieldAndChangesNothing) {
+  v1::Environment ok;
+  ASSERT_TRUE(Create("stable", &ok).ok());
+  struct Case {
+    std::string what;
+    std::function<void(v1::CreateEnvironmentRequest&)> edit;
+    grpc::StatusCode code;
+    std::string field;
+  };
+  std::vector<Case> cases = {
+      {"missing image", [](auto& r) { r.mutable_environment()->clear_image(); },
+       grpc::StatusCode::INVALID_ARGUMENT, "environment.image"},
+      {"image with spaces", [](auto& r) { r.mutable_environment()->set_image("a b"); },
+       grpc::StatusCode::INVALID_ARGUMENT, "environment.image"},
+      {"bad id", [](auto& r) { r.set_environment_id("Bad_ID!"); },
+       grpc::StatusCode::INVALID_ARGUMENT, "environment_id"},
+      {"sql in id", [](auto& r) { r.set_environment_id("x'; DROP TABLE environments;--"); },
+       grpc::StatusCode::INVALID_ARGUMENT, "environment_id"},
+      {"empty id", [](auto& r) { r.clear_environment_id(); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "environment_id"},
+      {"bad parent", [](auto& r) { r.set_parent("projects/../etc"); },
+       grpc::StatusCode::INVALID_ARGUMENT, "parent"},
+      {"unknown project", [](auto& r) { r.set_parent("projects/other"); },
+       grpc::StatusCode::NOT_FOUND, ""},
+      {"bad label key", [](auto& r) { (*r.mutable_environment()->mutable_labels())["Team"] = "x"; },
+       grpc::StatusCode::INVALID_ARGUMENT, "environment.labels.Team"},
+      {"long description",
+       [](auto& r) { r.mutable_environment()->set_description(std::string(5000, 'x')); },
+       grpc::StatusCode::INVALID_ARGUMENT, "environment.description"},
+      {"empty pip dependency",
+       [](auto& r) { r.mutable_environment()->mutable_kernel_spec()->add_pip_dependencies(""); },
+       grpc::StatusCode::INVALID_ARGUMENT, "environment.kernel_spec.pip_dependencies[0]"},
+      {"name set on create",
+       [](auto& r) { r.mutable_environment()->set_name("projects/default/environments/zz"); },
+       grpc::StatusCode::INVALID_ARGUMENT, "environment.name"},
+      {"bad request id", [](auto& r) { r.set_request_id("not a uuid"); },
+       grpc::StatusCode::INVALID_ARGUMENT, "request_id"},
+      {"duplicate", [](auto& r) { r.set_environment_id("stable"); },
+       grpc::StatusCode::ALREADY_EXISTS, ""},
+  };
+  for (const auto& c : cases) {
+    v1::Environment out;
+    auto st = Create("fresh", &out, c.edit);
+    EXPECT_EQ(st.error_code(), c.code) << c.what << ": " << st.error_message();
+    if (!c.field.empty()) {
+      EXPECT_EQ(FieldOf(st), c.field) << c.what;
+      EXPECT_NE(st.error_message().find(c.field), std::string::npos) << c.what;
+    }
+  }
+  v1::Environment after;
+  ASSERT_TRUE(Get("stable", &after).ok());
+  EXPECT_EQ(after.SerializeAsString(), ok.SerializeAsString());
+  EXPECT_EQ(Get("fresh", &after).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  // Bad names on get/delete; bad update masks.
+  v1::GetEnvironmentRequest get;
+  get.set_name("environments/stable");
+  auto st = env_->stub->GetEnvironment(Ctx().get(), get, &after);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(FieldOf(st), "name");
+  for (const char* path : {"uid", "create_time", "no_such_field"}) {
+    v1::UpdateEnvironmentRequest upd;
+    upd.mutable_environment()->set_name(ok.name());
+    upd.mutable_update_mask()->add_paths(path);
+    st = env_->stub->UpdateEnvironment(Ctx().get(), upd, &after);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << path;
+    EXPECT_EQ(FieldOf(st), "update_mask") << path;
+  }
+  v1::UpdateEnvironmentRequest clear_image;
+  clear_image.mutable_environment()->set_name(ok.name());
+  clear_image.mutable_update_mask()->add_paths("image");
+  st = env_->stub->UpdateEnvironment(Ctx().get(), clear_image, &after);
+  EXPECT_EQ(FieldOf(st), "environment.image");
+  ASSERT_TRUE(Get("stable", &after).ok());
+  EXPECT_EQ(after.SerializeAsString(), ok.SerializeAsString());
+}
+
+TEST_F(EnvironmentGrpcTest, EtagConflictsAreAborted) {
+  v1::Environment created;
+  ASSERT_TRUE(Create("contended", &created).ok());
+  v1::UpdateEnvironmentRequest first;
+  first.mutable_environment()->set_name(created.name());
+  first.mutable_environment()->set_description("first writer");
+  first.mutable_environment()->set_etag(created.etag());
+  v1::Environment after_first;
+  ASSERT_TRUE(env_->stub->UpdateEnvironment(Ctx().get(), first, &after_first).ok());
+  // A second writer still holding the old etag loses.
+  v1::UpdateEnvironmentRequest second = first;
+  second.mutable_environment()->set_description("second writer");
+  v1::Environment out;
+  auto st = env_->stub->UpdateEnvironment(Ctx().get(), second, &out);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(Reason(st), "ETAG_MISMATCH");
+  v1::DeleteEnvironmentRequest del;
+  del.set_name(created.name());
+  del.set_etag(created.etag());
+  v1::DeleteEnvironmentResponse dresp;
+  EXPECT_EQ(env_->stub->DeleteEnvironment(Ctx().get(), del, &dresp).error_code(),
+            grpc::StatusCode::ABORTED);
+  ASSERT_TRUE(Get("contended", &out).ok());
+  EXPECT_EQ(out.description(), "first writer");
+  del.set_etag(out.etag());
+  EXPECT_TRUE(env_->stub->DeleteEnvironment(Ctx().get(), del, &dresp).ok());
+}
+
+TEST_F(EnvironmentGrpcTest, ConcurrentUpdatesWithTheSameEtagHaveOneWinner) {
+  v1::Environment created;
+  ASSERT_TRUE(Create("race", &created).ok());
+  std::atomic<int> ok{0}, aborted{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      v1::UpdateEnvironmentRequest upd;
+      upd.mutable_environment()->set_name(created.name());
+      upd.mutable_environment()->set_description(absl::StrCat("writer ", i));
+      upd.mutable_environment()->set_etag(created.etag());
+      v1::Environment out;
+      auto st = env_->stub->UpdateEnvironment(Ctx().get(), upd, &out);
+      if (st.ok()) ++ok;
+      if (st.error_code() == grpc::StatusCode::ABORTED) ++aborted;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok, 1);
+  EXPECT_EQ(aborted, 7);
+}
+
+TEST_F(EnvironmentGrpcTest, RepeatedRequestIdReturnsTheFirstAnswer) {
+  v1::Environment a, b;
+  auto with_id = [](v1::CreateEnvironmentRequest& r) {
+    r.set_request_id("0b3f5c3e-8f7a-4e59-a3e4-2f9d2b8c6a11");
+  };
+  ASSERT_TRUE(Create("idem", &a, with_id).ok());
+  ASSERT_TRUE(Create("idem", &b, with_id).ok());
+  EXPECT_EQ(a.SerializeAsString(), b.SerializeAsString());
+  // Exactly one EnvironmentCreated event for it.
+  submarine::common::v1::ListEventsRequest req;
+  req.set_publisher("environment");
+  req.set_page_size(1000);
+  int created_events = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    submarine::common::v1::ListEventsResponse resp;
+    if (!env_->events->ListEvents(Ctx().get(), req, &resp).ok()) return false;
+    created_events = 0;
+    for (const auto& e : resp.events()) {
+      if (e.header().resource() == a.name()) ++created_events;
+    }
+    return created_events >= 1;
+  }));
+  EXPECT_EQ(created_events, 1);
+}
+
+TEST_F(EnvironmentGrpcTest, ChangesPublishEventsInOrder) {
+  v1::Environment e;
+  ASSERT_TRUE(Create("evented", &e).ok());
+  v1::UpdateEnvironmentRequest upd;
+  upd.mutable_environment()->set_name(e.name());
+  upd.mutable_environment()->set_description("changed");
+  ASSERT_TRUE(env_->stub->UpdateEnvironment(Ctx("req-upd-1").get(), upd, &e).ok());
+  v1::DeleteEnvironmentRequest del;
+  del.set_name(e.name());
+  v1::DeleteEnvironmentResponse dresp;
+  ASSERT_TRUE(env_->stub->DeleteEnvironment(Ctx().get(), del, &dresp).ok());
+
+  std::vector<std::string> topics;
+  std::string update_request_id;
+  ASSERT_TRUE(WaitFor([&] {
+    submarine::common::v1::ListEventsRequest req;
+    req.set_publisher("environment");
+    req.set_page_size(1000);
+    submarine::common::v1::ListEventsResponse resp;
+    if (!env_->events->ListEvents(Ctx().get(), req, &resp).ok()) return false;
+    topics.clear();
+    uint64_t expect_seq = 1;
+    for (const auto& ev : resp.events()) {
+      if (ev.header().seq() != expect_seq++) return false;
+      if (ev.header().resource() != e.name()) continue;
+      topics.push_back(ev.topic());
+      if (ev.topic() == "submarine.environment.v1.EnvironmentUpdated") {
+        update_request_id = ev.header().request_id();
+        v1::EnvironmentUpdated payload;
+        EXPECT_TRUE(payload.ParseFromString(ev.payload()));
+        EXPECT_EQ(payload.environment().description(), "changed");
+      }
+    }
+    return topics.size() == 3;
+  }));
+  EXPECT_EQ(topics[0], "submarine.environment.v1.EnvironmentCreated");
+  EXPECT_EQ(topics[1], "submarine.environment.v1.EnvironmentUpdated");
+  EXPECT_EQ(topics[2], "submarine.environment.v1.EnvironmentDeleted");
+  EXPECT_EQ(update_request_id, "req-upd-1");
+}
+
+TEST_F(EnvironmentGrpcTest, PaginatesOverAThousandItemsWithoutGapsOrRepeats) {
+  constexpr int kItems = 1000;
+  std::atomic<int> next{0}, failed{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 8; ++w) {
+    writers.emplace_back([&] {
+      for (int i = next++; i < kItems; i = next++) {
+        v1::Environment out;
+        auto st = Create(absl::StrCat("bulk-", i), &out, [i](v1::CreateEnvironmentRequest& r) {
+          (*r.mutable_environment()->mutable_labels())["parity"] = i % 2 ? "odd" : "even";
+        });
+        if (!st.ok()) {
+          ++failed;
+          ADD_FAILURE() << st.error_code() << " " << st.error_message();
+        }
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  ASSERT_EQ(failed, 0);
+
+  for (const char* order : {"", "create_time desc"}) {
+    std::vector<std::string> seen;
+    std::string token;
+    int pages = 0;
+    google::protobuf::Timestamp prev;
+    do {
+      v1::ListEnvironmentsRequest req;
+      req.set_parent("projects/default");
+      req.set_page_size(37);
+      req.set_page_token(token);
+      req.set_order_by(order);
+      req.set_filter("name = bulk-*");
+      v1::ListEnvironmentsResponse resp;
+      auto st = env_->stub->ListEnvironments(Ctx().get(), req, &resp);
+      ASSERT_TRUE(st.ok()) << st.error_message();
+      for (const auto& e : resp.environments()) {
+        if (!seen.empty()) {
+          bool desc = std::string(order).find("desc") != std::string::npos;
+          auto a = prev.seconds() * 1000000000LL + prev.nanos();
+          auto b = e.create_time().seconds() * 1000000000LL + e.create_time().nanos();
+          EXPECT_TRUE(desc ? b <= a : a <= b);
+        }
+        prev = e.create_time();
+        seen.push_back(e.name());
+      }
+      token = resp.next_page_token();
+      ++pages;
+    } while (!token.empty() && pages < 100);
+    EXPECT_EQ(seen.size(), static_cast<size_t>(kItems)) << order;
+    EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), seen.size()) << order;
+    EXPECT_EQ(pages, (kItems + 36) / 37) << order;
+  }
+
+  // Filters.
+  v1::ListEnvironmentsRequest req;
+  req.set_parent("projects/default");
+  req.set_page_size(1000);
+  req.set_filter("labels.parity = odd AND name = bulk-1*");
+  v1::ListEnvironmentsResponse resp;
+  ASSERT_TRUE(env_->stub->ListEnvironments(Ctx().get(), req, &resp).ok());
+  // bulk-1, bulk-11..19 (odd: 11,13,15,17,19), bulk-101..199 odd (50), bulk-1xx... = 1+5+50
+  EXPECT_EQ(resp.environments_size(), 56);
+  for (const auto& e : resp.environments()) EXPECT_EQ(e.labels().at("parity"), "odd");
+  req.set_filter("labels.builtin:*");
+  auto has = env_->stub->ListEnvironments(Ctx().get(), req, &resp);
+  ASSERT_TRUE(has.ok()) << has.error_message();
+  EXPECT_EQ(resp.environments_size(), 2);
+  req.set_filter("image != \"python:3.11\"");
+  ASSERT_TRUE(env_->stub->ListEnvironments(Ctx().get(), req, &resp).ok());
+  EXPECT_EQ(resp.environments_size(), 2);  // only the built-ins use another image
+
+  // A token is bound to its query; bad inputs name their field.
+  req.set_filter("");
+  req.set_page_size(10);
+  ASSERT_TRUE(env_->stub->ListEnvironments(Ctx().get(), req, &resp).ok());
+  req.set_page_token(resp.next_page_token());
+  req.set_filter("labels.parity = odd");
+  auto st = env_->stub->ListEnvironments(Ctx().get(), req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(FieldOf(st), "page_token");
+  v1::ListEnvironmentsRequest bad;
+  bad.set_parent("projects/default");
+  bad.set_page_size(-5);
+  EXPECT_EQ(FieldOf(env_->stub->ListEnvironments(Ctx().get(), bad, &resp)), "page_size");
+  bad.set_page_size(0);
+  bad.set_filter("uid = x");
+  EXPECT_EQ(FieldOf(env_->stub->ListEnvironments(Ctx().get(), bad, &resp)), "filter");
+  bad.set_filter("");
+  bad.set_order_by("image");
+  EXPECT_EQ(FieldOf(env_->stub->ListEnvironments(Ctx().get(), bad, &resp)), "order_by");
+}
+
+TEST_F(EnvironmentGrpcTest, SigtermDuringLoadDrainsAndExitsZero) {
+  // Writers create environments until the service goes away. Every call must either complete
+  // (OK, and the environment is stored) or be refused without effect: UNAVAILABLE once the
+  // server stopped accepting, or CANCELLED for a call gRPC had queued but never dispatched.
+  struct Outcome {
+    std::string id;
+    grpc::StatusCode code;
+  };
+  std::mutex mu;
+  std::vector<Outcome> outcomes;
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, refused{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 8; ++c) {
+    clients.emplace_back([&, c] {
+      auto stub = v1::EnvironmentService::NewStub(
+          grpc::CreateChannel(env_->ready.grpc, grpc::InsecureChannelCredentials()));
+      for (int n = 0; !stop; ++n) {
+        v1::CreateEnvironmentRequest req;
+        req.set_parent("projects/default");
+        req.set_environment_id(absl::StrCat("load-", c, "-", n));
+        req.mutable_environment()->set_image("python:3.11");
+        v1::Environment out;
+        auto st = stub->CreateEnvironment(Ctx().get(), req, &out);
+        (st.ok() ? ok : refused)++;
+        std::lock_guard lock(mu);
+        outcomes.push_back({req.environment_id(), st.error_code()});
+      }
+    });
+  }
+  ASSERT_TRUE(WaitFor([&] { return ok > 100; }));
+  env_->process.Signal(SIGTERM);
+  int code = env_->process.Wait();
+  int before = refused;
+  ASSERT_TRUE(WaitFor([&] { return refused > before + 10; }));
+  stop = true;
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(code, 0);
+
+  auto again = StartEnvironment(env_->dbname, env_->dir);
+  ASSERT_TRUE(again.ok()) << again.status();
+  env_ = std::move(*again);
+  int stored = 0;
+  for (const auto& o : outcomes) {
+    v1::Environment got;
+    auto st = Get(o.id, &got);
+    if (o.code == grpc::StatusCode::OK) {
+      EXPECT_TRUE(st.ok()) << o.id << " was acknowledged but is not stored";
+      ++stored;
+    } else {
+      EXPECT_TRUE(o.code == grpc::StatusCode::UNAVAILABLE || o.code == grpc::StatusCode::CANCELLED)
+          << o.id << ": unexpected code " << o.code;
+      EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND)
+          << o.id << " was refused (" << o.code << ") but has been stored";
+    }
+  }
+  EXPECT_GT(stored, 100);
+}
+
+}  // namespace
+}  // namespace submarine::testing
