@@ -53,7 +53,14 @@ absl::Status ApplyMigrations(pqxx::connection& conn, const std::string& schema,
         }
       }
     } unlock{conn, lock_key};
-    exec("CREATE SCHEMA IF NOT EXISTS " + q);
+    // A service role owns its schema but may not create schemas: only create it when missing
+    // (CREATE SCHEMA IF NOT EXISTS checks the database privilege even when the schema exists).
+    {
+      pqxx::nontransaction t(conn);
+      if (t.exec_params("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema).empty()) {
+        t.exec("CREATE SCHEMA " + q);
+      }
+    }
     exec("CREATE TABLE IF NOT EXISTS " + q +
          ".schema_migrations (component TEXT NOT NULL, version INT NOT NULL, "
          "name TEXT NOT NULL, checksum TEXT NOT NULL, "

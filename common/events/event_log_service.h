@@ -15,8 +15,9 @@ namespace submarine::events {
 
 class EventLogService final : public submarine::common::v1::EventLog::Service {
  public:
-  // `pool` (not owned) has search_path set to the publisher's schema.
-  EventLogService(std::string publisher, db::ConnectionPool* pool);  // serves ListEvents from the outbox
+  // Serves ListEvents from the outbox; `pool` (not owned) has search_path set to the
+  // publisher's schema.
+  EventLogService(std::string publisher, db::ConnectionPool* pool);
 
   grpc::Status ListEvents(grpc::ServerContext* context,
                           const submarine::common::v1::ListEventsRequest* request,

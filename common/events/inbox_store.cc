@@ -1,21 +1,26 @@
 #include "common/events/inbox_store.h"
 
+#include "common/events/prepared.h"
+
 namespace submarine::events {
 namespace {
 
-// One round trip for a whole batch: ids and sequences travel as two array parameters.
+// One round trip for a whole batch: ids and sequences travel as two array parameters, and the
+// offset moves in the same statement (the transaction commits both with the effects or neither).
 constexpr char kInsertInbox[] = R"sql(
-INSERT INTO inbox (publisher, event_id, seq)
-SELECT $1, e.id::uuid, e.seq FROM unnest($2::text[], $3::bigint[]) AS e(id, seq)
-ON CONFLICT (publisher, event_id) DO NOTHING
-RETURNING event_id::text)sql";
+WITH fresh AS (
+  INSERT INTO inbox (publisher, event_id, seq)
+  SELECT $1, e.id::uuid, e.seq FROM unnest($2::text[], $3::bigint[]) AS e(id, seq)
+  ON CONFLICT (publisher, event_id) DO NOTHING
+  RETURNING event_id::text
+), advanced AS (
+  INSERT INTO consumer_offsets (publisher, last_seq) VALUES ($1, $4)
+  ON CONFLICT (publisher) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()
+  WHERE consumer_offsets.last_seq < EXCLUDED.last_seq
+)
+SELECT event_id FROM fresh)sql";
 
 constexpr char kReadOffset[] = "SELECT last_seq FROM consumer_offsets WHERE publisher = $1";
-
-constexpr char kAdvanceOffset[] = R"sql(
-INSERT INTO consumer_offsets (publisher, last_seq) VALUES ($1, $2)
-ON CONFLICT (publisher) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()
-WHERE consumer_offsets.last_seq < EXCLUDED.last_seq)sql";
 
 // A PostgreSQL array literal of quoted elements (the value of one parameter, never SQL text).
 template <typename Fn>
@@ -43,19 +48,17 @@ std::unordered_set<std::string> InboxStore::Insert(
   std::string seqs =
       ArrayLiteral(events, [](const auto& e) { return std::to_string(e.header().seq()); });
   std::unordered_set<std::string> inserted;
-  for (const auto& row : tx.exec_params(kInsertInbox, publisher, ids, seqs)) {
+  int64_t last = events.empty() ? 0 : static_cast<int64_t>(events.back().header().seq());
+  for (const auto& row :
+       ExecPrepared(tx, "insert_inbox", kInsertInbox, publisher, ids, seqs, last)) {
     inserted.insert(row[0].as<std::string>());
   }
   return inserted;
 }
 
 uint64_t InboxStore::ReadOffset(pqxx::work& tx, const std::string& publisher) {
-  auto r = tx.exec_params(kReadOffset, publisher);
+  auto r = ExecPrepared(tx, "read_offset", kReadOffset, publisher);
   return r.empty() ? 0 : r[0][0].as<int64_t>();
-}
-
-void InboxStore::AdvanceOffset(pqxx::work& tx, const std::string& publisher, uint64_t last_seq) {
-  tx.exec_params(kAdvanceOffset, publisher, static_cast<int64_t>(last_seq));
 }
 
 }  // namespace submarine::events

@@ -13,8 +13,8 @@ absl::Status AppendToOutbox(pqxx::work& tx, const google::protobuf::Message& pay
                             const std::string& principal) {
   std::string bytes;
   if (!payload.SerializeToString(&bytes)) {
-    return Internal(absl::StrCat("event ", payload.GetDescriptor()->full_name(),
-                                 " of ", resource, " does not serialize"));
+    return Internal(absl::StrCat("event ", payload.GetDescriptor()->full_name(), " of ", resource,
+                                 " does not serialize"));
   }
   try {
     OutboxStore::Insert(tx, IdGenerator::Secure().Uuid(), payload.GetDescriptor()->full_name(),

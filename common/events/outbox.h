@@ -6,7 +6,6 @@
 #include <google/protobuf/message.h>
 
 #include <pqxx/pqxx>
-
 #include <string>
 #include <vector>
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "common/events/prepared.h"
 #include "common/events/wire.h"
 
 namespace submarine::events {
@@ -25,23 +26,28 @@ constexpr char kEnsureCursor[] =
 constexpr char kReadCursor[] =
     "SELECT last_seq, published_seq FROM outbox_cursor WHERE publisher = $1";
 
-constexpr char kLockCursor[] =
-    "SELECT last_seq FROM outbox_cursor WHERE publisher = $1 FOR UPDATE";
+constexpr char kLockCursor[] = "SELECT last_seq FROM outbox_cursor WHERE publisher = $1 FOR UPDATE";
 
-// Numbers the oldest unsequenced rows after the locked cursor value $1, in id order.
+// Numbers the oldest unsequenced rows after the locked cursor value $1, in id order, and moves
+// the cursor (only written when something changed).
 constexpr char kAssignSeq[] = R"sql(
 WITH batch AS (
   SELECT id FROM outbox WHERE seq IS NULL ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
 ), numbered AS (
   SELECT id, $1::bigint + row_number() OVER (ORDER BY id) AS seq FROM batch
+), sequenced AS (
+  UPDATE outbox o SET seq = n.seq FROM numbered n WHERE o.id = n.id
+  RETURNING o.seq, o.event_id, o.topic, o.resource, o.request_id, o.principal, o.payload,
+            o.occurred_at
+), advanced AS (
+  UPDATE outbox_cursor
+  SET last_seq = $1::bigint + (SELECT count(*) FROM sequenced),
+      published_seq = GREATEST(published_seq, $4)
+  WHERE publisher = $3 AND ((SELECT count(*) FROM sequenced) > 0 OR published_seq < $4)
 )
-UPDATE outbox o SET seq = n.seq FROM numbered n WHERE o.id = n.id
-RETURNING o.seq, o.event_id::text, o.topic, o.resource, o.request_id, o.principal, o.payload,
-          (EXTRACT(EPOCH FROM o.occurred_at) * 1000000)::bigint)sql";
-
-constexpr char kAdvanceCursor[] = R"sql(
-UPDATE outbox_cursor SET last_seq = $2, published_seq = GREATEST(published_seq, $3)
-WHERE publisher = $1)sql";
+SELECT seq, event_id::text, topic, resource, request_id, principal, payload,
+       (EXTRACT(EPOCH FROM occurred_at) * 1000000)::bigint
+FROM sequenced ORDER BY seq)sql";
 
 constexpr char kMarkPublished[] = R"sql(
 UPDATE outbox_cursor SET published_seq = $2
@@ -64,8 +70,9 @@ Event EventFromRow(const pqxx::row& row, const std::string& publisher) {
   h->set_request_id(row[4].as<std::string>());
   h->set_principal(row[5].as<std::string>());
   e.set_payload(pqxx::binarystring(row[6]).str());
-  ToTimestamp(std::chrono::system_clock::time_point(std::chrono::microseconds(row[7].as<int64_t>())),
-              h->mutable_occurred_at());
+  ToTimestamp(
+      std::chrono::system_clock::time_point(std::chrono::microseconds(row[7].as<int64_t>())),
+      h->mutable_occurred_at());
   return e;
 }
 
@@ -78,17 +85,17 @@ int64_t AsBigint(uint64_t v) {
 void OutboxStore::Insert(pqxx::work& tx, const std::string& event_id, const std::string& topic,
                          const std::string& resource, const std::string& request_id,
                          const std::string& principal, const std::string& payload) {
-  tx.exec_params(kInsertEvent, event_id, topic, resource, request_id, principal,
-                 pqxx::binarystring(payload.data(), payload.size()), std::string(kOutboxChannel));
+  ExecPrepared(tx, "insert_event", kInsertEvent, event_id, topic, resource, request_id, principal,
+               pqxx::binarystring(payload.data(), payload.size()), std::string(kOutboxChannel));
 }
 
 void OutboxStore::EnsureCursor(pqxx::work& tx, const std::string& publisher) {
-  tx.exec_params(kEnsureCursor, publisher);
+  ExecPrepared(tx, "ensure_cursor", kEnsureCursor, publisher);
 }
 
 OutboxCursor OutboxStore::ReadCursor(pqxx::work& tx, const std::string& publisher) {
   OutboxCursor c;
-  auto r = tx.exec_params(kReadCursor, publisher);
+  auto r = ExecPrepared(tx, "read_cursor", kReadCursor, publisher);
   if (!r.empty()) {
     c.last_seq = r[0][0].as<int64_t>();
     c.published_seq = r[0][1].as<int64_t>();
@@ -98,36 +105,30 @@ OutboxCursor OutboxStore::ReadCursor(pqxx::work& tx, const std::string& publishe
 
 std::vector<Event> OutboxStore::Sequence(pqxx::work& tx, const std::string& publisher,
                                          uint32_t limit, uint64_t published_seq) {
-  auto cursor = tx.exec_params(kLockCursor, publisher);
+  auto cursor = ExecPrepared(tx, "lock_cursor", kLockCursor, publisher);
   if (cursor.empty()) {
     EnsureCursor(tx, publisher);
-    cursor = tx.exec_params(kLockCursor, publisher);
+    cursor = ExecPrepared(tx, "lock_cursor", kLockCursor, publisher);
   }
   const int64_t last = cursor[0][0].as<int64_t>();
-  auto rows = tx.exec_params(kAssignSeq, last, static_cast<int64_t>(limit));
+  auto rows = ExecPrepared(tx, "assign_seq", kAssignSeq, last, static_cast<int64_t>(limit),
+                           publisher, AsBigint(published_seq));
   std::vector<Event> events;
   events.reserve(rows.size());
   for (const auto& row : rows) events.push_back(EventFromRow(row, publisher));
-  std::sort(events.begin(), events.end(), [](const Event& a, const Event& b) {
-    return a.header().seq() < b.header().seq();
-  });
-  if (!events.empty() || published_seq > 0) {
-    tx.exec_params(kAdvanceCursor, publisher, last + static_cast<int64_t>(events.size()),
-                   AsBigint(published_seq));
-  }
   return events;
 }
 
 void OutboxStore::MarkPublished(pqxx::work& tx, const std::string& publisher,
                                 uint64_t published_seq) {
-  tx.exec_params(kMarkPublished, publisher, AsBigint(published_seq));
+  ExecPrepared(tx, "mark_published", kMarkPublished, publisher, AsBigint(published_seq));
 }
 
 std::vector<Event> OutboxStore::ReadEvents(pqxx::work& tx, const std::string& publisher,
                                            uint64_t after_seq, uint64_t up_to_seq, uint32_t limit,
                                            size_t max_bytes) {
-  auto rows = tx.exec_params(kReadEvents, AsBigint(after_seq), AsBigint(up_to_seq),
-                             static_cast<int64_t>(limit));
+  auto rows = ExecPrepared(tx, "read_events", kReadEvents, AsBigint(after_seq), AsBigint(up_to_seq),
+                           static_cast<int64_t>(limit));
   std::vector<Event> events;
   events.reserve(rows.size());
   size_t bytes = 0;

@@ -4,9 +4,8 @@
 // whose search_path is the service schema, and throws libpqxx exceptions; callers run them under
 // ConnectionPool::Transact, which turns those into statuses. Stateless and thread-safe.
 
-#include <pqxx/pqxx>
-
 #include <cstdint>
+#include <pqxx/pqxx>
 #include <string>
 #include <vector>
 
@@ -41,8 +40,7 @@ class OutboxStore {
   // The cursor row lock serializes concurrent relays, so sequences stay gapless and unique.
   static std::vector<submarine::common::v1::Event> Sequence(pqxx::work& tx,
                                                             const std::string& publisher,
-                                                            uint32_t limit,
-                                                            uint64_t published_seq);
+                                                            uint32_t limit, uint64_t published_seq);
 
   // Raises the cursor's published_seq to `published_seq` (never lowers it).
   static void MarkPublished(pqxx::work& tx, const std::string& publisher, uint64_t published_seq);

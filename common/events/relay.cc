@@ -4,8 +4,8 @@
 #include <memory>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "common/db/leader.h"
 #include "common/events/outbox_store.h"
 #include "common/log/log.h"
@@ -126,10 +126,12 @@ class OutboxWaiter {
 class RelayLoop {
  public:
   RelayLoop(const OutboxRelay::Options& options, std::atomic<bool>& stop,
-            std::atomic<bool>& leading, std::atomic<uint64_t>& sent_seq, Wakeup& wakeup)
+            std::atomic<bool>& leading, std::atomic<bool>& healthy, std::atomic<uint64_t>& sent_seq,
+            Wakeup& wakeup)
       : o_(options),
         stop_(stop),
         leading_(leading),
+        healthy_(healthy),
         sent_seq_(sent_seq),
         wakeup_(wakeup),
         log_(log::Get("events")),
@@ -146,13 +148,24 @@ class RelayLoop {
                                  "Heartbeats sent by the outbox relay", labels);
     last_seq_gauge_ = reg.GetGauge("submarine_events_relay_last_seq",
                                    "Last sequence number assigned by the outbox relay", labels);
-    lag_ms_ = reg.GetGauge("submarine_events_relay_lag_ms",
-                           "Outbox insert to send delay of the newest event of the last batch",
-                           labels);
+    lag_ms_ =
+        reg.GetGauge("submarine_events_relay_lag_ms",
+                     "Outbox insert to send delay of the newest event of the last batch", labels);
   }
 
   void Run() {
-    if (!o_.events.publish_endpoint().empty()) OpenSocket();
+    if (!o_.events.publish_endpoint().empty()) {
+      try {
+        OpenSocket();
+      } catch (const zmq::error_t& e) {
+        // Sequencing goes on (the EventLog serves every event); the bus gets nothing, so the
+        // relay reports itself unhealthy.
+        log_->error("outbox relay of {} cannot connect to {}: {}", o_.publisher,
+                    o_.events.publish_endpoint(), e.what());
+        socket_.reset();
+        healthy_ = false;
+      }
+    }
     db::LeaderLock leader(o_.conninfo, "events.relay." + o_.schema);
     bool resend_needed = true;
     auto backoff = kMinBackoff;
@@ -186,22 +199,24 @@ class RelayLoop {
       }
       backoff = kMinBackoff;
       if (sequenced >= batch_) continue;  // more rows are probably waiting
-      if (sequenced == 0 && marked_ < sent_) {
-        st = o_.pool->Transact(db::kNoDeadline, [&](pqxx::work& tx) {
-          OutboxStore::MarkPublished(tx, o_.publisher, sent_);
-          return absl::OkStatus();
-        });
-        if (st.ok()) marked_ = sent_;
-      }
+      // Rows committed after this batch was taken have their NOTIFY pending: the wait below
+      // returns at once for them.
       auto since_send = std::chrono::steady_clock::now() - last_send_;
       if (since_send >= heartbeat_) {
+        // Idle: record the send high-water mark (busy batches piggyback it on sequencing).
+        if (marked_ < sent_) {
+          st = o_.pool->Transact(db::kNoDeadline, [&](pqxx::work& tx) {
+            OutboxStore::MarkPublished(tx, o_.publisher, sent_);
+            return absl::OkStatus();
+          });
+          if (st.ok()) marked_ = sent_;
+        }
         SendBeat();
         since_send = std::chrono::milliseconds(0);
       }
-      auto until_beat = std::chrono::duration_cast<std::chrono::milliseconds>(heartbeat_ -
-                                                                              since_send);
-      waiter_.Wait(wakeup_, std::clamp(until_beat, std::chrono::milliseconds(1),
-                                       o_.poll_interval));
+      auto until_beat =
+          std::chrono::duration_cast<std::chrono::milliseconds>(heartbeat_ - since_send);
+      waiter_.Wait(wakeup_, std::clamp(until_beat, std::chrono::milliseconds(1), o_.poll_interval));
     }
     if (socket_) socket_->close();
     leading_ = false;
@@ -231,7 +246,8 @@ class RelayLoop {
     last_seq_gauge_->Set(static_cast<int64_t>(last_assigned_));
     marked_ = cursor.published_seq;
     if (!socket_) return absl::OkStatus();
-    uint64_t after = std::max(cursor.published_seq, sent_);
+    const uint64_t first_unsent = std::max(cursor.published_seq, sent_);
+    uint64_t after = first_unsent;
     while (after < cursor.last_seq && !stop_) {
       std::vector<Event> page;
       SUBMARINE_RETURN_IF_ERROR(o_.pool->Transact(db::kNoDeadline, [&](pqxx::work& tx) {
@@ -244,9 +260,8 @@ class RelayLoop {
       resent_->Inc(page.size());
       after = page.back().header().seq();
     }
-    if (after > cursor.published_seq) {
-      log_->info("outbox relay of {} re-sent events {}..{}", o_.publisher,
-                 cursor.published_seq + 1, after);
+    if (after > first_unsent) {
+      log_->info("outbox relay of {} re-sent events {}..{}", o_.publisher, first_unsent + 1, after);
     }
     if (sent_ < after) sent_ = after;
     return absl::OkStatus();
@@ -266,7 +281,8 @@ class RelayLoop {
     last_seq_gauge_->Set(static_cast<int64_t>(last_assigned_));
     if (!socket_) return absl::OkStatus();
     SUBMARINE_RETURN_IF_ERROR(Send(events));
-    auto lag = std::chrono::system_clock::now() - FromTimestamp(events.back().header().occurred_at());
+    auto lag =
+        std::chrono::system_clock::now() - FromTimestamp(events.back().header().occurred_at());
     lag_ms_->Set(std::chrono::duration_cast<std::chrono::milliseconds>(lag).count());
     return absl::OkStatus();
   }
@@ -275,9 +291,10 @@ class RelayLoop {
     try {
       for (const auto& e : events) {
         if (!absl::StartsWith(e.topic(), o_.topic_prefix)) {
-          log_->error("event {} has topic {} outside the publisher's prefix {}; subscribers "
-                      "receive it only by replay",
-                      e.header().seq(), e.topic(), o_.topic_prefix);
+          log_->error(
+              "event {} has topic {} outside the publisher's prefix {}; subscribers "
+              "receive it only by replay",
+              e.header().seq(), e.topic(), o_.topic_prefix);
         }
         SendEvent(*socket_, e);
         sent_ = std::max(sent_, e.header().seq());
@@ -306,6 +323,7 @@ class RelayLoop {
   const OutboxRelay::Options& o_;
   std::atomic<bool>& stop_;
   std::atomic<bool>& leading_;
+  std::atomic<bool>& healthy_;
   std::atomic<uint64_t>& sent_seq_;
   Wakeup& wakeup_;
   std::shared_ptr<spdlog::logger> log_;
@@ -354,7 +372,7 @@ void OutboxRelay::Stop() {
 }
 
 void OutboxRelay::Run() {
-  RelayLoop loop(options_, stop_, leading_, sent_seq_, wakeup_);
+  RelayLoop loop(options_, stop_, leading_, healthy_, sent_seq_, wakeup_);
   loop.Run();
 }
 

@@ -40,12 +40,13 @@ namespace submarine::events {
 class OutboxRelay : public rpc::BackgroundTask {
  public:
   struct Options {
-    std::string publisher;          // e.g. "environment"; topics must start with the prefix below
-    std::string topic_prefix;       // e.g. "submarine.environment.v1."
-    std::string conninfo;           // for the leader lock + LISTEN connection
-    std::string schema;             // the service schema
+    std::string publisher;     // e.g. "environment"; topics must start with the prefix below
+    std::string topic_prefix;  // e.g. "submarine.environment.v1."
+    std::string conninfo;      // for the leader lock + LISTEN connection
+    std::string schema;        // the service schema
     db::ConnectionPool* pool = nullptr;  // not owned
-    submarine::config::v1::EventsConfig events;  // publish_endpoint empty = assign seq but don't send
+    // publish_endpoint empty = assign seq but don't send.
+    submarine::config::v1::EventsConfig events;
     // The fallback poll period when no NOTIFY arrives (and the leadership re-check period).
     std::chrono::milliseconds poll_interval{1000};
   };
@@ -58,6 +59,9 @@ class OutboxRelay : public rpc::BackgroundTask {
   absl::Status Start() override;
   // Finishes the current batch, closes the socket (linger 500 ms) and joins. Idempotent.
   void Stop() override;
+  // False if the publish endpoint could not be connected (malformed address): events are then
+  // sequenced and served by EventLog but never sent. Database trouble is retried, not reported.
+  bool Healthy() const override { return healthy_.load(); }
 
   // Whether this relay currently holds the leader lock.
   bool leading() const { return leading_.load(); }
@@ -70,6 +74,7 @@ class OutboxRelay : public rpc::BackgroundTask {
   Options options_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> leading_{false};
+  std::atomic<bool> healthy_{true};
   std::atomic<uint64_t> sent_seq_{0};
   Wakeup wakeup_;
   std::thread thread_;

@@ -2,12 +2,11 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <zmq_addon.hpp>
-
 #include <algorithm>
 #include <cctype>
 #include <iterator>
 #include <vector>
+#include <zmq_addon.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "common/events/inbox_store.h"
@@ -82,8 +81,7 @@ struct Subscriber::Counters {
     m_reconnects = reg.GetCounter("submarine_events_subscriber_reconnects_total",
                                   "Subscriber socket reconnects after silence", labels);
     m_lag_ms = reg.GetGauge("submarine_events_subscriber_lag_ms",
-                            "Age of the newest event a subscriber applied, at apply time",
-                            labels);
+                            "Age of the newest event a subscriber applied, at apply time", labels);
     m_offset = reg.GetGauge("submarine_events_subscriber_offset",
                             "Last sequence number a subscriber applied", labels);
   }
@@ -113,6 +111,7 @@ absl::Status Subscriber::Start() {
     std::lock_guard lock(mu_);
     queue_.clear();
     overflowed_ = false;
+    subscribed_ = false;
   }
   last_receive_ns_ = SteadyNowNs();
   receiver_ = std::thread([this] { ReceiveLoop(); });
@@ -169,10 +168,17 @@ void Subscriber::ReceiveLoop() {
                  options_.subscribe_endpoint, e.what());
       socket.close();
       std::unique_lock lock(mu_);
+      subscribed_ = true;  // replays still work without the live stream
+      cv_.notify_all();
       cv_.wait_for(lock, kMaxBackoff, [this] { return stop_.load(); });
       continue;
     }
     reconnect_ = false;
+    {
+      std::lock_guard lock(mu_);
+      subscribed_ = true;
+    }
+    cv_.notify_all();
     std::vector<BusMessage> drained;
     while (!stop_ && !reconnect_) {
       zmq_pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}, receiver_wakeup_.PollItem()};
@@ -186,17 +192,25 @@ void Subscriber::ReceiveLoop() {
       if (items[1].revents & ZMQ_POLLIN) receiver_wakeup_.Drain();
       if (!(items[0].revents & ZMQ_POLLIN)) continue;
       drained.clear();
-      for (int i = 0; i < kMaxDrain; ++i) {
-        std::vector<zmq::message_t> frames;
-        if (!zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+      try {
+        for (int i = 0; i < kMaxDrain; ++i) {
+          std::vector<zmq::message_t> frames;
+          if (!zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+            break;
+          }
+          auto msg = ParseBusMessage(frames, options_.topic_prefix);
+          if (!msg.ok()) {
+            log->warn("subscriber {} ignores a message: {}", options_.name, Message(msg.status()));
+            continue;
+          }
+          drained.push_back(std::move(*msg));
+        }
+      } catch (const zmq::error_t& e) {
+        // What was lost is repaired by the gap check; a broken socket is replaced.
+        if (e.num() != EINTR) {
+          log->error("subscriber {} receive failed: {}; reconnecting", options_.name, e.what());
           break;
         }
-        auto msg = ParseBusMessage(frames, options_.topic_prefix);
-        if (!msg.ok()) {
-          log->warn("subscriber {} ignores a message: {}", options_.name, Message(msg.status()));
-          continue;
-        }
-        drained.push_back(std::move(*msg));
       }
       if (drained.empty()) continue;
       last_receive_ns_ = SteadyNowNs();
@@ -209,9 +223,10 @@ void Subscriber::ReceiveLoop() {
             queue_.clear();
             counters_->overflows++;
             counters_->m_overflows->Inc();
-            log->error("subscriber {} of {}: more than {} events queued; NOT_SERVING until it "
-                       "has caught up from its offset {}",
-                       options_.name, options_.publisher, options_.max_queue, offset_.load());
+            log->error(
+                "subscriber {} of {}: more than {} events queued; NOT_SERVING until it "
+                "has caught up from its offset {}",
+                options_.name, options_.publisher, options_.max_queue, offset_.load());
             break;
           }
           queue_.push_back(std::move(m));
@@ -252,10 +267,15 @@ void Subscriber::ApplyLoop() {
         SUBMARINE_RETURN_IF_ERROR(o.apply(tx, e));
         ++applied;
       }
-      InboxStore::AdvanceOffset(tx, o.publisher, events.back().header().seq());
       return absl::OkStatus();
     });
-    if (!st.ok()) return st;
+    if (!st.ok()) {
+      // An event that cannot be applied holds the stream: once it is too old, say so.
+      if (o.clock->Now() - FromTimestamp(events.front().header().occurred_at()) > o.max_lag) {
+        lagging_ = true;
+      }
+      return st;
+    }
     offset_ = events.back().header().seq();
     counters_->applied += applied;
     counters_->m_applied->Inc(applied);
@@ -293,10 +313,10 @@ void Subscriber::ApplyLoop() {
       if (!gs.ok()) return FromGrpcStatus(gs);
       if (resp.events_size() == 0) {
         if (resp.last_seq() > offset_) {
-          return MakeError(absl::StatusCode::kFailedPrecondition, "EVENTS_UNAVAILABLE",
-                           absl::StrCat("publisher ", o.publisher, " has events up to ",
-                                        resp.last_seq(), " but returned none after ",
-                                        offset_.load()));
+          return MakeError(
+              absl::StatusCode::kFailedPrecondition, "EVENTS_UNAVAILABLE",
+              absl::StrCat("publisher ", o.publisher, " has events up to ", resp.last_seq(),
+                           " but returned none after ", offset_.load()));
         }
         return absl::OkStatus();
       }
@@ -320,6 +340,10 @@ void Subscriber::ApplyLoop() {
     }
   };
 
+  {  // Subscribe first (Clone ordering): live events published during the replay are queued.
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return subscribed_ || stop_; });
+  }
   for (;;) {
     absl::Status st = o.pool->Transact(deadline(), [&](pqxx::work& tx) {
       offset_ = InboxStore::ReadOffset(tx, o.publisher);
@@ -342,6 +366,8 @@ void Subscriber::ApplyLoop() {
       absl::Status st = replay();
       if (!st.ok()) {
         if (stop_) break;
+        // The publisher answered but cannot serve our offset: we are behind its log.
+        if (st.code() == absl::StatusCode::kFailedPrecondition) lagging_ = true;
         pause(st, "replay");
         continue;
       }
@@ -363,8 +389,7 @@ void Subscriber::ApplyLoop() {
     bool more_queued = false;
     {
       std::unique_lock lock(mu_);
-      cv_.wait_for(lock, kQueueWait,
-                   [this] { return stop_ || !queue_.empty() || overflowed_; });
+      cv_.wait_for(lock, kQueueWait, [this] { return stop_ || !queue_.empty() || overflowed_; });
       while (!queue_.empty() && items.size() < o.max_batch) {
         items.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -407,7 +432,7 @@ void Subscriber::ApplyLoop() {
         counters_->m_duplicates->Inc();
         continue;
       }
-      if (false && !CanonicalUuid(e.mutable_header()->mutable_event_id())) {
+      if (seq != expect + 1 || !CanonicalUuid(e.mutable_header()->mutable_event_id())) {
         counters_->gaps++;
         counters_->m_gaps->Inc();
         need_replay = true;

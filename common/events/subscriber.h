@@ -20,8 +20,10 @@
 // the offset: the stream never skips an event.
 //
 // Healthy() is false (NOT_SERVING through the ServerRunner) while the queue has overflowed and
-// the replay has not caught up yet, or while the events being applied are older than max_lag;
-// it becomes true again once the subscriber has caught up from its offset.
+// the replay has not caught up yet, while the events being applied are older than max_lag
+// (including an event whose `apply` keeps failing), or while the publisher's log cannot serve
+// the offset (events no longer there); it becomes true again once the subscriber has caught up
+// from its offset. A publisher that is merely unreachable does not make it unhealthy.
 //
 // Metrics (labels subscriber, publisher): submarine_events_applied_total,
 // submarine_events_gaps_total, submarine_events_replays_total,
@@ -34,8 +36,6 @@
 
 #include <grpcpp/client_context.h>
 
-#include <pqxx/pqxx>
-
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -44,6 +44,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <pqxx/pqxx>
 #include <string>
 #include <thread>
 
@@ -61,8 +62,7 @@ class Subscriber : public rpc::BackgroundTask {
  public:
   // Applies one event inside the subscriber's transaction (the inbox insert and the offset update
   // commit with it). A non-OK status rolls the whole transaction back.
-  using ApplyFn =
-      std::function<absl::Status(pqxx::work&, const submarine::common::v1::Event&)>;
+  using ApplyFn = std::function<absl::Status(pqxx::work&, const submarine::common::v1::Event&)>;
 
   struct Options {
     std::string name;                // this subscriber, for logs and metrics, e.g. "experiment"
@@ -93,13 +93,13 @@ class Subscriber : public rpc::BackgroundTask {
 
   // Counters since construction.
   struct Stats {
-    uint64_t applied = 0;      // events whose inbox insert was new (apply ran and committed)
-    uint64_t duplicates = 0;   // events dropped as already applied (by offset or by inbox)
-    uint64_t gaps = 0;         // sequence gaps seen on the live stream
+    uint64_t applied = 0;         // events whose inbox insert was new (apply ran and committed)
+    uint64_t duplicates = 0;      // events dropped as already applied (by offset or by inbox)
+    uint64_t gaps = 0;            // sequence gaps seen on the live stream
     uint64_t heartbeat_gaps = 0;  // heartbeats announcing events not yet applied
-    uint64_t replays = 0;      // replays completed (including the initial catch-up)
-    uint64_t overflows = 0;    // times the bounded queue overflowed
-    uint64_t reconnects = 0;   // socket reconnects after silence
+    uint64_t replays = 0;         // replays completed (including the initial catch-up)
+    uint64_t overflows = 0;       // times the bounded queue overflowed
+    uint64_t reconnects = 0;      // socket reconnects after silence
   };
 
   explicit Subscriber(Options options);
@@ -136,6 +136,8 @@ class Subscriber : public rpc::BackgroundTask {
   std::condition_variable cv_;
   std::deque<BusMessage> queue_ ABSL_GUARDED_BY(mu_);
   bool overflowed_ ABSL_GUARDED_BY(mu_) = false;
+  // The receiver has subscribed (or given up connecting); the first replay waits for it.
+  bool subscribed_ ABSL_GUARDED_BY(mu_) = false;
   // The ListEvents call in flight, cancelled by Stop().
   grpc::ClientContext* active_call_ ABSL_GUARDED_BY(mu_) = nullptr;
 

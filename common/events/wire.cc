@@ -29,9 +29,7 @@ bool SendFrames(zmq::socket_t& socket, const std::string& topic, const std::stri
 
 }  // namespace
 
-std::string HeartbeatTopic(const std::string& topic_prefix) {
-  return topic_prefix + "Heartbeat";
-}
+std::string HeartbeatTopic(const std::string& topic_prefix) { return topic_prefix + "Heartbeat"; }
 
 zmq::context_t& ProcessContext() {
   static zmq::context_t* context = new zmq::context_t(1);

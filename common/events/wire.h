@@ -6,11 +6,10 @@
 // fully qualified message name, so subscriptions are prefix matches on a publisher's package.
 // A heartbeat is [<prefix>Heartbeat][EventHeader{publisher, seq=0, occurred_at}][Heartbeat].
 
-#include <zmq.hpp>
-
 #include <chrono>
 #include <string>
 #include <vector>
+#include <zmq.hpp>
 
 #include "absl/status/statusor.h"
 #include "submarine/common/v1/events.pb.h"
@@ -39,8 +38,8 @@ bool SendHeartbeat(zmq::socket_t& socket, const std::string& topic_prefix,
 // A message read off the bus: either an event or a heartbeat.
 struct BusMessage {
   bool heartbeat = false;
-  submarine::common::v1::Event event;          // when !heartbeat
-  submarine::common::v1::Heartbeat beat;       // when heartbeat
+  submarine::common::v1::Event event;     // when !heartbeat
+  submarine::common::v1::Heartbeat beat;  // when heartbeat
 };
 
 // Parses the frames of one bus message. INVALID_ARGUMENT if it does not have three frames or a

@@ -27,6 +27,17 @@ absl::StatusOr<std::unique_ptr<EnvironmentProcess>> StartEnvironment(const std::
   return p;
 }
 
+absl::Status StartGateway(EnvironmentProcess* env) {
+  std::string yaml = absl::StrCat(
+      "http_listen: 127.0.0.1:0\ngrpc_listen: 127.0.0.1:0\nbackends:\n  - address: ",
+      env->ready.grpc,
+      "\n    services: [submarine.environment.v1.EnvironmentService, "
+      "submarine.environment.v1.SubmarineEnvironmentApi]\nserver: {}\n");
+  SUBMARINE_ASSIGN_OR_RETURN(
+      env->gateway, StartService("submarine-gateway", env->dir, "gateway", yaml, &env->gateway_ready));
+  return absl::OkStatus();
+}
+
 std::unique_ptr<grpc::ClientContext> Ctx(const std::string& request_id) {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));

@@ -22,6 +22,9 @@ struct EnvironmentProcess {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<submarine::environment::v1::EnvironmentService::Stub> stub;
   std::unique_ptr<submarine::common::v1::EventLog::Stub> events;
+  // Set when started with a gateway in front.
+  ChildProcess gateway;
+  ReadyInfo gateway_ready;
 };
 
 // Config YAML of an environment service on `dbname` (publishing nowhere unless `bus` is set).
@@ -30,6 +33,10 @@ std::string EnvironmentConfig(const std::string& dbname, const std::string& bus 
 // Starts the service; ASSERT-style failure is reported through the returned status.
 absl::StatusOr<std::unique_ptr<EnvironmentProcess>> StartEnvironment(
     const std::string& dbname = "", const std::string& dir = "");
+
+// Starts a real gateway in front of `env` (REST on gateway_ready.http, gRPC proxy on
+// gateway_ready.grpc).
+absl::Status StartGateway(EnvironmentProcess* env);
 
 // A client context with a deadline and request id.
 std::unique_ptr<grpc::ClientContext> Ctx(const std::string& request_id = "");

@@ -15,13 +15,22 @@ namespace {
 
 namespace v1 = submarine::environment::v1;
 
-class EnvironmentGrpcTest : public ::testing::Test {
+// Every case runs twice: straight to the service, and through the gateway's gRPC proxy.
+class EnvironmentGrpcTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     auto p = StartEnvironment();
     ASSERT_TRUE(p.ok()) << p.status();
     env_ = std::move(*p);
+    if (ViaGateway()) {
+      auto st = StartGateway(env_.get());
+      ASSERT_TRUE(st.ok()) << st;
+      auto channel = grpc::CreateChannel(env_->gateway_ready.grpc,
+                                         grpc::InsecureChannelCredentials());
+      env_->stub = v1::EnvironmentService::NewStub(channel);
+    }
   }
+  bool ViaGateway() const { return GetParam(); }
 
   grpc::Status Create(const std::string& id, v1::Environment* out,
                       const std::function<void(v1::CreateEnvironmentRequest&)>& edit = {}) {
@@ -43,7 +52,7 @@ class EnvironmentGrpcTest : public ::testing::Test {
   std::unique_ptr<EnvironmentProcess> env_;
 };
 
-TEST_F(EnvironmentGrpcTest, CrudRoundTrip) {
+TEST_P(EnvironmentGrpcTest, CrudRoundTrip) {
   v1::Environment created;
   auto st = Create("team-py311", &created, [](v1::CreateEnvironmentRequest& r) {
     auto* e = r.mutable_environment();
@@ -86,7 +95,8 @@ TEST_F(EnvironmentGrpcTest, CrudRoundTrip) {
   EXPECT_EQ(Reason(st), "RESOURCE_NOT_FOUND");
 }
 
-TEST_F(EnvironmentGrpcTest, BuiltinProfilesAreSeededOnceOnly) {
+TEST_P(EnvironmentGrpcTest, BuiltinProfilesAreSeededOnceOnly) {
+  if (ViaGateway()) GTEST_SKIP() << "restarts the service process; covered directly";
   v1::Environment nb;
   ASSERT_TRUE(Get("notebook-env", &nb).ok());
   EXPECT_EQ(nb.kernel_spec().name(), "submarine_jupyter_py3");
@@ -105,7 +115,7 @@ TEST_F(EnvironmentGrpcTest, BuiltinProfilesAreSeededOnceOnly) {
   EXPECT_TRUE(Get("notebook-gpu-env", &nb).ok());
 }
 
-TEST_F(EnvironmentGrpcTest, EveryBadInputNamesItsFieldAndChangesNothing) {
+TEST_P(EnvironmentGrpcTest, EveryBadInputNamesItsFieldAndChangesNothing) {
   v1::Environment ok;
   ASSERT_TRUE(Create("stable", &ok).ok());
   struct Case {
@@ -182,7 +192,7 @@ TEST_F(EnvironmentGrpcTest, EveryBadInputNamesItsFieldAndChangesNothing) {
   EXPECT_EQ(after.SerializeAsString(), ok.SerializeAsString());
 }
 
-TEST_F(EnvironmentGrpcTest, EtagConflictsAreAborted) {
+TEST_P(EnvironmentGrpcTest, EtagConflictsAreAborted) {
   v1::Environment created;
   ASSERT_TRUE(Create("contended", &created).ok());
   v1::UpdateEnvironmentRequest first;
@@ -210,7 +220,7 @@ TEST_F(EnvironmentGrpcTest, EtagConflictsAreAborted) {
   EXPECT_TRUE(env_->stub->DeleteEnvironment(Ctx().get(), del, &dresp).ok());
 }
 
-TEST_F(EnvironmentGrpcTest, ConcurrentUpdatesWithTheSameEtagHaveOneWinner) {
+TEST_P(EnvironmentGrpcTest, ConcurrentUpdatesWithTheSameEtagHaveOneWinner) {
   v1::Environment created;
   ASSERT_TRUE(Create("race", &created).ok());
   std::atomic<int> ok{0}, aborted{0};
@@ -232,7 +242,7 @@ TEST_F(EnvironmentGrpcTest, ConcurrentUpdatesWithTheSameEtagHaveOneWinner) {
   EXPECT_EQ(aborted, 7);
 }
 
-TEST_F(EnvironmentGrpcTest, RepeatedRequestIdReturnsTheFirstAnswer) {
+TEST_P(EnvironmentGrpcTest, RepeatedRequestIdReturnsTheFirstAnswer) {
   v1::Environment a, b;
   auto with_id = [](v1::CreateEnvironmentRequest& r) {
     r.set_request_id("0b3f5c3e-8f7a-4e59-a3e4-2f9d2b8c6a11");
@@ -257,7 +267,7 @@ TEST_F(EnvironmentGrpcTest, RepeatedRequestIdReturnsTheFirstAnswer) {
   EXPECT_EQ(created_events, 1);
 }
 
-TEST_F(EnvironmentGrpcTest, ChangesPublishEventsInOrder) {
+TEST_P(EnvironmentGrpcTest, ChangesPublishEventsInOrder) {
   v1::Environment e;
   ASSERT_TRUE(Create("evented", &e).ok());
   v1::UpdateEnvironmentRequest upd;
@@ -298,7 +308,7 @@ TEST_F(EnvironmentGrpcTest, ChangesPublishEventsInOrder) {
   EXPECT_EQ(update_request_id, "req-upd-1");
 }
 
-TEST_F(EnvironmentGrpcTest, PaginatesOverAThousandItemsWithoutGapsOrRepeats) {
+TEST_P(EnvironmentGrpcTest, PaginatesOverAThousandItemsWithoutGapsOrRepeats) {
   constexpr int kItems = 1000;
   std::atomic<int> next{0}, failed{0};
   std::vector<std::thread> writers;
@@ -391,7 +401,8 @@ TEST_F(EnvironmentGrpcTest, PaginatesOverAThousandItemsWithoutGapsOrRepeats) {
   EXPECT_EQ(FieldOf(env_->stub->ListEnvironments(Ctx().get(), bad, &resp)), "order_by");
 }
 
-TEST_F(EnvironmentGrpcTest, SigtermDuringLoadDrainsAndExitsZero) {
+TEST_P(EnvironmentGrpcTest, SigtermDuringLoadDrainsAndExitsZero) {
+  if (ViaGateway()) GTEST_SKIP() << "signals the service process; covered directly";
   // Writers create environments until the service goes away. Every call must either complete
   // (OK, and the environment is stored) or be refused without effect: UNAVAILABLE once the
   // server stopped accepting, or CANCELLED for a call gRPC had queued but never dispatched.
@@ -449,6 +460,11 @@ TEST_F(EnvironmentGrpcTest, SigtermDuringLoadDrainsAndExitsZero) {
   }
   EXPECT_GT(stored, 100);
 }
+
+INSTANTIATE_TEST_SUITE_P(DirectAndViaGateway, EnvironmentGrpcTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "ViaGateway" : "Direct";
+                         });
 
 }  // namespace
 }  // namespace submarine::testing

@@ -1,0 +1,50 @@
+#pragma once
+// `submarine environment list|get|create|delete` over the gateway's REST API
+// (/v1/projects/{project}/environments).
+
+#include <istream>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "clients/cli/http_client.h"
+#include "clients/cli/output.h"
+
+namespace submarine::cli {
+
+struct EnvironmentCommandContext {
+  const HttpClient* client = nullptr;
+  std::string project = "default";
+  OutputFormat format = OutputFormat::kTable;
+  std::ostream* out = nullptr;
+};
+
+// "x" -> "projects/<project>/environments/x"; a full resource name is returned unchanged.
+std::string EnvironmentName(const std::string& project, const std::string& name_or_id);
+
+struct EnvironmentCreation {
+  std::string environment_id;
+  nlohmann::json body;  // the Environment JSON to POST (without "name")
+};
+
+// Reads an Environment from YAML or JSON text (JSON is YAML). The id is `id_flag` if given, else
+// the last segment of the file's "name". INVALID_ARGUMENT if the text is not a mapping or no id
+// can be found.
+absl::StatusOr<EnvironmentCreation> ParseEnvironmentFile(const std::string& text,
+                                                         const std::string& id_flag);
+
+// Prints every environment matching `filter` (all pages, fetched `page_size` at a time; 0 lets
+// the server choose).
+absl::Status ListEnvironments(const EnvironmentCommandContext& ctx, const std::string& filter,
+                              const std::string& order_by, int page_size);
+absl::Status GetEnvironment(const EnvironmentCommandContext& ctx, const std::string& name);
+// `file` is a path, or "-" to read `in`.
+absl::Status CreateEnvironment(const EnvironmentCommandContext& ctx, const std::string& file,
+                               const std::string& id, std::istream& in);
+// Deletes (with `etag` checked when not empty) and prints what was deleted.
+absl::Status DeleteEnvironment(const EnvironmentCommandContext& ctx, const std::string& name,
+                               const std::string& etag);
+
+}  // namespace submarine::cli

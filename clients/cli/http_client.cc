@@ -1,0 +1,133 @@
+#include "clients/cli/http_client.h"
+
+#include <curl/curl.h>
+
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "common/status/status.h"
+
+namespace submarine::cli {
+namespace {
+
+void GlobalInitOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+size_t AppendBody(char* data, size_t size, size_t count, void* user) {
+  static_cast<std::string*>(user)->append(data, size * count);
+  return size * count;
+}
+
+absl::StatusCode CodeFromHttpStatus(long status) {
+  switch (status) {
+    case 400:
+      return absl::StatusCode::kInvalidArgument;
+    case 401:
+      return absl::StatusCode::kUnauthenticated;
+    case 403:
+      return absl::StatusCode::kPermissionDenied;
+    case 404:
+      return absl::StatusCode::kNotFound;
+    case 409:
+      return absl::StatusCode::kAborted;
+    case 412:
+      return absl::StatusCode::kFailedPrecondition;
+    case 429:
+      return absl::StatusCode::kResourceExhausted;
+    case 499:
+      return absl::StatusCode::kCancelled;
+    case 501:
+      return absl::StatusCode::kUnimplemented;
+    case 503:
+      return absl::StatusCode::kUnavailable;
+    case 504:
+      return absl::StatusCode::kDeadlineExceeded;
+    default:
+      return status >= 500 ? absl::StatusCode::kInternal : absl::StatusCode::kUnknown;
+  }
+}
+
+}  // namespace
+
+HttpClient::HttpClient(std::string base_url, std::chrono::milliseconds timeout)
+    : base_url_(std::move(base_url)), timeout_(timeout) {
+  while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
+  GlobalInitOnce();
+}
+
+absl::StatusOr<HttpResponse> HttpClient::Send(const std::string& method,
+                                              const std::string& path_and_query,
+                                              const std::string& body) const {
+  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
+  if (!curl) return Internal("curl_easy_init failed");
+  std::string url = base_url_ + path_and_query;
+  HttpResponse response;
+  curl_slist* headers = nullptr;
+  headers = curl_slist_append(headers, "Accept: application/json");
+  if (!body.empty()) headers = curl_slist_append(headers, "Content-Type: application/json");
+  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_list(headers,
+                                                                          curl_slist_free_all);
+  CURL* h = curl.get();
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_.count()));
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, AppendBody);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &response.body);
+  if (!body.empty()) {
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.c_str());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  }
+  CURLcode rc = curl_easy_perform(h);
+  if (rc == CURLE_OPERATION_TIMEDOUT) {
+    return absl::DeadlineExceededError(absl::StrCat(method, " ", url, ": timed out"));
+  }
+  if (rc != CURLE_OK) {
+    return Unavailable(absl::StrCat("cannot reach ", base_url_, ": ", curl_easy_strerror(rc)));
+  }
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response.status);
+  return response;
+}
+
+std::string UrlEncode(const std::string& value) {
+  GlobalInitOnce();
+  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
+  char* escaped = curl_easy_escape(curl.get(), value.data(), static_cast<int>(value.size()));
+  std::string out = escaped != nullptr ? escaped : "";
+  curl_free(escaped);
+  return out;
+}
+
+absl::StatusCode CodeFromName(const std::string& name) {
+  for (int code = 0; code <= 16; ++code) {
+    if (name == CodeName(code)) return static_cast<absl::StatusCode>(code);
+  }
+  return absl::StatusCode::kUnknown;
+}
+
+absl::Status StatusFromResponse(const HttpResponse& response) {
+  if (response.status >= 200 && response.status < 300) return absl::OkStatus();
+  nlohmann::json body = nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  absl::StatusCode code = CodeFromHttpStatus(response.status);
+  std::string message =
+      response.body.empty() ? absl::StrCat("HTTP ", response.status) : response.body;
+  if (body.is_object() && body.contains("error") && body["error"].is_object()) {
+    const auto& error = body["error"];
+    if (error.contains("status") && error["status"].is_string()) {
+      absl::StatusCode named = CodeFromName(error["status"].get<std::string>());
+      if (named != absl::StatusCode::kUnknown) code = named;
+    }
+    if (error.contains("message") && error["message"].is_string()) {
+      message = error["message"].get<std::string>();
+    }
+  }
+  return absl::Status(code, message);
+}
+
+}  // namespace submarine::cli

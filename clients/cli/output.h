@@ -1,0 +1,30 @@
+#pragma once
+// How the CLI prints resources: aligned tables for people, JSON or YAML for scripts.
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace submarine::cli {
+
+enum class OutputFormat { kTable, kJson, kYaml };
+
+// "table", "json" or "yaml"; INVALID_ARGUMENT otherwise.
+absl::StatusOr<OutputFormat> ParseOutputFormat(const std::string& text);
+
+// Block-style YAML of a JSON value. Strings that YAML would read back as something else
+// (numbers, booleans, null, empty, leading/trailing spaces, ...) are double-quoted.
+std::string JsonToYaml(const nlohmann::json& value);
+
+// Left-aligned columns separated by three spaces, one header row; every line ends with '\n'.
+std::string RenderTable(const std::vector<std::string>& headers,
+                        const std::vector<std::vector<std::string>>& rows);
+
+// Environments in the given format: a table (NAME, DISPLAY NAME, IMAGE, LABELS, CREATED), or for
+// JSON/YAML one object when `single`, else an array.
+std::string FormatEnvironments(const std::vector<nlohmann::json>& environments, OutputFormat format,
+                               bool single);
+
+}  // namespace submarine::cli

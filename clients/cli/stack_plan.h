@@ -1,0 +1,71 @@
+#pragma once
+// What the embedded local stack runs: the event bus, every service of LocalStackServices() and
+// the gateway, in that (start) order, each with its typed YAML config. Ports are chosen once per
+// plan so that a restarted process comes back on the same address its peers were given.
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "clients/cli/stack_paths.h"
+#include "submarine/config/v1/config.pb.h"
+
+namespace submarine::cli {
+
+// The parts every service config shares (section 6 of ARCHITECTURE.md).
+struct ServiceConfigParts {
+  config::v1::ServerConfig server;
+  config::v1::DatabaseConfig database;
+  config::v1::EventsConfig events;
+};
+
+// A service of the local stack. Adding a service is one entry in LocalStackServices().
+struct ServiceDefinition {
+  std::string name;                        // process name, e.g. "environment"
+  std::string binary;                      // executable next to `submarine`
+  std::string schema;                      // its own PostgreSQL schema
+  std::vector<std::string> grpc_services;  // what the gateway routes to it
+  // Renders the service's typed config message (as JSON, which is YAML) from the shared parts.
+  std::function<absl::StatusOr<std::string>(const ServiceConfigParts&)> render_config;
+};
+
+// The services of the local stack, in start order.
+const std::vector<ServiceDefinition>& LocalStackServices();
+
+// The login role owning `schema`: "submarine_<schema>".
+std::string RoleForSchema(const std::string& schema);
+
+// The PostgreSQL database every service schema lives in.
+inline constexpr char kStackDatabase[] = "submarine";
+
+struct ProcessPlan {
+  std::string name;         // "eventbus", a service name, or "gateway"
+  std::string binary_path;  // absolute path of the executable
+  std::string config_file;  // where config_text is written
+  std::string config_text;  // the process' YAML config
+  std::string ready_file;   // server.ready_file of the config
+  std::string log_file;     // stdout+stderr of the process
+  std::vector<std::string> Argv() const { return {binary_path, "--config", config_file}; }
+};
+
+struct StackPlan {
+  std::vector<ProcessPlan> processes;  // start order; stop in reverse
+  std::string gateway_url;             // "http://127.0.0.1:<port>"
+};
+
+struct StackPlanOptions {
+  std::string bin_dir;    // where the process binaries are
+  int gateway_port = 0;   // 0: any free port
+  int postgres_port = 0;  // the running cluster's port
+  // Source of free ports (tests inject a deterministic one).
+  std::function<absl::StatusOr<int>()> pick_port;
+};
+
+// Builds the plan: picks ports, renders every config. Pure apart from `pick_port`.
+absl::StatusOr<StackPlan> BuildStackPlan(const StackPaths& paths, const StackPlanOptions& options);
+
+// Writes every process' config file (0644; they hold no secrets, only password file paths).
+absl::Status WriteConfigs(const StackPlan& plan);
+
+}  // namespace submarine::cli

@@ -1,0 +1,44 @@
+"""Errors raised by the Submarine SDK."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+
+class SubmarineError(Exception):
+    """A failed call: the gateway's error, or a transport failure.
+
+    Attributes:
+        http_status: HTTP status code of the response (0 if the server was not reached).
+        status: canonical gRPC status name, e.g. ``"NOT_FOUND"`` or ``"ABORTED"``.
+        reason: ``google.rpc.ErrorInfo.reason`` when the server sent one, else ``""``.
+        domain: ``google.rpc.ErrorInfo.domain`` when the server sent one, else ``""``.
+        metadata: ``google.rpc.ErrorInfo.metadata`` (dynamic values of the message).
+        message: the server's message.
+        details: the raw ``details`` list of the error body.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int = 0,
+        status: str = "UNKNOWN",
+        reason: str = "",
+        domain: str = "",
+        metadata: Optional[Dict[str, str]] = None,
+        details: Optional[List[Any]] = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.status = status
+        self.reason = reason
+        self.domain = domain
+        self.metadata = dict(metadata or {})
+        self.details = list(details or [])
+
+    def __str__(self) -> str:
+        where = f" (HTTP {self.http_status})" if self.http_status else ""
+        reason = f" [{self.reason}]" if self.reason else ""
+        return f"{self.status}{where}{reason}: {self.message}"

@@ -1,0 +1,93 @@
+#pragma once
+// The gateway: the only public door of Submarine. REST/JSON over HTTP/1.1 with routes derived
+// from the google.api.http options of the configured services, built-in /healthz, /readyz,
+// /metrics and /api/openapi.json, and (when grpc_listen is set) a native gRPC proxy. It holds no
+// business logic and no per-endpoint code.
+//
+// Lifecycle: Init() (routes, channels, bind) -> Register(runner) -> runner.Run(), which starts the
+// HTTP server as a background task and, on SIGTERM, stops it gracefully (no new connections,
+// in-flight requests finish). Handle() runs on HTTP I/O threads and never blocks on a backend.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "absl/status/status.h"
+#include "common/rpc/server_runner.h"
+#include "gateway/backend_pool.h"
+#include "gateway/grpc_proxy.h"
+#include "gateway/http_server.h"
+#include "gateway/route_table.h"
+#include "gateway/transcoder.h"
+#include "submarine/config/v1/config.pb.h"
+
+namespace submarine::gateway {
+
+class Gateway {
+ public:
+  explicit Gateway(submarine::config::v1::GatewayConfig config);
+  // Stops HTTP serving and waits for outstanding backend calls (bounded by their deadlines).
+  ~Gateway();
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  // Builds the routes of every configured service, the backend channels and the OpenAPI
+  // document, and binds the HTTP listener. An error names the bad service, rule or address.
+  absl::Status Init();
+
+  // The runner's gRPC server config: config.server with grpc_listen taken from the gateway's
+  // grpc_listen (127.0.0.1:0 when that is empty: health and reflection only).
+  submarine::config::v1::ServerConfig RunnerConfig() const;
+
+  // After Init(), before runner->Start(): registers the gRPC proxy (if grpc_listen is set), the
+  // "http" ready-file field and the HTTP server as a background task.
+  void Register(rpc::ServerRunner* runner);
+
+  // Starts / gracefully stops HTTP serving (the registered task does this; tests may too).
+  void StartHttp();
+  void StopHttp();
+
+  // The bound HTTP address, "127.0.0.1:port" (after Init()).
+  const std::string& http_address() const { return http_address_; }
+  const RouteTable& routes() const { return routes_; }
+
+ private:
+  struct Pending;  // one REST request waiting for its backend
+  class HttpTask;
+
+  void Handle(std::shared_ptr<HttpExchange> exchange);
+  bool HandleBuiltin(const std::shared_ptr<Pending>& pending);
+  void HandleReadiness(const std::shared_ptr<Pending>& pending);
+  void CallBackend(const std::shared_ptr<Pending>& pending, const Route& route,
+                   const Backend& backend, grpc::ByteBuffer request);
+  void CompleteBackendCall(const std::shared_ptr<Pending>& pending, const grpc::Status& status);
+  grpc::Status DescribeBackendFailure(const Route& route, const Backend& backend,
+                                      const grpc::Status& status) const;
+  void Reply(const std::shared_ptr<Pending>& pending, int status, std::string body,
+             std::string content_type = "application/json",
+             std::vector<std::pair<std::string, std::string>> headers = {});
+  void BeginAsync();
+  void EndAsync();
+
+  submarine::config::v1::GatewayConfig config_;
+  std::chrono::milliseconds timeout_;
+  RouteTable routes_;
+  std::unordered_map<const Route*, const Backend*> route_backends_;
+  std::unique_ptr<BackendPool> backends_;
+  std::unique_ptr<GrpcProxy> proxy_;
+  std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<HttpTask> http_task_;
+  std::string http_address_;
+  std::string openapi_;
+
+  // Backend and health calls in flight; the destructor waits for zero.
+  std::mutex async_mu_;
+  std::condition_variable async_cv_;
+  int async_calls_ = 0;
+};
+
+}  // namespace submarine::gateway

@@ -1,0 +1,226 @@
+#include "gateway/path_template.h"
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "common/status/status.h"
+
+namespace submarine::gateway {
+namespace {
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool IsIdentChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+// Recursive-descent parser over the template text.
+class TemplateParser {
+ public:
+  explicit TemplateParser(std::string_view text) : s_(text) {}
+
+  absl::Status Parse(std::vector<PathTemplate::Segment>* segments,
+                     std::vector<PathTemplate::Variable>* variables, std::string* verb) {
+    segments_ = segments;
+    variables_ = variables;
+    if (s_.empty() || s_[0] != '/') return Error("must start with '/'");
+    pos_ = 1;
+    SUBMARINE_RETURN_IF_ERROR(ParseSegments(false));
+    if (pos_ < s_.size() && s_[pos_] == ':') {
+      *verb = std::string(s_.substr(pos_ + 1));
+      if (verb->empty() || verb->find_first_of("/{}*:") != std::string::npos) {
+        return Error("invalid custom verb");
+      }
+      pos_ = s_.size();
+    }
+    if (pos_ != s_.size())
+      return Error(absl::StrCat("unexpected '", std::string(s_.substr(pos_, 1)), "'"));
+    std::set<std::string> seen;
+    for (const auto& v : *variables) {
+      if (!seen.insert(v.field_path).second) {
+        return Error(absl::StrCat("field path '", v.field_path, "' bound twice"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status Error(const std::string& problem) const {
+    return InvalidField("path_template",
+                        absl::StrCat("'", std::string(s_), "': ", problem, " at offset ", pos_));
+  }
+
+  absl::Status ParseSegments(bool in_variable) {
+    for (;;) {
+      SUBMARINE_RETURN_IF_ERROR(ParseSegment(in_variable));
+      if (pos_ < s_.size() && s_[pos_] == '/') {
+        ++pos_;
+        continue;
+      }
+      return absl::OkStatus();
+    }
+  }
+
+  absl::Status ParseSegment(bool in_variable) {
+    using Kind = PathTemplate::Segment::Kind;
+    if (s_.substr(pos_, 2) == "**") {
+      segments_->push_back({Kind::kMulti, ""});
+      pos_ += 2;
+      return absl::OkStatus();
+    }
+    if (pos_ < s_.size() && s_[pos_] == '*') {
+      segments_->push_back({Kind::kSingle, ""});
+      ++pos_;
+      return absl::OkStatus();
+    }
+    if (pos_ < s_.size() && s_[pos_] == '{') {
+      if (in_variable) return Error("nested variable");
+      ++pos_;
+      size_t start = pos_;
+      while (pos_ < s_.size() && (IsIdentChar(s_[pos_]) || s_[pos_] == '.')) ++pos_;
+      std::string field(s_.substr(start, pos_ - start));
+      if (field.empty() || field.front() == '.' || field.back() == '.' ||
+          field.find("..") != std::string::npos) {
+        return Error("invalid field path");
+      }
+      PathTemplate::Variable var;
+      var.field_path = field;
+      var.begin = segments_->size();
+      if (pos_ < s_.size() && s_[pos_] == '=') {
+        ++pos_;
+        SUBMARINE_RETURN_IF_ERROR(ParseSegments(true));
+      } else {
+        segments_->push_back({Kind::kSingle, ""});
+      }
+      if (pos_ >= s_.size() || s_[pos_] != '}') return Error("expected '}'");
+      ++pos_;
+      var.end = segments_->size();
+      variables_->push_back(std::move(var));
+      return absl::OkStatus();
+    }
+    size_t start = pos_;
+    while (pos_ < s_.size() && s_[pos_] != '/' && s_[pos_] != ':' && s_[pos_] != '{' &&
+           s_[pos_] != '}' && s_[pos_] != '*' && s_[pos_] != '=') {
+      ++pos_;
+    }
+    if (pos_ == start) return Error("empty segment");
+    segments_->push_back({Kind::kLiteral, PercentDecode(s_.substr(start, pos_ - start))});
+    return absl::OkStatus();
+  }
+
+  std::string_view s_;
+  size_t pos_ = 0;
+  std::vector<PathTemplate::Segment>* segments_ = nullptr;
+  std::vector<PathTemplate::Variable>* variables_ = nullptr;
+};
+
+bool LiteralEquals(std::string_view raw, const std::string& literal) {
+  if (raw.find('%') == std::string_view::npos) return raw == literal;
+  return PercentDecode(raw) == literal;
+}
+
+}  // namespace
+
+std::string PercentDecode(std::string_view in, bool plus_is_space, bool keep_slash) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '%' && i + 2 < in.size()) {
+      int hi = HexValue(in[i + 1]);
+      int lo = HexValue(in[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        char decoded = static_cast<char>(hi * 16 + lo);
+        if (keep_slash && decoded == '/') {
+          out.append(in.substr(i, 3));
+        } else {
+          out.push_back(decoded);
+        }
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(plus_is_space && c == '+' ? ' ' : c);
+  }
+  return out;
+}
+
+absl::StatusOr<PathTemplate> PathTemplate::Parse(std::string_view text) {
+  PathTemplate t;
+  t.text_ = std::string(text);
+  TemplateParser parser(text);
+  SUBMARINE_RETURN_IF_ERROR(parser.Parse(&t.segments_, &t.variables_, &t.verb_));
+  return t;
+}
+
+int PathTemplate::Specificity() const {
+  int n = verb_.empty() ? 0 : 1;
+  for (const auto& s : segments_) n += s.kind == Segment::Kind::kLiteral ? 1 : 0;
+  return n;
+}
+
+bool PathTemplate::MatchFrom(size_t pi, const std::vector<std::string_view>& parts, size_t ri,
+                             std::vector<size_t>* starts) const {
+  (*starts)[pi] = ri;
+  if (pi == segments_.size()) return ri == parts.size();
+  const Segment& seg = segments_[pi];
+  switch (seg.kind) {
+    case Segment::Kind::kLiteral:
+      return ri < parts.size() && LiteralEquals(parts[ri], seg.literal) &&
+             MatchFrom(pi + 1, parts, ri + 1, starts);
+    case Segment::Kind::kSingle:
+      return ri < parts.size() && !parts[ri].empty() && MatchFrom(pi + 1, parts, ri + 1, starts);
+    case Segment::Kind::kMulti:
+      for (size_t k = parts.size() - ri + 1; k-- > 0;) {
+        if (MatchFrom(pi + 1, parts, ri + k, starts)) return true;
+      }
+      return false;
+  }
+  return false;
+}
+
+bool PathTemplate::Match(std::string_view path, PathBindings* bindings) const {
+  if (path.empty() || path[0] != '/') return false;
+  path.remove_prefix(1);
+  if (!verb_.empty()) {
+    size_t colon = path.rfind(':');
+    size_t slash = path.rfind('/');
+    if (colon == std::string_view::npos || (slash != std::string_view::npos && colon < slash)) {
+      return false;
+    }
+    if (path.substr(colon + 1) != verb_) return false;
+    path = path.substr(0, colon);
+  }
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  for (;;) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) {
+      parts.push_back(path.substr(start));
+      break;
+    }
+    parts.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  std::vector<size_t> starts(segments_.size() + 1, 0);
+  if (!MatchFrom(0, parts, 0, &starts)) return false;
+  for (const auto& var : variables_) {
+    size_t from = starts[var.begin];
+    size_t to = starts[var.end];
+    bool single = var.end == var.begin + 1 && segments_[var.begin].kind == Segment::Kind::kSingle;
+    std::string value;
+    for (size_t i = from; i < to; ++i) {
+      if (i > from) value.push_back('/');
+      value += PercentDecode(parts[i], false, !single);
+    }
+    bindings->emplace_back(var.field_path, std::move(value));
+  }
+  return true;
+}
+
+}  // namespace submarine::gateway

@@ -1,0 +1,62 @@
+#pragma once
+// REST routes derived from the google.api.http options of gRPC services found by name in the
+// generated descriptor pool: one Route per HttpRule (and per additional binding). Nothing here is
+// written per endpoint. Immutable after Build(); Find() is thread-safe.
+
+#include <google/protobuf/descriptor.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "gateway/message_fields.h"
+#include "gateway/path_template.h"
+#include "submarine/common/v1/options.pb.h"
+
+namespace submarine::gateway {
+
+struct Route {
+  std::string http_method;  // "GET", "POST", "PATCH", "DELETE", "PUT" or a custom verb
+  PathTemplate path;
+  // "" (no body), "*" (the whole request message) or a top-level request field name.
+  std::string body;
+  const google::protobuf::FieldDescriptor* body_field = nullptr;  // set when body names a field
+  // Request fields bound by the path, in template order (parallel to path.variables()).
+  std::vector<FieldPath> path_fields;
+  // If set, only this top-level response field is rendered (HttpRule.response_body).
+  const google::protobuf::FieldDescriptor* response_body_field = nullptr;
+  const google::protobuf::MethodDescriptor* method = nullptr;
+  std::string grpc_method;  // "/package.Service/Method"
+  submarine::common::v1::RestFace face = submarine::common::v1::REST_FACE_UNSPECIFIED;
+  std::string label;  // "GET /v1/{name=projects/*/environments/*}", used as a metrics label
+};
+
+class RouteTable {
+ public:
+  enum class Outcome { kMatched, kNotFound, kMethodNotAllowed };
+  struct Match {
+    const Route* route = nullptr;
+    PathBindings bindings;
+  };
+
+  // Builds the routes of every named service. INVALID_ARGUMENT/NOT_FOUND naming the service or
+  // method if a service is not in the generated pool, a template does not parse, a path variable
+  // or body does not name a suitable request field, or two routes have the same method and
+  // template. Methods without an http option and streaming methods get no route.
+  static absl::StatusOr<RouteTable> Build(const std::vector<std::string>& services);
+
+  // Finds the route for a request. kMatched fills `match` (the most specific template wins:
+  // most literal segments, then declaration order); kMethodNotAllowed fills `allowed` with the
+  // methods whose templates match the path; kNotFound otherwise.
+  Outcome Find(std::string_view http_method, std::string_view path, Match* match,
+               std::vector<std::string>* allowed) const;
+
+  const std::vector<std::unique_ptr<Route>>& routes() const { return routes_; }
+
+ private:
+  std::vector<std::unique_ptr<Route>> routes_;
+};
+
+}  // namespace submarine::gateway

@@ -1,0 +1,293 @@
+// The environment service behind the real gateway, over REST: the AIP face (/v1/...) and the
+// Apache Submarine face (/api/v1/environment) with its envelope and messages.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "tests/integration/environment/environment_fixture.h"
+#include "tests/integration/gateway/http_client.h"
+
+namespace submarine::testing {
+namespace {
+
+using nlohmann::json;
+
+class EnvironmentRestTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto p = StartEnvironment();
+    ASSERT_TRUE(p.ok()) << p.status();
+    env_ = std::move(*p);
+    auto st = StartGateway(env_.get());
+    ASSERT_TRUE(st.ok()) << st;
+    auto conn = HttpConnection::Connect(env_->gateway_ready.http);
+    ASSERT_TRUE(conn.ok()) << conn.status();
+    http_ = std::move(*conn);
+  }
+
+  // One call on the test's keep-alive connection; the body parsed as JSON (null if empty).
+  std::pair<int, json> Call(const std::string& method, const std::string& target,
+                            const std::string& body = "",
+                            std::vector<std::pair<std::string, std::string>> headers = {}) {
+    if (!body.empty() && headers.empty()) headers.push_back({"Content-Type", "application/json"});
+    auto r = http_.Request(method, target, body, headers);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) return {0, nullptr};
+    json j = r->body.empty() ? json(nullptr) : json::parse(r->body, nullptr, false);
+    return {r->status, j};
+  }
+
+  static std::string FieldOf(const json& error) {
+    for (const auto& d : error["error"]["details"]) {
+      if (d.contains("metadata") && d["metadata"].contains("field")) {
+        return d["metadata"]["field"].get<std::string>();
+      }
+    }
+    return "";
+  }
+
+  std::unique_ptr<EnvironmentProcess> env_;
+  HttpConnection http_;
+};
+
+constexpr char kCollection[] = "/v1/projects/default/environments";
+
+TEST_F(EnvironmentRestTest, CrudThroughTheGateway) {
+  auto [code, created] = Call("POST", absl::StrCat(kCollection, "?environmentId=rest-env"),
+                              R"({"image":"python:3.11","displayName":"REST",
+                                  "kernelSpec":{"name":"py","pipDependencies":["numpy"]},
+                                  "labels":{"team":"a"}})");
+  ASSERT_EQ(code, 200) << created;
+  EXPECT_EQ(created["name"], "projects/default/environments/rest-env");
+  EXPECT_EQ(created["kernelSpec"]["pipDependencies"][0], "numpy");
+  std::string etag = created["etag"];
+
+  auto [gcode, got] = Call("GET", absl::StrCat(kCollection, "/rest-env"));
+  ASSERT_EQ(gcode, 200);
+  EXPECT_EQ(got, created);
+
+  auto [pcode, patched] =
+      Call("PATCH", absl::StrCat(kCollection, "/rest-env?updateMask=description,labels"),
+           absl::StrCat(R"({"description":"patched","labels":{"team":"b"},"etag":")", etag,
+                        R"("})"));
+  ASSERT_EQ(pcode, 200) << patched;
+  EXPECT_EQ(patched["description"], "patched");
+  EXPECT_EQ(patched["labels"]["team"], "b");
+  EXPECT_EQ(patched["displayName"], "REST");
+
+  // The old etag now conflicts: 409 ABORTED, nothing changed.
+  auto [ccode, conflict] =
+      Call("PATCH", absl::StrCat(kCollection, "/rest-env?updateMask=description"),
+           absl::StrCat(R"({"description":"lost update","etag":")", etag, R"("})"));
+  EXPECT_EQ(ccode, 409);
+  EXPECT_EQ(conflict["error"]["status"], "ABORTED");
+  auto [dcode, dconflict] = Call("DELETE", absl::StrCat(kCollection, "/rest-env?etag=", etag));
+  EXPECT_EQ(dcode, 409);
+
+  auto [delcode, deleted] = Call("DELETE", absl::StrCat(kCollection, "/rest-env"));
+  ASSERT_EQ(delcode, 200);
+  EXPECT_EQ(deleted["environment"]["description"], "patched");
+  auto [ncode, missing] = Call("GET", absl::StrCat(kCollection, "/rest-env"));
+  EXPECT_EQ(ncode, 404);
+  EXPECT_EQ(missing["error"]["status"], "NOT_FOUND");
+  EXPECT_EQ(missing["error"]["details"][0]["reason"], "RESOURCE_NOT_FOUND");
+}
+
+TEST_F(EnvironmentRestTest, ErrorPathsAreClearAndLoseNothing) {
+  ASSERT_EQ(Call("POST", absl::StrCat(kCollection, "?environmentId=keep"),
+                 R"({"image":"python:3.11"})").first, 200);
+  struct Case {
+    std::string method, target, body;
+    int status;
+    std::string field;  // expected ErrorInfo metadata.field, or "" to skip
+  };
+  std::vector<Case> cases = {
+      {"POST", absl::StrCat(kCollection, "?environmentId=x1"), R"({"displayName":"no image"})",
+       400, "environment.image"},
+      {"POST", absl::StrCat(kCollection, "?environmentId=x2"), R"({"image":"a","colour":"red"})",
+       400, "colour"},
+      {"POST", absl::StrCat(kCollection, "?environmentId=x3"), R"({"image": )", 400, ""},
+      {"POST", absl::StrCat(kCollection, "?environmentId=UPPER"), R"({"image":"a"})", 400,
+       "environment_id"},
+      {"POST", absl::StrCat(kCollection, "?environmentId=keep"), R"({"image":"a"})", 409, ""},
+      {"POST", "/v1/projects/nope/environments?environmentId=x4", R"({"image":"a"})", 404, ""},
+      {"POST", absl::StrCat(kCollection, "?environmentId=x5"),
+       R"({"image":"a","labels":{"Bad Key":"v"}})", 400, "environment.labels.Bad Key"},
+      {"GET", absl::StrCat(kCollection, "?pageSize=-1"), "", 400, "page_size"},
+      {"GET", absl::StrCat(kCollection, "?pageSize=abc"), "", 400, ""},
+      {"GET", absl::StrCat(kCollection, "?filter=colour%3Dred"), "", 400, "filter"},
+      {"GET", absl::StrCat(kCollection, "?pageToken=garbage"), "", 400, "page_token"},
+      {"PATCH", absl::StrCat(kCollection, "/keep?updateMask=uid"), R"({"uid":"x"})", 400,
+       "update_mask"},
+      {"PATCH", absl::StrCat(kCollection, "/keep?updateMask=image"), R"({"image":""})", 400,
+       "environment.image"},
+      {"GET", absl::StrCat(kCollection, "/ghost"), "", 404, ""},
+      {"DELETE", absl::StrCat(kCollection, "/ghost"), "", 404, ""},
+  };
+  for (const auto& c : cases) {
+    auto [code, body] = Call(c.method, c.target, c.body);
+    EXPECT_EQ(code, c.status) << c.method << " " << c.target << ": " << body;
+    ASSERT_TRUE(body.contains("error")) << body;
+    EXPECT_EQ(body["error"]["code"], c.status);
+    EXPECT_FALSE(body["error"]["message"].get<std::string>().empty());
+    if (!c.field.empty()) {
+      EXPECT_EQ(FieldOf(body), c.field) << c.target << ": " << body;
+    }
+  }
+  auto [code, list] = Call("GET", absl::StrCat(kCollection, "?pageSize=1000"));
+  ASSERT_EQ(code, 200);
+  std::set<std::string> names;
+  for (const auto& e : list["environments"]) names.insert(e["name"]);
+  EXPECT_EQ(names, (std::set<std::string>{"projects/default/environments/keep",
+                                          "projects/default/environments/notebook-env",
+                                          "projects/default/environments/notebook-gpu-env"}));
+  auto [kcode, keep] = Call("GET", absl::StrCat(kCollection, "/keep"));
+  EXPECT_EQ(keep["image"], "python:3.11");
+}
+
+TEST_F(EnvironmentRestTest, PaginatesAThousandItemsAndFilters) {
+  for (int i = 0; i < 1000; ++i) {
+    auto [code, body] =
+        Call("POST", absl::StrCat(kCollection, "?environmentId=item-", i),
+             absl::StrCat(R"({"image":"img:)", i % 3, R"(","labels":{"mod3":"m)", i % 3, R"("}})"));
+    ASSERT_EQ(code, 200) << body;
+  }
+  std::vector<std::string> seen;
+  std::string token;
+  int pages = 0;
+  do {
+    std::string target = absl::StrCat(kCollection, "?pageSize=100&filter=name%3Ditem-*");
+    if (!token.empty()) absl::StrAppend(&target, "&pageToken=", token);
+    auto [code, page] = Call("GET", target);
+    ASSERT_EQ(code, 200) << page;
+    for (const auto& e : page["environments"]) seen.push_back(e["name"]);
+    token = page.value("nextPageToken", "");
+    ++pages;
+  } while (!token.empty() && pages < 50);
+  EXPECT_EQ(pages, 10);
+  EXPECT_EQ(seen.size(), 1000u);
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), 1000u);
+  EXPECT_EQ(seen.front(), "projects/default/environments/item-0");
+  EXPECT_EQ(seen.back(), "projects/default/environments/item-999");
+
+  auto [code, filtered] = Call(
+      "GET", absl::StrCat(kCollection, "?pageSize=1000&filter=labels.mod3%3Dm1%20AND%20image%3D%22img%3A1%22"));
+  ASSERT_EQ(code, 200);
+  EXPECT_EQ(filtered["environments"].size(), 333u);
+  auto [dcode, desc] = Call("GET", absl::StrCat(kCollection, "?pageSize=1&orderBy=create_time%20desc"));
+  ASSERT_EQ(dcode, 200);
+  EXPECT_EQ(desc["environments"][0]["name"], "projects/default/environments/item-999");
+}
+
+TEST_F(EnvironmentRestTest, RequestIdTravelsFromHttpIntoTheEvent) {
+  auto [code, created] =
+      Call("POST", absl::StrCat(kCollection, "?environmentId=traced"), R"({"image":"a"})",
+           {{"Content-Type", "application/json"}, {"x-request-id", "trace-me-123"}});
+  ASSERT_EQ(code, 200);
+  std::string request_id;
+  ASSERT_TRUE(WaitFor([&] {
+    submarine::common::v1::ListEventsRequest req;
+    req.set_publisher("environment");
+    req.set_page_size(100);
+    submarine::common::v1::ListEventsResponse resp;
+    if (!env_->events->ListEvents(Ctx().get(), req, &resp).ok()) return false;
+    for (const auto& e : resp.events()) {
+      if (e.header().resource() == "projects/default/environments/traced") {
+        request_id = e.header().request_id();
+        return true;
+      }
+    }
+    return false;
+  }));
+  EXPECT_EQ(request_id, "trace-me-123");
+}
+
+// --- Apache Submarine face ----------------------------------------------------------------------
+
+void ExpectEnvelope(const json& body, int code, const std::string& status) {
+  EXPECT_EQ(body["code"], code) << body;
+  EXPECT_EQ(body["status"], status) << body;
+  EXPECT_TRUE(body.contains("success") && body.contains("message") && body.contains("result") &&
+              body.contains("attributes"))
+      << body;
+  EXPECT_EQ(body["attributes"], json::object());
+}
+
+TEST_F(EnvironmentRestTest, SubmarineV1FaceMatchesApacheSubmarine) {
+  const std::string spec = R"({"name":"my-submarine-env","dockerImage":"continuumio/anaconda3",
+    "kernelSpec":{"name":"team_default_python_3.7","channels":["defaults"],
+      "condaDependencies":["alabaster=0.7.12=py37_0"],
+      "pipDependencies":["apache-submarine==0.7.0","pyarrow==0.17.0"]}})";
+  auto [code, created] = Call("POST", "/api/v1/environment", spec);
+  ASSERT_EQ(code, 200) << created;
+  ExpectEnvelope(created, 200, "OK");
+  EXPECT_EQ(created["success"], true);
+  EXPECT_TRUE(created["message"].is_null());
+  const json& result = created["result"];
+  std::string id = result["environmentId"];
+  EXPECT_EQ(id.rfind("environment_", 0), 0u);
+  EXPECT_EQ(result["environmentSpec"]["name"], "my-submarine-env");
+  EXPECT_EQ(result["environmentSpec"]["dockerImage"], "continuumio/anaconda3");
+  EXPECT_EQ(result["environmentSpec"]["kernelSpec"]["pipDependencies"][1], "pyarrow==0.17.0");
+  EXPECT_TRUE(result["environmentSpec"]["description"].is_null());
+  EXPECT_TRUE(result["environmentSpec"]["image"].is_null());
+
+  // The same environment on the AIP face.
+  auto [acode, aip] = Call("GET", "/v1/projects/default/environments/my-submarine-env");
+  ASSERT_EQ(acode, 200);
+  EXPECT_EQ(aip["uid"], id);
+
+  auto [lcode, list] = Call("GET", "/api/v1/environment?status=any");
+  ASSERT_EQ(lcode, 200);
+  ExpectEnvelope(list, 200, "OK");
+  std::set<std::string> names;
+  for (const auto& e : list["result"]) names.insert(e["environmentSpec"]["name"]);
+  EXPECT_TRUE(names.count("my-submarine-env") && names.count("notebook-env") &&
+              names.count("notebook-gpu-env"));
+
+  auto [gcode, got] = Call("GET", "/api/v1/environment/my-submarine-env");
+  ASSERT_EQ(gcode, 200);
+  EXPECT_EQ(got["result"], result);
+
+  // PATCH replaces the spec and, as in Apache Submarine, issues a new environmentId.
+  auto [pcode, patched] = Call("PATCH", "/api/v1/environment/my-submarine-env",
+                               "dockerImage: continuumio/miniconda3\nkernelSpec:\n  name: k2\n",
+                               {{"Content-Type", "application/yaml"}});
+  ASSERT_EQ(pcode, 200) << patched;
+  EXPECT_EQ(patched["result"]["environmentSpec"]["dockerImage"], "continuumio/miniconda3");
+  EXPECT_EQ(patched["result"]["environmentSpec"]["kernelSpec"]["name"], "k2");
+  EXPECT_NE(patched["result"]["environmentId"], id);
+
+  // Errors use the envelope with Apache Submarine's messages and codes.
+  auto [dup, dupbody] = Call("POST", "/api/v1/environment", spec);
+  EXPECT_EQ(dup, 400);
+  ExpectEnvelope(dupbody, 400, "BAD_REQUEST");
+  EXPECT_EQ(dupbody["message"], "Unable to process the environment spec.");
+  EXPECT_TRUE(dupbody["success"].is_null());
+  EXPECT_TRUE(dupbody["result"].is_null());
+  for (const std::string& body : {std::string(""), std::string("null"), std::string("{}")}) {
+    auto [ncode, nbody] = Call("POST", "/api/v1/environment", body,
+                               {{"Content-Type", "application/json"}});
+    EXPECT_EQ(ncode, 400) << "body '" << body << "'";
+    EXPECT_EQ(nbody["message"], "Invalid environment spec.") << nbody;
+  }
+  auto [ycode, ybody] = Call("POST", "/api/v1/environment", "name: yaml-env\ndockerImage: img\n",
+                             {{"Content-Type", "application/yaml"}});
+  EXPECT_EQ(ycode, 200) << ybody;
+  auto [mcode, mbody] = Call("GET", "/api/v1/environment/does-not-exist");
+  EXPECT_EQ(mcode, 404);
+  ExpectEnvelope(mbody, 404, "NOT_FOUND");
+  EXPECT_EQ(mbody["message"], "Environment not found.");
+  EXPECT_EQ(Call("PATCH", "/api/v1/environment/does-not-exist", R"({"dockerImage":"x"})").first,
+            404);
+
+  auto [delcode, deleted] = Call("DELETE", "/api/v1/environment/my-submarine-env");
+  ASSERT_EQ(delcode, 200);
+  EXPECT_EQ(deleted["result"]["environmentSpec"]["name"], "my-submarine-env");
+  EXPECT_EQ(Call("DELETE", "/api/v1/environment/my-submarine-env").first, 404);
+}
+
+}  // namespace
+}  // namespace submarine::testing

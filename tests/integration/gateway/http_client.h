@@ -1,0 +1,61 @@
+#pragma once
+// A minimal blocking HTTP/1.1 client for tests and benchmarks: one keep-alive TCP connection,
+// requests written whole, responses read by Content-Length. Not thread-safe (one per thread).
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace submarine::testing {
+
+struct HttpResult {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+
+  // The header's value, empty if absent.
+  std::string Header(const std::string& name) const;
+};
+
+class HttpConnection {
+ public:
+  HttpConnection() = default;
+  HttpConnection(HttpConnection&& other) noexcept;
+  HttpConnection& operator=(HttpConnection&& other) noexcept;
+  ~HttpConnection();
+
+  // Connects to "host:port" (receive timeout 30 s).
+  static absl::StatusOr<HttpConnection> Connect(const std::string& address);
+
+  // Sends one request (Host and Content-Length added) and reads the answer. UNAVAILABLE if the
+  // connection was closed or reset.
+  absl::StatusOr<HttpResult> Request(
+      const std::string& method, const std::string& target, const std::string& body = "",
+      const std::vector<std::pair<std::string, std::string>>& headers = {});
+
+  // Sends `raw` bytes as they are and reads one answer. A failure to send all of `raw` (the
+  // server may close early) is ignored as long as an answer arrives.
+  absl::StatusOr<HttpResult> SendRaw(const std::string& raw);
+
+  // True once the server has closed its side (after an answer with Connection: close).
+  bool PeerClosed();
+
+ private:
+  absl::StatusOr<HttpResult> ReadResponse();
+  absl::Status Fill();
+
+  int fd_ = -1;
+  std::string host_;
+  std::string buffer_;
+};
+
+// One request on a fresh connection.
+absl::StatusOr<HttpResult> HttpCall(
+    const std::string& address, const std::string& method, const std::string& target,
+    const std::string& body = "",
+    const std::vector<std::pair<std::string, std::string>>& headers = {});
+
+}  // namespace submarine::testing
