@@ -3,6 +3,7 @@
 #include <grpcpp/impl/codegen/proto_utils.h>
 
 #include <algorithm>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -78,10 +79,21 @@ class Gateway::HttpTask : public rpc::BackgroundTask {
     gateway_->StartHttp();
     return absl::OkStatus();
   }
-  void Stop() override { gateway_->StopHttp(); }
+  // The HTTP side drains in parallel with the gRPC proxy's drain.
+  void BeginStop() override {
+    draining_ = std::thread([this] { gateway_->StopHttp(); });
+  }
+  void Stop() override {
+    if (draining_.joinable()) {
+      draining_.join();
+    } else {
+      gateway_->StopHttp();
+    }
+  }
 
  private:
   Gateway* gateway_;
+  std::thread draining_;
 };
 
 Gateway::Gateway(submarine::config::v1::GatewayConfig config)

@@ -24,7 +24,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "submarine/environment/v1/environment.grpc.pb.h"
-#include "tests/integration/gateway/http_client.h"
+#include "tests/support/http_client.h"
 #include "tests/support/process.h"
 #include "tests/support/test_postgres.h"
 

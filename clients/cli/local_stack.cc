@@ -69,7 +69,11 @@ std::string ProcessAddress(const ProcessState& p) {
   auto get = [&r](const char* key) {
     return r.contains(key) && r[key].is_string() ? r[key].get<std::string>() : std::string();
   };
-  if (!get("http").empty()) return "http://" + get("http");
+  if (!get("http").empty()) {
+    std::string grpc = get("grpc");
+    return grpc.empty() ? "http://" + get("http")
+                        : absl::StrCat("http://", get("http"), ", grpc ", grpc);
+  }
   if (!get("frontend").empty()) {
     return absl::StrCat("grpc ", get("grpc"), ", pub ", get("frontend"), ", sub ", get("backend"));
   }

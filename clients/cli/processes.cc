@@ -105,17 +105,6 @@ std::vector<pid_t> ProcessesMentioning(const std::string& needle) {
   return found;
 }
 
-bool WaitUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto step = std::chrono::milliseconds(2);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(step);  // polling a condition with a deadline
-    step = std::min(step * 2, std::chrono::milliseconds(50));
-  }
-  return true;
-}
-
 bool TerminateProcess(pid_t pid, std::chrono::milliseconds grace) {
   if (!ProcessAlive(pid)) return true;
   ::kill(pid, SIGTERM);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/util/wait.h"  // WaitUntil
 
 namespace submarine::cli {
 
@@ -33,10 +34,6 @@ std::string ProcessCmdline(pid_t pid);
 
 // Live (non-zombie) processes other than this one whose command line contains `needle`.
 std::vector<pid_t> ProcessesMentioning(const std::string& needle);
-
-// Polls `done` (every few milliseconds, backing off to 50 ms) until it returns true or `timeout`
-// elapses; returns whether it became true.
-bool WaitUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout);
 
 // Sends SIGTERM to `pid`, waits up to `grace` for it to die, then sends SIGKILL and waits up to
 // five more seconds. Returns true if the process is gone. Does not reap (for non-children).

@@ -124,6 +124,9 @@ absl::StatusOr<StackPlan> BuildStackPlan(const StackPaths& paths,
     SUBMARINE_ASSIGN_OR_RETURN(http_port, options.pick_port());
   }
   gateway.set_http_listen(Loopback(http_port));
+  // Native gRPC clients reach every service through the gateway's proxy port.
+  SUBMARINE_ASSIGN_OR_RETURN(int gateway_grpc_port, options.pick_port());
+  gateway.set_grpc_listen(Loopback(gateway_grpc_port));
   SUBMARINE_ASSIGN_OR_RETURN(*gateway.mutable_server(),
                              MakeServerConfig(paths, "gateway", options, /*grpc=*/false));
   SUBMARINE_ASSIGN_OR_RETURN(std::string gateway_text, RenderJson(gateway));

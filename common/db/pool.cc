@@ -1,5 +1,6 @@
 #include "common/db/pool.h"
 
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -92,9 +93,14 @@ ConnectionPool::~ConnectionPool() = default;
 absl::StatusOr<std::unique_ptr<pqxx::connection>> ConnectionPool::Open() {
   try {
     auto conn = std::make_unique<pqxx::connection>(options_.conninfo);
-    if (!options_.schema.empty()) {
+    {
       pqxx::nontransaction tx(*conn);
-      tx.exec("SET search_path TO " + tx.quote_name(options_.schema));
+      std::string setup =
+          absl::StrCat("SET statement_timeout = ", options_.statement_timeout.count());
+      if (!options_.schema.empty()) {
+        absl::StrAppend(&setup, "; SET search_path TO ", tx.quote_name(options_.schema));
+      }
+      tx.exec(setup);
     }
     if (options_.on_connect) options_.on_connect(*conn);
     return conn;
@@ -174,7 +180,9 @@ absl::Status ConnectionPool::Transact(Deadline deadline,
   for (int attempt = 0; attempt < 4; ++attempt) {
     auto lease = Acquire(deadline);
     if (!lease.ok()) return lease.status();
-    auto timeout = options_.statement_timeout;
+    // The session default is the pool's statement timeout; a tighter call deadline lowers it
+    // for this transaction only (one extra round trip, paid only when it matters).
+    std::optional<std::chrono::milliseconds> tighter;
     if (deadline != kNoDeadline) {
       auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::system_clock::now());
@@ -182,27 +190,28 @@ absl::Status ConnectionPool::Transact(Deadline deadline,
         return MakeError(absl::StatusCode::kDeadlineExceeded, "DEADLINE_EXCEEDED",
                          "the call's deadline passed before the database was reached");
       }
-      timeout = std::min(timeout, remaining);
+      if (remaining < options_.statement_timeout) tighter = remaining;
     }
-    bool reached_db = false;
+    bool commit_started = false;
     try {
       pqxx::work tx(**lease);
-      tx.exec(absl::StrCat("SET LOCAL statement_timeout = ", timeout.count()));
-      reached_db = true;
+      if (tighter) tx.exec(absl::StrCat("SET LOCAL statement_timeout = ", tighter->count()));
       absl::Status st = fn(tx);
       if (!st.ok()) {
         tx.abort();
         return st;
       }
+      commit_started = true;
       tx.commit();
       return absl::OkStatus();
     } catch (...) {
       last = StatusFromCurrentException();
       if (last.code() == absl::StatusCode::kUnavailable) {
         lease->MarkBroken();
-        // A stale pooled connection failing before any work: retry once on a fresh one. After
-        // the work started, the outcome may be unknown, so the caller decides.
-        if (!reached_db && attempt == 0) continue;
+        // Lost before COMMIT: the server rolled the transaction back, so one retry on a fresh
+        // connection is safe (typically a pooled connection gone stale). Lost during COMMIT:
+        // the outcome is unknown and the caller decides.
+        if (!commit_started && attempt == 0) continue;
         return last;
       }
       if (last.code() != absl::StatusCode::kAborted) return last;

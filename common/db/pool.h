@@ -75,7 +75,9 @@ class ConnectionPool {
   absl::StatusOr<Lease> Acquire(Deadline deadline = kNoDeadline);
 
   // Runs `fn` in a read-committed transaction; commits if it returns OK, rolls back otherwise.
-  // Serialization failures and deadlocks are retried up to 3 times. Never throws.
+  // Serialization failures and deadlocks are retried up to 3 times, and a connection lost before
+  // COMMIT once on a fresh connection, so `fn` must only touch the database (it may run again).
+  // A connection lost during COMMIT is UNAVAILABLE: the outcome is unknown. Never throws.
   absl::Status Transact(Deadline deadline, const std::function<absl::Status(pqxx::work&)>& fn);
 
   const Options& options() const { return options_; }

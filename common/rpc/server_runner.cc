@@ -188,8 +188,9 @@ void ServerRunner::Shutdown() {
     shutdown_requested_ = true;
   }
   cv_.notify_all();
+  if (server_) server_->GetHealthCheckService()->SetServingStatus(false);
+  for (auto* t : started_) t->BeginStop();
   if (server_) {
-    server_->GetHealthCheckService()->SetServingStatus(false);
     uint32_t grace = config_.shutdown_grace_ms() ? config_.shutdown_grace_ms() : 10000;
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace));
   }

@@ -28,6 +28,10 @@ class BackgroundTask {
   virtual std::string TaskName() const = 0;
   // Starts the loop's thread(s); returns at once.
   virtual absl::Status Start() = 0;
+  // Called for every task when shutdown begins, before the gRPC server drains: a task that
+  // serves requests of its own (the gateway's HTTP side) starts draining here, in parallel.
+  // Must not block.
+  virtual void BeginStop() {}
   // Asks the loop to stop after its current unit of work and joins it.
   virtual void Stop() = 0;
   // False while the task cannot do its job (e.g. subscriber too far behind); reported through

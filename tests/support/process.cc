@@ -1,6 +1,7 @@
 #include "tests/support/process.h"
 
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "common/config/config.h"
 #include "common/status/status.h"
 #include "common/util/clock.h"
+#include "common/util/wait.h"
 
 namespace submarine::testing {
 namespace fs = std::filesystem;
@@ -29,14 +31,7 @@ std::string MakeTempDir(const std::string& prefix) {
 }
 
 bool WaitFor(const std::function<bool()>& ready, std::chrono::milliseconds timeout) {
-  auto until = std::chrono::steady_clock::now() + timeout;
-  auto step = std::chrono::milliseconds(2);
-  while (!ready()) {
-    if (std::chrono::steady_clock::now() >= until) return false;
-    std::this_thread::sleep_for(step);  // polling a condition with a deadline
-    step = std::min(step * 2, std::chrono::milliseconds(50));
-  }
-  return true;
+  return WaitUntil(ready, timeout);
 }
 
 ChildProcess::ChildProcess(ChildProcess&& o) noexcept : pid_(o.pid_), exit_code_(o.exit_code_) {
@@ -65,6 +60,8 @@ absl::StatusOr<ChildProcess> ChildProcess::Start(const std::string& binary,
   pid_t pid = ::fork();
   if (pid < 0) return Internal("fork failed");
   if (pid == 0) {
+    // A child never outlives the test that started it, even if the test crashes.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       ::dup2(fd, 1);

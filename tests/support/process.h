@@ -1,7 +1,8 @@
 #pragma once
 // Real child processes for integration tests: start a Submarine binary with a config written to a
 // temp dir, wait (with a deadline, never a fixed sleep) for its ready file, signal it, wait for
-// its exit code. The destructor kills a child that is still running.
+// its exit code. The destructor kills a child that is still running, and a child is killed
+// if the thread that started it dies (PR_SET_PDEATHSIG): start children from the test thread.
 
 #include <sys/types.h>
 

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "tests/integration/environment/environment_fixture.h"
-#include "tests/integration/gateway/http_client.h"
+#include "tests/support/http_client.h"
 
 namespace submarine::testing {
 namespace {

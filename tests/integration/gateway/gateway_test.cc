@@ -12,7 +12,7 @@
 #include "common/status/status.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "tests/integration/gateway/environment_backend.h"
-#include "tests/integration/gateway/http_client.h"
+#include "tests/support/http_client.h"
 #include "tests/support/process.h"
 
 namespace submarine::testing {

@@ -1,4 +1,4 @@
-#include "tests/integration/gateway/http_client.h"
+#include "tests/support/http_client.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
