@@ -220,4 +220,26 @@ absl::Status ConnectionPool::Transact(Deadline deadline,
   return last;
 }
 
+absl::Status ConnectionPool::Read(
+    Deadline deadline, const std::function<absl::Status(pqxx::transaction_base&)>& fn) {
+  if (deadline != kNoDeadline &&
+      deadline - std::chrono::system_clock::now() < options_.statement_timeout) {
+    return Transact(deadline, [&fn](pqxx::work& tx) { return fn(tx); });
+  }
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto lease = Acquire(deadline);
+    if (!lease.ok()) return lease.status();
+    try {
+      pqxx::nontransaction tx(**lease);
+      return fn(tx);
+    } catch (...) {
+      absl::Status st = StatusFromCurrentException();
+      if (st.code() != absl::StatusCode::kUnavailable) return st;
+      lease->MarkBroken();  // a read is safe to retry once on a fresh connection
+      if (attempt == 1) return st;
+    }
+  }
+  return Unavailable("database unavailable");
+}
+
 }  // namespace submarine::db

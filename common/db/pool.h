@@ -80,6 +80,12 @@ class ConnectionPool {
   // A connection lost during COMMIT is UNAVAILABLE: the outcome is unknown. Never throws.
   absl::Status Transact(Deadline deadline, const std::function<absl::Status(pqxx::work&)>& fn);
 
+  // Runs a read of ONE statement (or several that need no common snapshot) in autocommit mode:
+  // one round trip instead of BEGIN/statement/COMMIT. Used for Get and List. A call deadline
+  // tighter than the pool's statement timeout falls back to Transact. Never throws.
+  absl::Status Read(Deadline deadline,
+                    const std::function<absl::Status(pqxx::transaction_base&)>& fn);
+
   const Options& options() const { return options_; }
   // Connections currently open (idle + leased).
   size_t OpenConnections() const;

@@ -299,7 +299,7 @@ absl::StatusOr<Environment> EnvironmentManager::Get(const std::string& name,
   std::string project, id;
   SUBMARINE_RETURN_IF_ERROR(ParseEnvironmentName(name, "name", &project, &id));
   Environment out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) {
+  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) {
     auto found = EnvironmentStore::Find(tx, project, id, false);
     if (!found) return NotFound("environment", name);
     out = std::move(found->environment);
@@ -329,7 +329,7 @@ absl::StatusOr<v1::ListEnvironmentsResponse> EnvironmentManager::List(
   const int page = q.limit;
   q.limit = page + 1;  // one more row tells whether another page exists
   std::vector<StoredEnvironment> rows;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) {
+  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) {
     rows = EnvironmentStore::List(tx, q);
     return absl::OkStatus();
   }));

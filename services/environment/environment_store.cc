@@ -88,7 +88,8 @@ void EnvironmentStore::Prepare(pqxx::connection& conn) {
   conn.prepare(kMarkOnce, kMarkOnceSql);
 }
 
-std::optional<StoredEnvironment> EnvironmentStore::Find(pqxx::work& tx, const std::string& project,
+std::optional<StoredEnvironment> EnvironmentStore::Find(pqxx::transaction_base& tx,
+                                                        const std::string& project,
                                                         const std::string& environment_id,
                                                         bool for_update) {
   auto r = tx.exec_prepared(for_update ? kFindForUpdate : kFind, project, environment_id);
@@ -113,7 +114,8 @@ void EnvironmentStore::Update(pqxx::work& tx, int64_t id, const Environment& env
 
 void EnvironmentStore::Delete(pqxx::work& tx, int64_t id) { tx.exec_prepared(kDelete, id); }
 
-std::vector<StoredEnvironment> EnvironmentStore::List(pqxx::work& tx, const ListQuery& q) {
+std::vector<StoredEnvironment> EnvironmentStore::List(pqxx::transaction_base& tx,
+                                                      const ListQuery& q) {
   std::string sql = kListSelect;
   std::vector<std::string> params = {q.project};
   auto param = [&params](std::string v) {

@@ -45,7 +45,8 @@ class EnvironmentStore {
   // Prepares the named statements on a new connection (ConnectionPool::Options::on_connect).
   static void Prepare(pqxx::connection& conn);
 
-  static std::optional<StoredEnvironment> Find(pqxx::work& tx, const std::string& project,
+  static std::optional<StoredEnvironment> Find(pqxx::transaction_base& tx,
+                                               const std::string& project,
                                                const std::string& environment_id,
                                                bool for_update);
   // Inserts; throws pqxx::unique_violation if (project, environment_id) exists.
@@ -54,7 +55,7 @@ class EnvironmentStore {
                         const submarine::environment::v1::Environment& env);
   static void Update(pqxx::work& tx, int64_t id, const submarine::environment::v1::Environment& env);
   static void Delete(pqxx::work& tx, int64_t id);
-  static std::vector<StoredEnvironment> List(pqxx::work& tx, const ListQuery& query);
+  static std::vector<StoredEnvironment> List(pqxx::transaction_base& tx, const ListQuery& query);
 
   // Next value of the uid counter.
   static int64_t NextUidCounter(pqxx::work& tx);
