@@ -29,15 +29,6 @@ constexpr uint32_t kDefaultGraceMs = 10000;
 constexpr auto kMaxHealthTimeout = std::chrono::milliseconds(2000);
 constexpr char kJson[] = "application/json";
 
-// Client-chosen request ids are kept when they are short and made of safe characters.
-bool AcceptableRequestId(std::string_view id) {
-  if (id.empty() || id.size() > 128) return false;
-  return std::all_of(id.begin(), id.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
-           c == ':';
-  });
-}
-
 std::string Dump(const nlohmann::ordered_json& j) {
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
@@ -174,9 +165,23 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
   const HttpRequest& req = pending->exchange->request();
   std::string_view client_id = req.Header(rpc::kRequestIdHeader);
   pending->request_id =
-      AcceptableRequestId(client_id) ? std::string(client_id) : IdGenerator::Secure().Uuid();
+      rpc::AcceptableRequestId(client_id) ? std::string(client_id) : IdGenerator::Secure().Uuid();
   log::ScopedRequestId bind(pending->request_id);
+  try {
+    Dispatch(pending);
+  } catch (const std::exception& e) {
+    // Nothing may escape into the io thread: a bug answers 500 instead of ending the process.
+    log::Get("gateway")->error("unexpected error handling {} {}: {}", req.method, req.path,
+                               e.what());
+    pending->label = "internal-error";
+    HttpReply reply = RenderError(REST_FACE_UNSPECIFIED,
+                                  Internal(absl::StrCat("unexpected gateway error: ", e.what())));
+    Reply(pending, reply.status, std::move(reply.body));
+  }
+}
 
+void Gateway::Dispatch(const std::shared_ptr<Pending>& pending) {
+  const HttpRequest& req = pending->exchange->request();
   if (req.rejected_status != 0) {
     pending->label = "rejected";
     absl::Status error;

@@ -60,6 +60,8 @@ class Gateway {
   class HttpTask;
 
   void Handle(std::shared_ptr<HttpExchange> exchange);
+  // Routes one request; may throw only on a bug (Handle answers 500 then).
+  void Dispatch(const std::shared_ptr<Pending>& pending);
   bool HandleBuiltin(const std::shared_ptr<Pending>& pending);
   void HandleReadiness(const std::shared_ptr<Pending>& pending);
   void CallBackend(const std::shared_ptr<Pending>& pending, const Route& route,

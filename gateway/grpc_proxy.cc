@@ -36,15 +36,17 @@ class ProxyCall : public grpc::ServerGenericBidiReactor {
     for (const auto& [key, value] : context_->client_metadata()) {
       std::string k = ToString(key);
       if (IsHopByHopMetadata(k)) continue;
-      if (k == rpc::kRequestIdHeader) request_id = ToString(value);
+      if (k == rpc::kRequestIdHeader) {
+        request_id = ToString(value);  // forwarded below once checked
+        continue;
+      }
       client_.AddMetadata(k, ToString(value));
     }
-    if (request_id.empty()) {
-      request_id = IdGenerator::Secure().Uuid();
-      client_.AddMetadata(rpc::kRequestIdHeader, request_id);
-      // A client-sent id is echoed by the server's interceptor; a generated one is added here.
-      context_->AddInitialMetadata(rpc::kRequestIdHeader, request_id);
-    }
+    bool generated = !rpc::AcceptableRequestId(request_id);
+    if (generated) request_id = IdGenerator::Secure().Uuid();
+    client_.AddMetadata(rpc::kRequestIdHeader, request_id);
+    // A client-sent id is echoed by the server's interceptor; a generated one is added here.
+    if (generated) context_->AddInitialMetadata(rpc::kRequestIdHeader, request_id);
     auto deadline = context_->deadline();
     if (deadline == std::chrono::system_clock::time_point::max()) {
       deadline = std::chrono::system_clock::now() + default_timeout_;

@@ -1,5 +1,7 @@
 #include "clients/cli/database_provisioner.h"
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <pqxx/pqxx>
 
@@ -80,13 +82,10 @@ void EnsureRoles(const db::PostgresCluster& cluster, const std::string& database
 }  // namespace
 
 absl::StatusOr<std::string> EnsurePasswordFile(const std::string& path) {
-  auto existing = config::ReadFile(path);
+  auto existing = config::ReadSecretFile(path);
   if (existing.ok()) {
-    std::string password = *existing;
-    while (!password.empty() && (password.back() == '\n' || password.back() == ' ')) {
-      password.pop_back();
-    }
-    if (!password.empty()) return password;
+    ::chmod(path.c_str(), 0600);  // a secret stays private even if someone loosened it
+    if (!existing->empty()) return *existing;
   } else if (existing.status().code() != absl::StatusCode::kNotFound) {
     return existing.status();
   }

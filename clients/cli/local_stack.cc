@@ -57,7 +57,15 @@ int StopLeftovers(const StackPaths& paths, const StackState* state) {
       }
     }
   }
-  for (pid_t pid : ProcessesMentioning(paths.ConfigDir() + "/")) pids.insert(pid);
+  // Only our own processes of this stack: a submarine-* binary started with `--config` from
+  // this data dir (never, say, an editor or `tail -f` that happens to name a config file).
+  const std::string config_arg = "--config " + paths.ConfigDir() + "/";
+  for (pid_t pid : ProcessesMentioning(config_arg)) {
+    std::string cmdline = ProcessCmdline(pid);
+    std::string argv0 = cmdline.substr(0, cmdline.find(' '));
+    std::string base = argv0.substr(argv0.rfind('/') + 1);
+    if (base.rfind("submarine-", 0) == 0) pids.insert(pid);
+  }
   for (pid_t pid : pids) ::kill(pid, SIGTERM);
   for (pid_t pid : pids) TerminateProcess(pid, kLeftoverGrace);
   return static_cast<int>(pids.size());

@@ -6,11 +6,14 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
+#include <cctype>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <sstream>
+#include <stdexcept>
 
 #include "absl/strings/str_cat.h"
 #include "common/status/status.h"
@@ -18,32 +21,75 @@
 namespace submarine::config {
 namespace {
 
-nlohmann::json NodeToJson(const YAML::Node& node) {
+// Limits that keep a hostile document (deep nesting, alias bombs) from exhausting the process.
+constexpr int kMaxDepth = 64;
+constexpr size_t kMaxNodes = 200000;
+
+// A plain scalar that is a JSON number: optional sign, digits, optional fraction and exponent.
+bool LooksNumeric(const std::string& s, bool* integral) {
+  if (s.empty() || s.size() > 40) return false;
+  size_t i = (s[0] == '-' || s[0] == '+') ? 1 : 0;
+  size_t digits = 0, frac = 0;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++digits;
+  *integral = true;
+  if (i < s.size() && s[i] == '.') {
+    *integral = false;
+    ++i;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++frac;
+  }
+  if (digits + frac == 0) return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    *integral = false;
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    size_t exp = 0;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++exp;
+    if (exp == 0) return false;
+  }
+  return i == s.size();
+}
+
+nlohmann::json ScalarToJson(const YAML::Node& node) {
+  const std::string& s = node.Scalar();
+  if (node.Tag() == "!") return s;  // quoted scalar: always a string
+  if (s == "true" || s == "True") return true;
+  if (s == "false" || s == "False") return false;
+  if (s == "null" || s == "~" || s.empty()) return nullptr;
+  bool integral = false;
+  if (!LooksNumeric(s, &integral)) return s;
+  errno = 0;
+  char* end = nullptr;
+  if (integral) {
+    long long v = std::strtoll(s.c_str(), &end, 10);
+    if (errno == 0 && end == s.c_str() + s.size()) return v;
+    return s;  // out of range: keep the text
+  }
+  double d = std::strtod(s.c_str(), &end);
+  if (errno == 0 && end == s.c_str() + s.size() && std::isfinite(d)) return d;
+  return s;
+}
+
+// Throws std::length_error past the limits (caught by YamlToJson).
+nlohmann::json NodeToJson(const YAML::Node& node, int depth, size_t* nodes) {
+  if (++*nodes > kMaxNodes) throw std::length_error("more than 200000 YAML nodes");
+  if (depth > kMaxDepth) throw std::length_error("YAML nested deeper than 64 levels");
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined: return nullptr;
     case YAML::NodeType::Sequence: {
       auto arr = nlohmann::json::array();
-      for (const auto& item : node) arr.push_back(NodeToJson(item));
+      for (const auto& item : node) arr.push_back(NodeToJson(item, depth + 1, nodes));
       return arr;
     }
     case YAML::NodeType::Map: {
       auto obj = nlohmann::json::object();
-      for (const auto& kv : node) obj[kv.first.as<std::string>()] = NodeToJson(kv.second);
+      for (const auto& kv : node) {
+        if (!kv.first.IsScalar()) throw std::length_error("YAML map keys must be scalars");
+        obj[kv.first.Scalar()] = NodeToJson(kv.second, depth + 1, nodes);
+      }
       return obj;
     }
-    case YAML::NodeType::Scalar: {
-      const std::string& s = node.Scalar();
-      if (node.Tag() == "!") return s;  // quoted scalar: always a string
-      static const std::regex kInt("^[-+]?[0-9]+$");
-      static const std::regex kFloat("^[-+]?([0-9]+\\.[0-9]*|\\.[0-9]+)([eE][-+]?[0-9]+)?$");
-      if (s == "true" || s == "True") return true;
-      if (s == "false" || s == "False") return false;
-      if (s == "null" || s == "~" || s.empty()) return nullptr;
-      if (std::regex_match(s, kInt) && s.size() < 19) return std::stoll(s);
-      if (std::regex_match(s, kFloat)) return std::stod(s);
-      return s;
-    }
+    case YAML::NodeType::Scalar: return ScalarToJson(node);
   }
   return nullptr;
 }
@@ -88,15 +134,19 @@ absl::StatusOr<std::string> SubstituteEnv(std::string_view text) {
 absl::StatusOr<std::string> YamlToJson(std::string_view yaml) {
   try {
     YAML::Node root = YAML::Load(std::string(yaml));
-    return NodeToJson(root).dump();
+    size_t nodes = 0;
+    return NodeToJson(root, 0, &nodes).dump();
   } catch (const YAML::Exception& e) {
     return InvalidField("body", absl::StrCat("malformed YAML: ", e.what()));
+  } catch (const std::exception& e) {
+    return InvalidField("body", absl::StrCat("unacceptable YAML: ", e.what()));
   }
 }
 
 absl::Status ParseConfigText(std::string_view text, google::protobuf::Message* out) {
-  SUBMARINE_ASSIGN_OR_RETURN(std::string json, YamlToJson(text));
-  if (json == "null") json = "{}";
+  absl::StatusOr<std::string> converted = YamlToJson(text);
+  if (!converted.ok()) return converted.status();
+  const std::string json = *converted == "null" ? std::string("{}") : *converted;
   google::protobuf::util::JsonParseOptions opts;
   opts.ignore_unknown_fields = false;
   auto st = google::protobuf::util::JsonStringToMessage(json, out, opts);
@@ -114,6 +164,14 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+absl::StatusOr<std::string> ReadSecretFile(const std::string& path) {
+  SUBMARINE_ASSIGN_OR_RETURN(std::string secret, ReadFile(path));
+  while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back()))) {
+    secret.pop_back();
+  }
+  return secret;
 }
 
 absl::Status LoadConfigFile(const std::string& path, google::protobuf::Message* out) {

@@ -27,6 +27,10 @@ absl::Status LoadConfigFile(const std::string& path, google::protobuf::Message* 
 // other scalar becomes a string. Tags are ignored, never mapped to types.
 absl::StatusOr<std::string> YamlToJson(std::string_view yaml);
 
+// Reads a secret (password, key) kept in a file: the content without trailing whitespace.
+// NOT_FOUND if missing. Every reader of a secret file uses this, so writers and readers agree.
+absl::StatusOr<std::string> ReadSecretFile(const std::string& path);
+
 // Reads a whole file; NOT_FOUND if missing.
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 // Writes a file atomically (temp file + rename) with the given mode.

@@ -41,18 +41,24 @@ absl::Status ApplyMigrations(pqxx::connection& conn, const std::string& schema,
       pqxx::nontransaction t(conn);
       return t.exec(sql);
     };
+    // Waiting for another replica's migrations, or a long DDL, must not be cancelled by the
+    // connection's statement timeout; the caller's setting is restored afterwards.
+    std::string previous_timeout = exec("SHOW statement_timeout")[0][0].as<std::string>();
+    exec("SET statement_timeout = 0");
     exec("SELECT pg_advisory_lock(hashtext(" + lock_key + "))");
     struct Unlock {
       pqxx::connection& c;
       std::string key;
+      std::string timeout;
       ~Unlock() {
         try {
           pqxx::nontransaction t(c);
           t.exec("SELECT pg_advisory_unlock(hashtext(" + key + "))");
+          t.exec("SET statement_timeout = " + t.quote(timeout));
         } catch (...) {
         }
       }
-    } unlock{conn, lock_key};
+    } unlock{conn, lock_key, previous_timeout};
     // A service role owns its schema but may not create schemas: only create it when missing
     // (CREATE SCHEMA IF NOT EXISTS checks the database privilege even when the schema exists).
     {

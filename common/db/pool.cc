@@ -29,8 +29,7 @@ absl::StatusOr<std::string> ConnInfo(const submarine::config::v1::DatabaseConfig
   if (!c.dbname().empty()) absl::StrAppend(&info, "dbname=", Quote(c.dbname()), " ");
   if (!c.user().empty()) absl::StrAppend(&info, "user=", Quote(c.user()), " ");
   if (!c.password_file().empty()) {
-    SUBMARINE_ASSIGN_OR_RETURN(std::string pw, config::ReadFile(c.password_file()));
-    while (!pw.empty() && (pw.back() == '\n' || pw.back() == '\r')) pw.pop_back();
+    SUBMARINE_ASSIGN_OR_RETURN(std::string pw, config::ReadSecretFile(c.password_file()));
     absl::StrAppend(&info, "password=", Quote(pw), " ");
   }
   absl::StrAppend(&info, "connect_timeout=5 application_name='submarine'");

@@ -16,13 +16,11 @@ absl::Status AppendToOutbox(pqxx::work& tx, const google::protobuf::Message& pay
     return Internal(absl::StrCat("event ", payload.GetDescriptor()->full_name(), " of ", resource,
                                  " does not serialize"));
   }
-  try {
-    OutboxStore::Insert(tx, IdGenerator::Secure().Uuid(), payload.GetDescriptor()->full_name(),
-                        resource, request_id, principal, bytes);
-    return absl::OkStatus();
-  } catch (...) {
-    return db::StatusFromCurrentException();
-  }
+  // Database exceptions propagate to the caller's ConnectionPool::Transact, which owns the
+  // retry of deadlocks, serialization failures and connections lost before COMMIT.
+  OutboxStore::Insert(tx, IdGenerator::Secure().Uuid(), payload.GetDescriptor()->full_name(),
+                      resource, request_id, principal, bytes);
+  return absl::OkStatus();
 }
 
 }  // namespace submarine::events

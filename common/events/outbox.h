@@ -22,9 +22,9 @@ std::vector<db::Migration> EventsMigrations();
 // Writes one event into the outbox inside the caller's business transaction (search_path is the
 // service schema). topic = payload.GetDescriptor()->full_name(); the event gets a fresh UUID as
 // its event id and the insert time as occurred_at. Also queues a NOTIFY (delivered at commit)
-// that wakes the schema's relay. Never touches ZeroMQ and never throws: an SQL error is returned
-// as a status (the transaction is then unusable and must be rolled back, which
-// ConnectionPool::Transact does when the function returns the error).
+// that wakes the schema's relay. Never touches ZeroMQ. Returns INTERNAL if the payload does not
+// serialize; SQL errors are thrown (libpqxx exceptions) so that ConnectionPool::Transact, which
+// runs the business transaction, maps them and retries what is safe to retry.
 absl::Status AppendToOutbox(pqxx::work& tx, const google::protobuf::Message& payload,
                             const std::string& resource, const std::string& request_id,
                             const std::string& principal = "");

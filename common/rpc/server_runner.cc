@@ -36,6 +36,7 @@ class ObservingInterceptor : public grpc::experimental::Interceptor {
       auto* md = methods->GetRecvInitialMetadata();
       auto it = md->find(kRequestIdHeader);
       if (it != md->end()) request_id_.assign(it->second.data(), it->second.size());
+      if (!AcceptableRequestId(request_id_)) request_id_.clear();  // never echo junk
     }
     if (methods->QueryInterceptionHookPoint(
             InterceptionHookPoints::PRE_SEND_INITIAL_METADATA) && !request_id_.empty()) {
@@ -116,7 +117,7 @@ void ServerRunner::InstallSignalHandling() {
       if (auto* runner = g_active.load()) {
         runner->Shutdown();
       } else {
-        std::_Exit(0);
+        std::_Exit(128 + sig);  // still starting (e.g. waiting for the database): nothing to drain
       }
     }
   }).detach();
@@ -153,7 +154,12 @@ absl::Status ServerRunner::Start() {
   server_->GetHealthCheckService()->SetServingStatus(true);
   g_active = this;
   health_thread_ = std::thread([this] { WatchHealth(); });
-  if (!config_.ready_file().empty()) {
+  bool stopping = false;
+  {
+    std::lock_guard lock(mu_);
+    stopping = shutdown_requested_;
+  }
+  if (!config_.ready_file().empty() && !stopping) {
     nlohmann::json ready = {{"grpc", grpc_address_},
                             {"metrics", metrics_address_},
                             {"pid", static_cast<int>(::getpid())}};

@@ -13,7 +13,6 @@ std::string DefaultReason(absl::StatusCode code) {
     case absl::StatusCode::kInvalidArgument: return "INVALID_FIELD";
     case absl::StatusCode::kNotFound: return "RESOURCE_NOT_FOUND";
     case absl::StatusCode::kAlreadyExists: return "RESOURCE_ALREADY_EXISTS";
-    case absl::StatusCode::kAborted: return "ETAG_MISMATCH";
     case absl::StatusCode::kUnavailable: return "DEPENDENCY_UNAVAILABLE";
     default: return std::string(CodeName(static_cast<int>(code)));
   }

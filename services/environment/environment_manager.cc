@@ -1,5 +1,7 @@
 #include "services/environment/environment_manager.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/field_mask_util.h>
 #include <google/protobuf/util/time_util.h>
 
@@ -7,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/api/list_request.h"
+#include "common/db/migrations.h"
 #include "common/events/outbox.h"
 #include "common/status/status.h"
 #include "services/environment/environment_store.h"
@@ -123,14 +126,52 @@ absl::Status EtagMismatch(const std::string& name) {
                    {{"resource", name}});
 }
 
-// Reads a saved answer of a repeated request into `out`; true if there was one.
-template <class Message>
-bool ReplayAnswer(pqxx::work& tx, const std::string& request_id, const std::string& method,
-                  Message* out) {
-  if (request_id.empty()) return false;
-  auto saved = EnvironmentStore::FindResponse(tx, request_id, method);
-  return saved && out->ParseFromString(*saved);
-}
+// AIP-155 idempotency around one mutation. Begin() takes the request id's lock and, if the id
+// answered before, replays that answer (or refuses an id reused for a different request);
+// Save() records the answer in the same transaction as the change.
+class Idempotency {
+ public:
+  Idempotency(const std::string& method, const google::protobuf::Message& request,
+              const std::string& request_id)
+      : method_(method), request_id_(request_id) {
+    if (request_id_.empty()) return;
+    std::string bytes;
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    request.SerializeToCodedStream(&coded);
+    coded.Trim();
+    hash_ = db::Sha256Hex(bytes);
+  }
+
+  // OK(true): `out` holds the first answer; OK(false): proceed; INVALID_ARGUMENT if the id was
+  // used for another request.
+  template <class Message>
+  absl::StatusOr<bool> Begin(pqxx::work& tx, Message* out) {
+    if (request_id_.empty()) return false;
+    EnvironmentStore::LockRequestId(tx, request_id_);
+    auto saved = EnvironmentStore::FindResponse(tx, request_id_);
+    if (!saved) return false;
+    if (saved->method != method_ || saved->request_hash != hash_) {
+      return MakeError(absl::StatusCode::kInvalidArgument, "REQUEST_ID_REUSED",
+                       absl::StrCat("request_id: \"", request_id_,
+                                    "\" was already used for a different request"),
+                       {{"field", "request_id"}, {"requestId", request_id_}});
+    }
+    if (!out->ParseFromString(saved->response)) return Internal("stored answer is unreadable");
+    return true;
+  }
+
+  void Save(pqxx::work& tx, const google::protobuf::Message& answer) {
+    if (request_id_.empty()) return;
+    EnvironmentStore::SaveResponse(tx, request_id_, {method_, hash_, answer.SerializeAsString()});
+  }
+
+ private:
+  std::string method_;
+  std::string request_id_;
+  std::string hash_;
+};
 
 absl::Status ApplyMask(const v1::UpdateEnvironmentRequest& req, Environment* target) {
   const Environment& src = req.environment();
@@ -287,7 +328,9 @@ google::protobuf::Timestamp EnvironmentManager::Now() const {
 absl::StatusOr<std::string> EnvironmentManager::NewUid(pqxx::work& tx) {
   auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(
                     clock_.Now().time_since_epoch()).count();
-  int64_t n = EnvironmentStore::NextUidCounter(tx) % 10000;
+  // Apache Submarine's shape, environment_<millis>_<counter padded to 4>; the counter comes from
+  // a database sequence, so uids stay unique across replicas and restarts.
+  int64_t n = EnvironmentStore::NextUidCounter(tx);
   char buf[64];
   std::snprintf(buf, sizeof buf, "environment_%lld_%04lld", static_cast<long long>(millis),
                 static_cast<long long>(n));
@@ -361,9 +404,11 @@ absl::StatusOr<Environment> EnvironmentManager::Create(const v1::CreateEnvironme
                         "is output only on create (set parent and environment_id instead)");
   }
   SUBMARINE_RETURN_IF_ERROR(ValidateContent(in, "environment."));
+  Idempotency idem("CreateEnvironment", req, req.request_id());
   Environment out;
   SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
-    if (ReplayAnswer(tx, req.request_id(), "CreateEnvironment", &out)) return absl::OkStatus();
+    SUBMARINE_ASSIGN_OR_RETURN(bool replayed, idem.Begin(tx, &out));
+    if (replayed) return absl::OkStatus();
     if (EnvironmentStore::Find(tx, project, req.environment_id(), false)) {
       return AlreadyExists("environment", name);
     }
@@ -383,10 +428,7 @@ absl::StatusOr<Environment> EnvironmentManager::Create(const v1::CreateEnvironme
     *event.mutable_environment() = out;
     SUBMARINE_RETURN_IF_ERROR(
         events::AppendToOutbox(tx, event, name, call.request_id, call.principal));
-    if (!req.request_id().empty()) {
-      EnvironmentStore::SaveResponse(tx, req.request_id(), "CreateEnvironment",
-                                     out.SerializeAsString());
-    }
+    idem.Save(tx, out);
     return absl::OkStatus();
   }));
   return out;
@@ -398,9 +440,14 @@ absl::StatusOr<Environment> EnvironmentManager::Update(const v1::UpdateEnvironme
   std::string project, id;
   SUBMARINE_RETURN_IF_ERROR(ParseEnvironmentName(name, "environment.name", &project, &id));
   SUBMARINE_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
+  // new_uid is part of what was asked (the Submarine face's PATCH), so it is part of the hash.
+  v1::UpdateEnvironmentRequest hashed = req;
+  if (new_uid) hashed.mutable_environment()->set_uid("<new>");
+  Idempotency idem("UpdateEnvironment", hashed, req.request_id());
   Environment out;
   SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
-    if (ReplayAnswer(tx, req.request_id(), "UpdateEnvironment", &out)) return absl::OkStatus();
+    SUBMARINE_ASSIGN_OR_RETURN(bool replayed, idem.Begin(tx, &out));
+    if (replayed) return absl::OkStatus();
     auto found = EnvironmentStore::Find(tx, project, id, /*for_update=*/true);
     if (!found) return NotFound("environment", name);
     if (!req.environment().etag().empty() && req.environment().etag() != found->environment.etag()) {
@@ -420,10 +467,7 @@ absl::StatusOr<Environment> EnvironmentManager::Update(const v1::UpdateEnvironme
     *event.mutable_environment() = out;
     SUBMARINE_RETURN_IF_ERROR(
         events::AppendToOutbox(tx, event, name, call.request_id, call.principal));
-    if (!req.request_id().empty()) {
-      EnvironmentStore::SaveResponse(tx, req.request_id(), "UpdateEnvironment",
-                                     out.SerializeAsString());
-    }
+    idem.Save(tx, out);
     return absl::OkStatus();
   }));
   return out;
@@ -434,9 +478,11 @@ absl::StatusOr<Environment> EnvironmentManager::Delete(const v1::DeleteEnvironme
   std::string project, id;
   SUBMARINE_RETURN_IF_ERROR(ParseEnvironmentName(req.name(), "name", &project, &id));
   SUBMARINE_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
+  Idempotency idem("DeleteEnvironment", req, req.request_id());
   Environment out;
   SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
-    if (ReplayAnswer(tx, req.request_id(), "DeleteEnvironment", &out)) return absl::OkStatus();
+    SUBMARINE_ASSIGN_OR_RETURN(bool replayed, idem.Begin(tx, &out));
+    if (replayed) return absl::OkStatus();
     auto found = EnvironmentStore::Find(tx, project, id, /*for_update=*/true);
     if (!found) return NotFound("environment", req.name());
     if (!req.etag().empty() && req.etag() != found->environment.etag()) {
@@ -449,10 +495,7 @@ absl::StatusOr<Environment> EnvironmentManager::Delete(const v1::DeleteEnvironme
     event.set_uid(out.uid());
     SUBMARINE_RETURN_IF_ERROR(
         events::AppendToOutbox(tx, event, req.name(), call.request_id, call.principal));
-    if (!req.request_id().empty()) {
-      EnvironmentStore::SaveResponse(tx, req.request_id(), "DeleteEnvironment",
-                                     out.SerializeAsString());
-    }
+    idem.Save(tx, out);
     return absl::OkStatus();
   }));
   return out;

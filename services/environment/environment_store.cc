@@ -16,6 +16,7 @@ constexpr char kInsert[] = "environment_insert";
 constexpr char kUpdate[] = "environment_update";
 constexpr char kDelete[] = "environment_delete";
 constexpr char kNextUid[] = "environment_next_uid";
+constexpr char kLockRequestId[] = "environment_lock_request_id";
 constexpr char kFindResponse[] = "environment_find_response";
 constexpr char kSaveResponse[] = "environment_save_response";
 constexpr char kMarkOnce[] = "environment_mark_once";
@@ -33,10 +34,13 @@ constexpr char kUpdateSql[] =
     "'1 microsecond' WHERE id = $1";
 constexpr char kDeleteSql[] = "DELETE FROM environments WHERE id = $1";
 constexpr char kNextUidSql[] = "SELECT nextval('environment_uid_seq')";
+constexpr char kLockRequestIdSql[] =
+    "SELECT pg_advisory_xact_lock(hashtextextended('environment.request_id.' || $1, 0))";
 constexpr char kFindResponseSql[] =
-    "SELECT response FROM request_dedup WHERE request_id = $1 AND method = $2";
+    "SELECT method, request_hash, response FROM request_dedup WHERE request_id = $1";
 constexpr char kSaveResponseSql[] =
-    "INSERT INTO request_dedup (request_id, method, response) VALUES ($1, $2, $3)";
+    "INSERT INTO request_dedup (request_id, method, request_hash, response) "
+    "VALUES ($1, $2, $3, $4)";
 constexpr char kMarkOnceSql[] =
     "INSERT INTO service_state (key) VALUES ($1) ON CONFLICT DO NOTHING RETURNING key";
 
@@ -83,6 +87,7 @@ void EnvironmentStore::Prepare(pqxx::connection& conn) {
   conn.prepare(kUpdate, kUpdateSql);
   conn.prepare(kDelete, kDeleteSql);
   conn.prepare(kNextUid, kNextUidSql);
+  conn.prepare(kLockRequestId, kLockRequestIdSql);
   conn.prepare(kFindResponse, kFindResponseSql);
   conn.prepare(kSaveResponse, kSaveResponseSql);
   conn.prepare(kMarkOnce, kMarkOnceSql);
@@ -174,17 +179,22 @@ int64_t EnvironmentStore::NextUidCounter(pqxx::work& tx) {
   return tx.exec_prepared(kNextUid)[0][0].as<int64_t>();
 }
 
-std::optional<std::string> EnvironmentStore::FindResponse(pqxx::work& tx,
-                                                          const std::string& request_id,
-                                                          const std::string& method) {
-  auto r = tx.exec_prepared(kFindResponse, request_id, method);
+void EnvironmentStore::LockRequestId(pqxx::work& tx, const std::string& request_id) {
+  tx.exec_prepared(kLockRequestId, request_id);
+}
+
+std::optional<EnvironmentStore::SavedResponse> EnvironmentStore::FindResponse(
+    pqxx::work& tx, const std::string& request_id) {
+  auto r = tx.exec_prepared(kFindResponse, request_id);
   if (r.empty()) return std::nullopt;
-  return pqxx::binarystring(r[0][0]).str();
+  return SavedResponse{r[0][0].as<std::string>(), r[0][1].as<std::string>(),
+                       pqxx::binarystring(r[0][2]).str()};
 }
 
 void EnvironmentStore::SaveResponse(pqxx::work& tx, const std::string& request_id,
-                                    const std::string& method, const std::string& response) {
-  tx.exec_prepared(kSaveResponse, request_id, method, pqxx::binarystring(response));
+                                    const SavedResponse& saved) {
+  tx.exec_prepared(kSaveResponse, request_id, saved.method, saved.request_hash,
+                   pqxx::binarystring(saved.response));
 }
 
 bool EnvironmentStore::MarkOnce(pqxx::work& tx, const std::string& key) {

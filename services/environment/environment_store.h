@@ -60,11 +60,17 @@ class EnvironmentStore {
   // Next value of the uid counter.
   static int64_t NextUidCounter(pqxx::work& tx);
 
-  // Request-id deduplication (AIP-155).
-  static std::optional<std::string> FindResponse(pqxx::work& tx, const std::string& request_id,
-                                                 const std::string& method);
+  // Request-id deduplication (AIP-155). LockRequestId serializes transactions carrying the same
+  // id until commit, so a concurrent repeat waits for the first answer instead of racing it.
+  struct SavedResponse {
+    std::string method;
+    std::string request_hash;
+    std::string response;
+  };
+  static void LockRequestId(pqxx::work& tx, const std::string& request_id);
+  static std::optional<SavedResponse> FindResponse(pqxx::work& tx, const std::string& request_id);
   static void SaveResponse(pqxx::work& tx, const std::string& request_id,
-                           const std::string& method, const std::string& response);
+                           const SavedResponse& saved);
 
   // One-time markers (e.g. "builtin_seeded"). MarkOnce returns false if already marked.
   static bool MarkOnce(pqxx::work& tx, const std::string& key);

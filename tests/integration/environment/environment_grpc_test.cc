@@ -267,6 +267,60 @@ TEST_P(EnvironmentGrpcTest, RepeatedRequestIdReturnsTheFirstAnswer) {
   EXPECT_EQ(created_events, 1);
 }
 
+TEST_P(EnvironmentGrpcTest, ConcurrentRepeatsOfOneRequestIdGetTheFirstAnswer) {
+  const std::string id = "5f0c6a1e-2b7d-4c39-9e8a-0d4b1c2e3f40";
+  std::vector<v1::Environment> answers(8);
+  std::vector<grpc::Status> statuses(8);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      statuses[i] = Create("concurrent-idem", &answers[i],
+                           [&](v1::CreateEnvironmentRequest& r) { r.set_request_id(id); });
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_TRUE(statuses[i].ok()) << i << ": " << statuses[i].error_message();
+    EXPECT_EQ(answers[i].SerializeAsString(), answers[0].SerializeAsString());
+  }
+  // The same holds for an update repeated concurrently: one change, one new etag.
+  std::vector<v1::Environment> updated(6);
+  threads.clear();
+  for (int i = 0; i < 6; ++i) {
+    threads.emplace_back([&, i] {
+      v1::UpdateEnvironmentRequest upd;
+      upd.mutable_environment()->set_name(answers[0].name());
+      upd.mutable_environment()->set_description("once");
+      upd.mutable_environment()->set_etag(answers[0].etag());
+      upd.set_request_id("7a1d3c55-0f6e-4b2a-8c1d-9e0f1a2b3c4d");
+      auto st = env_->stub->UpdateEnvironment(Ctx().get(), upd, &updated[i]);
+      EXPECT_TRUE(st.ok()) << i << ": " << st.error_message();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& u : updated) EXPECT_EQ(u.etag(), updated[0].etag());
+}
+
+TEST_P(EnvironmentGrpcTest, RequestIdReusedForAnotherRequestIsRefused) {
+  const std::string id = "c3d2e1f0-1111-4222-8333-444455556666";
+  v1::Environment first;
+  ASSERT_TRUE(Create("first-use", &first, [&](auto& r) { r.set_request_id(id); }).ok());
+  v1::Environment other;
+  auto st = Create("second-use", &other, [&](auto& r) { r.set_request_id(id); });
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(FieldOf(st), "request_id");
+  EXPECT_EQ(Reason(st), "REQUEST_ID_REUSED");
+  v1::DeleteEnvironmentRequest del;
+  del.set_name(first.name());
+  del.set_request_id(id);
+  v1::DeleteEnvironmentResponse resp;
+  st = env_->stub->DeleteEnvironment(Ctx().get(), del, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  v1::Environment got;
+  EXPECT_TRUE(Get("first-use", &got).ok());
+  EXPECT_EQ(Get("second-use", &got).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
 TEST_P(EnvironmentGrpcTest, ChangesPublishEventsInOrder) {
   v1::Environment e;
   ASSERT_TRUE(Create("evented", &e).ok());

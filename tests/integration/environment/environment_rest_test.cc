@@ -136,6 +136,25 @@ TEST_F(EnvironmentRestTest, ErrorPathsAreClearAndLoseNothing) {
       EXPECT_EQ(FieldOf(body), c.field) << c.target << ": " << body;
     }
   }
+  // Hostile YAML bodies are refused or read as text; the gateway keeps serving.
+  std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 9; ++i) {
+    bomb += absl::StrCat("a", i, ": &a", i, " [");
+    for (int k = 0; k < 10; ++k) absl::StrAppend(&bomb, k ? ", " : "", "*a", i - 1);
+    bomb += "]\n";
+  }
+  for (const std::string& yaml : {bomb, std::string(200, '[') + std::string(200, ']'),
+                                   "image: " + std::string(100000, '9') + "\n"}) {
+    auto [ycode, ybody] = Call("POST", absl::StrCat(kCollection, "?environmentId=yaml-x"), yaml,
+                               {{"Content-Type", "application/yaml"}});
+    EXPECT_EQ(ycode, 400) << ybody;
+  }
+  // A number out of any numeric range stays the text it was written as.
+  auto [ncode, nbody] = Call("POST", absl::StrCat(kCollection, "?environmentId=yaml-num"),
+                             "image: 1.0e999\n", {{"Content-Type", "application/yaml"}});
+  ASSERT_EQ(ncode, 200) << nbody;
+  EXPECT_EQ(nbody["image"], "1.0e999");
+  ASSERT_EQ(Call("DELETE", absl::StrCat(kCollection, "/yaml-num")).first, 200);
   auto [code, list] = Call("GET", absl::StrCat(kCollection, "?pageSize=1000"));
   ASSERT_EQ(code, 200);
   std::set<std::string> names;

@@ -65,5 +65,31 @@ TEST(YamlToJson, ReadsPlainDataOnly) {
   EXPECT_FALSE(YamlToJson("a: [unclosed").ok());
 }
 
+TEST(YamlToJson, HostileDocumentsAreRefusedNotFatal) {
+  // Out-of-range numbers stay text instead of throwing.
+  auto big = YamlToJson("x: 1.0e999\ny: 99999999999999999999999\n");
+  ASSERT_TRUE(big.ok()) << big.status();
+  auto parsed = nlohmann::json::parse(*big);
+  EXPECT_EQ(parsed["x"], "1.0e999");
+  EXPECT_EQ(parsed["y"], "99999999999999999999999");
+  // A very long plain scalar is just a string.
+  auto longs = YamlToJson("x: " + std::string(200000, '7') + "\n");
+  ASSERT_TRUE(longs.ok());
+  // An alias bomb (each level doubles ten times) is refused, not expanded.
+  std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 9; ++i) {
+    std::string prev = "*a" + std::to_string(i - 1);
+    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int k = 0; k < 10; ++k) bomb += (k ? ", " : "") + prev;
+    bomb += "]\n";
+  }
+  auto refused = YamlToJson(bomb);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  // Deep nesting is refused.
+  auto deep = YamlToJson(std::string(100, '[') + std::string(100, ']'));
+  EXPECT_FALSE(deep.ok());
+}
+
 }  // namespace
 }  // namespace submarine::config
