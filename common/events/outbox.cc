@@ -23,4 +23,19 @@ absl::Status AppendToOutbox(pqxx::work& tx, const google::protobuf::Message& pay
   return absl::OkStatus();
 }
 
+absl::StatusOr<int64_t> PruneOutbox(db::ConnectionPool& pool, const std::string& publisher,
+                                    uint32_t older_than_hours) {
+  constexpr uint32_t kBatch = 5000;  // short transactions; the next period continues
+  int64_t total = 0;
+  for (;;) {
+    int64_t deleted = 0;
+    SUBMARINE_RETURN_IF_ERROR(pool.Transact(db::kNoDeadline, [&](pqxx::work& tx) {
+      deleted = OutboxStore::PrunePublished(tx, publisher, older_than_hours, kBatch);
+      return absl::OkStatus();
+    }));
+    total += deleted;
+    if (deleted < kBatch) return total;
+  }
+}
+
 }  // namespace submarine::events

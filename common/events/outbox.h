@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "common/db/migrations.h"
+#include "common/db/pool.h"
 
 namespace submarine::events {
 
@@ -28,5 +30,10 @@ std::vector<db::Migration> EventsMigrations();
 absl::Status AppendToOutbox(pqxx::work& tx, const google::protobuf::Message& payload,
                             const std::string& resource, const std::string& request_id,
                             const std::string& principal = "");
+
+// Retention of the publisher side: deletes sent events committed more than `older_than_hours`
+// ago, in batches; returns how many were deleted. Run by one replica (a PeriodicLeaderTask).
+absl::StatusOr<int64_t> PruneOutbox(db::ConnectionPool& pool, const std::string& publisher,
+                                    uint32_t older_than_hours);
 
 }  // namespace submarine::events

@@ -49,6 +49,14 @@ SELECT seq, event_id::text, topic, resource, request_id, principal, payload,
        (EXTRACT(EPOCH FROM occurred_at) * 1000000)::bigint
 FROM sequenced ORDER BY seq)sql";
 
+// Deletes (at most $3 of) the events already sent whose commit is older than $2 hours.
+constexpr char kPrunePublished[] = R"sql(
+DELETE FROM outbox WHERE id IN (
+  SELECT o.id FROM outbox o, outbox_cursor c
+  WHERE c.publisher = $1 AND o.seq IS NOT NULL AND o.seq <= c.published_seq
+    AND o.occurred_at < now() - $2::bigint * INTERVAL '1 hour'
+  ORDER BY o.id LIMIT $3))sql";
+
 constexpr char kMarkPublished[] = R"sql(
 UPDATE outbox_cursor SET published_seq = $2
 WHERE publisher = $1 AND published_seq < $2)sql";
@@ -122,6 +130,13 @@ std::vector<Event> OutboxStore::Sequence(pqxx::work& tx, const std::string& publ
 void OutboxStore::MarkPublished(pqxx::work& tx, const std::string& publisher,
                                 uint64_t published_seq) {
   ExecPrepared(tx, "mark_published", kMarkPublished, publisher, AsBigint(published_seq));
+}
+
+int64_t OutboxStore::PrunePublished(pqxx::work& tx, const std::string& publisher,
+                                    uint32_t older_than_hours, uint32_t limit) {
+  return ExecPrepared(tx, "prune_published", kPrunePublished, publisher,
+                      static_cast<int64_t>(older_than_hours), static_cast<int64_t>(limit))
+      .affected_rows();
 }
 
 std::vector<Event> OutboxStore::ReadEvents(pqxx::work& tx, const std::string& publisher,

@@ -44,6 +44,10 @@ class OutboxStore {
 
   // Raises the cursor's published_seq to `published_seq` (never lowers it).
   static void MarkPublished(pqxx::work& tx, const std::string& publisher, uint64_t published_seq);
+  // Retention: deletes up to `limit` sent events committed more than `older_than_hours` ago;
+  // returns how many. Unsent events are never deleted.
+  static int64_t PrunePublished(pqxx::work& tx, const std::string& publisher,
+                                uint32_t older_than_hours, uint32_t limit);
 
   // Sequenced events with after_seq < seq <= up_to_seq, in seq order, at most `limit`, stopping
   // early once the payloads exceed `max_bytes` (always at least one event if any matched).

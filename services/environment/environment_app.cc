@@ -58,11 +58,40 @@ absl::StatusOr<std::unique_ptr<EnvironmentApp>> EnvironmentApp::Create(
   relay.events = config.events();
   app->relay_ = std::make_unique<events::OutboxRelay>(relay);
 
+  // Retention (one replica): sent events past outbox_retention_hours, answers to request ids
+  // past request_id_retention_hours.
+  uint32_t outbox_hours =
+      config.events().has_outbox_retention_hours() ? config.events().outbox_retention_hours() : 168;
+  uint32_t request_hours =
+      config.has_request_id_retention_hours() ? config.request_id_retention_hours() : 24;
+  db::ConnectionPool* pool = app->pool_.get();
+  db::PeriodicLeaderTask::Options retention;
+  retention.name = "environment.retention";
+  retention.conninfo = conninfo;
+  retention.period = std::chrono::milliseconds(
+      config.housekeeping_interval_ms() ? config.housekeeping_interval_ms() : 600000);
+  retention.run = [pool, outbox_hours, request_hours]() -> absl::Status {
+    SUBMARINE_ASSIGN_OR_RETURN(int64_t events,
+                               events::PruneOutbox(*pool, "environment", outbox_hours));
+    int64_t answers = 0;
+    SUBMARINE_RETURN_IF_ERROR(pool->Transact(db::kNoDeadline, [&](pqxx::work& tx) {
+      answers = EnvironmentStore::PruneResponses(tx, request_hours);
+      return absl::OkStatus();
+    }));
+    if (events + answers > 0) {
+      log::Get("housekeeping")->info("pruned {} sent events and {} request-id answers", events,
+                                     answers);
+    }
+    return absl::OkStatus();
+  };
+  app->retention_ = std::make_unique<db::PeriodicLeaderTask>(retention);
+
   app->runner_ = std::make_unique<rpc::ServerRunner>(config.server(), "environment");
   app->runner_->AddService(app->service_.get());
   app->runner_->AddService(app->submarine_api_.get());
   app->runner_->AddService(app->event_log_.get());
   app->runner_->AddTask(app->relay_.get());
+  app->runner_->AddTask(app->retention_.get());
   EnvironmentApp* raw = app.get();
   app->runner_->OnShutdown([raw] { raw->pool_.reset(); });
   return app;

@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/db/migrations.h"
+#include "common/db/periodic_leader_task.h"
 #include "common/db/pool.h"
 #include "common/events/event_log_service.h"
 #include "common/events/relay.h"
@@ -38,6 +39,7 @@ class EnvironmentApp {
   std::unique_ptr<SubmarineEnvironmentApiImpl> submarine_api_;
   std::unique_ptr<events::EventLogService> event_log_;
   std::unique_ptr<events::OutboxRelay> relay_;
+  std::unique_ptr<db::PeriodicLeaderTask> retention_;
   std::unique_ptr<rpc::ServerRunner> runner_;
 };
 

@@ -20,6 +20,7 @@ constexpr char kLockRequestId[] = "environment_lock_request_id";
 constexpr char kFindResponse[] = "environment_find_response";
 constexpr char kSaveResponse[] = "environment_save_response";
 constexpr char kMarkOnce[] = "environment_mark_once";
+constexpr char kPruneResponses[] = "environment_prune_responses";
 
 constexpr char kFindSql[] =
     "SELECT id, body FROM environments WHERE project = $1 AND environment_id = $2";
@@ -41,6 +42,8 @@ constexpr char kFindResponseSql[] =
 constexpr char kSaveResponseSql[] =
     "INSERT INTO request_dedup (request_id, method, request_hash, response) "
     "VALUES ($1, $2, $3, $4)";
+constexpr char kPruneResponsesSql[] =
+    "DELETE FROM request_dedup WHERE created_at < now() - $1::bigint * INTERVAL '1 hour'";
 constexpr char kMarkOnceSql[] =
     "INSERT INTO service_state (key) VALUES ($1) ON CONFLICT DO NOTHING RETURNING key";
 
@@ -91,6 +94,7 @@ void EnvironmentStore::Prepare(pqxx::connection& conn) {
   conn.prepare(kFindResponse, kFindResponseSql);
   conn.prepare(kSaveResponse, kSaveResponseSql);
   conn.prepare(kMarkOnce, kMarkOnceSql);
+  conn.prepare(kPruneResponses, kPruneResponsesSql);
 }
 
 std::optional<StoredEnvironment> EnvironmentStore::Find(pqxx::transaction_base& tx,
@@ -195,6 +199,10 @@ void EnvironmentStore::SaveResponse(pqxx::work& tx, const std::string& request_i
                                     const SavedResponse& saved) {
   tx.exec_prepared(kSaveResponse, request_id, saved.method, saved.request_hash,
                    pqxx::binarystring(saved.response));
+}
+
+int64_t EnvironmentStore::PruneResponses(pqxx::work& tx, uint32_t hours) {
+  return tx.exec_prepared(kPruneResponses, static_cast<int64_t>(hours)).affected_rows();
 }
 
 bool EnvironmentStore::MarkOnce(pqxx::work& tx, const std::string& key) {

@@ -72,6 +72,9 @@ class EnvironmentStore {
   static void SaveResponse(pqxx::work& tx, const std::string& request_id,
                            const SavedResponse& saved);
 
+  // Retention: forgets answers to request ids older than `hours`; returns how many.
+  static int64_t PruneResponses(pqxx::work& tx, uint32_t hours);
+
   // One-time markers (e.g. "builtin_seeded"). MarkOnce returns false if already marked.
   static bool MarkOnce(pqxx::work& tx, const std::string& key);
 };

@@ -13,14 +13,16 @@ std::string EnvironmentConfig(const std::string& dbname, const std::string& bus)
                       "events:\n  publish_endpoint: \"", bus, "\"\n  heartbeat_ms: 200\n");
 }
 
-absl::StatusOr<std::unique_ptr<EnvironmentProcess>> StartEnvironment(const std::string& dbname,
-                                                                     const std::string& dir) {
+absl::StatusOr<std::unique_ptr<EnvironmentProcess>> StartEnvironment(
+    const std::string& dbname, const std::string& dir, const std::string& extra_yaml,
+    const std::string& bus) {
   auto p = std::make_unique<EnvironmentProcess>();
   p->dir = dir.empty() ? MakeTempDir("env-test") : dir;
   p->dbname = dbname.empty() ? TestPostgres::Get().CreateDatabase("env") : dbname;
   SUBMARINE_ASSIGN_OR_RETURN(p->process,
                              StartService("submarine-environment", p->dir, "environment",
-                                          EnvironmentConfig(p->dbname), &p->ready));
+                                          EnvironmentConfig(p->dbname, bus) + extra_yaml,
+                                          &p->ready));
   p->channel = grpc::CreateChannel(p->ready.grpc, grpc::InsecureChannelCredentials());
   p->stub = submarine::environment::v1::EnvironmentService::NewStub(p->channel);
   p->events = submarine::common::v1::EventLog::NewStub(p->channel);

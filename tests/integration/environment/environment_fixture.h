@@ -31,8 +31,12 @@ struct EnvironmentProcess {
 std::string EnvironmentConfig(const std::string& dbname, const std::string& bus = "");
 
 // Starts the service; ASSERT-style failure is reported through the returned status.
+// Starts the service publishing to `bus` (an eventbus frontend, or "" for none). `extra_yaml` is
+// appended to the config, right after its last block (`events:`): indent a line by two spaces to
+// add an events key, or start it at column 0 for a top-level key.
 absl::StatusOr<std::unique_ptr<EnvironmentProcess>> StartEnvironment(
-    const std::string& dbname = "", const std::string& dir = "");
+    const std::string& dbname = "", const std::string& dir = "", const std::string& extra_yaml = "",
+    const std::string& bus = "");
 
 // Starts a real gateway in front of `env` (REST on gateway_ready.http, gRPC proxy on
 // gateway_ready.grpc).

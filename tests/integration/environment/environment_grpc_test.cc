@@ -8,6 +8,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/config/config.h"
+#include <nlohmann/json.hpp>
 #include "tests/integration/environment/environment_fixture.h"
 
 namespace submarine::testing {
@@ -513,6 +515,67 @@ TEST_P(EnvironmentGrpcTest, SigtermDuringLoadDrainsAndExitsZero) {
     }
   }
   EXPECT_GT(stored, 100);
+}
+
+// Retention at zero hours: answers to request ids are forgotten, events already sent to the bus
+// are deleted from the outbox, and unsent ones never are.
+TEST(EnvironmentRetention, PrunesSentEventsAndOldRequestIdAnswers) {
+  std::string dir = MakeTempDir("env-retention");
+  ReadyInfo bus_ready;
+  auto bus = StartService("submarine-eventbus", dir, "eventbus",
+                          "frontend: tcp://127.0.0.1:0\nbackend: tcp://127.0.0.1:0\nserver: {}\n",
+                          &bus_ready);
+  ASSERT_TRUE(bus.ok()) << bus.status();
+  auto frontend = nlohmann::json::parse(*submarine::config::ReadFile(dir + "/eventbus.ready"))
+                      .at("frontend")
+                      .get<std::string>();
+  const std::string retention =
+      "  outbox_retention_hours: 0\nrequest_id_retention_hours: 0\n"
+      "housekeeping_interval_ms: 100\n";
+  auto env = StartEnvironment("", dir, retention, frontend);
+  ASSERT_TRUE(env.ok()) << env.status();
+  auto& stub = (*env)->stub;
+
+  v1::CreateEnvironmentRequest req;
+  req.set_parent("projects/default");
+  req.set_environment_id("pruned");
+  req.mutable_environment()->set_image("python:3.11");
+  req.set_request_id("9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a");
+  v1::Environment out;
+  ASSERT_TRUE(stub->CreateEnvironment(Ctx().get(), req, &out).ok());
+  // Once the answer is forgotten, a repeat is a new request (and the id is taken).
+  ASSERT_TRUE(WaitFor([&] {
+    v1::Environment again;
+    return stub->CreateEnvironment(Ctx().get(), req, &again).error_code() ==
+           grpc::StatusCode::ALREADY_EXISTS;
+  }));
+  // Every event was sent, so the outbox empties.
+  ASSERT_TRUE(WaitFor([&] {
+    submarine::common::v1::ListEventsRequest list;
+    list.set_publisher("environment");
+    submarine::common::v1::ListEventsResponse resp;
+    return (*env)->events->ListEvents(Ctx().get(), list, &resp).ok() &&
+           resp.events_size() == 0 && resp.last_seq() >= 3;
+  }));
+
+  // Without a bus nothing is sent, so nothing is pruned.
+  auto unsent = StartEnvironment("", MakeTempDir("env-retention"), retention, "");
+  ASSERT_TRUE(unsent.ok()) << unsent.status();
+  submarine::common::v1::ListEventsRequest list;
+  list.set_publisher("environment");
+  submarine::common::v1::ListEventsResponse before;
+  ASSERT_TRUE(WaitFor([&] {
+    return (*unsent)->events->ListEvents(Ctx().get(), list, &before).ok() &&
+           before.events_size() == 2;  // the built-ins, sequenced
+  }));
+  int runs_seen = 0;
+  // Several housekeeping periods pass (visible in the log as nothing pruned); the events stay.
+  ASSERT_TRUE(WaitFor([&] {
+    submarine::common::v1::ListEventsResponse now;
+    EXPECT_TRUE((*unsent)->events->ListEvents(Ctx().get(), list, &now).ok());
+    EXPECT_EQ(now.events_size(), 2);
+    return ++runs_seen >= 10;
+  }));
 }
 
 INSTANTIATE_TEST_SUITE_P(DirectAndViaGateway, EnvironmentGrpcTest, ::testing::Bool(),
