@@ -115,6 +115,7 @@ absl::Status Gateway::Init() {
   options.max_body_bytes = config_.max_body_bytes() ? config_.max_body_bytes() : kDefaultMaxBody;
   options.max_header_bytes =
       config_.max_header_bytes() ? config_.max_header_bytes() : kDefaultMaxHeader;
+  if (config_.max_connections()) options.max_connections = config_.max_connections();
   http_ = std::make_unique<HttpServer>(
       options, [this](std::shared_ptr<HttpExchange> exchange) { Handle(std::move(exchange)); });
   SUBMARINE_ASSIGN_OR_RETURN(http_address_, http_->Bind());

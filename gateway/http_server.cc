@@ -9,6 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cctype>
@@ -20,6 +21,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log/log.h"
+#include "common/metrics/metrics.h"
 #include "common/net/address.h"
 #include "common/status/status.h"
 
@@ -31,6 +33,23 @@ namespace asio = boost::asio;
 using tcp = boost::asio::ip::tcp;
 
 namespace {
+
+// The whole answer to a connection beyond max_connections (AIP-193 error, then close).
+std::string BusyResponse() {
+  const std::string body =
+      "{\"error\":{\"code\":503,\"message\":\"The gateway is at its connection limit; "
+      "retry later\",\"status\":\"UNAVAILABLE\",\"details\":[]}}";
+  return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+         "Connection: close\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+submarine::metrics::Counter* RejectedConnections() {
+  static auto* counter = submarine::metrics::Registry::Global().GetCounter(
+      "submarine_gateway_rejected_connections_total",
+      "Connections refused because the gateway was at max_connections");
+  return counter;
+}
 
 constexpr auto kWriteTimeout = std::chrono::seconds(30);
 constexpr auto kLingerTimeout = std::chrono::seconds(1);
@@ -73,6 +92,8 @@ class HttpServer::Impl {
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
   void Register(const std::shared_ptr<Session>& session);
   void Unregister(Session* session);
+  // True when max_connections sessions are open.
+  bool AtCapacity();
 
  private:
   void Accept();
@@ -317,12 +338,26 @@ void HttpServer::Impl::Accept() {
       return;
     }
     beast::error_code ignored;
+    if (AtCapacity()) {
+      static const std::string kBusy = BusyResponse();
+      asio::write(socket, asio::buffer(kBusy), ignored);
+      socket.shutdown(tcp::socket::shutdown_both, ignored);
+      socket.close(ignored);
+      RejectedConnections()->Inc();
+      Accept();
+      return;
+    }
     socket.set_option(tcp::no_delay(true), ignored);
     auto session = std::make_shared<Session>(std::move(socket), this);
     Register(session);
     session->Start();
     Accept();
   });
+}
+
+bool HttpServer::Impl::AtCapacity() {
+  std::lock_guard lock(mu_);
+  return sessions_.size() >= std::max<size_t>(1, options_.max_connections);
 }
 
 void HttpServer::Impl::Register(const std::shared_ptr<Session>& session) {

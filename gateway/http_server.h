@@ -59,6 +59,9 @@ struct HttpServerOptions {
   int io_threads = 2;
   size_t max_body_bytes = 4 << 20;
   size_t max_header_bytes = 16 << 10;
+  // Open connections at most; one more is answered 503 and closed. A connection carries one
+  // request at a time, so this also bounds requests (and request bodies) in flight.
+  size_t max_connections = 512;
   // A keep-alive connection idle this long is closed.
   std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
 };

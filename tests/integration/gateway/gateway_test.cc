@@ -49,6 +49,7 @@ class GatewayTest : public ::testing::Test {
     backend_ = new EnvironmentBackend();
     auto address = backend_->Start();
     ASSERT_TRUE(address.ok()) << address.status();
+    backend_address_ = new std::string(*address);
     dir_ = new std::string(MakeTempDir("gateway-test"));
     ready_ = new ReadyInfo();
     auto child = StartService("submarine-gateway", *dir_, "gateway", GatewayYaml(*address), ready_);
@@ -63,6 +64,7 @@ class GatewayTest : public ::testing::Test {
     }
     delete gateway_;
     delete backend_;
+    delete backend_address_;
     delete ready_;
     delete dir_;
   }
@@ -85,6 +87,7 @@ class GatewayTest : public ::testing::Test {
   }
 
   static inline EnvironmentBackend* backend_ = nullptr;
+  static inline std::string* backend_address_ = nullptr;
   static inline ChildProcess* gateway_ = nullptr;
   static inline ReadyInfo* ready_ = nullptr;
   static inline std::string* dir_ = nullptr;
@@ -348,6 +351,32 @@ TEST_F(GatewayTest, BuiltInEndpoints) {
   EXPECT_TRUE(page_size);
   EXPECT_TRUE(paths.contains("/api/v1/environment/{name}"));
   EXPECT_TRUE(doc["components"]["schemas"].contains("submarine.environment.v1.Environment"));
+}
+
+TEST_F(GatewayTest, ConnectionsBeyondTheLimitAreRefusedWith503) {
+  ReadyInfo ready;
+  auto limited = StartService("submarine-gateway", *dir_, "gateway-limited",
+                              GatewayYaml(*backend_address_) + "max_connections: 2\n", &ready);
+  ASSERT_TRUE(limited.ok()) << limited.status();
+  auto a = HttpConnection::Connect(ready.http);
+  auto b = HttpConnection::Connect(ready.http);
+  ASSERT_TRUE(a.ok() && b.ok());
+  // Both held connections work (and stay open: keep-alive).
+  ASSERT_EQ(a->Request("GET", "/healthz")->status, 200);
+  ASSERT_EQ(b->Request("GET", "/healthz")->status, 200);
+  auto third = HttpCall(ready.http, "GET", "/healthz");
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(third->status, 503);
+  EXPECT_EQ(Json(*third)["error"]["status"], "UNAVAILABLE");
+  // A freed slot is usable again.
+  *a = HttpConnection();
+  EXPECT_TRUE(WaitFor([&] {
+    auto r = HttpCall(ready.http, "GET", "/healthz");
+    return r.ok() && r->status == 200;
+  }));
+  EXPECT_EQ(b->Request("GET", "/healthz")->status, 200);
+  limited->Signal(SIGTERM);
+  EXPECT_EQ(limited->Wait(), 0);
 }
 
 TEST_F(GatewayTest, KeepAliveServesManyRequestsOnOneConnection) {
