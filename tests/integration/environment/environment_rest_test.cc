@@ -299,6 +299,16 @@ TEST_F(EnvironmentRestTest, SubmarineV1FaceMatchesApacheSubmarine) {
   EXPECT_EQ(mcode, 404);
   ExpectEnvelope(mbody, 404, "NOT_FOUND");
   EXPECT_EQ(mbody["message"], "Environment not found.");
+  // Byte for byte, in Gson's member order, nulls printed.
+  auto raw = http_.Request("GET", "/api/v1/environment/does-not-exist");
+  ASSERT_TRUE(raw.ok());
+  EXPECT_EQ(raw->body, R"({"status":"NOT_FOUND","code":404,"success":null,)"
+                       R"("message":"Environment not found.","result":null,"attributes":{}})");
+  auto seeded = http_.Request("GET", "/api/v1/environment/notebook-env");
+  ASSERT_TRUE(seeded.ok());
+  EXPECT_EQ(seeded->body.rfind(R"({"status":"OK","code":200,"success":true,"message":null,)", 0),
+            0u)
+      << seeded->body;
   EXPECT_EQ(Call("PATCH", "/api/v1/environment/does-not-exist", R"({"dockerImage":"x"})").first,
             404);
 
