@@ -1,20 +1,36 @@
 #pragma once
 // What a handler knows about its call: the request id (x-request-id as set by the gateway, or
-// generated here for a direct caller that sent none), the principal (x-submarine-principal) and
-// the deadline. CallScope binds the request id to the thread so every log line carries it.
+// generated here for a direct caller that sent none), the verified principal and the deadline.
+// CallScope binds the request id to the thread so every log line carries it.
+//
+// The principal (x-submarine-principal + x-submarine-principal-mac, see common/auth/principal.h)
+// is trusted only when its MAC verifies under the process' internal secret, installed once by
+// the ServerRunner from server.gateway_secret_file. Without a secret, or without the headers, the
+// call is anonymous; with headers that do not verify, principal_status() is UNAUTHENTICATED.
 
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <string_view>
 
+#include "absl/status/status.h"
+#include "common/auth/principal.h"
 #include "common/log/log.h"
+#include "submarine/common/v1/principal.pb.h"
 
 namespace submarine::rpc {
 
 inline constexpr char kRequestIdHeader[] = "x-request-id";
 inline constexpr char kPrincipalHeader[] = "x-submarine-principal";
+inline constexpr char kPrincipalMacHeader[] = "x-submarine-principal-mac";
+
+// Installs (or, with nullptr, removes) the codec every CallScope of this process verifies
+// principals with. Thread-safe; normally called once at start-up.
+void SetPrincipalCodec(std::shared_ptr<const auth::PrincipalCodec> codec);
+// The installed codec, or nullptr (for clients in the same process that call other services).
+std::shared_ptr<const auth::PrincipalCodec> GetPrincipalCodec();
 
 // Client-chosen request ids are kept when short (≤ 128) and made of [A-Za-z0-9._:-]; the gateway
 // replaces any other with a fresh one before it reaches a service or a log line.
@@ -27,12 +43,26 @@ class CallScope {
  public:
   explicit CallScope(const grpc::ServerContextBase& ctx);
   const std::string& request_id() const { return request_id_; }
-  const std::string& principal() const { return principal_; }
+  // The verified caller; kind KIND_UNSPECIFIED when anonymous.
+  const submarine::common::v1::Principal& principal() const { return principal_; }
+  // "users/{u}", "services/{s}", or "" when anonymous: what events record as the actor.
+  const std::string& subject() const { return subject_; }
+  bool authenticated() const {
+    return principal_.kind() != submarine::common::v1::Principal::KIND_UNSPECIFIED;
+  }
+  // OK when anonymous or verified; UNAUTHENTICATED when principal headers came but did not
+  // verify (a forgery, or a secret mismatch).
+  const absl::Status& principal_status() const { return principal_status_; }
+  // OK only for a verified principal; otherwise UNAUTHENTICATED (reason UNAUTHENTICATED or
+  // PRINCIPAL_MAC_INVALID).
+  absl::Status RequireAuthenticated() const;
   std::chrono::system_clock::time_point deadline() const { return deadline_; }
 
  private:
   std::string request_id_;
-  std::string principal_;
+  submarine::common::v1::Principal principal_;
+  std::string subject_;
+  absl::Status principal_status_;
   std::chrono::system_clock::time_point deadline_;
   log::ScopedRequestId bind_;
 };

@@ -124,6 +124,12 @@ void ServerRunner::InstallSignalHandling() {
 }
 
 absl::Status ServerRunner::Start() {
+  if (!config_.gateway_secret_file().empty()) {
+    // Principals (x-submarine-principal) are trusted only under this secret; see CallScope.
+    SUBMARINE_ASSIGN_OR_RETURN(std::string secret,
+                               auth::LoadInternalSecret(config_.gateway_secret_file()));
+    SetPrincipalCodec(std::make_shared<auth::PrincipalCodec>(std::move(secret)));
+  }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

@@ -11,7 +11,8 @@ using submarine::common::v1::SubmarineV1Response;
 using google::protobuf::Value;
 
 CallInfo Call(const rpc::CallScope& scope) {
-  return CallInfo{scope.request_id(), scope.principal(), scope.deadline()};
+  return CallInfo{scope.request_id(), scope.subject(), scope.deadline(),
+                  authz::Caller::FromScope(scope)};
 }
 
 // Runs `body`, turning a status or any escaped exception into the gRPC answer.
