@@ -3,6 +3,7 @@
 #include <grpcpp/impl/codegen/proto_utils.h>
 
 #include <algorithm>
+#include <optional>
 #include <thread>
 #include <nlohmann/json.hpp>
 
@@ -26,6 +27,8 @@ constexpr uint32_t kDefaultMaxBody = 4u << 20;
 constexpr uint32_t kDefaultMaxHeader = 16u << 10;
 constexpr uint32_t kDefaultTimeoutMs = 30000;
 constexpr uint32_t kDefaultGraceMs = 10000;
+constexpr uint32_t kDefaultAuthRefreshMs = 30000;
+constexpr uint32_t kDefaultAuthTimeoutMs = 2000;
 constexpr auto kMaxHealthTimeout = std::chrono::milliseconds(2000);
 constexpr char kJson[] = "application/json";
 
@@ -57,6 +60,8 @@ struct Gateway::Pending {
   std::string label = "unmatched";  // metrics label: the route template or the built-in path
   const Route* route = nullptr;
   const Backend* backend = nullptr;
+  // The verified caller sent to the backend; nullopt for exempt routes or with auth off.
+  std::optional<submarine::common::v1::Principal> principal;
   grpc::ClientContext client;
   grpc::ByteBuffer request;
   grpc::ByteBuffer response;
@@ -97,7 +102,48 @@ Gateway::~Gateway() {
   async_cv_.wait(lock, [this] { return async_calls_ == 0; });
 }
 
+absl::Status Gateway::InitAuth() {
+  const auto& a = config_.auth();
+  auto log = log::Get("gateway");
+  if (a.insecure_no_authorization()) {
+    log->warn(
+        "AUTHENTICATION IS OFF (auth.insecure_no_authorization): no token is checked, every "
+        "caller is anonymous; never expose this gateway");
+    return absl::OkStatus();
+  }
+  if (a.address().empty()) {
+    return InvalidField("auth.address",
+                        "the permission service's address is required (or set "
+                        "auth.insecure_no_authorization: true to serve without authentication)");
+  }
+  const std::string& secret_file = config_.server().gateway_secret_file();
+  if (secret_file.empty()) {
+    return InvalidField("server.gateway_secret_file",
+                        "the internal secret is required to sign principals for services (or set "
+                        "auth.insecure_no_authorization: true to serve without authentication)");
+  }
+  SUBMARINE_ASSIGN_OR_RETURN(std::string secret, auth::LoadInternalSecret(secret_file));
+  auto codec = std::make_shared<const auth::PrincipalCodec>(std::move(secret));
+  AuthStateCache::Options options;
+  options.address = a.address();
+  options.subscribe_endpoint = a.subscribe_endpoint();
+  options.refresh_interval =
+      std::chrono::milliseconds(a.cache_ttl_ms() ? a.cache_ttl_ms() : kDefaultAuthRefreshMs);
+  options.timeout =
+      std::chrono::milliseconds(a.timeout_ms() ? a.timeout_ms() : kDefaultAuthTimeoutMs);
+  options.codec = codec;
+  if (options.subscribe_endpoint.empty()) {
+    log->warn("auth.subscribe_endpoint is not set: revocations reach the gateway only every {} ms",
+              options.refresh_interval.count());
+  }
+  auth_state_ = std::make_unique<AuthStateCache>(std::move(options));
+  AuthStateCache* cache = auth_state_.get();
+  auth_ = AuthFilter([cache] { return cache->Current(); }, std::move(codec), &Clock::Real());
+  return absl::OkStatus();
+}
+
 absl::Status Gateway::Init() {
+  SUBMARINE_RETURN_IF_ERROR(InitAuth());
   SUBMARINE_ASSIGN_OR_RETURN(backends_, BackendPool::Create(config_));
   SUBMARINE_ASSIGN_OR_RETURN(routes_, RouteTable::Build(backends_->Services()));
   auto log = log::Get("gateway");
@@ -107,7 +153,7 @@ absl::Status Gateway::Init() {
   }
   openapi_ = GenerateOpenApi(routes_, "Submarine API", "v1");
   if (!config_.grpc_listen().empty()) {
-    proxy_ = std::make_unique<GrpcProxy>(backends_.get(), timeout_);
+    proxy_ = std::make_unique<GrpcProxy>(backends_.get(), &auth_, timeout_);
   }
   HttpServerOptions options;
   options.listen = config_.http_listen().empty() ? "127.0.0.1:8080" : config_.http_listen();
@@ -133,6 +179,7 @@ submarine::config::v1::ServerConfig Gateway::RunnerConfig() const {
 void Gateway::Register(rpc::ServerRunner* runner) {
   if (proxy_) runner->SetGenericService(proxy_.get());
   runner->AddReadyField("http", http_address_);
+  if (auth_state_) runner->AddTask(auth_state_.get());
   http_task_ = std::make_unique<HttpTask>(this);
   runner->AddTask(http_task_.get());
 }
@@ -232,6 +279,23 @@ void Gateway::Dispatch(const std::shared_ptr<Pending>& pending) {
   const Route& route = *match.route;
   pending->route = &route;
   pending->label = route.label;
+  // Before the request is even parsed: a caller without a valid token learns nothing about it.
+  auto principal = auth_.Authenticate(route.method, req.Header("authorization"));
+  if (!principal.ok()) {
+    HttpReply reply = RenderError(route.face, principal.status());
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (principal.status().code() == absl::StatusCode::kUnauthenticated) {
+      // RFC 6750 §3: no credentials get the bare challenge, bad ones error="invalid_token".
+      headers.emplace_back("WWW-Authenticate",
+                           req.Header("authorization").empty()
+                               ? R"(Bearer realm="submarine")"
+                               : R"(Bearer realm="submarine", error="invalid_token")");
+    } else {
+      headers.emplace_back("Retry-After", "1");
+    }
+    return Reply(pending, reply.status, std::move(reply.body), kJson, std::move(headers));
+  }
+  pending->principal = std::move(principal).value();
   const Message* prototype = google::protobuf::MessageFactory::generated_factory()->GetPrototype(
       route.method->input_type());
   std::unique_ptr<Message> message(prototype->New());
@@ -283,6 +347,17 @@ bool Gateway::HandleBuiltin(const std::shared_ptr<Pending>& pending) {
 }
 
 void Gateway::HandleReadiness(const std::shared_ptr<Pending>& pending) {
+  if (auth_state_ != nullptr && auth_state_->Current() == nullptr) {
+    // Not ready before the first token state: every authenticated route would answer 503.
+    HttpReply reply = RenderError(
+        REST_FACE_UNSPECIFIED,
+        MakeError(absl::StatusCode::kUnavailable, "AUTH_STATE_UNAVAILABLE",
+                  absl::StrCat("the token state has not been loaded from the permission service "
+                               "at ", config_.auth().address(), ": ",
+                               submarine::Message(auth_state_->last_error())),
+                  {{"backend", config_.auth().address()}}));
+    return Reply(pending, reply.status, std::move(reply.body));
+  }
   BeginAsync();
   backends_->CheckHealth(
       std::min<std::chrono::milliseconds>(timeout_, kMaxHealthTimeout),
@@ -309,7 +384,10 @@ void Gateway::HandleReadiness(const std::shared_ptr<Pending>& pending) {
               list.push_back(std::move(item));
             }
             if (failures.empty()) {
-              Reply(p, 200, Dump({{"status", "ok"}, {"backends", list}}));
+              Reply(p, 200,
+                    Dump({{"status", "ok"},
+                          {"authentication", auth_.enabled() ? "on" : "off"},
+                          {"backends", list}}));
               return;
             }
             std::string first_failing;
@@ -332,7 +410,7 @@ void Gateway::CallBackend(const std::shared_ptr<Pending>& pending, const Route& 
   pending->backend = &backend;
   pending->request = std::move(request);
   pending->client.set_deadline(std::chrono::system_clock::now() + timeout_);
-  pending->client.AddMetadata(rpc::kRequestIdHeader, pending->request_id);
+  auth_.Attach(&pending->client, pending->principal, pending->request_id);
   const HttpRequest& req = pending->exchange->request();
   for (const char* header : {"traceparent", "tracestate"}) {
     std::string_view value = req.Header(header);

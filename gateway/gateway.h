@@ -4,9 +4,16 @@
 // /metrics and /api/openapi.json, and (when grpc_listen is set) a native gRPC proxy. It holds no
 // business logic and no per-endpoint code.
 //
-// Lifecycle: Init() (routes, channels, bind) -> Register(runner) -> runner.Run(), which starts the
-// HTTP server as a background task and, on SIGTERM, stops it gracefully (no new connections,
-// in-flight requests finish). Handle() runs on HTTP I/O threads and never blocks on a backend.
+// Authentication (config `auth`): every route and proxied method needs "Authorization: Bearer
+// <jwt>" except methods marked (submarine.common.v1.auth_exempt) and the built-in endpoints; the
+// verified principal goes to the backend signed with the internal secret
+// (server.gateway_secret_file). With auth.insecure_no_authorization nothing is checked. See
+// auth_filter.h and auth_state.h.
+//
+// Lifecycle: Init() (config check, routes, channels, bind) -> Register(runner) -> runner.Run(),
+// which starts the token-state refresher and the HTTP server as background tasks and, on
+// SIGTERM, stops them gracefully (no new connections, in-flight requests finish). Handle() runs
+// on HTTP I/O threads and never blocks on a backend or on the permission service.
 
 #include <atomic>
 #include <chrono>
@@ -18,6 +25,8 @@
 
 #include "absl/status/status.h"
 #include "common/rpc/server_runner.h"
+#include "gateway/auth_filter.h"
+#include "gateway/auth_state.h"
 #include "gateway/backend_pool.h"
 #include "gateway/grpc_proxy.h"
 #include "gateway/http_server.h"
@@ -35,8 +44,10 @@ class Gateway {
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
 
-  // Builds the routes of every configured service, the backend channels and the OpenAPI
-  // document, and binds the HTTP listener. An error names the bad service, rule or address.
+  // Checks the auth config, builds the routes of every configured service, the backend channels
+  // and the OpenAPI document, and binds the HTTP listener. An error names the bad config key,
+  // service, rule or address: INVALID_ARGUMENT unless auth.address and
+  // server.gateway_secret_file are both set or auth.insecure_no_authorization is true.
   absl::Status Init();
 
   // The runner's gRPC server config: config.server with grpc_listen taken from the gateway's
@@ -44,7 +55,7 @@ class Gateway {
   submarine::config::v1::ServerConfig RunnerConfig() const;
 
   // After Init(), before runner->Start(): registers the gRPC proxy (if grpc_listen is set), the
-  // "http" ready-file field and the HTTP server as a background task.
+  // "http" ready-file field, the token-state refresher and the HTTP server as background tasks.
   void Register(rpc::ServerRunner* runner);
 
   // Starts / gracefully stops HTTP serving (the registered task does this; tests may too).
@@ -59,6 +70,7 @@ class Gateway {
   struct Pending;  // one REST request waiting for its backend
   class HttpTask;
 
+  absl::Status InitAuth();
   void Handle(std::shared_ptr<HttpExchange> exchange);
   // Routes one request; may throw only on a bug (Handle answers 500 then).
   void Dispatch(const std::shared_ptr<Pending>& pending);
@@ -77,6 +89,8 @@ class Gateway {
 
   submarine::config::v1::GatewayConfig config_;
   std::chrono::milliseconds timeout_;
+  std::unique_ptr<AuthStateCache> auth_state_;  // null when authentication is off
+  AuthFilter auth_;
   RouteTable routes_;
   std::unordered_map<const Route*, const Backend*> route_backends_;
   std::unique_ptr<BackendPool> backends_;

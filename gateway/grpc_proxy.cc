@@ -2,28 +2,65 @@
 
 #include <string>
 
+#include <google/protobuf/descriptor.h>
+
 #include "absl/strings/str_cat.h"
 #include "common/log/log.h"
 #include "common/rpc/call_context.h"
+#include "common/status/status.h"
 #include "common/util/clock.h"
+#include "gateway/transcoder.h"
 
 namespace submarine::gateway {
 namespace {
 
 std::string ToString(grpc::string_ref s) { return std::string(s.data(), s.size()); }
 
+// The descriptor of "/package.Service/Method", or null if the gateway does not know it.
+const google::protobuf::MethodDescriptor* FindMethod(const std::string& path) {
+  if (path.size() < 2 || path[0] != '/') return nullptr;
+  size_t slash = path.find('/', 1);
+  if (slash == std::string::npos) return nullptr;
+  std::string full = absl::StrCat(path.substr(1, slash - 1), ".", path.substr(slash + 1));
+  return google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full);
+}
+
 // One proxied unary call; deletes itself in OnDone.
 class ProxyCall : public grpc::ServerGenericBidiReactor {
  public:
   ProxyCall(grpc::GenericCallbackServerContext* context, const BackendPool* backends,
-            std::chrono::milliseconds default_timeout)
-      : context_(context), default_timeout_(default_timeout) {
-    backend_ = backends->ForMethod(context->method());
-    if (backend_ == nullptr) {
+            const AuthFilter* auth, std::chrono::milliseconds default_timeout)
+      : context_(context), auth_(auth), default_timeout_(default_timeout) {
+    const std::string& method_path = context->method();
+    backend_ = backends->ForMethod(method_path);
+    // A method without a descriptor cannot be checked for internal_only or auth_exempt, so it
+    // is not forwarded at all.
+    const google::protobuf::MethodDescriptor* method =
+        backend_ == nullptr ? nullptr : FindMethod(method_path);
+    if (method == nullptr) {
       Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                          absl::StrCat("the gateway serves no method ", context->method())));
+                          absl::StrCat("the gateway serves no method ", method_path)));
       return;
     }
+    if (IsInternalOnly(method)) {
+      Finish(ToGrpcStatus(
+          MakeError(absl::StatusCode::kPermissionDenied, "INTERNAL_ONLY",
+                    absl::StrCat(method->full_name(),
+                                 " is for Submarine services only and is not served by the "
+                                 "gateway"),
+                    {{"method", method->full_name()}}),
+          kGatewayDomain));
+      return;
+    }
+    std::string authorization;
+    auto it = context->client_metadata().find("authorization");
+    if (it != context->client_metadata().end()) authorization = ToString(it->second);
+    auto principal = auth_->Authenticate(method, authorization);
+    if (!principal.ok()) {
+      Finish(ToGrpcStatus(principal.status(), kGatewayDomain));
+      return;
+    }
+    principal_ = std::move(principal).value();
     StartRead(&request_);
   }
 
@@ -44,7 +81,7 @@ class ProxyCall : public grpc::ServerGenericBidiReactor {
     }
     bool generated = !rpc::AcceptableRequestId(request_id);
     if (generated) request_id = IdGenerator::Secure().Uuid();
-    client_.AddMetadata(rpc::kRequestIdHeader, request_id);
+    auth_->Attach(&client_, principal_, request_id);
     // A client-sent id is echoed by the server's interceptor; a generated one is added here.
     if (generated) context_->AddInitialMetadata(rpc::kRequestIdHeader, request_id);
     auto deadline = context_->deadline();
@@ -76,7 +113,9 @@ class ProxyCall : public grpc::ServerGenericBidiReactor {
   }
 
   grpc::GenericCallbackServerContext* context_;
+  const AuthFilter* auth_;
   std::chrono::milliseconds default_timeout_;
+  std::optional<submarine::common::v1::Principal> principal_;
   const Backend* backend_ = nullptr;
   grpc::ClientContext client_;
   grpc::ByteBuffer request_;
@@ -88,12 +127,13 @@ class ProxyCall : public grpc::ServerGenericBidiReactor {
 bool IsHopByHopMetadata(std::string_view key) {
   return key.empty() || key[0] == ':' || key.starts_with("grpc-") || key == "content-type" ||
          key == "te" || key == "user-agent" || key == "host" || key == "accept-encoding" ||
-         key == "connection" || key == rpc::kPrincipalHeader;
+         key == "connection" || key == "authorization" || key == rpc::kPrincipalHeader ||
+         key == rpc::kPrincipalMacHeader;
 }
 
 grpc::ServerGenericBidiReactor* GrpcProxy::CreateReactor(
     grpc::GenericCallbackServerContext* context) {
-  return new ProxyCall(context, backends_, default_timeout_);
+  return new ProxyCall(context, backends_, auth_, default_timeout_);
 }
 
 }  // namespace submarine::gateway

@@ -1,35 +1,43 @@
 #pragma once
 // Native gRPC for gRPC clients: a CallbackGenericService that forwards each unary call
-// byte-for-byte to the backend serving the called service. Client metadata is forwarded (except
-// transport headers and x-submarine-principal, which only the gateway may set); x-request-id is
-// generated when absent and returned in the initial metadata; the client's deadline is
-// propagated (request_timeout when it has none); the backend's status, message and details come
-// back unchanged. An unknown service gets UNIMPLEMENTED. Thread-safe.
+// byte-for-byte to the backend serving the called service. Only methods the gateway knows (their
+// descriptors are linked in) are forwarded; a method marked (submarine.common.v1.internal_only)
+// is refused with PERMISSION_DENIED (reason INTERNAL_ONLY), and every method not marked
+// auth_exempt needs "authorization: Bearer <jwt>" metadata (UNAUTHENTICATED otherwise, see
+// AuthFilter). Client metadata is forwarded except transport headers, the client's
+// authorization and any x-submarine-principal(-mac): only the gateway sets the principal, after
+// verifying the token. x-request-id is generated when absent and returned in the initial
+// metadata; the client's deadline is propagated (request_timeout when it has none); the
+// backend's status, message and details come back unchanged. An unknown service or method gets
+// UNIMPLEMENTED. Thread-safe.
 
 #include <grpcpp/generic/async_generic_service.h>
 
 #include <chrono>
 
+#include "gateway/auth_filter.h"
 #include "gateway/backend_pool.h"
 
 namespace submarine::gateway {
 
 class GrpcProxy : public grpc::CallbackGenericService {
  public:
-  // `backends` is not owned and must outlive the proxy and its gRPC server.
-  GrpcProxy(const BackendPool* backends, std::chrono::milliseconds default_timeout)
-      : backends_(backends), default_timeout_(default_timeout) {}
+  // `backends` and `auth` are not owned and must outlive the proxy and its gRPC server.
+  GrpcProxy(const BackendPool* backends, const AuthFilter* auth,
+            std::chrono::milliseconds default_timeout)
+      : backends_(backends), auth_(auth), default_timeout_(default_timeout) {}
 
   grpc::ServerGenericBidiReactor* CreateReactor(
       grpc::GenericCallbackServerContext* context) override;
 
  private:
   const BackendPool* backends_;
+  const AuthFilter* auth_;
   std::chrono::milliseconds default_timeout_;
 };
 
 // True for metadata keys a proxy must not copy from one call to another (pseudo and transport
-// headers, grpc-* reserved keys, and the gateway-only principal).
+// headers, grpc-* reserved keys, the client's credentials and the gateway-only principal).
 bool IsHopByHopMetadata(std::string_view key);
 
 }  // namespace submarine::gateway

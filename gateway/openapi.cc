@@ -291,16 +291,21 @@ std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
         {"default",
          {{"description", "Error"},
           {"content", {{"application/json", {{"schema", error_schema}}}}}}}};
+    // Exempt operations override the document-wide bearer requirement with "no security".
+    if (route->auth_exempt) operation["security"] = Json::array();
     std::string method = Lower(route->http_method);
     paths[info.path][method] = std::move(operation);
   }
   Json components = Json::object();
   components["gateway.Error"] = AipErrorSchema();
   schemas.Flush(&components);
+  Json security_schemes = {
+      {"bearerAuth", {{"type", "http"}, {"scheme", "bearer"}, {"bearerFormat", "JWT"}}}};
   Json doc = {{"openapi", "3.0.3"},
               {"info", {{"title", title}, {"version", version}}},
+              {"security", Json::array({{{"bearerAuth", Json::array()}}})},
               {"paths", paths},
-              {"components", {{"schemas", components}}}};
+              {"components", {{"schemas", components}, {"securitySchemes", security_schemes}}}};
   return doc.dump(2, ' ', false, Json::error_handler_t::replace);
 }
 

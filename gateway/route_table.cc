@@ -86,15 +86,16 @@ absl::StatusOr<std::unique_ptr<Route>> MakeRoute(const MethodDescriptor* method,
   route->grpc_method = absl::StrCat("/", method->service()->full_name(), "/", method->name());
   route->face = face;
   route->label = absl::StrCat(route->http_method, " ", path);
+  route->auth_exempt = method->options().GetExtension(submarine::common::v1::auth_exempt);
   return route;
 }
 
 }  // namespace
 
-absl::StatusOr<RouteTable> RouteTable::Build(const std::vector<std::string>& services) {
+absl::StatusOr<RouteTable> RouteTable::Build(const std::vector<std::string>& services,
+                                             const google::protobuf::DescriptorPool* pool) {
   RouteTable table;
   std::set<std::string> seen;
-  const auto* pool = google::protobuf::DescriptorPool::generated_pool();
   for (const auto& name : services) {
     const auto* service = pool->FindServiceByName(name);
     if (service == nullptr) {
@@ -106,6 +107,8 @@ absl::StatusOr<RouteTable> RouteTable::Build(const std::vector<std::string>& ser
       const MethodDescriptor* method = service->method(i);
       if (method->client_streaming() || method->server_streaming()) continue;
       if (!method->options().HasExtension(google::api::http)) continue;
+      // Service-to-service methods are not part of the public API, whatever their options say.
+      if (method->options().GetExtension(submarine::common::v1::internal_only)) continue;
       const auto& rule = method->options().GetExtension(google::api::http);
       std::vector<const google::api::HttpRule*> rules = {&rule};
       for (const auto& extra : rule.additional_bindings()) rules.push_back(&extra);

@@ -11,15 +11,8 @@ namespace {
 
 // Sends a request and returns its JSON body, or the server's error.
 absl::StatusOr<nlohmann::json> Call(const EnvironmentCommandContext& ctx, const std::string& method,
-                                    const std::string& path, const std::string& body = "") {
-  SUBMARINE_ASSIGN_OR_RETURN(HttpResponse response, ctx.client->Send(method, path, body));
-  SUBMARINE_RETURN_IF_ERROR(StatusFromResponse(response));
-  if (response.body.empty()) return nlohmann::json::object();
-  nlohmann::json json = nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded()) {
-    return Internal(absl::StrCat(method, " ", path, ": the server answered with invalid JSON"));
-  }
-  return json;
+                                    const std::string& path, const nlohmann::json& body = nullptr) {
+  return ctx.client->Call(method, path, body);
 }
 
 std::string Collection(const std::string& project) {
@@ -102,7 +95,7 @@ absl::Status CreateEnvironment(const EnvironmentCommandContext& ctx, const std::
                              Call(ctx, "POST",
                                   absl::StrCat(Collection(ctx.project), "?environmentId=",
                                                UrlEncode(creation.environment_id)),
-                                  creation.body.dump()));
+                                  creation.body));
   *ctx.out << FormatEnvironments({environment}, ctx.format, /*single=*/true);
   return absl::OkStatus();
 }

@@ -9,13 +9,13 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "clients/cli/http_client.h"
+#include "clients/cli/api_client.h"
 #include "clients/cli/output.h"
 
 namespace submarine::cli {
 
 struct EnvironmentCommandContext {
-  const HttpClient* client = nullptr;
+  ApiClient* client = nullptr;  // authenticated (see api_client.h)
   std::string project = "default";
   OutputFormat format = OutputFormat::kTable;
   std::ostream* out = nullptr;

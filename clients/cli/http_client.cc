@@ -61,7 +61,8 @@ HttpClient::HttpClient(std::string base_url, std::chrono::milliseconds timeout)
 
 absl::StatusOr<HttpResponse> HttpClient::Send(const std::string& method,
                                               const std::string& path_and_query,
-                                              const std::string& body) const {
+                                              const std::string& body,
+                                              const HttpHeaders& extra_headers) const {
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
   if (!curl) return Internal("curl_easy_init failed");
   std::string url = base_url_ + path_and_query;
@@ -69,6 +70,9 @@ absl::StatusOr<HttpResponse> HttpClient::Send(const std::string& method,
   curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, "Accept: application/json");
   if (!body.empty()) headers = curl_slist_append(headers, "Content-Type: application/json");
+  for (const auto& [name, value] : extra_headers) {
+    headers = curl_slist_append(headers, absl::StrCat(name, ": ", value).c_str());
+  }
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_list(headers,
                                                                           curl_slist_free_all);
   CURL* h = curl.get();
@@ -109,6 +113,21 @@ absl::StatusCode CodeFromName(const std::string& name) {
     if (name == CodeName(code)) return static_cast<absl::StatusCode>(code);
   }
   return absl::StatusCode::kUnknown;
+}
+
+std::string ErrorReason(const HttpResponse& response) {
+  nlohmann::json body = nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  if (!body.is_object() || !body.contains("error") || !body["error"].is_object()) return "";
+  const auto& error = body["error"];
+  if (!error.contains("details") || !error["details"].is_array()) return "";
+  for (const auto& detail : error["details"]) {
+    if (detail.is_object() &&
+        detail.value("@type", "") == "type.googleapis.com/google.rpc.ErrorInfo" &&
+        detail.contains("reason") && detail["reason"].is_string()) {
+      return detail["reason"].get<std::string>();
+    }
+  }
+  return "";
 }
 
 absl::Status StatusFromResponse(const HttpResponse& response) {

@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -15,17 +17,21 @@ struct HttpResponse {
   std::string body;  // response body
 };
 
+// Extra request headers as (name, value) pairs, e.g. {"Authorization", "Bearer ..."}.
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
+
 class HttpClient {
  public:
   // `base_url` such as "http://127.0.0.1:8080" (a trailing '/' is dropped).
   explicit HttpClient(std::string base_url,
                       std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
-  // Sends `method` to base_url + `path_and_query` with a JSON `body` (none when empty).
-  // Returns the response whatever its status; UNAVAILABLE if the server cannot be reached,
-  // DEADLINE_EXCEEDED on timeout.
+  // Sends `method` to base_url + `path_and_query` with a JSON `body` (none when empty) and
+  // `headers`. Returns the response whatever its status; UNAVAILABLE if the server cannot be
+  // reached, DEADLINE_EXCEEDED on timeout. Header values are never logged.
   absl::StatusOr<HttpResponse> Send(const std::string& method, const std::string& path_and_query,
-                                    const std::string& body = "") const;
+                                    const std::string& body = "",
+                                    const HttpHeaders& headers = {}) const;
 
   const std::string& base_url() const { return base_url_; }
 
@@ -41,6 +47,10 @@ std::string UrlEncode(const std::string& value);
 // ({"error":{"code","message","status",...}}), falling back to the HTTP status, and whose message
 // is the server's message (or the raw body).
 absl::Status StatusFromResponse(const HttpResponse& response);
+
+// The google.rpc.ErrorInfo reason of an error body (details[@type=...ErrorInfo].reason), "" if
+// the body carries none.
+std::string ErrorReason(const HttpResponse& response);
 
 // The canonical code for a gRPC status name ("NOT_FOUND"); UNKNOWN if not a name.
 absl::StatusCode CodeFromName(const std::string& name);

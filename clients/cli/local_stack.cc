@@ -90,6 +90,24 @@ std::string ProcessAddress(const ProcessState& p) {
 
 }  // namespace
 
+void ReportAdminPassword(const StackPaths& paths, std::ostream& out) {
+  const std::string file = paths.AdminPasswordFile();
+  auto password = config::ReadSecretFile(file);
+  if (!password.ok() || password->empty()) return;  // not written yet, or removed by its owner
+  std::error_code ec;
+  if (fs::exists(paths.AdminPasswordShownFile(), ec)) {
+    out << "  admin password: in " << file << " (log in: submarine login -u admin)\n";
+    return;
+  }
+  // Shown once, the first time; afterwards only where it is, so it does not end up in every
+  // terminal scrollback and CI log that runs `local up`.
+  out << "\nFirst start: user \"admin\" has the password\n\n    " << *password << "\n\n"
+      << "(also in " << file << ", mode 0600; shown only this once).\n"
+      << "Log in with: submarine login -u admin\n";
+  auto marked = config::WriteFileAtomic(paths.AdminPasswordShownFile(), "", 0600);
+  if (!marked.ok()) out << "warning: " << Message(marked) << "\n";
+}
+
 bool SupervisorAlive(pid_t pid, const std::string& data_dir) {
   if (!ProcessAlive(pid)) return false;
   std::string cmdline = ProcessCmdline(pid);
@@ -106,6 +124,7 @@ absl::Status LocalUp(const UpOptions& options, std::ostream& out) {
     if (existing->phase == kPhaseRunning) {
       out << "Submarine is already running at " << existing->gateway_url << " (data dir "
           << paths.data_dir() << ")\n";
+      ReportAdminPassword(paths, out);
       return absl::OkStatus();
     }
     return MakeError(absl::StatusCode::kFailedPrecondition, "STACK_BUSY",
@@ -189,6 +208,7 @@ absl::Status LocalUp(const UpOptions& options, std::ostream& out) {
       << "  data dir: " << paths.data_dir() << "\n"
       << "  logs:     " << paths.LogDir() << "\n"
       << "  stop it:  submarine local down --data-dir " << paths.data_dir() << "\n";
+  ReportAdminPassword(paths, out);
   return absl::OkStatus();
 }
 

@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "clients/cli/output.h"
+#include "clients/cli/stack_paths.h"
 #include "clients/cli/stack_state.h"
 
 namespace submarine::cli {
@@ -64,6 +65,11 @@ absl::StatusOr<StackHealth> InspectStack(const std::string& data_dir);
 
 // Renders InspectStack()'s result as a table, JSON or YAML.
 std::string FormatStackHealth(const StackHealth& health, OutputFormat format);
+
+// Prints where the admin password is: the password itself the first time (then records that it
+// was shown, in paths.AdminPasswordShownFile()), only the file's path afterwards; nothing if the
+// file does not exist.
+void ReportAdminPassword(const StackPaths& paths, std::ostream& out);
 
 // True if `pid` is a live `submarine local supervise` for `data_dir`.
 bool SupervisorAlive(pid_t pid, const std::string& data_dir);

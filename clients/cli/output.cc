@@ -134,4 +134,43 @@ std::string FormatEnvironments(const std::vector<nlohmann::json>& environments, 
   return RenderTable({"NAME", "DISPLAY NAME", "IMAGE", "LABELS", "CREATED"}, rows);
 }
 
+std::string FormatResources(const std::vector<nlohmann::json>& items,
+                            const std::vector<Column>& columns, OutputFormat format, bool single) {
+  if (format != OutputFormat::kTable) {
+    nlohmann::json value = single && items.size() == 1 ? items.front() : nlohmann::json(items);
+    return format == OutputFormat::kJson ? value.dump(2) + "\n" : JsonToYaml(value);
+  }
+  std::vector<std::string> headers;
+  for (const Column& c : columns) headers.push_back(c.header);
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& item : items) {
+    std::vector<std::string> row;
+    for (const Column& c : columns) row.push_back(c.cell(item));
+    rows.push_back(std::move(row));
+  }
+  return RenderTable(headers, rows);
+}
+
+std::string TextField(const nlohmann::json& object, const std::string& key) {
+  if (!object.is_object() || !object.contains(key)) return "";
+  const auto& v = object[key];
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_null()) return "";
+  return v.dump();
+}
+
+std::string LastSegmentOf(const std::string& name) { return LastSegment(name); }
+
+std::string ShortTimeOf(const std::string& rfc3339) { return ShortTime(rfc3339); }
+
+std::string JoinedField(const nlohmann::json& object, const std::string& key) {
+  if (!object.is_object() || !object.contains(key) || !object[key].is_array()) return "";
+  std::string out;
+  for (const auto& item : object[key]) {
+    absl::StrAppend(&out, out.empty() ? "" : ",",
+                    item.is_string() ? item.get<std::string>() : item.dump());
+  }
+  return out;
+}
+
 }  // namespace submarine::cli

@@ -4,6 +4,11 @@
 //   <data-dir>/state.json             written by the supervisor (see stack_state.h)
 //   <data-dir>/config/<process>.yaml  each process' typed config
 //   <data-dir>/secrets/<role>.password  generated database passwords (0600)
+//   <data-dir>/secrets/gateway.secret   the internal secret the gateway and services sign the
+//                                       caller's identity with (0600, created by the supervisor)
+//   <data-dir>/secrets/admin.password   the first admin password (0600, written by the permission
+//                                       service on its first start); signing.key and master.key
+//                                       (0600, created by the permission service)
 //   <data-dir>/run/<process>.ready    ready files written by the processes
 //   <data-dir>/logs/<process>.log     stdout+stderr of each process (and supervisor.log)
 //   <data-dir>/postgres/              the PostgreSQL cluster (pgdata/, run/, postgres.log)
@@ -30,6 +35,12 @@ class StackPaths {
   std::string ReadyFile(const std::string& process) const;
   std::string LogFile(const std::string& process) const;
   std::string PasswordFile(const std::string& role) const;
+  std::string GatewaySecretFile() const { return SecretsDir() + "/gateway.secret"; }
+  std::string AdminPasswordFile() const { return SecretsDir() + "/admin.password"; }
+  // Exists once `local up` has shown the admin password, which it then shows only by path.
+  std::string AdminPasswordShownFile() const { return SecretsDir() + "/admin.password.shown"; }
+  std::string SigningKeyFile() const { return SecretsDir() + "/signing.key"; }
+  std::string MasterKeyFile() const { return SecretsDir() + "/master.key"; }
 
   // Creates the data directory and its subdirectories. The data directory gets mode 0711 so the
   // unprivileged `postgres` user (used when running as root) can traverse it to its own cluster

@@ -13,11 +13,16 @@
 
 namespace submarine::cli {
 
-// The parts every service config shares (section 6 of ARCHITECTURE.md).
+// The parts every service config shares (section 6 of ARCHITECTURE.md), and where its peers are.
 struct ServiceConfigParts {
-  config::v1::ServerConfig server;
+  config::v1::ServerConfig server;  // with gateway_secret_file set
   config::v1::DatabaseConfig database;
   config::v1::EventsConfig events;
+  const StackPaths* paths = nullptr;
+  // gRPC address of the permission service every other service authorizes against.
+  std::string permission_address;
+  // The event streams of the other services (for the permission service's audit log).
+  std::vector<config::v1::AuditSource> other_event_streams;
 };
 
 // A service of the local stack. Adding a service is one entry in LocalStackServices().
@@ -26,12 +31,17 @@ struct ServiceDefinition {
   std::string binary;                      // executable next to `submarine`
   std::string schema;                      // its own PostgreSQL schema
   std::vector<std::string> grpc_services;  // what the gateway routes to it
+  std::string topic_prefix;                // of the events it publishes, e.g. "submarine.x.v1."
   // Renders the service's typed config message (as JSON, which is YAML) from the shared parts.
   std::function<absl::StatusOr<std::string>(const ServiceConfigParts&)> render_config;
 };
 
-// The services of the local stack, in start order.
+// The services of the local stack, in start order: the permission service first (everyone
+// authorizes against it), then the others.
 const std::vector<ServiceDefinition>& LocalStackServices();
+
+// The service every other one authorizes against (and the gateway authenticates with).
+inline constexpr char kPermissionServiceName[] = "permission";
 
 // The login role owning `schema`: "submarine_<schema>".
 std::string RoleForSchema(const std::string& schema);
@@ -62,8 +72,13 @@ struct StackPlanOptions {
   std::function<absl::StatusOr<int>()> pick_port;
 };
 
-// Builds the plan: picks ports, renders every config. Pure apart from `pick_port`.
+// Builds the plan: picks ports, renders every config. Every process' server.gateway_secret_file
+// is paths.GatewaySecretFile() (see EnsureGatewaySecret). Pure apart from `pick_port`.
 absl::StatusOr<StackPlan> BuildStackPlan(const StackPaths& paths, const StackPlanOptions& options);
+
+// Creates the internal secret file (32 random bytes, base64, 0600) unless it exists; the
+// supervisor calls it before starting anything. INVALID_ARGUMENT if an existing file is malformed.
+absl::Status EnsureGatewaySecret(const std::string& path);
 
 // Writes every process' config file (0644; they hold no secrets, only password file paths).
 absl::Status WriteConfigs(const StackPlan& plan);

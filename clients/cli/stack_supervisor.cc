@@ -68,6 +68,8 @@ absl::Status StackSupervisor::Run() {
   phase_ = kPhaseStarting;
   absl::Status status = paths_.CreateDirectories();
   WriteState(kPhaseStarting);
+  // Before any process starts: each one's config names this file.
+  if (status.ok()) status = EnsureGatewaySecret(paths_.GatewaySecretFile());
   if (status.ok()) status = StartDatabase();
   if (status.ok()) {
     StackPlanOptions plan_options;

@@ -12,6 +12,15 @@ absl::StatusOr<std::unique_ptr<EnvironmentApp>> EnvironmentApp::Create(
     const submarine::config::v1::EnvironmentServiceConfig& config) {
   const auto& dbc = config.database();
   if (dbc.schema().empty()) return InvalidField("database.schema", "is required");
+  // Authorization is decided before anything else is touched, so a misconfigured one refuses to
+  // start rather than serving without it.
+  SUBMARINE_ASSIGN_OR_RETURN(auto authorizer,
+                             authz::Authorizer::Create(config.permission(), "environment"));
+  if (!authorizer->insecure() && config.server().gateway_secret_file().empty()) {
+    return InvalidField("server.gateway_secret_file",
+                        "is required with permission.address: it verifies callers' principals "
+                        "and signs this service's calls to the permission service");
+  }
   SUBMARINE_ASSIGN_OR_RETURN(std::string conninfo, db::ConnInfo(dbc));
   auto retry = std::chrono::milliseconds(dbc.connect_retry_ms() ? dbc.connect_retry_ms() : 30000);
 
@@ -38,10 +47,11 @@ absl::StatusOr<std::unique_ptr<EnvironmentApp>> EnvironmentApp::Create(
   }
 
   std::unique_ptr<EnvironmentApp> app(new EnvironmentApp());
+  app->authorizer_ = std::move(authorizer);
   options.on_connect = &EnvironmentStore::Prepare;
   SUBMARINE_ASSIGN_OR_RETURN(app->pool_, db::ConnectionPool::Create(options, retry));
-  app->manager_ =
-      std::make_unique<EnvironmentManager>(app->pool_.get(), Clock::Real(), IdGenerator::Secure());
+  app->manager_ = std::make_unique<EnvironmentManager>(app->pool_.get(), app->authorizer_.get(),
+                                                       Clock::Real(), IdGenerator::Secure());
   if (!config.has_seed_builtin() || config.seed_builtin()) {
     SUBMARINE_RETURN_IF_ERROR(app->manager_->SeedBuiltins());
   }
@@ -90,6 +100,7 @@ absl::StatusOr<std::unique_ptr<EnvironmentApp>> EnvironmentApp::Create(
   app->runner_->AddService(app->service_.get());
   app->runner_->AddService(app->submarine_api_.get());
   app->runner_->AddService(app->event_log_.get());
+  for (auto* task : app->authorizer_->tasks()) app->runner_->AddTask(task);
   app->runner_->AddTask(app->relay_.get());
   app->runner_->AddTask(app->retention_.get());
   EnvironmentApp* raw = app.get();

@@ -1,13 +1,20 @@
 #pragma once
-// EnvironmentManager decides everything about environment profiles: validation (every error
-// names its field), names and projects, etags, FieldMask updates, keyset pagination, filters,
-// AIP-155 request-id idempotency and the events each change publishes (written to the outbox in
-// the same transaction as the change). It speaks protos and absl::Status; the gRPC adapters only
-// translate. Thread-safe (stateless apart from the pool).
+// EnvironmentManager decides everything about environment profiles: authorization (through the
+// permission service, before the store is touched, so a caller without access gets
+// PERMISSION_DENIED whether or not the environment exists), validation (every error names its
+// field), names and projects, etags, FieldMask updates, keyset pagination, filters, AIP-155
+// request-id idempotency and the events each change publishes (written to the outbox in the same
+// transaction as the change). It speaks protos and absl::Status; the gRPC adapters only
+// translate. Thread-safe (stateless apart from the pool and the authorizer's cache).
+//
+// What each method needs: Get READ on the environment; Update and Delete WRITE on it; Create
+// WRITE on the parent project (which is also how a missing project is detected); List returns
+// the environments the caller can READ, filtered in the store query.
 
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/authz/authorizer.h"
 #include "common/db/pool.h"
 #include "common/util/clock.h"
 #include "submarine/environment/v1/environment.pb.h"
@@ -17,16 +24,20 @@ namespace submarine::environment {
 // Who asked, for which request, until when.
 struct CallInfo {
   std::string request_id;  // x-request-id, carried into events
-  std::string principal;
+  std::string principal;  // the subject events record as the actor ("users/alice")
   db::Deadline deadline = db::kNoDeadline;
+  authz::Caller caller;  // what authorization is decided on
 };
 
 class EnvironmentManager {
  public:
-  // `pool` must outlive the manager; its connections must have EnvironmentStore::Prepare run.
-  EnvironmentManager(db::ConnectionPool* pool, const Clock& clock, IdGenerator& ids);
+  // `pool` and `authorizer` must outlive the manager; the pool's connections must have
+  // EnvironmentStore::Prepare run.
+  EnvironmentManager(db::ConnectionPool* pool, authz::Authorizer* authorizer, const Clock& clock,
+                     IdGenerator& ids);
 
-  // NOT_FOUND if absent; INVALID_ARGUMENT if `name` is malformed.
+  // NOT_FOUND if absent; INVALID_ARGUMENT if `name` is malformed; PERMISSION_DENIED (present or
+  // not) without READ.
   absl::StatusOr<v1::Environment> Get(const std::string& name, const CallInfo& call);
   absl::StatusOr<v1::ListEnvironmentsResponse> List(const v1::ListEnvironmentsRequest& request,
                                                     const CallInfo& call);
@@ -44,7 +55,7 @@ class EnvironmentManager {
   // used; never again, so a deleted built-in stays deleted.
   absl::Status SeedBuiltins();
 
-  // The only project until the permission service manages projects.
+  // The project of the built-in profiles and of the Apache Submarine face.
   static constexpr char kDefaultProject[] = "default";
 
  private:
@@ -52,6 +63,7 @@ class EnvironmentManager {
   google::protobuf::Timestamp Now() const;
 
   db::ConnectionPool* pool_;
+  authz::Authorizer* authz_;
   const Clock& clock_;
   IdGenerator& ids_;
 };

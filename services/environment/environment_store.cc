@@ -71,6 +71,22 @@ std::string LabelsJson(const Environment& env) {
   return json + "}";
 }
 
+// A PostgreSQL text[] literal, passed as a parameter value (never spliced into SQL): every
+// element is double-quoted with '"' and '\\' escaped, so any text round-trips.
+std::string TextArrayLiteral(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
 int64_t Micros(const google::protobuf::Timestamp& ts) { return TimeUtil::TimestampToMicroseconds(ts); }
 
 StoredEnvironment FromRow(const pqxx::row& row) {
@@ -159,6 +175,10 @@ std::vector<StoredEnvironment> EnvironmentStore::List(pqxx::transaction_base& tx
       }
       case FilterTerm::Op::kHas: break;  // handled above
     }
+  }
+  if (q.only_ids) {
+    absl::StrAppend(&sql, " AND environment_id = ANY(", param(TextArrayLiteral(*q.only_ids)),
+                    "::text[])");
   }
   const char* cmp = q.descending ? "<" : ">";
   if (q.after) {

@@ -29,6 +29,8 @@ struct FilterTerm {
 struct ListQuery {
   std::string project;
   std::vector<FilterTerm> terms;
+  // When set, only these environment ids (the caller's visible set from the permission service).
+  std::optional<std::vector<std::string>> only_ids;
   bool descending = false;
   // Keyset cursor: items strictly after (after_time, after_id) in the list order.
   std::optional<std::pair<std::chrono::system_clock::time_point, int64_t>> after;

@@ -19,10 +19,12 @@ def default_data_dir() -> str:
     return os.path.join(os.path.expanduser("~"), ".local", "share", "submarine")
 
 
-def resolve_server(server: Optional[str] = None, data_dir: Optional[str] = None) -> str:
+def resolve_server(server: Optional[str] = None, data_dir: Optional[str] = None,
+                   logged_in_gateway: Optional[str] = None) -> str:
     """Returns the gateway URL: ``server``, else ``$SUBMARINE_SERVER``, else the ``gatewayUrl``
     of the running local stack in ``data_dir`` (default ``$SUBMARINE_DATA_DIR`` or
-    :func:`default_data_dir`).
+    :func:`default_data_dir`), else ``logged_in_gateway`` (the gateway of the CLI's stored
+    credentials, like the CLI).
 
     Raises:
         SubmarineError: status ``FAILED_PRECONDITION`` when no source names a server.
@@ -42,6 +44,8 @@ def resolve_server(server: Optional[str] = None, data_dir: Optional[str] = None)
     url = state.get("gatewayUrl") if isinstance(state, dict) else None
     if url and state.get("phase") == "running":
         return str(url).rstrip("/")
+    if logged_in_gateway:
+        return logged_in_gateway.rstrip("/")
     raise SubmarineError(
         "no Submarine server: pass server=..., set SUBMARINE_SERVER, or start the local stack "
         f"(`submarine local up`; looked in {state_file})",

@@ -42,3 +42,42 @@ class SubmarineError(Exception):
         where = f" (HTTP {self.http_status})" if self.http_status else ""
         reason = f" [{self.reason}]" if self.reason else ""
         return f"{self.status}{where}{reason}: {self.message}"
+
+
+class Unauthenticated(SubmarineError):
+    """HTTP 401: no token, or an invalid, expired or revoked one."""
+
+
+class PermissionDenied(SubmarineError):
+    """HTTP 403: the caller may not do this (also when the resource does not exist)."""
+
+
+class NotFound(SubmarineError):
+    """HTTP 404."""
+
+
+class AlreadyExists(SubmarineError):
+    """HTTP 409 ALREADY_EXISTS."""
+
+
+class InvalidArgument(SubmarineError):
+    """HTTP 400 INVALID_ARGUMENT: ``reason`` and ``metadata["field"]`` say what is wrong."""
+
+
+class ResourceExhausted(SubmarineError):
+    """HTTP 429: a quota would be exceeded (``metadata`` names what is missing)."""
+
+
+_CLASSES = {
+    "UNAUTHENTICATED": Unauthenticated,
+    "PERMISSION_DENIED": PermissionDenied,
+    "NOT_FOUND": NotFound,
+    "ALREADY_EXISTS": AlreadyExists,
+    "INVALID_ARGUMENT": InvalidArgument,
+    "RESOURCE_EXHAUSTED": ResourceExhausted,
+}
+
+
+def error_class(status: str) -> type:
+    """The SubmarineError subclass for a gRPC status name (SubmarineError itself for others)."""
+    return _CLASSES.get(status, SubmarineError)

@@ -5,23 +5,33 @@
 
 namespace submarine::testing {
 
-std::string EnvironmentConfig(const std::string& dbname, const std::string& bus) {
+std::string PermissionYaml(const std::string& address, const std::string& subscribe_endpoint,
+                           uint32_t cache_ttl_ms) {
+  return absl::StrCat("permission:\n  address: \"", address, "\"\n  subscribe_endpoint: \"",
+                      subscribe_endpoint, "\"\n  cache_ttl_ms: ", cache_ttl_ms, "\n");
+}
+
+std::string EnvironmentConfig(const std::string& dbname, const std::string& bus,
+                              const std::string& permission, const std::string& secret_file) {
   auto& pg = TestPostgres::Get();
   return absl::StrCat("server:\n  grpc_listen: 127.0.0.1:0\n  shutdown_grace_ms: 5000\n",
+                      secret_file.empty() ? "" : absl::StrCat("  gateway_secret_file: ",
+                                                              secret_file, "\n"),
                       "database:\n  host: ", pg.socket_dir(), "\n  port: ", pg.port(),
                       "\n  dbname: ", dbname, "\n  user: postgres\n  schema: environment\n",
-                      "events:\n  publish_endpoint: \"", bus, "\"\n  heartbeat_ms: 200\n");
+                      permission, "events:\n  publish_endpoint: \"", bus,
+                      "\"\n  heartbeat_ms: 200\n");
 }
 
 absl::StatusOr<std::unique_ptr<EnvironmentProcess>> StartEnvironment(
     const std::string& dbname, const std::string& dir, const std::string& extra_yaml,
-    const std::string& bus) {
+    const std::string& bus, const std::string& permission, const std::string& secret_file) {
   auto p = std::make_unique<EnvironmentProcess>();
   p->dir = dir.empty() ? MakeTempDir("env-test") : dir;
   p->dbname = dbname.empty() ? TestPostgres::Get().CreateDatabase("env") : dbname;
   SUBMARINE_ASSIGN_OR_RETURN(p->process,
                              StartService("submarine-environment", p->dir, "environment",
-                                          EnvironmentConfig(p->dbname, bus) + extra_yaml,
+                                          EnvironmentConfig(p->dbname, bus, permission, secret_file) + extra_yaml,
                                           &p->ready));
   p->channel = grpc::CreateChannel(p->ready.grpc, grpc::InsecureChannelCredentials());
   p->stub = submarine::environment::v1::EnvironmentService::NewStub(p->channel);
@@ -29,12 +39,13 @@ absl::StatusOr<std::unique_ptr<EnvironmentProcess>> StartEnvironment(
   return p;
 }
 
-absl::Status StartGateway(EnvironmentProcess* env) {
+absl::Status StartGateway(EnvironmentProcess* env, const std::string& auth_yaml) {
   std::string yaml = absl::StrCat(
       "http_listen: 127.0.0.1:0\ngrpc_listen: 127.0.0.1:0\nbackends:\n  - address: ",
       env->ready.grpc,
       "\n    services: [submarine.environment.v1.EnvironmentService, "
-      "submarine.environment.v1.SubmarineEnvironmentApi]\nserver: {}\n");
+      "submarine.environment.v1.SubmarineEnvironmentApi]\n",
+      auth_yaml.empty() ? "auth:\n  insecure_no_authorization: true\nserver: {}\n" : auth_yaml);
   SUBMARINE_ASSIGN_OR_RETURN(
       env->gateway, StartService("submarine-gateway", env->dir, "gateway", yaml, &env->gateway_ready));
   return absl::OkStatus();

@@ -139,8 +139,6 @@ TEST_P(EnvironmentGrpcTest, EveryBadInputNamesItsFieldAndChangesNothing) {
        "environment_id"},
       {"bad parent", [](auto& r) { r.set_parent("projects/../etc"); },
        grpc::StatusCode::INVALID_ARGUMENT, "parent"},
-      {"unknown project", [](auto& r) { r.set_parent("projects/other"); },
-       grpc::StatusCode::NOT_FOUND, ""},
       {"bad label key", [](auto& r) { (*r.mutable_environment()->mutable_labels())["Team"] = "x"; },
        grpc::StatusCode::INVALID_ARGUMENT, "environment.labels.Team"},
       {"long description",
@@ -192,6 +190,31 @@ TEST_P(EnvironmentGrpcTest, EveryBadInputNamesItsFieldAndChangesNothing) {
   EXPECT_EQ(FieldOf(st), "environment.image");
   ASSERT_TRUE(Get("stable", &after).ok());
   EXPECT_EQ(after.SerializeAsString(), ok.SerializeAsString());
+}
+
+// Without authorization (permission.insecure_no_authorization) nobody says which projects exist,
+// so any well-formed project id is a project; each keeps its own environments.
+TEST_P(EnvironmentGrpcTest, WithoutAuthorizationAnyWellFormedProjectHoldsItsOwnEnvironments) {
+  v1::Environment in_other;
+  ASSERT_TRUE(Create("shared-id", &in_other,
+                     [](v1::CreateEnvironmentRequest& r) { r.set_parent("projects/other"); })
+                  .ok());
+  EXPECT_EQ(in_other.name(), "projects/other/environments/shared-id");
+  v1::Environment in_default;
+  ASSERT_TRUE(Create("shared-id", &in_default).ok());
+  EXPECT_NE(in_default.uid(), in_other.uid());
+  v1::ListEnvironmentsRequest list;
+  list.set_parent("projects/other");
+  v1::ListEnvironmentsResponse resp;
+  ASSERT_TRUE(env_->stub->ListEnvironments(Ctx().get(), list, &resp).ok());
+  ASSERT_EQ(resp.environments_size(), 1);
+  EXPECT_EQ(resp.environments(0).name(), "projects/other/environments/shared-id");
+  v1::DeleteEnvironmentRequest del;
+  del.set_name("projects/other/environments/shared-id");
+  v1::DeleteEnvironmentResponse deleted;
+  ASSERT_TRUE(env_->stub->DeleteEnvironment(Ctx().get(), del, &deleted).ok());
+  v1::Environment still;
+  EXPECT_TRUE(Get("shared-id", &still).ok()) << "the default project's twin must remain";
 }
 
 TEST_P(EnvironmentGrpcTest, EtagConflictsAreAborted) {

@@ -252,8 +252,18 @@ void EnvironmentBackend::Stop() {
 
 void EnvironmentBackend::Record(grpc::ServerContext* context) {
   std::string id = rpc::Metadata(*context, rpc::kRequestIdHeader);
+  std::multimap<std::string, std::string> metadata;
+  for (const auto& [k, v] : context->client_metadata()) {
+    metadata.emplace(std::string(k.data(), k.size()), std::string(v.data(), v.size()));
+  }
   std::lock_guard lock(mu_);
   last_request_id_ = id;
+  last_metadata_ = std::move(metadata);
+}
+
+std::multimap<std::string, std::string> EnvironmentBackend::last_metadata() const {
+  std::lock_guard lock(mu_);
+  return last_metadata_;
 }
 
 std::string EnvironmentBackend::last_request_id() const {

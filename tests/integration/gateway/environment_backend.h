@@ -34,6 +34,9 @@ class EnvironmentBackend {
 
   // The x-request-id of the last call, and the last List/Update requests received.
   std::string last_request_id() const;
+  // Every metadata entry of the last call (keys lower-case), e.g. to see which principal the
+  // gateway sent and that client credentials were not forwarded.
+  std::multimap<std::string, std::string> last_metadata() const;
   submarine::environment::v1::ListEnvironmentsRequest last_list() const;
   submarine::environment::v1::UpdateEnvironmentRequest last_update() const;
   // How many calls to kHeldName are waiting.
@@ -52,6 +55,7 @@ class EnvironmentBackend {
   std::condition_variable cv_;
   std::map<std::string, submarine::environment::v1::Environment> environments_;
   std::string last_request_id_;
+  std::multimap<std::string, std::string> last_metadata_;
   submarine::environment::v1::ListEnvironmentsRequest last_list_;
   submarine::environment::v1::UpdateEnvironmentRequest last_update_;
   int held_ = 0;

@@ -1,5 +1,7 @@
 // The real submarine-gateway process in front of an in-memory environment backend: REST
 // transcoding on both faces, limits, errors, built-in endpoints, keep-alive and the gRPC proxy.
+// The gateway runs with authentication off (auth.insecure_no_authorization); authentication is
+// tested in gateway_auth_test.cc.
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -30,7 +32,8 @@ std::string GatewayYaml(const std::string& backend, int timeout_ms = 1000) {
                       "max_body_bytes: 65536\n", "max_header_bytes: 8192\n",
                       "request_timeout_ms: ", timeout_ms, "\n", "io_threads: 2\n", "backends:\n",
                       "  - address: ", backend, "\n", "    services: ", kServices, "\n",
-                      "server:\n", "  shutdown_grace_ms: 10000\n");
+                      "auth: {insecure_no_authorization: true}\n", "server:\n",
+                      "  shutdown_grace_ms: 10000\n");
 }
 
 json Json(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
@@ -445,6 +448,39 @@ TEST_F(GatewayTest, GrpcProxyForwardsCallsAndErrors) {
     ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return done; }));
     EXPECT_EQ(result.error_code(), grpc::StatusCode::UNIMPLEMENTED);
   }
+}
+
+// With authentication off nothing is verified and nothing is attached: no principal reaches the
+// service, whatever the client sends, and the client's credentials are not forwarded either.
+TEST_F(GatewayTest, InsecureModeForwardsNoPrincipalAndNoCredentials) {
+  std::vector<std::pair<std::string, std::string>> headers = {
+      {"Authorization", "Bearer whatever"},
+      {"X-Submarine-Principal", "Zm9yZ2Vk"},
+      {"X-Submarine-Principal-Mac", "Zm9yZ2Vk"}};
+  auto r = Call("GET", "/v1/projects/default/environments/missing", "", headers);
+  EXPECT_EQ(r.status, 404) << r.body;
+  auto rest_md = backend_->last_metadata();
+  EXPECT_EQ(rest_md.count("x-submarine-principal"), 0u);
+  EXPECT_EQ(rest_md.count("x-submarine-principal-mac"), 0u);
+  EXPECT_EQ(rest_md.count("authorization"), 0u);
+  auto channel = grpc::CreateChannel(ready_->grpc, grpc::InsecureChannelCredentials());
+  auto stub = env::EnvironmentService::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer whatever");
+  ctx.AddMetadata("x-submarine-principal", "Zm9yZ2Vk");
+  ctx.AddMetadata("x-submarine-principal-mac", "Zm9yZ2Vk");
+  env::GetEnvironmentRequest req;
+  req.set_name("projects/default/environments/missing");
+  env::Environment resp;
+  EXPECT_EQ(stub->GetEnvironment(&ctx, req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+  auto md = backend_->last_metadata();
+  EXPECT_EQ(md.count("x-submarine-principal"), 0u);
+  EXPECT_EQ(md.count("x-submarine-principal-mac"), 0u);
+  EXPECT_EQ(md.count("authorization"), 0u);
+  EXPECT_NE(Tail(*dir_ + "/gateway.log", 1 << 20).find("AUTHENTICATION IS OFF"),
+            std::string::npos);
+  auto ready = Call("GET", "/readyz");
+  EXPECT_EQ(Json(ready)["authentication"], "off") << ready.body;
 }
 
 // Readiness follows the backend; REST calls to a missing backend are 503.

@@ -1,12 +1,17 @@
 // The embedded local stack end to end, as a user drives it: `submarine local up` with the real
-// processes, REST CRUD through the gateway, the environment CLI commands, `local status`, a
-// killed service restarted by the supervisor, and `local down` leaving no process behind.
+// processes requires login (401 without a token; the printed first admin password logs in),
+// REST CRUD through the gateway with a token, `submarine login` storing a 0600 credentials file,
+// the environment and permission CLI commands with it, SUBMARINE_TOKEN with an API token,
+// `local status`, a killed service restarted by the supervisor, and `local down` leaving no
+// process behind.
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -53,6 +58,23 @@ std::set<pid_t> LiveProcessesMentioning(const std::string& needle) {
   return found;
 }
 
+int Mode(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  return static_cast<int>(st.st_mode & 0777);
+}
+
+// The password `local up` prints the first time: the line after "has the password".
+std::string PrintedAdminPassword(const std::string& output) {
+  const std::string marker = "has the password\n\n";
+  auto at = output.find(marker);
+  if (at == std::string::npos) return "";
+  std::string rest = output.substr(at + marker.size());
+  rest = rest.substr(0, rest.find('\n'));
+  auto start = rest.find_first_not_of(' ');
+  return start == std::string::npos ? "" : rest.substr(start);
+}
+
 bool Alive(pid_t pid) {
   if (pid <= 0 || ::kill(pid, 0) != 0) return false;
   std::string stat = ReadAll(absl::StrCat("/proc/", pid, "/stat"));
@@ -67,6 +89,7 @@ class LocalStackTest : public ::testing::Test {
     data_dir_ = absl::StrCat("/tmp/submarine-local-stack-", IdGenerator::Secure().RandomHex(6));
     fs::create_directories(data_dir_);
     log_dir_ = testing::MakeTempDir("local-stack-cmds");
+    config_dir_ = log_dir_ + "/client-config";
   }
 
   void TearDown() override {
@@ -80,12 +103,35 @@ class LocalStackTest : public ::testing::Test {
   }
 
   // Runs `submarine <args> --data-dir <data_dir_>` (the flag is appended to every command).
-  CommandResult Submarine(std::vector<std::string> args, seconds timeout = seconds(300)) {
+  // The client finds its credentials in config_dir_ (never the tester's own); `env` adds or
+  // overrides variables (e.g. SUBMARINE_TOKEN).
+  CommandResult Submarine(std::vector<std::string> args,
+                          std::map<std::string, std::string> env = {},
+                          seconds timeout = seconds(300)) {
     args.push_back("--data-dir");
     args.push_back(data_dir_);
+    return Run(testing::BinDir() + "/submarine", args, std::move(env), timeout);
+  }
+
+  // `submarine <args> --data-dir <data_dir_>` with `stdin_text` on its standard input (for
+  // --password-stdin), through /bin/sh so the secret never appears in an argv.
+  CommandResult SubmarineWithStdin(const std::vector<std::string>& args,
+                                   const std::string& stdin_text) {
+    std::string script = "printf '%s' \"$SUBMARINE_TEST_STDIN\" | \"$0\" \"$@\"";
+    std::vector<std::string> sh_args = {"-c", script, testing::BinDir() + "/submarine"};
+    sh_args.insert(sh_args.end(), args.begin(), args.end());
+    sh_args.push_back("--data-dir");
+    sh_args.push_back(data_dir_);
+    return Run("/bin/sh", sh_args, {{"SUBMARINE_TEST_STDIN", stdin_text}}, seconds(120));
+  }
+
+  CommandResult Run(const std::string& binary, const std::vector<std::string>& args,
+                    std::map<std::string, std::string> env, seconds timeout) {
+    env.emplace("SUBMARINE_SERVER", "");
+    env.emplace("SUBMARINE_TOKEN", "");
+    env.emplace("SUBMARINE_CONFIG_DIR", config_dir_);
     std::string log = absl::StrCat(log_dir_, "/cmd-", ++commands_, ".log");
-    auto child = testing::ChildProcess::Start(testing::BinDir() + "/submarine", args, log,
-                                              {{"SUBMARINE_SERVER", ""}});
+    auto child = testing::ChildProcess::Start(binary, args, log, env);
     if (!child.ok()) return {-1, std::string(child.status().message())};
     CommandResult result;
     result.exit_code = child->Wait(timeout);
@@ -110,6 +156,7 @@ class LocalStackTest : public ::testing::Test {
 
   std::string data_dir_;
   std::string log_dir_;
+  std::string config_dir_;
   int commands_ = 0;
 };
 
@@ -124,13 +171,55 @@ TEST_F(LocalStackTest, UpServesCrudSurvivesAKilledServiceAndDownLeavesNothing) {
   EXPECT_NE(up.output.find(gateway), std::string::npos) << "up prints the URL: " << up.output;
   HttpClient http(gateway);
 
+  // ---- security of a fresh installation ----
+  const std::string password_file = data_dir_ + "/secrets/admin.password";
+  std::string admin_password = PrintedAdminPassword(up.output);
+  ASSERT_FALSE(admin_password.empty()) << "up prints the first admin password: " << up.output;
+  EXPECT_NE(up.output.find(password_file), std::string::npos) << up.output;
+  auto stored_password = config::ReadSecretFile(password_file);
+  ASSERT_TRUE(stored_password.ok()) << stored_password.status();
+  EXPECT_EQ(*stored_password, admin_password);
+  EXPECT_EQ(Mode(data_dir_ + "/secrets"), 0700);
+  for (const char* secret : {"admin.password", "gateway.secret", "signing.key", "master.key"}) {
+    EXPECT_EQ(Mode(absl::StrCat(data_dir_, "/secrets/", secret)), 0600) << secret;
+  }
+  CommandResult again = Submarine({"local", "up", "--gateway-port", "0"});
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(again.output.find(admin_password), std::string::npos)
+      << "the password is shown only once: " << again.output;
+  EXPECT_NE(again.output.find(password_file), std::string::npos) << again.output;
+
+  auto readyz = http.Send("GET", "/readyz");
+  ASSERT_TRUE(readyz.ok());
+  EXPECT_EQ(readyz->status, 200) << "health needs no token";
+  auto anonymous = http.Send("GET", "/v1/projects/default/environments");
+  ASSERT_TRUE(anonymous.ok());
+  EXPECT_EQ(anonymous->status, 401) << anonymous->body;
+  EXPECT_EQ(json::parse(anonymous->body)["error"]["status"], "UNAUTHENTICATED");
+  auto forged = http.Send("GET", "/v1/projects/default/environments", "",
+                          {{"Authorization", "Bearer not.a.token"}});
+  ASSERT_TRUE(forged.ok());
+  EXPECT_EQ(forged->status, 401) << forged->body;
+  auto wrong = http.Send("POST", "/v1/auth:login",
+                         json{{"username", "admin"}, {"password", "not-the-password"}}.dump());
+  ASSERT_TRUE(wrong.ok());
+  EXPECT_EQ(wrong->status, 401) << wrong->body;
+
+  auto login = http.Send("POST", "/v1/auth:login",
+                         json{{"username", "admin"}, {"password", admin_password}}.dump());
+  ASSERT_TRUE(login.ok());
+  ASSERT_EQ(login->status, 200) << login->body;
+  std::string access_token = json::parse(login->body)["accessToken"];
+  ASSERT_FALSE(access_token.empty());
+  const HttpHeaders auth = {{"Authorization", "Bearer " + access_token}};
+
   // ---- REST CRUD through the gateway ----
   json body = {{"displayName", "Test env"},
                {"image", "python:3.11-slim"},
                {"kernelSpec", {{"name", "python3"}, {"pipDependencies", {"pandas==2.1.0"}}}},
                {"labels", {{"team", "ml"}}}};
-  auto created =
-      http.Send("POST", "/v1/projects/default/environments?environmentId=rest-env", body.dump());
+  auto created = http.Send("POST", "/v1/projects/default/environments?environmentId=rest-env",
+                           body.dump(), auth);
   ASSERT_TRUE(created.ok()) << created.status();
   ASSERT_EQ(created->status, 200) << created->body;
   json env = json::parse(created->body);
@@ -138,12 +227,12 @@ TEST_F(LocalStackTest, UpServesCrudSurvivesAKilledServiceAndDownLeavesNothing) {
   EXPECT_EQ(env["image"], "python:3.11-slim");
   EXPECT_EQ(env["kernelSpec"]["pipDependencies"][0], "pandas==2.1.0");
 
-  auto got = http.Send("GET", "/v1/projects/default/environments/rest-env");
+  auto got = http.Send("GET", "/v1/projects/default/environments/rest-env", "", auth);
   ASSERT_TRUE(got.ok());
   ASSERT_EQ(got->status, 200) << got->body;
   EXPECT_EQ(json::parse(got->body)["labels"]["team"], "ml");
 
-  auto listed = http.Send("GET", "/v1/projects/default/environments?pageSize=1000");
+  auto listed = http.Send("GET", "/v1/projects/default/environments?pageSize=1000", "", auth);
   ASSERT_TRUE(listed.ok());
   ASSERT_EQ(listed->status, 200) << listed->body;
   std::set<std::string> names;
@@ -154,22 +243,47 @@ TEST_F(LocalStackTest, UpServesCrudSurvivesAKilledServiceAndDownLeavesNothing) {
   json patch = {{"name", "projects/default/environments/rest-env"},
                 {"displayName", "Renamed"},
                 {"etag", env["etag"]}};
-  auto updated = http.Send(
-      "PATCH", "/v1/projects/default/environments/rest-env?updateMask=displayName", patch.dump());
+  auto updated =
+      http.Send("PATCH", "/v1/projects/default/environments/rest-env?updateMask=displayName",
+                patch.dump(), auth);
   ASSERT_TRUE(updated.ok());
   ASSERT_EQ(updated->status, 200) << updated->body;
   EXPECT_EQ(json::parse(updated->body)["displayName"], "Renamed");
   EXPECT_EQ(json::parse(updated->body)["image"], "python:3.11-slim");
 
-  auto deleted = http.Send("DELETE", "/v1/projects/default/environments/rest-env");
+  auto deleted = http.Send("DELETE", "/v1/projects/default/environments/rest-env", "", auth);
   ASSERT_TRUE(deleted.ok());
   ASSERT_EQ(deleted->status, 200) << deleted->body;
   EXPECT_EQ(json::parse(deleted->body)["environment"]["name"],
             "projects/default/environments/rest-env");
-  auto gone = http.Send("GET", "/v1/projects/default/environments/rest-env");
+  auto gone = http.Send("GET", "/v1/projects/default/environments/rest-env", "", auth);
   ASSERT_TRUE(gone.ok());
   EXPECT_EQ(gone->status, 404) << gone->body;
   EXPECT_EQ(json::parse(gone->body)["error"]["status"], "NOT_FOUND") << gone->body;
+
+  // ---- CLI login: a 0600 credentials file the other commands use ----
+  CommandResult unauthenticated = Submarine({"environment", "list"});
+  EXPECT_NE(unauthenticated.exit_code, 0);
+  EXPECT_NE(unauthenticated.output.find("UNAUTHENTICATED"), std::string::npos)
+      << unauthenticated.output;
+  EXPECT_NE(unauthenticated.output.find("submarine login"), std::string::npos)
+      << unauthenticated.output;
+  CommandResult cli_login =
+      SubmarineWithStdin({"login", "-u", "admin", "--password-stdin"}, admin_password + "\n");
+  ASSERT_EQ(cli_login.exit_code, 0) << cli_login.output;
+  EXPECT_EQ(cli_login.output.find(admin_password), std::string::npos) << cli_login.output;
+  const std::string credentials = config_dir_ + "/credentials";
+  EXPECT_EQ(Mode(credentials), 0600);
+  EXPECT_EQ(Mode(config_dir_), 0700);
+  auto credentials_json = json::parse(ReadAll(credentials), nullptr, false);
+  ASSERT_TRUE(credentials_json.is_object());
+  EXPECT_EQ(credentials_json["gateway"], gateway);
+  EXPECT_EQ(credentials_json["username"], "admin");
+  EXPECT_EQ(ReadAll(credentials).find(admin_password), std::string::npos);
+
+  CommandResult whoami = Submarine({"whoami", "-o", "json"});
+  ASSERT_EQ(whoami.exit_code, 0) << whoami.output;
+  EXPECT_EQ(json::parse(whoami.output, nullptr, false)["name"], "users/admin") << whoami.output;
 
   // ---- CLI commands (server found through the state file) ----
   std::string file = log_dir_ + "/env.yaml";
@@ -208,6 +322,51 @@ TEST_F(LocalStackTest, UpServesCrudSurvivesAKilledServiceAndDownLeavesNothing) {
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_NE(missing.output.find("NOT_FOUND"), std::string::npos) << missing.output;
 
+  // ---- permission commands: users, teams, projects, grants, tokens ----
+  CommandResult bob = SubmarineWithStdin(
+      {"user", "create", "bob", "--display-name", "Bob", "--password-stdin", "-o", "json"},
+      "bobs-password-123\n");
+  ASSERT_EQ(bob.exit_code, 0) << bob.output;
+  EXPECT_EQ(json::parse(bob.output, nullptr, false)["name"], "users/bob") << bob.output;
+  ASSERT_EQ(Submarine({"team", "create", "ml", "--display-name", "ML"}).exit_code, 0);
+  CommandResult member = Submarine({"team", "add-member", "ml", "bob", "--role", "maintainer"});
+  ASSERT_EQ(member.exit_code, 0) << member.output;
+  CommandResult members = Submarine({"team", "members", "ml", "-o", "json"});
+  ASSERT_EQ(members.exit_code, 0) << members.output;
+  EXPECT_NE(members.output.find("users/bob"), std::string::npos) << members.output;
+  CommandResult project = Submarine({"project", "create", "ml-work", "--owner", "teams/ml"});
+  ASSERT_EQ(project.exit_code, 0) << project.output;
+  CommandResult projects = Submarine({"project", "list"});
+  ASSERT_EQ(projects.exit_code, 0) << projects.output;
+  EXPECT_NE(projects.output.find("ml-work"), std::string::npos) << projects.output;
+  CommandResult bad_role = Submarine({"project", "bind", "ml-work", "users/bob", "--role", "god"});
+  EXPECT_NE(bad_role.exit_code, 0);
+  EXPECT_NE(bad_role.output.find("INVALID_ARGUMENT"), std::string::npos) << bad_role.output;
+
+  CommandResult token = Submarine({"token", "create", "--display-name", "ci", "-o", "json"});
+  ASSERT_EQ(token.exit_code, 0) << token.output;
+  json token_json = json::parse(token.output, nullptr, false);
+  ASSERT_TRUE(token_json.is_object()) << token.output;
+  std::string api_token = token_json.value("secret", "");
+  ASSERT_FALSE(api_token.empty()) << token.output;
+
+  // SUBMARINE_TOKEN alone (no credentials file) authenticates the CLI.
+  std::map<std::string, std::string> token_env = {{"SUBMARINE_TOKEN", api_token},
+                                                  {"SUBMARINE_CONFIG_DIR", log_dir_ + "/none"}};
+  CommandResult with_token = Submarine({"whoami", "-o", "json"}, token_env);
+  ASSERT_EQ(with_token.exit_code, 0) << with_token.output;
+  EXPECT_EQ(json::parse(with_token.output, nullptr, false)["name"], "users/admin");
+  CommandResult token_list = Submarine({"environment", "list", "-o", "json"}, token_env);
+  EXPECT_EQ(token_list.exit_code, 0) << token_list.output;
+  CommandResult bogus = Submarine({"environment", "list"}, {{"SUBMARINE_TOKEN", "bogus"}});
+  EXPECT_NE(bogus.exit_code, 0) << "an invalid SUBMARINE_TOKEN wins over the stored login";
+  EXPECT_NE(bogus.output.find("UNAUTHENTICATED"), std::string::npos) << bogus.output;
+
+  CommandResult logout = Submarine({"logout"});
+  ASSERT_EQ(logout.exit_code, 0) << logout.output;
+  EXPECT_FALSE(fs::exists(credentials));
+  EXPECT_NE(Submarine({"whoami"}).exit_code, 0) << "logged out";
+
   // ---- status ----
   CommandResult status = Submarine({"local", "status", "-o", "json"});
   ASSERT_EQ(status.exit_code, 0) << status.output;
@@ -220,8 +379,8 @@ TEST_F(LocalStackTest, UpServesCrudSurvivesAKilledServiceAndDownLeavesNothing) {
     process_names.insert(p["name"].get<std::string>());
     EXPECT_EQ(p["ready"], true) << p.dump();
   }
-  EXPECT_EQ(process_names,
-            (std::set<std::string>{"postgres", "eventbus", "environment", "gateway"}));
+  EXPECT_EQ(process_names, (std::set<std::string>{"postgres", "eventbus", "permission",
+                                                  "environment", "gateway"}));
 
   // ---- a killed service comes back ----
   pid_t killed = ProcessPid("environment");
@@ -233,7 +392,7 @@ TEST_F(LocalStackTest, UpServesCrudSurvivesAKilledServiceAndDownLeavesNothing) {
         if (now <= 0 || now == killed) return false;
         auto r = http.Send("GET", "/readyz");
         if (!r.ok() || r->status != 200) return false;
-        auto l = http.Send("GET", "/v1/projects/default/environments");
+        auto l = http.Send("GET", "/v1/projects/default/environments", "", auth);
         return l.ok() && l->status == 200;
       },
       seconds(90));

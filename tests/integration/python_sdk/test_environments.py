@@ -1,4 +1,6 @@
-"""The Python SDK against a real local stack: CRUD, pagination, filters and errors.
+"""The Python SDK against a real local stack: login with the first admin password, API tokens,
+refusal of unauthenticated calls, users/teams/projects/grants/quotas, and environment CRUD,
+pagination, filters and errors.
 
 Needs ``SUBMARINE_BIN_DIR`` (the build's bin/ with ``submarine`` and the process binaries) and
 ``PYTHONPATH`` containing clients/python; both are set by the ctest registration.
@@ -10,12 +12,14 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import unittest
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import List
 
-from submarine import Client, SubmarineError
+from submarine import Client, PermissionDenied, SubmarineError, Unauthenticated
+from submarine.environments import Environments
 from submarine._server import resolve_server
 
 BIN_DIR = os.environ.get("SUBMARINE_BIN_DIR", "")
@@ -58,8 +62,16 @@ class EnvironmentsTest(unittest.TestCase):
             _submarine(["local", "down"], cls.data_dir)
             raise
         os.environ.pop("SUBMARINE_SERVER", None)
-        # The server comes from the stack's state file.
+        os.environ.pop("SUBMARINE_TOKEN", None)
+        # No credentials of the person running the tests are picked up.
+        os.environ["SUBMARINE_CONFIG_DIR"] = os.path.join(cls.data_dir, "client-config")
+        # The server comes from the stack's state file; the first admin password from the file
+        # the permission service wrote at its first start.
+        with open(os.path.join(cls.data_dir, "secrets", "admin.password"),
+                  encoding="utf-8") as f:
+            cls.admin_password = f.read().strip()
         cls.client = Client(data_dir=cls.data_dir)
+        cls.client.login("admin", cls.admin_password)
 
     @classmethod
     def tearDownClass(cls) -> None:
@@ -72,6 +84,83 @@ class EnvironmentsTest(unittest.TestCase):
 
     def test_ready(self) -> None:
         self.assertTrue(self.client.ready())
+
+    def test_unauthenticated_calls_are_refused(self) -> None:
+        anonymous = Client(data_dir=self.data_dir)
+        self.assertTrue(anonymous.ready(), "health needs no token")
+        with self.assertRaises(Unauthenticated) as ctx:
+            list(anonymous.environments.list())
+        self.assertEqual(ctx.exception.http_status, 401)
+        with self.assertRaises(Unauthenticated):
+            Client(data_dir=self.data_dir, token="not-a-token").environments.get("x")
+        with self.assertRaises(Unauthenticated):
+            anonymous.login("admin", "wrong-password-123")
+
+    def test_api_token_works_until_revoked(self) -> None:
+        created = self.client.tokens.create("sdk test", ttl_seconds=3600)
+        self.assertTrue(created["secret"])
+        with_token = Client(data_dir=self.data_dir, token=created["secret"])
+        self.assertEqual(with_token.whoami()["name"], "users/admin")
+        env_id = self.unique("tok")
+        with_token.environments.create(env_id, image="python:3.11")
+        self.assertEqual(self.client.environments.get(env_id)["image"], "python:3.11")
+        names = [t["name"] for t in self.client.tokens.list()]
+        self.assertIn(created["token"]["name"], names)
+        self.client.tokens.revoke(created["token"]["name"])
+        # Revocation reaches the gateway through events within seconds.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with_token.environments.get(env_id)
+            except Unauthenticated:
+                break
+            if time.monotonic() > deadline:
+                self.fail("a revoked token still works after 30 s")
+            time.sleep(0.2)
+
+    def test_users_teams_projects_and_grants(self) -> None:
+        suffix = uuid.uuid4().hex[:8]
+        alice, bob = f"alice{suffix}", f"bob{suffix}"
+        for user in (alice, bob):
+            self.client.users.create(user, password=f"pw-{user}-long-enough")
+        team = f"team-{suffix}"
+        self.client.teams.create(team, display_name="SDK team")
+        self.client.teams.add_member(team, alice, "maintainer")
+        self.assertIn({"user": f"users/{alice}", "role": "MAINTAINER"},
+                      self.client.teams.members(team))
+        project = f"proj-{suffix}"
+        self.client.projects.create(project, owner=f"teams/{team}")
+
+        as_alice = Client(data_dir=self.data_dir)
+        as_alice.login(alice, f"pw-{alice}-long-enough")
+        as_bob = Client(data_dir=self.data_dir)
+        as_bob.login(bob, f"pw-{bob}-long-enough")
+        envs_alice = Environments(as_alice._transport, project)
+        envs_bob = Environments(as_bob._transport, project)
+        created = envs_alice.create("private", image="python:3.11")
+        with self.assertRaises(PermissionDenied):
+            envs_bob.get("private")
+        self.assertNotIn(f"projects/{project}", [p["name"] for p in as_bob.projects.list()])
+
+        as_alice.grants.create(created["name"], f"users/{bob}", "read")
+        # Services cache permission answers; the grant's event invalidates bob's cached denial
+        # within seconds.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.assertEqual(envs_bob.get("private")["name"], created["name"])
+                break
+            except PermissionDenied:
+                if time.monotonic() > deadline:
+                    self.fail("bob still cannot read the environment 30 s after the grant")
+                time.sleep(0.1)
+        self.assertEqual([g["subject"] for g in as_alice.grants.list(created["name"])],
+                         [f"users/{bob}"])
+
+        usage = self.client.quotas.usage(f"teams/{team}")
+        self.assertEqual(usage["owner"], f"teams/{team}")
+        self.client.quotas.set(f"teams/{team}", gpus=2)
+        self.assertEqual(str(self.client.quotas.usage(f"teams/{team}")["limits"]["gpus"]), "2")
 
     def test_crud(self) -> None:
         env_id = self.unique("crud")

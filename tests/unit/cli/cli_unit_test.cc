@@ -189,8 +189,15 @@ TEST(StackPlanTest, ConfigsParseAsTypedConfigsAndWireProcessesTogether) {
   ASSERT_TRUE(config::ParseConfigText(plan->processes[0].config_text, &bus).ok());
   EXPECT_EQ(bus.server().ready_file(), "/var/lib/submarine/run/eventbus.ready");
 
+  auto process = [&plan](const std::string& name) -> const ProcessPlan& {
+    for (const ProcessPlan& p : plan->processes) {
+      if (p.name == name) return p;
+    }
+    ADD_FAILURE() << "no process " << name;
+    return plan->processes.front();
+  };
   config::v1::EnvironmentServiceConfig env;
-  absl::Status st = config::ParseConfigText(plan->processes[1].config_text, &env);
+  absl::Status st = config::ParseConfigText(process("environment").config_text, &env);
   ASSERT_TRUE(st.ok()) << st;
   EXPECT_EQ(env.database().host(), "127.0.0.1");
   EXPECT_EQ(env.database().port(), 5433u);
@@ -204,9 +211,13 @@ TEST(StackPlanTest, ConfigsParseAsTypedConfigsAndWireProcessesTogether) {
 
   config::v1::GatewayConfig gateway;
   ASSERT_TRUE(config::ParseConfigText(plan->processes.back().config_text, &gateway).ok());
-  ASSERT_EQ(gateway.backends_size(), 1);
-  EXPECT_EQ(gateway.backends(0).address(), env.server().grpc_listen());
-  EXPECT_EQ(gateway.backends(0).services(0), "submarine.environment.v1.EnvironmentService");
+  ASSERT_EQ(gateway.backends_size(), static_cast<int>(LocalStackServices().size()));
+  const config::v1::GatewayBackend* env_backend = nullptr;
+  for (const auto& b : gateway.backends()) {
+    if (b.address() == env.server().grpc_listen()) env_backend = &b;
+  }
+  ASSERT_NE(env_backend, nullptr) << "the gateway routes to the environment service";
+  EXPECT_EQ(env_backend->services(0), "submarine.environment.v1.EnvironmentService");
   EXPECT_EQ(plan->gateway_url, "http://" + gateway.http_listen());
 }
 

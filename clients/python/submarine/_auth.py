@@ -1,0 +1,167 @@
+"""Where the SDK's token comes from, and keeping it fresh.
+
+In order: the ``token=`` argument, ``$SUBMARINE_TOKEN``, then the CLI's credentials file
+(``${SUBMARINE_CONFIG_DIR:-~/.config/submarine}/credentials``, written by ``submarine login``)
+when it was written for the same gateway. Tokens from the file are refreshed like the CLI does:
+before they expire, and once after a 401 with reason ``TOKEN_EXPIRED``; the new tokens are written
+back (0600). An explicit token or ``$SUBMARINE_TOKEN`` is used as is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+from typing import Any, Callable, Dict, Optional
+
+# Refresh this many seconds before the access token expires (matches the CLI).
+_REFRESH_MARGIN = 30
+
+
+def credentials_path() -> str:
+    """The CLI's credentials file."""
+    directory = os.environ.get("SUBMARINE_CONFIG_DIR") or os.path.join(
+        os.path.expanduser("~"), ".config", "submarine")
+    return os.path.join(directory, "credentials")
+
+
+def read_credentials(path: Optional[str] = None) -> Optional[Dict[str, Any]]:
+    """The stored credentials, or None if there are none (or the file is not credentials)."""
+    try:
+        with open(path or credentials_path(), encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
+        return None
+    return data
+
+
+def write_credentials(credentials: Dict[str, Any], path: Optional[str] = None) -> str:
+    """Writes the credentials file like the CLI: directory 0700 (when created here), file 0600,
+    atomically (the file is never readable by others, not even for an instant). Returns its
+    path."""
+    target = path or credentials_path()
+    directory = os.path.dirname(target)
+    if directory and not os.path.isdir(directory):
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)
+    fd, tmp = tempfile.mkstemp(prefix=".credentials.", dir=directory or ".")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(credentials, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return target
+
+
+def credentials_from_login(response: Dict[str, Any], gateway: str, username: str,
+                           now: float) -> Dict[str, Any]:
+    """The credentials file content for a LoginResponse (int64 fields arrive as strings)."""
+    expires_in = int(response.get("expiresIn") or 0)
+    user_name = (response.get("user") or {}).get("name", "")
+    return {
+        "gateway": gateway,
+        "username": user_name[len("users/"):] if user_name.startswith("users/") else username,
+        "access_token": response.get("accessToken", ""),
+        "refresh_token": response.get("refreshToken", ""),
+        "expires_at": int(now) + expires_in if expires_in > 0 else 0,
+    }
+
+
+class TokenAuth:
+    """Supplies the Authorization header of every request. Thread-safe.
+
+    Args:
+        server: the gateway the client talks to (tokens from the credentials file are used only
+            for the gateway that issued them).
+        token: an explicit token; takes precedence over everything.
+        path: the credentials file (default :func:`credentials_path`).
+        clock: seconds since the epoch (tests inject one).
+    """
+
+    def __init__(self, server: str, token: Optional[str] = None, path: Optional[str] = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.server = server.rstrip("/")
+        self.path = path or credentials_path()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._fixed = token or os.environ.get("SUBMARINE_TOKEN") or None
+        self._stored: Optional[Dict[str, Any]] = None
+        # Whether refreshed tokens are written back: yes for tokens from the file.
+        self._save = True
+        if not self._fixed:
+            stored = read_credentials(self.path)
+            if stored and str(stored.get("gateway", "")).rstrip("/") == self.server:
+                self._stored = stored
+
+    @property
+    def source(self) -> str:
+        """``"token"`` (argument or $SUBMARINE_TOKEN), ``"credentials"`` or ``""`` (none)."""
+        if self._fixed:
+            return "token"
+        return "credentials" if self._stored else ""
+
+    @property
+    def username(self) -> str:
+        """The username of the stored credentials ("" otherwise)."""
+        return str(self._stored.get("username", "")) if self._stored else ""
+
+    def use(self, credentials: Optional[Dict[str, Any]], save: bool) -> None:
+        """Switches to freshly issued credentials (after a login), optionally saving them; None
+        makes the client anonymous (after a logout)."""
+        with self._lock:
+            self._fixed = None
+            self._stored = credentials or None
+            if save and credentials:
+                write_credentials(credentials, self.path)
+            self._save = save
+
+    @property
+    def refresh_token(self) -> str:
+        """The refresh token of the current session ("" with a fixed token or none)."""
+        return str(self._stored.get("refresh_token", "")) if self._stored else ""
+
+    def header(self, refresh: Callable[[str], Dict[str, Any]]) -> Optional[str]:
+        """The Authorization header value, refreshing an access token about to expire first.
+        ``refresh(refresh_token)`` performs the refresh call and returns the LoginResponse."""
+        with self._lock:
+            if self._fixed:
+                return f"Bearer {self._fixed}"
+            if not self._stored:
+                return None
+            expires_at = int(self._stored.get("expires_at") or 0)
+            if (expires_at and self._stored.get("refresh_token")
+                    and self._clock() >= expires_at - _REFRESH_MARGIN):
+                self._refresh_locked(refresh)
+            return f"Bearer {self._stored['access_token']}"
+
+    def refresh_after_expiry(self, refresh: Callable[[str], Dict[str, Any]]) -> bool:
+        """After a 401 TOKEN_EXPIRED: refreshes stored credentials; False if there is nothing to
+        refresh (an explicit token, or no refresh token)."""
+        with self._lock:
+            if self._fixed or not self._stored or not self._stored.get("refresh_token"):
+                return False
+            self._refresh_locked(refresh)
+            return True
+
+    def _refresh_locked(self, refresh: Callable[[str], Dict[str, Any]]) -> None:
+        stored = self._stored or {}
+        response = refresh(str(stored.get("refresh_token", "")))
+        fresh = credentials_from_login(response, self.server, str(stored.get("username", "")),
+                                       self._clock())
+        if not fresh["refresh_token"]:
+            fresh["refresh_token"] = stored.get("refresh_token", "")
+        self._stored = fresh
+        # Tokens that came from the file go back to it, so the CLI sees the new ones too.
+        if self._save:
+            write_credentials(fresh, self.path)

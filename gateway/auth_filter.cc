@@ -1,0 +1,66 @@
+#include "gateway/auth_filter.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/metrics/metrics.h"
+#include "common/rpc/call_context.h"
+#include "common/status/status.h"
+#include "submarine/common/v1/options.pb.h"
+
+namespace submarine::gateway {
+namespace {
+
+using submarine::common::v1::Principal;
+
+void CountFailure(const absl::Status& status) {
+  google::rpc::ErrorInfo info;
+  std::string reason = GetErrorInfo(status, &info) ? info.reason() : CodeName(status.raw_code());
+  metrics::Registry::Global()
+      .GetCounter("gateway_auth_failures_total", "Calls refused by the authentication filter",
+                  absl::StrCat("reason=\"", reason, "\""))
+      ->Inc();
+}
+
+}  // namespace
+
+bool IsAuthExempt(const google::protobuf::MethodDescriptor* method) {
+  return method != nullptr && method->options().GetExtension(submarine::common::v1::auth_exempt);
+}
+
+bool IsInternalOnly(const google::protobuf::MethodDescriptor* method) {
+  return method != nullptr &&
+         method->options().GetExtension(submarine::common::v1::internal_only);
+}
+
+absl::StatusOr<std::optional<Principal>> AuthFilter::Authenticate(
+    const google::protobuf::MethodDescriptor* method, std::string_view authorization) const {
+  if (!enabled() || IsAuthExempt(method)) return std::nullopt;
+  std::shared_ptr<const AuthSnapshot> snapshot = state_();
+  if (snapshot == nullptr) {
+    absl::Status unavailable =
+        MakeError(absl::StatusCode::kUnavailable, "AUTH_STATE_UNAVAILABLE",
+                  "the gateway cannot check tokens yet: the permission service has not "
+                  "answered; retry shortly");
+    CountFailure(unavailable);
+    return unavailable;
+  }
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    clock_->Now().time_since_epoch())
+                    .count();
+  auto principal = snapshot->Authenticate(authorization, now);
+  if (!principal.ok()) {
+    CountFailure(principal.status());
+    return principal.status();
+  }
+  return std::optional<Principal>(std::move(principal).value());
+}
+
+void AuthFilter::Attach(grpc::ClientContext* ctx, const std::optional<Principal>& principal,
+                        const std::string& request_id) const {
+  if (principal.has_value() && codec_ != nullptr) {
+    codec_->Attach(ctx, *principal, request_id);  // adds x-request-id too
+  } else {
+    ctx->AddMetadata(rpc::kRequestIdHeader, request_id);
+  }
+}
+
+}  // namespace submarine::gateway

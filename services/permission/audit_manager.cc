@@ -1,0 +1,100 @@
+#include "services/permission/audit_manager.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/api/list_request.h"
+#include "common/status/status.h"
+#include "services/permission/audit_store.h"
+
+namespace submarine::permission {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+constexpr int kDefaultPageSize = 100;
+constexpr int kMaxPageSize = 1000;
+constexpr size_t kMaxPrincipal = 256;
+constexpr size_t kMaxResource = 1024;
+
+absl::Status CheckText(const std::string& value, const std::string& field, size_t max) {
+  if (value.size() > max) {
+    return InvalidField(field, absl::StrCat("longer than ", max, " characters"));
+  }
+  for (unsigned char c : value) {
+    if (c < 0x20 || c == 0x7f) return InvalidField(field, "contains control characters");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<int64_t>> TimeFilter(const v1::ListAuditEventsRequest& req,
+                                                  bool start) {
+  bool has = start ? req.has_start_time() : req.has_end_time();
+  if (!has) return std::optional<int64_t>();
+  const auto& ts = start ? req.start_time() : req.end_time();
+  // The range of google.protobuf.Timestamp: 0001-01-01 to 9999-12-31, nanos in [0, 1e9).
+  bool valid = ts.seconds() >= TimeUtil::kTimestampMinSeconds &&
+               ts.seconds() <= TimeUtil::kTimestampMaxSeconds && ts.nanos() >= 0 &&
+               ts.nanos() < 1000000000;
+  if (!valid) {
+    return InvalidField(start ? "start_time" : "end_time", "is not a valid timestamp");
+  }
+  return std::optional<int64_t>(TimeUtil::TimestampToMicroseconds(ts));
+}
+
+}  // namespace
+
+absl::StatusOr<v1::ListAuditEventsResponse> AuditManager::List(
+    const v1::ListAuditEventsRequest& req, const rpc::CallScope& call) {
+  SUBMARINE_RETURN_IF_ERROR(call.RequireAuthenticated());
+  AuditQuery q;
+  SUBMARINE_RETURN_IF_ERROR(CheckText(req.principal(), "principal", kMaxPrincipal));
+  SUBMARINE_RETURN_IF_ERROR(CheckText(req.resource(), "resource", kMaxResource));
+  q.principal = req.principal();
+  q.resource = req.resource();
+  // "projects/p/" means the same as "projects/p".
+  while (!q.resource.empty() && q.resource.back() == '/') q.resource.pop_back();
+  SUBMARINE_ASSIGN_OR_RETURN(q.start_micros, TimeFilter(req, true));
+  SUBMARINE_ASSIGN_OR_RETURN(q.end_micros, TimeFilter(req, false));
+  if (q.start_micros && q.end_micros && *q.end_micros <= *q.start_micros) {
+    return InvalidField("end_time", "must be after start_time");
+  }
+  SUBMARINE_ASSIGN_OR_RETURN(
+      q.limit, api::EffectivePageSize(req.page_size(), kDefaultPageSize, kMaxPageSize));
+  uint64_t hash = api::QueryHash({"audit", q.principal, q.resource,
+                                  q.start_micros ? absl::StrCat(*q.start_micros) : "",
+                                  q.end_micros ? absl::StrCat(*q.end_micros) : ""});
+  SUBMARINE_ASSIGN_OR_RETURN(auto token, api::DecodePageToken(req.page_token(), hash));
+  if (!req.page_token().empty()) {
+    q.after = {TimeUtil::TimestampToMicroseconds(token.after_time()), token.after_id()};
+  }
+  const int page = q.limit;
+  q.limit = page + 1;  // one more row tells whether another page exists
+
+  std::vector<StoredAuditEvent> rows;
+  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline(), [&](pqxx::transaction_base& tx) {
+    const std::string& user = call.principal().user();
+    if (user.empty() || !AuditStore::IsActiveAdmin(tx, user)) {
+      std::string who = call.subject().empty() ? "the caller" : call.subject();
+      return MakeError(absl::StatusCode::kPermissionDenied, "PERMISSION_DENIED",
+                       absl::StrCat(who, " may not read the audit log (admins only)"),
+                       {{"resource", "auditEvents"}});
+    }
+    rows = AuditStore::List(tx, q);
+    return absl::OkStatus();
+  }));
+  v1::ListAuditEventsResponse resp;
+  for (int i = 0; i < static_cast<int>(rows.size()) && i < page; ++i) {
+    *resp.add_events() = rows[i].event;
+  }
+  if (static_cast<int>(rows.size()) > page) {
+    submarine::common::v1::PageToken next;
+    *next.mutable_after_time() = TimeUtil::MicrosecondsToTimestamp(rows[page - 1].occur_micros);
+    next.set_after_id(rows[page - 1].id);
+    next.set_query_hash(hash);
+    resp.set_next_page_token(api::EncodePageToken(next));
+  }
+  return resp;
+}
+
+}  // namespace submarine::permission

@@ -1,0 +1,47 @@
+#pragma once
+// CredentialStore owns every SQL statement of per-user credentials (table credentials of
+// migrations/0003_credentials_audit.sql). The secret column only ever holds auth::Seal output;
+// this class never sees plain secrets. Statements are named, prepared once per connection
+// (Prepare), $n parameters only; methods run inside the caller's transaction and throw libpqxx
+// exceptions. Times are Unix microseconds. Stateless, thread-safe.
+
+#include <cstdint>
+#include <optional>
+#include <pqxx/pqxx>
+#include <string>
+#include <vector>
+
+#include "submarine/permission/v1/permission.pb.h"
+
+namespace submarine::permission {
+
+class CredentialStore {
+ public:
+  static void Prepare(pqxx::connection& conn);
+
+  // The user's flags (disabled, admin), or nullopt if there is no such user.
+  struct Account {
+    bool disabled = false;
+    bool admin = false;
+  };
+  static std::optional<Account> FindAccount(pqxx::transaction_base& tx,
+                                            const std::string& username);
+
+  // Inserts or replaces (username, credential_id); `credential.name` must be set. Returns true
+  // if it was new. create_time of a replaced credential is kept; `credential` gets the stored
+  // create/update times.
+  static bool Upsert(pqxx::work& tx, const std::string& username, const std::string& credential_id,
+                     v1::Credential* credential, const std::string& sealed, int64_t now_micros);
+  struct Stored {
+    v1::Credential credential;  // metadata
+    std::string sealed;         // nonce || ciphertext
+  };
+  static std::optional<Stored> Find(pqxx::transaction_base& tx, const std::string& username,
+                                    const std::string& credential_id);
+  // Metadata of every credential of the user, by id.
+  static std::vector<v1::Credential> List(pqxx::transaction_base& tx, const std::string& username);
+  // Returns whether a row was deleted.
+  static bool Delete(pqxx::work& tx, const std::string& username, const std::string& credential_id);
+};
+
+}  // namespace submarine::permission

@@ -1,0 +1,149 @@
+#include "services/permission/permission_app.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/auth/crypto.h"
+#include "common/events/outbox.h"
+#include "common/log/log.h"
+#include "common/status/status.h"
+#include "services/permission/audit_store.h"
+#include "services/permission/credential_store.h"
+#include "services/permission/permission_store.h"
+#include "services/permission/quota_store.h"
+
+namespace submarine::permission {
+
+absl::StatusOr<std::unique_ptr<PermissionApp>> PermissionApp::Create(
+    const submarine::config::v1::PermissionServiceConfig& config) {
+  // The internal secret authenticates the gateway and other services: without it any client
+  // could claim to be anyone, so the permission service refuses to run without one.
+  if (config.server().gateway_secret_file().empty()) {
+    return InvalidField("server.gateway_secret_file", "is required");
+  }
+  if (config.signing_key_file().empty()) return InvalidField("signing_key_file", "is required");
+  if (config.master_key_file().empty()) return InvalidField("master_key_file", "is required");
+  if (config.admin_password_file().empty()) {
+    return InvalidField("admin_password_file", "is required");
+  }
+  const auto& dbc = config.database();
+  if (dbc.schema().empty()) return InvalidField("database.schema", "is required");
+
+  IdentityOptions identity;
+  SUBMARINE_ASSIGN_OR_RETURN(identity.signing_key,
+                             auth::LoadOrCreateSigningKey(config.signing_key_file()));
+  SUBMARINE_ASSIGN_OR_RETURN(std::string master_key,
+                             auth::LoadOrCreateKeyFile(config.master_key_file(), 32));
+  identity.issuer = config.issuer().empty() ? "submarine" : config.issuer();
+  if (config.access_token_ttl_seconds()) {
+    identity.access_ttl_seconds = config.access_token_ttl_seconds();
+  }
+  if (config.refresh_token_ttl_seconds()) {
+    identity.refresh_ttl_seconds = config.refresh_token_ttl_seconds();
+  }
+  if (config.password_ops_limit()) identity.password_cost.ops_limit = config.password_ops_limit();
+  if (config.password_mem_limit_kib()) {
+    identity.password_cost.mem_limit = size_t{config.password_mem_limit_kib()} * 1024;
+  }
+  identity.admin_password_file = config.admin_password_file();
+
+  SUBMARINE_ASSIGN_OR_RETURN(std::string conninfo, db::ConnInfo(dbc));
+  auto retry = std::chrono::milliseconds(dbc.connect_retry_ms() ? dbc.connect_retry_ms() : 30000);
+  db::ConnectionPool::Options options;
+  options.conninfo = conninfo;
+  options.schema = dbc.schema();
+  options.size = dbc.pool_size() ? dbc.pool_size() : 8;
+  if (dbc.acquire_timeout_ms()) {
+    options.acquire_timeout = std::chrono::milliseconds(dbc.acquire_timeout_ms());
+  }
+  if (dbc.statement_timeout_ms()) {
+    options.statement_timeout = std::chrono::milliseconds(dbc.statement_timeout_ms());
+  }
+
+  {  // Migrations first, on a connection without prepared statements (the tables may not exist).
+    db::ConnectionPool::Options migrate = options;
+    migrate.size = 1;
+    SUBMARINE_ASSIGN_OR_RETURN(auto pool, db::ConnectionPool::Create(migrate, retry));
+    SUBMARINE_ASSIGN_OR_RETURN(auto lease, pool->Acquire());
+    SUBMARINE_RETURN_IF_ERROR(
+        db::ApplyMigrations(*lease, dbc.schema(), "events", events::EventsMigrations()));
+    SUBMARINE_RETURN_IF_ERROR(
+        db::ApplyMigrations(*lease, dbc.schema(), "permission", PermissionMigrations()));
+  }
+
+  std::unique_ptr<PermissionApp> app(new PermissionApp());
+  options.on_connect = [](pqxx::connection& conn) {
+    PermissionStore::Prepare(conn);
+    QuotaStore::Prepare(conn);
+    CredentialStore::Prepare(conn);
+    AuditStore::Prepare(conn);
+  };
+  SUBMARINE_ASSIGN_OR_RETURN(app->pool_, db::ConnectionPool::Create(options, retry));
+  db::ConnectionPool* pool = app->pool_.get();
+  SUBMARINE_ASSIGN_OR_RETURN(app->identity_, IdentityManager::Create(pool, std::move(identity),
+                                                                     Clock::Real(),
+                                                                     IdGenerator::Secure()));
+  SUBMARINE_RETURN_IF_ERROR(app->identity_->Bootstrap());
+  app->access_ = std::make_unique<AccessManager>(pool, Clock::Real(), IdGenerator::Secure());
+  app->identity_service_ = std::make_unique<IdentityServiceImpl>(app->identity_.get());
+  app->access_service_ = std::make_unique<AccessServiceImpl>(app->access_.get());
+  app->submarine_api_ = std::make_unique<SubmarineAuthApiImpl>(app->identity_.get());
+  app->quota_service_ =
+      std::make_unique<QuotaServiceImpl>(pool, config, Clock::Real(), IdGenerator::Secure());
+  app->credential_service_ =
+      std::make_unique<CredentialServiceImpl>(pool, std::move(master_key), Clock::Real());
+  app->event_log_ = std::make_unique<events::EventLogService>("permission", pool);
+
+  app->runner_ = std::make_unique<rpc::ServerRunner>(config.server(), "permission");
+  rpc::ServerRunner* runner = app->runner_.get();
+  app->audit_ = std::make_unique<AuditLog>(pool, config,
+                                           [runner] { return runner->grpc_address(); });
+
+  events::OutboxRelay::Options relay;
+  relay.publisher = "permission";
+  relay.topic_prefix = "submarine.permission.v1.";
+  relay.conninfo = conninfo;
+  relay.schema = dbc.schema();
+  relay.pool = pool;
+  relay.events = config.events();
+  app->relay_ = std::make_unique<events::OutboxRelay>(relay);
+
+  // Housekeeping (one replica): lapsed leases come back, expired refresh tokens and
+  // revocations of expired tokens go, and sent events past outbox_retention_hours go.
+  uint32_t outbox_hours =
+      config.events().has_outbox_retention_hours() ? config.events().outbox_retention_hours() : 168;
+  IdentityManager* identity_manager = app->identity_.get();
+  QuotaServiceImpl* quota = app->quota_service_.get();
+  db::PeriodicLeaderTask::Options housekeeping;
+  housekeeping.name = "permission.housekeeping";
+  housekeeping.conninfo = conninfo;
+  housekeeping.period = std::chrono::milliseconds(
+      config.housekeeping_interval_ms() ? config.housekeeping_interval_ms() : 5000);
+  housekeeping.run = [pool, outbox_hours, identity_manager, quota]() -> absl::Status {
+    SUBMARINE_ASSIGN_OR_RETURN(int64_t leases, quota->ReclaimExpired());
+    SUBMARINE_ASSIGN_OR_RETURN(int64_t tokens, identity_manager->PruneExpired());
+    SUBMARINE_ASSIGN_OR_RETURN(int64_t events,
+                               events::PruneOutbox(*pool, "permission", outbox_hours));
+    if (leases + tokens + events > 0) {
+      log::Get("housekeeping")
+          ->info("reclaimed {} lapsed leases; pruned {} expired tokens and {} sent events",
+                 leases, tokens, events);
+    }
+    return absl::OkStatus();
+  };
+  app->housekeeping_ = std::make_unique<db::PeriodicLeaderTask>(housekeeping);
+
+  runner->AddService(app->identity_service_.get());
+  runner->AddService(app->access_service_.get());
+  runner->AddService(app->submarine_api_.get());
+  runner->AddService(app->quota_service_.get());
+  runner->AddService(app->credential_service_.get());
+  runner->AddService(app->audit_->service());
+  runner->AddService(app->event_log_.get());
+  runner->AddTask(app->relay_.get());
+  for (auto* task : app->audit_->tasks()) runner->AddTask(task);
+  runner->AddTask(app->housekeeping_.get());
+  PermissionApp* raw = app.get();
+  runner->OnShutdown([raw] { raw->pool_.reset(); });
+  return app;
+}
+
+}  // namespace submarine::permission

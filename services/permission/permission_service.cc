@@ -1,0 +1,297 @@
+#include "services/permission/permission_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/rpc/call_context.h"
+#include "common/status/status.h"
+
+namespace submarine::permission {
+namespace {
+
+using google::protobuf::Value;
+using submarine::common::v1::SubmarineV1Response;
+
+// Runs `body` for a call: a principal that came but does not verify is refused on every method
+// (even the exempt ones: a forgery is never ignored); the others need an authenticated caller.
+template <class F>
+grpc::Status Handle(grpc::ServerContext* ctx, bool exempt, F&& body) {
+  rpc::CallScope scope(*ctx);
+  try {
+    absl::Status st = scope.principal_status();
+    if (st.ok() && !exempt) st = scope.RequireAuthenticated();
+    if (st.ok()) {
+      st = body(CallInfo{scope.principal(), scope.request_id(), scope.subject(),
+                         scope.deadline()});
+    }
+    return ToGrpcStatus(st, kErrorDomain);
+  } catch (const std::exception& e) {
+    return ToGrpcStatus(Internal(absl::StrCat("unexpected error: ", e.what())), kErrorDomain);
+  }
+}
+
+template <class T>
+absl::Status Assign(absl::StatusOr<T> value, T* out) {
+  if (!value.ok()) return value.status();
+  *out = *std::move(value);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+#define SUBMARINE_HANDLE(Impl, Method, Request, Response, exempt, expr)                  \
+  grpc::Status Impl::Method(grpc::ServerContext* ctx, const Request* req, Response* resp) { \
+    return Handle(ctx, exempt, [&](const CallInfo& call) -> absl::Status { expr; });     \
+  }
+
+// ---- IdentityService
+
+SUBMARINE_HANDLE(IdentityServiceImpl, Login, v1::LoginRequest, v1::LoginResponse, true,
+                 (void)call; return Assign(m_->Login(req->username(), req->password()), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, RefreshToken, v1::RefreshTokenRequest, v1::LoginResponse,
+                 true, (void)call; return Assign(m_->Refresh(req->refresh_token()), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, Logout, v1::LogoutRequest, v1::LogoutResponse, false,
+                 (void)resp; return m_->Logout(*req, call))
+SUBMARINE_HANDLE(IdentityServiceImpl, GetCurrentUser, v1::GetCurrentUserRequest, v1::User, false,
+                 (void)req; return Assign(m_->GetCurrentUser(call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, GetUser, v1::GetUserRequest, v1::User, false,
+                 return Assign(m_->GetUser(*req, call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, ListUsers, v1::ListUsersRequest, v1::ListUsersResponse,
+                 false, return Assign(m_->ListUsers(*req, call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, CreateUser, v1::CreateUserRequest, v1::User, false,
+                 return Assign(m_->CreateUser(*req, call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, UpdateUser, v1::UpdateUserRequest, v1::User, false,
+                 return Assign(m_->UpdateUser(*req, call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, DeleteUser, v1::DeleteUserRequest, v1::DeleteUserResponse,
+                 false, (void)resp; return m_->DeleteUser(*req, call))
+SUBMARINE_HANDLE(IdentityServiceImpl, SetPassword, v1::SetPasswordRequest,
+                 v1::SetPasswordResponse, false, (void)resp; return m_->SetPassword(*req, call))
+SUBMARINE_HANDLE(IdentityServiceImpl, CreateTeam, v1::CreateTeamRequest, v1::Team, false,
+                 return Assign(m_->CreateTeam(*req, call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, GetTeam, v1::GetTeamRequest, v1::Team, false,
+                 return Assign(m_->GetTeam(*req, call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, ListTeams, v1::ListTeamsRequest, v1::ListTeamsResponse,
+                 false, return Assign(m_->ListTeams(*req, call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, DeleteTeam, v1::DeleteTeamRequest, v1::DeleteTeamResponse,
+                 false, (void)resp; return m_->DeleteTeam(*req, call))
+SUBMARINE_HANDLE(IdentityServiceImpl, SetTeamMember, v1::SetTeamMemberRequest, v1::TeamMember,
+                 false, return Assign(m_->SetTeamMember(*req, call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, RemoveTeamMember, v1::RemoveTeamMemberRequest,
+                 v1::RemoveTeamMemberResponse, false,
+                 (void)resp; return m_->RemoveTeamMember(*req, call))
+SUBMARINE_HANDLE(IdentityServiceImpl, ListTeamMembers, v1::ListTeamMembersRequest,
+                 v1::ListTeamMembersResponse, false,
+                 return Assign(m_->ListTeamMembers(*req, call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, CreateProject, v1::CreateProjectRequest, v1::Project, false,
+                 return Assign(m_->CreateProject(*req, call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, GetProject, v1::GetProjectRequest, v1::Project, false,
+                 return Assign(m_->GetProject(*req, call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, ListProjects, v1::ListProjectsRequest,
+                 v1::ListProjectsResponse, false,
+                 return Assign(m_->ListProjects(*req, call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, UpdateProject, v1::UpdateProjectRequest, v1::Project, false,
+                 return Assign(m_->UpdateProject(*req, call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, DeleteProject, v1::DeleteProjectRequest,
+                 v1::DeleteProjectResponse, false,
+                 (void)resp; return m_->DeleteProject(*req, call))
+SUBMARINE_HANDLE(IdentityServiceImpl, CreateApiToken, v1::CreateApiTokenRequest,
+                 v1::CreateApiTokenResponse, false,
+                 return Assign(m_->CreateApiToken(*req, call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, ListApiTokens, v1::ListApiTokensRequest,
+                 v1::ListApiTokensResponse, false,
+                 return Assign(m_->ListApiTokens(*req, call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, RevokeApiToken, v1::RevokeApiTokenRequest, v1::ApiToken,
+                 false, return Assign(m_->RevokeApiToken(*req, call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, GetAuthState, v1::GetAuthStateRequest, v1::AuthState, false,
+                 (void)req; return Assign(m_->GetAuthState(call), resp))
+
+// ---- AccessService
+
+SUBMARINE_HANDLE(AccessServiceImpl, CreateRoleBinding, v1::CreateRoleBindingRequest,
+                 v1::RoleBinding, false, return Assign(m_->CreateRoleBinding(*req, call), resp))
+SUBMARINE_HANDLE(AccessServiceImpl, ListRoleBindings, v1::ListRoleBindingsRequest,
+                 v1::ListRoleBindingsResponse, false,
+                 return Assign(m_->ListRoleBindings(*req, call), resp))
+SUBMARINE_HANDLE(AccessServiceImpl, DeleteRoleBinding, v1::DeleteRoleBindingRequest,
+                 v1::DeleteRoleBindingResponse, false,
+                 (void)resp; return m_->DeleteRoleBinding(*req, call))
+SUBMARINE_HANDLE(AccessServiceImpl, CreateGrant, v1::CreateGrantRequest, v1::Grant, false,
+                 return Assign(m_->CreateGrant(*req, call), resp))
+SUBMARINE_HANDLE(AccessServiceImpl, ListGrants, v1::ListGrantsRequest, v1::ListGrantsResponse,
+                 false, return Assign(m_->ListGrants(*req, call), resp))
+SUBMARINE_HANDLE(AccessServiceImpl, DeleteGrant, v1::DeleteGrantRequest, v1::DeleteGrantResponse,
+                 false, (void)resp; return m_->DeleteGrant(*req, call))
+SUBMARINE_HANDLE(AccessServiceImpl, CheckPermission, v1::CheckPermissionRequest,
+                 v1::CheckPermissionResponse, false,
+                 return Assign(m_->CheckPermission(*req, call), resp))
+SUBMARINE_HANDLE(AccessServiceImpl, BatchCheckPermissions, v1::BatchCheckPermissionsRequest,
+                 v1::BatchCheckPermissionsResponse, false,
+                 return Assign(m_->BatchCheckPermissions(*req, call), resp))
+SUBMARINE_HANDLE(AccessServiceImpl, ListAccessible, v1::ListAccessibleRequest,
+                 v1::ListAccessibleResponse, false,
+                 return Assign(m_->ListAccessible(*req, call), resp))
+
+#undef SUBMARINE_HANDLE
+
+// ---- SubmarineAuthApi
+
+namespace {
+
+constexpr char kLoginFailed[] = "User Not Found. Please try again!";
+
+Value Null() {
+  Value v;
+  v.set_null_value(google::protobuf::NULL_VALUE);
+  return v;
+}
+Value Str(const std::string& s) {
+  Value v;
+  v.set_string_value(s);
+  return v;
+}
+Value Num(double d) {
+  Value v;
+  v.set_number_value(d);
+  return v;
+}
+Value Bool(bool b) {
+  Value v;
+  v.set_bool_value(b);
+  return v;
+}
+
+void Envelope(SubmarineV1Response* resp, int code, const std::string& status, bool success,
+              const std::string& message, Value result) {
+  resp->set_status(status);
+  resp->set_code(code);
+  *resp->mutable_success() = Bool(success);
+  *resp->mutable_message() = message.empty() ? Null() : Str(message);
+  *resp->mutable_result() = std::move(result);
+  resp->mutable_attributes();
+}
+
+std::string Username(const v1::User& user) { return user.name().substr(6); }
+
+double Millis(const google::protobuf::Timestamp& ts) {
+  return static_cast<double>(ts.seconds()) * 1000 + ts.nanos() / 1000000;
+}
+
+// SysUserEntity with its token (Apache Submarine's /api/auth/login result).
+Value SysUser(const v1::User& user, const std::string& token) {
+  Value out;
+  auto& f = *out.mutable_struct_value()->mutable_fields();
+  f["id"] = Str(Username(user));
+  f["createBy"] = Null();
+  f["createTime"] = Num(Millis(user.create_time()));
+  f["updateBy"] = Null();
+  f["updateTime"] = Num(Millis(user.update_time()));
+  f["userName"] = Str(Username(user));
+  f["realName"] = Str(user.display_name());
+  f["password"] = Str("******");
+  f["avatar"] = Null();
+  f["sex"] = Null();
+  f["status"] = Null();
+  f["phone"] = Null();
+  f["email"] = user.email().empty() ? Null() : Str(user.email());
+  f["deptCode"] = Null();
+  f["deptName"] = Null();
+  f["roleCode"] = Str(user.admin() ? "admin" : "user");
+  f["birthday"] = Null();
+  f["deleted"] = Num(0);
+  f["token"] = Str(token);
+  return out;
+}
+
+// UserInfo of /api/sys/user/info.
+Value UserInfo(const v1::User& user) {
+  Value out;
+  auto& f = *out.mutable_struct_value()->mutable_fields();
+  std::string role = user.admin() ? "admin" : "user";
+  f["id"] = Str(Username(user));
+  f["name"] = Str(user.display_name().empty() ? Username(user) : user.display_name());
+  f["username"] = Str(Username(user));
+  f["password"] = Str("******");
+  f["avatar"] = Str("");
+  f["status"] = Num(user.disabled() ? 0 : 1);
+  f["telephone"] = Str("");
+  f["lastLoginIp"] = Str("");
+  f["lastLoginTime"] = Num(0);
+  f["creatorId"] = Str("");
+  f["createTime"] = Num(Millis(user.create_time()));
+  f["merchantCode"] = Str("");
+  f["deleted"] = Num(0);
+  f["roleId"] = Str(role);
+  Value r;
+  auto& rf = *r.mutable_struct_value()->mutable_fields();
+  rf["id"] = Str(role);
+  rf["name"] = Str(role);
+  rf["describe"] = Str(user.admin() ? "platform administrator" : "user");
+  rf["status"] = Num(1);
+  rf["creatorId"] = Str("system");
+  rf["createTime"] = Num(0);
+  rf["deleted"] = Num(0);
+  rf["permissions"].mutable_list_value();
+  f["role"] = std::move(r);
+  return out;
+}
+
+// A failed login is an answer, not an error: HTTP 401 with success false. Other failures
+// (database unavailable...) stay errors.
+absl::Status LoginAnswer(const absl::StatusOr<v1::LoginResponse>& login, bool token_only,
+                         SubmarineV1Response* resp) {
+  if (!login.ok()) {
+    if (login.status().code() != absl::StatusCode::kUnauthenticated) return login.status();
+    Envelope(resp, 401, "UNAUTHORIZED", false, kLoginFailed, Null());
+    return absl::OkStatus();
+  }
+  if (token_only) {
+    Envelope(resp, 200, "OK", true, "Get token successfully!", Str(login->access_token()));
+  } else {
+    Envelope(resp, 200, "OK", true, "Login successfully!",
+             SysUser(login->user(), login->access_token()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+grpc::Status SubmarineAuthApiImpl::Login(grpc::ServerContext* ctx,
+                                         const v1::SubmarineLoginRequest* req,
+                                         SubmarineV1Response* resp) {
+  return Handle(ctx, true, [&](const CallInfo&) {
+    return LoginAnswer(m_->Login(req->username(), req->password()), false, resp);
+  });
+}
+
+grpc::Status SubmarineAuthApiImpl::GetToken(grpc::ServerContext* ctx,
+                                            const v1::SubmarineLoginRequest* req,
+                                            SubmarineV1Response* resp) {
+  return Handle(ctx, true, [&](const CallInfo&) {
+    return LoginAnswer(m_->Login(req->username(), req->password()), true, resp);
+  });
+}
+
+grpc::Status SubmarineAuthApiImpl::Logout(grpc::ServerContext* ctx,
+                                          const v1::SubmarineLogoutRequest* req,
+                                          SubmarineV1Response* resp) {
+  return Handle(ctx, false, [&](const CallInfo& call) -> absl::Status {
+    SUBMARINE_RETURN_IF_ERROR(m_->Logout(v1::LogoutRequest(), call));
+    Envelope(resp, 200, "OK", true, "", Bool(true));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status SubmarineAuthApiImpl::GetUserInfo(grpc::ServerContext* ctx,
+                                               const v1::SubmarineUserInfoRequest* req,
+                                               SubmarineV1Response* resp) {
+  return Handle(ctx, false, [&](const CallInfo& call) -> absl::Status {
+    auto user = m_->GetCurrentUser(call);
+    if (user.status().code() == absl::StatusCode::kNotFound) {
+      Envelope(resp, 200, "OK", false, "User can not be found!", Null());
+      return absl::OkStatus();
+    }
+    if (!user.ok()) return user.status();
+    Envelope(resp, 200, "OK", true, "", UserInfo(*user));
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace submarine::permission

@@ -1,0 +1,196 @@
+#include "tests/integration/quota/permission_inprocess.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/db/migrations.h"
+#include "common/events/outbox.h"
+#include "common/rpc/call_context.h"
+#include "common/status/status.h"
+#include "services/permission/audit_store.h"
+#include "services/permission/credential_store.h"
+#include "services/permission/permission_app.h"
+#include "services/permission/quota_store.h"
+#include "tests/support/test_postgres.h"
+
+namespace submarine::permission::testing {
+
+namespace {
+
+using submarine::common::v1::Principal;
+using submarine::testing::TestPostgres;
+
+constexpr char kSchema[] = "permission";
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PermissionInProcess>> PermissionInProcess::Start(
+    InProcessOptions options) {
+  std::unique_ptr<PermissionInProcess> p(new PermissionInProcess());
+  auto& pg = TestPostgres::Get();
+  p->dbname_ = pg.CreateDatabase("perm_quota");
+  p->conninfo_ = pg.ConnInfo(p->dbname_);
+  try {
+    pqxx::connection conn(p->conninfo_);
+    SUBMARINE_RETURN_IF_ERROR(
+        db::ApplyMigrations(conn, kSchema, "events", events::EventsMigrations()));
+    SUBMARINE_RETURN_IF_ERROR(
+        db::ApplyMigrations(conn, kSchema, "permission", PermissionMigrations()));
+  } catch (...) {
+    return db::StatusFromCurrentException();
+  }
+  db::ConnectionPool::Options po;
+  po.conninfo = p->conninfo_;
+  po.schema = kSchema;
+  po.size = options.pool_size;
+  // The 50-way races queue for connections; they must wait rather than fail.
+  po.acquire_timeout = std::chrono::seconds(20);
+  po.on_connect = [](pqxx::connection& c) {
+    QuotaStore::Prepare(c);
+    CredentialStore::Prepare(c);
+    AuditStore::Prepare(c);
+  };
+  SUBMARINE_ASSIGN_OR_RETURN(p->pool_, db::ConnectionPool::Create(po));
+
+  p->codec_ = std::make_shared<auth::PrincipalCodec>(std::string(32, 's'));
+  rpc::SetPrincipalCodec(p->codec_);
+
+  const Clock& clock = options.manual_clock ? static_cast<const Clock&>(p->clock_) : Clock::Real();
+  p->quota_ = std::make_unique<QuotaServiceImpl>(p->pool_.get(), options.config, clock,
+                                                 IdGenerator::Secure());
+  p->credentials_ =
+      std::make_unique<CredentialServiceImpl>(p->pool_.get(), options.master_key, clock);
+  PermissionInProcess* raw = p.get();
+  p->audit_log_ =
+      std::make_unique<AuditLog>(p->pool_.get(), options.config, [raw] { return raw->address_; });
+
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(p->quota_.get());
+  builder.RegisterService(p->credentials_.get());
+  builder.RegisterService(p->audit_log_->service());
+  if (options.with_events) {
+    p->event_log_ = std::make_unique<events::EventLogService>("permission", p->pool_.get());
+    builder.RegisterService(p->event_log_.get());
+  }
+  p->server_ = builder.BuildAndStart();
+  if (!p->server_ || port == 0) return Unavailable("cannot start the gRPC server");
+  p->address_ = absl::StrCat("127.0.0.1:", port);
+
+  if (options.with_events) {
+    events::OutboxRelay::Options relay;
+    relay.publisher = "permission";
+    relay.topic_prefix = "submarine.permission.v1.";
+    relay.conninfo = p->conninfo_;
+    relay.schema = kSchema;
+    relay.pool = p->pool_.get();
+    relay.events = options.config.events();
+    p->relay_ = std::make_unique<events::OutboxRelay>(relay);
+    std::vector<rpc::BackgroundTask*> tasks = {p->relay_.get()};
+    for (auto* t : p->audit_log_->tasks()) tasks.push_back(t);
+    for (auto* t : tasks) {
+      SUBMARINE_RETURN_IF_ERROR(t->Start());
+      p->started_.push_back(t);
+    }
+  }
+
+  auto channel = grpc::CreateChannel(p->address_, grpc::InsecureChannelCredentials());
+  p->quota = v1::QuotaService::NewStub(channel);
+  p->credentials = v1::CredentialService::NewStub(channel);
+  p->audit = v1::AuditService::NewStub(channel);
+  return p;
+}
+
+PermissionInProcess::~PermissionInProcess() {
+  for (auto it = started_.rbegin(); it != started_.rend(); ++it) (*it)->Stop();
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+}
+
+absl::StatusOr<pqxx::result> PermissionInProcess::Query(const std::string& sql,
+                                                        const std::vector<std::string>& params) {
+  pqxx::result out;
+  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(db::kNoDeadline, [&](pqxx::work& tx) {
+    out = tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::Status PermissionInProcess::AddUser(const std::string& username, bool admin, bool disabled) {
+  return Query(
+             "INSERT INTO users (username, password_hash, admin, disabled, create_time, "
+             "update_time) VALUES ($1, 'not-a-hash', $2::boolean, $3::boolean, now(), now())",
+             {username, admin ? "true" : "false", disabled ? "true" : "false"})
+      .status();
+}
+
+absl::Status PermissionInProcess::AddTeam(const std::string& team_id,
+                                          const std::vector<std::string>& members) {
+  SUBMARINE_RETURN_IF_ERROR(
+      Query("INSERT INTO teams (team_id, create_time, update_time) VALUES ($1, now(), now())",
+            {team_id})
+          .status());
+  for (const auto& m : members) {
+    SUBMARINE_RETURN_IF_ERROR(
+        Query("INSERT INTO team_members (team_id, username, role) VALUES ($1, $2, 1)", {team_id, m})
+            .status());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PermissionInProcess::AddProject(const std::string& project_id,
+                                             const std::string& owner) {
+  return Query(
+             "INSERT INTO projects (project_id, owner, create_time, update_time) "
+             "VALUES ($1, $2, now(), now())",
+             {project_id, owner})
+      .status();
+}
+
+Principal PermissionInProcess::User(const std::string& username) {
+  Principal p;
+  p.set_kind(Principal::USER);
+  p.set_user(username);
+  return p;
+}
+
+Principal PermissionInProcess::Service(const std::string& service, const std::string& for_user) {
+  Principal p;
+  p.set_kind(Principal::SERVICE);
+  p.set_service(service);
+  p.set_user(for_user);
+  return p;
+}
+
+std::unique_ptr<grpc::ClientContext> PermissionInProcess::As(const Principal& principal,
+                                                             const std::string& request_id) const {
+  auto ctx = Anonymous();
+  codec_->Attach(ctx.get(), principal,
+                 request_id.empty() ? IdGenerator::Secure().Uuid() : request_id);
+  return ctx;
+}
+
+std::unique_ptr<grpc::ClientContext> PermissionInProcess::Anonymous() {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  return ctx;
+}
+
+google::rpc::ErrorInfo InfoOf(const grpc::Status& status) {
+  google::rpc::Status details;
+  google::rpc::ErrorInfo info;
+  if (!DecodeStatusDetails(status, &details)) return info;
+  for (const auto& any : details.details()) {
+    if (any.UnpackTo(&info)) break;
+  }
+  return info;
+}
+
+std::string ReasonOf(const grpc::Status& status) { return InfoOf(status).reason(); }
+
+std::string FieldOf(const grpc::Status& status) {
+  auto info = InfoOf(status);
+  auto it = info.metadata().find("field");
+  return it == info.metadata().end() ? "" : it->second;
+}
+
+}  // namespace submarine::permission::testing

@@ -1,0 +1,113 @@
+#pragma once
+// The quota, credential and audit parts of the permission service, run inside the test process
+// against a fresh database of the run's throwaway PostgreSQL: the real migrations, the real
+// service classes on a real gRPC server at 127.0.0.1:0, a manual clock, and the process-wide
+// principal codec so tests can call as any USER or SERVICE principal (or forge one). Identity
+// rows (users, teams, projects) are seeded with SQL: these tests are about quotas, credentials
+// and audit, not about the identity API.
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/auth/principal.h"
+#include "common/db/pool.h"
+#include "common/events/event_log_service.h"
+#include "common/events/relay.h"
+#include "common/util/clock.h"
+#include "google/rpc/error_details.pb.h"
+#include "services/permission/audit_log.h"
+#include "services/permission/credential_service.h"
+#include "services/permission/quota_service.h"
+#include "submarine/config/v1/config.pb.h"
+#include "submarine/permission/v1/permission.grpc.pb.h"
+
+namespace submarine::permission::testing {
+
+// A clock that moves only when told to.
+class ManualClock : public Clock {
+ public:
+  ManualClock() : micros_(1'700'000'000'000'000) {}
+  std::chrono::system_clock::time_point Now() const override {
+    return std::chrono::system_clock::time_point(std::chrono::microseconds(micros_.load()));
+  }
+  void Advance(std::chrono::microseconds d) { micros_ += d.count(); }
+
+ private:
+  std::atomic<int64_t> micros_;
+};
+
+struct InProcessOptions {
+  submarine::config::v1::PermissionServiceConfig config;
+  std::string master_key = std::string(32, 'k');
+  // Also run the outbox relay, EventLog and the AuditLog (needs config.events endpoints).
+  bool with_events = false;
+  // Use the manual clock (otherwise the real one).
+  bool manual_clock = true;
+  // Connections: races need enough of them for every racer to be inside its transaction at
+  // once, or the pool itself would serialize them and hide a missing lock.
+  size_t pool_size = 8;
+};
+
+class PermissionInProcess {
+ public:
+  static absl::StatusOr<std::unique_ptr<PermissionInProcess>> Start(InProcessOptions options);
+  ~PermissionInProcess();
+
+  // ---- Seeding (SQL on the service's schema).
+  absl::Status AddUser(const std::string& username, bool admin = false, bool disabled = false);
+  absl::Status AddTeam(const std::string& team_id, const std::vector<std::string>& members);
+  absl::Status AddProject(const std::string& project_id, const std::string& owner);
+  // Runs one statement with text parameters; returns its rows.
+  absl::StatusOr<pqxx::result> Query(const std::string& sql,
+                                     const std::vector<std::string>& params = {});
+
+  // ---- Calling.
+  static submarine::common::v1::Principal User(const std::string& username);
+  static submarine::common::v1::Principal Service(const std::string& service,
+                                                  const std::string& for_user);
+  // A context carrying `principal` (verified by the service) and a request id.
+  std::unique_ptr<grpc::ClientContext> As(const submarine::common::v1::Principal& principal,
+                                          const std::string& request_id = "") const;
+  // A context without any principal.
+  static std::unique_ptr<grpc::ClientContext> Anonymous();
+
+  ManualClock& clock() { return clock_; }
+  db::ConnectionPool* pool() { return pool_.get(); }
+  QuotaServiceImpl& quota_service() { return *quota_; }
+  const std::string& address() const { return address_; }
+  const std::string& conninfo() const { return conninfo_; }
+  const auth::PrincipalCodec& codec() const { return *codec_; }
+
+  std::unique_ptr<v1::QuotaService::Stub> quota;
+  std::unique_ptr<v1::CredentialService::Stub> credentials;
+  std::unique_ptr<v1::AuditService::Stub> audit;
+
+ private:
+  PermissionInProcess() = default;
+  ManualClock clock_;
+  std::string dbname_;
+  std::string conninfo_;
+  std::string address_;
+  std::shared_ptr<auth::PrincipalCodec> codec_;
+  std::unique_ptr<db::ConnectionPool> pool_;
+  std::unique_ptr<QuotaServiceImpl> quota_;
+  std::unique_ptr<CredentialServiceImpl> credentials_;
+  std::unique_ptr<AuditLog> audit_log_;
+  std::unique_ptr<events::EventLogService> event_log_;
+  std::unique_ptr<events::OutboxRelay> relay_;
+  std::vector<rpc::BackgroundTask*> started_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+// ErrorInfo of a failed call (empty if none).
+google::rpc::ErrorInfo InfoOf(const grpc::Status& status);
+std::string ReasonOf(const grpc::Status& status);
+std::string FieldOf(const grpc::Status& status);
+
+}  // namespace submarine::permission::testing
