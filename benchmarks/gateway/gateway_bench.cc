@@ -11,8 +11,9 @@
 // throughput, gateway p99 < 10 ms, auth on >= 90 % of auth off), plus the cost of one token
 // verification measured in this process. Printed, never asserted.
 //
-// Not measured yet: the environment service's own permission check (common/authz, with its
-// cache) — both gateways front the same environment service running without authorization.
+// "auth on" includes the environment service's own permission check (common/authz with its
+// cache, answered by an in-process stand-in of AccessService on a miss); "auth off" fronts an
+// environment service of the same schema running without authorization.
 
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
@@ -298,8 +299,29 @@ int Main(int argc, char** argv) {
   permission.SetState(state);
   auto permission_address = permission.Start();
   if (!permission_address.ok()) return 1;
+  // Behind the authenticating gateway, a second environment service (same schema) that
+  // authorizes every call through common/authz: the first check of each (user, resource) asks
+  // the permission stand-in, later ones are answered by the cache.
+  std::string env_authz_yaml = absl::StrCat(
+      "server:\n  grpc_listen: 127.0.0.1:0\n  log: {level: ", log_level,
+      "}\n  gateway_secret_file: ", secret_file, "\n",
+      "database: {host: ", pg.socket_dir(), ", port: ", pg.port(), ", dbname: ", db,
+      ", user: postgres, schema: environment}\n", "events: {publish_endpoint: \"\"}\n",
+      "permission: {address: \"", *permission_address, "\", cache_ttl_ms: 600000}\n");
+  submarine::testing::ReadyInfo env_authz_ready;
+  auto environment_authz = submarine::testing::StartService(
+      "submarine-environment", dir, "environment-authz", env_authz_yaml, &env_authz_ready);
+  if (!environment_authz.ok()) {
+    std::fprintf(stderr, "submarine-environment (authz): %s\n",
+                 environment_authz.status().ToString().c_str());
+    return 1;
+  }
+  std::string authz_backends =
+      absl::StrCat("backends:\n  - address: ", env_authz_ready.grpc,
+                   "\n    services: [submarine.environment.v1.EnvironmentService, "
+                   "submarine.environment.v1.SubmarineEnvironmentApi]\n");
   std::string auth_yaml = absl::StrCat(
-      "http_listen: 127.0.0.1:0\ngrpc_listen: 127.0.0.1:0\n", backends,
+      "http_listen: 127.0.0.1:0\ngrpc_listen: 127.0.0.1:0\n", authz_backends,
       "auth: {address: \"", *permission_address, "\"}\n", "server:\n  log: {level: ", log_level,
       "}\n  gateway_secret_file: ", secret_file, "\n");
   submarine::testing::ReadyInfo auth_ready;
@@ -392,10 +414,13 @@ int Main(int argc, char** argv) {
               cost.full_us, cost.remembered_us);
 
   gateway->Signal(SIGTERM);
+  std::printf("permission checks that missed the cache:  %d\n", permission.check_calls());
   auth_gateway->Signal(SIGTERM);
+  environment_authz->Signal(SIGTERM);
   environment->Signal(SIGTERM);
   gateway->Wait();
   auth_gateway->Wait();
+  environment_authz->Wait();
   environment->Wait();
   return 0;
 }

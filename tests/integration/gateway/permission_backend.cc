@@ -77,6 +77,34 @@ class PermissionBackend::V1 : public perm::SubmarineAuthApi::Service {
   }
 };
 
+class PermissionBackend::Access : public perm::AccessService::Service {
+ public:
+  explicit Access(PermissionBackend* b) : b_(b) {}
+
+  grpc::Status CheckPermission(grpc::ServerContext* ctx, const perm::CheckPermissionRequest*,
+                               perm::CheckPermissionResponse* resp) override {
+    auto caller = b_->Verify(ctx);
+    if (!caller.ok()) return ToGrpcStatus(caller.status(), "permission.submarine.io");
+    if (caller->kind() != Principal::SERVICE) {
+      return ToGrpcStatus(MakeError(absl::StatusCode::kPermissionDenied, "PERMISSION_DENIED",
+                                    "this stand-in answers services only"),
+                          "permission.submarine.io");
+    }
+    std::lock_guard lock(b_->mu_);
+    ++b_->check_calls_;
+    resp->set_allowed(true);
+    return grpc::Status::OK;
+  }
+
+ private:
+  PermissionBackend* b_;
+};
+
+int PermissionBackend::check_calls() const {
+  std::lock_guard lock(mu_);
+  return check_calls_;
+}
+
 PermissionBackend::PermissionBackend(std::string internal_secret)
     : codec_(std::move(internal_secret)) {}
 
@@ -85,12 +113,14 @@ PermissionBackend::~PermissionBackend() { Stop(); }
 absl::StatusOr<std::string> PermissionBackend::Start(const std::string& address) {
   identity_ = std::make_unique<Identity>(this);
   v1_ = std::make_unique<V1>();
+  access_ = std::make_unique<Access>(this);
   grpc::EnableDefaultHealthCheckService(true);  // the gateway's /readyz asks every backend
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(identity_.get());
   builder.RegisterService(v1_.get());
+  builder.RegisterService(access_.get());
   server_ = builder.BuildAndStart();
   if (!server_ || port == 0) return Unavailable(absl::StrCat("cannot listen on ", address));
   return absl::StrCat(address.substr(0, address.rfind(':')), ":", port);

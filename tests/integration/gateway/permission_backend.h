@@ -3,7 +3,8 @@
 // IdentityService.GetAuthState answers a token state the test controls (and, like the real
 // service, only to a SERVICE principal whose MAC verifies under the internal secret), Login and
 // GetCurrentUser answer from what the gateway sent, and SubmarineAuthApi.Login answers the v1
-// envelope. It can refuse or hold GetAuthState to test readiness and coalescing. Thread-safe.
+// envelope; AccessService.CheckPermission allows everything a verified service asks (benchmarks
+// measure the caller's cache with it). It can refuse or hold GetAuthState to test readiness and coalescing. Thread-safe.
 
 #include <grpcpp/grpcpp.h>
 
@@ -44,10 +45,14 @@ class PermissionBackend {
   submarine::common::v1::Principal last_caller() const;
   // Principal headers present on the last Login call (exempt: the gateway sends none).
   bool login_had_principal() const;
+  // AccessService.CheckPermission answers `allowed` to every question from a verified SERVICE
+  // principal (for measuring a service's cached check, not for deciding anything); the count.
+  int check_calls() const;
 
  private:
   class Identity;
   class V1;
+  class Access;
 
   absl::StatusOr<submarine::common::v1::Principal> Verify(grpc::ServerContext* ctx) const;
 
@@ -64,6 +69,8 @@ class PermissionBackend {
   submarine::common::v1::Principal last_caller_;
   std::unique_ptr<Identity> identity_;
   std::unique_ptr<V1> v1_;
+  std::unique_ptr<Access> access_;
+  int check_calls_ = 0;
   std::unique_ptr<grpc::Server> server_;
 };
 
