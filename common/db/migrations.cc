@@ -21,8 +21,8 @@ std::string Sha256Hex(const std::string& text) {
 }
 
 absl::Status ApplyMigrations(pqxx::connection& conn, const std::string& schema,
-                             const std::string& component,
-                             const std::vector<Migration>& migrations, int* applied) {
+                             const std::string& component, const std::vector<Migration>& migrations,
+                             int* applied) {
   if (applied) *applied = 0;
   std::vector<Migration> sorted = migrations;
   std::sort(sorted.begin(), sorted.end(),
@@ -84,13 +84,13 @@ absl::Status ApplyMigrations(pqxx::connection& conn, const std::string& schema,
       auto it = done.find(m.version);
       if (it == done.end()) continue;
       if (it->second.second != Sha256Hex(m.sql)) {
-        return MakeError(absl::StatusCode::kFailedPrecondition, "MIGRATION_EDITED",
-                         absl::StrCat("migration ", m.name, " (", component, ") of schema ", schema,
-                                      " was edited after it was applied (recorded checksum ",
-                                      it->second.second.substr(0, 12), ", file checksum ",
-                                      Sha256Hex(m.sql).substr(0, 12),
-                                      "); add a new migration instead"),
-                         {{"migration", m.name}, {"schema", schema}});
+        return MakeError(
+            absl::StatusCode::kFailedPrecondition, "MIGRATION_EDITED",
+            absl::StrCat("migration ", m.name, " (", component, ") of schema ", schema,
+                         " was edited after it was applied (recorded checksum ",
+                         it->second.second.substr(0, 12), ", file checksum ",
+                         Sha256Hex(m.sql).substr(0, 12), "); add a new migration instead"),
+            {{"migration", m.name}, {"schema", schema}});
       }
     }
     for (const auto& m : sorted) {
@@ -110,6 +110,19 @@ absl::Status ApplyMigrations(pqxx::connection& conn, const std::string& schema,
   } catch (...) {
     return StatusFromCurrentException();
   }
+}
+
+absl::Status MigrateSchema(const PoolSettings& settings,
+                           const std::vector<MigrationSeries>& series) {
+  ConnectionPool::Options options = settings.options;
+  options.size = 1;
+  options.on_connect = nullptr;
+  SUBMARINE_ASSIGN_OR_RETURN(auto pool, ConnectionPool::Create(options, settings.connect_retry));
+  SUBMARINE_ASSIGN_OR_RETURN(auto lease, pool->Acquire());
+  for (const MigrationSeries& s : series) {
+    SUBMARINE_RETURN_IF_ERROR(ApplyMigrations(*lease, options.schema, s.component, s.migrations));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace submarine::db

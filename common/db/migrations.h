@@ -6,11 +6,11 @@
 // refused with FAILED_PRECONDITION naming the file; nothing is applied then.
 
 #include <pqxx/pqxx>
-
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/db/pool.h"
 
 namespace submarine::db {
 
@@ -24,8 +24,20 @@ struct Migration {
 // service's own tables, "events" for common/events' outbox and inbox). Reports how many
 // migrations were applied through `applied` (may be null).
 absl::Status ApplyMigrations(pqxx::connection& conn, const std::string& schema,
-                             const std::string& component,
-                             const std::vector<Migration>& migrations, int* applied = nullptr);
+                             const std::string& component, const std::vector<Migration>& migrations,
+                             int* applied = nullptr);
+
+// One component's migrations, for MigrateSchema.
+struct MigrationSeries {
+  std::string component;
+  std::vector<Migration> migrations;
+};
+
+// A service's start-up migrations: opens one connection with `settings` (without its on_connect
+// hook, since the tables it prepares statements for may not exist yet, retrying the first
+// connection for settings.connect_retry) and applies each series in order to settings' schema.
+absl::Status MigrateSchema(const PoolSettings& settings,
+                           const std::vector<MigrationSeries>& series);
 
 // SHA-256 of the text, lower-case hex.
 std::string Sha256Hex(const std::string& text);

@@ -36,6 +36,24 @@ absl::StatusOr<std::string> ConnInfo(const submarine::config::v1::DatabaseConfig
   return info;
 }
 
+absl::StatusOr<PoolSettings> PoolSettingsFrom(const submarine::config::v1::DatabaseConfig& c) {
+  if (c.schema().empty()) return InvalidField("database.schema", "is required");
+  PoolSettings settings;
+  SUBMARINE_ASSIGN_OR_RETURN(settings.options.conninfo, ConnInfo(c));
+  settings.options.schema = c.schema();
+  if (c.pool_size()) settings.options.size = c.pool_size();
+  if (c.acquire_timeout_ms()) {
+    settings.options.acquire_timeout = std::chrono::milliseconds(c.acquire_timeout_ms());
+  }
+  if (c.statement_timeout_ms()) {
+    settings.options.statement_timeout = std::chrono::milliseconds(c.statement_timeout_ms());
+  }
+  if (c.connect_retry_ms()) {
+    settings.connect_retry = std::chrono::milliseconds(c.connect_retry_ms());
+  }
+  return settings;
+}
+
 absl::Status StatusFromCurrentException() {
   try {
     throw;
@@ -81,7 +99,8 @@ absl::StatusOr<std::unique_ptr<ConnectionPool>> ConnectionPool::Create(
       return pool;
     }
     if (std::chrono::steady_clock::now() >= until) return conn.status();
-    log::Get("db")->warn("database not reachable yet ({}); retrying", std::string(conn.status().message()));
+    log::Get("db")->warn("database not reachable yet ({}); retrying",
+                         std::string(conn.status().message()));
     std::this_thread::sleep_for(backoff);  // start-up retry backoff, not synchronisation
     backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
   }
@@ -118,9 +137,9 @@ absl::StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(Deadline deadline)
   auto wait_until = std::chrono::steady_clock::now() + options_.acquire_timeout;
   if (deadline != kNoDeadline) {
     auto remaining = deadline - std::chrono::system_clock::now();
-    wait_until = std::min(wait_until, std::chrono::steady_clock::now() +
-                                          std::chrono::duration_cast<std::chrono::milliseconds>(
-                                              remaining));
+    wait_until =
+        std::min(wait_until, std::chrono::steady_clock::now() +
+                                 std::chrono::duration_cast<std::chrono::milliseconds>(remaining));
   }
   std::unique_lock lock(mu_);
   for (;;) {
@@ -219,8 +238,8 @@ absl::Status ConnectionPool::Transact(Deadline deadline,
   return last;
 }
 
-absl::Status ConnectionPool::Read(
-    Deadline deadline, const std::function<absl::Status(pqxx::transaction_base&)>& fn) {
+absl::Status ConnectionPool::Read(Deadline deadline,
+                                  const std::function<absl::Status(pqxx::transaction_base&)>& fn) {
   if (deadline != kNoDeadline &&
       deadline - std::chrono::system_clock::now() < options_.statement_timeout) {
     return Transact(deadline, [&fn](pqxx::work& tx) { return fn(tx); });

@@ -5,13 +5,12 @@
 // Transact() runs a function in one transaction whose statement_timeout follows the call's
 // deadline and turns every libpqxx exception into a Status. Thread-safe.
 
-#include <pqxx/pqxx>
-
 #include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <pqxx/pqxx>
 #include <string>
 #include <vector>
 
@@ -37,7 +36,7 @@ class ConnectionPool {
  public:
   struct Options {
     std::string conninfo;
-    std::string schema;                       // search_path; empty keeps the default
+    std::string schema;  // search_path; empty keeps the default
     size_t size = 8;
     std::chrono::milliseconds acquire_timeout{2000};
     std::chrono::milliseconds statement_timeout{10000};  // when the call has no deadline
@@ -101,5 +100,15 @@ class ConnectionPool {
   std::vector<std::unique_ptr<pqxx::connection>> idle_;
   size_t open_ = 0;
 };
+
+// What a service's DatabaseConfig asks of its pool: the connection string (ConnInfo), the
+// schema (required: INVALID_ARGUMENT naming database.schema), size (default 8), the acquire and
+// statement timeouts, and how long to retry the first connection (connect_retry_ms, default
+// 30 s) while PostgreSQL is still starting.
+struct PoolSettings {
+  ConnectionPool::Options options;
+  std::chrono::milliseconds connect_retry{30000};
+};
+absl::StatusOr<PoolSettings> PoolSettingsFrom(const submarine::config::v1::DatabaseConfig& config);
 
 }  // namespace submarine::db

@@ -10,8 +10,6 @@ namespace submarine::environment {
 
 absl::StatusOr<std::unique_ptr<EnvironmentApp>> EnvironmentApp::Create(
     const submarine::config::v1::EnvironmentServiceConfig& config) {
-  const auto& dbc = config.database();
-  if (dbc.schema().empty()) return InvalidField("database.schema", "is required");
   // Authorization is decided before anything else is touched, so a misconfigured one refuses to
   // start rather than serving without it.
   SUBMARINE_ASSIGN_OR_RETURN(auto authorizer,
@@ -21,35 +19,18 @@ absl::StatusOr<std::unique_ptr<EnvironmentApp>> EnvironmentApp::Create(
                         "is required with permission.address: it verifies callers' principals "
                         "and signs this service's calls to the permission service");
   }
-  SUBMARINE_ASSIGN_OR_RETURN(std::string conninfo, db::ConnInfo(dbc));
-  auto retry = std::chrono::milliseconds(dbc.connect_retry_ms() ? dbc.connect_retry_ms() : 30000);
-
-  db::ConnectionPool::Options options;
-  options.conninfo = conninfo;
-  options.schema = dbc.schema();
-  options.size = dbc.pool_size() ? dbc.pool_size() : 8;
-  if (dbc.acquire_timeout_ms()) {
-    options.acquire_timeout = std::chrono::milliseconds(dbc.acquire_timeout_ms());
-  }
-  if (dbc.statement_timeout_ms()) {
-    options.statement_timeout = std::chrono::milliseconds(dbc.statement_timeout_ms());
-  }
-
-  {  // Migrations first, on a connection without prepared statements (the tables may not exist).
-    db::ConnectionPool::Options migrate = options;
-    migrate.size = 1;
-    SUBMARINE_ASSIGN_OR_RETURN(auto pool, db::ConnectionPool::Create(migrate, retry));
-    SUBMARINE_ASSIGN_OR_RETURN(auto lease, pool->Acquire());
-    SUBMARINE_RETURN_IF_ERROR(
-        db::ApplyMigrations(*lease, dbc.schema(), "events", events::EventsMigrations()));
-    SUBMARINE_RETURN_IF_ERROR(
-        db::ApplyMigrations(*lease, dbc.schema(), "environment", EnvironmentMigrations()));
-  }
+  SUBMARINE_ASSIGN_OR_RETURN(db::PoolSettings db_settings, db::PoolSettingsFrom(config.database()));
+  SUBMARINE_RETURN_IF_ERROR(db::MigrateSchema(
+      db_settings,
+      {{"events", events::EventsMigrations()}, {"environment", EnvironmentMigrations()}}));
+  const std::string& conninfo = db_settings.options.conninfo;
+  db::ConnectionPool::Options options = db_settings.options;
 
   std::unique_ptr<EnvironmentApp> app(new EnvironmentApp());
   app->authorizer_ = std::move(authorizer);
   options.on_connect = &EnvironmentStore::Prepare;
-  SUBMARINE_ASSIGN_OR_RETURN(app->pool_, db::ConnectionPool::Create(options, retry));
+  SUBMARINE_ASSIGN_OR_RETURN(app->pool_,
+                             db::ConnectionPool::Create(options, db_settings.connect_retry));
   app->manager_ = std::make_unique<EnvironmentManager>(app->pool_.get(), app->authorizer_.get(),
                                                        Clock::Real(), IdGenerator::Secure());
   if (!config.has_seed_builtin() || config.seed_builtin()) {
@@ -63,7 +44,7 @@ absl::StatusOr<std::unique_ptr<EnvironmentApp>> EnvironmentApp::Create(
   relay.publisher = "environment";
   relay.topic_prefix = "submarine.environment.v1.";
   relay.conninfo = conninfo;
-  relay.schema = dbc.schema();
+  relay.schema = db_settings.options.schema;
   relay.pool = app->pool_.get();
   relay.events = config.events();
   app->relay_ = std::make_unique<events::OutboxRelay>(relay);
@@ -89,8 +70,8 @@ absl::StatusOr<std::unique_ptr<EnvironmentApp>> EnvironmentApp::Create(
       return absl::OkStatus();
     }));
     if (events + answers > 0) {
-      log::Get("housekeeping")->info("pruned {} sent events and {} request-id answers", events,
-                                     answers);
+      log::Get("housekeeping")
+          ->info("pruned {} sent events and {} request-id answers", events, answers);
     }
     return absl::OkStatus();
   };

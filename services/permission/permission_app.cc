@@ -24,8 +24,8 @@ absl::StatusOr<std::unique_ptr<PermissionApp>> PermissionApp::Create(
   if (config.admin_password_file().empty()) {
     return InvalidField("admin_password_file", "is required");
   }
-  const auto& dbc = config.database();
-  if (dbc.schema().empty()) return InvalidField("database.schema", "is required");
+  // Checked before the key files are created, so a bad configuration leaves nothing behind.
+  SUBMARINE_ASSIGN_OR_RETURN(db::PoolSettings db_settings, db::PoolSettingsFrom(config.database()));
 
   IdentityOptions identity;
   SUBMARINE_ASSIGN_OR_RETURN(identity.signing_key,
@@ -45,29 +45,11 @@ absl::StatusOr<std::unique_ptr<PermissionApp>> PermissionApp::Create(
   }
   identity.admin_password_file = config.admin_password_file();
 
-  SUBMARINE_ASSIGN_OR_RETURN(std::string conninfo, db::ConnInfo(dbc));
-  auto retry = std::chrono::milliseconds(dbc.connect_retry_ms() ? dbc.connect_retry_ms() : 30000);
-  db::ConnectionPool::Options options;
-  options.conninfo = conninfo;
-  options.schema = dbc.schema();
-  options.size = dbc.pool_size() ? dbc.pool_size() : 8;
-  if (dbc.acquire_timeout_ms()) {
-    options.acquire_timeout = std::chrono::milliseconds(dbc.acquire_timeout_ms());
-  }
-  if (dbc.statement_timeout_ms()) {
-    options.statement_timeout = std::chrono::milliseconds(dbc.statement_timeout_ms());
-  }
-
-  {  // Migrations first, on a connection without prepared statements (the tables may not exist).
-    db::ConnectionPool::Options migrate = options;
-    migrate.size = 1;
-    SUBMARINE_ASSIGN_OR_RETURN(auto pool, db::ConnectionPool::Create(migrate, retry));
-    SUBMARINE_ASSIGN_OR_RETURN(auto lease, pool->Acquire());
-    SUBMARINE_RETURN_IF_ERROR(
-        db::ApplyMigrations(*lease, dbc.schema(), "events", events::EventsMigrations()));
-    SUBMARINE_RETURN_IF_ERROR(
-        db::ApplyMigrations(*lease, dbc.schema(), "permission", PermissionMigrations()));
-  }
+  SUBMARINE_RETURN_IF_ERROR(db::MigrateSchema(
+      db_settings,
+      {{"events", events::EventsMigrations()}, {"permission", PermissionMigrations()}}));
+  const std::string& conninfo = db_settings.options.conninfo;
+  db::ConnectionPool::Options options = db_settings.options;
 
   std::unique_ptr<PermissionApp> app(new PermissionApp());
   options.on_connect = [](pqxx::connection& conn) {
@@ -76,11 +58,12 @@ absl::StatusOr<std::unique_ptr<PermissionApp>> PermissionApp::Create(
     CredentialStore::Prepare(conn);
     AuditStore::Prepare(conn);
   };
-  SUBMARINE_ASSIGN_OR_RETURN(app->pool_, db::ConnectionPool::Create(options, retry));
+  SUBMARINE_ASSIGN_OR_RETURN(app->pool_,
+                             db::ConnectionPool::Create(options, db_settings.connect_retry));
   db::ConnectionPool* pool = app->pool_.get();
-  SUBMARINE_ASSIGN_OR_RETURN(app->identity_, IdentityManager::Create(pool, std::move(identity),
-                                                                     Clock::Real(),
-                                                                     IdGenerator::Secure()));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      app->identity_,
+      IdentityManager::Create(pool, std::move(identity), Clock::Real(), IdGenerator::Secure()));
   SUBMARINE_RETURN_IF_ERROR(app->identity_->Bootstrap());
   app->access_ = std::make_unique<AccessManager>(pool, Clock::Real(), IdGenerator::Secure());
   app->identity_service_ = std::make_unique<IdentityServiceImpl>(app->identity_.get());
@@ -94,14 +77,14 @@ absl::StatusOr<std::unique_ptr<PermissionApp>> PermissionApp::Create(
 
   app->runner_ = std::make_unique<rpc::ServerRunner>(config.server(), "permission");
   rpc::ServerRunner* runner = app->runner_.get();
-  app->audit_ = std::make_unique<AuditLog>(pool, config,
-                                           [runner] { return runner->grpc_address(); });
+  app->audit_ =
+      std::make_unique<AuditLog>(pool, config, [runner] { return runner->grpc_address(); });
 
   events::OutboxRelay::Options relay;
   relay.publisher = "permission";
   relay.topic_prefix = "submarine.permission.v1.";
   relay.conninfo = conninfo;
-  relay.schema = dbc.schema();
+  relay.schema = db_settings.options.schema;
   relay.pool = pool;
   relay.events = config.events();
   app->relay_ = std::make_unique<events::OutboxRelay>(relay);
@@ -124,8 +107,8 @@ absl::StatusOr<std::unique_ptr<PermissionApp>> PermissionApp::Create(
                                events::PruneOutbox(*pool, "permission", outbox_hours));
     if (leases + tokens + events > 0) {
       log::Get("housekeeping")
-          ->info("reclaimed {} lapsed leases; pruned {} expired tokens and {} sent events",
-                 leases, tokens, events);
+          ->info("reclaimed {} lapsed leases; pruned {} expired tokens and {} sent events", leases,
+                 tokens, events);
     }
     return absl::OkStatus();
   };

@@ -86,6 +86,41 @@ TEST(Migrations, ComponentsInOneSchemaAreIndependent) {
   EXPECT_EQ(applied, 1);
 }
 
+TEST(Migrations, MigrateSchemaAppliesEverySeriesFromTheServiceConfig) {
+  auto& pg = TestPostgres::Get();
+  submarine::config::v1::DatabaseConfig config;
+  config.set_host(pg.socket_dir());
+  config.set_port(pg.port());
+  config.set_dbname(pg.CreateDatabase("mig"));
+  config.set_user("postgres");
+  config.set_schema("svc");
+  config.set_pool_size(3);
+  auto settings = PoolSettingsFrom(config);
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->options.schema, "svc");
+  EXPECT_EQ(settings->options.size, 3u);
+  EXPECT_EQ(settings->connect_retry, std::chrono::milliseconds(30000));  // the default
+  // The hook prepares statements on tables that do not exist yet: MigrateSchema must not run it.
+  settings->options.on_connect = [](pqxx::connection& c) {
+    c.prepare("count_items", "SELECT count(*) FROM items");
+  };
+  std::vector<Migration> other = {{1, "0001_other.sql", "CREATE TABLE other (id INT);"}};
+  ASSERT_TRUE(MigrateSchema(*settings, {{"events", other}, {"svc", Series()}}).ok());
+  pqxx::connection conn(pg.ConnInfo(config.dbname()));
+  pqxx::nontransaction tx(conn);
+  EXPECT_EQ(tx.exec("SELECT count(*) FROM svc.schema_migrations")[0][0].as<int>(), 3);
+  EXPECT_EQ(tx.exec("SELECT count(*) FROM svc.items")[0][0].as<int>(), 0);
+}
+
+TEST(Migrations, PoolSettingsNeedASchema) {
+  submarine::config::v1::DatabaseConfig config;
+  config.set_host("/nonexistent");
+  auto settings = PoolSettingsFrom(config);
+  ASSERT_EQ(settings.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(settings.status().message().find("database.schema"), std::string::npos)
+      << settings.status();
+}
+
 TEST(Migrations, ConcurrentRunnersApplyEachMigrationOnce) {
   auto& pg = TestPostgres::Get();
   std::string db = pg.CreateDatabase("mig");
