@@ -8,6 +8,7 @@
 //   value      := "quoted string" | bare-word | "*"      (a trailing "*" in a value = prefix)
 // Errors are INVALID_ARGUMENT naming the field ("filter", "page_size", "page_token", "order_by").
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -28,6 +29,23 @@ std::string EncodePageToken(const submarine::common::v1::PageToken& token);
 // issued for another query.
 absl::StatusOr<submarine::common::v1::PageToken> DecodePageToken(const std::string& token,
                                                                  uint64_t query_hash);
+
+// One keyset page of `rows`, read with LIMIT page_size + 1 in the query's order: `add(row)` is
+// called for each of the first page_size rows, and the answer is the response's next_page_token:
+// "" when the query returned no more rows than that (the last page), otherwise a token bound to
+// `query_hash` whose position `resume_after(last_row_of_the_page, &token)` fills in (after_id,
+// and after_time when the order has one).
+template <typename Row, typename Add, typename ResumeAfter>
+std::string TakePage(const std::vector<Row>& rows, int page_size, uint64_t query_hash, Add add,
+                     ResumeAfter resume_after) {
+  size_t kept = std::min(rows.size(), static_cast<size_t>(std::max(page_size, 0)));
+  for (size_t i = 0; i < kept; ++i) add(rows[i]);
+  if (rows.size() <= kept || kept == 0) return "";
+  submarine::common::v1::PageToken next;
+  resume_after(rows[kept - 1], &next);
+  next.set_query_hash(query_hash);
+  return EncodePageToken(next);
+}
 
 struct FilterComparison {
   std::string field;  // dotted path

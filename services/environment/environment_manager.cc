@@ -391,16 +391,13 @@ absl::StatusOr<v1::ListEnvironmentsResponse> EnvironmentManager::List(
     }));
   }
   v1::ListEnvironmentsResponse resp;
-  for (int i = 0; i < static_cast<int>(rows.size()) && i < page; ++i) {
-    *resp.add_environments() = rows[i].environment;
-  }
-  if (static_cast<int>(rows.size()) > page) {
-    submarine::common::v1::PageToken next;
-    *next.mutable_after_time() = rows[page - 1].environment.create_time();
-    next.set_after_id(rows[page - 1].id);
-    next.set_query_hash(hash);
-    resp.set_next_page_token(api::EncodePageToken(next));
-  }
+  resp.set_next_page_token(api::TakePage(
+      rows, page, hash,
+      [&](const StoredEnvironment& r) { *resp.add_environments() = r.environment; },
+      [](const StoredEnvironment& r, submarine::common::v1::PageToken* next) {
+        *next->mutable_after_time() = r.environment.create_time();
+        next->set_after_id(r.id);
+      }));
   return resp;
 }
 

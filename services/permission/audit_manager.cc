@@ -84,16 +84,12 @@ absl::StatusOr<v1::ListAuditEventsResponse> AuditManager::List(
     return absl::OkStatus();
   }));
   v1::ListAuditEventsResponse resp;
-  for (int i = 0; i < static_cast<int>(rows.size()) && i < page; ++i) {
-    *resp.add_events() = rows[i].event;
-  }
-  if (static_cast<int>(rows.size()) > page) {
-    submarine::common::v1::PageToken next;
-    *next.mutable_after_time() = TimeUtil::MicrosecondsToTimestamp(rows[page - 1].occur_micros);
-    next.set_after_id(rows[page - 1].id);
-    next.set_query_hash(hash);
-    resp.set_next_page_token(api::EncodePageToken(next));
-  }
+  resp.set_next_page_token(api::TakePage(
+      rows, page, hash, [&](const auto& r) { *resp.add_events() = r.event; },
+      [](const auto& r, submarine::common::v1::PageToken* next) {
+        *next->mutable_after_time() = TimeUtil::MicrosecondsToTimestamp(r.occur_micros);
+        next->set_after_id(r.id);
+      }));
   return resp;
 }
 

@@ -186,6 +186,11 @@ absl::Status CheckOwnsNothing(pqxx::transaction_base& tx, const std::string& own
   return absl::OkStatus();
 }
 
+// Resumes a list kept in the order rows were created (their `seq`).
+constexpr auto kAfterSeq = [](const auto& row, submarine::common::v1::PageToken* next) {
+  next->set_after_id(row.seq);
+};
+
 }  // namespace
 
 absl::Status LoginFailed() {
@@ -467,17 +472,14 @@ absl::StatusOr<v1::ListUsersResponse> IdentityManager::ListUsers(const v1::ListU
     (void)caller;  // every authenticated user may list usernames, to share with them
     auto rows = PermissionStore::ListUsers(tx, q);
     std::vector<v1::User*> filled;
-    for (int i = 0; i < static_cast<int>(rows.size()) && i < page; ++i) {
-      filled.push_back(resp.add_users());
-      *filled.back() = rows[i].user;
-    }
+    resp.set_next_page_token(api::TakePage(
+        rows, page, hash,
+        [&](const auto& r) {
+          filled.push_back(resp.add_users());
+          *filled.back() = r.user;
+        },
+        kAfterSeq));
     FillTeams(tx, filled);
-    if (static_cast<int>(rows.size()) > page) {
-      submarine::common::v1::PageToken next;
-      next.set_after_id(rows[page - 1].seq);
-      next.set_query_hash(hash);
-      resp.set_next_page_token(api::EncodePageToken(next));
-    }
     return absl::OkStatus();
   }));
   return resp;
@@ -712,15 +714,11 @@ absl::StatusOr<v1::ListTeamsResponse> IdentityManager::ListTeams(const v1::ListT
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     (void)caller;
     auto rows = PermissionStore::ListTeams(tx, token.after_id(), page + 1);
-    for (int i = 0; i < static_cast<int>(rows.size()) && i < page; ++i) {
-      *resp.add_teams() = rows[i].second;
-    }
-    if (static_cast<int>(rows.size()) > page) {
-      submarine::common::v1::PageToken next;
-      next.set_after_id(rows[page - 1].first);
-      next.set_query_hash(hash);
-      resp.set_next_page_token(api::EncodePageToken(next));
-    }
+    resp.set_next_page_token(api::TakePage(
+        rows, page, hash, [&](const auto& r) { *resp.add_teams() = r.second; },
+        [](const auto& r, submarine::common::v1::PageToken* next) {
+          next->set_after_id(r.first);
+        }));
     return absl::OkStatus();
   }));
   return resp;
@@ -895,15 +893,8 @@ absl::StatusOr<v1::ListProjectsResponse> IdentityManager::ListProjects(
     for (const auto& [team, role] : caller.teams) owners.push_back("teams/" + team);
     auto rows = PermissionStore::ListProjects(tx, caller.admin, owners, caller.Subjects(),
                                               token.after_id(), page + 1);
-    for (int i = 0; i < static_cast<int>(rows.size()) && i < page; ++i) {
-      *resp.add_projects() = rows[i].project;
-    }
-    if (static_cast<int>(rows.size()) > page) {
-      submarine::common::v1::PageToken next;
-      next.set_after_id(rows[page - 1].seq);
-      next.set_query_hash(hash);
-      resp.set_next_page_token(api::EncodePageToken(next));
-    }
+    resp.set_next_page_token(api::TakePage(
+        rows, page, hash, [&](const auto& r) { *resp.add_projects() = r.project; }, kAfterSeq));
     return absl::OkStatus();
   }));
   return resp;
