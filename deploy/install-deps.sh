@@ -13,6 +13,7 @@ PACKAGES=(
   golang-github-gogo-googleapis-dev
   postgresql postgresql-client
   python3 curl procps psmisc
+  gdb  # tests print the stacks of a process that hangs instead of exiting
 )
 
 missing=()

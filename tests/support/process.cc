@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -101,8 +103,24 @@ void ChildProcess::Signal(int sig) {
 
 int ChildProcess::Wait(std::chrono::milliseconds timeout) {
   if (pid_ <= 0) return exit_code_;
-  if (!WaitFor([this] { return !running(); }, timeout)) return -1;
+  if (!WaitFor([this] { return !running(); }, timeout)) {
+    DumpStacks();
+    return -1;
+  }
   return exit_code_;
+}
+
+void ChildProcess::DumpStacks() {
+  // A child that outlived its deadline is a hang to diagnose: print every thread's stack (with
+  // gdb, when installed) to this test's output before the caller gives up on it.
+  std::fprintf(stderr, "process %d did not exit in time; its threads:\n", pid_);
+  std::fflush(stderr);
+  std::string command = absl::StrCat(
+      "command -v gdb >/dev/null && gdb -p ", pid_,
+      " -batch -nx -ex 'set pagination off' -ex 'thread apply all bt' >&2 2>/dev/null "
+      "|| echo '(gdb is not installed: no stacks)' 1>&2");
+  int rc = std::system(command.c_str());
+  (void)rc;
 }
 
 void ChildProcess::Kill() {

@@ -42,8 +42,11 @@ class ChildProcess {
   pid_t pid() const { return pid_; }
   bool running();
   void Signal(int sig);
-  // Waits for exit; returns the exit code (128+signal if killed), or -1 on timeout.
+  // Waits for exit; returns the exit code (128+signal if killed), or -1 on timeout after
+  // printing the child's thread stacks (DumpStacks), so a hang in CI can be diagnosed.
   int Wait(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // Prints every thread's stack of the running child to stderr (needs gdb).
+  void DumpStacks();
   // SIGKILL and reap.
   void Kill();
 
