@@ -382,10 +382,18 @@ void HttpServer::Impl::Stop(std::chrono::milliseconds grace) {
     beast::error_code ec;
     acceptor_.close(ec);
   });
-  std::unique_lock lock(mu_);
-  for (auto& [raw, weak] : sessions_) {
-    if (auto s = weak.lock()) asio::post(s->executor(), [s] { s->CloseIfIdle(); });
+  // The sessions are pinned outside mu_: the last reference to one may be dropped here, and its
+  // destructor unregisters under mu_ (dropping it under the lock deadlocked the shutdown).
+  std::vector<std::shared_ptr<Session>> open;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [raw, weak] : sessions_) {
+      if (auto s = weak.lock()) open.push_back(std::move(s));
+    }
   }
+  for (auto& s : open) asio::post(s->executor(), [s] { s->CloseIfIdle(); });
+  open.clear();
+  std::unique_lock lock(mu_);
   cv_.wait_for(lock, grace, [this] { return sessions_.empty(); });
   if (!sessions_.empty()) {
     log::Get("gateway")->warn("{} HTTP connection(s) still busy after the shutdown grace period",
