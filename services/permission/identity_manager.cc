@@ -306,7 +306,11 @@ absl::StatusOr<v1::LoginResponse> IdentityManager::IssueTokens(pqxx::work& tx,
 absl::StatusOr<v1::LoginResponse> IdentityManager::Login(const std::string& username,
                                                          const std::string& password) {
   std::optional<UserRow> user;
-  if (ValidateUsername(username, "username").ok() && password.size() <= kMaxPassword) {
+  // Only a well-formed username has a throttle record (its length is bounded); other attempts
+  // cannot succeed and still cost one Argon2 verification below.
+  bool valid = ValidateUsername(username, "username").ok();
+  if (valid) SUBMARINE_RETURN_IF_ERROR(throttle_.Admit(username, clock_.Now()));
+  if (valid && password.size() <= kMaxPassword) {
     SUBMARINE_RETURN_IF_ERROR(pool_->Read(db::kNoDeadline, [&](pqxx::transaction_base& tx) {
       user = PermissionStore::FindUser(tx, username, false);
       return absl::OkStatus();
@@ -319,7 +323,11 @@ absl::StatusOr<v1::LoginResponse> IdentityManager::Login(const std::string& user
   } else {
     (void)auth::VerifyPassword(dummy_hash_, password);
   }
-  if (!ok) return LoginFailed();
+  if (!ok) {
+    if (valid) throttle_.Failed(username, clock_.Now());
+    return LoginFailed();
+  }
+  throttle_.Succeeded(username);
   v1::LoginResponse resp;
   SUBMARINE_RETURN_IF_ERROR(pool_->Transact(db::kNoDeadline, [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(resp, IssueTokens(tx, username));

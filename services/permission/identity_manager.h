@@ -4,7 +4,7 @@
 // and token issuing, and the event each change publishes (written to the outbox in the same
 // transaction as the change, so the gateway re-fetches its AuthState after anything that
 // affects token validity). Speaks protos and absl::Status. Thread-safe (stateless apart from
-// the pool and the immutable options).
+// the pool, the immutable options and the login throttle).
 
 #include <string>
 
@@ -13,6 +13,7 @@
 #include "common/db/pool.h"
 #include "common/util/clock.h"
 #include "services/permission/access_evaluator.h"
+#include "services/permission/login_throttle.h"
 #include "submarine/permission/v1/permission.pb.h"
 
 namespace submarine::permission {
@@ -25,6 +26,7 @@ struct IdentityOptions {
   auth::PasswordCost password_cost;
   // Bootstrap writes the generated admin password here (0600).
   std::string admin_password_file;
+  LoginThrottle::Options login_throttle;
 };
 
 class IdentityManager {
@@ -43,7 +45,8 @@ class IdentityManager {
   absl::Status Bootstrap(bool* created = nullptr);
 
   // ---- authentication. Login/Refresh failures are UNAUTHENTICATED with reasons LOGIN_FAILED /
-  // REFRESH_TOKEN_INVALID and the same message whatever the cause.
+  // REFRESH_TOKEN_INVALID and the same message whatever the cause. Login is throttled per
+  // username (LoginThrottle): RESOURCE_EXHAUSTED, reason LOGIN_THROTTLED, while a delay runs.
   absl::StatusOr<v1::LoginResponse> Login(const std::string& username,
                                           const std::string& password);
   absl::StatusOr<v1::LoginResponse> Refresh(const std::string& refresh_token);
@@ -101,7 +104,11 @@ class IdentityManager {
  private:
   IdentityManager(db::ConnectionPool* pool, IdentityOptions options, const Clock& clock,
                   IdGenerator& ids)
-      : pool_(pool), options_(std::move(options)), clock_(clock), ids_(ids) {}
+      : pool_(pool),
+        options_(std::move(options)),
+        clock_(clock),
+        ids_(ids),
+        throttle_(options_.login_throttle) {}
 
   int64_t NowMicros() const;
   // Issues an access token and a refresh token for `username` inside `tx`.
@@ -112,6 +119,7 @@ class IdentityManager {
   const Clock& clock_;
   IdGenerator& ids_;
   std::string dummy_hash_;
+  LoginThrottle throttle_;
 };
 
 // Reasons of authentication failures.

@@ -44,6 +44,16 @@ absl::StatusOr<std::unique_ptr<PermissionApp>> PermissionApp::Create(
     identity.password_cost.mem_limit = size_t{config.password_mem_limit_kib()} * 1024;
   }
   identity.admin_password_file = config.admin_password_file();
+  if (config.login_free_attempts()) {
+    identity.login_throttle.free_attempts =
+        static_cast<int>(std::min<uint32_t>(config.login_free_attempts(), 1u << 20));
+  }
+  if (config.login_backoff_base_ms()) {
+    identity.login_throttle.base_delay = std::chrono::milliseconds(config.login_backoff_base_ms());
+  }
+  if (config.login_backoff_max_ms()) {
+    identity.login_throttle.max_delay = std::chrono::milliseconds(config.login_backoff_max_ms());
+  }
 
   SUBMARINE_RETURN_IF_ERROR(db::MigrateSchema(
       db_settings,

@@ -101,6 +101,47 @@ TEST_F(PermissionAuthTest, EveryLoginFailureLooksTheSame) {
             std::vector<std::string>{"dora"});
 }
 
+// Password guessing is braked per username: after login_free_attempts failures every further
+// attempt waits, refused before any password check, whether the username exists or not.
+TEST(PermissionLoginThrottleTest, FailuresPastTheFreeAttemptsAreThrottledPerUsername) {
+  auto started = StartPermission("", "",
+                                 "login_free_attempts: 2\nlogin_backoff_base_ms: 600000\n"
+                                 "login_backoff_max_ms: 900000\n");
+  ASSERT_TRUE(started.ok()) << started.status();
+  auto& perm = *started;
+  ASSERT_TRUE(perm->CreateUser("alice", kPassword).ok());
+  ASSERT_TRUE(perm->CreateUser("bob", kPassword).ok());
+  ASSERT_TRUE(perm->CreateUser("carol", kPassword).ok());
+  auto login = [&](const std::string& user, const std::string& password) {
+    v1::LoginRequest req;
+    req.set_username(user);
+    req.set_password(password);
+    v1::LoginResponse resp;
+    return perm->identity->Login(perm->Anonymous().get(), req, &resp);
+  };
+  // A success before the threshold starts the count afresh.
+  EXPECT_EQ(ErrorReason(login("carol", "wrong password!!")), "LOGIN_FAILED");
+  EXPECT_EQ(ErrorReason(login("carol", "wrong password!!")), "LOGIN_FAILED");
+  EXPECT_TRUE(login("carol", kPassword).ok());
+  EXPECT_EQ(ErrorReason(login("carol", "wrong password!!")), "LOGIN_FAILED");
+  EXPECT_TRUE(login("carol", kPassword).ok());
+  // An existing and an unknown username answer alike: three failures, then throttled, even
+  // with the right password.
+  for (const std::string user : {"alice", "ghost"}) {
+    for (int i = 0; i < 3; ++i) {
+      auto st = login(user, "wrong password!!");
+      EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAUTHENTICATED) << user << " " << i;
+      EXPECT_EQ(ErrorReason(st), "LOGIN_FAILED") << user << " " << i;
+    }
+    auto st = login(user, kPassword);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << user;
+    EXPECT_EQ(ErrorReason(st), "LOGIN_THROTTLED") << user;
+    EXPECT_NE(st.error_message().find("retry in 600 s"), std::string::npos) << st.error_message();
+  }
+  // Nobody else is affected.
+  EXPECT_TRUE(login("bob", kPassword).ok());
+}
+
 TEST_F(PermissionAuthTest, RefreshTokensRotateAndAreSingleUse) {
   auto login = perm_->Login("alice", kPassword);
   ASSERT_TRUE(login.ok());

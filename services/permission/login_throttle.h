@@ -1,0 +1,58 @@
+#pragma once
+// Slows down password guessing. Every username (whether it exists or not, so the answer reveals
+// nothing) gets `free_attempts` failed logins; after that each further attempt must wait a delay
+// that doubles with every failure, from `base_delay` up to `max_delay`, and an attempt inside the
+// delay is refused before any password is checked (no Argon2 work is spent on it). A successful
+// login clears the username's record. Records live in this process only (each replica throttles
+// on its own), at most `max_entries` of them: past that the ones whose delay has passed are
+// forgotten first, then the oldest. Thread-safe.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "absl/status/status.h"
+
+namespace submarine::permission {
+
+class LoginThrottle {
+ public:
+  struct Options {
+    int free_attempts = 5;
+    std::chrono::milliseconds base_delay{1000};
+    std::chrono::milliseconds max_delay{300000};
+    size_t max_entries = 100000;
+  };
+  using TimePoint = std::chrono::system_clock::time_point;
+
+  explicit LoginThrottle(Options options) : options_(options) {}
+
+  // OK when `username` may try a password now; RESOURCE_EXHAUSTED (reason LOGIN_THROTTLED,
+  // metadata retryAfterSeconds) while its delay runs.
+  absl::Status Admit(const std::string& username, TimePoint now);
+  // Records a failed attempt (wrong password, unknown or disabled user).
+  void Failed(const std::string& username, TimePoint now);
+  // Records a successful login: the username starts afresh.
+  void Succeeded(const std::string& username);
+
+  size_t size() const;
+  const Options& options() const { return options_; }
+
+ private:
+  struct Record {
+    int failures = 0;
+    TimePoint last_failure;
+    TimePoint next_allowed;  // == last_failure while within the free attempts
+  };
+  // Frees room for one more record. Requires mu_.
+  void MakeRoom(TimePoint now);
+
+  const Options options_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, Record> records_;
+};
+
+}  // namespace submarine::permission
