@@ -309,7 +309,12 @@ absl::StatusOr<v1::LoginResponse> IdentityManager::Login(const std::string& user
   // Only a well-formed username has a throttle record (its length is bounded); other attempts
   // cannot succeed and still cost one Argon2 verification below.
   bool valid = ValidateUsername(username, "username").ok();
-  if (valid) SUBMARINE_RETURN_IF_ERROR(throttle_.Admit(username, clock_.Now()));
+  std::optional<LoginThrottle::Attempt> attempt;
+  if (valid) {
+    SUBMARINE_ASSIGN_OR_RETURN(LoginThrottle::Attempt admitted,
+                               throttle_.Admit(username, clock_.Now()));
+    attempt.emplace(std::move(admitted));
+  }
   if (valid && password.size() <= kMaxPassword) {
     SUBMARINE_RETURN_IF_ERROR(pool_->Read(db::kNoDeadline, [&](pqxx::transaction_base& tx) {
       user = PermissionStore::FindUser(tx, username, false);
@@ -324,10 +329,10 @@ absl::StatusOr<v1::LoginResponse> IdentityManager::Login(const std::string& user
     (void)auth::VerifyPassword(dummy_hash_, password);
   }
   if (!ok) {
-    if (valid) throttle_.Failed(username, clock_.Now());
+    if (attempt) attempt->Failed(clock_.Now());
     return LoginFailed();
   }
-  throttle_.Succeeded(username);
+  if (attempt) attempt->Succeeded();
   v1::LoginResponse resp;
   SUBMARINE_RETURN_IF_ERROR(pool_->Transact(db::kNoDeadline, [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(resp, IssueTokens(tx, username));

@@ -6,43 +6,88 @@
 #include "common/status/status.h"
 
 namespace submarine::permission {
+namespace {
 
-absl::Status LoginThrottle::Admit(const std::string& username, TimePoint now) {
-  std::lock_guard lock(mu_);
-  auto it = records_.find(username);
-  if (it == records_.end() || now >= it->second.next_allowed) return absl::OkStatus();
-  auto wait = std::chrono::duration_cast<std::chrono::seconds>(it->second.next_allowed - now +
-                                                               std::chrono::milliseconds(999));
-  int64_t seconds = std::max<int64_t>(1, wait.count());
-  return MakeError(
-      absl::StatusCode::kResourceExhausted, "LOGIN_THROTTLED",
-      absl::StrCat("too many failed logins for this username; retry in ", seconds, " s"),
-      {{"retryAfterSeconds", absl::StrCat(seconds)}});
+absl::Status Throttled(std::chrono::system_clock::duration wait) {
+  int64_t seconds = std::max<int64_t>(
+      1, std::chrono::duration_cast<std::chrono::seconds>(wait + std::chrono::milliseconds(999))
+             .count());
+  return MakeError(absl::StatusCode::kResourceExhausted, "LOGIN_THROTTLED",
+                   absl::StrCat("too many failed logins for this username; retry in ", seconds,
+                                " s"),
+                   {{"retryAfterSeconds", absl::StrCat(seconds)}});
 }
 
-void LoginThrottle::Failed(const std::string& username, TimePoint now) {
+}  // namespace
+
+LoginThrottle::Attempt::Attempt(Attempt&& other) noexcept
+    : throttle_(other.throttle_), username_(std::move(other.username_)) {
+  other.throttle_ = nullptr;
+}
+
+LoginThrottle::Attempt::~Attempt() {
+  if (throttle_ != nullptr) throttle_->Finish(username_, Outcome::kUnknown, TimePoint());
+}
+
+void LoginThrottle::Attempt::Failed(TimePoint now) {
+  if (throttle_ == nullptr) return;
+  throttle_->Finish(username_, Outcome::kFailed, now);
+  throttle_ = nullptr;
+}
+
+void LoginThrottle::Attempt::Succeeded() {
+  if (throttle_ == nullptr) return;
+  throttle_->Finish(username_, Outcome::kSucceeded, TimePoint());
+  throttle_ = nullptr;
+}
+
+absl::StatusOr<LoginThrottle::Attempt> LoginThrottle::Admit(const std::string& username,
+                                                             TimePoint now) {
   std::lock_guard lock(mu_);
   auto it = records_.find(username);
-  if (it == records_.end()) {
+  if (it != records_.end()) {
+    Record& r = it->second;
+    if (now < r.next_allowed) return Throttled(r.next_allowed - now);
+    // Past the free attempts, one attempt at a time: the next waits for this one's outcome.
+    if (r.in_flight > 0 && r.failures + r.in_flight >= options_.free_attempts) {
+      return Throttled(std::chrono::seconds(1));
+    }
+  } else {
     if (records_.size() >= options_.max_entries) MakeRoom(now);
     it = records_.emplace(username, Record{}).first;
   }
-  Record& r = it->second;
-  r.failures = std::min(r.failures + 1, 1 << 20);
-  r.last_failure = now;
-  int over = r.failures - options_.free_attempts;
-  if (over <= 0) {
-    r.next_allowed = now;
-    return;
-  }
-  // base * 2^(over-1), without overflowing: past 2^30 the cap has long been reached.
-  auto delay = options_.base_delay * (int64_t{1} << std::min(over - 1, 30));
-  r.next_allowed = now + std::min(delay, options_.max_delay);
+  ++it->second.in_flight;
+  return Attempt(this, username);
 }
 
-void LoginThrottle::Succeeded(const std::string& username) {
+void LoginThrottle::Finish(const std::string& username, Outcome outcome, TimePoint now) {
   std::lock_guard lock(mu_);
-  records_.erase(username);
+  auto it = records_.find(username);
+  if (it == records_.end()) return;  // evicted meanwhile
+  Record& r = it->second;
+  r.in_flight = std::max(0, r.in_flight - 1);
+  switch (outcome) {
+    case Outcome::kSucceeded:
+      r.failures = 0;
+      r.next_allowed = TimePoint();
+      break;
+    case Outcome::kFailed: {
+      r.failures = std::min(r.failures + 1, 1 << 20);
+      r.last_failure = now;
+      int over = r.failures - options_.free_attempts;
+      if (over <= 0) {
+        r.next_allowed = now;
+        break;
+      }
+      // base * 2^(over-1), without overflowing: past 2^30 the cap has long been reached.
+      auto delay = options_.base_delay * (int64_t{1} << std::min(over - 1, 30));
+      r.next_allowed = std::max(r.next_allowed, now + std::min(delay, options_.max_delay));
+      break;
+    }
+    case Outcome::kUnknown:
+      break;
+  }
+  if (r.failures == 0 && r.in_flight == 0) records_.erase(it);
 }
 
 size_t LoginThrottle::size() const {
@@ -51,19 +96,20 @@ size_t LoginThrottle::size() const {
 }
 
 void LoginThrottle::MakeRoom(TimePoint now) {
-  // A record whose delay has passed and whose last failure is older than the longest delay can
-  // go: forgetting it costs an attacker nothing they would not have regained by waiting.
+  // A record with nothing in flight whose delay has passed and whose last failure is older than
+  // the longest delay can go: forgetting it gives an attacker nothing that waiting would not.
   for (auto it = records_.begin(); it != records_.end();) {
-    if (now >= it->second.next_allowed && now - it->second.last_failure >= options_.max_delay) {
+    const Record& r = it->second;
+    if (r.in_flight == 0 && now >= r.next_allowed && now - r.last_failure >= options_.max_delay) {
       it = records_.erase(it);
     } else {
       ++it;
     }
   }
   if (records_.size() < options_.max_entries) return;
-  auto oldest = std::min_element(
-      records_.begin(), records_.end(),
-      [](const auto& a, const auto& b) { return a.second.last_failure < b.second.last_failure; });
+  auto oldest = std::min_element(records_.begin(), records_.end(), [](const auto& a, const auto& b) {
+    return a.second.last_failure < b.second.last_failure;
+  });
   records_.erase(oldest);
 }
 

@@ -2,10 +2,11 @@
 // Slows down password guessing. Every username (whether it exists or not, so the answer reveals
 // nothing) gets `free_attempts` failed logins; after that each further attempt must wait a delay
 // that doubles with every failure, from `base_delay` up to `max_delay`, and an attempt inside the
-// delay is refused before any password is checked (no Argon2 work is spent on it). A successful
-// login clears the username's record. Records live in this process only (each replica throttles
-// on its own), at most `max_entries` of them: past that the ones whose delay has passed are
-// forgotten first, then the oldest. Thread-safe.
+// delay is refused before any password is checked (no Argon2 work is spent on it). Attempts still
+// being checked count as failures until they finish, so parallel requests cannot slip past the
+// free attempts together. A successful login clears the username's record. Records live in this
+// process only (each replica throttles on its own), at most `max_entries` of them: past that the
+// ones whose delay has passed are forgotten first, then the oldest. Thread-safe.
 
 #include <chrono>
 #include <cstddef>
@@ -14,7 +15,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace submarine::permission {
 
@@ -28,15 +29,30 @@ class LoginThrottle {
   };
   using TimePoint = std::chrono::system_clock::time_point;
 
+  // One admitted attempt. Report its outcome with Failed() or Succeeded(); one dropped without
+  // either (the check itself could not be made, e.g. the database was down) counts as neither.
+  class Attempt {
+   public:
+    Attempt(Attempt&& other) noexcept;
+    Attempt& operator=(Attempt&&) = delete;
+    ~Attempt();
+    void Failed(TimePoint now);
+    void Succeeded();
+
+   private:
+    friend class LoginThrottle;
+    Attempt(LoginThrottle* throttle, std::string username)
+        : throttle_(throttle), username_(std::move(username)) {}
+    LoginThrottle* throttle_;  // null once reported
+    std::string username_;
+  };
+
   explicit LoginThrottle(Options options) : options_(options) {}
 
-  // OK when `username` may try a password now; RESOURCE_EXHAUSTED (reason LOGIN_THROTTLED,
-  // metadata retryAfterSeconds) while its delay runs.
-  absl::Status Admit(const std::string& username, TimePoint now);
-  // Records a failed attempt (wrong password, unknown or disabled user).
-  void Failed(const std::string& username, TimePoint now);
-  // Records a successful login: the username starts afresh.
-  void Succeeded(const std::string& username);
+  // An attempt for `username` at `now`, or RESOURCE_EXHAUSTED (reason LOGIN_THROTTLED, metadata
+  // retryAfterSeconds) while its delay runs or while the attempts in flight already use up the
+  // free ones. The throttle must outlive the attempt.
+  absl::StatusOr<Attempt> Admit(const std::string& username, TimePoint now);
 
   size_t size() const;
   const Options& options() const { return options_; }
@@ -44,9 +60,12 @@ class LoginThrottle {
  private:
   struct Record {
     int failures = 0;
+    int in_flight = 0;
     TimePoint last_failure;
     TimePoint next_allowed;  // == last_failure while within the free attempts
   };
+  enum class Outcome { kFailed, kSucceeded, kUnknown };
+  void Finish(const std::string& username, Outcome outcome, TimePoint now);
   // Frees room for one more record. Requires mu_.
   void MakeRoom(TimePoint now);
 

@@ -26,55 +26,84 @@ std::string Reason(const absl::Status& st) {
   return GetErrorInfo(st, &info) ? info.reason() : "";
 }
 
+// Admits one attempt for `user` at `now` and reports it failed; false if it was not admitted.
+bool Fail(LoginThrottle& t, const std::string& user, TimePoint now) {
+  auto attempt = t.Admit(user, now);
+  if (!attempt.ok()) return false;
+  attempt->Failed(now);
+  return true;
+}
+
 TEST(LoginThrottle, FreeAttemptsThenDoublingDelaysUpToTheCap) {
   LoginThrottle t(Small());
   TimePoint now{seconds(1000000)};
-  for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(t.Admit("alice", now).ok()) << "free attempt " << i;
-    t.Failed("alice", now);
-  }
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Fail(t, "alice", now)) << "free attempt " << i;
   // Fourth failure → 2 s, fifth → 4 s, sixth → 8 s, then capped at 10 s.
-  ASSERT_TRUE(t.Admit("alice", now).ok());  // three failures are free
-  t.Failed("alice", now);
+  ASSERT_TRUE(Fail(t, "alice", now));  // three failures are free
   auto refused = t.Admit("alice", now + milliseconds(1999));
-  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(Reason(refused), "LOGIN_THROTTLED");
-  EXPECT_NE(refused.message().find("retry in 1 s"), std::string::npos) << refused;
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(Reason(refused.status()), "LOGIN_THROTTLED");
+  EXPECT_NE(refused.status().message().find("retry in 1 s"), std::string::npos)
+      << refused.status();
   now += seconds(2);
-  ASSERT_TRUE(t.Admit("alice", now).ok());
   for (int64_t expected : {4, 8, 10, 10}) {
-    t.Failed("alice", now);
+    ASSERT_TRUE(Fail(t, "alice", now)) << expected;
     EXPECT_FALSE(t.Admit("alice", now + seconds(expected) - milliseconds(1)).ok()) << expected;
     now += seconds(expected);
-    EXPECT_TRUE(t.Admit("alice", now).ok()) << expected;
   }
   // Other usernames, known or not, are unaffected; a success clears the record.
   EXPECT_TRUE(t.Admit("bob", now).ok());
-  t.Succeeded("alice");
+  {
+    auto attempt = t.Admit("alice", now);
+    ASSERT_TRUE(attempt.ok());
+    attempt->Succeeded();
+  }
   EXPECT_EQ(t.size(), 0u);
-  t.Failed("alice", now);
-  EXPECT_TRUE(t.Admit("alice", now).ok());
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(Fail(t, "alice", now)) << i;
+}
+
+TEST(LoginThrottle, AttemptsInFlightCountUntilTheyFinish) {
+  LoginThrottle t(Small());
+  TimePoint now{seconds(1000000)};
+  ASSERT_TRUE(Fail(t, "alice", now));
+  // Two more may run at once (1 failure + 2 in flight = the 3 free ones); a fourth must wait.
+  auto a = t.Admit("alice", now);
+  auto b = t.Admit("alice", now);
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto c = t.Admit("alice", now);
+  EXPECT_EQ(Reason(c.status()), "LOGIN_THROTTLED");
+  // An attempt dropped without an outcome (e.g. the database was down) frees its place and
+  // counts as nothing.
+  { auto dropped = std::move(*a); }
+  auto d = t.Admit("alice", now);
+  ASSERT_TRUE(d.ok()) << d.status();
+  b->Failed(now);
+  d->Failed(now);  // the third failure: the free attempts are used up
+  auto e = t.Admit("alice", now);
+  ASSERT_TRUE(e.ok());
+  e->Failed(now);  // the fourth: a 2 s delay
+  EXPECT_FALSE(t.Admit("alice", now + milliseconds(1999)).ok());
 }
 
 TEST(LoginThrottle, BoundedRecordsForgetTheExpiredFirstThenTheOldest) {
   LoginThrottle t(Small());
   TimePoint now{seconds(1000000)};
   // "old" failed long ago (past the longest delay): it is the first to be forgotten.
-  t.Failed("old", now);
+  ASSERT_TRUE(Fail(t, "old", now));
   now += seconds(60);
   for (const char* u : {"a", "b", "c"}) {
-    for (int i = 0; i < 4; ++i) t.Failed(u, now);  // each now waits 2 s
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(Fail(t, u, now));  // each now waits 2 s
     now += milliseconds(1);
   }
   ASSERT_EQ(t.size(), 4u);
-  t.Failed("d", now);
+  ASSERT_TRUE(Fail(t, "d", now));
   EXPECT_EQ(t.size(), 4u);
   EXPECT_FALSE(t.Admit("a", now).ok());  // still throttled: not evicted
   // Full of live records: the oldest ("a") makes room.
-  t.Failed("e", now);
+  ASSERT_TRUE(Fail(t, "e", now));
   EXPECT_EQ(t.size(), 4u);
-  EXPECT_TRUE(t.Admit("a", now).ok());
   EXPECT_FALSE(t.Admit("b", now).ok());
+  EXPECT_TRUE(t.Admit("a", now).ok());  // forgotten: a fresh start
 }
 
 }  // namespace
