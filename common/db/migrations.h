@@ -6,6 +6,7 @@
 // refused with FAILED_PRECONDITION naming the file; nothing is applied then.
 
 #include <pqxx/pqxx>
+
 #include <string>
 #include <vector>
 
@@ -24,8 +25,8 @@ struct Migration {
 // service's own tables, "events" for common/events' outbox and inbox). Reports how many
 // migrations were applied through `applied` (may be null).
 absl::Status ApplyMigrations(pqxx::connection& conn, const std::string& schema,
-                             const std::string& component, const std::vector<Migration>& migrations,
-                             int* applied = nullptr);
+                             const std::string& component,
+                             const std::vector<Migration>& migrations, int* applied = nullptr);
 
 // One component's migrations, for MigrateSchema.
 struct MigrationSeries {

@@ -5,12 +5,13 @@
 // Transact() runs a function in one transaction whose statement_timeout follows the call's
 // deadline and turns every libpqxx exception into a Status. Thread-safe.
 
+#include <pqxx/pqxx>
+
 #include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <pqxx/pqxx>
 #include <string>
 #include <vector>
 
@@ -36,7 +37,7 @@ class ConnectionPool {
  public:
   struct Options {
     std::string conninfo;
-    std::string schema;  // search_path; empty keeps the default
+    std::string schema;                       // search_path; empty keeps the default
     size_t size = 8;
     std::chrono::milliseconds acquire_timeout{2000};
     std::chrono::milliseconds statement_timeout{10000};  // when the call has no deadline
