@@ -49,11 +49,11 @@ class AuthSnapshot {
   // and the issue time against the user's not-before time. On success the verified caller,
   // Principal{USER, user = sub, teams, admin, token_id = jti}. Every failure is UNAUTHENTICATED
   // with an ErrorInfo reason: UNAUTHENTICATED (no or non-Bearer credentials), TOKEN_MALFORMED,
-  // TOKEN_UNKNOWN_KEY, TOKEN_BAD_SIGNATURE, TOKEN_WRONG_ISSUER, TOKEN_EXPIRED, TOKEN_REVOKED
-  // (revoked, or issued before the user's not-before time) or USER_DISABLED. Messages never
-  // contain the token. Successfully verified tokens are remembered (a small LRU of
-  // kVerifiedCacheSize tokens, kept by this snapshot only, so a new state starts empty): a
-  // repeated token skips the signature check and JSON parsing (measured by bench-gateway:
+  // TOKEN_UNKNOWN_KEY, TOKEN_BAD_SIGNATURE, TOKEN_WRONG_ISSUER, TOKEN_EXPIRED,
+  // TOKEN_NOT_YET_VALID, TOKEN_REVOKED (revoked, or issued before the user's not-before time)
+  // or USER_DISABLED. Messages never contain the token. Successfully verified tokens are remembered
+  // (a small LRU of kVerifiedCacheSize tokens, kept by this snapshot only, so a new state starts
+  // empty): a repeated token skips the signature check and JSON parsing (measured by bench-gateway:
   // about 100 us per token on the 2-core VM), while expiry, revocation, blocking and not-before
   // are still checked on every call.
   absl::StatusOr<submarine::common::v1::Principal> Authenticate(std::string_view authorization,

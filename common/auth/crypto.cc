@@ -298,7 +298,9 @@ absl::StatusOr<TokenClaims> JwtVerifier::Verify(std::string_view token, std::str
     return TokenError("TOKEN_EXPIRED", "the token has expired; log in again");
   }
   if (claims.issued_at > now_unix + leeway_seconds) {
-    return TokenError("TOKEN_MALFORMED", "the token was issued in the future");
+    return TokenError("TOKEN_NOT_YET_VALID",
+                      "the token's issue time is in the future; check the clocks of this machine "
+                      "and of the permission service");
   }
   return claims;
 }

@@ -67,7 +67,8 @@ struct TokenClaims {
 std::string SignJwt(const TokenClaims& claims, const SigningKey& key);
 
 // Verifies signature, issuer and expiry. Errors are UNAUTHENTICATED with reasons
-// TOKEN_MALFORMED, TOKEN_UNKNOWN_KEY, TOKEN_BAD_SIGNATURE, TOKEN_WRONG_ISSUER, TOKEN_EXPIRED.
+// TOKEN_MALFORMED, TOKEN_UNKNOWN_KEY, TOKEN_BAD_SIGNATURE, TOKEN_WRONG_ISSUER, TOKEN_EXPIRED,
+// TOKEN_NOT_YET_VALID (issued more than the leeway in the future).
 // Only "alg": "EdDSA" is accepted (never "none", never HMAC). Tokens longer than 8 KiB are
 // malformed. `leeway_seconds` tolerates clock skew on "exp" and "iat".
 class JwtVerifier {

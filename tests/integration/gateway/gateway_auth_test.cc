@@ -350,7 +350,9 @@ TEST_F(GatewayAuthTest, EveryKindOfBadTokenIsRefused) {
   auto future = Claims();
   future.issued_at = NowUnix() + 3600;
   future.expires_at = NowUnix() + 7200;
-  EXPECT_EQ(Call("GET", "/v1/projects/default/environments/x", Bearer(Token(future))).status, 401);
+  auto early = Call("GET", "/v1/projects/default/environments/x", Bearer(Token(future)));
+  EXPECT_EQ(early.status, 401);
+  EXPECT_EQ(ErrorInfo(Json(early))["reason"], "TOKEN_NOT_YET_VALID") << early.body;
   // And the good one works.
   EXPECT_EQ(Call("GET", "/v1/projects/default/environments/x", Bearer(good)).status, 404);
 }
