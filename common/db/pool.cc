@@ -36,6 +36,20 @@ absl::StatusOr<std::string> ConnInfo(const submarine::config::v1::DatabaseConfig
   return info;
 }
 
+std::string TextArray(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
 absl::StatusOr<PoolSettings> PoolSettingsFrom(const submarine::config::v1::DatabaseConfig& c) {
   if (c.schema().empty()) return InvalidField("database.schema", "is required");
   PoolSettings settings;

@@ -28,6 +28,11 @@ inline constexpr Deadline kNoDeadline = Deadline::max();
 // Builds a libpq connection string from the config (password read from password_file).
 absl::StatusOr<std::string> ConnInfo(const submarine::config::v1::DatabaseConfig& config);
 
+// A PostgreSQL text[] literal of `items`, to pass as ONE parameter value (e.g. `= ANY($1)`),
+// never to splice into SQL: every element is double-quoted with '"' and '\\' escaped, so any
+// text round-trips.
+std::string TextArray(const std::vector<std::string>& items);
+
 // Maps a libpqxx / std exception to a Status (unique_violation → ALREADY_EXISTS, serialization
 // failure / deadlock → ABORTED, broken connection → UNAVAILABLE, query cancelled by
 // statement_timeout → DEADLINE_EXCEEDED, anything else → INTERNAL). Call inside a catch block.

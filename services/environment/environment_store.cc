@@ -3,6 +3,7 @@
 #include <google/protobuf/util/time_util.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/db/pool.h"
 
 namespace submarine::environment {
 namespace {
@@ -69,22 +70,6 @@ std::string LabelsJson(const Environment& env) {
     first = false;
   }
   return json + "}";
-}
-
-// A PostgreSQL text[] literal, passed as a parameter value (never spliced into SQL): every
-// element is double-quoted with '"' and '\\' escaped, so any text round-trips.
-std::string TextArrayLiteral(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i) out += ',';
-    out += '"';
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
 }
 
 int64_t Micros(const google::protobuf::Timestamp& ts) { return TimeUtil::TimestampToMicroseconds(ts); }
@@ -177,7 +162,7 @@ std::vector<StoredEnvironment> EnvironmentStore::List(pqxx::transaction_base& tx
     }
   }
   if (q.only_ids) {
-    absl::StrAppend(&sql, " AND environment_id = ANY(", param(TextArrayLiteral(*q.only_ids)),
+    absl::StrAppend(&sql, " AND environment_id = ANY(", param(db::TextArray(*q.only_ids)),
                     "::text[])");
   }
   const char* cmp = q.descending ? "<" : ">";

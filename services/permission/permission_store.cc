@@ -3,6 +3,7 @@
 #include <google/protobuf/util/time_util.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/db/pool.h"
 
 namespace submarine::permission {
 namespace {
@@ -281,20 +282,6 @@ int64_t Count(const pqxx::result& r) { return r[0][0].as<int64_t>(); }
 
 }  // namespace
 
-std::string PgTextArray(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i) out += ',';
-    out += '"';
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
-
 void PermissionStore::Prepare(pqxx::connection& conn) {
   for (const auto& s : kStatements) conn.prepare(s.name, s.sql);
 }
@@ -364,7 +351,7 @@ std::vector<SubjectFlags> PermissionStore::UserFlags(pqxx::transaction_base& tx,
                                                      const std::vector<std::string>& usernames) {
   std::vector<SubjectFlags> out;
   if (usernames.empty()) return out;
-  for (const auto& r : tx.exec_prepared("perm_user_flags", PgTextArray(usernames))) {
+  for (const auto& r : tx.exec_prepared("perm_user_flags", db::TextArray(usernames))) {
     out.push_back({r[0].as<std::string>(), r[1].as<bool>(), r[2].as<bool>()});
   }
   return out;
@@ -374,7 +361,7 @@ std::vector<TeamMembership> PermissionStore::Memberships(
     pqxx::transaction_base& tx, const std::vector<std::string>& usernames) {
   std::vector<TeamMembership> out;
   if (usernames.empty()) return out;
-  for (const auto& r : tx.exec_prepared("perm_memberships", PgTextArray(usernames))) {
+  for (const auto& r : tx.exec_prepared("perm_memberships", db::TextArray(usernames))) {
     out.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<int>()});
   }
   return out;
@@ -480,7 +467,7 @@ std::vector<ProjectRow> PermissionStore::ListProjects(pqxx::transaction_base& tx
                                                       int64_t after_seq, int limit) {
   pqxx::result r = all ? tx.exec_prepared("perm_project_list_all", after_seq, limit)
                        : tx.exec_prepared("perm_project_list_visible", after_seq, limit,
-                                          PgTextArray(owners), PgTextArray(subjects));
+                                          db::TextArray(owners), db::TextArray(subjects));
   std::vector<ProjectRow> out;
   for (const auto& row : r) out.push_back(ProjectFromRow(row));
   return out;
@@ -490,7 +477,7 @@ std::vector<std::pair<std::string, std::string>> PermissionStore::ProjectOwners(
     pqxx::transaction_base& tx, const std::vector<std::string>& ids) {
   std::vector<std::pair<std::string, std::string>> out;
   if (ids.empty()) return out;
-  for (const auto& r : tx.exec_prepared("perm_project_owners", PgTextArray(ids))) {
+  for (const auto& r : tx.exec_prepared("perm_project_owners", db::TextArray(ids))) {
     out.emplace_back(r[0].as<std::string>(), r[1].as<std::string>());
   }
   return out;
@@ -539,7 +526,7 @@ std::vector<BindingRow> PermissionStore::BindingsFor(pqxx::transaction_base& tx,
   std::vector<BindingRow> out;
   if (projects.empty() || subjects.empty()) return out;
   for (const auto& r :
-       tx.exec_prepared("perm_binding_for", PgTextArray(projects), PgTextArray(subjects))) {
+       tx.exec_prepared("perm_binding_for", db::TextArray(projects), db::TextArray(subjects))) {
     out.push_back(BindingFromRow(r));
   }
   return out;
@@ -590,7 +577,7 @@ std::vector<v1::Grant> PermissionStore::GrantsFor(pqxx::transaction_base& tx,
   std::vector<v1::Grant> out;
   if (resources.empty() || subjects.empty()) return out;
   for (const auto& r :
-       tx.exec_prepared("perm_grant_for", PgTextArray(resources), PgTextArray(subjects))) {
+       tx.exec_prepared("perm_grant_for", db::TextArray(resources), db::TextArray(subjects))) {
     out.push_back(GrantFromRow(r).grant);
   }
   return out;
@@ -603,7 +590,7 @@ std::vector<std::string> PermissionStore::GrantedIn(pqxx::transaction_base& tx,
   std::vector<std::string> out;
   if (subjects.empty()) return out;
   for (const auto& r : tx.exec_prepared("perm_granted_in", collection_prefix,
-                                        PgTextArray(subjects), permission)) {
+                                        db::TextArray(subjects), permission)) {
     out.push_back(r[0].as<std::string>());
   }
   return out;

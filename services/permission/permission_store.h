@@ -1,7 +1,7 @@
 #pragma once
 // PermissionStore owns every SQL statement of the identity and access tables (migration
 // 0001_identity.sql). Statements are named, prepared once per connection (Prepare) and take $n
-// parameters only; set-valued parameters travel as one text[] parameter built by PgTextArray,
+// parameters only; set-valued parameters travel as one text[] parameter built by db::TextArray,
 // never as SQL text. Every method runs inside the caller's transaction; libpqxx exceptions
 // propagate to ConnectionPool::Transact/Read, which turn them into statuses.
 // Times cross the boundary as Unix microseconds.
@@ -17,9 +17,6 @@
 #include "submarine/permission/v1/permission.pb.h"
 
 namespace submarine::permission {
-
-// A text[] literal ("{"a","b"}") for one $n::text[] parameter; quotes and backslashes escaped.
-std::string PgTextArray(const std::vector<std::string>& items);
 
 struct UserRow {
   int64_t seq = 0;

@@ -33,6 +33,27 @@ TEST(Pool, AcquireTimesOutWhenExhausted) {
   EXPECT_EQ(pool->OpenConnections(), 2u);
 }
 
+TEST(Pool, TextArrayRoundTripsAnyTextAsOneParameter) {
+  auto pool = MakePool(TestPostgres::Get().CreateDatabase("pool"), 1);
+  const std::vector<std::string> items = {"plain",         "with \"quotes\"",     "back\\slash",
+                                          "comma,brace}{", "' OR '1'='1",         "",
+                                          "NULL",          "unicode \u00e9\u4e2d"};
+  std::vector<std::string> back;
+  ASSERT_TRUE(pool->Read(kNoDeadline,
+                         [&](pqxx::transaction_base& tx) {
+                           for (const auto& row : tx.exec_params(
+                                    "SELECT x FROM unnest($1::text[]) WITH ORDINALITY AS t(x, n) "
+                                    "ORDER BY n",
+                                    TextArray(items))) {
+                             back.push_back(row[0].as<std::string>());
+                           }
+                           return absl::OkStatus();
+                         })
+                  .ok());
+  EXPECT_EQ(back, items);
+  EXPECT_EQ(TextArray({}), "{}");
+}
+
 TEST(Pool, TransactionErrorsBecomeStatuses) {
   auto pool = MakePool(TestPostgres::Get().CreateDatabase("pool"), 2);
   ASSERT_TRUE(pool->Transact(kNoDeadline, [](pqxx::work& tx) {
