@@ -174,4 +174,21 @@ absl::StatusOr<ChildProcess> StartService(const std::string& binary, const std::
   return child;
 }
 
+absl::StatusOr<EventBus> StartEventBus(const std::string& dir) {
+  EventBus bus;
+  SUBMARINE_ASSIGN_OR_RETURN(
+      bus.process,
+      StartService("submarine-eventbus", dir, "eventbus",
+                   "frontend: tcp://127.0.0.1:0\nbackend: tcp://127.0.0.1:0\nserver: {}\n",
+                   nullptr));
+  SUBMARINE_ASSIGN_OR_RETURN(std::string text, config::ReadFile(dir + "/eventbus.ready"));
+  auto ready = nlohmann::json::parse(text, nullptr, false);
+  bus.frontend = ready.value("frontend", "");
+  bus.backend = ready.value("backend", "");
+  if (bus.frontend.empty() || bus.backend.empty()) {
+    return Internal(absl::StrCat("the event bus's ready file names no endpoints: ", text));
+  }
+  return bus;
+}
+
 }  // namespace submarine::testing

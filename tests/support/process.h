@@ -68,6 +68,15 @@ absl::StatusOr<ChildProcess> StartService(const std::string& binary, const std::
                                           const std::string& name, std::string config_yaml,
                                           ReadyInfo* ready);
 
+// A submarine-eventbus on random 127.0.0.1 ports (config and log in `dir`, named "eventbus"):
+// publishers connect to `frontend`, subscribers to `backend`.
+struct EventBus {
+  ChildProcess process;
+  std::string frontend;
+  std::string backend;
+};
+absl::StatusOr<EventBus> StartEventBus(const std::string& dir);
+
 // The last `max_bytes` of a file (for failure messages).
 std::string Tail(const std::string& path, size_t max_bytes = 4000);
 

@@ -238,15 +238,11 @@ class AccessMatrixTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = MakeTempDir("access");
-    ReadyInfo bus_ready;
-    auto bus = StartService("submarine-eventbus", dir_, "eventbus",
-                            "frontend: tcp://127.0.0.1:0\nbackend: tcp://127.0.0.1:0\nserver: {}\n",
-                            &bus_ready);
+    auto bus = StartEventBus(dir_);
     ASSERT_TRUE(bus.ok()) << bus.status();
-    bus_ = std::move(*bus);
-    auto ready = nlohmann::json::parse(*config::ReadFile(dir_ + "/eventbus.ready"));
-    frontend_ = ready.at("frontend").get<std::string>();
-    backend_ = ready.at("backend").get<std::string>();
+    bus_ = std::move(bus->process);
+    frontend_ = bus->frontend;
+    backend_ = bus->backend;
 
     auto perm = StartPermission("", "", "", frontend_);
     ASSERT_TRUE(perm.ok()) << perm.status();

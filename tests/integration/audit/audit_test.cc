@@ -244,7 +244,7 @@ TEST_F(AuditTest, OnlyAdminsMayReadAndBadInputsNameTheirField) {
   auto field = [&](const v1::ListAuditEventsRequest& bad) {
     auto s = svc_->audit->ListAuditEvents(svc_->As(P::User("root")).get(), bad, &resp);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
-    return FieldOf(s);
+    return ErrorField(s);
   };
   v1::ListAuditEventsRequest bad;
   bad.set_principal(std::string(300, 'a'));

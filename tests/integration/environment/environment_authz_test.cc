@@ -27,15 +27,11 @@ class EnvironmentAuthzTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = MakeTempDir("env-authz");
-    ReadyInfo bus_ready;
-    auto bus = StartService("submarine-eventbus", dir_, "eventbus",
-                            "frontend: tcp://127.0.0.1:0\nbackend: tcp://127.0.0.1:0\nserver: {}\n",
-                            &bus_ready);
+    auto bus = StartEventBus(dir_);
     ASSERT_TRUE(bus.ok()) << bus.status();
-    bus_ = std::move(*bus);
-    auto ready = nlohmann::json::parse(*config::ReadFile(dir_ + "/eventbus.ready"));
-    std::string frontend = ready.at("frontend").get<std::string>();
-    std::string backend = ready.at("backend").get<std::string>();
+    bus_ = std::move(bus->process);
+    const std::string frontend = bus->frontend;
+    const std::string backend = bus->backend;
 
     auto perm = StartPermission("", "", "", frontend);
     ASSERT_TRUE(perm.ok()) << perm.status();
@@ -143,7 +139,7 @@ TEST_F(EnvironmentAuthzTest, OwnersDoEverythingAndStrangersAreDeniedWhetherOrNot
   for (const std::string& name : {std::string(kA1), std::string("projects/alpha/environments/zz")}) {
     for (const auto& st : {Get("bob", name), Update("bob", name), Delete("bob", name)}) {
       EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << name;
-      EXPECT_EQ(Reason(st), "PERMISSION_DENIED") << name;
+      EXPECT_EQ(ErrorReason(st), "PERMISSION_DENIED") << name;
       EXPECT_NE(st.error_message().find(name), std::string::npos) << st.error_message();
     }
   }
@@ -167,7 +163,7 @@ TEST_F(EnvironmentAuthzTest, AMissingProjectIsRevealedToAdminsOnly) {
             grpc::StatusCode::PERMISSION_DENIED);
   grpc::Status admin = Create("admin", "nowhere", "x");
   EXPECT_EQ(admin.error_code(), grpc::StatusCode::NOT_FOUND) << admin.error_message();
-  EXPECT_EQ(Reason(admin), "PROJECT_NOT_FOUND");
+  EXPECT_EQ(ErrorReason(admin), "PROJECT_NOT_FOUND");
   // Admins may do anything in projects that exist.
   EXPECT_TRUE(Create("admin", "alpha", "by-admin").ok());
   EXPECT_TRUE(Delete("admin", "projects/alpha/environments/by-admin").ok());
@@ -191,7 +187,7 @@ TEST_F(EnvironmentAuthzTest, AnonymousAndForgedCallersAreUnauthenticated) {
   forger.Attach(&ctx, p, "forged-1");
   auto forged = env_->stub->GetEnvironment(&ctx, req, &out);
   EXPECT_EQ(forged.error_code(), grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(Reason(forged), "PRINCIPAL_MAC_INVALID");
+  EXPECT_EQ(ErrorReason(forged), "PRINCIPAL_MAC_INVALID");
 }
 
 TEST_F(EnvironmentAuthzTest, AGrantSharesOneEnvironmentUntilItIsDeleted) {
@@ -274,7 +270,7 @@ TEST_F(EnvironmentAuthzTest, WithoutThePermissionServiceCallsAreRefused) {
   // An answer not in the cache cannot be had: fail closed.
   grpc::Status st = Get("carol", kA1);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
-  EXPECT_EQ(Reason(st), "PERMISSION_SERVICE_UNAVAILABLE");
+  EXPECT_EQ(ErrorReason(st), "PERMISSION_SERVICE_UNAVAILABLE");
   EXPECT_EQ(List("carol", "alpha").status().code(), absl::StatusCode::kUnavailable);
 }
 

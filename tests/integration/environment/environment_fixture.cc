@@ -58,27 +58,4 @@ std::unique_ptr<grpc::ClientContext> Ctx(const std::string& request_id) {
   return ctx;
 }
 
-namespace {
-bool Info(const grpc::Status& st, google::rpc::ErrorInfo* info) {
-  google::rpc::Status details;
-  if (!DecodeStatusDetails(st, &details)) return false;
-  for (const auto& any : details.details()) {
-    if (any.UnpackTo(info)) return true;
-  }
-  return false;
-}
-}  // namespace
-
-std::string Reason(const grpc::Status& st) {
-  google::rpc::ErrorInfo info;
-  return Info(st, &info) ? info.reason() : "";
-}
-
-std::string FieldOf(const grpc::Status& st) {
-  google::rpc::ErrorInfo info;
-  if (!Info(st, &info)) return "";
-  auto it = info.metadata().find("field");
-  return it == info.metadata().end() ? "" : it->second;
-}
-
 }  // namespace submarine::testing

@@ -9,6 +9,7 @@
 
 #include "submarine/common/v1/events.grpc.pb.h"
 #include "submarine/environment/v1/environment.grpc.pb.h"
+#include "tests/support/grpc_errors.h"
 #include "tests/support/process.h"
 #include "tests/support/test_postgres.h"
 
@@ -61,9 +62,5 @@ absl::Status StartGateway(EnvironmentProcess* env, const std::string& auth_yaml 
 
 // A client context with a deadline and request id.
 std::unique_ptr<grpc::ClientContext> Ctx(const std::string& request_id = "");
-
-// The ErrorInfo reason and metadata.field of a failed call ("" if none).
-std::string Reason(const grpc::Status& st);
-std::string FieldOf(const grpc::Status& st);
 
 }  // namespace submarine::testing

@@ -94,7 +94,7 @@ TEST_P(EnvironmentGrpcTest, CrudRoundTrip) {
   EXPECT_EQ(deleted.environment().image(), "python:3.12");
   st = Get("team-py311", &got);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
-  EXPECT_EQ(Reason(st), "RESOURCE_NOT_FOUND");
+  EXPECT_EQ(ErrorReason(st), "RESOURCE_NOT_FOUND");
 }
 
 TEST_P(EnvironmentGrpcTest, BuiltinProfilesAreSeededOnceOnly) {
@@ -160,7 +160,7 @@ TEST_P(EnvironmentGrpcTest, EveryBadInputNamesItsFieldAndChangesNothing) {
     auto st = Create("fresh", &out, c.edit);
     EXPECT_EQ(st.error_code(), c.code) << c.what << ": " << st.error_message();
     if (!c.field.empty()) {
-      EXPECT_EQ(FieldOf(st), c.field) << c.what;
+      EXPECT_EQ(ErrorField(st), c.field) << c.what;
       EXPECT_NE(st.error_message().find(c.field), std::string::npos) << c.what;
     }
   }
@@ -174,20 +174,20 @@ TEST_P(EnvironmentGrpcTest, EveryBadInputNamesItsFieldAndChangesNothing) {
   get.set_name("environments/stable");
   auto st = env_->stub->GetEnvironment(Ctx().get(), get, &after);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(FieldOf(st), "name");
+  EXPECT_EQ(ErrorField(st), "name");
   for (const char* path : {"uid", "create_time", "no_such_field"}) {
     v1::UpdateEnvironmentRequest upd;
     upd.mutable_environment()->set_name(ok.name());
     upd.mutable_update_mask()->add_paths(path);
     st = env_->stub->UpdateEnvironment(Ctx().get(), upd, &after);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << path;
-    EXPECT_EQ(FieldOf(st), "update_mask") << path;
+    EXPECT_EQ(ErrorField(st), "update_mask") << path;
   }
   v1::UpdateEnvironmentRequest clear_image;
   clear_image.mutable_environment()->set_name(ok.name());
   clear_image.mutable_update_mask()->add_paths("image");
   st = env_->stub->UpdateEnvironment(Ctx().get(), clear_image, &after);
-  EXPECT_EQ(FieldOf(st), "environment.image");
+  EXPECT_EQ(ErrorField(st), "environment.image");
   ASSERT_TRUE(Get("stable", &after).ok());
   EXPECT_EQ(after.SerializeAsString(), ok.SerializeAsString());
 }
@@ -232,7 +232,7 @@ TEST_P(EnvironmentGrpcTest, EtagConflictsAreAborted) {
   v1::Environment out;
   auto st = env_->stub->UpdateEnvironment(Ctx().get(), second, &out);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::ABORTED);
-  EXPECT_EQ(Reason(st), "ETAG_MISMATCH");
+  EXPECT_EQ(ErrorReason(st), "ETAG_MISMATCH");
   v1::DeleteEnvironmentRequest del;
   del.set_name(created.name());
   del.set_etag(created.etag());
@@ -333,8 +333,8 @@ TEST_P(EnvironmentGrpcTest, RequestIdReusedForAnotherRequestIsRefused) {
   v1::Environment other;
   auto st = Create("second-use", &other, [&](auto& r) { r.set_request_id(id); });
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(FieldOf(st), "request_id");
-  EXPECT_EQ(Reason(st), "REQUEST_ID_REUSED");
+  EXPECT_EQ(ErrorField(st), "request_id");
+  EXPECT_EQ(ErrorReason(st), "REQUEST_ID_REUSED");
   v1::DeleteEnvironmentRequest del;
   del.set_name(first.name());
   del.set_request_id(id);
@@ -467,17 +467,17 @@ TEST_P(EnvironmentGrpcTest, PaginatesOverAThousandItemsWithoutGapsOrRepeats) {
   req.set_filter("labels.parity = odd");
   auto st = env_->stub->ListEnvironments(Ctx().get(), req, &resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(FieldOf(st), "page_token");
+  EXPECT_EQ(ErrorField(st), "page_token");
   v1::ListEnvironmentsRequest bad;
   bad.set_parent("projects/default");
   bad.set_page_size(-5);
-  EXPECT_EQ(FieldOf(env_->stub->ListEnvironments(Ctx().get(), bad, &resp)), "page_size");
+  EXPECT_EQ(ErrorField(env_->stub->ListEnvironments(Ctx().get(), bad, &resp)), "page_size");
   bad.set_page_size(0);
   bad.set_filter("uid = x");
-  EXPECT_EQ(FieldOf(env_->stub->ListEnvironments(Ctx().get(), bad, &resp)), "filter");
+  EXPECT_EQ(ErrorField(env_->stub->ListEnvironments(Ctx().get(), bad, &resp)), "filter");
   bad.set_filter("");
   bad.set_order_by("image");
-  EXPECT_EQ(FieldOf(env_->stub->ListEnvironments(Ctx().get(), bad, &resp)), "order_by");
+  EXPECT_EQ(ErrorField(env_->stub->ListEnvironments(Ctx().get(), bad, &resp)), "order_by");
 }
 
 TEST_P(EnvironmentGrpcTest, SigtermDuringLoadDrainsAndExitsZero) {
@@ -544,14 +544,9 @@ TEST_P(EnvironmentGrpcTest, SigtermDuringLoadDrainsAndExitsZero) {
 // are deleted from the outbox, and unsent ones never are.
 TEST(EnvironmentRetention, PrunesSentEventsAndOldRequestIdAnswers) {
   std::string dir = MakeTempDir("env-retention");
-  ReadyInfo bus_ready;
-  auto bus = StartService("submarine-eventbus", dir, "eventbus",
-                          "frontend: tcp://127.0.0.1:0\nbackend: tcp://127.0.0.1:0\nserver: {}\n",
-                          &bus_ready);
+  auto bus = StartEventBus(dir);
   ASSERT_TRUE(bus.ok()) << bus.status();
-  auto frontend = nlohmann::json::parse(*submarine::config::ReadFile(dir + "/eventbus.ready"))
-                      .at("frontend")
-                      .get<std::string>();
+  const std::string frontend = bus->frontend;
   const std::string retention =
       "  outbox_retention_hours: 0\nrequest_id_retention_hours: 0\n"
       "housekeeping_interval_ms: 100\n";

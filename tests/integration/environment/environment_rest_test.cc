@@ -39,7 +39,7 @@ class EnvironmentRestTest : public ::testing::Test {
     return {r->status, j};
   }
 
-  static std::string FieldOf(const json& error) {
+  static std::string ErrorField(const json& error) {
     for (const auto& d : error["error"]["details"]) {
       if (d.contains("metadata") && d["metadata"].contains("field")) {
         return d["metadata"]["field"].get<std::string>();
@@ -134,7 +134,7 @@ TEST_F(EnvironmentRestTest, ErrorPathsAreClearAndLoseNothing) {
     EXPECT_EQ(body["error"]["code"], c.status);
     EXPECT_FALSE(body["error"]["message"].get<std::string>().empty());
     if (!c.field.empty()) {
-      EXPECT_EQ(FieldOf(body), c.field) << c.target << ": " << body;
+      EXPECT_EQ(ErrorField(body), c.field) << c.target << ": " << body;
     }
   }
   // Hostile YAML bodies are refused or read as text; the gateway keeps serving.

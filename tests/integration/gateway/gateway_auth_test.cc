@@ -24,6 +24,7 @@
 #include "submarine/permission/v1/permission.grpc.pb.h"
 #include "tests/integration/gateway/environment_backend.h"
 #include "tests/integration/gateway/permission_backend.h"
+#include "tests/support/grpc_errors.h"
 #include "tests/support/http_client.h"
 #include "tests/support/process.h"
 
@@ -56,16 +57,6 @@ json ErrorInfo(const json& body) {
     if (d.value("@type", "") == "type.googleapis.com/google.rpc.ErrorInfo") return d;
   }
   return json();
-}
-
-std::string ReasonOf(const grpc::Status& st) {
-  google::rpc::Status details;
-  google::rpc::ErrorInfo info;
-  if (DecodeStatusDetails(st, &details) && details.details_size() > 0 &&
-      details.details(0).UnpackTo(&info)) {
-    return info.reason();
-  }
-  return "<no ErrorInfo>";
 }
 
 // The bus as far as the gateway can tell: a PUB socket its SUB socket connects to. Used from
@@ -118,6 +109,34 @@ std::string GatewayYaml(const std::string& env_backend, const std::string& perm_
   return yaml;
 }
 
+// A token state trusting `key` (and revoking nothing).
+perm::AuthState StateTrusting(const auth::SigningKey& key) {
+  perm::AuthState state;
+  state.set_issuer(kIssuer);
+  auto* k = state.add_signing_keys();
+  k->set_key_id(key.key_id);
+  k->set_public_key(key.public_key);
+  return state;
+}
+
+// Claims of a valid access token of `user` (team "ml"), issued just now for 15 minutes.
+auth::TokenClaims ValidClaims(const std::string& user = "alice",
+                              const std::string& jti = "tok-alice") {
+  auth::TokenClaims c;
+  c.issuer = kIssuer;
+  c.subject = user;
+  c.token_id = jti;
+  c.kind = "access";
+  c.teams = {"ml"};
+  c.issued_at = NowUnix() - 5;
+  c.expires_at = NowUnix() + 900;
+  return c;
+}
+
+std::vector<std::pair<std::string, std::string>> Bearer(const std::string& token) {
+  return {{"Authorization", absl::StrCat("Bearer ", token)}};
+}
+
 class GatewayAuthTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -165,26 +184,11 @@ class GatewayAuthTest : public ::testing::Test {
 
   void SetUp() override { ASSERT_NE(gateway_, nullptr) << "the gateway did not start"; }
 
-  static perm::AuthState BaseState() {
-    perm::AuthState state;
-    state.set_issuer(kIssuer);
-    auto* k = state.add_signing_keys();
-    k->set_key_id(key_->key_id);
-    k->set_public_key(key_->public_key);
-    return state;
-  }
+  static perm::AuthState BaseState() { return StateTrusting(*key_); }
 
   static auth::TokenClaims Claims(const std::string& user = "alice",
                                   const std::string& jti = "tok-alice") {
-    auth::TokenClaims c;
-    c.issuer = kIssuer;
-    c.subject = user;
-    c.token_id = jti;
-    c.kind = "access";
-    c.teams = {"ml"};
-    c.issued_at = NowUnix() - 5;
-    c.expires_at = NowUnix() + 900;
-    return c;
+    return ValidClaims(user, jti);
   }
 
   static std::string Token(const auth::TokenClaims& claims) { return auth::SignJwt(claims, *key_); }
@@ -195,10 +199,6 @@ class GatewayAuthTest : public ::testing::Test {
     auto r = HttpCall(ready_->http, method, target, body, headers);
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? *r : HttpResult();
-  }
-
-  static std::vector<std::pair<std::string, std::string>> Bearer(const std::string& token) {
-    return {{"Authorization", absl::StrCat("Bearer ", token)}};
   }
 
   // Publishes `type` until the gateway has fetched the state again: proves the watcher's
@@ -407,7 +407,7 @@ TEST_F(GatewayAuthTest, GrpcProxyAuthenticatesAndAttachesThePrincipal) {
     env::Environment resp;
     grpc::Status st = environments->GetEnvironment(&ctx, get, &resp);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAUTHENTICATED) << st.error_message();
-    EXPECT_EQ(ReasonOf(st), "UNAUTHENTICATED");
+    EXPECT_EQ(ErrorReason(st), "UNAUTHENTICATED");
     EXPECT_NE(env_->last_request_id(), "grpc-no-token");
   }
   {
@@ -417,7 +417,7 @@ TEST_F(GatewayAuthTest, GrpcProxyAuthenticatesAndAttachesThePrincipal) {
     env::Environment resp;
     grpc::Status st = environments->GetEnvironment(&ctx, get, &resp);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAUTHENTICATED);
-    EXPECT_EQ(ReasonOf(st), "TOKEN_MALFORMED");
+    EXPECT_EQ(ErrorReason(st), "TOKEN_MALFORMED");
     EXPECT_EQ(st.error_message().find("not-a-jwt"), std::string::npos);
   }
   {
@@ -479,7 +479,7 @@ TEST_F(GatewayAuthTest, InternalOnlyMethodsAreNeverRouted) {
     perm::AuthState state;
     grpc::Status st = identity->GetAuthState(&ctx, perm::GetAuthStateRequest(), &state);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << st.error_message();
-    EXPECT_EQ(ReasonOf(st), "INTERNAL_ONLY");
+    EXPECT_EQ(ErrorReason(st), "INTERNAL_ONLY");
     EXPECT_EQ(state.signing_keys_size(), 0);
   }
   // Refused by the gateway itself: the permission service never saw the calls.
@@ -586,10 +586,7 @@ TEST(GatewayAuthReadinessTest, NotReadyUntilTheTokenStateIsLoaded) {
   Secret secret = WriteSecret(dir);
   auto key = auth::GenerateSigningKey();
   PermissionBackend perm(secret.value);
-  perm::AuthState state;
-  state.set_issuer(kIssuer);
-  state.add_signing_keys()->set_key_id(key.key_id);
-  state.mutable_signing_keys(0)->set_public_key(key.public_key);
+  perm::AuthState state = StateTrusting(key);
   perm.SetState(state);
   perm.SetRefusing(true);
   auto perm_address = perm.Start();
@@ -605,14 +602,7 @@ TEST(GatewayAuthReadinessTest, NotReadyUntilTheTokenStateIsLoaded) {
       &ready);
   ASSERT_TRUE(gateway.ok()) << gateway.status();
 
-  auth::TokenClaims claims;
-  claims.issuer = kIssuer;
-  claims.subject = "alice";
-  claims.token_id = "t";
-  claims.issued_at = NowUnix();
-  claims.expires_at = NowUnix() + 600;
-  std::vector<std::pair<std::string, std::string>> bearer = {
-      {"Authorization", absl::StrCat("Bearer ", auth::SignJwt(claims, key))}};
+  auto bearer = Bearer(auth::SignJwt(ValidClaims("alice", "t"), key));
   auto readyz = HttpCall(ready.http, "GET", "/readyz");
   ASSERT_TRUE(readyz.ok());
   EXPECT_EQ(readyz->status, 503) << readyz->body;
@@ -642,10 +632,7 @@ TEST(GatewayAuthBackstopTest, RevocationArrivesByPeriodicRefreshWithoutABus) {
   Secret secret = WriteSecret(dir);
   auto key = auth::GenerateSigningKey();
   PermissionBackend perm(secret.value);
-  perm::AuthState state;
-  state.set_issuer(kIssuer);
-  state.add_signing_keys()->set_key_id(key.key_id);
-  state.mutable_signing_keys(0)->set_public_key(key.public_key);
+  perm::AuthState state = StateTrusting(key);
   perm.SetState(state);
   auto perm_address = perm.Start();
   ASSERT_TRUE(perm_address.ok());
@@ -660,14 +647,7 @@ TEST(GatewayAuthBackstopTest, RevocationArrivesByPeriodicRefreshWithoutABus) {
                   secret.file),
       &ready);
   ASSERT_TRUE(gateway.ok()) << gateway.status();
-  auth::TokenClaims claims;
-  claims.issuer = kIssuer;
-  claims.subject = "alice";
-  claims.token_id = "ttl-token";
-  claims.issued_at = NowUnix();
-  claims.expires_at = NowUnix() + 600;
-  std::vector<std::pair<std::string, std::string>> bearer = {
-      {"Authorization", absl::StrCat("Bearer ", auth::SignJwt(claims, key))}};
+  auto bearer = Bearer(auth::SignJwt(ValidClaims("alice", "ttl-token"), key));
   ASSERT_TRUE(WaitFor([&] {
     auto r = HttpCall(ready.http, "GET", "/v1/projects/default/environments/x", "", bearer);
     return r.ok() && r->status == 404;
@@ -688,10 +668,7 @@ TEST(AuthStateCacheTest, RefreshesAreCoalesced) {
   std::string secret = auth::RandomToken(36);
   auto key = auth::GenerateSigningKey();
   PermissionBackend perm(secret);
-  perm::AuthState state;
-  state.set_issuer(kIssuer);
-  state.add_signing_keys()->set_key_id(key.key_id);
-  state.mutable_signing_keys(0)->set_public_key(key.public_key);
+  perm::AuthState state = StateTrusting(key);
   perm.SetState(state);
   auto address = perm.Start();
   ASSERT_TRUE(address.ok());

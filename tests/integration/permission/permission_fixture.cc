@@ -182,27 +182,4 @@ absl::Status PermissionProcess::CreateProject(const std::string& project_id,
   return st.ok() ? absl::OkStatus() : FromGrpcStatus(st);
 }
 
-namespace {
-bool Info(const grpc::Status& st, google::rpc::ErrorInfo* info) {
-  google::rpc::Status details;
-  if (!DecodeStatusDetails(st, &details)) return false;
-  for (const auto& any : details.details()) {
-    if (any.UnpackTo(info)) return true;
-  }
-  return false;
-}
-}  // namespace
-
-std::string ErrorReason(const grpc::Status& st) {
-  google::rpc::ErrorInfo info;
-  return Info(st, &info) ? info.reason() : "";
-}
-
-std::string ErrorField(const grpc::Status& st) {
-  google::rpc::ErrorInfo info;
-  if (!Info(st, &info)) return "";
-  auto it = info.metadata().find("field");
-  return it == info.metadata().end() ? "" : it->second;
-}
-
 }  // namespace submarine::testing

@@ -16,6 +16,7 @@
 #include "submarine/common/v1/events.grpc.pb.h"
 #include "submarine/permission/v1/permission.grpc.pb.h"
 #include "submarine/permission/v1/submarine_v1.grpc.pb.h"
+#include "tests/support/grpc_errors.h"
 #include "tests/support/process.h"
 #include "tests/support/test_postgres.h"
 
@@ -98,9 +99,5 @@ std::string PermissionConfig(const PermissionProcess& p, const std::string& bus 
 absl::StatusOr<std::unique_ptr<PermissionProcess>> StartPermission(
     const std::string& dbname = "", const std::string& dir = "",
     const std::string& extra_yaml = "", const std::string& bus = "");
-
-// The ErrorInfo reason / metadata.field of a failed call ("" if none).
-std::string ErrorReason(const grpc::Status& st);
-std::string ErrorField(const grpc::Status& st);
 
 }  // namespace submarine::testing

@@ -215,7 +215,7 @@ TEST_F(CredentialTest, EveryBadInputNamesItsField) {
                    const std::string& type) {
     auto st = Create(P::User("root"), user, id, secret, type);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
-    return FieldOf(st);
+    return ErrorField(st);
   };
   EXPECT_EQ(field("Alice", "gh", "s", "generic"), "parent");
   EXPECT_EQ(field("../etc", "gh", "s", "generic"), "parent");
@@ -236,7 +236,7 @@ TEST_F(CredentialTest, EveryBadInputNamesItsField) {
     v1::Credential got;
     auto st = svc_->credentials->GetCredential(svc_->As(P::User("alice")).get(), get, &got);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << name;
-    EXPECT_EQ(FieldOf(st), "name") << name;
+    EXPECT_EQ(ErrorField(st), "name") << name;
   }
   auto count = svc_->Query("SELECT count(*) FROM credentials");
   ASSERT_TRUE(count.ok());
@@ -276,7 +276,7 @@ TEST(CredentialMasterKeyTest, AWrongMasterKeyFailsClosedWithoutLeaking) {
       stub->AccessCredentialSecret(svc.As(P::Service("experiment", "alice")).get(), access, &resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INTERNAL);
   EXPECT_NE(st.error_message().find("cannot decrypt"), std::string::npos) << st.error_message();
-  EXPECT_EQ(ReasonOf(st), "CREDENTIAL_UNREADABLE");
+  EXPECT_EQ(ErrorReason(st), "CREDENTIAL_UNREADABLE");
   EXPECT_EQ(st.error_message().find("Sup3rSecret"), std::string::npos);
   EXPECT_EQ(st.error_details().find("Sup3rSecret"), std::string::npos);
   EXPECT_TRUE(resp.secret().empty());

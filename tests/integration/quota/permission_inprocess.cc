@@ -175,22 +175,4 @@ std::unique_ptr<grpc::ClientContext> PermissionInProcess::Anonymous() {
   return ctx;
 }
 
-google::rpc::ErrorInfo InfoOf(const grpc::Status& status) {
-  google::rpc::Status details;
-  google::rpc::ErrorInfo info;
-  if (!DecodeStatusDetails(status, &details)) return info;
-  for (const auto& any : details.details()) {
-    if (any.UnpackTo(&info)) break;
-  }
-  return info;
-}
-
-std::string ReasonOf(const grpc::Status& status) { return InfoOf(status).reason(); }
-
-std::string FieldOf(const grpc::Status& status) {
-  auto info = InfoOf(status);
-  auto it = info.metadata().find("field");
-  return it == info.metadata().end() ? "" : it->second;
-}
-
 }  // namespace submarine::permission::testing

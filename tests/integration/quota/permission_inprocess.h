@@ -26,6 +26,7 @@
 #include "services/permission/quota_service.h"
 #include "submarine/config/v1/config.pb.h"
 #include "submarine/permission/v1/permission.grpc.pb.h"
+#include "tests/support/grpc_errors.h"
 
 namespace submarine::permission::testing {
 
@@ -105,9 +106,8 @@ class PermissionInProcess {
   std::unique_ptr<grpc::Server> server_;
 };
 
-// ErrorInfo of a failed call (empty if none).
-google::rpc::ErrorInfo InfoOf(const grpc::Status& status);
-std::string ReasonOf(const grpc::Status& status);
-std::string FieldOf(const grpc::Status& status);
+using submarine::testing::ErrorField;
+using submarine::testing::ErrorInfoOf;
+using submarine::testing::ErrorReason;
 
 }  // namespace submarine::permission::testing

@@ -121,8 +121,8 @@ TEST_F(QuotaTest, FiftyConcurrentAcquisitionsNeverOverCommit) {
         continue;
       }
       ASSERT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
-      EXPECT_EQ(ReasonOf(st), "QUOTA_EXCEEDED");
-      auto md = InfoOf(st).metadata();
+      EXPECT_EQ(ErrorReason(st), "QUOTA_EXCEEDED");
+      auto md = ErrorInfoOf(st).metadata();
       EXPECT_EQ(md["resources"], "gpus");
       EXPECT_EQ(md["gpusRequested"], "3");
       EXPECT_EQ(md["gpusUsed"], "9");
@@ -159,7 +159,7 @@ TEST_F(QuotaTest, ConcurrentAcquisitionsForAUserAndATeamEachHoldTheirLimit) {
       continue;
     }
     ASSERT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
-    EXPECT_EQ(InfoOf(st).metadata().at("resources"), "cpu_millis");
+    EXPECT_EQ(ErrorInfoOf(st).metadata().at("resources"), "cpu_millis");
   }
   EXPECT_EQ(granted, 6);
   EXPECT_EQ(Usage("users/alice").used().cpu_millis(), 900);
@@ -178,7 +178,7 @@ TEST_F(QuotaTest, RefusalNamesEveryMissingResourceAndGrantsNothing) {
   want.set_memory_mib(1);
   auto st = Acquire(P::User("alice"), LeaseRequest("users/alice", want));
   ASSERT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-  auto md = InfoOf(st).metadata();
+  auto md = ErrorInfoOf(st).metadata();
   EXPECT_EQ(md["resources"], "cpu_millis,gpus");
   EXPECT_EQ(md["cpuMillisLimit"], "100");
   EXPECT_EQ(md["gpusRequested"], "2");
@@ -234,7 +234,7 @@ TEST_F(QuotaTest, AHolderThatStopsHeartbeatingGetsItsResourcesBack) {
   v1::Lease renewed;
   auto st = svc_->quota->HeartbeatLease(svc_->As(P::User("alice")).get(), hb, &renewed);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_EQ(ReasonOf(st), "LEASE_EXPIRED");
+  EXPECT_EQ(ErrorReason(st), "LEASE_EXPIRED");
 
   // Reclaim deletes it (and only it) and publishes LeaseChanged DELETED.
   auto reclaimed = svc_->quota_service().ReclaimExpired();
@@ -419,7 +419,7 @@ TEST_F(QuotaTest, EveryBadInputNamesItsField) {
     EXPECT_TRUE(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
                 st.error_code() == grpc::StatusCode::NOT_FOUND)
         << c.field << ": " << st.error_message();
-    EXPECT_EQ(FieldOf(st), c.field) << st.error_message();
+    EXPECT_EQ(ErrorField(st), c.field) << st.error_message();
   }
   EXPECT_EQ(Usage("users/alice").active_leases(), 0);
 
@@ -427,8 +427,8 @@ TEST_F(QuotaTest, EveryBadInputNamesItsField) {
   negative.set_serving_replicas(-1);
   auto st = SetQuota("users/alice", negative);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(FieldOf(st), "limits.serving_replicas");
-  EXPECT_EQ(FieldOf(SetQuota("users/", Gpus(1))), "owner");
+  EXPECT_EQ(ErrorField(st), "limits.serving_replicas");
+  EXPECT_EQ(ErrorField(SetQuota("users/", Gpus(1))), "owner");
 
   for (const std::string& name :
        {std::string(""), std::string("leases/"), std::string("leases/a/b"),
@@ -438,23 +438,24 @@ TEST_F(QuotaTest, EveryBadInputNamesItsField) {
     v1::Lease out;
     st = svc_->quota->HeartbeatLease(svc_->As(P::User("alice")).get(), hb, &out);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << name;
-    EXPECT_EQ(FieldOf(st), "name") << name;
+    EXPECT_EQ(ErrorField(st), "name") << name;
     v1::ReleaseLeaseRequest rel;
     rel.set_name(name);
     v1::ReleaseLeaseResponse released;
-    EXPECT_EQ(FieldOf(svc_->quota->ReleaseLease(svc_->As(P::User("alice")).get(), rel, &released)),
-              "name");
+    EXPECT_EQ(
+        ErrorField(svc_->quota->ReleaseLease(svc_->As(P::User("alice")).get(), rel, &released)),
+        "name");
   }
   v1::HeartbeatLeaseRequest hb;
   hb.set_name("leases/abc");
   hb.set_ttl_seconds(4000);
   v1::Lease out;
-  EXPECT_EQ(FieldOf(svc_->quota->HeartbeatLease(svc_->As(P::User("alice")).get(), hb, &out)),
+  EXPECT_EQ(ErrorField(svc_->quota->HeartbeatLease(svc_->As(P::User("alice")).get(), hb, &out)),
             "ttl_seconds");
   v1::ListLeasesRequest lreq;
   lreq.set_owner("nobody");
   v1::ListLeasesResponse list;
-  EXPECT_EQ(FieldOf(svc_->quota->ListLeases(svc_->As(P::User("alice")).get(), lreq, &list)),
+  EXPECT_EQ(ErrorField(svc_->quota->ListLeases(svc_->As(P::User("alice")).get(), lreq, &list)),
             "owner");
 }
 
