@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <mutex>
+#include <typeinfo>
 
 #include "common/status/status.h"
 #include "common/util/clock.h"
@@ -75,6 +76,11 @@ absl::Status CallScope::RequireAuthenticated() const {
                      "this call needs an authenticated caller");
   }
   return absl::OkStatus();
+}
+
+absl::Status EscapedException(const std::exception& e) {
+  log::Get("rpc")->error("a handler threw {}; answering INTERNAL", typeid(e).name());
+  return Internal("unexpected error handling the call");
 }
 
 }  // namespace submarine::rpc

@@ -11,13 +11,16 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <exception>
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "common/auth/principal.h"
 #include "common/log/log.h"
+#include "common/status/status.h"
 #include "submarine/common/v1/principal.pb.h"
 
 namespace submarine::rpc {
@@ -66,5 +69,31 @@ class CallScope {
   std::chrono::system_clock::time_point deadline_;
   log::ScopedRequestId bind_;
 };
+
+// Reports an exception that escaped a handler (logged with its type only: its text could quote
+// request bytes, and requests may carry secrets) and returns the INTERNAL answer for it.
+absl::Status EscapedException(const std::exception& e);
+
+// Runs a handler's `body(scope)` with the call's scope bound; the Status it returns, or INTERNAL
+// for an exception that escaped it, becomes the gRPC answer with ErrorInfo domain `domain`.
+template <class F>
+grpc::Status HandleCall(const grpc::ServerContextBase& ctx, const char* domain, F&& body) {
+  CallScope scope(ctx);
+  absl::Status status;
+  try {
+    status = body(scope);
+  } catch (const std::exception& e) {
+    status = EscapedException(e);
+  }
+  return ToGrpcStatus(status, domain);
+}
+
+// Moves a handler's result into its response message.
+template <class T>
+absl::Status Fill(absl::StatusOr<T> result, T* response) {
+  if (!result.ok()) return result.status();
+  *response = *std::move(result);
+  return absl::OkStatus();
+}
 
 }  // namespace submarine::rpc

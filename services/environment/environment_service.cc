@@ -1,6 +1,7 @@
 #include "services/environment/environment_service.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/api/json_value.h"
 #include "common/rpc/call_context.h"
 #include "common/status/status.h"
 
@@ -15,15 +16,11 @@ CallInfo Call(const rpc::CallScope& scope) {
                   authz::Caller::FromScope(scope)};
 }
 
-// Runs `body`, turning a status or any escaped exception into the gRPC answer.
+// Runs `body` with the call's CallInfo (rpc::HandleCall).
 template <class F>
 grpc::Status Handle(grpc::ServerContext* ctx, F&& body) {
-  rpc::CallScope scope(*ctx);
-  try {
-    return ToGrpcStatus(body(Call(scope)), kErrorDomain);
-  } catch (const std::exception& e) {
-    return ToGrpcStatus(Internal(absl::StrCat("unexpected error: ", e.what())), kErrorDomain);
-  }
+  return rpc::HandleCall(*ctx, kErrorDomain,
+                         [&](const rpc::CallScope& scope) { return body(Call(scope)); });
 }
 
 // --- Apache Submarine face -------------------------------------------------------------------
@@ -46,23 +43,10 @@ absl::Status V1Error(absl::StatusCode code, const std::string& message,
   return MakeError(code, reason, message);
 }
 
-Value Null() {
-  Value v;
-  v.set_null_value(google::protobuf::NULL_VALUE);
-  return v;
-}
-Value Str(const std::string& s) {
-  Value v;
-  v.set_string_value(s);
-  return v;
-}
-Value NullableStr(const std::string& s) { return s.empty() ? Null() : Str(s); }
-Value StrList(const google::protobuf::RepeatedPtrField<std::string>& items) {
-  Value v;
-  auto* list = v.mutable_list_value();
-  for (const auto& i : items) *list->add_values() = Str(i);
-  return v;
-}
+using api::json::Null;
+using api::json::NullableStr;
+using api::json::Str;
+using api::json::StrList;
 
 // {environmentId, environmentSpec{name, dockerImage, kernelSpec, description, image}}
 Value ToSubmarine(const v1::Environment& env) {

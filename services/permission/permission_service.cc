@@ -1,6 +1,7 @@
 #include "services/permission/permission_service.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/api/json_value.h"
 #include "common/rpc/call_context.h"
 #include "common/status/status.h"
 
@@ -14,26 +15,14 @@ using submarine::common::v1::SubmarineV1Response;
 // (even the exempt ones: a forgery is never ignored); the others need an authenticated caller.
 template <class F>
 grpc::Status Handle(grpc::ServerContext* ctx, bool exempt, F&& body) {
-  rpc::CallScope scope(*ctx);
-  try {
-    absl::Status st = scope.principal_status();
-    if (st.ok() && !exempt) st = scope.RequireAuthenticated();
-    if (st.ok()) {
-      st = body(CallInfo{scope.principal(), scope.request_id(), scope.subject(),
-                         scope.deadline()});
-    }
-    return ToGrpcStatus(st, kErrorDomain);
-  } catch (const std::exception& e) {
-    return ToGrpcStatus(Internal(absl::StrCat("unexpected error: ", e.what())), kErrorDomain);
-  }
+  return rpc::HandleCall(*ctx, kErrorDomain, [&](const rpc::CallScope& scope) -> absl::Status {
+    SUBMARINE_RETURN_IF_ERROR(scope.principal_status());
+    if (!exempt) SUBMARINE_RETURN_IF_ERROR(scope.RequireAuthenticated());
+    return body(CallInfo{scope.principal(), scope.request_id(), scope.subject(), scope.deadline()});
+  });
 }
 
-template <class T>
-absl::Status Assign(absl::StatusOr<T> value, T* out) {
-  if (!value.ok()) return value.status();
-  *out = *std::move(value);
-  return absl::OkStatus();
-}
+using rpc::Fill;
 
 }  // namespace
 
@@ -44,90 +33,91 @@ absl::Status Assign(absl::StatusOr<T> value, T* out) {
 
 // ---- IdentityService
 
-SUBMARINE_HANDLE(IdentityServiceImpl, Login, v1::LoginRequest, v1::LoginResponse, true,
-                 (void)call; return Assign(m_->Login(req->username(), req->password()), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, Login, v1::LoginRequest, v1::LoginResponse, true, (void)call;
+                 return Fill(m_->Login(req->username(), req->password()), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, RefreshToken, v1::RefreshTokenRequest, v1::LoginResponse,
-                 true, (void)call; return Assign(m_->Refresh(req->refresh_token()), resp))
+                 true, (void)call;
+                 return Fill(m_->Refresh(req->refresh_token()), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, Logout, v1::LogoutRequest, v1::LogoutResponse, false,
                  (void)resp; return m_->Logout(*req, call))
 SUBMARINE_HANDLE(IdentityServiceImpl, GetCurrentUser, v1::GetCurrentUserRequest, v1::User, false,
-                 (void)req; return Assign(m_->GetCurrentUser(call), resp))
+                 (void)req;
+                 return Fill(m_->GetCurrentUser(call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, GetUser, v1::GetUserRequest, v1::User, false,
-                 return Assign(m_->GetUser(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, ListUsers, v1::ListUsersRequest, v1::ListUsersResponse,
-                 false, return Assign(m_->ListUsers(*req, call), resp))
+                 return Fill(m_->GetUser(*req, call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, ListUsers, v1::ListUsersRequest, v1::ListUsersResponse, false,
+                 return Fill(m_->ListUsers(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, CreateUser, v1::CreateUserRequest, v1::User, false,
-                 return Assign(m_->CreateUser(*req, call), resp))
+                 return Fill(m_->CreateUser(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, UpdateUser, v1::UpdateUserRequest, v1::User, false,
-                 return Assign(m_->UpdateUser(*req, call), resp))
+                 return Fill(m_->UpdateUser(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, DeleteUser, v1::DeleteUserRequest, v1::DeleteUserResponse,
                  false, (void)resp; return m_->DeleteUser(*req, call))
 SUBMARINE_HANDLE(IdentityServiceImpl, SetPassword, v1::SetPasswordRequest,
                  v1::SetPasswordResponse, false, (void)resp; return m_->SetPassword(*req, call))
 SUBMARINE_HANDLE(IdentityServiceImpl, CreateTeam, v1::CreateTeamRequest, v1::Team, false,
-                 return Assign(m_->CreateTeam(*req, call), resp))
+                 return Fill(m_->CreateTeam(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, GetTeam, v1::GetTeamRequest, v1::Team, false,
-                 return Assign(m_->GetTeam(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, ListTeams, v1::ListTeamsRequest, v1::ListTeamsResponse,
-                 false, return Assign(m_->ListTeams(*req, call), resp))
+                 return Fill(m_->GetTeam(*req, call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, ListTeams, v1::ListTeamsRequest, v1::ListTeamsResponse, false,
+                 return Fill(m_->ListTeams(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, DeleteTeam, v1::DeleteTeamRequest, v1::DeleteTeamResponse,
                  false, (void)resp; return m_->DeleteTeam(*req, call))
 SUBMARINE_HANDLE(IdentityServiceImpl, SetTeamMember, v1::SetTeamMemberRequest, v1::TeamMember,
-                 false, return Assign(m_->SetTeamMember(*req, call), resp))
+                 false, return Fill(m_->SetTeamMember(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, RemoveTeamMember, v1::RemoveTeamMemberRequest,
                  v1::RemoveTeamMemberResponse, false,
                  (void)resp; return m_->RemoveTeamMember(*req, call))
 SUBMARINE_HANDLE(IdentityServiceImpl, ListTeamMembers, v1::ListTeamMembersRequest,
                  v1::ListTeamMembersResponse, false,
-                 return Assign(m_->ListTeamMembers(*req, call), resp))
+                 return Fill(m_->ListTeamMembers(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, CreateProject, v1::CreateProjectRequest, v1::Project, false,
-                 return Assign(m_->CreateProject(*req, call), resp))
+                 return Fill(m_->CreateProject(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, GetProject, v1::GetProjectRequest, v1::Project, false,
-                 return Assign(m_->GetProject(*req, call), resp))
+                 return Fill(m_->GetProject(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, ListProjects, v1::ListProjectsRequest,
-                 v1::ListProjectsResponse, false,
-                 return Assign(m_->ListProjects(*req, call), resp))
+                 v1::ListProjectsResponse, false, return Fill(m_->ListProjects(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, UpdateProject, v1::UpdateProjectRequest, v1::Project, false,
-                 return Assign(m_->UpdateProject(*req, call), resp))
+                 return Fill(m_->UpdateProject(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, DeleteProject, v1::DeleteProjectRequest,
                  v1::DeleteProjectResponse, false,
                  (void)resp; return m_->DeleteProject(*req, call))
 SUBMARINE_HANDLE(IdentityServiceImpl, CreateApiToken, v1::CreateApiTokenRequest,
                  v1::CreateApiTokenResponse, false,
-                 return Assign(m_->CreateApiToken(*req, call), resp))
+                 return Fill(m_->CreateApiToken(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, ListApiTokens, v1::ListApiTokensRequest,
-                 v1::ListApiTokensResponse, false,
-                 return Assign(m_->ListApiTokens(*req, call), resp))
+                 v1::ListApiTokensResponse, false, return Fill(m_->ListApiTokens(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, RevokeApiToken, v1::RevokeApiTokenRequest, v1::ApiToken,
-                 false, return Assign(m_->RevokeApiToken(*req, call), resp))
+                 false, return Fill(m_->RevokeApiToken(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, GetAuthState, v1::GetAuthStateRequest, v1::AuthState, false,
-                 (void)req; return Assign(m_->GetAuthState(call), resp))
+                 (void)req;
+                 return Fill(m_->GetAuthState(call), resp))
 
 // ---- AccessService
 
 SUBMARINE_HANDLE(AccessServiceImpl, CreateRoleBinding, v1::CreateRoleBindingRequest,
-                 v1::RoleBinding, false, return Assign(m_->CreateRoleBinding(*req, call), resp))
+                 v1::RoleBinding, false, return Fill(m_->CreateRoleBinding(*req, call), resp))
 SUBMARINE_HANDLE(AccessServiceImpl, ListRoleBindings, v1::ListRoleBindingsRequest,
                  v1::ListRoleBindingsResponse, false,
-                 return Assign(m_->ListRoleBindings(*req, call), resp))
+                 return Fill(m_->ListRoleBindings(*req, call), resp))
 SUBMARINE_HANDLE(AccessServiceImpl, DeleteRoleBinding, v1::DeleteRoleBindingRequest,
                  v1::DeleteRoleBindingResponse, false,
                  (void)resp; return m_->DeleteRoleBinding(*req, call))
 SUBMARINE_HANDLE(AccessServiceImpl, CreateGrant, v1::CreateGrantRequest, v1::Grant, false,
-                 return Assign(m_->CreateGrant(*req, call), resp))
+                 return Fill(m_->CreateGrant(*req, call), resp))
 SUBMARINE_HANDLE(AccessServiceImpl, ListGrants, v1::ListGrantsRequest, v1::ListGrantsResponse,
-                 false, return Assign(m_->ListGrants(*req, call), resp))
+                 false, return Fill(m_->ListGrants(*req, call), resp))
 SUBMARINE_HANDLE(AccessServiceImpl, DeleteGrant, v1::DeleteGrantRequest, v1::DeleteGrantResponse,
                  false, (void)resp; return m_->DeleteGrant(*req, call))
 SUBMARINE_HANDLE(AccessServiceImpl, CheckPermission, v1::CheckPermissionRequest,
                  v1::CheckPermissionResponse, false,
-                 return Assign(m_->CheckPermission(*req, call), resp))
+                 return Fill(m_->CheckPermission(*req, call), resp))
 SUBMARINE_HANDLE(AccessServiceImpl, BatchCheckPermissions, v1::BatchCheckPermissionsRequest,
                  v1::BatchCheckPermissionsResponse, false,
-                 return Assign(m_->BatchCheckPermissions(*req, call), resp))
+                 return Fill(m_->BatchCheckPermissions(*req, call), resp))
 SUBMARINE_HANDLE(AccessServiceImpl, ListAccessible, v1::ListAccessibleRequest,
                  v1::ListAccessibleResponse, false,
-                 return Assign(m_->ListAccessible(*req, call), resp))
+                 return Fill(m_->ListAccessible(*req, call), resp))
 
 #undef SUBMARINE_HANDLE
 
@@ -137,26 +127,10 @@ namespace {
 
 constexpr char kLoginFailed[] = "User Not Found. Please try again!";
 
-Value Null() {
-  Value v;
-  v.set_null_value(google::protobuf::NULL_VALUE);
-  return v;
-}
-Value Str(const std::string& s) {
-  Value v;
-  v.set_string_value(s);
-  return v;
-}
-Value Num(double d) {
-  Value v;
-  v.set_number_value(d);
-  return v;
-}
-Value Bool(bool b) {
-  Value v;
-  v.set_bool_value(b);
-  return v;
-}
+using api::json::Bool;
+using api::json::Null;
+using api::json::Num;
+using api::json::Str;
 
 void Envelope(SubmarineV1Response* resp, int code, const std::string& status, bool success,
               const std::string& message, Value result) {

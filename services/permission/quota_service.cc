@@ -9,24 +9,7 @@ namespace {
 
 constexpr char kDomain[] = "permission.submarine.io";
 
-// Runs `body` with the call's scope, turning a status or any escaped exception into the answer.
-template <class F>
-grpc::Status Handle(grpc::ServerContext* ctx, F&& body) {
-  rpc::CallScope scope(*ctx);
-  try {
-    return ToGrpcStatus(body(scope), kDomain);
-  } catch (const std::exception& e) {
-    return ToGrpcStatus(Internal(absl::StrCat("unexpected error: ", e.what())), kDomain);
-  }
-}
-
-// Copies a StatusOr's value into the response.
-template <class T>
-absl::Status Fill(absl::StatusOr<T> result, T* resp) {
-  if (!result.ok()) return result.status();
-  *resp = *std::move(result);
-  return absl::OkStatus();
-}
+using rpc::Fill;
 
 }  // namespace
 
@@ -39,40 +22,46 @@ absl::StatusOr<int64_t> QuotaServiceImpl::ReclaimExpired() { return manager_.Rec
 
 grpc::Status QuotaServiceImpl::SetQuota(grpc::ServerContext* ctx, const v1::SetQuotaRequest* req,
                                         v1::Usage* resp) {
-  return Handle(ctx,
-                [&](const rpc::CallScope& s) { return Fill(manager_.SetQuota(*req, s), resp); });
+  return rpc::HandleCall(*ctx, kDomain, [&](const rpc::CallScope& s) {
+    return Fill(manager_.SetQuota(*req, s), resp);
+  });
 }
 
 grpc::Status QuotaServiceImpl::GetUsage(grpc::ServerContext* ctx, const v1::GetUsageRequest* req,
                                         v1::Usage* resp) {
-  return Handle(ctx,
-                [&](const rpc::CallScope& s) { return Fill(manager_.GetUsage(*req, s), resp); });
+  return rpc::HandleCall(*ctx, kDomain, [&](const rpc::CallScope& s) {
+    return Fill(manager_.GetUsage(*req, s), resp);
+  });
 }
 
 grpc::Status QuotaServiceImpl::AcquireLease(grpc::ServerContext* ctx,
                                             const v1::AcquireLeaseRequest* req, v1::Lease* resp) {
-  return Handle(
-      ctx, [&](const rpc::CallScope& s) { return Fill(manager_.AcquireLease(*req, s), resp); });
+  return rpc::HandleCall(*ctx, kDomain, [&](const rpc::CallScope& s) {
+    return Fill(manager_.AcquireLease(*req, s), resp);
+  });
 }
 
 grpc::Status QuotaServiceImpl::HeartbeatLease(grpc::ServerContext* ctx,
                                               const v1::HeartbeatLeaseRequest* req,
                                               v1::Lease* resp) {
-  return Handle(
-      ctx, [&](const rpc::CallScope& s) { return Fill(manager_.HeartbeatLease(*req, s), resp); });
+  return rpc::HandleCall(*ctx, kDomain, [&](const rpc::CallScope& s) {
+    return Fill(manager_.HeartbeatLease(*req, s), resp);
+  });
 }
 
 grpc::Status QuotaServiceImpl::ReleaseLease(grpc::ServerContext* ctx,
                                             const v1::ReleaseLeaseRequest* req,
                                             v1::ReleaseLeaseResponse*) {
-  return Handle(ctx, [&](const rpc::CallScope& s) { return manager_.ReleaseLease(*req, s); });
+  return rpc::HandleCall(*ctx, kDomain,
+                         [&](const rpc::CallScope& s) { return manager_.ReleaseLease(*req, s); });
 }
 
 grpc::Status QuotaServiceImpl::ListLeases(grpc::ServerContext* ctx,
                                           const v1::ListLeasesRequest* req,
                                           v1::ListLeasesResponse* resp) {
-  return Handle(ctx,
-                [&](const rpc::CallScope& s) { return Fill(manager_.ListLeases(*req, s), resp); });
+  return rpc::HandleCall(*ctx, kDomain, [&](const rpc::CallScope& s) {
+    return Fill(manager_.ListLeases(*req, s), resp);
+  });
 }
 
 }  // namespace submarine::permission
