@@ -1,5 +1,8 @@
 #include "common/status/status.h"
 
+#include <algorithm>
+#include <cstdio>
+
 #include "absl/strings/str_cat.h"
 #include "google/rpc/status.pb.h"
 
@@ -18,7 +21,65 @@ std::string DefaultReason(absl::StatusCode code) {
   }
 }
 
+// Length of the UTF-8 sequence starting at s[i] if it is valid, else 0.
+size_t Utf8Length(const std::string& s, size_t i) {
+  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = byte(i);
+  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+  }
+  // Overlong encodings, surrogates and code points past U+10FFFF are invalid too.
+  if (n == 2 && c < 0xC2) return 0;
+  if (n == 3) {
+    unsigned char c1 = byte(i + 1);
+    if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0)) return 0;
+  }
+  if (n == 4) {
+    unsigned char c1 = byte(i + 1);
+    if ((c == 0xF0 && c1 < 0x90) || c > 0xF4 || (c == 0xF4 && c1 >= 0x90)) return 0;
+  }
+  return n;
+}
+
 }  // namespace
+
+bool IsValidUtf8(const std::string& text) {
+  for (size_t i = 0; i < text.size();) {
+    size_t n = Utf8Length(text, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string QuoteInput(const std::string& input, size_t max_bytes) {
+  std::string out;
+  out.reserve(std::min(input.size(), max_bytes) + 8);
+  for (size_t i = 0; i < input.size();) {
+    size_t n = Utf8Length(input, i);
+    std::string piece;
+    if (n == 0) {
+      piece = "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
+      n = 1;
+    } else if (n == 1 && (static_cast<unsigned char>(input[i]) < 0x20 || input[i] == 0x7F)) {
+      char c = input[i];
+      piece = c == '\n' ? "\\n" : c == '\t' ? "\\t" : c == '\r' ? "\\r" : "";
+      if (piece.empty()) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\x%02X", static_cast<unsigned char>(c));
+        piece = buf;
+      }
+    } else {
+      piece = input.substr(i, n);
+    }
+    if (out.size() + piece.size() > max_bytes) return out + "...";
+    out += piece;
+    i += n;
+  }
+  return out;
+}
 
 absl::Status MakeError(absl::StatusCode code, const std::string& reason, const std::string& message,
                        std::initializer_list<std::pair<std::string, std::string>> metadata) {
@@ -66,11 +127,15 @@ grpc::Status ToGrpcStatus(const absl::Status& status, const std::string& domain)
   google::rpc::ErrorInfo info;
   if (!GetErrorInfo(status, &info)) info.set_reason(DefaultReason(status.code()));
   if (info.domain().empty()) info.set_domain(domain);
+  for (auto& [key, value] : *info.mutable_metadata()) {
+    value = QuoteInput(value, kMaxErrorMetadataBytes);
+  }
+  std::string message = QuoteInput(Message(status), kMaxErrorMessageBytes);
   google::rpc::Status rpc;
   rpc.set_code(static_cast<int>(status.code()));
-  rpc.set_message(std::string(status.message()));
+  rpc.set_message(message);
   rpc.add_details()->PackFrom(info);
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()),
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), message,
                       rpc.SerializeAsString());
 }
 

@@ -17,6 +17,9 @@
 
 namespace submarine {
 
+inline constexpr size_t kMaxErrorMessageBytes = 1024;
+inline constexpr size_t kMaxErrorMetadataBytes = 256;
+
 // Builds a status with an ErrorInfo. `metadata` keys are lowerCamel and should hold every dynamic
 // value of `message` (e.g. {"field", "environment.image"}).
 absl::Status MakeError(absl::StatusCode code, const std::string& reason, const std::string& message,
@@ -29,11 +32,23 @@ absl::Status AlreadyExists(const std::string& what, const std::string& name);
 absl::Status Unavailable(const std::string& message);
 absl::Status Internal(const std::string& message);
 
+// How user input appears in an error message or its metadata: valid UTF-8 (invalid bytes become
+// U+FFFD), control characters escaped (\n, \x01), and at most `max_bytes` of it, cut on a
+// character boundary and followed by "..." when longer. An error never echoes a whole request
+// field: a long value would inflate every log line and the grpc-status-details-bin header.
+std::string QuoteInput(const std::string& input, size_t max_bytes = 64);
+// Whether `text` is well-formed UTF-8 (no overlong forms, surrogates or code points past
+// U+10FFFF): what protobuf requires of every string field.
+bool IsValidUtf8(const std::string& text);
+
 // The ErrorInfo attached to `status`, if any.
 bool GetErrorInfo(const absl::Status& status, google::rpc::ErrorInfo* out);
 
 // Converts at the gRPC edge. `domain` (e.g. "environment.submarine.io") fills ErrorInfo.domain
 // when the status carries none; a status without ErrorInfo gets a reason derived from its code.
+// As a last line of defence the message is cut to kMaxErrorMessageBytes and every metadata value
+// to kMaxErrorMetadataBytes (QuoteInput), so no error can exceed gRPC's metadata limits or carry
+// invalid UTF-8.
 grpc::Status ToGrpcStatus(const absl::Status& status, const std::string& domain);
 
 // The reverse, for clients of other services: keeps code, message and ErrorInfo.

@@ -48,4 +48,32 @@ TEST(Status, HttpMappingFollowsAip193) {
 }
 
 }  // namespace
+TEST(Status, QuoteInputCutsEscapesAndRepairs) {
+  EXPECT_EQ(QuoteInput("plain"), "plain");
+  EXPECT_EQ(QuoteInput(std::string(100, 'a'), 10), "aaaaaaaaaa...");
+  EXPECT_EQ(QuoteInput("line\nforged"), "line\\nforged");
+  EXPECT_EQ(QuoteInput(std::string("nul\0x", 5)), "nul\\x00x");
+  EXPECT_EQ(QuoteInput("\xC0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong NUL
+  // A multi-byte character is never cut in half.
+  EXPECT_EQ(QuoteInput("ab\xC3\xA9", 3), "ab...");
+  EXPECT_TRUE(IsValidUtf8("caf\xC3\xA9"));
+  EXPECT_FALSE(IsValidUtf8("\xFF\xFE"));
+  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));  // a surrogate
+}
+
+TEST(Status, TheGrpcEdgeBoundsMessagesAndMetadata) {
+  std::string huge(4000, 'x');
+  grpc::Status g = ToGrpcStatus(
+      MakeError(absl::StatusCode::kInvalidArgument, "INVALID_FIELD", "order_by: " + huge,
+                {{"value", huge + "\xFF"}}),
+      "d");
+  EXPECT_LE(g.error_message().size(), kMaxErrorMessageBytes + 3);
+  google::rpc::Status details;
+  ASSERT_TRUE(DecodeStatusDetails(g, &details));
+  google::rpc::ErrorInfo info;
+  ASSERT_TRUE(details.details(0).UnpackTo(&info));
+  EXPECT_LE(info.metadata().at("value").size(), kMaxErrorMetadataBytes + 3);
+  EXPECT_TRUE(IsValidUtf8(info.metadata().at("value")));
+}
+
 }  // namespace submarine
