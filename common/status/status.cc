@@ -86,7 +86,9 @@ absl::Status MakeError(absl::StatusCode code, const std::string& reason, const s
   absl::Status st(code, message);
   google::rpc::ErrorInfo info;
   info.set_reason(reason);
-  for (const auto& [k, v] : metadata) (*info.mutable_metadata())[k] = v;
+  for (const auto& [k, v] : metadata) {
+    (*info.mutable_metadata())[k] = QuoteInput(v, kMaxErrorMetadataBytes);
+  }
   st.SetPayload(kErrorInfoUrl, absl::Cord(info.SerializeAsString()));
   return st;
 }
