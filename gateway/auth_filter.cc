@@ -27,8 +27,7 @@ bool IsAuthExempt(const google::protobuf::MethodDescriptor* method) {
 }
 
 bool IsInternalOnly(const google::protobuf::MethodDescriptor* method) {
-  return method != nullptr &&
-         method->options().GetExtension(submarine::common::v1::internal_only);
+  return method != nullptr && method->options().GetExtension(submarine::common::v1::internal_only);
 }
 
 absl::StatusOr<std::optional<Principal>> AuthFilter::Authenticate(
@@ -43,9 +42,8 @@ absl::StatusOr<std::optional<Principal>> AuthFilter::Authenticate(
     CountFailure(unavailable);
     return unavailable;
   }
-  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                    clock_->Now().time_since_epoch())
-                    .count();
+  int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(clock_->Now().time_since_epoch()).count();
   auto principal = snapshot->Authenticate(authorization, now);
   if (!principal.ok()) {
     CountFailure(principal.status());
@@ -55,9 +53,9 @@ absl::StatusOr<std::optional<Principal>> AuthFilter::Authenticate(
 }
 
 void AuthFilter::Attach(grpc::ClientContext* ctx, const std::optional<Principal>& principal,
-                        const std::string& request_id) const {
+                        const std::string& request_id, const std::string& method) const {
   if (principal.has_value() && codec_ != nullptr) {
-    codec_->Attach(ctx, *principal, request_id);  // adds x-request-id too
+    codec_->Attach(ctx, *principal, request_id, method);  // adds x-request-id too
   } else {
     ctx->AddMetadata(rpc::kRequestIdHeader, request_id);
   }

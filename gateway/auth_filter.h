@@ -48,10 +48,12 @@ class AuthFilter {
   absl::StatusOr<std::optional<submarine::common::v1::Principal>> Authenticate(
       const google::protobuf::MethodDescriptor* method, std::string_view authorization) const;
 
-  // Adds x-request-id and, for a principal, x-submarine-principal + its MAC to a backend call.
+  // Adds x-request-id and, for a principal, x-submarine-principal + its MAC to a backend call of
+  // `method` ("/package.Service/Method"). Set the call's deadline first: the signed principal
+  // expires with it.
   void Attach(grpc::ClientContext* ctx,
               const std::optional<submarine::common::v1::Principal>& principal,
-              const std::string& request_id) const;
+              const std::string& request_id, const std::string& method) const;
 
  private:
   StateSource state_;

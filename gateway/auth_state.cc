@@ -6,6 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
+#include "common/rpc/call_context.h"
+#include "common/rpc/channel.h"
 #include "common/status/status.h"
 #include "common/util/clock.h"
 
@@ -108,7 +110,7 @@ absl::StatusOr<Principal> AuthSnapshot::Authenticate(std::string_view authorizat
 }
 
 absl::StatusOr<auth::TokenClaims> AuthSnapshot::Verify(std::string_view token,
-                                                      int64_t now_unix) const {
+                                                       int64_t now_unix) const {
   std::string key(token);
   {
     std::lock_guard lock(cache_mu_);
@@ -154,7 +156,7 @@ absl::Status AuthStateCache::Start() {
   if (options_.address.empty()) {
     return InvalidField("auth.address", "the gateway needs the permission service's address");
   }
-  if (options_.codec == nullptr) {
+  if (rpc::GetPrincipalCodec() == nullptr) {
     return InvalidField("server.gateway_secret_file",
                         "the gateway needs the internal secret to call the permission service");
   }
@@ -165,7 +167,7 @@ absl::Status AuthStateCache::Start() {
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
-  channel_ = grpc::CreateCustomChannel(options_.address, grpc::InsecureChannelCredentials(), args);
+  channel_ = rpc::MakeChannel(options_.address, args);
   stub_ = perm::IdentityService::NewStub(channel_);
   {
     std::lock_guard lock(mu_);
@@ -253,12 +255,9 @@ absl::Status AuthStateCache::FetchOnce() {
       "gateway_auth_state_fetches_total", "GetAuthState calls by result", "result=\"ok\"");
   static metrics::Counter* failures = metrics::Registry::Global().GetCounter(
       "gateway_auth_state_fetches_total", "GetAuthState calls by result", "result=\"error\"");
-  submarine::common::v1::Principal self;
-  self.set_kind(submarine::common::v1::Principal::SERVICE);
-  self.set_service("gateway");
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + options_.timeout);
-  options_.codec->Attach(&ctx, self, IdGenerator::Secure().Uuid());
+  rpc::ActAs(&ctx, auth::ServicePrincipal("gateway"));
   perm::AuthState state;
   grpc::Status status = stub_->GetAuthState(&ctx, perm::GetAuthStateRequest(), &state);
   if (!status.ok()) {

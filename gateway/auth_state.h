@@ -73,8 +73,8 @@ class AuthSnapshot {
 
   auth::JwtVerifier verifier_;
   std::string issuer_;
-  std::unordered_set<std::string> revoked_;  // jti
-  std::unordered_set<std::string> blocked_;  // usernames
+  std::unordered_set<std::string> revoked_;              // jti
+  std::unordered_set<std::string> blocked_;              // usernames
   std::unordered_map<std::string, int64_t> not_before_;  // username -> Unix seconds
 
   // Verified tokens, most recently used first. The key is the whole token, so a hit is an exact
@@ -97,8 +97,6 @@ class AuthStateCache : public rpc::BackgroundTask {
     std::string subscribe_endpoint;  // the bus' XPUB endpoint; empty: backstop refreshes only
     std::chrono::milliseconds refresh_interval{30000};
     std::chrono::milliseconds timeout{2000};  // deadline of each GetAuthState call
-    // Signs the gateway's SERVICE principal on GetAuthState (an internal-only method).
-    std::shared_ptr<const auth::PrincipalCodec> codec;
   };
 
   explicit AuthStateCache(Options options);
@@ -108,7 +106,8 @@ class AuthStateCache : public rpc::BackgroundTask {
 
   std::string TaskName() const override { return "auth-state"; }
   // Starts the refresher (first fetch at once) and the watcher. INVALID_ARGUMENT if the address
-  // or codec is missing.
+  // is missing or the process has no principal codec (rpc::SetPrincipalCodec) to sign its
+  // GetAuthState calls (an internal-only method) with.
   absl::Status Start() override;
   void Stop() override;
 

@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "common/rpc/channel.h"
 #include "common/status/status.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
@@ -24,8 +25,7 @@ absl::StatusOr<std::unique_ptr<BackendPool>> BackendPool::Create(
       args.SetMaxReceiveMessageSize(16 * 1024 * 1024);
       auto owned = std::make_unique<Backend>();
       owned->address = b.address();
-      owned->channel =
-          grpc::CreateCustomChannel(b.address(), grpc::InsecureChannelCredentials(), args);
+      owned->channel = rpc::MakeChannel(b.address(), args);
       owned->stub = std::make_unique<grpc::GenericStub>(owned->channel);
       backend = owned.get();
       pool->backends_.push_back(std::move(owned));

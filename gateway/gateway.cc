@@ -3,15 +3,16 @@
 #include <grpcpp/impl/codegen/proto_utils.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
 #include "common/rpc/call_context.h"
+#include "common/rpc/channel.h"
 #include "common/status/status.h"
 #include "common/util/clock.h"
 #include "gateway/openapi.h"
@@ -124,6 +125,7 @@ absl::Status Gateway::InitAuth() {
   }
   SUBMARINE_ASSIGN_OR_RETURN(std::string secret, auth::LoadInternalSecret(secret_file));
   auto codec = std::make_shared<const auth::PrincipalCodec>(std::move(secret));
+  rpc::SetPrincipalCodec(codec);  // signs the gateway's own calls (GetAuthState)
   AuthStateCache::Options options;
   options.address = a.address();
   options.subscribe_endpoint = a.subscribe_endpoint();
@@ -131,7 +133,6 @@ absl::Status Gateway::InitAuth() {
       std::chrono::milliseconds(a.cache_ttl_ms() ? a.cache_ttl_ms() : kDefaultAuthRefreshMs);
   options.timeout =
       std::chrono::milliseconds(a.timeout_ms() ? a.timeout_ms() : kDefaultAuthTimeoutMs);
-  options.codec = codec;
   if (options.subscribe_endpoint.empty()) {
     log->warn("auth.subscribe_endpoint is not set: revocations reach the gateway only every {} ms",
               options.refresh_interval.count());
@@ -143,6 +144,8 @@ absl::Status Gateway::InitAuth() {
 }
 
 absl::Status Gateway::Init() {
+  // Before any channel exists: backends and the permission service are dialled with it.
+  SUBMARINE_RETURN_IF_ERROR(rpc::SetPeerTls(config_.server().peer_tls()));
   SUBMARINE_RETURN_IF_ERROR(InitAuth());
   SUBMARINE_ASSIGN_OR_RETURN(backends_, BackendPool::Create(config_));
   SUBMARINE_ASSIGN_OR_RETURN(routes_, RouteTable::Build(backends_->Services()));
@@ -177,6 +180,7 @@ submarine::config::v1::ServerConfig Gateway::RunnerConfig() const {
 }
 
 void Gateway::Register(rpc::ServerRunner* runner) {
+  runner->ObserveCallsOnly();  // callers authenticate with tokens, checked by AuthFilter
   if (proxy_) runner->SetGenericService(proxy_.get());
   runner->AddReadyField("http", http_address_);
   if (auth_state_) runner->AddTask(auth_state_.get());
@@ -353,7 +357,8 @@ void Gateway::HandleReadiness(const std::shared_ptr<Pending>& pending) {
         REST_FACE_UNSPECIFIED,
         MakeError(absl::StatusCode::kUnavailable, "AUTH_STATE_UNAVAILABLE",
                   absl::StrCat("the token state has not been loaded from the permission service "
-                               "at ", config_.auth().address(), ": ",
+                               "at ",
+                               config_.auth().address(), ": ",
                                submarine::Message(auth_state_->last_error())),
                   {{"backend", config_.auth().address()}}));
     return Reply(pending, reply.status, std::move(reply.body));
@@ -410,7 +415,7 @@ void Gateway::CallBackend(const std::shared_ptr<Pending>& pending, const Route& 
   pending->backend = &backend;
   pending->request = std::move(request);
   pending->client.set_deadline(std::chrono::system_clock::now() + timeout_);
-  auth_.Attach(&pending->client, pending->principal, pending->request_id);
+  auth_.Attach(&pending->client, pending->principal, pending->request_id, route.grpc_method);
   const HttpRequest& req = pending->exchange->request();
   for (const char* header : {"traceparent", "tracestate"}) {
     std::string_view value = req.Header(header);

@@ -1,8 +1,8 @@
 #include "gateway/grpc_proxy.h"
 
-#include <string>
-
 #include <google/protobuf/descriptor.h>
+
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "common/log/log.h"
@@ -81,14 +81,14 @@ class ProxyCall : public grpc::ServerGenericBidiReactor {
     }
     bool generated = !rpc::AcceptableRequestId(request_id);
     if (generated) request_id = IdGenerator::Secure().Uuid();
-    auth_->Attach(&client_, principal_, request_id);
-    // A client-sent id is echoed by the server's interceptor; a generated one is added here.
-    if (generated) context_->AddInitialMetadata(rpc::kRequestIdHeader, request_id);
     auto deadline = context_->deadline();
     if (deadline == std::chrono::system_clock::time_point::max()) {
       deadline = std::chrono::system_clock::now() + default_timeout_;
     }
     client_.set_deadline(deadline);
+    auth_->Attach(&client_, principal_, request_id, context_->method());
+    // A client-sent id is echoed by the server's interceptor; a generated one is added here.
+    if (generated) context_->AddInitialMetadata(rpc::kRequestIdHeader, request_id);
     log::ScopedRequestId bind(request_id);
     log::Get("gateway")->debug("proxying {} to {}", context_->method(), backend_->address);
     backend_->stub->UnaryCall(&client_, context_->method(), grpc::StubOptions(), &request_,

@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/log/log.h"
+#include "common/rpc/channel.h"
 #include "common/status/status.h"
 #include "submarine/permission/v1/permission.grpc.pb.h"
 
@@ -24,9 +25,7 @@ using submarine::permission::v1::Permission;
 
 constexpr char kTopicPrefix[] = "submarine.permission.v1.";
 
-std::string PermissionName(Permission p) {
-  return submarine::permission::v1::Permission_Name(p);
-}
+std::string PermissionName(Permission p) { return submarine::permission::v1::Permission_Name(p); }
 
 // Cache keys: the parts joined by a byte that cannot occur in resource names or subjects.
 std::string Key(std::initializer_list<std::string> parts) {
@@ -39,15 +38,14 @@ class GrpcPermissionBackend final : public PermissionBackend {
  public:
   GrpcPermissionBackend(const std::string& address, std::string service_name,
                         std::chrono::milliseconds timeout)
-      : stub_(AccessService::NewStub(
-            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))),
+      : stub_(AccessService::NewStub(rpc::MakeChannel(address))),
         service_name_(std::move(service_name)),
         timeout_(timeout) {}
 
   absl::StatusOr<CheckPermissionResponse> CheckPermission(
-      const Caller& caller, const CheckPermissionRequest& request) override {
+      const rpc::CallInfo& call, const CheckPermissionRequest& request) override {
     grpc::ClientContext ctx;
-    SUBMARINE_RETURN_IF_ERROR(Prepare(caller, &ctx));
+    Prepare(call, &ctx);
     CheckPermissionResponse resp;
     grpc::Status st = stub_->CheckPermission(&ctx, request, &resp);
     if (!st.ok()) return FromGrpcStatus(st);
@@ -55,9 +53,9 @@ class GrpcPermissionBackend final : public PermissionBackend {
   }
 
   absl::StatusOr<ListAccessibleResponse> ListAccessible(
-      const Caller& caller, const ListAccessibleRequest& request) override {
+      const rpc::CallInfo& call, const ListAccessibleRequest& request) override {
     grpc::ClientContext ctx;
-    SUBMARINE_RETURN_IF_ERROR(Prepare(caller, &ctx));
+    Prepare(call, &ctx);
     ListAccessibleResponse resp;
     grpc::Status st = stub_->ListAccessible(&ctx, request, &resp);
     if (!st.ok()) return FromGrpcStatus(st);
@@ -65,21 +63,10 @@ class GrpcPermissionBackend final : public PermissionBackend {
   }
 
  private:
-  absl::Status Prepare(const Caller& caller, grpc::ClientContext* ctx) {
-    // The codec is installed by ServerRunner::Start(), after the authorizer was created.
-    auto codec = rpc::GetPrincipalCodec();
-    if (codec == nullptr) {
-      return Unavailable(
-          "this service has no internal secret (server.gateway_secret_file) to call the "
-          "permission service with");
-    }
-    ctx->set_deadline(std::min(caller.deadline, std::chrono::system_clock::now() + timeout_));
-    Principal self;
-    self.set_kind(Principal::SERVICE);
-    self.set_service(service_name_);
-    self.set_user(caller.principal.user());
-    codec->Attach(ctx, self, caller.request_id);
-    return absl::OkStatus();
+  // The permission service is asked as this service acting for the caller's user.
+  void Prepare(const rpc::CallInfo& call, grpc::ClientContext* ctx) {
+    ctx->set_deadline(std::min(call.deadline, std::chrono::system_clock::now() + timeout_));
+    rpc::ActAs(ctx, auth::ServicePrincipal(service_name_, call.user()), call.request_id);
   }
 
   std::unique_ptr<AccessService::Stub> stub_;
@@ -92,20 +79,11 @@ class GrpcPermissionBackend final : public PermissionBackend {
 bool InvalidatesAnswers(const std::string& topic) {
   // Tokens are the gateway's business; quotas, leases and credentials are not access.
   static const std::set<std::string> kIrrelevant = {
-      "submarine.permission.v1.TokenRevoked",      "submarine.permission.v1.QuotaChanged",
-      "submarine.permission.v1.LeaseChanged",      "submarine.permission.v1.CredentialChanged",
+      "submarine.permission.v1.TokenRevoked",       "submarine.permission.v1.QuotaChanged",
+      "submarine.permission.v1.LeaseChanged",       "submarine.permission.v1.CredentialChanged",
       "submarine.permission.v1.CredentialAccessed",
   };
   return absl::StartsWith(topic, kTopicPrefix) && kIrrelevant.count(topic) == 0;
-}
-
-Caller Caller::FromScope(const rpc::CallScope& scope) {
-  Caller c;
-  c.principal = scope.principal();
-  c.authenticated = scope.RequireAuthenticated();
-  c.request_id = scope.request_id();
-  c.deadline = scope.deadline();
-  return c;
 }
 
 std::unique_ptr<PermissionBackend> MakeGrpcPermissionBackend(const std::string& address,
@@ -169,9 +147,9 @@ Authorizer::Authorizer(Options options, std::unique_ptr<PermissionBackend> backe
                            "Permission questions the permission service could not answer "
                            "(refused: fail closed)",
                            labels);
-  invalidations_ = reg.GetCounter("submarine_authz_invalidations_total",
-                                  "Times the authorizer dropped its cache (events, resyncs)",
-                                  labels);
+  invalidations_ =
+      reg.GetCounter("submarine_authz_invalidations_total",
+                     "Times the authorizer dropped its cache (events, resyncs)", labels);
   if (!options_.insecure && !options_.subscribe_endpoint.empty()) {
     events::ChangeWatcher::Options w;
     w.name = absl::StrCat(options_.service_name, ".authz");
@@ -201,6 +179,12 @@ void Authorizer::InvalidateAll() {
   invalidations_->Inc();
 }
 
+absl::Status Authorizer::RequireCaller(const rpc::CallInfo& call) {
+  if (!call.anonymous()) return absl::OkStatus();
+  return MakeError(absl::StatusCode::kUnauthenticated, "UNAUTHENTICATED",
+                   "this call needs an authenticated caller");
+}
+
 std::string Authorizer::SubjectFor(const Principal& principal) {
   if (principal.kind() == Principal::SERVICE && principal.user().empty()) return "";
   return absl::StrCat("users/", principal.user());
@@ -210,21 +194,14 @@ absl::Status Authorizer::BackendError(const absl::Status& status) {
   errors_->Inc();
   log::Get("authz")->warn("permission service could not answer: {}", Message(status));
   return MakeError(absl::StatusCode::kUnavailable, "PERMISSION_SERVICE_UNAVAILABLE",
-                   "the permission service could not be asked; the call was refused",
-                   {{"cause", Message(status)}});
+                   "the permission service could not be asked; the call was refused");
 }
 
-absl::Status Authorizer::Check(const rpc::CallScope& scope, const std::string& resource,
+absl::Status Authorizer::Check(const rpc::CallInfo& call, const std::string& resource,
                                Permission permission) {
   if (options_.insecure) return absl::OkStatus();
-  return Check(Caller::FromScope(scope), resource, permission);
-}
-
-absl::Status Authorizer::Check(const Caller& caller, const std::string& resource,
-                               Permission permission) {
-  if (options_.insecure) return absl::OkStatus();
-  SUBMARINE_RETURN_IF_ERROR(caller.authenticated);
-  std::string subject = SubjectFor(caller.principal);
+  SUBMARINE_RETURN_IF_ERROR(RequireCaller(call));
+  std::string subject = SubjectFor(call.principal);
   if (subject.empty()) return absl::OkStatus();  // a service acting for itself
 
   std::string key = Key({"check", subject, resource, PermissionName(permission)});
@@ -239,13 +216,13 @@ absl::Status Authorizer::Check(const Caller& caller, const std::string& resource
     req.set_subject(subject);
     req.set_resource(resource);
     req.set_permission(permission);
-    auto resp = backend_->CheckPermission(caller, req);
+    auto resp = backend_->CheckPermission(call, req);
     if (!resp.ok()) return BackendError(resp.status());
     answer = Answer{resp->allowed(), resp->project_missing(), {}};
     cache_.Put(key, *answer, generation, fetched_at);
   }
   if (answer->allowed) return absl::OkStatus();
-  if (answer->project_missing && caller.principal.admin()) {
+  if (answer->project_missing && call.principal.admin()) {
     // Only a platform admin could read the project if it existed, so only they learn it does not.
     std::string project = resource.substr(0, resource.find('/', resource.find('/') + 1));
     return MakeError(absl::StatusCode::kNotFound, "PROJECT_NOT_FOUND",
@@ -254,21 +231,13 @@ absl::Status Authorizer::Check(const Caller& caller, const std::string& resource
   return PermissionDenied(resource, permission);
 }
 
-absl::StatusOr<Authorizer::Visible> Authorizer::ListAccessible(const rpc::CallScope& scope,
+absl::StatusOr<Authorizer::Visible> Authorizer::ListAccessible(const rpc::CallInfo& call,
                                                                const std::string& parent,
                                                                const std::string& collection,
                                                                Permission permission) {
   if (options_.insecure) return Visible{true, {}};
-  return ListAccessible(Caller::FromScope(scope), parent, collection, permission);
-}
-
-absl::StatusOr<Authorizer::Visible> Authorizer::ListAccessible(const Caller& caller,
-                                                               const std::string& parent,
-                                                               const std::string& collection,
-                                                               Permission permission) {
-  if (options_.insecure) return Visible{true, {}};
-  SUBMARINE_RETURN_IF_ERROR(caller.authenticated);
-  std::string subject = SubjectFor(caller.principal);
+  SUBMARINE_RETURN_IF_ERROR(RequireCaller(call));
+  std::string subject = SubjectFor(call.principal);
   if (subject.empty()) return Visible{true, {}};
 
   std::string key = Key({"list", subject, parent, collection, PermissionName(permission)});
@@ -284,7 +253,7 @@ absl::StatusOr<Authorizer::Visible> Authorizer::ListAccessible(const Caller& cal
   req.set_parent(parent);
   req.set_collection(collection);
   req.set_permission(permission);
-  auto resp = backend_->ListAccessible(caller, req);
+  auto resp = backend_->ListAccessible(call, req);
   if (!resp.ok()) return BackendError(resp.status());
   Answer answer;
   answer.visible.all = resp->all();

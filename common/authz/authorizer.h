@@ -14,7 +14,7 @@
 //
 // Results of Check():
 //   OK                  allowed (or insecure_no_authorization);
-//   UNAUTHENTICATED     anonymous caller, or principal headers that did not verify;
+//   UNAUTHENTICATED     anonymous caller;
 //   PERMISSION_DENIED   reason PERMISSION_DENIED, naming resource and permission; identical
 //                       whether or not the resource exists;
 //   NOT_FOUND           reason PROJECT_NOT_FOUND, only when the project does not exist AND the
@@ -46,17 +46,6 @@
 
 namespace submarine::authz {
 
-// The part of a call the authorizer needs (built from an rpc::CallScope; tests build it directly).
-struct Caller {
-  submarine::common::v1::Principal principal;
-  // OK for a verified principal; otherwise what RequireAuthenticated() said.
-  absl::Status authenticated;
-  std::string request_id;
-  std::chrono::system_clock::time_point deadline = std::chrono::system_clock::time_point::max();
-
-  static Caller FromScope(const rpc::CallScope& scope);
-};
-
 // The permission service as the authorizer sees it: one question per call, no caching. An
 // interface so the cache logic can be tested with a fake.
 class PermissionBackend {
@@ -64,9 +53,11 @@ class PermissionBackend {
   virtual ~PermissionBackend() = default;
   // `request.subject` is already set to the user being asked about.
   virtual absl::StatusOr<submarine::permission::v1::CheckPermissionResponse> CheckPermission(
-      const Caller& caller, const submarine::permission::v1::CheckPermissionRequest& request) = 0;
+      const rpc::CallInfo& call,
+      const submarine::permission::v1::CheckPermissionRequest& request) = 0;
   virtual absl::StatusOr<submarine::permission::v1::ListAccessibleResponse> ListAccessible(
-      const Caller& caller, const submarine::permission::v1::ListAccessibleRequest& request) = 0;
+      const rpc::CallInfo& call,
+      const submarine::permission::v1::ListAccessibleRequest& request) = 0;
 };
 
 // The real backend: AccessService over gRPC, called as Principal{SERVICE, service_name, user}.
@@ -99,9 +90,7 @@ class Authorizer {
   ~Authorizer();
 
   // See the header comment for the results.
-  absl::Status Check(const rpc::CallScope& scope, const std::string& resource,
-                     submarine::permission::v1::Permission permission);
-  absl::Status Check(const Caller& caller, const std::string& resource,
+  absl::Status Check(const rpc::CallInfo& call, const std::string& resource,
                      submarine::permission::v1::Permission permission);
 
   // Which resources of `collection` under `parent` ("projects/{p}") the caller has
@@ -111,10 +100,7 @@ class Authorizer {
     bool all = false;
     std::vector<std::string> names;
   };
-  absl::StatusOr<Visible> ListAccessible(const rpc::CallScope& scope, const std::string& parent,
-                                         const std::string& collection,
-                                         submarine::permission::v1::Permission permission);
-  absl::StatusOr<Visible> ListAccessible(const Caller& caller, const std::string& parent,
+  absl::StatusOr<Visible> ListAccessible(const rpc::CallInfo& call, const std::string& parent,
                                          const std::string& collection,
                                          submarine::permission::v1::Permission permission);
 
@@ -131,6 +117,8 @@ class Authorizer {
     bool project_missing = false;
     Visible visible;
   };
+  // UNAUTHENTICATED for an anonymous call.
+  static absl::Status RequireCaller(const rpc::CallInfo& call);
   // The subject to ask about, or "" for a caller that is trusted outright.
   static std::string SubjectFor(const submarine::common::v1::Principal& principal);
   absl::Status BackendError(const absl::Status& status);

@@ -127,13 +127,14 @@ absl::StatusOr<std::unique_ptr<pqxx::connection>> ConnectionPool::Open() {
     auto conn = std::make_unique<pqxx::connection>(options_.conninfo);
     {
       pqxx::nontransaction tx(*conn);
-      std::string setup =
-          absl::StrCat("SET statement_timeout = ", options_.statement_timeout.count());
+      std::string setup = absl::StrCat(
+          "SET statement_timeout = ", options_.statement_timeout.count(), "; SET TimeZone = 'UTC'");
       if (!options_.schema.empty()) {
         absl::StrAppend(&setup, "; SET search_path TO ", tx.quote_name(options_.schema));
       }
       tx.exec(setup);
     }
+    for (const StatementSet* set : options_.statements) Prepare(*conn, *set);
     if (options_.on_connect) options_.on_connect(*conn);
     return conn;
   } catch (...) {

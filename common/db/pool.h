@@ -1,22 +1,23 @@
 #pragma once
 // A bounded PostgreSQL connection pool (libpqxx 6.4). Connections are opened lazily up to
-// `size`, get `search_path` set to the service's schema and the caller's statements prepared,
+// `size`, get `search_path` set to the service's schema, TimeZone set to UTC (so timestamptz
+// values read back as db::Timestamp unambiguously) and the caller's statements prepared,
 // and are replaced when found broken. Acquire waits at most until a deadline, then UNAVAILABLE.
 // Transact() runs a function in one transaction whose statement_timeout follows the call's
 // deadline and turns every libpqxx exception into a Status. Thread-safe.
-
-#include <pqxx/pqxx>
 
 #include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <pqxx/pqxx>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/db/statement.h"
 #include "submarine/config/v1/config.pb.h"
 
 namespace submarine::db {
@@ -42,11 +43,14 @@ class ConnectionPool {
  public:
   struct Options {
     std::string conninfo;
-    std::string schema;                       // search_path; empty keeps the default
+    std::string schema;  // search_path; empty keeps the default
     size_t size = 8;
     std::chrono::milliseconds acquire_timeout{2000};
     std::chrono::milliseconds statement_timeout{10000};  // when the call has no deadline
-    // Called on every new connection, e.g. to prepare statements.
+    // Named statements prepared on every new connection (statement.h). Not owned; they live
+    // for the program (static sets).
+    std::vector<const StatementSet*> statements;
+    // Called on every new connection after the statements are registered.
     std::function<void(pqxx::connection&)> on_connect;
   };
 

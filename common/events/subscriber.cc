@@ -9,9 +9,11 @@
 #include <zmq_addon.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "common/auth/principal.h"
 #include "common/events/inbox_store.h"
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
+#include "common/rpc/channel.h"
 #include "common/status/status.h"
 #include "submarine/common/v1/events.grpc.pb.h"
 
@@ -244,8 +246,7 @@ void Subscriber::ApplyLoop() {
   const auto& o = options_;
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxReplyBytes);
-  auto stub = EventLog::NewStub(
-      grpc::CreateCustomChannel(o.event_log_address, grpc::InsecureChannelCredentials(), args));
+  auto stub = EventLog::NewStub(rpc::MakeChannel(o.event_log_address, args));
   auto backoff = kMinBackoff;
   auto pause = [&](const absl::Status& why, const char* what) {
     log->warn("subscriber {} of {}: {} failed: {}; retrying in {} ms", o.name, o.publisher, what,
@@ -300,6 +301,7 @@ void Subscriber::ApplyLoop() {
       submarine::common::v1::ListEventsResponse resp;
       grpc::ClientContext ctx;
       ctx.set_deadline(deadline());
+      rpc::ActAs(&ctx, auth::ServicePrincipal(o.name));
       {
         std::lock_guard lock(mu_);
         if (stop_) return absl::CancelledError("stopping");

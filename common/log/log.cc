@@ -8,6 +8,8 @@
 #include <mutex>
 #include <vector>
 
+#include "common/util/text.h"
+
 namespace submarine::log {
 namespace {
 
@@ -19,30 +21,60 @@ spdlog::level::level_enum g_level = spdlog::level::info;
 bool g_json = false;
 std::string g_process = "submarine";
 
+// JSON string content: quotes, backslashes and control characters escaped, bytes that are not
+// well-formed UTF-8 replaced by U+FFFD (a log line is always valid JSON).
 void AppendJsonEscaped(std::string_view in, spdlog::memory_buf_t& out) {
-  for (char c : in) {
-    switch (c) {
-      case '"': out.append(std::string_view("\\\"")); break;
-      case '\\': out.append(std::string_view("\\\\")); break;
-      case '\n': out.append(std::string_view("\\n")); break;
-      case '\r': out.append(std::string_view("\\r")); break;
-      case '\t': out.append(std::string_view("\\t")); break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out.append(std::string_view(buf));
-        } else {
-          out.push_back(c);
-        }
+  for (size_t i = 0; i < in.size();) {
+    size_t n = text::Utf8SequenceLength(in, i);
+    if (n == 0) {
+      out.append(std::string_view("\xEF\xBF\xBD"));
+      ++i;
+      continue;
     }
+    char c = in[i];
+    if (n > 1) {
+      out.append(in.substr(i, n));
+    } else if (c == '"') {
+      out.append(std::string_view("\\\""));
+    } else if (c == '\\') {
+      out.append(std::string_view("\\\\"));
+    } else if (c == '\n') {
+      out.append(std::string_view("\\n"));
+    } else if (c == '\r') {
+      out.append(std::string_view("\\r"));
+    } else if (c == '\t') {
+      out.append(std::string_view("\\t"));
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned char>(c));
+      out.append(std::string_view(buf));
+    } else {
+      out.push_back(c);
+    }
+    i += n;
   }
 }
+
+// %& : the message with control characters escaped and malformed UTF-8 replaced, so nothing a
+// caller sends (a label key with a newline, a NUL) can forge or break a line of a text log.
+class TextMessageFlag : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    std::string escaped;
+    text::AppendEscaped(std::string_view(msg.payload.data(), msg.payload.size()), &escaped);
+    dest.append(std::string_view(escaped));
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<TextMessageFlag>();
+  }
+};
 
 // %* : the request id of the logging thread ("-" if none).
 class RequestIdFlag : public spdlog::custom_flag_formatter {
  public:
-  void format(const spdlog::details::log_msg&, const std::tm&, spdlog::memory_buf_t& dest) override {
+  void format(const spdlog::details::log_msg&, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
     const std::string& id = t_request_id.empty() ? std::string("-") : t_request_id;
     AppendJsonEscaped(id, dest);
   }
@@ -65,12 +97,12 @@ class JsonMessageFlag : public spdlog::custom_flag_formatter {
 
 std::unique_ptr<spdlog::formatter> MakeFormatter() {
   auto f = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
-  f->add_flag<RequestIdFlag>('*').add_flag<JsonMessageFlag>('~');
+  f->add_flag<RequestIdFlag>('*').add_flag<JsonMessageFlag>('~').add_flag<TextMessageFlag>('&');
   if (g_json) {
     f->set_pattern("{\"ts\":\"%Y-%m-%dT%H:%M:%S.%fZ\",\"level\":\"%l\",\"process\":\"" + g_process +
                    "\",\"logger\":\"%n\",\"request_id\":\"%*\",\"msg\":\"%~\"}");
   } else {
-    f->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %L " + g_process + " [%n] [%*] %v");
+    f->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %L " + g_process + " [%n] [%*] %&");
   }
   return f;
 }

@@ -2,7 +2,6 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <grpcpp/support/server_interceptor.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -15,6 +14,7 @@
 #include "common/config/config.h"
 #include "common/log/log.h"
 #include "common/rpc/call_context.h"
+#include "common/rpc/channel.h"
 #include "common/status/status.h"
 
 namespace submarine::rpc {
@@ -23,62 +23,6 @@ namespace {
 std::atomic<ServerRunner*> g_active{nullptr};
 std::atomic<bool> g_signals_installed{false};
 std::atomic<bool> g_signal_seen{false};
-
-// Access log + Prometheus metrics for every call.
-class ObservingInterceptor : public grpc::experimental::Interceptor {
- public:
-  explicit ObservingInterceptor(grpc::experimental::ServerRpcInfo* info)
-      : method_(info->method()), start_(std::chrono::steady_clock::now()) {}
-
-  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    using grpc::experimental::InterceptionHookPoints;
-    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
-      auto* md = methods->GetRecvInitialMetadata();
-      auto it = md->find(kRequestIdHeader);
-      if (it != md->end()) request_id_.assign(it->second.data(), it->second.size());
-      if (!AcceptableRequestId(request_id_)) request_id_.clear();  // never echo junk
-    }
-    if (methods->QueryInterceptionHookPoint(
-            InterceptionHookPoints::PRE_SEND_INITIAL_METADATA) && !request_id_.empty()) {
-      methods->GetSendInitialMetadata()->emplace(kRequestIdHeader, request_id_);
-    }
-    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      grpc::Status st = methods->GetSendStatus();
-      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-      auto& reg = metrics::Registry::Global();
-      std::string labels = absl::StrCat("method=\"", method_, "\",code=\"",
-                                        CodeName(st.error_code()), "\"");
-      reg.GetCounter("grpc_server_handled_total", "RPCs completed by method and code", labels)
-          ->Inc();
-      reg.GetHistogram("grpc_server_handling_seconds", "RPC latency by method",
-                       absl::StrCat("method=\"", method_, "\""))
-          ->Observe(secs);
-      log::ScopedRequestId bind(request_id_);
-      auto logger = log::Get("access");
-      if (st.ok()) {
-        logger->debug("{} OK {:.3f}ms", method_, secs * 1e3);
-      } else {
-        logger->info("{} {} {:.3f}ms: {}", method_, CodeName(st.error_code()), secs * 1e3,
-                     st.error_message());
-      }
-    }
-    methods->Proceed();
-  }
-
- private:
-  std::string method_;
-  std::string request_id_;
-  std::chrono::steady_clock::time_point start_;
-};
-
-class ObservingInterceptorFactory
-    : public grpc::experimental::ServerInterceptorFactoryInterface {
- public:
-  grpc::experimental::Interceptor* CreateServerInterceptor(
-      grpc::experimental::ServerRpcInfo* info) override {
-    return new ObservingInterceptor(info);
-  }
-};
 
 }  // namespace
 
@@ -125,7 +69,7 @@ void ServerRunner::InstallSignalHandling() {
 
 absl::Status ServerRunner::Start() {
   if (!config_.gateway_secret_file().empty()) {
-    // Principals (x-submarine-principal) are trusted only under this secret; see CallScope.
+    // Principals (x-submarine-principal) are trusted only under this secret; see Admit().
     SUBMARINE_ASSIGN_OR_RETURN(std::string secret,
                                auth::LoadInternalSecret(config_.gateway_secret_file()));
     SetPrincipalCodec(std::make_shared<auth::PrincipalCodec>(std::move(secret)));
@@ -135,13 +79,12 @@ absl::Status ServerRunner::Start() {
   grpc::ServerBuilder builder;
   int port = 0;
   std::string listen = config_.grpc_listen().empty() ? "127.0.0.1:0" : config_.grpc_listen();
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  SUBMARINE_ASSIGN_OR_RETURN(auto credentials, ServerCredentials(config_.tls()));
+  builder.AddListeningPort(listen, credentials, &port);
   for (auto* s : services_) builder.RegisterService(s);
   if (generic_ != nullptr) builder.RegisterCallbackGenericService(generic_);
   builder.SetMaxReceiveMessageSize(16 * 1024 * 1024);
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> factories;
-  factories.push_back(std::make_unique<ObservingInterceptorFactory>());
-  builder.experimental().SetInterceptorCreators(std::move(factories));
+  InstallCallInterceptor(builder, enforce_call_policy_);
   server_ = builder.BuildAndStart();
   if (!server_ || port == 0) {
     return Unavailable(absl::StrCat(process_, ": cannot listen on ", listen));

@@ -1,6 +1,7 @@
 #pragma once
 // The shared process runner of every Submarine gRPC process: builds the gRPC server (health,
-// reflection, request-id/access-log/metrics interceptors), serves Prometheus metrics, writes the
+// reflection, the call interceptor of call_context.h: admission, request ids, access log,
+// metrics), serves Prometheus metrics, writes the
 // ready file, starts background tasks, and on SIGTERM/SIGINT (seen by a signal thread, never in
 // a handler) shuts down gracefully: health NOT_SERVING → drain in-flight calls (new calls get
 // UNAVAILABLE) → stop tasks in reverse start order → run shutdown hooks (close pools) → exit 0.
@@ -9,8 +10,8 @@
 
 #include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,6 +55,9 @@ class ServerRunner {
   void AddReadyField(const std::string& key, const std::string& value);
   // Runs at the very end of shutdown, in reverse registration order.
   void OnShutdown(std::function<void()> hook);
+  // The call interceptor observes (access log, metrics, request ids) but admits every call: for
+  // the gateway, whose proxy authenticates callers by token. Before Start().
+  void ObserveCallsOnly() { enforce_call_policy_ = false; }
 
   // Blocks SIGTERM/SIGINT for every thread created afterwards and starts the signal thread.
   // Call first in main(), before any other thread exists.
@@ -85,6 +89,7 @@ class ServerRunner {
   std::vector<BackgroundTask*> started_;
   std::vector<std::function<void()>> hooks_;
   std::vector<std::pair<std::string, std::string>> ready_fields_;
+  bool enforce_call_policy_ = true;
   std::unique_ptr<grpc::Server> server_;
   metrics::MetricsServer metrics_server_;
   std::string grpc_address_;

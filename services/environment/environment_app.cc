@@ -27,6 +27,7 @@ absl::StatusOr<std::unique_ptr<EnvironmentApp>> EnvironmentApp::Create(
   db::ConnectionPool::Options options = db_settings.options;
 
   std::unique_ptr<EnvironmentApp> app(new EnvironmentApp());
+  rpc::SetAnonymousCallsAllowed(authorizer->insecure());
   app->authorizer_ = std::move(authorizer);
   options.on_connect = &EnvironmentStore::Prepare;
   SUBMARINE_ASSIGN_OR_RETURN(app->pool_,

@@ -51,7 +51,8 @@ absl::Status CheckText(const std::string& value, const std::string& field, size_
     return InvalidField(field, absl::StrCat("longer than ", max, " characters"));
   }
   for (unsigned char c : value) {
-    if (c < 0x20 && c != '\n' && c != '\t') return InvalidField(field, "contains control characters");
+    if (c < 0x20 && c != '\n' && c != '\t')
+      return InvalidField(field, "contains control characters");
   }
   return absl::OkStatus();
 }
@@ -181,12 +182,15 @@ absl::Status ApplyMask(const v1::UpdateEnvironmentRequest& req, Environment* tar
     if (src.has_kernel_spec()) paths.push_back("kernel_spec");
     if (src.labels_size() > 0) paths.push_back("labels");
   }
-  static const std::set<std::string> kUpdatable = {
-      "display_name",        "description",
-      "image",               "kernel_spec",
-      "kernel_spec.name",    "kernel_spec.channels",
-      "kernel_spec.conda_dependencies", "kernel_spec.pip_dependencies",
-      "labels"};
+  static const std::set<std::string> kUpdatable = {"display_name",
+                                                   "description",
+                                                   "image",
+                                                   "kernel_spec",
+                                                   "kernel_spec.name",
+                                                   "kernel_spec.channels",
+                                                   "kernel_spec.conda_dependencies",
+                                                   "kernel_spec.pip_dependencies",
+                                                   "labels"};
   static const std::set<std::string> kOutputOnly = {"name", "uid", "create_time", "update_time",
                                                     "etag"};
   for (auto& p : paths) {
@@ -290,8 +294,9 @@ absl::Status ValidateEnvironmentId(const std::string& id, const std::string& fie
             (IsLower(id.back()) || IsDigit(id.back()));
   for (char c : id) ok = ok && (IsLower(c) || IsDigit(c) || c == '-' || c == '_' || c == '.');
   if (!ok) {
-    return InvalidField(field, "environment ids are 1-63 of [a-z0-9._-], starting and ending "
-                               "with a letter or digit");
+    return InvalidField(field,
+                        "environment ids are 1-63 of [a-z0-9._-], starting and ending "
+                        "with a letter or digit");
   }
   return absl::OkStatus();
 }
@@ -317,14 +322,16 @@ EnvironmentManager::EnvironmentManager(db::ConnectionPool* pool, authz::Authoriz
     : pool_(pool), authz_(authorizer), clock_(clock), ids_(ids) {}
 
 google::protobuf::Timestamp EnvironmentManager::Now() const {
-  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                    clock_.Now().time_since_epoch()).count();
+  auto micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(clock_.Now().time_since_epoch())
+          .count();
   return TimeUtil::MicrosecondsToTimestamp(micros);
 }
 
 absl::StatusOr<std::string> EnvironmentManager::NewUid(pqxx::work& tx) {
-  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    clock_.Now().time_since_epoch()).count();
+  auto millis =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now().time_since_epoch())
+          .count();
   // Apache Submarine's shape, environment_<millis>_<counter padded to 4>; the counter comes from
   // a database sequence, so uids stay unique across replicas and restarts.
   int64_t n = EnvironmentStore::NextUidCounter(tx);
@@ -335,10 +342,10 @@ absl::StatusOr<std::string> EnvironmentManager::NewUid(pqxx::work& tx) {
 }
 
 absl::StatusOr<Environment> EnvironmentManager::Get(const std::string& name,
-                                                    const CallInfo& call) {
+                                                    const rpc::CallInfo& call) {
   std::string project, id;
   SUBMARINE_RETURN_IF_ERROR(ParseEnvironmentName(name, "name", &project, &id));
-  SUBMARINE_RETURN_IF_ERROR(authz_->Check(call.caller, name, Permission::READ));
+  SUBMARINE_RETURN_IF_ERROR(authz_->Check(call, name, Permission::READ));
   Environment out;
   SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) {
     auto found = EnvironmentStore::Find(tx, project, id, false);
@@ -350,12 +357,11 @@ absl::StatusOr<Environment> EnvironmentManager::Get(const std::string& name,
 }
 
 absl::StatusOr<v1::ListEnvironmentsResponse> EnvironmentManager::List(
-    const v1::ListEnvironmentsRequest& req, const CallInfo& call) {
+    const v1::ListEnvironmentsRequest& req, const rpc::CallInfo& call) {
   ListQuery q;
   SUBMARINE_RETURN_IF_ERROR(ParseParent(req.parent(), &q.project));
-  SUBMARINE_ASSIGN_OR_RETURN(q.limit,
-                             api::EffectivePageSize(req.page_size(), kDefaultPageSize,
-                                                    kMaxPageSize));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      q.limit, api::EffectivePageSize(req.page_size(), kDefaultPageSize, kMaxPageSize));
   SUBMARINE_ASSIGN_OR_RETURN(q.terms, MapFilter(req.filter(), q.project));
   SUBMARINE_ASSIGN_OR_RETURN(auto order,
                              api::ParseOrderBy(req.order_by(), {"create_time"}, "create_time"));
@@ -372,7 +378,7 @@ absl::StatusOr<v1::ListEnvironmentsResponse> EnvironmentManager::List(
   // One question for the whole list; the answer filters inside the query, so pages stay full
   // and nothing is checked row by row.
   SUBMARINE_ASSIGN_OR_RETURN(
-      auto visible, authz_->ListAccessible(call.caller, req.parent(), "environments", Permission::READ));
+      auto visible, authz_->ListAccessible(call, req.parent(), "environments", Permission::READ));
   if (!visible.all) {
     std::vector<std::string> ids;
     for (const auto& name : visible.names) {
@@ -402,7 +408,7 @@ absl::StatusOr<v1::ListEnvironmentsResponse> EnvironmentManager::List(
 }
 
 absl::StatusOr<Environment> EnvironmentManager::Create(const v1::CreateEnvironmentRequest& req,
-                                                       const CallInfo& call) {
+                                                       const rpc::CallInfo& call) {
   std::string project;
   SUBMARINE_RETURN_IF_ERROR(ParseParent(req.parent(), &project));
   if (req.environment_id().empty()) return InvalidField("environment_id", "is required");
@@ -415,7 +421,7 @@ absl::StatusOr<Environment> EnvironmentManager::Create(const v1::CreateEnvironme
                         "is output only on create (set parent and environment_id instead)");
   }
   SUBMARINE_RETURN_IF_ERROR(ValidateContent(in, "environment."));
-  SUBMARINE_RETURN_IF_ERROR(authz_->Check(call.caller, req.parent(), Permission::WRITE));
+  SUBMARINE_RETURN_IF_ERROR(authz_->Check(call, req.parent(), Permission::WRITE));
   Idempotency idem("CreateEnvironment", req, req.request_id());
   Environment out;
   SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
@@ -439,7 +445,7 @@ absl::StatusOr<Environment> EnvironmentManager::Create(const v1::CreateEnvironme
     v1::EnvironmentCreated event;
     *event.mutable_environment() = out;
     SUBMARINE_RETURN_IF_ERROR(
-        events::AppendToOutbox(tx, event, name, call.request_id, call.principal));
+        events::AppendToOutbox(tx, event, name, call.request_id, call.subject));
     idem.Save(tx, out);
     return absl::OkStatus();
   }));
@@ -447,12 +453,12 @@ absl::StatusOr<Environment> EnvironmentManager::Create(const v1::CreateEnvironme
 }
 
 absl::StatusOr<Environment> EnvironmentManager::Update(const v1::UpdateEnvironmentRequest& req,
-                                                       const CallInfo& call, bool new_uid) {
+                                                       const rpc::CallInfo& call, bool new_uid) {
   const std::string& name = req.environment().name();
   std::string project, id;
   SUBMARINE_RETURN_IF_ERROR(ParseEnvironmentName(name, "environment.name", &project, &id));
   SUBMARINE_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
-  SUBMARINE_RETURN_IF_ERROR(authz_->Check(call.caller, name, Permission::WRITE));
+  SUBMARINE_RETURN_IF_ERROR(authz_->Check(call, name, Permission::WRITE));
   // new_uid is part of what was asked (the Submarine face's PATCH), so it is part of the hash.
   v1::UpdateEnvironmentRequest hashed = req;
   if (new_uid) hashed.mutable_environment()->set_uid("<new>");
@@ -463,7 +469,8 @@ absl::StatusOr<Environment> EnvironmentManager::Update(const v1::UpdateEnvironme
     if (replayed) return absl::OkStatus();
     auto found = EnvironmentStore::Find(tx, project, id, /*for_update=*/true);
     if (!found) return NotFound("environment", name);
-    if (!req.environment().etag().empty() && req.environment().etag() != found->environment.etag()) {
+    if (!req.environment().etag().empty() &&
+        req.environment().etag() != found->environment.etag()) {
       return EtagMismatch(name);
     }
     out = found->environment;
@@ -479,7 +486,7 @@ absl::StatusOr<Environment> EnvironmentManager::Update(const v1::UpdateEnvironme
     v1::EnvironmentUpdated event;
     *event.mutable_environment() = out;
     SUBMARINE_RETURN_IF_ERROR(
-        events::AppendToOutbox(tx, event, name, call.request_id, call.principal));
+        events::AppendToOutbox(tx, event, name, call.request_id, call.subject));
     idem.Save(tx, out);
     return absl::OkStatus();
   }));
@@ -487,11 +494,11 @@ absl::StatusOr<Environment> EnvironmentManager::Update(const v1::UpdateEnvironme
 }
 
 absl::StatusOr<Environment> EnvironmentManager::Delete(const v1::DeleteEnvironmentRequest& req,
-                                                       const CallInfo& call) {
+                                                       const rpc::CallInfo& call) {
   std::string project, id;
   SUBMARINE_RETURN_IF_ERROR(ParseEnvironmentName(req.name(), "name", &project, &id));
   SUBMARINE_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
-  SUBMARINE_RETURN_IF_ERROR(authz_->Check(call.caller, req.name(), Permission::WRITE));
+  SUBMARINE_RETURN_IF_ERROR(authz_->Check(call, req.name(), Permission::WRITE));
   Idempotency idem("DeleteEnvironment", req, req.request_id());
   Environment out;
   SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
@@ -508,7 +515,7 @@ absl::StatusOr<Environment> EnvironmentManager::Delete(const v1::DeleteEnvironme
     event.set_name(req.name());
     event.set_uid(out.uid());
     SUBMARINE_RETURN_IF_ERROR(
-        events::AppendToOutbox(tx, event, req.name(), call.request_id, call.principal));
+        events::AppendToOutbox(tx, event, req.name(), call.request_id, call.subject));
     idem.Save(tx, out);
     return absl::OkStatus();
   }));

@@ -16,18 +16,11 @@
 #include "absl/status/statusor.h"
 #include "common/authz/authorizer.h"
 #include "common/db/pool.h"
+#include "common/rpc/call_context.h"
 #include "common/util/clock.h"
 #include "submarine/environment/v1/environment.pb.h"
 
 namespace submarine::environment {
-
-// Who asked, for which request, until when.
-struct CallInfo {
-  std::string request_id;  // x-request-id, carried into events
-  std::string principal;  // the subject events record as the actor ("users/alice")
-  db::Deadline deadline = db::kNoDeadline;
-  authz::Caller caller;  // what authorization is decided on
-};
 
 class EnvironmentManager {
  public:
@@ -38,18 +31,18 @@ class EnvironmentManager {
 
   // NOT_FOUND if absent; INVALID_ARGUMENT if `name` is malformed; PERMISSION_DENIED (present or
   // not) without READ.
-  absl::StatusOr<v1::Environment> Get(const std::string& name, const CallInfo& call);
+  absl::StatusOr<v1::Environment> Get(const std::string& name, const rpc::CallInfo& call);
   absl::StatusOr<v1::ListEnvironmentsResponse> List(const v1::ListEnvironmentsRequest& request,
-                                                    const CallInfo& call);
+                                                    const rpc::CallInfo& call);
   // ALREADY_EXISTS if the id is taken; a repeated request_id returns the first answer.
   absl::StatusOr<v1::Environment> Create(const v1::CreateEnvironmentRequest& request,
-                                         const CallInfo& call);
+                                         const rpc::CallInfo& call);
   // ABORTED on etag mismatch. `new_uid` regenerates the uid (Apache Submarine's PATCH does).
   absl::StatusOr<v1::Environment> Update(const v1::UpdateEnvironmentRequest& request,
-                                         const CallInfo& call, bool new_uid = false);
+                                         const rpc::CallInfo& call, bool new_uid = false);
   // Returns the environment as it was. ABORTED on etag mismatch.
   absl::StatusOr<v1::Environment> Delete(const v1::DeleteEnvironmentRequest& request,
-                                         const CallInfo& call);
+                                         const rpc::CallInfo& call);
 
   // Creates the built-in profiles (notebook-env, notebook-gpu-env) the first time a schema is
   // used; never again, so a deleted built-in stays deleted.

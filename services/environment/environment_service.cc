@@ -8,19 +8,13 @@
 namespace submarine::environment {
 namespace {
 
-using submarine::common::v1::SubmarineV1Response;
 using google::protobuf::Value;
-
-CallInfo Call(const rpc::CallScope& scope) {
-  return CallInfo{scope.request_id(), scope.subject(), scope.deadline(),
-                  authz::Caller::FromScope(scope)};
-}
+using submarine::common::v1::SubmarineV1Response;
 
 // Runs `body` with the call's CallInfo (rpc::HandleCall).
 template <class F>
 grpc::Status Handle(grpc::ServerContext* ctx, F&& body) {
-  return rpc::HandleCall(*ctx, kErrorDomain,
-                         [&](const rpc::CallScope& scope) { return body(Call(scope)); });
+  return rpc::HandleCall(*ctx, kErrorDomain, std::forward<F>(body));
 }
 
 // --- Apache Submarine face -------------------------------------------------------------------
@@ -102,7 +96,7 @@ void FromSubmarine(const v1::SubmarineEnvironmentSpec& spec, v1::Environment* en
 grpc::Status EnvironmentServiceImpl::GetEnvironment(grpc::ServerContext* ctx,
                                                     const v1::GetEnvironmentRequest* req,
                                                     v1::Environment* resp) {
-  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+  return Handle(ctx, [&](const rpc::CallInfo& call) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(*resp, manager_->Get(req->name(), call));
     return absl::OkStatus();
   });
@@ -111,7 +105,7 @@ grpc::Status EnvironmentServiceImpl::GetEnvironment(grpc::ServerContext* ctx,
 grpc::Status EnvironmentServiceImpl::ListEnvironments(grpc::ServerContext* ctx,
                                                       const v1::ListEnvironmentsRequest* req,
                                                       v1::ListEnvironmentsResponse* resp) {
-  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+  return Handle(ctx, [&](const rpc::CallInfo& call) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(*resp, manager_->List(*req, call));
     return absl::OkStatus();
   });
@@ -120,7 +114,7 @@ grpc::Status EnvironmentServiceImpl::ListEnvironments(grpc::ServerContext* ctx,
 grpc::Status EnvironmentServiceImpl::CreateEnvironment(grpc::ServerContext* ctx,
                                                        const v1::CreateEnvironmentRequest* req,
                                                        v1::Environment* resp) {
-  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+  return Handle(ctx, [&](const rpc::CallInfo& call) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(*resp, manager_->Create(*req, call));
     return absl::OkStatus();
   });
@@ -129,7 +123,7 @@ grpc::Status EnvironmentServiceImpl::CreateEnvironment(grpc::ServerContext* ctx,
 grpc::Status EnvironmentServiceImpl::UpdateEnvironment(grpc::ServerContext* ctx,
                                                        const v1::UpdateEnvironmentRequest* req,
                                                        v1::Environment* resp) {
-  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+  return Handle(ctx, [&](const rpc::CallInfo& call) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(*resp, manager_->Update(*req, call));
     return absl::OkStatus();
   });
@@ -138,7 +132,7 @@ grpc::Status EnvironmentServiceImpl::UpdateEnvironment(grpc::ServerContext* ctx,
 grpc::Status EnvironmentServiceImpl::DeleteEnvironment(grpc::ServerContext* ctx,
                                                        const v1::DeleteEnvironmentRequest* req,
                                                        v1::DeleteEnvironmentResponse* resp) {
-  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+  return Handle(ctx, [&](const rpc::CallInfo& call) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(*resp->mutable_environment(), manager_->Delete(*req, call));
     return absl::OkStatus();
   });
@@ -147,7 +141,7 @@ grpc::Status EnvironmentServiceImpl::DeleteEnvironment(grpc::ServerContext* ctx,
 grpc::Status SubmarineEnvironmentApiImpl::CreateEnvironment(
     grpc::ServerContext* ctx, const v1::SubmarineCreateEnvironmentRequest* req,
     SubmarineV1Response* resp) {
-  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+  return Handle(ctx, [&](const rpc::CallInfo& call) -> absl::Status {
     if (!req->has_spec() || req->spec().name().empty()) {
       return V1Error(absl::StatusCode::kInvalidArgument, kInvalidSpec);
     }
@@ -174,7 +168,7 @@ grpc::Status SubmarineEnvironmentApiImpl::CreateEnvironment(
 grpc::Status SubmarineEnvironmentApiImpl::ListEnvironments(
     grpc::ServerContext* ctx, const v1::SubmarineListEnvironmentsRequest* req,
     SubmarineV1Response* resp) {
-  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+  return Handle(ctx, [&](const rpc::CallInfo& call) -> absl::Status {
     Value all;
     auto* list = all.mutable_list_value();
     v1::ListEnvironmentsRequest page;
@@ -193,7 +187,7 @@ grpc::Status SubmarineEnvironmentApiImpl::ListEnvironments(
 grpc::Status SubmarineEnvironmentApiImpl::GetEnvironment(
     grpc::ServerContext* ctx, const v1::SubmarineEnvironmentNameRequest* req,
     SubmarineV1Response* resp) {
-  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+  return Handle(ctx, [&](const rpc::CallInfo& call) -> absl::Status {
     if (!ValidateEnvironmentId(req->name(), "name").ok()) {
       return V1Error(absl::StatusCode::kNotFound, kNotFound);
     }
@@ -210,7 +204,7 @@ grpc::Status SubmarineEnvironmentApiImpl::GetEnvironment(
 grpc::Status SubmarineEnvironmentApiImpl::PatchEnvironment(
     grpc::ServerContext* ctx, const v1::SubmarinePatchEnvironmentRequest* req,
     SubmarineV1Response* resp) {
-  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+  return Handle(ctx, [&](const rpc::CallInfo& call) -> absl::Status {
     if (!ValidateEnvironmentId(req->name(), "name").ok()) {
       return V1Error(absl::StatusCode::kNotFound, kNotFound);
     }
@@ -239,7 +233,7 @@ grpc::Status SubmarineEnvironmentApiImpl::PatchEnvironment(
 grpc::Status SubmarineEnvironmentApiImpl::DeleteEnvironment(
     grpc::ServerContext* ctx, const v1::SubmarineEnvironmentNameRequest* req,
     SubmarineV1Response* resp) {
-  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+  return Handle(ctx, [&](const rpc::CallInfo& call) -> absl::Status {
     if (!ValidateEnvironmentId(req->name(), "name").ok()) {
       return V1Error(absl::StatusCode::kNotFound, kNotFound);
     }

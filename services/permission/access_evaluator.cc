@@ -15,10 +15,14 @@ using submarine::common::v1::Principal;
 
 const char* PermissionName(int p) {
   switch (p) {
-    case 1: return "READ";
-    case 2: return "WRITE";
-    case 3: return "ADMIN";
-    default: return "UNSPECIFIED";
+    case 1:
+      return "READ";
+    case 2:
+      return "WRITE";
+    case 3:
+      return "ADMIN";
+    default:
+      return "UNSPECIFIED";
   }
 }
 
@@ -46,7 +50,7 @@ absl::Status Denied(const std::string& resource, const std::string& what) {
 
 absl::StatusOr<Caller> ResolveCaller(pqxx::transaction_base& tx, const CallInfo& call) {
   Caller caller;
-  caller.actor = call.actor;
+  caller.actor = call.subject;
   const Principal& p = call.principal;
   if (p.kind() == Principal::KIND_UNSPECIFIED) {
     return MakeError(absl::StatusCode::kUnauthenticated, "UNAUTHENTICATED",
@@ -100,8 +104,7 @@ std::vector<AccessAnswer> Evaluate(pqxx::transaction_base& tx,
     teams[m.username][m.team_id] = m.role;
   }
   std::map<std::string, std::string> owners;
-  for (auto& [id, owner] :
-       PermissionStore::ProjectOwners(tx, {projects.begin(), projects.end()})) {
+  for (auto& [id, owner] : PermissionStore::ProjectOwners(tx, {projects.begin(), projects.end()})) {
     owners[id] = owner;
   }
   std::set<std::string> subjects = {kAllUsers};
@@ -112,8 +115,8 @@ std::vector<AccessAnswer> Evaluate(pqxx::transaction_base& tx,
   std::vector<std::string> subject_list(subjects.begin(), subjects.end());
   // (project, subject) → role; (resource, subject) → permission.
   std::map<std::pair<std::string, std::string>, int> bindings, grants;
-  for (const auto& b : PermissionStore::BindingsFor(tx, {projects.begin(), projects.end()},
-                                                    subject_list)) {
+  for (const auto& b :
+       PermissionStore::BindingsFor(tx, {projects.begin(), projects.end()}, subject_list)) {
     bindings[{b.project_id, b.binding.subject()}] = b.binding.role();
   }
   for (const auto& g :
@@ -156,9 +159,8 @@ std::vector<AccessAnswer> Evaluate(pqxx::transaction_base& tx,
   return answers;
 }
 
-absl::Status Require(pqxx::transaction_base& tx, const Caller& caller,
-                     const ResourceRef& resource, const std::string& resource_name,
-                     int permission) {
+absl::Status Require(pqxx::transaction_base& tx, const Caller& caller, const ResourceRef& resource,
+                     const std::string& resource_name, int permission) {
   std::string what = PermissionName(permission);
   if (caller.username.empty()) {
     // A bare service: administrator rights, but existence still matters.

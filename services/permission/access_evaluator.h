@@ -14,31 +14,25 @@
 // Evaluate answers any number of questions with a fixed number of queries (five).
 
 #include <map>
+#include <pqxx/pqxx>
 #include <string>
 #include <vector>
 
-#include <pqxx/pqxx>
-
 #include "absl/status/statusor.h"
 #include "common/db/pool.h"
+#include "common/rpc/call_context.h"
 #include "services/permission/permission_names.h"
 #include "submarine/common/v1/principal.pb.h"
 
 namespace submarine::permission {
 
-// What a handler passes down: the verified principal and the call's context.
-struct CallInfo {
-  submarine::common::v1::Principal principal;
-  std::string request_id;
-  std::string actor;  // "users/u", "services/s" (events record it)
-  db::Deadline deadline = db::kNoDeadline;
-};
+using rpc::CallInfo;
 
 // The caller, resolved against the database.
 struct Caller {
-  bool service = false;      // a SERVICE principal
-  std::string username;      // the user (or the user a service acts for); "" for a bare service
-  bool admin = false;        // platform admin; a service acting for itself counts as one
+  bool service = false;  // a SERVICE principal
+  std::string username;  // the user (or the user a service acts for); "" for a bare service
+  bool admin = false;    // platform admin; a service acting for itself counts as one
   std::map<std::string, int> teams;  // team id → TeamRole
   std::string actor;
 

@@ -50,13 +50,13 @@ absl::StatusOr<std::string> CheckedUser(const Caller& caller, const std::string&
   return user;
 }
 
-absl::Status PublishAccess(pqxx::work& tx, const std::string& resource,
-                           const std::string& subject, v1::Change change, const CallInfo& call) {
+absl::Status PublishAccess(pqxx::work& tx, const std::string& resource, const std::string& subject,
+                           v1::Change change, const CallInfo& call) {
   v1::AccessChanged event;
   event.set_resource(resource);
   event.set_subject(subject);
   event.set_change(change);
-  return events::AppendToOutbox(tx, event, resource, call.request_id, call.actor);
+  return events::AppendToOutbox(tx, event, resource, call.request_id, call.subject);
 }
 
 }  // namespace
@@ -91,17 +91,17 @@ absl::StatusOr<v1::RoleBinding> AccessManager::CreateRoleBinding(
 absl::StatusOr<v1::ListRoleBindingsResponse> AccessManager::ListRoleBindings(
     const v1::ListRoleBindingsRequest& req, const CallInfo& call) {
   v1::ListRoleBindingsResponse resp;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx)
-                                                           -> absl::Status {
-    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
-    ResourceRef ref;
-    SUBMARINE_RETURN_IF_ERROR(ParseProjectName(req.parent(), "parent", &ref.project));
-    SUBMARINE_RETURN_IF_ERROR(Require(tx, caller, ref, req.parent(), v1::READ));
-    for (auto& b : PermissionStore::ListBindings(tx, ref.project)) {
-      *resp.add_role_bindings() = std::move(b);
-    }
-    return absl::OkStatus();
-  }));
+  SUBMARINE_RETURN_IF_ERROR(
+      pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) -> absl::Status {
+        SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+        ResourceRef ref;
+        SUBMARINE_RETURN_IF_ERROR(ParseProjectName(req.parent(), "parent", &ref.project));
+        SUBMARINE_RETURN_IF_ERROR(Require(tx, caller, ref, req.parent(), v1::READ));
+        for (auto& b : PermissionStore::ListBindings(tx, ref.project)) {
+          *resp.add_role_bindings() = std::move(b);
+        }
+        return absl::OkStatus();
+      }));
   return resp;
 }
 
@@ -150,8 +150,8 @@ absl::StatusOr<v1::Grant> AccessManager::CreateGrant(const v1::CreateGrantReques
     g.set_permission(in.permission());
     g.set_creator(caller.actor);
     bool replaced = false;
-    out = PermissionStore::UpsertGrant(tx, ref.project, ids_.RandomHex(8), g, NowMicros(),
-                                       &replaced);
+    out =
+        PermissionStore::UpsertGrant(tx, ref.project, ids_.RandomHex(8), g, NowMicros(), &replaced);
     return PublishAccess(tx, in.resource(), in.subject(), replaced ? v1::UPDATED : v1::CREATED,
                          call);
   }));
@@ -161,21 +161,21 @@ absl::StatusOr<v1::Grant> AccessManager::CreateGrant(const v1::CreateGrantReques
 absl::StatusOr<v1::ListGrantsResponse> AccessManager::ListGrants(const v1::ListGrantsRequest& req,
                                                                  const CallInfo& call) {
   v1::ListGrantsResponse resp;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx)
-                                                           -> absl::Status {
-    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
-    if (req.resource().empty()) {
-      if (!caller.admin) return Denied("grants", "listing every grant (administrators only)");
-    } else {
-      ResourceRef ref;
-      SUBMARINE_RETURN_IF_ERROR(ParseResource(req.resource(), "resource", &ref));
-      SUBMARINE_RETURN_IF_ERROR(Require(tx, caller, ref, req.resource(), v1::ADMIN));
-    }
-    for (auto& g : PermissionStore::ListGrants(tx, req.resource())) {
-      *resp.add_grants() = std::move(g);
-    }
-    return absl::OkStatus();
-  }));
+  SUBMARINE_RETURN_IF_ERROR(
+      pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) -> absl::Status {
+        SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+        if (req.resource().empty()) {
+          if (!caller.admin) return Denied("grants", "listing every grant (administrators only)");
+        } else {
+          ResourceRef ref;
+          SUBMARINE_RETURN_IF_ERROR(ParseResource(req.resource(), "resource", &ref));
+          SUBMARINE_RETURN_IF_ERROR(Require(tx, caller, ref, req.resource(), v1::ADMIN));
+        }
+        for (auto& g : PermissionStore::ListGrants(tx, req.resource())) {
+          *resp.add_grants() = std::move(g);
+        }
+        return absl::OkStatus();
+      }));
   return resp;
 }
 
@@ -183,8 +183,8 @@ absl::Status AccessManager::DeleteGrant(const v1::DeleteGrantRequest& req, const
   return pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     if (req.name().rfind("grants/", 0) != 0) {
-      return InvalidField("name", absl::StrCat("expected \"grants/{id}\", got ",
-                                               Quote(req.name())));
+      return InvalidField("name",
+                          absl::StrCat("expected \"grants/{id}\", got ", Quote(req.name())));
     }
     std::string id = req.name().substr(7);
     SUBMARINE_RETURN_IF_ERROR(ValidateHexId(id, "name"));
@@ -251,31 +251,33 @@ absl::Status AccessManager::Answer(
 absl::StatusOr<v1::ListAccessibleResponse> AccessManager::ListAccessible(
     const v1::ListAccessibleRequest& req, const CallInfo& call) {
   v1::ListAccessibleResponse resp;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx)
-                                                           -> absl::Status {
-    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
-    AccessQuestion q;
-    SUBMARINE_ASSIGN_OR_RETURN(q.username, CheckedUser(caller, req.subject(), "subject"));
-    SUBMARINE_RETURN_IF_ERROR(ParseProjectName(req.parent(), "parent", &q.resource.project));
-    SUBMARINE_RETURN_IF_ERROR(ValidateCollection(req.collection(), "collection"));
-    q.permission = req.permission() == v1::PERMISSION_UNSPECIFIED ? v1::READ : req.permission();
-    SUBMARINE_RETURN_IF_ERROR(CheckPermissionValue(q.permission, "permission"));
-    auto answer = Evaluate(tx, {q})[0];
-    if (answer.project_missing || answer.user_missing) return absl::OkStatus();
-    if (answer.effective >= q.permission) {
-      resp.set_all(true);
-      return absl::OkStatus();
-    }
-    std::vector<std::string> teams;
-    for (const auto& m : PermissionStore::Memberships(tx, {q.username})) teams.push_back(m.team_id);
-    std::vector<std::string> subjects = {"users/" + q.username, kAllUsers};
-    for (const auto& t : teams) subjects.push_back("teams/" + t);
-    for (auto& r : PermissionStore::GrantedIn(
-             tx, absl::StrCat(req.parent(), "/", req.collection(), "/"), subjects, q.permission)) {
-      resp.add_resources(std::move(r));
-    }
-    return absl::OkStatus();
-  }));
+  SUBMARINE_RETURN_IF_ERROR(
+      pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) -> absl::Status {
+        SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+        AccessQuestion q;
+        SUBMARINE_ASSIGN_OR_RETURN(q.username, CheckedUser(caller, req.subject(), "subject"));
+        SUBMARINE_RETURN_IF_ERROR(ParseProjectName(req.parent(), "parent", &q.resource.project));
+        SUBMARINE_RETURN_IF_ERROR(ValidateCollection(req.collection(), "collection"));
+        q.permission = req.permission() == v1::PERMISSION_UNSPECIFIED ? v1::READ : req.permission();
+        SUBMARINE_RETURN_IF_ERROR(CheckPermissionValue(q.permission, "permission"));
+        auto answer = Evaluate(tx, {q})[0];
+        if (answer.project_missing || answer.user_missing) return absl::OkStatus();
+        if (answer.effective >= q.permission) {
+          resp.set_all(true);
+          return absl::OkStatus();
+        }
+        std::vector<std::string> teams;
+        for (const auto& m : PermissionStore::Memberships(tx, {q.username}))
+          teams.push_back(m.team_id);
+        std::vector<std::string> subjects = {"users/" + q.username, kAllUsers};
+        for (const auto& t : teams) subjects.push_back("teams/" + t);
+        for (auto& r :
+             PermissionStore::GrantedIn(tx, absl::StrCat(req.parent(), "/", req.collection(), "/"),
+                                        subjects, q.permission)) {
+          resp.add_resources(std::move(r));
+        }
+        return absl::OkStatus();
+      }));
   return resp;
 }
 

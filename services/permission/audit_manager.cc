@@ -45,8 +45,7 @@ absl::StatusOr<std::optional<int64_t>> TimeFilter(const v1::ListAuditEventsReque
 }  // namespace
 
 absl::StatusOr<v1::ListAuditEventsResponse> AuditManager::List(
-    const v1::ListAuditEventsRequest& req, const rpc::CallScope& call) {
-  SUBMARINE_RETURN_IF_ERROR(call.RequireAuthenticated());
+    const v1::ListAuditEventsRequest& req, const rpc::CallInfo& call) {
   AuditQuery q;
   SUBMARINE_RETURN_IF_ERROR(CheckText(req.principal(), "principal", kMaxPrincipal));
   SUBMARINE_RETURN_IF_ERROR(CheckText(req.resource(), "resource", kMaxResource));
@@ -72,10 +71,10 @@ absl::StatusOr<v1::ListAuditEventsResponse> AuditManager::List(
   q.limit = page + 1;  // one more row tells whether another page exists
 
   std::vector<StoredAuditEvent> rows;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline(), [&](pqxx::transaction_base& tx) {
-    const std::string& user = call.principal().user();
+  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) {
+    const std::string& user = call.principal.user();
     if (user.empty() || !AuditStore::IsActiveAdmin(tx, user)) {
-      std::string who = call.subject().empty() ? "the caller" : call.subject();
+      std::string who = call.subject.empty() ? "the caller" : call.subject;
       return MakeError(absl::StatusCode::kPermissionDenied, "PERMISSION_DENIED",
                        absl::StrCat(who, " may not read the audit log (admins only)"),
                        {{"resource", "auditEvents"}});

@@ -18,7 +18,7 @@ class AuditManager {
   explicit AuditManager(db::ConnectionPool* pool) : pool_(pool) {}
 
   absl::StatusOr<v1::ListAuditEventsResponse> List(const v1::ListAuditEventsRequest& request,
-                                                   const rpc::CallScope& call);
+                                                   const rpc::CallInfo& call);
 
  private:
   db::ConnectionPool* pool_;

@@ -8,7 +8,7 @@ namespace submarine::permission {
 grpc::Status AuditServiceImpl::ListAuditEvents(grpc::ServerContext* ctx,
                                                const v1::ListAuditEventsRequest* req,
                                                v1::ListAuditEventsResponse* resp) {
-  return rpc::HandleCall(*ctx, "permission.submarine.io", [&](const rpc::CallScope& scope) {
+  return rpc::HandleCall(*ctx, "permission.submarine.io", [&](const rpc::CallInfo& scope) {
     return rpc::Fill(manager_.List(*req, scope), resp);
   });
 }

@@ -61,9 +61,9 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseName(const std::string&
   return std::make_pair(user, id);
 }
 
-absl::Status Denied(const rpc::CallScope& call, const std::string& what,
+absl::Status Denied(const rpc::CallInfo& call, const std::string& what,
                     const std::string& resource) {
-  std::string who = call.subject().empty() ? "the caller" : call.subject();
+  std::string who = call.subject.empty() ? "the caller" : call.subject;
   return MakeError(absl::StatusCode::kPermissionDenied, "PERMISSION_DENIED",
                    absl::StrCat(who, " may not ", what), {{"resource", resource}});
 }
@@ -71,9 +71,9 @@ absl::Status Denied(const rpc::CallScope& call, const std::string& what,
 // The credentials of `owner` may be managed by the owner (as a USER or through a SERVICE acting
 // for them) and by admins; flags come from the database, never from the principal. Decided
 // before existence. NOT_FOUND if the caller is an admin and the owner does not exist.
-absl::Status Authorize(pqxx::transaction_base& tx, const rpc::CallScope& call,
+absl::Status Authorize(pqxx::transaction_base& tx, const rpc::CallInfo& call,
                        const std::string& owner, const std::string& resource) {
-  const Principal& p = call.principal();
+  const Principal& p = call.principal;
   bool active = false;
   bool admin = false;
   if (!p.user().empty()) {
@@ -107,8 +107,7 @@ int64_t CredentialManager::NowMicros() const {
 }
 
 absl::StatusOr<Credential> CredentialManager::Create(const v1::CreateCredentialRequest& req,
-                                                     const rpc::CallScope& call) {
-  SUBMARINE_RETURN_IF_ERROR(call.RequireAuthenticated());
+                                                     const rpc::CallInfo& call) {
   SUBMARINE_RETURN_IF_ERROR(CheckKey());
   SUBMARINE_ASSIGN_OR_RETURN(std::string owner, ParseParent(req.parent()));
   if (!IsCredentialId(req.credential_id())) {
@@ -139,7 +138,7 @@ absl::StatusOr<Credential> CredentialManager::Create(const v1::CreateCredentialR
   std::string sealed = auth::Seal(master_key_, req.secret());
   int64_t now = NowMicros();
   Credential out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline(), [&](pqxx::work& tx) -> absl::Status {
+  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_RETURN_IF_ERROR(Authorize(tx, call, owner, name));
     out.set_name(name);
     out.set_type(in.type());
@@ -148,17 +147,16 @@ absl::StatusOr<Credential> CredentialManager::Create(const v1::CreateCredentialR
     v1::CredentialChanged event;
     *event.mutable_credential() = out;
     event.set_change(created ? v1::CREATED : v1::UPDATED);
-    return events::AppendToOutbox(tx, event, name, call.request_id(), call.subject());
+    return events::AppendToOutbox(tx, event, name, call.request_id, call.subject);
   }));
   return out;
 }
 
 absl::StatusOr<Credential> CredentialManager::Get(const v1::GetCredentialRequest& req,
-                                                  const rpc::CallScope& call) {
-  SUBMARINE_RETURN_IF_ERROR(call.RequireAuthenticated());
+                                                  const rpc::CallInfo& call) {
   SUBMARINE_ASSIGN_OR_RETURN(auto parts, ParseName(req.name()));
   Credential out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline(), [&](pqxx::transaction_base& tx) {
+  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) {
     SUBMARINE_RETURN_IF_ERROR(Authorize(tx, call, parts.first, req.name()));
     auto found = CredentialStore::Find(tx, parts.first, parts.second);
     if (!found) return NotFound("credential", req.name());
@@ -169,11 +167,10 @@ absl::StatusOr<Credential> CredentialManager::Get(const v1::GetCredentialRequest
 }
 
 absl::StatusOr<v1::ListCredentialsResponse> CredentialManager::List(
-    const v1::ListCredentialsRequest& req, const rpc::CallScope& call) {
-  SUBMARINE_RETURN_IF_ERROR(call.RequireAuthenticated());
+    const v1::ListCredentialsRequest& req, const rpc::CallInfo& call) {
   SUBMARINE_ASSIGN_OR_RETURN(std::string owner, ParseParent(req.parent()));
   v1::ListCredentialsResponse resp;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline(), [&](pqxx::transaction_base& tx) {
+  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) {
     SUBMARINE_RETURN_IF_ERROR(Authorize(tx, call, owner, req.parent()));
     for (auto& c : CredentialStore::List(tx, owner)) *resp.add_credentials() = std::move(c);
     return absl::OkStatus();
@@ -182,10 +179,9 @@ absl::StatusOr<v1::ListCredentialsResponse> CredentialManager::List(
 }
 
 absl::Status CredentialManager::Delete(const v1::DeleteCredentialRequest& req,
-                                       const rpc::CallScope& call) {
-  SUBMARINE_RETURN_IF_ERROR(call.RequireAuthenticated());
+                                       const rpc::CallInfo& call) {
   SUBMARINE_ASSIGN_OR_RETURN(auto parts, ParseName(req.name()));
-  return pool_->Transact(call.deadline(), [&](pqxx::work& tx) -> absl::Status {
+  return pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_RETURN_IF_ERROR(Authorize(tx, call, parts.first, req.name()));
     auto found = CredentialStore::Find(tx, parts.first, parts.second);
     if (!found || !CredentialStore::Delete(tx, parts.first, parts.second)) {
@@ -194,15 +190,14 @@ absl::Status CredentialManager::Delete(const v1::DeleteCredentialRequest& req,
     v1::CredentialChanged event;
     *event.mutable_credential() = found->credential;
     event.set_change(v1::DELETED);
-    return events::AppendToOutbox(tx, event, req.name(), call.request_id(), call.subject());
+    return events::AppendToOutbox(tx, event, req.name(), call.request_id, call.subject);
   });
 }
 
 absl::StatusOr<v1::AccessCredentialSecretResponse> CredentialManager::AccessSecret(
-    const v1::AccessCredentialSecretRequest& req, const rpc::CallScope& call) {
-  SUBMARINE_RETURN_IF_ERROR(call.RequireAuthenticated());
+    const v1::AccessCredentialSecretRequest& req, const rpc::CallInfo& call) {
   SUBMARINE_ASSIGN_OR_RETURN(auto parts, ParseName(req.name()));
-  const Principal& p = call.principal();
+  const Principal& p = call.principal;
   // internal_only: the gateway never routes this method, and even a verified USER principal
   // (the owner, an admin) is refused here. Only the service launching the owner's workload gets
   // the secret.
@@ -220,7 +215,7 @@ absl::StatusOr<v1::AccessCredentialSecretResponse> CredentialManager::AccessSecr
   }
   SUBMARINE_RETURN_IF_ERROR(CheckKey());
   v1::AccessCredentialSecretResponse resp;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline(), [&](pqxx::work& tx) -> absl::Status {
+  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
     auto owner = CredentialStore::FindAccount(tx, parts.first);
     if (!owner || owner->disabled) {
       return Denied(call,
@@ -242,7 +237,7 @@ absl::StatusOr<v1::AccessCredentialSecretResponse> CredentialManager::AccessSecr
     v1::CredentialAccessed event;
     event.set_credential(req.name());
     event.set_service(p.service());
-    return events::AppendToOutbox(tx, event, req.name(), call.request_id(), call.subject());
+    return events::AppendToOutbox(tx, event, req.name(), call.request_id, call.subject);
   }));
   return resp;
 }

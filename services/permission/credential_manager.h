@@ -29,16 +29,16 @@ class CredentialManager {
 
   // Creates or replaces the credential (CREATED or UPDATED event).
   absl::StatusOr<v1::Credential> Create(const v1::CreateCredentialRequest& request,
-                                        const rpc::CallScope& call);
+                                        const rpc::CallInfo& call);
   absl::StatusOr<v1::Credential> Get(const v1::GetCredentialRequest& request,
-                                     const rpc::CallScope& call);
+                                     const rpc::CallInfo& call);
   absl::StatusOr<v1::ListCredentialsResponse> List(const v1::ListCredentialsRequest& request,
-                                                   const rpc::CallScope& call);
-  absl::Status Delete(const v1::DeleteCredentialRequest& request, const rpc::CallScope& call);
+                                                   const rpc::CallInfo& call);
+  absl::Status Delete(const v1::DeleteCredentialRequest& request, const rpc::CallInfo& call);
   // INTERNAL (reason CREDENTIAL_UNREADABLE) if the sealed secret does not open under the master
   // key (e.g. the key file was replaced); nothing of the secret is returned or logged then.
   absl::StatusOr<v1::AccessCredentialSecretResponse> AccessSecret(
-      const v1::AccessCredentialSecretRequest& request, const rpc::CallScope& call);
+      const v1::AccessCredentialSecretRequest& request, const rpc::CallInfo& call);
 
  private:
   absl::Status CheckKey() const;

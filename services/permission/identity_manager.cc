@@ -26,16 +26,12 @@ constexpr int64_t kMaxApiTokenTtl = int64_t{10} * 366 * 24 * 3600;
 constexpr char kAdmin[] = "admin";
 constexpr char kDefaultProject[] = "default";
 
-google::protobuf::Timestamp Ts(int64_t micros) {
-  return TimeUtil::MicrosecondsToTimestamp(micros);
-}
+google::protobuf::Timestamp Ts(int64_t micros) { return TimeUtil::MicrosecondsToTimestamp(micros); }
 
 // Not-before instants are whole seconds rounded UP: a token carries "iat" in whole seconds, and
 // a token issued after the change gets iat >= not_before (see IssueTokens), while every token
 // issued before it has iat < not_before. The gateway refuses iat < not_before.
-int64_t CeilSecondMicros(int64_t micros) {
-  return (micros + 999999) / 1000000 * 1000000;
-}
+int64_t CeilSecondMicros(int64_t micros) { return (micros + 999999) / 1000000 * 1000000; }
 
 absl::Status AdminOnly(const std::string& resource, const std::string& what) {
   return Denied(resource, absl::StrCat(what, " (administrators only)"));
@@ -43,8 +39,8 @@ absl::Status AdminOnly(const std::string& resource, const std::string& what) {
 
 absl::Status CheckPassword(const std::string& password, const std::string& field) {
   if (password.size() < kMinPassword || password.size() > kMaxPassword) {
-    return InvalidField(field, absl::StrCat("passwords are ", kMinPassword, " to ", kMaxPassword,
-                                            " bytes"));
+    return InvalidField(
+        field, absl::StrCat("passwords are ", kMinPassword, " to ", kMaxPassword, " bytes"));
   }
   return absl::OkStatus();
 }
@@ -70,14 +66,16 @@ absl::Status LastAdmin(const std::string& username) {
 
 absl::Status LastOwner(const std::string& team) {
   return MakeError(absl::StatusCode::kFailedPrecondition, "LAST_OWNER",
-                   absl::StrCat("team \"", team, "\" would have no owner left; make another "
+                   absl::StrCat("team \"", team,
+                                "\" would have no owner left; make another "
                                 "member an owner first"),
                    {{"team", team}});
 }
 
 absl::Status EtagMismatch(const std::string& name) {
   return MakeError(absl::StatusCode::kAborted, "ETAG_MISMATCH",
-                   absl::StrCat(Quote(name), " was changed concurrently: the etag does not match; "
+                   absl::StrCat(Quote(name),
+                                " was changed concurrently: the etag does not match; "
                                 "read it again and retry"),
                    {{"resource", name}});
 }
@@ -107,7 +105,7 @@ absl::StatusOr<std::vector<std::string>> MaskPaths(const google::protobuf::Field
 template <class Event>
 absl::Status Publish(pqxx::work& tx, const Event& event, const std::string& resource,
                      const CallInfo& call) {
-  return events::AppendToOutbox(tx, event, resource, call.request_id, call.actor);
+  return events::AppendToOutbox(tx, event, resource, call.request_id, call.subject);
 }
 
 absl::Status PublishUser(pqxx::work& tx, const v1::User& user, v1::Change change,
@@ -169,8 +167,8 @@ absl::Status CheckOwner(pqxx::transaction_base& tx, const Caller& caller, const 
     if (!PermissionStore::FindTeam(tx, id, false)) return NotFound("team", owner);
     return absl::OkStatus();
   }
-  return InvalidField(field, absl::StrCat("expected \"users/{user}\" or \"teams/{team}\", got ",
-                                          Quote(owner)));
+  return InvalidField(
+      field, absl::StrCat("expected \"users/{user}\" or \"teams/{team}\", got ", Quote(owner)));
 }
 
 // Refuses to delete a user or team that still owns projects (a re-created namesake would
@@ -198,8 +196,10 @@ absl::Status LoginFailed() {
                    "invalid username or password");
 }
 
-absl::StatusOr<std::unique_ptr<IdentityManager>> IdentityManager::Create(
-    db::ConnectionPool* pool, IdentityOptions options, const Clock& clock, IdGenerator& ids) {
+absl::StatusOr<std::unique_ptr<IdentityManager>> IdentityManager::Create(db::ConnectionPool* pool,
+                                                                         IdentityOptions options,
+                                                                         const Clock& clock,
+                                                                         IdGenerator& ids) {
   std::unique_ptr<IdentityManager> m(new IdentityManager(pool, std::move(options), clock, ids));
   // Verified against when the user is unknown or disabled, so a failed login costs the same
   // whether or not the user exists.
@@ -219,7 +219,7 @@ absl::Status IdentityManager::Bootstrap(bool* created) {
   SUBMARINE_ASSIGN_OR_RETURN(std::string hash,
                              auth::HashPassword(password, options_.password_cost));
   CallInfo system;
-  system.actor = "system";
+  system.subject = "system";
   bool did = false;
   SUBMARINE_RETURN_IF_ERROR(pool_->Transact(db::kNoDeadline, [&](pqxx::work& tx) -> absl::Status {
     did = false;
@@ -248,8 +248,8 @@ absl::Status IdentityManager::Bootstrap(bool* created) {
       PermissionStore::InsertProject(tx, kDefaultProject, project);
       SUBMARINE_RETURN_IF_ERROR(PublishProject(tx, project, v1::CREATED, system));
       bool replaced = false;
-      PermissionStore::UpsertBinding(tx, kDefaultProject, ids_.RandomHex(8), kAllUsers,
-                                     v1::VIEWER, now, &replaced);
+      PermissionStore::UpsertBinding(tx, kDefaultProject, ids_.RandomHex(8), kAllUsers, v1::VIEWER,
+                                     now, &replaced);
       v1::AccessChanged access;
       access.set_resource(project.name());
       access.set_subject(kAllUsers);
@@ -267,8 +267,8 @@ absl::Status IdentityManager::Bootstrap(bool* created) {
   }));
   if (created) *created = did;
   if (did) {
-    log::Get("bootstrap")->warn("created user \"admin\"; its password is in {}",
-                                options_.admin_password_file);
+    log::Get("bootstrap")
+        ->warn("created user \"admin\"; its password is in {}", options_.admin_password_file);
   }
   return absl::OkStatus();
 }
@@ -290,8 +290,7 @@ absl::StatusOr<v1::LoginResponse> IdentityManager::IssueTokens(pqxx::work& tx,
   claims.kind = "access";
   for (const auto& t : resp.user().teams()) claims.teams.push_back(t.substr(6));
   claims.admin = user->user.admin();
-  claims.issued_at =
-      std::max(now / 1000000, PermissionStore::NotBefore(tx, username) / 1000000);
+  claims.issued_at = std::max(now / 1000000, PermissionStore::NotBefore(tx, username) / 1000000);
   claims.expires_at = claims.issued_at + options_.access_ttl_seconds;
   resp.set_access_token(auth::SignJwt(claims, options_.signing_key));
   resp.set_expires_in(options_.access_ttl_seconds);
@@ -389,9 +388,9 @@ absl::Status IdentityManager::Logout(const v1::LogoutRequest& req, const CallInf
     int64_t expire = now + (options_.access_ttl_seconds + 60) * 1000000;
     auto api = PermissionStore::FindApiToken(tx, jti, true);
     if (api && api->username == caller.username) {
-      expire = api->token.has_expire_time() ? TimeUtil::TimestampToMicroseconds(
-                                                  api->token.expire_time())
-                                            : 0;
+      expire = api->token.has_expire_time()
+                   ? TimeUtil::TimestampToMicroseconds(api->token.expire_time())
+                   : 0;
       PermissionStore::RevokeApiTokenRow(tx, jti, now);
     }
     PermissionStore::InsertRevokedToken(tx, jti, caller.username, expire, now);
@@ -407,47 +406,47 @@ absl::Status IdentityManager::Logout(const v1::LogoutRequest& req, const CallInf
 
 absl::StatusOr<v1::User> IdentityManager::GetCurrentUser(const CallInfo& call) {
   v1::User out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx)
-                                                           -> absl::Status {
-    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
-    if (caller.username.empty()) {
-      return InvalidField("principal", "a service acting for itself has no user");
-    }
-    auto user = PermissionStore::FindUser(tx, caller.username, false);
-    if (!user) return NotFound("user", "users/" + caller.username);
-    out = user->user;
-    FillTeams(tx, {&out});
-    return absl::OkStatus();
-  }));
+  SUBMARINE_RETURN_IF_ERROR(
+      pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) -> absl::Status {
+        SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+        if (caller.username.empty()) {
+          return InvalidField("principal", "a service acting for itself has no user");
+        }
+        auto user = PermissionStore::FindUser(tx, caller.username, false);
+        if (!user) return NotFound("user", "users/" + caller.username);
+        out = user->user;
+        FillTeams(tx, {&out});
+        return absl::OkStatus();
+      }));
   return out;
 }
 
 absl::StatusOr<v1::User> IdentityManager::GetUser(const v1::GetUserRequest& req,
                                                   const CallInfo& call) {
   v1::User out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx)
-                                                           -> absl::Status {
-    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
-    std::string username;
-    SUBMARINE_RETURN_IF_ERROR(ParseUserName(req.name(), "name", &username));
-    if (!caller.admin && !caller.is(username) &&
-        !PermissionStore::ShareTeam(tx, caller.username, username)) {
-      return Denied(req.name(), "reading a user who shares no team with you");
-    }
-    auto user = PermissionStore::FindUser(tx, username, false);
-    if (!user) return NotFound("user", req.name());
-    out = user->user;
-    FillTeams(tx, {&out});
-    return absl::OkStatus();
-  }));
+  SUBMARINE_RETURN_IF_ERROR(
+      pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) -> absl::Status {
+        SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+        std::string username;
+        SUBMARINE_RETURN_IF_ERROR(ParseUserName(req.name(), "name", &username));
+        if (!caller.admin && !caller.is(username) &&
+            !PermissionStore::ShareTeam(tx, caller.username, username)) {
+          return Denied(req.name(), "reading a user who shares no team with you");
+        }
+        auto user = PermissionStore::FindUser(tx, username, false);
+        if (!user) return NotFound("user", req.name());
+        out = user->user;
+        FillTeams(tx, {&out});
+        return absl::OkStatus();
+      }));
   return out;
 }
 
 absl::StatusOr<v1::ListUsersResponse> IdentityManager::ListUsers(const v1::ListUsersRequest& req,
                                                                  const CallInfo& call) {
   UserListQuery q;
-  SUBMARINE_ASSIGN_OR_RETURN(q.limit, api::EffectivePageSize(req.page_size(), kDefaultPageSize,
-                                                             kMaxPageSize));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      q.limit, api::EffectivePageSize(req.page_size(), kDefaultPageSize, kMaxPageSize));
   SUBMARINE_RETURN_IF_ERROR(CheckText(req.filter(), "filter", 1024));
   SUBMARINE_ASSIGN_OR_RETURN(auto terms, api::ParseFilter(req.filter()));
   for (const auto& t : terms) {
@@ -479,34 +478,34 @@ absl::StatusOr<v1::ListUsersResponse> IdentityManager::ListUsers(const v1::ListU
   const int page = q.limit;
   q.limit = page + 1;
   v1::ListUsersResponse resp;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx)
-                                                           -> absl::Status {
-    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
-    (void)caller;  // every authenticated user may list usernames, to share with them
-    auto rows = PermissionStore::ListUsers(tx, q);
-    std::vector<v1::User*> filled;
-    resp.set_next_page_token(api::TakePage(
-        rows, page, hash,
-        [&](const auto& r) {
-          filled.push_back(resp.add_users());
-          *filled.back() = r.user;
-        },
-        kAfterSeq));
-    FillTeams(tx, filled);
-    return absl::OkStatus();
-  }));
+  SUBMARINE_RETURN_IF_ERROR(
+      pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) -> absl::Status {
+        SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+        (void)caller;  // every authenticated user may list usernames, to share with them
+        auto rows = PermissionStore::ListUsers(tx, q);
+        std::vector<v1::User*> filled;
+        resp.set_next_page_token(api::TakePage(
+            rows, page, hash,
+            [&](const auto& r) {
+              filled.push_back(resp.add_users());
+              *filled.back() = r.user;
+            },
+            kAfterSeq));
+        FillTeams(tx, filled);
+        return absl::OkStatus();
+      }));
   return resp;
 }
 
 absl::StatusOr<v1::User> IdentityManager::CreateUser(const v1::CreateUserRequest& req,
                                                      const CallInfo& call) {
   // Authorization first, then validation, then the slow hash outside the write transaction.
-  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx)
-                                                           -> absl::Status {
-    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
-    if (!caller.admin) return AdminOnly("users", "creating users");
-    return absl::OkStatus();
-  }));
+  SUBMARINE_RETURN_IF_ERROR(
+      pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) -> absl::Status {
+        SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+        if (!caller.admin) return AdminOnly("users", "creating users");
+        return absl::OkStatus();
+      }));
   const std::string& id = req.user_id();
   if (id.empty()) return InvalidField("user_id", "is required");
   SUBMARINE_RETURN_IF_ERROR(ValidateUsername(id, "user_id"));
@@ -621,32 +620,31 @@ absl::Status IdentityManager::DeleteUser(const v1::DeleteUserRequest& req, const
   });
 }
 
-absl::Status IdentityManager::SetPassword(const v1::SetPasswordRequest& req,
-                                          const CallInfo& call) {
+absl::Status IdentityManager::SetPassword(const v1::SetPasswordRequest& req, const CallInfo& call) {
   std::string username;
   std::optional<UserRow> target;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx)
-                                                           -> absl::Status {
-    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
-    SUBMARINE_RETURN_IF_ERROR(ParseUserName(req.name(), "name", &username));
-    if (!caller.admin && !caller.is(username)) {
-      return Denied(req.name(), "changing another user's password");
-    }
-    SUBMARINE_RETURN_IF_ERROR(CheckPassword(req.password(), "password"));
-    target = PermissionStore::FindUser(tx, username, false);
-    if (!target) return NotFound("user", req.name());
-    if (caller.is(username)) {
-      if (req.current_password().empty()) {
-        return InvalidField("current_password", "is required to change your own password");
-      }
-      if (req.current_password().size() > kMaxPassword ||
-          !auth::VerifyPassword(target->password_hash, req.current_password())) {
-        return MakeError(absl::StatusCode::kPermissionDenied, "WRONG_PASSWORD",
-                         "current_password: does not match", {{"field", "current_password"}});
-      }
-    }
-    return absl::OkStatus();
-  }));
+  SUBMARINE_RETURN_IF_ERROR(
+      pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) -> absl::Status {
+        SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+        SUBMARINE_RETURN_IF_ERROR(ParseUserName(req.name(), "name", &username));
+        if (!caller.admin && !caller.is(username)) {
+          return Denied(req.name(), "changing another user's password");
+        }
+        SUBMARINE_RETURN_IF_ERROR(CheckPassword(req.password(), "password"));
+        target = PermissionStore::FindUser(tx, username, false);
+        if (!target) return NotFound("user", req.name());
+        if (caller.is(username)) {
+          if (req.current_password().empty()) {
+            return InvalidField("current_password", "is required to change your own password");
+          }
+          if (req.current_password().size() > kMaxPassword ||
+              !auth::VerifyPassword(target->password_hash, req.current_password())) {
+            return MakeError(absl::StatusCode::kPermissionDenied, "WRONG_PASSWORD",
+                             "current_password: does not match", {{"field", "current_password"}});
+          }
+        }
+        return absl::OkStatus();
+      }));
   SUBMARINE_ASSIGN_OR_RETURN(std::string hash,
                              auth::HashPassword(req.password(), options_.password_cost));
   return pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
@@ -676,8 +674,7 @@ absl::StatusOr<v1::Team> IdentityManager::CreateTeam(const v1::CreateTeamRequest
       return InvalidField("team.name", "is output only on create (set team_id instead)");
     }
     SUBMARINE_RETURN_IF_ERROR(CheckText(req.team().display_name(), "team.display_name", 256));
-    SUBMARINE_RETURN_IF_ERROR(
-        CheckText(req.team().description(), "team.description", 4096, true));
+    SUBMARINE_RETURN_IF_ERROR(CheckText(req.team().description(), "team.description", 4096, true));
     if (PermissionStore::FindTeam(tx, id, false)) return AlreadyExists("team", name);
     out.set_name(name);
     out.set_display_name(req.team().display_name());
@@ -701,39 +698,39 @@ absl::StatusOr<v1::Team> IdentityManager::CreateTeam(const v1::CreateTeamRequest
 absl::StatusOr<v1::Team> IdentityManager::GetTeam(const v1::GetTeamRequest& req,
                                                   const CallInfo& call) {
   v1::Team out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx)
-                                                           -> absl::Status {
-    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
-    (void)caller;  // teams are visible to every user (to share with them)
-    std::string id;
-    SUBMARINE_RETURN_IF_ERROR(ParseTeamName(req.name(), "name", &id));
-    auto team = PermissionStore::FindTeam(tx, id, false);
-    if (!team) return NotFound("team", req.name());
-    out = *team;
-    return absl::OkStatus();
-  }));
+  SUBMARINE_RETURN_IF_ERROR(
+      pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) -> absl::Status {
+        SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+        (void)caller;  // teams are visible to every user (to share with them)
+        std::string id;
+        SUBMARINE_RETURN_IF_ERROR(ParseTeamName(req.name(), "name", &id));
+        auto team = PermissionStore::FindTeam(tx, id, false);
+        if (!team) return NotFound("team", req.name());
+        out = *team;
+        return absl::OkStatus();
+      }));
   return out;
 }
 
 absl::StatusOr<v1::ListTeamsResponse> IdentityManager::ListTeams(const v1::ListTeamsRequest& req,
                                                                  const CallInfo& call) {
-  SUBMARINE_ASSIGN_OR_RETURN(int page, api::EffectivePageSize(req.page_size(), kDefaultPageSize,
-                                                              kMaxPageSize));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      int page, api::EffectivePageSize(req.page_size(), kDefaultPageSize, kMaxPageSize));
   uint64_t hash = api::QueryHash({"teams"});
   SUBMARINE_ASSIGN_OR_RETURN(auto token, api::DecodePageToken(req.page_token(), hash));
   v1::ListTeamsResponse resp;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx)
-                                                           -> absl::Status {
-    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
-    (void)caller;
-    auto rows = PermissionStore::ListTeams(tx, token.after_id(), page + 1);
-    resp.set_next_page_token(api::TakePage(
-        rows, page, hash, [&](const auto& r) { *resp.add_teams() = r.second; },
-        [](const auto& r, submarine::common::v1::PageToken* next) {
-          next->set_after_id(r.first);
-        }));
-    return absl::OkStatus();
-  }));
+  SUBMARINE_RETURN_IF_ERROR(
+      pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) -> absl::Status {
+        SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+        (void)caller;
+        auto rows = PermissionStore::ListTeams(tx, token.after_id(), page + 1);
+        resp.set_next_page_token(api::TakePage(
+            rows, page, hash, [&](const auto& r) { *resp.add_teams() = r.second; },
+            [](const auto& r, submarine::common::v1::PageToken* next) {
+              next->set_after_id(r.first);
+            }));
+        return absl::OkStatus();
+      }));
   return resp;
 }
 
@@ -763,8 +760,7 @@ absl::StatusOr<v1::TeamMember> IdentityManager::SetTeamMember(const v1::SetTeamM
     int mine = caller.admin ? v1::OWNER : caller.TeamRole(team);
     if (mine < v1::MAINTAINER) return Denied(req.team(), "managing members (maintainers only)");
     SUBMARINE_RETURN_IF_ERROR(ParseUserName(req.member().user(), "member.user", &user));
-    int role = req.member().role() == v1::TEAM_ROLE_UNSPECIFIED ? v1::MEMBER
-                                                                  : req.member().role();
+    int role = req.member().role() == v1::TEAM_ROLE_UNSPECIFIED ? v1::MEMBER : req.member().role();
     if (role < v1::MEMBER || role > v1::OWNER) {
       return InvalidField("member.role", "is MEMBER, MAINTAINER or OWNER");
     }
@@ -816,16 +812,16 @@ absl::Status IdentityManager::RemoveTeamMember(const v1::RemoveTeamMemberRequest
 absl::StatusOr<v1::ListTeamMembersResponse> IdentityManager::ListTeamMembers(
     const v1::ListTeamMembersRequest& req, const CallInfo& call) {
   v1::ListTeamMembersResponse resp;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx)
-                                                           -> absl::Status {
-    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
-    (void)caller;
-    std::string team;
-    SUBMARINE_RETURN_IF_ERROR(ParseTeamName(req.team(), "team", &team));
-    if (!PermissionStore::FindTeam(tx, team, false)) return NotFound("team", req.team());
-    for (auto& m : PermissionStore::ListMembers(tx, team)) *resp.add_members() = std::move(m);
-    return absl::OkStatus();
-  }));
+  SUBMARINE_RETURN_IF_ERROR(
+      pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) -> absl::Status {
+        SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+        (void)caller;
+        std::string team;
+        SUBMARINE_RETURN_IF_ERROR(ParseTeamName(req.team(), "team", &team));
+        if (!PermissionStore::FindTeam(tx, team, false)) return NotFound("team", req.team());
+        for (auto& m : PermissionStore::ListMembers(tx, team)) *resp.add_members() = std::move(m);
+        return absl::OkStatus();
+      }));
   return resp;
 }
 
@@ -876,40 +872,40 @@ absl::StatusOr<v1::Project> IdentityManager::CreateProject(const v1::CreateProje
 absl::StatusOr<v1::Project> IdentityManager::GetProject(const v1::GetProjectRequest& req,
                                                         const CallInfo& call) {
   v1::Project out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx)
-                                                           -> absl::Status {
-    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
-    ResourceRef ref;
-    SUBMARINE_RETURN_IF_ERROR(ParseProjectName(req.name(), "name", &ref.project));
-    SUBMARINE_RETURN_IF_ERROR(Require(tx, caller, ref, req.name(), v1::READ));
-    auto found = PermissionStore::FindProject(tx, ref.project, false);
-    if (!found) return NotFound("project", req.name());
-    out = found->project;
-    return absl::OkStatus();
-  }));
+  SUBMARINE_RETURN_IF_ERROR(
+      pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) -> absl::Status {
+        SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+        ResourceRef ref;
+        SUBMARINE_RETURN_IF_ERROR(ParseProjectName(req.name(), "name", &ref.project));
+        SUBMARINE_RETURN_IF_ERROR(Require(tx, caller, ref, req.name(), v1::READ));
+        auto found = PermissionStore::FindProject(tx, ref.project, false);
+        if (!found) return NotFound("project", req.name());
+        out = found->project;
+        return absl::OkStatus();
+      }));
   return out;
 }
 
 absl::StatusOr<v1::ListProjectsResponse> IdentityManager::ListProjects(
     const v1::ListProjectsRequest& req, const CallInfo& call) {
-  SUBMARINE_ASSIGN_OR_RETURN(int page, api::EffectivePageSize(req.page_size(), kDefaultPageSize,
-                                                              kMaxPageSize));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      int page, api::EffectivePageSize(req.page_size(), kDefaultPageSize, kMaxPageSize));
   v1::ListProjectsResponse resp;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx)
-                                                           -> absl::Status {
-    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
-    // The token is bound to who asked: another caller's page boundaries mean nothing here.
-    uint64_t hash = api::QueryHash({"projects", caller.actor});
-    SUBMARINE_ASSIGN_OR_RETURN(auto token, api::DecodePageToken(req.page_token(), hash));
-    std::vector<std::string> owners;
-    if (!caller.username.empty()) owners.push_back("users/" + caller.username);
-    for (const auto& [team, role] : caller.teams) owners.push_back("teams/" + team);
-    auto rows = PermissionStore::ListProjects(tx, caller.admin, owners, caller.Subjects(),
-                                              token.after_id(), page + 1);
-    resp.set_next_page_token(api::TakePage(
-        rows, page, hash, [&](const auto& r) { *resp.add_projects() = r.project; }, kAfterSeq));
-    return absl::OkStatus();
-  }));
+  SUBMARINE_RETURN_IF_ERROR(
+      pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) -> absl::Status {
+        SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+        // The token is bound to who asked: another caller's page boundaries mean nothing here.
+        uint64_t hash = api::QueryHash({"projects", caller.actor});
+        SUBMARINE_ASSIGN_OR_RETURN(auto token, api::DecodePageToken(req.page_token(), hash));
+        std::vector<std::string> owners;
+        if (!caller.username.empty()) owners.push_back("users/" + caller.username);
+        for (const auto& [team, role] : caller.teams) owners.push_back("teams/" + team);
+        auto rows = PermissionStore::ListProjects(tx, caller.admin, owners, caller.Subjects(),
+                                                  token.after_id(), page + 1);
+        resp.set_next_page_token(api::TakePage(
+            rows, page, hash, [&](const auto& r) { *resp.add_projects() = r.project; }, kAfterSeq));
+        return absl::OkStatus();
+      }));
   return resp;
 }
 
@@ -922,9 +918,8 @@ absl::StatusOr<v1::Project> IdentityManager::UpdateProject(const v1::UpdateProje
     ResourceRef ref;
     SUBMARINE_RETURN_IF_ERROR(ParseProjectName(in.name(), "project.name", &ref.project));
     SUBMARINE_RETURN_IF_ERROR(Require(tx, caller, ref, in.name(), v1::ADMIN));
-    SUBMARINE_ASSIGN_OR_RETURN(auto paths,
-                               MaskPaths(req.update_mask(), {"display_name", "description",
-                                                             "owner"}));
+    SUBMARINE_ASSIGN_OR_RETURN(
+        auto paths, MaskPaths(req.update_mask(), {"display_name", "description", "owner"}));
     if (paths.empty()) {
       if (!in.display_name().empty()) paths.push_back("display_name");
       if (!in.description().empty()) paths.push_back("description");
@@ -939,8 +934,7 @@ absl::StatusOr<v1::Project> IdentityManager::UpdateProject(const v1::UpdateProje
         SUBMARINE_RETURN_IF_ERROR(CheckText(in.display_name(), "project.display_name", 256));
         out.set_display_name(in.display_name());
       } else if (p == "description") {
-        SUBMARINE_RETURN_IF_ERROR(
-            CheckText(in.description(), "project.description", 4096, true));
+        SUBMARINE_RETURN_IF_ERROR(CheckText(in.description(), "project.description", 4096, true));
         out.set_description(in.description());
       } else if (p == "owner") {
         if (in.owner() != out.owner()) {
@@ -1024,20 +1018,20 @@ absl::StatusOr<v1::CreateApiTokenResponse> IdentityManager::CreateApiToken(
 absl::StatusOr<v1::ListApiTokensResponse> IdentityManager::ListApiTokens(
     const v1::ListApiTokensRequest& req, const CallInfo& call) {
   v1::ListApiTokensResponse resp;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx)
-                                                           -> absl::Status {
-    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
-    std::string username;
-    SUBMARINE_RETURN_IF_ERROR(ParseUserName(req.parent(), "parent", &username));
-    if (!caller.admin && !caller.is(username)) {
-      return Denied(req.parent(), "listing another user's tokens");
-    }
-    if (!PermissionStore::FindUser(tx, username, false)) return NotFound("user", req.parent());
-    for (auto& row : PermissionStore::ListApiTokens(tx, username)) {
-      *resp.add_tokens() = std::move(row.token);
-    }
-    return absl::OkStatus();
-  }));
+  SUBMARINE_RETURN_IF_ERROR(
+      pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) -> absl::Status {
+        SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+        std::string username;
+        SUBMARINE_RETURN_IF_ERROR(ParseUserName(req.parent(), "parent", &username));
+        if (!caller.admin && !caller.is(username)) {
+          return Denied(req.parent(), "listing another user's tokens");
+        }
+        if (!PermissionStore::FindUser(tx, username, false)) return NotFound("user", req.parent());
+        for (auto& row : PermissionStore::ListApiTokens(tx, username)) {
+          *resp.add_tokens() = std::move(row.token);
+        }
+        return absl::OkStatus();
+      }));
   return resp;
 }
 

@@ -11,113 +11,108 @@ namespace {
 using google::protobuf::Value;
 using submarine::common::v1::SubmarineV1Response;
 
-// Runs `body` for a call: a principal that came but does not verify is refused on every method
-// (even the exempt ones: a forgery is never ignored); the others need an authenticated caller.
+// Runs `body` for an admitted call (rpc::HandleCall; who may call what is the interceptor's
+// decision, from the methods' auth_exempt/internal_only options).
 template <class F>
-grpc::Status Handle(grpc::ServerContext* ctx, bool exempt, F&& body) {
-  return rpc::HandleCall(*ctx, kErrorDomain, [&](const rpc::CallScope& scope) -> absl::Status {
-    SUBMARINE_RETURN_IF_ERROR(scope.principal_status());
-    if (!exempt) SUBMARINE_RETURN_IF_ERROR(scope.RequireAuthenticated());
-    return body(CallInfo{scope.principal(), scope.request_id(), scope.subject(), scope.deadline()});
-  });
+grpc::Status Handle(grpc::ServerContext* ctx, F&& body) {
+  return rpc::HandleCall(*ctx, kErrorDomain, std::forward<F>(body));
 }
 
 using rpc::Fill;
 
 }  // namespace
 
-#define SUBMARINE_HANDLE(Impl, Method, Request, Response, exempt, expr)                  \
+#define SUBMARINE_HANDLE(Impl, Method, Request, Response, expr)                             \
   grpc::Status Impl::Method(grpc::ServerContext* ctx, const Request* req, Response* resp) { \
-    return Handle(ctx, exempt, [&](const CallInfo& call) -> absl::Status { expr; });     \
+    return Handle(ctx, [&](const CallInfo& call) -> absl::Status { expr; });                \
   }
 
 // ---- IdentityService
 
-SUBMARINE_HANDLE(IdentityServiceImpl, Login, v1::LoginRequest, v1::LoginResponse, true, (void)call;
+SUBMARINE_HANDLE(IdentityServiceImpl, Login, v1::LoginRequest, v1::LoginResponse, (void)call;
                  return Fill(m_->Login(req->username(), req->password()), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, RefreshToken, v1::RefreshTokenRequest, v1::LoginResponse,
-                 true, (void)call;
+                 (void)call;
                  return Fill(m_->Refresh(req->refresh_token()), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, Logout, v1::LogoutRequest, v1::LogoutResponse, false,
-                 (void)resp; return m_->Logout(*req, call))
-SUBMARINE_HANDLE(IdentityServiceImpl, GetCurrentUser, v1::GetCurrentUserRequest, v1::User, false,
+SUBMARINE_HANDLE(IdentityServiceImpl, Logout, v1::LogoutRequest, v1::LogoutResponse, (void)resp;
+                 return m_->Logout(*req, call))
+SUBMARINE_HANDLE(IdentityServiceImpl, GetCurrentUser, v1::GetCurrentUserRequest, v1::User,
                  (void)req;
                  return Fill(m_->GetCurrentUser(call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, GetUser, v1::GetUserRequest, v1::User, false,
+SUBMARINE_HANDLE(IdentityServiceImpl, GetUser, v1::GetUserRequest, v1::User,
                  return Fill(m_->GetUser(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, ListUsers, v1::ListUsersRequest, v1::ListUsersResponse, false,
+SUBMARINE_HANDLE(IdentityServiceImpl, ListUsers, v1::ListUsersRequest, v1::ListUsersResponse,
                  return Fill(m_->ListUsers(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, CreateUser, v1::CreateUserRequest, v1::User, false,
+SUBMARINE_HANDLE(IdentityServiceImpl, CreateUser, v1::CreateUserRequest, v1::User,
                  return Fill(m_->CreateUser(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, UpdateUser, v1::UpdateUserRequest, v1::User, false,
+SUBMARINE_HANDLE(IdentityServiceImpl, UpdateUser, v1::UpdateUserRequest, v1::User,
                  return Fill(m_->UpdateUser(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, DeleteUser, v1::DeleteUserRequest, v1::DeleteUserResponse,
-                 false, (void)resp; return m_->DeleteUser(*req, call))
-SUBMARINE_HANDLE(IdentityServiceImpl, SetPassword, v1::SetPasswordRequest,
-                 v1::SetPasswordResponse, false, (void)resp; return m_->SetPassword(*req, call))
-SUBMARINE_HANDLE(IdentityServiceImpl, CreateTeam, v1::CreateTeamRequest, v1::Team, false,
+                 (void)resp;
+                 return m_->DeleteUser(*req, call))
+SUBMARINE_HANDLE(IdentityServiceImpl, SetPassword, v1::SetPasswordRequest, v1::SetPasswordResponse,
+                 (void)resp;
+                 return m_->SetPassword(*req, call))
+SUBMARINE_HANDLE(IdentityServiceImpl, CreateTeam, v1::CreateTeamRequest, v1::Team,
                  return Fill(m_->CreateTeam(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, GetTeam, v1::GetTeamRequest, v1::Team, false,
+SUBMARINE_HANDLE(IdentityServiceImpl, GetTeam, v1::GetTeamRequest, v1::Team,
                  return Fill(m_->GetTeam(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, ListTeams, v1::ListTeamsRequest, v1::ListTeamsResponse, false,
+SUBMARINE_HANDLE(IdentityServiceImpl, ListTeams, v1::ListTeamsRequest, v1::ListTeamsResponse,
                  return Fill(m_->ListTeams(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, DeleteTeam, v1::DeleteTeamRequest, v1::DeleteTeamResponse,
-                 false, (void)resp; return m_->DeleteTeam(*req, call))
+                 (void)resp;
+                 return m_->DeleteTeam(*req, call))
 SUBMARINE_HANDLE(IdentityServiceImpl, SetTeamMember, v1::SetTeamMemberRequest, v1::TeamMember,
-                 false, return Fill(m_->SetTeamMember(*req, call), resp))
+                 return Fill(m_->SetTeamMember(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, RemoveTeamMember, v1::RemoveTeamMemberRequest,
-                 v1::RemoveTeamMemberResponse, false,
-                 (void)resp; return m_->RemoveTeamMember(*req, call))
+                 v1::RemoveTeamMemberResponse, (void)resp;
+                 return m_->RemoveTeamMember(*req, call))
 SUBMARINE_HANDLE(IdentityServiceImpl, ListTeamMembers, v1::ListTeamMembersRequest,
-                 v1::ListTeamMembersResponse, false,
-                 return Fill(m_->ListTeamMembers(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, CreateProject, v1::CreateProjectRequest, v1::Project, false,
+                 v1::ListTeamMembersResponse, return Fill(m_->ListTeamMembers(*req, call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, CreateProject, v1::CreateProjectRequest, v1::Project,
                  return Fill(m_->CreateProject(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, GetProject, v1::GetProjectRequest, v1::Project, false,
+SUBMARINE_HANDLE(IdentityServiceImpl, GetProject, v1::GetProjectRequest, v1::Project,
                  return Fill(m_->GetProject(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, ListProjects, v1::ListProjectsRequest,
-                 v1::ListProjectsResponse, false, return Fill(m_->ListProjects(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, UpdateProject, v1::UpdateProjectRequest, v1::Project, false,
+                 v1::ListProjectsResponse, return Fill(m_->ListProjects(*req, call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, UpdateProject, v1::UpdateProjectRequest, v1::Project,
                  return Fill(m_->UpdateProject(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, DeleteProject, v1::DeleteProjectRequest,
-                 v1::DeleteProjectResponse, false,
-                 (void)resp; return m_->DeleteProject(*req, call))
+                 v1::DeleteProjectResponse, (void)resp;
+                 return m_->DeleteProject(*req, call))
 SUBMARINE_HANDLE(IdentityServiceImpl, CreateApiToken, v1::CreateApiTokenRequest,
-                 v1::CreateApiTokenResponse, false,
-                 return Fill(m_->CreateApiToken(*req, call), resp))
+                 v1::CreateApiTokenResponse, return Fill(m_->CreateApiToken(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, ListApiTokens, v1::ListApiTokensRequest,
-                 v1::ListApiTokensResponse, false, return Fill(m_->ListApiTokens(*req, call), resp))
+                 v1::ListApiTokensResponse, return Fill(m_->ListApiTokens(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, RevokeApiToken, v1::RevokeApiTokenRequest, v1::ApiToken,
-                 false, return Fill(m_->RevokeApiToken(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, GetAuthState, v1::GetAuthStateRequest, v1::AuthState, false,
+                 return Fill(m_->RevokeApiToken(*req, call), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, GetAuthState, v1::GetAuthStateRequest, v1::AuthState,
                  (void)req;
                  return Fill(m_->GetAuthState(call), resp))
 
 // ---- AccessService
 
 SUBMARINE_HANDLE(AccessServiceImpl, CreateRoleBinding, v1::CreateRoleBindingRequest,
-                 v1::RoleBinding, false, return Fill(m_->CreateRoleBinding(*req, call), resp))
+                 v1::RoleBinding, return Fill(m_->CreateRoleBinding(*req, call), resp))
 SUBMARINE_HANDLE(AccessServiceImpl, ListRoleBindings, v1::ListRoleBindingsRequest,
-                 v1::ListRoleBindingsResponse, false,
-                 return Fill(m_->ListRoleBindings(*req, call), resp))
+                 v1::ListRoleBindingsResponse, return Fill(m_->ListRoleBindings(*req, call), resp))
 SUBMARINE_HANDLE(AccessServiceImpl, DeleteRoleBinding, v1::DeleteRoleBindingRequest,
-                 v1::DeleteRoleBindingResponse, false,
-                 (void)resp; return m_->DeleteRoleBinding(*req, call))
-SUBMARINE_HANDLE(AccessServiceImpl, CreateGrant, v1::CreateGrantRequest, v1::Grant, false,
+                 v1::DeleteRoleBindingResponse, (void)resp;
+                 return m_->DeleteRoleBinding(*req, call))
+SUBMARINE_HANDLE(AccessServiceImpl, CreateGrant, v1::CreateGrantRequest, v1::Grant,
                  return Fill(m_->CreateGrant(*req, call), resp))
 SUBMARINE_HANDLE(AccessServiceImpl, ListGrants, v1::ListGrantsRequest, v1::ListGrantsResponse,
-                 false, return Fill(m_->ListGrants(*req, call), resp))
+                 return Fill(m_->ListGrants(*req, call), resp))
 SUBMARINE_HANDLE(AccessServiceImpl, DeleteGrant, v1::DeleteGrantRequest, v1::DeleteGrantResponse,
-                 false, (void)resp; return m_->DeleteGrant(*req, call))
+                 (void)resp;
+                 return m_->DeleteGrant(*req, call))
 SUBMARINE_HANDLE(AccessServiceImpl, CheckPermission, v1::CheckPermissionRequest,
-                 v1::CheckPermissionResponse, false,
-                 return Fill(m_->CheckPermission(*req, call), resp))
+                 v1::CheckPermissionResponse, return Fill(m_->CheckPermission(*req, call), resp))
 SUBMARINE_HANDLE(AccessServiceImpl, BatchCheckPermissions, v1::BatchCheckPermissionsRequest,
-                 v1::BatchCheckPermissionsResponse, false,
+                 v1::BatchCheckPermissionsResponse,
                  return Fill(m_->BatchCheckPermissions(*req, call), resp))
 SUBMARINE_HANDLE(AccessServiceImpl, ListAccessible, v1::ListAccessibleRequest,
-                 v1::ListAccessibleResponse, false,
-                 return Fill(m_->ListAccessible(*req, call), resp))
+                 v1::ListAccessibleResponse, return Fill(m_->ListAccessible(*req, call), resp))
 
 #undef SUBMARINE_HANDLE
 
@@ -230,7 +225,7 @@ absl::Status LoginAnswer(const absl::StatusOr<v1::LoginResponse>& login, bool to
 grpc::Status SubmarineAuthApiImpl::Login(grpc::ServerContext* ctx,
                                          const v1::SubmarineLoginRequest* req,
                                          SubmarineV1Response* resp) {
-  return Handle(ctx, true, [&](const CallInfo&) {
+  return Handle(ctx, [&](const CallInfo&) {
     return LoginAnswer(m_->Login(req->username(), req->password()), false, resp);
   });
 }
@@ -238,7 +233,7 @@ grpc::Status SubmarineAuthApiImpl::Login(grpc::ServerContext* ctx,
 grpc::Status SubmarineAuthApiImpl::GetToken(grpc::ServerContext* ctx,
                                             const v1::SubmarineLoginRequest* req,
                                             SubmarineV1Response* resp) {
-  return Handle(ctx, true, [&](const CallInfo&) {
+  return Handle(ctx, [&](const CallInfo&) {
     return LoginAnswer(m_->Login(req->username(), req->password()), true, resp);
   });
 }
@@ -246,7 +241,7 @@ grpc::Status SubmarineAuthApiImpl::GetToken(grpc::ServerContext* ctx,
 grpc::Status SubmarineAuthApiImpl::Logout(grpc::ServerContext* ctx,
                                           const v1::SubmarineLogoutRequest* req,
                                           SubmarineV1Response* resp) {
-  return Handle(ctx, false, [&](const CallInfo& call) -> absl::Status {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
     SUBMARINE_RETURN_IF_ERROR(m_->Logout(v1::LogoutRequest(), call));
     Envelope(resp, 200, "OK", true, "", Bool(true));
     return absl::OkStatus();
@@ -256,7 +251,7 @@ grpc::Status SubmarineAuthApiImpl::Logout(grpc::ServerContext* ctx,
 grpc::Status SubmarineAuthApiImpl::GetUserInfo(grpc::ServerContext* ctx,
                                                const v1::SubmarineUserInfoRequest* req,
                                                SubmarineV1Response* resp) {
-  return Handle(ctx, false, [&](const CallInfo& call) -> absl::Status {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
     auto user = m_->GetCurrentUser(call);
     if (user.status().code() == absl::StatusCode::kNotFound) {
       Envelope(resp, 200, "OK", false, "User can not be found!", Null());

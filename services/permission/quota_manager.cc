@@ -118,9 +118,9 @@ bool MayUse(pqxx::transaction_base& tx, const Actor& actor, const Owner& owner) 
   return QuotaStore::IsTeamMember(tx, owner.id, actor.user);
 }
 
-absl::Status Denied(const rpc::CallScope& call, const std::string& what,
+absl::Status Denied(const rpc::CallInfo& call, const std::string& what,
                     const std::string& resource) {
-  std::string who = call.subject().empty() ? "the caller" : call.subject();
+  std::string who = call.subject.empty() ? "the caller" : call.subject;
   return MakeError(absl::StatusCode::kPermissionDenied, "PERMISSION_DENIED",
                    absl::StrCat(who, " may not ", what), {{"resource", resource}});
 }
@@ -182,14 +182,13 @@ Resources QuotaManager::EffectiveLimits(const std::string& owner,
 }
 
 absl::StatusOr<v1::Usage> QuotaManager::SetQuota(const v1::SetQuotaRequest& req,
-                                                 const rpc::CallScope& call) {
-  SUBMARINE_RETURN_IF_ERROR(call.RequireAuthenticated());
+                                                 const rpc::CallInfo& call) {
   SUBMARINE_ASSIGN_OR_RETURN(Owner owner, ParseOwner(req.owner(), "owner"));
   SUBMARINE_RETURN_IF_ERROR(ValidateAmounts(req.limits(), "limits", false));
   int64_t now = NowMicros();
   v1::Usage usage;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline(), [&](pqxx::work& tx) -> absl::Status {
-    Actor actor = ResolveActor(tx, call.principal());
+  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+    Actor actor = ResolveActor(tx, call.principal);
     if (!actor.admin) return Denied(call, "set quotas (admins only)", req.owner());
     SUBMARINE_RETURN_IF_ERROR(CheckOwnerExists(tx, owner, req.owner()));
     QuotaStore::UpsertQuota(tx, req.owner(), req.limits(), now);
@@ -201,19 +200,18 @@ absl::StatusOr<v1::Usage> QuotaManager::SetQuota(const v1::SetQuotaRequest& req,
     v1::QuotaChanged event;
     event.set_owner(req.owner());
     *event.mutable_limits() = req.limits();
-    return events::AppendToOutbox(tx, event, req.owner(), call.request_id(), call.subject());
+    return events::AppendToOutbox(tx, event, req.owner(), call.request_id, call.subject);
   }));
   return usage;
 }
 
 absl::StatusOr<v1::Usage> QuotaManager::GetUsage(const v1::GetUsageRequest& req,
-                                                 const rpc::CallScope& call) {
-  SUBMARINE_RETURN_IF_ERROR(call.RequireAuthenticated());
+                                                 const rpc::CallInfo& call) {
   SUBMARINE_ASSIGN_OR_RETURN(Owner owner, ParseOwner(req.owner(), "owner"));
   int64_t now = NowMicros();
   v1::Usage usage;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline(), [&](pqxx::transaction_base& tx) {
-    Actor actor = ResolveActor(tx, call.principal());
+  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) {
+    Actor actor = ResolveActor(tx, call.principal);
     if (!MayUse(tx, actor, owner)) return Denied(call, "see this quota", req.owner());
     SUBMARINE_RETURN_IF_ERROR(CheckOwnerExists(tx, owner, req.owner()));
     auto explicit_limits = QuotaStore::FindQuota(tx, req.owner());
@@ -228,8 +226,7 @@ absl::StatusOr<v1::Usage> QuotaManager::GetUsage(const v1::GetUsageRequest& req,
 }
 
 absl::StatusOr<Lease> QuotaManager::AcquireLease(const v1::AcquireLeaseRequest& req,
-                                                 const rpc::CallScope& call) {
-  SUBMARINE_RETURN_IF_ERROR(call.RequireAuthenticated());
+                                                 const rpc::CallInfo& call) {
   const Lease& in = req.lease();
   SUBMARINE_ASSIGN_OR_RETURN(Owner owner, ParseOwner(in.owner(), "lease.owner"));
   if (in.project().empty())
@@ -251,8 +248,8 @@ absl::StatusOr<Lease> QuotaManager::AcquireLease(const v1::AcquireLeaseRequest& 
   SUBMARINE_RETURN_IF_ERROR(ValidateTtl(ttl, "ttl_seconds"));
 
   Lease out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline(), [&](pqxx::work& tx) -> absl::Status {
-    Actor actor = ResolveActor(tx, call.principal());
+  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+    Actor actor = ResolveActor(tx, call.principal);
     if (!MayUse(tx, actor, owner)) return Denied(call, "use this quota", in.owner());
     SUBMARINE_RETURN_IF_ERROR(CheckOwnerExists(tx, owner, in.owner()));
     if (!QuotaStore::ProjectExists(tx, project_id)) {
@@ -305,22 +302,21 @@ absl::StatusOr<Lease> QuotaManager::AcquireLease(const v1::AcquireLeaseRequest& 
     v1::LeaseChanged event;
     *event.mutable_lease() = out;
     event.set_change(v1::CREATED);
-    return events::AppendToOutbox(tx, event, out.name(), call.request_id(), call.subject());
+    return events::AppendToOutbox(tx, event, out.name(), call.request_id, call.subject);
   }));
   return out;
 }
 
 absl::StatusOr<Lease> QuotaManager::HeartbeatLease(const v1::HeartbeatLeaseRequest& req,
-                                                   const rpc::CallScope& call) {
-  SUBMARINE_RETURN_IF_ERROR(call.RequireAuthenticated());
+                                                   const rpc::CallInfo& call) {
   SUBMARINE_ASSIGN_OR_RETURN(std::string id, ParseLeaseName(req.name()));
   if (req.ttl_seconds() != 0)
     SUBMARINE_RETURN_IF_ERROR(ValidateTtl(req.ttl_seconds(), "ttl_seconds"));
   Lease out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline(), [&](pqxx::work& tx) -> absl::Status {
+  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
     auto found = QuotaStore::FindLease(tx, id, /*for_update=*/true);
     if (!found) return NotFound("lease", req.name());
-    Actor actor = ResolveActor(tx, call.principal());
+    Actor actor = ResolveActor(tx, call.principal);
     SUBMARINE_ASSIGN_OR_RETURN(Owner owner, ParseOwner(found->lease.owner(), "name"));
     if (!MayUse(tx, actor, owner)) return Denied(call, "heartbeat this lease", req.name());
     int64_t now = NowMicros();
@@ -343,34 +339,32 @@ absl::StatusOr<Lease> QuotaManager::HeartbeatLease(const v1::HeartbeatLeaseReque
 }
 
 absl::Status QuotaManager::ReleaseLease(const v1::ReleaseLeaseRequest& req,
-                                        const rpc::CallScope& call) {
-  SUBMARINE_RETURN_IF_ERROR(call.RequireAuthenticated());
+                                        const rpc::CallInfo& call) {
   SUBMARINE_ASSIGN_OR_RETURN(std::string id, ParseLeaseName(req.name()));
-  return pool_->Transact(call.deadline(), [&](pqxx::work& tx) -> absl::Status {
+  return pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
     auto found = QuotaStore::FindLease(tx, id, /*for_update=*/true);
     if (!found) return NotFound("lease", req.name());
-    Actor actor = ResolveActor(tx, call.principal());
+    Actor actor = ResolveActor(tx, call.principal);
     SUBMARINE_ASSIGN_OR_RETURN(Owner owner, ParseOwner(found->lease.owner(), "name"));
     if (!MayUse(tx, actor, owner)) return Denied(call, "release this lease", req.name());
     QuotaStore::DeleteLease(tx, id);
     v1::LeaseChanged event;
     *event.mutable_lease() = found->lease;
     event.set_change(v1::DELETED);
-    return events::AppendToOutbox(tx, event, req.name(), call.request_id(), call.subject());
+    return events::AppendToOutbox(tx, event, req.name(), call.request_id, call.subject);
   });
 }
 
 absl::StatusOr<v1::ListLeasesResponse> QuotaManager::ListLeases(const v1::ListLeasesRequest& req,
-                                                                const rpc::CallScope& call) {
-  SUBMARINE_RETURN_IF_ERROR(call.RequireAuthenticated());
+                                                                const rpc::CallInfo& call) {
   Owner owner;
   if (!req.owner().empty()) {
     SUBMARINE_ASSIGN_OR_RETURN(owner, ParseOwner(req.owner(), "owner"));
   }
   int64_t now = NowMicros();
   v1::ListLeasesResponse resp;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline(), [&](pqxx::transaction_base& tx) {
-    Actor actor = ResolveActor(tx, call.principal());
+  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) {
+    Actor actor = ResolveActor(tx, call.principal);
     std::vector<Lease> leases;
     if (!req.owner().empty()) {
       if (!MayUse(tx, actor, owner)) return Denied(call, "see these leases", req.owner());

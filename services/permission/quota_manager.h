@@ -41,21 +41,19 @@ class QuotaManager {
                IdGenerator& ids);
 
   // Admins only. Returns the owner's usage under the new limits. NOT_FOUND for an unknown owner.
-  absl::StatusOr<v1::Usage> SetQuota(const v1::SetQuotaRequest& request,
-                                     const rpc::CallScope& call);
-  absl::StatusOr<v1::Usage> GetUsage(const v1::GetUsageRequest& request,
-                                     const rpc::CallScope& call);
+  absl::StatusOr<v1::Usage> SetQuota(const v1::SetQuotaRequest& request, const rpc::CallInfo& call);
+  absl::StatusOr<v1::Usage> GetUsage(const v1::GetUsageRequest& request, const rpc::CallInfo& call);
   // All or nothing: RESOURCE_EXHAUSTED (reason QUOTA_EXCEEDED) names every missing resource in
   // the message and in ErrorInfo metadata ("<resource>Requested", "<resource>Used",
   // "<resource>Limit", and "resources": the comma-separated field names).
   absl::StatusOr<v1::Lease> AcquireLease(const v1::AcquireLeaseRequest& request,
-                                         const rpc::CallScope& call);
+                                         const rpc::CallInfo& call);
   absl::StatusOr<v1::Lease> HeartbeatLease(const v1::HeartbeatLeaseRequest& request,
-                                           const rpc::CallScope& call);
-  absl::Status ReleaseLease(const v1::ReleaseLeaseRequest& request, const rpc::CallScope& call);
+                                           const rpc::CallInfo& call);
+  absl::Status ReleaseLease(const v1::ReleaseLeaseRequest& request, const rpc::CallInfo& call);
   // Active leases of one owner, or (owner empty) every lease the caller may see.
   absl::StatusOr<v1::ListLeasesResponse> ListLeases(const v1::ListLeasesRequest& request,
-                                                    const rpc::CallScope& call);
+                                                    const rpc::CallInfo& call);
 
   // Deletes every lease whose expire_time has passed, publishing LeaseChanged DELETED for each;
   // returns how many. Cleanup only: expired leases already stopped counting.

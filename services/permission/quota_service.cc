@@ -22,21 +22,21 @@ absl::StatusOr<int64_t> QuotaServiceImpl::ReclaimExpired() { return manager_.Rec
 
 grpc::Status QuotaServiceImpl::SetQuota(grpc::ServerContext* ctx, const v1::SetQuotaRequest* req,
                                         v1::Usage* resp) {
-  return rpc::HandleCall(*ctx, kDomain, [&](const rpc::CallScope& s) {
+  return rpc::HandleCall(*ctx, kDomain, [&](const rpc::CallInfo& s) {
     return Fill(manager_.SetQuota(*req, s), resp);
   });
 }
 
 grpc::Status QuotaServiceImpl::GetUsage(grpc::ServerContext* ctx, const v1::GetUsageRequest* req,
                                         v1::Usage* resp) {
-  return rpc::HandleCall(*ctx, kDomain, [&](const rpc::CallScope& s) {
+  return rpc::HandleCall(*ctx, kDomain, [&](const rpc::CallInfo& s) {
     return Fill(manager_.GetUsage(*req, s), resp);
   });
 }
 
 grpc::Status QuotaServiceImpl::AcquireLease(grpc::ServerContext* ctx,
                                             const v1::AcquireLeaseRequest* req, v1::Lease* resp) {
-  return rpc::HandleCall(*ctx, kDomain, [&](const rpc::CallScope& s) {
+  return rpc::HandleCall(*ctx, kDomain, [&](const rpc::CallInfo& s) {
     return Fill(manager_.AcquireLease(*req, s), resp);
   });
 }
@@ -44,7 +44,7 @@ grpc::Status QuotaServiceImpl::AcquireLease(grpc::ServerContext* ctx,
 grpc::Status QuotaServiceImpl::HeartbeatLease(grpc::ServerContext* ctx,
                                               const v1::HeartbeatLeaseRequest* req,
                                               v1::Lease* resp) {
-  return rpc::HandleCall(*ctx, kDomain, [&](const rpc::CallScope& s) {
+  return rpc::HandleCall(*ctx, kDomain, [&](const rpc::CallInfo& s) {
     return Fill(manager_.HeartbeatLease(*req, s), resp);
   });
 }
@@ -53,13 +53,13 @@ grpc::Status QuotaServiceImpl::ReleaseLease(grpc::ServerContext* ctx,
                                             const v1::ReleaseLeaseRequest* req,
                                             v1::ReleaseLeaseResponse*) {
   return rpc::HandleCall(*ctx, kDomain,
-                         [&](const rpc::CallScope& s) { return manager_.ReleaseLease(*req, s); });
+                         [&](const rpc::CallInfo& s) { return manager_.ReleaseLease(*req, s); });
 }
 
 grpc::Status QuotaServiceImpl::ListLeases(grpc::ServerContext* ctx,
                                           const v1::ListLeasesRequest* req,
                                           v1::ListLeasesResponse* resp) {
-  return rpc::HandleCall(*ctx, kDomain, [&](const rpc::CallScope& s) {
+  return rpc::HandleCall(*ctx, kDomain, [&](const rpc::CallInfo& s) {
     return Fill(manager_.ListLeases(*req, s), resp);
   });
 }

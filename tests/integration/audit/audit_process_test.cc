@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/config/config.h"
+#include "common/rpc/channel.h"
 #include "common/util/wait.h"
 #include "submarine/environment/v1/environment.grpc.pb.h"
 #include "tests/integration/environment/environment_fixture.h"
@@ -74,8 +75,8 @@ TEST(AuditProcessTest, TheServiceRecordsEveryStreamAndReclaimsLapsedLeases) {
             grpc::StatusCode::RESOURCE_EXHAUSTED);
 
   // A mutation in another service, as alice.
-  auto env_stub = submarine::environment::v1::EnvironmentService::NewStub(
-      grpc::CreateChannel(env_ready.grpc, grpc::InsecureChannelCredentials()));
+  auto env_stub =
+      submarine::environment::v1::EnvironmentService::NewStub(rpc::MakeChannel(env_ready.grpc));
   submarine::environment::v1::CreateEnvironmentRequest create;
   create.set_parent("projects/default");
   create.set_environment_id("audited");

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "common/rpc/channel.h"
 #include "common/util/wait.h"
 #include "submarine/environment/v1/environment.grpc.pb.h"
 #include "tests/integration/environment/environment_fixture.h"
@@ -60,8 +61,8 @@ class AuditTest : public ::testing::Test {
                                                 &env_ready_);
     ASSERT_TRUE(env.ok()) << env.status();
     env_process_ = *std::move(env);
-    env_ = submarine::environment::v1::EnvironmentService::NewStub(
-        grpc::CreateChannel(env_ready_.grpc, grpc::InsecureChannelCredentials()));
+    env_ =
+        submarine::environment::v1::EnvironmentService::NewStub(rpc::MakeChannel(env_ready_.grpc));
 
     InProcessOptions options;
     options.manual_clock = false;

@@ -45,8 +45,8 @@ struct Recorder {
     o.subscribe_endpoint = endpoint;
     o.topic_prefix = kPrefix;
     o.silence_timeout = silence;
-    o.on_change = [this](const std::string& topic,
-                         const submarine::common::v1::EventHeader& header, const std::string&) {
+    o.on_change = [this](const std::string& topic, const submarine::common::v1::EventHeader& header,
+                         const std::string&) {
       std::lock_guard lock(mu);
       changes.emplace_back(topic, header.seq());
     };
@@ -208,15 +208,13 @@ class FakeAccessService final : public submarine::permission::v1::AccessService:
   grpc::Status CheckPermission(grpc::ServerContext* ctx,
                                const submarine::permission::v1::CheckPermissionRequest* req,
                                submarine::permission::v1::CheckPermissionResponse* resp) override {
-    rpc::CallScope scope(*ctx);
-    if (!scope.RequireAuthenticated().ok()) {
-      return ToGrpcStatus(scope.RequireAuthenticated(), "permission.submarine.io");
-    }
-    std::lock_guard lock(mu);
-    callers.push_back(absl::StrCat(scope.subject(), " for ", scope.principal().user(), " asks ",
-                                   req->subject()));
-    resp->set_allowed(allowed && req->subject() == "users/alice");
-    return grpc::Status::OK;
+    return rpc::HandleCall(*ctx, "permission.submarine.io", [&](const rpc::CallInfo& call) {
+      std::lock_guard lock(mu);
+      callers.push_back(
+          absl::StrCat(call.subject, " for ", call.principal.user(), " asks ", req->subject()));
+      resp->set_allowed(allowed && req->subject() == "users/alice");
+      return absl::OkStatus();
+    });
   }
   std::mutex mu;
   bool allowed = true;
@@ -233,6 +231,7 @@ TEST_F(ChangeWatcherTest, AuthorizerAnswersAreDroppedByAccessEvents) {
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&fake);
+  rpc::InstallCallInterceptor(builder);
   auto server = builder.BuildAndStart();
   ASSERT_TRUE(server && port);
   // Both ends of this process share the internal secret, as services and the gateway do.
@@ -252,13 +251,13 @@ TEST_F(ChangeWatcherTest, AuthorizerAnswersAreDroppedByAccessEvents) {
       "submarine_authz_invalidations_total", "", "service=\"authz-it\"");
   ASSERT_TRUE(WaitFor([&] { return invalidations->Value() >= 1; }));
 
-  authz::Caller alice;
+  rpc::CallInfo alice;
   alice.principal.set_kind(submarine::common::v1::Principal::USER);
   alice.principal.set_user("alice");
   alice.request_id = "req-authz-it";
   auto check = [&] {
-    return (*authorizer)->Check(alice, "projects/p/environments/e",
-                                submarine::permission::v1::Permission::READ);
+    return (*authorizer)
+        ->Check(alice, "projects/p/environments/e", submarine::permission::v1::Permission::READ);
   };
   ASSERT_TRUE(check().ok()) << Message(check());
   ASSERT_TRUE(check().ok());

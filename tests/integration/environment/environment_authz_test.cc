@@ -44,9 +44,9 @@ class EnvironmentAuthzTest : public ::testing::Test {
     ASSERT_TRUE(perm_->CreateProject("beta", "bob").ok());
 
     // A long TTL: whatever changes within a test is seen through events, not expiry.
-    auto env = StartEnvironment("", "", "", frontend,
-                                PermissionYaml(perm_->ready.grpc, backend, 600000),
-                                perm_->secret_file);
+    auto env =
+        StartEnvironment("", "", "", frontend, PermissionYaml(perm_->ready.grpc, backend, 600000),
+                         perm_->secret_file);
     ASSERT_TRUE(env.ok()) << env.status();
     env_ = std::move(*env);
   }
@@ -136,7 +136,8 @@ TEST_F(EnvironmentAuthzTest, OwnersDoEverythingAndStrangersAreDeniedWhetherOrNot
   EXPECT_EQ(*listed, (std::set<std::string>{kA1, "projects/alpha/environments/a2"}));
 
   // bob: the same answer for an existing and a missing environment, on every method.
-  for (const std::string& name : {std::string(kA1), std::string("projects/alpha/environments/zz")}) {
+  for (const std::string& name :
+       {std::string(kA1), std::string("projects/alpha/environments/zz")}) {
     for (const auto& st : {Get("bob", name), Update("bob", name), Delete("bob", name)}) {
       EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << name;
       EXPECT_EQ(ErrorReason(st), "PERMISSION_DENIED") << name;
@@ -184,7 +185,7 @@ TEST_F(EnvironmentAuthzTest, AnonymousAndForgedCallersAreUnauthenticated) {
   p.set_admin(true);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-  forger.Attach(&ctx, p, "forged-1");
+  forger.Attach(&ctx, p, "forged-1", "/submarine.environment.v1.EnvironmentService/GetEnvironment");
   auto forged = env_->stub->GetEnvironment(&ctx, req, &out);
   EXPECT_EQ(forged.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(ErrorReason(forged), "PRINCIPAL_MAC_INVALID");
@@ -211,9 +212,8 @@ TEST_F(EnvironmentAuthzTest, AGrantSharesOneEnvironmentUntilItIsDeleted) {
   del.set_name(*grant);
   pv1::DeleteGrantResponse deleted;
   ASSERT_TRUE(perm_->access->DeleteGrant(perm_->AsUser("alice").get(), del, &deleted).ok());
-  ASSERT_TRUE(WaitFor([&] {
-    return Get("bob", kA1).error_code() == grpc::StatusCode::PERMISSION_DENIED;
-  }));
+  ASSERT_TRUE(
+      WaitFor([&] { return Get("bob", kA1).error_code() == grpc::StatusCode::PERMISSION_DENIED; }));
   auto after = List("bob", "alpha");
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_TRUE(after->empty());
@@ -228,7 +228,8 @@ TEST_F(EnvironmentAuthzTest, EventsRecordTheCallerAsPrincipal) {
   submarine::common::v1::ListEventsResponse resp;
   ASSERT_TRUE(WaitFor([&] {
     resp.Clear();
-    return env_->events->ListEvents(Ctx().get(), req, &resp).ok() && resp.events_size() >= 4;
+    return env_->events->ListEvents(perm_->AsService("audit").get(), req, &resp).ok() &&
+           resp.events_size() >= 4;
   }));
   int mine = 0;
   for (const auto& e : resp.events()) {
@@ -258,8 +259,13 @@ TEST_F(EnvironmentAuthzTest, TheSubmarineFaceIsAuthorizedOnTheDefaultProject) {
   ASSERT_TRUE(api->ListEnvironments(As("bob").get(), list, &resp).ok());
   std::set<std::string> names;
   for (const auto& v : resp.result().list_value().values()) {
-    names.insert(v.struct_value().fields().at("environmentSpec").struct_value().fields().at(
-        "name").string_value());
+    names.insert(v.struct_value()
+                     .fields()
+                     .at("environmentSpec")
+                     .struct_value()
+                     .fields()
+                     .at("name")
+                     .string_value());
   }
   EXPECT_EQ(names, (std::set<std::string>{"notebook-env", "notebook-gpu-env", "v1-env"}));
 }
@@ -277,8 +283,7 @@ TEST_F(EnvironmentAuthzTest, WithoutThePermissionServiceCallsAreRefused) {
 TEST(EnvironmentAuthzConfig, RefusesToStartWithoutAPermissionServiceOrTheInsecureFlag) {
   auto none = StartEnvironment("", "", "", "", "");
   ASSERT_FALSE(none.ok());
-  EXPECT_NE(Message(none.status()).find("permission.address"), std::string::npos)
-      << none.status();
+  EXPECT_NE(Message(none.status()).find("permission.address"), std::string::npos) << none.status();
   auto no_secret = StartEnvironment("", "", "", "", PermissionYaml("127.0.0.1:1", ""));
   ASSERT_FALSE(no_secret.ok());
   EXPECT_NE(Message(no_secret.status()).find("server.gateway_secret_file"), std::string::npos)

@@ -1,6 +1,7 @@
 #include "tests/integration/environment/environment_fixture.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/rpc/channel.h"
 #include "common/status/status.h"
 
 namespace submarine::testing {
@@ -14,13 +15,12 @@ std::string PermissionYaml(const std::string& address, const std::string& subscr
 std::string EnvironmentConfig(const std::string& dbname, const std::string& bus,
                               const std::string& permission, const std::string& secret_file) {
   auto& pg = TestPostgres::Get();
-  return absl::StrCat("server:\n  grpc_listen: 127.0.0.1:0\n  shutdown_grace_ms: 5000\n",
-                      secret_file.empty() ? "" : absl::StrCat("  gateway_secret_file: ",
-                                                              secret_file, "\n"),
-                      "database:\n  host: ", pg.socket_dir(), "\n  port: ", pg.port(),
-                      "\n  dbname: ", dbname, "\n  user: postgres\n  schema: environment\n",
-                      permission, "events:\n  publish_endpoint: \"", bus,
-                      "\"\n  heartbeat_ms: 200\n");
+  return absl::StrCat(
+      "server:\n  grpc_listen: 127.0.0.1:0\n  shutdown_grace_ms: 5000\n",
+      secret_file.empty() ? "" : absl::StrCat("  gateway_secret_file: ", secret_file, "\n"),
+      "database:\n  host: ", pg.socket_dir(), "\n  port: ", pg.port(), "\n  dbname: ", dbname,
+      "\n  user: postgres\n  schema: environment\n", permission, "events:\n  publish_endpoint: \"",
+      bus, "\"\n  heartbeat_ms: 200\n");
 }
 
 absl::StatusOr<std::unique_ptr<EnvironmentProcess>> StartEnvironment(
@@ -29,11 +29,12 @@ absl::StatusOr<std::unique_ptr<EnvironmentProcess>> StartEnvironment(
   auto p = std::make_unique<EnvironmentProcess>();
   p->dir = dir.empty() ? MakeTempDir("env-test") : dir;
   p->dbname = dbname.empty() ? TestPostgres::Get().CreateDatabase("env") : dbname;
-  SUBMARINE_ASSIGN_OR_RETURN(p->process,
-                             StartService("submarine-environment", p->dir, "environment",
-                                          EnvironmentConfig(p->dbname, bus, permission, secret_file) + extra_yaml,
-                                          &p->ready));
-  p->channel = grpc::CreateChannel(p->ready.grpc, grpc::InsecureChannelCredentials());
+  SUBMARINE_ASSIGN_OR_RETURN(
+      p->process,
+      StartService("submarine-environment", p->dir, "environment",
+                   EnvironmentConfig(p->dbname, bus, permission, secret_file) + extra_yaml,
+                   &p->ready));
+  p->channel = rpc::MakeChannel(p->ready.grpc);
   p->stub = submarine::environment::v1::EnvironmentService::NewStub(p->channel);
   p->events = submarine::common::v1::EventLog::NewStub(p->channel);
   return p;
@@ -46,8 +47,8 @@ absl::Status StartGateway(EnvironmentProcess* env, const std::string& auth_yaml)
       "\n    services: [submarine.environment.v1.EnvironmentService, "
       "submarine.environment.v1.SubmarineEnvironmentApi]\n",
       auth_yaml.empty() ? "auth:\n  insecure_no_authorization: true\nserver: {}\n" : auth_yaml);
-  SUBMARINE_ASSIGN_OR_RETURN(
-      env->gateway, StartService("submarine-gateway", env->dir, "gateway", yaml, &env->gateway_ready));
+  SUBMARINE_ASSIGN_OR_RETURN(env->gateway, StartService("submarine-gateway", env->dir, "gateway",
+                                                        yaml, &env->gateway_ready));
   return absl::OkStatus();
 }
 

@@ -4,12 +4,13 @@
 
 #include <atomic>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/config/config.h"
-#include <nlohmann/json.hpp>
+#include "common/rpc/channel.h"
 #include "tests/integration/environment/environment_fixture.h"
 
 namespace submarine::testing {
@@ -27,8 +28,8 @@ class EnvironmentGrpcTest : public ::testing::TestWithParam<bool> {
     if (ViaGateway()) {
       auto st = StartGateway(env_.get());
       ASSERT_TRUE(st.ok()) << st;
-      auto channel = grpc::CreateChannel(env_->gateway_ready.grpc,
-                                         grpc::InsecureChannelCredentials());
+      auto channel =
+          grpc::CreateChannel(env_->gateway_ready.grpc, grpc::InsecureChannelCredentials());
       env_->stub = v1::EnvironmentService::NewStub(channel);
     }
   }
@@ -196,9 +197,9 @@ TEST_P(EnvironmentGrpcTest, EveryBadInputNamesItsFieldAndChangesNothing) {
 // so any well-formed project id is a project; each keeps its own environments.
 TEST_P(EnvironmentGrpcTest, WithoutAuthorizationAnyWellFormedProjectHoldsItsOwnEnvironments) {
   v1::Environment in_other;
-  ASSERT_TRUE(Create("shared-id", &in_other,
-                     [](v1::CreateEnvironmentRequest& r) { r.set_parent("projects/other"); })
-                  .ok());
+  ASSERT_TRUE(Create("shared-id", &in_other, [](v1::CreateEnvironmentRequest& r) {
+                r.set_parent("projects/other");
+              }).ok());
   EXPECT_EQ(in_other.name(), "projects/other/environments/shared-id");
   v1::Environment in_default;
   ASSERT_TRUE(Create("shared-id", &in_default).ok());
@@ -496,8 +497,7 @@ TEST_P(EnvironmentGrpcTest, SigtermDuringLoadDrainsAndExitsZero) {
   std::vector<std::thread> clients;
   for (int c = 0; c < 8; ++c) {
     clients.emplace_back([&, c] {
-      auto stub = v1::EnvironmentService::NewStub(
-          grpc::CreateChannel(env_->ready.grpc, grpc::InsecureChannelCredentials()));
+      auto stub = v1::EnvironmentService::NewStub(rpc::MakeChannel(env_->ready.grpc));
       for (int n = 0; !stop; ++n) {
         v1::CreateEnvironmentRequest req;
         req.set_parent("projects/default");
@@ -572,8 +572,8 @@ TEST(EnvironmentRetention, PrunesSentEventsAndOldRequestIdAnswers) {
     submarine::common::v1::ListEventsRequest list;
     list.set_publisher("environment");
     submarine::common::v1::ListEventsResponse resp;
-    return (*env)->events->ListEvents(Ctx().get(), list, &resp).ok() &&
-           resp.events_size() == 0 && resp.last_seq() >= 3;
+    return (*env)->events->ListEvents(Ctx().get(), list, &resp).ok() && resp.events_size() == 0 &&
+           resp.last_seq() >= 3;
   }));
 
   // Without a bus nothing is sent, so nothing is pruned.

@@ -15,15 +15,14 @@ class PermissionBackend::Identity : public perm::IdentityService::Service {
 
   grpc::Status GetAuthState(grpc::ServerContext* ctx, const perm::GetAuthStateRequest*,
                             perm::AuthState* resp) override {
-    auto caller = b_->Verify(ctx);
+    auto caller = b_->Verify(ctx, "/submarine.permission.v1.IdentityService/GetAuthState");
     std::unique_lock lock(b_->mu_);
     if (!caller.ok() || caller->kind() != Principal::SERVICE) {
       ++b_->rejected_;
-      return ToGrpcStatus(
-          caller.ok() ? MakeError(absl::StatusCode::kPermissionDenied, "INTERNAL_ONLY",
-                                  "GetAuthState is for services")
-                      : caller.status(),
-          "permission.submarine.io");
+      return ToGrpcStatus(caller.ok() ? MakeError(absl::StatusCode::kPermissionDenied,
+                                                  "INTERNAL_ONLY", "GetAuthState is for services")
+                                      : caller.status(),
+                          "permission.submarine.io");
     }
     if (b_->hold_) {
       ++b_->held_;
@@ -52,7 +51,7 @@ class PermissionBackend::Identity : public perm::IdentityService::Service {
 
   grpc::Status GetCurrentUser(grpc::ServerContext* ctx, const perm::GetCurrentUserRequest*,
                               perm::User* resp) override {
-    auto caller = b_->Verify(ctx);
+    auto caller = b_->Verify(ctx, "/submarine.permission.v1.IdentityService/GetCurrentUser");
     if (!caller.ok()) return ToGrpcStatus(caller.status(), "permission.submarine.io");
     resp->set_name(absl::StrCat("users/", caller->user()));
     resp->set_admin(caller->admin());
@@ -83,7 +82,7 @@ class PermissionBackend::Access : public perm::AccessService::Service {
 
   grpc::Status CheckPermission(grpc::ServerContext* ctx, const perm::CheckPermissionRequest*,
                                perm::CheckPermissionResponse* resp) override {
-    auto caller = b_->Verify(ctx);
+    auto caller = b_->Verify(ctx, "/submarine.permission.v1.AccessService/CheckPermission");
     if (!caller.ok()) return ToGrpcStatus(caller.status(), "permission.submarine.io");
     if (caller->kind() != Principal::SERVICE) {
       return ToGrpcStatus(MakeError(absl::StatusCode::kPermissionDenied, "PERMISSION_DENIED",
@@ -132,13 +131,15 @@ void PermissionBackend::Stop() {
   server_.reset();
 }
 
-absl::StatusOr<Principal> PermissionBackend::Verify(grpc::ServerContext* ctx) const {
+absl::StatusOr<Principal> PermissionBackend::Verify(grpc::ServerContext* ctx,
+                                                    const std::string& method) const {
   std::string principal = rpc::Metadata(*ctx, rpc::kPrincipalHeader);
   std::string mac = rpc::Metadata(*ctx, rpc::kPrincipalMacHeader);
   if (principal.empty()) {
     return MakeError(absl::StatusCode::kUnauthenticated, "UNAUTHENTICATED", "no principal");
   }
-  return codec_.Verify(principal, mac, rpc::Metadata(*ctx, rpc::kRequestIdHeader));
+  return codec_.Verify(principal, mac, rpc::Metadata(*ctx, rpc::kRequestIdHeader), method,
+                       std::chrono::system_clock::now());
 }
 
 void PermissionBackend::SetState(perm::AuthState state) {

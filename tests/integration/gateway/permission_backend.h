@@ -4,7 +4,8 @@
 // service, only to a SERVICE principal whose MAC verifies under the internal secret), Login and
 // GetCurrentUser answer from what the gateway sent, and SubmarineAuthApi.Login answers the v1
 // envelope; AccessService.CheckPermission allows everything a verified service asks (benchmarks
-// measure the caller's cache with it). It can refuse or hold GetAuthState to test readiness and coalescing. Thread-safe.
+// measure the caller's cache with it). It can refuse or hold GetAuthState to test readiness and
+// coalescing. Thread-safe.
 
 #include <grpcpp/grpcpp.h>
 
@@ -54,7 +55,8 @@ class PermissionBackend {
   class V1;
   class Access;
 
-  absl::StatusOr<submarine::common::v1::Principal> Verify(grpc::ServerContext* ctx) const;
+  absl::StatusOr<submarine::common::v1::Principal> Verify(grpc::ServerContext* ctx,
+                                                          const std::string& method) const;
 
   auth::PrincipalCodec codec_;
   mutable std::mutex mu_;

@@ -1,9 +1,8 @@
 // Authentication by the permission service: login, refresh rotation, logout, password changes,
 // disabled users, API tokens, what GetAuthState tells the gateway, forged principals sent
 // straight to the service, internal-only methods, and the Apache Submarine auth face.
-#include <gtest/gtest.h>
-
 #include <google/protobuf/util/time_util.h>
+#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/auth/crypto.h"
@@ -84,7 +83,7 @@ TEST_F(PermissionAuthTest, EveryLoginFailureLooksTheSame) {
 
   std::vector<std::pair<std::string, std::string>> attempts = {
       {"alice", "wrong password!!"}, {"nobody", kPassword}, {"dora", kPassword},
-      {"' OR '1'='1", kPassword},     {"alice", ""},         {"", ""}};
+      {"' OR '1'='1", kPassword},    {"alice", ""},         {"", ""}};
   for (const auto& [user, password] : attempts) {
     v1::LoginRequest req;
     req.set_username(user);
@@ -270,9 +269,9 @@ TEST_F(PermissionAuthTest, ApiTokensAreListedRevokedAndPublished) {
   v1::RevokeApiTokenRequest revoke;
   revoke.set_name(made.token().name());
   v1::ApiToken revoked;
-  EXPECT_EQ(perm_->identity->RevokeApiToken(perm_->AsUser("bob").get(), revoke, &revoked)
-                .error_code(),
-            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(
+      perm_->identity->RevokeApiToken(perm_->AsUser("bob").get(), revoke, &revoked).error_code(),
+      grpc::StatusCode::PERMISSION_DENIED);
   ASSERT_TRUE(perm_->identity->RevokeApiToken(perm_->AsUser("alice").get(), revoke, &revoked).ok());
   EXPECT_TRUE(revoked.has_revoke_time());
   EXPECT_TRUE(Revoked(AuthState(), claims->token_id));
@@ -282,9 +281,9 @@ TEST_F(PermissionAuthTest, ApiTokensAreListedRevokedAndPublished) {
   for (const auto& t : tokens.tokens()) with_revoke_time += t.has_revoke_time();
   EXPECT_EQ(with_revoke_time, 1);
   revoke.set_name("users/alice/tokens/ffff");
-  EXPECT_EQ(perm_->identity->RevokeApiToken(perm_->AsUser("alice").get(), revoke, &revoked)
-                .error_code(),
-            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(
+      perm_->identity->RevokeApiToken(perm_->AsUser("alice").get(), revoke, &revoked).error_code(),
+      grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(PermissionAuthTest, ForgedPrincipalsAreRefused) {
@@ -300,13 +299,15 @@ TEST_F(PermissionAuthTest, ForgedPrincipalsAreRefused) {
   // Signed with another secret.
   auth::PrincipalCodec wrong(auth::RandomToken(32));
   grpc::ClientContext c1;
-  wrong.Attach(&c1, admin, "req-1");
+  constexpr char kGetCurrentUser[] = "/submarine.permission.v1.IdentityService/GetCurrentUser";
+  wrong.Attach(&c1, admin, "req-1", kGetCurrentUser);
   auto st = perm_->identity->GetCurrentUser(&c1, v1::GetCurrentUserRequest(), &me);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(ErrorReason(st), "PRINCIPAL_MAC_INVALID");
   // No MAC at all.
   grpc::ClientContext c2;
-  auto encoded = perm_->codec->Encode(admin, "req-2");
+  auto encoded =
+      perm_->codec->Encode(admin, "req-2", kGetCurrentUser, std::chrono::system_clock::now());
   c2.AddMetadata(auth::kPrincipalHeader, encoded.principal);
   c2.AddMetadata("x-request-id", "req-2");
   EXPECT_EQ(perm_->identity->GetCurrentUser(&c2, v1::GetCurrentUserRequest(), &me).error_code(),
@@ -320,7 +321,7 @@ TEST_F(PermissionAuthTest, ForgedPrincipalsAreRefused) {
             grpc::StatusCode::UNAUTHENTICATED);
   // Even on a method that needs no caller, a forgery is not ignored.
   grpc::ClientContext c4;
-  wrong.Attach(&c4, admin, "req-4");
+  wrong.Attach(&c4, admin, "req-4", "/submarine.permission.v1.IdentityService/Login");
   v1::LoginRequest login;
   login.set_username("alice");
   login.set_password(kPassword);
@@ -329,13 +330,32 @@ TEST_F(PermissionAuthTest, ForgedPrincipalsAreRefused) {
             grpc::StatusCode::UNAUTHENTICATED);
   // A forged admin cannot create users.
   grpc::ClientContext c5;
-  wrong.Attach(&c5, admin, "req-5");
+  wrong.Attach(&c5, admin, "req-5", "/submarine.permission.v1.IdentityService/CreateUser");
   v1::CreateUserRequest create;
   create.set_user_id("mallory");
   create.set_password(kPassword);
   v1::User made;
   EXPECT_EQ(perm_->identity->CreateUser(&c5, create, &made).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
+  // Genuine headers captured off the wire: worthless for another method, and after a while.
+  auto captured =
+      perm_->codec->Encode(admin, "req-6", kGetCurrentUser, std::chrono::system_clock::now());
+  grpc::ClientContext c6;
+  c6.AddMetadata(auth::kPrincipalHeader, captured.principal);
+  c6.AddMetadata(auth::kPrincipalMacHeader, captured.mac);
+  c6.AddMetadata("x-request-id", "req-6");
+  auto replayed = perm_->identity->CreateUser(&c6, create, &made);
+  EXPECT_EQ(replayed.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(ErrorReason(replayed), "PRINCIPAL_WRONG_METHOD");
+  auto old = perm_->codec->Encode(admin, "req-7", kGetCurrentUser,
+                                  std::chrono::system_clock::now() - std::chrono::minutes(10));
+  grpc::ClientContext c7;
+  c7.AddMetadata(auth::kPrincipalHeader, old.principal);
+  c7.AddMetadata(auth::kPrincipalMacHeader, old.mac);
+  c7.AddMetadata("x-request-id", "req-7");
+  auto stale = perm_->identity->GetCurrentUser(&c7, v1::GetCurrentUserRequest(), &me);
+  EXPECT_EQ(stale.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(ErrorReason(stale), "PRINCIPAL_EXPIRED");
   v1::GetUserRequest get;
   get.set_name("users/mallory");
   EXPECT_EQ(perm_->identity->GetUser(perm_->AsAdmin().get(), get, &made).error_code(),
@@ -352,17 +372,18 @@ TEST_F(PermissionAuthTest, ForgedPrincipalsAreRefused) {
 
 TEST_F(PermissionAuthTest, InternalMethodsRefuseUsers) {
   v1::AuthState state;
-  auto st = perm_->identity->GetAuthState(perm_->AsAdmin().get(), v1::GetAuthStateRequest(), &state);
+  auto st =
+      perm_->identity->GetAuthState(perm_->AsAdmin().get(), v1::GetAuthStateRequest(), &state);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(ErrorReason(st), "INTERNAL_ONLY");
-  EXPECT_EQ(perm_->identity->GetAuthState(perm_->Anonymous().get(), v1::GetAuthStateRequest(),
-                                          &state)
-                .error_code(),
-            grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_TRUE(perm_->identity
-                  ->GetAuthState(perm_->AsService("gateway").get(), v1::GetAuthStateRequest(),
-                                 &state)
-                  .ok());
+  EXPECT_EQ(
+      perm_->identity->GetAuthState(perm_->Anonymous().get(), v1::GetAuthStateRequest(), &state)
+          .error_code(),
+      grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(
+      perm_->identity
+          ->GetAuthState(perm_->AsService("gateway").get(), v1::GetAuthStateRequest(), &state)
+          .ok());
   EXPECT_EQ(state.issuer(), "submarine");
 }
 
@@ -393,20 +414,19 @@ TEST_F(PermissionAuthTest, SubmarineAuthFace) {
   EXPECT_TRUE(resp.result().has_null_value());
 
   ASSERT_TRUE(perm_->submarine
-                  ->GetUserInfo(perm_->AsUser("alice").get(), v1::SubmarineUserInfoRequest(),
-                                &resp)
+                  ->GetUserInfo(perm_->AsUser("alice").get(), v1::SubmarineUserInfoRequest(), &resp)
                   .ok());
   const auto& info = resp.result().struct_value().fields();
   EXPECT_EQ(info.at("username").string_value(), "alice");
   EXPECT_EQ(info.at("password").string_value(), "******");
-  EXPECT_EQ(perm_->submarine
-                ->GetUserInfo(perm_->Anonymous().get(), v1::SubmarineUserInfoRequest(), &resp)
-                .error_code(),
-            grpc::StatusCode::UNAUTHENTICATED);
-  ASSERT_TRUE(perm_->submarine
-                  ->Logout(perm_->AsUser("alice", "abc123").get(), v1::SubmarineLogoutRequest(),
-                           &resp)
-                  .ok());
+  EXPECT_EQ(
+      perm_->submarine->GetUserInfo(perm_->Anonymous().get(), v1::SubmarineUserInfoRequest(), &resp)
+          .error_code(),
+      grpc::StatusCode::UNAUTHENTICATED);
+  ASSERT_TRUE(
+      perm_->submarine
+          ->Logout(perm_->AsUser("alice", "abc123").get(), v1::SubmarineLogoutRequest(), &resp)
+          .ok());
   EXPECT_TRUE(resp.result().bool_value());
   EXPECT_TRUE(Revoked(AuthState(), "abc123"));
 }

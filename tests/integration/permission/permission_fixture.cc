@@ -5,6 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/auth/crypto.h"
 #include "common/config/config.h"
+#include "common/rpc/call_context.h"
+#include "common/rpc/channel.h"
 #include "common/status/status.h"
 #include "common/util/clock.h"
 
@@ -18,14 +20,11 @@ std::string PermissionConfig(const PermissionProcess& p, const std::string& bus)
   // The lowest Argon2id cost libsodium accepts keeps tests fast; production uses the defaults.
   return absl::StrCat(
       "server:\n  grpc_listen: 127.0.0.1:0\n  shutdown_grace_ms: 5000\n  gateway_secret_file: ",
-      p.secret_file, "\n",
-      "database:\n  host: ", pg.socket_dir(), "\n  port: ", pg.port(), "\n  dbname: ", p.dbname,
-      "\n  user: postgres\n  schema: permission\n",
-      "signing_key_file: ", p.signing_key_file(), "\n",
-      "master_key_file: ", p.master_key_file(), "\n",
-      "admin_password_file: ", p.admin_password_file(), "\n",
-      "password_ops_limit: 1\npassword_mem_limit_kib: 8\n",
-      "housekeeping_interval_ms: 500\n",
+      p.secret_file, "\n", "database:\n  host: ", pg.socket_dir(), "\n  port: ", pg.port(),
+      "\n  dbname: ", p.dbname, "\n  user: postgres\n  schema: permission\n",
+      "signing_key_file: ", p.signing_key_file(), "\n", "master_key_file: ", p.master_key_file(),
+      "\n", "admin_password_file: ", p.admin_password_file(), "\n",
+      "password_ops_limit: 1\npassword_mem_limit_kib: 8\n", "housekeeping_interval_ms: 500\n",
       "events:\n  publish_endpoint: \"", bus, "\"\n  heartbeat_ms: 200\n");
 }
 
@@ -44,11 +43,12 @@ absl::StatusOr<std::unique_ptr<PermissionProcess>> StartPermission(const std::st
     p->secret = auth::RandomToken(32);
     SUBMARINE_RETURN_IF_ERROR(config::WriteFileAtomic(p->secret_file, p->secret, 0600));
   }
-  p->codec = std::make_unique<auth::PrincipalCodec>(p->secret);
+  p->codec = std::make_shared<auth::PrincipalCodec>(p->secret);
+  rpc::SetPrincipalCodec(p->codec);  // rpc::MakeChannel signs this test's calls with it
   SUBMARINE_ASSIGN_OR_RETURN(p->process,
                              StartService("submarine-permission", p->dir, "permission",
                                           PermissionConfig(*p, bus) + extra_yaml, &p->ready));
-  p->channel = grpc::CreateChannel(p->ready.grpc, grpc::InsecureChannelCredentials());
+  p->channel = rpc::MakeChannel(p->ready.grpc);
   p->identity = pv1::IdentityService::NewStub(p->channel);
   p->access = pv1::AccessService::NewStub(p->channel);
   p->quota = pv1::QuotaService::NewStub(p->channel);
@@ -76,15 +76,12 @@ std::unique_ptr<grpc::ClientContext> PermissionProcess::WithPrincipal(
     const Principal& principal, const std::string& request_id) const {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-  // Attach adds x-request-id itself; the MAC covers it.
-  codec->Attach(ctx.get(), principal,
-                request_id.empty() ? IdGenerator::Secure().Uuid() : request_id);
+  rpc::ActAs(ctx.get(), principal, request_id);
   return ctx;
 }
 
-std::unique_ptr<grpc::ClientContext> PermissionProcess::AsUser(const std::string& user,
-                                                               const std::string& token_id,
-                                                               const std::string& request_id) const {
+std::unique_ptr<grpc::ClientContext> PermissionProcess::AsUser(
+    const std::string& user, const std::string& token_id, const std::string& request_id) const {
   Principal p;
   p.set_kind(Principal::USER);
   p.set_user(user);
@@ -103,7 +100,7 @@ std::unique_ptr<grpc::ClientContext> PermissionProcess::AsService(
 }
 
 absl::StatusOr<pv1::LoginResponse> PermissionProcess::Login(const std::string& username,
-                                                             const std::string& password) const {
+                                                            const std::string& password) const {
   pv1::LoginRequest req;
   req.set_username(username);
   req.set_password(password);

@@ -26,11 +26,11 @@ struct PermissionProcess {
   std::string dir;     // data dir: config, keys, admin.password, log
   std::string dbname;  // database on the test cluster (schema "permission")
   ChildProcess process;
-  ReadyInfo ready;     // ready.grpc is the service address
+  ReadyInfo ready;  // ready.grpc is the service address
   // The internal secret (content of secret_file) and a codec signing principals with it.
   std::string secret;
   std::string secret_file;
-  std::unique_ptr<auth::PrincipalCodec> codec;
+  std::shared_ptr<auth::PrincipalCodec> codec;
 
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<submarine::permission::v1::IdentityService::Stub> identity;
@@ -65,12 +65,11 @@ struct PermissionProcess {
                                                  const std::string& request_id = "") const;
   // ... carrying an arbitrary principal, signed with the right secret.
   std::unique_ptr<grpc::ClientContext> WithPrincipal(
-      const submarine::common::v1::Principal& principal,
-      const std::string& request_id = "") const;
+      const submarine::common::v1::Principal& principal, const std::string& request_id = "") const;
 
   // IdentityService.Login.
-  absl::StatusOr<submarine::permission::v1::LoginResponse> Login(
-      const std::string& username, const std::string& password) const;
+  absl::StatusOr<submarine::permission::v1::LoginResponse> Login(const std::string& username,
+                                                                 const std::string& password) const;
   // Creates a user as admin (password must be 12+ bytes).
   absl::StatusOr<submarine::permission::v1::User> CreateUser(const std::string& username,
                                                              const std::string& password,
@@ -97,7 +96,7 @@ std::string PermissionConfig(const PermissionProcess& p, const std::string& bus 
 // Starts the service. `dbname`/`dir` empty → fresh ones (reuse both to restart on the same data);
 // `bus` is an eventbus frontend ("" = do not publish).
 absl::StatusOr<std::unique_ptr<PermissionProcess>> StartPermission(
-    const std::string& dbname = "", const std::string& dir = "",
-    const std::string& extra_yaml = "", const std::string& bus = "");
+    const std::string& dbname = "", const std::string& dir = "", const std::string& extra_yaml = "",
+    const std::string& bus = "");
 
 }  // namespace submarine::testing

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/auth/crypto.h"
+#include "common/rpc/channel.h"
 #include "submarine/permission/v1/permission.pb.h"
 #include "tests/integration/quota/permission_inprocess.h"
 
@@ -264,11 +265,11 @@ TEST(CredentialMasterKeyTest, AWrongMasterKeyFailsClosedWithoutLeaking) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  rpc::InstallCallInterceptor(builder);
   builder.RegisterService(&wrong);
   auto server = builder.BuildAndStart();
   ASSERT_TRUE(server && port);
-  auto stub = v1::CredentialService::NewStub(
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  auto stub = v1::CredentialService::NewStub(rpc::MakeChannel(absl::StrCat("127.0.0.1:", port)));
   v1::AccessCredentialSecretRequest access;
   access.set_name("users/alice/credentials/gh");
   v1::AccessCredentialSecretResponse resp;

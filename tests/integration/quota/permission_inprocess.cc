@@ -4,6 +4,7 @@
 #include "common/db/migrations.h"
 #include "common/events/outbox.h"
 #include "common/rpc/call_context.h"
+#include "common/rpc/channel.h"
 #include "common/status/status.h"
 #include "services/permission/audit_store.h"
 #include "services/permission/credential_store.h"
@@ -65,6 +66,7 @@ absl::StatusOr<std::unique_ptr<PermissionInProcess>> PermissionInProcess::Start(
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  rpc::InstallCallInterceptor(builder);
   builder.RegisterService(p->quota_.get());
   builder.RegisterService(p->credentials_.get());
   builder.RegisterService(p->audit_log_->service());
@@ -93,7 +95,7 @@ absl::StatusOr<std::unique_ptr<PermissionInProcess>> PermissionInProcess::Start(
     }
   }
 
-  auto channel = grpc::CreateChannel(p->address_, grpc::InsecureChannelCredentials());
+  auto channel = rpc::MakeChannel(p->address_);
   p->quota = v1::QuotaService::NewStub(channel);
   p->credentials = v1::CredentialService::NewStub(channel);
   p->audit = v1::AuditService::NewStub(channel);
@@ -164,8 +166,7 @@ Principal PermissionInProcess::Service(const std::string& service, const std::st
 std::unique_ptr<grpc::ClientContext> PermissionInProcess::As(const Principal& principal,
                                                              const std::string& request_id) const {
   auto ctx = Anonymous();
-  codec_->Attach(ctx.get(), principal,
-                 request_id.empty() ? IdGenerator::Secure().Uuid() : request_id);
+  rpc::ActAs(ctx.get(), principal, request_id);
   return ctx;
 }
 

@@ -347,7 +347,8 @@ TEST_F(QuotaTest, AuthorizationIsDecidedFromTheDatabaseBeforeExistence) {
       StatusCode::UNAUTHENTICATED);
   auto ctx = P::Anonymous();
   auth::PrincipalCodec other(std::string(32, 'x'));
-  other.Attach(ctx.get(), P::User("root"), "req-1");
+  other.Attach(ctx.get(), P::User("root"), "req-1",
+               "/submarine.permission.v1.QuotaService/AcquireLease");
   EXPECT_EQ(
       svc_->quota->AcquireLease(ctx.get(), LeaseRequest("users/bob", Gpus(1)), &lease).error_code(),
       StatusCode::UNAUTHENTICATED);
