@@ -14,9 +14,11 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_split.h"
+#include "clients/cli/cli_app.h"
 #include "clients/cli/environment_commands.h"
 #include "clients/cli/http_client.h"
 #include "clients/cli/output.h"
@@ -466,6 +468,45 @@ TEST(HttpClientTest, RefusedAndResetConnectionsAreUnavailable) {
 
   EXPECT_EQ(HttpClient("notascheme://x").Send("GET", "/").status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(CliRetryTest, RetriesAnUnavailableServerAsOftenAsMaxAttemptsSays) {
+  std::atomic<int> requests{0};
+  LoopbackServer server([&requests](int fd) {
+    std::string head;
+    while (LoopbackServer::ReadRequest(fd, &head)) {
+      ++requests;
+      std::string body = R"({"error":{"code":503,"message":"draining","status":"UNAVAILABLE"}})";
+      LoopbackServer::Write(fd,
+                            "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\n"
+                            "Content-Length: " +
+                                std::to_string(body.size()) + "\r\n\r\n" + body);
+    }
+  });
+  std::string config = testing::MakeTempDir("cli-retry");
+  ::setenv("SUBMARINE_CONFIG_DIR", config.c_str(), 1);
+  ::unsetenv("SUBMARINE_TOKEN");
+  auto run = [&server](const std::string& attempts, std::string* err_text) {
+    std::vector<std::string> args = {"submarine", "team",       "list",
+                                     "--server",  server.url(), "--max-attempts",
+                                     attempts,    "--data-dir", "/nonexistent"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    std::stringstream out, err;
+    std::stringstream in;
+    int code = RunCli(static_cast<int>(argv.size()), argv.data(), out, err, in);
+    *err_text = err.str();
+    return code;
+  };
+  std::string err;
+  EXPECT_EQ(run("3", &err), 1);
+  EXPECT_EQ(err, "error: UNAVAILABLE: draining\n");
+  EXPECT_EQ(requests.load(), 3);
+  requests = 0;
+  EXPECT_EQ(run("1", &err), 1);
+  EXPECT_EQ(requests.load(), 1) << "--max-attempts 1: no retries";
+  EXPECT_NE(run("0", &err), 0) << "at least one attempt";
+  std::filesystem::remove_all(config);
 }
 
 TEST(StackStateTest, RoundTripsThroughJson) {

@@ -183,6 +183,17 @@ class ApiClientTest : public ::testing::Test {
                     .ok());
   }
 
+  // A client that has read the stored login (it made a call); then `other` replaces the file, as
+  // another process that refreshed, or logged in, would leave it.
+  ApiClient ClientThenFileReplacedBy(const Credentials& other) {
+    Store(kServer, now_ + 600);
+    gateway_.Answer(200, {{"name", "users/alice"}});
+    ApiClient api = Client();
+    EXPECT_TRUE(Me(api).ok());
+    EXPECT_TRUE(WriteCredentials(credentials_path_, other).ok());
+    return api;
+  }
+
   std::string dir_;
   std::string credentials_path_;
   FakeGateway gateway_;
@@ -453,14 +464,9 @@ bool SomeoneWaitsForLock(const std::string& path) {
 }
 
 TEST_F(ApiClientTest, TakesOverTheTokensAnotherProcessRefreshed) {
-  Store(kServer, now_ + 600);
-  gateway_.Answer(200, {{"name", "users/alice"}});
-  ApiClient api = Client();
-  ASSERT_TRUE(Me(api).ok());
   // Another process (the SDK, another CLI) refreshed and spent "stored-refresh".
-  ASSERT_TRUE(WriteCredentials(credentials_path_,
-                               Credentials{kServer, "alice", "acc-other", "ref-other", now_ + 1800})
-                  .ok());
+  ApiClient api = ClientThenFileReplacedBy(
+      Credentials{kServer, "alice", "acc-other", "ref-other", now_ + 1800});
   now_ += 590;  // our access token is about to expire
   gateway_.Answer(200, {{"name", "users/alice"}});
   ASSERT_TRUE(Me(api).ok());
@@ -470,13 +476,8 @@ TEST_F(ApiClientTest, TakesOverTheTokensAnotherProcessRefreshed) {
 }
 
 TEST_F(ApiClientTest, AfterA401TakesOverAFresherTokenFromTheFile) {
-  Store(kServer, now_ + 600);
-  gateway_.Answer(200, {{"name", "users/alice"}});
-  ApiClient api = Client();
-  ASSERT_TRUE(Me(api).ok());
-  ASSERT_TRUE(WriteCredentials(credentials_path_,
-                               Credentials{kServer, "alice", "acc-other", "ref-other", now_ + 1800})
-                  .ok());
+  ApiClient api = ClientThenFileReplacedBy(
+      Credentials{kServer, "alice", "acc-other", "ref-other", now_ + 1800});
   gateway_.Answer(401, Error(401, "UNAUTHENTICATED", "TOKEN_EXPIRED", "token expired"));
   gateway_.Answer(200, {{"name", "users/alice"}});
   ASSERT_TRUE(Me(api).ok());
@@ -486,13 +487,8 @@ TEST_F(ApiClientTest, AfterA401TakesOverAFresherTokenFromTheFile) {
 }
 
 TEST_F(ApiClientTest, RefreshesWithTheFilesTokenWhenItsAccessTokenExpiresToo) {
-  Store(kServer, now_ + 600);
-  gateway_.Answer(200, {{"name", "users/alice"}});
-  ApiClient api = Client();
-  ASSERT_TRUE(Me(api).ok());
-  ASSERT_TRUE(WriteCredentials(credentials_path_,
-                               Credentials{kServer, "alice", "acc-other", "ref-other", now_ + 600})
-                  .ok());
+  ApiClient api =
+      ClientThenFileReplacedBy(Credentials{kServer, "alice", "acc-other", "ref-other", now_ + 600});
   now_ += 590;
   gateway_.Answer(200, LoginAnswer("acc-new", "ref-new", 900));
   gateway_.Answer(200, {{"name", "users/alice"}});
@@ -505,13 +501,7 @@ TEST_F(ApiClientTest, RefreshesWithTheFilesTokenWhenItsAccessTokenExpiresToo) {
 }
 
 TEST_F(ApiClientTest, NeverWritesItsRefreshedTokensOverAnotherLogin) {
-  Store(kServer, now_ + 600);
-  gateway_.Answer(200, {{"name", "users/alice"}});
-  ApiClient api = Client();
-  ASSERT_TRUE(Me(api).ok());
-  ASSERT_TRUE(
-      WriteCredentials(credentials_path_, Credentials{kServer, "bob", "acc-bob", "ref-bob", 0})
-          .ok());
+  ApiClient api = ClientThenFileReplacedBy(Credentials{kServer, "bob", "acc-bob", "ref-bob", 0});
   now_ += 590;
   gateway_.Answer(200, LoginAnswer("acc-2", "ref-2", 900));
   gateway_.Answer(200, {{"name", "users/alice"}});
