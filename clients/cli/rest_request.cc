@@ -92,7 +92,8 @@ bool MatchesPattern(const std::vector<std::string>& value, const std::vector<std
   return MatchesPattern(value, pattern, vi + 1, pi + 1);
 }
 
-// The field at `path` in `message`; the default instance along unset messages.
+// The message holding the last field of `path` in `message` (default instances along unset
+// messages).
 const Message& ParentOf(const Message& message, const FieldPath& path) {
   const Message* current = &message;
   for (size_t i = 0; i + 1 < path.size(); ++i) {
