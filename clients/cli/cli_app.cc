@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <functional>
+#include <memory>
 #include <optional>
 
 #include "absl/status/status.h"
@@ -24,560 +25,755 @@
 namespace submarine::cli {
 namespace {
 
-struct Flags {
-  std::string data_dir = DefaultDataDir();
-  int gateway_port = 8080;
-  int timeout_s = 180;
-  std::string output = "table";
+// Every subcommand parses into its own options struct (CLI11's way): the struct is created when
+// the subcommand is declared, its options write into it, and its callback hands it to the
+// command. Options shared by a command group (where to connect, how to print) live in one struct
+// per group, so they may come before or after the subcommand.
+
+// What the parsed command line runs, and where commands print.
+struct Runner {
+  std::function<absl::Status()> action;
+  std::ostream& out;
+  std::istream& in;
+  int exit_code = 0;
+};
+
+// Where a client command connects, how it retries, how it prints.
+struct ConnectionOptions {
   std::string server;
-  std::string project = "default";
-  std::string name;
-  std::string file;
-  std::string id;
-  std::string etag;
-  std::string filter;
-  std::string order_by;
-  int page_size = 0;
-  // Client commands of the permission service.
-  std::string second;  // a second positional argument (e.g. the user of `team add-member`)
-  std::string username;
-  bool password_stdin = false;
-  std::string display_name;
-  std::string email;
-  std::string description;
-  std::string disabled;  // "true" / "false" / "" (unchanged)
-  std::string admin;
-  bool admin_flag = false;
-  std::string owner;
-  std::string role;
-  std::string user;
-  std::string ttl;
-  std::string type = "generic";
-  std::string secret_file;
-  std::string principal;
-  std::string resource;
-  std::string since;
-  std::string until;
-  int limit = 100;
-  int64_t cpu_millis = 0, memory_mib = 0, gpus = 0, experiments = 0, notebooks = 0,
-          serving_replicas = 0;
+  std::string data_dir = DefaultDataDir();
+  std::string output = "table";
+  int max_attempts = RetryPolicy().max_attempts;
+  double retry_timeout_s = std::chrono::duration<double>(RetryPolicy().max_total).count();
 };
 
 // The API client for the resolved server, with the token from $SUBMARINE_TOKEN or the
 // credentials file.
-absl::StatusOr<ApiClient> MakeApiClient(const Flags& f) {
+absl::StatusOr<ApiClient> MakeApiClient(const ConnectionOptions& c) {
   std::string credentials_path = DefaultCredentialsPath();
   auto stored = ReadCredentials(credentials_path);
   SUBMARINE_ASSIGN_OR_RETURN(std::string server,
-                             ResolveServer(f.server, std::getenv("SUBMARINE_SERVER"),
-                                           StackPaths(AbsolutePath(f.data_dir)).StateFile(),
+                             ResolveServer(c.server, std::getenv("SUBMARINE_SERVER"),
+                                           StackPaths(AbsolutePath(c.data_dir)).StateFile(),
                                            stored.ok() ? stored->gateway : std::string()));
   const char* token = std::getenv("SUBMARINE_TOKEN");
   ApiClientOptions options;
   options.server = server;
   options.env_token = token != nullptr ? token : "";
   options.credentials_path = credentials_path;
+  options.retry.max_attempts = c.max_attempts;
+  options.retry.max_total =
+      std::chrono::milliseconds(static_cast<int64_t>(c.retry_timeout_s * 1000));
   return ApiClient(std::move(options));
 }
 
-absl::StatusOr<bool> ParseBool(const std::string& text, const std::string& field) {
-  if (text == "true" || text == "yes" || text == "1") return true;
-  if (text == "false" || text == "no" || text == "0") return false;
-  return InvalidField(field, "expected true or false, got \"" + text + "\"");
+// Declares ConnectionOptions on `cmd` (a group, or a top-level command) and returns them.
+std::shared_ptr<ConnectionOptions> AddConnectionOptions(CLI::App* cmd) {
+  auto c = std::make_shared<ConnectionOptions>();
+  cmd->add_option("--server", c->server,
+                  "Gateway URL (default: $SUBMARINE_SERVER, else the local stack, else the "
+                  "server you logged in to)");
+  cmd->add_option("--data-dir", c->data_dir, "Local stack whose gateway to use")
+      ->capture_default_str();
+  cmd->add_option("-o,--output", c->output, "table, json or yaml")->capture_default_str();
+  cmd->add_option("--max-attempts", c->max_attempts,
+                  "Attempts per request while the server is unavailable (1: no retries)")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  cmd->add_option("--retry-timeout", c->retry_timeout_s,
+                  "Seconds after which a request is no longer retried")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  return c;
 }
 
-void AddLocalCommands(CLI::App& app, Flags& f, std::function<absl::Status()>& action,
-                      std::ostream& out, int& exit_code) {
+using ClientCommand = std::function<absl::Status(const ClientContext&)>;
+
+// The action running `command` with a client for `connection`.
+std::function<absl::Status()> WithClient(std::shared_ptr<ConnectionOptions> connection,
+                                         Runner& runner, ClientCommand command) {
+  return [connection, &runner, command]() -> absl::Status {
+    SUBMARINE_ASSIGN_OR_RETURN(OutputFormat format, ParseOutputFormat(connection->output));
+    SUBMARINE_ASSIGN_OR_RETURN(ApiClient api, MakeApiClient(*connection));
+    return command(ClientContext{&api, format, &runner.out, &runner.in});
+  };
+}
+
+// A client command group (`user`, `team`, ...) with its ConnectionOptions.
+struct Group {
+  CLI::App* app;
+  std::shared_ptr<ConnectionOptions> connection;
+};
+
+Group AddGroup(CLI::App& app, const std::string& name, const std::string& help) {
+  CLI::App* group = app.add_subcommand(name, help);
+  group->require_subcommand(1);
+  return Group{group, AddConnectionOptions(group)};
+}
+
+// Adds the leaf `name` to `group` with its own `Options`: `define` declares its options on it, and
+// parsing the leaf makes `run` the action.
+template <typename Options>
+void AddLeaf(const Group& group, Runner& runner, const std::string& name, const std::string& help,
+             const std::function<void(CLI::App*, Options*)>& define,
+             std::function<absl::Status(const ClientContext&, const Options&)> run) {
+  auto options = std::make_shared<Options>();
+  CLI::App* leaf = group.app->add_subcommand(name, help);
+  leaf->fallthrough();
+  define(leaf, options.get());
+  leaf->callback([&runner, connection = group.connection, options, run] {
+    runner.action = WithClient(connection, runner, [options, run](const ClientContext& ctx) {
+      return run(ctx, *options);
+    });
+  });
+}
+
+// The options of a subcommand that takes none of its own.
+struct NoOptions {};
+
+// ---- local
+
+struct LocalUpOptions {
+  std::string data_dir = DefaultDataDir();
+  int gateway_port = 8080;
+  int timeout_s = 180;
+};
+struct LocalDownOptions {
+  std::string data_dir = DefaultDataDir();
+};
+struct LocalStatusOptions {
+  std::string data_dir = DefaultDataDir();
+  std::string output = "table";
+};
+struct SuperviseOptions {
+  std::string data_dir = DefaultDataDir();
+  int gateway_port = 8080;
+};
+
+void AddDataDir(CLI::App* cmd, std::string* data_dir) {
+  cmd->add_option("--data-dir", *data_dir, "Data directory of the stack")->capture_default_str();
+}
+
+void AddLocalCommands(CLI::App& app, Runner& runner) {
   CLI::App* local = app.add_subcommand("local", "Run the embedded single-host stack");
   local->require_subcommand(1);
-  auto add_data_dir = [&f](CLI::App* cmd) {
-    cmd->add_option("--data-dir", f.data_dir, "Data directory of the stack")->capture_default_str();
-  };
 
+  auto up_options = std::make_shared<LocalUpOptions>();
   CLI::App* up = local->add_subcommand("up",
                                        "Start PostgreSQL, the event bus, the services and "
                                        "the gateway; return once all are healthy");
-  add_data_dir(up);
-  up->add_option("--gateway-port", f.gateway_port, "Gateway HTTP port (0: any free port)")
+  AddDataDir(up, &up_options->data_dir);
+  up->add_option("--gateway-port", up_options->gateway_port, "Gateway HTTP port (0: any free port)")
       ->capture_default_str();
-  up->add_option("--timeout", f.timeout_s, "Seconds to wait for the stack to be healthy")
+  up->add_option("--timeout", up_options->timeout_s, "Seconds to wait for the stack to be healthy")
       ->capture_default_str();
-  up->callback([&] {
-    action = [&] {
-      return LocalUp(UpOptions{f.data_dir, f.gateway_port, std::chrono::seconds(f.timeout_s)}, out);
+  up->callback([&runner, o = up_options] {
+    runner.action = [&runner, o] {
+      return LocalUp(UpOptions{o->data_dir, o->gateway_port, std::chrono::seconds(o->timeout_s)},
+                     runner.out);
     };
   });
 
+  auto down_options = std::make_shared<LocalDownOptions>();
   CLI::App* down = local->add_subcommand("down", "Stop everything the stack runs");
-  add_data_dir(down);
-  down->callback([&] { action = [&] { return LocalDown(f.data_dir, out); }; });
+  AddDataDir(down, &down_options->data_dir);
+  down->callback([&runner, o = down_options] {
+    runner.action = [&runner, o] { return LocalDown(o->data_dir, runner.out); };
+  });
 
+  auto status_options = std::make_shared<LocalStatusOptions>();
   CLI::App* status = local->add_subcommand("status", "Show each process, its pid and health");
-  add_data_dir(status);
-  status->add_option("-o,--output", f.output, "table, json or yaml")->capture_default_str();
-  status->callback([&] {
-    action = [&]() -> absl::Status {
-      SUBMARINE_ASSIGN_OR_RETURN(OutputFormat format, ParseOutputFormat(f.output));
-      SUBMARINE_ASSIGN_OR_RETURN(StackHealth health, InspectStack(f.data_dir));
-      out << FormatStackHealth(health, format);
-      if (!health.Healthy()) exit_code = 1;
+  AddDataDir(status, &status_options->data_dir);
+  status->add_option("-o,--output", status_options->output, "table, json or yaml")
+      ->capture_default_str();
+  status->callback([&runner, o = status_options] {
+    runner.action = [&runner, o]() -> absl::Status {
+      SUBMARINE_ASSIGN_OR_RETURN(OutputFormat format, ParseOutputFormat(o->output));
+      SUBMARINE_ASSIGN_OR_RETURN(StackHealth health, InspectStack(o->data_dir));
+      runner.out << FormatStackHealth(health, format);
+      if (!health.Healthy()) runner.exit_code = 1;
       return absl::OkStatus();
     };
   });
 
+  auto supervise_options = std::make_shared<SuperviseOptions>();
   CLI::App* supervise =
       local->add_subcommand("supervise", "Run the stack's supervisor in the foreground");
   supervise->group("");  // started by `up`; hidden from help
-  add_data_dir(supervise);
-  supervise->add_option("--gateway-port", f.gateway_port)->capture_default_str();
-  supervise->callback([&] {
-    action = [&]() -> absl::Status {
+  AddDataDir(supervise, &supervise_options->data_dir);
+  supervise->add_option("--gateway-port", supervise_options->gateway_port)->capture_default_str();
+  supervise->callback([&runner, o = supervise_options] {
+    runner.action = [o]() -> absl::Status {
       config::v1::LogConfig log_config;
       log::Init(log_config, "supervisor");
       SUBMARINE_ASSIGN_OR_RETURN(std::string bin_dir, SelfBinDir());
       if (::chdir("/") != 0) return Internal("chdir / failed");
       SupervisorOptions options;
-      options.data_dir = AbsolutePath(f.data_dir);
-      options.gateway_port = f.gateway_port;
+      options.data_dir = AbsolutePath(o->data_dir);
+      options.gateway_port = o->gateway_port;
       options.bin_dir = bin_dir;
       return StackSupervisor(options).Run();
     };
   });
 }
 
-void AddEnvironmentCommands(CLI::App& app, Flags& f, std::function<absl::Status()>& action,
-                            std::ostream& out, std::istream& in) {
-  CLI::App* env = app.add_subcommand("environment", "Manage environment profiles");
-  env->alias("env");
-  env->require_subcommand(1);
-  env->add_option("--server", f.server,
-                  "Gateway URL (default: $SUBMARINE_SERVER, else the local stack)");
-  env->add_option("--data-dir", f.data_dir, "Local stack whose gateway to use")
-      ->capture_default_str();
-  env->add_option("--project", f.project, "Project")->capture_default_str();
-  env->add_option("-o,--output", f.output, "table, json or yaml")->capture_default_str();
+// ---- environment
 
-  // Runs `command` with a client for the resolved server.
-  auto with_context = [&f,
-                       &out](std::function<absl::Status(const EnvironmentCommandContext&)> command)
-      -> std::function<absl::Status()> {
-    return [&f, &out, command]() -> absl::Status {
-      SUBMARINE_ASSIGN_OR_RETURN(OutputFormat format, ParseOutputFormat(f.output));
-      SUBMARINE_ASSIGN_OR_RETURN(ApiClient client, MakeApiClient(f));
-      return command(EnvironmentCommandContext{&client, f.project, format, &out});
-    };
+struct EnvironmentListOptions {
+  std::string filter;
+  std::string order_by;
+  int page_size = 0;
+};
+struct EnvironmentNameOptions {
+  std::string name;
+};
+struct EnvironmentCreateOptions {
+  std::string file;
+  std::string id;
+};
+struct EnvironmentDeleteOptions {
+  std::string name;
+  std::string etag;
+};
+
+void AddEnvironmentCommands(CLI::App& app, Runner& runner) {
+  Group g = AddGroup(app, "environment", "Manage environment profiles");
+  g.app->alias("env");
+  auto project = std::make_shared<std::string>("default");
+  g.app->add_option("--project", *project, "Project")->capture_default_str();
+  // The EnvironmentCommandContext of a client context.
+  auto in_project = [project](const ClientContext& ctx) {
+    return EnvironmentCommandContext{ctx.api, *project, ctx.format, ctx.out};
   };
 
-  CLI::App* list = env->add_subcommand("list", "List environments (every page)");
-  list->add_option("--filter", f.filter, "e.g. 'labels.team = \"ml\"' or 'name = \"py*\"'");
-  list->add_option("--order-by", f.order_by, "\"create_time\" or \"create_time desc\"");
-  list->add_option("--page-size", f.page_size, "Items per request (0: server default)");
-  list->callback([&, with_context] {
-    action = with_context([&f](const EnvironmentCommandContext& ctx) {
-      return ListEnvironments(ctx, f.filter, f.order_by, f.page_size);
-    });
-  });
-
-  CLI::App* get = env->add_subcommand("get", "Show one environment");
-  get->add_option("name", f.name, "Environment id or full name")->required();
-  get->callback([&, with_context] {
-    action = with_context(
-        [&f](const EnvironmentCommandContext& ctx) { return GetEnvironment(ctx, f.name); });
-  });
-
-  CLI::App* create = env->add_subcommand("create", "Create an environment from a YAML/JSON file");
-  create->add_option("-f,--file", f.file, "Environment file, '-' for stdin")->required();
-  create->add_option("--id", f.id, "Environment id (default: `name` in the file)");
-  create->callback([&, with_context] {
-    action = with_context([&f, &in](const EnvironmentCommandContext& ctx) {
-      return CreateEnvironment(ctx, f.file, f.id, in);
-    });
-  });
-
-  CLI::App* del = env->add_subcommand("delete", "Delete an environment");
-  del->add_option("name", f.name, "Environment id or full name")->required();
-  del->add_option("--etag", f.etag, "Only delete if the stored etag matches");
-  del->callback([&, with_context] {
-    action = with_context([&f](const EnvironmentCommandContext& ctx) {
-      return DeleteEnvironment(ctx, f.name, f.etag);
-    });
-  });
-
-  for (CLI::App* leaf : {list, get, create, del}) leaf->fallthrough();
+  AddLeaf<EnvironmentListOptions>(
+      g, runner, "list", "List environments (every page)",
+      [](CLI::App* c, EnvironmentListOptions* o) {
+        c->add_option("--filter", o->filter, "e.g. 'labels.team = \"ml\"' or 'name = \"py*\"'");
+        c->add_option("--order-by", o->order_by, "\"create_time\" or \"create_time desc\"");
+        c->add_option("--page-size", o->page_size, "Items per request (0: server default)");
+      },
+      [in_project](const ClientContext& ctx, const EnvironmentListOptions& o) {
+        return ListEnvironments(in_project(ctx), o.filter, o.order_by, o.page_size);
+      });
+  AddLeaf<EnvironmentNameOptions>(
+      g, runner, "get", "Show one environment",
+      [](CLI::App* c, EnvironmentNameOptions* o) {
+        c->add_option("name", o->name, "Environment id or full name")->required();
+      },
+      [in_project](const ClientContext& ctx, const EnvironmentNameOptions& o) {
+        return GetEnvironment(in_project(ctx), o.name);
+      });
+  AddLeaf<EnvironmentCreateOptions>(
+      g, runner, "create", "Create an environment from a YAML/JSON file",
+      [](CLI::App* c, EnvironmentCreateOptions* o) {
+        c->add_option("-f,--file", o->file, "Environment file, '-' for stdin")->required();
+        c->add_option("--id", o->id, "Environment id (default: `name` in the file)");
+      },
+      [in_project](const ClientContext& ctx, const EnvironmentCreateOptions& o) {
+        return CreateEnvironment(in_project(ctx), o.file, o.id, *ctx.in);
+      });
+  AddLeaf<EnvironmentDeleteOptions>(
+      g, runner, "delete", "Delete an environment",
+      [](CLI::App* c, EnvironmentDeleteOptions* o) {
+        c->add_option("name", o->name, "Environment id or full name")->required();
+        c->add_option("--etag", o->etag, "Only delete if the stored etag matches");
+      },
+      [in_project](const ClientContext& ctx, const EnvironmentDeleteOptions& o) {
+        return DeleteEnvironment(in_project(ctx), o.name, o.etag);
+      });
 }
 
-// The client commands of the permission service (login, user, team, project, grant, quota,
-// lease, token, credential, audit). Each group takes --server, --data-dir and -o.
-class PermissionCli {
- public:
-  PermissionCli(CLI::App& app, Flags& f, std::function<absl::Status()>& action, std::ostream& out,
-                std::istream& in)
-      : app_(app), f_(f), action_(action), out_(out), in_(in) {}
+// ---- login, logout, whoami
 
-  void Add() {
-    AddSession();
-    AddUsers();
-    AddTeams();
-    AddProjects();
-    AddGrants();
-    AddQuotas();
-    AddTokens();
-    AddCredentials();
-    AddAudit();
-  }
-
- private:
-  using Command = std::function<absl::Status(const ClientContext&)>;
-
-  // Options every client command takes, on `cmd` (a group, or a top-level command).
-  void AddClientOptions(CLI::App* cmd) {
-    cmd->add_option("--server", f_.server,
-                    "Gateway URL (default: $SUBMARINE_SERVER, else the local stack, else the "
-                    "server you logged in to)");
-    cmd->add_option("--data-dir", f_.data_dir, "Local stack whose gateway to use")
-        ->capture_default_str();
-    cmd->add_option("-o,--output", f_.output, "table, json or yaml")->capture_default_str();
-  }
-
-  CLI::App* Group(const std::string& name, const std::string& help) {
-    CLI::App* group = app_.add_subcommand(name, help);
-    group->require_subcommand(1);
-    AddClientOptions(group);
-    return group;
-  }
-
-  // A leaf command of `group` that runs `command`.
-  CLI::App* Leaf(CLI::App* group, const std::string& name, const std::string& help,
-                 Command command) {
-    CLI::App* leaf = group->add_subcommand(name, help);
-    leaf->fallthrough();
-    leaf->callback([this, command] { action_ = Run(command); });
-    return leaf;
-  }
-
-  std::function<absl::Status()> Run(Command command) {
-    return [this, command]() -> absl::Status {
-      SUBMARINE_ASSIGN_OR_RETURN(OutputFormat format, ParseOutputFormat(f_.output));
-      SUBMARINE_ASSIGN_OR_RETURN(ApiClient api, MakeApiClient(f_));
-      return command(ClientContext{&api, format, &out_, &in_});
-    };
-  }
-
-  void AddSession() {
-    CLI::App* login = app_.add_subcommand("login", "Log in and store the tokens (0600)");
-    AddClientOptions(login);
-    login->add_option("-u,--username", f_.username, "Username (prompted for if not given)");
-    login->add_flag("--password-stdin", f_.password_stdin,
-                    "Read the password from standard input instead of prompting");
-    login->callback([this] {
-      action_ = Run([this](const ClientContext& ctx) {
-        return Login(ctx, LoginOptions{f_.username, f_.password_stdin});
-      });
+void AddSessionCommands(CLI::App& app, Runner& runner) {
+  CLI::App* login = app.add_subcommand("login", "Log in and store the tokens (0600)");
+  auto login_connection = AddConnectionOptions(login);
+  auto login_options = std::make_shared<LoginOptions>();
+  login->add_option("-u,--username", login_options->username,
+                    "Username (prompted for if not given)");
+  login->add_flag("--password-stdin", login_options->password_stdin,
+                  "Read the password from standard input instead of prompting");
+  login->callback([&runner, login_connection, login_options] {
+    runner.action = WithClient(login_connection, runner, [login_options](const ClientContext& ctx) {
+      return Login(ctx, *login_options);
     });
+  });
 
-    CLI::App* logout = app_.add_subcommand("logout", "End the session and forget the tokens");
-    AddClientOptions(logout);
-    logout->callback(
-        [this] { action_ = Run([](const ClientContext& ctx) { return Logout(ctx); }); });
+  CLI::App* logout = app.add_subcommand("logout", "End the session and forget the tokens");
+  auto logout_connection = AddConnectionOptions(logout);
+  logout->callback([&runner, logout_connection] {
+    runner.action = WithClient(logout_connection, runner, Logout);
+  });
 
-    CLI::App* whoami = app_.add_subcommand("whoami", "Show who the CLI acts as");
-    AddClientOptions(whoami);
-    whoami->callback(
-        [this] { action_ = Run([](const ClientContext& ctx) { return WhoAmI(ctx); }); });
-  }
+  CLI::App* whoami = app.add_subcommand("whoami", "Show who the CLI acts as");
+  auto whoami_connection = AddConnectionOptions(whoami);
+  whoami->callback([&runner, whoami_connection] {
+    runner.action = WithClient(whoami_connection, runner, WhoAmI);
+  });
+}
 
-  // --display-name, --email, --disabled, --admin for user create/update.
-  absl::StatusOr<UserFields> UserFieldsFromFlags(CLI::App* cmd) {
-    UserFields fields;
-    if (cmd->count("--display-name") > 0) fields.display_name = f_.display_name;
-    if (cmd->count("--email") > 0) fields.email = f_.email;
-    if (!f_.disabled.empty()) {
-      SUBMARINE_ASSIGN_OR_RETURN(bool v, ParseBool(f_.disabled, "disabled"));
-      fields.disabled = v;
-    }
-    if (!f_.admin.empty()) {
-      SUBMARINE_ASSIGN_OR_RETURN(bool v, ParseBool(f_.admin, "admin"));
-      fields.admin = v;
-    }
-    return fields;
-  }
+// ---- user
 
-  void AddUsers() {
-    CLI::App* g = Group("user", "Manage users (creating and deleting them needs an admin)");
-    CLI::App* list = Leaf(g, "list", "List users",
-                          [this](const ClientContext& ctx) { return ListUsers(ctx, f_.filter); });
-    list->add_option("--filter", f_.filter, "e.g. 'name = \"users/a*\"', 'admin = \"true\"'");
-    Leaf(g, "get", "Show a user",
-         [this](const ClientContext& ctx) { return GetUser(ctx, f_.name); })
-        ->add_option("user", f_.name, "Username")
-        ->required();
-    CLI::App* create = g->add_subcommand("create", "Create a user (password prompted or stdin)");
-    create->fallthrough();
-    create->add_option("user", f_.name, "Username")->required();
-    create->add_option("--display-name", f_.display_name, "Display name");
-    create->add_option("--email", f_.email, "E-mail address");
-    create->add_flag("--admin", f_.admin_flag, "Make the user a platform admin");
-    create->add_flag("--password-stdin", f_.password_stdin,
-                     "Read the initial password from standard input");
-    create->callback([this, create] {
-      action_ = Run([this, create](const ClientContext& ctx) -> absl::Status {
-        SUBMARINE_ASSIGN_OR_RETURN(UserFields fields, UserFieldsFromFlags(create));
-        if (f_.admin_flag) fields.admin = true;
-        return CreateUser(ctx, f_.name, fields, f_.password_stdin);
-      });
-    });
-    CLI::App* update = g->add_subcommand("update", "Change a user's fields");
-    update->fallthrough();
-    update->add_option("user", f_.name, "Username")->required();
-    update->add_option("--display-name", f_.display_name, "Display name");
-    update->add_option("--email", f_.email, "E-mail address");
-    update->add_option("--disabled", f_.disabled, "true: the user can no longer log in");
-    update->add_option("--admin", f_.admin, "true/false: platform admin");
-    update->callback([this, update] {
-      action_ = Run([this, update](const ClientContext& ctx) -> absl::Status {
-        SUBMARINE_ASSIGN_OR_RETURN(UserFields fields, UserFieldsFromFlags(update));
-        return UpdateUser(ctx, f_.name, fields);
-      });
-    });
-    Leaf(g, "delete", "Delete a user and revoke their tokens",
-         [this](const ClientContext& ctx) { return DeleteUser(ctx, f_.name); })
-        ->add_option("user", f_.name, "Username")
-        ->required();
-    CLI::App* set_password = Leaf(
-        g, "set-password", "Change a password (yours by default)",
-        [this](const ClientContext& ctx) { return SetPassword(ctx, f_.name, f_.password_stdin); });
-    set_password->add_option("user", f_.name, "Username (default: you)");
-    set_password->add_flag("--password-stdin", f_.password_stdin,
-                           "Read the passwords from standard input (for your own: the current "
-                           "one on the first line, the new one on the second)");
-  }
-
-  void AddTeams() {
-    CLI::App* g = Group("team", "Manage teams and their members");
-    Leaf(g, "list", "List teams", [](const ClientContext& ctx) { return ListTeams(ctx); });
-    Leaf(g, "get", "Show a team",
-         [this](const ClientContext& ctx) { return GetTeam(ctx, f_.name); })
-        ->add_option("team", f_.name, "Team id")
-        ->required();
-    CLI::App* create =
-        Leaf(g, "create", "Create a team (you become its owner)", [this](const ClientContext& ctx) {
-          return CreateTeam(ctx, f_.name, f_.display_name, f_.description);
-        });
-    create->add_option("team", f_.name, "Team id")->required();
-    create->add_option("--display-name", f_.display_name, "Display name");
-    create->add_option("--description", f_.description, "Description");
-    Leaf(g, "delete", "Delete a team",
-         [this](const ClientContext& ctx) { return DeleteTeam(ctx, f_.name); })
-        ->add_option("team", f_.name, "Team id")
-        ->required();
-    CLI::App* add = Leaf(g, "add-member", "Add a member or change a member's role",
-                         [this](const ClientContext& ctx) {
-                           return AddTeamMember(ctx, f_.name, f_.second, f_.role);
-                         });
-    add->add_option("team", f_.name, "Team id")->required();
-    add->add_option("user", f_.second, "Username")->required();
-    add->add_option("--role", f_.role, "member (default), maintainer or owner");
-    CLI::App* remove = Leaf(
-        g, "remove-member", "Remove a member",
-        [this](const ClientContext& ctx) { return RemoveTeamMember(ctx, f_.name, f_.second); });
-    remove->add_option("team", f_.name, "Team id")->required();
-    remove->add_option("user", f_.second, "Username")->required();
-    Leaf(g, "members", "List a team's members",
-         [this](const ClientContext& ctx) { return ListTeamMembers(ctx, f_.name); })
-        ->add_option("team", f_.name, "Team id")
-        ->required();
-  }
-
-  void AddProjects() {
-    CLI::App* g = Group("project", "Manage projects and their role bindings");
-    Leaf(g, "list", "List the projects you can read",
-         [](const ClientContext& ctx) { return ListProjects(ctx); });
-    Leaf(g, "get", "Show a project",
-         [this](const ClientContext& ctx) { return GetProject(ctx, f_.name); })
-        ->add_option("project", f_.name, "Project id")
-        ->required();
-    CLI::App* create = Leaf(g, "create", "Create a project", [this](const ClientContext& ctx) {
-      return CreateProject(ctx, f_.name, f_.display_name, f_.description, f_.owner);
-    });
-    create->add_option("project", f_.name, "Project id")->required();
-    create->add_option("--display-name", f_.display_name, "Display name");
-    create->add_option("--description", f_.description, "Description");
-    create->add_option("--owner", f_.owner, "users/NAME or teams/NAME (default: you)");
-    Leaf(g, "delete", "Delete a project",
-         [this](const ClientContext& ctx) { return DeleteProject(ctx, f_.name); })
-        ->add_option("project", f_.name, "Project id")
-        ->required();
-    CLI::App* bind = Leaf(
-        g, "bind", "Give a user, a team or allUsers a role on a project",
-        [this](const ClientContext& ctx) { return BindRole(ctx, f_.name, f_.second, f_.role); });
-    bind->add_option("project", f_.name, "Project id")->required();
-    bind->add_option("subject", f_.second, "users/NAME, teams/NAME or allUsers")->required();
-    bind->add_option("--role", f_.role, "viewer, editor or admin")->required();
-    CLI::App* unbind = Leaf(g, "unbind", "Remove a role binding", [this](const ClientContext& ctx) {
-      return UnbindRole(ctx, f_.name, f_.second);
-    });
-    unbind->add_option("project", f_.name, "Project id")->required();
-    unbind->add_option("binding", f_.second, "Binding id or name, or the subject")->required();
-    Leaf(g, "bindings", "List a project's role bindings",
-         [this](const ClientContext& ctx) { return ListRoleBindings(ctx, f_.name); })
-        ->add_option("project", f_.name, "Project id")
-        ->required();
-  }
-
-  void AddGrants() {
-    CLI::App* g = Group("grant", "Share one resource with a user, a team or allUsers");
-    Leaf(g, "list", "List the grants on a resource",
-         [this](const ClientContext& ctx) { return ListGrants(ctx, f_.resource); })
-        ->add_option("resource", f_.resource, "e.g. projects/p/environments/e")
-        ->required();
-    CLI::App* create =
-        Leaf(g, "create", "Grant a permission on a resource", [this](const ClientContext& ctx) {
-          return CreateGrant(ctx, f_.resource, f_.second, f_.role);
-        });
-    create->add_option("resource", f_.resource, "e.g. projects/p/environments/e")->required();
-    create->add_option("subject", f_.second, "users/NAME, teams/NAME or allUsers")->required();
-    create->add_option("--permission", f_.role, "read, write or admin")->required();
-    Leaf(g, "delete", "Remove a grant",
-         [this](const ClientContext& ctx) { return DeleteGrant(ctx, f_.name); })
-        ->add_option("grant", f_.name, "Grant id or grants/ID")
-        ->required();
-  }
-
-  void AddQuotas() {
-    CLI::App* g = Group("quota", "Show and set resource limits of users and teams");
-    Leaf(g, "get", "Limits and current use",
-         [this](const ClientContext& ctx) { return GetQuota(ctx, f_.owner); })
-        ->add_option("owner", f_.owner, "users/NAME or teams/NAME (a bare name is a user)")
-        ->required();
-    CLI::App* set = g->add_subcommand("set", "Set limits (admins); other limits are kept");
-    set->fallthrough();
-    set->add_option("owner", f_.owner, "users/NAME or teams/NAME")->required();
-    set->add_option("--cpu-millis", f_.cpu_millis, "CPU in millicores");
-    set->add_option("--memory-mib", f_.memory_mib, "Memory in MiB");
-    set->add_option("--gpus", f_.gpus, "GPUs");
-    set->add_option("--experiments", f_.experiments, "Concurrently running experiments");
-    set->add_option("--notebooks", f_.notebooks, "Running notebook sessions");
-    set->add_option("--serving-replicas", f_.serving_replicas, "Serving replicas");
-    set->callback([this, set] {
-      action_ = Run([this, set](const ClientContext& ctx) {
-        QuotaLimits limits;
-        auto take = [set](const char* flag, int64_t value, std::optional<int64_t>& into) {
-          if (set->count(flag) > 0) into = value;
-        };
-        take("--cpu-millis", f_.cpu_millis, limits.cpu_millis);
-        take("--memory-mib", f_.memory_mib, limits.memory_mib);
-        take("--gpus", f_.gpus, limits.gpus);
-        take("--experiments", f_.experiments, limits.experiments);
-        take("--notebooks", f_.notebooks, limits.notebooks);
-        take("--serving-replicas", f_.serving_replicas, limits.serving_replicas);
-        return SetQuota(ctx, f_.owner, limits);
-      });
-    });
-
-    CLI::App* leases = Group("lease", "Resource leases held by running workloads");
-    Leaf(leases, "list", "Active leases", [this](const ClientContext& ctx) {
-      return ListLeases(ctx, f_.owner);
-    })->add_option("--owner", f_.owner, "users/NAME or teams/NAME (default: all you can see)");
-  }
-
-  void AddTokens() {
-    CLI::App* g = Group("token", "Long-lived API tokens for the SDK, scripts and CI");
-    Leaf(g, "list", "List API tokens", [this](const ClientContext& ctx) {
-      return ListTokens(ctx, f_.user);
-    })->add_option("--user", f_.user, "Whose (default: you)");
-    CLI::App* create =
-        Leaf(g, "create", "Create a token; it is printed once", [this](const ClientContext& ctx) {
-          return CreateToken(ctx, f_.user, f_.display_name, f_.ttl);
-        });
-    create->add_option("--display-name", f_.display_name, "What it is for");
-    create->add_option("--ttl", f_.ttl, "Lifetime, e.g. 90d or 12h (default: no expiry)");
-    create->add_option("--user", f_.user, "For whom (admins; default: you)");
-    CLI::App* revoke = Leaf(g, "revoke", "Revoke a token", [this](const ClientContext& ctx) {
-      return RevokeToken(ctx, f_.user, f_.name);
-    });
-    revoke->add_option("token", f_.name, "Token id or users/NAME/tokens/ID")->required();
-    revoke->add_option("--user", f_.user, "Whose (default: you)");
-  }
-
-  void AddCredentials() {
-    CLI::App* g = Group("credential",
-                        "Secrets (git tokens, object-store keys, keytabs) for "
-                        "your workloads; sealed at rest, never shown again");
-    Leaf(g, "list", "List credentials (metadata only)", [this](const ClientContext& ctx) {
-      return ListCredentials(ctx, f_.user);
-    })->add_option("--user", f_.user, "Whose (default: you)");
-    CLI::App* create =
-        Leaf(g, "create", "Store a credential (replaces one of the same id)",
-             [this](const ClientContext& ctx) {
-               return CreateCredential(ctx, f_.user, f_.name,
-                                       CredentialInput{f_.type, f_.description, f_.secret_file});
-             });
-    create->add_option("credential", f_.name, "Credential id")->required();
-    create->add_option("--type", f_.type, "git-token, s3-keys, kerberos-keytab or generic")
-        ->capture_default_str();
-    create->add_option("--description", f_.description, "Description");
-    create->add_option("--secret-file", f_.secret_file,
-                       "Read the secret from this file ('-': standard input); default: prompt");
-    create->add_option("--user", f_.user, "Whose (default: you)");
-    CLI::App* del = Leaf(g, "delete", "Delete a credential", [this](const ClientContext& ctx) {
-      return DeleteCredential(ctx, f_.user, f_.name);
-    });
-    del->add_option("credential", f_.name, "Credential id or users/NAME/credentials/ID")
-        ->required();
-    del->add_option("--user", f_.user, "Whose (default: you)");
-  }
-
-  void AddAudit() {
-    CLI::App* g = Group("audit", "The audit log of every mutation (admins)");
-    CLI::App* list =
-        Leaf(g, "list", "Query the audit log, newest first", [this](const ClientContext& ctx) {
-          return ListAuditEvents(
-              ctx, AuditQuery{f_.principal, f_.resource, f_.since, f_.until, f_.limit},
-              static_cast<int64_t>(std::time(nullptr)));
-        });
-    list->add_option("--user", f_.principal,
-                     "Only this principal (alice, users/alice, "
-                     "services/x)");
-    list->add_option("--resource", f_.resource, "Only this resource and its children");
-    list->add_option("--since", f_.since, "RFC 3339 time, or a duration ago (e.g. 24h)");
-    list->add_option("--until", f_.until, "RFC 3339 time, or a duration ago");
-    list->add_option("--limit", f_.limit, "Events at most (0: all)")->capture_default_str();
-  }
-
-  CLI::App& app_;
-  Flags& f_;
-  std::function<absl::Status()>& action_;
-  std::ostream& out_;
-  std::istream& in_;
+struct UserListOptions {
+  std::string filter;
 };
+struct UserNameOptions {
+  std::string user;
+};
+struct UserCreateOptions {
+  std::string user;
+  UserFields fields;  // display_name, email
+  bool admin = false;
+  bool password_stdin = false;
+};
+struct UserUpdateOptions {
+  std::string user;
+  UserFields fields;
+};
+struct SetPasswordOptions {
+  std::string user;
+  bool password_stdin = false;
+};
+
+void AddUserCommands(CLI::App& app, Runner& runner) {
+  Group g = AddGroup(app, "user", "Manage users (creating and deleting them needs an admin)");
+  AddLeaf<UserListOptions>(
+      g, runner, "list", "List users",
+      [](CLI::App* c, UserListOptions* o) {
+        c->add_option("--filter", o->filter, "e.g. 'name = \"users/a*\"', 'admin = \"true\"'");
+      },
+      [](const ClientContext& ctx, const UserListOptions& o) { return ListUsers(ctx, o.filter); });
+  AddLeaf<UserNameOptions>(
+      g, runner, "get", "Show a user",
+      [](CLI::App* c, UserNameOptions* o) {
+        c->add_option("user", o->user, "Username")->required();
+      },
+      [](const ClientContext& ctx, const UserNameOptions& o) { return GetUser(ctx, o.user); });
+  AddLeaf<UserCreateOptions>(
+      g, runner, "create", "Create a user (password prompted or stdin)",
+      [](CLI::App* c, UserCreateOptions* o) {
+        c->add_option("user", o->user, "Username")->required();
+        c->add_option("--display-name", o->fields.display_name, "Display name");
+        c->add_option("--email", o->fields.email, "E-mail address");
+        c->add_flag("--admin", o->admin, "Make the user a platform admin");
+        c->add_flag("--password-stdin", o->password_stdin,
+                    "Read the initial password from standard input");
+      },
+      [](const ClientContext& ctx, const UserCreateOptions& o) {
+        UserFields fields = o.fields;
+        if (o.admin) fields.admin = true;
+        return CreateUser(ctx, o.user, fields, o.password_stdin);
+      });
+  AddLeaf<UserUpdateOptions>(
+      g, runner, "update", "Change a user's fields",
+      [](CLI::App* c, UserUpdateOptions* o) {
+        c->add_option("user", o->user, "Username")->required();
+        c->add_option("--display-name", o->fields.display_name, "Display name");
+        c->add_option("--email", o->fields.email, "E-mail address");
+        c->add_option("--disabled", o->fields.disabled, "true: the user can no longer log in");
+        c->add_option("--admin", o->fields.admin, "true/false: platform admin");
+      },
+      [](const ClientContext& ctx, const UserUpdateOptions& o) {
+        return UpdateUser(ctx, o.user, o.fields);
+      });
+  AddLeaf<UserNameOptions>(
+      g, runner, "delete", "Delete a user and revoke their tokens",
+      [](CLI::App* c, UserNameOptions* o) {
+        c->add_option("user", o->user, "Username")->required();
+      },
+      [](const ClientContext& ctx, const UserNameOptions& o) { return DeleteUser(ctx, o.user); });
+  AddLeaf<SetPasswordOptions>(
+      g, runner, "set-password", "Change a password (yours by default)",
+      [](CLI::App* c, SetPasswordOptions* o) {
+        c->add_option("user", o->user, "Username (default: you)");
+        c->add_flag("--password-stdin", o->password_stdin,
+                    "Read the passwords from standard input (for your own: the current "
+                    "one on the first line, the new one on the second)");
+      },
+      [](const ClientContext& ctx, const SetPasswordOptions& o) {
+        return SetPassword(ctx, o.user, o.password_stdin);
+      });
+}
+
+// ---- team
+
+struct TeamOptions {
+  std::string team;
+};
+struct TeamCreateOptions {
+  std::string team;
+  std::string display_name;
+  std::string description;
+};
+struct AddMemberOptions {
+  std::string team;
+  std::string user;
+  std::string role;
+};
+struct RemoveMemberOptions {
+  std::string team;
+  std::string user;
+};
+
+void AddTeamCommands(CLI::App& app, Runner& runner) {
+  Group g = AddGroup(app, "team", "Manage teams and their members");
+  auto team_id = [](CLI::App* c, TeamOptions* o) {
+    c->add_option("team", o->team, "Team id")->required();
+  };
+  AddLeaf<NoOptions>(
+      g, runner, "list", "List teams", [](CLI::App*, NoOptions*) {},
+      [](const ClientContext& ctx, const NoOptions&) { return ListTeams(ctx); });
+  AddLeaf<TeamOptions>(
+      g, runner, "get", "Show a team", team_id,
+      [](const ClientContext& ctx, const TeamOptions& o) { return GetTeam(ctx, o.team); });
+  AddLeaf<TeamCreateOptions>(
+      g, runner, "create", "Create a team (you become its owner)",
+      [](CLI::App* c, TeamCreateOptions* o) {
+        c->add_option("team", o->team, "Team id")->required();
+        c->add_option("--display-name", o->display_name, "Display name");
+        c->add_option("--description", o->description, "Description");
+      },
+      [](const ClientContext& ctx, const TeamCreateOptions& o) {
+        return CreateTeam(ctx, o.team, o.display_name, o.description);
+      });
+  AddLeaf<TeamOptions>(
+      g, runner, "delete", "Delete a team", team_id,
+      [](const ClientContext& ctx, const TeamOptions& o) { return DeleteTeam(ctx, o.team); });
+  AddLeaf<AddMemberOptions>(
+      g, runner, "add-member", "Add a member or change a member's role",
+      [](CLI::App* c, AddMemberOptions* o) {
+        c->add_option("team", o->team, "Team id")->required();
+        c->add_option("user", o->user, "Username")->required();
+        c->add_option("--role", o->role, "member (default), maintainer or owner");
+      },
+      [](const ClientContext& ctx, const AddMemberOptions& o) {
+        return AddTeamMember(ctx, o.team, o.user, o.role);
+      });
+  AddLeaf<RemoveMemberOptions>(
+      g, runner, "remove-member", "Remove a member",
+      [](CLI::App* c, RemoveMemberOptions* o) {
+        c->add_option("team", o->team, "Team id")->required();
+        c->add_option("user", o->user, "Username")->required();
+      },
+      [](const ClientContext& ctx, const RemoveMemberOptions& o) {
+        return RemoveTeamMember(ctx, o.team, o.user);
+      });
+  AddLeaf<TeamOptions>(
+      g, runner, "members", "List a team's members", team_id,
+      [](const ClientContext& ctx, const TeamOptions& o) { return ListTeamMembers(ctx, o.team); });
+}
+
+// ---- project
+
+struct ProjectOptions {
+  std::string project;
+};
+struct ProjectCreateOptions {
+  std::string project;
+  std::string display_name;
+  std::string description;
+  std::string owner;
+};
+struct BindOptions {
+  std::string project;
+  std::string subject;
+  std::string role;
+};
+struct UnbindOptions {
+  std::string project;
+  std::string binding;
+};
+
+void AddProjectCommands(CLI::App& app, Runner& runner) {
+  Group g = AddGroup(app, "project", "Manage projects and their role bindings");
+  auto project_id = [](CLI::App* c, ProjectOptions* o) {
+    c->add_option("project", o->project, "Project id")->required();
+  };
+  AddLeaf<NoOptions>(
+      g, runner, "list", "List the projects you can read", [](CLI::App*, NoOptions*) {},
+      [](const ClientContext& ctx, const NoOptions&) { return ListProjects(ctx); });
+  AddLeaf<ProjectOptions>(
+      g, runner, "get", "Show a project", project_id,
+      [](const ClientContext& ctx, const ProjectOptions& o) { return GetProject(ctx, o.project); });
+  AddLeaf<ProjectCreateOptions>(
+      g, runner, "create", "Create a project",
+      [](CLI::App* c, ProjectCreateOptions* o) {
+        c->add_option("project", o->project, "Project id")->required();
+        c->add_option("--display-name", o->display_name, "Display name");
+        c->add_option("--description", o->description, "Description");
+        c->add_option("--owner", o->owner, "users/NAME or teams/NAME (default: you)");
+      },
+      [](const ClientContext& ctx, const ProjectCreateOptions& o) {
+        return CreateProject(ctx, o.project, o.display_name, o.description, o.owner);
+      });
+  AddLeaf<ProjectOptions>(g, runner, "delete", "Delete a project", project_id,
+                          [](const ClientContext& ctx, const ProjectOptions& o) {
+                            return DeleteProject(ctx, o.project);
+                          });
+  AddLeaf<BindOptions>(
+      g, runner, "bind", "Give a user, a team or allUsers a role on a project",
+      [](CLI::App* c, BindOptions* o) {
+        c->add_option("project", o->project, "Project id")->required();
+        c->add_option("subject", o->subject, "users/NAME, teams/NAME or allUsers")->required();
+        c->add_option("--role", o->role, "viewer, editor or admin")->required();
+      },
+      [](const ClientContext& ctx, const BindOptions& o) {
+        return BindRole(ctx, o.project, o.subject, o.role);
+      });
+  AddLeaf<UnbindOptions>(
+      g, runner, "unbind", "Remove a role binding",
+      [](CLI::App* c, UnbindOptions* o) {
+        c->add_option("project", o->project, "Project id")->required();
+        c->add_option("binding", o->binding, "Binding id or name, or the subject")->required();
+      },
+      [](const ClientContext& ctx, const UnbindOptions& o) {
+        return UnbindRole(ctx, o.project, o.binding);
+      });
+  AddLeaf<ProjectOptions>(g, runner, "bindings", "List a project's role bindings", project_id,
+                          [](const ClientContext& ctx, const ProjectOptions& o) {
+                            return ListRoleBindings(ctx, o.project);
+                          });
+}
+
+// ---- grant
+
+struct GrantListOptions {
+  std::string resource;
+};
+struct GrantCreateOptions {
+  std::string resource;
+  std::string subject;
+  std::string permission;
+};
+struct GrantDeleteOptions {
+  std::string grant;
+};
+
+void AddGrantCommands(CLI::App& app, Runner& runner) {
+  Group g = AddGroup(app, "grant", "Share one resource with a user, a team or allUsers");
+  AddLeaf<GrantListOptions>(
+      g, runner, "list", "List the grants on a resource",
+      [](CLI::App* c, GrantListOptions* o) {
+        c->add_option("resource", o->resource, "e.g. projects/p/environments/e")->required();
+      },
+      [](const ClientContext& ctx, const GrantListOptions& o) {
+        return ListGrants(ctx, o.resource);
+      });
+  AddLeaf<GrantCreateOptions>(
+      g, runner, "create", "Grant a permission on a resource",
+      [](CLI::App* c, GrantCreateOptions* o) {
+        c->add_option("resource", o->resource, "e.g. projects/p/environments/e")->required();
+        c->add_option("subject", o->subject, "users/NAME, teams/NAME or allUsers")->required();
+        c->add_option("--permission", o->permission, "read, write or admin")->required();
+      },
+      [](const ClientContext& ctx, const GrantCreateOptions& o) {
+        return CreateGrant(ctx, o.resource, o.subject, o.permission);
+      });
+  AddLeaf<GrantDeleteOptions>(
+      g, runner, "delete", "Remove a grant",
+      [](CLI::App* c, GrantDeleteOptions* o) {
+        c->add_option("grant", o->grant, "Grant id or grants/ID")->required();
+      },
+      [](const ClientContext& ctx, const GrantDeleteOptions& o) {
+        return DeleteGrant(ctx, o.grant);
+      });
+}
+
+// ---- quota, lease
+
+struct QuotaGetOptions {
+  std::string owner;
+};
+struct QuotaSetOptions {
+  std::string owner;
+  QuotaLimits limits;
+};
+struct LeaseListOptions {
+  std::string owner;
+};
+
+void AddQuotaCommands(CLI::App& app, Runner& runner) {
+  Group g = AddGroup(app, "quota", "Show and set resource limits of users and teams");
+  AddLeaf<QuotaGetOptions>(
+      g, runner, "get", "Limits and current use",
+      [](CLI::App* c, QuotaGetOptions* o) {
+        c->add_option("owner", o->owner, "users/NAME or teams/NAME (a bare name is a user)")
+            ->required();
+      },
+      [](const ClientContext& ctx, const QuotaGetOptions& o) { return GetQuota(ctx, o.owner); });
+  AddLeaf<QuotaSetOptions>(
+      g, runner, "set", "Set limits (admins); other limits are kept",
+      [](CLI::App* c, QuotaSetOptions* o) {
+        c->add_option("owner", o->owner, "users/NAME or teams/NAME")->required();
+        c->add_option("--cpu-millis", o->limits.cpu_millis, "CPU in millicores");
+        c->add_option("--memory-mib", o->limits.memory_mib, "Memory in MiB");
+        c->add_option("--gpus", o->limits.gpus, "GPUs");
+        c->add_option("--experiments", o->limits.experiments, "Concurrently running experiments");
+        c->add_option("--notebooks", o->limits.notebooks, "Running notebook sessions");
+        c->add_option("--serving-replicas", o->limits.serving_replicas, "Serving replicas");
+      },
+      [](const ClientContext& ctx, const QuotaSetOptions& o) {
+        return SetQuota(ctx, o.owner, o.limits);
+      });
+
+  Group leases = AddGroup(app, "lease", "Resource leases held by running workloads");
+  AddLeaf<LeaseListOptions>(
+      leases, runner, "list", "Active leases",
+      [](CLI::App* c, LeaseListOptions* o) {
+        c->add_option("--owner", o->owner, "users/NAME or teams/NAME (default: all you can see)");
+      },
+      [](const ClientContext& ctx, const LeaseListOptions& o) { return ListLeases(ctx, o.owner); });
+}
+
+// ---- token
+
+struct TokenListOptions {
+  std::string user;
+};
+struct TokenCreateOptions {
+  std::string user;
+  std::string display_name;
+  std::string ttl;
+};
+struct TokenRevokeOptions {
+  std::string token;
+  std::string user;
+};
+
+void AddTokenCommands(CLI::App& app, Runner& runner) {
+  Group g = AddGroup(app, "token", "Long-lived API tokens for the SDK, scripts and CI");
+  AddLeaf<TokenListOptions>(
+      g, runner, "list", "List API tokens",
+      [](CLI::App* c, TokenListOptions* o) {
+        c->add_option("--user", o->user, "Whose (default: you)");
+      },
+      [](const ClientContext& ctx, const TokenListOptions& o) { return ListTokens(ctx, o.user); });
+  AddLeaf<TokenCreateOptions>(
+      g, runner, "create", "Create a token; it is printed once",
+      [](CLI::App* c, TokenCreateOptions* o) {
+        c->add_option("--display-name", o->display_name, "What it is for");
+        c->add_option("--ttl", o->ttl, "Lifetime, e.g. 90d or 12h (default: no expiry)");
+        c->add_option("--user", o->user, "For whom (admins; default: you)");
+      },
+      [](const ClientContext& ctx, const TokenCreateOptions& o) {
+        return CreateToken(ctx, o.user, o.display_name, o.ttl);
+      });
+  AddLeaf<TokenRevokeOptions>(
+      g, runner, "revoke", "Revoke a token",
+      [](CLI::App* c, TokenRevokeOptions* o) {
+        c->add_option("token", o->token, "Token id or users/NAME/tokens/ID")->required();
+        c->add_option("--user", o->user, "Whose (default: you)");
+      },
+      [](const ClientContext& ctx, const TokenRevokeOptions& o) {
+        return RevokeToken(ctx, o.user, o.token);
+      });
+}
+
+// ---- credential
+
+struct CredentialListOptions {
+  std::string user;
+};
+struct CredentialCreateOptions {
+  std::string credential;
+  std::string user;
+  CredentialInput input;
+};
+struct CredentialDeleteOptions {
+  std::string credential;
+  std::string user;
+};
+
+void AddCredentialCommands(CLI::App& app, Runner& runner) {
+  Group g = AddGroup(app, "credential",
+                     "Secrets (git tokens, object-store keys, keytabs) for "
+                     "your workloads; sealed at rest, never shown again");
+  AddLeaf<CredentialListOptions>(
+      g, runner, "list", "List credentials (metadata only)",
+      [](CLI::App* c, CredentialListOptions* o) {
+        c->add_option("--user", o->user, "Whose (default: you)");
+      },
+      [](const ClientContext& ctx, const CredentialListOptions& o) {
+        return ListCredentials(ctx, o.user);
+      });
+  AddLeaf<CredentialCreateOptions>(
+      g, runner, "create", "Store a credential (replaces one of the same id)",
+      [](CLI::App* c, CredentialCreateOptions* o) {
+        c->add_option("credential", o->credential, "Credential id")->required();
+        c->add_option("--type", o->input.type, "git-token, s3-keys, kerberos-keytab or generic")
+            ->capture_default_str();
+        c->add_option("--description", o->input.description, "Description");
+        c->add_option("--secret-file", o->input.secret_file,
+                      "Read the secret from this file ('-': standard input); default: prompt");
+        c->add_option("--user", o->user, "Whose (default: you)");
+      },
+      [](const ClientContext& ctx, const CredentialCreateOptions& o) {
+        return CreateCredential(ctx, o.user, o.credential, o.input);
+      });
+  AddLeaf<CredentialDeleteOptions>(
+      g, runner, "delete", "Delete a credential",
+      [](CLI::App* c, CredentialDeleteOptions* o) {
+        c->add_option("credential", o->credential, "Credential id or users/NAME/credentials/ID")
+            ->required();
+        c->add_option("--user", o->user, "Whose (default: you)");
+      },
+      [](const ClientContext& ctx, const CredentialDeleteOptions& o) {
+        return DeleteCredential(ctx, o.user, o.credential);
+      });
+}
+
+// ---- audit
+
+void AddAuditCommands(CLI::App& app, Runner& runner) {
+  Group g = AddGroup(app, "audit", "The audit log of every mutation (admins)");
+  AddLeaf<AuditQuery>(
+      g, runner, "list", "Query the audit log, newest first",
+      [](CLI::App* c, AuditQuery* o) {
+        c->add_option("--user", o->principal,
+                      "Only this principal (alice, users/alice, services/x)");
+        c->add_option("--resource", o->resource, "Only this resource and its children");
+        c->add_option("--since", o->since, "RFC 3339 time, or a duration ago (e.g. 24h)");
+        c->add_option("--until", o->until, "RFC 3339 time, or a duration ago");
+        c->add_option("--limit", o->limit, "Events at most (0: all)")->capture_default_str();
+      },
+      [](const ClientContext& ctx, const AuditQuery& o) {
+        return ListAuditEvents(ctx, o, static_cast<int64_t>(std::time(nullptr)));
+      });
+}
 
 }  // namespace
 
 int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err, std::istream& in) {
   CLI::App app{"submarine: the Submarine ML platform command line"};
   app.require_subcommand(1);
-  Flags flags;
-  std::function<absl::Status()> action;
-  int exit_code = 0;
-  AddLocalCommands(app, flags, action, out, exit_code);
-  AddEnvironmentCommands(app, flags, action, out, in);
-  // Lives until the action ran: the command callbacks refer to it.
-  PermissionCli permission_cli(app, flags, action, out, in);
-  permission_cli.Add();
+  // Lives until the action ran: the subcommands' callbacks and options refer to it.
+  Runner runner{nullptr, out, in};
+  AddLocalCommands(app, runner);
+  AddEnvironmentCommands(app, runner);
+  AddSessionCommands(app, runner);
+  AddUserCommands(app, runner);
+  AddTeamCommands(app, runner);
+  AddProjectCommands(app, runner);
+  AddGrantCommands(app, runner);
+  AddQuotaCommands(app, runner);
+  AddTokenCommands(app, runner);
+  AddCredentialCommands(app, runner);
+  AddAuditCommands(app, runner);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e, out, err);
   }
-  if (!action) return 0;
-  absl::Status status = action();
+  if (!runner.action) return 0;
+  absl::Status status = runner.action();
   out.flush();
   if (!status.ok()) {
     err << "error: " << CodeName(static_cast<int>(status.code())) << ": " << Message(status)
         << "\n";
     return 1;
   }
-  return exit_code;
+  return runner.exit_code;
 }
 
 }  // namespace submarine::cli

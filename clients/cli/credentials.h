@@ -9,6 +9,12 @@
 // `expires_at` is the access token's expiry in Unix seconds (0: unknown). The directory is created
 // 0700 and the file 0600 (written atomically, never readable by others even for an instant); the
 // tokens are never printed or logged.
+//
+// Refresh tokens are single use, and the CLI and any number of SDK processes share the file. So
+// whoever refreshes, logs in or logs out holds CredentialsLock — an exclusive flock(2) on the
+// sibling file "credentials.lock" (the SDK takes the same lock) — and a refresher re-reads the
+// file under it first: when another process already refreshed, its tokens are used instead of
+// spending the now invalid refresh token (see ApiClient).
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -43,5 +49,25 @@ absl::StatusOr<Credentials> ReadCredentials(const std::string& path);
 absl::Status WriteCredentials(const std::string& path, const Credentials& credentials);
 // Removes the file; OK if there was none.
 absl::Status RemoveCredentials(const std::string& path);
+
+// An exclusive flock(2) on `<credentials path>.lock` (created 0600, in a directory created 0700
+// if missing, never removed: removing a lock file lets two holders in at once). Held from
+// Acquire() until destruction; blocks while another process (or another open of the file in this
+// one) holds it. Move-only.
+class CredentialsLock {
+ public:
+  // INTERNAL naming the file when it cannot be created or locked.
+  static absl::StatusOr<CredentialsLock> Acquire(const std::string& credentials_path);
+
+  CredentialsLock(CredentialsLock&& other) noexcept;
+  CredentialsLock& operator=(CredentialsLock&& other) noexcept;
+  CredentialsLock(const CredentialsLock&) = delete;
+  CredentialsLock& operator=(const CredentialsLock&) = delete;
+  ~CredentialsLock();
+
+ private:
+  explicit CredentialsLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
 
 }  // namespace submarine::cli

@@ -1,5 +1,8 @@
 #include "clients/cli/environment_commands.h"
 
+#include <google/protobuf/util/json_util.h>
+
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -9,15 +12,11 @@
 namespace submarine::cli {
 namespace {
 
-// Sends a request and returns its JSON body, or the server's error.
-absl::StatusOr<nlohmann::json> Call(const EnvironmentCommandContext& ctx, const std::string& method,
-                                    const std::string& path, const nlohmann::json& body = nullptr) {
-  return ctx.client->Call(method, path, body);
-}
+namespace env = submarine::environment::v1;
 
-std::string Collection(const std::string& project) {
-  return absl::StrCat("/v1/projects/", project, "/environments");
-}
+constexpr char kService[] = "submarine.environment.v1.EnvironmentService.";
+
+std::string Rpc(const char* method) { return absl::StrCat(kService, method); }
 
 }  // namespace
 
@@ -45,37 +44,38 @@ absl::StatusOr<EnvironmentCreation> ParseEnvironmentFile(const std::string& text
   if (creation.environment_id.empty()) {
     return InvalidField("id", "give the environment id with --id or as `name` in the file");
   }
-  creation.body = std::move(body);
+  // Unknown fields are refused: a misspelt key would otherwise be dropped without a word.
+  auto parsed = google::protobuf::util::JsonStringToMessage(body.dump(), &creation.environment);
+  if (!parsed.ok()) {
+    return InvalidField("file", absl::StrCat("not an environment: ", parsed.message().as_string()));
+  }
   return creation;
 }
 
 absl::Status ListEnvironments(const EnvironmentCommandContext& ctx, const std::string& filter,
                               const std::string& order_by, int page_size) {
-  std::vector<nlohmann::json> environments;
-  std::string page_token;
+  std::vector<env::Environment> environments;
+  env::ListEnvironmentsRequest request;
+  request.set_parent("projects/" + ctx.project);
+  request.set_filter(filter);
+  request.set_order_by(order_by);
+  request.set_page_size(page_size);
   do {
-    std::string query;
-    auto add = [&query](const std::string& key, const std::string& value) {
-      absl::StrAppend(&query, query.empty() ? "?" : "&", key, "=", UrlEncode(value));
-    };
-    if (page_size > 0) add("pageSize", std::to_string(page_size));
-    if (!page_token.empty()) add("pageToken", page_token);
-    if (!filter.empty()) add("filter", filter);
-    if (!order_by.empty()) add("orderBy", order_by);
-    SUBMARINE_ASSIGN_OR_RETURN(nlohmann::json page,
-                               Call(ctx, "GET", Collection(ctx.project) + query));
-    if (page.contains("environments") && page["environments"].is_array()) {
-      for (auto& e : page["environments"]) environments.push_back(std::move(e));
-    }
-    page_token = page.value("nextPageToken", "");
-  } while (!page_token.empty());
+    SUBMARINE_ASSIGN_OR_RETURN(
+        env::ListEnvironmentsResponse page,
+        ctx.client->Call<env::ListEnvironmentsResponse>(Rpc("ListEnvironments"), request));
+    for (auto& e : *page.mutable_environments()) environments.push_back(std::move(e));
+    request.set_page_token(page.next_page_token());
+  } while (!request.page_token().empty());
   *ctx.out << FormatEnvironments(environments, ctx.format, /*single=*/false);
   return absl::OkStatus();
 }
 
 absl::Status GetEnvironment(const EnvironmentCommandContext& ctx, const std::string& name) {
-  SUBMARINE_ASSIGN_OR_RETURN(nlohmann::json environment,
-                             Call(ctx, "GET", "/v1/" + EnvironmentName(ctx.project, name)));
+  env::GetEnvironmentRequest request;
+  request.set_name(EnvironmentName(ctx.project, name));
+  SUBMARINE_ASSIGN_OR_RETURN(env::Environment environment,
+                             ctx.client->Call<env::Environment>(Rpc("GetEnvironment"), request));
   *ctx.out << FormatEnvironments({environment}, ctx.format, /*single=*/true);
   return absl::OkStatus();
 }
@@ -91,26 +91,31 @@ absl::Status CreateEnvironment(const EnvironmentCommandContext& ctx, const std::
     SUBMARINE_ASSIGN_OR_RETURN(text, config::ReadFile(file));
   }
   SUBMARINE_ASSIGN_OR_RETURN(EnvironmentCreation creation, ParseEnvironmentFile(text, id));
-  SUBMARINE_ASSIGN_OR_RETURN(nlohmann::json environment,
-                             Call(ctx, "POST",
-                                  absl::StrCat(Collection(ctx.project), "?environmentId=",
-                                               UrlEncode(creation.environment_id)),
-                                  creation.body));
+  env::CreateEnvironmentRequest request;
+  request.set_parent("projects/" + ctx.project);
+  request.set_environment_id(creation.environment_id);
+  *request.mutable_environment() = std::move(creation.environment);
+  SUBMARINE_ASSIGN_OR_RETURN(env::Environment environment,
+                             ctx.client->Call<env::Environment>(Rpc("CreateEnvironment"), request));
   *ctx.out << FormatEnvironments({environment}, ctx.format, /*single=*/true);
   return absl::OkStatus();
 }
 
 absl::Status DeleteEnvironment(const EnvironmentCommandContext& ctx, const std::string& name,
                                const std::string& etag) {
-  std::string path = "/v1/" + EnvironmentName(ctx.project, name);
-  if (!etag.empty()) absl::StrAppend(&path, "?etag=", UrlEncode(etag));
-  SUBMARINE_ASSIGN_OR_RETURN(nlohmann::json response, Call(ctx, "DELETE", path));
-  nlohmann::json environment =
-      response.contains("environment") ? response["environment"] : response;
+  env::DeleteEnvironmentRequest request;
+  request.set_name(EnvironmentName(ctx.project, name));
+  request.set_etag(etag);
+  SUBMARINE_ASSIGN_OR_RETURN(
+      env::DeleteEnvironmentResponse response,
+      ctx.client->Call<env::DeleteEnvironmentResponse>(Rpc("DeleteEnvironment"), request));
   if (ctx.format == OutputFormat::kTable) {
-    *ctx.out << "Deleted " << environment.value("name", EnvironmentName(ctx.project, name)) << "\n";
+    *ctx.out << "Deleted "
+             << (response.environment().name().empty() ? request.name()
+                                                       : response.environment().name())
+             << "\n";
   } else {
-    *ctx.out << FormatEnvironments({environment}, ctx.format, /*single=*/true);
+    *ctx.out << FormatEnvironments({response.environment()}, ctx.format, /*single=*/true);
   }
   return absl::OkStatus();
 }

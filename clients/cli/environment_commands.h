@@ -1,9 +1,8 @@
 #pragma once
-// `submarine environment list|get|create|delete` over the gateway's REST API
-// (/v1/projects/{project}/environments).
+// `submarine environment list|get|create|delete`: the EnvironmentService RPCs through the
+// gateway's REST API (/v1/projects/{project}/environments).
 
 #include <istream>
-#include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 
@@ -11,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "clients/cli/api_client.h"
 #include "clients/cli/output.h"
+#include "submarine/environment/v1/environment.pb.h"
 
 namespace submarine::cli {
 
@@ -26,12 +26,12 @@ std::string EnvironmentName(const std::string& project, const std::string& name_
 
 struct EnvironmentCreation {
   std::string environment_id;
-  nlohmann::json body;  // the Environment JSON to POST (without "name")
+  environment::v1::Environment environment;  // what to create (without `name`)
 };
 
-// Reads an Environment from YAML or JSON text (JSON is YAML). The id is `id_flag` if given, else
-// the last segment of the file's "name". INVALID_ARGUMENT if the text is not a mapping or no id
-// can be found.
+// Reads an Environment from YAML or JSON text (JSON is YAML) with the REST API's field names. The
+// id is `id_flag` if given, else the last segment of the file's "name". INVALID_ARGUMENT if the
+// text is not a mapping, has a field an Environment does not have, or no id can be found.
 absl::StatusOr<EnvironmentCreation> ParseEnvironmentFile(const std::string& text,
                                                          const std::string& id_flag);
 

@@ -2,10 +2,13 @@
 
 #include <curl/curl.h>
 
-#include <memory>
+#include <algorithm>
+#include <cctype>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status/status.h"
 
@@ -19,6 +22,24 @@ void GlobalInitOnce() {
 
 size_t AppendBody(char* data, size_t size, size_t count, void* user) {
   static_cast<std::string*>(user)->append(data, size * count);
+  return size * count;
+}
+
+// One header line of the answer. A status line ("HTTP/1.1 100 Continue", then the final one)
+// starts a new header block, so only the final response's headers are kept.
+size_t AppendHeader(char* data, size_t size, size_t count, void* user) {
+  auto* headers = static_cast<HttpHeaders*>(user);
+  std::string line(data, size * count);
+  if (line.rfind("HTTP/", 0) == 0) {
+    headers->clear();
+    return size * count;
+  }
+  auto colon = line.find(':');
+  if (colon != std::string::npos) {
+    std::string name = absl::AsciiStrToLower(line.substr(0, colon));
+    std::string value(absl::StripAsciiWhitespace(line.substr(colon + 1)));
+    headers->emplace_back(std::move(name), std::move(value));
+  }
   return size * count;
 }
 
@@ -53,29 +74,40 @@ absl::StatusCode CodeFromHttpStatus(long status) {
 
 }  // namespace
 
+struct HttpClient::Handle {
+  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl{curl_easy_init(), curl_easy_cleanup};
+};
+
 HttpClient::HttpClient(std::string base_url, std::chrono::milliseconds timeout)
     : base_url_(std::move(base_url)), timeout_(timeout) {
   while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
   GlobalInitOnce();
+  handle_ = std::make_unique<Handle>();
 }
+
+HttpClient::~HttpClient() = default;
 
 absl::StatusOr<HttpResponse> HttpClient::Send(const std::string& method,
                                               const std::string& path_and_query,
                                               const std::string& body,
-                                              const HttpHeaders& extra_headers) const {
-  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
-  if (!curl) return Internal("curl_easy_init failed");
+                                              const HttpHeaders& extra_headers) {
+  CURL* h = handle_->curl.get();
+  if (h == nullptr) return Internal("curl_easy_init failed");
+  // Options go back to their defaults (a GET must not inherit the last POST's body); the
+  // connection cache is kept.
+  curl_easy_reset(h);
   std::string url = base_url_ + path_and_query;
   HttpResponse response;
   curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, "Accept: application/json");
+  // No "Expect: 100-continue" round trip before larger bodies.
+  headers = curl_slist_append(headers, "Expect:");
   if (!body.empty()) headers = curl_slist_append(headers, "Content-Type: application/json");
   for (const auto& [name, value] : extra_headers) {
     headers = curl_slist_append(headers, absl::StrCat(name, ": ", value).c_str());
   }
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_list(headers,
                                                                           curl_slist_free_all);
-  CURL* h = curl.get();
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
   curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
@@ -84,6 +116,8 @@ absl::StatusOr<HttpResponse> HttpClient::Send(const std::string& method,
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, AppendBody);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &response.body);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, AppendHeader);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, &response.headers);
   if (!body.empty()) {
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.c_str());
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
@@ -91,6 +125,10 @@ absl::StatusOr<HttpResponse> HttpClient::Send(const std::string& method,
   CURLcode rc = curl_easy_perform(h);
   if (rc == CURLE_OPERATION_TIMEDOUT) {
     return absl::DeadlineExceededError(absl::StrCat(method, " ", url, ": timed out"));
+  }
+  if (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL) {
+    return InvalidField("server", absl::StrCat("cannot use \"", base_url_,
+                                               "\" as a server URL: ", curl_easy_strerror(rc)));
   }
   if (rc != CURLE_OK) {
     return Unavailable(absl::StrCat("cannot reach ", base_url_, ": ", curl_easy_strerror(rc)));
@@ -106,6 +144,28 @@ std::string UrlEncode(const std::string& value) {
   std::string out = escaped != nullptr ? escaped : "";
   curl_free(escaped);
   return out;
+}
+
+std::string HeaderValue(const HttpResponse& response, const std::string& name) {
+  for (const auto& [key, value] : response.headers) {
+    if (key == name) return value;
+  }
+  return "";
+}
+
+std::optional<std::chrono::milliseconds> RetryAfter(const HttpResponse& response,
+                                                    int64_t now_unix) {
+  std::string value = HeaderValue(response, "retry-after");
+  if (value.empty()) return std::nullopt;
+  int64_t seconds = 0;
+  if (std::all_of(value.begin(), value.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    if (!absl::SimpleAtoi(value, &seconds)) return std::nullopt;
+  } else {
+    time_t at = curl_getdate(value.c_str(), nullptr);
+    if (at < 0) return std::nullopt;
+    seconds = std::max<int64_t>(0, static_cast<int64_t>(at) - now_unix);
+  }
+  return std::chrono::milliseconds(std::min<int64_t>(seconds, 86400) * 1000);
 }
 
 absl::StatusCode CodeFromName(const std::string& name) {

@@ -1,11 +1,14 @@
 #include "clients/cli/output.h"
 
+#include <google/protobuf/util/json_util.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <regex>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "common/status/status.h"
 
 namespace submarine::cli {
@@ -21,9 +24,9 @@ bool NeedsQuotes(const std::string& s) {
   return std::regex_match(s, kSpecial);
 }
 
-void Emit(YAML::Emitter& out, const nlohmann::json& value) {
+void Emit(YAML::Emitter& out, const nlohmann::ordered_json& value) {
   switch (value.type()) {
-    case nlohmann::json::value_t::object:
+    case nlohmann::ordered_json::value_t::object:
       out << YAML::BeginMap;
       for (const auto& [key, item] : value.items()) {
         out << YAML::Key;
@@ -33,18 +36,18 @@ void Emit(YAML::Emitter& out, const nlohmann::json& value) {
       }
       out << YAML::EndMap;
       break;
-    case nlohmann::json::value_t::array:
+    case nlohmann::ordered_json::value_t::array:
       out << YAML::BeginSeq;
       for (const auto& item : value) Emit(out, item);
       out << YAML::EndSeq;
       break;
-    case nlohmann::json::value_t::string: {
+    case nlohmann::ordered_json::value_t::string: {
       const auto& s = value.get_ref<const std::string&>();
       if (NeedsQuotes(s)) out << YAML::DoubleQuoted;
       out << s;
       break;
     }
-    case nlohmann::json::value_t::null:
+    case nlohmann::ordered_json::value_t::null:
       out << YAML::Null;
       break;
     default:
@@ -52,29 +55,14 @@ void Emit(YAML::Emitter& out, const nlohmann::json& value) {
   }
 }
 
-std::string Field(const nlohmann::json& object, const char* key) {
-  if (!object.is_object() || !object.contains(key) || !object[key].is_string()) return "";
-  return object[key].get<std::string>();
-}
-
-std::string LastSegment(const std::string& name) {
-  auto slash = name.rfind('/');
-  return slash == std::string::npos ? name : name.substr(slash + 1);
-}
-
-// "2024-05-01T10:00:00.123456Z" -> "2024-05-01T10:00:00Z".
-std::string ShortTime(const std::string& time) {
-  auto dot = time.find('.');
-  if (dot == std::string::npos) return time;
-  return time.substr(0, dot) + "Z";
-}
-
-std::string Labels(const nlohmann::json& environment) {
-  if (!environment.contains("labels") || !environment["labels"].is_object()) return "";
+std::string Labels(const environment::v1::Environment& environment) {
+  // The map's iteration order is unspecified: sort for a stable table.
+  std::vector<std::pair<std::string, std::string>> labels(environment.labels().begin(),
+                                                          environment.labels().end());
+  std::sort(labels.begin(), labels.end());
   std::string out;
-  for (const auto& [key, value] : environment["labels"].items()) {
-    absl::StrAppend(&out, out.empty() ? "" : ",", key, "=",
-                    value.is_string() ? value.get<std::string>() : value.dump());
+  for (const auto& [key, value] : labels) {
+    absl::StrAppend(&out, out.empty() ? "" : ",", key, "=", value);
   }
   return out;
 }
@@ -89,10 +77,24 @@ absl::StatusOr<OutputFormat> ParseOutputFormat(const std::string& text) {
       "output", absl::StrCat("unknown output format \"", text, "\"; use table, json or yaml"));
 }
 
-std::string JsonToYaml(const nlohmann::json& value) {
+std::string JsonToYaml(const nlohmann::ordered_json& value) {
   YAML::Emitter out;
   Emit(out, value);
   return std::string(out.c_str()) + "\n";
+}
+
+std::string FormatValue(const nlohmann::ordered_json& value, OutputFormat format) {
+  return format == OutputFormat::kJson ? value.dump(2) + "\n" : JsonToYaml(value);
+}
+
+nlohmann::ordered_json MessageToJson(const google::protobuf::Message& message) {
+  std::string text;
+  // Printing a message parsed from (or built for) the wire cannot fail; an empty object stands
+  // in if it ever did.
+  if (!google::protobuf::util::MessageToJsonString(message, &text).ok()) {
+    return nlohmann::ordered_json::object();
+  }
+  return nlohmann::ordered_json::parse(text);
 }
 
 std::string RenderTable(const std::vector<std::string>& headers,
@@ -119,58 +121,31 @@ std::string RenderTable(const std::vector<std::string>& headers,
   return out;
 }
 
-std::string FormatEnvironments(const std::vector<nlohmann::json>& environments, OutputFormat format,
-                               bool single) {
-  if (format != OutputFormat::kTable) {
-    nlohmann::json value =
-        single && environments.size() == 1 ? environments.front() : nlohmann::json(environments);
-    return format == OutputFormat::kJson ? value.dump(2) + "\n" : JsonToYaml(value);
-  }
-  std::vector<std::vector<std::string>> rows;
-  for (const auto& e : environments) {
-    rows.push_back({LastSegment(Field(e, "name")), Field(e, "displayName"), Field(e, "image"),
-                    Labels(e), ShortTime(Field(e, "createTime"))});
-  }
-  return RenderTable({"NAME", "DISPLAY NAME", "IMAGE", "LABELS", "CREATED"}, rows);
+std::string FormatEnvironments(const std::vector<environment::v1::Environment>& environments,
+                               OutputFormat format, bool single) {
+  using environment::v1::Environment;
+  static const auto* columns = new std::vector<Column<Environment>>{
+      {"NAME", [](const Environment& e) { return LastSegmentOf(e.name()); }},
+      {"DISPLAY NAME", [](const Environment& e) { return e.display_name(); }},
+      {"IMAGE", [](const Environment& e) { return e.image(); }},
+      {"LABELS", Labels},
+      {"CREATED", [](const Environment& e) { return TimeText(e.create_time()); }}};
+  return FormatMessages(environments, *columns, format, single);
 }
 
-std::string FormatResources(const std::vector<nlohmann::json>& items,
-                            const std::vector<Column>& columns, OutputFormat format, bool single) {
-  if (format != OutputFormat::kTable) {
-    nlohmann::json value = single && items.size() == 1 ? items.front() : nlohmann::json(items);
-    return format == OutputFormat::kJson ? value.dump(2) + "\n" : JsonToYaml(value);
-  }
-  std::vector<std::string> headers;
-  for (const Column& c : columns) headers.push_back(c.header);
-  std::vector<std::vector<std::string>> rows;
-  for (const auto& item : items) {
-    std::vector<std::string> row;
-    for (const Column& c : columns) row.push_back(c.cell(item));
-    rows.push_back(std::move(row));
-  }
-  return RenderTable(headers, rows);
+std::string LastSegmentOf(const std::string& name) {
+  auto slash = name.rfind('/');
+  return slash == std::string::npos ? name : name.substr(slash + 1);
 }
 
-std::string TextField(const nlohmann::json& object, const std::string& key) {
-  if (!object.is_object() || !object.contains(key)) return "";
-  const auto& v = object[key];
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_null()) return "";
-  return v.dump();
+std::string TimeText(const google::protobuf::Timestamp& time) {
+  if (time.seconds() == 0 && time.nanos() == 0) return "";
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(time.seconds()),
+                          absl::UTCTimeZone());
 }
 
-std::string LastSegmentOf(const std::string& name) { return LastSegment(name); }
-
-std::string ShortTimeOf(const std::string& rfc3339) { return ShortTime(rfc3339); }
-
-std::string JoinedField(const nlohmann::json& object, const std::string& key) {
-  if (!object.is_object() || !object.contains(key) || !object[key].is_array()) return "";
-  std::string out;
-  for (const auto& item : object[key]) {
-    absl::StrAppend(&out, out.empty() ? "" : ",",
-                    item.is_string() ? item.get<std::string>() : item.dump());
-  }
-  return out;
+std::string Joined(const google::protobuf::RepeatedPtrField<std::string>& items) {
+  return absl::StrJoin(items, ",");
 }
 
 }  // namespace submarine::cli

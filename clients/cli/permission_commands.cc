@@ -1,27 +1,42 @@
 #include "clients/cli/permission_commands.h"
 
+#include <google/protobuf/util/time_util.h>
+
 #include <algorithm>
 #include <cctype>
-#include <fstream>
-#include <map>
 #include <sstream>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "clients/cli/http_client.h"
 #include "clients/cli/secret_input.h"
-#include "common/auth/crypto.h"
 #include "common/config/config.h"
 #include "common/status/status.h"
 
 namespace submarine::cli {
 namespace {
 
-using nlohmann::json;
+namespace pb = submarine::permission::v1;
+using google::protobuf::RepeatedPtrField;
 
 // Secrets larger than this are refused locally (the server's limit for credentials is 64 KiB).
 constexpr size_t kMaxSecretBytes = 64 * 1024;
+
+std::string Identity(const char* method) {
+  return absl::StrCat("submarine.permission.v1.IdentityService.", method);
+}
+std::string Access(const char* method) {
+  return absl::StrCat("submarine.permission.v1.AccessService.", method);
+}
+std::string Quota(const char* method) {
+  return absl::StrCat("submarine.permission.v1.QuotaService.", method);
+}
+std::string Credential(const char* method) {
+  return absl::StrCat("submarine.permission.v1.CredentialService.", method);
+}
+std::string Audit(const char* method) {
+  return absl::StrCat("submarine.permission.v1.AuditService.", method);
+}
 
 std::string Lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
@@ -33,188 +48,202 @@ std::string WithPrefix(const std::string& prefix, const std::string& name_or_id)
   return name_or_id.rfind(prefix, 0) == 0 ? name_or_id : prefix + name_or_id;
 }
 
-// "?a=1&b=2" from the pairs whose value is not empty.
-std::string Query(const std::vector<std::pair<std::string, std::string>>& params) {
-  std::string query;
-  for (const auto& [key, value] : params) {
-    if (value.empty()) continue;
-    absl::StrAppend(&query, query.empty() ? "?" : "&", key, "=", UrlEncode(value));
-  }
-  return query;
-}
-
-// Every item of a paginated List: follows nextPageToken until the end or `limit` items (0: no
+// Every item of a paginated List: follows next_page_token until the end or `limit` items (0: no
 // limit).
-absl::StatusOr<std::vector<json>> ListAll(const ClientContext& ctx, const std::string& path,
-                                          std::vector<std::pair<std::string, std::string>> params,
-                                          const std::string& items_key, size_t limit = 0) {
-  std::vector<json> items;
-  std::string page_token;
+template <typename Response, typename Item, typename Request>
+absl::StatusOr<std::vector<Item>> ListAll(const ClientContext& ctx, const std::string& rpc,
+                                          Request request,
+                                          const RepeatedPtrField<Item>& (Response::*items)() const,
+                                          size_t limit = 0) {
+  std::vector<Item> all;
   do {
-    auto page_params = params;
-    page_params.emplace_back("pageToken", page_token);
-    SUBMARINE_ASSIGN_OR_RETURN(json page, ctx.api->Call("GET", path + Query(page_params)));
-    if (page.contains(items_key) && page[items_key].is_array()) {
-      for (auto& item : page[items_key]) {
-        if (limit > 0 && items.size() >= limit) return items;
-        items.push_back(std::move(item));
-      }
+    SUBMARINE_ASSIGN_OR_RETURN(Response page, ctx.api->Call<Response>(rpc, request));
+    for (const Item& item : (page.*items)()) {
+      if (limit > 0 && all.size() >= limit) return all;
+      all.push_back(item);
     }
-    page_token = TextField(page, "nextPageToken");
-  } while (!page_token.empty() && (limit == 0 || items.size() < limit));
-  return items;
+    request.set_page_token(page.next_page_token());
+  } while (!request.page_token().empty() && (limit == 0 || all.size() < limit));
+  return all;
 }
 
-std::vector<json> ArrayField(const json& object, const std::string& key) {
-  std::vector<json> items;
-  if (object.is_object() && object.contains(key) && object[key].is_array()) {
-    for (const auto& item : object[key]) items.push_back(item);
-  }
-  return items;
+template <typename Item>
+std::vector<Item> Items(const RepeatedPtrField<Item>& items) {
+  return std::vector<Item>(items.begin(), items.end());
 }
 
-Column Col(std::string header, std::function<std::string(const json&)> cell) {
-  return Column{std::move(header), std::move(cell)};
-}
-Column FieldCol(std::string header, std::string key) {
-  return Col(std::move(header), [key](const json& j) { return TextField(j, key); });
-}
-Column NameCol(std::string header, std::string key = "name") {
-  return Col(std::move(header), [key](const json& j) { return LastSegmentOf(TextField(j, key)); });
-}
-Column TimeCol(std::string header, std::string key) {
-  return Col(std::move(header), [key](const json& j) { return ShortTimeOf(TextField(j, key)); });
-}
-Column FlagCol(std::string header, std::string key) {
-  return Col(std::move(header), [key](const json& j) {
-    return j.is_object() && j.contains(key) && j[key] == true ? "yes" : "";
-  });
+// An enum value as a word for tables: "MAINTAINER" -> "maintainer"; "" when unset.
+template <typename Enum>
+std::string EnumWord(Enum value, const std::string& name) {
+  return static_cast<int>(value) == 0 ? "" : Lower(name);
 }
 
-const std::vector<Column>& UserColumns() {
-  static const auto* columns = new std::vector<Column>{
-      NameCol("USERNAME"),
-      FieldCol("DISPLAY NAME", "displayName"),
-      FieldCol("EMAIL", "email"),
-      FlagCol("ADMIN", "admin"),
-      FlagCol("DISABLED", "disabled"),
-      Col("TEAMS", [](const json& j) {
-        std::string out;
-        for (const auto& t : ArrayField(j, "teams")) {
-          absl::StrAppend(&out, out.empty() ? "" : ",", LastSegmentOf(t.get<std::string>()));
-        }
-        return out;
-      })};
+std::string Flag(bool value) { return value ? "yes" : ""; }
+
+const std::vector<Column<pb::User>>& UserColumns() {
+  static const auto* columns = new std::vector<Column<pb::User>>{
+      {"USERNAME", [](const pb::User& u) { return LastSegmentOf(u.name()); }},
+      {"DISPLAY NAME", [](const pb::User& u) { return u.display_name(); }},
+      {"EMAIL", [](const pb::User& u) { return u.email(); }},
+      {"ADMIN", [](const pb::User& u) { return Flag(u.admin()); }},
+      {"DISABLED", [](const pb::User& u) { return Flag(u.disabled()); }},
+      {"TEAMS", [](const pb::User& u) {
+         std::string out;
+         for (const auto& t : u.teams())
+           absl::StrAppend(&out, out.empty() ? "" : ",", LastSegmentOf(t));
+         return out;
+       }}};
   return *columns;
 }
 
-const std::vector<Column>& TeamColumns() {
-  static const auto* columns = new std::vector<Column>{
-      NameCol("TEAM"), FieldCol("DISPLAY NAME", "displayName"),
-      Col("MEMBERS",
-          [](const json& j) {
-            return j.contains("memberCount") ? TextField(j, "memberCount") : "0";
-          }),
-      FieldCol("DESCRIPTION", "description"), TimeCol("CREATED", "createTime")};
+const std::vector<Column<pb::Team>>& TeamColumns() {
+  static const auto* columns = new std::vector<Column<pb::Team>>{
+      {"TEAM", [](const pb::Team& t) { return LastSegmentOf(t.name()); }},
+      {"DISPLAY NAME", [](const pb::Team& t) { return t.display_name(); }},
+      {"MEMBERS", [](const pb::Team& t) { return absl::StrCat(t.member_count()); }},
+      {"DESCRIPTION", [](const pb::Team& t) { return t.description(); }},
+      {"CREATED", [](const pb::Team& t) { return TimeText(t.create_time()); }}};
   return *columns;
 }
 
-const std::vector<Column>& ProjectColumns() {
-  static const auto* columns = new std::vector<Column>{
-      NameCol("PROJECT"), FieldCol("DISPLAY NAME", "displayName"), FieldCol("OWNER", "owner"),
-      FieldCol("DESCRIPTION", "description"), TimeCol("CREATED", "createTime")};
+const std::vector<Column<pb::TeamMember>>& MemberColumns() {
+  static const auto* columns = new std::vector<Column<pb::TeamMember>>{
+      {"USER", [](const pb::TeamMember& m) { return LastSegmentOf(m.user()); }},
+      {"ROLE",
+       [](const pb::TeamMember& m) { return EnumWord(m.role(), pb::TeamRole_Name(m.role())); }}};
   return *columns;
 }
 
-std::string RoleWord(const std::string& role) {
-  if (role == "PROJECT_ADMIN") return "admin";
-  return Lower(role);
-}
-
-const std::vector<Column>& BindingColumns() {
-  static const auto* columns = new std::vector<Column>{
-      NameCol("ID"), FieldCol("SUBJECT", "subject"),
-      Col("ROLE", [](const json& j) { return RoleWord(TextField(j, "role")); }),
-      TimeCol("CREATED", "createTime")};
+const std::vector<Column<pb::Project>>& ProjectColumns() {
+  static const auto* columns = new std::vector<Column<pb::Project>>{
+      {"PROJECT", [](const pb::Project& p) { return LastSegmentOf(p.name()); }},
+      {"DISPLAY NAME", [](const pb::Project& p) { return p.display_name(); }},
+      {"OWNER", [](const pb::Project& p) { return p.owner(); }},
+      {"DESCRIPTION", [](const pb::Project& p) { return p.description(); }},
+      {"CREATED", [](const pb::Project& p) { return TimeText(p.create_time()); }}};
   return *columns;
 }
 
-const std::vector<Column>& GrantColumns() {
-  static const auto* columns = new std::vector<Column>{
-      NameCol("ID"),
-      FieldCol("RESOURCE", "resource"),
-      FieldCol("SUBJECT", "subject"),
-      Col("PERMISSION", [](const json& j) { return Lower(TextField(j, "permission")); }),
-      FieldCol("CREATOR", "creator"),
-      TimeCol("CREATED", "createTime")};
+std::string RoleWord(pb::Role role) {
+  if (role == pb::PROJECT_ADMIN) return "admin";
+  return EnumWord(role, pb::Role_Name(role));
+}
+
+const std::vector<Column<pb::RoleBinding>>& BindingColumns() {
+  static const auto* columns = new std::vector<Column<pb::RoleBinding>>{
+      {"ID", [](const pb::RoleBinding& b) { return LastSegmentOf(b.name()); }},
+      {"SUBJECT", [](const pb::RoleBinding& b) { return b.subject(); }},
+      {"ROLE", [](const pb::RoleBinding& b) { return RoleWord(b.role()); }},
+      {"CREATED", [](const pb::RoleBinding& b) { return TimeText(b.create_time()); }}};
   return *columns;
 }
 
-std::string ResourcesText(const json& resources) {
-  static const std::vector<std::pair<std::string, std::string>> kNames = {
-      {"cpuMillis", "cpu"},           {"memoryMib", "mem"},       {"gpus", "gpu"},
-      {"experiments", "experiments"}, {"notebooks", "notebooks"}, {"servingReplicas", "serving"}};
+const std::vector<Column<pb::Grant>>& GrantColumns() {
+  static const auto* columns = new std::vector<Column<pb::Grant>>{
+      {"ID", [](const pb::Grant& g) { return LastSegmentOf(g.name()); }},
+      {"RESOURCE", [](const pb::Grant& g) { return g.resource(); }},
+      {"SUBJECT", [](const pb::Grant& g) { return g.subject(); }},
+      {"PERMISSION",
+       [](const pb::Grant& g) {
+         return EnumWord(g.permission(), pb::Permission_Name(g.permission()));
+       }},
+      {"CREATOR", [](const pb::Grant& g) { return g.creator(); }},
+      {"CREATED", [](const pb::Grant& g) { return TimeText(g.create_time()); }}};
+  return *columns;
+}
+
+// The six resources of a quota: their labels, and whether/what a Resources message holds.
+struct ResourceKind {
+  const char* short_label;  // in a lease's RESOURCES cell
+  const char* long_label;   // in the quota table
+  bool (pb::Resources::*has)() const;
+  int64_t (pb::Resources::*value)() const;
+};
+
+const std::vector<ResourceKind>& ResourceKinds() {
+  static const auto* kinds = new std::vector<ResourceKind>{
+      {"cpu", "cpu (millicores)", &pb::Resources::has_cpu_millis, &pb::Resources::cpu_millis},
+      {"mem", "memory (MiB)", &pb::Resources::has_memory_mib, &pb::Resources::memory_mib},
+      {"gpu", "gpus", &pb::Resources::has_gpus, &pb::Resources::gpus},
+      {"experiments", "experiments", &pb::Resources::has_experiments, &pb::Resources::experiments},
+      {"notebooks", "notebooks", &pb::Resources::has_notebooks, &pb::Resources::notebooks},
+      {"serving", "serving replicas", &pb::Resources::has_serving_replicas,
+       &pb::Resources::serving_replicas}};
+  return *kinds;
+}
+
+std::string ResourcesText(const pb::Resources& resources) {
   std::string out;
-  for (const auto& [key, label] : kNames) {
-    std::string value = TextField(resources, key);
-    if (!value.empty()) absl::StrAppend(&out, out.empty() ? "" : ",", label, "=", value);
+  for (const ResourceKind& kind : ResourceKinds()) {
+    if ((resources.*kind.has)()) {
+      absl::StrAppend(&out, out.empty() ? "" : ",", kind.short_label, "=",
+                      (resources.*kind.value)());
+    }
   }
   return out;
 }
 
-const std::vector<Column>& LeaseColumns() {
-  static const auto* columns = new std::vector<Column>{
-      NameCol("LEASE"),
-      FieldCol("OWNER", "owner"),
-      FieldCol("PROJECT", "project"),
-      FieldCol("HOLDER", "holder"),
-      Col("RESOURCES",
-          [](const json& j) {
-            return j.contains("resources") ? ResourcesText(j["resources"]) : std::string();
-          }),
-      TimeCol("EXPIRES", "expireTime")};
+const std::vector<Column<pb::Lease>>& LeaseColumns() {
+  static const auto* columns = new std::vector<Column<pb::Lease>>{
+      {"LEASE", [](const pb::Lease& l) { return LastSegmentOf(l.name()); }},
+      {"OWNER", [](const pb::Lease& l) { return l.owner(); }},
+      {"PROJECT", [](const pb::Lease& l) { return l.project(); }},
+      {"HOLDER", [](const pb::Lease& l) { return l.holder(); }},
+      {"RESOURCES", [](const pb::Lease& l) { return ResourcesText(l.resources()); }},
+      {"EXPIRES", [](const pb::Lease& l) { return TimeText(l.expire_time()); }}};
   return *columns;
 }
 
-const std::vector<Column>& TokenColumns() {
-  static const auto* columns = new std::vector<Column>{
-      NameCol("ID"), FieldCol("DISPLAY NAME", "displayName"), TimeCol("CREATED", "createTime"),
-      Col("EXPIRES",
-          [](const json& j) {
-            std::string t = ShortTimeOf(TextField(j, "expireTime"));
-            return t.empty() ? std::string("never") : t;
-          }),
-      TimeCol("REVOKED", "revokeTime")};
+const std::vector<Column<pb::ApiToken>>& TokenColumns() {
+  static const auto* columns = new std::vector<Column<pb::ApiToken>>{
+      {"ID", [](const pb::ApiToken& t) { return LastSegmentOf(t.name()); }},
+      {"DISPLAY NAME", [](const pb::ApiToken& t) { return t.display_name(); }},
+      {"CREATED", [](const pb::ApiToken& t) { return TimeText(t.create_time()); }},
+      {"EXPIRES",
+       [](const pb::ApiToken& t) {
+         std::string time = TimeText(t.expire_time());
+         return time.empty() ? std::string("never") : time;
+       }},
+      {"REVOKED", [](const pb::ApiToken& t) { return TimeText(t.revoke_time()); }}};
   return *columns;
 }
 
-const std::vector<Column>& CredentialColumns() {
-  static const auto* columns = new std::vector<Column>{NameCol("ID"), FieldCol("TYPE", "type"),
-                                                       FieldCol("DESCRIPTION", "description"),
-                                                       TimeCol("UPDATED", "updateTime")};
+const std::vector<Column<pb::Credential>>& CredentialColumns() {
+  static const auto* columns = new std::vector<Column<pb::Credential>>{
+      {"ID", [](const pb::Credential& c) { return LastSegmentOf(c.name()); }},
+      {"TYPE", [](const pb::Credential& c) { return c.type(); }},
+      {"DESCRIPTION", [](const pb::Credential& c) { return c.description(); }},
+      {"UPDATED", [](const pb::Credential& c) { return TimeText(c.update_time()); }}};
   return *columns;
 }
 
-const std::vector<Column>& AuditColumns() {
-  static const auto* columns = new std::vector<Column>{
-      TimeCol("TIME", "occurTime"), FieldCol("PRINCIPAL", "principal"), FieldCol("TYPE", "type"),
-      FieldCol("RESOURCE", "resource"), FieldCol("REQUEST ID", "requestId")};
+const std::vector<Column<pb::AuditEvent>>& AuditColumns() {
+  static const auto* columns = new std::vector<Column<pb::AuditEvent>>{
+      {"TIME", [](const pb::AuditEvent& e) { return TimeText(e.occur_time()); }},
+      {"PRINCIPAL", [](const pb::AuditEvent& e) { return e.principal(); }},
+      {"TYPE", [](const pb::AuditEvent& e) { return e.type(); }},
+      {"RESOURCE", [](const pb::AuditEvent& e) { return e.resource(); }},
+      {"REQUEST ID", [](const pb::AuditEvent& e) { return e.request_id(); }}};
   return *columns;
 }
 
-void Print(const ClientContext& ctx, const std::vector<json>& items,
-           const std::vector<Column>& columns, bool single) {
-  *ctx.out << FormatResources(items, columns, ctx.format, single);
+template <typename M>
+void Print(const ClientContext& ctx, const std::vector<M>& items,
+           const std::vector<Column<M>>& columns, bool single) {
+  *ctx.out << FormatMessages(items, columns, ctx.format, single);
 }
 
-// After a delete: a line for people, the deleted name for scripts.
-void PrintDeleted(const ClientContext& ctx, const std::string& name, const json& answer = {}) {
+// After a delete: a line for people; for scripts what the server answered, or the deleted name
+// when the answer is empty.
+void PrintDeleted(const ClientContext& ctx, const std::string& name,
+                  const google::protobuf::Message& answer) {
   if (ctx.format == OutputFormat::kTable) {
     *ctx.out << "Deleted " << name << "\n";
     return;
   }
-  json value = answer.is_object() && !answer.empty() ? answer : json{{"name", name}};
-  *ctx.out << (ctx.format == OutputFormat::kJson ? value.dump(2) + "\n" : JsonToYaml(value));
+  nlohmann::ordered_json value = MessageToJson(answer);
+  if (value.empty()) value = {{"name", name}};
+  *ctx.out << FormatValue(value, ctx.format);
 }
 
 // A new password: the first line of ctx.in, or prompted for twice.
@@ -235,21 +264,27 @@ absl::StatusOr<std::string> UserOrSelf(const ClientContext& ctx, const std::stri
   return "users/" + me;
 }
 
-json UserBody(const UserFields& f, std::string* mask) {
-  json user = json::object();
-  std::vector<std::string> paths;
-  auto set = [&](const char* key, const json& value) {
-    user[key] = value;
-    paths.push_back(key);
+// The set fields of `f` into `user`, their proto names into `mask` when given.
+void ApplyUserFields(const UserFields& f, pb::User* user, google::protobuf::FieldMask* mask) {
+  auto changed = [mask](const char* path) {
+    if (mask != nullptr) mask->add_paths(path);
   };
-  if (f.display_name) set("displayName", *f.display_name);
-  if (f.email) set("email", *f.email);
-  if (f.disabled) set("disabled", *f.disabled);
-  if (f.admin) set("admin", *f.admin);
-  if (mask != nullptr) {
-    for (const auto& p : paths) absl::StrAppend(mask, mask->empty() ? "" : ",", p);
+  if (f.display_name) {
+    user->set_display_name(*f.display_name);
+    changed("display_name");
   }
-  return user;
+  if (f.email) {
+    user->set_email(*f.email);
+    changed("email");
+  }
+  if (f.disabled) {
+    user->set_disabled(*f.disabled);
+    changed("disabled");
+  }
+  if (f.admin) {
+    user->set_admin(*f.admin);
+    changed("admin");
+  }
 }
 
 std::string FormatUnix(int64_t unix_seconds) {
@@ -390,12 +425,12 @@ absl::Status Login(const ClientContext& ctx, const LoginOptions& options) {
     *ctx.out << "Logged in to " << credentials.gateway << " as " << credentials.username
              << "; credentials stored in " << ctx.api->TokenSource() << "\n";
   } else {
-    json value = {{"gateway", credentials.gateway},
-                  {"username", credentials.username},
-                  {"expiresAt",
-                   credentials.expires_at > 0 ? FormatUnix(credentials.expires_at) : std::string()},
-                  {"credentialsFile", ctx.api->TokenSource()}};
-    *ctx.out << (ctx.format == OutputFormat::kJson ? value.dump(2) + "\n" : JsonToYaml(value));
+    nlohmann::ordered_json value = {
+        {"gateway", credentials.gateway},
+        {"username", credentials.username},
+        {"expiresAt", credentials.expires_at > 0 ? FormatUnix(credentials.expires_at) : ""},
+        {"credentialsFile", ctx.api->TokenSource()}};
+    *ctx.out << FormatValue(value, ctx.format);
   }
   return absl::OkStatus();
 }
@@ -414,16 +449,16 @@ absl::Status Logout(const ClientContext& ctx) {
 }
 
 absl::Status WhoAmI(const ClientContext& ctx) {
-  SUBMARINE_ASSIGN_OR_RETURN(json me, ctx.api->Call("GET", "/v1/users:me"));
+  SUBMARINE_ASSIGN_OR_RETURN(pb::User me, ctx.api->Call<pb::User>(Identity("GetCurrentUser"),
+                                                                  pb::GetCurrentUserRequest()));
   if (ctx.format != OutputFormat::kTable) {
     Print(ctx, {me}, UserColumns(), true);
     return absl::OkStatus();
   }
-  std::string teams = JoinedField(me, "teams");
-  *ctx.out << RenderTable({"FIELD", "VALUE"}, {{"user", LastSegmentOf(TextField(me, "name"))},
-                                               {"display name", TextField(me, "displayName")},
-                                               {"admin", me.value("admin", false) ? "yes" : "no"},
-                                               {"teams", teams},
+  *ctx.out << RenderTable({"FIELD", "VALUE"}, {{"user", LastSegmentOf(me.name())},
+                                               {"display name", me.display_name()},
+                                               {"admin", me.admin() ? "yes" : "no"},
+                                               {"teams", Joined(me.teams())},
                                                {"server", ctx.api->server()},
                                                {"token from", ctx.api->TokenSource()}});
   return absl::OkStatus();
@@ -432,13 +467,18 @@ absl::Status WhoAmI(const ClientContext& ctx) {
 // ---- Users.
 
 absl::Status ListUsers(const ClientContext& ctx, const std::string& filter) {
-  SUBMARINE_ASSIGN_OR_RETURN(auto users, ListAll(ctx, "/v1/users", {{"filter", filter}}, "users"));
+  pb::ListUsersRequest request;
+  request.set_filter(filter);
+  SUBMARINE_ASSIGN_OR_RETURN(
+      auto users, ListAll(ctx, Identity("ListUsers"), request, &pb::ListUsersResponse::users));
   Print(ctx, users, UserColumns(), false);
   return absl::OkStatus();
 }
 
 absl::Status GetUser(const ClientContext& ctx, const std::string& name) {
-  SUBMARINE_ASSIGN_OR_RETURN(json user, ctx.api->Call("GET", "/v1/" + UserResource(name)));
+  pb::GetUserRequest request;
+  request.set_name(UserResource(name));
+  SUBMARINE_ASSIGN_OR_RETURN(pb::User user, ctx.api->Call<pb::User>(Identity("GetUser"), request));
   Print(ctx, {user}, UserColumns(), true);
   return absl::OkStatus();
 }
@@ -447,39 +487,46 @@ absl::Status CreateUser(const ClientContext& ctx, const std::string& user_id,
                         const UserFields& fields, bool password_stdin) {
   SUBMARINE_ASSIGN_OR_RETURN(std::string password,
                              NewPassword(ctx, password_stdin, "Password for " + user_id));
-  json body = {{"userId", user_id}, {"user", UserBody(fields, nullptr)}, {"password", password}};
-  SUBMARINE_ASSIGN_OR_RETURN(json user, ctx.api->Call("POST", "/v1/users", body));
+  pb::CreateUserRequest request;
+  request.set_user_id(user_id);
+  ApplyUserFields(fields, request.mutable_user(), nullptr);
+  request.set_password(password);
+  SUBMARINE_ASSIGN_OR_RETURN(pb::User user,
+                             ctx.api->Call<pb::User>(Identity("CreateUser"), request));
   Print(ctx, {user}, UserColumns(), true);
   return absl::OkStatus();
 }
 
 absl::Status UpdateUser(const ClientContext& ctx, const std::string& name,
                         const UserFields& fields) {
-  std::string mask;
-  json user = UserBody(fields, &mask);
-  if (mask.empty()) {
+  pb::UpdateUserRequest request;
+  ApplyUserFields(fields, request.mutable_user(), request.mutable_update_mask());
+  if (request.update_mask().paths().empty()) {
     return InvalidField("user",
                         "nothing to change: give --display-name, --email, --disabled or "
                         "--admin");
   }
-  user["name"] = UserResource(name);
-  SUBMARINE_ASSIGN_OR_RETURN(
-      json updated,
-      ctx.api->Call("PATCH", "/v1/" + UserResource(name) + Query({{"updateMask", mask}}), user));
+  request.mutable_user()->set_name(UserResource(name));
+  SUBMARINE_ASSIGN_OR_RETURN(pb::User updated,
+                             ctx.api->Call<pb::User>(Identity("UpdateUser"), request));
   Print(ctx, {updated}, UserColumns(), true);
   return absl::OkStatus();
 }
 
 absl::Status DeleteUser(const ClientContext& ctx, const std::string& name) {
-  SUBMARINE_ASSIGN_OR_RETURN(json answer, ctx.api->Call("DELETE", "/v1/" + UserResource(name)));
-  PrintDeleted(ctx, UserResource(name), answer);
+  pb::DeleteUserRequest request;
+  request.set_name(UserResource(name));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      auto answer, ctx.api->Call<pb::DeleteUserResponse>(Identity("DeleteUser"), request));
+  PrintDeleted(ctx, request.name(), answer);
   return absl::OkStatus();
 }
 
 absl::Status SetPassword(const ClientContext& ctx, const std::string& name, bool password_stdin) {
   SUBMARINE_ASSIGN_OR_RETURN(std::string target, UserOrSelf(ctx, name));
   SUBMARINE_ASSIGN_OR_RETURN(std::string me, ctx.api->CurrentUsername());
-  json body = json::object();
+  pb::SetPasswordRequest request;
+  request.set_name(target);
   if (target == "users/" + me) {
     std::string current;
     if (password_stdin) {
@@ -487,19 +534,18 @@ absl::Status SetPassword(const ClientContext& ctx, const std::string& name, bool
     } else {
       SUBMARINE_ASSIGN_OR_RETURN(current, PromptSecret("Current password: ", "--password-stdin"));
     }
-    body["currentPassword"] = current;
+    request.set_current_password(current);
   }
   SUBMARINE_ASSIGN_OR_RETURN(std::string password,
                              NewPassword(ctx, password_stdin, "New password"));
-  body["password"] = password;
-  SUBMARINE_ASSIGN_OR_RETURN(json answer,
-                             ctx.api->Call("POST", "/v1/" + target + ":setPassword", body));
+  request.set_password(password);
+  SUBMARINE_RETURN_IF_ERROR(
+      ctx.api->Call<pb::SetPasswordResponse>(Identity("SetPassword"), request).status());
   if (ctx.format == OutputFormat::kTable) {
     *ctx.out << "Changed the password of " << target
              << (target == "users/" + me ? "; log in again with `submarine login`" : "") << "\n";
   } else {
-    json value = {{"name", target}};
-    *ctx.out << (ctx.format == OutputFormat::kJson ? value.dump(2) + "\n" : JsonToYaml(value));
+    *ctx.out << FormatValue({{"name", target}}, ctx.format);
   }
   return absl::OkStatus();
 }
@@ -507,81 +553,95 @@ absl::Status SetPassword(const ClientContext& ctx, const std::string& name, bool
 // ---- Teams.
 
 absl::Status ListTeams(const ClientContext& ctx) {
-  SUBMARINE_ASSIGN_OR_RETURN(auto teams, ListAll(ctx, "/v1/teams", {}, "teams"));
+  SUBMARINE_ASSIGN_OR_RETURN(auto teams, ListAll(ctx, Identity("ListTeams"), pb::ListTeamsRequest(),
+                                                 &pb::ListTeamsResponse::teams));
   Print(ctx, teams, TeamColumns(), false);
   return absl::OkStatus();
 }
 
 absl::Status GetTeam(const ClientContext& ctx, const std::string& name) {
-  SUBMARINE_ASSIGN_OR_RETURN(json team, ctx.api->Call("GET", "/v1/" + TeamResource(name)));
+  pb::GetTeamRequest request;
+  request.set_name(TeamResource(name));
+  SUBMARINE_ASSIGN_OR_RETURN(pb::Team team, ctx.api->Call<pb::Team>(Identity("GetTeam"), request));
   Print(ctx, {team}, TeamColumns(), true);
   return absl::OkStatus();
 }
 
 absl::Status CreateTeam(const ClientContext& ctx, const std::string& team_id,
                         const std::string& display_name, const std::string& description) {
-  json team = json::object();
-  if (!display_name.empty()) team["displayName"] = display_name;
-  if (!description.empty()) team["description"] = description;
-  SUBMARINE_ASSIGN_OR_RETURN(
-      json created, ctx.api->Call("POST", "/v1/teams", json{{"teamId", team_id}, {"team", team}}));
+  pb::CreateTeamRequest request;
+  request.set_team_id(team_id);
+  request.mutable_team()->set_display_name(display_name);
+  request.mutable_team()->set_description(description);
+  SUBMARINE_ASSIGN_OR_RETURN(pb::Team created,
+                             ctx.api->Call<pb::Team>(Identity("CreateTeam"), request));
   Print(ctx, {created}, TeamColumns(), true);
   return absl::OkStatus();
 }
 
 absl::Status DeleteTeam(const ClientContext& ctx, const std::string& name) {
-  SUBMARINE_ASSIGN_OR_RETURN(json answer, ctx.api->Call("DELETE", "/v1/" + TeamResource(name)));
-  PrintDeleted(ctx, TeamResource(name), answer);
+  pb::DeleteTeamRequest request;
+  request.set_name(TeamResource(name));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      auto answer, ctx.api->Call<pb::DeleteTeamResponse>(Identity("DeleteTeam"), request));
+  PrintDeleted(ctx, request.name(), answer);
   return absl::OkStatus();
-}
-
-const std::vector<Column>& MemberColumns() {
-  static const auto* columns = new std::vector<Column>{
-      NameCol("USER", "user"),
-      Col("ROLE", [](const json& j) { return Lower(TextField(j, "role")); })};
-  return *columns;
 }
 
 absl::Status AddTeamMember(const ClientContext& ctx, const std::string& team,
                            const std::string& user, const std::string& role) {
   SUBMARINE_ASSIGN_OR_RETURN(std::string team_role, ParseTeamRole(role.empty() ? "member" : role));
-  json member = {{"user", UserResource(user)}, {"role", team_role}};
-  SUBMARINE_ASSIGN_OR_RETURN(
-      json added, ctx.api->Call("POST", "/v1/" + TeamResource(team) + "/members", member));
+  pb::SetTeamMemberRequest request;
+  request.set_team(TeamResource(team));
+  request.mutable_member()->set_user(UserResource(user));
+  pb::TeamRole parsed_role = pb::TEAM_ROLE_UNSPECIFIED;
+  pb::TeamRole_Parse(team_role, &parsed_role);
+  request.mutable_member()->set_role(parsed_role);
+  SUBMARINE_ASSIGN_OR_RETURN(pb::TeamMember added,
+                             ctx.api->Call<pb::TeamMember>(Identity("SetTeamMember"), request));
   Print(ctx, {added}, MemberColumns(), true);
   return absl::OkStatus();
 }
 
 absl::Status RemoveTeamMember(const ClientContext& ctx, const std::string& team,
                               const std::string& user) {
-  SUBMARINE_ASSIGN_OR_RETURN(
-      json answer, ctx.api->Call("DELETE", absl::StrCat("/v1/", TeamResource(team), "/members/",
-                                                        UserResource(user))));
+  pb::RemoveTeamMemberRequest request;
+  request.set_team(TeamResource(team));
+  request.set_user(UserResource(user));
+  SUBMARINE_ASSIGN_OR_RETURN(auto answer, ctx.api->Call<pb::RemoveTeamMemberResponse>(
+                                              Identity("RemoveTeamMember"), request));
   if (ctx.format == OutputFormat::kTable) {
-    *ctx.out << "Removed " << UserResource(user) << " from " << TeamResource(team) << "\n";
+    *ctx.out << "Removed " << request.user() << " from " << request.team() << "\n";
   } else {
-    PrintDeleted(ctx, absl::StrCat(TeamResource(team), "/members/", UserResource(user)), answer);
+    PrintDeleted(ctx, absl::StrCat(request.team(), "/members/", request.user()), answer);
   }
   return absl::OkStatus();
 }
 
 absl::Status ListTeamMembers(const ClientContext& ctx, const std::string& team) {
-  SUBMARINE_ASSIGN_OR_RETURN(json answer,
-                             ctx.api->Call("GET", "/v1/" + TeamResource(team) + "/members"));
-  Print(ctx, ArrayField(answer, "members"), MemberColumns(), false);
+  pb::ListTeamMembersRequest request;
+  request.set_team(TeamResource(team));
+  SUBMARINE_ASSIGN_OR_RETURN(auto answer, ctx.api->Call<pb::ListTeamMembersResponse>(
+                                              Identity("ListTeamMembers"), request));
+  Print(ctx, Items(answer.members()), MemberColumns(), false);
   return absl::OkStatus();
 }
 
 // ---- Projects and role bindings.
 
 absl::Status ListProjects(const ClientContext& ctx) {
-  SUBMARINE_ASSIGN_OR_RETURN(auto projects, ListAll(ctx, "/v1/projects", {}, "projects"));
+  SUBMARINE_ASSIGN_OR_RETURN(auto projects,
+                             ListAll(ctx, Identity("ListProjects"), pb::ListProjectsRequest(),
+                                     &pb::ListProjectsResponse::projects));
   Print(ctx, projects, ProjectColumns(), false);
   return absl::OkStatus();
 }
 
 absl::Status GetProject(const ClientContext& ctx, const std::string& name) {
-  SUBMARINE_ASSIGN_OR_RETURN(json project, ctx.api->Call("GET", "/v1/" + ProjectResource(name)));
+  pb::GetProjectRequest request;
+  request.set_name(ProjectResource(name));
+  SUBMARINE_ASSIGN_OR_RETURN(pb::Project project,
+                             ctx.api->Call<pb::Project>(Identity("GetProject"), request));
   Print(ctx, {project}, ProjectColumns(), true);
   return absl::OkStatus();
 }
@@ -589,24 +649,27 @@ absl::Status GetProject(const ClientContext& ctx, const std::string& name) {
 absl::Status CreateProject(const ClientContext& ctx, const std::string& project_id,
                            const std::string& display_name, const std::string& description,
                            const std::string& owner) {
-  json project = json::object();
-  if (!display_name.empty()) project["displayName"] = display_name;
-  if (!description.empty()) project["description"] = description;
+  pb::CreateProjectRequest request;
+  request.set_project_id(project_id);
+  request.mutable_project()->set_display_name(display_name);
+  request.mutable_project()->set_description(description);
   if (!owner.empty()) {
     SUBMARINE_ASSIGN_OR_RETURN(std::string o, ParseSubject(owner, "owner"));
     if (o == "allUsers") return InvalidField("owner", "a project is owned by a user or a team");
-    project["owner"] = o;
+    request.mutable_project()->set_owner(o);
   }
-  SUBMARINE_ASSIGN_OR_RETURN(
-      json created,
-      ctx.api->Call("POST", "/v1/projects", json{{"projectId", project_id}, {"project", project}}));
+  SUBMARINE_ASSIGN_OR_RETURN(pb::Project created,
+                             ctx.api->Call<pb::Project>(Identity("CreateProject"), request));
   Print(ctx, {created}, ProjectColumns(), true);
   return absl::OkStatus();
 }
 
 absl::Status DeleteProject(const ClientContext& ctx, const std::string& name) {
-  SUBMARINE_ASSIGN_OR_RETURN(json answer, ctx.api->Call("DELETE", "/v1/" + ProjectResource(name)));
-  PrintDeleted(ctx, ProjectResource(name), answer);
+  pb::DeleteProjectRequest request;
+  request.set_name(ProjectResource(name));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      auto answer, ctx.api->Call<pb::DeleteProjectResponse>(Identity("DeleteProject"), request));
+  PrintDeleted(ctx, request.name(), answer);
   return absl::OkStatus();
 }
 
@@ -614,9 +677,14 @@ absl::Status BindRole(const ClientContext& ctx, const std::string& project,
                       const std::string& subject, const std::string& role) {
   SUBMARINE_ASSIGN_OR_RETURN(std::string s, ParseSubject(subject, "subject"));
   SUBMARINE_ASSIGN_OR_RETURN(std::string r, ParseRole(role));
-  SUBMARINE_ASSIGN_OR_RETURN(
-      json binding, ctx.api->Call("POST", "/v1/" + ProjectResource(project) + "/roleBindings",
-                                  json{{"subject", s}, {"role", r}}));
+  pb::CreateRoleBindingRequest request;
+  request.set_parent(ProjectResource(project));
+  request.mutable_role_binding()->set_subject(s);
+  pb::Role parsed_role = pb::ROLE_UNSPECIFIED;
+  pb::Role_Parse(r, &parsed_role);
+  request.mutable_role_binding()->set_role(parsed_role);
+  SUBMARINE_ASSIGN_OR_RETURN(pb::RoleBinding binding,
+                             ctx.api->Call<pb::RoleBinding>(Access("CreateRoleBinding"), request));
   Print(ctx, {binding}, BindingColumns(), true);
   return absl::OkStatus();
 }
@@ -624,41 +692,48 @@ absl::Status BindRole(const ClientContext& ctx, const std::string& project,
 absl::Status UnbindRole(const ClientContext& ctx, const std::string& project,
                         const std::string& binding_or_subject) {
   std::string parent = ProjectResource(project);
-  std::string name;
+  pb::DeleteRoleBindingRequest request;
   if (binding_or_subject.find("/roleBindings/") != std::string::npos) {
-    name = binding_or_subject;
+    request.set_name(binding_or_subject);
   } else if (ParseSubject(binding_or_subject, "subject").ok()) {
-    SUBMARINE_ASSIGN_OR_RETURN(json answer,
-                               ctx.api->Call("GET", "/v1/" + parent + "/roleBindings"));
-    for (const auto& b : ArrayField(answer, "roleBindings")) {
-      if (TextField(b, "subject") == binding_or_subject) name = TextField(b, "name");
+    pb::ListRoleBindingsRequest list;
+    list.set_parent(parent);
+    SUBMARINE_ASSIGN_OR_RETURN(
+        auto answer, ctx.api->Call<pb::ListRoleBindingsResponse>(Access("ListRoleBindings"), list));
+    for (const auto& b : answer.role_bindings()) {
+      if (b.subject() == binding_or_subject) request.set_name(b.name());
     }
-    if (name.empty()) {
+    if (request.name().empty()) {
       return MakeError(absl::StatusCode::kNotFound, "ROLE_BINDING_NOT_FOUND",
                        absl::StrCat(binding_or_subject, " has no role binding on ", parent),
                        {{"subject", binding_or_subject}, {"project", parent}});
     }
   } else {
-    name = absl::StrCat(parent, "/roleBindings/", binding_or_subject);
+    request.set_name(absl::StrCat(parent, "/roleBindings/", binding_or_subject));
   }
-  SUBMARINE_ASSIGN_OR_RETURN(json answer, ctx.api->Call("DELETE", "/v1/" + name));
-  PrintDeleted(ctx, name, answer);
+  SUBMARINE_ASSIGN_OR_RETURN(auto answer, ctx.api->Call<pb::DeleteRoleBindingResponse>(
+                                              Access("DeleteRoleBinding"), request));
+  PrintDeleted(ctx, request.name(), answer);
   return absl::OkStatus();
 }
 
 absl::Status ListRoleBindings(const ClientContext& ctx, const std::string& project) {
-  SUBMARINE_ASSIGN_OR_RETURN(
-      json answer, ctx.api->Call("GET", "/v1/" + ProjectResource(project) + "/roleBindings"));
-  Print(ctx, ArrayField(answer, "roleBindings"), BindingColumns(), false);
+  pb::ListRoleBindingsRequest request;
+  request.set_parent(ProjectResource(project));
+  SUBMARINE_ASSIGN_OR_RETURN(auto answer, ctx.api->Call<pb::ListRoleBindingsResponse>(
+                                              Access("ListRoleBindings"), request));
+  Print(ctx, Items(answer.role_bindings()), BindingColumns(), false);
   return absl::OkStatus();
 }
 
 // ---- Grants.
 
 absl::Status ListGrants(const ClientContext& ctx, const std::string& resource) {
-  SUBMARINE_ASSIGN_OR_RETURN(json answer,
-                             ctx.api->Call("GET", "/v1/grants" + Query({{"resource", resource}})));
-  Print(ctx, ArrayField(answer, "grants"), GrantColumns(), false);
+  pb::ListGrantsRequest request;
+  request.set_resource(resource);
+  SUBMARINE_ASSIGN_OR_RETURN(auto answer,
+                             ctx.api->Call<pb::ListGrantsResponse>(Access("ListGrants"), request));
+  Print(ctx, Items(answer.grants()), GrantColumns(), false);
   return absl::OkStatus();
 }
 
@@ -666,127 +741,139 @@ absl::Status CreateGrant(const ClientContext& ctx, const std::string& resource,
                          const std::string& subject, const std::string& permission) {
   SUBMARINE_ASSIGN_OR_RETURN(std::string s, ParseSubject(subject, "subject"));
   SUBMARINE_ASSIGN_OR_RETURN(std::string p, ParsePermission(permission));
-  SUBMARINE_ASSIGN_OR_RETURN(
-      json grant, ctx.api->Call("POST", "/v1/grants",
-                                json{{"resource", resource}, {"subject", s}, {"permission", p}}));
+  pb::CreateGrantRequest request;
+  request.mutable_grant()->set_resource(resource);
+  request.mutable_grant()->set_subject(s);
+  pb::Permission parsed_permission = pb::PERMISSION_UNSPECIFIED;
+  pb::Permission_Parse(p, &parsed_permission);
+  request.mutable_grant()->set_permission(parsed_permission);
+  SUBMARINE_ASSIGN_OR_RETURN(pb::Grant grant,
+                             ctx.api->Call<pb::Grant>(Access("CreateGrant"), request));
   Print(ctx, {grant}, GrantColumns(), true);
   return absl::OkStatus();
 }
 
 absl::Status DeleteGrant(const ClientContext& ctx, const std::string& name) {
-  std::string full = WithPrefix("grants/", name);
-  SUBMARINE_ASSIGN_OR_RETURN(json answer, ctx.api->Call("DELETE", "/v1/" + full));
-  PrintDeleted(ctx, full, answer);
+  pb::DeleteGrantRequest request;
+  request.set_name(WithPrefix("grants/", name));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      auto answer, ctx.api->Call<pb::DeleteGrantResponse>(Access("DeleteGrant"), request));
+  PrintDeleted(ctx, request.name(), answer);
   return absl::OkStatus();
 }
 
 // ---- Quotas and leases.
 
-absl::Status GetQuota(const ClientContext& ctx, const std::string& owner) {
-  SUBMARINE_ASSIGN_OR_RETURN(std::string o, ParseOwner(owner));
-  SUBMARINE_ASSIGN_OR_RETURN(json usage, ctx.api->Call("GET", "/v1/" + o + "/usage"));
+namespace {
+
+void PrintUsage(const ClientContext& ctx, const pb::Usage& usage) {
   if (ctx.format != OutputFormat::kTable) {
-    Print(ctx, {usage}, {}, true);
-    return absl::OkStatus();
+    *ctx.out << FormatValue(MessageToJson(usage), ctx.format);
+    return;
   }
-  static const std::vector<std::pair<std::string, std::string>> kRows = {
-      {"cpuMillis", "cpu (millicores)"},
-      {"memoryMib", "memory (MiB)"},
-      {"gpus", "gpus"},
-      {"experiments", "experiments"},
-      {"notebooks", "notebooks"},
-      {"servingReplicas", "serving replicas"}};
-  json limits = usage.contains("limits") ? usage["limits"] : json::object();
-  json used = usage.contains("used") ? usage["used"] : json::object();
   std::vector<std::vector<std::string>> rows;
-  for (const auto& [key, label] : kRows) {
-    std::string limit = TextField(limits, key);
-    std::string in_use = TextField(used, key);
-    rows.push_back({label, in_use.empty() ? "0" : in_use, limit.empty() ? "unlimited" : limit});
+  for (const ResourceKind& kind : ResourceKinds()) {
+    rows.push_back({kind.long_label,
+                    (usage.used().*kind.has)() ? absl::StrCat((usage.used().*kind.value)()) : "0",
+                    (usage.limits().*kind.has)() ? absl::StrCat((usage.limits().*kind.value)())
+                                                 : "unlimited"});
   }
-  *ctx.out << "Usage of " << o << " ("
-           << (usage.contains("activeLeases") ? TextField(usage, "activeLeases") : std::string("0"))
-           << " active leases)\n"
+  *ctx.out << "Usage of " << usage.owner() << " (" << usage.active_leases() << " active leases)\n"
            << RenderTable({"RESOURCE", "USED", "LIMIT"}, rows);
+}
+
+}  // namespace
+
+absl::Status GetQuota(const ClientContext& ctx, const std::string& owner) {
+  pb::GetUsageRequest request;
+  SUBMARINE_ASSIGN_OR_RETURN(*request.mutable_owner(), ParseOwner(owner));
+  SUBMARINE_ASSIGN_OR_RETURN(pb::Usage usage, ctx.api->Call<pb::Usage>(Quota("GetUsage"), request));
+  if (usage.owner().empty()) usage.set_owner(request.owner());
+  PrintUsage(ctx, usage);
   return absl::OkStatus();
 }
 
 absl::Status SetQuota(const ClientContext& ctx, const std::string& owner,
                       const QuotaLimits& limits) {
-  SUBMARINE_ASSIGN_OR_RETURN(std::string o, ParseOwner(owner));
-  json body = json::object();
-  auto put = [&body](const char* key, const std::optional<int64_t>& v) {
-    if (v) body[key] = *v;
-  };
-  put("cpuMillis", limits.cpu_millis);
-  put("memoryMib", limits.memory_mib);
-  put("gpus", limits.gpus);
-  put("experiments", limits.experiments);
-  put("notebooks", limits.notebooks);
-  put("servingReplicas", limits.serving_replicas);
-  if (body.empty()) {
+  pb::SetQuotaRequest request;
+  SUBMARINE_ASSIGN_OR_RETURN(*request.mutable_owner(), ParseOwner(owner));
+  pb::Resources* r = request.mutable_limits();
+  if (limits.cpu_millis) r->set_cpu_millis(*limits.cpu_millis);
+  if (limits.memory_mib) r->set_memory_mib(*limits.memory_mib);
+  if (limits.gpus) r->set_gpus(*limits.gpus);
+  if (limits.experiments) r->set_experiments(*limits.experiments);
+  if (limits.notebooks) r->set_notebooks(*limits.notebooks);
+  if (limits.serving_replicas) r->set_serving_replicas(*limits.serving_replicas);
+  if (r->ByteSizeLong() == 0) {
     return InvalidField("limits",
                         "give at least one limit (--cpu-millis, --memory-mib, --gpus, "
                         "--experiments, --notebooks, --serving-replicas)");
   }
-  SUBMARINE_ASSIGN_OR_RETURN(json answer, ctx.api->Call("PATCH", "/v1/" + o + "/quota", body));
-  (void)answer;
-  return GetQuota(ctx, o);
+  // SetQuota answers with the owner's usage under the new limits.
+  SUBMARINE_ASSIGN_OR_RETURN(pb::Usage usage, ctx.api->Call<pb::Usage>(Quota("SetQuota"), request));
+  if (usage.owner().empty()) usage.set_owner(request.owner());
+  PrintUsage(ctx, usage);
+  return absl::OkStatus();
 }
 
 absl::Status ListLeases(const ClientContext& ctx, const std::string& owner) {
-  std::string o;
+  pb::ListLeasesRequest request;
   if (!owner.empty()) {
-    SUBMARINE_ASSIGN_OR_RETURN(o, ParseOwner(owner));
+    SUBMARINE_ASSIGN_OR_RETURN(*request.mutable_owner(), ParseOwner(owner));
   }
-  SUBMARINE_ASSIGN_OR_RETURN(json answer,
-                             ctx.api->Call("GET", "/v1/leases" + Query({{"owner", o}})));
-  Print(ctx, ArrayField(answer, "leases"), LeaseColumns(), false);
+  SUBMARINE_ASSIGN_OR_RETURN(auto answer,
+                             ctx.api->Call<pb::ListLeasesResponse>(Quota("ListLeases"), request));
+  Print(ctx, Items(answer.leases()), LeaseColumns(), false);
   return absl::OkStatus();
 }
 
 // ---- API tokens.
 
 absl::Status ListTokens(const ClientContext& ctx, const std::string& user) {
-  SUBMARINE_ASSIGN_OR_RETURN(std::string owner, UserOrSelf(ctx, user));
-  SUBMARINE_ASSIGN_OR_RETURN(json answer, ctx.api->Call("GET", "/v1/" + owner + "/tokens"));
-  Print(ctx, ArrayField(answer, "tokens"), TokenColumns(), false);
+  pb::ListApiTokensRequest request;
+  SUBMARINE_ASSIGN_OR_RETURN(*request.mutable_parent(), UserOrSelf(ctx, user));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      auto answer, ctx.api->Call<pb::ListApiTokensResponse>(Identity("ListApiTokens"), request));
+  Print(ctx, Items(answer.tokens()), TokenColumns(), false);
   return absl::OkStatus();
 }
 
 absl::Status CreateToken(const ClientContext& ctx, const std::string& user,
                          const std::string& display_name, const std::string& ttl) {
-  SUBMARINE_ASSIGN_OR_RETURN(std::string owner, UserOrSelf(ctx, user));
-  int64_t ttl_seconds = 0;
+  pb::CreateApiTokenRequest request;
+  SUBMARINE_ASSIGN_OR_RETURN(*request.mutable_parent(), UserOrSelf(ctx, user));
+  request.set_display_name(display_name);
   if (!ttl.empty()) {
-    SUBMARINE_ASSIGN_OR_RETURN(ttl_seconds, ParseDurationSeconds(ttl, "ttl"));
+    SUBMARINE_ASSIGN_OR_RETURN(int64_t ttl_seconds, ParseDurationSeconds(ttl, "ttl"));
+    request.set_ttl_seconds(ttl_seconds);
   }
-  json body = {{"displayName", display_name}, {"ttlSeconds", ttl_seconds}};
-  SUBMARINE_ASSIGN_OR_RETURN(json answer, ctx.api->Call("POST", "/v1/" + owner + "/tokens", body));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      auto answer, ctx.api->Call<pb::CreateApiTokenResponse>(Identity("CreateApiToken"), request));
   if (ctx.format != OutputFormat::kTable) {
-    Print(ctx, {answer}, {}, true);
+    *ctx.out << FormatValue(MessageToJson(answer), ctx.format);
     return absl::OkStatus();
   }
-  json token = answer.contains("token") ? answer["token"] : json::object();
-  std::string expires = ShortTimeOf(TextField(token, "expireTime"));
-  *ctx.out << "Created " << TextField(token, "name") << " (expires "
+  std::string expires = TimeText(answer.token().expire_time());
+  *ctx.out << "Created " << answer.token().name() << " (expires "
            << (expires.empty() ? "never" : expires) << ").\n"
            << "Copy the token now; it cannot be shown again. Use it as SUBMARINE_TOKEN or\n"
            << "\"Authorization: Bearer <token>\":\n"
-           << TextField(answer, "secret") << "\n";
+           << answer.secret() << "\n";
   return absl::OkStatus();
 }
 
 absl::Status RevokeToken(const ClientContext& ctx, const std::string& user,
                          const std::string& name) {
-  std::string full = name;
+  pb::RevokeApiTokenRequest request;
+  request.set_name(name);
   if (name.find("/tokens/") == std::string::npos) {
     SUBMARINE_ASSIGN_OR_RETURN(std::string owner, UserOrSelf(ctx, user));
-    full = absl::StrCat(owner, "/tokens/", name);
+    request.set_name(absl::StrCat(owner, "/tokens/", name));
   }
-  SUBMARINE_ASSIGN_OR_RETURN(json token, ctx.api->Call("DELETE", "/v1/" + full));
+  SUBMARINE_ASSIGN_OR_RETURN(pb::ApiToken token,
+                             ctx.api->Call<pb::ApiToken>(Identity("RevokeApiToken"), request));
   if (ctx.format == OutputFormat::kTable) {
-    *ctx.out << "Revoked " << full << "\n";
+    *ctx.out << "Revoked " << request.name() << "\n";
   } else {
     Print(ctx, {token}, TokenColumns(), true);
   }
@@ -796,15 +883,18 @@ absl::Status RevokeToken(const ClientContext& ctx, const std::string& user,
 // ---- Credentials.
 
 absl::Status ListCredentials(const ClientContext& ctx, const std::string& user) {
-  SUBMARINE_ASSIGN_OR_RETURN(std::string owner, UserOrSelf(ctx, user));
-  SUBMARINE_ASSIGN_OR_RETURN(json answer, ctx.api->Call("GET", "/v1/" + owner + "/credentials"));
-  Print(ctx, ArrayField(answer, "credentials"), CredentialColumns(), false);
+  pb::ListCredentialsRequest request;
+  SUBMARINE_ASSIGN_OR_RETURN(*request.mutable_parent(), UserOrSelf(ctx, user));
+  SUBMARINE_ASSIGN_OR_RETURN(auto answer, ctx.api->Call<pb::ListCredentialsResponse>(
+                                              Credential("ListCredentials"), request));
+  Print(ctx, Items(answer.credentials()), CredentialColumns(), false);
   return absl::OkStatus();
 }
 
 absl::Status CreateCredential(const ClientContext& ctx, const std::string& user,
                               const std::string& credential_id, const CredentialInput& input) {
-  SUBMARINE_ASSIGN_OR_RETURN(std::string owner, UserOrSelf(ctx, user));
+  pb::CreateCredentialRequest request;
+  SUBMARINE_ASSIGN_OR_RETURN(*request.mutable_parent(), UserOrSelf(ctx, user));
   std::string secret;
   if (input.secret_file == "-") {
     std::stringstream ss;
@@ -819,51 +909,67 @@ absl::Status CreateCredential(const ClientContext& ctx, const std::string& user,
   if (secret.size() > kMaxSecretBytes) {
     return InvalidField("secret", "the secret is larger than 64 KiB");
   }
-  json credential = {{"type", input.type}};
-  if (!input.description.empty()) credential["description"] = input.description;
-  json body = {{"credentialId", credential_id},
-               {"credential", credential},
-               {"secret", auth::Base64Encode(secret)}};
-  SUBMARINE_ASSIGN_OR_RETURN(json created,
-                             ctx.api->Call("POST", "/v1/" + owner + "/credentials", body));
+  request.set_credential_id(credential_id);
+  request.mutable_credential()->set_type(input.type);
+  request.mutable_credential()->set_description(input.description);
+  request.set_secret(secret);  // bytes: base64 in the JSON body
+  SUBMARINE_ASSIGN_OR_RETURN(pb::Credential created, ctx.api->Call<pb::Credential>(
+                                                         Credential("CreateCredential"), request));
   Print(ctx, {created}, CredentialColumns(), true);
   return absl::OkStatus();
 }
 
 absl::Status DeleteCredential(const ClientContext& ctx, const std::string& user,
                               const std::string& name) {
-  std::string full = name;
+  pb::DeleteCredentialRequest request;
+  request.set_name(name);
   if (name.find("/credentials/") == std::string::npos) {
     SUBMARINE_ASSIGN_OR_RETURN(std::string owner, UserOrSelf(ctx, user));
-    full = absl::StrCat(owner, "/credentials/", name);
+    request.set_name(absl::StrCat(owner, "/credentials/", name));
   }
-  SUBMARINE_ASSIGN_OR_RETURN(json answer, ctx.api->Call("DELETE", "/v1/" + full));
-  PrintDeleted(ctx, full, answer);
+  SUBMARINE_ASSIGN_OR_RETURN(auto answer, ctx.api->Call<pb::DeleteCredentialResponse>(
+                                              Credential("DeleteCredential"), request));
+  PrintDeleted(ctx, request.name(), answer);
   return absl::OkStatus();
 }
 
 // ---- Audit.
 
-absl::Status ListAuditEvents(const ClientContext& ctx, const AuditQuery& query, int64_t now_unix) {
-  std::vector<std::pair<std::string, std::string>> params;
-  if (!query.principal.empty()) {
-    params.emplace_back("principal", query.principal.find('/') == std::string::npos
-                                         ? UserResource(query.principal)
-                                         : query.principal);
+namespace {
+
+// ParseTimeBound() into a Timestamp.
+absl::Status SetTimeBound(const std::string& text, int64_t now_unix, const std::string& field,
+                          google::protobuf::Timestamp* into) {
+  SUBMARINE_ASSIGN_OR_RETURN(std::string time, ParseTimeBound(text, now_unix, field));
+  if (!google::protobuf::util::TimeUtil::FromString(time, into)) {
+    return InvalidField(field, absl::StrCat("\"", text, "\" is out of range"));
   }
-  params.emplace_back("resource", query.resource);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ListAuditEvents(const ClientContext& ctx, const AuditQuery& query, int64_t now_unix) {
+  pb::ListAuditEventsRequest request;
+  if (!query.principal.empty()) {
+    request.set_principal(query.principal.find('/') == std::string::npos
+                              ? UserResource(query.principal)
+                              : query.principal);
+  }
+  request.set_resource(query.resource);
   if (!query.since.empty()) {
-    SUBMARINE_ASSIGN_OR_RETURN(std::string t, ParseTimeBound(query.since, now_unix, "since"));
-    params.emplace_back("startTime", t);
+    SUBMARINE_RETURN_IF_ERROR(
+        SetTimeBound(query.since, now_unix, "since", request.mutable_start_time()));
   }
   if (!query.until.empty()) {
-    SUBMARINE_ASSIGN_OR_RETURN(std::string t, ParseTimeBound(query.until, now_unix, "until"));
-    params.emplace_back("endTime", t);
+    SUBMARINE_RETURN_IF_ERROR(
+        SetTimeBound(query.until, now_unix, "until", request.mutable_end_time()));
   }
   if (query.limit < 0) return InvalidField("limit", "the limit cannot be negative");
-  if (query.limit > 0) params.emplace_back("pageSize", std::to_string(std::min(query.limit, 1000)));
-  SUBMARINE_ASSIGN_OR_RETURN(auto events, ListAll(ctx, "/v1/auditEvents", params, "events",
-                                                  static_cast<size_t>(query.limit)));
+  if (query.limit > 0) request.set_page_size(std::min(query.limit, 1000));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      auto events, ListAll(ctx, Audit("ListAuditEvents"), request,
+                           &pb::ListAuditEventsResponse::events, static_cast<size_t>(query.limit)));
   Print(ctx, events, AuditColumns(), false);
   return absl::OkStatus();
 }

@@ -3,12 +3,20 @@
 In order: the ``token=`` argument, ``$SUBMARINE_TOKEN``, then the CLI's credentials file
 (``${SUBMARINE_CONFIG_DIR:-~/.config/submarine}/credentials``, written by ``submarine login``)
 when it was written for the same gateway. Tokens from the file are refreshed like the CLI does:
-before they expire, and once after a 401 with reason ``TOKEN_EXPIRED``; the new tokens are written
-back (0600). An explicit token or ``$SUBMARINE_TOKEN`` is used as is.
+before they expire, and once after a 401 with reason ``TOKEN_EXPIRED``. An explicit token or
+``$SUBMARINE_TOKEN`` is used as is.
+
+Refresh tokens are single use, and the CLI and any number of SDK processes share the file. So,
+like the CLI, the SDK refreshes while holding an exclusive ``flock`` on the sibling file
+``credentials.lock`` and re-reads the credentials file under it first: if another process
+refreshed meanwhile, its tokens are taken over instead of spending a refresh token that is no
+longer valid. The new tokens are written back (0600) while the file still holds the same session
+(gateway and user), never over another user's login.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -39,15 +47,20 @@ def read_credentials(path: Optional[str] = None) -> Optional[Dict[str, Any]]:
     return data
 
 
+def _ensure_directory(directory: str) -> None:
+    # Like the CLI: a directory created here is 0700; an existing one keeps its mode.
+    if directory and not os.path.isdir(directory):
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)
+
+
 def write_credentials(credentials: Dict[str, Any], path: Optional[str] = None) -> str:
     """Writes the credentials file like the CLI: directory 0700 (when created here), file 0600,
     atomically (the file is never readable by others, not even for an instant). Returns its
     path."""
     target = path or credentials_path()
     directory = os.path.dirname(target)
-    if directory and not os.path.isdir(directory):
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        os.chmod(directory, 0o700)
+    _ensure_directory(directory)
     fd, tmp = tempfile.mkstemp(prefix=".credentials.", dir=directory or ".")
     try:
         os.fchmod(fd, 0o600)
@@ -64,6 +77,30 @@ def write_credentials(credentials: Dict[str, Any], path: Optional[str] = None) -
     return target
 
 
+class CredentialsLock:
+    """An exclusive ``flock`` on ``<credentials file>.lock`` — the lock the CLI takes too — held
+    inside a ``with`` block. The lock file is created 0600 and never removed (removing it would
+    let two holders in at once). Blocks while another process, or another open of the file in
+    this one, holds it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path + ".lock"
+        self._fd = -1
+
+    def __enter__(self) -> "CredentialsLock":
+        _ensure_directory(os.path.dirname(self.path))
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        os.close(self._fd)  # closing the only descriptor of the open file releases the lock
+
+
 def credentials_from_login(response: Dict[str, Any], gateway: str, username: str,
                            now: float) -> Dict[str, Any]:
     """The credentials file content for a LoginResponse (int64 fields arrive as strings)."""
@@ -76,6 +113,11 @@ def credentials_from_login(response: Dict[str, Any], gateway: str, username: str
         "refresh_token": response.get("refreshToken", ""),
         "expires_at": int(now) + expires_in if expires_in > 0 else 0,
     }
+
+
+def _same_session(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
+    return (str(a.get("gateway", "")).rstrip("/") == str(b.get("gateway", "")).rstrip("/")
+            and a.get("username") == b.get("username"))
 
 
 class TokenAuth:
@@ -97,8 +139,9 @@ class TokenAuth:
         self._lock = threading.Lock()
         self._fixed = token or os.environ.get("SUBMARINE_TOKEN") or None
         self._stored: Optional[Dict[str, Any]] = None
-        # Whether refreshed tokens are written back: yes for tokens from the file.
-        self._save = True
+        # Whether the session is the credentials file's (shared with the CLI and other
+        # processes): yes for tokens read from it or saved to it.
+        self._shared = True
         if not self._fixed:
             stored = read_credentials(self.path)
             if stored and str(stored.get("gateway", "")).rstrip("/") == self.server:
@@ -117,14 +160,15 @@ class TokenAuth:
         return str(self._stored.get("username", "")) if self._stored else ""
 
     def use(self, credentials: Optional[Dict[str, Any]], save: bool) -> None:
-        """Switches to freshly issued credentials (after a login), optionally saving them; None
-        makes the client anonymous (after a logout)."""
+        """Switches to freshly issued credentials (after a login), optionally saving them to the
+        credentials file; None makes the client anonymous (after a logout)."""
         with self._lock:
             self._fixed = None
             self._stored = credentials or None
             if save and credentials:
-                write_credentials(credentials, self.path)
-            self._save = save
+                with CredentialsLock(self.path):
+                    write_credentials(credentials, self.path)
+            self._shared = save
 
     @property
     def refresh_token(self) -> str:
@@ -139,29 +183,52 @@ class TokenAuth:
                 return f"Bearer {self._fixed}"
             if not self._stored:
                 return None
-            expires_at = int(self._stored.get("expires_at") or 0)
-            if (expires_at and self._stored.get("refresh_token")
-                    and self._clock() >= expires_at - _REFRESH_MARGIN):
-                self._refresh_locked(refresh)
+            if self._expiring():
+                self._refresh_locked(refresh, rejected="")
             return f"Bearer {self._stored['access_token']}"
 
-    def refresh_after_expiry(self, refresh: Callable[[str], Dict[str, Any]]) -> bool:
-        """After a 401 TOKEN_EXPIRED: refreshes stored credentials; False if there is nothing to
-        refresh (an explicit token, or no refresh token)."""
+    def refresh_after_expiry(self, refresh: Callable[[str], Dict[str, Any]],
+                             rejected: str) -> bool:
+        """After a 401 TOKEN_EXPIRED for the access token ``rejected``: refreshes stored
+        credentials (or takes over fresher ones another process stored); False if there is
+        nothing to refresh (an explicit token, or no refresh token)."""
         with self._lock:
             if self._fixed or not self._stored or not self._stored.get("refresh_token"):
                 return False
-            self._refresh_locked(refresh)
+            self._refresh_locked(refresh, rejected)
             return True
 
-    def _refresh_locked(self, refresh: Callable[[str], Dict[str, Any]]) -> None:
+    def _expiring(self) -> bool:
+        stored = self._stored or {}
+        expires_at = int(stored.get("expires_at") or 0)
+        return bool(expires_at and stored.get("refresh_token")
+                    and self._clock() >= expires_at - _REFRESH_MARGIN)
+
+    def _exchange(self, refresh: Callable[[str], Dict[str, Any]]) -> Dict[str, Any]:
         stored = self._stored or {}
         response = refresh(str(stored.get("refresh_token", "")))
         fresh = credentials_from_login(response, self.server, str(stored.get("username", "")),
                                        self._clock())
         if not fresh["refresh_token"]:
             fresh["refresh_token"] = stored.get("refresh_token", "")
-        self._stored = fresh
-        # Tokens that came from the file go back to it, so the CLI sees the new ones too.
-        if self._save:
-            write_credentials(fresh, self.path)
+        return fresh
+
+    def _refresh_locked(self, refresh: Callable[[str], Dict[str, Any]], rejected: str) -> None:
+        if not self._shared:
+            # A session only this client knows (login without save): nobody else refreshes it.
+            self._stored = self._exchange(refresh)
+            return
+        with CredentialsLock(self.path):
+            on_disk = read_credentials(self.path)
+            held = self._stored or {}
+            same = on_disk is not None and _same_session(on_disk, held)
+            if on_disk is not None and same and (
+                    on_disk.get("refresh_token") != held.get("refresh_token")):
+                # Another process refreshed first and spent the refresh token we hold.
+                self._stored = on_disk
+                if not self._expiring() and on_disk.get("access_token") != rejected:
+                    return
+            fresh = self._exchange(refresh)
+            self._stored = fresh
+            if same:
+                write_credentials(fresh, self.path)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Mapping, Optional
+from typing import Mapping, Optional
 
 from submarine._auth import TokenAuth, credentials_from_login, read_credentials
-from submarine._http import Transport
+from submarine._http import RetryPolicy, Transport, new_request_id
 from submarine._server import resolve_server
 from submarine.environments import Environments
 from submarine.errors import SubmarineError
 from submarine.permission import (Audit, Credentials, Grants, Projects, Quotas, Teams, Tokens,
                                   Users)
+from submarine.resources import User
 
 
 class Client:
@@ -27,6 +28,9 @@ class Client:
     for this server; tokens from the file are refreshed when they expire. Without any, call
     :meth:`login`.
 
+    Requests reuse one keep-alive connection per thread. GETs and mutations (which all carry a
+    request id) are retried on UNAVAILABLE per ``retry``.
+
     Args:
         server: gateway URL; default ``$SUBMARINE_SERVER``, else the running local stack, else
             the server the CLI is logged in to.
@@ -37,20 +41,23 @@ class Client:
         data_dir: the local stack's data directory to read the gateway URL from.
         credentials_file: the CLI's credentials file (default
             ``${SUBMARINE_CONFIG_DIR:-~/.config/submarine}/credentials``).
+        retry: how calls failing with UNAVAILABLE are retried (default :class:`RetryPolicy()`:
+            5 attempts within 30 s).
     """
 
     def __init__(self, server: Optional[str] = None, *, token: Optional[str] = None,
                  project: str = "default", timeout: float = 30.0,
                  headers: Optional[Mapping[str, str]] = None,
                  data_dir: Optional[str] = None,
-                 credentials_file: Optional[str] = None) -> None:
+                 credentials_file: Optional[str] = None,
+                 retry: Optional[RetryPolicy] = None) -> None:
         stored = read_credentials(credentials_file)
         self.server = resolve_server(server, data_dir,
                                      stored.get("gateway") if stored else None)
         self.project = project
         self._auth = TokenAuth(self.server, token=token, path=credentials_file)
         self._transport = Transport(self.server, timeout=timeout, headers=headers,
-                                    auth=self._auth)
+                                    auth=self._auth, retry=retry)
         self.environments = Environments(self._transport, project)
         whoami = self._username
         self.users = Users(self._transport, whoami)
@@ -62,7 +69,7 @@ class Client:
         self.credentials = Credentials(self._transport, whoami)
         self.audit = Audit(self._transport, whoami)
 
-    def login(self, username: str, password: str, *, save: bool = False) -> Dict[str, Any]:
+    def login(self, username: str, password: str, *, save: bool = False) -> User:
         """Logs in with a password and uses the issued tokens from now on (refreshing them).
         With ``save`` they are also written to the CLI's credentials file (0600), like
         ``submarine login``. Returns the user.
@@ -75,22 +82,27 @@ class Client:
             authenticate=False)
         self._auth.use(credentials_from_login(response, self.server, username, time.time()),
                        save=save)
-        return response.get("user", {})
+        return User.from_json(response.get("user") or {})
 
     def logout(self) -> None:
         """Ends the session (revoking its tokens); the client is anonymous afterwards."""
         self._transport.request("POST", "/v1/auth:logout",
-                                body={"refreshToken": self._auth.refresh_token})
+                                body={"refreshToken": self._auth.refresh_token,
+                                      "requestId": new_request_id()})
         self._auth.use(None, save=False)
 
-    def whoami(self) -> Dict[str, Any]:
+    def whoami(self) -> User:
         """The caller (``GET /v1/users:me``)."""
         return self.users.me()
+
+    def close(self) -> None:
+        """Closes the calling thread's connection to the server (a later call reopens one)."""
+        self._transport.close()
 
     def _username(self) -> str:
         if self._auth.username:
             return self._auth.username
-        name = self.users.me().get("name", "")
+        name = self.users.me().name
         return name[len("users/"):] if name.startswith("users/") else name
 
     def ready(self) -> bool:

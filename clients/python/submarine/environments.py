@@ -6,12 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional
 
-from submarine._http import Transport
-
-Environment = Dict[str, Any]
-"""An environment as the gateway returns it (lowerCamel keys: name, displayName, description,
-image, kernelSpec{name, channels, condaDependencies, pipDependencies}, labels, createTime,
-updateTime, etag, uid)."""
+from submarine._http import Transport, new_request_id
+from submarine.resources import Environment
 
 # Updatable fields: snake_case argument name -> JSON field name.
 _FIELDS = {
@@ -48,7 +44,12 @@ class EnvironmentPage:
 
 
 class Environments:
-    """Client of the environment service. Obtain it as ``Client(...).environments``."""
+    """Client of the environment service. Obtain it as ``Client(...).environments``.
+
+    Every mutation carries a request id (``request_id``, default a fresh UUID per call) that the
+    server uses to answer a repeat with its first answer, so retries — the SDK's own after a
+    connection failure or a 503, or yours with the same id — never apply a change twice.
+    """
 
     def __init__(self, transport: Transport, project: str = "default") -> None:
         self._transport = transport
@@ -72,21 +73,24 @@ class Environments:
         """Creates ``projects/{project}/environments/{environment_id}`` and returns it.
 
         ``kernel_spec`` takes ``name``, ``channels``, ``conda_dependencies`` and
-        ``pip_dependencies`` (snake_case or lowerCamel). ``request_id`` (a UUID) makes retries
-        idempotent. Raises SubmarineError (e.g. ``ALREADY_EXISTS``, ``INVALID_ARGUMENT``).
+        ``pip_dependencies`` (snake_case or lowerCamel). Raises SubmarineError (e.g.
+        ``ALREADY_EXISTS``, ``INVALID_ARGUMENT``; ``REQUEST_ID_REUSED`` for a ``request_id``
+        already used for another request).
         """
         body: Dict[str, Any] = {"image": image}
         for arg, value in (("display_name", display_name), ("description", description),
                            ("kernel_spec", kernel_spec), ("labels", labels)):
             if value is not None:
                 body[_FIELDS[arg]] = _field_json(arg, value)
-        return self._transport.request(
+        return Environment.from_json(self._transport.request(
             "POST", self._collection,
-            query={"environmentId": environment_id, "requestId": request_id}, body=body)
+            query={"environmentId": environment_id,
+                   "requestId": request_id or new_request_id()},
+            body=body))
 
     def get(self, name: str) -> Environment:
         """Returns one environment; raises SubmarineError ``NOT_FOUND`` if there is none."""
-        return self._transport.request("GET", "/v1/" + self.name_of(name))
+        return Environment.from_json(self._transport.request("GET", "/v1/" + self.name_of(name)))
 
     def list_page(self, *, filter: Optional[str] = None, order_by: Optional[str] = None,
                   page_size: Optional[int] = None,
@@ -98,8 +102,9 @@ class Environments:
             "GET", self._collection,
             query={"filter": filter, "orderBy": order_by, "pageSize": page_size,
                    "pageToken": page_token or None})
-        return EnvironmentPage(items=list(response.get("environments", [])),
-                               next_page_token=response.get("nextPageToken", ""))
+        return EnvironmentPage(
+            items=[Environment.from_json(e) for e in response.get("environments", [])],
+            next_page_token=response.get("nextPageToken", ""))
 
     def list(self, *, filter: Optional[str] = None, order_by: Optional[str] = None,
              page_size: Optional[int] = None) -> Iterator[Environment]:
@@ -135,9 +140,9 @@ class Environments:
             if value is not None:
                 body[_FIELDS[arg]] = _field_json(arg, value)
         mask = ",".join(_FIELDS[arg] for arg in fields)
-        return self._transport.request(
+        return Environment.from_json(self._transport.request(
             "PATCH", "/v1/" + full_name,
-            query={"updateMask": mask, "requestId": request_id}, body=body)
+            query={"updateMask": mask, "requestId": request_id or new_request_id()}, body=body))
 
     def delete(self, name: str, *, etag: Optional[str] = None,
                request_id: Optional[str] = None) -> Environment:
@@ -145,5 +150,5 @@ class Environments:
         ``ABORTED`` if it changed since; ``NOT_FOUND`` if there is none."""
         response = self._transport.request(
             "DELETE", "/v1/" + self.name_of(name),
-            query={"etag": etag or None, "requestId": request_id})
-        return response.get("environment", response)
+            query={"etag": etag or None, "requestId": request_id or new_request_id()})
+        return Environment.from_json(response.get("environment", {}))

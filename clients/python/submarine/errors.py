@@ -16,6 +16,7 @@ class SubmarineError(Exception):
         metadata: ``google.rpc.ErrorInfo.metadata`` (dynamic values of the message).
         message: the server's message.
         details: the raw ``details`` list of the error body.
+        retry_after: seconds the server's ``Retry-After`` header asked to wait, else None.
     """
 
     def __init__(
@@ -28,6 +29,7 @@ class SubmarineError(Exception):
         domain: str = "",
         metadata: Optional[Dict[str, str]] = None,
         details: Optional[List[Any]] = None,
+        retry_after: Optional[float] = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -37,6 +39,7 @@ class SubmarineError(Exception):
         self.domain = domain
         self.metadata = dict(metadata or {})
         self.details = list(details or [])
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         where = f" (HTTP {self.http_status})" if self.http_status else ""

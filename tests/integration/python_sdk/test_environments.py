@@ -1,35 +1,42 @@
 """The Python SDK against a real local stack: login with the first admin password, API tokens,
 refusal of unauthenticated calls, users/teams/projects/grants/quotas, and environment CRUD,
-pagination, filters and errors.
+pagination, filters, errors, and request ids: a repeat gets the first answer, and a call whose
+answer was lost on the way is retried safely.
 
 Needs ``SUBMARINE_BIN_DIR`` (the build's bin/ with ``submarine`` and the process binaries) and
-``PYTHONPATH`` containing clients/python; both are set by the ctest registration.
+``PYTHONPATH`` containing clients/python; both are set by the ctest registration. Without the
+binaries the suite fails (it never skips).
 """
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import List
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, List, Tuple
 
-from submarine import Client, PermissionDenied, SubmarineError, Unauthenticated
+from sdk_test_support import bin_dir, close_sdk_connections
+from submarine import (Client, InvalidArgument, NotFound, PermissionDenied, RetryPolicy,
+                       SubmarineError, TeamMember, Unauthenticated)
 from submarine.environments import Environments
 from submarine._server import resolve_server
-
-BIN_DIR = os.environ.get("SUBMARINE_BIN_DIR", "")
 
 
 def _submarine(args: List[str], data_dir: str, timeout: float = 300) -> str:
     """Runs the CLI; returns its output or fails with it."""
     env = {k: v for k, v in os.environ.items() if k != "SUBMARINE_SERVER"}
     result = subprocess.run(
-        [os.path.join(BIN_DIR, "submarine"), *args, "--data-dir", data_dir],
+        [os.path.join(bin_dir(), "submarine"), *args, "--data-dir", data_dir],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout, env=env,
         check=False)
     if result.returncode != 0:
@@ -40,10 +47,72 @@ def _submarine(args: List[str], data_dir: str, timeout: float = 300) -> str:
     return result.stdout
 
 
-def _time_key(timestamp: str) -> tuple:
-    """Sort key of an RFC 3339 UTC timestamp with 0-9 fractional digits."""
-    base, _, fraction = timestamp.rstrip("Z").partition(".")
-    return base, fraction.ljust(9, "0")
+class LossyProxy:
+    """An HTTP proxy on 127.0.0.1 in front of the gateway that loses answers: the first request
+    matching each armed (method, path prefix) is forwarded and executed, then the client's
+    connection is reset instead of answered — as when a network drops between server and client.
+    Records (method, path, requestId) of everything forwarded."""
+
+    def __init__(self, upstream: str) -> None:
+        host, _, port = upstream.split("://", 1)[1].partition(":")
+        self.armed: List[Tuple[str, str]] = []
+        self.forwarded: List[Tuple[str, str, str]] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                upstream_conn = http.client.HTTPConnection(host, int(port), timeout=60)
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() in ("authorization", "content-type", "accept")}
+                upstream_conn.request(self.command, self.path, body=body, headers=headers)
+                answer = upstream_conn.getresponse()
+                data = answer.read()
+                upstream_conn.close()
+                path = self.path.split("?", 1)[0]
+                query = dict(p.split("=", 1) for p in self.path.partition("?")[2].split("&")
+                             if "=" in p)
+                with proxy._lock:
+                    proxy.forwarded.append((self.command, path, query.get("requestId", "")))
+                    drop = next((a for a in proxy.armed
+                                 if a[0] == self.command and path.startswith(a[1])), None)
+                    if drop is not None:
+                        proxy.armed.remove(drop)
+                if drop is not None:
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                               struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    return
+                self.send_response(answer.status)
+                for name in ("Content-Type", "Retry-After"):
+                    if answer.getheader(name):
+                        self.send_header(name, answer.getheader(name))
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = _handle
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # the reset connections are the point
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class EnvironmentsTest(unittest.TestCase):
@@ -52,8 +121,7 @@ class EnvironmentsTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls) -> None:
-        if not BIN_DIR:
-            raise unittest.SkipTest("SUBMARINE_BIN_DIR is not set")
+        bin_dir()  # fails, naming what to build, when the binaries are missing
         # Under /tmp: as root, PostgreSQL runs as `postgres`, which cannot enter /root.
         cls.data_dir = tempfile.mkdtemp(prefix="submarine-sdk-", dir="/tmp")
         try:
@@ -98,15 +166,15 @@ class EnvironmentsTest(unittest.TestCase):
 
     def test_api_token_works_until_revoked(self) -> None:
         created = self.client.tokens.create("sdk test", ttl_seconds=3600)
-        self.assertTrue(created["secret"])
-        with_token = Client(data_dir=self.data_dir, token=created["secret"])
-        self.assertEqual(with_token.whoami()["name"], "users/admin")
+        self.assertTrue(created.secret)
+        with_token = Client(data_dir=self.data_dir, token=created.secret)
+        self.assertEqual(with_token.whoami().name, "users/admin")
         env_id = self.unique("tok")
         with_token.environments.create(env_id, image="python:3.11")
-        self.assertEqual(self.client.environments.get(env_id)["image"], "python:3.11")
-        names = [t["name"] for t in self.client.tokens.list()]
-        self.assertIn(created["token"]["name"], names)
-        self.client.tokens.revoke(created["token"]["name"])
+        self.assertEqual(self.client.environments.get(env_id).image, "python:3.11")
+        names = [t.name for t in self.client.tokens.list()]
+        self.assertIn(created.token.name, names)
+        self.client.tokens.revoke(created.token.name)
         # Revocation reaches the gateway through events within seconds.
         deadline = time.monotonic() + 30
         while True:
@@ -126,7 +194,7 @@ class EnvironmentsTest(unittest.TestCase):
         team = f"team-{suffix}"
         self.client.teams.create(team, display_name="SDK team")
         self.client.teams.add_member(team, alice, "maintainer")
-        self.assertIn({"user": f"users/{alice}", "role": "MAINTAINER"},
+        self.assertIn(TeamMember(user=f"users/{alice}", role="MAINTAINER"),
                       self.client.teams.members(team))
         project = f"proj-{suffix}"
         self.client.projects.create(project, owner=f"teams/{team}")
@@ -140,27 +208,27 @@ class EnvironmentsTest(unittest.TestCase):
         created = envs_alice.create("private", image="python:3.11")
         with self.assertRaises(PermissionDenied):
             envs_bob.get("private")
-        self.assertNotIn(f"projects/{project}", [p["name"] for p in as_bob.projects.list()])
+        self.assertNotIn(f"projects/{project}", [p.name for p in as_bob.projects.list()])
 
-        as_alice.grants.create(created["name"], f"users/{bob}", "read")
+        as_alice.grants.create(created.name, f"users/{bob}", "read")
         # Services cache permission answers; the grant's event invalidates bob's cached denial
         # within seconds.
         deadline = time.monotonic() + 30
         while True:
             try:
-                self.assertEqual(envs_bob.get("private")["name"], created["name"])
+                self.assertEqual(envs_bob.get("private").name, created.name)
                 break
             except PermissionDenied:
                 if time.monotonic() > deadline:
                     self.fail("bob still cannot read the environment 30 s after the grant")
                 time.sleep(0.1)
-        self.assertEqual([g["subject"] for g in as_alice.grants.list(created["name"])],
+        self.assertEqual([g.subject for g in as_alice.grants.list(created.name)],
                          [f"users/{bob}"])
 
         usage = self.client.quotas.usage(f"teams/{team}")
-        self.assertEqual(usage["owner"], f"teams/{team}")
+        self.assertEqual(usage.owner, f"teams/{team}")
         self.client.quotas.set(f"teams/{team}", gpus=2)
-        self.assertEqual(str(self.client.quotas.usage(f"teams/{team}")["limits"]["gpus"]), "2")
+        self.assertEqual(self.client.quotas.usage(f"teams/{team}").limits.gpus, 2)
 
     def test_crud(self) -> None:
         env_id = self.unique("crud")
@@ -175,29 +243,66 @@ class EnvironmentsTest(unittest.TestCase):
             labels={"team": "ml"},
         )
         name = f"projects/default/environments/{env_id}"
-        self.assertEqual(created["name"], name)
-        self.assertEqual(created["kernelSpec"]["condaDependencies"], ["numpy=1.26"])
-        self.assertEqual(created["kernelSpec"]["pipDependencies"], ["pandas==2.1.0"])
-        self.assertTrue(created["etag"])
-        self.assertTrue(created["uid"])
+        self.assertEqual(created.name, name)
+        self.assertEqual(created.kernel_spec.conda_dependencies, ["numpy=1.26"])
+        self.assertEqual(created.kernel_spec.pip_dependencies, ["pandas==2.1.0"])
+        self.assertTrue(created.etag)
+        self.assertTrue(created.uid)
 
         got = self.client.environments.get(env_id)
-        self.assertEqual(got["displayName"], "CRUD test")
-        self.assertEqual(got["labels"], {"team": "ml"})
-        self.assertEqual(self.client.environments.get(name)["uid"], created["uid"])
+        self.assertEqual(got.display_name, "CRUD test")
+        self.assertEqual(got.labels, {"team": "ml"})
+        self.assertEqual(self.client.environments.get(name).uid, created.uid)
 
-        updated = self.client.environments.update(env_id, etag=got["etag"],
+        updated = self.client.environments.update(env_id, etag=got.etag,
                                                   description="changed", labels={"team": "ds"})
-        self.assertEqual(updated["description"], "changed")
-        self.assertEqual(updated["labels"], {"team": "ds"})
-        self.assertEqual(updated["displayName"], "CRUD test", "fields outside the mask stay")
-        self.assertNotEqual(updated["etag"], got["etag"])
+        self.assertEqual(updated.description, "changed")
+        self.assertEqual(updated.labels, {"team": "ds"})
+        self.assertEqual(updated.display_name, "CRUD test", "fields outside the mask stay")
+        self.assertNotEqual(updated.etag, got.etag)
 
         deleted = self.client.environments.delete(env_id)
-        self.assertEqual(deleted["name"], name)
+        self.assertEqual(deleted.name, name)
         with self.assertRaises(SubmarineError) as ctx:
             self.client.environments.get(env_id)
         self.assertEqual(ctx.exception.status, "NOT_FOUND")
+
+    def test_a_repeated_request_id_gets_the_first_answer(self) -> None:
+        env_id = self.unique("replay")
+        request_id = str(uuid.uuid4())
+        first = self.client.environments.create(env_id, image="python:3.11",
+                                                request_id=request_id)
+        again = self.client.environments.create(env_id, image="python:3.11",
+                                                request_id=request_id)
+        self.assertEqual(again, first, "the first answer, not ALREADY_EXISTS")
+        with self.assertRaises(InvalidArgument) as ctx:
+            self.client.environments.create(env_id, image="python:3.12", request_id=request_id)
+        self.assertEqual(ctx.exception.reason, "REQUEST_ID_REUSED")
+
+    def test_calls_whose_answer_was_lost_are_retried_safely(self) -> None:
+        proxy = LossyProxy(self.client.server)
+        self.addCleanup(proxy.close)
+        token = self.client.tokens.create("lossy", ttl_seconds=600).secret
+        through_proxy = Client(proxy.url, token=token)
+        self.addCleanup(close_sdk_connections)
+        env_id = self.unique("lossy")
+        collection = "/v1/projects/default/environments"
+        proxy.armed = [("POST", collection), ("DELETE", f"{collection}/{env_id}")]
+
+        created = through_proxy.environments.create(env_id, image="python:3.11")
+        self.assertEqual(created.name, f"projects/default/environments/{env_id}")
+        deleted = through_proxy.environments.delete(env_id)
+        self.assertEqual(deleted.uid, created.uid, "the replayed delete, not NOT_FOUND")
+        with self.assertRaises(NotFound):
+            self.client.environments.get(env_id)
+
+        posts = [f for f in proxy.forwarded if f[0] == "POST"]
+        deletes = [f for f in proxy.forwarded if f[0] == "DELETE"]
+        self.assertEqual(len(posts), 2, "the lost create was sent again")
+        self.assertEqual(len(deletes), 2, "the lost delete was sent again")
+        for attempts in (posts, deletes):
+            self.assertTrue(attempts[0][2])
+            self.assertEqual(attempts[0][2], attempts[1][2], "with the same request id")
 
     def test_pagination_over_hundreds(self) -> None:
         batch = uuid.uuid4().hex[:12]
@@ -212,7 +317,7 @@ class EnvironmentsTest(unittest.TestCase):
 
         listed = list(self.client.environments.list(filter=f'labels.batch = "{batch}"',
                                                     page_size=17))
-        names = [e["name"] for e in listed]
+        names = [e.name for e in listed]
         self.assertEqual(len(names), len(ids))
         self.assertEqual(set(names), {f"projects/default/environments/{i}" for i in ids})
 
@@ -224,12 +329,12 @@ class EnvironmentsTest(unittest.TestCase):
                                                     page_size=100,
                                                     page_token=first.next_page_token)
         self.assertEqual(len(second.items), 100)
-        self.assertFalse({e["name"] for e in first.items} & {e["name"] for e in second.items})
+        self.assertFalse({e.name for e in first.items} & {e.name for e in second.items})
 
         newest_first = list(self.client.environments.list(
             filter=f'labels.batch = "{batch}"', order_by="create_time desc", page_size=50))
-        self.assertEqual({e["name"] for e in newest_first}, set(names))
-        times = [_time_key(e["createTime"]) for e in newest_first]
+        self.assertEqual({e.name for e in newest_first}, set(names))
+        times = [e.create_time for e in newest_first]
         self.assertEqual(times, sorted(times, reverse=True))
 
     def test_filter(self) -> None:
@@ -240,24 +345,24 @@ class EnvironmentsTest(unittest.TestCase):
                                             labels={"filter": tag, "kind": "b"})
         only_a = list(self.client.environments.list(
             filter=f'labels.filter = "{tag}" AND labels.kind = "a"'))
-        self.assertEqual([e["name"] for e in only_a], [a["name"]])
+        self.assertEqual([e.name for e in only_a], [a.name])
         by_image = list(self.client.environments.list(
             filter=f'labels.filter = "{tag}" AND image = "img-b"'))
-        self.assertEqual([e["name"] for e in by_image], [b["name"]])
-        both = {e["name"] for e in self.client.environments.list(
+        self.assertEqual([e.name for e in by_image], [b.name])
+        both = {e.name for e in self.client.environments.list(
             filter=f'labels.filter = "{tag}"')}
-        self.assertEqual(both, {a["name"], b["name"]})
+        self.assertEqual(both, {a.name, b.name})
 
     def test_stale_etag_is_aborted(self) -> None:
         env_id = self.unique("etag")
         created = self.client.environments.create(env_id, image="python:3.11")
-        self.client.environments.update(env_id, etag=created["etag"], display_name="first")
+        self.client.environments.update(env_id, etag=created.etag, display_name="first")
         with self.assertRaises(SubmarineError) as ctx:
-            self.client.environments.update(env_id, etag=created["etag"], display_name="second")
+            self.client.environments.update(env_id, etag=created.etag, display_name="second")
         self.assertEqual(ctx.exception.status, "ABORTED")
         self.assertEqual(ctx.exception.http_status, 409)
         self.assertTrue(ctx.exception.message)
-        self.assertEqual(self.client.environments.get(env_id)["displayName"], "first")
+        self.assertEqual(self.client.environments.get(env_id).display_name, "first")
 
     def test_not_found(self) -> None:
         with self.assertRaises(SubmarineError) as ctx:
@@ -289,6 +394,30 @@ class EnvironmentsTest(unittest.TestCase):
             self.client.environments.update("x", colour="blue")
 
 
+class BuildCheckTest(unittest.TestCase):
+    """Without the binaries the suite fails, saying what to build; it never skips."""
+
+    def setUp(self) -> None:
+        self.saved = os.environ.get("SUBMARINE_BIN_DIR")
+        self.dir = tempfile.mkdtemp(prefix="submarine-sdk-bin-")
+
+    def tearDown(self) -> None:
+        if self.saved is None:
+            os.environ.pop("SUBMARINE_BIN_DIR", None)
+        else:
+            os.environ["SUBMARINE_BIN_DIR"] = self.saved
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def test_missing_build_is_a_failure_naming_what_to_build(self) -> None:
+        os.environ.pop("SUBMARINE_BIN_DIR", None)
+        with self.assertRaisesRegex(AssertionError, "SUBMARINE_BIN_DIR is not set"):
+            bin_dir()
+        os.environ["SUBMARINE_BIN_DIR"] = self.dir
+        with self.assertRaisesRegex(AssertionError,
+                                    "missing .*submarine-gateway.*ninja -C <build>"):
+            bin_dir()
+
+
 class ServerResolutionTest(unittest.TestCase):
     """Where the SDK finds its server; no stack needed."""
 
@@ -315,7 +444,8 @@ class ServerResolutionTest(unittest.TestCase):
         self.assertEqual(ctx.exception.status, "FAILED_PRECONDITION")
 
     def test_unreachable_server_is_unavailable(self) -> None:
-        client = Client("http://127.0.0.1:9")
+        client = Client("http://127.0.0.1:9",
+                        retry=RetryPolicy(max_attempts=2, initial_backoff=0.01))
         with self.assertRaises(SubmarineError) as ctx:
             client.environments.get("x")
         self.assertEqual(ctx.exception.status, "UNAVAILABLE")

@@ -5,12 +5,16 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "clients/cli/api_client.h"
 #include "clients/cli/credentials.h"
@@ -37,29 +41,70 @@ int Mode(const std::string& path) {
   return static_cast<int>(st.st_mode & 0777);
 }
 
-// A gateway that answers requests from a script and records what it was sent.
+// "a%2Fb+c" -> "a/b c" (query values as the gateway decodes them).
+std::string Unescape(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size()) {
+      out += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += text[i] == '+' ? ' ' : text[i];
+    }
+  }
+  return out;
+}
+
+// A gateway that answers requests from a script and records what it was sent. The request id of
+// a mutation is taken out of the body or the query into `request_id` (where it travels per RPC
+// is checked by RestRequestTest), so the rest compares as before.
 class FakeGateway {
  public:
   struct Request {
     std::string method;
-    std::string path;
-    json body;
+    std::string path;                          // without the query
+    std::map<std::string, std::string> query;  // decoded, requestId taken out
+    json body;                                 // requestId taken out
     std::string authorization;
+    std::string request_id;  // "" when none was sent
+    std::string target;      // path and query as sent
   };
 
-  // Queues the answer to the next request.
-  void Answer(long status, json body) { answers_.push_back({status, body.dump()}); }
+  // Queues the answer to the next request (or the failure of sending it).
+  void Answer(long status, json body, HttpHeaders headers = {}) {
+    answers_.push_back(HttpResponse{status, body.dump(), std::move(headers)});
+  }
+  void Fail(absl::Status status) { answers_.push_back(std::move(status)); }
 
   HttpSender Sender() {
-    return [this](const std::string& method, const std::string& path, const std::string& body,
+    return [this](const std::string& method, const std::string& target, const std::string& body,
                   const HttpHeaders& headers) -> absl::StatusOr<HttpResponse> {
-      Request r{method, path, body.empty() ? json() : json::parse(body), ""};
+      Request r{method, target.substr(0, target.find('?')),
+                {},     body.empty() ? json() : json::parse(body),
+                "",     "",
+                target};
+      if (auto q = target.find('?'); q != std::string::npos) {
+        std::stringstream pairs(target.substr(q + 1));
+        std::string pair;
+        while (std::getline(pairs, pair, '&')) {
+          auto eq = pair.find('=');
+          r.query[Unescape(pair.substr(0, eq))] = Unescape(pair.substr(eq + 1));
+        }
+      }
+      if (r.query.count("requestId") > 0) {
+        r.request_id = r.query["requestId"];
+        r.query.erase("requestId");
+      }
+      if (r.body.is_object() && r.body.contains("requestId")) {
+        r.request_id = r.body["requestId"];
+        r.body.erase("requestId");
+      }
       for (const auto& [name, value] : headers) {
         if (name == "Authorization") r.authorization = value;
       }
       requests.push_back(r);
       if (answers_.empty()) return HttpResponse{500, R"({"error":{"message":"unscripted"}})"};
-      HttpResponse response = answers_.front();
+      absl::StatusOr<HttpResponse> response = answers_.front();
       answers_.pop_front();
       return response;
     };
@@ -68,8 +113,22 @@ class FakeGateway {
   std::vector<Request> requests;
 
  private:
-  std::deque<HttpResponse> answers_;
+  std::deque<absl::StatusOr<HttpResponse>> answers_;
 };
+
+namespace pb = submarine::permission::v1;
+
+// GET /v1/users:me and GET /v1/projects through the typed client.
+absl::StatusOr<pb::User> Me(ApiClient& api) {
+  return api.Call<pb::User>("submarine.permission.v1.IdentityService.GetCurrentUser",
+                            pb::GetCurrentUserRequest());
+}
+absl::StatusOr<pb::User> MeOf(ApiClient api) { return Me(api); }
+absl::StatusOr<pb::ListProjectsResponse> Projects(ApiClient& api) {
+  return api.Call<pb::ListProjectsResponse>("submarine.permission.v1.IdentityService.ListProjects",
+                                            pb::ListProjectsRequest());
+}
+absl::StatusOr<pb::ListProjectsResponse> ProjectsOf(ApiClient api) { return Projects(api); }
 
 json Error(int code, const std::string& status, const std::string& reason,
            const std::string& message) {
@@ -100,13 +159,21 @@ class ApiClientTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  ApiClient Client(const std::string& env_token = "") {
+  ApiClient Client(const std::string& env_token = "", RetryPolicy retry = RetryPolicy()) {
     ApiClientOptions options;
     options.server = kServer;
     options.env_token = env_token;
     options.credentials_path = credentials_path_;
+    options.retry = retry;
     options.sender = gateway_.Sender();
     options.now_unix = [this] { return now_; };
+    // Waiting between retries only advances a fake monotonic clock, and records the wait.
+    options.steady_now = [this] { return steady_; };
+    options.sleep = [this](std::chrono::milliseconds d) {
+      sleeps_.push_back(d);
+      steady_ += d;
+    };
+    options.random = [this] { return jitter_; };
     return ApiClient(std::move(options));
   }
 
@@ -116,10 +183,24 @@ class ApiClientTest : public ::testing::Test {
                     .ok());
   }
 
+  // A client that has read the stored login (it made a call); then `other` replaces the file, as
+  // another process that refreshed, or logged in, would leave it.
+  ApiClient ClientThenFileReplacedBy(const Credentials& other) {
+    Store(kServer, now_ + 600);
+    gateway_.Answer(200, {{"name", "users/alice"}});
+    ApiClient api = Client();
+    EXPECT_TRUE(Me(api).ok());
+    EXPECT_TRUE(WriteCredentials(credentials_path_, other).ok());
+    return api;
+  }
+
   std::string dir_;
   std::string credentials_path_;
   FakeGateway gateway_;
   int64_t now_ = 1'700'000'000;
+  std::chrono::steady_clock::time_point steady_{};
+  std::vector<std::chrono::milliseconds> sleeps_;
+  double jitter_ = 0.5;
 };
 
 TEST_F(ApiClientTest, LoginStoresTokensIn0600FileInside0700DirectoryAndNoPassword) {
@@ -159,14 +240,14 @@ TEST_F(ApiClientTest, SendsTheStoredTokenToItsOwnGatewayOnly) {
   Store(kServer, now_ + 600);
   gateway_.Answer(200, {{"name", "users/alice"}});
   ApiClient api = Client();
-  ASSERT_TRUE(api.Call("GET", "/v1/users:me").ok());
+  ASSERT_TRUE(Me(api).ok());
   EXPECT_EQ(gateway_.requests.back().authorization, "Bearer stored-access");
   EXPECT_EQ(api.StoredUsername(), "alice");
 
   Store("http://elsewhere:1", now_ + 600);
   gateway_.Answer(401, Error(401, "UNAUTHENTICATED", "TOKEN_MISSING", "authentication required"));
   ApiClient other = Client();
-  auto refused = other.Call("GET", "/v1/users:me");
+  auto refused = Me(other);
   EXPECT_EQ(gateway_.requests.back().authorization, "") << "a token never goes to another server";
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(std::string(refused.status().message()).find("logged in to http://elsewhere:1"),
@@ -179,7 +260,7 @@ TEST_F(ApiClientTest, EnvironmentTokenWinsAndIsNeverRefreshed) {
   gateway_.Answer(401, Error(401, "UNAUTHENTICATED", "TOKEN_EXPIRED", "token expired"));
   ApiClient api = Client("ci-token");
   EXPECT_EQ(api.TokenSource(), "SUBMARINE_TOKEN");
-  auto result = api.Call("GET", "/v1/projects");
+  auto result = Projects(api);
   ASSERT_EQ(gateway_.requests.size(), 1u) << "no refresh call";
   EXPECT_EQ(gateway_.requests[0].authorization, "Bearer ci-token");
   EXPECT_EQ(result.status().code(), absl::StatusCode::kUnauthenticated);
@@ -193,10 +274,11 @@ TEST_F(ApiClientTest, RefreshesAnExpiredTokenFirstAndSavesTheNewOnes) {
   gateway_.Answer(200, LoginAnswer("acc-2", "ref-2", 900));
   gateway_.Answer(200, {{"projects", json::array()}});
   ApiClient api = Client();
-  ASSERT_TRUE(api.Call("GET", "/v1/projects").ok());
+  ASSERT_TRUE(Projects(api).ok());
   ASSERT_EQ(gateway_.requests.size(), 2u);
   EXPECT_EQ(gateway_.requests[0].path, "/v1/auth:refresh");
   EXPECT_EQ(gateway_.requests[0].body["refreshToken"], "stored-refresh");
+  EXPECT_FALSE(gateway_.requests[0].request_id.empty()) << "a lost answer can be replayed";
   EXPECT_EQ(gateway_.requests[0].authorization, "");
   EXPECT_EQ(gateway_.requests[1].authorization, "Bearer acc-2");
   auto saved = ReadCredentials(credentials_path_);
@@ -213,7 +295,7 @@ TEST_F(ApiClientTest, RetriesOnceAfterA401TokenExpired) {
   gateway_.Answer(200, LoginAnswer("acc-3", "ref-3", 900));
   gateway_.Answer(200, {{"name", "users/alice"}});
   ApiClient api = Client();
-  auto me = api.Call("GET", "/v1/users:me");
+  auto me = Me(api);
   ASSERT_TRUE(me.ok()) << me.status();
   ASSERT_EQ(gateway_.requests.size(), 3u);
   EXPECT_EQ(gateway_.requests[1].path, "/v1/auth:refresh");
@@ -223,7 +305,7 @@ TEST_F(ApiClientTest, RetriesOnceAfterA401TokenExpired) {
 TEST_F(ApiClientTest, OtherUnauthenticatedReasonsAreNotRetried) {
   Store(kServer, now_ + 600);
   gateway_.Answer(401, Error(401, "UNAUTHENTICATED", "TOKEN_REVOKED", "token revoked"));
-  auto result = Client().Call("GET", "/v1/users:me");
+  auto result = MeOf(Client());
   EXPECT_EQ(gateway_.requests.size(), 1u);
   EXPECT_EQ(result.status().code(), absl::StatusCode::kUnauthenticated);
 }
@@ -231,7 +313,7 @@ TEST_F(ApiClientTest, OtherUnauthenticatedReasonsAreNotRetried) {
 TEST_F(ApiClientTest, AFailedRefreshAsksToLogInAgain) {
   Store(kServer, now_ - 1);
   gateway_.Answer(401, Error(401, "UNAUTHENTICATED", "REFRESH_TOKEN_INVALID", "refresh revoked"));
-  auto result = Client().Call("GET", "/v1/users:me");
+  auto result = MeOf(Client());
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), absl::StatusCode::kUnauthenticated);
   EXPECT_NE(std::string(result.status().message()).find("submarine login"), std::string::npos);
@@ -239,7 +321,7 @@ TEST_F(ApiClientTest, AFailedRefreshAsksToLogInAgain) {
 
 TEST_F(ApiClientTest, WithoutATokenA401SaysHowToLogIn) {
   gateway_.Answer(401, Error(401, "UNAUTHENTICATED", "TOKEN_MISSING", "authentication required"));
-  auto result = Client().Call("GET", "/v1/projects");
+  auto result = ProjectsOf(Client());
   EXPECT_EQ(gateway_.requests[0].authorization, "");
   ASSERT_FALSE(result.ok());
   std::string message(result.status().message());
@@ -255,6 +337,201 @@ TEST_F(ApiClientTest, LogoutRevokesTheSessionAndRemovesTheFile) {
   EXPECT_EQ(gateway_.requests[0].body["refreshToken"], "stored-refresh");
   EXPECT_EQ(gateway_.requests[0].authorization, "Bearer stored-access");
   EXPECT_FALSE(fs::exists(credentials_path_));
+}
+
+// ---- Request ids and retries.
+
+constexpr char kCreateTeam[] = "submarine.permission.v1.IdentityService.CreateTeam";
+
+pb::CreateTeamRequest TeamRequest(const std::string& id, const std::string& request_id = "") {
+  pb::CreateTeamRequest request;
+  request.set_team_id(id);
+  request.set_request_id(request_id);
+  return request;
+}
+
+TEST_F(ApiClientTest, RetriesAnUnavailableMutationWithItsRequestIdAndHonoursRetryAfter) {
+  Store(kServer, now_ + 3600);
+  gateway_.Fail(absl::UnavailableError("cannot reach http://gw.test:8080: Connection refused"));
+  gateway_.Answer(503, Error(503, "UNAVAILABLE", "BACKEND_UNAVAILABLE", "draining"),
+                  {{"retry-after", "2"}});
+  gateway_.Answer(200, {{"name", "teams/ml"}});
+  gateway_.Answer(200, {{"name", "teams/ds"}});
+  ApiClient api = Client();
+  auto team = api.Call<pb::Team>(kCreateTeam, TeamRequest("ml"));
+  ASSERT_TRUE(team.ok()) << team.status();
+  EXPECT_EQ(team->name(), "teams/ml");
+  ASSERT_EQ(gateway_.requests.size(), 3u);
+  const std::string id = gateway_.requests[0].request_id;
+  EXPECT_EQ(id.size(), 36u) << "a UUID: " << id;
+  EXPECT_EQ(gateway_.requests[1].request_id, id) << "a retry repeats the call's request id";
+  EXPECT_EQ(gateway_.requests[2].request_id, id);
+  using std::chrono::milliseconds;
+  EXPECT_EQ(sleeps_, (std::vector<milliseconds>{milliseconds(150), milliseconds(2000)}))
+      << "jittered backoff after the refused connection, then what Retry-After asked";
+
+  ASSERT_TRUE(api.Call<pb::Team>(kCreateTeam, TeamRequest("ds")).ok());
+  EXPECT_NE(gateway_.requests[3].request_id, id) << "every call gets its own request id";
+}
+
+TEST_F(ApiClientTest, KeepsTheCallersRequestId) {
+  Store(kServer, now_ + 3600);
+  gateway_.Answer(200, {{"name", "teams/ml"}});
+  ApiClient api = Client();
+  ASSERT_TRUE(api.Call<pb::Team>(kCreateTeam, TeamRequest("ml", "my-own-id")).ok());
+  EXPECT_EQ(gateway_.requests[0].request_id, "my-own-id");
+}
+
+TEST_F(ApiClientTest, RetriesReadsButNeverOtherFailuresOrRequestsWithoutARequestId) {
+  Store(kServer, now_ + 3600);
+  ApiClient api = Client();
+  gateway_.Fail(absl::UnavailableError("reset"));
+  gateway_.Answer(200, {{"name", "users/alice"}});
+  ASSERT_TRUE(Me(api).ok()) << "a GET is retried";
+  EXPECT_EQ(gateway_.requests.size(), 2u);
+
+  for (long status : {500L, 409L, 429L, 504L}) {
+    gateway_.requests.clear();
+    gateway_.Answer(status, json::object());
+    EXPECT_FALSE(api.Call<pb::Team>(kCreateTeam, TeamRequest("ml")).ok());
+    EXPECT_EQ(gateway_.requests.size(), 1u) << "HTTP " << status << " is not retried";
+  }
+  gateway_.requests.clear();
+  gateway_.Fail(absl::DeadlineExceededError("timed out"));
+  EXPECT_EQ(Me(api).status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(gateway_.requests.size(), 1u) << "a timeout may have taken effect: not retried";
+
+  gateway_.requests.clear();
+  gateway_.Answer(503, Error(503, "UNAVAILABLE", "BACKEND_UNAVAILABLE", "down"));
+  EXPECT_EQ(api.Login("alice", "a-long-password").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(gateway_.requests.size(), 1u) << "Login carries no request id: never repeated";
+}
+
+TEST_F(ApiClientTest, BackoffDoublesUpToItsCapWithEqualJitter) {
+  Store(kServer, now_ + 3600);
+  RetryPolicy policy;
+  policy.max_attempts = 6;
+  policy.initial_backoff = std::chrono::milliseconds(100);
+  policy.max_backoff = std::chrono::milliseconds(400);
+  using std::chrono::milliseconds;
+  for (double jitter : {0.0, 1.0}) {
+    jitter_ = jitter;
+    sleeps_.clear();
+    gateway_.requests.clear();
+    for (int i = 0; i < 6; ++i) gateway_.Fail(absl::UnavailableError("refused"));
+    ApiClient api = Client("", policy);
+    EXPECT_EQ(Me(api).status().code(), absl::StatusCode::kUnavailable);
+    EXPECT_EQ(gateway_.requests.size(), 6u) << "max_attempts bounds the attempts";
+    std::vector<milliseconds> expected =
+        jitter == 0.0
+            ? std::vector<milliseconds>{milliseconds(50), milliseconds(100), milliseconds(200),
+                                        milliseconds(200), milliseconds(200)}
+            : std::vector<milliseconds>{milliseconds(100), milliseconds(200), milliseconds(400),
+                                        milliseconds(400), milliseconds(400)};
+    EXPECT_EQ(sleeps_, expected) << "jitter " << jitter;
+  }
+}
+
+TEST_F(ApiClientTest, GivesUpRatherThanWaitPastTheRetryTimeout) {
+  Store(kServer, now_ + 3600);
+  RetryPolicy policy;
+  policy.max_total = std::chrono::seconds(3);
+  gateway_.Answer(503, Error(503, "UNAVAILABLE", "BACKEND_UNAVAILABLE", "down"),
+                  {{"retry-after", "2"}});
+  gateway_.Answer(503, Error(503, "UNAVAILABLE", "BACKEND_UNAVAILABLE", "down"),
+                  {{"retry-after", "2"}});
+  ApiClient api = Client("", policy);
+  auto result = Me(api);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(std::string(result.status().message()), "down");
+  EXPECT_EQ(gateway_.requests.size(), 2u) << "a second 2 s wait would end after 3 s";
+}
+
+// ---- Refresh tokens shared with other processes through the file.
+
+// Whether some process waits for the flock on `path` (a "->" line of /proc/locks names the
+// blocked waiter with the file's inode).
+bool SomeoneWaitsForLock(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return false;
+  std::ifstream locks("/proc/locks");
+  std::string line;
+  const std::string inode = ":" + std::to_string(st.st_ino) + " ";
+  while (std::getline(locks, line)) {
+    if (line.find("->") != std::string::npos && line.find(inode) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST_F(ApiClientTest, TakesOverTheTokensAnotherProcessRefreshed) {
+  // Another process (the SDK, another CLI) refreshed and spent "stored-refresh".
+  ApiClient api = ClientThenFileReplacedBy(
+      Credentials{kServer, "alice", "acc-other", "ref-other", now_ + 1800});
+  now_ += 590;  // our access token is about to expire
+  gateway_.Answer(200, {{"name", "users/alice"}});
+  ASSERT_TRUE(Me(api).ok());
+  ASSERT_EQ(gateway_.requests.size(), 2u) << "no refresh with the spent refresh token";
+  EXPECT_EQ(gateway_.requests[1].authorization, "Bearer acc-other");
+  EXPECT_EQ(ReadCredentials(credentials_path_)->refresh_token, "ref-other");
+}
+
+TEST_F(ApiClientTest, AfterA401TakesOverAFresherTokenFromTheFile) {
+  ApiClient api = ClientThenFileReplacedBy(
+      Credentials{kServer, "alice", "acc-other", "ref-other", now_ + 1800});
+  gateway_.Answer(401, Error(401, "UNAUTHENTICATED", "TOKEN_EXPIRED", "token expired"));
+  gateway_.Answer(200, {{"name", "users/alice"}});
+  ASSERT_TRUE(Me(api).ok());
+  ASSERT_EQ(gateway_.requests.size(), 3u);
+  EXPECT_EQ(gateway_.requests[1].authorization, "Bearer stored-access");
+  EXPECT_EQ(gateway_.requests[2].authorization, "Bearer acc-other");
+}
+
+TEST_F(ApiClientTest, RefreshesWithTheFilesTokenWhenItsAccessTokenExpiresToo) {
+  ApiClient api =
+      ClientThenFileReplacedBy(Credentials{kServer, "alice", "acc-other", "ref-other", now_ + 600});
+  now_ += 590;
+  gateway_.Answer(200, LoginAnswer("acc-new", "ref-new", 900));
+  gateway_.Answer(200, {{"name", "users/alice"}});
+  ASSERT_TRUE(Me(api).ok());
+  ASSERT_EQ(gateway_.requests.size(), 3u);
+  EXPECT_EQ(gateway_.requests[1].path, "/v1/auth:refresh");
+  EXPECT_EQ(gateway_.requests[1].body["refreshToken"], "ref-other");
+  EXPECT_EQ(ReadCredentials(credentials_path_)->refresh_token, "ref-new");
+  EXPECT_EQ(Mode(credentials_path_ + ".lock"), 0600);
+}
+
+TEST_F(ApiClientTest, NeverWritesItsRefreshedTokensOverAnotherLogin) {
+  ApiClient api = ClientThenFileReplacedBy(Credentials{kServer, "bob", "acc-bob", "ref-bob", 0});
+  now_ += 590;
+  gateway_.Answer(200, LoginAnswer("acc-2", "ref-2", 900));
+  gateway_.Answer(200, {{"name", "users/alice"}});
+  ASSERT_TRUE(Me(api).ok());
+  EXPECT_EQ(gateway_.requests[1].body["refreshToken"], "stored-refresh");
+  EXPECT_EQ(gateway_.requests[2].authorization, "Bearer acc-2");
+  EXPECT_EQ(ReadCredentials(credentials_path_)->username, "bob") << "bob's login stays";
+}
+
+TEST_F(ApiClientTest, WaitsForTheLockOfAnotherRefresherAndUsesItsTokens) {
+  Store(kServer, now_ - 1);
+  gateway_.Answer(200, {{"name", "users/alice"}});
+  ApiClient api = Client();
+  auto acquired = CredentialsLock::Acquire(credentials_path_);
+  ASSERT_TRUE(acquired.ok()) << acquired.status();
+  std::optional<CredentialsLock> held(std::move(*acquired));
+  absl::StatusOr<pb::User> me = absl::UnknownError("not run");
+  std::thread caller([&] { me = Me(api); });
+  bool waiting = testing::WaitFor([&] { return SomeoneWaitsForLock(credentials_path_ + ".lock"); },
+                                  std::chrono::seconds(30));
+  // What the lock holder does: refresh, write the file, unlock.
+  ASSERT_TRUE(WriteCredentials(credentials_path_,
+                               Credentials{kServer, "alice", "acc-other", "ref-other", now_ + 900})
+                  .ok());
+  held.reset();
+  caller.join();
+  ASSERT_TRUE(waiting) << "the refresh never waited for the lock";
+  ASSERT_TRUE(me.ok()) << me.status();
+  ASSERT_EQ(gateway_.requests.size(), 1u) << "no refresh of its own";
+  EXPECT_EQ(gateway_.requests[0].authorization, "Bearer acc-other");
 }
 
 TEST(CredentialsTest, DirectoryFromEnvironmentOrHome) {
@@ -322,7 +599,9 @@ TEST_F(CommandTest, UserUpdateSendsOnlyTheChangedFieldsInTheMask) {
   ASSERT_TRUE(Run([&](const ClientContext& c) { return UpdateUser(c, "bob", fields); }).ok());
   const auto& r = gateway_.requests.back();
   EXPECT_EQ(r.method, "PATCH");
-  EXPECT_EQ(r.path, "/v1/users/bob?updateMask=disabled");
+  EXPECT_EQ(r.path, "/v1/users/bob");
+  EXPECT_EQ(r.query, (std::map<std::string, std::string>{{"updateMask", "disabled"}}));
+  EXPECT_FALSE(r.request_id.empty()) << "every mutation carries a request id";
   EXPECT_EQ(r.body, (json{{"name", "users/bob"}, {"disabled", true}}));
   EXPECT_EQ(Run([](const ClientContext& c) { return UpdateUser(c, "bob", {}); }).code(),
             absl::StatusCode::kInvalidArgument);
@@ -401,28 +680,43 @@ TEST_F(CommandTest, GrantCreateSendsResourceSubjectAndPermission) {
   gateway_.Answer(200, {{"grants", json::array()}});
   ASSERT_TRUE(
       Run([](const ClientContext& c) { return ListGrants(c, "projects/p/environments/e"); }).ok());
-  EXPECT_EQ(gateway_.requests.back().path, "/v1/grants?resource=projects%2Fp%2Fenvironments%2Fe");
+  EXPECT_EQ(gateway_.requests.back().target, "/v1/grants?resource=projects%2Fp%2Fenvironments%2Fe");
 }
 
 TEST_F(CommandTest, QuotaSetSendsOnlyGivenLimitsAndGetShowsUnlimited) {
   QuotaLimits limits;
   limits.gpus = 2;
   limits.cpu_millis = 8000;
-  gateway_.Answer(200, json::object());
-  gateway_.Answer(200, {{"owner", "teams/ml"},
-                        {"limits", {{"gpus", "2"}, {"cpuMillis", "8000"}}},
-                        {"used", {{"gpus", "1"}}},
-                        {"activeLeases", 1}});
+  json usage = {{"owner", "teams/ml"},
+                {"limits", {{"gpus", "2"}, {"cpuMillis", "8000"}}},
+                {"used", {{"gpus", "1"}}},
+                {"activeLeases", 1}};
+  gateway_.Answer(200, usage);
   ASSERT_TRUE(Run([&](const ClientContext& c) { return SetQuota(c, "teams/ml", limits); }).ok());
+  ASSERT_EQ(gateway_.requests.size(), 1u) << "SetQuota answers with the usage it prints";
   EXPECT_EQ(gateway_.requests[0].method, "PATCH");
   EXPECT_EQ(gateway_.requests[0].path, "/v1/teams/ml/quota");
-  EXPECT_EQ(gateway_.requests[0].body, (json{{"gpus", 2}, {"cpuMillis", 8000}}));
-  EXPECT_EQ(gateway_.requests[1].path, "/v1/teams/ml/usage");
-  std::string table = out_.str();
-  EXPECT_NE(table.find("gpus"), std::string::npos) << table;
-  EXPECT_NE(table.find("unlimited"), std::string::npos) << "memory has no limit: " << table;
+  // int64 in proto3 JSON: decimal strings.
+  EXPECT_EQ(gateway_.requests[0].body, (json{{"gpus", "2"}, {"cpuMillis", "8000"}}));
+  EXPECT_FALSE(gateway_.requests[0].request_id.empty());
+  EXPECT_EQ(out_.str(),
+            "Usage of teams/ml (1 active leases)\n"
+            "RESOURCE           USED   LIMIT\n"
+            "cpu (millicores)   0      8000\n"
+            "memory (MiB)       0      unlimited\n"
+            "gpus               1      2\n"
+            "experiments        0      unlimited\n"
+            "notebooks          0      unlimited\n"
+            "serving replicas   0      unlimited\n");
   EXPECT_EQ(Run([](const ClientContext& c) { return SetQuota(c, "bob", {}); }).code(),
             absl::StatusCode::kInvalidArgument);
+
+  gateway_.Answer(200, usage);
+  ASSERT_TRUE(
+      Run([](const ClientContext& c) { return GetQuota(c, "teams/ml"); }, OutputFormat::kJson)
+          .ok());
+  EXPECT_EQ(gateway_.requests.back().path, "/v1/teams/ml/usage");
+  EXPECT_EQ(json::parse(out_.str()), usage) << "JSON prints the Usage as the server sent it";
 }
 
 TEST_F(CommandTest, TokenCreatePrintsTheSecretOnceAndRevokeExpandsTheId) {
@@ -430,7 +724,8 @@ TEST_F(CommandTest, TokenCreatePrintsTheSecretOnceAndRevokeExpandsTheId) {
                         {"secret", "eyJ.the.jwt"}});
   ASSERT_TRUE(Run([](const ClientContext& c) { return CreateToken(c, "", "ci", "90d"); }).ok());
   EXPECT_EQ(gateway_.requests.back().path, "/v1/users/alice/tokens");
-  EXPECT_EQ(gateway_.requests.back().body, (json{{"displayName", "ci"}, {"ttlSeconds", 7776000}}));
+  EXPECT_EQ(gateway_.requests.back().body,
+            (json{{"displayName", "ci"}, {"ttlSeconds", "7776000"}}));
   EXPECT_NE(out_.str().find("eyJ.the.jwt"), std::string::npos);
   EXPECT_NE(out_.str().find("cannot be shown again"), std::string::npos);
 
@@ -441,7 +736,9 @@ TEST_F(CommandTest, TokenCreatePrintsTheSecretOnceAndRevokeExpandsTheId) {
 }
 
 TEST_F(CommandTest, CredentialSecretTravelsAsBase64FromStdinAndIsNotPrinted) {
-  in_.str("ghp_secret\x01" "binary");
+  in_.str(
+      "ghp_secret\x01"
+      "binary");
   gateway_.Answer(200, {{"name", "users/alice/credentials/git"}, {"type", "git-token"}});
   ASSERT_TRUE(Run([](const ClientContext& c) {
                 return CreateCredential(c, "", "git", CredentialInput{"git-token", "", "-"});
@@ -462,10 +759,10 @@ TEST_F(CommandTest, AuditListTranslatesFiltersAndStopsAtTheLimit) {
                   OutputFormat::kJson)
                   .ok());
   ASSERT_EQ(gateway_.requests.size(), 2u) << "stops once the limit is reached";
-  EXPECT_EQ(gateway_.requests[0].path,
+  EXPECT_EQ(gateway_.requests[0].target,
             "/v1/auditEvents?principal=users%2Fbob&resource=projects%2Fp&startTime=2023-11-"
             "14T21%3A13%3A20Z&pageSize=3");
-  EXPECT_NE(gateway_.requests[1].path.find("pageToken=n1"), std::string::npos);
+  EXPECT_EQ(gateway_.requests[1].query["pageToken"], "n1");
   EXPECT_EQ(json::parse(out_.str()).size(), 3u);
 }
 
