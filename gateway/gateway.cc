@@ -3,9 +3,9 @@
 #include <grpcpp/impl/codegen/proto_utils.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -29,6 +29,8 @@ constexpr uint32_t kDefaultTimeoutMs = 30000;
 constexpr uint32_t kDefaultGraceMs = 10000;
 constexpr uint32_t kDefaultAuthRefreshMs = 30000;
 constexpr uint32_t kDefaultAuthTimeoutMs = 2000;
+constexpr uint32_t kDefaultMaxConnectionsPerClient = 64;
+constexpr uint32_t kDefaultHeaderTimeoutMs = 5000;
 constexpr auto kMaxHealthTimeout = std::chrono::milliseconds(2000);
 constexpr char kJson[] = "application/json";
 
@@ -155,6 +157,20 @@ absl::Status Gateway::Init() {
   if (!config_.grpc_listen().empty()) {
     proxy_ = std::make_unique<GrpcProxy>(backends_.get(), &auth_, timeout_);
   }
+  SUBMARINE_ASSIGN_OR_RETURN(HttpServerOptions options, HttpOptions());
+  http_ = std::make_unique<HttpServer>(
+      options, [this](std::shared_ptr<HttpExchange> exchange) { Handle(std::move(exchange)); });
+  SUBMARINE_ASSIGN_OR_RETURN(http_address_, http_->Bind());
+  log->info("{} REST routes over {} backend(s); {} on {}", routes_.routes().size(),
+            backends_->backends().size(),
+            !options.tls                   ? "HTTP"
+            : options.tls->ca_file.empty() ? "HTTPS"
+                                           : "HTTPS (mutual TLS)",
+            http_address_);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<HttpServerOptions> Gateway::HttpOptions() const {
   HttpServerOptions options;
   options.listen = config_.http_listen().empty() ? "127.0.0.1:8080" : config_.http_listen();
   options.io_threads = config_.io_threads() ? static_cast<int>(config_.io_threads()) : 2;
@@ -162,12 +178,24 @@ absl::Status Gateway::Init() {
   options.max_header_bytes =
       config_.max_header_bytes() ? config_.max_header_bytes() : kDefaultMaxHeader;
   if (config_.max_connections()) options.max_connections = config_.max_connections();
-  http_ = std::make_unique<HttpServer>(
-      options, [this](std::shared_ptr<HttpExchange> exchange) { Handle(std::move(exchange)); });
-  SUBMARINE_ASSIGN_OR_RETURN(http_address_, http_->Bind());
-  log->info("{} REST routes over {} backend(s); HTTP on {}", routes_.routes().size(),
-            backends_->backends().size(), http_address_);
-  return absl::OkStatus();
+  options.max_connections_per_client = config_.max_connections_per_client()
+                                           ? config_.max_connections_per_client()
+                                           : kDefaultMaxConnectionsPerClient;
+  for (int i = 0; i < config_.trusted_proxies_size(); ++i) {
+    auto block = net::CidrBlock::Parse(config_.trusted_proxies(i));
+    if (!block.ok()) {
+      return InvalidField(absl::StrCat("trusted_proxies[", i, "]"),
+                          submarine::Message(block.status()));
+    }
+    options.trusted_proxies.push_back(*block);
+  }
+  options.header_timeout = std::chrono::milliseconds(
+      config_.header_timeout_ms() ? config_.header_timeout_ms() : kDefaultHeaderTimeoutMs);
+  if (config_.has_http_tls()) {
+    options.tls = HttpTlsOptions{config_.http_tls().cert_file(), config_.http_tls().key_file(),
+                                 config_.http_tls().ca_file()};
+  }
+  return options;
 }
 
 submarine::config::v1::ServerConfig Gateway::RunnerConfig() const {
@@ -238,6 +266,15 @@ void Gateway::Dispatch(const std::shared_ptr<Pending>& pending) {
       error = MakeError(absl::StatusCode::kInvalidArgument, "REQUEST_BODY_TOO_LARGE",
                         absl::StrCat("The request body is larger than ", limit, " bytes"),
                         {{"limitBytes", absl::StrCat(limit)}});
+    } else if (req.rejected_status == 429) {
+      uint32_t limit = config_.max_connections_per_client() ? config_.max_connections_per_client()
+                                                            : kDefaultMaxConnectionsPerClient;
+      error = MakeError(absl::StatusCode::kResourceExhausted, "CLIENT_REQUEST_LIMIT",
+                        absl::StrCat("This client already has ", limit,
+                                     " requests in flight; retry when one has finished"),
+                        {{"limitRequests", absl::StrCat(limit)}});
+      HttpReply reply = RenderError(REST_FACE_UNSPECIFIED, error, 429);
+      return Reply(pending, reply.status, std::move(reply.body), kJson, {{"Retry-After", "1"}});
     } else if (req.rejected_status == 431) {
       uint32_t limit = config_.max_header_bytes() ? config_.max_header_bytes() : kDefaultMaxHeader;
       error = MakeError(absl::StatusCode::kInvalidArgument, "REQUEST_HEADERS_TOO_LARGE",
@@ -353,7 +390,8 @@ void Gateway::HandleReadiness(const std::shared_ptr<Pending>& pending) {
         REST_FACE_UNSPECIFIED,
         MakeError(absl::StatusCode::kUnavailable, "AUTH_STATE_UNAVAILABLE",
                   absl::StrCat("the token state has not been loaded from the permission service "
-                               "at ", config_.auth().address(), ": ",
+                               "at ",
+                               config_.auth().address(), ": ",
                                submarine::Message(auth_state_->last_error())),
                   {{"backend", config_.auth().address()}}));
     return Reply(pending, reply.status, std::move(reply.body));
@@ -491,8 +529,8 @@ void Gateway::Reply(const std::shared_ptr<Pending>& pending, int status, std::st
                     absl::StrCat("route=\"", route, "\""))
       ->Observe(seconds);
   InFlightGauge()->Add(-1);
-  log::Get("access")->info("{} {} {} {}B {:.3f}ms peer={}", req.method, req.target, status,
-                           body.size(), seconds * 1e3, req.peer);
+  log::Get("access")->info("{} {} {} {}B {:.3f}ms peer={} client={}", req.method, req.target,
+                           status, body.size(), seconds * 1e3, req.peer, req.client);
   HttpResponse response;
   response.status = status;
   response.content_type = std::move(content_type);

@@ -46,8 +46,9 @@ class Gateway {
 
   // Checks the auth config, builds the routes of every configured service, the backend channels
   // and the OpenAPI document, and binds the HTTP listener. An error names the bad config key,
-  // service, rule or address: INVALID_ARGUMENT unless auth.address and
-  // server.gateway_secret_file are both set or auth.insecure_no_authorization is true.
+  // service, rule, address, trusted_proxies entry or http_tls file: INVALID_ARGUMENT unless
+  // auth.address and server.gateway_secret_file are both set or auth.insecure_no_authorization
+  // is true.
   absl::Status Init();
 
   // The runner's gRPC server config: config.server with grpc_listen taken from the gateway's
@@ -71,6 +72,7 @@ class Gateway {
   class HttpTask;
 
   absl::Status InitAuth();
+  absl::StatusOr<HttpServerOptions> HttpOptions() const;
   void Handle(std::shared_ptr<HttpExchange> exchange);
   // Routes one request; may throw only on a bug (Handle answers 500 then).
   void Dispatch(const std::shared_ptr<Pending>& pending);

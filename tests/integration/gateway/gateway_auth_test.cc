@@ -23,6 +23,7 @@
 #include "submarine/environment/v1/environment.grpc.pb.h"
 #include "submarine/permission/v1/permission.grpc.pb.h"
 #include "tests/integration/gateway/environment_backend.h"
+#include "tests/integration/gateway/gateway_fixture.h"
 #include "tests/integration/gateway/permission_backend.h"
 #include "tests/support/grpc_errors.h"
 #include "tests/support/http_client.h"
@@ -36,28 +37,7 @@ using submarine::common::v1::Principal;
 namespace env = submarine::environment::v1;
 namespace perm = submarine::permission::v1;
 
-constexpr char kIssuer[] = "https://submarine.gateway-test";
 constexpr char kOpenApiGeneratorUa[] = "OpenAPI-Generator/0.9.0-SNAPSHOT/python";
-constexpr char kEnvServices[] =
-    "[submarine.environment.v1.EnvironmentService, "
-    "submarine.environment.v1.SubmarineEnvironmentApi]";
-constexpr char kPermServices[] =
-    "[submarine.permission.v1.IdentityService, submarine.permission.v1.SubmarineAuthApi]";
-
-int64_t NowUnix() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-json Json(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
-
-json ErrorInfo(const json& body) {
-  for (const auto& d : body["error"]["details"]) {
-    if (d.value("@type", "") == "type.googleapis.com/google.rpc.ErrorInfo") return d;
-  }
-  return json();
-}
 
 // The bus as far as the gateway can tell: a PUB socket its SUB socket connects to. Used from
 // the test thread only.
@@ -86,57 +66,6 @@ class FakeBus {
   uint64_t seq_ = 0;
 };
 
-struct Secret {
-  std::string value;
-  std::string file;
-};
-
-Secret WriteSecret(const std::string& dir) {
-  Secret s{auth::RandomToken(36), absl::StrCat(dir, "/gateway.secret")};
-  auto st = config::WriteFileAtomic(s.file, s.value, 0600);
-  EXPECT_TRUE(st.ok()) << st;
-  return s;
-}
-
-std::string GatewayYaml(const std::string& env_backend, const std::string& perm_backend,
-                        const std::string& auth_block, const std::string& secret_file) {
-  std::string yaml = absl::StrCat(
-      "http_listen: 127.0.0.1:0\n", "grpc_listen: 127.0.0.1:0\n", "request_timeout_ms: 5000\n",
-      "backends:\n", "  - address: ", env_backend, "\n", "    services: ", kEnvServices, "\n",
-      "  - address: ", perm_backend, "\n", "    services: ", kPermServices, "\n", auth_block,
-      "server:\n", "  shutdown_grace_ms: 5000\n");
-  if (!secret_file.empty()) absl::StrAppend(&yaml, "  gateway_secret_file: ", secret_file, "\n");
-  return yaml;
-}
-
-// A token state trusting `key` (and revoking nothing).
-perm::AuthState StateTrusting(const auth::SigningKey& key) {
-  perm::AuthState state;
-  state.set_issuer(kIssuer);
-  auto* k = state.add_signing_keys();
-  k->set_key_id(key.key_id);
-  k->set_public_key(key.public_key);
-  return state;
-}
-
-// Claims of a valid access token of `user` (team "ml"), issued just now for 15 minutes.
-auth::TokenClaims ValidClaims(const std::string& user = "alice",
-                              const std::string& jti = "tok-alice") {
-  auth::TokenClaims c;
-  c.issuer = kIssuer;
-  c.subject = user;
-  c.token_id = jti;
-  c.kind = "access";
-  c.teams = {"ml"};
-  c.issued_at = NowUnix() - 5;
-  c.expires_at = NowUnix() + 900;
-  return c;
-}
-
-std::vector<std::pair<std::string, std::string>> Bearer(const std::string& token) {
-  return {{"Authorization", absl::StrCat("Bearer ", token)}};
-}
-
 class GatewayAuthTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -156,9 +85,9 @@ class GatewayAuthTest : public ::testing::Test {
     std::string auth_block =
         absl::StrCat("auth: {address: \"", *perm_address, "\", subscribe_endpoint: \"",
                      bus_->endpoint(), "\", cache_ttl_ms: 600000}\n");
-    auto child = StartService("submarine-gateway", *dir_, "gateway",
-                              GatewayYaml(*env_address, *perm_address, auth_block, secret_->file),
-                              ready_);
+    auto child = StartService(
+        "submarine-gateway", *dir_, "gateway",
+        AuthGatewayYaml(*env_address, *perm_address, auth_block, secret_->file), ready_);
     ASSERT_TRUE(child.ok()) << child.status();
     gateway_ = new ChildProcess(std::move(child).value());
     ASSERT_TRUE(WaitFor([] {
@@ -260,8 +189,8 @@ TEST_F(GatewayAuthTest, BuiltInAndExemptRoutesNeedNoToken) {
 }
 
 TEST_F(GatewayAuthTest, MissingTokenIs401WithAChallengeAndNeverReachesTheService) {
-  auto r = Call("GET", "/v1/projects/default/environments/anything",
-                {{"X-Request-Id", "no-token-1"}});
+  auto r =
+      Call("GET", "/v1/projects/default/environments/anything", {{"X-Request-Id", "no-token-1"}});
   EXPECT_EQ(r.status, 401) << r.body;
   EXPECT_EQ(r.Header("www-authenticate").rfind("Bearer", 0), 0u) << r.Header("www-authenticate");
   auto body = Json(r);
@@ -304,8 +233,8 @@ TEST_F(GatewayAuthTest, EveryKindOfBadTokenIsRefused) {
   json payload = json::parse(*auth::Base64UrlDecode(parts[1]));
   json header = json::parse(*auth::Base64UrlDecode(parts[0]));
   auto assemble = [](const json& h, const json& p, const std::string& sig) {
-    return absl::StrCat(auth::Base64UrlEncode(h.dump()), ".", auth::Base64UrlEncode(p.dump()),
-                        ".", auth::Base64UrlEncode(sig));
+    return absl::StrCat(auth::Base64UrlEncode(h.dump()), ".", auth::Base64UrlEncode(p.dump()), ".",
+                        auth::Base64UrlEncode(sig));
   };
   json admin_payload = payload;
   admin_payload["admin"] = true;
@@ -555,15 +484,13 @@ TEST(GatewayAuthConfigTest, RefusesToStartWithoutAuthConfigNamingTheKey) {
   Secret secret = WriteSecret(dir);
   ReadyInfo ready;
   auto none = StartService("submarine-gateway", dir, "no-auth",
-                           GatewayYaml("127.0.0.1:1", "127.0.0.1:2", "", ""), &ready);
+                           AuthGatewayYaml("127.0.0.1:1", "127.0.0.1:2", "", ""), &ready);
   ASSERT_FALSE(none.ok());
-  EXPECT_NE(none.status().message().find("auth.address"), absl::string_view::npos)
-      << none.status();
-  auto no_secret =
-      StartService("submarine-gateway", dir, "no-secret",
-                   GatewayYaml("127.0.0.1:1", "127.0.0.1:2", "auth: {address: \"127.0.0.1:2\"}\n",
-                               ""),
-                   &ready);
+  EXPECT_NE(none.status().message().find("auth.address"), absl::string_view::npos) << none.status();
+  auto no_secret = StartService(
+      "submarine-gateway", dir, "no-secret",
+      AuthGatewayYaml("127.0.0.1:1", "127.0.0.1:2", "auth: {address: \"127.0.0.1:2\"}\n", ""),
+      &ready);
   ASSERT_FALSE(no_secret.ok());
   EXPECT_NE(no_secret.status().message().find("server.gateway_secret_file"),
             absl::string_view::npos)
@@ -572,8 +499,8 @@ TEST(GatewayAuthConfigTest, RefusesToStartWithoutAuthConfigNamingTheKey) {
   ASSERT_TRUE(config::WriteFileAtomic(short_secret_file, "too-short", 0600).ok());
   auto short_secret =
       StartService("submarine-gateway", dir, "short-secret",
-                   GatewayYaml("127.0.0.1:1", "127.0.0.1:2", "auth: {address: \"127.0.0.1:2\"}\n",
-                               short_secret_file),
+                   AuthGatewayYaml("127.0.0.1:1", "127.0.0.1:2",
+                                   "auth: {address: \"127.0.0.1:2\"}\n", short_secret_file),
                    &ready);
   ASSERT_FALSE(short_secret.ok());
   EXPECT_NE(short_secret.status().message().find(short_secret_file), absl::string_view::npos)
@@ -597,8 +524,8 @@ TEST(GatewayAuthReadinessTest, NotReadyUntilTheTokenStateIsLoaded) {
   ReadyInfo ready;
   auto gateway = StartService(
       "submarine-gateway", dir, "gateway",
-      GatewayYaml(*env_address, *perm_address,
-                  absl::StrCat("auth: {address: \"", *perm_address, "\"}\n"), secret.file),
+      AuthGatewayYaml(*env_address, *perm_address,
+                      absl::StrCat("auth: {address: \"", *perm_address, "\"}\n"), secret.file),
       &ready);
   ASSERT_TRUE(gateway.ok()) << gateway.status();
 
@@ -642,9 +569,9 @@ TEST(GatewayAuthBackstopTest, RevocationArrivesByPeriodicRefreshWithoutABus) {
   ReadyInfo ready;
   auto gateway = StartService(
       "submarine-gateway", dir, "gateway",
-      GatewayYaml(*env_address, *perm_address,
-                  absl::StrCat("auth: {address: \"", *perm_address, "\", cache_ttl_ms: 300}\n"),
-                  secret.file),
+      AuthGatewayYaml(*env_address, *perm_address,
+                      absl::StrCat("auth: {address: \"", *perm_address, "\", cache_ttl_ms: 300}\n"),
+                      secret.file),
       &ready);
   ASSERT_TRUE(gateway.ok()) << gateway.status();
   auto bearer = Bearer(auth::SignJwt(ValidClaims("alice", "ttl-token"), key));

@@ -14,6 +14,7 @@
 #include "common/status/status.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "tests/integration/gateway/environment_backend.h"
+#include "tests/integration/gateway/gateway_fixture.h"
 #include "tests/support/http_client.h"
 #include "tests/support/process.h"
 
@@ -23,27 +24,12 @@ namespace {
 using nlohmann::json;
 namespace env = submarine::environment::v1;
 
-constexpr char kServices[] =
-    "[submarine.environment.v1.EnvironmentService, "
-    "submarine.environment.v1.SubmarineEnvironmentApi]";
-
 std::string GatewayYaml(const std::string& backend, int timeout_ms = 1000) {
-  return absl::StrCat("http_listen: 127.0.0.1:0\n", "grpc_listen: 127.0.0.1:0\n",
-                      "max_body_bytes: 65536\n", "max_header_bytes: 8192\n",
-                      "request_timeout_ms: ", timeout_ms, "\n", "io_threads: 2\n", "backends:\n",
-                      "  - address: ", backend, "\n", "    services: ", kServices, "\n",
-                      "auth: {insecure_no_authorization: true}\n", "server:\n",
-                      "  shutdown_grace_ms: 10000\n");
-}
-
-json Json(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
-
-// The single ErrorInfo of an AIP-193 error body.
-json ErrorInfo(const json& body) {
-  for (const auto& d : body["error"]["details"]) {
-    if (d.value("@type", "") == "type.googleapis.com/google.rpc.ErrorInfo") return d;
-  }
-  return json();
+  return absl::StrCat(
+      "http_listen: 127.0.0.1:0\n", "grpc_listen: 127.0.0.1:0\n", "max_body_bytes: 65536\n",
+      "max_header_bytes: 8192\n", "request_timeout_ms: ", timeout_ms, "\n", "io_threads: 2\n",
+      "backends:\n", "  - address: ", backend, "\n", "    services: ", kEnvServices, "\n",
+      "auth: {insecure_no_authorization: true}\n", "server:\n", "  shutdown_grace_ms: 10000\n");
 }
 
 class GatewayTest : public ::testing::Test {
@@ -356,32 +342,6 @@ TEST_F(GatewayTest, BuiltInEndpoints) {
   EXPECT_TRUE(doc["components"]["schemas"].contains("submarine.environment.v1.Environment"));
 }
 
-TEST_F(GatewayTest, ConnectionsBeyondTheLimitAreRefusedWith503) {
-  ReadyInfo ready;
-  auto limited = StartService("submarine-gateway", *dir_, "gateway-limited",
-                              GatewayYaml(*backend_address_) + "max_connections: 2\n", &ready);
-  ASSERT_TRUE(limited.ok()) << limited.status();
-  auto a = HttpConnection::Connect(ready.http);
-  auto b = HttpConnection::Connect(ready.http);
-  ASSERT_TRUE(a.ok() && b.ok());
-  // Both held connections work (and stay open: keep-alive).
-  ASSERT_EQ(a->Request("GET", "/healthz")->status, 200);
-  ASSERT_EQ(b->Request("GET", "/healthz")->status, 200);
-  auto third = HttpCall(ready.http, "GET", "/healthz");
-  ASSERT_TRUE(third.ok()) << third.status();
-  EXPECT_EQ(third->status, 503);
-  EXPECT_EQ(Json(*third)["error"]["status"], "UNAVAILABLE");
-  // A freed slot is usable again.
-  *a = HttpConnection();
-  EXPECT_TRUE(WaitFor([&] {
-    auto r = HttpCall(ready.http, "GET", "/healthz");
-    return r.ok() && r->status == 200;
-  }));
-  EXPECT_EQ(b->Request("GET", "/healthz")->status, 200);
-  limited->Signal(SIGTERM);
-  EXPECT_EQ(limited->Wait(), 0);
-}
-
 TEST_F(GatewayTest, KeepAliveServesManyRequestsOnOneConnection) {
   auto conn = HttpConnection::Connect(ready_->http);
   ASSERT_TRUE(conn.ok()) << conn.status();
@@ -477,8 +437,7 @@ TEST_F(GatewayTest, InsecureModeForwardsNoPrincipalAndNoCredentials) {
   EXPECT_EQ(md.count("x-submarine-principal"), 0u);
   EXPECT_EQ(md.count("x-submarine-principal-mac"), 0u);
   EXPECT_EQ(md.count("authorization"), 0u);
-  EXPECT_NE(Tail(*dir_ + "/gateway.log", 1 << 20).find("AUTHENTICATION IS OFF"),
-            std::string::npos);
+  EXPECT_NE(Tail(*dir_ + "/gateway.log", 1 << 20).find("AUTHENTICATION IS OFF"), std::string::npos);
   auto ready = Call("GET", "/readyz");
   EXPECT_EQ(Json(ready)["authentication"], "off") << ready.body;
 }
