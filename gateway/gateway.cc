@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
+#include <typeinfo>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -14,6 +15,7 @@
 #include "common/rpc/call_context.h"
 #include "common/status/status.h"
 #include "common/util/clock.h"
+#include "gateway/backend_errors.h"
 #include "gateway/openapi.h"
 
 namespace submarine::gateway {
@@ -243,17 +245,28 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
   pending->request_id =
       rpc::AcceptableRequestId(client_id) ? std::string(client_id) : IdGenerator::Secure().Uuid();
   log::ScopedRequestId bind(pending->request_id);
+  // Nothing may escape into the io thread: a bug answers 500 instead of ending the process, and
+  // what went wrong is logged, never answered (exception text can name anything).
   try {
     Dispatch(pending);
   } catch (const std::exception& e) {
-    // Nothing may escape into the io thread: a bug answers 500 instead of ending the process.
-    log::Get("gateway")->error("unexpected error handling {} {}: {}", req.method, req.path,
-                               e.what());
-    pending->label = "internal-error";
-    HttpReply reply = RenderError(REST_FACE_UNSPECIFIED,
-                                  Internal(absl::StrCat("unexpected gateway error: ", e.what())));
-    Reply(pending, reply.status, std::move(reply.body));
+    log::Get("gateway")->error("unexpected {} handling {} {}: {}", typeid(e).name(),
+                               QuoteInput(req.method), QuoteInput(req.path, 256), e.what());
+    ReplyInternalError(pending);
+  } catch (...) {
+    log::Get("gateway")->error("unexpected non-standard exception handling {} {}",
+                               QuoteInput(req.method), QuoteInput(req.path, 256));
+    ReplyInternalError(pending);
   }
+}
+
+void Gateway::ReplyInternalError(const std::shared_ptr<Pending>& pending) {
+  pending->label = "internal-error";
+  HttpReply reply = RenderError(
+      REST_FACE_UNSPECIFIED,
+      Internal("The gateway could not handle this request; it logged the details with the "
+               "request id"));
+  Reply(pending, reply.status, std::move(reply.body));
 }
 
 void Gateway::Dispatch(const std::shared_ptr<Pending>& pending) {
@@ -293,20 +306,24 @@ void Gateway::Dispatch(const std::shared_ptr<Pending>& pending) {
   std::vector<std::string> allowed;
   switch (routes_.Find(req.method, req.path, &match, &allowed)) {
     case RouteTable::Outcome::kNotFound: {
-      HttpReply reply = RenderError(
-          REST_FACE_UNSPECIFIED, MakeError(absl::StatusCode::kNotFound, "ROUTE_NOT_FOUND",
-                                           absl::StrCat("No route for ", req.method, " ", req.path),
-                                           {{"method", req.method}, {"path", req.path}}));
+      const std::string method = QuoteInput(req.method);
+      const std::string path = QuoteInput(req.path);
+      HttpReply reply = RenderError(REST_FACE_UNSPECIFIED,
+                                    MakeError(absl::StatusCode::kNotFound, "ROUTE_NOT_FOUND",
+                                              absl::StrCat("No route for ", method, " ", path),
+                                              {{"method", method}, {"path", path}}));
       return Reply(pending, reply.status, std::move(reply.body));
     }
     case RouteTable::Outcome::kMethodNotAllowed: {
       std::string allow = absl::StrJoin(allowed, ", ");
+      const std::string method = QuoteInput(req.method);
+      const std::string path = QuoteInput(req.path);
       HttpReply reply =
           RenderError(REST_FACE_UNSPECIFIED,
                       MakeError(absl::StatusCode::kUnimplemented, "METHOD_NOT_ALLOWED",
-                                absl::StrCat("Method ", req.method, " is not allowed on ", req.path,
+                                absl::StrCat("Method ", method, " is not allowed on ", path,
                                              " (allowed: ", allow, ")"),
-                                {{"method", req.method}, {"path", req.path}, {"allowed", allow}}),
+                                {{"method", method}, {"path", path}, {"allowed", allow}}),
                       405);
       return Reply(pending, reply.status, std::move(reply.body), kJson, {{"Allow", allow}});
     }
@@ -347,8 +364,9 @@ void Gateway::Dispatch(const std::shared_ptr<Pending>& pending) {
   grpc::Status serialized =
       grpc::SerializationTraits<Message>::Serialize(*message, &buffer, &own_buffer);
   if (!serialized.ok()) {
-    HttpReply reply = RenderError(route.face, Internal("cannot serialize the request"));
-    return Reply(pending, reply.status, std::move(reply.body));
+    log::Get("gateway")->error("cannot serialize the request to {}: {}", route.grpc_method,
+                               serialized.error_message());
+    return ReplyInternalError(pending);
   }
   CallBackend(pending, route, *route_backends_.at(&route), std::move(buffer));
 }
@@ -362,12 +380,12 @@ bool Gateway::HandleBuiltin(const std::shared_ptr<Pending>& pending) {
   }
   pending->label = path;
   if (req.method != "GET") {
+    const std::string method = QuoteInput(req.method);
     HttpReply reply = RenderError(
         REST_FACE_UNSPECIFIED,
-        MakeError(
-            absl::StatusCode::kUnimplemented, "METHOD_NOT_ALLOWED",
-            absl::StrCat("Method ", req.method, " is not allowed on ", path, " (allowed: GET)"),
-            {{"method", req.method}, {"path", path}, {"allowed", "GET"}}),
+        MakeError(absl::StatusCode::kUnimplemented, "METHOD_NOT_ALLOWED",
+                  absl::StrCat("Method ", method, " is not allowed on ", path, " (allowed: GET)"),
+                  {{"method", method}, {"path", path}, {"allowed", "GET"}}),
         405);
     Reply(pending, reply.status, std::move(reply.body), kJson, {{"Allow", "GET"}});
   } else if (path == "/healthz") {
@@ -473,43 +491,20 @@ void Gateway::CompleteBackendCall(const std::shared_ptr<Pending>& pending,
                                   const grpc::Status& status) {
   log::ScopedRequestId bind(pending->request_id);
   const Route& route = *pending->route;
+  auto log = log::Get("gateway");
   if (status.ok()) {
     auto reply = RenderResponse(route, &pending->response);
     if (reply.ok()) return Reply(pending, reply->status, std::move(reply->body));
-    log::Get("gateway")->error("{}: {}", route.grpc_method, submarine::Message(reply.status()));
-    HttpReply error = RenderError(route.face, reply.status());
-    return Reply(pending, error.status, std::move(error.body));
+    log->error("{}: {}", route.grpc_method, submarine::Message(reply.status()));
+    return ReplyInternalError(pending);
   }
-  HttpReply error =
-      RenderError(route.face, DescribeBackendFailure(route, *pending->backend, status));
+  if (IsTransportError(status)) {
+    log->warn("{} to {} failed: {}: {}", route.grpc_method, pending->backend->address,
+              CodeName(status.error_code()), status.error_message());
+  }
+  HttpReply error = RenderError(
+      route.face, ClientFacingBackendError(route.method->service()->full_name(), status, timeout_));
   Reply(pending, error.status, std::move(error.body));
-}
-
-grpc::Status Gateway::DescribeBackendFailure(const Route& route, const Backend& backend,
-                                             const grpc::Status& status) const {
-  google::rpc::Status details;
-  if (DecodeStatusDetails(status, &details) && details.details_size() > 0) return status;
-  const std::string& service = route.method->service()->full_name();
-  switch (status.error_code()) {
-    case grpc::StatusCode::UNAVAILABLE:
-      return ToGrpcStatus(
-          MakeError(absl::StatusCode::kUnavailable, "BACKEND_UNAVAILABLE",
-                    absl::StrCat("The backend of ", service, " at ", backend.address,
-                                 " is unavailable: ", status.error_message()),
-                    {{"service", service}, {"backend", backend.address}}),
-          kGatewayDomain);
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return ToGrpcStatus(
-          MakeError(absl::StatusCode::kDeadlineExceeded, "BACKEND_DEADLINE_EXCEEDED",
-                    absl::StrCat("The backend of ", service, " at ", backend.address,
-                                 " did not answer within ", timeout_.count(), " ms"),
-                    {{"service", service},
-                     {"backend", backend.address},
-                     {"timeoutMs", absl::StrCat(timeout_.count())}}),
-          kGatewayDomain);
-    default:
-      return status;
-  }
 }
 
 void Gateway::Reply(const std::shared_ptr<Pending>& pending, int status, std::string body,
@@ -529,8 +524,9 @@ void Gateway::Reply(const std::shared_ptr<Pending>& pending, int status, std::st
                     absl::StrCat("route=\"", route, "\""))
       ->Observe(seconds);
   InFlightGauge()->Add(-1);
-  log::Get("access")->info("{} {} {} {}B {:.3f}ms peer={} client={}", req.method, req.target,
-                           status, body.size(), seconds * 1e3, req.peer, req.client);
+  log::Get("access")->info("{} {} {} {}B {:.3f}ms peer={} client={}", QuoteInput(req.method),
+                           QuoteInput(req.target, 1024), status, body.size(), seconds * 1e3,
+                           req.peer, req.client);
   HttpResponse response;
   response.status = status;
   response.content_type = std::move(content_type);

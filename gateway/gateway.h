@@ -10,6 +10,10 @@
 // (server.gateway_secret_file). With auth.insecure_no_authorization nothing is checked. See
 // auth_filter.h and auth_state.h.
 //
+// What clients see of failures: errors quote their input only through QuoteInput(); a backend
+// failure raised by gRPC itself (backend_errors.h) and an unexpected exception are logged with
+// the request id and answered with a generic message.
+//
 // Lifecycle: Init() (config check, routes, channels, bind) -> Register(runner) -> runner.Run(),
 // which starts the token-state refresher and the HTTP server as background tasks and, on
 // SIGTERM, stops them gracefully (no new connections, in-flight requests finish). Handle() runs
@@ -81,8 +85,8 @@ class Gateway {
   void CallBackend(const std::shared_ptr<Pending>& pending, const Route& route,
                    const Backend& backend, grpc::ByteBuffer request);
   void CompleteBackendCall(const std::shared_ptr<Pending>& pending, const grpc::Status& status);
-  grpc::Status DescribeBackendFailure(const Route& route, const Backend& backend,
-                                      const grpc::Status& status) const;
+  // 500 with a generic message (the caller has logged what went wrong).
+  void ReplyInternalError(const std::shared_ptr<Pending>& pending);
   void Reply(const std::shared_ptr<Pending>& pending, int status, std::string body,
              std::string content_type = "application/json",
              std::vector<std::pair<std::string, std::string>> headers = {});

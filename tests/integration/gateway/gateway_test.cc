@@ -302,6 +302,133 @@ TEST_F(GatewayTest, RequestIdIsPropagatedOrGenerated) {
   std::string generated = g.Header("x-request-id");
   EXPECT_EQ(generated.size(), 36u) << generated;
   EXPECT_EQ(backend_->last_request_id(), generated);
+
+  // Junk is replaced, never forwarded into services' logs.
+  for (const std::string& junk :
+       {std::string("has space"), std::string(200, 'x'), std::string("quote\"and;semicolon"),
+        std::string("\xff\xfe"), std::string("tab\there"), std::string("")}) {
+    auto j = Call("GET", "/v1/projects/default/environments/missing", "", {{"X-Request-Id", junk}});
+    std::string replaced = j.Header("x-request-id");
+    EXPECT_EQ(replaced.size(), 36u) << "for " << junk << ": " << replaced;
+    EXPECT_NE(replaced, junk);
+    EXPECT_EQ(backend_->last_request_id(), replaced);
+  }
+}
+
+TEST_F(GatewayTest, MalformedHttpIs400) {
+  for (const std::string& raw :
+       {std::string("GET /healthz HTTP/1.1\r\nHost x\r\n\r\n"),
+        std::string("GET /healthz HTCPCP/1.0\r\n\r\n"),
+        std::string("GET /healthz HTTP/1.1\r\nContent-Length: -5\r\n\r\n"),
+        std::string("GET /healthz HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")}) {
+    auto conn = HttpConnection::Connect(ready_->http);
+    ASSERT_TRUE(conn.ok()) << conn.status();
+    auto r = conn->SendRaw(raw);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, 400) << raw;
+    EXPECT_EQ(ErrorInfo(Json(*r))["reason"], "MALFORMED_HTTP_REQUEST") << r->body;
+    EXPECT_TRUE(conn->PeerClosed());
+  }
+}
+
+// Found by attacking a running stack: invalid UTF-8 anywhere in a path or query string was a 500,
+// and errors echoing a long value grew past what gRPC metadata and clients accept. Every row must
+// answer a 4xx (or succeed), with a small valid-UTF-8 JSON body that echoes no long input and no
+// exception text; the invalid-UTF-8 rows are 400 naming the field.
+TEST_F(GatewayTest, InvalidUtf8AndOversizedInputsAreBounded4xx) {
+  constexpr size_t kMaxErrorBody = 2048;
+  const std::string kLong(4000, 'a');
+  const std::vector<std::string> kInvalid = {
+      "%FF",       "%FE%FF",       "%C0%80",          "%C1%BF",  "%E0%80%80",
+      "%ED%A0%80", "%F4%90%80%80", "%F8%88%80%80%80", "%80",     "%C3",
+      "%E2%82",    "ab%FFcd",      "%F0%9F%98",       "ok%C3%28"};
+  struct Case {
+    std::string method;
+    std::string target;
+    std::string body;
+    int status;         // expected HTTP status; 0: any 2xx-4xx
+    std::string field;  // expected ErrorInfo metadata.field, if any
+  };
+  std::vector<Case> cases;
+  for (const auto& bad : kInvalid) {
+    const std::string env = "/v1/projects/default/environments";
+    cases.push_back({"GET", absl::StrCat(env, "/", bad), "", 400, "name"});
+    cases.push_back(
+        {"GET", absl::StrCat("/v1/projects/", bad, "/environments/x"), "", 400, "name"});
+    cases.push_back(
+        {"GET", absl::StrCat("/v1/projects/", bad, "/environments"), "", 400, "parent"});
+    cases.push_back({"DELETE", absl::StrCat(env, "/", bad), "", 400, "name"});
+    cases.push_back({"PATCH", absl::StrCat(env, "/", bad), "{}", 400, "environment.name"});
+    cases.push_back({"GET", absl::StrCat(env, "?pageToken=", bad), "", 400, "pageToken"});
+    cases.push_back({"GET", absl::StrCat(env, "?filter=", bad, "%FE"), "", 400, "filter"});
+    cases.push_back({"GET", absl::StrCat(env, "?orderBy=", bad), "", 400, "orderBy"});
+    cases.push_back({"GET", absl::StrCat(env, "?pageSize=", bad), "", 400, "pageSize"});
+    cases.push_back({"GET", absl::StrCat(env, "?", bad, "=1"), "", 400, ""});
+    cases.push_back({"PATCH", absl::StrCat(env, "/x?updateMask=", bad), "{}", 400, "updateMask"});
+    cases.push_back({"POST", absl::StrCat(env, "?environmentId=", bad), R"({"image":"i"})", 400,
+                     "environmentId"});
+    cases.push_back({"GET", absl::StrCat("/api/v1/environment/", bad), "", 400, ""});
+    cases.push_back({"GET", absl::StrCat("/api/v1/environment?status=", bad), "", 0, ""});
+    cases.push_back({"GET", absl::StrCat("/v2/", bad), "", 404, ""});
+  }
+  const std::string env = "/v1/projects/default/environments";
+  cases.push_back({"GET", absl::StrCat(env, "?orderBy=", kLong), "", 0, ""});
+  cases.push_back({"GET", absl::StrCat(env, "?filter=", kLong), "", 0, ""});
+  cases.push_back({"GET", absl::StrCat(env, "?", kLong, "=1"), "", 400, ""});
+  cases.push_back(
+      {"GET", absl::StrCat(env, "?pageSize=", std::string(4000, '9')), "", 400, "pageSize"});
+  cases.push_back({"GET", absl::StrCat(env, "/", kLong), "", 404, ""});
+  cases.push_back({"PUT", absl::StrCat(env, "/", kLong), "{}", 405, ""});
+  cases.push_back({kLong.substr(0, 2000), "/healthz", "", 0, ""});
+  cases.push_back({"GET", absl::StrCat("/v2/", kLong), "", 404, ""});
+  cases.push_back({"POST", absl::StrCat(env, "?environmentId=b1"),
+                   absl::StrCat(R"({")", kLong, R"(":1})"), 400, ""});
+  cases.push_back({"POST", absl::StrCat(env, "?environmentId=b2"),
+                   absl::StrCat(R"({"image":")", kLong, "\n\x01"), 400, ""});
+  cases.push_back(
+      {"POST", absl::StrCat(env, "?environmentId=b3"), "{\"image\":\"\xff\xfe\"}", 400, ""});
+  cases.push_back(
+      {"POST", absl::StrCat(env, "?environmentId=b4"), "{\"image\":\"\xc0\x80\"}", 400, ""});
+  cases.push_back({"POST", absl::StrCat(env, "?environmentId=b5"), R"({"image":"\ud800"})", 0, ""});
+  cases.push_back({"POST", "/api/v1/environment", "{\"name\":\"\xed\xa0\x80\"}", 400, ""});
+
+  for (const auto& c : cases) {
+    std::string what = QuoteInput(absl::StrCat(c.method, " ", c.target, " ", c.body), 160);
+    auto r = Call(c.method, c.target, c.body, {{"Content-Type", "application/json"}});
+    ASSERT_NE(r.status, 0) << what;
+    EXPECT_LT(r.status, 500) << what << ": " << r.body;
+    if (c.status != 0) {
+      EXPECT_EQ(r.status, c.status) << what << ": " << r.body;
+    }
+    if (r.status < 400) continue;
+    EXPECT_LE(r.body.size(), kMaxErrorBody) << what;
+    EXPECT_TRUE(IsValidUtf8(r.body)) << what;
+    auto body = Json(r);
+    ASSERT_FALSE(body.is_discarded()) << what << ": " << r.body;
+    EXPECT_EQ(r.body.find("exception"), std::string::npos) << what << ": " << r.body;
+    // (How much of its input a service quotes is the service's business; the backend here
+    // echoes names whole, and only its gRPC edge bounds them.)
+    if (ErrorInfo(body)["domain"] == "gateway.submarine.io") {
+      EXPECT_EQ(r.body.find(std::string(65, 'a')), std::string::npos) << what << " echoed input";
+    }
+    if (!c.field.empty()) {
+      EXPECT_EQ(body["error"]["status"], "INVALID_ARGUMENT") << what << ": " << r.body;
+      EXPECT_EQ(ErrorInfo(body)["metadata"]["field"], c.field) << what << ": " << r.body;
+      std::string leaf = c.field.substr(c.field.rfind('.') + 1);  // npos + 1 == 0
+      EXPECT_NE(body["error"]["message"].get<std::string>().find(leaf), std::string::npos)
+          << what << ": " << r.body;
+    }
+  }
+  // The same in a YAML body.
+  auto yaml = Call("POST", absl::StrCat(env, "?environmentId=y1"), "image: \xff\xfe\n",
+                   {{"Content-Type", "application/yaml"}});
+  EXPECT_EQ(yaml.status, 400) << yaml.body;
+  EXPECT_EQ(ErrorInfo(Json(yaml))["reason"], "INVALID_REQUEST_BODY") << yaml.body;
+  EXPECT_EQ(Json(yaml)["error"]["message"], "Invalid request body: it is not valid UTF-8");
+  auto json_body = Call("POST", absl::StrCat(env, "?environmentId=j1"), "{\"image\":\"\xc3\x28\"}",
+                        {{"Content-Type", "application/json"}});
+  EXPECT_EQ(json_body.status, 400) << json_body.body;
+  EXPECT_EQ(Json(json_body)["error"]["message"], "Invalid request body: it is not valid UTF-8");
 }
 
 TEST_F(GatewayTest, BuiltInEndpoints) {
@@ -442,7 +569,8 @@ TEST_F(GatewayTest, InsecureModeForwardsNoPrincipalAndNoCredentials) {
   EXPECT_EQ(Json(ready)["authentication"], "off") << ready.body;
 }
 
-// Readiness follows the backend; REST calls to a missing backend are 503.
+// Readiness follows the backend (with authentication off everyone sees which backend is down);
+// REST calls to a missing backend are 503.
 TEST(GatewayReadinessTest, ReadyzFollowsTheBackend) {
   auto port = net::PickFreePort();
   ASSERT_TRUE(port.ok());
@@ -462,6 +590,10 @@ TEST(GatewayReadinessTest, ReadyzFollowsTheBackend) {
   ASSERT_TRUE(call.ok());
   EXPECT_EQ(call->status, 503) << call->body;
   EXPECT_EQ(ErrorInfo(Json(*call))["reason"], "BACKEND_UNAVAILABLE");
+  // gRPC's words for it name the address; they go to the log, not to the client.
+  EXPECT_EQ(call->body.find(backend_address), std::string::npos) << call->body;
+  EXPECT_EQ(ErrorInfo(Json(*call))["metadata"]["service"],
+            "submarine.environment.v1.EnvironmentService");
 
   EnvironmentBackend backend;
   ASSERT_TRUE(backend.Start(backend_address).ok());
