@@ -49,6 +49,29 @@ std::string EscapeLabel(const std::string& value) {
   return out;
 }
 
+bool IsPrintableAscii(std::string_view value) {
+  return std::all_of(value.begin(), value.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
+}
+
+bool IsLowerHex(std::string_view value) {
+  return std::all_of(value.begin(), value.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// Whether a W3C Trace Context header may be forwarded to a backend as gRPC metadata: gRPC aborts
+// the process on a metadata value that is not printable ASCII, and a malformed one is of no use
+// to tracing either. traceparent is version-traceid-parentid-flags in lower-case hex (a later
+// version may append "-..." fields); tracestate is at most 512 printable characters.
+bool IsForwardableTraceHeader(std::string_view name, std::string_view value) {
+  constexpr size_t kMaxTraceHeader = 512;
+  if (value.size() > kMaxTraceHeader || !IsPrintableAscii(value)) return false;
+  if (name != "traceparent") return !value.empty();
+  return value.size() >= 55 && IsLowerHex(value.substr(0, 2)) && value[2] == '-' &&
+         IsLowerHex(value.substr(3, 32)) && value[35] == '-' && IsLowerHex(value.substr(36, 16)) &&
+         value[52] == '-' && IsLowerHex(value.substr(53, 2)) &&
+         (value.size() == 55 || value[55] == '-') && value.substr(0, 2) != "ff";
+}
+
 metrics::Gauge* InFlightGauge() {
   static metrics::Gauge* gauge = metrics::Registry::Global().GetGauge(
       "gateway_http_requests_in_flight", "REST requests being handled");
@@ -470,7 +493,9 @@ void Gateway::CallBackend(const std::shared_ptr<Pending>& pending, const Route& 
   const HttpRequest& req = pending->exchange->request();
   for (const char* header : {"traceparent", "tracestate"}) {
     std::string_view value = req.Header(header);
-    if (!value.empty()) pending->client.AddMetadata(header, std::string(value));
+    if (IsForwardableTraceHeader(header, value)) {
+      pending->client.AddMetadata(header, std::string(value));
+    }
   }
   BeginAsync();
   backend.stub->UnaryCall(&pending->client, route.grpc_method, grpc::StubOptions(),
