@@ -48,12 +48,20 @@ class AuthFilter {
   absl::StatusOr<std::optional<submarine::common::v1::Principal>> Authenticate(
       const google::protobuf::MethodDescriptor* method, std::string_view authorization) const;
 
+  // The verified caller behind `authorization`, for public endpoints that show more to some
+  // callers (the /readyz detail is for platform admins): nullopt when authentication is off, the
+  // token state is not loaded, or the credentials are absent or fail any check. Counts nothing
+  // in gateway_auth_failures_total: an anonymous probe of a public endpoint is not a failure.
+  std::optional<submarine::common::v1::Principal> Identify(std::string_view authorization) const;
+
   // Adds x-request-id and, for a principal, x-submarine-principal + its MAC to a backend call.
   void Attach(grpc::ClientContext* ctx,
               const std::optional<submarine::common::v1::Principal>& principal,
               const std::string& request_id) const;
 
  private:
+  int64_t NowUnix() const;
+
   StateSource state_;
   std::shared_ptr<const auth::PrincipalCodec> codec_;
   const Clock* clock_ = nullptr;

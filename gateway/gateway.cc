@@ -182,6 +182,17 @@ absl::Status Gateway::Init() {
   if (!config_.grpc_listen().empty()) {
     proxy_ = std::make_unique<GrpcProxy>(backends_.get(), &auth_, timeout_);
   }
+  auto& registry = metrics::Registry::Global();
+  for (const auto& backend : backends_->backends()) {
+    auto& gauges = ready_gauges_.emplace_back();
+    for (const auto& service : backend->services) {
+      gauges.push_back(registry.GetGauge(
+          "gateway_backend_ready",
+          "1 when the backend of a service answered grpc.health.v1 SERVING at the last check "
+          "(made by /readyz and by each /metrics scrape)",
+          absl::StrCat("service=\"", EscapeLabel(service), "\"")));
+    }
+  }
   SUBMARINE_ASSIGN_OR_RETURN(HttpServerOptions options, HttpOptions());
   http_ = std::make_unique<HttpServer>(
       options, [this](std::shared_ptr<HttpExchange> exchange) { Handle(std::move(exchange)); });
@@ -414,8 +425,7 @@ bool Gateway::HandleBuiltin(const std::shared_ptr<Pending>& pending) {
   } else if (path == "/healthz") {
     Reply(pending, 200, R"({"status":"ok"})");
   } else if (path == "/metrics") {
-    Reply(pending, 200, metrics::Registry::Global().Render(),
-          "text/plain; version=0.0.4; charset=utf-8");
+    HandleMetrics(pending);
   } else if (path == "/api/openapi.json") {
     Reply(pending, 200, openapi_);
   } else {
@@ -424,64 +434,94 @@ bool Gateway::HandleBuiltin(const std::shared_ptr<Pending>& pending) {
   return true;
 }
 
+void Gateway::CheckBackends(HealthCallback done) {
+  {
+    std::lock_guard lock(health_mu_);
+    health_waiters_.push_back(std::move(done));
+    if (health_waiters_.size() > 1) return;  // joins the round in flight
+  }
+  BeginAsync();
+  backends_->CheckHealth(std::min<std::chrono::milliseconds>(timeout_, kMaxHealthTimeout),
+                         [this](std::vector<BackendHealth> results) {
+                           for (size_t i = 0; i < results.size(); ++i) {
+                             for (metrics::Gauge* gauge : ready_gauges_[i]) {
+                               gauge->Set(results[i].serving ? 1 : 0);
+                             }
+                           }
+                           std::vector<HealthCallback> waiters;
+                           {
+                             std::lock_guard lock(health_mu_);
+                             waiters.swap(health_waiters_);
+                           }
+                           for (auto& waiter : waiters) waiter(results);
+                           waiters.clear();  // nothing of a request may outlive EndAsync()
+                           EndAsync();
+                         });
+}
+
+void Gateway::HandleMetrics(const std::shared_ptr<Pending>& pending) {
+  CheckBackends([this, pending](const std::vector<BackendHealth>&) {
+    pending->exchange->Post([this, pending] {
+      log::ScopedRequestId bind(pending->request_id);
+      Reply(pending, 200, metrics::Registry::Global().Render(),
+            "text/plain; version=0.0.4; charset=utf-8");
+    });
+  });
+}
+
 void Gateway::HandleReadiness(const std::shared_ptr<Pending>& pending) {
+  // Which backend is not serving, its address and gRPC's words for why are for platform admins
+  // (and for everyone when authentication is off, where nothing is withheld from anyone).
+  std::optional<submarine::common::v1::Principal> caller =
+      auth_.Identify(pending->exchange->request().Header("authorization"));
+  const bool detail = !auth_.enabled() || (caller.has_value() && caller->admin());
   if (auth_state_ != nullptr && auth_state_->Current() == nullptr) {
-    // Not ready before the first token state: every authenticated route would answer 503.
+    // Not ready before the first token state: every authenticated route would answer 503. (No
+    // one can be identified as an admin yet, so no detail either; the refresher logs why.)
     HttpReply reply = RenderError(
         REST_FACE_UNSPECIFIED,
         MakeError(absl::StatusCode::kUnavailable, "AUTH_STATE_UNAVAILABLE",
-                  absl::StrCat("the token state has not been loaded from the permission service "
-                               "at ",
-                               config_.auth().address(), ": ",
-                               submarine::Message(auth_state_->last_error())),
-                  {{"backend", config_.auth().address()}}));
+                  "The gateway is not ready: it has not loaded the token state from the "
+                  "permission service yet"));
     return Reply(pending, reply.status, std::move(reply.body));
   }
-  BeginAsync();
-  backends_->CheckHealth(
-      std::min<std::chrono::milliseconds>(timeout_, kMaxHealthTimeout),
-      [this, pending](std::vector<BackendHealth> results) mutable {
-        {
-          // Nothing of the request may outlive EndAsync() in this callback.
-          std::shared_ptr<Pending> p = std::move(pending);
-          std::shared_ptr<HttpExchange> exchange = p->exchange;
-          exchange->Post([this, p, results = std::move(results)] {
-            log::ScopedRequestId bind(p->request_id);
-            nlohmann::ordered_json list = nlohmann::ordered_json::array();
-            std::vector<std::string> failures;
-            for (size_t i = 0; i < results.size(); ++i) {
-              const auto& services = backends_->backends()[i]->services;
-              nlohmann::ordered_json item = {{"address", results[i].address},
-                                             {"services", services},
-                                             {"serving", results[i].serving}};
-              if (!results[i].serving) {
-                item["problem"] = results[i].problem;
-                failures.push_back(absl::StrCat("backend ", results[i].address, " (",
-                                                absl::StrJoin(services, ", "),
-                                                ") is not serving: ", results[i].problem));
-              }
-              list.push_back(std::move(item));
-            }
-            if (failures.empty()) {
-              Reply(p, 200,
-                    Dump({{"status", "ok"},
-                          {"authentication", auth_.enabled() ? "on" : "off"},
-                          {"backends", list}}));
-              return;
-            }
-            std::string first_failing;
-            for (const auto& r : results) {
-              if (!r.serving && first_failing.empty()) first_failing = r.address;
-            }
-            HttpReply reply =
-                RenderError(REST_FACE_UNSPECIFIED,
-                            MakeError(absl::StatusCode::kUnavailable, "BACKEND_NOT_SERVING",
-                                      absl::StrJoin(failures, "; "), {{"backend", first_failing}}));
-            Reply(p, reply.status, std::move(reply.body));
-          });
+  CheckBackends([this, pending, detail](const std::vector<BackendHealth>& results) {
+    pending->exchange->Post([this, pending, detail, results] {
+      log::ScopedRequestId bind(pending->request_id);
+      nlohmann::ordered_json list = nlohmann::ordered_json::array();
+      std::vector<std::string> failures;
+      std::string first_failing;
+      for (size_t i = 0; i < results.size(); ++i) {
+        const auto& services = backends_->backends()[i]->services;
+        nlohmann::ordered_json item = {{"address", results[i].address},
+                                       {"services", services},
+                                       {"serving", results[i].serving}};
+        if (!results[i].serving) {
+          item["problem"] = results[i].problem;
+          failures.push_back(absl::StrCat("backend ", results[i].address, " (",
+                                          absl::StrJoin(services, ", "),
+                                          ") is not serving: ", results[i].problem));
+          if (first_failing.empty()) first_failing = results[i].address;
         }
-        EndAsync();
-      });
+        list.push_back(std::move(item));
+      }
+      if (failures.empty()) {
+        if (!detail) return Reply(pending, 200, R"({"status":"ok"})");
+        return Reply(pending, 200,
+                     Dump({{"status", "ok"},
+                           {"authentication", auth_.enabled() ? "on" : "off"},
+                           {"backends", list}}));
+      }
+      std::string all_failures = absl::StrJoin(failures, "; ");
+      log::Get("gateway")->info("not ready: {}", all_failures);
+      absl::Status error = detail ? MakeError(absl::StatusCode::kUnavailable, "BACKEND_NOT_SERVING",
+                                              all_failures, {{"backend", first_failing}})
+                                  : MakeError(absl::StatusCode::kUnavailable, "BACKEND_NOT_SERVING",
+                                              "The gateway is not ready: a backend is not serving");
+      HttpReply reply = RenderError(REST_FACE_UNSPECIFIED, error);
+      Reply(pending, reply.status, std::move(reply.body));
+    });
+  });
 }
 
 void Gateway::CallBackend(const std::shared_ptr<Pending>& pending, const Route& route,

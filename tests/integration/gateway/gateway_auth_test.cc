@@ -18,6 +18,7 @@
 #include "common/auth/principal.h"
 #include "common/config/config.h"
 #include "common/events/wire.h"
+#include "common/net/address.h"
 #include "common/status/status.h"
 #include "gateway/auth_state.h"
 #include "submarine/environment/v1/environment.grpc.pb.h"
@@ -418,6 +419,42 @@ TEST_F(GatewayAuthTest, InternalOnlyMethodsAreNeverRouted) {
   EXPECT_EQ(doc.body.find("GetAuthState"), std::string::npos);
 }
 
+// Readiness detail (backend addresses, gRPC's words for what is wrong) is for platform admins;
+// everyone else learns only whether the gateway is ready.
+TEST_F(GatewayAuthTest, ReadyzDetailIsForAdminsOnly) {
+  auto admin = Claims("root", "tok-root");
+  admin.admin = true;
+  const std::string kMalformed = "gateway_auth_failures_total{reason=\"TOKEN_MALFORMED\"} ";
+  auto malformed_failures = [&] {
+    std::string m = Call("GET", "/metrics").body;
+    size_t at = m.find(kMalformed);
+    return at == std::string::npos ? 0 : std::atoll(m.c_str() + at + kMalformed.size());
+  };
+  const long long failures_before = malformed_failures();
+  for (const auto& headers : {std::vector<std::pair<std::string, std::string>>{},
+                              Bearer(Token(Claims())), Bearer("not-a-jwt")}) {
+    auto r = Call("GET", "/readyz", headers);
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.body, R"({"status":"ok"})");
+  }
+  auto detail = Call("GET", "/readyz", Bearer(Token(admin)));
+  ASSERT_EQ(detail.status, 200) << detail.body;
+  auto body = Json(detail);
+  EXPECT_EQ(body["authentication"], "on");
+  ASSERT_EQ(body["backends"].size(), 2u) << detail.body;
+  EXPECT_EQ(body["backends"][0]["serving"], true);
+  EXPECT_FALSE(body["backends"][0]["address"].get<std::string>().empty());
+  // A public endpoint shown a bad token is not an authentication failure.
+  EXPECT_EQ(malformed_failures(), failures_before);
+  auto metrics = Call("GET", "/metrics").body;
+  for (const char* service :
+       {"submarine.environment.v1.EnvironmentService", "submarine.permission.v1.IdentityService"}) {
+    EXPECT_NE(metrics.find(absl::StrCat("gateway_backend_ready{service=\"", service, "\"} 1\n")),
+              std::string::npos)
+        << service;
+  }
+}
+
 TEST_F(GatewayAuthTest, TheGatewayFetchesTheStateAsAServicePrincipal) {
   EXPECT_GE(perm_->auth_state_calls(), 1);
   EXPECT_EQ(perm_->last_caller().kind(), Principal::SERVICE);
@@ -548,6 +585,87 @@ TEST(GatewayAuthReadinessTest, NotReadyUntilTheTokenStateIsLoaded) {
   auto after = HttpCall(ready.http, "GET", "/v1/projects/default/environments/x", "", bearer);
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->status, 404) << after->body;
+  gateway->Signal(SIGTERM);
+  EXPECT_EQ(gateway->Wait(), 0);
+}
+
+// A backend that is down: anonymous callers learn that the gateway is not ready, and REST and
+// gRPC callers that the service is unavailable, but never its address or gRPC's words for what
+// went wrong (the gateway logs those with the request id); an admin sees the detail.
+TEST(GatewayAuthReadinessTest, ADownBackendsAddressReachesOnlyAdminsAndTheLog) {
+  auth::InitSodium();
+  std::string dir = MakeTempDir("gateway-auth-down");
+  Secret secret = WriteSecret(dir);
+  auto key = auth::GenerateSigningKey();
+  PermissionBackend perm(secret.value);
+  perm.SetState(StateTrusting(key));
+  auto perm_address = perm.Start();
+  ASSERT_TRUE(perm_address.ok());
+  auto port = net::PickFreePort();
+  ASSERT_TRUE(port.ok());
+  const std::string down = absl::StrCat("127.0.0.1:", *port);
+  ReadyInfo ready;
+  auto gateway = StartService(
+      "submarine-gateway", dir, "gateway",
+      AuthGatewayYaml(down, *perm_address,
+                      absl::StrCat("auth: {address: \"", *perm_address, "\"}\n"), secret.file),
+      &ready);
+  ASSERT_TRUE(gateway.ok()) << gateway.status();
+  HttpResult anonymous;
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = HttpCall(ready.http, "GET", "/readyz");
+    if (r.ok()) anonymous = *r;
+    return r.ok() && ErrorInfo(Json(*r))["reason"] == "BACKEND_NOT_SERVING";
+  })) << anonymous.body;
+  EXPECT_EQ(anonymous.status, 503);
+  EXPECT_EQ(Json(anonymous)["error"]["status"], "UNAVAILABLE");
+  EXPECT_EQ(anonymous.body.find(down), std::string::npos) << anonymous.body;
+  EXPECT_EQ(anonymous.body.find("127.0.0.1"), std::string::npos) << anonymous.body;
+  auto user = Bearer(auth::SignJwt(ValidClaims("alice", "t"), key));
+  auto admin_claims = ValidClaims("root", "r");
+  admin_claims.admin = true;
+  auto admin = HttpCall(ready.http, "GET", "/readyz", "", Bearer(auth::SignJwt(admin_claims, key)));
+  ASSERT_TRUE(admin.ok());
+  EXPECT_EQ(admin->status, 503);
+  EXPECT_NE(admin->body.find(down), std::string::npos) << admin->body;
+
+  auto call = HttpCall(ready.http, "GET", "/v1/projects/default/environments/x", "", user);
+  ASSERT_TRUE(call.ok());
+  EXPECT_EQ(call->status, 503) << call->body;
+  auto info = ErrorInfo(Json(*call));
+  EXPECT_EQ(info["reason"], "BACKEND_UNAVAILABLE");
+  EXPECT_EQ(info["metadata"]["service"], "submarine.environment.v1.EnvironmentService");
+  EXPECT_EQ(call->body.find(down), std::string::npos) << call->body;
+  EXPECT_EQ(call->body.find("127.0.0.1"), std::string::npos) << call->body;
+  std::string request_id = call->Header("x-request-id");
+  std::string log = Tail(absl::StrCat(dir, "/gateway.log"), 1 << 20);
+  bool logged = false;
+  for (const std::string& line : std::vector<std::string>(absl::StrSplit(log, '\n'))) {
+    logged = logged ||
+             (line.find(request_id) != std::string::npos && line.find(down) != std::string::npos);
+  }
+  EXPECT_TRUE(logged) << "no log line with the request id and the backend address:\n" << log;
+
+  auto channel = grpc::CreateChannel(ready.grpc, grpc::InsecureChannelCredentials());
+  auto stub = env::EnvironmentService::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", user[0].second);
+  env::GetEnvironmentRequest req;
+  req.set_name("projects/default/environments/x");
+  env::Environment resp;
+  grpc::Status st = stub->GetEnvironment(&ctx, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(ErrorReason(st), "BACKEND_UNAVAILABLE");
+  EXPECT_EQ(st.error_message().find("127.0.0.1"), std::string::npos) << st.error_message();
+
+  auto metrics = HttpCall(ready.http, "GET", "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find(
+                "gateway_backend_ready{service=\"submarine.environment.v1.EnvironmentService\"} 0"),
+            std::string::npos);
+  EXPECT_NE(metrics->body.find(
+                "gateway_backend_ready{service=\"submarine.permission.v1.IdentityService\"} 1"),
+            std::string::npos);
   gateway->Signal(SIGTERM);
   EXPECT_EQ(gateway->Wait(), 0);
 }
