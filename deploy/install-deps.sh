@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential g++ cmake ninja-build ccache pkg-config git
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libzmq3-dev cppzmq-dev libpqxx-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libyaml-cpp-dev
-  libboost-dev libboost-system-dev libsodium-dev libcurl4-openssl-dev libcli11-dev
+  libboost-dev libboost-system-dev libsodium-dev libssl-dev libcurl4-openssl-dev libcli11-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev libabsl-dev
   golang-github-gogo-googleapis-dev
   postgresql postgresql-client

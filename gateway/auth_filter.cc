@@ -42,14 +42,25 @@ absl::StatusOr<std::optional<Principal>> AuthFilter::Authenticate(
     CountFailure(unavailable);
     return unavailable;
   }
-  int64_t now =
-      std::chrono::duration_cast<std::chrono::seconds>(clock_->Now().time_since_epoch()).count();
-  auto principal = snapshot->Authenticate(authorization, now);
+  auto principal = snapshot->Authenticate(authorization, NowUnix());
   if (!principal.ok()) {
     CountFailure(principal.status());
     return principal.status();
   }
   return std::optional<Principal>(std::move(principal).value());
+}
+
+std::optional<Principal> AuthFilter::Identify(std::string_view authorization) const {
+  if (!enabled() || authorization.empty()) return std::nullopt;
+  std::shared_ptr<const AuthSnapshot> snapshot = state_();
+  if (snapshot == nullptr) return std::nullopt;
+  auto principal = snapshot->Authenticate(authorization, NowUnix());
+  if (!principal.ok()) return std::nullopt;
+  return std::move(principal).value();
+}
+
+int64_t AuthFilter::NowUnix() const {
+  return std::chrono::duration_cast<std::chrono::seconds>(clock_->Now().time_since_epoch()).count();
 }
 
 void AuthFilter::Attach(grpc::ClientContext* ctx, const std::optional<Principal>& principal,

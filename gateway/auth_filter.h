@@ -48,6 +48,12 @@ class AuthFilter {
   absl::StatusOr<std::optional<submarine::common::v1::Principal>> Authenticate(
       const google::protobuf::MethodDescriptor* method, std::string_view authorization) const;
 
+  // The verified caller behind `authorization`, for public endpoints that show more to some
+  // callers (the /readyz detail is for platform admins): nullopt when authentication is off, the
+  // token state is not loaded, or the credentials are absent or fail any check. Counts nothing
+  // in gateway_auth_failures_total: an anonymous probe of a public endpoint is not a failure.
+  std::optional<submarine::common::v1::Principal> Identify(std::string_view authorization) const;
+
   // Adds x-request-id and, for a principal, x-submarine-principal + its MAC to a backend call of
   // `method` ("/package.Service/Method"). Set the call's deadline first: the signed principal
   // expires with it.
@@ -56,6 +62,8 @@ class AuthFilter {
               const std::string& request_id, const std::string& method) const;
 
  private:
+  int64_t NowUnix() const;
+
   StateSource state_;
   std::shared_ptr<const auth::PrincipalCodec> codec_;
   const Clock* clock_ = nullptr;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
+#include <typeinfo>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -15,6 +16,7 @@
 #include "common/rpc/channel.h"
 #include "common/status/status.h"
 #include "common/util/clock.h"
+#include "gateway/backend_errors.h"
 #include "gateway/openapi.h"
 
 namespace submarine::gateway {
@@ -30,6 +32,8 @@ constexpr uint32_t kDefaultTimeoutMs = 30000;
 constexpr uint32_t kDefaultGraceMs = 10000;
 constexpr uint32_t kDefaultAuthRefreshMs = 30000;
 constexpr uint32_t kDefaultAuthTimeoutMs = 2000;
+constexpr uint32_t kDefaultMaxConnectionsPerClient = 64;
+constexpr uint32_t kDefaultHeaderTimeoutMs = 5000;
 constexpr auto kMaxHealthTimeout = std::chrono::milliseconds(2000);
 constexpr char kJson[] = "application/json";
 
@@ -44,6 +48,29 @@ std::string EscapeLabel(const std::string& value) {
     out.push_back(c == '\n' ? ' ' : c);
   }
   return out;
+}
+
+bool IsPrintableAscii(std::string_view value) {
+  return std::all_of(value.begin(), value.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
+}
+
+bool IsLowerHex(std::string_view value) {
+  return std::all_of(value.begin(), value.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// Whether a W3C Trace Context header may be forwarded to a backend as gRPC metadata: gRPC aborts
+// the process on a metadata value that is not printable ASCII, and a malformed one is of no use
+// to tracing either. traceparent is version-traceid-parentid-flags in lower-case hex (a later
+// version may append "-..." fields); tracestate is at most 512 printable characters.
+bool IsForwardableTraceHeader(std::string_view name, std::string_view value) {
+  constexpr size_t kMaxTraceHeader = 512;
+  if (value.size() > kMaxTraceHeader || !IsPrintableAscii(value)) return false;
+  if (name != "traceparent") return !value.empty();
+  return value.size() >= 55 && IsLowerHex(value.substr(0, 2)) && value[2] == '-' &&
+         IsLowerHex(value.substr(3, 32)) && value[35] == '-' && IsLowerHex(value.substr(36, 16)) &&
+         value[52] == '-' && IsLowerHex(value.substr(53, 2)) &&
+         (value.size() == 55 || value[55] == '-') && value.substr(0, 2) != "ff";
 }
 
 metrics::Gauge* InFlightGauge() {
@@ -158,6 +185,31 @@ absl::Status Gateway::Init() {
   if (!config_.grpc_listen().empty()) {
     proxy_ = std::make_unique<GrpcProxy>(backends_.get(), &auth_, timeout_);
   }
+  auto& registry = metrics::Registry::Global();
+  for (const auto& backend : backends_->backends()) {
+    auto& gauges = ready_gauges_.emplace_back();
+    for (const auto& service : backend->services) {
+      gauges.push_back(registry.GetGauge(
+          "gateway_backend_ready",
+          "1 when the backend of a service answered grpc.health.v1 SERVING at the last check "
+          "(made by /readyz and by each /metrics scrape)",
+          absl::StrCat("service=\"", EscapeLabel(service), "\"")));
+    }
+  }
+  SUBMARINE_ASSIGN_OR_RETURN(HttpServerOptions options, HttpOptions());
+  http_ = std::make_unique<HttpServer>(
+      options, [this](std::shared_ptr<HttpExchange> exchange) { Handle(std::move(exchange)); });
+  SUBMARINE_ASSIGN_OR_RETURN(http_address_, http_->Bind());
+  log->info("{} REST routes over {} backend(s); {} on {}", routes_.routes().size(),
+            backends_->backends().size(),
+            !options.tls                   ? "HTTP"
+            : options.tls->ca_file.empty() ? "HTTPS"
+                                           : "HTTPS (mutual TLS)",
+            http_address_);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<HttpServerOptions> Gateway::HttpOptions() const {
   HttpServerOptions options;
   options.listen = config_.http_listen().empty() ? "127.0.0.1:8080" : config_.http_listen();
   options.io_threads = config_.io_threads() ? static_cast<int>(config_.io_threads()) : 2;
@@ -165,12 +217,24 @@ absl::Status Gateway::Init() {
   options.max_header_bytes =
       config_.max_header_bytes() ? config_.max_header_bytes() : kDefaultMaxHeader;
   if (config_.max_connections()) options.max_connections = config_.max_connections();
-  http_ = std::make_unique<HttpServer>(
-      options, [this](std::shared_ptr<HttpExchange> exchange) { Handle(std::move(exchange)); });
-  SUBMARINE_ASSIGN_OR_RETURN(http_address_, http_->Bind());
-  log->info("{} REST routes over {} backend(s); HTTP on {}", routes_.routes().size(),
-            backends_->backends().size(), http_address_);
-  return absl::OkStatus();
+  options.max_connections_per_client = config_.max_connections_per_client()
+                                           ? config_.max_connections_per_client()
+                                           : kDefaultMaxConnectionsPerClient;
+  for (int i = 0; i < config_.trusted_proxies_size(); ++i) {
+    auto block = net::CidrBlock::Parse(config_.trusted_proxies(i));
+    if (!block.ok()) {
+      return InvalidField(absl::StrCat("trusted_proxies[", i, "]"),
+                          submarine::Message(block.status()));
+    }
+    options.trusted_proxies.push_back(*block);
+  }
+  options.header_timeout = std::chrono::milliseconds(
+      config_.header_timeout_ms() ? config_.header_timeout_ms() : kDefaultHeaderTimeoutMs);
+  if (config_.has_http_tls()) {
+    options.tls = HttpTlsOptions{config_.http_tls().cert_file(), config_.http_tls().key_file(),
+                                 config_.http_tls().ca_file()};
+  }
+  return options;
 }
 
 submarine::config::v1::ServerConfig Gateway::RunnerConfig() const {
@@ -219,17 +283,28 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
   pending->request_id =
       rpc::AcceptableRequestId(client_id) ? std::string(client_id) : IdGenerator::Secure().Uuid();
   log::ScopedRequestId bind(pending->request_id);
+  // Nothing may escape into the io thread: a bug answers 500 instead of ending the process, and
+  // what went wrong is logged, never answered (exception text can name anything).
   try {
     Dispatch(pending);
   } catch (const std::exception& e) {
-    // Nothing may escape into the io thread: a bug answers 500 instead of ending the process.
-    log::Get("gateway")->error("unexpected error handling {} {}: {}", req.method, req.path,
-                               e.what());
-    pending->label = "internal-error";
-    HttpReply reply = RenderError(REST_FACE_UNSPECIFIED,
-                                  Internal(absl::StrCat("unexpected gateway error: ", e.what())));
-    Reply(pending, reply.status, std::move(reply.body));
+    log::Get("gateway")->error("unexpected {} handling {} {}: {}", typeid(e).name(),
+                               QuoteInput(req.method), QuoteInput(req.path, 256), e.what());
+    ReplyInternalError(pending);
+  } catch (...) {
+    log::Get("gateway")->error("unexpected non-standard exception handling {} {}",
+                               QuoteInput(req.method), QuoteInput(req.path, 256));
+    ReplyInternalError(pending);
   }
+}
+
+void Gateway::ReplyInternalError(const std::shared_ptr<Pending>& pending) {
+  pending->label = "internal-error";
+  HttpReply reply = RenderError(
+      REST_FACE_UNSPECIFIED,
+      Internal("The gateway could not handle this request; it logged the details with the "
+               "request id"));
+  Reply(pending, reply.status, std::move(reply.body));
 }
 
 void Gateway::Dispatch(const std::shared_ptr<Pending>& pending) {
@@ -242,6 +317,15 @@ void Gateway::Dispatch(const std::shared_ptr<Pending>& pending) {
       error = MakeError(absl::StatusCode::kInvalidArgument, "REQUEST_BODY_TOO_LARGE",
                         absl::StrCat("The request body is larger than ", limit, " bytes"),
                         {{"limitBytes", absl::StrCat(limit)}});
+    } else if (req.rejected_status == 429) {
+      uint32_t limit = config_.max_connections_per_client() ? config_.max_connections_per_client()
+                                                            : kDefaultMaxConnectionsPerClient;
+      error = MakeError(absl::StatusCode::kResourceExhausted, "CLIENT_REQUEST_LIMIT",
+                        absl::StrCat("This client already has ", limit,
+                                     " requests in flight; retry when one has finished"),
+                        {{"limitRequests", absl::StrCat(limit)}});
+      HttpReply reply = RenderError(REST_FACE_UNSPECIFIED, error, 429);
+      return Reply(pending, reply.status, std::move(reply.body), kJson, {{"Retry-After", "1"}});
     } else if (req.rejected_status == 431) {
       uint32_t limit = config_.max_header_bytes() ? config_.max_header_bytes() : kDefaultMaxHeader;
       error = MakeError(absl::StatusCode::kInvalidArgument, "REQUEST_HEADERS_TOO_LARGE",
@@ -260,20 +344,24 @@ void Gateway::Dispatch(const std::shared_ptr<Pending>& pending) {
   std::vector<std::string> allowed;
   switch (routes_.Find(req.method, req.path, &match, &allowed)) {
     case RouteTable::Outcome::kNotFound: {
-      HttpReply reply = RenderError(
-          REST_FACE_UNSPECIFIED, MakeError(absl::StatusCode::kNotFound, "ROUTE_NOT_FOUND",
-                                           absl::StrCat("No route for ", req.method, " ", req.path),
-                                           {{"method", req.method}, {"path", req.path}}));
+      const std::string method = QuoteInput(req.method);
+      const std::string path = QuoteInput(req.path);
+      HttpReply reply = RenderError(REST_FACE_UNSPECIFIED,
+                                    MakeError(absl::StatusCode::kNotFound, "ROUTE_NOT_FOUND",
+                                              absl::StrCat("No route for ", method, " ", path),
+                                              {{"method", method}, {"path", path}}));
       return Reply(pending, reply.status, std::move(reply.body));
     }
     case RouteTable::Outcome::kMethodNotAllowed: {
       std::string allow = absl::StrJoin(allowed, ", ");
+      const std::string method = QuoteInput(req.method);
+      const std::string path = QuoteInput(req.path);
       HttpReply reply =
           RenderError(REST_FACE_UNSPECIFIED,
                       MakeError(absl::StatusCode::kUnimplemented, "METHOD_NOT_ALLOWED",
-                                absl::StrCat("Method ", req.method, " is not allowed on ", req.path,
+                                absl::StrCat("Method ", method, " is not allowed on ", path,
                                              " (allowed: ", allow, ")"),
-                                {{"method", req.method}, {"path", req.path}, {"allowed", allow}}),
+                                {{"method", method}, {"path", path}, {"allowed", allow}}),
                       405);
       return Reply(pending, reply.status, std::move(reply.body), kJson, {{"Allow", allow}});
     }
@@ -314,8 +402,9 @@ void Gateway::Dispatch(const std::shared_ptr<Pending>& pending) {
   grpc::Status serialized =
       grpc::SerializationTraits<Message>::Serialize(*message, &buffer, &own_buffer);
   if (!serialized.ok()) {
-    HttpReply reply = RenderError(route.face, Internal("cannot serialize the request"));
-    return Reply(pending, reply.status, std::move(reply.body));
+    log::Get("gateway")->error("cannot serialize the request to {}: {}", route.grpc_method,
+                               serialized.error_message());
+    return ReplyInternalError(pending);
   }
   CallBackend(pending, route, *route_backends_.at(&route), std::move(buffer));
 }
@@ -329,19 +418,18 @@ bool Gateway::HandleBuiltin(const std::shared_ptr<Pending>& pending) {
   }
   pending->label = path;
   if (req.method != "GET") {
+    const std::string method = QuoteInput(req.method);
     HttpReply reply = RenderError(
         REST_FACE_UNSPECIFIED,
-        MakeError(
-            absl::StatusCode::kUnimplemented, "METHOD_NOT_ALLOWED",
-            absl::StrCat("Method ", req.method, " is not allowed on ", path, " (allowed: GET)"),
-            {{"method", req.method}, {"path", path}, {"allowed", "GET"}}),
+        MakeError(absl::StatusCode::kUnimplemented, "METHOD_NOT_ALLOWED",
+                  absl::StrCat("Method ", method, " is not allowed on ", path, " (allowed: GET)"),
+                  {{"method", method}, {"path", path}, {"allowed", "GET"}}),
         405);
     Reply(pending, reply.status, std::move(reply.body), kJson, {{"Allow", "GET"}});
   } else if (path == "/healthz") {
     Reply(pending, 200, R"({"status":"ok"})");
   } else if (path == "/metrics") {
-    Reply(pending, 200, metrics::Registry::Global().Render(),
-          "text/plain; version=0.0.4; charset=utf-8");
+    HandleMetrics(pending);
   } else if (path == "/api/openapi.json") {
     Reply(pending, 200, openapi_);
   } else {
@@ -350,64 +438,94 @@ bool Gateway::HandleBuiltin(const std::shared_ptr<Pending>& pending) {
   return true;
 }
 
+void Gateway::CheckBackends(HealthCallback done) {
+  {
+    std::lock_guard lock(health_mu_);
+    health_waiters_.push_back(std::move(done));
+    if (health_waiters_.size() > 1) return;  // joins the round in flight
+  }
+  BeginAsync();
+  backends_->CheckHealth(std::min<std::chrono::milliseconds>(timeout_, kMaxHealthTimeout),
+                         [this](std::vector<BackendHealth> results) {
+                           for (size_t i = 0; i < results.size(); ++i) {
+                             for (metrics::Gauge* gauge : ready_gauges_[i]) {
+                               gauge->Set(results[i].serving ? 1 : 0);
+                             }
+                           }
+                           std::vector<HealthCallback> waiters;
+                           {
+                             std::lock_guard lock(health_mu_);
+                             waiters.swap(health_waiters_);
+                           }
+                           for (auto& waiter : waiters) waiter(results);
+                           waiters.clear();  // nothing of a request may outlive EndAsync()
+                           EndAsync();
+                         });
+}
+
+void Gateway::HandleMetrics(const std::shared_ptr<Pending>& pending) {
+  CheckBackends([this, pending](const std::vector<BackendHealth>&) {
+    pending->exchange->Post([this, pending] {
+      log::ScopedRequestId bind(pending->request_id);
+      Reply(pending, 200, metrics::Registry::Global().Render(),
+            "text/plain; version=0.0.4; charset=utf-8");
+    });
+  });
+}
+
 void Gateway::HandleReadiness(const std::shared_ptr<Pending>& pending) {
+  // Which backend is not serving, its address and gRPC's words for why are for platform admins
+  // (and for everyone when authentication is off, where nothing is withheld from anyone).
+  std::optional<submarine::common::v1::Principal> caller =
+      auth_.Identify(pending->exchange->request().Header("authorization"));
+  const bool detail = !auth_.enabled() || (caller.has_value() && caller->admin());
   if (auth_state_ != nullptr && auth_state_->Current() == nullptr) {
-    // Not ready before the first token state: every authenticated route would answer 503.
+    // Not ready before the first token state: every authenticated route would answer 503. (No
+    // one can be identified as an admin yet, so no detail either; the refresher logs why.)
     HttpReply reply = RenderError(
         REST_FACE_UNSPECIFIED,
         MakeError(absl::StatusCode::kUnavailable, "AUTH_STATE_UNAVAILABLE",
-                  absl::StrCat("the token state has not been loaded from the permission service "
-                               "at ",
-                               config_.auth().address(), ": ",
-                               submarine::Message(auth_state_->last_error())),
-                  {{"backend", config_.auth().address()}}));
+                  "The gateway is not ready: it has not loaded the token state from the "
+                  "permission service yet"));
     return Reply(pending, reply.status, std::move(reply.body));
   }
-  BeginAsync();
-  backends_->CheckHealth(
-      std::min<std::chrono::milliseconds>(timeout_, kMaxHealthTimeout),
-      [this, pending](std::vector<BackendHealth> results) mutable {
-        {
-          // Nothing of the request may outlive EndAsync() in this callback.
-          std::shared_ptr<Pending> p = std::move(pending);
-          std::shared_ptr<HttpExchange> exchange = p->exchange;
-          exchange->Post([this, p, results = std::move(results)] {
-            log::ScopedRequestId bind(p->request_id);
-            nlohmann::ordered_json list = nlohmann::ordered_json::array();
-            std::vector<std::string> failures;
-            for (size_t i = 0; i < results.size(); ++i) {
-              const auto& services = backends_->backends()[i]->services;
-              nlohmann::ordered_json item = {{"address", results[i].address},
-                                             {"services", services},
-                                             {"serving", results[i].serving}};
-              if (!results[i].serving) {
-                item["problem"] = results[i].problem;
-                failures.push_back(absl::StrCat("backend ", results[i].address, " (",
-                                                absl::StrJoin(services, ", "),
-                                                ") is not serving: ", results[i].problem));
-              }
-              list.push_back(std::move(item));
-            }
-            if (failures.empty()) {
-              Reply(p, 200,
-                    Dump({{"status", "ok"},
-                          {"authentication", auth_.enabled() ? "on" : "off"},
-                          {"backends", list}}));
-              return;
-            }
-            std::string first_failing;
-            for (const auto& r : results) {
-              if (!r.serving && first_failing.empty()) first_failing = r.address;
-            }
-            HttpReply reply =
-                RenderError(REST_FACE_UNSPECIFIED,
-                            MakeError(absl::StatusCode::kUnavailable, "BACKEND_NOT_SERVING",
-                                      absl::StrJoin(failures, "; "), {{"backend", first_failing}}));
-            Reply(p, reply.status, std::move(reply.body));
-          });
+  CheckBackends([this, pending, detail](const std::vector<BackendHealth>& results) {
+    pending->exchange->Post([this, pending, detail, results] {
+      log::ScopedRequestId bind(pending->request_id);
+      nlohmann::ordered_json list = nlohmann::ordered_json::array();
+      std::vector<std::string> failures;
+      std::string first_failing;
+      for (size_t i = 0; i < results.size(); ++i) {
+        const auto& services = backends_->backends()[i]->services;
+        nlohmann::ordered_json item = {{"address", results[i].address},
+                                       {"services", services},
+                                       {"serving", results[i].serving}};
+        if (!results[i].serving) {
+          item["problem"] = results[i].problem;
+          failures.push_back(absl::StrCat("backend ", results[i].address, " (",
+                                          absl::StrJoin(services, ", "),
+                                          ") is not serving: ", results[i].problem));
+          if (first_failing.empty()) first_failing = results[i].address;
         }
-        EndAsync();
-      });
+        list.push_back(std::move(item));
+      }
+      if (failures.empty()) {
+        if (!detail) return Reply(pending, 200, R"({"status":"ok"})");
+        return Reply(pending, 200,
+                     Dump({{"status", "ok"},
+                           {"authentication", auth_.enabled() ? "on" : "off"},
+                           {"backends", list}}));
+      }
+      std::string all_failures = absl::StrJoin(failures, "; ");
+      log::Get("gateway")->info("not ready: {}", all_failures);
+      absl::Status error = detail ? MakeError(absl::StatusCode::kUnavailable, "BACKEND_NOT_SERVING",
+                                              all_failures, {{"backend", first_failing}})
+                                  : MakeError(absl::StatusCode::kUnavailable, "BACKEND_NOT_SERVING",
+                                              "The gateway is not ready: a backend is not serving");
+      HttpReply reply = RenderError(REST_FACE_UNSPECIFIED, error);
+      Reply(pending, reply.status, std::move(reply.body));
+    });
+  });
 }
 
 void Gateway::CallBackend(const std::shared_ptr<Pending>& pending, const Route& route,
@@ -419,7 +537,9 @@ void Gateway::CallBackend(const std::shared_ptr<Pending>& pending, const Route& 
   const HttpRequest& req = pending->exchange->request();
   for (const char* header : {"traceparent", "tracestate"}) {
     std::string_view value = req.Header(header);
-    if (!value.empty()) pending->client.AddMetadata(header, std::string(value));
+    if (IsForwardableTraceHeader(header, value)) {
+      pending->client.AddMetadata(header, std::string(value));
+    }
   }
   BeginAsync();
   backend.stub->UnaryCall(&pending->client, route.grpc_method, grpc::StubOptions(),
@@ -440,43 +560,20 @@ void Gateway::CompleteBackendCall(const std::shared_ptr<Pending>& pending,
                                   const grpc::Status& status) {
   log::ScopedRequestId bind(pending->request_id);
   const Route& route = *pending->route;
+  auto log = log::Get("gateway");
   if (status.ok()) {
     auto reply = RenderResponse(route, &pending->response);
     if (reply.ok()) return Reply(pending, reply->status, std::move(reply->body));
-    log::Get("gateway")->error("{}: {}", route.grpc_method, submarine::Message(reply.status()));
-    HttpReply error = RenderError(route.face, reply.status());
-    return Reply(pending, error.status, std::move(error.body));
+    log->error("{}: {}", route.grpc_method, submarine::Message(reply.status()));
+    return ReplyInternalError(pending);
   }
-  HttpReply error =
-      RenderError(route.face, DescribeBackendFailure(route, *pending->backend, status));
+  if (IsTransportError(status)) {
+    log->warn("{} to {} failed: {}: {}", route.grpc_method, pending->backend->address,
+              CodeName(status.error_code()), status.error_message());
+  }
+  HttpReply error = RenderError(
+      route.face, ClientFacingBackendError(route.method->service()->full_name(), status, timeout_));
   Reply(pending, error.status, std::move(error.body));
-}
-
-grpc::Status Gateway::DescribeBackendFailure(const Route& route, const Backend& backend,
-                                             const grpc::Status& status) const {
-  google::rpc::Status details;
-  if (DecodeStatusDetails(status, &details) && details.details_size() > 0) return status;
-  const std::string& service = route.method->service()->full_name();
-  switch (status.error_code()) {
-    case grpc::StatusCode::UNAVAILABLE:
-      return ToGrpcStatus(
-          MakeError(absl::StatusCode::kUnavailable, "BACKEND_UNAVAILABLE",
-                    absl::StrCat("The backend of ", service, " at ", backend.address,
-                                 " is unavailable: ", status.error_message()),
-                    {{"service", service}, {"backend", backend.address}}),
-          kGatewayDomain);
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return ToGrpcStatus(
-          MakeError(absl::StatusCode::kDeadlineExceeded, "BACKEND_DEADLINE_EXCEEDED",
-                    absl::StrCat("The backend of ", service, " at ", backend.address,
-                                 " did not answer within ", timeout_.count(), " ms"),
-                    {{"service", service},
-                     {"backend", backend.address},
-                     {"timeoutMs", absl::StrCat(timeout_.count())}}),
-          kGatewayDomain);
-    default:
-      return status;
-  }
 }
 
 void Gateway::Reply(const std::shared_ptr<Pending>& pending, int status, std::string body,
@@ -496,8 +593,9 @@ void Gateway::Reply(const std::shared_ptr<Pending>& pending, int status, std::st
                     absl::StrCat("route=\"", route, "\""))
       ->Observe(seconds);
   InFlightGauge()->Add(-1);
-  log::Get("access")->info("{} {} {} {}B {:.3f}ms peer={}", req.method, req.target, status,
-                           body.size(), seconds * 1e3, req.peer);
+  log::Get("access")->info("{} {} {} {}B {:.3f}ms peer={} client={}", QuoteInput(req.method),
+                           QuoteInput(req.target, 1024), status, body.size(), seconds * 1e3,
+                           req.peer, req.client);
   HttpResponse response;
   response.status = status;
   response.content_type = std::move(content_type);

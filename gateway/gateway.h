@@ -10,6 +10,12 @@
 // (server.gateway_secret_file). With auth.insecure_no_authorization nothing is checked. See
 // auth_filter.h and auth_state.h.
 //
+// What clients see of failures: errors quote their input only through QuoteInput(); a backend
+// failure raised by gRPC itself (backend_errors.h) and an unexpected exception are logged with
+// the request id and answered with a generic message. /readyz says which backend is not serving
+// and why only to platform admins (everyone else gets {"status":"ok"} or a bare 503), and
+// /metrics carries gateway_backend_ready{service} for every configured service.
+//
 // Lifecycle: Init() (config check, routes, channels, bind) -> Register(runner) -> runner.Run(),
 // which starts the token-state refresher and the HTTP server as background tasks and, on
 // SIGTERM, stops them gracefully (no new connections, in-flight requests finish). Handle() runs
@@ -18,12 +24,15 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "common/metrics/metrics.h"
 #include "common/rpc/server_runner.h"
 #include "gateway/auth_filter.h"
 #include "gateway/auth_state.h"
@@ -46,8 +55,9 @@ class Gateway {
 
   // Checks the auth config, builds the routes of every configured service, the backend channels
   // and the OpenAPI document, and binds the HTTP listener. An error names the bad config key,
-  // service, rule or address: INVALID_ARGUMENT unless auth.address and
-  // server.gateway_secret_file are both set or auth.insecure_no_authorization is true.
+  // service, rule, address, trusted_proxies entry or http_tls file: INVALID_ARGUMENT unless
+  // auth.address and server.gateway_secret_file are both set or auth.insecure_no_authorization
+  // is true.
   absl::Status Init();
 
   // The runner's gRPC server config: config.server with grpc_listen taken from the gateway's
@@ -70,17 +80,25 @@ class Gateway {
   struct Pending;  // one REST request waiting for its backend
   class HttpTask;
 
+  using HealthCallback = std::function<void(const std::vector<BackendHealth>&)>;
+
   absl::Status InitAuth();
+  absl::StatusOr<HttpServerOptions> HttpOptions() const;
   void Handle(std::shared_ptr<HttpExchange> exchange);
   // Routes one request; may throw only on a bug (Handle answers 500 then).
   void Dispatch(const std::shared_ptr<Pending>& pending);
   bool HandleBuiltin(const std::shared_ptr<Pending>& pending);
   void HandleReadiness(const std::shared_ptr<Pending>& pending);
+  void HandleMetrics(const std::shared_ptr<Pending>& pending);
+  // Asks every backend's grpc.health.v1 and updates gateway_backend_ready; `done` runs on a gRPC
+  // thread. Callers arriving while a round is in flight share its result, so a flood of /readyz
+  // or /metrics requests costs the backends one round at a time.
+  void CheckBackends(HealthCallback done);
   void CallBackend(const std::shared_ptr<Pending>& pending, const Route& route,
                    const Backend& backend, grpc::ByteBuffer request);
   void CompleteBackendCall(const std::shared_ptr<Pending>& pending, const grpc::Status& status);
-  grpc::Status DescribeBackendFailure(const Route& route, const Backend& backend,
-                                      const grpc::Status& status) const;
+  // 500 with a generic message (the caller has logged what went wrong).
+  void ReplyInternalError(const std::shared_ptr<Pending>& pending);
   void Reply(const std::shared_ptr<Pending>& pending, int status, std::string body,
              std::string content_type = "application/json",
              std::vector<std::pair<std::string, std::string>> headers = {});
@@ -100,10 +118,17 @@ class Gateway {
   std::string http_address_;
   std::string openapi_;
 
+  // gateway_backend_ready{service} of each backend's services, parallel to backends_->backends().
+  std::vector<std::vector<metrics::Gauge*>> ready_gauges_;
+
   // Backend and health calls in flight; the destructor waits for zero.
   std::mutex async_mu_;
   std::condition_variable async_cv_;
   int async_calls_ = 0;
+
+  // Callers waiting for the health round in flight (none in flight when empty).
+  std::mutex health_mu_;
+  std::vector<HealthCallback> health_waiters_;
 };
 
 }  // namespace submarine::gateway

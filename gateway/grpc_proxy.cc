@@ -9,6 +9,7 @@
 #include "common/rpc/call_context.h"
 #include "common/status/status.h"
 #include "common/util/clock.h"
+#include "gateway/backend_errors.h"
 #include "gateway/transcoder.h"
 
 namespace submarine::gateway {
@@ -35,13 +36,13 @@ class ProxyCall : public grpc::ServerGenericBidiReactor {
     backend_ = backends->ForMethod(method_path);
     // A method without a descriptor cannot be checked for internal_only or auth_exempt, so it
     // is not forwarded at all.
-    const google::protobuf::MethodDescriptor* method =
-        backend_ == nullptr ? nullptr : FindMethod(method_path);
-    if (method == nullptr) {
+    method_ = backend_ == nullptr ? nullptr : FindMethod(method_path);
+    if (method_ == nullptr) {
       Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                          absl::StrCat("the gateway serves no method ", method_path)));
+                          absl::StrCat("the gateway serves no method ", QuoteInput(method_path))));
       return;
     }
+    const google::protobuf::MethodDescriptor* method = method_;
     if (IsInternalOnly(method)) {
       Finish(ToGrpcStatus(
           MakeError(absl::StatusCode::kPermissionDenied, "INTERNAL_ONLY",
@@ -69,7 +70,7 @@ class ProxyCall : public grpc::ServerGenericBidiReactor {
       Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the call carried no request"));
       return;
     }
-    std::string request_id;
+    std::string& request_id = request_id_;
     for (const auto& [key, value] : context_->client_metadata()) {
       std::string k = ToString(key);
       if (IsHopByHopMetadata(k)) continue;
@@ -107,9 +108,17 @@ class ProxyCall : public grpc::ServerGenericBidiReactor {
     }
     if (status.ok()) {
       StartWriteAndFinish(&response_, grpc::WriteOptions(), status);
-    } else {
-      Finish(status);
+      return;
     }
+    if (IsTransportError(status)) {
+      log::ScopedRequestId bind(request_id_);
+      log::Get("gateway")->warn("{} to {} failed: {}: {}", context_->method(), backend_->address,
+                                CodeName(status.error_code()), status.error_message());
+    }
+    // The client chose the deadline (or got request_timeout, which it can read from its own
+    // clock), so no timeout is quoted.
+    Finish(ClientFacingBackendError(method_->service()->full_name(), status,
+                                    std::chrono::milliseconds(0)));
   }
 
   grpc::GenericCallbackServerContext* context_;
@@ -117,6 +126,8 @@ class ProxyCall : public grpc::ServerGenericBidiReactor {
   std::chrono::milliseconds default_timeout_;
   std::optional<submarine::common::v1::Principal> principal_;
   const Backend* backend_ = nullptr;
+  const google::protobuf::MethodDescriptor* method_ = nullptr;
+  std::string request_id_;
   grpc::ClientContext client_;
   grpc::ByteBuffer request_;
   grpc::ByteBuffer response_;

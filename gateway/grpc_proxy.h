@@ -8,8 +8,9 @@
 // authorization and any x-submarine-principal(-mac): only the gateway sets the principal, after
 // verifying the token. x-request-id is generated when absent and returned in the initial
 // metadata; the client's deadline is propagated (request_timeout when it has none); the
-// backend's status, message and details come back unchanged. An unknown service or method gets
-// UNIMPLEMENTED. Thread-safe.
+// service's status, message and details come back unchanged, while a failure raised by gRPC
+// itself (no details: it names internal addresses) is logged and answered as
+// ClientFacingBackendError() says. An unknown service or method gets UNIMPLEMENTED. Thread-safe.
 
 #include <grpcpp/generic/async_generic_service.h>
 

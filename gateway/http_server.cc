@@ -1,6 +1,8 @@
 // The only translation unit that includes Boost.Beast (it compiles slowly).
 #include "gateway/http_server.h"
 
+#include <openssl/ssl.h>
+
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
@@ -12,47 +14,105 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <cctype>
 #include <condition_variable>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <type_traits>
+#include <unordered_map>
 
 #include "absl/strings/str_cat.h"
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
 #include "common/net/address.h"
 #include "common/status/status.h"
+#include "gateway/client_address.h"
 
 namespace submarine::gateway {
 
 namespace beast = boost::beast;
 namespace http = boost::beast::http;
 namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
 using tcp = boost::asio::ip::tcp;
 
 namespace {
 
-// The whole answer to a connection beyond max_connections (AIP-193 error, then close).
-std::string BusyResponse() {
-  const std::string body =
-      "{\"error\":{\"code\":503,\"message\":\"The gateway is at its connection limit; "
-      "retry later\",\"status\":\"UNAVAILABLE\",\"details\":[]}}";
-  return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-         "Connection: close\r\nContent-Length: " +
-         std::to_string(body.size()) + "\r\n\r\n" + body;
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// The whole answer to a refused plain-HTTP connection (AIP-193 error, then close).
+std::string RefusalResponse(int status, const char* reason_phrase, const char* code,
+                            const char* reason, const std::string& message) {
+  const std::string body = absl::StrCat(
+      "{\"error\":{\"code\":", status, ",\"message\":\"", message, "\",\"status\":\"", code,
+      "\",\"details\":[{\"@type\":\"type.googleapis.com/google.rpc.ErrorInfo\",\"reason\":\"",
+      reason, "\",\"domain\":\"gateway.submarine.io\"}]}}");
+  return absl::StrCat("HTTP/1.1 ", status, " ", reason_phrase,
+                      "\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                      "Content-Length: ",
+                      body.size(), "\r\n\r\n", body);
 }
 
-submarine::metrics::Counter* RejectedConnections() {
-  static auto* counter = submarine::metrics::Registry::Global().GetCounter(
-      "submarine_gateway_rejected_connections_total",
-      "Connections refused because the gateway was at max_connections");
+metrics::Counter* RefusedConnections(const char* reason) {
+  return metrics::Registry::Global().GetCounter(
+      "gateway_http_connections_refused_total",
+      "HTTP connections refused: client_limit (max_connections_per_client) or global_limit "
+      "(max_connections with every connection busy)",
+      absl::StrCat("reason=\"", reason, "\""));
+}
+
+metrics::Counter* EvictedConnections() {
+  static auto* counter = metrics::Registry::Global().GetCounter(
+      "gateway_http_connections_evicted_total",
+      "Idle keep-alive connections closed to make room for a new one at max_connections");
   return counter;
+}
+
+metrics::Counter* HeaderTimeouts() {
+  static auto* counter = metrics::Registry::Global().GetCounter(
+      "gateway_http_header_timeouts_total",
+      "Connections closed because a request header block (or TLS handshake) took longer than "
+      "header_timeout_ms");
+  return counter;
+}
+
+metrics::Counter* RefusedRequests() {
+  static auto* counter = metrics::Registry::Global().GetCounter(
+      "gateway_http_requests_refused_total",
+      "Requests from trusted proxies refused because their forwarded client had "
+      "max_connections_per_client requests in flight",
+      "reason=\"client_limit\"");
+  return counter;
+}
+
+metrics::Counter* TlsHandshakeFailures() {
+  static auto* counter = metrics::Registry::Global().GetCounter(
+      "gateway_http_tls_handshake_failures_total",
+      "HTTPS connections closed because the TLS handshake failed (plain HTTP, untrusted or "
+      "missing client certificate, no common protocol version)");
+  return counter;
+}
+
+metrics::Gauge* OpenConnections() {
+  static auto* gauge = metrics::Registry::Global().GetGauge(
+      "gateway_http_connections_open", "Open HTTP connections (not counting those closing)");
+  return gauge;
+}
+
+metrics::Gauge* IdleConnections() {
+  static auto* gauge = metrics::Registry::Global().GetGauge(
+      "gateway_http_connections_idle",
+      "Open HTTP connections waiting for a request (the first to close at max_connections)");
+  return gauge;
 }
 
 constexpr auto kWriteTimeout = std::chrono::seconds(30);
 constexpr auto kLingerTimeout = std::chrono::seconds(1);
+constexpr size_t kFirstReadBytes = 4096;
 
 std::string ToString(beast::string_view s) { return std::string(s.data(), s.size()); }
 
@@ -61,6 +121,11 @@ std::string Lower(beast::string_view s) {
   std::transform(out.begin(), out.end(), out.begin(),
                  [](unsigned char c) { return std::tolower(c); });
   return out;
+}
+
+net::IpAddress FromAsio(const asio::ip::address& address) {
+  if (address.is_v4()) return net::IpAddress::FromV4(address.to_v4().to_bytes());
+  return net::IpAddress::FromV6(address.to_v6().to_bytes());
 }
 
 }  // namespace
@@ -72,7 +137,29 @@ std::string_view HttpRequest::Header(std::string_view name) const {
   return {};
 }
 
-class Session;
+// What the server needs of a connection, whatever its stream. Every method but Refuse() runs on
+// the connection's strand.
+class SessionBase : public std::enable_shared_from_this<SessionBase> {
+ public:
+  explicit SessionBase(HttpServer::Impl* server) : server_(server) {}
+  virtual ~SessionBase();
+
+  virtual asio::any_io_executor executor() = 0;
+  // Starts serving (after admission).
+  virtual void Start() = 0;
+  // Refuses the connection before it started: the canned answer (plain HTTP only), then close.
+  // On the acceptor's strand.
+  virtual void Refuse(const std::string& answer) = 0;
+  // Closes the connection if it is waiting for the first byte of a request (eviction, stop).
+  virtual void CloseIfIdle() = 0;
+  // Sends the answer to the current request.
+  virtual void Write(HttpResponse response) = 0;
+
+ protected:
+  HttpServer::Impl* server_;
+  // The forwarded client whose in-flight slot the current request holds; empty if none.
+  std::string request_slot_;
+};
 
 class HttpServer::Impl {
  public:
@@ -81,7 +168,15 @@ class HttpServer::Impl {
         handler_(std::move(handler)),
         ioc_(std::max(1, options_.io_threads)),
         acceptor_(asio::make_strand(ioc_)),
-        work_(asio::make_work_guard(ioc_)) {}
+        work_(asio::make_work_guard(ioc_)),
+        client_limit_answer_(RefusalResponse(
+            429, "Too Many Requests", "RESOURCE_EXHAUSTED", "CLIENT_CONNECTION_LIMIT",
+            absl::StrCat("This client has ", per_client_limit(),
+                         " connections open to the gateway already; reuse them"))),
+        global_limit_answer_(RefusalResponse(503, "Service Unavailable", "UNAVAILABLE",
+                                             "CONNECTION_LIMIT",
+                                             "The gateway is at its connection limit; retry "
+                                             "later")) {}
 
   absl::StatusOr<std::string> Bind();
   void Start();
@@ -90,52 +185,140 @@ class HttpServer::Impl {
   const HttpServerOptions& options() const { return options_; }
   const HttpHandler& handler() const { return handler_; }
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
-  void Register(const std::shared_ptr<Session>& session);
-  void Unregister(Session* session);
-  // True when max_connections sessions are open.
-  bool AtCapacity();
+  size_t per_client_limit() const {
+    return std::max<size_t>(1, options_.max_connections_per_client);
+  }
+
+  // Connection accounting, all under mu_. A connection is kIdle while it waits for the first
+  // byte of a request, kBusy from then until its answer is written, and kClosing once it is
+  // closing (done, timed out or evicted to make room): it will not start another request and no
+  // longer counts against max_connections, as it is gone within the linger timeout.
+  enum class Admission { kAdmitted, kClientLimit, kGlobalLimit };
+  // Admits `session` from `client` (empty: a trusted proxy, not capped) or says why not. When an
+  // idle connection must make room, sets `victim` (to be closed by the caller).
+  Admission Admit(const std::shared_ptr<SessionBase>& session, const std::string& client,
+                  std::shared_ptr<SessionBase>* victim);
+  void Unregister(SessionBase* session);
+  void MarkIdle(SessionBase* session);
+  // False if the connection was evicted meanwhile (it must close instead).
+  bool MarkBusy(SessionBase* session);
+  void MarkClosing(SessionBase* session);
+  // Takes one of `client`'s in-flight request slots; false when it has none left.
+  bool AcquireRequestSlot(const std::string& client);
+  void ReleaseRequestSlot(const std::string& client);
 
  private:
+  enum class State { kIdle, kBusy, kClosing };
+  struct Connection {
+    std::weak_ptr<SessionBase> session;
+    std::string client;  // key of per_client_, empty when not capped
+    State state = State::kBusy;
+    std::chrono::steady_clock::time_point idle_since;
+  };
+
   void Accept();
+  // Moves `c` to `state`, keeping counts_ and the gauges true. Under mu_.
+  void SetState(Connection* c, State state);
+  void UpdateGauges();
+  std::shared_ptr<SessionBase> MakeSession(tcp::socket socket, const net::IpAddress& peer,
+                                           std::string peer_text);
 
   HttpServerOptions options_;
   HttpHandler handler_;
+  std::optional<ssl::context> tls_;  // set by Bind() when options_.tls is
   std::atomic<bool> stopping_{false};
   // Declared before the io_context: sessions destroyed with its queued handlers unregister here.
   std::mutex mu_;
   std::condition_variable cv_;
-  std::map<Session*, std::weak_ptr<Session>> sessions_;
+  std::unordered_map<SessionBase*, Connection> connections_;
+  std::map<State, size_t> counts_;                              // connections_ by state
+  std::unordered_map<std::string, size_t> per_client_;          // open connections
+  std::unordered_map<std::string, size_t> requests_in_flight_;  // via trusted proxies
   bool started_ = false;
   bool stopped_ = false;
   asio::io_context ioc_;
   tcp::acceptor acceptor_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   std::vector<std::thread> threads_;
+  // The whole answers to refused plain-HTTP connections.
+  const std::string client_limit_answer_;
+  const std::string global_limit_answer_;
 };
 
-// One keep-alive connection. All its handlers run on its strand.
-class Session : public std::enable_shared_from_this<Session> {
+SessionBase::~SessionBase() {
+  if (!request_slot_.empty()) server_->ReleaseRequestSlot(request_slot_);
+  server_->Unregister(this);
+}
+
+// One keep-alive connection over `Stream` (plain TCP or TLS). All its handlers run on its strand.
+template <class Stream>
+class Session final : public SessionBase {
  public:
-  Session(tcp::socket&& socket, HttpServer::Impl* server)
-      : stream_(std::move(socket)), server_(server) {}
-  ~Session() { server_->Unregister(this); }
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
 
-  auto executor() { return stream_.get_executor(); }
+  template <class... StreamArgs>
+  Session(HttpServer::Impl* server, const net::IpAddress& peer, std::string peer_text,
+          StreamArgs&&... stream_args)
+      : SessionBase(server),
+        stream_(std::forward<StreamArgs>(stream_args)...),
+        peer_(peer),
+        peer_text_(std::move(peer_text)) {}
 
-  void Start() {
-    asio::dispatch(executor(), [self = shared_from_this()] { self->ReadHeader(); });
+  asio::any_io_executor executor() override { return stream_.get_executor(); }
+
+  void Start() override {
+    asio::dispatch(executor(), [self = Self()] {
+      if constexpr (kTls) {
+        self->Lowest().expires_after(self->server_->options().header_timeout);
+        self->stream_.async_handshake(ssl::stream_base::server, [self](beast::error_code ec) {
+          if (ec) {
+            if (ec == beast::error::timeout) {
+              HeaderTimeouts()->Inc();
+            } else {
+              TlsHandshakeFailures()->Inc();
+            }
+            log::Get("gateway")->debug("TLS handshake with {} failed: {}", self->peer_text_,
+                                       ec.message());
+            self->server_->MarkClosing(self.get());
+            return self->Lowest().close();
+          }
+          self->WaitForRequest();
+        });
+      } else {
+        self->WaitForRequest();
+      }
+    });
   }
 
-  // Closes the connection if it is waiting for a new request (graceful stop). On the strand.
-  void CloseIfIdle() {
-    if (idle_) {
+  void Refuse(const std::string& answer) override {
+    beast::error_code ignored;
+    auto& socket = Lowest().socket();
+    if constexpr (!kTls) {
+      // A fresh socket's send buffer is empty: this short write does not block.
+      asio::write(socket, asio::buffer(answer), ignored);
+      socket.shutdown(tcp::socket::shutdown_send, ignored);
+      // Closing with unread bytes sends a reset, which can destroy the answer before the client
+      // reads it: drop what the client has sent so far, up to a request's worth, without waiting
+      // for more (a refused connection must cost nothing once refused).
+      socket.non_blocking(true, ignored);
       beast::error_code ec;
-      stream_.socket().cancel(ec);
+      for (int i = 0; i < 16 && !ec; ++i) socket.read_some(asio::buffer(drain_buffer_), ec);
+    }
+    socket.close(ignored);
+  }
+
+  void CloseIfIdle() override {
+    if (waiting_) {
+      beast::error_code ignored;
+      Lowest().socket().cancel(ignored);
     }
   }
 
-  // Sends the answer to the current request. On the strand.
-  void Write(HttpResponse r) {
+  void Write(HttpResponse r) override {
+    if (!request_slot_.empty()) {
+      server_->ReleaseRequestSlot(request_slot_);
+      request_slot_.clear();
+    }
     response_ = {};
     response_.version(version_);
     response_.result(static_cast<unsigned>(r.status));
@@ -146,36 +329,59 @@ class Session : public std::enable_shared_from_this<Session> {
     response_.body() = std::move(r.body);
     response_.keep_alive(keep_alive_ && !server_->stopping());
     response_.prepare_payload();
-    stream_.expires_after(kWriteTimeout);
-    http::async_write(stream_, response_,
-                      beast::bind_front_handler(&Session::OnWrite, shared_from_this()));
+    Lowest().expires_after(kWriteTimeout);
+    http::async_write(stream_, response_, beast::bind_front_handler(&Session::OnWrite, Self()));
   }
 
  private:
-  void ReadHeader() {
+  std::shared_ptr<Session> Self() { return std::static_pointer_cast<Session>(shared_from_this()); }
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+
+  // Between requests: waits (idle_timeout at most) for the first byte of the next one.
+  void WaitForRequest() {
     if (server_->stopping()) return Close();
-    idle_ = true;
+    server_->MarkIdle(this);
+    if (buffer_.size() > 0) return ReadHeader();  // pipelined: the next request is here
+    waiting_ = true;
+    Lowest().expires_after(server_->options().idle_timeout);
+    stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
+                            [self = Self()](beast::error_code ec, size_t n) {
+                              self->waiting_ = false;
+                              if (ec) return self->Close();
+                              self->buffer_.commit(n);
+                              self->ReadHeader();
+                            });
+  }
+
+  // From the request's first byte: header_timeout for the whole header block.
+  void ReadHeader() {
+    if (!server_->MarkBusy(this)) return Close();
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(server_->options().max_header_bytes));
     parser_->body_limit(server_->options().max_body_bytes);
-    stream_.expires_after(server_->options().idle_timeout);
+    Lowest().expires_after(server_->options().header_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
-                            beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+                            beast::bind_front_handler(&Session::OnHeader, Self()));
   }
 
   void OnHeader(beast::error_code ec, size_t) {
-    idle_ = false;
+    if (ec == beast::error::timeout) {
+      HeaderTimeouts()->Inc();
+      log::Get("gateway")->debug("{} did not send a request header within {} ms", peer_text_,
+                                 server_->options().header_timeout.count());
+      return Close();
+    }
     if (ec) return OnReadError(ec);
     if (parser_->is_done()) return Dispatch(0);
+    Lowest().expires_after(server_->options().idle_timeout);
     if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
       interim_ = {};
       interim_.version(parser_->get().version());
       interim_.result(http::status::continue_);
-      http::async_write(stream_, interim_,
-                        [self = shared_from_this()](beast::error_code wec, size_t) {
-                          if (wec) return self->Close();
-                          self->ReadBody();
-                        });
+      http::async_write(stream_, interim_, [self = Self()](beast::error_code wec, size_t) {
+        if (wec) return self->Close();
+        self->ReadBody();
+      });
       return;
     }
     ReadBody();
@@ -183,7 +389,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void ReadBody() {
     http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&Session::OnBody, shared_from_this()));
+                     beast::bind_front_handler(&Session::OnBody, Self()));
   }
 
   void OnBody(beast::error_code ec, size_t) {
@@ -207,47 +413,52 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnWrite(beast::error_code ec, size_t) {
     if (ec || !response_.keep_alive()) return Close();
-    ReadHeader();
+    WaitForRequest();
   }
 
   // Stops sending, then reads (and drops) what the client still sends for a short while, so an
-  // unread request body does not turn the close into a reset that loses our answer.
+  // unread request body does not turn the close into a reset that loses our answer. Over TLS
+  // the close_notify exchange plays that part.
   void Close() {
     if (closing_) return;
     closing_ = true;
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    if (ec) return stream_.close();
-    stream_.expires_after(kLingerTimeout);
-    Drain();
+    server_->MarkClosing(this);
+    Lowest().expires_after(kLingerTimeout);
+    if constexpr (kTls) {
+      stream_.async_shutdown([self = Self()](beast::error_code) { self->Lowest().close(); });
+    } else {
+      beast::error_code ec;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+      if (ec) return stream_.close();
+      Drain();
+    }
   }
 
   void Drain() {
     stream_.async_read_some(asio::buffer(drain_buffer_),
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
-                              if (ec) return self->stream_.close();
+                            [self = Self()](beast::error_code ec, size_t) {
+                              if (ec) return self->Lowest().close();
                               self->Drain();
                             });
   }
 
-  friend class Exchange;
-  beast::tcp_stream stream_;
-  HttpServer::Impl* server_;
+  Stream stream_;
+  const net::IpAddress peer_;
+  const std::string peer_text_;  // "ip:port"
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> response_;
   http::response<http::empty_body> interim_;
   std::array<char, 4096> drain_buffer_{};
-  std::string peer_;  // "ip:port", looked up once per connection
   unsigned version_ = 11;
   bool keep_alive_ = true;
-  bool idle_ = false;
+  bool waiting_ = false;  // for the first byte of a request
   bool closing_ = false;
 };
 
 class Exchange : public HttpExchange {
  public:
-  Exchange(std::shared_ptr<Session> session, HttpRequest request)
+  Exchange(std::shared_ptr<SessionBase> session, HttpRequest request)
       : session_(std::move(session)), request_(std::move(request)) {}
 
   ~Exchange() override {
@@ -270,38 +481,85 @@ class Exchange : public HttpExchange {
   }
 
  private:
-  std::shared_ptr<Session> session_;
+  std::shared_ptr<SessionBase> session_;
   HttpRequest request_;
   std::atomic<bool> responded_{false};
 };
 
-void Session::Dispatch(int rejected_status) {
+template <class Stream>
+void Session<Stream>::Dispatch(int rejected_status) {
   HttpRequest request;
-  request.rejected_status = rejected_status;
   const auto& msg = parser_->get();
   version_ = msg.version() == 10 ? 10 : 11;
-  keep_alive_ = rejected_status == 0 && msg.keep_alive();
   request.method = ToString(msg.method_string());
   request.target = ToString(msg.target());
   size_t q = request.target.find('?');
   request.path = request.target.substr(0, q);
   if (q != std::string::npos) request.query = request.target.substr(q + 1);
+  std::string forwarded_for;
   for (const auto& field : msg) {
     request.headers.emplace_back(Lower(field.name_string()), ToString(field.value()));
+    if (request.headers.back().first == "x-forwarded-for") {
+      if (!forwarded_for.empty()) forwarded_for.push_back(',');
+      forwarded_for += request.headers.back().second;
+    }
   }
   if (rejected_status == 0) request.body = std::move(parser_->get().body());
-  if (peer_.empty()) {
-    beast::error_code ec;
-    auto peer = stream_.socket().remote_endpoint(ec);
-    if (!ec) peer_ = absl::StrCat(peer.address().to_string(), ":", peer.port());
+  request.peer = peer_text_;
+  const auto& options = server_->options();
+  request.client = ClientAddress(peer_, forwarded_for, options.trusted_proxies);
+  if (rejected_status == 0 && IsTrustedProxy(peer_, options.trusted_proxies)) {
+    if (server_->AcquireRequestSlot(request.client)) {
+      request_slot_ = request.client;
+    } else {
+      RefusedRequests()->Inc();
+      rejected_status = 429;
+    }
   }
-  request.peer = peer_;
+  request.rejected_status = rejected_status;
+  // A 429 was read whole, so the connection (a proxy's, shared by many clients) stays usable.
+  keep_alive_ = (rejected_status == 0 || rejected_status == 429) && msg.keep_alive();
   // The deadline of the backend call bounds the wait; no socket timer while the handler works.
-  stream_.expires_never();
+  Lowest().expires_never();
   server_->handler()(std::make_shared<Exchange>(shared_from_this(), std::move(request)));
 }
 
 absl::StatusOr<std::string> HttpServer::Impl::Bind() {
+  if (options_.tls.has_value()) {
+    const HttpTlsOptions& files = *options_.tls;
+    if (files.cert_file.empty() || files.key_file.empty()) {
+      return InvalidField(files.cert_file.empty() ? "http_tls.cert_file" : "http_tls.key_file",
+                          "is required to serve HTTPS");
+    }
+    tls_.emplace(ssl::context::tls_server);
+    beast::error_code ec;
+    tls_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                          ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                          ssl::context::no_tlsv1_1 | ssl::context::single_dh_use,
+                      ec);
+    SSL_CTX_set_min_proto_version(tls_->native_handle(), TLS1_2_VERSION);
+    if (!ec) tls_->use_certificate_chain_file(files.cert_file, ec);
+    if (ec) {
+      return InvalidField("http_tls.cert_file",
+                          absl::StrCat("cannot use ", files.cert_file, ": ", ec.message()));
+    }
+    tls_->use_private_key_file(files.key_file, ssl::context::pem, ec);
+    if (ec) {
+      return InvalidField("http_tls.key_file",
+                          absl::StrCat("cannot use ", files.key_file, ": ", ec.message()));
+    }
+    if (!files.ca_file.empty()) {
+      tls_->load_verify_file(files.ca_file, ec);
+      if (!ec) tls_->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert, ec);
+      if (ec) {
+        return InvalidField("http_tls.ca_file",
+                            absl::StrCat("cannot use ", files.ca_file, ": ", ec.message()));
+      }
+      // Tells clients which CA their certificate must come from.
+      SSL_CTX_set_client_CA_list(tls_->native_handle(),
+                                 SSL_load_client_CA_file(files.ca_file.c_str()));
+    }
+  }
   std::string host;
   int port = 0;
   SUBMARINE_RETURN_IF_ERROR(submarine::net::SplitHostPort(options_.listen, &host, &port));
@@ -331,6 +589,17 @@ void HttpServer::Impl::Start() {
   }
 }
 
+std::shared_ptr<SessionBase> HttpServer::Impl::MakeSession(tcp::socket socket,
+                                                           const net::IpAddress& peer,
+                                                           std::string peer_text) {
+  if (tls_.has_value()) {
+    return std::make_shared<Session<TlsStream>>(this, peer, std::move(peer_text), std::move(socket),
+                                                *tls_);
+  }
+  return std::make_shared<Session<PlainStream>>(this, peer, std::move(peer_text),
+                                                std::move(socket));
+}
+
 void HttpServer::Impl::Accept() {
   acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
@@ -338,37 +607,133 @@ void HttpServer::Impl::Accept() {
       return;
     }
     beast::error_code ignored;
-    if (AtCapacity()) {
-      static const std::string kBusy = BusyResponse();
-      asio::write(socket, asio::buffer(kBusy), ignored);
-      socket.shutdown(tcp::socket::shutdown_both, ignored);
+    auto endpoint = socket.remote_endpoint(ec);
+    if (ec) {  // already gone
       socket.close(ignored);
-      RejectedConnections()->Inc();
-      Accept();
-      return;
+      return Accept();
     }
     socket.set_option(tcp::no_delay(true), ignored);
-    auto session = std::make_shared<Session>(std::move(socket), this);
-    Register(session);
-    session->Start();
+    net::IpAddress peer = FromAsio(endpoint.address());
+    std::string client = IsTrustedProxy(peer, options_.trusted_proxies) ? "" : peer.ToString();
+    auto session = MakeSession(std::move(socket), peer,
+                               absl::StrCat(endpoint.address().to_string(), ":", endpoint.port()));
+    std::shared_ptr<SessionBase> victim;
+    switch (Admit(session, client, &victim)) {
+      case Admission::kAdmitted:
+        session->Start();
+        break;
+      // Counted once refused, so the count never runs ahead of what clients have received.
+      case Admission::kClientLimit:
+        session->Refuse(client_limit_answer_);
+        RefusedConnections("client_limit")->Inc();
+        break;
+      case Admission::kGlobalLimit:
+        session->Refuse(global_limit_answer_);
+        RefusedConnections("global_limit")->Inc();
+        break;
+    }
+    if (victim != nullptr) {
+      log::Get("gateway")->debug("at max_connections: closing the longest idle connection");
+      EvictedConnections()->Inc();
+      asio::post(victim->executor(), [victim] { victim->CloseIfIdle(); });
+    }
     Accept();
   });
 }
 
-bool HttpServer::Impl::AtCapacity() {
+HttpServer::Impl::Admission HttpServer::Impl::Admit(const std::shared_ptr<SessionBase>& session,
+                                                    const std::string& client,
+                                                    std::shared_ptr<SessionBase>* victim) {
   std::lock_guard lock(mu_);
-  return sessions_.size() >= std::max<size_t>(1, options_.max_connections);
+  if (!client.empty()) {
+    auto it = per_client_.find(client);
+    if (it != per_client_.end() && it->second >= per_client_limit()) {
+      return Admission::kClientLimit;
+    }
+  }
+  if (connections_.size() - counts_[State::kClosing] >=
+      std::max<size_t>(1, options_.max_connections)) {
+    Connection* oldest = nullptr;
+    for (auto& [raw, c] : connections_) {
+      if (c.state == State::kIdle && (oldest == nullptr || c.idle_since < oldest->idle_since)) {
+        oldest = &c;
+      }
+    }
+    if (oldest == nullptr) return Admission::kGlobalLimit;
+    SetState(oldest, State::kClosing);
+    // Null if it is being destroyed right now: its slot frees itself then.
+    *victim = oldest->session.lock();
+  }
+  Connection& c = connections_[session.get()];
+  c.session = session;
+  c.client = client;
+  ++counts_[c.state];
+  if (!client.empty()) ++per_client_[client];
+  UpdateGauges();
+  return Admission::kAdmitted;
 }
 
-void HttpServer::Impl::Register(const std::shared_ptr<Session>& session) {
+void HttpServer::Impl::Unregister(SessionBase* session) {
   std::lock_guard lock(mu_);
-  sessions_[session.get()] = session;
+  auto it = connections_.find(session);
+  if (it == connections_.end()) return;  // refused before admission
+  --counts_[it->second.state];
+  if (!it->second.client.empty()) {
+    auto count = per_client_.find(it->second.client);
+    if (--count->second == 0) per_client_.erase(count);
+  }
+  connections_.erase(it);
+  UpdateGauges();
+  if (connections_.empty()) cv_.notify_all();
 }
 
-void HttpServer::Impl::Unregister(Session* session) {
+void HttpServer::Impl::SetState(Connection* c, State state) {
+  --counts_[c->state];
+  ++counts_[state];
+  c->state = state;
+  if (state == State::kIdle) c->idle_since = std::chrono::steady_clock::now();
+  UpdateGauges();
+}
+
+void HttpServer::Impl::UpdateGauges() {
+  OpenConnections()->Set(static_cast<int64_t>(connections_.size() - counts_[State::kClosing]));
+  IdleConnections()->Set(static_cast<int64_t>(counts_[State::kIdle]));
+}
+
+void HttpServer::Impl::MarkIdle(SessionBase* session) {
   std::lock_guard lock(mu_);
-  sessions_.erase(session);
-  if (sessions_.empty()) cv_.notify_all();
+  auto it = connections_.find(session);
+  if (it == connections_.end() || it->second.state == State::kClosing) return;
+  SetState(&it->second, State::kIdle);
+}
+
+bool HttpServer::Impl::MarkBusy(SessionBase* session) {
+  std::lock_guard lock(mu_);
+  auto it = connections_.find(session);
+  if (it == connections_.end() || it->second.state == State::kClosing) return false;
+  SetState(&it->second, State::kBusy);
+  return true;
+}
+
+void HttpServer::Impl::MarkClosing(SessionBase* session) {
+  std::lock_guard lock(mu_);
+  auto it = connections_.find(session);
+  if (it == connections_.end() || it->second.state == State::kClosing) return;
+  SetState(&it->second, State::kClosing);
+}
+
+bool HttpServer::Impl::AcquireRequestSlot(const std::string& client) {
+  std::lock_guard lock(mu_);
+  size_t& count = requests_in_flight_[client];
+  if (count >= per_client_limit()) return false;
+  ++count;
+  return true;
+}
+
+void HttpServer::Impl::ReleaseRequestSlot(const std::string& client) {
+  std::lock_guard lock(mu_);
+  auto it = requests_in_flight_.find(client);
+  if (it != requests_in_flight_.end() && --it->second == 0) requests_in_flight_.erase(it);
 }
 
 void HttpServer::Impl::Stop(std::chrono::milliseconds grace) {
@@ -384,20 +749,20 @@ void HttpServer::Impl::Stop(std::chrono::milliseconds grace) {
   });
   // The sessions are pinned outside mu_: the last reference to one may be dropped here, and its
   // destructor unregisters under mu_ (dropping it under the lock deadlocked the shutdown).
-  std::vector<std::shared_ptr<Session>> open;
+  std::vector<std::shared_ptr<SessionBase>> open;
   {
     std::lock_guard lock(mu_);
-    for (auto& [raw, weak] : sessions_) {
-      if (auto s = weak.lock()) open.push_back(std::move(s));
+    for (auto& [raw, c] : connections_) {
+      if (auto s = c.session.lock()) open.push_back(std::move(s));
     }
   }
   for (auto& s : open) asio::post(s->executor(), [s] { s->CloseIfIdle(); });
   open.clear();
   std::unique_lock lock(mu_);
-  cv_.wait_for(lock, grace, [this] { return sessions_.empty(); });
-  if (!sessions_.empty()) {
+  cv_.wait_for(lock, grace, [this] { return connections_.empty(); });
+  if (!connections_.empty()) {
     log::Get("gateway")->warn("{} HTTP connection(s) still busy after the shutdown grace period",
-                              sessions_.size());
+                              connections_.size());
   }
   lock.unlock();
   work_.reset();

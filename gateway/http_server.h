@@ -1,19 +1,35 @@
 #pragma once
 // The gateway's HTTP/1.1 server (Boost.Beast/Asio, kept out of this header): keep-alive
-// connections, one strand per connection, `io_threads` threads running one io_context. Requests
-// are handed to an HttpHandler as HttpExchange objects; the handler answers from any thread.
-// Requests over the header or body limit are not read further: the handler receives them with
-// rejected_status 431 or 413 (400 for malformed HTTP) and the connection closes after the answer.
+// connections, one strand per connection, `io_threads` threads running one io_context, HTTPS
+// (optionally mutual TLS) when `tls` is set. Requests are handed to an HttpHandler as
+// HttpExchange objects; the handler answers from any thread. Requests over the header or body
+// limit are not read further: the handler receives them with rejected_status 431 or 413 (400 for
+// malformed HTTP) and the connection closes after the answer.
+//
+// Connections are bounded so that no client can starve the others:
+// - per client: a client address (the TCP peer) holds at most max_connections_per_client open
+//   connections; one more is answered 429 and closed. A peer in trusted_proxies is not capped;
+//   the requests it carries are instead bounded per forwarded client (ClientAddress()) at the
+//   same number in flight, beyond which the handler receives rejected_status 429.
+// - globally: at max_connections a newcomer closes the connection that has been idle between
+//   requests the longest; only when every connection is in the middle of a request is it
+//   answered 503 and closed. Over TLS refused connections are closed without an answer.
+// - in time: a connection waits at most idle_timeout for the first byte of a request, then has
+//   header_timeout to complete the header block (and the TLS handshake, first) before it is
+//   closed without an answer; a body must arrive within idle_timeout of its header.
+// Refusals, evictions and timeouts are counted on the global metrics registry.
 
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/net/cidr.h"
 
 namespace submarine::gateway {
 
@@ -24,9 +40,11 @@ struct HttpRequest {
   std::string query;   // target after '?', still percent-encoded
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-case
   std::string body;
-  std::string peer;  // "ip:port" of the client
-  // Non-zero when the server refused the request before reading it whole: 413 (body over the
-  // limit), 431 (header block over the limit) or 400 (malformed HTTP).
+  std::string peer;    // "ip:port" of the TCP peer
+  std::string client;  // the client the request is accounted to: see ClientAddress()
+  // Non-zero when the server refused the request: 413 (body over the limit), 431 (header block
+  // over the limit) or 400 (malformed HTTP), all not read whole; 429 when the forwarded client
+  // already has max_connections_per_client requests in flight.
   int rejected_status = 0;
 
   // The first header named `name` (lower-case), empty if absent.
@@ -54,16 +72,31 @@ class HttpExchange {
 
 using HttpHandler = std::function<void(std::shared_ptr<HttpExchange>)>;
 
+// PEM files of the HTTPS side.
+struct HttpTlsOptions {
+  std::string cert_file;  // certificate chain
+  std::string key_file;   // its private key
+  std::string ca_file;    // when set, clients must present a certificate chaining to it
+};
+
 struct HttpServerOptions {
   std::string listen = "127.0.0.1:0";
   int io_threads = 2;
   size_t max_body_bytes = 4 << 20;
   size_t max_header_bytes = 16 << 10;
-  // Open connections at most; one more is answered 503 and closed. A connection carries one
-  // request at a time, so this also bounds requests (and request bodies) in flight.
+  // Open connections at most (see the file comment for what happens at the limit). A connection
+  // carries one request at a time, so this also bounds requests (and request bodies) in flight.
   size_t max_connections = 512;
-  // A keep-alive connection idle this long is closed.
+  // Open connections per client address; requests in flight per forwarded client.
+  size_t max_connections_per_client = 64;
+  // Peers whose X-Forwarded-For is believed (see ClientAddress()).
+  std::vector<net::CidrBlock> trusted_proxies;
+  // How long a keep-alive connection may wait for the next request's first byte.
   std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
+  // How long a request's header block (and the TLS handshake) may take from its first byte.
+  std::chrono::milliseconds header_timeout = std::chrono::seconds(5);
+  // Serve HTTPS when set.
+  std::optional<HttpTlsOptions> tls;
 };
 
 class HttpServer {
@@ -73,7 +106,8 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds and listens (connections queue until Start); returns the bound "host:port".
+  // Loads the TLS files (INVALID_ARGUMENT naming the http_tls key of a file that cannot be
+  // used), binds and listens (connections queue until Start); returns the bound "host:port".
   absl::StatusOr<std::string> Bind();
   // Starts the I/O threads and accepting.
   void Start();

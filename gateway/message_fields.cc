@@ -9,6 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/status/status.h"
 
 namespace submarine::gateway {
 namespace {
@@ -179,6 +180,9 @@ Message* MutableLeafParent(Message* root, const FieldPath& path) {
 absl::Status SetFieldFromText(Message* message, const FieldDescriptor* field,
                               std::string_view text) {
   if (field->is_map()) return absl::InvalidArgumentError("map fields cannot be set from text");
+  // Protobuf requires UTF-8 of every string field (a backend would fail to parse the request),
+  // and no other kind of field has a non-ASCII text form.
+  if (!IsValidUtf8(std::string(text))) return BadValue("valid UTF-8 text");
   if (field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
     return SetScalar(message, field, text);
   }

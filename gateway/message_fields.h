@@ -35,8 +35,8 @@ google::protobuf::Message* MutableLeafParent(google::protobuf::Message* root,
 
 // Sets a singular field (or appends to a repeated one) from text: integers in decimal, floats,
 // booleans as true/false/1/0, enums by name or number, bytes as (URL-safe) base64, well-known
-// types by their JSON string form. INVALID_ARGUMENT describing the bad value otherwise (the
-// caller names the parameter).
+// types by their JSON string form. INVALID_ARGUMENT describing the bad value otherwise,
+// including text that is not valid UTF-8 (the caller names the parameter).
 absl::Status SetFieldFromText(google::protobuf::Message* message,
                               const google::protobuf::FieldDescriptor* field,
                               std::string_view text);

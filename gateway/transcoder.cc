@@ -56,10 +56,13 @@ absl::Status BodyError(const std::string& parser_message) {
         field = absl::StrCat(where.substr(1, close - 1), ".", where.substr(close + 2));
       }
     }
+    field = QuoteInput(field);
     return MakeError(absl::StatusCode::kInvalidArgument, "UNKNOWN_FIELD",
                      absl::StrCat("Unknown field \"", field, "\" in the request body"),
                      {{"field", field}});
   }
+  // The parser's words may quote the body.
+  msg = QuoteInput(msg);
   return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_REQUEST_BODY",
                    absl::StrCat("Invalid request body: ", msg), {{"problem", msg}});
 }
@@ -81,14 +84,21 @@ absl::Status ApplyBody(const Route& route, std::string_view body, std::string_vi
                      absl::StrCat(route.label, " takes no request body"), {{"route", route.label}});
   }
   if (trimmed.empty() || trimmed == "null") return absl::OkStatus();
+  // JSON and YAML are UTF-8 (RFC 8259, YAML 1.2), as every protobuf string must be; the parsers'
+  // own complaints about it would quote the bytes.
+  if (!IsValidUtf8(std::string(body))) {
+    return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_REQUEST_BODY",
+                     "Invalid request body: it is not valid UTF-8", {{"problem", "not UTF-8"}});
+  }
   std::string json;
   if (IsYaml(content_type)) {
     auto converted = config::YamlToJson(body);
     if (!converted.ok()) {
-      return MakeError(
-          absl::StatusCode::kInvalidArgument, "INVALID_REQUEST_BODY",
-          absl::StrCat("Invalid YAML request body: ", submarine::Message(converted.status())),
-          {{"problem", submarine::Message(converted.status())}});
+      // The YAML parser's words may quote the body.
+      std::string problem = QuoteInput(submarine::Message(converted.status()));
+      return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_REQUEST_BODY",
+                       absl::StrCat("Invalid YAML request body: ", problem),
+                       {{"problem", problem}});
     }
     json = std::move(converted).value();
     if (Trim(json).empty() || Trim(json) == "null") return absl::OkStatus();
@@ -119,17 +129,21 @@ absl::Status ApplyQuery(const Route& route, std::string_view query, Message* req
     auto fields = ResolveFieldPath(type, key);
     if (!fields.ok()) {
       if (route.face == REST_FACE_SUBMARINE_V1) continue;
+      const std::string quoted = QuoteInput(key);
       return MakeError(absl::StatusCode::kInvalidArgument, "UNKNOWN_QUERY_PARAMETER",
-                       absl::StrCat("Unknown query parameter \"", key, "\""), {{"parameter", key}});
+                       absl::StrCat("Unknown query parameter \"", quoted, "\""),
+                       {{"parameter", quoted}, {"field", quoted}});
     }
+    const std::string quoted = QuoteInput(key);
+    const std::string field = JsonPathName(*fields);
     bool from_body =
         route.body == "*" || (route.body_field != nullptr && fields->front() == route.body_field);
     if (from_body || !IsTextSettable(fields->back())) {
       return MakeError(
           absl::StatusCode::kInvalidArgument, "INVALID_QUERY_PARAMETER",
-          absl::StrCat("Query parameter \"", key, "\" cannot be set here: ",
+          absl::StrCat("Query parameter \"", quoted, "\" cannot be set here: ",
                        from_body ? "it belongs to the request body" : "it is not a scalar field"),
-          {{"parameter", key}});
+          {{"parameter", quoted}, {"field", field}});
     }
     bool bound_by_path = false;
     for (const auto& p : route.path_fields) bound_by_path = bound_by_path || SameFields(p, *fields);
@@ -137,10 +151,11 @@ absl::Status ApplyQuery(const Route& route, std::string_view query, Message* req
     Message* parent = MutableLeafParent(request, *fields);
     auto st = SetFieldFromText(parent, fields->back(), value);
     if (!st.ok()) {
+      const std::string quoted_value = QuoteInput(value);
       return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_QUERY_PARAMETER",
-                       absl::StrCat("Invalid value \"", value, "\" for query parameter \"", key,
-                                    "\": ", submarine::Message(st)),
-                       {{"parameter", key}, {"value", value}});
+                       absl::StrCat("Invalid value \"", quoted_value, "\" for query parameter \"",
+                                    quoted, "\": ", submarine::Message(st)),
+                       {{"parameter", quoted}, {"field", field}, {"value", quoted_value}});
     }
   }
   return absl::OkStatus();
@@ -152,11 +167,12 @@ absl::Status ApplyPath(const Route& route, const PathBindings& bindings, Message
     Message* parent = MutableLeafParent(request, fields);
     auto st = SetFieldFromText(parent, fields.back(), bindings[i].second);
     if (!st.ok()) {
+      const std::string value = QuoteInput(bindings[i].second);
       return MakeError(
           absl::StatusCode::kInvalidArgument, "INVALID_PATH_PARAMETER",
-          absl::StrCat("Invalid value \"", bindings[i].second, "\" for path ", "parameter \"",
-                       bindings[i].first, "\": ", submarine::Message(st)),
-          {{"parameter", bindings[i].first}, {"value", bindings[i].second}});
+          absl::StrCat("Invalid value \"", value, "\" for path parameter \"", bindings[i].first,
+                       "\": ", submarine::Message(st)),
+          {{"parameter", bindings[i].first}, {"field", JsonPathName(fields)}, {"value", value}});
     }
   }
   return absl::OkStatus();
@@ -241,13 +257,15 @@ absl::StatusOr<HttpReply> RenderResponse(const Route& route, grpc::ByteBuffer* r
 
 HttpReply RenderError(RestFace face, const grpc::Status& status, int http_status) {
   int code = static_cast<int>(status.error_code());
+  // Bounded and valid UTF-8 whatever the backend sent (its own edge should have done so).
+  const std::string message = QuoteInput(status.error_message(), kMaxErrorMessageBytes);
   HttpReply reply;
   reply.status = http_status != 0 ? http_status : HttpStatusForCode(code);
   if (face == REST_FACE_SUBMARINE_V1) {
     nlohmann::ordered_json body = {{"status", HttpStatusName(reply.status)},
                                    {"code", reply.status},
                                    {"success", nullptr},
-                                   {"message", status.error_message()},
+                                   {"message", message},
                                    {"result", nullptr},
                                    {"attributes", nlohmann::ordered_json::object()}};
     reply.body = Dump(body);
@@ -270,7 +288,7 @@ HttpReply RenderError(RestFace face, const grpc::Status& status, int http_status
   }
   nlohmann::ordered_json body = {{"error",
                                   {{"code", reply.status},
-                                   {"message", status.error_message()},
+                                   {"message", message},
                                    {"status", CodeName(code)},
                                    {"details", std::move(details)}}}};
   reply.body = Dump(body);

@@ -34,8 +34,10 @@ struct HttpReply {
 // parameters are ignored, as Jersey does) and the path bindings (which win over both).
 // Errors are INVALID_ARGUMENT with an ErrorInfo (domain kGatewayDomain) whose reason is
 // UNKNOWN_FIELD, INVALID_REQUEST_BODY, BODY_NOT_ALLOWED, UNKNOWN_QUERY_PARAMETER,
-// INVALID_QUERY_PARAMETER or INVALID_PATH_PARAMETER, and whose message names the field or
-// parameter.
+// INVALID_QUERY_PARAMETER or INVALID_PATH_PARAMETER, whose message names the field or parameter
+// and whose metadata `field` names the request field (lowerCamel path; an unknown parameter as
+// written). A value that is not valid UTF-8 is an invalid parameter. Input appears in messages
+// and metadata only through QuoteInput().
 absl::Status BuildRequest(const Route& route, const PathBindings& bindings, std::string_view query,
                           std::string_view body, std::string_view content_type,
                           google::protobuf::Message* request);
@@ -48,8 +50,9 @@ absl::Status BuildRequest(const Route& route, const PathBindings& bindings, std:
 absl::StatusOr<HttpReply> RenderResponse(const Route& route, grpc::ByteBuffer* response);
 
 // Renders an error for `face`. The HTTP status is `http_status` if non-zero, else the AIP-193
-// mapping of the gRPC code. AIP face details are the google.rpc.Status details decoded from
-// grpc-status-details-bin (an ErrorInfo with reason = code name is added when there are none).
+// mapping of the gRPC code. The message is cut to kMaxErrorMessageBytes of valid UTF-8. AIP face
+// details are the google.rpc.Status details decoded from grpc-status-details-bin (an ErrorInfo with
+// reason = code name is added when there are none).
 HttpReply RenderError(submarine::common::v1::RestFace face, const grpc::Status& status,
                       int http_status = 0);
 // Same for a status raised inside the gateway (its ErrorInfo gets domain kGatewayDomain).

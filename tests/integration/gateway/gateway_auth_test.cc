@@ -19,11 +19,13 @@
 #include "common/config/config.h"
 #include "common/events/wire.h"
 #include "common/rpc/call_context.h"
+#include "common/net/address.h"
 #include "common/status/status.h"
 #include "gateway/auth_state.h"
 #include "submarine/environment/v1/environment.grpc.pb.h"
 #include "submarine/permission/v1/permission.grpc.pb.h"
 #include "tests/integration/gateway/environment_backend.h"
+#include "tests/integration/gateway/gateway_fixture.h"
 #include "tests/integration/gateway/permission_backend.h"
 #include "tests/support/grpc_errors.h"
 #include "tests/support/http_client.h"
@@ -37,28 +39,7 @@ using submarine::common::v1::Principal;
 namespace env = submarine::environment::v1;
 namespace perm = submarine::permission::v1;
 
-constexpr char kIssuer[] = "https://submarine.gateway-test";
 constexpr char kOpenApiGeneratorUa[] = "OpenAPI-Generator/0.9.0-SNAPSHOT/python";
-constexpr char kEnvServices[] =
-    "[submarine.environment.v1.EnvironmentService, "
-    "submarine.environment.v1.SubmarineEnvironmentApi]";
-constexpr char kPermServices[] =
-    "[submarine.permission.v1.IdentityService, submarine.permission.v1.SubmarineAuthApi]";
-
-int64_t NowUnix() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-json Json(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
-
-json ErrorInfo(const json& body) {
-  for (const auto& d : body["error"]["details"]) {
-    if (d.value("@type", "") == "type.googleapis.com/google.rpc.ErrorInfo") return d;
-  }
-  return json();
-}
 
 // The bus as far as the gateway can tell: a PUB socket its SUB socket connects to. Used from
 // the test thread only.
@@ -87,57 +68,6 @@ class FakeBus {
   uint64_t seq_ = 0;
 };
 
-struct Secret {
-  std::string value;
-  std::string file;
-};
-
-Secret WriteSecret(const std::string& dir) {
-  Secret s{auth::RandomToken(36), absl::StrCat(dir, "/gateway.secret")};
-  auto st = config::WriteFileAtomic(s.file, s.value, 0600);
-  EXPECT_TRUE(st.ok()) << st;
-  return s;
-}
-
-std::string GatewayYaml(const std::string& env_backend, const std::string& perm_backend,
-                        const std::string& auth_block, const std::string& secret_file) {
-  std::string yaml = absl::StrCat(
-      "http_listen: 127.0.0.1:0\n", "grpc_listen: 127.0.0.1:0\n", "request_timeout_ms: 5000\n",
-      "backends:\n", "  - address: ", env_backend, "\n", "    services: ", kEnvServices, "\n",
-      "  - address: ", perm_backend, "\n", "    services: ", kPermServices, "\n", auth_block,
-      "server:\n", "  shutdown_grace_ms: 5000\n");
-  if (!secret_file.empty()) absl::StrAppend(&yaml, "  gateway_secret_file: ", secret_file, "\n");
-  return yaml;
-}
-
-// A token state trusting `key` (and revoking nothing).
-perm::AuthState StateTrusting(const auth::SigningKey& key) {
-  perm::AuthState state;
-  state.set_issuer(kIssuer);
-  auto* k = state.add_signing_keys();
-  k->set_key_id(key.key_id);
-  k->set_public_key(key.public_key);
-  return state;
-}
-
-// Claims of a valid access token of `user` (team "ml"), issued just now for 15 minutes.
-auth::TokenClaims ValidClaims(const std::string& user = "alice",
-                              const std::string& jti = "tok-alice") {
-  auth::TokenClaims c;
-  c.issuer = kIssuer;
-  c.subject = user;
-  c.token_id = jti;
-  c.kind = "access";
-  c.teams = {"ml"};
-  c.issued_at = NowUnix() - 5;
-  c.expires_at = NowUnix() + 900;
-  return c;
-}
-
-std::vector<std::pair<std::string, std::string>> Bearer(const std::string& token) {
-  return {{"Authorization", absl::StrCat("Bearer ", token)}};
-}
-
 class GatewayAuthTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -157,9 +87,9 @@ class GatewayAuthTest : public ::testing::Test {
     std::string auth_block =
         absl::StrCat("auth: {address: \"", *perm_address, "\", subscribe_endpoint: \"",
                      bus_->endpoint(), "\", cache_ttl_ms: 600000}\n");
-    auto child =
-        StartService("submarine-gateway", *dir_, "gateway",
-                     GatewayYaml(*env_address, *perm_address, auth_block, secret_->file), ready_);
+    auto child = StartService(
+        "submarine-gateway", *dir_, "gateway",
+        AuthGatewayYaml(*env_address, *perm_address, auth_block, secret_->file), ready_);
     ASSERT_TRUE(child.ok()) << child.status();
     gateway_ = new ChildProcess(std::move(child).value());
     ASSERT_TRUE(WaitFor([] {
@@ -502,6 +432,42 @@ TEST_F(GatewayAuthTest, InternalOnlyMethodsAreNeverRouted) {
   EXPECT_EQ(doc.body.find("GetAuthState"), std::string::npos);
 }
 
+// Readiness detail (backend addresses, gRPC's words for what is wrong) is for platform admins;
+// everyone else learns only whether the gateway is ready.
+TEST_F(GatewayAuthTest, ReadyzDetailIsForAdminsOnly) {
+  auto admin = Claims("root", "tok-root");
+  admin.admin = true;
+  const std::string kMalformed = "gateway_auth_failures_total{reason=\"TOKEN_MALFORMED\"} ";
+  auto malformed_failures = [&] {
+    std::string m = Call("GET", "/metrics").body;
+    size_t at = m.find(kMalformed);
+    return at == std::string::npos ? 0 : std::atoll(m.c_str() + at + kMalformed.size());
+  };
+  const long long failures_before = malformed_failures();
+  for (const auto& headers : {std::vector<std::pair<std::string, std::string>>{},
+                              Bearer(Token(Claims())), Bearer("not-a-jwt")}) {
+    auto r = Call("GET", "/readyz", headers);
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.body, R"({"status":"ok"})");
+  }
+  auto detail = Call("GET", "/readyz", Bearer(Token(admin)));
+  ASSERT_EQ(detail.status, 200) << detail.body;
+  auto body = Json(detail);
+  EXPECT_EQ(body["authentication"], "on");
+  ASSERT_EQ(body["backends"].size(), 2u) << detail.body;
+  EXPECT_EQ(body["backends"][0]["serving"], true);
+  EXPECT_FALSE(body["backends"][0]["address"].get<std::string>().empty());
+  // A public endpoint shown a bad token is not an authentication failure.
+  EXPECT_EQ(malformed_failures(), failures_before);
+  auto metrics = Call("GET", "/metrics").body;
+  for (const char* service :
+       {"submarine.environment.v1.EnvironmentService", "submarine.permission.v1.IdentityService"}) {
+    EXPECT_NE(metrics.find(absl::StrCat("gateway_backend_ready{service=\"", service, "\"} 1\n")),
+              std::string::npos)
+        << service;
+  }
+}
+
 TEST_F(GatewayAuthTest, TheGatewayFetchesTheStateAsAServicePrincipal) {
   EXPECT_GE(perm_->auth_state_calls(), 1);
   EXPECT_EQ(perm_->last_caller().kind(), Principal::SERVICE);
@@ -568,12 +534,13 @@ TEST(GatewayAuthConfigTest, RefusesToStartWithoutAuthConfigNamingTheKey) {
   Secret secret = WriteSecret(dir);
   ReadyInfo ready;
   auto none = StartService("submarine-gateway", dir, "no-auth",
-                           GatewayYaml("127.0.0.1:1", "127.0.0.1:2", "", ""), &ready);
+                           AuthGatewayYaml("127.0.0.1:1", "127.0.0.1:2", "", ""), &ready);
   ASSERT_FALSE(none.ok());
   EXPECT_NE(none.status().message().find("auth.address"), absl::string_view::npos) << none.status();
   auto no_secret = StartService(
       "submarine-gateway", dir, "no-secret",
-      GatewayYaml("127.0.0.1:1", "127.0.0.1:2", "auth: {address: \"127.0.0.1:2\"}\n", ""), &ready);
+      AuthGatewayYaml("127.0.0.1:1", "127.0.0.1:2", "auth: {address: \"127.0.0.1:2\"}\n", ""),
+      &ready);
   ASSERT_FALSE(no_secret.ok());
   EXPECT_NE(no_secret.status().message().find("server.gateway_secret_file"),
             absl::string_view::npos)
@@ -582,8 +549,8 @@ TEST(GatewayAuthConfigTest, RefusesToStartWithoutAuthConfigNamingTheKey) {
   ASSERT_TRUE(config::WriteFileAtomic(short_secret_file, "too-short", 0600).ok());
   auto short_secret =
       StartService("submarine-gateway", dir, "short-secret",
-                   GatewayYaml("127.0.0.1:1", "127.0.0.1:2", "auth: {address: \"127.0.0.1:2\"}\n",
-                               short_secret_file),
+                   AuthGatewayYaml("127.0.0.1:1", "127.0.0.1:2",
+                                   "auth: {address: \"127.0.0.1:2\"}\n", short_secret_file),
                    &ready);
   ASSERT_FALSE(short_secret.ok());
   EXPECT_NE(short_secret.status().message().find(short_secret_file), absl::string_view::npos)
@@ -607,8 +574,8 @@ TEST(GatewayAuthReadinessTest, NotReadyUntilTheTokenStateIsLoaded) {
   ReadyInfo ready;
   auto gateway = StartService(
       "submarine-gateway", dir, "gateway",
-      GatewayYaml(*env_address, *perm_address,
-                  absl::StrCat("auth: {address: \"", *perm_address, "\"}\n"), secret.file),
+      AuthGatewayYaml(*env_address, *perm_address,
+                      absl::StrCat("auth: {address: \"", *perm_address, "\"}\n"), secret.file),
       &ready);
   ASSERT_TRUE(gateway.ok()) << gateway.status();
 
@@ -635,6 +602,87 @@ TEST(GatewayAuthReadinessTest, NotReadyUntilTheTokenStateIsLoaded) {
   EXPECT_EQ(gateway->Wait(), 0);
 }
 
+// A backend that is down: anonymous callers learn that the gateway is not ready, and REST and
+// gRPC callers that the service is unavailable, but never its address or gRPC's words for what
+// went wrong (the gateway logs those with the request id); an admin sees the detail.
+TEST(GatewayAuthReadinessTest, ADownBackendsAddressReachesOnlyAdminsAndTheLog) {
+  auth::InitSodium();
+  std::string dir = MakeTempDir("gateway-auth-down");
+  Secret secret = WriteSecret(dir);
+  auto key = auth::GenerateSigningKey();
+  PermissionBackend perm(secret.value);
+  perm.SetState(StateTrusting(key));
+  auto perm_address = perm.Start();
+  ASSERT_TRUE(perm_address.ok());
+  auto port = net::PickFreePort();
+  ASSERT_TRUE(port.ok());
+  const std::string down = absl::StrCat("127.0.0.1:", *port);
+  ReadyInfo ready;
+  auto gateway = StartService(
+      "submarine-gateway", dir, "gateway",
+      AuthGatewayYaml(down, *perm_address,
+                      absl::StrCat("auth: {address: \"", *perm_address, "\"}\n"), secret.file),
+      &ready);
+  ASSERT_TRUE(gateway.ok()) << gateway.status();
+  HttpResult anonymous;
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = HttpCall(ready.http, "GET", "/readyz");
+    if (r.ok()) anonymous = *r;
+    return r.ok() && ErrorInfo(Json(*r))["reason"] == "BACKEND_NOT_SERVING";
+  })) << anonymous.body;
+  EXPECT_EQ(anonymous.status, 503);
+  EXPECT_EQ(Json(anonymous)["error"]["status"], "UNAVAILABLE");
+  EXPECT_EQ(anonymous.body.find(down), std::string::npos) << anonymous.body;
+  EXPECT_EQ(anonymous.body.find("127.0.0.1"), std::string::npos) << anonymous.body;
+  auto user = Bearer(auth::SignJwt(ValidClaims("alice", "t"), key));
+  auto admin_claims = ValidClaims("root", "r");
+  admin_claims.admin = true;
+  auto admin = HttpCall(ready.http, "GET", "/readyz", "", Bearer(auth::SignJwt(admin_claims, key)));
+  ASSERT_TRUE(admin.ok());
+  EXPECT_EQ(admin->status, 503);
+  EXPECT_NE(admin->body.find(down), std::string::npos) << admin->body;
+
+  auto call = HttpCall(ready.http, "GET", "/v1/projects/default/environments/x", "", user);
+  ASSERT_TRUE(call.ok());
+  EXPECT_EQ(call->status, 503) << call->body;
+  auto info = ErrorInfo(Json(*call));
+  EXPECT_EQ(info["reason"], "BACKEND_UNAVAILABLE");
+  EXPECT_EQ(info["metadata"]["service"], "submarine.environment.v1.EnvironmentService");
+  EXPECT_EQ(call->body.find(down), std::string::npos) << call->body;
+  EXPECT_EQ(call->body.find("127.0.0.1"), std::string::npos) << call->body;
+  std::string request_id = call->Header("x-request-id");
+  std::string log = Tail(absl::StrCat(dir, "/gateway.log"), 1 << 20);
+  bool logged = false;
+  for (const std::string& line : std::vector<std::string>(absl::StrSplit(log, '\n'))) {
+    logged = logged ||
+             (line.find(request_id) != std::string::npos && line.find(down) != std::string::npos);
+  }
+  EXPECT_TRUE(logged) << "no log line with the request id and the backend address:\n" << log;
+
+  auto channel = grpc::CreateChannel(ready.grpc, grpc::InsecureChannelCredentials());
+  auto stub = env::EnvironmentService::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", user[0].second);
+  env::GetEnvironmentRequest req;
+  req.set_name("projects/default/environments/x");
+  env::Environment resp;
+  grpc::Status st = stub->GetEnvironment(&ctx, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(ErrorReason(st), "BACKEND_UNAVAILABLE");
+  EXPECT_EQ(st.error_message().find("127.0.0.1"), std::string::npos) << st.error_message();
+
+  auto metrics = HttpCall(ready.http, "GET", "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find(
+                "gateway_backend_ready{service=\"submarine.environment.v1.EnvironmentService\"} 0"),
+            std::string::npos);
+  EXPECT_NE(metrics->body.find(
+                "gateway_backend_ready{service=\"submarine.permission.v1.IdentityService\"} 1"),
+            std::string::npos);
+  gateway->Signal(SIGTERM);
+  EXPECT_EQ(gateway->Wait(), 0);
+}
+
 // Without a bus the backstop refresh (cache_ttl_ms) still brings revocations in.
 TEST(GatewayAuthBackstopTest, RevocationArrivesByPeriodicRefreshWithoutABus) {
   auth::InitSodium();
@@ -652,9 +700,9 @@ TEST(GatewayAuthBackstopTest, RevocationArrivesByPeriodicRefreshWithoutABus) {
   ReadyInfo ready;
   auto gateway = StartService(
       "submarine-gateway", dir, "gateway",
-      GatewayYaml(*env_address, *perm_address,
-                  absl::StrCat("auth: {address: \"", *perm_address, "\", cache_ttl_ms: 300}\n"),
-                  secret.file),
+      AuthGatewayYaml(*env_address, *perm_address,
+                      absl::StrCat("auth: {address: \"", *perm_address, "\", cache_ttl_ms: 300}\n"),
+                      secret.file),
       &ready);
   ASSERT_TRUE(gateway.ok()) << gateway.status();
   auto bearer = Bearer(auth::SignJwt(ValidClaims("alice", "ttl-token"), key));

@@ -1,0 +1,33 @@
+#pragma once
+// What a client may learn when a backend call fails, on the REST side and in the gRPC proxy
+// alike. A service's own error carries a google.rpc.Status with an ErrorInfo in
+// grpc-status-details-bin (its edge has already bounded it) and is passed on unchanged. A status
+// with one of the codes gRPC raises itself and no details is gRPC's (connection refused,
+// deadline, size and metadata limits): its text names internal addresses and library internals,
+// so the client gets a generic gateway error naming only the service, and the caller logs the
+// original with the request id. Stateless; thread-safe.
+
+#include <grpcpp/support/status.h>
+
+#include <chrono>
+#include <string>
+
+namespace submarine::gateway {
+
+// Whether `status` was raised by gRPC rather than by the service: a code gRPC raises (CANCELLED,
+// UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, RESOURCE_EXHAUSTED,
+// UNAUTHENTICATED) without details.
+bool IsTransportError(const grpc::Status& status);
+
+// The client-facing form of `status`, the failure of a call to `service` (a full service name)
+// whose deadline was `timeout` after it started (zero: a deadline the client chose). A transport
+// error becomes, with an ErrorInfo of domain kGatewayDomain and metadata {service}:
+//   UNAVAILABLE        -> UNAVAILABLE, reason BACKEND_UNAVAILABLE
+//   DEADLINE_EXCEEDED  -> DEADLINE_EXCEEDED, reason BACKEND_DEADLINE_EXCEEDED (+ timeoutMs)
+//   RESOURCE_EXHAUSTED -> INTERNAL, reason BACKEND_ERROR (gRPC's own size limits were hit: not
+//                         the caller's quota, and a retry would fail the same way)
+//   any other code     -> that code, reason BACKEND_ERROR
+grpc::Status ClientFacingBackendError(const std::string& service, const grpc::Status& status,
+                                      std::chrono::milliseconds timeout);
+
+}  // namespace submarine::gateway
