@@ -28,16 +28,23 @@ std::chrono::system_clock::time_point Timestamp::ToTimePoint() const {
 }
 
 std::string FormatTimestamp(Timestamp t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::FromUnixMicros(t.micros),
+  // %E4Y, not %Y: PostgreSQL reads a year of one or two digits as the nearest year to 2020
+  // ("1-01-01" is 2001), so years before 1000 need their leading zeros. Years past 9999 keep
+  // all their digits.
+  return absl::FormatTime("%E4Y-%m-%dT%H:%M:%E6SZ", absl::FromUnixMicros(t.micros),
                           absl::UTCTimeZone());
 }
 
 std::optional<Timestamp> ParseTimestamp(const std::string& text) {
+  // PostgreSQL separates date and time with a space; the date has four or more year digits.
   std::string s = text;
-  if (s.size() > 10 && s[10] == ' ') s[10] = 'T';
-  // PostgreSQL writes a whole-hour offset as "+00"; absl's %Ez wants "+00:00".
+  size_t date_end = s.find_first_of(" T");
+  if (date_end == std::string::npos || date_end < 10) return std::nullopt;
+  s[date_end] = 'T';
+  // PostgreSQL writes a whole-hour offset as "+00"; absl's %Ez wants "+00:00". (Offsets with
+  // minutes or seconds, "+05:30" or "+05:53:28" in a zone's LMT era, are read as they are.)
   size_t sign = s.find_last_of("+-");
-  if (sign != std::string::npos && sign > 10 && s.size() - sign == 3) s += ":00";
+  if (sign != std::string::npos && sign > date_end && s.size() - sign == 3) s += ":00";
   absl::Time t;
   std::string error;
   bool parsed = s.back() == 'Z'

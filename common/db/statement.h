@@ -11,8 +11,11 @@
 // Timestamps cross the boundary as db::Timestamp (microseconds since the Unix epoch), bound to
 // timestamptz parameters and read from timestamptz columns through the libpqxx string traits
 // below; pools set every session to UTC, so `row[i].as<db::Timestamp>()` reads what was written.
-// A nullable column is read with `row[i].get<db::Timestamp>()` (std::optional) and written from
-// std::optional<db::Timestamp> (std::nullopt is NULL).
+// A nullable column is read with `row[i].as<std::optional<db::Timestamp>>()` and written from
+// std::optional<db::Timestamp> (std::nullopt is NULL). (Debian's libpqxx 6.4 does not define
+// PQXX_HAVE_OPTIONAL, so `field::get<T>()` without its second template argument does not compile.)
+// Instants from 0001-01-01 AD to year 294246 round-trip exactly; earlier ones (BC) are refused by
+// PostgreSQL when written and by ParseTimestamp when read.
 
 #include <google/protobuf/timestamp.pb.h>
 
@@ -55,7 +58,8 @@ struct Timestamp {
   bool operator==(const Timestamp&) const = default;
 };
 
-// RFC 3339 in UTC with microseconds, "2026-11-30T13:27:11.123456Z" (what is sent).
+// RFC 3339 in UTC with microseconds, "2026-11-30T13:27:11.123456Z" (what is sent); the year has
+// at least four digits ("0999-...", "10000-...").
 std::string FormatTimestamp(Timestamp t);
 // PostgreSQL's ISO output of a timestamptz ("2026-11-30 13:27:11.123456+00", any offset, optional
 // fraction) or RFC 3339; std::nullopt if it is neither (infinity, BC dates).

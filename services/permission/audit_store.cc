@@ -1,28 +1,20 @@
 #include "services/permission/audit_store.h"
 
-#include <google/protobuf/util/time_util.h>
-
 #include "absl/strings/str_cat.h"
 
 namespace submarine::permission {
 namespace {
 
-using google::protobuf::util::TimeUtil;
-
-constexpr char kIsActiveAdmin[] = "audit_is_active_admin";
-constexpr char kRecord[] = "audit_record";
-
-constexpr char kIsActiveAdminSql[] =
-    "SELECT 1 FROM users WHERE username = $1 AND admin AND NOT disabled";
-constexpr char kRecordSql[] =
+constexpr db::Statement kIsActiveAdmin{
+    "audit.is_active_admin", "SELECT 1 FROM users WHERE username = $1 AND admin AND NOT disabled"};
+constexpr db::Statement kRecord{
+    "audit.record",
     "INSERT INTO audit_events (event_id, publisher, seq, type, resource, principal, request_id, "
-    "occur_time) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, "
-    "TIMESTAMPTZ 'epoch' + $8::bigint * INTERVAL '1 microsecond') "
-    "ON CONFLICT (event_id) DO NOTHING";
+    "occur_time) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING"};
 // The list statement is assembled from these fixed fragments and $n placeholders only.
 constexpr char kListSelect[] =
-    "SELECT id, (EXTRACT(EPOCH FROM occur_time) * 1000000)::bigint, event_id::text, publisher, "
-    "seq, type, resource, principal, request_id FROM audit_events WHERE TRUE";
+    "SELECT id, occur_time, event_id::text, publisher, seq, type, resource, principal, "
+    "request_id FROM audit_events WHERE TRUE";
 
 }  // namespace
 
@@ -36,20 +28,19 @@ std::string EscapeLike(const std::string& text) {
   return out;
 }
 
-void AuditStore::Prepare(pqxx::connection& conn) {
-  conn.prepare(kIsActiveAdmin, kIsActiveAdminSql);
-  conn.prepare(kRecord, kRecordSql);
+const db::StatementSet& AuditStore::Statements() {
+  static const auto* set = new db::StatementSet{kIsActiveAdmin, kRecord};
+  return *set;
 }
 
 bool AuditStore::IsActiveAdmin(pqxx::transaction_base& tx, const std::string& username) {
-  return !tx.exec_prepared(kIsActiveAdmin, username).empty();
+  return !db::Exec(tx, kIsActiveAdmin, username).empty();
 }
 
 void AuditStore::Record(pqxx::work& tx, const submarine::common::v1::Event& event) {
   const auto& h = event.header();
-  tx.exec_prepared(kRecord, h.event_id(), h.publisher(), static_cast<int64_t>(h.seq()),
-                   event.topic(), h.resource(), h.principal(), h.request_id(),
-                   TimeUtil::TimestampToMicroseconds(h.occurred_at()));
+  db::Exec(tx, kRecord, h.event_id(), h.publisher(), static_cast<int64_t>(h.seq()), event.topic(),
+           h.resource(), h.principal(), h.request_id(), db::Timestamp::FromProto(h.occurred_at()));
 }
 
 std::vector<StoredAuditEvent> AuditStore::List(pqxx::transaction_base& tx, const AuditQuery& q) {
@@ -59,10 +50,7 @@ std::vector<StoredAuditEvent> AuditStore::List(pqxx::transaction_base& tx, const
     params.push_back(std::move(v));
     return absl::StrCat("$", params.size());
   };
-  auto time_of = [&](int64_t micros) {
-    return absl::StrCat("(TIMESTAMPTZ 'epoch' + ", param(absl::StrCat(micros)),
-                        "::bigint * INTERVAL '1 microsecond')");
-  };
+  auto time_of = [&](int64_t micros) { return param(pqxx::to_string(db::Timestamp{micros})); };
   if (!q.principal.empty()) absl::StrAppend(&sql, " AND principal = ", param(q.principal));
   if (!q.resource.empty()) {
     std::string exact = param(q.resource);
@@ -84,7 +72,8 @@ std::vector<StoredAuditEvent> AuditStore::List(pqxx::transaction_base& tx, const
   for (const auto& row : r) {
     StoredAuditEvent s;
     s.id = row[0].as<int64_t>();
-    s.occur_micros = row[1].as<int64_t>();
+    const auto occur = row[1].as<db::Timestamp>();
+    s.occur_micros = occur.micros;
     auto& e = s.event;
     e.set_event_id(row[2].as<std::string>());
     e.set_publisher(row[3].as<std::string>());
@@ -93,7 +82,7 @@ std::vector<StoredAuditEvent> AuditStore::List(pqxx::transaction_base& tx, const
     e.set_resource(row[6].as<std::string>());
     e.set_principal(row[7].as<std::string>());
     e.set_request_id(row[8].as<std::string>());
-    *e.mutable_occur_time() = TimeUtil::MicrosecondsToTimestamp(s.occur_micros);
+    *e.mutable_occur_time() = occur.ToProto();
     out.push_back(std::move(s));
   }
   return out;

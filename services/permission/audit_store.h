@@ -1,9 +1,10 @@
 #pragma once
 // AuditStore owns every SQL statement of the audit log (table audit_events of
-// migrations/0003_credentials_audit.sql). Named statements prepared once per connection
-// (Prepare); the list query is assembled from fixed fragments and $n placeholders only, never
-// from request text. Methods run inside the caller's transaction and throw libpqxx exceptions.
-// Stateless, thread-safe.
+// migrations/0003_credentials_audit.sql). Named db::Statement constants ("audit.*") prepared by
+// the pool on every connection (Statements(), ConnectionPool::Options::statements); the list
+// query is assembled from fixed fragments and $n placeholders only, never from request text.
+// Methods run inside the caller's transaction and throw libpqxx exceptions. Times are Unix
+// microseconds here and db::Timestamp at the database boundary. Stateless, thread-safe.
 
 #include <cstdint>
 #include <optional>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/db/statement.h"
 #include "submarine/common/v1/events.pb.h"
 #include "submarine/permission/v1/permission.pb.h"
 
@@ -34,7 +36,8 @@ struct StoredAuditEvent {
 
 class AuditStore {
  public:
-  static void Prepare(pqxx::connection& conn);
+  // Every statement of this store; give it to the pool (ConnectionPool::Options::statements).
+  static const db::StatementSet& Statements();
 
   // Whether `username` is an enabled platform admin.
   static bool IsActiveAdmin(pqxx::transaction_base& tx, const std::string& username);

@@ -1,9 +1,11 @@
 #pragma once
 // CredentialStore owns every SQL statement of per-user credentials (table credentials of
 // migrations/0003_credentials_audit.sql). The secret column only ever holds auth::Seal output;
-// this class never sees plain secrets. Statements are named, prepared once per connection
-// (Prepare), $n parameters only; methods run inside the caller's transaction and throw libpqxx
-// exceptions. Times are Unix microseconds. Stateless, thread-safe.
+// this class never sees plain secrets. Statements are named db::Statement constants
+// ("credential.*"), prepared by the pool on every connection (Statements(),
+// ConnectionPool::Options::statements), $n parameters only; methods run inside the caller's
+// transaction and throw libpqxx exceptions. Times are Unix microseconds here and db::Timestamp at
+// the database boundary. Stateless, thread-safe.
 
 #include <cstdint>
 #include <optional>
@@ -11,13 +13,15 @@
 #include <string>
 #include <vector>
 
+#include "common/db/statement.h"
 #include "submarine/permission/v1/permission.pb.h"
 
 namespace submarine::permission {
 
 class CredentialStore {
  public:
-  static void Prepare(pqxx::connection& conn);
+  // Every statement of this store; give it to the pool (ConnectionPool::Options::statements).
+  static const db::StatementSet& Statements();
 
   // The user's flags (disabled, admin), or nullopt if there is no such user.
   struct Account {

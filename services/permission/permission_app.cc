@@ -62,12 +62,8 @@ absl::StatusOr<std::unique_ptr<PermissionApp>> PermissionApp::Create(
   db::ConnectionPool::Options options = db_settings.options;
 
   std::unique_ptr<PermissionApp> app(new PermissionApp());
-  options.on_connect = [](pqxx::connection& conn) {
-    PermissionStore::Prepare(conn);
-    QuotaStore::Prepare(conn);
-    CredentialStore::Prepare(conn);
-    AuditStore::Prepare(conn);
-  };
+  options.statements = {&PermissionStore::Statements(), &QuotaStore::Statements(),
+                        &CredentialStore::Statements(), &AuditStore::Statements()};
   SUBMARINE_ASSIGN_OR_RETURN(app->pool_,
                              db::ConnectionPool::Create(options, db_settings.connect_retry));
   db::ConnectionPool* pool = app->pool_.get();

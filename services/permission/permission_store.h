@@ -1,10 +1,11 @@
 #pragma once
 // PermissionStore owns every SQL statement of the identity and access tables (migration
-// 0001_identity.sql). Statements are named, prepared once per connection (Prepare) and take $n
+// 0001_identity.sql). Statements are named db::Statement constants ("permission.*"), prepared by
+// the pool on every connection (Statements(), ConnectionPool::Options::statements) and take $n
 // parameters only; set-valued parameters travel as one text[] parameter built by db::TextArray,
 // never as SQL text. Every method runs inside the caller's transaction; libpqxx exceptions
 // propagate to ConnectionPool::Transact/Read, which turn them into statuses.
-// Times cross the boundary as Unix microseconds.
+// Times cross this interface as Unix microseconds and the database boundary as db::Timestamp.
 
 #include <pqxx/pqxx>
 
@@ -14,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/db/statement.h"
 #include "submarine/permission/v1/permission.pb.h"
 
 namespace submarine::permission {
@@ -68,7 +70,8 @@ struct UserListQuery {
 
 class PermissionStore {
  public:
-  static void Prepare(pqxx::connection& conn);
+  // Every statement of this store; give it to the pool (ConnectionPool::Options::statements).
+  static const db::StatementSet& Statements();
 
   // ---- users
   static std::optional<UserRow> FindUser(pqxx::transaction_base& tx, const std::string& username,

@@ -1,7 +1,5 @@
 #include "services/permission/quota_store.h"
 
-#include <google/protobuf/util/time_util.h>
-
 #include <array>
 
 #include "absl/strings/str_cat.h"
@@ -9,94 +7,88 @@
 namespace submarine::permission {
 namespace {
 
-using google::protobuf::util::TimeUtil;
 using v1::Lease;
 using v1::Resources;
 
-constexpr char kFindAccount[] = "quota_find_account";
-constexpr char kTeamExists[] = "quota_team_exists";
-constexpr char kIsTeamMember[] = "quota_is_team_member";
-constexpr char kProjectExists[] = "quota_project_exists";
-constexpr char kFindQuota[] = "quota_find";
-constexpr char kUpsertQuota[] = "quota_upsert";
-constexpr char kEnsureQuota[] = "quota_ensure";
-constexpr char kLockQuota[] = "quota_lock";
-constexpr char kSumActive[] = "quota_sum_active";
-constexpr char kInsertLease[] = "lease_insert";
-constexpr char kFindLease[] = "lease_find";
-constexpr char kFindLeaseForUpdate[] = "lease_find_for_update";
-constexpr char kSetLeaseExpiry[] = "lease_set_expiry";
-constexpr char kDeleteLease[] = "lease_delete";
-constexpr char kListActiveAll[] = "lease_list_active_all";
-constexpr char kListActiveOwner[] = "lease_list_active_owner";
-constexpr char kListActiveVisible[] = "lease_list_active_visible";
-constexpr char kDeleteExpired[] = "lease_delete_expired";
+constexpr db::Statement kFindAccount{"quota.find_account",
+                                     "SELECT disabled, admin FROM users WHERE username = $1"};
+constexpr db::Statement kTeamExists{"quota.team_exists", "SELECT 1 FROM teams WHERE team_id = $1"};
+constexpr db::Statement kIsTeamMember{
+    "quota.is_team_member", "SELECT 1 FROM team_members WHERE team_id = $1 AND username = $2"};
+constexpr db::Statement kProjectExists{"quota.project_exists",
+                                       "SELECT 1 FROM projects WHERE project_id = $1"};
 
-// Microseconds since the epoch <-> TIMESTAMPTZ, exactly (EXTRACT returns numeric).
-#define SUBMARINE_TS(n) "(TIMESTAMPTZ 'epoch' + $" #n "::bigint * INTERVAL '1 microsecond')"
-#define SUBMARINE_MICROS(col) "(EXTRACT(EPOCH FROM " col ") * 1000000)::bigint"
-
-constexpr char kFindAccountSql[] = "SELECT disabled, admin FROM users WHERE username = $1";
-constexpr char kTeamExistsSql[] = "SELECT 1 FROM teams WHERE team_id = $1";
-constexpr char kIsTeamMemberSql[] =
-    "SELECT 1 FROM team_members WHERE team_id = $1 AND username = $2";
-constexpr char kProjectExistsSql[] = "SELECT 1 FROM projects WHERE project_id = $1";
-
-constexpr char kFindQuotaSql[] =
+// Every statement lists the resource columns in kResourceFields order.
+constexpr db::Statement kFindQuota{
+    "quota.find",
     "SELECT cpu_millis, memory_mib, gpus, experiments, notebooks, serving_replicas "
-    "FROM quotas WHERE owner = $1";
-constexpr char kUpsertQuotaSql[] =
+    "FROM quotas WHERE owner = $1"};
+constexpr db::Statement kUpsertQuota{
+    "quota.upsert",
     "INSERT INTO quotas (owner, cpu_millis, memory_mib, gpus, experiments, notebooks, "
-    "serving_replicas, update_time) VALUES ($1, $2, $3, $4, $5, $6, $7, " SUBMARINE_TS(8) ") "
+    "serving_replicas, update_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
     "ON CONFLICT (owner) DO UPDATE SET cpu_millis = $2, memory_mib = $3, gpus = $4, "
-    "experiments = $5, notebooks = $6, serving_replicas = $7, update_time = " SUBMARINE_TS(8);
-constexpr char kEnsureQuotaSql[] =
-    "INSERT INTO quotas (owner) VALUES ($1) ON CONFLICT (owner) DO NOTHING";
-constexpr char kLockQuotaSql[] =
+    "experiments = $5, notebooks = $6, serving_replicas = $7, update_time = $8"};
+constexpr db::Statement kEnsureQuota{
+    "quota.ensure", "INSERT INTO quotas (owner) VALUES ($1) ON CONFLICT (owner) DO NOTHING"};
+constexpr db::Statement kLockQuota{
+    "quota.lock",
     "SELECT cpu_millis, memory_mib, gpus, experiments, notebooks, serving_replicas "
-    "FROM quotas WHERE owner = $1 FOR UPDATE";
-constexpr char kSumActiveSql[] =
+    "FROM quotas WHERE owner = $1 FOR UPDATE"};
+constexpr db::Statement kSumActive{
+    "quota.sum_active",
     "SELECT COALESCE(SUM(cpu_millis), 0), COALESCE(SUM(memory_mib), 0), COALESCE(SUM(gpus), 0), "
     "COALESCE(SUM(experiments), 0), COALESCE(SUM(notebooks), 0), "
     "COALESCE(SUM(serving_replicas), 0), COUNT(*) "
-    "FROM leases WHERE owner = $1 AND expire_time > " SUBMARINE_TS(2);
+    "FROM leases WHERE owner = $1 AND expire_time > $2"};
 
-constexpr char kInsertLeaseSql[] =
+// Every lease read returns the columns LeaseFromRow expects: lease_id, owner, project, holder,
+// the resources, ttl_seconds, create_time, expire_time.
+constexpr db::Statement kInsertLease{
+    "quota.lease_insert",
     "INSERT INTO leases (lease_id, owner, project, holder, cpu_millis, memory_mib, gpus, "
-    "experiments, notebooks, serving_replicas, ttl_seconds, create_time, expire_time) VALUES "
-    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, " SUBMARINE_TS(12) ", " SUBMARINE_TS(13) ")";
-// Column order of every lease read (LeaseFromRow).
-#define SUBMARINE_LEASE_COLUMNS                                                              \
-  "lease_id, owner, project, holder, cpu_millis, memory_mib, gpus, experiments, notebooks, " \
-  "serving_replicas, ttl_seconds, " SUBMARINE_MICROS("create_time") ", " SUBMARINE_MICROS(   \
-      "expire_time")
-constexpr char kFindLeaseSql[] =
-    "SELECT " SUBMARINE_LEASE_COLUMNS " FROM leases WHERE lease_id = $1";
-constexpr char kSetLeaseExpirySql[] =
-    "UPDATE leases SET expire_time = " SUBMARINE_TS(2) ", ttl_seconds = $3 WHERE lease_id = $1";
-constexpr char kDeleteLeaseSql[] = "DELETE FROM leases WHERE lease_id = $1";
-constexpr char kListActiveAllSql[] =
-    "SELECT " SUBMARINE_LEASE_COLUMNS
-    " FROM leases WHERE expire_time > " SUBMARINE_TS(1) " ORDER BY create_time, lease_id";
-constexpr char kListActiveOwnerSql[] =
-    "SELECT " SUBMARINE_LEASE_COLUMNS
-    " FROM leases WHERE owner = $1 AND expire_time > " SUBMARINE_TS(
-        2) " ORDER BY create_time, lease_id";
+    "experiments, notebooks, serving_replicas, ttl_seconds, create_time, expire_time) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"};
+constexpr db::Statement kFindLease{
+    "quota.lease_find",
+    "SELECT lease_id, owner, project, holder, cpu_millis, memory_mib, gpus, experiments, "
+    "notebooks, serving_replicas, ttl_seconds, create_time, expire_time "
+    "FROM leases WHERE lease_id = $1"};
+constexpr db::Statement kFindLeaseForUpdate{
+    "quota.lease_find_for_update",
+    "SELECT lease_id, owner, project, holder, cpu_millis, memory_mib, gpus, experiments, "
+    "notebooks, serving_replicas, ttl_seconds, create_time, expire_time "
+    "FROM leases WHERE lease_id = $1 FOR UPDATE"};
+constexpr db::Statement kSetLeaseExpiry{
+    "quota.lease_set_expiry",
+    "UPDATE leases SET expire_time = $2, ttl_seconds = $3 WHERE lease_id = $1"};
+constexpr db::Statement kDeleteLease{"quota.lease_delete",
+                                     "DELETE FROM leases WHERE lease_id = $1"};
+constexpr db::Statement kListActiveAll{
+    "quota.lease_list_active_all",
+    "SELECT lease_id, owner, project, holder, cpu_millis, memory_mib, gpus, experiments, "
+    "notebooks, serving_replicas, ttl_seconds, create_time, expire_time "
+    "FROM leases WHERE expire_time > $1 ORDER BY create_time, lease_id"};
+constexpr db::Statement kListActiveOwner{
+    "quota.lease_list_active_owner",
+    "SELECT lease_id, owner, project, holder, cpu_millis, memory_mib, gpus, experiments, "
+    "notebooks, serving_replicas, ttl_seconds, create_time, expire_time "
+    "FROM leases WHERE owner = $1 AND expire_time > $2 ORDER BY create_time, lease_id"};
 // The user's own leases and those of every team they belong to, in one query.
-constexpr char kListActiveVisibleSql[] =
-    "SELECT " SUBMARINE_LEASE_COLUMNS " FROM leases WHERE expire_time > " SUBMARINE_TS(2)
-    " AND (owner = 'users/' || $1 OR owner IN "
+constexpr db::Statement kListActiveVisible{
+    "quota.lease_list_active_visible",
+    "SELECT lease_id, owner, project, holder, cpu_millis, memory_mib, gpus, experiments, "
+    "notebooks, serving_replicas, ttl_seconds, create_time, expire_time "
+    "FROM leases WHERE expire_time > $2 AND (owner = 'users/' || $1 OR owner IN "
     "(SELECT 'teams/' || team_id FROM team_members WHERE username = $1)) "
-    "ORDER BY create_time, lease_id";
+    "ORDER BY create_time, lease_id"};
 // SKIP LOCKED: a lease being heart-beaten or released right now is left for the next round.
-constexpr char kDeleteExpiredSql[] =
-    "DELETE FROM leases WHERE lease_id IN (SELECT lease_id FROM leases WHERE expire_time <= "
-    SUBMARINE_TS(1) " ORDER BY expire_time LIMIT $2 FOR UPDATE SKIP LOCKED) "
-    "RETURNING " SUBMARINE_LEASE_COLUMNS;
-
-google::protobuf::Timestamp FromMicros(int64_t micros) {
-  return TimeUtil::MicrosecondsToTimestamp(micros);
-}
+constexpr db::Statement kDeleteExpired{
+    "quota.lease_delete_expired",
+    "DELETE FROM leases WHERE lease_id IN (SELECT lease_id FROM leases WHERE expire_time <= $1 "
+    "ORDER BY expire_time LIMIT $2 FOR UPDATE SKIP LOCKED) "
+    "RETURNING lease_id, owner, project, holder, cpu_millis, memory_mib, gpus, experiments, "
+    "notebooks, serving_replicas, ttl_seconds, create_time, expire_time"};
 
 // Reads the six resource columns starting at `first`; NULL columns stay unset.
 Resources ResourcesFromRow(const pqxx::row& row, int first) {
@@ -121,8 +113,8 @@ QuotaStore::StoredLease LeaseFromRow(const pqxx::row& row) {
     if ((held.*f.get)() != 0) (l.mutable_resources()->*f.set)((held.*f.get)());
   }
   s.ttl_seconds = row[10].as<int32_t>();
-  *l.mutable_create_time() = FromMicros(row[11].as<int64_t>());
-  *l.mutable_expire_time() = FromMicros(row[12].as<int64_t>());
+  *l.mutable_create_time() = row[11].as<db::Timestamp>().ToProto();
+  *l.mutable_expire_time() = row[12].as<db::Timestamp>().ToProto();
   return s;
 }
 
@@ -133,50 +125,41 @@ std::string LeaseId(const Lease& lease) {
 
 }  // namespace
 
-void QuotaStore::Prepare(pqxx::connection& conn) {
-  conn.prepare(kFindAccount, kFindAccountSql);
-  conn.prepare(kTeamExists, kTeamExistsSql);
-  conn.prepare(kIsTeamMember, kIsTeamMemberSql);
-  conn.prepare(kProjectExists, kProjectExistsSql);
-  conn.prepare(kFindQuota, kFindQuotaSql);
-  conn.prepare(kUpsertQuota, kUpsertQuotaSql);
-  conn.prepare(kEnsureQuota, kEnsureQuotaSql);
-  conn.prepare(kLockQuota, kLockQuotaSql);
-  conn.prepare(kSumActive, kSumActiveSql);
-  conn.prepare(kInsertLease, kInsertLeaseSql);
-  conn.prepare(kFindLease, kFindLeaseSql);
-  conn.prepare(kFindLeaseForUpdate, std::string(kFindLeaseSql) + " FOR UPDATE");
-  conn.prepare(kSetLeaseExpiry, kSetLeaseExpirySql);
-  conn.prepare(kDeleteLease, kDeleteLeaseSql);
-  conn.prepare(kListActiveAll, kListActiveAllSql);
-  conn.prepare(kListActiveOwner, kListActiveOwnerSql);
-  conn.prepare(kListActiveVisible, kListActiveVisibleSql);
-  conn.prepare(kDeleteExpired, kDeleteExpiredSql);
+const db::StatementSet& QuotaStore::Statements() {
+  static const auto* set = new db::StatementSet{
+      // identity reads
+      kFindAccount, kTeamExists, kIsTeamMember, kProjectExists,
+      // quotas
+      kFindQuota, kUpsertQuota, kEnsureQuota, kLockQuota, kSumActive,
+      // leases
+      kInsertLease, kFindLease, kFindLeaseForUpdate, kSetLeaseExpiry, kDeleteLease, kListActiveAll,
+      kListActiveOwner, kListActiveVisible, kDeleteExpired};
+  return *set;
 }
 
 std::optional<QuotaStore::Account> QuotaStore::FindAccount(pqxx::transaction_base& tx,
                                                            const std::string& username) {
-  auto r = tx.exec_prepared(kFindAccount, username);
+  auto r = db::Exec(tx, kFindAccount, username);
   if (r.empty()) return std::nullopt;
   return Account{r[0][0].as<bool>(), r[0][1].as<bool>()};
 }
 
 bool QuotaStore::TeamExists(pqxx::transaction_base& tx, const std::string& team_id) {
-  return !tx.exec_prepared(kTeamExists, team_id).empty();
+  return !db::Exec(tx, kTeamExists, team_id).empty();
 }
 
 bool QuotaStore::IsTeamMember(pqxx::transaction_base& tx, const std::string& team_id,
                               const std::string& username) {
-  return !tx.exec_prepared(kIsTeamMember, team_id, username).empty();
+  return !db::Exec(tx, kIsTeamMember, team_id, username).empty();
 }
 
 bool QuotaStore::ProjectExists(pqxx::transaction_base& tx, const std::string& project_id) {
-  return !tx.exec_prepared(kProjectExists, project_id).empty();
+  return !db::Exec(tx, kProjectExists, project_id).empty();
 }
 
 std::optional<Resources> QuotaStore::FindQuota(pqxx::transaction_base& tx,
                                                const std::string& owner) {
-  auto r = tx.exec_prepared(kFindQuota, owner);
+  auto r = db::Exec(tx, kFindQuota, owner);
   if (r.empty()) return std::nullopt;
   return ResourcesFromRow(r[0], 0);
 }
@@ -195,18 +178,19 @@ void QuotaStore::UpsertQuota(pqxx::work& tx, const std::string& owner, const Res
       values.push_back(nullptr);
     }
   }
-  tx.exec_prepared(kUpsertQuota, owner, pqxx::prepare::make_dynamic_params(values), now_micros);
+  db::Exec(tx, kUpsertQuota, owner, pqxx::prepare::make_dynamic_params(values),
+           db::Timestamp{now_micros});
 }
 
 Resources QuotaStore::LockQuota(pqxx::work& tx, const std::string& owner) {
-  tx.exec_prepared(kEnsureQuota, owner);
-  auto r = tx.exec_prepared(kLockQuota, owner);
+  db::Exec(tx, kEnsureQuota, owner);
+  auto r = db::Exec(tx, kLockQuota, owner);
   return ResourcesFromRow(r[0], 0);
 }
 
 QuotaStore::Usage QuotaStore::SumActive(pqxx::transaction_base& tx, const std::string& owner,
                                         int64_t now_micros) {
-  auto r = tx.exec_prepared(kSumActive, owner, now_micros);
+  auto r = db::Exec(tx, kSumActive, owner, db::Timestamp{now_micros});
   Usage u;
   u.used = ResourcesFromRow(r[0], 0);
   u.active = r[0][6].as<int32_t>();
@@ -215,39 +199,39 @@ QuotaStore::Usage QuotaStore::SumActive(pqxx::transaction_base& tx, const std::s
 
 void QuotaStore::InsertLease(pqxx::work& tx, const Lease& lease, int32_t ttl_seconds) {
   const Resources& r = lease.resources();
-  tx.exec_prepared(kInsertLease, LeaseId(lease), lease.owner(), lease.project(), lease.holder(),
-                   r.cpu_millis(), r.memory_mib(), r.gpus(), r.experiments(), r.notebooks(),
-                   r.serving_replicas(), ttl_seconds,
-                   TimeUtil::TimestampToMicroseconds(lease.create_time()),
-                   TimeUtil::TimestampToMicroseconds(lease.expire_time()));
+  db::Exec(tx, kInsertLease, LeaseId(lease), lease.owner(), lease.project(), lease.holder(),
+           r.cpu_millis(), r.memory_mib(), r.gpus(), r.experiments(), r.notebooks(),
+           r.serving_replicas(), ttl_seconds, db::Timestamp::FromProto(lease.create_time()),
+           db::Timestamp::FromProto(lease.expire_time()));
 }
 
 std::optional<QuotaStore::StoredLease> QuotaStore::FindLease(pqxx::transaction_base& tx,
                                                              const std::string& lease_id,
                                                              bool for_update) {
-  auto r = tx.exec_prepared(for_update ? kFindLeaseForUpdate : kFindLease, lease_id);
+  auto r = db::Exec(tx, for_update ? kFindLeaseForUpdate : kFindLease, lease_id);
   if (r.empty()) return std::nullopt;
   return LeaseFromRow(r[0]);
 }
 
 void QuotaStore::SetLeaseExpiry(pqxx::work& tx, const std::string& lease_id, int64_t expire_micros,
                                 int32_t ttl_seconds) {
-  tx.exec_prepared(kSetLeaseExpiry, lease_id, expire_micros, ttl_seconds);
+  db::Exec(tx, kSetLeaseExpiry, lease_id, db::Timestamp{expire_micros}, ttl_seconds);
 }
 
 void QuotaStore::DeleteLease(pqxx::work& tx, const std::string& lease_id) {
-  tx.exec_prepared(kDeleteLease, lease_id);
+  db::Exec(tx, kDeleteLease, lease_id);
 }
 
 std::vector<Lease> QuotaStore::ListActive(pqxx::transaction_base& tx, const std::string& owner,
                                           const std::string& visible_to, int64_t now_micros) {
+  const db::Timestamp now{now_micros};
   pqxx::result r;
   if (!owner.empty()) {
-    r = tx.exec_prepared(kListActiveOwner, owner, now_micros);
+    r = db::Exec(tx, kListActiveOwner, owner, now);
   } else if (!visible_to.empty()) {
-    r = tx.exec_prepared(kListActiveVisible, visible_to, now_micros);
+    r = db::Exec(tx, kListActiveVisible, visible_to, now);
   } else {
-    r = tx.exec_prepared(kListActiveAll, now_micros);
+    r = db::Exec(tx, kListActiveAll, now);
   }
   std::vector<Lease> out;
   out.reserve(r.size());
@@ -256,7 +240,7 @@ std::vector<Lease> QuotaStore::ListActive(pqxx::transaction_base& tx, const std:
 }
 
 std::vector<Lease> QuotaStore::DeleteExpired(pqxx::work& tx, int64_t now_micros, int limit) {
-  auto r = tx.exec_prepared(kDeleteExpired, now_micros, limit);
+  auto r = db::Exec(tx, kDeleteExpired, db::Timestamp{now_micros}, limit);
   std::vector<Lease> out;
   out.reserve(r.size());
   for (const auto& row : r) out.push_back(LeaseFromRow(row).lease);

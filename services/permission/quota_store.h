@@ -1,10 +1,12 @@
 #pragma once
 // QuotaStore owns every SQL statement of quotas and leases (tables quotas and leases of
 // migrations/0002_quotas.sql) plus the identity reads their authorization needs (users, teams,
-// team_members, projects of migration 0001). Statements are named, prepared once per connection
-// (Prepare) and take $n parameters only. Every method runs inside the caller's transaction and
-// throws libpqxx exceptions, which ConnectionPool::Transact/Read turn into statuses. Times are
-// microseconds since the Unix epoch, from the manager's injected clock. Stateless, thread-safe.
+// team_members, projects of migration 0001). Statements are named db::Statement constants
+// ("quota.*"), prepared by the pool on every connection (Statements(),
+// ConnectionPool::Options::statements) and take $n parameters only. Every method runs inside the
+// caller's transaction and throws libpqxx exceptions, which ConnectionPool::Transact/Read turn
+// into statuses. Times are microseconds since the Unix epoch, from the manager's injected clock;
+// they cross the database boundary as db::Timestamp. Stateless, thread-safe.
 
 #include <cstdint>
 #include <optional>
@@ -12,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/db/statement.h"
 #include "submarine/permission/v1/permission.pb.h"
 
 namespace submarine::permission {
@@ -41,8 +44,8 @@ inline constexpr ResourceField kResourceFields[] = {
 
 class QuotaStore {
  public:
-  // Prepares the named statements on a new connection (chain it into the pool's on_connect).
-  static void Prepare(pqxx::connection& conn);
+  // Every statement of this store; give it to the pool (ConnectionPool::Options::statements).
+  static const db::StatementSet& Statements();
 
   // ---- Identity reads (tables owned by the identity part of the service).
   struct Account {

@@ -44,11 +44,8 @@ absl::StatusOr<std::unique_ptr<PermissionInProcess>> PermissionInProcess::Start(
   po.size = options.pool_size;
   // The 50-way races queue for connections; they must wait rather than fail.
   po.acquire_timeout = std::chrono::seconds(20);
-  po.on_connect = [](pqxx::connection& c) {
-    QuotaStore::Prepare(c);
-    CredentialStore::Prepare(c);
-    AuditStore::Prepare(c);
-  };
+  po.statements = {&QuotaStore::Statements(), &CredentialStore::Statements(),
+                   &AuditStore::Statements()};
   SUBMARINE_ASSIGN_OR_RETURN(p->pool_, db::ConnectionPool::Create(po));
 
   p->codec_ = std::make_shared<auth::PrincipalCodec>(std::string(32, 's'));
