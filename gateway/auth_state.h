@@ -99,6 +99,9 @@ class AuthStateCache : public rpc::BackgroundTask {
     std::chrono::milliseconds timeout{2000};  // deadline of each GetAuthState call
     // Signs the gateway's SERVICE principal on GetAuthState (an internal-only method).
     std::shared_ptr<const auth::PrincipalCodec> codec;
+    // The internal secret the watcher verifies the permission service's events with (the one
+    // `codec` was made from); required with subscribe_endpoint.
+    std::string internal_secret;
   };
 
   explicit AuthStateCache(Options options);

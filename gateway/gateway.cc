@@ -123,8 +123,9 @@ absl::Status Gateway::InitAuth() {
                         "auth.insecure_no_authorization: true to serve without authentication)");
   }
   SUBMARINE_ASSIGN_OR_RETURN(std::string secret, auth::LoadInternalSecret(secret_file));
-  auto codec = std::make_shared<const auth::PrincipalCodec>(std::move(secret));
   AuthStateCache::Options options;
+  options.internal_secret = secret;
+  auto codec = std::make_shared<const auth::PrincipalCodec>(std::move(secret));
   options.address = a.address();
   options.subscribe_endpoint = a.subscribe_endpoint();
   options.refresh_interval =

@@ -1,5 +1,6 @@
 #include "common/events/event_log_service.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
@@ -9,41 +10,63 @@
 namespace submarine::events {
 namespace {
 
+using submarine::common::v1::Principal;
+
 constexpr char kErrorDomain[] = "events.submarine.io";
 constexpr int32_t kDefaultPageSize = 500;
 constexpr int32_t kMaxPageSize = 5000;
 constexpr size_t kMaxPageBytes = 4 << 20;
 
+db::Deadline DeadlineOf(const grpc::ServerContext* context) {
+  db::Deadline deadline = context->deadline();
+  return deadline == std::chrono::system_clock::time_point::max() ? db::kNoDeadline : deadline;
+}
+
 }  // namespace
 
-EventLogService::EventLogService(std::string publisher, db::ConnectionPool* pool)
-    : publisher_(std::move(publisher)), pool_(pool) {}
+EventLogService::EventLogService(std::string publisher, db::ConnectionPool* pool,
+                                 const std::string& secret)
+    : publisher_(std::move(publisher)),
+      pool_(pool),
+      signed_(secret.size() >= kMinSecretBytes),
+      key_(secret, publisher_) {}
+
+absl::Status EventLogService::RequireInternalCaller(const rpc::CallScope& call) {
+  SUBMARINE_RETURN_IF_ERROR(call.RequireAuthenticated());
+  if (call.principal().kind() != Principal::SERVICE) {
+    return MakeError(absl::StatusCode::kPermissionDenied, "INTERNAL_ONLY",
+                     "EventLog is for Submarine services only");
+  }
+  return absl::OkStatus();
+}
 
 grpc::Status EventLogService::ListEvents(grpc::ServerContext* context,
                                          const submarine::common::v1::ListEventsRequest* request,
                                          submarine::common::v1::ListEventsResponse* response) {
-  if (request->publisher() != publisher_) {
-    return ToGrpcStatus(NotFound("publisher", request->publisher()), kErrorDomain);
-  }
-  if (request->page_size() < 0) {
-    return ToGrpcStatus(InvalidField("page_size", "must not be negative"), kErrorDomain);
-  }
-  int32_t page_size = request->page_size() == 0 ? kDefaultPageSize : request->page_size();
-  page_size = std::min(page_size, kMaxPageSize);
-  db::Deadline deadline = context->deadline();
-  if (deadline == std::chrono::system_clock::time_point::max()) deadline = db::kNoDeadline;
-  absl::Status st = pool_->Transact(deadline, [&](pqxx::work& tx) {
-    response->Clear();
-    // Events first, then the cursor: the cursor is at least the newest event returned.
-    for (auto& e : OutboxStore::ReadEvents(tx, publisher_, request->after_seq(),
-                                           std::numeric_limits<int64_t>::max(),
-                                           static_cast<uint32_t>(page_size), kMaxPageBytes)) {
-      *response->add_events() = std::move(e);
+  return rpc::HandleCall(*context, kErrorDomain, [&](const rpc::CallScope& call) -> absl::Status {
+    SUBMARINE_RETURN_IF_ERROR(RequireInternalCaller(call));
+    if (request->publisher() != publisher_)
+      return NotFound("publisher", QuoteInput(request->publisher()));
+    if (request->page_size() < 0) return InvalidField("page_size", "must not be negative");
+    if (!signed_) {
+      return MakeError(absl::StatusCode::kFailedPrecondition, "EVENTS_NOT_SIGNED",
+                       "this service has no internal secret to sign its events with");
     }
-    response->set_last_seq(OutboxStore::ReadCursor(tx, publisher_).last_seq);
-    return absl::OkStatus();
+    int32_t page_size = request->page_size() == 0 ? kDefaultPageSize : request->page_size();
+    page_size = std::min(page_size, kMaxPageSize);
+    return pool_->Transact(DeadlineOf(context), [&](pqxx::work& tx) {
+      response->Clear();
+      // Events first, then the cursor: the cursor is at least the newest event returned.
+      for (auto& e : OutboxStore::ReadEvents(tx, publisher_, request->after_seq(),
+                                             std::numeric_limits<int64_t>::max(),
+                                             static_cast<uint32_t>(page_size), kMaxPageBytes)) {
+        SignEvent(key_, &e);
+        *response->add_events() = std::move(e);
+      }
+      response->set_last_seq(OutboxStore::ReadCursor(tx, publisher_).last_seq);
+      return absl::OkStatus();
+    });
   });
-  return ToGrpcStatus(st, kErrorDomain);
 }
 
 }  // namespace submarine::events

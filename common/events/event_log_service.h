@@ -1,31 +1,49 @@
 #pragma once
 // EventLogService: the replay channel of one publisher (the Clone pattern's catch-up side).
+// ListEvents is internal_only (submarine.common.v1.internal_only): the caller must be a SERVICE
+// principal verified under the process' internal secret (rpc::CallScope); anyone else gets
+// UNAUTHENTICATED (no principal, or headers that do not verify) or PERMISSION_DENIED reason
+// INTERNAL_ONLY (a USER principal).
+//
 // ListEvents returns the publisher's sequenced outbox events with seq > after_seq, in order and
-// without gaps, at most page_size of them (default 500, at most 5000, and about 4 MB), plus the
-// publisher's last assigned sequence read after the page (so last_seq >= every returned seq).
-// Errors: NOT_FOUND for another publisher's name, INVALID_ARGUMENT for a negative page_size,
+// without gaps, at most page_size of them (default 500, at most 5000, and about 4 MB), each with
+// its MAC (Event.mac, wire.h) under the publisher's key, plus the publisher's last assigned
+// sequence read after the page (so last_seq >= every returned seq).
+//
+// Errors: NOT_FOUND for another publisher's name; INVALID_ARGUMENT for a negative page_size;
+// FAILED_PRECONDITION reason EVENTS_NOT_SIGNED if this service was given no internal secret;
 // UNAVAILABLE / DEADLINE_EXCEEDED from the database. Thread-safe (gRPC calls it concurrently).
 
 #include <string>
 
+#include "absl/status/status.h"
 #include "common/db/pool.h"
+#include "common/events/wire.h"
+#include "common/rpc/call_context.h"
 #include "submarine/common/v1/events.grpc.pb.h"
 
 namespace submarine::events {
 
 class EventLogService final : public submarine::common::v1::EventLog::Service {
  public:
-  // Serves ListEvents from the outbox; `pool` (not owned) has search_path set to the
-  // publisher's schema.
-  EventLogService(std::string publisher, db::ConnectionPool* pool);
+  // Serves `publisher` from the outbox; `pool` (not owned) has search_path set to the
+  // publisher's schema; `secret` is the internal secret (server.gateway_secret_file) the
+  // publisher's relay signs with, at least kMinSecretBytes.
+  EventLogService(std::string publisher, db::ConnectionPool* pool, const std::string& secret);
 
   grpc::Status ListEvents(grpc::ServerContext* context,
                           const submarine::common::v1::ListEventsRequest* request,
                           submarine::common::v1::ListEventsResponse* response) override;
 
+  // Enforces internal_only by hand (OK only for a verified SERVICE principal) until the shared
+  // server interceptor enforces it for every service from the proto options; delete it then.
+  static absl::Status RequireInternalCaller(const rpc::CallScope& call);
+
  private:
   std::string publisher_;
   db::ConnectionPool* pool_;
+  bool signed_;
+  EventKey key_;
 };
 
 }  // namespace submarine::events

@@ -9,6 +9,7 @@
 #include <zmq_addon.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "common/auth/principal.h"
 #include "common/events/inbox_store.h"
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
@@ -20,6 +21,7 @@ namespace {
 
 using submarine::common::v1::Event;
 using submarine::common::v1::EventLog;
+using submarine::common::v1::Principal;
 
 constexpr auto kMinBackoff = std::chrono::milliseconds(50);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
@@ -63,8 +65,11 @@ struct Subscriber::Counters {
   metrics::Counter* m_reconnects;
   metrics::Gauge* m_lag_ms;
   metrics::Gauge* m_offset;
+  RejectedMessages bus_rejects;     // the receiver thread's
+  RejectedMessages replay_rejects;  // the applier thread's
 
-  explicit Counters(const Options& o) {
+  explicit Counters(const Options& o)
+      : bus_rejects(o.name, o.publisher), replay_rejects(o.name, o.publisher) {
     auto& reg = metrics::Registry::Global();
     std::string labels =
         absl::StrCat("subscriber=\"", o.name, "\",publisher=\"", o.publisher, "\"");
@@ -88,7 +93,9 @@ struct Subscriber::Counters {
 };
 
 Subscriber::Subscriber(Options options)
-    : options_(std::move(options)), counters_(std::make_unique<Counters>(options_)) {}
+    : options_(std::move(options)),
+      key_(options_.secret, options_.publisher),
+      counters_(std::make_unique<Counters>(options_)) {}
 
 Subscriber::~Subscriber() { Stop(); }
 
@@ -98,12 +105,18 @@ std::string Subscriber::TaskName() const {
 
 absl::Status Subscriber::Start() {
   const auto& o = options_;
-  if (o.name.empty() || o.publisher.empty() || o.topic_prefix.empty() ||
+  if (o.name.empty() || o.service_name.empty() || o.publisher.empty() || o.topic_prefix.empty() ||
       o.subscribe_endpoint.empty() || o.event_log_address.empty() || o.pool == nullptr ||
       !o.apply || o.max_queue == 0 || o.max_batch == 0 || o.replay_page_size <= 0) {
     return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_SUBSCRIBER_OPTIONS",
-                     "the subscriber needs name, publisher, topic_prefix, subscribe_endpoint, "
-                     "event_log_address, pool, apply and positive queue, batch and page sizes");
+                     "the subscriber needs name, service_name, publisher, topic_prefix, "
+                     "subscribe_endpoint, event_log_address, pool, apply and positive queue, "
+                     "batch and page sizes");
+  }
+  if (o.secret.size() < kMinSecretBytes) {
+    return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_SUBSCRIBER_OPTIONS",
+                     "the subscriber needs the internal secret (server.gateway_secret_file) to "
+                     "verify the publisher's events");
   }
   if (applier_.joinable()) return absl::OkStatus();
   stop_ = false;
@@ -146,6 +159,7 @@ Subscriber::Stats Subscriber::stats() const {
   s.replays = counters_->replays.load();
   s.overflows = counters_->overflows.load();
   s.reconnects = counters_->reconnects.load();
+  s.rejected = counters_->bus_rejects.total() + counters_->replay_rejects.total();
   return s;
 }
 
@@ -198,9 +212,9 @@ void Subscriber::ReceiveLoop() {
           if (!zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
             break;
           }
-          auto msg = ParseBusMessage(frames, options_.topic_prefix);
+          auto msg = ParseBusMessage(frames, options_.topic_prefix, key_);
           if (!msg.ok()) {
-            log->warn("subscriber {} ignores a message: {}", options_.name, Message(msg.status()));
+            counters_->bus_rejects.Reject(msg.status());
             continue;
           }
           drained.push_back(std::move(*msg));
@@ -212,7 +226,7 @@ void Subscriber::ReceiveLoop() {
           break;
         }
       }
-      if (drained.empty()) continue;
+      if (drained.empty()) continue;  // only verified messages prove the stream is alive
       last_receive_ns_ = SteadyNowNs();
       {
         std::lock_guard lock(mu_);
@@ -246,6 +260,10 @@ void Subscriber::ApplyLoop() {
   args.SetMaxReceiveMessageSize(kMaxReplyBytes);
   auto stub = EventLog::NewStub(
       grpc::CreateCustomChannel(o.event_log_address, grpc::InsecureChannelCredentials(), args));
+  const auth::PrincipalCodec codec(o.secret);
+  Principal self;
+  self.set_kind(Principal::SERVICE);
+  self.set_service(o.service_name);
   auto backoff = kMinBackoff;
   auto pause = [&](const absl::Status& why, const char* what) {
     log->warn("subscriber {} of {}: {} failed: {}; retrying in {} ms", o.name, o.publisher, what,
@@ -300,6 +318,7 @@ void Subscriber::ApplyLoop() {
       submarine::common::v1::ListEventsResponse resp;
       grpc::ClientContext ctx;
       ctx.set_deadline(deadline());
+      codec.Attach(&ctx, self, "");
       {
         std::lock_guard lock(mu_);
         if (stop_) return absl::CancelledError("stopping");
@@ -323,6 +342,15 @@ void Subscriber::ApplyLoop() {
       std::vector<Event> page(std::make_move_iterator(resp.mutable_events()->begin()),
                               std::make_move_iterator(resp.mutable_events()->end()));
       for (size_t i = 0; i < page.size(); ++i) {
+        if (!VerifyEvent(key_, page[i])) {
+          absl::Status rejected =
+              MakeError(absl::StatusCode::kUnauthenticated, kEventMacInvalid,
+                        absl::StrCat("event ", page[i].header().seq(), " replayed from ",
+                                     o.publisher, " does not verify under its key"),
+                        {{"publisher", o.publisher}});
+          counters_->replay_rejects.Reject(rejected);
+          return rejected;
+        }
         if (page[i].header().seq() != offset_ + 1 + i ||
             !CanonicalUuid(page[i].mutable_header()->mutable_event_id())) {
           return Internal(absl::StrCat("EventLog of ", o.publisher, " returned event seq ",
@@ -411,11 +439,12 @@ void Subscriber::ApplyLoop() {
       continue;
     }
 
+    // Every message here was verified as the publisher's (ParseBusMessage).
     std::vector<Event> batch;
     uint64_t expect = offset_;
     for (auto& m : items) {
       if (m.heartbeat) {
-        if (m.beat.publisher() == o.publisher && m.beat.last_seq() > expect) {
+        if (m.beat.last_seq() > expect) {
           counters_->heartbeat_gaps++;
           counters_->gaps++;
           counters_->m_gaps->Inc();
@@ -425,7 +454,6 @@ void Subscriber::ApplyLoop() {
         continue;
       }
       auto& e = m.event;
-      if (e.header().publisher() != o.publisher) continue;
       uint64_t seq = e.header().seq();
       if (seq <= expect) {
         counters_->duplicates++;

@@ -5,14 +5,22 @@
 //
 // Two threads, started by Start() and joined by Stop():
 //  * the receiver owns the SUB socket: it connects to the bus' XPUB endpoint, subscribes to the
-//    publisher's topic prefix (before any replay, so nothing falls between replay and live), and
-//    moves parsed messages into a bounded queue (max_queue). When the queue is full it discards
-//    the queue and everything after it and flags an overflow instead of buffering without bound.
+//    publisher's topic prefix (before any replay, so nothing falls between replay and live),
+//    verifies every message with the publisher's key (wire.h) and moves verified ones into a
+//    bounded queue (max_queue). A message that fails verification, has another frame count or
+//    names another publisher is dropped and counted (RejectedMessages): it moves nothing, not
+//    even the silence timer, so a forged event can never displace a real one. When the queue is
+//    full it discards the queue and everything after it and flags an overflow instead of
+//    buffering without bound.
 //  * the applier reads the durable offset (consumer_offsets.last_seq), replays from it through
 //    the publisher's EventLog.ListEvents until caught up, then consumes the queue: events with
 //    seq <= offset are dropped; seq == offset + 1 are applied; a gap (seq > offset + 1), a
 //    heartbeat announcing a later seq, an overflow, or silence longer than silence_timeout
-//    (which also reconnects the socket) triggers a replay from the offset.
+//    (which also reconnects the socket) triggers a replay from the offset. Replayed events are
+//    verified too (Event.mac, and the header names the publisher); one that fails stops the
+//    replay (UNAUTHENTICATED, reason EVENT_MAC_INVALID), which is retried with back-off.
+// EventLog calls carry Principal{SERVICE, service_name} signed with an auth::PrincipalCodec of
+// `secret`, i.e. exactly what the process' own codec (server.gateway_secret_file) signs.
 // Applying is one transaction per batch of consecutive events: for each event an inbox insert
 // (dedup by (publisher, event_id)); `apply` runs only when the insert was new; then the offset
 // update. So an event's effect, its inbox row and the offset commit together or not at all. If
@@ -29,7 +37,7 @@
 // submarine_events_gaps_total, submarine_events_replays_total,
 // submarine_events_duplicates_total, submarine_events_subscriber_overflows_total,
 // submarine_events_subscriber_reconnects_total, submarine_events_subscriber_lag_ms,
-// submarine_events_subscriber_offset.
+// submarine_events_subscriber_offset, and submarine_events_rejected_total (plus label reason).
 //
 // Thread-safety: Start()/Stop() from one controlling thread; Healthy(), offset() and stats()
 // from any thread. `apply` is called on the applier thread only, never concurrently.
@@ -65,11 +73,17 @@ class Subscriber : public rpc::BackgroundTask {
   using ApplyFn = std::function<absl::Status(pqxx::work&, const submarine::common::v1::Event&)>;
 
   struct Options {
-    std::string name;                // this subscriber, for logs and metrics, e.g. "experiment"
+    std::string name;  // this subscriber, for logs and metrics, e.g. "audit.environment"
+    // The subscribing service: its SERVICE principal on EventLog calls, e.g. "permission".
+    std::string service_name;
     std::string publisher;           // whose stream, e.g. "environment"
     std::string topic_prefix;        // the publisher's prefix, e.g. "submarine.environment.v1."
     std::string subscribe_endpoint;  // the bus' XPUB endpoint
     std::string event_log_address;   // the publisher's gRPC address serving EventLog
+    // The internal secret every Submarine process holds (server.gateway_secret_file, loaded with
+    // auth::LoadInternalSecret), at least kMinSecretBytes: verifies the publisher's messages and
+    // signs this subscriber's EventLog calls.
+    std::string secret;
     // The subscriber's own pool (search_path = its schema, EventsMigrations applied). Not owned.
     db::ConnectionPool* pool = nullptr;
     ApplyFn apply;
@@ -100,13 +114,15 @@ class Subscriber : public rpc::BackgroundTask {
     uint64_t replays = 0;         // replays completed (including the initial catch-up)
     uint64_t overflows = 0;       // times the bounded queue overflowed
     uint64_t reconnects = 0;      // socket reconnects after silence
+    uint64_t rejected = 0;        // bus messages and replayed events that failed verification
   };
 
   explicit Subscriber(Options options);
   ~Subscriber() override;  // Stop()s
 
   std::string TaskName() const override;
-  // INVALID_ARGUMENT if the options are incomplete; otherwise starts both threads and returns.
+  // INVALID_ARGUMENT if the options are incomplete (or the secret is too short); otherwise
+  // starts both threads and returns.
   // Database and publisher trouble does not fail Start(): the applier retries.
   absl::Status Start() override;
   // Finishes the current transaction, closes the socket and joins. Idempotent.
@@ -123,6 +139,7 @@ class Subscriber : public rpc::BackgroundTask {
   void ApplyLoop();
 
   Options options_;
+  const EventKey key_;
   std::unique_ptr<Counters> counters_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> reconnect_{false};

@@ -1,6 +1,7 @@
 #include "services/environment/environment_app.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/auth/principal.h"
 #include "common/events/outbox.h"
 #include "common/log/log.h"
 #include "common/status/status.h"
@@ -10,10 +11,18 @@ namespace submarine::environment {
 
 absl::StatusOr<std::unique_ptr<EnvironmentApp>> EnvironmentApp::Create(
     const submarine::config::v1::EnvironmentServiceConfig& config) {
+  // Signs this service's events and verifies the permission service's (when there is a secret:
+  // a service authorizing nothing may run without one, but then publishes to no bus).
+  std::string internal_secret;
+  if (!config.server().gateway_secret_file().empty()) {
+    SUBMARINE_ASSIGN_OR_RETURN(internal_secret,
+                               auth::LoadInternalSecret(config.server().gateway_secret_file()));
+  }
   // Authorization is decided before anything else is touched, so a misconfigured one refuses to
   // start rather than serving without it.
-  SUBMARINE_ASSIGN_OR_RETURN(auto authorizer,
-                             authz::Authorizer::Create(config.permission(), "environment"));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      auto authorizer,
+      authz::Authorizer::Create(config.permission(), "environment", internal_secret));
   if (!authorizer->insecure() && config.server().gateway_secret_file().empty()) {
     return InvalidField("server.gateway_secret_file",
                         "is required with permission.address: it verifies callers' principals "
@@ -38,7 +47,8 @@ absl::StatusOr<std::unique_ptr<EnvironmentApp>> EnvironmentApp::Create(
   }
   app->service_ = std::make_unique<EnvironmentServiceImpl>(app->manager_.get());
   app->submarine_api_ = std::make_unique<SubmarineEnvironmentApiImpl>(app->manager_.get());
-  app->event_log_ = std::make_unique<events::EventLogService>("environment", app->pool_.get());
+  app->event_log_ =
+      std::make_unique<events::EventLogService>("environment", app->pool_.get(), internal_secret);
 
   events::OutboxRelay::Options relay;
   relay.publisher = "environment";
@@ -47,6 +57,7 @@ absl::StatusOr<std::unique_ptr<EnvironmentApp>> EnvironmentApp::Create(
   relay.schema = db_settings.options.schema;
   relay.pool = app->pool_.get();
   relay.events = config.events();
+  relay.secret = internal_secret;
   app->relay_ = std::make_unique<events::OutboxRelay>(relay);
 
   // Retention (one replica): sent events past outbox_retention_hours, answers to request ids

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/auth/crypto.h"
+#include "common/auth/principal.h"
 #include "common/events/outbox.h"
 #include "common/log/log.h"
 #include "common/status/status.h"
@@ -26,6 +27,9 @@ absl::StatusOr<std::unique_ptr<PermissionApp>> PermissionApp::Create(
   }
   // Checked before the key files are created, so a bad configuration leaves nothing behind.
   SUBMARINE_ASSIGN_OR_RETURN(db::PoolSettings db_settings, db::PoolSettingsFrom(config.database()));
+  // Signs and verifies events (the relay, EventLog and the audit log's subscribers).
+  SUBMARINE_ASSIGN_OR_RETURN(std::string internal_secret,
+                             auth::LoadInternalSecret(config.server().gateway_secret_file()));
 
   IdentityOptions identity;
   SUBMARINE_ASSIGN_OR_RETURN(identity.signing_key,
@@ -83,12 +87,12 @@ absl::StatusOr<std::unique_ptr<PermissionApp>> PermissionApp::Create(
       std::make_unique<QuotaServiceImpl>(pool, config, Clock::Real(), IdGenerator::Secure());
   app->credential_service_ =
       std::make_unique<CredentialServiceImpl>(pool, std::move(master_key), Clock::Real());
-  app->event_log_ = std::make_unique<events::EventLogService>("permission", pool);
+  app->event_log_ = std::make_unique<events::EventLogService>("permission", pool, internal_secret);
 
   app->runner_ = std::make_unique<rpc::ServerRunner>(config.server(), "permission");
   rpc::ServerRunner* runner = app->runner_.get();
-  app->audit_ =
-      std::make_unique<AuditLog>(pool, config, [runner] { return runner->grpc_address(); });
+  app->audit_ = std::make_unique<AuditLog>(
+      pool, config, [runner] { return runner->grpc_address(); }, internal_secret);
 
   events::OutboxRelay::Options relay;
   relay.publisher = "permission";
@@ -97,6 +101,7 @@ absl::StatusOr<std::unique_ptr<PermissionApp>> PermissionApp::Create(
   relay.schema = db_settings.options.schema;
   relay.pool = pool;
   relay.events = config.events();
+  relay.secret = internal_secret;
   app->relay_ = std::make_unique<events::OutboxRelay>(relay);
 
   // Housekeeping (one replica): lapsed leases come back, expired refresh tokens and

@@ -228,7 +228,8 @@ TEST_F(EnvironmentAuthzTest, EventsRecordTheCallerAsPrincipal) {
   submarine::common::v1::ListEventsResponse resp;
   ASSERT_TRUE(WaitFor([&] {
     resp.Clear();
-    return env_->events->ListEvents(Ctx().get(), req, &resp).ok() && resp.events_size() >= 4;
+    return env_->events->ListEvents(perm_->AsService().get(), req, &resp).ok() &&
+           resp.events_size() >= 4;
   }));
   int mine = 0;
   for (const auto& e : resp.events()) {

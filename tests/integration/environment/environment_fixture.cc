@@ -1,6 +1,8 @@
 #include "tests/integration/environment/environment_fixture.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/auth/principal.h"
+#include "common/config/config.h"
 #include "common/status/status.h"
 
 namespace submarine::testing {
@@ -29,10 +31,15 @@ absl::StatusOr<std::unique_ptr<EnvironmentProcess>> StartEnvironment(
   auto p = std::make_unique<EnvironmentProcess>();
   p->dir = dir.empty() ? MakeTempDir("env-test") : dir;
   p->dbname = dbname.empty() ? TestPostgres::Get().CreateDatabase("env") : dbname;
-  SUBMARINE_ASSIGN_OR_RETURN(p->process,
-                             StartService("submarine-environment", p->dir, "environment",
-                                          EnvironmentConfig(p->dbname, bus, permission, secret_file) + extra_yaml,
-                                          &p->ready));
+  std::string secret = secret_file;
+  if (secret.empty() && permission == kInsecurePermission) {
+    secret = p->dir + "/internal.secret";
+    SUBMARINE_RETURN_IF_ERROR(config::WriteFileAtomic(secret, kTestSecret, 0600));
+  }
+  SUBMARINE_ASSIGN_OR_RETURN(
+      p->process,
+      StartService("submarine-environment", p->dir, "environment",
+                   EnvironmentConfig(p->dbname, bus, permission, secret) + extra_yaml, &p->ready));
   p->channel = grpc::CreateChannel(p->ready.grpc, grpc::InsecureChannelCredentials());
   p->stub = submarine::environment::v1::EnvironmentService::NewStub(p->channel);
   p->events = submarine::common::v1::EventLog::NewStub(p->channel);
@@ -55,6 +62,15 @@ std::unique_ptr<grpc::ClientContext> Ctx(const std::string& request_id) {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
   if (!request_id.empty()) ctx->AddMetadata("x-request-id", request_id);
+  return ctx;
+}
+
+std::unique_ptr<grpc::ClientContext> ServiceCtx() {
+  auto ctx = Ctx();
+  submarine::common::v1::Principal self;
+  self.set_kind(submarine::common::v1::Principal::SERVICE);
+  self.set_service("environment-test");
+  auth::PrincipalCodec(kTestSecret).Attach(ctx.get(), self, "");
   return ctx;
 }
 
