@@ -1,6 +1,7 @@
 #include "common/events/event_log_service.h"
 
 #include <algorithm>
+#include <cctype>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
@@ -16,6 +17,8 @@ constexpr char kErrorDomain[] = "events.submarine.io";
 constexpr int32_t kDefaultPageSize = 500;
 constexpr int32_t kMaxPageSize = 5000;
 constexpr size_t kMaxPageBytes = 4 << 20;
+constexpr size_t kMaxSubscriberName = 128;
+constexpr uint32_t kMaxConsumers = 1000;
 
 db::Deadline DeadlineOf(const grpc::ServerContext* context) {
   db::Deadline deadline = context->deadline();
@@ -23,6 +26,14 @@ db::Deadline DeadlineOf(const grpc::ServerContext* context) {
 }
 
 }  // namespace
+
+bool IsValidSubscriberName(const std::string& name) {
+  return !name.empty() && name.size() <= kMaxSubscriberName &&
+         std::all_of(name.begin(), name.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' ||
+                  c == '/' || c == '-';
+         });
+}
 
 EventLogService::EventLogService(std::string publisher, db::ConnectionPool* pool,
                                  const std::string& secret)
@@ -64,6 +75,35 @@ grpc::Status EventLogService::ListEvents(grpc::ServerContext* context,
         *response->add_events() = std::move(e);
       }
       response->set_last_seq(OutboxStore::ReadCursor(tx, publisher_).last_seq);
+      return absl::OkStatus();
+    });
+  });
+}
+
+grpc::Status EventLogService::AcknowledgeEvents(
+    grpc::ServerContext* context, const submarine::common::v1::AcknowledgeEventsRequest* request,
+    submarine::common::v1::AcknowledgeEventsResponse*) {
+  return rpc::HandleCall(*context, kErrorDomain, [&](const rpc::CallScope& call) -> absl::Status {
+    SUBMARINE_RETURN_IF_ERROR(RequireInternalCaller(call));
+    if (request->publisher() != publisher_)
+      return NotFound("publisher", QuoteInput(request->publisher()));
+    if (!IsValidSubscriberName(request->subscriber())) {
+      return InvalidField("subscriber", absl::StrCat("must be 1-", kMaxSubscriberName,
+                                                     " characters of [A-Za-z0-9._:/-]"));
+    }
+    return pool_->Transact(DeadlineOf(context), [&](pqxx::work& tx) -> absl::Status {
+      uint64_t last = OutboxStore::ReadCursor(tx, publisher_).last_seq;
+      if (request->seq() > last) {
+        return InvalidField(
+            "seq", absl::StrCat("is above the last sequence number ", last, " of ", publisher_));
+      }
+      if (!OutboxStore::RecordConsumer(tx, publisher_, request->subscriber(), request->seq(),
+                                       kMaxConsumers)) {
+        return MakeError(absl::StatusCode::kResourceExhausted, "TOO_MANY_EVENT_CONSUMERS",
+                         absl::StrCat(publisher_, " already records ", kMaxConsumers,
+                                      " consumers; unused ones are forgotten after "
+                                      "events.consumer_ttl_hours"));
+      }
       return absl::OkStatus();
     });
   });

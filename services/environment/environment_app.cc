@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/auth/principal.h"
 #include "common/events/outbox.h"
+#include "common/events/retention.h"
 #include "common/log/log.h"
 #include "common/status/status.h"
 #include "services/environment/environment_store.h"
@@ -60,10 +61,9 @@ absl::StatusOr<std::unique_ptr<EnvironmentApp>> EnvironmentApp::Create(
   relay.secret = internal_secret;
   app->relay_ = std::make_unique<events::OutboxRelay>(relay);
 
-  // Retention (one replica): sent events past outbox_retention_hours, answers to request ids
-  // past request_id_retention_hours.
-  uint32_t outbox_hours =
-      config.events().has_outbox_retention_hours() ? config.events().outbox_retention_hours() : 168;
+  // Retention (one replica): sent events past their retention (retention.h), answers to request
+  // ids past request_id_retention_hours.
+  const submarine::config::v1::EventsConfig events_config = config.events();
   uint32_t request_hours =
       config.has_request_id_retention_hours() ? config.request_id_retention_hours() : 24;
   db::ConnectionPool* pool = app->pool_.get();
@@ -72,9 +72,9 @@ absl::StatusOr<std::unique_ptr<EnvironmentApp>> EnvironmentApp::Create(
   retention.conninfo = conninfo;
   retention.period = std::chrono::milliseconds(
       config.housekeeping_interval_ms() ? config.housekeeping_interval_ms() : 600000);
-  retention.run = [pool, outbox_hours, request_hours]() -> absl::Status {
+  retention.run = [pool, events_config, request_hours]() -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(int64_t events,
-                               events::PruneOutbox(*pool, "environment", outbox_hours));
+                               events::PruneOutbox(*pool, "environment", events_config));
     int64_t answers = 0;
     SUBMARINE_RETURN_IF_ERROR(pool->Transact(db::kNoDeadline, [&](pqxx::work& tx) {
       answers = EnvironmentStore::PruneResponses(tx, request_hours);

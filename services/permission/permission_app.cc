@@ -4,6 +4,7 @@
 #include "common/auth/crypto.h"
 #include "common/auth/principal.h"
 #include "common/events/outbox.h"
+#include "common/events/retention.h"
 #include "common/log/log.h"
 #include "common/status/status.h"
 #include "services/permission/audit_store.h"
@@ -105,9 +106,8 @@ absl::StatusOr<std::unique_ptr<PermissionApp>> PermissionApp::Create(
   app->relay_ = std::make_unique<events::OutboxRelay>(relay);
 
   // Housekeeping (one replica): lapsed leases come back, expired refresh tokens and
-  // revocations of expired tokens go, and sent events past outbox_retention_hours go.
-  uint32_t outbox_hours =
-      config.events().has_outbox_retention_hours() ? config.events().outbox_retention_hours() : 168;
+  // revocations of expired tokens go, and so do events past their retention (retention.h).
+  const submarine::config::v1::EventsConfig events_config = config.events();
   IdentityManager* identity_manager = app->identity_.get();
   QuotaServiceImpl* quota = app->quota_service_.get();
   db::PeriodicLeaderTask::Options housekeeping;
@@ -115,15 +115,18 @@ absl::StatusOr<std::unique_ptr<PermissionApp>> PermissionApp::Create(
   housekeeping.conninfo = conninfo;
   housekeeping.period = std::chrono::milliseconds(
       config.housekeeping_interval_ms() ? config.housekeeping_interval_ms() : 5000);
-  housekeeping.run = [pool, outbox_hours, identity_manager, quota]() -> absl::Status {
+  housekeeping.run = [pool, events_config, identity_manager, quota]() -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(int64_t leases, quota->ReclaimExpired());
     SUBMARINE_ASSIGN_OR_RETURN(int64_t tokens, identity_manager->PruneExpired());
     SUBMARINE_ASSIGN_OR_RETURN(int64_t events,
-                               events::PruneOutbox(*pool, "permission", outbox_hours));
-    if (leases + tokens + events > 0) {
+                               events::PruneOutbox(*pool, "permission", events_config));
+    SUBMARINE_ASSIGN_OR_RETURN(int64_t inbox, events::PruneInbox(*pool, events_config));
+    if (leases + tokens + events + inbox > 0) {
       log::Get("housekeeping")
-          ->info("reclaimed {} lapsed leases; pruned {} expired tokens and {} sent events", leases,
-                 tokens, events);
+          ->info(
+              "reclaimed {} lapsed leases; pruned {} expired tokens, {} sent events and {} "
+              "inbox rows",
+              leases, tokens, events, inbox);
     }
     return absl::OkStatus();
   };

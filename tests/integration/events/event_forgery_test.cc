@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <iterator>
 #include <optional>
 #include <vector>
@@ -198,6 +199,7 @@ TEST_F(EventsTest, ForgedHeartbeatsAheadOfTheStreamAreIgnored) {
   auto relay = StartRelay(bus_->frontend());
   auto options = consumer_->SubscriberOptions(*publisher_, bus_->backend());
   options.silence_timeout = seconds(300);
+  options.max_lag = milliseconds(500);
   auto sub = StartSubscriber(options);
   ASSERT_OK(publisher_->Append(1));
   ASSERT_TRUE(WaitFor([&] { return consumer_->AppliedCount() == 1; }));
@@ -214,6 +216,8 @@ TEST_F(EventsTest, ForgedHeartbeatsAheadOfTheStreamAreIgnored) {
       seconds(10)));
   EXPECT_EQ(sub->stats().heartbeat_gaps, 0u);
   EXPECT_EQ(sub->stats().replays, replays);
+  // Nor does it count as the publisher's last sequence: the subscriber is not behind.
+  EXPECT_FALSE(WaitFor([&] { return !sub->Healthy(); }, options.max_lag + seconds(1)));
   ASSERT_OK(publisher_->Append(1));
   ASSERT_TRUE(WaitFor([&] { return consumer_->AppliedCount() == 2 && sub->Healthy(); }));
 }
@@ -247,23 +251,78 @@ TEST_F(EventsTest, EventLogServesOnlyServicePrincipals) {
     listed.Clear();
     return stub->ListEvents(&ctx, req, &listed);
   };
-  auto none = list(nullptr, Principal::SERVICE);
-  EXPECT_EQ(none.error_code(), grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(ErrorReason(none), "UNAUTHENTICATED");
-  auto forged = list(&forger, Principal::SERVICE);
-  EXPECT_EQ(forged.error_code(), grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(ErrorReason(forged), "PRINCIPAL_MAC_INVALID");
-  auto user = list(&codec, Principal::USER);
-  EXPECT_EQ(user.error_code(), grpc::StatusCode::PERMISSION_DENIED);
-  EXPECT_EQ(ErrorReason(user), "INTERNAL_ONLY");
-  auto service = list(&codec, Principal::SERVICE);
-  ASSERT_TRUE(service.ok()) << service.error_message();
+  auto acknowledge = [&](const auth::PrincipalCodec* signer, Principal::Kind kind) {
+    grpc::ClientContext ctx;
+    sign(&ctx, signer, kind);
+    submarine::common::v1::AcknowledgeEventsRequest req;
+    req.set_publisher("eventlogauth");
+    req.set_subscriber("audit.eventlogauth");
+    req.set_seq(1);
+    submarine::common::v1::AcknowledgeEventsResponse resp;
+    return stub->AcknowledgeEvents(&ctx, req, &resp);
+  };
+  for (const auto& call :
+       {std::function<grpc::Status(const auth::PrincipalCodec*, Principal::Kind)>(list),
+        std::function<grpc::Status(const auth::PrincipalCodec*, Principal::Kind)>(acknowledge)}) {
+    auto none = call(nullptr, Principal::SERVICE);
+    EXPECT_EQ(none.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(ErrorReason(none), "UNAUTHENTICATED");
+    auto forged = call(&forger, Principal::SERVICE);
+    EXPECT_EQ(forged.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(ErrorReason(forged), "PRINCIPAL_MAC_INVALID");
+    auto user = call(&codec, Principal::USER);
+    EXPECT_EQ(user.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_EQ(ErrorReason(user), "INTERNAL_ONLY");
+    auto service = call(&codec, Principal::SERVICE);
+    EXPECT_TRUE(service.ok()) << service.error_message();
+  }
+  ASSERT_TRUE(list(&codec, Principal::SERVICE).ok());
   ASSERT_EQ(listed.events_size(), 2);
   for (const auto& e : listed.events()) {
     EXPECT_EQ(e.mac().size(), kMacBytes);
     EXPECT_TRUE(VerifyEvent(publisher_->key(), e)) << e.header().seq();
     EXPECT_FALSE(VerifyEvent(EventKey(kTestSecret, "other"), e)) << e.header().seq();
   }
+}
+
+// What AcknowledgeEvents accepts: a subscriber name and a sequence the publisher has assigned.
+TEST_F(EventsTest, AcknowledgeEventsValidatesItsRequest) {
+  publisher_ = ValueOrDie(TestPublisher::Create("acks"));
+  auto relay = StartRelay("");
+  ASSERT_OK(publisher_->Append(3));
+  ASSERT_TRUE(WaitFor([&] { return CursorIs(3, 0); }));
+  auto stub = submarine::common::v1::EventLog::NewStub(
+      grpc::CreateChannel(publisher_->event_log_address(), grpc::InsecureChannelCredentials()));
+  auto acknowledge = [&](const std::string& publisher, const std::string& subscriber,
+                         uint64_t seq) {
+    grpc::ClientContext ctx;
+    AsService(&ctx);
+    submarine::common::v1::AcknowledgeEventsRequest req;
+    req.set_publisher(publisher);
+    req.set_subscriber(subscriber);
+    req.set_seq(seq);
+    submarine::common::v1::AcknowledgeEventsResponse resp;
+    return stub->AcknowledgeEvents(&ctx, req, &resp);
+  };
+  EXPECT_TRUE(acknowledge("acks", "audit.acks", 3).ok());
+  EXPECT_TRUE(acknowledge("acks", "audit.acks", 1).ok()) << "an operator may rewind a subscriber";
+  EXPECT_EQ(acknowledge("someone-else", "audit.acks", 1).error_code(), grpc::StatusCode::NOT_FOUND);
+  auto beyond = acknowledge("acks", "audit.acks", 4);
+  EXPECT_EQ(beyond.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(submarine::testing::ErrorField(beyond), "seq");
+  for (const std::string& bad :
+       {std::string(), std::string(129, 'a'), std::string("a b"), std::string("a\nb")}) {
+    auto st = acknowledge("acks", bad, 1);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad;
+    EXPECT_EQ(submarine::testing::ErrorField(st), "subscriber") << bad;
+  }
+  int64_t acked = -1;
+  ASSERT_OK(publisher_->pool()->Transact(db::kNoDeadline, [&](pqxx::work& tx) {
+    acked = tx.exec("SELECT acked_seq FROM event_consumers WHERE subscriber = 'audit.acks'")[0][0]
+                .as<int64_t>();
+    return absl::OkStatus();
+  }));
+  EXPECT_EQ(acked, 1);
 }
 
 }  // namespace
