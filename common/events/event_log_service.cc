@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "common/events/outbox_store.h"
@@ -67,14 +66,18 @@ grpc::Status EventLogService::ListEvents(grpc::ServerContext* context,
     page_size = std::min(page_size, kMaxPageSize);
     return pool_->Transact(DeadlineOf(context), [&](pqxx::work& tx) {
       response->Clear();
-      // Events first, then the cursor: the cursor is at least the newest event returned.
-      for (auto& e : OutboxStore::ReadEvents(tx, publisher_, request->after_seq(),
-                                             std::numeric_limits<int64_t>::max(),
+      // The cursor first, then the events up to it. Each statement sees every commit before it
+      // (READ COMMITTED), and the relay commits sequence numbers with the cursor, so every event
+      // up to last_seq is visible to the second read: one missing from the page was pruned.
+      // (Read the other way round, a sequencing commit between the reads returned a page without
+      // events the cursor announced, which a subscriber must take for pruned.)
+      const uint64_t last_seq = OutboxStore::ReadCursor(tx, publisher_).last_seq;
+      response->set_last_seq(last_seq);
+      for (auto& e : OutboxStore::ReadEvents(tx, publisher_, request->after_seq(), last_seq,
                                              static_cast<uint32_t>(page_size), kMaxPageBytes)) {
         SignEvent(key_, &e);
         *response->add_events() = std::move(e);
       }
-      response->set_last_seq(OutboxStore::ReadCursor(tx, publisher_).last_seq);
       return absl::OkStatus();
     });
   });

@@ -5,12 +5,13 @@
 // process' internal secret (rpc::CallScope); anyone else gets UNAUTHENTICATED (no principal, or
 // headers that do not verify) or PERMISSION_DENIED reason INTERNAL_ONLY (a USER principal).
 //
-// ListEvents returns the publisher's sequenced outbox events with seq > after_seq, in order and
-// without gaps, at most page_size of them (default 500, at most 5000, and about 4 MB), each with
-// its MAC (Event.mac, wire.h) under the publisher's key, plus the publisher's last assigned
-// sequence read after the page (so last_seq >= every returned seq). Events retention has pruned
-// are simply absent: the first returned seq is then above after_seq + 1, which the subscriber
-// reports as EVENTS_PRUNED.
+// ListEvents returns the publisher's last assigned sequence (last_seq) and, read after it, its
+// sequenced outbox events with after_seq < seq <= last_seq, in order and without gaps, at most
+// page_size of them (default 500, at most 5000, and about 4 MB), each with its MAC (Event.mac,
+// wire.h) under the publisher's key. Every event up to last_seq is committed before last_seq is
+// read, so one the page lacks was pruned by retention: the first returned seq is then above
+// after_seq + 1 (or the page is empty although last_seq > after_seq), which the subscriber
+// reports as EVENTS_PRUNED. A page cut by size ends below last_seq; the next one continues.
 //
 // AcknowledgeEvents records a subscriber's durable offset in event_consumers (it may move back:
 // an operator can rewind a subscriber); PruneOutbox (retention.h) never deletes above the

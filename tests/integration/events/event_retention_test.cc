@@ -6,10 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <future>
+#include <pqxx/pqxx>
 
 #include "absl/strings/str_cat.h"
 #include "common/events/retention.h"
 #include "common/metrics/metrics.h"
+#include "submarine/common/v1/events.grpc.pb.h"
 #include "tests/integration/events/events_fixture.h"
 
 namespace submarine::events::testing {
@@ -104,6 +107,44 @@ TEST_F(EventsTest, ReplayingPastPrunedEventsIsRefusedAsEventsPruned) {
   options.stranded_retry = milliseconds(200);
   auto sub = StartSubscriber(options);
   ASSERT_TRUE(WaitFor([&] { return sub->stranded() && !sub->Healthy(); }, seconds(10)));
+}
+
+// The window between the relay's sequencing commit and ListEvents' reads: a transaction holding the
+// cursor (as the relay's does while it numbers events) sequences three events while ListEvents
+// waits for it. The page must hold every event up to the last_seq it returns, never "last_seq 3
+// and no events", which a subscriber must take for pruned events (it would be stranded).
+TEST_F(EventsTest, ListEventsNeverAnnouncesEventsItDoesNotReturn) {
+  publisher_ = ValueOrDie(TestPublisher::Create("sequencing"));
+  ASSERT_OK(
+      Exec(publisher_->pool(), "INSERT INTO outbox_cursor (publisher) VALUES ('sequencing')"));
+  ASSERT_OK(publisher_->Append(3));  // committed, not sequenced: no relay runs
+  pqxx::connection conn(publisher_->RelayOptions("").conninfo);
+  pqxx::work sequencer(conn);
+  sequencer.exec("SET LOCAL search_path TO publisher");
+  sequencer.exec("LOCK TABLE outbox_cursor IN ACCESS EXCLUSIVE MODE");
+
+  auto stub = submarine::common::v1::EventLog::NewStub(
+      grpc::CreateChannel(publisher_->event_log_address(), grpc::InsecureChannelCredentials()));
+  submarine::common::v1::ListEventsResponse listed;
+  auto call = std::async(std::launch::async, [&] {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + seconds(30));
+    AsService(&ctx);
+    submarine::common::v1::ListEventsRequest req;
+    req.set_publisher("sequencing");
+    return stub->ListEvents(&ctx, req, &listed);
+  });
+  ASSERT_TRUE(WaitFor([&] {
+    return Query(publisher_->pool(), "SELECT count(*) FROM pg_locks WHERE NOT granted") > 0;
+  })) << "ListEvents never waited for the cursor";
+  sequencer.exec("UPDATE outbox SET seq = id");
+  sequencer.exec("UPDATE outbox_cursor SET last_seq = 3");
+  sequencer.commit();
+
+  grpc::Status st = call.get();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(listed.last_seq(), 3u);
+  EXPECT_EQ(listed.events_size(), 3);
 }
 
 // A subscriber that stopped at 4 reported it when stopping: pruning keeps 5.. for it, until the
