@@ -359,7 +359,12 @@ void Subscriber::ApplyLoop() {
       if (ack_failing)
         log->info("subscriber {} of {} reports its offset again", o.name, o.publisher);
       ack_failing = false;
-    } else if (!ack_failing && (final || !stop_)) {
+    } else if (final) {
+      // Expected when the publisher stops too (or is this very process, whose server has
+      // already drained): the previous report is at most ack_interval old.
+      log->info("subscriber {} of {}: its last offset report ({}) did not arrive: {}", o.name,
+                o.publisher, req.seq(), Message(st));
+    } else if (!ack_failing && !stop_) {
       log->warn(
           "subscriber {} of {}: reporting offset {} failed: {}; the publisher's retention "
           "keeps its last report for events.consumer_ttl_hours",
