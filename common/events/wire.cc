@@ -24,6 +24,7 @@ using submarine::common::v1::EventHeader;
 using submarine::common::v1::Heartbeat;
 
 constexpr char kKeyContext[] = "submarine-events-v1\n";
+static_assert(kMacBytes == crypto_auth_hmacsha256_BYTES);
 constexpr auto kRejectLogInterval = std::chrono::seconds(10);
 
 void UpdateWithLength(crypto_auth_hmacsha256_state* state, std::string_view part) {

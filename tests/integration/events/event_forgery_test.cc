@@ -13,6 +13,7 @@
 #include <zmq_addon.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "common/auth/crypto.h"
 #include "common/auth/principal.h"
 #include "common/metrics/metrics.h"
 #include "common/util/clock.h"
@@ -128,6 +129,29 @@ class Forger {
   zmq::socket_t pub_;
   zmq::socket_t sub_;
 };
+
+// The MAC is exactly what wire.h documents, so any implementation can produce and check it.
+TEST(EventKeyTest, TheMacIsTheDocumentedHmac) {
+  auto be64 = [](uint64_t n) {
+    std::string out(8, '\0');
+    for (int i = 7; i >= 0; --i, n >>= 8) out[i] = static_cast<char>(n & 0xff);
+    return out;
+  };
+  const std::string topic = "submarine.environment.v1.EnvironmentDeleted";
+  const std::string header = "header-bytes";
+  const std::string payload = "payload-bytes";
+  const std::string k_p = auth::HmacSha256(kTestSecret, "submarine-events-v1\nenvironment");
+  const std::string expected =
+      auth::HmacSha256(k_p, be64(topic.size()) + topic + be64(header.size()) + header + payload);
+  const EventKey key(kTestSecret, "environment");
+  EXPECT_EQ(key.Mac(topic, header, payload), expected);
+  EXPECT_TRUE(key.Verify(topic, header, payload, expected));
+  // Moving a byte between header and payload changes the MAC.
+  EXPECT_FALSE(key.Verify(topic, header + "p", payload.substr(1), expected));
+  EXPECT_FALSE(EventKey(kTestSecret, "permission").Verify(topic, header, payload, expected));
+  EXPECT_FALSE(
+      EventKey(std::string(40, 'x'), "environment").Verify(topic, header, payload, expected));
+}
 
 // The attack from the hardening issue: the forger reads the last sequence number off a
 // heartbeat and publishes events with the next numbers before the publisher does. Had the
