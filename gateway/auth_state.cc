@@ -178,8 +178,10 @@ absl::Status AuthStateCache::Start() {
   if (!options_.subscribe_endpoint.empty()) {
     events::ChangeWatcher::Options w;
     w.name = "gateway.auth";
+    w.publisher = "permission";
     w.subscribe_endpoint = options_.subscribe_endpoint;
     w.topic_prefix = kPermissionTopicPrefix;
+    w.secret = options_.internal_secret;
     w.on_change = [this](const std::string& topic, const submarine::common::v1::EventHeader&,
                          const std::string&) {
       if (!IgnoresTopic(topic)) RequestRefresh();

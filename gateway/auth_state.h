@@ -97,6 +97,9 @@ class AuthStateCache : public rpc::BackgroundTask {
     std::string subscribe_endpoint;  // the bus' XPUB endpoint; empty: backstop refreshes only
     std::chrono::milliseconds refresh_interval{30000};
     std::chrono::milliseconds timeout{2000};  // deadline of each GetAuthState call
+    // The internal secret the watcher verifies the permission service's events with; required
+    // with subscribe_endpoint.
+    std::string internal_secret;
   };
 
   explicit AuthStateCache(Options options);

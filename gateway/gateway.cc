@@ -151,9 +151,10 @@ absl::Status Gateway::InitAuth() {
                         "auth.insecure_no_authorization: true to serve without authentication)");
   }
   SUBMARINE_ASSIGN_OR_RETURN(std::string secret, auth::LoadInternalSecret(secret_file));
+  AuthStateCache::Options options;
+  options.internal_secret = secret;
   auto codec = std::make_shared<const auth::PrincipalCodec>(std::move(secret));
   rpc::SetPrincipalCodec(codec);  // signs the gateway's own calls (GetAuthState)
-  AuthStateCache::Options options;
   options.address = a.address();
   options.subscribe_endpoint = a.subscribe_endpoint();
   options.refresh_interval =

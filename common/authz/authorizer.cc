@@ -101,9 +101,11 @@ absl::Status PermissionDenied(const std::string& resource, Permission permission
 }
 
 absl::StatusOr<std::unique_ptr<Authorizer>> Authorizer::Create(
-    const submarine::config::v1::PermissionClientConfig& config, std::string service_name) {
+    const submarine::config::v1::PermissionClientConfig& config, std::string service_name,
+    std::string internal_secret) {
   Options o;
   o.service_name = std::move(service_name);
+  o.internal_secret = std::move(internal_secret);
   o.insecure = config.insecure_no_authorization();
   if (config.cache_ttl_ms()) o.cache_ttl = std::chrono::milliseconds(config.cache_ttl_ms());
   if (config.cache_size()) o.cache_size = config.cache_size();
@@ -153,8 +155,10 @@ Authorizer::Authorizer(Options options, std::unique_ptr<PermissionBackend> backe
   if (!options_.insecure && !options_.subscribe_endpoint.empty()) {
     events::ChangeWatcher::Options w;
     w.name = absl::StrCat(options_.service_name, ".authz");
+    w.publisher = "permission";
     w.subscribe_endpoint = options_.subscribe_endpoint;
     w.topic_prefix = kTopicPrefix;
+    w.secret = options_.internal_secret;
     w.silence_timeout = options_.watcher_silence_timeout;
     w.on_change = [this](const std::string& topic, const submarine::common::v1::EventHeader&,
                          const std::string&) {

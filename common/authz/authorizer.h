@@ -75,13 +75,17 @@ class Authorizer {
     size_t cache_size = 100000;
     std::string subscribe_endpoint;  // the bus' XPUB endpoint; empty: TTL only
     std::chrono::milliseconds watcher_silence_timeout{5000};
+    // The internal secret (server.gateway_secret_file) the watcher verifies the permission
+    // service's events with; required with subscribe_endpoint (its task refuses to start).
+    std::string internal_secret;
   };
 
   // From EnvironmentServiceConfig.permission (and the like). insecure_no_authorization → every
   // check passes (a warning is logged); otherwise `address` is required (INVALID_ARGUMENT naming
-  // `permission.address`).
+  // `permission.address`). `internal_secret` as in Options.
   static absl::StatusOr<std::unique_ptr<Authorizer>> Create(
-      const submarine::config::v1::PermissionClientConfig& config, std::string service_name);
+      const submarine::config::v1::PermissionClientConfig& config, std::string service_name,
+      std::string internal_secret = "");
 
   // For tests and embedders: an explicit backend (may be null when insecure) and clock (must
   // outlive the authorizer).

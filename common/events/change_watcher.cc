@@ -1,7 +1,7 @@
 #include "common/events/change_watcher.h"
 
 #include <iterator>
-#include <map>
+#include <optional>
 #include <vector>
 #include <zmq_addon.hpp>
 
@@ -37,6 +37,14 @@ absl::Status ChangeWatcher::Start() {
   if (options_.topic_prefix.empty()) {
     return InvalidField("topic_prefix", "the change watcher needs a topic prefix");
   }
+  if (options_.publisher.empty()) {
+    return InvalidField("publisher", "the change watcher needs the publisher it listens to");
+  }
+  if (options_.secret.size() < kMinSecretBytes) {
+    return InvalidField("secret",
+                        "the change watcher needs the internal secret "
+                        "(server.gateway_secret_file) to verify the publisher's events");
+  }
   if (thread_.joinable()) return absl::OkStatus();
   stop_ = false;
   thread_ = std::thread([this] { Loop(); });
@@ -55,6 +63,8 @@ void ChangeWatcher::Stop() {
 void ChangeWatcher::Loop() {
   auto log = log::Get("events");
   const auto& o = options_;
+  const EventKey key(o.secret, o.publisher);
+  RejectedMessages rejected(o.name, o.publisher);
   auto resync = [&](const char* why) {
     log->debug("change watcher {}: resync ({})", o.name, why);
     if (o.on_resync) o.on_resync();
@@ -82,10 +92,9 @@ void ChangeWatcher::Loop() {
     resync(first_connection ? "start" : "reconnected");
     first_connection = false;
 
-    // Last seq seen per publisher on this connection. A publisher seen for the first time may
-    // have published while the subscription was still travelling to the bus, so its first
-    // message is a resync too.
-    std::map<std::string, uint64_t> last_seq;
+    // Last seq seen on this connection. The publisher may have published while the subscription
+    // was still travelling to the bus, so its first message is a resync too.
+    std::optional<uint64_t> last_seq;
     auto last_message = std::chrono::steady_clock::now();
     bool reconnect = false;
     while (!stop_ && !reconnect) {
@@ -113,35 +122,33 @@ void ChangeWatcher::Loop() {
                                    zmq::recv_flags::dontwait)) {
             break;
           }
-          last_message = std::chrono::steady_clock::now();
-          auto msg = ParseBusMessage(frames, o.topic_prefix);
+          auto msg = ParseBusMessage(frames, o.topic_prefix, key);
           if (!msg.ok()) {
-            log->warn("change watcher {} ignores a message: {}", o.name, Message(msg.status()));
+            rejected.Reject(msg.status());
             continue;
           }
+          last_message = std::chrono::steady_clock::now();
           if (msg->heartbeat) {
-            const auto& beat = msg->beat;
-            auto it = last_seq.find(beat.publisher());
-            if (it == last_seq.end()) {
-              last_seq[beat.publisher()] = beat.last_seq();
-              resync("first heartbeat of a publisher");
-            } else if (beat.last_seq() > it->second) {
+            const uint64_t announced = msg->beat.last_seq();
+            if (!last_seq) {
+              last_seq = announced;
+              resync("first heartbeat");
+            } else if (announced > *last_seq) {
               // Events were announced that never reached us. (A heartbeat behind what we saw
               // comes from a replica that is not the relay leader, and says nothing new.)
-              it->second = beat.last_seq();
+              last_seq = announced;
               resync("heartbeat ahead of the events seen");
             }
             continue;
           }
           const auto& header = msg->event.header();
-          auto it = last_seq.find(header.publisher());
-          if (it == last_seq.end()) {
-            last_seq[header.publisher()] = header.seq();
-            resync("first event of a publisher");
+          if (!last_seq) {
+            last_seq = header.seq();
+            resync("first event");
           } else {
-            if (header.seq() <= it->second) continue;  // already seen (a relay re-send)
-            if (header.seq() != it->second + 1) resync("sequence gap");
-            it->second = header.seq();
+            if (header.seq() <= *last_seq) continue;  // already seen (a relay re-send)
+            if (header.seq() != *last_seq + 1) resync("sequence gap");
+            last_seq = header.seq();
           }
           if (o.on_change) o.on_change(msg->event.topic(), header, msg->event.payload());
         }

@@ -8,6 +8,13 @@
 // to on_resync by dropping or re-fetching everything, so a lost message can only delay freshness,
 // never leave a cache stale for good.
 //
+// Only the publisher's own messages count: each is verified with the key of `publisher` derived
+// from `secret` (wire.h). A message that fails verification, has another frame count or names
+// another publisher is dropped before anything else looks at it (no callback, no resync, and the
+// silence timer keeps running) and counted in
+// submarine_events_rejected_total{subscriber = name, publisher, reason}, logged at most every
+// 10 s.
+//
 // Threads: one receiver thread, started by Start() and joined by Stop(); callbacks run on it.
 
 #include <atomic>
@@ -25,9 +32,13 @@ namespace submarine::events {
 class ChangeWatcher : public rpc::BackgroundTask {
  public:
   struct Options {
-    std::string name;                // for logs, e.g. "gateway.auth"
+    std::string name;                // for logs and metrics, e.g. "gateway.auth"
+    std::string publisher;           // whose stream, e.g. "permission"
     std::string subscribe_endpoint;  // the bus' XPUB endpoint
     std::string topic_prefix;        // e.g. "submarine.permission.v1."
+    // The internal secret every Submarine process holds (server.gateway_secret_file, loaded with
+    // auth::LoadInternalSecret), at least kMinSecretBytes.
+    std::string secret;
     // Called for each event (topic, header, payload) in arrival order.
     std::function<void(const std::string& topic, const submarine::common::v1::EventHeader& header,
                        const std::string& payload)>
@@ -42,7 +53,8 @@ class ChangeWatcher : public rpc::BackgroundTask {
   ~ChangeWatcher() override;  // Stop()s
 
   std::string TaskName() const override;
-  // INVALID_ARGUMENT if the endpoint or prefix is missing; starts the receiver thread.
+  // INVALID_ARGUMENT (naming the option) if the endpoint, prefix or publisher is missing or the
+  // secret too short; otherwise starts the receiver thread.
   absl::Status Start() override;
   void Stop() override;
   // Always true: a silent bus only delays invalidation (callers bound staleness by TTL).

@@ -22,6 +22,15 @@ SELECT event_id FROM fresh)sql";
 
 constexpr char kReadOffset[] = "SELECT last_seq FROM consumer_offsets WHERE publisher = $1";
 
+// Deletes (at most $2 of) the inbox rows older than $1 hours at or below their publisher's
+// offset: events up to the offset are dropped by sequence before they reach the inbox, so those
+// rows only protect against an operator rewinding the offset within the retention.
+constexpr char kPruneInbox[] = R"sql(
+DELETE FROM inbox WHERE (publisher, event_id) IN (
+  SELECT i.publisher, i.event_id FROM inbox i JOIN consumer_offsets c USING (publisher)
+  WHERE i.seq <= c.last_seq AND i.processed_at < now() - $1::bigint * INTERVAL '1 hour'
+  LIMIT $2))sql";
+
 // A PostgreSQL array literal of quoted elements (the value of one parameter, never SQL text).
 template <typename Fn>
 std::string ArrayLiteral(const std::vector<submarine::common::v1::Event>& events, Fn element) {
@@ -54,6 +63,12 @@ std::unordered_set<std::string> InboxStore::Insert(
     inserted.insert(row[0].as<std::string>());
   }
   return inserted;
+}
+
+int64_t InboxStore::Prune(pqxx::work& tx, uint32_t older_than_hours, uint32_t limit) {
+  return ExecPrepared(tx, "prune_inbox", kPruneInbox, static_cast<int64_t>(older_than_hours),
+                      static_cast<int64_t>(limit))
+      .affected_rows();
 }
 
 uint64_t InboxStore::ReadOffset(pqxx::work& tx, const std::string& publisher) {

@@ -25,6 +25,10 @@ class InboxStore {
 
   // The durable offset of `publisher` (0 if none yet).
   static uint64_t ReadOffset(pqxx::work& tx, const std::string& publisher);
+
+  // Retention: deletes up to `limit` inbox rows (of any publisher) processed more than
+  // `older_than_hours` ago whose seq is at or below their publisher's offset; returns how many.
+  static int64_t Prune(pqxx::work& tx, uint32_t older_than_hours, uint32_t limit);
 };
 
 }  // namespace submarine::events

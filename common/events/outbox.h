@@ -10,15 +10,14 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/status/statusor.h"
 #include "common/db/migrations.h"
-#include "common/db/pool.h"
 
 namespace submarine::events {
 
-// Migrations of the event tables (outbox, outbox_cursor, inbox, consumer_offsets) in a
-// service's schema; apply with db::ApplyMigrations(conn, schema, "events", EventsMigrations()).
-// Embedded from common/events/migrations at build time.
+// Migrations of the event tables (outbox, outbox_cursor, event_consumers, inbox,
+// consumer_offsets) in a service's schema; apply with
+// db::ApplyMigrations(conn, schema, "events", EventsMigrations()). Embedded from
+// common/events/migrations at build time.
 std::vector<db::Migration> EventsMigrations();
 
 // Writes one event into the outbox inside the caller's business transaction (search_path is the
@@ -30,10 +29,5 @@ std::vector<db::Migration> EventsMigrations();
 absl::Status AppendToOutbox(pqxx::work& tx, const google::protobuf::Message& payload,
                             const std::string& resource, const std::string& request_id,
                             const std::string& principal = "");
-
-// Retention of the publisher side: deletes sent events committed more than `older_than_hours`
-// ago, in batches; returns how many were deleted. Run by one replica (a PeriodicLeaderTask).
-absl::StatusOr<int64_t> PruneOutbox(db::ConnectionPool& pool, const std::string& publisher,
-                                    uint32_t older_than_hours);
 
 }  // namespace submarine::events

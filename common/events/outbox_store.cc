@@ -49,13 +49,33 @@ SELECT seq, event_id::text, topic, resource, request_id, principal, payload,
        (EXTRACT(EPOCH FROM occurred_at) * 1000000)::bigint
 FROM sequenced ORDER BY seq)sql";
 
-// Deletes (at most $3 of) the events already sent whose commit is older than $2 hours.
+// Deletes (at most $3 of) the events already sent whose commit is older than $2 hours and that
+// every consumer heard from within $4 hours has acknowledged (with no such consumer: all of them).
 constexpr char kPrunePublished[] = R"sql(
 DELETE FROM outbox WHERE id IN (
   SELECT o.id FROM outbox o, outbox_cursor c
   WHERE c.publisher = $1 AND o.seq IS NOT NULL AND o.seq <= c.published_seq
     AND o.occurred_at < now() - $2::bigint * INTERVAL '1 hour'
+    AND o.seq <= COALESCE((SELECT min(acked_seq) FROM event_consumers
+                           WHERE publisher = $1
+                             AND updated_at >= now() - $4::bigint * INTERVAL '1 hour'),
+                          c.published_seq)
   ORDER BY o.id LIMIT $3))sql";
+
+// Forgets consumers not heard from within $2 hours: they no longer hold pruning back.
+constexpr char kForgetConsumers[] = R"sql(
+DELETE FROM event_consumers
+WHERE publisher = $1 AND updated_at < now() - $2::bigint * INTERVAL '1 hour')sql";
+
+// Records a consumer's offset (it may move back: an operator can rewind a subscriber) unless the
+// publisher already knows $4 others.
+constexpr char kRecordConsumer[] = R"sql(
+INSERT INTO event_consumers (publisher, subscriber, acked_seq)
+SELECT $1, $2, $3
+WHERE EXISTS (SELECT 1 FROM event_consumers WHERE publisher = $1 AND subscriber = $2)
+   OR (SELECT count(*) FROM event_consumers WHERE publisher = $1) < $4
+ON CONFLICT (publisher, subscriber)
+DO UPDATE SET acked_seq = EXCLUDED.acked_seq, updated_at = now())sql";
 
 constexpr char kMarkPublished[] = R"sql(
 UPDATE outbox_cursor SET published_seq = $2
@@ -133,10 +153,27 @@ void OutboxStore::MarkPublished(pqxx::work& tx, const std::string& publisher,
 }
 
 int64_t OutboxStore::PrunePublished(pqxx::work& tx, const std::string& publisher,
-                                    uint32_t older_than_hours, uint32_t limit) {
+                                    uint32_t older_than_hours, uint32_t consumer_ttl_hours,
+                                    uint32_t limit) {
   return ExecPrepared(tx, "prune_published", kPrunePublished, publisher,
-                      static_cast<int64_t>(older_than_hours), static_cast<int64_t>(limit))
+                      static_cast<int64_t>(older_than_hours), static_cast<int64_t>(limit),
+                      static_cast<int64_t>(consumer_ttl_hours))
       .affected_rows();
+}
+
+int64_t OutboxStore::ForgetConsumers(pqxx::work& tx, const std::string& publisher,
+                                     uint32_t consumer_ttl_hours) {
+  return ExecPrepared(tx, "forget_consumers", kForgetConsumers, publisher,
+                      static_cast<int64_t>(consumer_ttl_hours))
+      .affected_rows();
+}
+
+bool OutboxStore::RecordConsumer(pqxx::work& tx, const std::string& publisher,
+                                 const std::string& subscriber, uint64_t acked_seq,
+                                 uint32_t max_consumers) {
+  return ExecPrepared(tx, "record_consumer", kRecordConsumer, publisher, subscriber,
+                      AsBigint(acked_seq), static_cast<int64_t>(max_consumers))
+             .affected_rows() > 0;
 }
 
 std::vector<Event> OutboxStore::ReadEvents(pqxx::work& tx, const std::string& publisher,

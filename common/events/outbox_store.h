@@ -1,5 +1,5 @@
 #pragma once
-// Every SQL statement of the publisher side (tables outbox and outbox_cursor of
+// Every SQL statement of the publisher side (tables outbox, outbox_cursor and event_consumers of
 // common/events/migrations). Each function runs inside the caller's transaction on a connection
 // whose search_path is the service schema, and throws libpqxx exceptions; callers run them under
 // ConnectionPool::Transact, which turns those into statuses. Stateless and thread-safe.
@@ -44,10 +44,21 @@ class OutboxStore {
 
   // Raises the cursor's published_seq to `published_seq` (never lowers it).
   static void MarkPublished(pqxx::work& tx, const std::string& publisher, uint64_t published_seq);
-  // Retention: deletes up to `limit` sent events committed more than `older_than_hours` ago;
-  // returns how many. Unsent events are never deleted.
+  // Retention: deletes up to `limit` sent events committed more than `older_than_hours` ago
+  // (this database's clock) and at or below the smallest acked_seq of the consumers heard from
+  // within `consumer_ttl_hours` (no such consumer: no such bound); returns how many. Unsent
+  // events are never deleted.
   static int64_t PrunePublished(pqxx::work& tx, const std::string& publisher,
-                                uint32_t older_than_hours, uint32_t limit);
+                                uint32_t older_than_hours, uint32_t consumer_ttl_hours,
+                                uint32_t limit);
+  // Deletes the consumers not heard from within `consumer_ttl_hours`; returns how many.
+  static int64_t ForgetConsumers(pqxx::work& tx, const std::string& publisher,
+                                 uint32_t consumer_ttl_hours);
+  // Sets `subscriber`'s acked_seq (and updated_at = now()), creating the consumer unless the
+  // publisher already has `max_consumers` others; false if it was not recorded for that reason.
+  static bool RecordConsumer(pqxx::work& tx, const std::string& publisher,
+                             const std::string& subscriber, uint64_t acked_seq,
+                             uint32_t max_consumers);
 
   // Sequenced events with after_seq < seq <= up_to_seq, in seq order, at most `limit`, stopping
   // early once the payloads exceed `max_bytes` (always at least one event if any matched).

@@ -137,6 +137,7 @@ class RelayLoop {
         log_(log::Get("events")),
         heartbeat_(o_.events.heartbeat_ms() ? o_.events.heartbeat_ms() : kDefaultHeartbeatMs),
         batch_(o_.events.relay_batch() ? o_.events.relay_batch() : kDefaultBatch),
+        key_(o_.secret, o_.publisher),
         waiter_(o_.conninfo, o_.schema) {
     std::string labels = absl::StrCat("publisher=\"", o_.publisher, "\"");
     auto& reg = metrics::Registry::Global();
@@ -296,7 +297,7 @@ class RelayLoop {
               "receive it only by replay",
               e.header().seq(), e.topic(), o_.topic_prefix);
         }
-        SendEvent(*socket_, e);
+        SendEvent(*socket_, e, key_);
         sent_ = std::max(sent_, e.header().seq());
       }
     } catch (const zmq::error_t& e) {
@@ -312,7 +313,7 @@ class RelayLoop {
     last_send_ = std::chrono::steady_clock::now();
     if (!socket_) return;
     try {
-      SendHeartbeat(*socket_, o_.topic_prefix, o_.publisher, last_assigned_,
+      SendHeartbeat(*socket_, o_.topic_prefix, key_, last_assigned_,
                     std::chrono::system_clock::now());
       heartbeats_->Inc();
     } catch (const zmq::error_t& e) {
@@ -329,6 +330,7 @@ class RelayLoop {
   std::shared_ptr<spdlog::logger> log_;
   const std::chrono::milliseconds heartbeat_;
   const uint32_t batch_;
+  const EventKey key_;
   OutboxWaiter waiter_;
   std::unique_ptr<zmq::socket_t> socket_;
   uint64_t last_assigned_ = 0;  // last sequence number known to be assigned
@@ -357,6 +359,12 @@ absl::Status OutboxRelay::Start() {
       options_.schema.empty() || options_.pool == nullptr) {
     return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_RELAY_OPTIONS",
                      "the outbox relay needs publisher, topic_prefix, conninfo, schema and pool");
+  }
+  if (!options_.events.publish_endpoint().empty() && options_.secret.size() < kMinSecretBytes) {
+    // Unsigned events would be dropped by every subscriber: refuse rather than publish noise.
+    return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_RELAY_OPTIONS",
+                     "the outbox relay needs the internal secret (server.gateway_secret_file) to "
+                     "sign what it sends to events.publish_endpoint");
   }
   if (thread_.joinable()) return absl::OkStatus();
   stop_ = false;

@@ -7,13 +7,14 @@
 // "events.relay.<schema>") it repeats:
 //   1. in one transaction: take up to `relay_batch` unsequenced outbox rows in id order, give
 //      them the next gapless sequence numbers of the publisher, advance outbox_cursor; COMMIT;
-//   2. only then send each as [topic][EventHeader][payload] to the bus' XSUB endpoint;
+//   2. only then send each as [topic][EventHeader][payload][mac] to the bus' XSUB endpoint, the
+//      MAC computed with the publisher's key derived from `secret` (wire.h);
 //   3. record the send high-water mark (outbox_cursor.published_seq, in the next transaction).
 // On taking the lead, and after any failure, it first re-sends every event with a sequence but
 // above published_seq (the crash window "commit done, publish not done"). When idle it waits for
 // AppendToOutbox's NOTIFY with a 1 s poll fallback and sends "<prefix>Heartbeat" carrying the
-// last sent sequence every heartbeat_ms, so subscribers notice a lost tail and replay. Database
-// errors are logged and retried with back-off; they never end the loop.
+// last assigned sequence every heartbeat_ms (signed like events), so subscribers notice a lost tail
+// and replay. Database errors are logged and retried with back-off; they never end the loop.
 //
 // The wire is lossy by design (PUB drops at its HWM, the bus can restart, subscribers join
 // late); subscribers repair gaps by replaying from EventLog.ListEvents.
@@ -45,6 +46,10 @@ class OutboxRelay : public rpc::BackgroundTask {
     std::string conninfo;      // for the leader lock + LISTEN connection
     std::string schema;        // the service schema
     db::ConnectionPool* pool = nullptr;  // not owned
+    // The internal secret every Submarine process holds (server.gateway_secret_file, loaded with
+    // auth::LoadInternalSecret): this relay signs with the key it derives for `publisher`.
+    // Required (at least kMinSecretBytes) when events.publish_endpoint is set.
+    std::string secret;
     // publish_endpoint empty = assign seq but don't send.
     submarine::config::v1::EventsConfig events;
     // The fallback poll period when no NOTIFY arrives (and the leadership re-check period).
@@ -55,7 +60,8 @@ class OutboxRelay : public rpc::BackgroundTask {
   ~OutboxRelay() override;  // Stop()s
 
   std::string TaskName() const override;
-  // INVALID_ARGUMENT if the options are incomplete; otherwise starts the thread and returns.
+  // INVALID_ARGUMENT if the options are incomplete (or publish to a bus without a secret);
+  // otherwise starts the thread and returns.
   absl::Status Start() override;
   // Finishes the current batch, closes the socket (linger 500 ms) and joins. Idempotent.
   void Stop() override;

@@ -1,7 +1,9 @@
 #include "services/environment/environment_app.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/auth/principal.h"
 #include "common/events/outbox.h"
+#include "common/events/retention.h"
 #include "common/log/log.h"
 #include "common/status/status.h"
 #include "services/environment/environment_store.h"
@@ -10,10 +12,18 @@ namespace submarine::environment {
 
 absl::StatusOr<std::unique_ptr<EnvironmentApp>> EnvironmentApp::Create(
     const submarine::config::v1::EnvironmentServiceConfig& config) {
+  // Signs this service's events and verifies the permission service's (when there is a secret:
+  // a service authorizing nothing may run without one, but then publishes to no bus).
+  std::string internal_secret;
+  if (!config.server().gateway_secret_file().empty()) {
+    SUBMARINE_ASSIGN_OR_RETURN(internal_secret,
+                               auth::LoadInternalSecret(config.server().gateway_secret_file()));
+  }
   // Authorization is decided before anything else is touched, so a misconfigured one refuses to
   // start rather than serving without it.
-  SUBMARINE_ASSIGN_OR_RETURN(auto authorizer,
-                             authz::Authorizer::Create(config.permission(), "environment"));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      auto authorizer,
+      authz::Authorizer::Create(config.permission(), "environment", internal_secret));
   if (!authorizer->insecure() && config.server().gateway_secret_file().empty()) {
     return InvalidField("server.gateway_secret_file",
                         "is required with permission.address: it verifies callers' principals "
@@ -39,7 +49,8 @@ absl::StatusOr<std::unique_ptr<EnvironmentApp>> EnvironmentApp::Create(
   }
   app->service_ = std::make_unique<EnvironmentServiceImpl>(app->manager_.get());
   app->submarine_api_ = std::make_unique<SubmarineEnvironmentApiImpl>(app->manager_.get());
-  app->event_log_ = std::make_unique<events::EventLogService>("environment", app->pool_.get());
+  app->event_log_ =
+      std::make_unique<events::EventLogService>("environment", app->pool_.get(), internal_secret);
 
   events::OutboxRelay::Options relay;
   relay.publisher = "environment";
@@ -48,12 +59,12 @@ absl::StatusOr<std::unique_ptr<EnvironmentApp>> EnvironmentApp::Create(
   relay.schema = db_settings.options.schema;
   relay.pool = app->pool_.get();
   relay.events = config.events();
+  relay.secret = internal_secret;
   app->relay_ = std::make_unique<events::OutboxRelay>(relay);
 
-  // Retention (one replica): sent events past outbox_retention_hours, answers to request ids
-  // past request_id_retention_hours.
-  uint32_t outbox_hours =
-      config.events().has_outbox_retention_hours() ? config.events().outbox_retention_hours() : 168;
+  // Retention (one replica): sent events past their retention (retention.h), answers to request
+  // ids past request_id_retention_hours.
+  const submarine::config::v1::EventsConfig events_config = config.events();
   uint32_t request_hours =
       config.has_request_id_retention_hours() ? config.request_id_retention_hours() : 24;
   db::ConnectionPool* pool = app->pool_.get();
@@ -62,9 +73,9 @@ absl::StatusOr<std::unique_ptr<EnvironmentApp>> EnvironmentApp::Create(
   retention.conninfo = conninfo;
   retention.period = std::chrono::milliseconds(
       config.housekeeping_interval_ms() ? config.housekeeping_interval_ms() : 600000);
-  retention.run = [pool, outbox_hours, request_hours]() -> absl::Status {
+  retention.run = [pool, events_config, request_hours]() -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(int64_t events,
-                               events::PruneOutbox(*pool, "environment", outbox_hours));
+                               events::PruneOutbox(*pool, "environment", events_config));
     int64_t answers = 0;
     SUBMARINE_RETURN_IF_ERROR(pool->Transact(db::kNoDeadline, [&](pqxx::work& tx) {
       answers = EnvironmentStore::PruneResponses(tx, request_hours);

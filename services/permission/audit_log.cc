@@ -20,8 +20,11 @@ constexpr char kOwnPrefix[] = "submarine.permission.v1.";
 class AuditLog::OwnStreamTask : public rpc::BackgroundTask {
  public:
   OwnStreamTask(db::ConnectionPool* pool, std::string endpoint,
-                std::function<std::string()> self_address)
-      : pool_(pool), endpoint_(std::move(endpoint)), self_address_(std::move(self_address)) {}
+                std::function<std::string()> self_address, std::string secret)
+      : pool_(pool),
+        endpoint_(std::move(endpoint)),
+        self_address_(std::move(self_address)),
+        secret_(std::move(secret)) {}
 
   std::string TaskName() const override { return "audit.permission"; }
 
@@ -32,7 +35,7 @@ class AuditLog::OwnStreamTask : public rpc::BackgroundTask {
                        "the audit log's own stream needs this process' gRPC address");
     }
     subscriber_ = std::make_unique<events::Subscriber>(
-        SubscriberOptions(pool_, endpoint_, kOwnPublisher, kOwnPrefix, address));
+        SubscriberOptions(pool_, endpoint_, kOwnPublisher, kOwnPrefix, address, secret_));
     return subscriber_->Start();
   }
   void Stop() override {
@@ -44,6 +47,7 @@ class AuditLog::OwnStreamTask : public rpc::BackgroundTask {
   db::ConnectionPool* pool_;
   std::string endpoint_;
   std::function<std::string()> self_address_;
+  std::string secret_;
   std::unique_ptr<events::Subscriber> subscriber_;
 };
 
@@ -51,13 +55,16 @@ events::Subscriber::Options AuditLog::SubscriberOptions(db::ConnectionPool* pool
                                                         const std::string& subscribe_endpoint,
                                                         const std::string& publisher,
                                                         const std::string& topic_prefix,
-                                                        const std::string& event_log_address) {
+                                                        const std::string& event_log_address,
+                                                        const std::string& internal_secret) {
   events::Subscriber::Options o;
   o.name = absl::StrCat("audit.", publisher);
+  o.service_name = kOwnPublisher;  // the permission service runs the audit log
   o.publisher = publisher;
   o.topic_prefix = topic_prefix;
   o.subscribe_endpoint = subscribe_endpoint;
   o.event_log_address = event_log_address;
+  o.secret = internal_secret;
   o.pool = pool;
   o.apply = [](pqxx::work& tx, const submarine::common::v1::Event& event) {
     AuditStore::Record(tx, event);
@@ -68,7 +75,7 @@ events::Subscriber::Options AuditLog::SubscriberOptions(db::ConnectionPool* pool
 
 AuditLog::AuditLog(db::ConnectionPool* pool,
                    const submarine::config::v1::PermissionServiceConfig& config,
-                   std::function<std::string()> self_address)
+                   std::function<std::string()> self_address, std::string internal_secret)
     : service_(pool) {
   const std::string& endpoint = config.events().subscribe_endpoint();
   auto logger = log::Get("audit");
@@ -86,10 +93,12 @@ AuditLog::AuditLog(db::ConnectionPool* pool,
           source.publisher());
       continue;
     }
-    sources_.push_back(std::make_unique<events::Subscriber>(SubscriberOptions(
-        pool, endpoint, source.publisher(), source.topic_prefix(), source.event_log_address())));
+    sources_.push_back(std::make_unique<events::Subscriber>(
+        SubscriberOptions(pool, endpoint, source.publisher(), source.topic_prefix(),
+                          source.event_log_address(), internal_secret)));
   }
-  own_ = std::make_unique<OwnStreamTask>(pool, endpoint, std::move(self_address));
+  own_ = std::make_unique<OwnStreamTask>(pool, endpoint, std::move(self_address),
+                                         std::move(internal_secret));
 }
 
 AuditLog::~AuditLog() = default;

@@ -10,6 +10,9 @@
 // is `self_address` known. Without events.subscribe_endpoint nothing is recorded (a warning is
 // logged) and tasks() is empty.
 //
+// Every subscriber verifies its publisher's events and calls its EventLog as
+// Principal{SERVICE, "permission"} with the internal secret (server.gateway_secret_file).
+//
 // The app adds service() with runner.AddService and each of tasks() with runner.AddTask; the
 // pool's connections need AuditStore::Prepare and the schema the events migrations.
 
@@ -29,9 +32,9 @@ namespace submarine::permission {
 class AuditLog {
  public:
   // `pool` must outlive the AuditLog. `self_address` returns this process' gRPC address once
-  // serving (for replaying its own stream).
+  // serving (for replaying its own stream). `internal_secret` is the process' internal secret.
   AuditLog(db::ConnectionPool* pool, const submarine::config::v1::PermissionServiceConfig& config,
-           std::function<std::string()> self_address);
+           std::function<std::string()> self_address, std::string internal_secret);
   ~AuditLog();
 
   submarine::permission::v1::AuditService::Service* service();
@@ -42,7 +45,8 @@ class AuditLog {
                                                        const std::string& subscribe_endpoint,
                                                        const std::string& publisher,
                                                        const std::string& topic_prefix,
-                                                       const std::string& event_log_address);
+                                                       const std::string& event_log_address,
+                                                       const std::string& internal_secret);
 
  private:
   class OwnStreamTask;

@@ -2,7 +2,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/auth/crypto.h"
+#include "common/auth/principal.h"
 #include "common/events/outbox.h"
+#include "common/events/retention.h"
 #include "common/log/log.h"
 #include "common/status/status.h"
 #include "services/permission/audit_store.h"
@@ -26,6 +28,9 @@ absl::StatusOr<std::unique_ptr<PermissionApp>> PermissionApp::Create(
   }
   // Checked before the key files are created, so a bad configuration leaves nothing behind.
   SUBMARINE_ASSIGN_OR_RETURN(db::PoolSettings db_settings, db::PoolSettingsFrom(config.database()));
+  // Signs and verifies events (the relay, EventLog and the audit log's subscribers).
+  SUBMARINE_ASSIGN_OR_RETURN(std::string internal_secret,
+                             auth::LoadInternalSecret(config.server().gateway_secret_file()));
 
   IdentityOptions identity;
   SUBMARINE_ASSIGN_OR_RETURN(identity.signing_key,
@@ -79,12 +84,12 @@ absl::StatusOr<std::unique_ptr<PermissionApp>> PermissionApp::Create(
       std::make_unique<QuotaServiceImpl>(pool, config, Clock::Real(), IdGenerator::Secure());
   app->credential_service_ =
       std::make_unique<CredentialServiceImpl>(pool, std::move(master_key), Clock::Real());
-  app->event_log_ = std::make_unique<events::EventLogService>("permission", pool);
+  app->event_log_ = std::make_unique<events::EventLogService>("permission", pool, internal_secret);
 
   app->runner_ = std::make_unique<rpc::ServerRunner>(config.server(), "permission");
   rpc::ServerRunner* runner = app->runner_.get();
-  app->audit_ =
-      std::make_unique<AuditLog>(pool, config, [runner] { return runner->grpc_address(); });
+  app->audit_ = std::make_unique<AuditLog>(
+      pool, config, [runner] { return runner->grpc_address(); }, internal_secret);
 
   events::OutboxRelay::Options relay;
   relay.publisher = "permission";
@@ -93,12 +98,12 @@ absl::StatusOr<std::unique_ptr<PermissionApp>> PermissionApp::Create(
   relay.schema = db_settings.options.schema;
   relay.pool = pool;
   relay.events = config.events();
+  relay.secret = internal_secret;
   app->relay_ = std::make_unique<events::OutboxRelay>(relay);
 
   // Housekeeping (one replica): lapsed leases come back, expired refresh tokens and
-  // revocations of expired tokens go, and sent events past outbox_retention_hours go.
-  uint32_t outbox_hours =
-      config.events().has_outbox_retention_hours() ? config.events().outbox_retention_hours() : 168;
+  // revocations of expired tokens go, and so do events past their retention (retention.h).
+  const submarine::config::v1::EventsConfig events_config = config.events();
   IdentityManager* identity_manager = app->identity_.get();
   QuotaServiceImpl* quota = app->quota_service_.get();
   db::PeriodicLeaderTask::Options housekeeping;
@@ -106,15 +111,18 @@ absl::StatusOr<std::unique_ptr<PermissionApp>> PermissionApp::Create(
   housekeeping.conninfo = conninfo;
   housekeeping.period = std::chrono::milliseconds(
       config.housekeeping_interval_ms() ? config.housekeeping_interval_ms() : 5000);
-  housekeeping.run = [pool, outbox_hours, identity_manager, quota]() -> absl::Status {
+  housekeeping.run = [pool, events_config, identity_manager, quota]() -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(int64_t leases, quota->ReclaimExpired());
     SUBMARINE_ASSIGN_OR_RETURN(int64_t tokens, identity_manager->PruneExpired());
     SUBMARINE_ASSIGN_OR_RETURN(int64_t events,
-                               events::PruneOutbox(*pool, "permission", outbox_hours));
-    if (leases + tokens + events > 0) {
+                               events::PruneOutbox(*pool, "permission", events_config));
+    SUBMARINE_ASSIGN_OR_RETURN(int64_t inbox, events::PruneInbox(*pool, events_config));
+    if (leases + tokens + events + inbox > 0) {
       log::Get("housekeeping")
-          ->info("reclaimed {} lapsed leases; pruned {} expired tokens and {} sent events", leases,
-                 tokens, events);
+          ->info(
+              "reclaimed {} lapsed leases; pruned {} expired tokens, {} sent events and {} "
+              "inbox rows",
+              leases, tokens, events, inbox);
     }
     return absl::OkStatus();
   };

@@ -1,11 +1,13 @@
 // The real submarine-permission binary as wired by its app: the audit log records identity,
 // quota and environment mutations (an environment-service process as an audit source, over a
-// real eventbus), the leader's housekeeping reclaims a lease whose holder stopped heart-beating,
-// and only admins read the log.
+// real eventbus), reporting how far it got to each publisher; the leader's housekeeping
+// reclaims a lease whose holder stopped heart-beating and prunes the audit log's inbox; and only
+// admins read the log.
 
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <pqxx/pqxx>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -24,6 +26,18 @@ namespace {
 
 namespace pv1 = submarine::permission::v1;
 
+// The first column of the first row of `sql` on database `dbname` (-1 on any failure).
+int64_t Query(const std::string& dbname, const std::string& sql) {
+  try {
+    pqxx::connection conn(TestPostgres::Get().ConnInfo(dbname));
+    pqxx::work tx(conn);
+    auto r = tx.exec(sql);
+    return r.empty() || r[0][0].is_null() ? -1 : r[0][0].as<int64_t>();
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
 TEST(AuditProcessTest, TheServiceRecordsEveryStreamAndReclaimsLapsedLeases) {
   std::string dir = MakeTempDir("audit-process");
   auto bus = events::testing::BusProcess::Start(dir);
@@ -34,8 +48,9 @@ TEST(AuditProcessTest, TheServiceRecordsEveryStreamAndReclaimsLapsedLeases) {
   std::string perm_dir = MakeTempDir("audit-process-perm");
   std::string secret_file = perm_dir + "/internal.secret";
   ASSERT_TRUE(config::WriteFileAtomic(secret_file, std::string(40, 'q'), 0600).ok());
+  const std::string env_db = TestPostgres::Get().CreateDatabase("audit_env");
   std::string env_yaml = absl::StrReplaceAll(
-      EnvironmentConfig(TestPostgres::Get().CreateDatabase("audit_env"), (*bus)->frontend()),
+      EnvironmentConfig(env_db, (*bus)->frontend()),
       {{"server:\n", absl::StrCat("server:\n  gateway_secret_file: ", secret_file, "\n")}});
   env_yaml += "permission:\n  insecure_no_authorization: true\n";
   ReadyInfo env_ready;
@@ -43,8 +58,10 @@ TEST(AuditProcessTest, TheServiceRecordsEveryStreamAndReclaimsLapsedLeases) {
       StartService("submarine-environment", dir, "environment", env_yaml, &env_ready);
   ASSERT_TRUE(env_process.ok()) << env_process.status();
 
+  // Inbox rows go as soon as they are at or below the offset (the housekeeping runs every
+  // 500 ms).
   std::string extra = absl::StrCat(
-      "  subscribe_endpoint: \"", (*bus)->backend(), "\"\n",
+      "  subscribe_endpoint: \"", (*bus)->backend(), "\"\n", "  inbox_retention_hours: 0\n",
       "audit_sources:\n  - publisher: environment\n    topic_prefix: submarine.environment.v1.\n",
       "    event_log_address: \"", env_ready.grpc, "\"\n");
   auto started = StartPermission("", perm_dir, extra, (*bus)->frontend());
@@ -129,6 +146,24 @@ TEST(AuditProcessTest, TheServiceRecordsEveryStreamAndReclaimsLapsedLeases) {
       find(events, "submarine.environment.v1.EnvironmentCreated", env.name(), "users/alice");
   EXPECT_EQ(created->request_id(), "req-env");
   EXPECT_EQ(created->publisher(), "environment");
+
+  // Each audit subscriber told its publisher how far it got (retention keeps the rest for it),
+  // and the housekeeping pruned the inbox rows it no longer needs (the records stay).
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return Query(env_db,
+                     "SELECT acked_seq FROM environment.event_consumers "
+                     "WHERE publisher = 'environment' AND subscriber = 'audit.environment'") ==
+               Query(perm.dbname,
+                     "SELECT last_seq FROM permission.consumer_offsets "
+                     "WHERE publisher = 'environment'");
+      },
+      std::chrono::seconds(30)));
+  EXPECT_GT(Query(env_db, "SELECT acked_seq FROM environment.event_consumers"), 0);
+  EXPECT_TRUE(
+      WaitUntil([&] { return Query(perm.dbname, "SELECT count(*) FROM permission.inbox") == 0; },
+                std::chrono::seconds(30)));
+  EXPECT_GE(Query(perm.dbname, "SELECT count(*) FROM permission.audit_events"), 5);
 
   pv1::ListAuditEventsResponse denied;
   EXPECT_EQ(perm.audit->ListAuditEvents(perm.AsUser("alice").get(), list, &denied).error_code(),

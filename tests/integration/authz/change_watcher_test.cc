@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -32,6 +33,8 @@ using submarine::testing::MakeTempDir;
 using submarine::testing::WaitFor;
 
 constexpr char kPrefix[] = "submarine.permission.v1.";
+// The internal secret of every process of these tests (and of the authorizer's codec below).
+const std::string kSecret(32, 'k');
 
 // What the watcher reported, readable from the test thread.
 struct Recorder {
@@ -42,8 +45,10 @@ struct Recorder {
   ChangeWatcher::Options Options(const std::string& endpoint, milliseconds silence) {
     ChangeWatcher::Options o;
     o.name = "test";
+    o.publisher = "permission";
     o.subscribe_endpoint = endpoint;
     o.topic_prefix = kPrefix;
+    o.secret = kSecret;
     o.silence_timeout = silence;
     o.on_change = [this](const std::string& topic, const submarine::common::v1::EventHeader& header,
                          const std::string&) {
@@ -70,7 +75,8 @@ struct Recorder {
   }
 };
 
-// A publisher socket on the bus' frontend, owned by the test thread.
+// A publisher socket on the bus' frontend, owned by the test thread: it signs like a publisher's
+// relay (with the key of the publisher each message names), or forges.
 class RawPublisher {
  public:
   explicit RawPublisher(const std::string& frontend)
@@ -84,10 +90,35 @@ class RawPublisher {
     e.mutable_header()->set_publisher(publisher);
     e.mutable_header()->set_seq(seq);
     e.mutable_header()->set_event_id(absl::StrCat("00000000-0000-4000-8000-", 100000000000 + seq));
-    SendEvent(socket_, e);
+    SendEvent(socket_, e, EventKey(kSecret, publisher));
   }
   void Beat(const std::string& publisher, uint64_t last_seq) {
-    SendHeartbeat(socket_, kPrefix, publisher, last_seq, std::chrono::system_clock::now());
+    SendHeartbeat(socket_, kPrefix, EventKey(kSecret, publisher), last_seq,
+                  std::chrono::system_clock::now());
+  }
+  // What someone on the bus without the internal secret can send: an event and a heartbeat far
+  // ahead, each as three frames and as four with a made-up MAC.
+  void Forge(const std::string& publisher, uint64_t seq) {
+    submarine::common::v1::EventHeader header;
+    header.set_publisher(publisher);
+    header.set_seq(seq);
+    header.set_event_id(absl::StrCat("00000000-0000-4000-8000-", 200000000000 + seq));
+    submarine::common::v1::Heartbeat beat;
+    beat.set_publisher(publisher);
+    beat.set_last_seq(seq + 1000);
+    for (const auto& [topic, payload] :
+         {std::make_pair(absl::StrCat(kPrefix, "AccessChanged"), std::string()),
+          std::make_pair(absl::StrCat(kPrefix, "Heartbeat"), beat.SerializeAsString())}) {
+      const std::string h = header.SerializeAsString();
+      constexpr auto kMore = zmq::send_flags::sndmore;
+      socket_.send(zmq::buffer(topic), kMore);
+      socket_.send(zmq::buffer(h), kMore);
+      socket_.send(zmq::buffer(payload), zmq::send_flags::none);
+      socket_.send(zmq::buffer(topic), kMore);
+      socket_.send(zmq::buffer(h), kMore);
+      socket_.send(zmq::buffer(payload), kMore);
+      socket_.send(zmq::buffer(std::string(32, 'm')), zmq::send_flags::none);
+    }
   }
   ~RawPublisher() { socket_.close(); }
 
@@ -145,10 +176,14 @@ TEST_F(ChangeWatcherTest, ReportsEventsInOrderAndResyncsOnGapsAndHeartbeatsAhead
   EXPECT_EQ(rec.Resyncs(), base + 2) << "only the beat ahead resyncs";
   EXPECT_EQ(rec.Changes(), 5u) << "the environment event and the re-send are not reported";
 
-  // A second publisher under the same prefix is tracked on its own.
-  pub.Event("permission-2", "AccessChanged", 40);
+  // Another publisher under the same prefix, signing with its own key, is not the publisher
+  // this watcher listens to: dropped (the event after it proves it was seen first).
+  pub.Event("permission-2", "AccessChanged", 9);
+  pub.Event("permission", "AccessChanged", 9);
   ASSERT_TRUE(WaitFor([&] { return rec.Changes() >= 6; }));
-  EXPECT_EQ(rec.Resyncs(), base + 3) << "the first message of a publisher resyncs";
+  EXPECT_EQ(rec.Change(5).second, 9u);
+  EXPECT_EQ(rec.Changes(), 6u);
+  EXPECT_EQ(rec.Resyncs(), base + 2);
   watcher.Stop();
 }
 
@@ -191,13 +226,54 @@ TEST_F(ChangeWatcherTest, ABusRestartEndsInAResync) {
   EXPECT_EQ(rec.Change(changes).second, 4u);
 }
 
-TEST(ChangeWatcherOptions, EndpointAndPrefixAreRequired) {
-  ChangeWatcher::Options o;
-  o.topic_prefix = kPrefix;
-  EXPECT_EQ(ChangeWatcher(o).Start().code(), absl::StatusCode::kInvalidArgument);
-  o.topic_prefix.clear();
-  o.subscribe_endpoint = "tcp://127.0.0.1:1";
-  EXPECT_EQ(ChangeWatcher(o).Start().code(), absl::StatusCode::kInvalidArgument);
+// Forged messages (three frames, or a MAC made up without the secret) reach no callback and
+// cause no resync: only the publisher's own relay can tell the watcher something changed.
+TEST_F(ChangeWatcherTest, ForgedMessagesAreDroppedWithoutAnyCallback) {
+  Recorder rec;
+  ChangeWatcher watcher(rec.Options(bus_->backend(), seconds(60)));
+  ASSERT_TRUE(watcher.Start().ok());
+  RawPublisher pub(bus_->frontend());
+  ASSERT_TRUE(WaitFor([&] {
+    pub.Beat("permission", 0);
+    return rec.Resyncs() >= 2;
+  }));
+  const int base = rec.Resyncs();
+  auto* bad_macs = metrics::Registry::Global().GetCounter(
+      "submarine_events_rejected_total", "",
+      absl::StrCat("subscriber=\"test\",publisher=\"permission\",reason=\"", kEventMacInvalid,
+                   "\""));
+  const uint64_t bad_macs_before = bad_macs->Value();
+  // One socket: the forgeries arrive before the real event that follows them.
+  for (uint64_t seq = 1; seq <= 3; ++seq) pub.Forge("permission", seq);
+  pub.Event("permission", "ProjectChanged", 1);
+  ASSERT_TRUE(WaitFor([&] { return rec.Changes() >= 1; }));
+  EXPECT_EQ(rec.Change(0), std::make_pair(std::string(kPrefix) + "ProjectChanged", uint64_t{1}));
+  EXPECT_EQ(rec.Changes(), 1u);
+  EXPECT_EQ(rec.Resyncs(), base);
+  EXPECT_EQ(bad_macs->Value() - bad_macs_before, 6u);
+  watcher.Stop();
+}
+
+TEST(ChangeWatcherOptions, EndpointPrefixPublisherAndSecretAreRequired) {
+  ChangeWatcher::Options valid;
+  valid.subscribe_endpoint = "tcp://127.0.0.1:1";
+  valid.topic_prefix = kPrefix;
+  valid.publisher = "permission";
+  valid.secret = kSecret;
+  for (auto [field, clear] :
+       std::vector<std::pair<std::string, std::function<void(ChangeWatcher::Options&)>>>{
+           {"subscribe_endpoint", [](auto& o) { o.subscribe_endpoint.clear(); }},
+           {"topic_prefix", [](auto& o) { o.topic_prefix.clear(); }},
+           {"publisher", [](auto& o) { o.publisher.clear(); }},
+           {"secret", [](auto& o) { o.secret = std::string(31, 'k'); }}}) {
+    ChangeWatcher::Options o = valid;
+    clear(o);
+    auto st = ChangeWatcher(o).Start();
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << field;
+    google::rpc::ErrorInfo info;
+    ASSERT_TRUE(GetErrorInfo(st, &info)) << field;
+    EXPECT_EQ(info.metadata().at("field"), field);
+  }
 }
 
 // --- The authorizer end to end: signed calls to a permission service, invalidation by events.
@@ -235,12 +311,12 @@ TEST_F(ChangeWatcherTest, AuthorizerAnswersAreDroppedByAccessEvents) {
   auto server = builder.BuildAndStart();
   ASSERT_TRUE(server && port);
   // Both ends of this process share the internal secret, as services and the gateway do.
-  rpc::SetPrincipalCodec(std::make_shared<auth::PrincipalCodec>(std::string(32, 'k')));
+  rpc::SetPrincipalCodec(std::make_shared<auth::PrincipalCodec>(kSecret));
 
   submarine::config::v1::PermissionClientConfig config;
   config.set_address(absl::StrCat("127.0.0.1:", port));
   config.set_subscribe_endpoint(bus_->backend());
-  auto authorizer = authz::Authorizer::Create(config, "authz-it");
+  auto authorizer = authz::Authorizer::Create(config, "authz-it", kSecret);
   ASSERT_TRUE(authorizer.ok()) << Message(authorizer.status());
   auto tasks = (*authorizer)->tasks();
   ASSERT_EQ(tasks.size(), 1u);

@@ -228,7 +228,7 @@ TEST_F(EnvironmentAuthzTest, EventsRecordTheCallerAsPrincipal) {
   submarine::common::v1::ListEventsResponse resp;
   ASSERT_TRUE(WaitFor([&] {
     resp.Clear();
-    return env_->events->ListEvents(perm_->AsService("audit").get(), req, &resp).ok() &&
+    return env_->events->ListEvents(perm_->AsService().get(), req, &resp).ok() &&
            resp.events_size() >= 4;
   }));
   int mine = 0;

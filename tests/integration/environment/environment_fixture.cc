@@ -1,6 +1,8 @@
 #include "tests/integration/environment/environment_fixture.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/auth/principal.h"
+#include "common/config/config.h"
 #include "common/rpc/channel.h"
 #include "common/status/status.h"
 
@@ -29,11 +31,15 @@ absl::StatusOr<std::unique_ptr<EnvironmentProcess>> StartEnvironment(
   auto p = std::make_unique<EnvironmentProcess>();
   p->dir = dir.empty() ? MakeTempDir("env-test") : dir;
   p->dbname = dbname.empty() ? TestPostgres::Get().CreateDatabase("env") : dbname;
+  std::string secret = secret_file;
+  if (secret.empty() && permission == kInsecurePermission) {
+    secret = p->dir + "/internal.secret";
+    SUBMARINE_RETURN_IF_ERROR(config::WriteFileAtomic(secret, kTestSecret, 0600));
+  }
   SUBMARINE_ASSIGN_OR_RETURN(
       p->process,
       StartService("submarine-environment", p->dir, "environment",
-                   EnvironmentConfig(p->dbname, bus, permission, secret_file) + extra_yaml,
-                   &p->ready));
+                   EnvironmentConfig(p->dbname, bus, permission, secret) + extra_yaml, &p->ready));
   p->channel = rpc::MakeChannel(p->ready.grpc);
   p->stub = submarine::environment::v1::EnvironmentService::NewStub(p->channel);
   p->events = submarine::common::v1::EventLog::NewStub(p->channel);
@@ -56,6 +62,15 @@ std::unique_ptr<grpc::ClientContext> Ctx(const std::string& request_id) {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
   if (!request_id.empty()) ctx->AddMetadata("x-request-id", request_id);
+  return ctx;
+}
+
+std::unique_ptr<grpc::ClientContext> ServiceCtx() {
+  auto ctx = Ctx();
+  // Only ever used for the event log's ListEvents.
+  auth::PrincipalCodec(kTestSecret)
+      .Attach(ctx.get(), auth::ServicePrincipal("environment-test"), "",
+              "/submarine.common.v1.EventLog/ListEvents");
   return ctx;
 }
 

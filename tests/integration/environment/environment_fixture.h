@@ -22,6 +22,7 @@ struct EnvironmentProcess {
   ReadyInfo ready;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<submarine::environment::v1::EnvironmentService::Stub> stub;
+  // Internal-only: call it with ServiceCtx() (or a SERVICE principal of the service's secret).
   std::unique_ptr<submarine::common::v1::EventLog::Stub> events;
   // Set when started with a gateway in front.
   ChildProcess gateway;
@@ -31,6 +32,10 @@ struct EnvironmentProcess {
 // The `permission:` block of a service that authorizes nothing (the suites of the environment
 // service alone).
 inline constexpr char kInsecurePermission[] = "permission:\n  insecure_no_authorization: true\n";
+
+// The internal secret StartEnvironment gives such a service when the caller names none (every
+// Submarine process holds one: it signs the service's events and authenticates EventLog callers).
+inline constexpr char kTestSecret[] = "environment-test-internal-secret-0123456789";
 
 // The `permission:` block of a service that asks the permission service at `address`,
 // invalidating its cache from the bus' XPUB `subscribe_endpoint`. Such a service also needs
@@ -49,7 +54,8 @@ std::string EnvironmentConfig(const std::string& dbname, const std::string& bus 
 // Starts the service publishing to `bus` (an eventbus frontend, or "" for none). `extra_yaml` is
 // appended to the config, right after its last block (`events:`): indent a line by two spaces to
 // add an events key, or start it at column 0 for a top-level key.
-// `permission` and `secret_file` as for EnvironmentConfig.
+// `permission` and `secret_file` as for EnvironmentConfig, except that a service with
+// kInsecurePermission and no `secret_file` gets kTestSecret (written into its dir).
 absl::StatusOr<std::unique_ptr<EnvironmentProcess>> StartEnvironment(
     const std::string& dbname = "", const std::string& dir = "", const std::string& extra_yaml = "",
     const std::string& bus = "", const std::string& permission = kInsecurePermission,
@@ -62,5 +68,7 @@ absl::Status StartGateway(EnvironmentProcess* env, const std::string& auth_yaml 
 
 // A client context with a deadline and request id.
 std::unique_ptr<grpc::ClientContext> Ctx(const std::string& request_id = "");
+// The same as Principal{SERVICE, "environment-test"} signed with kTestSecret, for EventLog.
+std::unique_ptr<grpc::ClientContext> ServiceCtx();
 
 }  // namespace submarine::testing

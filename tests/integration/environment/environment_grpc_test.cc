@@ -283,7 +283,7 @@ TEST_P(EnvironmentGrpcTest, RepeatedRequestIdReturnsTheFirstAnswer) {
   int created_events = 0;
   ASSERT_TRUE(WaitFor([&] {
     submarine::common::v1::ListEventsResponse resp;
-    if (!env_->events->ListEvents(Ctx().get(), req, &resp).ok()) return false;
+    if (!env_->events->ListEvents(ServiceCtx().get(), req, &resp).ok()) return false;
     created_events = 0;
     for (const auto& e : resp.events()) {
       if (e.header().resource() == a.name()) ++created_events;
@@ -366,7 +366,7 @@ TEST_P(EnvironmentGrpcTest, ChangesPublishEventsInOrder) {
     req.set_publisher("environment");
     req.set_page_size(1000);
     submarine::common::v1::ListEventsResponse resp;
-    if (!env_->events->ListEvents(Ctx().get(), req, &resp).ok()) return false;
+    if (!env_->events->ListEvents(ServiceCtx().get(), req, &resp).ok()) return false;
     topics.clear();
     uint64_t expect_seq = 1;
     for (const auto& ev : resp.events()) {
@@ -572,8 +572,8 @@ TEST(EnvironmentRetention, PrunesSentEventsAndOldRequestIdAnswers) {
     submarine::common::v1::ListEventsRequest list;
     list.set_publisher("environment");
     submarine::common::v1::ListEventsResponse resp;
-    return (*env)->events->ListEvents(Ctx().get(), list, &resp).ok() && resp.events_size() == 0 &&
-           resp.last_seq() >= 3;
+    return (*env)->events->ListEvents(ServiceCtx().get(), list, &resp).ok() &&
+           resp.events_size() == 0 && resp.last_seq() >= 3;
   }));
 
   // Without a bus nothing is sent, so nothing is pruned.
@@ -583,14 +583,14 @@ TEST(EnvironmentRetention, PrunesSentEventsAndOldRequestIdAnswers) {
   list.set_publisher("environment");
   submarine::common::v1::ListEventsResponse before;
   ASSERT_TRUE(WaitFor([&] {
-    return (*unsent)->events->ListEvents(Ctx().get(), list, &before).ok() &&
+    return (*unsent)->events->ListEvents(ServiceCtx().get(), list, &before).ok() &&
            before.events_size() == 2;  // the built-ins, sequenced
   }));
   int runs_seen = 0;
   // Several housekeeping periods pass (visible in the log as nothing pruned); the events stay.
   ASSERT_TRUE(WaitFor([&] {
     submarine::common::v1::ListEventsResponse now;
-    EXPECT_TRUE((*unsent)->events->ListEvents(Ctx().get(), list, &now).ok());
+    EXPECT_TRUE((*unsent)->events->ListEvents(ServiceCtx().get(), list, &now).ok());
     EXPECT_EQ(now.events_size(), 2);
     return ++runs_seen >= 10;
   }));

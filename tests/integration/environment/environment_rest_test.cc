@@ -212,7 +212,7 @@ TEST_F(EnvironmentRestTest, RequestIdTravelsFromHttpIntoTheEvent) {
     req.set_publisher("environment");
     req.set_page_size(100);
     submarine::common::v1::ListEventsResponse resp;
-    if (!env_->events->ListEvents(Ctx().get(), req, &resp).ok()) return false;
+    if (!env_->events->ListEvents(ServiceCtx().get(), req, &resp).ok()) return false;
     for (const auto& e : resp.events()) {
       if (e.header().resource() == "projects/default/environments/traced") {
         request_id = e.header().request_id();

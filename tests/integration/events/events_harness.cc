@@ -5,10 +5,13 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "common/auth/principal.h"
 #include "common/config/config.h"
 #include "common/db/migrations.h"
 #include "common/events/outbox.h"
 #include "common/net/address.h"
+#include "common/rpc/call_context.h"
+#include "common/rpc/channel.h"
 #include "common/status/status.h"
 #include "tests/support/test_postgres.h"
 
@@ -100,10 +103,12 @@ absl::StatusOr<std::unique_ptr<TestPublisher>> TestPublisher::Create(const std::
   std::unique_ptr<TestPublisher> p(new TestPublisher());
   p->publisher_ = publisher;
   SUBMARINE_ASSIGN_OR_RETURN(p->pool_, EventsDatabase("evpub", "publisher", &p->conninfo_));
-  p->service_ = std::make_unique<EventLogService>(publisher, p->pool_.get());
+  rpc::SetPrincipalCodec(std::make_shared<auth::PrincipalCodec>(kTestSecret));
+  p->service_ = std::make_unique<EventLogService>(publisher, p->pool_.get(), kTestSecret);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  rpc::InstallCallInterceptor(builder);
   builder.RegisterService(p->service_.get());
   p->server_ = builder.BuildAndStart();
   if (!p->server_ || port == 0) return Unavailable("cannot start the EventLog server");
@@ -123,6 +128,7 @@ OutboxRelay::Options TestPublisher::RelayOptions(const std::string& endpoint,
   o.conninfo = conninfo_;
   o.schema = "publisher";
   o.pool = pool_.get();
+  o.secret = kTestSecret;
   o.events.set_publish_endpoint(endpoint);
   o.events.set_heartbeat_ms(heartbeat_ms);
   o.events.set_send_hwm(100000);
@@ -162,6 +168,10 @@ absl::StatusOr<std::pair<uint64_t, uint64_t>> TestPublisher::Cursor() {
   return out;
 }
 
+void AsService(grpc::ClientContext* ctx) {
+  rpc::ActAs(ctx, auth::ServicePrincipal("events-test"));
+}
+
 absl::StatusOr<std::unique_ptr<TestConsumer>> TestConsumer::Create() {
   std::unique_ptr<TestConsumer> c(new TestConsumer());
   std::string conninfo;
@@ -182,6 +192,8 @@ Subscriber::Options TestConsumer::SubscriberOptions(const TestPublisher& publish
                                                     const std::string& backend) {
   Subscriber::Options o;
   o.name = "test-consumer";
+  o.service_name = "consumer";
+  o.secret = kTestSecret;
   o.publisher = publisher.publisher();
   o.topic_prefix = kTopicPrefix;
   o.subscribe_endpoint = backend;

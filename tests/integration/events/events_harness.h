@@ -4,7 +4,9 @@
 // schema, AppendToOutbox in transactions, OutboxRelay, EventLogService on a real gRPC server at
 // 127.0.0.1:0) and a subscribing service's database (own database and schema, an `applied`
 // table written by the apply callback). Events are google.protobuf.Int64Value payloads carrying
-// the publisher's append ordinal, under the topic prefix "google.protobuf.".
+// the publisher's append ordinal, under the topic prefix "google.protobuf.". Every piece holds
+// kTestSecret as the internal secret, which TestPublisher::Create also installs as the process'
+// principal codec (rpc::SetPrincipalCodec), as the ServerRunner of a service would.
 
 #include <grpcpp/grpcpp.h>
 
@@ -23,6 +25,7 @@
 namespace submarine::events::testing {
 
 inline constexpr char kTopicPrefix[] = "google.protobuf.";
+inline constexpr char kTestSecret[] = "events-test-internal-secret-of-40-bytes!";
 
 // submarine-eventbus as a child process.
 class BusProcess {
@@ -56,13 +59,16 @@ class BusProcess {
 class TestPublisher {
  public:
   // Creates a database, migrates the event tables into schema "publisher" and serves
-  // EventLog(`publisher`) on 127.0.0.1:0.
+  // EventLog(`publisher`) on 127.0.0.1:0 to SERVICE principals signed with kTestSecret.
   static absl::StatusOr<std::unique_ptr<TestPublisher>> Create(const std::string& publisher);
   ~TestPublisher();
 
   const std::string& publisher() const { return publisher_; }
   const std::string& event_log_address() const { return address_; }
   db::ConnectionPool* pool() { return pool_.get(); }
+
+  // The key this publisher's relay signs with (wire.h).
+  EventKey key() const { return EventKey(kTestSecret, publisher_); }
 
   // Options of a relay for this publisher sending to `endpoint` (empty: sequence, never send).
   OutboxRelay::Options RelayOptions(const std::string& endpoint, uint32_t heartbeat_ms = 100) const;
@@ -84,6 +90,10 @@ class TestPublisher {
   std::atomic<int64_t> next_ordinal_{0};
 };
 
+// The call acts as Principal{SERVICE, "events-test"} (signed with kTestSecret, the process codec
+// TestPublisher installs, by an rpc::MakeChannel channel).
+void AsService(grpc::ClientContext* ctx);
+
 // A subscribing service's database (schema "consumer").
 class TestConsumer {
  public:
@@ -94,7 +104,8 @@ class TestConsumer {
   // Inserts (seq, event_id, ordinal) into `applied` in the subscriber's transaction.
   static absl::Status Apply(pqxx::work& tx, const submarine::common::v1::Event& event);
 
-  // Subscriber options wired to `publisher`, the bus' XPUB `backend` and this database.
+  // Subscriber options (service "consumer", subscriber "test-consumer") wired to `publisher`, the
+  // bus' XPUB `backend` and this database.
   Subscriber::Options SubscriberOptions(const TestPublisher& publisher, const std::string& backend);
 
   // Rows in `applied`; -1 if the query failed.

@@ -9,13 +9,14 @@
 #include <iostream>
 #include <mutex>
 
+#include "common/rpc/channel.h"
 #include "common/events/outbox.h"
 #include "common/metrics/metrics.h"
 #include "common/rpc/server_runner.h"
 #include "common/status/status.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "submarine/common/v1/events.grpc.pb.h"
-#include "tests/integration/events/events_harness.h"
+#include "tests/integration/events/events_fixture.h"
 #include "tests/support/process.h"
 
 namespace submarine::events::testing {
@@ -24,48 +25,6 @@ namespace {
 using std::chrono::seconds;
 using submarine::testing::MakeTempDir;
 using submarine::testing::WaitFor;
-
-#define ASSERT_OK(expr)                                                  \
-  do {                                                                   \
-    auto _st = (expr);                                                   \
-    ASSERT_TRUE(_st.ok()) << #expr << ": " << ::submarine::Message(_st); \
-  } while (0)
-
-template <typename T>
-T ValueOrDie(absl::StatusOr<T> v) {
-  if (!v.ok()) {
-    ADD_FAILURE() << Message(v.status());
-    std::abort();
-  }
-  return std::move(v).value();
-}
-
-class EventsTest : public ::testing::Test {
- protected:
-  void StartBus() { bus_ = ValueOrDie(BusProcess::Start(MakeTempDir("events-bus"))); }
-
-  std::unique_ptr<OutboxRelay> StartRelay(const std::string& endpoint,
-                                          uint32_t heartbeat_ms = 100) {
-    auto relay = std::make_unique<OutboxRelay>(publisher_->RelayOptions(endpoint, heartbeat_ms));
-    EXPECT_TRUE(relay->Start().ok());
-    return relay;
-  }
-
-  std::unique_ptr<Subscriber> StartSubscriber(Subscriber::Options options) {
-    auto sub = std::make_unique<Subscriber>(std::move(options));
-    EXPECT_TRUE(sub->Start().ok());
-    return sub;
-  }
-
-  bool CursorIs(uint64_t last_seq, uint64_t published_seq) {
-    auto c = publisher_->Cursor();
-    return c.ok() && c->first == last_seq && c->second == published_seq;
-  }
-
-  std::unique_ptr<BusProcess> bus_;
-  std::unique_ptr<TestPublisher> publisher_;
-  std::unique_ptr<TestConsumer> consumer_;
-};
 
 TEST(EventbusProcessTest, SigtermExitsZero) {
   auto bus = ValueOrDie(BusProcess::Start(MakeTempDir("events-bus")));
@@ -143,8 +102,9 @@ TEST_F(EventsTest, LiveGapTriggersReplayInOrder) {
   ASSERT_OK(publisher_->Append(2));
   ASSERT_TRUE(WaitFor([&] { return CursorIs(2, 0); }));
   auto stub = submarine::common::v1::EventLog::NewStub(
-      grpc::CreateChannel(publisher_->event_log_address(), grpc::InsecureChannelCredentials()));
+      rpc::MakeChannel(publisher_->event_log_address()));
   grpc::ClientContext ctx;
+  AsService(&ctx);
   submarine::common::v1::ListEventsRequest req;
   req.set_publisher("gap");
   req.set_after_seq(1);
@@ -157,7 +117,7 @@ TEST_F(EventsTest, LiveGapTriggersReplayInOrder) {
   pub.set(zmq::sockopt::linger, 0);
   pub.connect(bus_->frontend());
   ASSERT_TRUE(WaitFor([&] {
-    SendEvent(pub, resp.events(0));
+    SendEvent(pub, resp.events(0), publisher_->key());
     return consumer_->AppliedCount() == 2;
   }));
   pub.close();
@@ -249,7 +209,7 @@ TEST_F(EventsTest, HeartbeatRevealsLostLastEvent) {
   pub.set(zmq::sockopt::linger, 0);
   pub.connect(bus_->frontend());
   ASSERT_TRUE(WaitFor([&] {
-    SendHeartbeat(pub, kTopicPrefix, "heartbeat", 1, std::chrono::system_clock::now());
+    SendHeartbeat(pub, kTopicPrefix, publisher_->key(), 1, std::chrono::system_clock::now());
     return consumer_->AppliedCount() == 1;
   }));
   pub.close();
@@ -286,7 +246,7 @@ TEST_F(EventsTest, QueueOverflowReportsNotServingThenRecovers) {
   runner.AddTask(sub.get());
   ASSERT_OK(runner.Start());
   auto health = grpc::health::v1::Health::NewStub(
-      grpc::CreateChannel(runner.grpc_address(), grpc::InsecureChannelCredentials()));
+      rpc::MakeChannel(runner.grpc_address()));
   auto status = [&] {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + seconds(5));
@@ -328,10 +288,11 @@ TEST_F(EventsTest, ListEventsPagesInSequenceOrder) {
   ASSERT_OK(publisher_->Append(12, 4));
   ASSERT_TRUE(WaitFor([&] { return CursorIs(12, 0); }));
   auto stub = submarine::common::v1::EventLog::NewStub(
-      grpc::CreateChannel(publisher_->event_log_address(), grpc::InsecureChannelCredentials()));
+      rpc::MakeChannel(publisher_->event_log_address()));
   auto list = [&](const std::string& publisher, uint64_t after, int32_t page,
                   submarine::common::v1::ListEventsResponse* resp) {
     grpc::ClientContext ctx;
+    AsService(&ctx);
     submarine::common::v1::ListEventsRequest req;
     req.set_publisher(publisher);
     req.set_after_seq(after);
@@ -349,6 +310,7 @@ TEST_F(EventsTest, ListEventsPagesInSequenceOrder) {
     EXPECT_EQ(resp.events(i).header().request_id(), "req-test");
     EXPECT_EQ(resp.events(i).header().principal(), "tester");
     EXPECT_TRUE(resp.events(i).header().has_occurred_at());
+    EXPECT_TRUE(VerifyEvent(publisher_->key(), resp.events(i))) << "event " << i + 1;
   }
   ASSERT_TRUE(list("eventlog", 10, 5, &resp).ok());
   ASSERT_EQ(resp.events_size(), 2);

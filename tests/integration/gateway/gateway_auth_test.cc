@@ -41,11 +41,12 @@ namespace perm = submarine::permission::v1;
 
 constexpr char kOpenApiGeneratorUa[] = "OpenAPI-Generator/0.9.0-SNAPSHOT/python";
 
-// The bus as far as the gateway can tell: a PUB socket its SUB socket connects to. Used from
-// the test thread only.
+// The bus as far as the gateway can tell: a PUB socket its SUB socket connects to, signing like
+// the permission service's relay with the internal secret. Used from the test thread only.
 class FakeBus {
  public:
-  FakeBus() : socket_(events::ProcessContext(), zmq::socket_type::pub) {
+  explicit FakeBus(const std::string& secret)
+      : socket_(events::ProcessContext(), zmq::socket_type::pub), key_(secret, "permission") {
     socket_.set(zmq::sockopt::linger, 0);
     socket_.bind("tcp://127.0.0.1:*");
     endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
@@ -59,11 +60,12 @@ class FakeBus {
     event.mutable_header()->set_seq(++seq_);
     event.mutable_header()->set_event_id(absl::StrCat("event-", seq_));
     event.set_payload(payload.SerializeAsString());
-    events::SendEvent(socket_, event);
+    events::SendEvent(socket_, event, key_);
   }
 
  private:
   zmq::socket_t socket_;
+  events::EventKey key_;
   std::string endpoint_;
   uint64_t seq_ = 0;
 };
@@ -82,7 +84,7 @@ class GatewayAuthTest : public ::testing::Test {
     env_ = new EnvironmentBackend();
     auto env_address = env_->Start();
     ASSERT_TRUE(env_address.ok()) << env_address.status();
-    bus_ = new FakeBus();
+    bus_ = new FakeBus(secret_->value);
     ready_ = new ReadyInfo();
     std::string auth_block =
         absl::StrCat("auth: {address: \"", *perm_address, "\", subscribe_endpoint: \"",

@@ -48,7 +48,8 @@ absl::StatusOr<std::unique_ptr<PermissionInProcess>> PermissionInProcess::Start(
                    &AuditStore::Statements()};
   SUBMARINE_ASSIGN_OR_RETURN(p->pool_, db::ConnectionPool::Create(po));
 
-  p->codec_ = std::make_shared<auth::PrincipalCodec>(std::string(32, 's'));
+  const std::string secret(32, 's');
+  p->codec_ = std::make_shared<auth::PrincipalCodec>(secret);
   rpc::SetPrincipalCodec(p->codec_);
 
   const Clock& clock = options.manual_clock ? static_cast<const Clock&>(p->clock_) : Clock::Real();
@@ -57,8 +58,8 @@ absl::StatusOr<std::unique_ptr<PermissionInProcess>> PermissionInProcess::Start(
   p->credentials_ =
       std::make_unique<CredentialServiceImpl>(p->pool_.get(), options.master_key, clock);
   PermissionInProcess* raw = p.get();
-  p->audit_log_ =
-      std::make_unique<AuditLog>(p->pool_.get(), options.config, [raw] { return raw->address_; });
+  p->audit_log_ = std::make_unique<AuditLog>(
+      p->pool_.get(), options.config, [raw] { return raw->address_; }, secret);
 
   grpc::ServerBuilder builder;
   int port = 0;
@@ -68,7 +69,7 @@ absl::StatusOr<std::unique_ptr<PermissionInProcess>> PermissionInProcess::Start(
   builder.RegisterService(p->credentials_.get());
   builder.RegisterService(p->audit_log_->service());
   if (options.with_events) {
-    p->event_log_ = std::make_unique<events::EventLogService>("permission", p->pool_.get());
+    p->event_log_ = std::make_unique<events::EventLogService>("permission", p->pool_.get(), secret);
     builder.RegisterService(p->event_log_.get());
   }
   p->server_ = builder.BuildAndStart();
@@ -83,6 +84,7 @@ absl::StatusOr<std::unique_ptr<PermissionInProcess>> PermissionInProcess::Start(
     relay.schema = kSchema;
     relay.pool = p->pool_.get();
     relay.events = options.config.events();
+    relay.secret = secret;
     p->relay_ = std::make_unique<events::OutboxRelay>(relay);
     std::vector<rpc::BackgroundTask*> tasks = {p->relay_.get()};
     for (auto* t : p->audit_log_->tasks()) tasks.push_back(t);
