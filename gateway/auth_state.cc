@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "absl/strings/str_cat.h"
+#include "common/events/event_options.h"
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
 #include "common/rpc/call_context.h"
@@ -143,15 +144,6 @@ AuthStateCache::AuthStateCache(Options options) : options_(std::move(options)) {
 
 AuthStateCache::~AuthStateCache() { Stop(); }
 
-bool AuthStateCache::IgnoresTopic(const std::string& topic) {
-  static const std::unordered_set<std::string> kIgnored = {
-      "submarine.permission.v1.ProjectChanged",    "submarine.permission.v1.AccessChanged",
-      "submarine.permission.v1.QuotaChanged",      "submarine.permission.v1.LeaseChanged",
-      "submarine.permission.v1.CredentialChanged", "submarine.permission.v1.CredentialAccessed",
-  };
-  return kIgnored.contains(topic);
-}
-
 absl::Status AuthStateCache::Start() {
   if (options_.address.empty()) {
     return InvalidField("auth.address", "the gateway needs the permission service's address");
@@ -184,7 +176,7 @@ absl::Status AuthStateCache::Start() {
     w.secret = options_.internal_secret;
     w.on_change = [this](const std::string& topic, const submarine::common::v1::EventHeader&,
                          const std::string&) {
-      if (!IgnoresTopic(topic)) RequestRefresh();
+      if (events::OptionsOfTopic(topic).affects_tokens()) RequestRefresh();
     };
     w.on_resync = [this] { RequestRefresh(); };
     watcher_ = std::make_unique<events::ChangeWatcher>(std::move(w));

@@ -125,10 +125,6 @@ class AuthStateCache : public rpc::BackgroundTask {
   // Successful fetches so far (for tests and metrics).
   uint64_t loads() const { return loads_.load(); }
 
-  // True for permission event topics that cannot change token state (leases, quotas,
-  // credentials, access grants, projects, audit): they trigger no fetch.
-  static bool IgnoresTopic(const std::string& topic);
-
  private:
   void Loop();
   absl::Status FetchOnce();

@@ -7,23 +7,13 @@
 #include <string>
 #include <vector>
 
+#include <google/protobuf/message.h>
+
 #include "absl/status/statusor.h"
 #include "clients/cli/stack_paths.h"
 #include "submarine/config/v1/config.pb.h"
 
 namespace submarine::cli {
-
-// The parts every service config shares (section 6 of ARCHITECTURE.md), and where its peers are.
-struct ServiceConfigParts {
-  config::v1::ServerConfig server;  // with gateway_secret_file set
-  config::v1::DatabaseConfig database;
-  config::v1::EventsConfig events;
-  const StackPaths* paths = nullptr;
-  // gRPC address of the permission service every other service authorizes against.
-  std::string permission_address;
-  // The event streams of the other services (for the permission service's audit log).
-  std::vector<config::v1::AuditSource> other_event_streams;
-};
 
 // A service of the local stack. Adding a service is one entry in LocalStackServices().
 struct ServiceDefinition {
@@ -32,9 +22,16 @@ struct ServiceDefinition {
   std::string schema;                      // its own PostgreSQL schema
   std::vector<std::string> grpc_services;  // what the gateway routes to it
   std::string topic_prefix;                // of the events it publishes, e.g. "submarine.x.v1."
-  // Renders the service's typed config message (as JSON, which is YAML) from the shared parts.
-  std::function<absl::StatusOr<std::string>(const ServiceConfigParts&)> render_config;
+  // Its config message type (a message with a `common` field of type CommonServiceConfig).
+  const google::protobuf::Message* config_type = nullptr;
+  // Sets the service's own fields beyond `common` (may be empty).
+  std::function<void(const StackPaths&, google::protobuf::Message*)> customize;
 };
+
+// Renders any service's typed config (as JSON, which is YAML): `common`, then its own fields.
+absl::StatusOr<std::string> RenderServiceConfig(const ServiceDefinition& service,
+                                                const config::v1::CommonServiceConfig& common,
+                                                const StackPaths& paths);
 
 // The services of the local stack, in start order: the permission service first (everyone
 // authorizes against it), then the others.

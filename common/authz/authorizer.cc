@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/events/event_options.h"
 #include "common/log/log.h"
 #include "common/rpc/channel.h"
 #include "common/status/status.h"
@@ -77,13 +78,7 @@ class GrpcPermissionBackend final : public PermissionBackend {
 }  // namespace
 
 bool InvalidatesAnswers(const std::string& topic) {
-  // Tokens are the gateway's business; quotas, leases and credentials are not access.
-  static const std::set<std::string> kIrrelevant = {
-      "submarine.permission.v1.TokenRevoked",       "submarine.permission.v1.QuotaChanged",
-      "submarine.permission.v1.LeaseChanged",       "submarine.permission.v1.CredentialChanged",
-      "submarine.permission.v1.CredentialAccessed",
-  };
-  return absl::StartsWith(topic, kTopicPrefix) && kIrrelevant.count(topic) == 0;
+  return events::OptionsOfTopic(topic).affects_access();
 }
 
 std::unique_ptr<PermissionBackend> MakeGrpcPermissionBackend(const std::string& address,

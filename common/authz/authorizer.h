@@ -138,9 +138,8 @@ class Authorizer {
   metrics::Counter* invalidations_;
 };
 
-// Whether a permission-service event (by topic) can change a cached answer. Token, quota, lease
-// and credential events cannot; every other topic of "submarine.permission.v1." can (so an event
-// type added later errs on the side of freshness).
+// Whether an event (by topic) can change a cached answer: its message declares affects_access
+// (events/event_options.h).
 bool InvalidatesAnswers(const std::string& topic);
 
 // The PERMISSION_DENIED status Check() returns (exposed so callers that decide locally say the

@@ -1,7 +1,5 @@
 #include "services/environment/environment_manager.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/field_mask_util.h>
 #include <google/protobuf/util/time_util.h>
 
@@ -9,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/api/list_request.h"
+#include "common/api/names.h"
 #include "common/db/migrations.h"
 #include "common/events/outbox.h"
 #include "common/status/status.h"
@@ -27,34 +26,14 @@ constexpr int kMaxPageSize = 1000;
 bool IsLower(char c) { return c >= 'a' && c <= 'z'; }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
-absl::Status ValidateProject(const std::string& project, const std::string& field) {
-  bool ok = !project.empty() && project.size() <= 63 && IsLower(project[0]);
-  for (char c : project) ok = ok && (IsLower(c) || IsDigit(c) || c == '-');
-  if (!ok) {
-    return InvalidField(field, "project ids match [a-z][a-z0-9-]{0,62}");
-  }
-  // Whether the project exists is the permission service's answer (see Authorizer::Check).
-  return absl::OkStatus();
-}
-
 absl::Status ParseParent(const std::string& parent, std::string* project) {
-  if (parent.rfind("projects/", 0) != 0 || parent.find('/', 9) != std::string::npos) {
-    return InvalidField("parent", absl::StrCat("expected \"projects/{project}\", got \"",
-                                               parent.substr(0, 100), "\""));
-  }
-  *project = parent.substr(9);
-  return ValidateProject(*project, "parent");
+  // Whether the project exists is the permission service's answer (see Authorizer::Check).
+  return api::ParseProjectName(parent, "parent", project);
 }
 
+// Free text of an environment (newlines and tabs allowed).
 absl::Status CheckText(const std::string& value, const std::string& field, size_t max) {
-  if (value.size() > max) {
-    return InvalidField(field, absl::StrCat("longer than ", max, " characters"));
-  }
-  for (unsigned char c : value) {
-    if (c < 0x20 && c != '\n' && c != '\t')
-      return InvalidField(field, "contains control characters");
-  }
-  return absl::OkStatus();
+  return api::CheckText(value, field, max, /*multiline=*/true);
 }
 
 absl::Status CheckList(const google::protobuf::RepeatedPtrField<std::string>& items,
@@ -106,16 +85,6 @@ absl::Status ValidateContent(const Environment& env, const std::string& prefix) 
   return absl::OkStatus();
 }
 
-absl::Status ValidateRequestId(const std::string& id) {
-  if (id.size() > 64) return InvalidField("request_id", "longer than 64 characters");
-  for (char c : id) {
-    if (!(IsLower(c) || IsDigit(c) || (c >= 'A' && c <= 'Z') || c == '-' || c == '_')) {
-      return InvalidField("request_id", "use a UUID ([A-Za-z0-9_-])");
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::Status EtagMismatch(const std::string& name) {
   return MakeError(absl::StatusCode::kAborted, "ETAG_MISMATCH",
                    absl::StrCat("environment \"", name,
@@ -123,53 +92,6 @@ absl::Status EtagMismatch(const std::string& name) {
                                 "again and retry"),
                    {{"resource", name}});
 }
-
-// AIP-155 idempotency around one mutation. Begin() takes the request id's lock and, if the id
-// answered before, replays that answer (or refuses an id reused for a different request);
-// Save() records the answer in the same transaction as the change.
-class Idempotency {
- public:
-  Idempotency(const std::string& method, const google::protobuf::Message& request,
-              const std::string& request_id)
-      : method_(method), request_id_(request_id) {
-    if (request_id_.empty()) return;
-    std::string bytes;
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    request.SerializeToCodedStream(&coded);
-    coded.Trim();
-    hash_ = db::Sha256Hex(bytes);
-  }
-
-  // OK(true): `out` holds the first answer; OK(false): proceed; INVALID_ARGUMENT if the id was
-  // used for another request.
-  template <class Message>
-  absl::StatusOr<bool> Begin(pqxx::work& tx, Message* out) {
-    if (request_id_.empty()) return false;
-    EnvironmentStore::LockRequestId(tx, request_id_);
-    auto saved = EnvironmentStore::FindResponse(tx, request_id_);
-    if (!saved) return false;
-    if (saved->method != method_ || saved->request_hash != hash_) {
-      return MakeError(absl::StatusCode::kInvalidArgument, "REQUEST_ID_REUSED",
-                       absl::StrCat("request_id: \"", request_id_,
-                                    "\" was already used for a different request"),
-                       {{"field", "request_id"}, {"requestId", request_id_}});
-    }
-    if (!out->ParseFromString(saved->response)) return Internal("stored answer is unreadable");
-    return true;
-  }
-
-  void Save(pqxx::work& tx, const google::protobuf::Message& answer) {
-    if (request_id_.empty()) return;
-    EnvironmentStore::SaveResponse(tx, request_id_, {method_, hash_, answer.SerializeAsString()});
-  }
-
- private:
-  std::string method_;
-  std::string request_id_;
-  std::string hash_;
-};
 
 absl::Status ApplyMask(const v1::UpdateEnvironmentRequest& req, Environment* target) {
   const Environment& src = req.environment();
@@ -290,36 +212,19 @@ absl::StatusOr<std::vector<FilterTerm>> MapFilter(const std::string& filter,
 }  // namespace
 
 absl::Status ValidateEnvironmentId(const std::string& id, const std::string& field) {
-  bool ok = !id.empty() && id.size() <= 63 && (IsLower(id[0]) || IsDigit(id[0])) &&
-            (IsLower(id.back()) || IsDigit(id.back()));
-  for (char c : id) ok = ok && (IsLower(c) || IsDigit(c) || c == '-' || c == '_' || c == '.');
-  if (!ok) {
-    return InvalidField(field,
-                        "environment ids are 1-63 of [a-z0-9._-], starting and ending "
-                        "with a letter or digit");
-  }
-  return absl::OkStatus();
+  return api::ValidateResourceId(id, field, "environment");
 }
 
 absl::Status ParseEnvironmentName(const std::string& name, const std::string& field,
                                   std::string* project, std::string* environment_id) {
-  constexpr char kPrefix[] = "projects/";
-  constexpr char kMiddle[] = "/environments/";
-  auto mid = name.find(kMiddle);
-  if (name.rfind(kPrefix, 0) != 0 || mid == std::string::npos || mid <= 9) {
-    return InvalidField(field, absl::StrCat("expected \"projects/{project}/environments/"
-                                            "{environment}\", got \"",
-                                            name.substr(0, 100), "\""));
-  }
-  *project = name.substr(9, mid - 9);
-  *environment_id = name.substr(mid + std::strlen(kMiddle));
-  SUBMARINE_RETURN_IF_ERROR(ValidateEnvironmentId(*environment_id, field));
-  return ValidateProject(*project, field);
+  return api::ParseProjectResourceName(name, field, "environments", "environment", project,
+                                       environment_id);
 }
 
 EnvironmentManager::EnvironmentManager(db::ConnectionPool* pool, authz::Authorizer* authorizer,
-                                       const Clock& clock, IdGenerator& ids)
-    : pool_(pool), authz_(authorizer), clock_(clock), ids_(ids) {}
+                                       const api::Idempotency* idempotency, const Clock& clock,
+                                       IdGenerator& ids)
+    : pool_(pool), authz_(authorizer), idempotency_(idempotency), clock_(clock), ids_(ids) {}
 
 google::protobuf::Timestamp EnvironmentManager::Now() const {
   auto micros =
@@ -413,7 +318,6 @@ absl::StatusOr<Environment> EnvironmentManager::Create(const v1::CreateEnvironme
   SUBMARINE_RETURN_IF_ERROR(ParseParent(req.parent(), &project));
   if (req.environment_id().empty()) return InvalidField("environment_id", "is required");
   SUBMARINE_RETURN_IF_ERROR(ValidateEnvironmentId(req.environment_id(), "environment_id"));
-  SUBMARINE_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
   const Environment& in = req.environment();
   std::string name = absl::StrCat(req.parent(), "/environments/", req.environment_id());
   if (!in.name().empty() && in.name() != name) {
@@ -422,11 +326,10 @@ absl::StatusOr<Environment> EnvironmentManager::Create(const v1::CreateEnvironme
   }
   SUBMARINE_RETURN_IF_ERROR(ValidateContent(in, "environment."));
   SUBMARINE_RETURN_IF_ERROR(authz_->Check(call, req.parent(), Permission::WRITE));
-  Idempotency idem("CreateEnvironment", req, req.request_id());
-  Environment out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
-    SUBMARINE_ASSIGN_OR_RETURN(bool replayed, idem.Begin(tx, &out));
-    if (replayed) return absl::OkStatus();
+  return idempotency_->Run<Environment>(
+      *pool_, call, "CreateEnvironment", req, req.request_id(),
+      [&](pqxx::work& tx, Environment* answer) -> absl::Status {
+    Environment& out = *answer;
     if (EnvironmentStore::Find(tx, project, req.environment_id(), false)) {
       return AlreadyExists("environment", name);
     }
@@ -446,10 +349,8 @@ absl::StatusOr<Environment> EnvironmentManager::Create(const v1::CreateEnvironme
     *event.mutable_environment() = out;
     SUBMARINE_RETURN_IF_ERROR(
         events::AppendToOutbox(tx, event, name, call.request_id, call.subject));
-    idem.Save(tx, out);
     return absl::OkStatus();
-  }));
-  return out;
+  });
 }
 
 absl::StatusOr<Environment> EnvironmentManager::Update(const v1::UpdateEnvironmentRequest& req,
@@ -457,16 +358,14 @@ absl::StatusOr<Environment> EnvironmentManager::Update(const v1::UpdateEnvironme
   const std::string& name = req.environment().name();
   std::string project, id;
   SUBMARINE_RETURN_IF_ERROR(ParseEnvironmentName(name, "environment.name", &project, &id));
-  SUBMARINE_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
   SUBMARINE_RETURN_IF_ERROR(authz_->Check(call, name, Permission::WRITE));
   // new_uid is part of what was asked (the Submarine face's PATCH), so it is part of the hash.
   v1::UpdateEnvironmentRequest hashed = req;
   if (new_uid) hashed.mutable_environment()->set_uid("<new>");
-  Idempotency idem("UpdateEnvironment", hashed, req.request_id());
-  Environment out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
-    SUBMARINE_ASSIGN_OR_RETURN(bool replayed, idem.Begin(tx, &out));
-    if (replayed) return absl::OkStatus();
+  return idempotency_->Run<Environment>(
+      *pool_, call, "UpdateEnvironment", hashed, req.request_id(),
+      [&](pqxx::work& tx, Environment* answer) -> absl::Status {
+    Environment& out = *answer;
     auto found = EnvironmentStore::Find(tx, project, id, /*for_update=*/true);
     if (!found) return NotFound("environment", name);
     if (!req.environment().etag().empty() &&
@@ -487,23 +386,19 @@ absl::StatusOr<Environment> EnvironmentManager::Update(const v1::UpdateEnvironme
     *event.mutable_environment() = out;
     SUBMARINE_RETURN_IF_ERROR(
         events::AppendToOutbox(tx, event, name, call.request_id, call.subject));
-    idem.Save(tx, out);
     return absl::OkStatus();
-  }));
-  return out;
+  });
 }
 
 absl::StatusOr<Environment> EnvironmentManager::Delete(const v1::DeleteEnvironmentRequest& req,
                                                        const rpc::CallInfo& call) {
   std::string project, id;
   SUBMARINE_RETURN_IF_ERROR(ParseEnvironmentName(req.name(), "name", &project, &id));
-  SUBMARINE_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
   SUBMARINE_RETURN_IF_ERROR(authz_->Check(call, req.name(), Permission::WRITE));
-  Idempotency idem("DeleteEnvironment", req, req.request_id());
-  Environment out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
-    SUBMARINE_ASSIGN_OR_RETURN(bool replayed, idem.Begin(tx, &out));
-    if (replayed) return absl::OkStatus();
+  return idempotency_->Run<Environment>(
+      *pool_, call, "DeleteEnvironment", req, req.request_id(),
+      [&](pqxx::work& tx, Environment* answer) -> absl::Status {
+    Environment& out = *answer;
     auto found = EnvironmentStore::Find(tx, project, id, /*for_update=*/true);
     if (!found) return NotFound("environment", req.name());
     if (!req.etag().empty() && req.etag() != found->environment.etag()) {
@@ -516,10 +411,8 @@ absl::StatusOr<Environment> EnvironmentManager::Delete(const v1::DeleteEnvironme
     event.set_uid(out.uid());
     SUBMARINE_RETURN_IF_ERROR(
         events::AppendToOutbox(tx, event, req.name(), call.request_id, call.subject));
-    idem.Save(tx, out);
     return absl::OkStatus();
-  }));
-  return out;
+  });
 }
 
 absl::Status EnvironmentManager::SeedBuiltins() {

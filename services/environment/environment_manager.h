@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/api/idempotency.h"
 #include "common/authz/authorizer.h"
 #include "common/db/pool.h"
 #include "common/rpc/call_context.h"
@@ -24,10 +25,10 @@ namespace submarine::environment {
 
 class EnvironmentManager {
  public:
-  // `pool` and `authorizer` must outlive the manager; the pool's connections must have
-  // EnvironmentStore::Prepare run.
-  EnvironmentManager(db::ConnectionPool* pool, authz::Authorizer* authorizer, const Clock& clock,
-                     IdGenerator& ids);
+  // Everything passed must outlive the manager; the pool must prepare
+  // EnvironmentStore::Statements() and api::Idempotency::Statements().
+  EnvironmentManager(db::ConnectionPool* pool, authz::Authorizer* authorizer,
+                     const api::Idempotency* idempotency, const Clock& clock, IdGenerator& ids);
 
   // NOT_FOUND if absent; INVALID_ARGUMENT if `name` is malformed; PERMISSION_DENIED (present or
   // not) without READ.
@@ -57,6 +58,7 @@ class EnvironmentManager {
 
   db::ConnectionPool* pool_;
   authz::Authorizer* authz_;
+  const api::Idempotency* idempotency_;
   const Clock& clock_;
   IdGenerator& ids_;
 };

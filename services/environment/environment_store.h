@@ -1,8 +1,8 @@
 #pragma once
-// EnvironmentStore owns every SQL statement of the environment service. Statements are named,
-// prepared once per connection (Prepare), and take $n parameters only; list filters are built
-// from a fixed set of column expressions with parameter placeholders, never from user text.
-// Every method runs inside the caller's transaction; libpqxx exceptions propagate to
+// EnvironmentStore owns every SQL statement of the environment service: named statements
+// (Statements(), prepared on every pooled connection) with $n parameters only; list filters are
+// built from a fixed set of column expressions with parameter placeholders, never from user
+// text. Every method runs inside the caller's transaction; libpqxx exceptions propagate to
 // ConnectionPool::Transact, which turns them into statuses.
 
 #include <pqxx/pqxx>
@@ -12,11 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "common/db/statement.h"
 #include "submarine/environment/v1/environment.pb.h"
 
 namespace submarine::environment {
 
-// One term of a parsed list filter (see environment_filter.h).
+// One term of a parsed list filter.
 struct FilterTerm {
   enum class Field { kName, kDisplayName, kImage, kLabel };
   enum class Op { kEquals, kNotEquals, kPrefix, kHas };
@@ -44,8 +45,8 @@ struct StoredEnvironment {
 
 class EnvironmentStore {
  public:
-  // Prepares the named statements on a new connection (ConnectionPool::Options::on_connect).
-  static void Prepare(pqxx::connection& conn);
+  // The statements, for ConnectionPool::Options::statements.
+  static const db::StatementSet& Statements();
 
   static std::optional<StoredEnvironment> Find(pqxx::transaction_base& tx,
                                                const std::string& project,
@@ -58,24 +59,11 @@ class EnvironmentStore {
   static void Update(pqxx::work& tx, int64_t id, const submarine::environment::v1::Environment& env);
   static void Delete(pqxx::work& tx, int64_t id);
   static std::vector<StoredEnvironment> List(pqxx::transaction_base& tx, const ListQuery& query);
+  // How many environments `project` holds.
+  static int64_t CountInProject(pqxx::transaction_base& tx, const std::string& project);
 
   // Next value of the uid counter.
   static int64_t NextUidCounter(pqxx::work& tx);
-
-  // Request-id deduplication (AIP-155). LockRequestId serializes transactions carrying the same
-  // id until commit, so a concurrent repeat waits for the first answer instead of racing it.
-  struct SavedResponse {
-    std::string method;
-    std::string request_hash;
-    std::string response;
-  };
-  static void LockRequestId(pqxx::work& tx, const std::string& request_id);
-  static std::optional<SavedResponse> FindResponse(pqxx::work& tx, const std::string& request_id);
-  static void SaveResponse(pqxx::work& tx, const std::string& request_id,
-                           const SavedResponse& saved);
-
-  // Retention: forgets answers to request ids older than `hours`; returns how many.
-  static int64_t PruneResponses(pqxx::work& tx, uint32_t hours);
 
   // One-time markers (e.g. "builtin_seeded"). MarkOnce returns false if already marked.
   static bool MarkOnce(pqxx::work& tx, const std::string& key);

@@ -1,25 +1,15 @@
 #pragma once
-// Everything one permission-service process runs, built from its config: the signing key, the
-// connection pool (after the schema's migrations are applied), the first-start bootstrap, the
-// managers, every gRPC face (identity, access, Submarine auth, quota, credential, audit, event
-// log), the outbox relay, the audit log's subscribers, the leader-only housekeeping, and the
-// ServerRunner that serves them and shuts them down in reverse order.
+// The permission service as the service kit runs it: its spec and the build function that makes
+// its domain on the host — keys, the first-start bootstrap, the identity, access, quota,
+// credential and audit faces, the event consumers of every service (audit log and grant
+// clean-up, audit_log.h), the project-holdings check and its housekeeping (lapsed leases,
+// expired tokens).
 
-#include <memory>
+#include <vector>
 
-#include "absl/status/statusor.h"
+#include "absl/status/status.h"
 #include "common/db/migrations.h"
-#include "common/db/periodic_leader_task.h"
-#include "common/db/pool.h"
-#include "common/events/event_log_service.h"
-#include "common/events/relay.h"
-#include "common/rpc/server_runner.h"
-#include "services/permission/access_manager.h"
-#include "services/permission/audit_log.h"
-#include "services/permission/credential_service.h"
-#include "services/permission/identity_manager.h"
-#include "services/permission/permission_service.h"
-#include "services/permission/quota_service.h"
+#include "common/rpc/service_host.h"
 #include "submarine/config/v1/config.pb.h"
 
 namespace submarine::permission {
@@ -27,33 +17,12 @@ namespace submarine::permission {
 // The service's migrations (services/permission/migrations), embedded at build time.
 std::vector<db::Migration> PermissionMigrations();
 
-class PermissionApp {
- public:
-  // Refuses a config without server.gateway_secret_file, signing_key_file or master_key_file
-  // (INVALID_ARGUMENT naming the field). Loads or creates the keys, connects (retrying while
-  // PostgreSQL starts), migrates, bootstraps an empty installation and wires the services. Does
-  // not start serving.
-  static absl::StatusOr<std::unique_ptr<PermissionApp>> Create(
-      const submarine::config::v1::PermissionServiceConfig& config);
+rpc::ServiceSpec Spec();
 
-  rpc::ServerRunner& runner() { return *runner_; }
-  IdentityManager& identity() { return *identity_; }
-
- private:
-  PermissionApp() = default;
-  std::unique_ptr<db::ConnectionPool> pool_;
-  std::unique_ptr<IdentityManager> identity_;
-  std::unique_ptr<AccessManager> access_;
-  std::unique_ptr<IdentityServiceImpl> identity_service_;
-  std::unique_ptr<AccessServiceImpl> access_service_;
-  std::unique_ptr<SubmarineAuthApiImpl> submarine_api_;
-  std::unique_ptr<QuotaServiceImpl> quota_service_;
-  std::unique_ptr<CredentialServiceImpl> credential_service_;
-  std::unique_ptr<AuditLog> audit_;
-  std::unique_ptr<events::EventLogService> event_log_;
-  std::unique_ptr<events::OutboxRelay> relay_;
-  std::unique_ptr<db::PeriodicLeaderTask> housekeeping_;
-  std::unique_ptr<rpc::ServerRunner> runner_;
-};
+// INVALID_ARGUMENT naming the field without signing_key_file, master_key_file or
+// admin_password_file (common.server.gateway_secret_file is required by the host: the
+// permission service authorizes nothing itself, so it never runs without the secret).
+absl::Status Build(rpc::ServiceHost& host,
+                   const submarine::config::v1::PermissionServiceConfig& config);
 
 }  // namespace submarine::permission

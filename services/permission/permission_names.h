@@ -7,26 +7,24 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/api/names.h"
 
 namespace submarine::permission {
 
 inline constexpr char kAllUsers[] = "allUsers";
 
-// [a-z][a-z0-9_.-]{0,62}
-absl::Status ValidateUsername(const std::string& username, const std::string& field);
-// [a-z][a-z0-9-]{0,62} (teams, projects, ids inside names)
-absl::Status ValidateId(const std::string& id, const std::string& field);
-// At most `max` bytes of valid UTF-8 without control characters (tab allowed when multiline).
-absl::Status CheckText(const std::string& value, const std::string& field, size_t max,
-                       bool multiline = false);
+// The platform's shared validators (common/api/names.h): usernames, ids of teams and projects,
+// free text, collections, "projects/{p}".
+using api::CheckText;
+using api::ParseProjectName;
+using api::ValidateCollection;
+using api::ValidateId;
+using api::ValidateUsername;
 
 // "users/{u}" → u.
 absl::Status ParseUserName(const std::string& name, const std::string& field, std::string* user);
 // "teams/{t}" → t.
 absl::Status ParseTeamName(const std::string& name, const std::string& field, std::string* team);
-// "projects/{p}" → p.
-absl::Status ParseProjectName(const std::string& name, const std::string& field,
-                              std::string* project);
 
 // A resource inside the permission model: "projects/{p}" or
 // "projects/{p}/{collection}/{id}[/{collection}/{id}...]" (at most 8 levels); collections are
@@ -39,15 +37,13 @@ struct ResourceRef {
 absl::Status ParseResource(const std::string& resource, const std::string& field,
                            ResourceRef* out);
 
-// A collection name: a lowerCamel word ("environments", "roleBindings").
-absl::Status ValidateCollection(const std::string& collection, const std::string& field);
 // A generated id (role bindings, grants, tokens): 1-64 lower-case hex digits.
 absl::Status ValidateHexId(const std::string& id, const std::string& field);
 
 // Subject syntax: "users/{u}", "teams/{t}" or "allUsers".
 absl::Status ValidateSubject(const std::string& subject, const std::string& field);
 
-// A short, printable rendering of untrusted input for error messages.
+// A short, quoted rendering of untrusted input for error messages (api::Quoted).
 std::string Quote(const std::string& value);
 
 }  // namespace submarine::permission

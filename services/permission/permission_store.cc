@@ -156,6 +156,10 @@ constexpr db::Statement kGrantFind{
     "permission.grant_find",
     "SELECT grant_id, project_id, resource, subject, permission, creator, create_time FROM grants "
     "WHERE grant_id = $1"};
+constexpr db::Statement kGrantDeleteUnder{
+    "permission.grant_delete_under",
+    "DELETE FROM grants WHERE resource = $1 OR starts_with(resource, $1 || '/') "
+    "RETURNING resource, subject"};
 constexpr db::Statement kGrantDelete{"permission.grant_delete",
                                      "DELETE FROM grants WHERE grant_id = $1"};
 constexpr db::Statement kGrantFor{
@@ -327,7 +331,8 @@ const db::StatementSet& PermissionStore::Statements() {
       kBindingUpsert, kBindingList, kBindingFind, kBindingDelete, kBindingFor,
       kBindingDeleteSubject, kGrantDeleteSubject,
       // grants
-      kGrantUpsert, kGrantList, kGrantListAll, kGrantFind, kGrantDelete, kGrantFor, kGrantedIn,
+      kGrantUpsert, kGrantList, kGrantListAll, kGrantFind, kGrantDelete, kGrantDeleteUnder, kGrantFor,
+      kGrantedIn,
       // tokens
       kApiTokenInsert, kApiTokenList, kApiTokenFind, kApiTokenFindForUpdate, kApiTokenRevoke,
       kRefreshInsert, kRefreshTake, kRefreshDeleteUser, kRevokedInsert, kNotBeforeRaise,
@@ -622,6 +627,15 @@ std::optional<GrantRow> PermissionStore::FindGrant(pqxx::transaction_base& tx,
 
 void PermissionStore::DeleteGrant(pqxx::work& tx, const std::string& grant_id) {
   db::Exec(tx, kGrantDelete, grant_id);
+}
+
+std::vector<std::pair<std::string, std::string>> PermissionStore::DeleteGrantsUnder(
+    pqxx::work& tx, const std::string& resource) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& row : db::Exec(tx, kGrantDeleteUnder, resource)) {
+    out.emplace_back(row[0].as<std::string>(), row[1].as<std::string>());
+  }
+  return out;
 }
 
 std::vector<v1::Grant> PermissionStore::GrantsFor(pqxx::transaction_base& tx,

@@ -156,6 +156,10 @@ class PermissionStore {
   static std::optional<GrantRow> FindGrant(pqxx::transaction_base& tx,
                                            const std::string& grant_id);
   static void DeleteGrant(pqxx::work& tx, const std::string& grant_id);
+  // Deletes the grants on `resource` and on every resource below it (a deleted resource's);
+  // returns the (resource, subject) of each.
+  static std::vector<std::pair<std::string, std::string>> DeleteGrantsUnder(
+      pqxx::work& tx, const std::string& resource);
   // Grants on any of `resources` for any of `subjects`.
   static std::vector<v1::Grant> GrantsFor(pqxx::transaction_base& tx,
                                           const std::vector<std::string>& resources,

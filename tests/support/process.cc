@@ -11,10 +11,12 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/config/config.h"
 #include "common/status/status.h"
 #include "common/util/clock.h"
@@ -140,6 +142,27 @@ std::string Tail(const std::string& path, size_t max_bytes) {
   return s.size() > max_bytes ? s.substr(s.size() - max_bytes) : s;
 }
 
+std::string NestCommonConfig(const std::string& yaml) {
+  static const std::set<std::string> kCommon = {
+      "server", "database", "events", "permission", "peers", "request_id_retention_hours",
+      "housekeeping_interval_ms"};
+  std::string own, common;
+  bool in_common = false;
+  std::vector<std::string> lines = absl::StrSplit(yaml, '\n');
+  for (const std::string& line : lines) {
+    if (!line.empty() && line[0] != ' ' && line[0] != '#' && line[0] != '-') {
+      in_common = kCommon.count(line.substr(0, line.find(':'))) > 0;
+    }
+    if (line.empty()) continue;
+    if (in_common) {
+      absl::StrAppend(&common, "  ", line, "\n");
+    } else {
+      absl::StrAppend(&own, line, "\n");
+    }
+  }
+  return common.empty() ? own : absl::StrCat(own, "common:\n", common);
+}
+
 absl::StatusOr<ChildProcess> StartService(const std::string& binary, const std::string& dir,
                                           const std::string& name, std::string config_yaml,
                                           ReadyInfo* ready) {
@@ -153,6 +176,9 @@ absl::StatusOr<ChildProcess> StartService(const std::string& binary, const std::
     config_yaml += absl::StrCat("\nserver:\n  ready_file: ", ready_file, "\n");
   } else {
     config_yaml.insert(pos + 8, absl::StrCat("  ready_file: ", ready_file, "\n"));
+  }
+  if (binary != "submarine-gateway" && binary != "submarine-eventbus") {
+    config_yaml = NestCommonConfig(config_yaml);
   }
   std::string config_path = absl::StrCat(dir, "/", name, ".yaml");
   SUBMARINE_RETURN_IF_ERROR(config::WriteFileAtomic(config_path, config_yaml));

@@ -61,7 +61,13 @@ struct ReadyInfo {
   std::string metrics;
   std::string http;  // gateway only
 };
-// Writes `config_yaml` to dir/<name>.yaml, appends `ready_file: dir/<name>.ready` under the
+// A service config written flat, as tests compose it (server:, database:, events:, ... at the
+// top): the keys of config.v1.CommonServiceConfig moved under `common:`, the service's own
+// keys left at the top.
+std::string NestCommonConfig(const std::string& yaml);
+
+// Writes `config_yaml` (nested with NestCommonConfig for every binary but the gateway and the
+// event bus) to dir/<name>.yaml, appends `ready_file: dir/<name>.ready` under the
 // given YAML path (e.g. "server" → `server.ready_file`), starts the binary and waits for the
 // ready file. Fails with the log's tail if the process exits first.
 absl::StatusOr<ChildProcess> StartService(const std::string& binary, const std::string& dir,

@@ -62,8 +62,8 @@ TEST(AuditProcessTest, TheServiceRecordsEveryStreamAndReclaimsLapsedLeases) {
   // 500 ms).
   std::string extra = absl::StrCat(
       "  subscribe_endpoint: \"", (*bus)->backend(), "\"\n", "  inbox_retention_hours: 0\n",
-      "audit_sources:\n  - publisher: environment\n    topic_prefix: submarine.environment.v1.\n",
-      "    event_log_address: \"", env_ready.grpc, "\"\n");
+      "peers:\n  - name: environment\n    topic_prefix: submarine.environment.v1.\n",
+      "    address: \"", env_ready.grpc, "\"\n");
   auto started = StartPermission("", perm_dir, extra, (*bus)->frontend());
   ASSERT_TRUE(started.ok()) << started.status();
   auto& perm = **started;
@@ -153,7 +153,7 @@ TEST(AuditProcessTest, TheServiceRecordsEveryStreamAndReclaimsLapsedLeases) {
       [&] {
         return Query(env_db,
                      "SELECT acked_seq FROM environment.event_consumers "
-                     "WHERE publisher = 'environment' AND subscriber = 'audit.environment'") ==
+                     "WHERE publisher = 'environment' AND subscriber = 'permission.environment'") ==
                Query(perm.dbname,
                      "SELECT last_seq FROM permission.consumer_offsets "
                      "WHERE publisher = 'environment'");

@@ -5,12 +5,14 @@
 #include <atomic>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
 #include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/config/config.h"
 #include "common/rpc/channel.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/integration/environment/environment_fixture.h"
 
 namespace submarine::testing {
@@ -594,6 +596,51 @@ TEST(EnvironmentRetention, PrunesSentEventsAndOldRequestIdAnswers) {
     EXPECT_EQ(now.events_size(), 2);
     return ++runs_seen >= 10;
   }));
+}
+
+// Readiness tells the truth: while the service's database refuses connections the process
+// reports NOT_SERVING (so the gateway's /readyz and any load balancer stop sending it traffic),
+// and SERVING again once the database is back, with nothing lost.
+TEST(EnvironmentReadiness, FollowsTheDatabase) {
+  auto env = StartEnvironment();
+  ASSERT_TRUE(env.ok()) << env.status();
+  auto health = grpc::health::v1::Health::NewStub((*env)->channel);
+  auto status = [&] {
+    grpc::health::v1::HealthCheckRequest req;
+    grpc::health::v1::HealthCheckResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    return health->Check(&ctx, req, &resp).ok() ? resp.status()
+                                                 : grpc::health::v1::HealthCheckResponse::UNKNOWN;
+  };
+  ASSERT_TRUE(WaitFor([&] { return status() == grpc::health::v1::HealthCheckResponse::SERVING; }));
+  v1::CreateEnvironmentRequest create;
+  create.set_parent("projects/default");
+  create.set_environment_id("kept");
+  create.mutable_environment()->set_image("python:3.11");
+  v1::Environment created;
+  ASSERT_TRUE((*env)->stub->CreateEnvironment(Ctx().get(), create, &created).ok());
+
+  pqxx::connection admin(TestPostgres::Get().ConnInfo());
+  pqxx::nontransaction sql(admin);
+  const std::string db = sql.quote_name((*env)->dbname);
+  sql.exec("ALTER DATABASE " + db + " ALLOW_CONNECTIONS false");
+  sql.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = " +
+           sql.quote((*env)->dbname));
+  EXPECT_TRUE(
+      WaitFor([&] { return status() == grpc::health::v1::HealthCheckResponse::NOT_SERVING; },
+              std::chrono::seconds(20)));
+  v1::GetEnvironmentRequest get;
+  get.set_name(created.name());
+  v1::Environment read;
+  EXPECT_EQ((*env)->stub->GetEnvironment(Ctx().get(), get, &read).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+
+  sql.exec("ALTER DATABASE " + db + " ALLOW_CONNECTIONS true");
+  EXPECT_TRUE(WaitFor([&] { return status() == grpc::health::v1::HealthCheckResponse::SERVING; },
+                      std::chrono::seconds(20)));
+  ASSERT_TRUE((*env)->stub->GetEnvironment(Ctx().get(), get, &read).ok());
+  EXPECT_EQ(read.etag(), created.etag());
 }
 
 INSTANTIATE_TEST_SUITE_P(DirectAndViaGateway, EnvironmentGrpcTest, ::testing::Bool(),

@@ -57,9 +57,6 @@ absl::StatusOr<std::unique_ptr<PermissionInProcess>> PermissionInProcess::Start(
                                                  IdGenerator::Secure());
   p->credentials_ =
       std::make_unique<CredentialServiceImpl>(p->pool_.get(), options.master_key, clock);
-  PermissionInProcess* raw = p.get();
-  p->audit_log_ = std::make_unique<AuditLog>(
-      p->pool_.get(), options.config, [raw] { return raw->address_; }, secret);
 
   grpc::ServerBuilder builder;
   int port = 0;
@@ -67,7 +64,8 @@ absl::StatusOr<std::unique_ptr<PermissionInProcess>> PermissionInProcess::Start(
   rpc::InstallCallInterceptor(builder);
   builder.RegisterService(p->quota_.get());
   builder.RegisterService(p->credentials_.get());
-  builder.RegisterService(p->audit_log_->service());
+  p->audit_ = std::make_unique<AuditServiceImpl>(p->pool_.get());
+  builder.RegisterService(p->audit_.get());
   if (options.with_events) {
     p->event_log_ = std::make_unique<events::EventLogService>("permission", p->pool_.get(), secret);
     builder.RegisterService(p->event_log_.get());
@@ -83,11 +81,32 @@ absl::StatusOr<std::unique_ptr<PermissionInProcess>> PermissionInProcess::Start(
     relay.conninfo = p->conninfo_;
     relay.schema = kSchema;
     relay.pool = p->pool_.get();
-    relay.events = options.config.events();
+    relay.events = options.config.common().events();
     relay.secret = secret;
     p->relay_ = std::make_unique<events::OutboxRelay>(relay);
     std::vector<rpc::BackgroundTask*> tasks = {p->relay_.get()};
-    for (auto* t : p->audit_log_->tasks()) tasks.push_back(t);
+    // The service's own stream and each peer's, applied as the service host would.
+    std::vector<config::v1::PeerService> streams(options.config.common().peers().begin(),
+                                                 options.config.common().peers().end());
+    config::v1::PeerService self;
+    self.set_name("permission");
+    self.set_topic_prefix("submarine.permission.v1.");
+    self.set_address(p->address_);
+    streams.push_back(self);
+    for (const auto& stream : streams) {
+      events::Subscriber::Options o;
+      o.name = absl::StrCat("permission.", stream.name());
+      o.service_name = "permission";
+      o.publisher = stream.name();
+      o.topic_prefix = stream.topic_prefix();
+      o.subscribe_endpoint = options.config.common().events().subscribe_endpoint();
+      o.event_log_address = stream.address();
+      o.secret = secret;
+      o.pool = p->pool_.get();
+      o.apply = ApplyServiceEvent;
+      p->subscribers_.push_back(std::make_unique<events::Subscriber>(std::move(o)));
+      tasks.push_back(p->subscribers_.back().get());
+    }
     for (auto* t : tasks) {
       SUBMARINE_RETURN_IF_ERROR(t->Start());
       p->started_.push_back(t);

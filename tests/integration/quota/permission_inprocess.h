@@ -21,7 +21,9 @@
 #include "common/events/relay.h"
 #include "common/util/clock.h"
 #include "google/rpc/error_details.pb.h"
+#include "common/events/subscriber.h"
 #include "services/permission/audit_log.h"
+#include "services/permission/audit_service.h"
 #include "services/permission/credential_service.h"
 #include "services/permission/quota_service.h"
 #include "submarine/config/v1/config.pb.h"
@@ -46,7 +48,8 @@ class ManualClock : public Clock {
 struct InProcessOptions {
   submarine::config::v1::PermissionServiceConfig config;
   std::string master_key = std::string(32, 'k');
-  // Also run the outbox relay, EventLog and the AuditLog (needs config.events endpoints).
+  // Also run the outbox relay, EventLog and the event consumers of the service's own stream and
+  // config.common.peers (audit log, grant clean-up; needs common.events endpoints).
   bool with_events = false;
   // Use the manual clock (otherwise the real one).
   bool manual_clock = true;
@@ -99,7 +102,8 @@ class PermissionInProcess {
   std::unique_ptr<db::ConnectionPool> pool_;
   std::unique_ptr<QuotaServiceImpl> quota_;
   std::unique_ptr<CredentialServiceImpl> credentials_;
-  std::unique_ptr<AuditLog> audit_log_;
+  std::unique_ptr<AuditServiceImpl> audit_;
+  std::vector<std::unique_ptr<events::Subscriber>> subscribers_;
   std::unique_ptr<events::EventLogService> event_log_;
   std::unique_ptr<events::OutboxRelay> relay_;
   std::vector<rpc::BackgroundTask*> started_;

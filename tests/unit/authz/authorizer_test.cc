@@ -11,7 +11,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/authz/answer_cache.h"
+#include "common/events/event_options.h"
 #include "common/status/status.h"
+#include "submarine/environment/v1/environment.pb.h"
 
 namespace submarine::authz {
 namespace {
@@ -346,6 +348,21 @@ TEST(InvalidatesAnswers, AccessEventsDoAndTokenQuotaLeaseCredentialEventsDoNot) 
     EXPECT_FALSE(InvalidatesAnswers(absl::StrCat("submarine.permission.v1.", t))) << t;
   }
   EXPECT_FALSE(InvalidatesAnswers("submarine.environment.v1.EnvironmentCreated"));
+}
+
+TEST(EventOptions, DeletionEventsNameTheirResource) {
+  submarine::environment::v1::EnvironmentDeleted deleted;
+  deleted.set_name("projects/p/environments/e");
+  deleted.set_uid("u");
+  EXPECT_EQ(events::DeletedResource("submarine.environment.v1.EnvironmentDeleted",
+                                    deleted.SerializeAsString()),
+            "projects/p/environments/e");
+  submarine::environment::v1::EnvironmentCreated created;
+  created.mutable_environment()->set_name("projects/p/environments/e");
+  EXPECT_EQ(events::DeletedResource("submarine.environment.v1.EnvironmentCreated",
+                                    created.SerializeAsString()),
+            "");
+  EXPECT_EQ(events::DeletedResource("submarine.unknown.v1.Deleted", "junk"), "");
 }
 
 TEST(AnswerCache, PutWithAStaleGenerationIsDropped) {

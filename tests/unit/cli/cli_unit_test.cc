@@ -556,14 +556,14 @@ TEST(StackPlanTest, ConfigsParseAsTypedConfigsAndWireProcessesTogether) {
   config::v1::EnvironmentServiceConfig env;
   absl::Status st = config::ParseConfigText(process("environment").config_text, &env);
   ASSERT_TRUE(st.ok()) << st;
-  EXPECT_EQ(env.database().host(), "127.0.0.1");
-  EXPECT_EQ(env.database().port(), 5433u);
-  EXPECT_EQ(env.database().user(), "submarine_environment");
-  EXPECT_EQ(env.database().schema(), "environment");
-  EXPECT_EQ(env.database().password_file(),
+  EXPECT_EQ(env.common().database().host(), "127.0.0.1");
+  EXPECT_EQ(env.common().database().port(), 5433u);
+  EXPECT_EQ(env.common().database().user(), "submarine_environment");
+  EXPECT_EQ(env.common().database().schema(), "environment");
+  EXPECT_EQ(env.common().database().password_file(),
             "/var/lib/submarine/secrets/submarine_environment.password");
-  EXPECT_EQ(env.events().publish_endpoint(), bus.frontend());
-  EXPECT_EQ(env.events().subscribe_endpoint(), bus.backend());
+  EXPECT_EQ(env.common().events().publish_endpoint(), bus.frontend());
+  EXPECT_EQ(env.common().events().subscribe_endpoint(), bus.backend());
   EXPECT_NE(bus.frontend(), bus.backend());
 
   config::v1::GatewayConfig gateway;
@@ -571,7 +571,7 @@ TEST(StackPlanTest, ConfigsParseAsTypedConfigsAndWireProcessesTogether) {
   ASSERT_EQ(gateway.backends_size(), static_cast<int>(LocalStackServices().size()));
   const config::v1::GatewayBackend* env_backend = nullptr;
   for (const auto& b : gateway.backends()) {
-    if (b.address() == env.server().grpc_listen()) env_backend = &b;
+    if (b.address() == env.common().server().grpc_listen()) env_backend = &b;
   }
   ASSERT_NE(env_backend, nullptr) << "the gateway routes to the environment service";
   EXPECT_EQ(env_backend->services(0), "submarine.environment.v1.EnvironmentService");

@@ -839,29 +839,34 @@ TEST(StackSecurityTest, PermissionServiceStartsFirstAndEveryoneSharesTheInternal
   config::v1::GatewayConfig gateway;
   ASSERT_TRUE(config::ParseConfigText(plan->processes[3].config_text, &gateway).ok());
 
-  for (const auto* server : {&bus.server(), &perm.server(), &env.server(), &gateway.server()}) {
+  for (const auto* server :
+       {&bus.server(), &perm.common().server(), &env.common().server(), &gateway.server()}) {
     EXPECT_EQ(server->gateway_secret_file(), "/d/secrets/gateway.secret");
   }
-  EXPECT_EQ(perm.database().user(), "submarine_permission");
-  EXPECT_EQ(perm.database().schema(), "permission");
+  EXPECT_EQ(perm.common().database().user(), "submarine_permission");
+  EXPECT_EQ(perm.common().database().schema(), "permission");
   EXPECT_EQ(perm.signing_key_file(), "/d/secrets/signing.key");
   EXPECT_EQ(perm.master_key_file(), "/d/secrets/master.key");
   EXPECT_EQ(perm.admin_password_file(), "/d/secrets/admin.password");
-  ASSERT_EQ(perm.audit_sources_size(), 1);
-  EXPECT_EQ(perm.audit_sources(0).publisher(), "environment");
-  EXPECT_EQ(perm.audit_sources(0).topic_prefix(), "submarine.environment.v1.");
-  EXPECT_EQ(perm.audit_sources(0).event_log_address(), env.server().grpc_listen());
+  ASSERT_EQ(perm.common().peers_size(), 1);
+  EXPECT_EQ(perm.common().peers(0).name(), "environment");
+  EXPECT_EQ(perm.common().peers(0).topic_prefix(), "submarine.environment.v1.");
+  EXPECT_EQ(perm.common().peers(0).address(), env.common().server().grpc_listen());
+  EXPECT_FALSE(perm.common().has_permission());  // it is the permission service
+  ASSERT_EQ(env.common().peers_size(), 1);
+  EXPECT_EQ(env.common().peers(0).name(), "permission");
+  EXPECT_EQ(env.common().peers(0).address(), perm.common().server().grpc_listen());
 
-  EXPECT_EQ(env.permission().address(), perm.server().grpc_listen());
-  EXPECT_EQ(env.permission().subscribe_endpoint(), bus.backend());
-  EXPECT_FALSE(env.permission().insecure_no_authorization());
-  EXPECT_EQ(gateway.auth().address(), perm.server().grpc_listen());
+  EXPECT_EQ(env.common().permission().address(), perm.common().server().grpc_listen());
+  EXPECT_EQ(env.common().permission().subscribe_endpoint(), bus.backend());
+  EXPECT_FALSE(env.common().permission().insecure_no_authorization());
+  EXPECT_EQ(gateway.auth().address(), perm.common().server().grpc_listen());
   EXPECT_EQ(gateway.auth().subscribe_endpoint(), bus.backend());
 
   std::set<std::string> routed;
   for (const auto& b : gateway.backends()) {
     for (const auto& s : b.services()) {
-      if (b.address() == perm.server().grpc_listen()) routed.insert(s);
+      if (b.address() == perm.common().server().grpc_listen()) routed.insert(s);
     }
   }
   EXPECT_EQ(

@@ -14,27 +14,28 @@ namespace {
 TEST(Config, ParsesYamlIntoTypedMessage) {
   v1::EnvironmentServiceConfig c;
   auto st = ParseConfigText(R"(
-server:
-  grpc_listen: 127.0.0.1:0
-  shutdown_grace_ms: 2500
-database:
-  host: /tmp/x
-  port: 5432
-  schema: environment
+common:
+  server:
+    grpc_listen: 127.0.0.1:0
+    shutdown_grace_ms: 2500
+  database:
+    host: /tmp/x
+    port: 5432
+    schema: environment
 seed_builtin: false
 )",
                             &c);
   ASSERT_TRUE(st.ok()) << st;
-  EXPECT_EQ(c.server().grpc_listen(), "127.0.0.1:0");
-  EXPECT_EQ(c.server().shutdown_grace_ms(), 2500u);
-  EXPECT_EQ(c.database().port(), 5432u);
+  EXPECT_EQ(c.common().server().grpc_listen(), "127.0.0.1:0");
+  EXPECT_EQ(c.common().server().shutdown_grace_ms(), 2500u);
+  EXPECT_EQ(c.common().database().port(), 5432u);
   EXPECT_TRUE(c.has_seed_builtin());
   EXPECT_FALSE(c.seed_builtin());
 }
 
 TEST(Config, RejectsUnknownKeysNamingThem) {
   v1::EnvironmentServiceConfig c;
-  auto st = ParseConfigText("server:\n  grpc_listn: 127.0.0.1:1\n", &c);
+  auto st = ParseConfigText("common:\n  server:\n    grpc_listn: 127.0.0.1:1\n", &c);
   ASSERT_FALSE(st.ok());
   EXPECT_NE(Message(st).find("grpc_listn"), std::string::npos) << st;
 }

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/auth/crypto.h"
+#include "common/events/event_options.h"
 #include "common/status/status.h"
 #include "gateway/auth_filter.h"
 #include "gateway/auth_state.h"
@@ -385,12 +386,13 @@ TEST(AuthStateCacheTest, OnlyEventsThatCanChangeTokenStateTriggerAFetch) {
   for (const char* topic :
        {"submarine.permission.v1.TokenRevoked", "submarine.permission.v1.UserChanged",
         "submarine.permission.v1.TeamChanged", "submarine.permission.v1.SomethingNew"}) {
-    EXPECT_FALSE(AuthStateCache::IgnoresTopic(topic)) << topic;
+    EXPECT_TRUE(events::OptionsOfTopic(topic).affects_tokens()) << topic;
   }
   for (const char* topic :
        {"submarine.permission.v1.LeaseChanged", "submarine.permission.v1.QuotaChanged",
-        "submarine.permission.v1.AccessChanged", "submarine.permission.v1.CredentialAccessed"}) {
-    EXPECT_TRUE(AuthStateCache::IgnoresTopic(topic)) << topic;
+        "submarine.permission.v1.AccessChanged", "submarine.permission.v1.CredentialAccessed",
+        "submarine.permission.v1.ProjectChanged", "submarine.environment.v1.EnvironmentDeleted"}) {
+    EXPECT_FALSE(events::OptionsOfTopic(topic).affects_tokens()) << topic;
   }
 }
 
