@@ -88,7 +88,8 @@ class Subscriber : public rpc::BackgroundTask {
 
   struct Options {
     // This subscriber, for logs, metrics and the publisher's consumer table (1-128 characters of
-    // [A-Za-z0-9._:/-], unique among the publisher's subscribers), e.g. "permission.environment" (the service host names them <service>.<publisher>).
+    // [A-Za-z0-9._:/-], unique among the publisher's subscribers), e.g. "permission.environment"
+    // (the service host names them <service>.<publisher>).
     std::string name;
     // The subscribing service: its SERVICE principal on EventLog calls, e.g. "permission".
     std::string service_name;
