@@ -6,12 +6,12 @@
 
 #include <functional>
 #include <map>
-#include <mutex>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/authz/answer_cache.h"
 #include "common/status/status.h"
+#include "tests/support/fake_clock.h"
 
 namespace submarine::authz {
 namespace {
@@ -22,22 +22,7 @@ using submarine::permission::v1::CheckPermissionResponse;
 using submarine::permission::v1::ListAccessibleRequest;
 using submarine::permission::v1::ListAccessibleResponse;
 using submarine::permission::v1::Permission;
-
-class FakeClock : public Clock {
- public:
-  std::chrono::system_clock::time_point Now() const override {
-    std::lock_guard lock(mu_);
-    return now_;
-  }
-  void Advance(std::chrono::milliseconds d) {
-    std::lock_guard lock(mu_);
-    now_ += d;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::chrono::system_clock::time_point now_{std::chrono::seconds(1700000000)};
-};
+using submarine::testing::FakeClock;
 
 // Answers from a table keyed by "subject resource PERMISSION"; counts every question.
 class FakeBackend : public PermissionBackend {
