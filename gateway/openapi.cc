@@ -13,7 +13,7 @@ namespace {
 using google::protobuf::Descriptor;
 using google::protobuf::FieldDescriptor;
 using Json = nlohmann::ordered_json;
-using Kind = PathTemplate::Segment::Kind;
+using Kind = api::PathTemplate::Segment::Kind;
 
 constexpr char kSchemaRef[] = "#/components/schemas/";
 constexpr int kMaxQueryDepth = 3;
@@ -34,10 +34,10 @@ struct OpenApiPathInfo {
   std::vector<std::pair<std::string, std::string>> parameters;  // name, description
 };
 
-OpenApiPathInfo DescribePath(const PathTemplate& path) {
+OpenApiPathInfo DescribePath(const api::PathTemplate& path) {
   OpenApiPathInfo info;
   const auto& segments = path.segments();
-  std::vector<const PathTemplate::Variable*> owner(segments.size(), nullptr);
+  std::vector<const api::PathTemplate::Variable*> owner(segments.size(), nullptr);
   for (const auto& var : path.variables()) {
     for (size_t i = var.begin; i < var.end; ++i) owner[i] = &var;
   }
@@ -50,7 +50,7 @@ OpenApiPathInfo DescribePath(const PathTemplate& path) {
   std::string previous_literal;
   for (size_t i = 0; i < segments.size(); ++i) {
     const auto& seg = segments[i];
-    const PathTemplate::Variable* var = owner[i];
+    const api::PathTemplate::Variable* var = owner[i];
     info.path.push_back('/');
     if (seg.kind == Kind::kLiteral) {
       info.path += seg.literal;
@@ -242,7 +242,7 @@ Json AipErrorSchema() {
 
 }  // namespace
 
-std::string OpenApiPath(const PathTemplate& path) { return DescribePath(path).path; }
+std::string OpenApiPath(const api::PathTemplate& path) { return DescribePath(path).path; }
 
 std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
                             const std::string& version) {

@@ -13,7 +13,7 @@ namespace submarine::gateway {
 // Paths are written with each variable's pattern expanded: "/v1/{name=projects/*/environments/*}"
 // becomes "/v1/projects/{project}/environments/{environment}" (the `*` after a literal takes the
 // literal's singular name) and a plain "{name}" stays "{name}".
-std::string OpenApiPath(const PathTemplate& path);
+std::string OpenApiPath(const api::PathTemplate& path);
 
 // The whole document as JSON text.
 std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,

@@ -53,7 +53,7 @@ absl::StatusOr<std::unique_ptr<Route>> MakeRoute(const MethodDescriptor* method,
     default:
       return RuleError(method, "no HTTP pattern");
   }
-  auto parsed = PathTemplate::Parse(path);
+  auto parsed = api::PathTemplate::Parse(path);
   if (!parsed.ok()) return RuleError(method, Message(parsed.status()));
   route->path = std::move(parsed).value();
   const auto* request = method->input_type();
@@ -129,7 +129,7 @@ RouteTable::Outcome RouteTable::Find(std::string_view http_method, std::string_v
   int best = -1;
   bool path_known = false;
   for (const auto& route : routes_) {
-    PathBindings bindings;
+    api::PathBindings bindings;
     if (!route->path.Match(path, &bindings)) continue;
     if (route->http_method != http_method) {
       path_known = true;

@@ -11,15 +11,15 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/api/resource_name.h"
 #include "gateway/message_fields.h"
-#include "gateway/path_template.h"
 #include "submarine/common/v1/options.pb.h"
 
 namespace submarine::gateway {
 
 struct Route {
   std::string http_method;  // "GET", "POST", "PATCH", "DELETE", "PUT" or a custom verb
-  PathTemplate path;
+  api::PathTemplate path;
   // "" (no body), "*" (the whole request message) or a top-level request field name.
   std::string body;
   const google::protobuf::FieldDescriptor* body_field = nullptr;  // set when body names a field
@@ -40,7 +40,7 @@ class RouteTable {
   enum class Outcome { kMatched, kNotFound, kMethodNotAllowed };
   struct Match {
     const Route* route = nullptr;
-    PathBindings bindings;
+    api::PathBindings bindings;
   };
 
   // Builds the routes of every named service. INVALID_ARGUMENT/NOT_FOUND naming the service or

@@ -123,9 +123,10 @@ absl::Status ApplyQuery(const Route& route, std::string_view query, Message* req
     query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
     if (pair.empty()) continue;
     size_t eq = pair.find('=');
-    std::string key = PercentDecode(pair.substr(0, eq), true);
-    std::string value =
-        eq == std::string_view::npos ? std::string() : PercentDecode(pair.substr(eq + 1), true);
+    std::string key = api::PercentDecode(pair.substr(0, eq), true);
+    std::string value = eq == std::string_view::npos
+                            ? std::string()
+                            : api::PercentDecode(pair.substr(eq + 1), true);
     auto fields = ResolveFieldPath(type, key);
     if (!fields.ok()) {
       if (route.face == REST_FACE_SUBMARINE_V1) continue;
@@ -161,7 +162,7 @@ absl::Status ApplyQuery(const Route& route, std::string_view query, Message* req
   return absl::OkStatus();
 }
 
-absl::Status ApplyPath(const Route& route, const PathBindings& bindings, Message* request) {
+absl::Status ApplyPath(const Route& route, const api::PathBindings& bindings, Message* request) {
   for (size_t i = 0; i < bindings.size() && i < route.path_fields.size(); ++i) {
     const FieldPath& fields = route.path_fields[i];
     Message* parent = MutableLeafParent(request, fields);
@@ -208,8 +209,9 @@ int EnvelopeHttpStatus(const Message& message) {
 
 }  // namespace
 
-absl::Status BuildRequest(const Route& route, const PathBindings& bindings, std::string_view query,
-                          std::string_view body, std::string_view content_type, Message* request) {
+absl::Status BuildRequest(const Route& route, const api::PathBindings& bindings,
+                          std::string_view query, std::string_view body,
+                          std::string_view content_type, Message* request) {
   SUBMARINE_RETURN_IF_ERROR(ApplyBody(route, body, content_type, request));
   SUBMARINE_RETURN_IF_ERROR(ApplyQuery(route, query, request));
   return ApplyPath(route, bindings, request);

@@ -38,9 +38,9 @@ struct HttpReply {
 // and whose metadata `field` names the request field (lowerCamel path; an unknown parameter as
 // written). A value that is not valid UTF-8 is an invalid parameter. Input appears in messages
 // and metadata only through QuoteInput().
-absl::Status BuildRequest(const Route& route, const PathBindings& bindings, std::string_view query,
-                          std::string_view body, std::string_view content_type,
-                          google::protobuf::Message* request);
+absl::Status BuildRequest(const Route& route, const api::PathBindings& bindings,
+                          std::string_view query, std::string_view body,
+                          std::string_view content_type, google::protobuf::Message* request);
 
 // Renders a backend's serialized response (consumes `response`). AIP face: proto JSON with
 // lowerCamel names, default values omitted, HTTP 200. Submarine v1 face: every top-level field

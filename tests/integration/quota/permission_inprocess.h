@@ -28,22 +28,11 @@
 #include "services/permission/quota_service.h"
 #include "submarine/config/v1/config.pb.h"
 #include "submarine/permission/v1/permission.grpc.pb.h"
+#include "tests/support/fake_clock.h"
 #include "tests/support/grpc_errors.h"
 
 namespace submarine::permission::testing {
 
-// A clock that moves only when told to.
-class ManualClock : public Clock {
- public:
-  ManualClock() : micros_(1'700'000'000'000'000) {}
-  std::chrono::system_clock::time_point Now() const override {
-    return std::chrono::system_clock::time_point(std::chrono::microseconds(micros_.load()));
-  }
-  void Advance(std::chrono::microseconds d) { micros_ += d.count(); }
-
- private:
-  std::atomic<int64_t> micros_;
-};
 
 struct InProcessOptions {
   submarine::config::v1::PermissionServiceConfig config;
@@ -81,7 +70,7 @@ class PermissionInProcess {
   // A context without any principal.
   static std::unique_ptr<grpc::ClientContext> Anonymous();
 
-  ManualClock& clock() { return clock_; }
+  submarine::testing::FakeClock& clock() { return clock_; }
   db::ConnectionPool* pool() { return pool_.get(); }
   QuotaServiceImpl& quota_service() { return *quota_; }
   const std::string& address() const { return address_; }
@@ -94,7 +83,7 @@ class PermissionInProcess {
 
  private:
   PermissionInProcess() = default;
-  ManualClock clock_;
+  submarine::testing::FakeClock clock_;
   std::string dbname_;
   std::string conninfo_;
   std::string address_;

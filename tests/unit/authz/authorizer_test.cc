@@ -6,7 +6,6 @@
 
 #include <functional>
 #include <map>
-#include <mutex>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +13,7 @@
 #include "common/events/event_options.h"
 #include "common/status/status.h"
 #include "submarine/environment/v1/environment.pb.h"
+#include "tests/support/fake_clock.h"
 
 namespace submarine::authz {
 namespace {
@@ -24,22 +24,7 @@ using submarine::permission::v1::CheckPermissionResponse;
 using submarine::permission::v1::ListAccessibleRequest;
 using submarine::permission::v1::ListAccessibleResponse;
 using submarine::permission::v1::Permission;
-
-class FakeClock : public Clock {
- public:
-  std::chrono::system_clock::time_point Now() const override {
-    std::lock_guard lock(mu_);
-    return now_;
-  }
-  void Advance(std::chrono::milliseconds d) {
-    std::lock_guard lock(mu_);
-    now_ += d;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::chrono::system_clock::time_point now_{std::chrono::seconds(1700000000)};
-};
+using submarine::testing::FakeClock;
 
 // Answers from a table keyed by "subject resource PERMISSION"; counts every question.
 class FakeBackend : public PermissionBackend {

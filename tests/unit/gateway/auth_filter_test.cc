@@ -14,22 +14,17 @@
 #include "gateway/auth_state.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "submarine/permission/v1/permission.pb.h"
+#include "tests/support/fake_clock.h"
 
 namespace submarine::gateway {
 namespace {
 
 using submarine::common::v1::Principal;
+using submarine::testing::FakeClock;
 namespace perm = submarine::permission::v1;
 
 constexpr int64_t kNow = 1'700'000'000;
 constexpr char kIssuer[] = "https://submarine.test";
-
-class FixedClock : public Clock {
- public:
-  std::chrono::system_clock::time_point Now() const override {
-    return std::chrono::system_clock::time_point(std::chrono::seconds(kNow));
-  }
-};
 
 std::string ReasonOf(const absl::Status& status) {
   google::rpc::ErrorInfo info;
@@ -330,7 +325,7 @@ const google::protobuf::MethodDescriptor* Method(const std::string& name) {
 
 TEST_F(AuthSnapshotTest, FilterExemptsOnlyMethodsMarkedAuthExempt) {
   auto snapshot = Snapshot();
-  FixedClock clock;
+  FakeClock clock;  // at kNow
   AuthFilter filter([snapshot] { return snapshot; }, nullptr, &clock);
   ASSERT_TRUE(filter.enabled());
   for (const char* exempt : {"submarine.permission.v1.IdentityService.Login",
@@ -360,7 +355,7 @@ TEST_F(AuthSnapshotTest, FilterExemptsOnlyMethodsMarkedAuthExempt) {
 }
 
 TEST_F(AuthSnapshotTest, FilterIsUnavailableUntilTheStateIsLoaded) {
-  FixedClock clock;
+  FakeClock clock;  // at kNow
   AuthFilter filter([] { return std::shared_ptr<const AuthSnapshot>(); }, nullptr, &clock);
   auto r = filter.Authenticate(Method("submarine.environment.v1.EnvironmentService.GetEnvironment"),
                                absl::StrCat("Bearer ", auth::SignJwt(Claims(), key_)));

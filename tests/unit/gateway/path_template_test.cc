@@ -1,6 +1,6 @@
-// Unit tests (no network) of the path-template matcher, the route table and request building.
-
-#include "gateway/path_template.h"
+// Unit tests (no network) of the gateway's use of path templates: OpenAPI paths, the route table
+// and request building. The template parser and matcher are tested with common/api
+// (tests/unit/common/resource_name_test.cc).
 
 #include <gtest/gtest.h>
 
@@ -12,85 +12,13 @@
 namespace submarine::gateway {
 namespace {
 
-PathTemplate MustParse(const std::string& text) {
-  auto t = PathTemplate::Parse(text);
+api::PathTemplate MustParse(const std::string& text) {
+  auto t = api::PathTemplate::Parse(text);
   EXPECT_TRUE(t.ok()) << text << ": " << t.status();
-  return t.ok() ? *t : PathTemplate();
+  return t.ok() ? *t : api::PathTemplate();
 }
 
-TEST(PathTemplateTest, ParsesTheGrammar) {
-  auto t = MustParse("/v1/{environment.name=projects/*/environments/*}:start");
-  EXPECT_EQ(t.verb(), "start");
-  ASSERT_EQ(t.variables().size(), 1u);
-  EXPECT_EQ(t.variables()[0].field_path, "environment.name");
-  EXPECT_EQ(t.segments().size(), 5u);
-  EXPECT_EQ(t.Specificity(), 4);  // v1, projects, environments + verb
-
-  for (const char* bad : {"", "v1/x", "/v1/{name", "/v1/{name=a/{b}}", "/v1//x", "/v1/{}",
-                          "/v1/{a.}", "/v1/x:", "/v1/{a}/{a}"}) {
-    EXPECT_FALSE(PathTemplate::Parse(bad).ok()) << bad;
-  }
-}
-
-TEST(PathTemplateTest, MatchesSingleVariables) {
-  auto t = MustParse("/api/v1/environment/{name}");
-  PathBindings b;
-  ASSERT_TRUE(t.Match("/api/v1/environment/my%20env", &b));
-  ASSERT_EQ(b.size(), 1u);
-  EXPECT_EQ(b[0], std::make_pair(std::string("name"), std::string("my env")));
-  b.clear();
-  ASSERT_TRUE(t.Match("/api/v1/environment/a%2Fb", &b));  // one segment: fully decoded
-  EXPECT_EQ(b[0].second, "a/b");
-  EXPECT_FALSE(t.Match("/api/v1/environment", &b));
-  EXPECT_FALSE(t.Match("/api/v1/environment/", &b));
-  EXPECT_FALSE(t.Match("/api/v1/environment/a/b", &b));
-  EXPECT_FALSE(t.Match("api/v1/environment/a", &b));
-}
-
-TEST(PathTemplateTest, MatchesResourceNamePatterns) {
-  auto t = MustParse("/v1/{name=projects/*/environments/*}");
-  PathBindings b;
-  ASSERT_TRUE(t.Match("/v1/projects/default/environments/x", &b));
-  EXPECT_EQ(b[0].first, "name");
-  EXPECT_EQ(b[0].second, "projects/default/environments/x");
-  b.clear();
-  ASSERT_TRUE(t.Match("/v1/projects/p/environments/a%2Fb", &b));  // multi-segment keeps %2F
-  EXPECT_EQ(b[0].second, "projects/p/environments/a%2Fb");
-  EXPECT_FALSE(t.Match("/v1/projects/p/models/x", &b));
-  EXPECT_FALSE(t.Match("/v1/projects/p/environments", &b));
-  EXPECT_FALSE(t.Match("/v1/projects/p/environments/x/y", &b));
-}
-
-TEST(PathTemplateTest, MatchesDoubleWildcardsAndVerbs) {
-  auto files = MustParse("/v1/{name=projects/*/artifacts/**}");
-  PathBindings b;
-  ASSERT_TRUE(files.Match("/v1/projects/p/artifacts/a/b/c.txt", &b));
-  EXPECT_EQ(b[0].second, "projects/p/artifacts/a/b/c.txt");
-  b.clear();
-  ASSERT_TRUE(files.Match("/v1/projects/p/artifacts", &b));  // ** may match nothing
-  EXPECT_EQ(b[0].second, "projects/p/artifacts");
-
-  auto middle = MustParse("/v1/{path=**}/meta");
-  b.clear();
-  ASSERT_TRUE(middle.Match("/v1/a/b/meta", &b));
-  EXPECT_EQ(b[0].second, "a/b");
-
-  auto verb = MustParse("/v1/{name=projects/*/experiments/*}:cancel");
-  b.clear();
-  ASSERT_TRUE(verb.Match("/v1/projects/p/experiments/e:cancel", &b));
-  EXPECT_EQ(b[0].second, "projects/p/experiments/e");
-  EXPECT_FALSE(verb.Match("/v1/projects/p/experiments/e", &b));
-  EXPECT_FALSE(verb.Match("/v1/projects/p/experiments/e:start", &b));
-
-  auto two = MustParse("/v1/projects/{project}/items/{item}");
-  b.clear();
-  ASSERT_TRUE(two.Match("/v1/projects/p1/items/i1", &b));
-  ASSERT_EQ(b.size(), 2u);
-  EXPECT_EQ(b[0].second, "p1");
-  EXPECT_EQ(b[1].second, "i1");
-}
-
-TEST(PathTemplateTest, OpenApiPathsExpandPatterns) {
+TEST(OpenApiTest, PathsExpandPatterns) {
   EXPECT_EQ(OpenApiPath(MustParse("/v1/{name=projects/*/environments/*}")),
             "/v1/projects/{project}/environments/{environment}");
   EXPECT_EQ(OpenApiPath(MustParse("/api/v1/environment/{name}")), "/api/v1/environment/{name}");
@@ -139,7 +67,7 @@ Route QueryRoute() {
 
 TEST(TranscoderTest, QueryParametersCoverNestedRepeatedAndWellKnownFields) {
   Route route = QueryRoute();
-  PathBindings b;
+  api::PathBindings b;
   ASSERT_TRUE(route.path.Match("/t/projects/p/environments/e", &b));
   submarine::environment::v1::UpdateEnvironmentRequest req;
   auto st = BuildRequest(route, b,

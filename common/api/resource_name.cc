@@ -1,11 +1,13 @@
-#include "gateway/path_template.h"
+#include "common/api/resource_name.h"
 
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/status/status.h"
+#include "common/util/text.h"
 
-namespace submarine::gateway {
+namespace submarine::api {
 namespace {
 
 int HexValue(char c) {
@@ -38,8 +40,9 @@ class TemplateParser {
       }
       pos_ = s_.size();
     }
-    if (pos_ != s_.size())
+    if (pos_ != s_.size()) {
       return Error(absl::StrCat("unexpected '", std::string(s_.substr(pos_, 1)), "'"));
+    }
     std::set<std::string> seen;
     for (const auto& v : *variables) {
       if (!seen.insert(v.field_path).second) {
@@ -52,7 +55,8 @@ class TemplateParser {
  private:
   absl::Status Error(const std::string& problem) const {
     return InvalidField("path_template",
-                        absl::StrCat("'", std::string(s_), "': ", problem, " at offset ", pos_));
+                        absl::StrCat("'", QuoteInput(std::string(s_), kMaxErrorMetadataBytes),
+                                     "': ", problem, " at offset ", pos_));
   }
 
   absl::Status ParseSegments(bool in_variable) {
@@ -223,4 +227,144 @@ bool PathTemplate::Match(std::string_view path, PathBindings* bindings) const {
   return true;
 }
 
-}  // namespace submarine::gateway
+const std::string& ResourceName::Get(std::string_view variable) const {
+  static const std::string* const kNone = new std::string();
+  for (const auto& [name, value] : bindings_) {
+    if (name == variable) return value;
+  }
+  return *kNone;
+}
+
+absl::StatusOr<ResourcePattern> ResourcePattern::Parse(std::string_view pattern) {
+  auto refuse = [&](const std::string& problem) {
+    return InvalidField("resource_pattern",
+                        absl::StrCat("\"", QuoteInput(std::string(pattern), kMaxErrorMetadataBytes),
+                                     "\" ", problem));
+  };
+  if (pattern.empty() || pattern.front() == '/') {
+    return refuse("must not be empty or start with '/'");
+  }
+  // Literals compare exactly, so an escape would never match what it decodes to.
+  if (pattern.find('%') != std::string_view::npos) return refuse("must not contain '%'");
+  auto parsed = PathTemplate::Parse("/" + std::string(pattern));
+  if (!parsed.ok()) {
+    return refuse(absl::StrCat("is not a path template: ", parsed.status().message()));
+  }
+  if (!parsed->verb().empty()) return refuse("must not have a custom verb");
+  if (parsed->variables().empty()) return refuse("has no variable");
+  for (const auto& var : parsed->variables()) {
+    if (var.end != var.begin + 1 ||
+        parsed->segments()[var.begin].kind != PathTemplate::Segment::Kind::kSingle) {
+      return refuse(absl::StrCat("binds {", var.field_path, "} to more than one segment"));
+    }
+    if (var.field_path.find('.') != std::string::npos) {
+      return refuse(absl::StrCat("names a field path {", var.field_path, "}, not a variable"));
+    }
+  }
+  size_t in_variables = 0;
+  for (const auto& seg : parsed->segments()) {
+    if (seg.kind == PathTemplate::Segment::Kind::kMulti) return refuse("has a '**' segment");
+    if (seg.kind == PathTemplate::Segment::Kind::kSingle) {
+      ++in_variables;
+      continue;
+    }
+    for (char c : seg.literal) {
+      bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+      if (!unreserved) {
+        return refuse("has a literal segment with characters outside [A-Za-z0-9._~-]");
+      }
+    }
+  }
+  // A bare '*' outside any variable would match a segment nobody can read back or format.
+  if (in_variables != parsed->variables().size()) return refuse("has a '*' outside a variable");
+  ResourcePattern p;
+  p.text_ = std::string(pattern);
+  p.template_ = std::move(*parsed);
+  return p;
+}
+
+std::vector<std::string> ResourcePattern::variables() const {
+  std::vector<std::string> out;
+  out.reserve(template_.variables().size());
+  for (const auto& var : template_.variables()) out.push_back(var.field_path);
+  return out;
+}
+
+absl::Status ResourcePattern::Mismatch(std::string_view field, const std::string& problem,
+                                       std::string_view name) const {
+  // Never copy more of an over-long name than the quote can show.
+  std::string shown(name.substr(0, 4 * kMaxErrorMetadataBytes));
+  return InvalidField(std::string(field),
+                      absl::StrCat(problem, problem.empty() ? "" : ", ", "expected \"", text_,
+                                   "\", got \"", QuoteInput(shown), "\""));
+}
+
+absl::StatusOr<ResourceName> ResourcePattern::Match(std::string_view name,
+                                                    std::string_view field) const {
+  if (name.size() > kMaxResourceNameBytes) {
+    return Mismatch(field, absl::StrCat("longer than ", kMaxResourceNameBytes, " bytes"), name);
+  }
+  if (!text::IsValidUtf8(name)) return Mismatch(field, "not valid UTF-8", name);
+  const auto& segments = template_.segments();
+  std::vector<std::string_view> parts;
+  parts.reserve(segments.size());
+  size_t start = 0;
+  for (;;) {
+    size_t slash = name.find('/', start);
+    parts.push_back(name.substr(start, slash == std::string_view::npos ? slash : slash - start));
+    if (slash == std::string_view::npos || parts.size() > segments.size()) break;
+    start = slash + 1;
+  }
+  if (parts.size() != segments.size()) return Mismatch(field, "", name);
+  for (size_t i = 0; i < segments.size(); ++i) {
+    bool fits = segments[i].kind == PathTemplate::Segment::Kind::kLiteral
+                    ? parts[i] == segments[i].literal
+                    : !parts[i].empty();
+    if (!fits) return Mismatch(field, "", name);
+  }
+  ResourceName out;
+  out.text_ = std::string(name);
+  out.bindings_.reserve(template_.variables().size());
+  for (const auto& var : template_.variables()) {
+    out.bindings_.emplace_back(var.field_path, std::string(parts[var.begin]));
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> ResourcePattern::Format(const PathBindings& values) const {
+  const auto& vars = template_.variables();
+  std::vector<const std::string*> value_of(template_.segments().size(), nullptr);
+  for (const auto& [variable, value] : values) {
+    auto it = std::find_if(vars.begin(), vars.end(), [&](const PathTemplate::Variable& v) {
+      return v.field_path == variable;
+    });
+    if (it == vars.end()) {
+      return InvalidField(variable, absl::StrCat("is not a variable of \"", text_, "\""));
+    }
+    if (value_of[it->begin] != nullptr) return InvalidField(variable, "is bound twice");
+    if (value.empty() || value.find('/') != std::string::npos) {
+      return InvalidField(variable, absl::StrCat("must be one non-empty path segment of \"", text_,
+                                                 "\", got \"", QuoteInput(value), "\""));
+    }
+    value_of[it->begin] = &value;
+  }
+  std::string out;
+  for (size_t i = 0; i < template_.segments().size(); ++i) {
+    if (i > 0) out.push_back('/');
+    const auto& seg = template_.segments()[i];
+    if (seg.kind == PathTemplate::Segment::Kind::kLiteral) {
+      out += seg.literal;
+      continue;
+    }
+    if (value_of[i] == nullptr) {
+      const auto& var = *std::find_if(
+          vars.begin(), vars.end(), [&](const PathTemplate::Variable& v) { return v.begin == i; });
+      return InvalidField(var.field_path, absl::StrCat("is missing: \"", text_, "\" needs it"));
+    }
+    out += *value_of[i];
+  }
+  return out;
+}
+
+}  // namespace submarine::api
