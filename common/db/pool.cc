@@ -127,8 +127,12 @@ absl::StatusOr<std::unique_ptr<pqxx::connection>> ConnectionPool::Open() {
     auto conn = std::make_unique<pqxx::connection>(options_.conninfo);
     {
       pqxx::nontransaction tx(*conn);
-      std::string setup = absl::StrCat(
-          "SET statement_timeout = ", options_.statement_timeout.count(), "; SET TimeZone = 'UTC'");
+      // UTC and ISO: timestamptz text is "2026-11-30 13:27:11.123456+00" whatever the server's
+      // or the role's defaults say (a DateStyle of 'SQL, DMY' would print "30/11/2026 ... UTC",
+      // which db::Timestamp cannot read).
+      std::string setup =
+          absl::StrCat("SET statement_timeout = ", options_.statement_timeout.count(),
+                       "; SET TimeZone = 'UTC'; SET DateStyle = 'ISO'");
       if (!options_.schema.empty()) {
         absl::StrAppend(&setup, "; SET search_path TO ", tx.quote_name(options_.schema));
       }
