@@ -38,6 +38,10 @@ std::string TextArray(const std::vector<std::string>& items);
 // Maps a libpqxx / std exception to a Status (unique_violation → ALREADY_EXISTS, serialization
 // failure / deadlock → ABORTED, broken connection → UNAVAILABLE, query cancelled by
 // statement_timeout → DEADLINE_EXCEEDED, anything else → INTERNAL). Call inside a catch block.
+// The exception's text is logged (logger "db", with the thread's request id), never returned:
+// every message is fixed text naming no SQL, table, constraint or address, and INTERNAL is
+// ConcealedInternal(log::CurrentRequestId()) ("internal error; see the service log for request
+// <id>"), so what a store lets through is safe to answer to a client.
 absl::Status StatusFromCurrentException();
 
 class ConnectionPool {
