@@ -25,9 +25,57 @@ bool IsTransportError(const grpc::Status& status) {
   }
 }
 
+namespace {
+
+bool IsServerFault(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::INTERNAL ||
+         status.error_code() == grpc::StatusCode::UNKNOWN ||
+         status.error_code() == grpc::StatusCode::DATA_LOSS;
+}
+
+// A reason (UPPER_SNAKE_CASE) or domain (a DNS name) as the services write them; anything else
+// is not passed on.
+bool IsConstant(const std::string& s, bool domain) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s) {
+    bool ok = domain ? ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-')
+                     : ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+grpc::Status ConcealServerFault(const std::string& service, const grpc::Status& status,
+                                const std::string& request_id) {
+  google::rpc::ErrorInfo original;
+  google::rpc::Status details;
+  if (DecodeStatusDetails(status, &details)) {
+    for (const auto& any : details.details()) {
+      if (any.UnpackTo(&original)) break;
+    }
+  }
+  const std::string id = QuoteInput(request_id, 128);
+  absl::Status error =
+      MakeError(static_cast<absl::StatusCode>(status.error_code()),
+                IsConstant(original.reason(), false) ? original.reason() : "INTERNAL_ERROR",
+                absl::StrCat("internal error in ", service, "; see its log for request ", id),
+                {{"service", service}, {"requestId", id}});
+  return ToGrpcStatus(error,
+                      IsConstant(original.domain(), true) ? original.domain() : kGatewayDomain);
+}
+
+}  // namespace
+
+bool HidesBackendText(const grpc::Status& status) {
+  return !status.ok() && (IsTransportError(status) || IsServerFault(status));
+}
+
 grpc::Status ClientFacingBackendError(const std::string& service, const grpc::Status& status,
-                                      std::chrono::milliseconds timeout) {
-  if (!IsTransportError(status)) return status;
+                                      std::chrono::milliseconds timeout,
+                                      const std::string& request_id) {
+  if (!IsTransportError(status)) {
+    return IsServerFault(status) ? ConcealServerFault(service, status, request_id) : status;
+  }
   absl::Status error;
   switch (status.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:

@@ -301,10 +301,8 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
 
 void Gateway::ReplyInternalError(const std::shared_ptr<Pending>& pending) {
   pending->label = "internal-error";
-  HttpReply reply = RenderError(
-      REST_FACE_UNSPECIFIED,
-      Internal("The gateway could not handle this request; it logged the details with the "
-               "request id"));
+  HttpReply reply =
+      RenderError(REST_FACE_UNSPECIFIED, ConcealedInternal(pending->request_id, "gateway"));
   Reply(pending, reply.status, std::move(reply.body));
 }
 
@@ -568,12 +566,13 @@ void Gateway::CompleteBackendCall(const std::shared_ptr<Pending>& pending,
     log->error("{}: {}", route.grpc_method, submarine::Message(reply.status()));
     return ReplyInternalError(pending);
   }
-  if (IsTransportError(status)) {
+  if (HidesBackendText(status)) {
     log->warn("{} to {} failed: {}: {}", route.grpc_method, pending->backend->address,
               CodeName(status.error_code()), status.error_message());
   }
-  HttpReply error = RenderError(
-      route.face, ClientFacingBackendError(route.method->service()->full_name(), status, timeout_));
+  HttpReply error =
+      RenderError(route.face, ClientFacingBackendError(route.method->service()->full_name(), status,
+                                                       timeout_, pending->request_id));
   Reply(pending, error.status, std::move(error.body));
 }
 

@@ -110,7 +110,7 @@ class ProxyCall : public grpc::ServerGenericBidiReactor {
       StartWriteAndFinish(&response_, grpc::WriteOptions(), status);
       return;
     }
-    if (IsTransportError(status)) {
+    if (HidesBackendText(status)) {
       log::ScopedRequestId bind(request_id_);
       log::Get("gateway")->warn("{} to {} failed: {}: {}", context_->method(), backend_->address,
                                 CodeName(status.error_code()), status.error_message());
@@ -118,7 +118,7 @@ class ProxyCall : public grpc::ServerGenericBidiReactor {
     // The client chose the deadline (or got request_timeout, which it can read from its own
     // clock), so no timeout is quoted.
     Finish(ClientFacingBackendError(method_->service()->full_name(), status,
-                                    std::chrono::milliseconds(0)));
+                                    std::chrono::milliseconds(0), request_id_));
   }
 
   grpc::GenericCallbackServerContext* context_;

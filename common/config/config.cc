@@ -69,10 +69,16 @@ nlohmann::json ScalarToJson(const YAML::Node& node) {
   return s;
 }
 
-// Throws std::length_error past the limits (caught by YamlToJson).
+// A YAML document past the limits; its text is ours and may be answered to a client.
+class UnacceptableYaml : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Throws UnacceptableYaml past the limits (caught by YamlToJson).
 nlohmann::json NodeToJson(const YAML::Node& node, int depth, size_t* nodes) {
-  if (++*nodes > kMaxNodes) throw std::length_error("more than 200000 YAML nodes");
-  if (depth > kMaxDepth) throw std::length_error("YAML nested deeper than 64 levels");
+  if (++*nodes > kMaxNodes) throw UnacceptableYaml("more than 200000 YAML nodes");
+  if (depth > kMaxDepth) throw UnacceptableYaml("YAML nested deeper than 64 levels");
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined: return nullptr;
@@ -84,7 +90,7 @@ nlohmann::json NodeToJson(const YAML::Node& node, int depth, size_t* nodes) {
     case YAML::NodeType::Map: {
       auto obj = nlohmann::json::object();
       for (const auto& kv : node) {
-        if (!kv.first.IsScalar()) throw std::length_error("YAML map keys must be scalars");
+        if (!kv.first.IsScalar()) throw UnacceptableYaml("YAML map keys must be scalars");
         obj[kv.first.Scalar()] = NodeToJson(kv.second, depth + 1, nodes);
       }
       return obj;
@@ -137,9 +143,16 @@ absl::StatusOr<std::string> YamlToJson(std::string_view yaml) {
     size_t nodes = 0;
     return NodeToJson(root, 0, &nodes).dump();
   } catch (const YAML::Exception& e) {
-    return InvalidField("body", absl::StrCat("malformed YAML: ", e.what()));
-  } catch (const std::exception& e) {
+    // The parser's own words and position, not what() (which names the library); the caller
+    // quotes the message, which may echo the input.
+    if (e.mark.is_null()) return InvalidField("body", absl::StrCat("malformed YAML: ", e.msg));
+    return InvalidField("body", absl::StrCat("malformed YAML at line ", e.mark.line + 1,
+                                             ", column ", e.mark.column + 1, ": ", e.msg));
+  } catch (const UnacceptableYaml& e) {
     return InvalidField("body", absl::StrCat("unacceptable YAML: ", e.what()));
+  } catch (const std::exception&) {
+    // Anything else (an allocation failure) names C++ internals: not for a client.
+    return InvalidField("body", "the YAML document could not be read");
   }
 }
 

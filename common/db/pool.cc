@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <thread>
+#include <typeinfo>
 
 #include "absl/strings/str_cat.h"
 #include "common/config/config.h"
@@ -69,10 +70,18 @@ absl::StatusOr<PoolSettings> PoolSettingsFrom(const submarine::config::v1::Datab
 }
 
 absl::Status StatusFromCurrentException() {
+  // The exception's text goes to the log only (with the request id the log line carries): it
+  // quotes SQL, constraint and table names, server addresses and library internals. The client
+  // gets a message that names none of it.
+  auto log = log::Get("db");
+  const std::string& request_id = log::CurrentRequestId();
   try {
     throw;
   } catch (const pqxx::unique_violation& e) {
-    return MakeError(absl::StatusCode::kAlreadyExists, "RESOURCE_ALREADY_EXISTS", e.what());
+    // Stores catch the violations they expect and name the resource; this one was not.
+    log->warn("unexpected unique violation: {}", e.what());
+    return MakeError(absl::StatusCode::kAlreadyExists, "RESOURCE_ALREADY_EXISTS",
+                     "a resource with the same unique key already exists");
   } catch (const pqxx::serialization_failure& e) {
     return MakeError(absl::StatusCode::kAborted, "CONCURRENT_MODIFICATION",
                      "the transaction conflicted with a concurrent one; retry");
@@ -80,22 +89,28 @@ absl::Status StatusFromCurrentException() {
     return MakeError(absl::StatusCode::kAborted, "CONCURRENT_MODIFICATION",
                      "the transaction deadlocked with a concurrent one; retry");
   } catch (const pqxx::broken_connection& e) {
-    return Unavailable(absl::StrCat("database connection lost: ", e.what()));
+    log->warn("database connection lost: {}", e.what());
+    return Unavailable("the database connection was lost; retry");
   } catch (const pqxx::in_doubt_error& e) {
-    return Unavailable(absl::StrCat("database commit outcome unknown: ", e.what()));
+    log->error("database commit outcome unknown: {}", e.what());
+    return Unavailable("the database connection was lost during commit; the outcome is unknown");
   } catch (const pqxx::sql_error& e) {
     if (e.sqlstate() == "57014") {
       return MakeError(absl::StatusCode::kDeadlineExceeded, "DEADLINE_EXCEEDED",
                        "the database statement exceeded the call's deadline");
     }
     if (e.sqlstate().rfind("08", 0) == 0 || e.sqlstate() == "57P01") {
-      return Unavailable(absl::StrCat("database unavailable: ", e.what()));
+      log->warn("database unavailable ({}): {}", e.sqlstate(), e.what());
+      return Unavailable("the database is unavailable; retry");
     }
-    return Internal(absl::StrCat("database error ", e.sqlstate(), ": ", e.what()));
+    log->error("database error {}: {} (statement: {})", e.sqlstate(), e.what(), e.query());
+    return ConcealedInternal(request_id);
   } catch (const std::exception& e) {
-    return Internal(e.what());
+    log->error("{}: {}", typeid(e).name(), e.what());
+    return ConcealedInternal(request_id);
   } catch (...) {
-    return Internal("unknown exception");
+    log->error("an exception of a non-standard type");
+    return ConcealedInternal(request_id);
   }
 }
 
@@ -127,8 +142,12 @@ absl::StatusOr<std::unique_ptr<pqxx::connection>> ConnectionPool::Open() {
     auto conn = std::make_unique<pqxx::connection>(options_.conninfo);
     {
       pqxx::nontransaction tx(*conn);
-      std::string setup = absl::StrCat(
-          "SET statement_timeout = ", options_.statement_timeout.count(), "; SET TimeZone = 'UTC'");
+      // UTC and ISO: timestamptz text is "2026-11-30 13:27:11.123456+00" whatever the server's
+      // or the role's defaults say (a DateStyle of 'SQL, DMY' would print "30/11/2026 ... UTC",
+      // which db::Timestamp cannot read).
+      std::string setup =
+          absl::StrCat("SET statement_timeout = ", options_.statement_timeout.count(),
+                       "; SET TimeZone = 'UTC'; SET DateStyle = 'ISO'");
       if (!options_.schema.empty()) {
         absl::StrAppend(&setup, "; SET search_path TO ", tx.quote_name(options_.schema));
       }
@@ -141,8 +160,8 @@ absl::StatusOr<std::unique_ptr<pqxx::connection>> ConnectionPool::Open() {
     auto st = StatusFromCurrentException();
     if (st.code() == absl::StatusCode::kInternal) {
       // A failure while preparing a fresh connection is a misconfiguration or an outage;
-      // callers retry UNAVAILABLE.
-      return Unavailable(std::string(st.message()));
+      // callers retry UNAVAILABLE. (What failed is in the log.)
+      return Unavailable("a new database session could not be prepared; see the service log");
     }
     return st;
   }

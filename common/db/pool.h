@@ -1,10 +1,11 @@
 #pragma once
 // A bounded PostgreSQL connection pool (libpqxx 6.4). Connections are opened lazily up to
-// `size`, get `search_path` set to the service's schema, TimeZone set to UTC (so timestamptz
-// values read back as db::Timestamp unambiguously) and the caller's statements prepared,
-// and are replaced when found broken. Acquire waits at most until a deadline, then UNAVAILABLE.
-// Transact() runs a function in one transaction whose statement_timeout follows the call's
-// deadline and turns every libpqxx exception into a Status. Thread-safe.
+// `size`, get `search_path` set to the service's schema, TimeZone set to UTC and DateStyle to
+// ISO (so timestamptz values read back as db::Timestamp whatever the server, database or role
+// defaults are) and the caller's statements prepared, and are replaced when found broken.
+// Acquire waits at most until a deadline, then UNAVAILABLE. Transact() runs a function in one
+// transaction whose statement_timeout follows the call's deadline and turns every libpqxx
+// exception into a Status. Thread-safe.
 
 #include <chrono>
 #include <condition_variable>
@@ -37,6 +38,10 @@ std::string TextArray(const std::vector<std::string>& items);
 // Maps a libpqxx / std exception to a Status (unique_violation → ALREADY_EXISTS, serialization
 // failure / deadlock → ABORTED, broken connection → UNAVAILABLE, query cancelled by
 // statement_timeout → DEADLINE_EXCEEDED, anything else → INTERNAL). Call inside a catch block.
+// The exception's text is logged (logger "db", with the thread's request id), never returned:
+// every message is fixed text naming no SQL, table, constraint or address, and INTERNAL is
+// ConcealedInternal(log::CurrentRequestId()) ("internal error; see the service log for request
+// <id>"), so what a store lets through is safe to answer to a client.
 absl::Status StatusFromCurrentException();
 
 class ConnectionPool {

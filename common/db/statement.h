@@ -10,7 +10,8 @@
 //
 // Timestamps cross the boundary as db::Timestamp (microseconds since the Unix epoch), bound to
 // timestamptz parameters and read from timestamptz columns through the libpqxx string traits
-// below; pools set every session to UTC, so `row[i].as<db::Timestamp>()` reads what was written.
+// below; pools set every session to UTC and DateStyle ISO, so `row[i].as<db::Timestamp>()` reads
+// what was written.
 // A nullable column is read with `row[i].as<std::optional<db::Timestamp>>()` and written from
 // std::optional<db::Timestamp> (std::nullopt is NULL). (Debian's libpqxx 6.4 does not define
 // PQXX_HAVE_OPTIONAL, so `field::get<T>()` without its second template argument does not compile.)

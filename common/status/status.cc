@@ -72,6 +72,18 @@ absl::Status Internal(const std::string& message) {
   return MakeError(absl::StatusCode::kInternal, "INTERNAL_ERROR", message);
 }
 
+absl::Status ConcealedInternal(const std::string& request_id, const std::string& log_name) {
+  if (request_id.empty()) {
+    return Internal(absl::StrCat("internal error; see the ", log_name, " log"));
+  }
+  // The id as it would be quoted anywhere else: bounded, escaped (the services validate ids at
+  // their edge, but this must hold whatever the caller passes).
+  const std::string id = QuoteInput(request_id, 128);
+  return MakeError(absl::StatusCode::kInternal, "INTERNAL_ERROR",
+                   absl::StrCat("internal error; see the ", log_name, " log for request ", id),
+                   {{"requestId", id}});
+}
+
 bool GetErrorInfo(const absl::Status& status, google::rpc::ErrorInfo* out) {
   auto payload = status.GetPayload(kErrorInfoUrl);
   if (!payload) return false;

@@ -32,6 +32,14 @@ absl::Status AlreadyExists(const std::string& what, const std::string& name);
 absl::Status Unavailable(const std::string& message);
 absl::Status Internal(const std::string& message);
 
+// The answer to a client when what went wrong must stay in a log: database and exception text
+// names tables, constraints, queries, addresses and library internals, and never reaches a
+// client. INTERNAL, reason INTERNAL_ERROR, message "internal error; see the <log_name> log for
+// request <request_id>" and metadata {requestId} — or "internal error; see the <log_name> log"
+// when `request_id` is empty. The caller logs the details; the log line carries the same id.
+absl::Status ConcealedInternal(const std::string& request_id,
+                               const std::string& log_name = "service");
+
 // How user input appears in an error message or its metadata: valid UTF-8 (invalid bytes become
 // U+FFFD), control characters escaped (\n, \x01), and at most `max_bytes` of it, cut on a
 // character boundary and followed by "..." when longer. An error never echoes a whole request

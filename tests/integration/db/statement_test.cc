@@ -29,10 +29,11 @@ constexpr Statement kEpochMicros{
 constexpr Statement kIsNull{"test.ts_is_null", "SELECT at IS NULL FROM ts WHERE k = $1"};
 constexpr Statement kEcho{"test.ts_echo", "SELECT $1::timestamptz"};
 constexpr Statement kTimeZone{"test.ts_time_zone", "SELECT current_setting('TimeZone')"};
+constexpr Statement kDateStyle{"test.ts_date_style", "SELECT current_setting('DateStyle')"};
 
 const StatementSet& TestStatements() {
   static const auto* set =
-      new StatementSet{kInsert, kRead, kEpochMicros, kIsNull, kEcho, kTimeZone};
+      new StatementSet{kInsert, kRead, kEpochMicros, kIsNull, kEcho, kTimeZone, kDateStyle};
   return *set;
 }
 
@@ -243,6 +244,44 @@ TEST(ParseTimestamp, AcceptsPostgresAndRfc3339AndRejectsTheRest) {
                           "2026-11-30 13:27:11", "0001-01-01 00:00:00+00 BC", "yesterday"}) {
     EXPECT_EQ(ParseTimestamp(bad), std::nullopt) << '"' << bad << '"';
   }
+}
+
+// A database (or role, or postgresql.conf) whose DateStyle is not ISO prints timestamptz as
+// "30/11/2026 13:27:11.123456 UTC"; the pool's sessions set ISO, so stores read the same instants.
+TEST(TimestampDateStyle, APoolSessionReadsTimestampsWhateverTheDatabaseDateStyle) {
+  auto& pg = TestPostgres::Get();
+  const std::string db = pg.CreateDatabase("datestyle");
+  {
+    pqxx::connection admin(pg.ConnInfo(db));
+    pqxx::nontransaction tx(admin);
+    tx.exec("ALTER DATABASE " + tx.quote_name(db) + " SET DateStyle = 'SQL, DMY'");
+  }
+  const Timestamp when{MicrosOf(absl::CivilSecond(2026, 11, 30, 13, 27, 11), 123456)};
+  {
+    // The database default is in effect for a plain session: what the pool must override.
+    pqxx::connection plain(pg.ConnInfo(db));
+    Prepare(plain, TestStatements());
+    pqxx::nontransaction tx(plain);
+    ASSERT_EQ(Exec(tx, kDateStyle)[0][0].as<std::string>(), "SQL, DMY");
+    EXPECT_EQ(ParseTimestamp(Exec(tx, kEcho, when)[0][0].as<std::string>()), std::nullopt)
+        << "SQL-style output is not what db::Timestamp reads";
+  }
+  ConnectionPool::Options o;
+  o.conninfo = pg.ConnInfo(db);
+  o.size = 1;
+  o.statements = {&TestStatements()};
+  auto pool = ConnectionPool::Create(o);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  std::string style;
+  Timestamp back;
+  absl::Status st = (*pool)->Read(kNoDeadline, [&](pqxx::transaction_base& tx) {
+    style = Exec(tx, kDateStyle)[0][0].as<std::string>();
+    back = Exec(tx, kEcho, when)[0][0].as<Timestamp>();
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(style.substr(0, 3), "ISO") << style;
+  EXPECT_EQ(back, when) << FormatTimestamp(back);
 }
 
 TEST(StatementSet, IsPreparedOnEveryPooledConnection) {

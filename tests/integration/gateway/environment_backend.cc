@@ -72,6 +72,10 @@ class EnvironmentBackend::Aip : public env::EnvironmentService::Service {
       b_->cv_.wait_until(lock, ctx->deadline(), [ctx] { return ctx->IsCancelled(); });
       return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "too slow");
     }
+    if (req->name() == kLeakyName) {
+      return Error(MakeError(absl::StatusCode::kInternal, "DATABASE_ERROR", kLeakedText,
+                             {{"query", "SELECT * FROM environments"}}));
+    }
     auto it = b_->environments_.find(req->name());
     if (it == b_->environments_.end()) return Error(NotFound("environment", req->name()));
     *resp = it->second;

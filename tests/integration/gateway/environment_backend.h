@@ -24,6 +24,12 @@ class EnvironmentBackend {
   static constexpr char kHeldName[] = "projects/default/environments/held";
   // GetEnvironment of this name never answers before the call's deadline.
   static constexpr char kSlowName[] = "projects/default/environments/slow";
+  // GetEnvironment of this name fails as a careless service would: INTERNAL with an ErrorInfo
+  // whose message and metadata quote a database error (kLeakedText).
+  static constexpr char kLeakyName[] = "projects/default/environments/leaky";
+  static constexpr char kLeakedText[] =
+      "database error 42601: ERROR:  syntax error at or near \"SELEC\" (pqxx::sql_error, "
+      "std::terminate) at 10.9.8.7:5432";
 
   EnvironmentBackend();
   ~EnvironmentBackend();

@@ -226,6 +226,49 @@ TEST_F(GatewayTest, BackendErrorsRenderAsAip193) {
   EXPECT_EQ(ErrorInfo(Json(invalid))["metadata"]["field"], "environment.image");
 }
 
+// A service's INTERNAL error may carry database or exception text (a service that forgets to
+// conceal it): the gateway answers a fixed message naming the request id, on REST and through
+// the gRPC proxy alike, and keeps the code and the reason.
+TEST_F(GatewayTest, ServerFaultsOfAServiceReachNoClientVerbatim) {
+  const std::vector<std::string> leaks = {"SELEC", "ERROR:",   "42601",        "pqxx",
+                                          "std::", "10.9.8.7", "syntax error", "environments"};
+  auto r = Call("GET", "/v1/projects/default/environments/leaky", "",
+                {{"X-Request-Id", "leak-probe-1"}});
+  EXPECT_EQ(r.status, 500) << r.body;
+  for (const auto& leak : leaks) {
+    EXPECT_EQ(r.body.find(leak), std::string::npos) << leak << " in " << r.body;
+  }
+  auto body = Json(r);
+  EXPECT_EQ(body["error"]["status"], "INTERNAL");
+  EXPECT_EQ(body["error"]["message"],
+            "internal error in submarine.environment.v1.EnvironmentService; see its log for "
+            "request leak-probe-1");
+  EXPECT_EQ(ErrorInfo(body)["reason"], "DATABASE_ERROR");
+  EXPECT_EQ(ErrorInfo(body)["domain"], "environment.submarine.io");
+  EXPECT_EQ(ErrorInfo(body)["metadata"]["requestId"], "leak-probe-1");
+
+  auto channel = grpc::CreateChannel(ready_->grpc, grpc::InsecureChannelCredentials());
+  auto stub = env::EnvironmentService::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("x-request-id", "leak-probe-2");
+  env::GetEnvironmentRequest req;
+  req.set_name(EnvironmentBackend::kLeakyName);
+  env::Environment resp;
+  grpc::Status st = stub->GetEnvironment(&ctx, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INTERNAL);
+  google::rpc::Status details;
+  ASSERT_TRUE(DecodeStatusDetails(st, &details));
+  std::string all = st.error_message();
+  for (const auto& any : details.details()) {
+    google::rpc::ErrorInfo info;
+    if (any.UnpackTo(&info)) all += info.DebugString();
+  }
+  for (const auto& leak : leaks) {
+    EXPECT_EQ(all.find(leak), std::string::npos) << leak << " in " << all;
+  }
+  EXPECT_NE(st.error_message().find("leak-probe-2"), std::string::npos) << st.error_message();
+}
+
 TEST_F(GatewayTest, DeadlineExceededIs504) {
   auto r = Call("GET", "/v1/projects/default/environments/slow");
   EXPECT_EQ(r.status, 504) << r.body;

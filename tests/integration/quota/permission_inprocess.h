@@ -33,7 +33,6 @@
 
 namespace submarine::permission::testing {
 
-
 struct InProcessOptions {
   submarine::config::v1::PermissionServiceConfig config;
   std::string master_key = std::string(32, 'k');

@@ -76,4 +76,19 @@ TEST(Status, TheGrpcEdgeBoundsMessagesAndMetadata) {
   EXPECT_TRUE(IsValidUtf8(info.metadata().at("value")));
 }
 
+TEST(Status, ConcealedInternalNamesTheLogAndTheRequestOnly) {
+  absl::Status st = ConcealedInternal("req-9", "gateway");
+  EXPECT_EQ(st.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(Message(st), "internal error; see the gateway log for request req-9");
+  google::rpc::ErrorInfo info;
+  ASSERT_TRUE(GetErrorInfo(st, &info));
+  EXPECT_EQ(info.reason(), "INTERNAL_ERROR");
+  EXPECT_EQ(info.metadata().at("requestId"), "req-9");
+  // An id is quoted like any input: it cannot forge a line or inflate the message.
+  absl::Status forged = ConcealedInternal("id\nforged line" + std::string(500, 'x'));
+  EXPECT_EQ(Message(forged).find('\n'), std::string::npos) << Message(forged);
+  EXPECT_LT(Message(forged).size(), 200u);
+  EXPECT_EQ(Message(ConcealedInternal("")), "internal error; see the service log");
+}
+
 }  // namespace submarine
