@@ -1073,16 +1073,14 @@ absl::StatusOr<v1::ApiToken> IdentityManager::RevokeApiToken(const v1::RevokeApi
 }
 
 absl::StatusOr<v1::AuthState> IdentityManager::GetAuthState(const CallInfo& call) {
-  if (call.principal.kind() != Principal::SERVICE) {
-    return MakeError(absl::StatusCode::kPermissionDenied, "INTERNAL_ONLY",
-                     "GetAuthState is for Submarine services only");
-  }
   v1::AuthState state;
   state.set_issuer(options_.issuer);
   auto* key = state.add_signing_keys();
   key->set_key_id(options_.signing_key.key_id);
   key->set_public_key(options_.signing_key.public_key);
   SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) {
+    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+    (void)caller;  // internal_only: the interceptor admitted a SERVICE principal
     for (const auto& [id, expire] : PermissionStore::RevokedTokens(tx, NowMicros())) {
       auto* r = state.add_revoked_tokens();
       r->set_token_id(id);

@@ -93,7 +93,8 @@ class IdentityManager {
   absl::StatusOr<v1::ApiToken> RevokeApiToken(const v1::RevokeApiTokenRequest& request,
                                               const CallInfo& call);
 
-  // Internal (SERVICE principals only; PERMISSION_DENIED reason INTERNAL_ONLY otherwise).
+  // For the gateway. The method is internal_only (the interceptor admits only SERVICE
+  // principals).
   absl::StatusOr<v1::AuthState> GetAuthState(const CallInfo& call);
 
   // Housekeeping: forgets expired refresh tokens and revocations; returns how many.

@@ -8,6 +8,7 @@
 #include "common/status/status.h"
 #include "services/permission/audit_store.h"
 #include "services/permission/credential_store.h"
+#include "services/permission/permission_store.h"
 #include "services/permission/permission_app.h"
 #include "services/permission/quota_store.h"
 #include "tests/support/test_postgres.h"
@@ -44,8 +45,9 @@ absl::StatusOr<std::unique_ptr<PermissionInProcess>> PermissionInProcess::Start(
   po.size = options.pool_size;
   // The 50-way races queue for connections; they must wait rather than fail.
   po.acquire_timeout = std::chrono::seconds(20);
-  po.statements = {&QuotaStore::Statements(), &CredentialStore::Statements(),
-                   &AuditStore::Statements()};
+  // PermissionStore's too: every part resolves its caller from the users and teams tables.
+  po.statements = {&PermissionStore::Statements(), &QuotaStore::Statements(),
+                   &CredentialStore::Statements(), &AuditStore::Statements()};
   SUBMARINE_ASSIGN_OR_RETURN(p->pool_, db::ConnectionPool::Create(po));
 
   const std::string secret(32, 's');
