@@ -33,16 +33,16 @@ absl::StatusOr<std::unique_ptr<PermissionApp>> PermissionApp::Create(
                              auth::LoadInternalSecret(config.server().gateway_secret_file()));
 
   IdentityOptions identity;
-  SUBMARINE_ASSIGN_OR_RETURN(identity.signing_key,
+  SUBMARINE_ASSIGN_OR_RETURN(identity.sessions.signing_key,
                              auth::LoadOrCreateSigningKey(config.signing_key_file()));
   SUBMARINE_ASSIGN_OR_RETURN(std::string master_key,
                              auth::LoadOrCreateKeyFile(config.master_key_file(), 32));
-  identity.issuer = config.issuer().empty() ? "submarine" : config.issuer();
+  identity.sessions.issuer = config.issuer().empty() ? "submarine" : config.issuer();
   if (config.access_token_ttl_seconds()) {
-    identity.access_ttl_seconds = config.access_token_ttl_seconds();
+    identity.sessions.access_ttl_seconds = config.access_token_ttl_seconds();
   }
   if (config.refresh_token_ttl_seconds()) {
-    identity.refresh_ttl_seconds = config.refresh_token_ttl_seconds();
+    identity.sessions.refresh_ttl_seconds = config.refresh_token_ttl_seconds();
   }
   if (config.password_ops_limit()) identity.password_cost.ops_limit = config.password_ops_limit();
   if (config.password_mem_limit_kib()) {
@@ -74,7 +74,7 @@ absl::StatusOr<std::unique_ptr<PermissionApp>> PermissionApp::Create(
   db::ConnectionPool* pool = app->pool_.get();
   SUBMARINE_ASSIGN_OR_RETURN(
       app->identity_,
-      IdentityManager::Create(pool, std::move(identity), Clock::Real(), IdGenerator::Secure()));
+      Identity::Create(pool, std::move(identity), Clock::Real(), IdGenerator::Secure()));
   SUBMARINE_RETURN_IF_ERROR(app->identity_->Bootstrap());
   app->access_ = std::make_unique<AccessManager>(pool, Clock::Real(), IdGenerator::Secure());
   app->identity_service_ = std::make_unique<IdentityServiceImpl>(app->identity_.get());
@@ -104,16 +104,16 @@ absl::StatusOr<std::unique_ptr<PermissionApp>> PermissionApp::Create(
   // Housekeeping (one replica): lapsed leases come back, expired refresh tokens and
   // revocations of expired tokens go, and so do events past their retention (retention.h).
   const submarine::config::v1::EventsConfig events_config = config.events();
-  IdentityManager* identity_manager = app->identity_.get();
+  SessionManager* sessions = &app->identity_->sessions();
   QuotaServiceImpl* quota = app->quota_service_.get();
   db::PeriodicLeaderTask::Options housekeeping;
   housekeeping.name = "permission.housekeeping";
   housekeeping.conninfo = conninfo;
   housekeeping.period = std::chrono::milliseconds(
       config.housekeeping_interval_ms() ? config.housekeeping_interval_ms() : 5000);
-  housekeeping.run = [pool, events_config, identity_manager, quota]() -> absl::Status {
+  housekeeping.run = [pool, events_config, sessions, quota]() -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(int64_t leases, quota->ReclaimExpired());
-    SUBMARINE_ASSIGN_OR_RETURN(int64_t tokens, identity_manager->PruneExpired());
+    SUBMARINE_ASSIGN_OR_RETURN(int64_t tokens, sessions->PruneExpired());
     SUBMARINE_ASSIGN_OR_RETURN(int64_t events,
                                events::PruneOutbox(*pool, "permission", events_config));
     SUBMARINE_ASSIGN_OR_RETURN(int64_t inbox, events::PruneInbox(*pool, events_config));

@@ -17,7 +17,7 @@
 #include "services/permission/access_manager.h"
 #include "services/permission/audit_log.h"
 #include "services/permission/credential_service.h"
-#include "services/permission/identity_manager.h"
+#include "services/permission/identity.h"
 #include "services/permission/permission_service.h"
 #include "services/permission/quota_service.h"
 #include "submarine/config/v1/config.pb.h"
@@ -37,12 +37,12 @@ class PermissionApp {
       const submarine::config::v1::PermissionServiceConfig& config);
 
   rpc::ServerRunner& runner() { return *runner_; }
-  IdentityManager& identity() { return *identity_; }
+  Identity& identity() { return *identity_; }
 
  private:
   PermissionApp() = default;
   std::unique_ptr<db::ConnectionPool> pool_;
-  std::unique_ptr<IdentityManager> identity_;
+  std::unique_ptr<Identity> identity_;
   std::unique_ptr<AccessManager> access_;
   std::unique_ptr<IdentityServiceImpl> identity_service_;
   std::unique_ptr<AccessServiceImpl> access_service_;
