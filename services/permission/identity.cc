@@ -23,7 +23,7 @@ Identity::Identity(db::ConnectionPool* pool, IdentityOptions options, const Cloc
       clock_(clock),
       ids_(ids),
       throttle_(options.login_throttle),
-      password_cost_(options.password_cost) {}
+      hasher_(options.passwords) {}
 
 absl::StatusOr<std::unique_ptr<Identity>> Identity::Create(db::ConnectionPool* pool,
                                                            IdentityOptions options,
@@ -32,8 +32,8 @@ absl::StatusOr<std::unique_ptr<Identity>> Identity::Create(db::ConnectionPool* p
   Identity* i = identity.get();
   SUBMARINE_ASSIGN_OR_RETURN(i->sessions_,
                              SessionManager::Create(pool, std::move(options.sessions), clock, ids,
-                                                    &i->throttle_, options.password_cost));
-  i->users_ = std::make_unique<UserManager>(pool, clock, ids, options.password_cost);
+                                                    &i->throttle_, &i->hasher_));
+  i->users_ = std::make_unique<UserManager>(pool, clock, ids, &i->throttle_, &i->hasher_);
   i->teams_ = std::make_unique<TeamManager>(pool, clock);
   i->projects_ = std::make_unique<ProjectManager>(pool, clock, ids);
   return identity;
@@ -42,7 +42,7 @@ absl::StatusOr<std::unique_ptr<Identity>> Identity::Create(db::ConnectionPool* p
 absl::Status Identity::Bootstrap(bool* created) {
   if (created) *created = false;
   std::string password = auth::RandomToken(18);
-  SUBMARINE_ASSIGN_OR_RETURN(std::string hash, auth::HashPassword(password, password_cost_));
+  SUBMARINE_ASSIGN_OR_RETURN(std::string hash, hasher_.Hash(password, db::kNoDeadline));
   CallInfo system;
   system.subject = "system";
   bool did = false;

@@ -1,8 +1,10 @@
 #pragma once
 // The identity part of the permission service, built from one IdentityOptions: the sessions
 // (login, refresh, logout, API tokens, auth state), users, teams and projects classes, and the
-// login throttle. It owns them all; the parts are destroyed in reverse order of construction.
-// Bootstrap() prepares an empty installation. Thread-safe after Create.
+// two things they share — the login throttle (so password guesses through Login and
+// SetPassword spend one budget per username) and the process-wide PasswordHasher that bounds
+// concurrent Argon2 work. It owns them all; the parts are destroyed in reverse order of
+// construction. Bootstrap() prepares an empty installation. Thread-safe after Create.
 
 #include <memory>
 #include <string>
@@ -11,6 +13,7 @@
 #include "common/db/pool.h"
 #include "common/util/clock.h"
 #include "services/permission/login_throttle.h"
+#include "services/permission/password_hasher.h"
 #include "services/permission/project_manager.h"
 #include "services/permission/session_manager.h"
 #include "services/permission/team_manager.h"
@@ -20,7 +23,8 @@ namespace submarine::permission {
 
 struct IdentityOptions {
   SessionOptions sessions;
-  auth::PasswordCost password_cost;
+  // Argon2id cost and how many hashes may run at once (PasswordHasher::Options).
+  PasswordHasher::Options passwords;
   LoginThrottle::Options login_throttle;
   // Bootstrap writes the generated admin password here (0600).
   std::string admin_password_file;
@@ -45,6 +49,7 @@ class Identity {
   TeamManager& teams() { return *teams_; }
   ProjectManager& projects() { return *projects_; }
   LoginThrottle& throttle() { return throttle_; }
+  PasswordHasher& hasher() { return hasher_; }
 
  private:
   Identity(db::ConnectionPool* pool, IdentityOptions options, const Clock& clock, IdGenerator& ids);
@@ -54,7 +59,7 @@ class Identity {
   const Clock& clock_;
   IdGenerator& ids_;
   LoginThrottle throttle_;
-  const auth::PasswordCost password_cost_;
+  PasswordHasher hasher_;
   std::unique_ptr<SessionManager> sessions_;
   std::unique_ptr<UserManager> users_;
   std::unique_ptr<TeamManager> teams_;

@@ -11,6 +11,9 @@
 // there is none, the least recently active record (last attempt admitted or failed) goes.
 // Either choice takes O(log n) under the lock (an index of idle records by last failure and a
 // recency list), never a scan of the table. Thread-safe.
+//
+// Password checks elsewhere (SetPassword's current_password) take their attempts from the same
+// throttle, so every way of guessing a user's password shares one budget.
 
 #include <chrono>
 #include <cstddef>

@@ -44,9 +44,11 @@ absl::StatusOr<std::unique_ptr<PermissionApp>> PermissionApp::Create(
   if (config.refresh_token_ttl_seconds()) {
     identity.sessions.refresh_ttl_seconds = config.refresh_token_ttl_seconds();
   }
-  if (config.password_ops_limit()) identity.password_cost.ops_limit = config.password_ops_limit();
+  if (config.password_ops_limit()) {
+    identity.passwords.cost.ops_limit = config.password_ops_limit();
+  }
   if (config.password_mem_limit_kib()) {
-    identity.password_cost.mem_limit = size_t{config.password_mem_limit_kib()} * 1024;
+    identity.passwords.cost.mem_limit = size_t{config.password_mem_limit_kib()} * 1024;
   }
   identity.admin_password_file = config.admin_password_file();
   if (config.login_free_attempts()) {

@@ -23,13 +23,12 @@ absl::Status LoginFailed() {
 
 absl::StatusOr<std::unique_ptr<SessionManager>> SessionManager::Create(
     db::ConnectionPool* pool, SessionOptions options, const Clock& clock, IdGenerator& ids,
-    LoginThrottle* throttle, const auth::PasswordCost& password_cost) {
+    LoginThrottle* throttle, PasswordHasher* hasher) {
   std::unique_ptr<SessionManager> m(
-      new SessionManager(pool, std::move(options), clock, ids, throttle));
+      new SessionManager(pool, std::move(options), clock, ids, throttle, hasher));
   // Verified against when the user is unknown or disabled, so a failed login costs the same
   // whether or not the user exists.
-  SUBMARINE_ASSIGN_OR_RETURN(m->dummy_hash_,
-                             auth::HashPassword(auth::RandomToken(16), password_cost));
+  SUBMARINE_ASSIGN_OR_RETURN(m->dummy_hash_, hasher->Hash(auth::RandomToken(16), db::kNoDeadline));
   return m;
 }
 
@@ -90,7 +89,8 @@ absl::StatusOr<v1::LoginResponse> SessionManager::Login(const std::string& usern
   }
   // Exactly one Argon2id verification on every path, with no connection held.
   bool known = user && !user->user.disabled();
-  bool ok = auth::VerifyPassword(known ? user->password_hash : dummy_hash_, password);
+  SUBMARINE_ASSIGN_OR_RETURN(
+      bool ok, hasher_->Verify(known ? user->password_hash : dummy_hash_, password, call.deadline));
   if (!ok || !known) {
     if (attempt) attempt->Failed(clock_.Now());
     return LoginFailed();

@@ -8,7 +8,7 @@
 // Every token change writes its event in the same transaction as the change, so the gateway
 // re-fetches its AuthState after anything that affects token validity. Who may do what is
 // decided by ResolveCaller/Caller (access_evaluator.h). Speaks protos and absl::Status.
-// Thread-safe (stateless apart from the pool, the options and the login throttle).
+// Thread-safe (stateless apart from the pool, the options and the shared throttle and hasher).
 
 #include <memory>
 #include <string>
@@ -19,6 +19,7 @@
 #include "common/util/clock.h"
 #include "services/permission/access_evaluator.h"
 #include "services/permission/login_throttle.h"
+#include "services/permission/password_hasher.h"
 #include "submarine/permission/v1/permission.pb.h"
 
 namespace submarine::permission {
@@ -32,18 +33,19 @@ struct SessionOptions {
 
 class SessionManager {
  public:
-  // `pool` (connections prepared with PermissionStore's statements), `clock`, `ids` and
-  // `throttle` must outlive the manager. INTERNAL if the dummy password hash (checked against
-  // unknown users) cannot be computed.
+  // `pool` (connections prepared with PermissionStore's statements), `clock`, `ids`, `throttle`
+  // and `hasher` must outlive the manager; `throttle` and `hasher` are shared with UserManager.
+  // INTERNAL if the dummy password hash (checked against unknown users) cannot be computed.
   static absl::StatusOr<std::unique_ptr<SessionManager>> Create(
       db::ConnectionPool* pool, SessionOptions options, const Clock& clock, IdGenerator& ids,
-      LoginThrottle* throttle, const auth::PasswordCost& password_cost);
+      LoginThrottle* throttle, PasswordHasher* hasher);
 
   // Login and Refresh failures are UNAUTHENTICATED with reasons LOGIN_FAILED and
   // REFRESH_TOKEN_INVALID and the same message whatever the cause. Login costs exactly one
-  // Argon2id verification (no database connection held meanwhile) whether or not the user
-  // exists, and is throttled per username: RESOURCE_EXHAUSTED, reason LOGIN_THROTTLED, while a
-  // delay runs.
+  // Argon2id verification (through the hasher, no database connection held meanwhile) whether or
+  // not the user exists, and is throttled per username: RESOURCE_EXHAUSTED, reason
+  // LOGIN_THROTTLED, while a delay runs; the hasher's refusals (DEADLINE_EXCEEDED,
+  // RESOURCE_EXHAUSTED PASSWORD_WORK_BUSY) count as no attempt.
   absl::StatusOr<v1::LoginResponse> Login(const std::string& username, const std::string& password,
                                           const CallInfo& call);
   absl::StatusOr<v1::LoginResponse> Refresh(const std::string& refresh_token, const CallInfo& call);
@@ -70,8 +72,13 @@ class SessionManager {
 
  private:
   SessionManager(db::ConnectionPool* pool, SessionOptions options, const Clock& clock,
-                 IdGenerator& ids, LoginThrottle* throttle)
-      : pool_(pool), options_(std::move(options)), clock_(clock), ids_(ids), throttle_(throttle) {}
+                 IdGenerator& ids, LoginThrottle* throttle, PasswordHasher* hasher)
+      : pool_(pool),
+        options_(std::move(options)),
+        clock_(clock),
+        ids_(ids),
+        throttle_(throttle),
+        hasher_(hasher) {}
 
   // Claims of a new token of `kind` ("access", "api") for `user` (teams filled), issued at
   // `now_micros` or the user's not-before (read in `tx`), whichever is later; no expiry set.
@@ -86,6 +93,7 @@ class SessionManager {
   const Clock& clock_;
   IdGenerator& ids_;
   LoginThrottle* throttle_;
+  PasswordHasher* hasher_;
   std::string dummy_hash_;
 };
 

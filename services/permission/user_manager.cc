@@ -25,6 +25,14 @@ absl::Status WrongPassword() {
                    "current_password: does not match", {{"field", "current_password"}});
 }
 
+absl::Status PasswordChanged(const std::string& name) {
+  return MakeError(absl::StatusCode::kAborted, "PASSWORD_CHANGED",
+                   absl::StrCat("the password of ", Quote(name),
+                                " changed while this change was being checked; retry with the "
+                                "current password"),
+                   {{"resource", name}});
+}
+
 }  // namespace
 
 absl::StatusOr<v1::User> UserManager::GetCurrentUser(const CallInfo& call) {
@@ -135,7 +143,7 @@ absl::StatusOr<v1::User> UserManager::CreateUser(const v1::CreateUserRequest& re
   SUBMARINE_RETURN_IF_ERROR(CheckText(req.user().display_name(), "user.display_name", 256));
   SUBMARINE_RETURN_IF_ERROR(CheckEmail(req.user().email(), "user.email"));
   SUBMARINE_RETURN_IF_ERROR(CheckPassword(req.password(), "password"));
-  SUBMARINE_ASSIGN_OR_RETURN(std::string hash, auth::HashPassword(req.password(), password_cost_));
+  SUBMARINE_ASSIGN_OR_RETURN(std::string hash, hasher_->Hash(req.password(), call.deadline));
   v1::User out;
   SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
@@ -239,7 +247,9 @@ absl::Status UserManager::DeleteUser(const v1::DeleteUserRequest& req, const Cal
 
 absl::Status UserManager::SetPassword(const v1::SetPasswordRequest& req, const CallInfo& call) {
   std::string username;
-  std::optional<UserRow> target;
+  bool own = false;
+  std::string checked_hash;  // the hash the current password was checked against
+  // 1. Who asks and what is there, in one short read.
   SUBMARINE_RETURN_IF_ERROR(
       pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) -> absl::Status {
         SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
@@ -248,23 +258,45 @@ absl::Status UserManager::SetPassword(const v1::SetPasswordRequest& req, const C
           return Denied(req.name(), "changing another user's password");
         }
         SUBMARINE_RETURN_IF_ERROR(CheckPassword(req.password(), "password"));
-        target = PermissionStore::FindUser(tx, username, false);
-        if (!target) return NotFound("user", req.name());
-        if (caller.is(username)) {
-          if (req.current_password().empty()) {
-            return InvalidField("current_password", "is required to change your own password");
-          }
-          if (req.current_password().size() > kMaxPassword ||
-              !auth::VerifyPassword(target->password_hash, req.current_password())) {
-            return WrongPassword();
-          }
+        own = caller.is(username);
+        if (own && req.current_password().empty()) {
+          return InvalidField("current_password", "is required to change your own password");
         }
+        auto target = PermissionStore::FindUser(tx, username, false);
+        if (!target) return NotFound("user", req.name());
+        checked_hash = std::move(target->password_hash);
         return absl::OkStatus();
       }));
-  SUBMARINE_ASSIGN_OR_RETURN(std::string hash, auth::HashPassword(req.password(), password_cost_));
+  // 2. Argon2 with no connection held: one turn for checking the current password (a guess,
+  // throttled like a login) and hashing the new one.
+  std::optional<LoginThrottle::Attempt> attempt;
+  if (own) {
+    SUBMARINE_ASSIGN_OR_RETURN(LoginThrottle::Attempt admitted,
+                               throttle_->Admit(username, clock_.Now()));
+    attempt.emplace(std::move(admitted));
+  }
+  std::string hash;
+  {
+    SUBMARINE_ASSIGN_OR_RETURN(PasswordHasher::Turn turn, hasher_->Acquire(call.deadline));
+    if (own) {
+      if (req.current_password().size() > kMaxPassword ||
+          !hasher_->Verify(turn, checked_hash, req.current_password())) {
+        attempt->Failed(clock_.Now());
+        return WrongPassword();
+      }
+      attempt->Succeeded();
+    }
+    SUBMARINE_ASSIGN_OR_RETURN(hash, hasher_->Hash(turn, req.password()));
+  }  // the turn goes back before the write
+  // 3. The write, re-checking who asks and that the password did not change meanwhile.
   return pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+    if (!caller.MayManageUser(username)) {
+      return Denied(req.name(), "changing another user's password");
+    }
     auto found = PermissionStore::FindUser(tx, username, true);
     if (!found) return NotFound("user", req.name());
+    if (own && found->password_hash != checked_hash) return PasswordChanged(req.name());
     int64_t now = NowMicros(clock_);
     PermissionStore::SetPasswordHash(tx, username, hash, now);
     PermissionStore::DeleteRefreshTokensOf(tx, username);

@@ -4,27 +4,35 @@
 // passwords. Who may do what comes from ResolveCaller/Caller (access_evaluator.h); every error
 // names its field; each change writes its UserChanged event in the same transaction, and a
 // change that affects tokens (admin flag, password, deletion) raises the user's not-before so
-// earlier tokens stop working. Thread-safe.
+// earlier tokens stop working.
+//
+// Passwords: Argon2id work goes through the shared PasswordHasher and never runs while a
+// database connection is held: a change reads what it needs in one short transaction, hashes
+// or verifies with no connection, then writes in a second transaction. Changing one's own
+// password needs the current one, and those checks take their attempts from the shared
+// LoginThrottle, so guesses through SetPassword and through Login share one budget per
+// username. Thread-safe.
 
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "common/auth/crypto.h"
 #include "common/db/pool.h"
 #include "common/util/clock.h"
 #include "services/permission/access_evaluator.h"
+#include "services/permission/login_throttle.h"
+#include "services/permission/password_hasher.h"
 #include "submarine/permission/v1/permission.pb.h"
 
 namespace submarine::permission {
 
 class UserManager {
  public:
-  // `pool` (connections prepared with PermissionStore's statements), `clock` and `ids` must
-  // outlive the manager. New passwords are hashed at `password_cost`.
+  // `pool` (connections prepared with PermissionStore's statements), `clock`, `ids`, `throttle`
+  // and `hasher` must outlive the manager.
   UserManager(db::ConnectionPool* pool, const Clock& clock, IdGenerator& ids,
-              const auth::PasswordCost& password_cost)
-      : pool_(pool), clock_(clock), ids_(ids), password_cost_(password_cost) {}
+              LoginThrottle* throttle, PasswordHasher* hasher)
+      : pool_(pool), clock_(clock), ids_(ids), throttle_(throttle), hasher_(hasher) {}
 
   // The calling user with their teams; INVALID_ARGUMENT naming "principal" for a service acting
   // for itself.
@@ -42,15 +50,19 @@ class UserManager {
   absl::Status DeleteUser(const v1::DeleteUserRequest& request, const CallInfo& call);
   // The user (with current_password: INVALID_ARGUMENT naming it when missing) or an admin
   // (without it, for someone else). A wrong current password is PERMISSION_DENIED (reason
-  // WRONG_PASSWORD). A change ends every session of the user (refresh tokens deleted,
-  // not-before raised).
+  // WRONG_PASSWORD); while the username's login delay runs, RESOURCE_EXHAUSTED (reason
+  // LOGIN_THROTTLED) before any check. ABORTED (reason PASSWORD_CHANGED) if the password changed
+  // between the check and the write: the check proved the old one only. The hasher's refusals
+  // (DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED PASSWORD_WORK_BUSY) change nothing. A change ends
+  // every session of the user (refresh tokens deleted, not-before raised).
   absl::Status SetPassword(const v1::SetPasswordRequest& request, const CallInfo& call);
 
  private:
   db::ConnectionPool* pool_;
   const Clock& clock_;
   IdGenerator& ids_;
-  const auth::PasswordCost password_cost_;
+  LoginThrottle* throttle_;
+  PasswordHasher* hasher_;
 };
 
 }  // namespace submarine::permission

@@ -55,7 +55,7 @@ absl::StatusOr<std::unique_ptr<PermissionInProcess>> PermissionInProcess::Start(
   rpc::SetPrincipalCodec(p->codec_);
 
   const Clock& clock = options.manual_clock ? static_cast<const Clock&>(p->clock_) : Clock::Real();
-  p->password_cost_ = options.identity.password_cost;
+  p->password_cost_ = options.identity.passwords.cost;
   SUBMARINE_ASSIGN_OR_RETURN(
       p->identity_,
       Identity::Create(p->pool_.get(), std::move(options.identity), clock, IdGenerator::Secure()));
@@ -133,8 +133,8 @@ absl::StatusOr<pqxx::result> PermissionInProcess::Query(const std::string& sql,
 IdentityOptions InProcessOptions::CheapIdentity() {
   IdentityOptions o;
   o.sessions.signing_key = auth::GenerateSigningKey();
-  o.password_cost.ops_limit = 1;
-  o.password_cost.mem_limit = 8 * 1024;
+  o.passwords.cost.ops_limit = 1;
+  o.passwords.cost.mem_limit = 8 * 1024;
   return o;
 }
 
