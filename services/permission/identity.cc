@@ -35,7 +35,8 @@ absl::StatusOr<std::unique_ptr<Identity>> Identity::Create(db::ConnectionPool* p
                                                     &i->throttle_, &i->hasher_));
   i->users_ = std::make_unique<UserManager>(pool, clock, ids, &i->throttle_, &i->hasher_);
   i->teams_ = std::make_unique<TeamManager>(pool, clock);
-  i->projects_ = std::make_unique<ProjectManager>(pool, clock, ids);
+  i->projects_ =
+      std::make_unique<ProjectManager>(pool, clock, ids, std::move(options.project_holdings));
   return identity;
 }
 

@@ -28,6 +28,8 @@ struct IdentityOptions {
   LoginThrottle::Options login_throttle;
   // Bootstrap writes the generated admin password here (0600).
   std::string admin_password_file;
+  // What a project still holds elsewhere (ProjectManager); empty: no check.
+  ProjectHoldings project_holdings;
 };
 
 class Identity {

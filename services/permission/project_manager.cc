@@ -1,9 +1,12 @@
 #include "services/permission/project_manager.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/api/list_request.h"
+#include "common/log/log.h"
 #include "common/status/status.h"
 #include "services/permission/identity_rules.h"
+#include "services/permission/permission_errors.h"
 #include "services/permission/permission_store.h"
 
 namespace submarine::permission {
@@ -32,6 +35,13 @@ absl::Status CheckOwner(pqxx::transaction_base& tx, const Caller& caller, const 
   }
   return InvalidField(
       field, absl::StrCat("expected \"users/{user}\" or \"teams/{team}\", got ", Quote(owner)));
+}
+
+// "3 environments", "1 environment".
+std::string Count(int64_t n, const std::string& collection) {
+  std::string what = collection;
+  if (n == 1 && what.size() > 1 && what.back() == 's') what.pop_back();
+  return absl::StrCat(n, " ", what);
 }
 
 }  // namespace
@@ -160,12 +170,55 @@ absl::StatusOr<v1::Project> ProjectManager::UpdateProject(const v1::UpdateProjec
   return out;
 }
 
+absl::Status ProjectManager::CheckEmpty(const std::string& name, const CallInfo& call) const {
+  if (!holdings_) return absl::OkStatus();
+  auto held = holdings_(name, call.deadline);
+  if (!held.ok()) {
+    log::Get("projects")
+        ->warn("cannot tell what {} still holds, so it is not deleted: {}", name,
+               Message(held.status()));
+    return MakeError(absl::StatusCode::kUnavailable, "PROJECT_HOLDINGS_UNKNOWN",
+                     absl::StrCat("cannot tell whether project ", Quote(name),
+                                  " still holds resources, so it was not deleted; retry later"),
+                     {{"project", name}});
+  }
+  std::vector<std::string> parts;
+  std::vector<std::pair<std::string, std::string>> metadata;
+  for (const auto& [collection, n] : *held) {
+    if (n <= 0) continue;
+    parts.push_back(Count(n, collection));
+    metadata.emplace_back(collection, absl::StrCat(n));
+  }
+  if (parts.empty()) return absl::OkStatus();
+  std::string list = parts.size() == 1
+                         ? parts[0]
+                         : absl::StrCat(absl::StrJoin(parts.begin(), parts.end() - 1, ", "),
+                                        " and ", parts.back());
+  return WithMetadata(
+      MakeError(absl::StatusCode::kFailedPrecondition, "PROJECT_NOT_EMPTY",
+                absl::StrCat("project ", Quote(name), " still holds ", list, "; delete them first"),
+                {{"project", name}}),
+      metadata);
+}
+
 absl::Status ProjectManager::DeleteProject(const v1::DeleteProjectRequest& req,
                                            const CallInfo& call) {
+  // Permission, then existence, in a short read; then what the project still holds, asked with
+  // no connection held (the hook calls other services).
+  ResourceRef ref;
+  SUBMARINE_RETURN_IF_ERROR(
+      pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) -> absl::Status {
+        SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+        SUBMARINE_RETURN_IF_ERROR(ParseProjectName(req.name(), "name", &ref.project));
+        SUBMARINE_RETURN_IF_ERROR(Require(tx, caller, ref, req.name(), v1::ADMIN));
+        if (!PermissionStore::FindProject(tx, ref.project, false)) {
+          return NotFound("project", req.name());
+        }
+        return absl::OkStatus();
+      }));
+  SUBMARINE_RETURN_IF_ERROR(CheckEmpty(req.name(), call));
   return pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
-    ResourceRef ref;
-    SUBMARINE_RETURN_IF_ERROR(ParseProjectName(req.name(), "name", &ref.project));
     SUBMARINE_RETURN_IF_ERROR(Require(tx, caller, ref, req.name(), v1::ADMIN));
     auto found = PermissionStore::FindProject(tx, ref.project, true);
     if (!found) return NotFound("project", req.name());
