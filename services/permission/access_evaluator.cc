@@ -42,6 +42,18 @@ std::vector<std::string> Caller::Subjects() const {
   return SubjectsOf(username, teams_list);
 }
 
+absl::Status Caller::RequireAdmin(const std::string& resource, const std::string& what) const {
+  if (admin) return absl::OkStatus();
+  return Denied(resource, absl::StrCat(what, " (administrators only)"));
+}
+
+absl::Status Caller::RequireUser(const std::string& what) const {
+  if (!username.empty()) return absl::OkStatus();
+  return InvalidField("principal", absl::StrCat(what,
+                                                " needs a user; a service acting for "
+                                                "itself has none"));
+}
+
 absl::Status Denied(const std::string& resource, const std::string& what) {
   return MakeError(absl::StatusCode::kPermissionDenied, "PERMISSION_DENIED",
                    absl::StrCat("permission denied: ", what, " on ", Quote(resource)),

@@ -28,13 +28,32 @@ namespace submarine::permission {
 
 using rpc::CallInfo;
 
-// The caller, resolved against the database.
+// The caller, resolved against the database by ResolveCaller: the one definition of who is
+// calling that every part of this service (users, teams, projects, sessions, access, quotas,
+// credentials, audit) decides with. Admin flags and team memberships always come from the
+// database, never from the principal (which only says what a token said when it was issued).
+//
+// What each kind of principal may do:
+//   * USER u: u's rights. u must exist and be enabled.
+//   * SERVICE acting for user u (principal.user = u): exactly u's rights, decided as for USER u
+//     (an unknown or disabled u is refused the same way), plus two things that only a service
+//     does on a user's behalf: asking permission questions about other users (MayAskAbout), and
+//     receiving u's credential secrets (ReceivesSecretsOf; the internal AccessCredentialSecret).
+//   * SERVICE acting for itself (principal.user empty): a platform administrator's rights. It
+//     holds the internal secret, which can sign any principal, so anything less would protect
+//     nothing; it is what housekeeping and event handlers run as (rpc::CallInfo::System). It
+//     has no user: what needs one ("the calling user", a project's default owner, a user's
+//     secrets) refuses it with INVALID_ARGUMENT naming "principal" (RequireUser), or does not
+//     apply.
+//   * anonymous: nothing (ResolveCaller answers UNAUTHENTICATED).
+// Whether a method may be called by a USER at all (internal_only) is the call interceptor's
+// decision (common/rpc/call_context.h), from the proto options; nothing here re-checks it.
 struct Caller {
   bool service = false;  // a SERVICE principal
   std::string username;  // the user (or the user a service acts for); "" for a bare service
   bool admin = false;    // platform admin; a service acting for itself counts as one
   std::map<std::string, int> teams;  // team id → TeamRole
-  std::string actor;
+  std::string actor;                 // what events record: "users/u", "services/s"
 
   bool is(const std::string& user) const { return !username.empty() && username == user; }
   // Team role of the caller in `team` (0 if none).
@@ -44,10 +63,28 @@ struct Caller {
   }
   // Subjects the caller's bindings and grants may be given to.
   std::vector<std::string> Subjects() const;
+
+  // May ask what `user` may do: themselves, admins and services.
+  bool MayAskAbout(const std::string& user) const { return is(user) || admin || service; }
+  // May act on what belongs to user `user` (their quota, credentials, tokens): the user
+  // (directly or through a service acting for them) and admins.
+  bool MayManageUser(const std::string& user) const { return is(user) || admin; }
+  // May receive the plain credential secrets of `user`: only a service acting for that user
+  // (launching their workload); never a USER, the owner and admins included.
+  bool ReceivesSecretsOf(const std::string& user) const { return service && is(user); }
+
+  // OK for platform admins (a service acting for itself included); otherwise PERMISSION_DENIED
+  // (reason PERMISSION_DENIED) naming `resource` and "<what> (administrators only)".
+  absl::Status RequireAdmin(const std::string& resource, const std::string& what) const;
+  // OK when the call acts for a user; INVALID_ARGUMENT naming "principal" for a service acting
+  // for itself, "<what> needs a user".
+  absl::Status RequireUser(const std::string& what) const;
 };
 
-// UNAUTHENTICATED for an anonymous call, an unknown or disabled user (reasons UNAUTHENTICATED,
-// USER_UNKNOWN, USER_DISABLED).
+// Resolves the call's principal as Caller says. UNAUTHENTICATED for an anonymous call (reason
+// UNAUTHENTICATED), and for a user — called directly or through a service — that does not exist
+// (USER_UNKNOWN) or is disabled (USER_DISABLED). Reads the users and memberships tables (needs
+// PermissionStore's statements on the connection); a bare service costs no query.
 absl::StatusOr<Caller> ResolveCaller(pqxx::transaction_base& tx, const CallInfo& call);
 
 struct AccessQuestion {

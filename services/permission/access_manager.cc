@@ -44,7 +44,7 @@ absl::StatusOr<std::string> CheckedUser(const Caller& caller, const std::string&
   }
   std::string user;
   SUBMARINE_RETURN_IF_ERROR(ParseUserName(subject, field, &user));
-  if (user != caller.username && !caller.service && !caller.admin) {
+  if (!caller.MayAskAbout(user)) {
     return Denied(subject, "checking another user's permissions");
   }
   return user;
@@ -165,7 +165,7 @@ absl::StatusOr<v1::ListGrantsResponse> AccessManager::ListGrants(const v1::ListG
       pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) -> absl::Status {
         SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
         if (req.resource().empty()) {
-          if (!caller.admin) return Denied("grants", "listing every grant (administrators only)");
+          SUBMARINE_RETURN_IF_ERROR(caller.RequireAdmin("grants", "listing every grant"));
         } else {
           ResourceRef ref;
           SUBMARINE_RETURN_IF_ERROR(ParseResource(req.resource(), "resource", &ref));

@@ -5,7 +5,10 @@
 #include "absl/strings/str_cat.h"
 #include "common/api/list_request.h"
 #include "common/status/status.h"
+#include "services/permission/access_evaluator.h"
 #include "services/permission/audit_store.h"
+#include "services/permission/permission_errors.h"
+#include "services/permission/permission_names.h"
 
 namespace submarine::permission {
 namespace {
@@ -16,16 +19,6 @@ constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
 constexpr size_t kMaxPrincipal = 256;
 constexpr size_t kMaxResource = 1024;
-
-absl::Status CheckText(const std::string& value, const std::string& field, size_t max) {
-  if (value.size() > max) {
-    return InvalidField(field, absl::StrCat("longer than ", max, " characters"));
-  }
-  for (unsigned char c : value) {
-    if (c < 0x20 || c == 0x7f) return InvalidField(field, "contains control characters");
-  }
-  return absl::OkStatus();
-}
 
 absl::StatusOr<std::optional<int64_t>> TimeFilter(const v1::ListAuditEventsRequest& req,
                                                   bool start) {
@@ -71,17 +64,15 @@ absl::StatusOr<v1::ListAuditEventsResponse> AuditManager::List(
   q.limit = page + 1;  // one more row tells whether another page exists
 
   std::vector<StoredAuditEvent> rows;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) {
-    const std::string& user = call.principal.user();
-    if (user.empty() || !AuditStore::IsActiveAdmin(tx, user)) {
-      std::string who = call.subject.empty() ? "the caller" : call.subject;
-      return MakeError(absl::StatusCode::kPermissionDenied, "PERMISSION_DENIED",
-                       absl::StrCat(who, " may not read the audit log (admins only)"),
-                       {{"resource", "auditEvents"}});
-    }
-    rows = AuditStore::List(tx, q);
-    return absl::OkStatus();
-  }));
+  SUBMARINE_RETURN_IF_ERROR(
+      pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) -> absl::Status {
+        SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+        if (!caller.admin) {
+          return CallerMayNot(call, "read the audit log (admins only)", "auditEvents");
+        }
+        rows = AuditStore::List(tx, q);
+        return absl::OkStatus();
+      }));
   v1::ListAuditEventsResponse resp;
   resp.set_next_page_token(api::TakePage(
       rows, page, hash, [&](const auto& r) { *resp.add_events() = r.event; },

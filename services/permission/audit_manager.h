@@ -1,6 +1,8 @@
 #pragma once
-// AuditManager answers ListAuditEvents: admins only (PERMISSION_DENIED for everyone else, from
-// the users table, never from the principal's admin flag), filters by principal, by resource
+// AuditManager answers ListAuditEvents: platform admins only (a service acting for itself
+// included; PERMISSION_DENIED for everyone else; the caller is resolved by ResolveCaller,
+// access_evaluator.h, from the users table, never from the principal's admin flag), filters by
+// principal, by resource
 // (the resource itself and its children: "projects/p" matches "projects/p/environments/e" but
 // not "projects/pq"), and by time range [start_time, end_time); newest first; keyset pages.
 // Every bad input names its field. Thread-safe (stateless apart from the pool).

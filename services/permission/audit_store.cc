@@ -5,8 +5,6 @@
 namespace submarine::permission {
 namespace {
 
-constexpr db::Statement kIsActiveAdmin{
-    "audit.is_active_admin", "SELECT 1 FROM users WHERE username = $1 AND admin AND NOT disabled"};
 constexpr db::Statement kRecord{
     "audit.record",
     "INSERT INTO audit_events (event_id, publisher, seq, type, resource, principal, request_id, "
@@ -29,12 +27,8 @@ std::string EscapeLike(const std::string& text) {
 }
 
 const db::StatementSet& AuditStore::Statements() {
-  static const auto* set = new db::StatementSet{kIsActiveAdmin, kRecord};
+  static const auto* set = new db::StatementSet{kRecord};
   return *set;
-}
-
-bool AuditStore::IsActiveAdmin(pqxx::transaction_base& tx, const std::string& username) {
-  return !db::Exec(tx, kIsActiveAdmin, username).empty();
 }
 
 void AuditStore::Record(pqxx::work& tx, const submarine::common::v1::Event& event) {

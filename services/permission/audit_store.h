@@ -39,9 +39,6 @@ class AuditStore {
   // Every statement of this store; give it to the pool (ConnectionPool::Options::statements).
   static const db::StatementSet& Statements();
 
-  // Whether `username` is an enabled platform admin.
-  static bool IsActiveAdmin(pqxx::transaction_base& tx, const std::string& username);
-
   // Records one event of a stream (type = its topic; who/what/when from its header). An event
   // id already recorded is ignored.
   static void Record(pqxx::work& tx, const submarine::common::v1::Event& event);

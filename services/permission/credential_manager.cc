@@ -6,12 +6,13 @@
 #include "common/auth/crypto.h"
 #include "common/events/outbox.h"
 #include "common/status/status.h"
+#include "services/permission/access_evaluator.h"
 #include "services/permission/credential_store.h"
+#include "services/permission/permission_errors.h"
 
 namespace submarine::permission {
 namespace {
 
-using submarine::common::v1::Principal;
 using v1::Credential;
 
 constexpr size_t kMaxDescription = 4096;
@@ -61,30 +62,16 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseName(const std::string&
   return std::make_pair(user, id);
 }
 
-absl::Status Denied(const rpc::CallInfo& call, const std::string& what,
-                    const std::string& resource) {
-  std::string who = call.subject.empty() ? "the caller" : call.subject;
-  return MakeError(absl::StatusCode::kPermissionDenied, "PERMISSION_DENIED",
-                   absl::StrCat(who, " may not ", what), {{"resource", resource}});
-}
-
-// The credentials of `owner` may be managed by the owner (as a USER or through a SERVICE acting
-// for them) and by admins; flags come from the database, never from the principal. Decided
-// before existence. NOT_FOUND if the caller is an admin and the owner does not exist.
+// The credentials of `owner` may be managed by the owner (directly or through a service acting
+// for them) and by admins (Caller::MayManageUser). Decided before existence: NOT_FOUND only for
+// a caller who may manage them, when the owner does not exist.
 absl::Status Authorize(pqxx::transaction_base& tx, const rpc::CallInfo& call,
                        const std::string& owner, const std::string& resource) {
-  const Principal& p = call.principal;
-  bool active = false;
-  bool admin = false;
-  if (!p.user().empty()) {
-    auto account = CredentialStore::FindAccount(tx, p.user());
-    active = account.has_value() && !account->disabled;
-    admin = active && account->admin;
+  SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+  if (!caller.MayManageUser(owner)) {
+    return CallerMayNot(call, "manage the credentials of users/" + owner, resource);
   }
-  if (!active || (p.user() != owner && !admin)) {
-    return Denied(call, "manage the credentials of users/" + owner, resource);
-  }
-  if (p.user() != owner && !CredentialStore::FindAccount(tx, owner)) {
+  if (!caller.is(owner) && !CredentialStore::FindAccount(tx, owner)) {
     return NotFound("user", "users/" + owner);
   }
   return absl::OkStatus();
@@ -197,31 +184,17 @@ absl::Status CredentialManager::Delete(const v1::DeleteCredentialRequest& req,
 absl::StatusOr<v1::AccessCredentialSecretResponse> CredentialManager::AccessSecret(
     const v1::AccessCredentialSecretRequest& req, const rpc::CallInfo& call) {
   SUBMARINE_ASSIGN_OR_RETURN(auto parts, ParseName(req.name()));
-  const Principal& p = call.principal;
-  // internal_only: the gateway never routes this method, and even a verified USER principal
-  // (the owner, an admin) is refused here. Only the service launching the owner's workload gets
-  // the secret.
-  if (p.kind() != Principal::SERVICE) {
-    return MakeError(absl::StatusCode::kPermissionDenied, "SERVICE_PRINCIPAL_REQUIRED",
-                     "credential secrets are released only to a service launching the owner's "
-                     "workload",
-                     {{"resource", req.name()}});
-  }
-  if (p.user() != parts.first) {
-    return Denied(call,
-                  absl::StrCat("read secrets of users/", parts.first,
-                               " (the call does not act for that user)"),
-                  req.name());
-  }
   SUBMARINE_RETURN_IF_ERROR(CheckKey());
   v1::AccessCredentialSecretResponse resp;
   SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
-    auto owner = CredentialStore::FindAccount(tx, parts.first);
-    if (!owner || owner->disabled) {
-      return Denied(call,
-                    absl::StrCat("read secrets of users/", parts.first,
-                                 " (the user is disabled or does not exist)"),
-                    req.name());
+    // The caller acts for an existing, enabled user (ResolveCaller); the secret goes only to a
+    // service acting for its owner (internal_only already keeps USER principals out).
+    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+    if (!caller.ReceivesSecretsOf(parts.first)) {
+      return CallerMayNot(call,
+                          absl::StrCat("read secrets of users/", parts.first,
+                                       " (only a service acting for that user may)"),
+                          req.name());
     }
     auto found = CredentialStore::Find(tx, parts.first, parts.second);
     if (!found) return NotFound("credential", req.name());
@@ -236,7 +209,7 @@ absl::StatusOr<v1::AccessCredentialSecretResponse> CredentialManager::AccessSecr
     resp.set_secret(*std::move(plain));
     v1::CredentialAccessed event;
     event.set_credential(req.name());
-    event.set_service(p.service());
+    event.set_service(call.principal.service());
     return events::AppendToOutbox(tx, event, req.name(), call.request_id, call.subject);
   }));
   return resp;

@@ -1,12 +1,13 @@
 #pragma once
 // CredentialManager decides everything about per-user credentials (git tokens, object-store
 // keys, Kerberos keytabs): validation (every error names its field), who may manage them (the
-// user, a SERVICE acting for the user, platform admins), sealing with the master key
+// user, directly or through a service acting for them, and platform admins, a service acting for
+// itself included: Caller::MayManageUser, access_evaluator.h), sealing with the master key
 // (libsodium secretbox: the plain secret is never stored) and the CredentialChanged /
 // CredentialAccessed events. Create/Get/List/Delete never return the secret; only
 // AccessCredentialSecret does, and only to a SERVICE principal acting for the credential's owner
-// (principal.user == owner) — never to a USER principal, the owner and admins included.
-// Thread-safe (stateless apart from the pool).
+// (Caller::ReceivesSecretsOf) — never to a USER principal, the owner and admins included, nor to
+// a service acting for itself. Thread-safe (stateless apart from the pool).
 
 #include <string>
 

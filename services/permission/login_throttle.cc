@@ -12,10 +12,10 @@ absl::Status Throttled(std::chrono::system_clock::duration wait) {
   int64_t seconds = std::max<int64_t>(
       1, std::chrono::duration_cast<std::chrono::seconds>(wait + std::chrono::milliseconds(999))
              .count());
-  return MakeError(absl::StatusCode::kResourceExhausted, "LOGIN_THROTTLED",
-                   absl::StrCat("too many failed logins for this username; retry in ", seconds,
-                                " s"),
-                   {{"retryAfterSeconds", absl::StrCat(seconds)}});
+  return MakeError(
+      absl::StatusCode::kResourceExhausted, "LOGIN_THROTTLED",
+      absl::StrCat("too many failed logins for this username; retry in ", seconds, " s"),
+      {{"retryAfterSeconds", absl::StrCat(seconds)}});
 }
 
 }  // namespace
@@ -42,7 +42,7 @@ void LoginThrottle::Attempt::Succeeded() {
 }
 
 absl::StatusOr<LoginThrottle::Attempt> LoginThrottle::Admit(const std::string& username,
-                                                             TimePoint now) {
+                                                            TimePoint now) {
   std::lock_guard lock(mu_);
   auto it = records_.find(username);
   if (it != records_.end()) {
@@ -52,9 +52,13 @@ absl::StatusOr<LoginThrottle::Attempt> LoginThrottle::Admit(const std::string& u
     if (r.in_flight > 0 && r.failures + r.in_flight >= options_.free_attempts) {
       return Throttled(std::chrono::seconds(1));
     }
+    if (r.in_flight == 0) idle_.erase({r.last_failure, it->first});
+    recency_.splice(recency_.begin(), recency_, r.recency);
   } else {
     if (records_.size() >= options_.max_entries) MakeRoom(now);
     it = records_.emplace(username, Record{}).first;
+    recency_.push_front(&it->first);
+    it->second.recency = recency_.begin();
   }
   ++it->second.in_flight;
   return Attempt(this, username);
@@ -65,6 +69,8 @@ void LoginThrottle::Finish(const std::string& username, Outcome outcome, TimePoi
   auto it = records_.find(username);
   if (it == records_.end()) return;  // evicted meanwhile
   Record& r = it->second;
+  // (Evicted and created again meanwhile, the record may have nothing in flight.)
+  if (r.in_flight == 0) idle_.erase({r.last_failure, it->first});
   r.in_flight = std::max(0, r.in_flight - 1);
   switch (outcome) {
     case Outcome::kSucceeded:
@@ -74,6 +80,7 @@ void LoginThrottle::Finish(const std::string& username, Outcome outcome, TimePoi
     case Outcome::kFailed: {
       r.failures = std::min(r.failures + 1, 1 << 20);
       r.last_failure = now;
+      recency_.splice(recency_.begin(), recency_, r.recency);
       int over = r.failures - options_.free_attempts;
       if (over <= 0) {
         r.next_allowed = now;
@@ -87,7 +94,12 @@ void LoginThrottle::Finish(const std::string& username, Outcome outcome, TimePoi
     case Outcome::kUnknown:
       break;
   }
-  if (r.failures == 0 && r.in_flight == 0) records_.erase(it);
+  if (r.failures == 0 && r.in_flight == 0) {
+    recency_.erase(r.recency);
+    records_.erase(it);
+    return;
+  }
+  if (r.in_flight == 0) idle_.insert({r.last_failure, it->first});
 }
 
 size_t LoginThrottle::size() const {
@@ -95,22 +107,27 @@ size_t LoginThrottle::size() const {
   return records_.size();
 }
 
+void LoginThrottle::Erase(Records::iterator it) {
+  Record& r = it->second;
+  if (r.in_flight == 0) idle_.erase({r.last_failure, it->first});
+  recency_.erase(r.recency);
+  records_.erase(it);
+}
+
 void LoginThrottle::MakeRoom(TimePoint now) {
-  // A record with nothing in flight whose delay has passed and whose last failure is older than
-  // the longest delay can go: forgetting it gives an attacker nothing that waiting would not.
-  for (auto it = records_.begin(); it != records_.end();) {
-    const Record& r = it->second;
-    if (r.in_flight == 0 && now >= r.next_allowed && now - r.last_failure >= options_.max_delay) {
-      it = records_.erase(it);
-    } else {
-      ++it;
+  // A record with nothing in flight whose last failure is older than the longest delay (so its
+  // delay has passed) can go: forgetting it gives an attacker little that waiting would not.
+  // The idle record with the oldest failure is such a record if any is.
+  if (!idle_.empty()) {
+    const auto& [last_failure, key] = *idle_.begin();
+    auto it = records_.find(std::string(key));
+    if (now - last_failure >= options_.max_delay && now >= it->second.next_allowed) {
+      Erase(it);
+      return;
     }
   }
-  if (records_.size() < options_.max_entries) return;
-  auto oldest = std::min_element(records_.begin(), records_.end(), [](const auto& a, const auto& b) {
-    return a.second.last_failure < b.second.last_failure;
-  });
-  records_.erase(oldest);
+  if (recency_.empty()) return;
+  Erase(records_.find(*recency_.back()));
 }
 
 }  // namespace submarine::permission

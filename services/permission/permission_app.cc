@@ -10,9 +10,10 @@
 #include "services/permission/audit_store.h"
 #include "services/permission/credential_service.h"
 #include "services/permission/credential_store.h"
-#include "services/permission/identity_manager.h"
+#include "services/permission/identity.h"
 #include "services/permission/permission_service.h"
 #include "services/permission/permission_store.h"
+#include "services/permission/project_holdings.h"
 #include "services/permission/quota_service.h"
 #include "services/permission/quota_store.h"
 
@@ -23,18 +24,20 @@ using submarine::config::v1::PermissionServiceConfig;
 
 absl::StatusOr<IdentityOptions> IdentityOptionsFrom(const PermissionServiceConfig& config) {
   IdentityOptions identity;
-  SUBMARINE_ASSIGN_OR_RETURN(identity.signing_key,
+  SUBMARINE_ASSIGN_OR_RETURN(identity.sessions.signing_key,
                              auth::LoadOrCreateSigningKey(config.signing_key_file()));
-  identity.issuer = config.issuer().empty() ? "submarine" : config.issuer();
+  identity.sessions.issuer = config.issuer().empty() ? "submarine" : config.issuer();
   if (config.access_token_ttl_seconds()) {
-    identity.access_ttl_seconds = config.access_token_ttl_seconds();
+    identity.sessions.access_ttl_seconds = config.access_token_ttl_seconds();
   }
   if (config.refresh_token_ttl_seconds()) {
-    identity.refresh_ttl_seconds = config.refresh_token_ttl_seconds();
+    identity.sessions.refresh_ttl_seconds = config.refresh_token_ttl_seconds();
   }
-  if (config.password_ops_limit()) identity.password_cost.ops_limit = config.password_ops_limit();
+  if (config.password_ops_limit()) {
+    identity.passwords.cost.ops_limit = config.password_ops_limit();
+  }
   if (config.password_mem_limit_kib()) {
-    identity.password_cost.mem_limit = size_t{config.password_mem_limit_kib()} * 1024;
+    identity.passwords.cost.mem_limit = size_t{config.password_mem_limit_kib()} * 1024;
   }
   identity.admin_password_file = config.admin_password_file();
   if (config.login_free_attempts()) {
@@ -77,10 +80,18 @@ absl::Status Build(rpc::ServiceHost& host, const PermissionServiceConfig& config
                              auth::LoadOrCreateKeyFile(config.master_key_file(), 32));
   db::ConnectionPool* pool = &host.pool();
 
+  // A project is deleted only when no other service holds anything in it (fail closed).
+  std::vector<submarine::config::v1::PeerService> peers(host.config().peers().begin(),
+                                                        host.config().peers().end());
+  auto* holdings = host.Make<PeerProjectHoldings>(peers);
+  identity_options.project_holdings = [holdings](const std::string& project,
+                                                 std::chrono::system_clock::time_point deadline) {
+    return holdings->Count(project, deadline);
+  };
   SUBMARINE_ASSIGN_OR_RETURN(
       auto identity_owned,
-      IdentityManager::Create(pool, std::move(identity_options), host.clock(), host.ids()));
-  IdentityManager* identity = host.Own(std::move(identity_owned));
+      Identity::Create(pool, std::move(identity_options), host.clock(), host.ids()));
+  Identity* identity = host.Own(std::move(identity_owned));
   SUBMARINE_RETURN_IF_ERROR(identity->Bootstrap());
   auto* access = host.Make<AccessManager>(pool, host.clock(), host.ids());
   host.Serve<IdentityServiceImpl>(identity);
@@ -97,7 +108,8 @@ absl::Status Build(rpc::ServiceHost& host, const PermissionServiceConfig& config
     SUBMARINE_RETURN_IF_ERROR(host.Subscribe(peer.name(), ApplyServiceEvent));
   }
   host.AddHousekeeping("lapsed leases reclaimed", [quota] { return quota->ReclaimExpired(); });
-  host.AddHousekeeping("expired tokens pruned", [identity] { return identity->PruneExpired(); });
+  SessionManager* sessions = &identity->sessions();
+  host.AddHousekeeping("expired tokens pruned", [sessions] { return sessions->PruneExpired(); });
   return absl::OkStatus();
 }
 

@@ -29,66 +29,70 @@ using rpc::Fill;
 
 // ---- IdentityService
 
-SUBMARINE_HANDLE(IdentityServiceImpl, Login, v1::LoginRequest, v1::LoginResponse, (void)call;
-                 return Fill(m_->Login(req->username(), req->password()), resp))
+SUBMARINE_HANDLE(IdentityServiceImpl, Login, v1::LoginRequest, v1::LoginResponse,
+                 return Fill(identity_->sessions().Login(req->username(), req->password(), call),
+                             resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, RefreshToken, v1::RefreshTokenRequest, v1::LoginResponse,
-                 (void)call;
-                 return Fill(m_->Refresh(req->refresh_token()), resp))
+                 return Fill(identity_->sessions().Refresh(req->refresh_token(), call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, Logout, v1::LogoutRequest, v1::LogoutResponse, (void)resp;
-                 return m_->Logout(*req, call))
+                 return identity_->sessions().Logout(*req, call))
 SUBMARINE_HANDLE(IdentityServiceImpl, GetCurrentUser, v1::GetCurrentUserRequest, v1::User,
                  (void)req;
-                 return Fill(m_->GetCurrentUser(call), resp))
+                 return Fill(identity_->users().GetCurrentUser(call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, GetUser, v1::GetUserRequest, v1::User,
-                 return Fill(m_->GetUser(*req, call), resp))
+                 return Fill(identity_->users().GetUser(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, ListUsers, v1::ListUsersRequest, v1::ListUsersResponse,
-                 return Fill(m_->ListUsers(*req, call), resp))
+                 return Fill(identity_->users().ListUsers(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, CreateUser, v1::CreateUserRequest, v1::User,
-                 return Fill(m_->CreateUser(*req, call), resp))
+                 return Fill(identity_->users().CreateUser(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, UpdateUser, v1::UpdateUserRequest, v1::User,
-                 return Fill(m_->UpdateUser(*req, call), resp))
+                 return Fill(identity_->users().UpdateUser(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, DeleteUser, v1::DeleteUserRequest, v1::DeleteUserResponse,
                  (void)resp;
-                 return m_->DeleteUser(*req, call))
+                 return identity_->users().DeleteUser(*req, call))
 SUBMARINE_HANDLE(IdentityServiceImpl, SetPassword, v1::SetPasswordRequest, v1::SetPasswordResponse,
                  (void)resp;
-                 return m_->SetPassword(*req, call))
+                 return identity_->users().SetPassword(*req, call))
 SUBMARINE_HANDLE(IdentityServiceImpl, CreateTeam, v1::CreateTeamRequest, v1::Team,
-                 return Fill(m_->CreateTeam(*req, call), resp))
+                 return Fill(identity_->teams().CreateTeam(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, GetTeam, v1::GetTeamRequest, v1::Team,
-                 return Fill(m_->GetTeam(*req, call), resp))
+                 return Fill(identity_->teams().GetTeam(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, ListTeams, v1::ListTeamsRequest, v1::ListTeamsResponse,
-                 return Fill(m_->ListTeams(*req, call), resp))
+                 return Fill(identity_->teams().ListTeams(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, DeleteTeam, v1::DeleteTeamRequest, v1::DeleteTeamResponse,
                  (void)resp;
-                 return m_->DeleteTeam(*req, call))
+                 return identity_->teams().DeleteTeam(*req, call))
 SUBMARINE_HANDLE(IdentityServiceImpl, SetTeamMember, v1::SetTeamMemberRequest, v1::TeamMember,
-                 return Fill(m_->SetTeamMember(*req, call), resp))
+                 return Fill(identity_->teams().SetTeamMember(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, RemoveTeamMember, v1::RemoveTeamMemberRequest,
                  v1::RemoveTeamMemberResponse, (void)resp;
-                 return m_->RemoveTeamMember(*req, call))
+                 return identity_->teams().RemoveTeamMember(*req, call))
 SUBMARINE_HANDLE(IdentityServiceImpl, ListTeamMembers, v1::ListTeamMembersRequest,
-                 v1::ListTeamMembersResponse, return Fill(m_->ListTeamMembers(*req, call), resp))
+                 v1::ListTeamMembersResponse,
+                 return Fill(identity_->teams().ListTeamMembers(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, CreateProject, v1::CreateProjectRequest, v1::Project,
-                 return Fill(m_->CreateProject(*req, call), resp))
+                 return Fill(identity_->projects().CreateProject(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, GetProject, v1::GetProjectRequest, v1::Project,
-                 return Fill(m_->GetProject(*req, call), resp))
+                 return Fill(identity_->projects().GetProject(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, ListProjects, v1::ListProjectsRequest,
-                 v1::ListProjectsResponse, return Fill(m_->ListProjects(*req, call), resp))
+                 v1::ListProjectsResponse,
+                 return Fill(identity_->projects().ListProjects(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, UpdateProject, v1::UpdateProjectRequest, v1::Project,
-                 return Fill(m_->UpdateProject(*req, call), resp))
+                 return Fill(identity_->projects().UpdateProject(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, DeleteProject, v1::DeleteProjectRequest,
                  v1::DeleteProjectResponse, (void)resp;
-                 return m_->DeleteProject(*req, call))
+                 return identity_->projects().DeleteProject(*req, call))
 SUBMARINE_HANDLE(IdentityServiceImpl, CreateApiToken, v1::CreateApiTokenRequest,
-                 v1::CreateApiTokenResponse, return Fill(m_->CreateApiToken(*req, call), resp))
+                 v1::CreateApiTokenResponse,
+                 return Fill(identity_->sessions().CreateApiToken(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, ListApiTokens, v1::ListApiTokensRequest,
-                 v1::ListApiTokensResponse, return Fill(m_->ListApiTokens(*req, call), resp))
+                 v1::ListApiTokensResponse,
+                 return Fill(identity_->sessions().ListApiTokens(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, RevokeApiToken, v1::RevokeApiTokenRequest, v1::ApiToken,
-                 return Fill(m_->RevokeApiToken(*req, call), resp))
+                 return Fill(identity_->sessions().RevokeApiToken(*req, call), resp))
 SUBMARINE_HANDLE(IdentityServiceImpl, GetAuthState, v1::GetAuthStateRequest, v1::AuthState,
                  (void)req;
-                 return Fill(m_->GetAuthState(call), resp))
+                 return Fill(identity_->sessions().GetAuthState(call), resp))
 
 // ---- AccessService
 
@@ -225,16 +229,18 @@ absl::Status LoginAnswer(const absl::StatusOr<v1::LoginResponse>& login, bool to
 grpc::Status SubmarineAuthApiImpl::Login(grpc::ServerContext* ctx,
                                          const v1::SubmarineLoginRequest* req,
                                          SubmarineV1Response* resp) {
-  return Handle(ctx, [&](const CallInfo&) {
-    return LoginAnswer(m_->Login(req->username(), req->password()), false, resp);
+  return Handle(ctx, [&](const CallInfo& call) {
+    return LoginAnswer(identity_->sessions().Login(req->username(), req->password(), call), false,
+                       resp);
   });
 }
 
 grpc::Status SubmarineAuthApiImpl::GetToken(grpc::ServerContext* ctx,
                                             const v1::SubmarineLoginRequest* req,
                                             SubmarineV1Response* resp) {
-  return Handle(ctx, [&](const CallInfo&) {
-    return LoginAnswer(m_->Login(req->username(), req->password()), true, resp);
+  return Handle(ctx, [&](const CallInfo& call) {
+    return LoginAnswer(identity_->sessions().Login(req->username(), req->password(), call), true,
+                       resp);
   });
 }
 
@@ -242,7 +248,7 @@ grpc::Status SubmarineAuthApiImpl::Logout(grpc::ServerContext* ctx,
                                           const v1::SubmarineLogoutRequest* req,
                                           SubmarineV1Response* resp) {
   return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
-    SUBMARINE_RETURN_IF_ERROR(m_->Logout(v1::LogoutRequest(), call));
+    SUBMARINE_RETURN_IF_ERROR(identity_->sessions().Logout(v1::LogoutRequest(), call));
     Envelope(resp, 200, "OK", true, "", Bool(true));
     return absl::OkStatus();
   });
@@ -252,7 +258,7 @@ grpc::Status SubmarineAuthApiImpl::GetUserInfo(grpc::ServerContext* ctx,
                                                const v1::SubmarineUserInfoRequest* req,
                                                SubmarineV1Response* resp) {
   return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
-    auto user = m_->GetCurrentUser(call);
+    auto user = identity_->users().GetCurrentUser(call);
     if (user.status().code() == absl::StatusCode::kNotFound) {
       Envelope(resp, 200, "OK", false, "User can not be found!", Null());
       return absl::OkStatus();

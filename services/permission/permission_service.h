@@ -3,10 +3,11 @@
 // Submarine compatible SubmarineAuthApi (/api/auth/*, /api/sys/user/info). They verify the
 // caller's principal (a forged or unverifiable principal is UNAUTHENTICATED on every method),
 // require an authenticated caller except on the auth_exempt methods (Login, RefreshToken), and
-// translate protos and statuses around the managers. They never throw.
+// translate protos and statuses around the managers (identity.h, access_manager.h). They never
+// throw.
 
 #include "services/permission/access_manager.h"
-#include "services/permission/identity_manager.h"
+#include "services/permission/identity.h"
 #include "submarine/permission/v1/permission.grpc.pb.h"
 #include "submarine/permission/v1/submarine_v1.grpc.pb.h"
 
@@ -16,13 +17,13 @@ inline constexpr char kErrorDomain[] = "permission.submarine.io";
 
 class IdentityServiceImpl final : public v1::IdentityService::Service {
  public:
-  explicit IdentityServiceImpl(IdentityManager* manager) : m_(manager) {}
+  // `identity` must outlive the service.
+  explicit IdentityServiceImpl(Identity* identity) : identity_(identity) {}
 
   grpc::Status Login(grpc::ServerContext*, const v1::LoginRequest*, v1::LoginResponse*) override;
   grpc::Status RefreshToken(grpc::ServerContext*, const v1::RefreshTokenRequest*,
                             v1::LoginResponse*) override;
-  grpc::Status Logout(grpc::ServerContext*, const v1::LogoutRequest*,
-                      v1::LogoutResponse*) override;
+  grpc::Status Logout(grpc::ServerContext*, const v1::LogoutRequest*, v1::LogoutResponse*) override;
   grpc::Status GetCurrentUser(grpc::ServerContext*, const v1::GetCurrentUserRequest*,
                               v1::User*) override;
   grpc::Status GetUser(grpc::ServerContext*, const v1::GetUserRequest*, v1::User*) override;
@@ -66,7 +67,7 @@ class IdentityServiceImpl final : public v1::IdentityService::Service {
                             v1::AuthState*) override;
 
  private:
-  IdentityManager* m_;
+  Identity* identity_;
 };
 
 class AccessServiceImpl final : public v1::AccessService::Service {
@@ -100,7 +101,8 @@ class AccessServiceImpl final : public v1::AccessService::Service {
 // again!"} as Apache Submarine did (an OK gRPC answer whose envelope carries code 401).
 class SubmarineAuthApiImpl final : public v1::SubmarineAuthApi::Service {
  public:
-  explicit SubmarineAuthApiImpl(IdentityManager* manager) : m_(manager) {}
+  // `identity` must outlive the service.
+  explicit SubmarineAuthApiImpl(Identity* identity) : identity_(identity) {}
 
   grpc::Status Login(grpc::ServerContext*, const v1::SubmarineLoginRequest*,
                      submarine::common::v1::SubmarineV1Response*) override;
@@ -112,7 +114,7 @@ class SubmarineAuthApiImpl final : public v1::SubmarineAuthApi::Service {
                            submarine::common::v1::SubmarineV1Response*) override;
 
  private:
-  IdentityManager* m_;
+  Identity* identity_;
 };
 
 }  // namespace submarine::permission

@@ -7,14 +7,15 @@
 
 namespace submarine::permission {
 
-ProjectHoldings::ProjectHoldings(const std::vector<submarine::config::v1::PeerService>& peers) {
+PeerProjectHoldings::PeerProjectHoldings(
+    const std::vector<submarine::config::v1::PeerService>& peers) {
   for (const auto& peer : peers) {
     peers_.push_back({peer.name(), submarine::common::v1::ProjectResources::NewStub(
                                        rpc::MakeChannel(peer.address()))});
   }
 }
 
-absl::StatusOr<std::map<std::string, int64_t>> ProjectHoldings::Count(
+absl::StatusOr<std::map<std::string, int64_t>> PeerProjectHoldings::Count(
     const std::string& project, std::chrono::system_clock::time_point deadline) const {
   std::map<std::string, int64_t> total;
   for (const Peer& peer : peers_) {

@@ -20,9 +20,9 @@
 
 namespace submarine::permission {
 
-class ProjectHoldings {
+class PeerProjectHoldings {
  public:
-  explicit ProjectHoldings(const std::vector<submarine::config::v1::PeerService>& peers);
+  explicit PeerProjectHoldings(const std::vector<submarine::config::v1::PeerService>& peers);
 
   // Collection → count over every peer, e.g. {"environments": 3}; empty when nothing remains.
   // `project` is "projects/{p}".

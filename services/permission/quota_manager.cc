@@ -4,18 +4,18 @@
 
 #include <vector>
 
-#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/events/outbox.h"
 #include "common/status/status.h"
+#include "services/permission/access_evaluator.h"
+#include "services/permission/permission_errors.h"
 #include "services/permission/quota_store.h"
 
 namespace submarine::permission {
 namespace {
 
 using google::protobuf::util::TimeUtil;
-using submarine::common::v1::Principal;
 using v1::Lease;
 using v1::Resources;
 
@@ -93,36 +93,12 @@ absl::Status ValidateAmounts(const Resources& r, const std::string& prefix, bool
   return absl::OkStatus();
 }
 
-// The user on whose behalf the call acts and whether they are a platform admin, from the
-// database. A USER principal acts for itself, a SERVICE principal for principal.user (nobody if
-// empty). An unknown or disabled user acts for nobody: every check below then refuses.
-struct Actor {
-  std::string user;
-  bool admin = false;
-};
-
-Actor ResolveActor(pqxx::transaction_base& tx, const Principal& principal) {
-  Actor a;
-  if (principal.user().empty()) return a;
-  auto account = QuotaStore::FindAccount(tx, principal.user());
-  if (!account || account->disabled) return a;
-  a.user = principal.user();
-  a.admin = account->admin;
-  return a;
-}
-
-bool MayUse(pqxx::transaction_base& tx, const Actor& actor, const Owner& owner) {
-  if (actor.admin) return true;
-  if (actor.user.empty()) return false;
-  if (!owner.team) return owner.id == actor.user;
-  return QuotaStore::IsTeamMember(tx, owner.id, actor.user);
-}
-
-absl::Status Denied(const rpc::CallInfo& call, const std::string& what,
-                    const std::string& resource) {
-  std::string who = call.subject.empty() ? "the caller" : call.subject;
-  return MakeError(absl::StatusCode::kPermissionDenied, "PERMISSION_DENIED",
-                   absl::StrCat(who, " may not ", what), {{"resource", resource}});
+// Who may use (and see) the quota of `owner`: for "users/u" the user u, for "teams/t" a member
+// of t, each directly or through a service acting for them, and platform admins (Caller).
+bool MayUse(const Caller& caller, const Owner& owner) {
+  if (caller.admin) return true;
+  if (owner.team) return caller.TeamRole(owner.id) > 0;
+  return caller.is(owner.id);
 }
 
 // NOT_FOUND unless the owner exists (checked after authorization).
@@ -132,22 +108,6 @@ absl::Status CheckOwnerExists(pqxx::transaction_base& tx, const Owner& owner,
                            : QuotaStore::FindAccount(tx, owner.id).has_value();
   if (!exists) return NotFound(owner.team ? "team" : "user", name);
   return absl::OkStatus();
-}
-
-// Adds metadata entries to the ErrorInfo of `status` (MakeError takes a fixed list).
-absl::Status WithMetadata(absl::Status status,
-                          const std::vector<std::pair<std::string, std::string>>& extra) {
-  google::rpc::ErrorInfo info;
-  if (!GetErrorInfo(status, &info)) return status;
-  for (const auto& [k, v] : extra) (*info.mutable_metadata())[k] = v;
-  // The payload's type URL as MakeError wrote it.
-  std::string url;
-  status.ForEachPayload([&](absl::string_view type_url, const absl::Cord&) {
-    std::string candidate(type_url.data(), type_url.size());
-    if (candidate.find("google.rpc.ErrorInfo") != std::string::npos) url = candidate;
-  });
-  if (!url.empty()) status.SetPayload(url, absl::Cord(info.SerializeAsString()));
-  return status;
 }
 
 }  // namespace
@@ -188,8 +148,8 @@ absl::StatusOr<v1::Usage> QuotaManager::SetQuota(const v1::SetQuotaRequest& req,
   int64_t now = NowMicros();
   v1::Usage usage;
   SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
-    Actor actor = ResolveActor(tx, call.principal);
-    if (!actor.admin) return Denied(call, "set quotas (admins only)", req.owner());
+    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+    if (!caller.admin) return CallerMayNot(call, "set quotas (admins only)", req.owner());
     SUBMARINE_RETURN_IF_ERROR(CheckOwnerExists(tx, owner, req.owner()));
     QuotaStore::UpsertQuota(tx, req.owner(), req.limits(), now);
     QuotaStore::Usage used = QuotaStore::SumActive(tx, req.owner(), now);
@@ -211,8 +171,8 @@ absl::StatusOr<v1::Usage> QuotaManager::GetUsage(const v1::GetUsageRequest& req,
   int64_t now = NowMicros();
   v1::Usage usage;
   SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) {
-    Actor actor = ResolveActor(tx, call.principal);
-    if (!MayUse(tx, actor, owner)) return Denied(call, "see this quota", req.owner());
+    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+    if (!MayUse(caller, owner)) return CallerMayNot(call, "see this quota", req.owner());
     SUBMARINE_RETURN_IF_ERROR(CheckOwnerExists(tx, owner, req.owner()));
     auto explicit_limits = QuotaStore::FindQuota(tx, req.owner());
     QuotaStore::Usage used = QuotaStore::SumActive(tx, req.owner(), now);
@@ -249,8 +209,8 @@ absl::StatusOr<Lease> QuotaManager::AcquireLease(const v1::AcquireLeaseRequest& 
 
   Lease out;
   SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
-    Actor actor = ResolveActor(tx, call.principal);
-    if (!MayUse(tx, actor, owner)) return Denied(call, "use this quota", in.owner());
+    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+    if (!MayUse(caller, owner)) return CallerMayNot(call, "use this quota", in.owner());
     SUBMARINE_RETURN_IF_ERROR(CheckOwnerExists(tx, owner, in.owner()));
     if (!QuotaStore::ProjectExists(tx, project_id)) {
       return MakeError(absl::StatusCode::kNotFound, "PROJECT_NOT_FOUND",
@@ -314,11 +274,11 @@ absl::StatusOr<Lease> QuotaManager::HeartbeatLease(const v1::HeartbeatLeaseReque
     SUBMARINE_RETURN_IF_ERROR(ValidateTtl(req.ttl_seconds(), "ttl_seconds"));
   Lease out;
   SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     auto found = QuotaStore::FindLease(tx, id, /*for_update=*/true);
     if (!found) return NotFound("lease", req.name());
-    Actor actor = ResolveActor(tx, call.principal);
     SUBMARINE_ASSIGN_OR_RETURN(Owner owner, ParseOwner(found->lease.owner(), "name"));
-    if (!MayUse(tx, actor, owner)) return Denied(call, "heartbeat this lease", req.name());
+    if (!MayUse(caller, owner)) return CallerMayNot(call, "heartbeat this lease", req.name());
     int64_t now = NowMicros();
     if (TimeUtil::TimestampToMicroseconds(found->lease.expire_time()) <= now) {
       // Its resources may already be held by someone else: a lapsed lease never comes back.
@@ -342,11 +302,11 @@ absl::Status QuotaManager::ReleaseLease(const v1::ReleaseLeaseRequest& req,
                                         const rpc::CallInfo& call) {
   SUBMARINE_ASSIGN_OR_RETURN(std::string id, ParseLeaseName(req.name()));
   return pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     auto found = QuotaStore::FindLease(tx, id, /*for_update=*/true);
     if (!found) return NotFound("lease", req.name());
-    Actor actor = ResolveActor(tx, call.principal);
     SUBMARINE_ASSIGN_OR_RETURN(Owner owner, ParseOwner(found->lease.owner(), "name"));
-    if (!MayUse(tx, actor, owner)) return Denied(call, "release this lease", req.name());
+    if (!MayUse(caller, owner)) return CallerMayNot(call, "release this lease", req.name());
     QuotaStore::DeleteLease(tx, id);
     v1::LeaseChanged event;
     *event.mutable_lease() = found->lease;
@@ -364,16 +324,16 @@ absl::StatusOr<v1::ListLeasesResponse> QuotaManager::ListLeases(const v1::ListLe
   int64_t now = NowMicros();
   v1::ListLeasesResponse resp;
   SUBMARINE_RETURN_IF_ERROR(pool_->Read(call.deadline, [&](pqxx::transaction_base& tx) {
-    Actor actor = ResolveActor(tx, call.principal);
+    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     std::vector<Lease> leases;
     if (!req.owner().empty()) {
-      if (!MayUse(tx, actor, owner)) return Denied(call, "see these leases", req.owner());
+      if (!MayUse(caller, owner)) return CallerMayNot(call, "see these leases", req.owner());
       SUBMARINE_RETURN_IF_ERROR(CheckOwnerExists(tx, owner, req.owner()));
       leases = QuotaStore::ListActive(tx, req.owner(), "", now);
-    } else if (actor.admin) {
+    } else if (caller.admin) {
       leases = QuotaStore::ListActive(tx, "", "", now);
-    } else if (!actor.user.empty()) {
-      leases = QuotaStore::ListActive(tx, "", actor.user, now);
+    } else {
+      leases = QuotaStore::ListActive(tx, "", caller.username, now);
     }
     for (auto& l : leases) *resp.add_leases() = std::move(l);
     return absl::OkStatus();

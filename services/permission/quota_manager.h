@@ -6,9 +6,11 @@
 // translates. Thread-safe (stateless apart from the pool).
 //
 // Who may act on the quota of an owner: for "users/u" the user u, for "teams/t" a member of t,
-// a SERVICE principal acting for such a user (principal.user), and platform admins. Admin flags
-// and memberships are read from the database, never taken from the principal. Authorization is
-// decided before existence: a stranger gets PERMISSION_DENIED whether or not the owner exists.
+// each directly or through a service acting for them, and platform admins — a service acting for
+// itself included (the caller is resolved by ResolveCaller, access_evaluator.h: admin flags and
+// memberships come from the database, never from the principal; an unknown or disabled user is
+// UNAUTHENTICATED). Authorization is decided before existence: a stranger gets
+// PERMISSION_DENIED whether or not the owner exists.
 //
 // Lease lifecycle: a lease counts while expire_time is in the future (by the injected clock);
 // HeartbeatLease moves expire_time to now + ttl as long as it has not passed; once it has, the

@@ -13,8 +13,6 @@ using v1::Resources;
 constexpr db::Statement kFindAccount{"quota.find_account",
                                      "SELECT disabled, admin FROM users WHERE username = $1"};
 constexpr db::Statement kTeamExists{"quota.team_exists", "SELECT 1 FROM teams WHERE team_id = $1"};
-constexpr db::Statement kIsTeamMember{
-    "quota.is_team_member", "SELECT 1 FROM team_members WHERE team_id = $1 AND username = $2"};
 constexpr db::Statement kProjectExists{"quota.project_exists",
                                        "SELECT 1 FROM projects WHERE project_id = $1"};
 
@@ -128,7 +126,7 @@ std::string LeaseId(const Lease& lease) {
 const db::StatementSet& QuotaStore::Statements() {
   static const auto* set = new db::StatementSet{
       // identity reads
-      kFindAccount, kTeamExists, kIsTeamMember, kProjectExists,
+      kFindAccount, kTeamExists, kProjectExists,
       // quotas
       kFindQuota, kUpsertQuota, kEnsureQuota, kLockQuota, kSumActive,
       // leases
@@ -146,11 +144,6 @@ std::optional<QuotaStore::Account> QuotaStore::FindAccount(pqxx::transaction_bas
 
 bool QuotaStore::TeamExists(pqxx::transaction_base& tx, const std::string& team_id) {
   return !db::Exec(tx, kTeamExists, team_id).empty();
-}
-
-bool QuotaStore::IsTeamMember(pqxx::transaction_base& tx, const std::string& team_id,
-                              const std::string& username) {
-  return !db::Exec(tx, kIsTeamMember, team_id, username).empty();
 }
 
 bool QuotaStore::ProjectExists(pqxx::transaction_base& tx, const std::string& project_id) {

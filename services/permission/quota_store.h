@@ -56,8 +56,6 @@ class QuotaStore {
   static std::optional<Account> FindAccount(pqxx::transaction_base& tx,
                                             const std::string& username);
   static bool TeamExists(pqxx::transaction_base& tx, const std::string& team_id);
-  static bool IsTeamMember(pqxx::transaction_base& tx, const std::string& team_id,
-                           const std::string& username);
   static bool ProjectExists(pqxx::transaction_base& tx, const std::string& project_id);
 
   // ---- Quotas. `owner` is the full name ("users/u" or "teams/t").

@@ -9,6 +9,7 @@
 #include "services/permission/audit_store.h"
 #include "services/permission/credential_store.h"
 #include "services/permission/permission_app.h"
+#include "services/permission/permission_store.h"
 #include "services/permission/quota_store.h"
 #include "tests/support/test_postgres.h"
 
@@ -43,9 +44,10 @@ absl::StatusOr<std::unique_ptr<PermissionInProcess>> PermissionInProcess::Start(
   po.schema = kSchema;
   po.size = options.pool_size;
   // The 50-way races queue for connections; they must wait rather than fail.
-  po.acquire_timeout = std::chrono::seconds(20);
-  po.statements = {&QuotaStore::Statements(), &CredentialStore::Statements(),
-                   &AuditStore::Statements()};
+  po.acquire_timeout = options.acquire_timeout;
+  // PermissionStore's too: every part resolves its caller from the users and teams tables.
+  po.statements = {&PermissionStore::Statements(), &QuotaStore::Statements(),
+                   &CredentialStore::Statements(), &AuditStore::Statements()};
   SUBMARINE_ASSIGN_OR_RETURN(p->pool_, db::ConnectionPool::Create(po));
 
   const std::string secret(32, 's');
@@ -53,6 +55,14 @@ absl::StatusOr<std::unique_ptr<PermissionInProcess>> PermissionInProcess::Start(
   rpc::SetPrincipalCodec(p->codec_);
 
   const Clock& clock = options.manual_clock ? static_cast<const Clock&>(p->clock_) : Clock::Real();
+  p->password_cost_ = options.identity.passwords.cost;
+  SUBMARINE_ASSIGN_OR_RETURN(
+      p->identity_,
+      Identity::Create(p->pool_.get(), std::move(options.identity), clock, IdGenerator::Secure()));
+  p->access_manager_ =
+      std::make_unique<AccessManager>(p->pool_.get(), clock, IdGenerator::Secure());
+  p->identity_service_ = std::make_unique<IdentityServiceImpl>(p->identity_.get());
+  p->access_service_ = std::make_unique<AccessServiceImpl>(p->access_manager_.get());
   p->quota_ = std::make_unique<QuotaServiceImpl>(p->pool_.get(), options.config, clock,
                                                  IdGenerator::Secure());
   p->credentials_ =
@@ -62,6 +72,8 @@ absl::StatusOr<std::unique_ptr<PermissionInProcess>> PermissionInProcess::Start(
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
   rpc::InstallCallInterceptor(builder);
+  builder.RegisterService(p->identity_service_.get());
+  builder.RegisterService(p->access_service_.get());
   builder.RegisterService(p->quota_.get());
   builder.RegisterService(p->credentials_.get());
   p->audit_ = std::make_unique<AuditServiceImpl>(p->pool_.get());
@@ -114,6 +126,8 @@ absl::StatusOr<std::unique_ptr<PermissionInProcess>> PermissionInProcess::Start(
   }
 
   auto channel = rpc::MakeChannel(p->address_);
+  p->identity_stub = v1::IdentityService::NewStub(channel);
+  p->access = v1::AccessService::NewStub(channel);
   p->quota = v1::QuotaService::NewStub(channel);
   p->credentials = v1::CredentialService::NewStub(channel);
   p->audit = v1::AuditService::NewStub(channel);
@@ -135,11 +149,24 @@ absl::StatusOr<pqxx::result> PermissionInProcess::Query(const std::string& sql,
   return out;
 }
 
-absl::Status PermissionInProcess::AddUser(const std::string& username, bool admin, bool disabled) {
+IdentityOptions InProcessOptions::CheapIdentity() {
+  IdentityOptions o;
+  o.sessions.signing_key = auth::GenerateSigningKey();
+  o.passwords.cost.ops_limit = 1;
+  o.passwords.cost.mem_limit = 8 * 1024;
+  return o;
+}
+
+absl::Status PermissionInProcess::AddUser(const std::string& username, bool admin, bool disabled,
+                                          const std::string& password) {
+  std::string hash = "not-a-hash";
+  if (!password.empty()) {
+    SUBMARINE_ASSIGN_OR_RETURN(hash, auth::HashPassword(password, password_cost_));
+  }
   return Query(
              "INSERT INTO users (username, password_hash, admin, disabled, create_time, "
-             "update_time) VALUES ($1, 'not-a-hash', $2::boolean, $3::boolean, now(), now())",
-             {username, admin ? "true" : "false", disabled ? "true" : "false"})
+             "update_time) VALUES ($1, $2, $3::boolean, $4::boolean, now(), now())",
+             {username, hash, admin ? "true" : "false", disabled ? "true" : "false"})
       .status();
 }
 

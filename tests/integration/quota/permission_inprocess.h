@@ -1,10 +1,12 @@
 #pragma once
-// The quota, credential and audit parts of the permission service, run inside the test process
-// against a fresh database of the run's throwaway PostgreSQL: the real migrations, the real
-// service classes on a real gRPC server at 127.0.0.1:0, a manual clock, and the process-wide
-// principal codec so tests can call as any USER or SERVICE principal (or forge one). Identity
-// rows (users, teams, projects) are seeded with SQL: these tests are about quotas, credentials
-// and audit, not about the identity API.
+// The permission service's classes (identity, access, quota, credential, audit), run inside the
+// test process against a fresh database of the run's throwaway PostgreSQL: the real migrations,
+// the real service classes on a real gRPC server at 127.0.0.1:0 behind the real call
+// interceptor, a manual clock, and the process-wide principal codec so tests can call as any
+// USER or SERVICE principal (or forge one). Identity rows (users, teams, projects) can be seeded
+// with SQL, for tests about something else than the identity API; what only a process could
+// show (its config, bootstrap, housekeeping) is tested with the real binary instead
+// (tests/integration/permission/permission_fixture.h).
 
 #include <grpcpp/grpcpp.h>
 
@@ -22,9 +24,12 @@
 #include "common/util/clock.h"
 #include "google/rpc/error_details.pb.h"
 #include "common/events/subscriber.h"
+#include "services/permission/access_manager.h"
 #include "services/permission/audit_log.h"
 #include "services/permission/audit_service.h"
 #include "services/permission/credential_service.h"
+#include "services/permission/identity.h"
+#include "services/permission/permission_service.h"
 #include "services/permission/quota_service.h"
 #include "submarine/config/v1/config.pb.h"
 #include "submarine/permission/v1/permission.grpc.pb.h"
@@ -44,6 +49,13 @@ struct InProcessOptions {
   // Connections: races need enough of them for every racer to be inside its transaction at
   // once, or the pool itself would serialize them and hide a missing lock.
   size_t pool_size = 8;
+  // How long a call waits for a connection before UNAVAILABLE.
+  std::chrono::milliseconds acquire_timeout{20000};
+  // The identity classes' options; the signing key is generated, the Argon2id cost is the
+  // cheapest libsodium accepts unless a test sets another.
+  IdentityOptions identity = CheapIdentity();
+
+  static IdentityOptions CheapIdentity();
 };
 
 class PermissionInProcess {
@@ -52,7 +64,9 @@ class PermissionInProcess {
   ~PermissionInProcess();
 
   // ---- Seeding (SQL on the service's schema).
-  absl::Status AddUser(const std::string& username, bool admin = false, bool disabled = false);
+  // `password` empty: the user cannot log in (no valid hash).
+  absl::Status AddUser(const std::string& username, bool admin = false, bool disabled = false,
+                       const std::string& password = "");
   absl::Status AddTeam(const std::string& team_id, const std::vector<std::string>& members);
   absl::Status AddProject(const std::string& project_id, const std::string& owner);
   // Runs one statement with text parameters; returns its rows.
@@ -72,10 +86,13 @@ class PermissionInProcess {
   submarine::testing::FakeClock& clock() { return clock_; }
   db::ConnectionPool* pool() { return pool_.get(); }
   QuotaServiceImpl& quota_service() { return *quota_; }
+  Identity& identity() { return *identity_; }
   const std::string& address() const { return address_; }
   const std::string& conninfo() const { return conninfo_; }
   const auth::PrincipalCodec& codec() const { return *codec_; }
 
+  std::unique_ptr<v1::IdentityService::Stub> identity_stub;
+  std::unique_ptr<v1::AccessService::Stub> access;
   std::unique_ptr<v1::QuotaService::Stub> quota;
   std::unique_ptr<v1::CredentialService::Stub> credentials;
   std::unique_ptr<v1::AuditService::Stub> audit;
@@ -88,6 +105,11 @@ class PermissionInProcess {
   std::string address_;
   std::shared_ptr<auth::PrincipalCodec> codec_;
   std::unique_ptr<db::ConnectionPool> pool_;
+  auth::PasswordCost password_cost_;  // what seeded passwords are hashed with
+  std::unique_ptr<Identity> identity_;
+  std::unique_ptr<AccessManager> access_manager_;
+  std::unique_ptr<IdentityServiceImpl> identity_service_;
+  std::unique_ptr<AccessServiceImpl> access_service_;
   std::unique_ptr<QuotaServiceImpl> quota_;
   std::unique_ptr<CredentialServiceImpl> credentials_;
   std::unique_ptr<AuditServiceImpl> audit_;

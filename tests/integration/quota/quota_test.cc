@@ -322,9 +322,11 @@ TEST_F(QuotaTest, AuthorizationIsDecidedFromTheDatabaseBeforeExistence) {
   EXPECT_EQ(code(P::User("bob"), "users/alice"), StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(code(P::User("bob"), "teams/ml"), StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(code(P::Service("notebook", "bob"), "users/alice"), StatusCode::PERMISSION_DENIED);
-  EXPECT_EQ(code(P::Service("notebook", ""), "users/alice"), StatusCode::PERMISSION_DENIED);
-  // A disabled user acts for nobody, not even themself.
-  EXPECT_EQ(code(P::User("carol"), "users/carol"), StatusCode::PERMISSION_DENIED);
+  // A service acting for itself has an administrator's rights (Caller, access_evaluator.h).
+  EXPECT_EQ(code(P::Service("notebook", ""), "users/alice"), StatusCode::OK);
+  // A disabled user acts for nobody, not even themself, however they call.
+  EXPECT_EQ(code(P::User("carol"), "users/carol"), StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(code(P::Service("notebook", "carol"), "users/carol"), StatusCode::UNAUTHENTICATED);
   // Existence is revealed only to those who could use the quota.
   EXPECT_EQ(code(P::User("bob"), "teams/nosuch"), StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(code(P::User("bob"), "users/nosuch"), StatusCode::PERMISSION_DENIED);
@@ -376,9 +378,9 @@ TEST_F(QuotaTest, AuthorizationIsDecidedFromTheDatabaseBeforeExistence) {
   EXPECT_EQ(list.leases_size(), 1);  // only the one root took for bob
   for (const auto& l : list.leases()) EXPECT_EQ(l.owner(), "users/bob");
   ASSERT_TRUE(svc_->quota->ListLeases(svc_->As(P::User("alice")).get(), lreq, &list).ok());
-  EXPECT_EQ(list.leases_size(), 4);  // her own two and the team's two
+  EXPECT_EQ(list.leases_size(), 5);  // her own three and the team's two
   ASSERT_TRUE(svc_->quota->ListLeases(svc_->As(P::User("root")).get(), lreq, &list).ok());
-  EXPECT_EQ(list.leases_size(), 5);
+  EXPECT_EQ(list.leases_size(), 6);
   lreq.set_owner("users/alice");
   EXPECT_EQ(svc_->quota->ListLeases(svc_->As(P::User("bob")).get(), lreq, &list).error_code(),
             StatusCode::PERMISSION_DENIED);

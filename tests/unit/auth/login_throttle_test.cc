@@ -43,8 +43,7 @@ TEST(LoginThrottle, FreeAttemptsThenDoublingDelaysUpToTheCap) {
   auto refused = t.Admit("alice", now + milliseconds(1999));
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(Reason(refused.status()), "LOGIN_THROTTLED");
-  EXPECT_NE(refused.status().message().find("retry in 1 s"), std::string::npos)
-      << refused.status();
+  EXPECT_NE(refused.status().message().find("retry in 1 s"), std::string::npos) << refused.status();
   now += seconds(2);
   for (int64_t expected : {4, 8, 10, 10}) {
     ASSERT_TRUE(Fail(t, "alice", now)) << expected;
@@ -104,6 +103,63 @@ TEST(LoginThrottle, BoundedRecordsForgetTheExpiredFirstThenTheOldest) {
   EXPECT_EQ(t.size(), 4u);
   EXPECT_FALSE(t.Admit("b", now).ok());
   EXPECT_TRUE(t.Admit("a", now).ok());  // forgotten: a fresh start
+}
+
+TEST(LoginThrottle, EvictionForgetsAnExpiredRecordBeforeTheLeastRecentlyActive) {
+  LoginThrottle::Options o = Small();
+  o.max_entries = 3;
+  LoginThrottle t(o);
+  TimePoint t0{seconds(1000000)};
+  ASSERT_TRUE(Fail(t, "old", t0));  // long past the 10 s maximum delay by t1
+  TimePoint t1 = t0 + seconds(60);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(Fail(t, "x", t1));  // x, then y, wait 2 s
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(Fail(t, "y", t1));
+  {
+    // "old" is active again (an attempt whose check could not be made): the most recent, but
+    // its last failure is still a minute old.
+    auto dropped = t.Admit("old", t1);
+    ASSERT_TRUE(dropped.ok());
+  }
+  ASSERT_EQ(t.size(), 3u);
+  // Full: the expired record goes, although "x" is the least recently active.
+  ASSERT_TRUE(Fail(t, "z", t1));
+  EXPECT_EQ(t.size(), 3u);
+  EXPECT_FALSE(t.Admit("x", t1).ok());
+  EXPECT_FALSE(t.Admit("y", t1).ok());
+
+  // Nothing expired: the least recently active goes. x fails again later, so y is now the one
+  // that was idle longest.
+  TimePoint t2 = t1 + seconds(3);
+  ASSERT_TRUE(Fail(t, "x", t2));  // its fifth failure: 4 s
+  ASSERT_TRUE(Fail(t, "w", t2));
+  EXPECT_EQ(t.size(), 3u);
+  EXPECT_FALSE(t.Admit("x", t2).ok());  // kept
+  // y's four failures are forgotten: one more leaves it within its free attempts.
+  ASSERT_TRUE(Fail(t, "y", t2));
+  EXPECT_TRUE(t.Admit("y", t2).ok());
+}
+
+// 200,000 usernames, then 200,000 more: each newcomer evicts the least recently active record.
+// With a scan of the table per eviction this takes hours (the test's 120 s timeout fails it);
+// with the indexes it takes a moment.
+TEST(LoginThrottle, AFullLargeTableEvictsWithoutScanning) {
+  constexpr int kEntries = 200000;
+  LoginThrottle::Options o;
+  o.free_attempts = 0;  // every failure throttles: a record's presence is visible
+  o.base_delay = seconds(1);
+  o.max_delay = seconds(300);
+  o.max_entries = kEntries;
+  LoginThrottle t(o);
+  TimePoint now{seconds(1000000)};
+  for (int i = 0; i < kEntries; ++i) ASSERT_TRUE(Fail(t, "u" + std::to_string(i), now));
+  ASSERT_EQ(t.size(), static_cast<size_t>(kEntries));
+  for (int i = 0; i < kEntries; ++i) ASSERT_TRUE(Fail(t, "v" + std::to_string(i), now));
+  EXPECT_EQ(t.size(), static_cast<size_t>(kEntries));
+  // Every newcomer is still throttled; every earlier record was forgotten, oldest first.
+  for (int i : {0, 1, kEntries / 2, kEntries - 1}) {
+    EXPECT_FALSE(t.Admit("v" + std::to_string(i), now).ok()) << i;
+  }
+  EXPECT_TRUE(t.Admit("u" + std::to_string(kEntries - 1), now).ok());
 }
 
 }  // namespace
