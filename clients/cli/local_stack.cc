@@ -284,6 +284,7 @@ absl::StatusOr<StackHealth> InspectStack(const std::string& data_dir) {
   postgres.alive = ProcessAlive(postgres.pid);
   postgres.ready = postgres.alive;
   postgres.state = postgres.alive ? "running" : "stopped";
+  postgres.restarts = state->postgres_restarts;
   postgres.address = absl::StrCat("127.0.0.1:", state->postgres_port);
   health.processes.push_back(postgres);
 

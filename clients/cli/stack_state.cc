@@ -21,7 +21,10 @@ nlohmann::json StackStateToJson(const StackState& state) {
           {"supervisorPid", state.supervisor_pid},
           {"dataDir", state.data_dir},
           {"gatewayUrl", state.gateway_url},
-          {"postgres", {{"port", state.postgres_port}, {"pid", state.postgres_pid}}},
+          {"postgres",
+           {{"port", state.postgres_port},
+            {"pid", state.postgres_pid},
+            {"restarts", state.postgres_restarts}}},
           {"processes", processes}};
 }
 
@@ -39,6 +42,7 @@ absl::StatusOr<StackState> StackStateFromJson(const nlohmann::json& json) {
     if (json.contains("postgres") && json["postgres"].is_object()) {
       state.postgres_port = json["postgres"].value("port", 0);
       state.postgres_pid = json["postgres"].value("pid", 0);
+      state.postgres_restarts = json["postgres"].value("restarts", 0);
     }
     if (json.contains("processes") && json["processes"].is_array()) {
       for (const auto& p : json["processes"]) {

@@ -4,7 +4,7 @@
 // Python SDK (which only needs "gatewayUrl"). JSON, lowerCamel keys:
 //
 //   {"phase": "running", "error": "", "supervisorPid": 123, "dataDir": "/var/lib/submarine",
-//    "gatewayUrl": "http://127.0.0.1:8080", "postgres": {"port": 5433, "pid": 124},
+//    "gatewayUrl": "http://127.0.0.1:8080", "postgres": {"port": 5433, "pid": 124, "restarts": 0},
 //    "processes": [{"name": "eventbus", "pid": 130, "state": "ready", "restarts": 0,
 //                   "ready": {<the process' ready file>}, "log": ".../logs/eventbus.log"}, ...]}
 
@@ -41,7 +41,8 @@ struct StackState {
   std::string data_dir;
   std::string gateway_url;
   int postgres_port = 0;
-  pid_t postgres_pid = 0;
+  pid_t postgres_pid = 0;     // 0 while not running
+  int postgres_restarts = 0;  // times the supervisor restarted PostgreSQL after finding it gone
   std::vector<ProcessState> processes;
 };
 

@@ -218,18 +218,20 @@ void StackSupervisor::CheckReady(Child& child) {
   Log()->info("{} is ready (pid {})", child.plan.name, child.pid);
 }
 
-pid_t StackSupervisor::PostmasterPid() const {
-  std::ifstream in(cluster_.data_dir() + "/postmaster.pid");
-  long pid = 0;
-  in >> pid;
-  return in ? static_cast<pid_t>(pid) : 0;
-}
-
 void StackSupervisor::CheckDatabase() {
-  if (ProcessAlive(PostmasterPid())) return;
-  Log()->error("PostgreSQL is not running; restarting it on port {}", cluster_.port());
+  if (cluster_.Running()) return;
+  // Counted per attempt, like a supervised process' restarts; Start() clears what the dead
+  // postmaster left (its lock file, once its backends have let go of the shared memory), so the
+  // first attempt after a crash succeeds.
+  ++postgres_restarts_;
+  Log()->error("PostgreSQL (pid {}) is not running; restarting it on port {} (restart {})",
+               cluster_.PostmasterPid(), cluster_.port(), postgres_restarts_);
   absl::Status st = cluster_.Start();
-  if (!st.ok()) Log()->error("restarting PostgreSQL: {}", Message(st));
+  if (!st.ok()) {
+    Log()->error("restarting PostgreSQL: {}", Message(st));
+    return;
+  }
+  Log()->info("PostgreSQL is back (pid {})", cluster_.PostmasterPid());
 }
 
 void StackSupervisor::WaitForSignal(milliseconds timeout) {
@@ -304,8 +306,8 @@ void StackSupervisor::WriteState(const std::string& phase, const std::string& er
   state.data_dir = paths_.data_dir();
   state.gateway_url = gateway_url_;
   state.postgres_port = cluster_.port();
-  state.postgres_pid = PostmasterPid();
-  if (!ProcessAlive(state.postgres_pid)) state.postgres_pid = 0;
+  state.postgres_pid = cluster_.Running() ? cluster_.PostmasterPid() : 0;
+  state.postgres_restarts = postgres_restarts_;
   for (const Child& child : children_) {
     state.processes.push_back(ProcessState{child.plan.name, child.pid,
                                            StateName(static_cast<int>(child.state)), child.restarts,

@@ -1,7 +1,9 @@
 #pragma once
 // The daemon behind `submarine local up`: owns the PostgreSQL cluster and every process of the
-// local stack, restarts crashed processes with exponential backoff and records what runs in the
-// state file. Started detached (`submarine local supervise`), stopped by SIGTERM.
+// local stack, restarts crashed processes with exponential backoff (PostgreSQL within a second
+// of finding it gone, clearing what a killed postmaster leaves behind) and records what runs and
+// how often each was restarted in the state file. Started detached (`submarine local supervise`),
+// stopped by SIGTERM.
 
 #include <sys/types.h>
 
@@ -74,12 +76,12 @@ class StackSupervisor {
   void ReapChildren();
   void StopChildren();
   void WriteState(const std::string& phase, const std::string& error = "");
-  pid_t PostmasterPid() const;
 
   SupervisorOptions options_;
   StackPaths paths_;
   db::PostgresCluster cluster_;
   std::vector<Child> children_;
+  int postgres_restarts_ = 0;  // restarts of PostgreSQL after it was found not running
   std::string gateway_url_;
   bool stop_requested_ = false;
   bool stopping_ = false;

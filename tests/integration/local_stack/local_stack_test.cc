@@ -3,7 +3,7 @@
 // REST CRUD through the gateway with a token, `submarine login` storing a 0600 credentials file,
 // the environment and permission CLI commands with it, SUBMARINE_TOKEN with an API token,
 // `local status`, a killed service restarted by the supervisor, and `local down` leaving no
-// process behind.
+// process behind; and PostgreSQL killed with SIGKILL, restarted on the first attempt and counted.
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -20,6 +20,7 @@
 #include "clients/cli/http_client.h"
 #include "common/config/config.h"
 #include "common/util/clock.h"
+#include "tests/support/busy_backend.h"
 #include "tests/support/process.h"
 
 namespace submarine::cli {
@@ -424,6 +425,71 @@ TEST_F(LocalStackTest, UpServesCrudSurvivesAKilledServiceAndDownLeavesNothing) {
   EXPECT_NE(after.exit_code, 0) << "status of a stopped stack is not healthy: " << after.output;
   auto refused = http.Send("GET", "/readyz");
   EXPECT_FALSE(refused.ok()) << "the gateway still answers";
+}
+
+// kill -9 of the stack's postmaster while a backend still holds its shared memory: the
+// supervisor restarts PostgreSQL on its first attempt (no stale-lock failures), counts the
+// restart in `local status`, never runs or quotes initdb again, and the services serve again.
+TEST_F(LocalStackTest, KilledPostgresRestartsOnTheFirstAttemptAndIsCounted) {
+  CommandResult up = Submarine({"local", "up", "--gateway-port", "0"});
+  ASSERT_EQ(up.exit_code, 0) << up.output << "\nsupervisor log:\n"
+                             << testing::Tail(data_dir_ + "/logs/supervisor.log");
+  json state = State();
+  ASSERT_EQ(state["phase"], "running") << state.dump(2);
+  const pid_t postmaster = state["postgres"]["pid"].get<pid_t>();
+  ASSERT_GT(postmaster, 0) << state.dump(2);
+  EXPECT_EQ(state["postgres"]["restarts"], 0) << state.dump(2);
+  const std::string supervisor_log = data_dir_ + "/logs/supervisor.log";
+  const size_t log_before = ReadAll(supervisor_log).size();
+
+  // A backend busy in a loop keeps the dead postmaster's shared memory attached for 4 s after
+  // the kill: PostgreSQL refuses to start until it lets go (busy_backend.h).
+  const std::string conninfo =
+      absl::StrCat("host=", data_dir_, "/postgres/run port=", state["postgres"]["port"].get<int>(),
+                   " user=postgres dbname=postgres");
+  auto busy = testing::BusyBackend::Start(conninfo, seconds(4));
+  ASSERT_TRUE(busy.ok()) << busy.status();
+  ASSERT_EQ(::kill(postmaster, SIGKILL), 0);
+
+  // Back within a bound: a new postmaster recorded, and the gateway ready again.
+  HttpClient http(state["gatewayUrl"].get<std::string>());
+  bool back = testing::WaitFor(
+      [&] {
+        json now = State();
+        if (!now.is_object()) return false;
+        pid_t pid = now["postgres"]["pid"].get<pid_t>();
+        if (pid <= 0 || pid == postmaster || !Alive(pid)) return false;
+        auto r = http.Send("GET", "/readyz");
+        return r.ok() && r->status == 200;
+      },
+      seconds(60));
+  std::string log = ReadAll(supervisor_log).substr(log_before);
+  ASSERT_TRUE(back) << "PostgreSQL not back; supervisor log since the kill:\n" << log;
+
+  EXPECT_EQ(State()["postgres"]["restarts"], 1) << "one restart, on the first attempt:\n" << log;
+  EXPECT_EQ(log.find("restarting PostgreSQL:"), std::string::npos) << "a failed attempt:\n" << log;
+  for (const char* initdb :
+       {"The files belonging to this database system", "initdb", "Success. You can now start"}) {
+    EXPECT_EQ(log.find(initdb), std::string::npos) << initdb << " in:\n" << log;
+  }
+  CommandResult status = Submarine({"local", "status", "-o", "json"});
+  ASSERT_EQ(status.exit_code, 0) << status.output;
+  json health = json::parse(status.output, nullptr, false);
+  ASSERT_TRUE(health.is_object()) << status.output;
+  bool found = false;
+  for (const auto& p : health["processes"]) {
+    if (p["name"] != "postgres") continue;
+    found = true;
+    EXPECT_EQ(p["restarts"], 1) << p.dump();
+    EXPECT_EQ(p["ready"], true) << p.dump();
+  }
+  EXPECT_TRUE(found) << status.output;
+  CommandResult table = Submarine({"local", "status"});
+  EXPECT_NE(table.output.find("RESTARTS"), std::string::npos) << table.output;
+
+  CommandResult down = Submarine({"local", "down"});
+  ASSERT_EQ(down.exit_code, 0) << down.output;
+  EXPECT_TRUE(LiveProcessesMentioning(data_dir_).empty());
 }
 
 }  // namespace
