@@ -19,11 +19,18 @@
 #include <fstream>
 #include <pqxx/pqxx>
 #include <sstream>
+<<<<<<< HEAD
 #include <thread>
+=======
+>>>>>>> local
 
 #include "absl/strings/str_cat.h"
 #include "common/net/address.h"
 #include "common/util/clock.h"
+<<<<<<< HEAD
+=======
+#include "tests/support/busy_backend.h"
+>>>>>>> local
 #include "tests/support/process.h"
 
 namespace submarine::db {
@@ -148,6 +155,7 @@ TEST_F(PostgresClusterTest, StartsOnTheFirstAttemptAfterThePostmasterIsKilled) {
     ASSERT_TRUE(cluster_->Start().ok());
   }
   ASSERT_TRUE(CanQuery(*cluster_));
+<<<<<<< HEAD
   // A backend busy in a loop does not watch for its postmaster's death: after the kill it keeps
   // the shared memory attached until its statement timeout ends the loop — the window in which
   // PostgreSQL refuses to start ("pre-existing shared memory block is still in use").
@@ -174,6 +182,11 @@ TEST_F(PostgresClusterTest, StartsOnTheFirstAttemptAfterThePostmasterIsKilled) {
       return false;
     }
   }));
+=======
+  // Holds the shared memory for 4 s after the kill (busy_backend.h).
+  auto busy = testing::BusyBackend::Start(cluster_->SuperuserConnInfo(), seconds(4));
+  ASSERT_TRUE(busy.ok()) << busy.status();
+>>>>>>> local
   const pid_t killed = RecordedPostmaster(cluster_->data_dir());
   ASSERT_GT(killed, 0);
   ASSERT_EQ(::kill(killed, SIGKILL), 0);
@@ -202,6 +215,7 @@ TEST_F(PostgresClusterTest, BackendsStillAttachedAfterTheGraceAreKilled) {
   if (!cluster_->Running()) {
     ASSERT_TRUE(cluster_->Start().ok());
   }
+<<<<<<< HEAD
   std::jthread busy([] {
     try {
       pqxx::connection c(cluster_->SuperuserConnInfo());
@@ -227,6 +241,11 @@ TEST_F(PostgresClusterTest, BackendsStillAttachedAfterTheGraceAreKilled) {
       return false;
     }
   }));
+=======
+  auto busy = testing::BusyBackend::Start(cluster_->SuperuserConnInfo(), seconds(60));
+  ASSERT_TRUE(busy.ok()) << busy.status();
+  const pid_t backend = (*busy)->pid();
+>>>>>>> local
   const pid_t killed = RecordedPostmaster(cluster_->data_dir());
   ASSERT_EQ(::kill(killed, SIGKILL), 0);
   ASSERT_TRUE(testing::WaitFor([] { return !cluster_->Running(); }, seconds(10)));

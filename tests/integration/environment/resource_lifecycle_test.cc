@@ -3,6 +3,7 @@
 // service consumes the deletion events every service declares), and every service answers
 // ProjectResources.CountProjectResources for the project-deletion check.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -156,6 +157,34 @@ TEST_F(ResourceLifecycleTest, EveryServiceCountsWhatAProjectHoldsForServicesOnly
   req.set_project("projects/alpha");
   st = stub->CountProjectResources(perm_->AsUser("alice").get(), req, &out);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(ResourceLifecycleTest, AProjectIsDeletedOnlyWhenNoServiceHoldsAnythingInIt) {
+  auto delete_project = [&](const std::string& name) {
+    pv1::DeleteProjectRequest req;
+    req.set_name(name);
+    pv1::DeleteProjectResponse out;
+    return perm_->identity->DeleteProject(perm_->AsUser("alice").get(), req, &out);
+  };
+  ASSERT_TRUE(Create("alice", "held").ok());
+  grpc::Status refused = delete_project("projects/alpha");
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(refused.error_message().find("environment"), std::string::npos)
+      << refused.error_message();
+  // Nothing was deleted: the environment and its project are both still there.
+  EXPECT_TRUE(Get("alice", "held").ok());
+
+  // Once the environment is gone, so can the project be.
+  ASSERT_TRUE(Delete("alice", "held").ok());
+  grpc::Status deleted = delete_project("projects/alpha");
+  EXPECT_TRUE(deleted.ok()) << deleted.error_message();
+
+  // Fail closed: while a service cannot be asked, even an empty project stays.
+  ASSERT_TRUE(perm_->CreateProject("beta", "alice").ok());
+  env_process_.Signal(SIGKILL);
+  env_process_.Wait();
+  grpc::Status unknown = delete_project("projects/beta");
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::UNAVAILABLE) << unknown.error_message();
 }
 
 }  // namespace

@@ -13,15 +13,14 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <pqxx/pqxx>
 #include <set>
 #include <sstream>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "clients/cli/http_client.h"
 #include "common/config/config.h"
 #include "common/util/clock.h"
+#include "tests/support/busy_backend.h"
 #include "tests/support/process.h"
 
 namespace submarine::cli {
@@ -443,35 +442,13 @@ TEST_F(LocalStackTest, KilledPostgresRestartsOnTheFirstAttemptAndIsCounted) {
   const std::string supervisor_log = data_dir_ + "/logs/supervisor.log";
   const size_t log_before = ReadAll(supervisor_log).size();
 
-  // A backend busy in a loop keeps the dead postmaster's shared memory attached for up to 4 s
-  // after the kill (it does not watch for its postmaster while it runs): PostgreSQL refuses to
-  // start until it lets go.
+  // A backend busy in a loop keeps the dead postmaster's shared memory attached for 4 s after
+  // the kill: PostgreSQL refuses to start until it lets go (busy_backend.h).
   const std::string conninfo =
       absl::StrCat("host=", data_dir_, "/postgres/run port=", state["postgres"]["port"].get<int>(),
                    " user=postgres dbname=postgres");
-  std::jthread busy([&conninfo] {
-    try {
-      pqxx::connection c(conninfo);
-      pqxx::nontransaction tx(c);
-      tx.exec("SET application_name = 'busy-loop'");
-      tx.exec("SET statement_timeout = '4s'");
-      tx.exec("DO $$BEGIN LOOP END LOOP; END$$");
-    } catch (const std::exception&) {
-      // Ended by its timeout or by the lost postmaster: either is fine.
-    }
-  });
-  ASSERT_TRUE(testing::WaitFor([&conninfo] {
-    try {
-      pqxx::connection c(conninfo);
-      pqxx::nontransaction tx(c);
-      return tx.exec(
-                   "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                   "'busy-loop' AND state = 'active'")[0][0]
-                 .as<int>() == 1;
-    } catch (const std::exception&) {
-      return false;
-    }
-  }));
+  auto busy = testing::BusyBackend::Start(conninfo, seconds(4));
+  ASSERT_TRUE(busy.ok()) << busy.status();
   ASSERT_EQ(::kill(postmaster, SIGKILL), 0);
 
   // Back within a bound: a new postmaster recorded, and the gateway ready again.
