@@ -19,18 +19,11 @@
 #include <fstream>
 #include <pqxx/pqxx>
 #include <sstream>
-<<<<<<< HEAD
-#include <thread>
-=======
->>>>>>> local
 
 #include "absl/strings/str_cat.h"
 #include "common/net/address.h"
 #include "common/util/clock.h"
-<<<<<<< HEAD
-=======
 #include "tests/support/busy_backend.h"
->>>>>>> local
 #include "tests/support/process.h"
 
 namespace submarine::db {
@@ -155,38 +148,9 @@ TEST_F(PostgresClusterTest, StartsOnTheFirstAttemptAfterThePostmasterIsKilled) {
     ASSERT_TRUE(cluster_->Start().ok());
   }
   ASSERT_TRUE(CanQuery(*cluster_));
-<<<<<<< HEAD
-  // A backend busy in a loop does not watch for its postmaster's death: after the kill it keeps
-  // the shared memory attached until its statement timeout ends the loop — the window in which
-  // PostgreSQL refuses to start ("pre-existing shared memory block is still in use").
-  std::jthread busy([] {
-    try {
-      pqxx::connection c(cluster_->SuperuserConnInfo());
-      pqxx::nontransaction tx(c);
-      tx.exec("SET application_name = 'busy-loop'");
-      tx.exec("SET statement_timeout = '4s'");
-      tx.exec("DO $$BEGIN LOOP END LOOP; END$$");
-    } catch (const std::exception&) {
-      // Cancelled by its timeout, or its connection lost with the postmaster: either is fine.
-    }
-  });
-  ASSERT_TRUE(testing::WaitFor([] {
-    try {
-      pqxx::connection c(cluster_->SuperuserConnInfo());
-      pqxx::nontransaction tx(c);
-      return tx.exec(
-                   "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                   "'busy-loop' AND state = 'active'")[0][0]
-                 .as<int>() == 1;
-    } catch (const std::exception&) {
-      return false;
-    }
-  }));
-=======
   // Holds the shared memory for 4 s after the kill (busy_backend.h).
   auto busy = testing::BusyBackend::Start(cluster_->SuperuserConnInfo(), seconds(4));
   ASSERT_TRUE(busy.ok()) << busy.status();
->>>>>>> local
   const pid_t killed = RecordedPostmaster(cluster_->data_dir());
   ASSERT_GT(killed, 0);
   ASSERT_EQ(::kill(killed, SIGKILL), 0);
@@ -215,37 +179,9 @@ TEST_F(PostgresClusterTest, BackendsStillAttachedAfterTheGraceAreKilled) {
   if (!cluster_->Running()) {
     ASSERT_TRUE(cluster_->Start().ok());
   }
-<<<<<<< HEAD
-  std::jthread busy([] {
-    try {
-      pqxx::connection c(cluster_->SuperuserConnInfo());
-      pqxx::nontransaction tx(c);
-      tx.exec("SET application_name = 'long-loop'");
-      tx.exec("SET statement_timeout = '60s'");
-      tx.exec("DO $$BEGIN LOOP END LOOP; END$$");
-    } catch (const std::exception&) {
-    }
-  });
-  pid_t backend = 0;
-  ASSERT_TRUE(testing::WaitFor([&backend] {
-    try {
-      pqxx::connection c(cluster_->SuperuserConnInfo());
-      pqxx::nontransaction tx(c);
-      auto r = tx.exec(
-          "SELECT pid FROM pg_stat_activity WHERE application_name = 'long-loop' "
-          "AND state = 'active'");
-      if (r.size() != 1) return false;
-      backend = r[0][0].as<pid_t>();
-      return true;
-    } catch (const std::exception&) {
-      return false;
-    }
-  }));
-=======
   auto busy = testing::BusyBackend::Start(cluster_->SuperuserConnInfo(), seconds(60));
   ASSERT_TRUE(busy.ok()) << busy.status();
   const pid_t backend = (*busy)->pid();
->>>>>>> local
   const pid_t killed = RecordedPostmaster(cluster_->data_dir());
   ASSERT_EQ(::kill(killed, SIGKILL), 0);
   ASSERT_TRUE(testing::WaitFor([] { return !cluster_->Running(); }, seconds(10)));
