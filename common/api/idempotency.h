@@ -56,18 +56,31 @@ class Idempotency {
                              const std::string& method, const google::protobuf::Message& request,
                              const std::string& request_id,
                              const std::function<absl::Status(pqxx::work&, Answer*)>& body) const {
-    SUBMARINE_RETURN_IF_ERROR(Validate(request_id));
     Answer answer;
-    std::string hash = request_id.empty() ? "" : Hash(method, call, request);
-    SUBMARINE_RETURN_IF_ERROR(pool.Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
-      answer.Clear();
-      SUBMARINE_ASSIGN_OR_RETURN(bool replayed, Replay(tx, request_id, method, hash, &answer));
-      if (replayed) return absl::OkStatus();
-      SUBMARINE_RETURN_IF_ERROR(body(tx, &answer));
-      Record(tx, request_id, method, hash, answer);
-      return absl::OkStatus();
-    }));
+    SUBMARINE_RETURN_IF_ERROR(Transact(pool, call, method, request, request_id, &answer,
+                                       [&](pqxx::work& tx) {
+                                         answer.Clear();
+                                         return body(tx, &answer);
+                                       }));
     return answer;
+  }
+
+  // The same for a mutation written as one transaction that fills `*answer` itself (use
+  // google::protobuf::Empty for a method that answers nothing): on a replay `*answer` is the
+  // first answer and `body` does not run; otherwise `*answer` as `body` left it is recorded.
+  absl::Status Transact(db::ConnectionPool& pool, const rpc::CallInfo& call,
+                        const std::string& method, const google::protobuf::Message& request,
+                        const std::string& request_id, google::protobuf::Message* answer,
+                        const std::function<absl::Status(pqxx::work&)>& body) const {
+    SUBMARINE_RETURN_IF_ERROR(Validate(request_id));
+    std::string hash = request_id.empty() ? "" : Hash(method, call, request);
+    return pool.Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+      SUBMARINE_ASSIGN_OR_RETURN(bool replayed, Replay(tx, request_id, method, hash, answer));
+      if (replayed) return absl::OkStatus();
+      SUBMARINE_RETURN_IF_ERROR(body(tx));
+      Record(tx, request_id, method, hash, *answer);
+      return absl::OkStatus();
+    });
   }
 
   // Retention: forgets answers older than `hours`; returns how many.

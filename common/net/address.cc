@@ -6,6 +6,9 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
+#include <mutex>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "common/status/status.h"
@@ -55,7 +58,39 @@ absl::StatusOr<BoundSocket> ListenTcp(const std::string& address) {
   return BoundSocket{fd, absl::StrCat(host, ":", ntohs(sa.sin_port))};
 }
 
+namespace {
+
+// The low end of the kernel's ephemeral port range (source ports of outgoing connections).
+int EphemeralLow() {
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0;
+  return (range >> low) ? low : 32768;
+}
+
+}  // namespace
+
 absl::StatusOr<int> PickFreePort() {
+  // A picked port is bound later, often seconds later and by another process. Inside the
+  // ephemeral range it may meanwhile become the source port of any outgoing connection on the
+  // machine (a parallel test run collided exactly so), so pick below it when there is room.
+  constexpr int kFirst = 10000;
+  const int last = EphemeralLow() - 1;
+  if (last - kFirst >= 1000) {
+    static std::mutex mu;
+    static std::mt19937 random{std::random_device{}()};
+    for (int attempt = 0; attempt < 64; ++attempt) {
+      int port;
+      {
+        std::lock_guard lock(mu);
+        port = std::uniform_int_distribution<int>(kFirst, last)(random);
+      }
+      auto bound = ListenTcp(absl::StrCat("127.0.0.1:", port));
+      if (bound.ok()) {
+        ::close(bound->fd);
+        return port;
+      }
+    }
+  }
   SUBMARINE_ASSIGN_OR_RETURN(auto bound, ListenTcp("127.0.0.1:0"));
   ::close(bound.fd);
   std::string host;

@@ -19,7 +19,9 @@ absl::Status SplitHostPort(const std::string& address, std::string* host, int* p
 absl::StatusOr<BoundSocket> ListenTcp(const std::string& address);
 
 // A port that was free on 127.0.0.1 a moment ago (for processes that need a fixed port up front,
-// such as PostgreSQL or an event bus that must come back on the same port after a restart).
+// such as PostgreSQL or an event bus that must come back on the same port after a restart),
+// chosen below the kernel's ephemeral range when possible, so that no outgoing connection takes
+// it before its process binds it.
 absl::StatusOr<int> PickFreePort();
 
 }  // namespace submarine::net

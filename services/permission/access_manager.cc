@@ -1,5 +1,7 @@
 #include "services/permission/access_manager.h"
 
+#include <google/protobuf/empty.pb.h>
+
 #include "absl/strings/str_cat.h"
 #include "common/events/outbox.h"
 #include "common/status/status.h"
@@ -69,7 +71,9 @@ int64_t AccessManager::NowMicros() const {
 absl::StatusOr<v1::RoleBinding> AccessManager::CreateRoleBinding(
     const v1::CreateRoleBindingRequest& req, const CallInfo& call) {
   v1::RoleBinding out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  SUBMARINE_RETURN_IF_ERROR(idempotency_->Transact(
+      *pool_, call, "CreateRoleBinding", req, req.request_id(), &out,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     ResourceRef ref;
     SUBMARINE_RETURN_IF_ERROR(ParseProjectName(req.parent(), "parent", &ref.project));
@@ -107,7 +111,10 @@ absl::StatusOr<v1::ListRoleBindingsResponse> AccessManager::ListRoleBindings(
 
 absl::Status AccessManager::DeleteRoleBinding(const v1::DeleteRoleBindingRequest& req,
                                               const CallInfo& call) {
-  return pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  google::protobuf::Empty done;
+  return idempotency_->Transact(
+      *pool_, call, "DeleteRoleBinding", req, req.request_id(), &done,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     auto mid = req.name().find("/roleBindings/");
     if (mid == std::string::npos) {
@@ -131,7 +138,9 @@ absl::Status AccessManager::DeleteRoleBinding(const v1::DeleteRoleBindingRequest
 absl::StatusOr<v1::Grant> AccessManager::CreateGrant(const v1::CreateGrantRequest& req,
                                                      const CallInfo& call) {
   v1::Grant out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  SUBMARINE_RETURN_IF_ERROR(idempotency_->Transact(
+      *pool_, call, "CreateGrant", req, req.request_id(), &out,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     const auto& in = req.grant();
     ResourceRef ref;
@@ -180,7 +189,10 @@ absl::StatusOr<v1::ListGrantsResponse> AccessManager::ListGrants(const v1::ListG
 }
 
 absl::Status AccessManager::DeleteGrant(const v1::DeleteGrantRequest& req, const CallInfo& call) {
-  return pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  google::protobuf::Empty done;
+  return idempotency_->Transact(
+      *pool_, call, "DeleteGrant", req, req.request_id(), &done,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     if (req.name().rfind("grants/", 0) != 0) {
       return InvalidField("name",

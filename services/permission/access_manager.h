@@ -6,6 +6,7 @@
 // permission caches elsewhere drop stale answers. Thread-safe.
 
 #include "absl/status/statusor.h"
+#include "common/api/idempotency.h"
 #include "common/db/pool.h"
 #include "common/util/clock.h"
 #include "services/permission/access_evaluator.h"
@@ -16,8 +17,9 @@ namespace submarine::permission {
 class AccessManager {
  public:
   // `pool` must outlive the manager; its connections must have PermissionStore::Prepare run.
-  AccessManager(db::ConnectionPool* pool, const Clock& clock, IdGenerator& ids)
-      : pool_(pool), clock_(clock), ids_(ids) {}
+  AccessManager(db::ConnectionPool* pool, const api::Idempotency* idempotency, const Clock& clock,
+                IdGenerator& ids)
+      : pool_(pool), idempotency_(idempotency), clock_(clock), ids_(ids) {}
 
   absl::StatusOr<v1::RoleBinding> CreateRoleBinding(const v1::CreateRoleBindingRequest& request,
                                                     const CallInfo& call);
@@ -48,6 +50,7 @@ class AccessManager {
                       bool single, const CallInfo& call, v1::BatchCheckPermissionsResponse* resp);
 
   db::ConnectionPool* pool_;
+  const api::Idempotency* idempotency_;  // request ids of every mutation
   const Clock& clock_;
   IdGenerator& ids_;
 };

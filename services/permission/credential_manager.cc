@@ -1,5 +1,7 @@
 #include "services/permission/credential_manager.h"
 
+#include <google/protobuf/empty.pb.h>
+
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -79,9 +81,10 @@ absl::Status Authorize(pqxx::transaction_base& tx, const rpc::CallInfo& call,
 
 }  // namespace
 
-CredentialManager::CredentialManager(db::ConnectionPool* pool, std::string master_key,
+CredentialManager::CredentialManager(db::ConnectionPool* pool,
+                                     const api::Idempotency* idempotency, std::string master_key,
                                      const Clock& clock)
-    : pool_(pool), master_key_(std::move(master_key)), clock_(clock) {}
+    : pool_(pool), idempotency_(idempotency), master_key_(std::move(master_key)), clock_(clock) {}
 
 absl::Status CredentialManager::CheckKey() const {
   if (master_key_.size() != 32) return Internal("the credential master key is not 32 bytes");
@@ -125,7 +128,9 @@ absl::StatusOr<Credential> CredentialManager::Create(const v1::CreateCredentialR
   std::string sealed = auth::Seal(master_key_, req.secret());
   int64_t now = NowMicros();
   Credential out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  SUBMARINE_RETURN_IF_ERROR(idempotency_->Transact(
+      *pool_, call, "CreateCredential", req, req.request_id(), &out,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_RETURN_IF_ERROR(Authorize(tx, call, owner, name));
     out.set_name(name);
     out.set_type(in.type());
@@ -168,7 +173,10 @@ absl::StatusOr<v1::ListCredentialsResponse> CredentialManager::List(
 absl::Status CredentialManager::Delete(const v1::DeleteCredentialRequest& req,
                                        const rpc::CallInfo& call) {
   SUBMARINE_ASSIGN_OR_RETURN(auto parts, ParseName(req.name()));
-  return pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  google::protobuf::Empty done;
+  return idempotency_->Transact(
+      *pool_, call, "DeleteCredential", req, req.request_id(), &done,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_RETURN_IF_ERROR(Authorize(tx, call, parts.first, req.name()));
     auto found = CredentialStore::Find(tx, parts.first, parts.second);
     if (!found || !CredentialStore::Delete(tx, parts.first, parts.second)) {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/api/idempotency.h"
 #include "common/db/pool.h"
 #include "common/rpc/call_context.h"
 #include "common/util/clock.h"
@@ -26,7 +27,8 @@ class CredentialManager {
 
   // `pool` (connections prepared with CredentialStore::Prepare) and `clock` must outlive it.
   // `master_key` is the 32-byte secretbox key; with any other size every call fails INTERNAL.
-  CredentialManager(db::ConnectionPool* pool, std::string master_key, const Clock& clock);
+  CredentialManager(db::ConnectionPool* pool, const api::Idempotency* idempotency, std::string master_key,
+                    const Clock& clock);
 
   // Creates or replaces the credential (CREATED or UPDATED event).
   absl::StatusOr<v1::Credential> Create(const v1::CreateCredentialRequest& request,
@@ -46,6 +48,7 @@ class CredentialManager {
   int64_t NowMicros() const;
 
   db::ConnectionPool* pool_;
+  const api::Idempotency* idempotency_;  // request ids of every mutation
   std::string master_key_;
   const Clock& clock_;
 };

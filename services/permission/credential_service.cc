@@ -13,9 +13,10 @@ using rpc::Fill;
 
 }  // namespace
 
-CredentialServiceImpl::CredentialServiceImpl(db::ConnectionPool* pool, std::string master_key,
-                                             const Clock& clock)
-    : manager_(pool, std::move(master_key), clock) {}
+CredentialServiceImpl::CredentialServiceImpl(db::ConnectionPool* pool,
+                                             const api::Idempotency* idempotency,
+                                             std::string master_key, const Clock& clock)
+    : manager_(pool, idempotency, std::move(master_key), clock) {}
 
 grpc::Status CredentialServiceImpl::CreateCredential(grpc::ServerContext* ctx,
                                                      const v1::CreateCredentialRequest* req,

@@ -17,7 +17,8 @@ class CredentialServiceImpl final : public submarine::permission::v1::Credential
  public:
   // `pool` (connections prepared with CredentialStore::Prepare) and `clock` must outlive it;
   // `master_key` is the 32-byte key of config.master_key_file.
-  CredentialServiceImpl(db::ConnectionPool* pool, std::string master_key, const Clock& clock);
+  CredentialServiceImpl(db::ConnectionPool* pool, const api::Idempotency* idempotency, std::string master_key,
+                        const Clock& clock);
 
   grpc::Status CreateCredential(grpc::ServerContext* ctx, const v1::CreateCredentialRequest* req,
                                 v1::Credential* resp) override;

@@ -25,18 +25,20 @@ Identity::Identity(db::ConnectionPool* pool, IdentityOptions options, const Cloc
       throttle_(options.login_throttle),
       hasher_(options.passwords) {}
 
-absl::StatusOr<std::unique_ptr<Identity>> Identity::Create(db::ConnectionPool* pool,
-                                                           IdentityOptions options,
-                                                           const Clock& clock, IdGenerator& ids) {
+absl::StatusOr<std::unique_ptr<Identity>> Identity::Create(
+    db::ConnectionPool* pool, const api::Idempotency* idempotency, IdentityOptions options,
+    const Clock& clock, IdGenerator& ids) {
   std::unique_ptr<Identity> identity(new Identity(pool, options, clock, ids));
   Identity* i = identity.get();
   SUBMARINE_ASSIGN_OR_RETURN(i->sessions_,
-                             SessionManager::Create(pool, std::move(options.sessions), clock, ids,
+                             SessionManager::Create(pool, idempotency, std::move(options.sessions), clock, ids,
                                                     &i->throttle_, &i->hasher_));
-  i->users_ = std::make_unique<UserManager>(pool, clock, ids, &i->throttle_, &i->hasher_);
-  i->teams_ = std::make_unique<TeamManager>(pool, clock);
+  i->users_ = std::make_unique<UserManager>(pool, idempotency, clock, ids, &i->throttle_,
+                                            &i->hasher_);
+  i->teams_ = std::make_unique<TeamManager>(pool, idempotency, clock);
   i->projects_ =
-      std::make_unique<ProjectManager>(pool, clock, ids, std::move(options.project_holdings));
+      std::make_unique<ProjectManager>(pool, idempotency, clock, ids,
+                                       std::move(options.project_holdings));
   return identity;
 }
 

@@ -36,7 +36,9 @@ class Identity {
  public:
   // `pool` (connections prepared with PermissionStore's statements), `clock` and `ids` must
   // outlive it. INTERNAL if the dummy password hash cannot be computed.
+  // `idempotency` (request ids of every mutation, sealed: answers hold tokens) must outlive it.
   static absl::StatusOr<std::unique_ptr<Identity>> Create(db::ConnectionPool* pool,
+                                                          const api::Idempotency* idempotency,
                                                           IdentityOptions options,
                                                           const Clock& clock, IdGenerator& ids);
 

@@ -90,15 +90,18 @@ absl::Status Build(rpc::ServiceHost& host, const PermissionServiceConfig& config
   };
   SUBMARINE_ASSIGN_OR_RETURN(
       auto identity_owned,
-      Identity::Create(pool, std::move(identity_options), host.clock(), host.ids()));
+      Identity::Create(pool, &host.idempotency(), std::move(identity_options), host.clock(),
+                       host.ids()));
   Identity* identity = host.Own(std::move(identity_owned));
   SUBMARINE_RETURN_IF_ERROR(identity->Bootstrap());
-  auto* access = host.Make<AccessManager>(pool, host.clock(), host.ids());
+  auto* access = host.Make<AccessManager>(pool, &host.idempotency(), host.clock(), host.ids());
   host.Serve<IdentityServiceImpl>(identity);
   host.Serve<AccessServiceImpl>(access);
   host.Serve<SubmarineAuthApiImpl>(identity);
-  auto* quota = host.Serve<QuotaServiceImpl>(pool, config, host.clock(), host.ids());
-  host.Serve<CredentialServiceImpl>(pool, std::move(master_key), host.clock());
+  auto* quota = host.Serve<QuotaServiceImpl>(pool, &host.idempotency(), config, host.clock(),
+                                            host.ids());
+  host.Serve<CredentialServiceImpl>(pool, &host.idempotency(), std::move(master_key),
+                                    host.clock());
   host.Serve<AuditServiceImpl>(pool);
 
   // The audit log and grant clean-up consume every stream: this service's and each peer's.

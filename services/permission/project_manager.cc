@@ -50,7 +50,9 @@ absl::StatusOr<v1::Project> ProjectManager::CreateProject(const v1::CreateProjec
                                                           const CallInfo& call) {
   const std::string& id = req.project_id();
   v1::Project out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  SUBMARINE_RETURN_IF_ERROR(idempotency_->Transact(
+      *pool_, call, "CreateProject", req, req.request_id(), &out,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     if (id.empty()) return InvalidField("project_id", "is required");
     SUBMARINE_RETURN_IF_ERROR(ValidateId(id, "project_id"));
@@ -132,7 +134,9 @@ absl::StatusOr<v1::Project> ProjectManager::UpdateProject(const v1::UpdateProjec
                                                           const CallInfo& call) {
   const v1::Project& in = req.project();
   v1::Project out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  SUBMARINE_RETURN_IF_ERROR(idempotency_->Transact(
+      *pool_, call, "UpdateProject", req, req.request_id(), &out,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     ResourceRef ref;
     SUBMARINE_RETURN_IF_ERROR(ParseProjectName(in.name(), "project.name", &ref.project));

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/api/idempotency.h"
 #include "common/db/pool.h"
 #include "common/util/clock.h"
 #include "services/permission/access_evaluator.h"
@@ -31,9 +32,11 @@ class ProjectManager {
  public:
   // `pool` (connections prepared with PermissionStore's statements), `clock` and `ids` must
   // outlive the manager. `holdings` empty: projects are deleted without asking anyone.
-  ProjectManager(db::ConnectionPool* pool, const Clock& clock, IdGenerator& ids,
-                 ProjectHoldings holdings = {})
-      : pool_(pool), clock_(clock), ids_(ids), holdings_(std::move(holdings)) {}
+  ProjectManager(db::ConnectionPool* pool, const api::Idempotency* idempotency, const Clock& clock,
+                 IdGenerator& ids, ProjectHoldings holdings = {})
+      : pool_(pool),
+        idempotency_(idempotency),
+        clock_(clock), ids_(ids), holdings_(std::move(holdings)) {}
 
   // The owner defaults to the calling user; a service acting for itself must name one
   // (INVALID_ARGUMENT "project.owner").
@@ -62,6 +65,7 @@ class ProjectManager {
   absl::Status CheckEmpty(const std::string& name, const CallInfo& call) const;
 
   db::ConnectionPool* pool_;
+  const api::Idempotency* idempotency_;  // request ids of every mutation
   const Clock& clock_;
   IdGenerator& ids_;
   const ProjectHoldings holdings_;

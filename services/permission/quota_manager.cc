@@ -1,5 +1,7 @@
 #include "services/permission/quota_manager.h"
 
+#include <google/protobuf/empty.pb.h>
+
 #include <google/protobuf/util/time_util.h>
 
 #include <vector>
@@ -112,10 +114,11 @@ absl::Status CheckOwnerExists(pqxx::transaction_base& tx, const Owner& owner,
 
 }  // namespace
 
-QuotaManager::QuotaManager(db::ConnectionPool* pool,
+QuotaManager::QuotaManager(db::ConnectionPool* pool, const api::Idempotency* idempotency,
                            const submarine::config::v1::PermissionServiceConfig& config,
                            const Clock& clock, IdGenerator& ids)
     : pool_(pool),
+      idempotency_(idempotency),
       default_user_quota_(config.default_user_quota()),
       default_team_quota_(config.default_team_quota()),
       clock_(clock),
@@ -147,7 +150,9 @@ absl::StatusOr<v1::Usage> QuotaManager::SetQuota(const v1::SetQuotaRequest& req,
   SUBMARINE_RETURN_IF_ERROR(ValidateAmounts(req.limits(), "limits", false));
   int64_t now = NowMicros();
   v1::Usage usage;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  SUBMARINE_RETURN_IF_ERROR(idempotency_->Transact(
+      *pool_, call, "SetQuota", req, req.request_id(), &usage,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     if (!caller.admin) return CallerMayNot(call, "set quotas (admins only)", req.owner());
     SUBMARINE_RETURN_IF_ERROR(CheckOwnerExists(tx, owner, req.owner()));
@@ -208,7 +213,9 @@ absl::StatusOr<Lease> QuotaManager::AcquireLease(const v1::AcquireLeaseRequest& 
   SUBMARINE_RETURN_IF_ERROR(ValidateTtl(ttl, "ttl_seconds"));
 
   Lease out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  SUBMARINE_RETURN_IF_ERROR(idempotency_->Transact(
+      *pool_, call, "AcquireLease", req, req.request_id(), &out,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     if (!MayUse(caller, owner)) return CallerMayNot(call, "use this quota", in.owner());
     SUBMARINE_RETURN_IF_ERROR(CheckOwnerExists(tx, owner, in.owner()));
@@ -273,7 +280,9 @@ absl::StatusOr<Lease> QuotaManager::HeartbeatLease(const v1::HeartbeatLeaseReque
   if (req.ttl_seconds() != 0)
     SUBMARINE_RETURN_IF_ERROR(ValidateTtl(req.ttl_seconds(), "ttl_seconds"));
   Lease out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  SUBMARINE_RETURN_IF_ERROR(idempotency_->Transact(
+      *pool_, call, "HeartbeatLease", req, req.request_id(), &out,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     auto found = QuotaStore::FindLease(tx, id, /*for_update=*/true);
     if (!found) return NotFound("lease", req.name());
@@ -301,7 +310,10 @@ absl::StatusOr<Lease> QuotaManager::HeartbeatLease(const v1::HeartbeatLeaseReque
 absl::Status QuotaManager::ReleaseLease(const v1::ReleaseLeaseRequest& req,
                                         const rpc::CallInfo& call) {
   SUBMARINE_ASSIGN_OR_RETURN(std::string id, ParseLeaseName(req.name()));
-  return pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  google::protobuf::Empty done;
+  return idempotency_->Transact(
+      *pool_, call, "ReleaseLease", req, req.request_id(), &done,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     auto found = QuotaStore::FindLease(tx, id, /*for_update=*/true);
     if (!found) return NotFound("lease", req.name());

@@ -21,6 +21,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/api/idempotency.h"
 #include "common/db/pool.h"
 #include "common/rpc/call_context.h"
 #include "common/util/clock.h"
@@ -38,7 +39,7 @@ class QuotaManager {
 
   // `pool` must outlive the manager; its connections must have QuotaStore::Prepare run. Only the
   // default quotas are read from `config`.
-  QuotaManager(db::ConnectionPool* pool,
+  QuotaManager(db::ConnectionPool* pool, const api::Idempotency* idempotency,
                const submarine::config::v1::PermissionServiceConfig& config, const Clock& clock,
                IdGenerator& ids);
 
@@ -67,6 +68,7 @@ class QuotaManager {
                                 const v1::Resources& explicit_limits) const;
 
   db::ConnectionPool* pool_;
+  const api::Idempotency* idempotency_;  // request ids of every mutation
   v1::Resources default_user_quota_;
   v1::Resources default_team_quota_;
   const Clock& clock_;

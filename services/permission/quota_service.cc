@@ -14,9 +14,10 @@ using rpc::Fill;
 }  // namespace
 
 QuotaServiceImpl::QuotaServiceImpl(db::ConnectionPool* pool,
+                                   const api::Idempotency* idempotency,
                                    const submarine::config::v1::PermissionServiceConfig& config,
                                    const Clock& clock, IdGenerator& ids)
-    : manager_(pool, config, clock, ids) {}
+    : manager_(pool, idempotency, config, clock, ids) {}
 
 absl::StatusOr<int64_t> QuotaServiceImpl::ReclaimExpired() { return manager_.ReclaimExpired(); }
 

@@ -17,7 +17,7 @@ namespace submarine::permission {
 class QuotaServiceImpl final : public submarine::permission::v1::QuotaService::Service {
  public:
   // `pool` (connections prepared with QuotaStore::Prepare), `clock` and `ids` must outlive it.
-  QuotaServiceImpl(db::ConnectionPool* pool,
+  QuotaServiceImpl(db::ConnectionPool* pool, const api::Idempotency* idempotency,
                    const submarine::config::v1::PermissionServiceConfig& config, const Clock& clock,
                    IdGenerator& ids);
 

@@ -1,5 +1,7 @@
 #include "services/permission/session_manager.h"
 
+#include <google/protobuf/empty.pb.h>
+
 #include <google/protobuf/util/time_util.h>
 
 #include "absl/strings/str_cat.h"
@@ -22,10 +24,10 @@ absl::Status LoginFailed() {
 }
 
 absl::StatusOr<std::unique_ptr<SessionManager>> SessionManager::Create(
-    db::ConnectionPool* pool, SessionOptions options, const Clock& clock, IdGenerator& ids,
-    LoginThrottle* throttle, PasswordHasher* hasher) {
+    db::ConnectionPool* pool, const api::Idempotency* idempotency, SessionOptions options,
+    const Clock& clock, IdGenerator& ids, LoginThrottle* throttle, PasswordHasher* hasher) {
   std::unique_ptr<SessionManager> m(
-      new SessionManager(pool, std::move(options), clock, ids, throttle, hasher));
+      new SessionManager(pool, idempotency, std::move(options), clock, ids, throttle, hasher));
   // Verified against when the user is unknown or disabled, so a failed login costs the same
   // whether or not the user exists.
   SUBMARINE_ASSIGN_OR_RETURN(m->dummy_hash_, hasher->Hash(auth::RandomToken(16), db::kNoDeadline));
@@ -133,7 +135,10 @@ absl::Status SessionManager::Logout(const v1::LogoutRequest& req, const CallInfo
   if (req.refresh_token().size() > 256) {
     return InvalidField("refresh_token", "longer than 256 bytes");
   }
-  return pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  google::protobuf::Empty done;
+  return idempotency_->Transact(
+      *pool_, call, "Logout", req, req.request_id(), &done,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     SUBMARINE_RETURN_IF_ERROR(caller.RequireUser("logging out"));
     if (!req.refresh_token().empty()) {
@@ -171,7 +176,9 @@ absl::Status SessionManager::Logout(const v1::LogoutRequest& req, const CallInfo
 absl::StatusOr<v1::CreateApiTokenResponse> SessionManager::CreateApiToken(
     const v1::CreateApiTokenRequest& req, const CallInfo& call) {
   v1::CreateApiTokenResponse resp;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  SUBMARINE_RETURN_IF_ERROR(idempotency_->Transact(
+      *pool_, call, "CreateApiToken", req, req.request_id(), &resp,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     std::string username;
     SUBMARINE_RETURN_IF_ERROR(ParseUserName(req.parent(), "parent", &username));
@@ -231,7 +238,9 @@ absl::StatusOr<v1::ListApiTokensResponse> SessionManager::ListApiTokens(
 absl::StatusOr<v1::ApiToken> SessionManager::RevokeApiToken(const v1::RevokeApiTokenRequest& req,
                                                             const CallInfo& call) {
   v1::ApiToken out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  SUBMARINE_RETURN_IF_ERROR(idempotency_->Transact(
+      *pool_, call, "RevokeApiToken", req, req.request_id(), &out,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     auto slash = req.name().find("/tokens/");
     if (slash == std::string::npos) {

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/api/idempotency.h"
 #include "common/auth/crypto.h"
 #include "common/db/pool.h"
 #include "common/util/clock.h"
@@ -37,8 +38,8 @@ class SessionManager {
   // and `hasher` must outlive the manager; `throttle` and `hasher` are shared with UserManager.
   // INTERNAL if the dummy password hash (checked against unknown users) cannot be computed.
   static absl::StatusOr<std::unique_ptr<SessionManager>> Create(
-      db::ConnectionPool* pool, SessionOptions options, const Clock& clock, IdGenerator& ids,
-      LoginThrottle* throttle, PasswordHasher* hasher);
+      db::ConnectionPool* pool, const api::Idempotency* idempotency, SessionOptions options,
+      const Clock& clock, IdGenerator& ids, LoginThrottle* throttle, PasswordHasher* hasher);
 
   // Login and Refresh failures are UNAUTHENTICATED with reasons LOGIN_FAILED and
   // REFRESH_TOKEN_INVALID and the same message whatever the cause. Login costs exactly one
@@ -71,9 +72,11 @@ class SessionManager {
   const SessionOptions& options() const { return options_; }
 
  private:
-  SessionManager(db::ConnectionPool* pool, SessionOptions options, const Clock& clock,
-                 IdGenerator& ids, LoginThrottle* throttle, PasswordHasher* hasher)
+  SessionManager(db::ConnectionPool* pool, const api::Idempotency* idempotency, SessionOptions options,
+                 const Clock& clock, IdGenerator& ids, LoginThrottle* throttle,
+                 PasswordHasher* hasher)
       : pool_(pool),
+        idempotency_(idempotency),
         options_(std::move(options)),
         clock_(clock),
         ids_(ids),
@@ -89,6 +92,7 @@ class SessionManager {
   absl::StatusOr<v1::LoginResponse> IssueTokens(pqxx::work& tx, const std::string& username);
 
   db::ConnectionPool* pool_;
+  const api::Idempotency* idempotency_;  // request ids of every mutation
   SessionOptions options_;
   const Clock& clock_;
   IdGenerator& ids_;

@@ -1,5 +1,7 @@
 #include "services/permission/team_manager.h"
 
+#include <google/protobuf/empty.pb.h>
+
 #include "absl/strings/str_cat.h"
 #include "common/api/list_request.h"
 #include "common/status/status.h"
@@ -23,7 +25,9 @@ absl::StatusOr<v1::Team> TeamManager::CreateTeam(const v1::CreateTeamRequest& re
                                                  const CallInfo& call) {
   const std::string& id = req.team_id();
   v1::Team out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  SUBMARINE_RETURN_IF_ERROR(idempotency_->Transact(
+      *pool_, call, "CreateTeam", req, req.request_id(), &out,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     if (id.empty()) return InvalidField("team_id", "is required");
     SUBMARINE_RETURN_IF_ERROR(ValidateId(id, "team_id"));
@@ -92,7 +96,10 @@ absl::StatusOr<v1::ListTeamsResponse> TeamManager::ListTeams(const v1::ListTeams
 }
 
 absl::Status TeamManager::DeleteTeam(const v1::DeleteTeamRequest& req, const CallInfo& call) {
-  return pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  google::protobuf::Empty done;
+  return idempotency_->Transact(
+      *pool_, call, "DeleteTeam", req, req.request_id(), &done,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     std::string id;
     SUBMARINE_RETURN_IF_ERROR(ParseTeamName(req.name(), "name", &id));
@@ -110,7 +117,9 @@ absl::Status TeamManager::DeleteTeam(const v1::DeleteTeamRequest& req, const Cal
 absl::StatusOr<v1::TeamMember> TeamManager::SetTeamMember(const v1::SetTeamMemberRequest& req,
                                                           const CallInfo& call) {
   v1::TeamMember out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  SUBMARINE_RETURN_IF_ERROR(idempotency_->Transact(
+      *pool_, call, "SetTeamMember", req, req.request_id(), &out,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     std::string team, user;
     SUBMARINE_RETURN_IF_ERROR(ParseTeamName(req.team(), "team", &team));
@@ -142,7 +151,10 @@ absl::StatusOr<v1::TeamMember> TeamManager::SetTeamMember(const v1::SetTeamMembe
 
 absl::Status TeamManager::RemoveTeamMember(const v1::RemoveTeamMemberRequest& req,
                                            const CallInfo& call) {
-  return pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  google::protobuf::Empty done;
+  return idempotency_->Transact(
+      *pool_, call, "RemoveTeamMember", req, req.request_id(), &done,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     std::string team, user;
     SUBMARINE_RETURN_IF_ERROR(ParseTeamName(req.team(), "team", &team));

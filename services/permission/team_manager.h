@@ -8,6 +8,7 @@
 // in its transaction. Thread-safe.
 
 #include "absl/status/statusor.h"
+#include "common/api/idempotency.h"
 #include "common/db/pool.h"
 #include "common/util/clock.h"
 #include "services/permission/access_evaluator.h"
@@ -18,7 +19,8 @@ namespace submarine::permission {
 class TeamManager {
  public:
   // `pool` (connections prepared with PermissionStore's statements) and `clock` must outlive it.
-  TeamManager(db::ConnectionPool* pool, const Clock& clock) : pool_(pool), clock_(clock) {}
+  TeamManager(db::ConnectionPool* pool, const api::Idempotency* idempotency, const Clock& clock)
+      : pool_(pool), idempotency_(idempotency), clock_(clock) {}
 
   absl::StatusOr<v1::Team> CreateTeam(const v1::CreateTeamRequest& request, const CallInfo& call);
   absl::StatusOr<v1::Team> GetTeam(const v1::GetTeamRequest& request, const CallInfo& call);
@@ -33,6 +35,7 @@ class TeamManager {
 
  private:
   db::ConnectionPool* pool_;
+  const api::Idempotency* idempotency_;  // request ids of every mutation
   const Clock& clock_;
 };
 

@@ -1,5 +1,7 @@
 #include "services/permission/user_manager.h"
 
+#include <google/protobuf/empty.pb.h>
+
 #include <optional>
 #include <set>
 
@@ -145,7 +147,9 @@ absl::StatusOr<v1::User> UserManager::CreateUser(const v1::CreateUserRequest& re
   SUBMARINE_RETURN_IF_ERROR(CheckPassword(req.password(), "password"));
   SUBMARINE_ASSIGN_OR_RETURN(std::string hash, hasher_->Hash(req.password(), call.deadline));
   v1::User out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  SUBMARINE_RETURN_IF_ERROR(idempotency_->Transact(
+      *pool_, call, "CreateUser", req, req.request_id(), &out,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     SUBMARINE_RETURN_IF_ERROR(caller.RequireAdmin("users", "creating users"));
     if (PermissionStore::FindUser(tx, id, false)) return AlreadyExists("user", name);
@@ -183,7 +187,9 @@ absl::StatusOr<v1::User> UserManager::UpdateUser(const v1::UpdateUserRequest& re
   }
   std::set<std::string> set(paths.begin(), paths.end());
   v1::User out;
-  SUBMARINE_RETURN_IF_ERROR(pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  SUBMARINE_RETURN_IF_ERROR(idempotency_->Transact(
+      *pool_, call, "UpdateUser", req, req.request_id(), &out,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     if (!caller.MayManageUser(username)) return Denied(in.name(), "updating another user");
     if (set.count("disabled") || set.count("admin")) {
@@ -226,7 +232,10 @@ absl::StatusOr<v1::User> UserManager::UpdateUser(const v1::UpdateUserRequest& re
 }
 
 absl::Status UserManager::DeleteUser(const v1::DeleteUserRequest& req, const CallInfo& call) {
-  return pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  google::protobuf::Empty done;
+  return idempotency_->Transact(
+      *pool_, call, "DeleteUser", req, req.request_id(), &done,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     SUBMARINE_RETURN_IF_ERROR(caller.RequireAdmin(req.name(), "deleting users"));
     std::string username;

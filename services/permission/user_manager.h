@@ -17,6 +17,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/api/idempotency.h"
 #include "common/db/pool.h"
 #include "common/util/clock.h"
 #include "services/permission/access_evaluator.h"
@@ -30,9 +31,11 @@ class UserManager {
  public:
   // `pool` (connections prepared with PermissionStore's statements), `clock`, `ids`, `throttle`
   // and `hasher` must outlive the manager.
-  UserManager(db::ConnectionPool* pool, const Clock& clock, IdGenerator& ids,
-              LoginThrottle* throttle, PasswordHasher* hasher)
-      : pool_(pool), clock_(clock), ids_(ids), throttle_(throttle), hasher_(hasher) {}
+  UserManager(db::ConnectionPool* pool, const api::Idempotency* idempotency, const Clock& clock,
+              IdGenerator& ids, LoginThrottle* throttle, PasswordHasher* hasher)
+      : pool_(pool),
+        idempotency_(idempotency),
+        clock_(clock), ids_(ids), throttle_(throttle), hasher_(hasher) {}
 
   // The calling user with their teams; INVALID_ARGUMENT naming "principal" for a service acting
   // for itself.
@@ -59,6 +62,7 @@ class UserManager {
 
  private:
   db::ConnectionPool* pool_;
+  const api::Idempotency* idempotency_;  // request ids of every mutation
   const Clock& clock_;
   IdGenerator& ids_;
   LoginThrottle* throttle_;

@@ -261,7 +261,8 @@ TEST(CredentialMasterKeyTest, AWrongMasterKeyFailsClosedWithoutLeaking) {
   ASSERT_TRUE(svc.credentials->CreateCredential(svc.As(P::User("alice")).get(), req, &c).ok());
 
   // A second service object over the same pool with a different key.
-  CredentialServiceImpl wrong(svc.pool(), std::string(32, 'b'), Clock::Real());
+  CredentialServiceImpl wrong(svc.pool(), svc.idempotency(), std::string(32, 'b'),
+                              Clock::Real());
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);

@@ -1,6 +1,7 @@
 #include "tests/integration/quota/permission_inprocess.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/api/idempotency.h"
 #include "common/db/migrations.h"
 #include "common/events/outbox.h"
 #include "common/rpc/call_context.h"
@@ -35,6 +36,8 @@ absl::StatusOr<std::unique_ptr<PermissionInProcess>> PermissionInProcess::Start(
     SUBMARINE_RETURN_IF_ERROR(
         db::ApplyMigrations(conn, kSchema, "events", events::EventsMigrations()));
     SUBMARINE_RETURN_IF_ERROR(
+        db::ApplyMigrations(conn, kSchema, "idempotency", api::IdempotencyMigrations()));
+    SUBMARINE_RETURN_IF_ERROR(
         db::ApplyMigrations(conn, kSchema, "permission", PermissionMigrations()));
   } catch (...) {
     return db::StatusFromCurrentException();
@@ -47,26 +50,32 @@ absl::StatusOr<std::unique_ptr<PermissionInProcess>> PermissionInProcess::Start(
   po.acquire_timeout = options.acquire_timeout;
   // PermissionStore's too: every part resolves its caller from the users and teams tables.
   po.statements = {&PermissionStore::Statements(), &QuotaStore::Statements(),
-                   &CredentialStore::Statements(), &AuditStore::Statements()};
+                   &CredentialStore::Statements(), &AuditStore::Statements(),
+                   &api::Idempotency::Statements()};
   SUBMARINE_ASSIGN_OR_RETURN(p->pool_, db::ConnectionPool::Create(po));
 
   const std::string secret(32, 's');
   p->codec_ = std::make_shared<auth::PrincipalCodec>(secret);
   rpc::SetPrincipalCodec(p->codec_);
+  // As the service host makes it for the permission service: sealed answers.
+  p->idempotency_ = std::make_unique<api::Idempotency>(secret);
+  const api::Idempotency* idempotency = p->idempotency_.get();
 
   const Clock& clock = options.manual_clock ? static_cast<const Clock&>(p->clock_) : Clock::Real();
   p->password_cost_ = options.identity.passwords.cost;
   SUBMARINE_ASSIGN_OR_RETURN(
       p->identity_,
-      Identity::Create(p->pool_.get(), std::move(options.identity), clock, IdGenerator::Secure()));
+      Identity::Create(p->pool_.get(), idempotency, std::move(options.identity), clock,
+                       IdGenerator::Secure()));
   p->access_manager_ =
-      std::make_unique<AccessManager>(p->pool_.get(), clock, IdGenerator::Secure());
+      std::make_unique<AccessManager>(p->pool_.get(), idempotency, clock, IdGenerator::Secure());
   p->identity_service_ = std::make_unique<IdentityServiceImpl>(p->identity_.get());
   p->access_service_ = std::make_unique<AccessServiceImpl>(p->access_manager_.get());
-  p->quota_ = std::make_unique<QuotaServiceImpl>(p->pool_.get(), options.config, clock,
-                                                 IdGenerator::Secure());
+  p->quota_ = std::make_unique<QuotaServiceImpl>(p->pool_.get(), idempotency, options.config,
+                                                 clock, IdGenerator::Secure());
   p->credentials_ =
-      std::make_unique<CredentialServiceImpl>(p->pool_.get(), options.master_key, clock);
+      std::make_unique<CredentialServiceImpl>(p->pool_.get(), idempotency,
+                                                        options.master_key, clock);
 
   grpc::ServerBuilder builder;
   int port = 0;

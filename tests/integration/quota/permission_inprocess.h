@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/api/idempotency.h"
 #include "common/auth/principal.h"
 #include "common/db/pool.h"
 #include "common/events/event_log_service.h"
@@ -85,6 +86,7 @@ class PermissionInProcess {
 
   submarine::testing::FakeClock& clock() { return clock_; }
   db::ConnectionPool* pool() { return pool_.get(); }
+  const api::Idempotency* idempotency() const { return idempotency_.get(); }
   QuotaServiceImpl& quota_service() { return *quota_; }
   Identity& identity() { return *identity_; }
   const std::string& address() const { return address_; }
@@ -105,6 +107,7 @@ class PermissionInProcess {
   std::string address_;
   std::shared_ptr<auth::PrincipalCodec> codec_;
   std::unique_ptr<db::ConnectionPool> pool_;
+  std::unique_ptr<api::Idempotency> idempotency_;
   auth::PasswordCost password_cost_;  // what seeded passwords are hashed with
   std::unique_ptr<Identity> identity_;
   std::unique_ptr<AccessManager> access_manager_;

@@ -386,6 +386,48 @@ TEST_F(QuotaTest, AuthorizationIsDecidedFromTheDatabaseBeforeExistence) {
             StatusCode::PERMISSION_DENIED);
 }
 
+// AIP-155 on the permission APIs: a retried mutation with the same request_id gets the first
+// answer and changes nothing twice (one lease, counted once; one team), concurrent repeats wait
+// for the first, and an id reused for another request is refused.
+TEST_F(QuotaTest, ARepeatedRequestIdAnswersTheFirstAnswerAndChangesNothingTwice) {
+  ASSERT_TRUE(SetQuota("users/alice", Gpus(4)).ok());
+  v1::AcquireLeaseRequest req = LeaseRequest("users/alice", Gpus(1));
+  req.set_request_id("6c1f7c2e-0f4e-4a53-9c1e-2b7d9b0b1a01");
+  std::vector<v1::Lease> leases(4);
+  std::vector<grpc::Status> statuses(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] { statuses[i] = Acquire(P::User("alice"), req, &leases[i]); });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(statuses[i].ok()) << statuses[i].error_message();
+    EXPECT_EQ(leases[i].name(), leases[0].name());
+  }
+  EXPECT_EQ(Usage("users/alice").used().gpus(), 1);
+  EXPECT_EQ(Usage("users/alice").active_leases(), 1);
+
+  v1::AcquireLeaseRequest other = LeaseRequest("users/alice", Gpus(2));
+  other.set_request_id(req.request_id());
+  grpc::Status reused = Acquire(P::User("alice"), other);
+  EXPECT_EQ(reused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(reused.error_message().find("request_id"), std::string::npos)
+      << reused.error_message();
+  EXPECT_EQ(Usage("users/alice").used().gpus(), 1);
+
+  // The identity APIs too: a repeated CreateTeam is not ALREADY_EXISTS but the first answer.
+  v1::CreateTeamRequest team;
+  team.set_team_id("retried");
+  team.set_request_id("7d2a8c3f-1a5b-4b64-8d2f-3c8e0c1c2b02");
+  v1::Team first, second;
+  ASSERT_TRUE(svc_->identity_stub->CreateTeam(svc_->As(P::User("alice")).get(), team, &first).ok());
+  grpc::Status again =
+      svc_->identity_stub->CreateTeam(svc_->As(P::User("alice")).get(), team, &second);
+  ASSERT_TRUE(again.ok()) << again.error_message();
+  EXPECT_EQ(second.name(), first.name());
+  EXPECT_EQ(second.create_time().seconds(), first.create_time().seconds());
+}
+
 TEST_F(QuotaTest, EveryBadInputNamesItsField) {
   struct Case {
     std::string field;
