@@ -6,6 +6,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/api/field_mask.h"
 #include "common/api/list_request.h"
 #include "common/api/names.h"
 #include "common/db/migrations.h"
@@ -95,15 +96,13 @@ absl::Status EtagMismatch(const std::string& name) {
 
 absl::Status ApplyMask(const v1::UpdateEnvironmentRequest& req, Environment* target) {
   const Environment& src = req.environment();
-  std::vector<std::string> paths(req.update_mask().paths().begin(),
-                                 req.update_mask().paths().end());
-  if (paths.empty()) {
-    if (!src.display_name().empty()) paths.push_back("display_name");
-    if (!src.description().empty()) paths.push_back("description");
-    if (!src.image().empty()) paths.push_back("image");
-    if (src.has_kernel_spec()) paths.push_back("kernel_spec");
-    if (src.labels_size() > 0) paths.push_back("labels");
-  }
+  // Without a mask: the fields the request sets.
+  std::vector<std::string> implicit;
+  if (!src.display_name().empty()) implicit.push_back("display_name");
+  if (!src.description().empty()) implicit.push_back("description");
+  if (!src.image().empty()) implicit.push_back("image");
+  if (src.has_kernel_spec()) implicit.push_back("kernel_spec");
+  if (src.labels_size() > 0) implicit.push_back("labels");
   static const std::set<std::string> kUpdatable = {"display_name",
                                                    "description",
                                                    "image",
@@ -113,53 +112,9 @@ absl::Status ApplyMask(const v1::UpdateEnvironmentRequest& req, Environment* tar
                                                    "kernel_spec.conda_dependencies",
                                                    "kernel_spec.pip_dependencies",
                                                    "labels"};
-  static const std::set<std::string> kOutputOnly = {"name", "uid", "create_time", "update_time",
-                                                    "etag"};
-  for (auto& p : paths) {
-    if (p == "*") {
-      p.clear();
-      target->set_display_name(src.display_name());
-      target->set_description(src.description());
-      target->set_image(src.image());
-      *target->mutable_kernel_spec() = src.kernel_spec();
-      *target->mutable_labels() = src.labels();
-      continue;
-    }
-    std::string snake = p;
-    // Accept lowerCamel paths from JSON clients ("displayName", "kernelSpec.pipDependencies").
-    for (size_t i = 0; i < snake.size(); ++i) {
-      if (snake[i] >= 'A' && snake[i] <= 'Z') {
-        snake.replace(i, 1, absl::StrCat("_", std::string(1, snake[i] - 'A' + 'a')));
-      }
-    }
-    if (kOutputOnly.count(snake)) {
-      return InvalidField("update_mask", absl::StrCat("field \"", p, "\" cannot be updated"));
-    }
-    if (!kUpdatable.count(snake)) {
-      return InvalidField("update_mask", absl::StrCat("unknown field \"", p, "\""));
-    }
-    p = snake;
-  }
-  for (const auto& p : paths) {
-    if (p.empty()) continue;
-    if (p == "display_name") target->set_display_name(src.display_name());
-    if (p == "description") target->set_description(src.description());
-    if (p == "image") target->set_image(src.image());
-    if (p == "kernel_spec") *target->mutable_kernel_spec() = src.kernel_spec();
-    if (p == "kernel_spec.name") target->mutable_kernel_spec()->set_name(src.kernel_spec().name());
-    if (p == "kernel_spec.channels") {
-      *target->mutable_kernel_spec()->mutable_channels() = src.kernel_spec().channels();
-    }
-    if (p == "kernel_spec.conda_dependencies") {
-      *target->mutable_kernel_spec()->mutable_conda_dependencies() =
-          src.kernel_spec().conda_dependencies();
-    }
-    if (p == "kernel_spec.pip_dependencies") {
-      *target->mutable_kernel_spec()->mutable_pip_dependencies() =
-          src.kernel_spec().pip_dependencies();
-    }
-    if (p == "labels") *target->mutable_labels() = src.labels();
-  }
+  SUBMARINE_ASSIGN_OR_RETURN(auto paths,
+                             api::UpdatePaths(req.update_mask(), kUpdatable, std::move(implicit)));
+  api::ApplyPaths(paths, src, target);
   return absl::OkStatus();
 }
 

@@ -49,27 +49,6 @@ absl::Status EtagMismatch(const std::string& name) {
                    {{"resource", name}});
 }
 
-absl::StatusOr<std::vector<std::string>> MaskPaths(const google::protobuf::FieldMask& mask,
-                                                   const std::set<std::string>& allowed) {
-  std::vector<std::string> out;
-  for (const auto& p : mask.paths()) {
-    std::string snake;
-    for (char c : p) {
-      if (c >= 'A' && c <= 'Z') {
-        snake += '_';
-        snake += static_cast<char>(c - 'A' + 'a');
-      } else {
-        snake += c;
-      }
-    }
-    if (!allowed.count(snake)) {
-      return InvalidField("update_mask", absl::StrCat("field ", Quote(p), " cannot be updated"));
-    }
-    out.push_back(snake);
-  }
-  return out;
-}
-
 absl::Status CheckOwnsNothing(pqxx::transaction_base& tx, const std::string& owner) {
   auto owned = PermissionStore::ListProjects(tx, false, {owner}, {}, 0, 1);
   if (!owned.empty()) {

@@ -45,11 +45,6 @@ absl::Status CheckEmail(const std::string& email, const std::string& field);
 // ABORTED (reason ETAG_MISMATCH) naming the resource.
 absl::Status EtagMismatch(const std::string& name);
 
-// Field mask paths as snake_case (lowerCamel accepted); INVALID_ARGUMENT naming "update_mask"
-// for a path outside `allowed`. Empty when the mask has none.
-absl::StatusOr<std::vector<std::string>> MaskPaths(const google::protobuf::FieldMask& mask,
-                                                   const std::set<std::string>& allowed);
-
 // FAILED_PRECONDITION (reason OWNS_PROJECTS) while `owner` ("users/u" or "teams/t") still owns a
 // project: a re-created namesake would inherit it.
 absl::Status CheckOwnsNothing(pqxx::transaction_base& tx, const std::string& owner);

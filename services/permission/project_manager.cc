@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/api/field_mask.h"
 #include "common/api/list_request.h"
 #include "common/log/log.h"
 #include "common/status/status.h"
@@ -142,7 +143,7 @@ absl::StatusOr<v1::Project> ProjectManager::UpdateProject(const v1::UpdateProjec
     SUBMARINE_RETURN_IF_ERROR(ParseProjectName(in.name(), "project.name", &ref.project));
     SUBMARINE_RETURN_IF_ERROR(Require(tx, caller, ref, in.name(), v1::ADMIN));
     SUBMARINE_ASSIGN_OR_RETURN(
-        auto paths, MaskPaths(req.update_mask(), {"display_name", "description", "owner"}));
+        auto paths, api::UpdatePaths(req.update_mask(), {"display_name", "description", "owner"}));
     if (paths.empty()) {
       if (!in.display_name().empty()) paths.push_back("display_name");
       if (!in.description().empty()) paths.push_back("description");

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/api/field_mask.h"
 #include "common/api/list_request.h"
 #include "common/status/status.h"
 #include "services/permission/identity_rules.h"
@@ -178,7 +179,7 @@ absl::StatusOr<v1::User> UserManager::UpdateUser(const v1::UpdateUserRequest& re
   std::string username;
   SUBMARINE_RETURN_IF_ERROR(ParseUserName(in.name(), "user.name", &username));
   SUBMARINE_ASSIGN_OR_RETURN(
-      auto paths, MaskPaths(req.update_mask(), {"display_name", "email", "disabled", "admin"}));
+      auto paths, api::UpdatePaths(req.update_mask(), {"display_name", "email", "disabled", "admin"}));
   if (paths.empty()) {
     if (!in.display_name().empty()) paths.push_back("display_name");
     if (!in.email().empty()) paths.push_back("email");
