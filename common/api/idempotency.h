@@ -83,6 +83,27 @@ class Idempotency {
     });
   }
 
+  // For a mutation that checks things before its transaction (calls other services, hashes a
+  // password): whether `request_id` already answered this request — then `*answer` is that
+  // answer and the caller returns it without checking anything again. Call it first; the
+  // mutation's own transaction still goes through Transact (which settles concurrent repeats).
+  // REQUEST_ID_REUSED as for Run.
+  absl::StatusOr<bool> Answered(db::ConnectionPool& pool, const rpc::CallInfo& call,
+                                const std::string& method,
+                                const google::protobuf::Message& request,
+                                const std::string& request_id,
+                                google::protobuf::Message* answer) const {
+    SUBMARINE_RETURN_IF_ERROR(Validate(request_id));
+    if (request_id.empty()) return false;
+    std::string hash = Hash(method, call, request);
+    bool replayed = false;
+    SUBMARINE_RETURN_IF_ERROR(pool.Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+      SUBMARINE_ASSIGN_OR_RETURN(replayed, Replay(tx, request_id, method, hash, answer));
+      return absl::OkStatus();
+    }));
+    return replayed;
+  }
+
   // Retention: forgets answers older than `hours`; returns how many.
   static absl::StatusOr<int64_t> Prune(db::ConnectionPool& pool, uint32_t hours);
 

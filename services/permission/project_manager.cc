@@ -1,5 +1,7 @@
 #include "services/permission/project_manager.h"
 
+#include <google/protobuf/empty.pb.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/api/field_mask.h"
@@ -208,6 +210,12 @@ absl::Status ProjectManager::CheckEmpty(const std::string& name, const CallInfo&
 
 absl::Status ProjectManager::DeleteProject(const v1::DeleteProjectRequest& req,
                                            const CallInfo& call) {
+  // A repeated request id answers the first answer before anything is checked again.
+  google::protobuf::Empty done;
+  SUBMARINE_ASSIGN_OR_RETURN(bool answered,
+                             idempotency_->Answered(*pool_, call, "DeleteProject", req,
+                                                    req.request_id(), &done));
+  if (answered) return absl::OkStatus();
   // Permission, then existence, in a short read; then what the project still holds, asked with
   // no connection held (the hook calls other services).
   ResourceRef ref;
@@ -222,7 +230,9 @@ absl::Status ProjectManager::DeleteProject(const v1::DeleteProjectRequest& req,
         return absl::OkStatus();
       }));
   SUBMARINE_RETURN_IF_ERROR(CheckEmpty(req.name(), call));
-  return pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  return idempotency_->Transact(
+      *pool_, call, "DeleteProject", req, req.request_id(), &done,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     SUBMARINE_RETURN_IF_ERROR(Require(tx, caller, ref, req.name(), v1::ADMIN));
     auto found = PermissionStore::FindProject(tx, ref.project, true);

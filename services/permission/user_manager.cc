@@ -256,6 +256,13 @@ absl::Status UserManager::DeleteUser(const v1::DeleteUserRequest& req, const Cal
 }
 
 absl::Status UserManager::SetPassword(const v1::SetPasswordRequest& req, const CallInfo& call) {
+  // A repeated request id answers the first answer: after a change the old current password
+  // would no longer verify, so the repeat must not be checked again.
+  google::protobuf::Empty done;
+  SUBMARINE_ASSIGN_OR_RETURN(bool answered,
+                             idempotency_->Answered(*pool_, call, "SetPassword", req,
+                                                    req.request_id(), &done));
+  if (answered) return absl::OkStatus();
   std::string username;
   bool own = false;
   std::string checked_hash;  // the hash the current password was checked against
@@ -299,7 +306,9 @@ absl::Status UserManager::SetPassword(const v1::SetPasswordRequest& req, const C
     SUBMARINE_ASSIGN_OR_RETURN(hash, hasher_->Hash(turn, req.password()));
   }  // the turn goes back before the write
   // 3. The write, re-checking who asks and that the password did not change meanwhile.
-  return pool_->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+  return idempotency_->Transact(
+      *pool_, call, "SetPassword", req, req.request_id(), &done,
+      [&](pqxx::work& tx) -> absl::Status {
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
     if (!caller.MayManageUser(username)) {
       return Denied(req.name(), "changing another user's password");

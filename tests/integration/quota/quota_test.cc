@@ -426,6 +426,32 @@ TEST_F(QuotaTest, ARepeatedRequestIdAnswersTheFirstAnswerAndChangesNothingTwice)
   ASSERT_TRUE(again.ok()) << again.error_message();
   EXPECT_EQ(second.name(), first.name());
   EXPECT_EQ(second.create_time().seconds(), first.create_time().seconds());
+
+  // Mutations that check before their transaction answer a repeat first, without checking
+  // again: a retried own-password change is OK although the old password no longer verifies,
+  // and a retried project deletion is OK although the project is gone.
+  ASSERT_TRUE(svc_->AddUser("dave", false, false, "dave-old-password-1").ok());
+  v1::SetPasswordRequest change;
+  change.set_name("users/dave");
+  change.set_current_password("dave-old-password-1");
+  change.set_password("dave-new-password-2");
+  change.set_request_id("8e3b9d4a-2b6c-4c75-9e3a-4d9f1d2d3c03");
+  v1::SetPasswordResponse changed;
+  ASSERT_TRUE(
+      svc_->identity_stub->SetPassword(svc_->As(P::User("dave")).get(), change, &changed).ok());
+  grpc::Status repeated =
+      svc_->identity_stub->SetPassword(svc_->As(P::User("dave")).get(), change, &changed);
+  EXPECT_TRUE(repeated.ok()) << repeated.error_message();
+
+  ASSERT_TRUE(svc_->AddProject("gone", "users/alice").ok());
+  v1::DeleteProjectRequest drop;
+  drop.set_name("projects/gone");
+  drop.set_request_id("9f4cae5b-3c7d-4d86-af4b-5e0a2e3e4d04");
+  v1::DeleteProjectResponse dropped;
+  ASSERT_TRUE(
+      svc_->identity_stub->DeleteProject(svc_->As(P::User("alice")).get(), drop, &dropped).ok());
+  repeated = svc_->identity_stub->DeleteProject(svc_->As(P::User("alice")).get(), drop, &dropped);
+  EXPECT_TRUE(repeated.ok()) << repeated.error_message();
 }
 
 TEST_F(QuotaTest, EveryBadInputNamesItsField) {
