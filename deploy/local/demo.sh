@@ -170,10 +170,10 @@ SUBMARINE_TOKEN="$ALICE_TOKEN" PYTHONPATH="$ROOT/clients/python" "$PYTHON" - <<'
 from submarine import Client, PermissionDenied
 
 client = Client(project="vision-lab")  # $SUBMARINE_SERVER, token from $SUBMARINE_TOKEN
-print("I am", client.whoami()["name"])
+print("I am", client.whoami().name)  # typed resources (dataclasses)
 for env in client.environments.list():
-    print(f"{env['name']:<50} {env['image']}")
-print("my projects:", [p["name"] for p in client.projects.list()])
+    print(f"{env.name:<50} {env.image}")
+print("my projects:", [p.name for p in client.projects.list()])
 try:
     client.projects.delete("nlp-lab")
 except PermissionDenied as e:
