@@ -1,0 +1,155 @@
+#pragma once
+// common/compute: one interface to run workloads — an experiment's tasks today, notebook and
+// model-server replicas later — on a compute cluster (local processes, Kubernetes, YARN).
+//
+// A workload is roles × replicas. The caller (a control loop in the owning service) chooses the
+// workload's id, submits it once, then observes it by polling Get/List; the backend never calls
+// back. Every method is idempotent so a reconciler can retry after any crash:
+//   - Submit of an id that already exists is OK and changes nothing (the first spec wins);
+//   - Stop of a finished workload is OK; Delete of an absent one is OK.
+// A transient failure of the backend (API server down, file system error) is an UNAVAILABLE
+// status, never a phase: callers must not change stored state on an error.
+//
+// Phases only move forward: kPending → kRunning → kSucceeded | kFailed | kKilled.
+// A workload whose tasks cannot be found any more (a supervisor died without recording the exit)
+// is kFailed with a reason, never silently dropped.
+//
+// Logs are kept per task (role, index) across attempts and outlive the workload's processes:
+// ReadLog works after the workload finished and after Delete(id, /*keep_logs=*/true).
+//
+// Implementations are thread-safe.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace submarine::compute {
+
+// What one replica asks for. Parsed from Kubernetes quantity strings by quantity.h.
+struct Resources {
+  int64_t cpu_millis = 0;    // 0 = unspecified
+  int64_t memory_bytes = 0;  // 0 = unspecified
+  int64_t gpus = 0;
+  bool operator==(const Resources&) const = default;
+};
+
+enum class WorkloadKind {
+  kBatch,    // every replica runs to completion; the workload succeeds when all of them do
+  kService,  // replicas restart always and serve a port (notebooks, serving) — later backends
+};
+
+// Which distributed-training settings the backend sets in each task's environment.
+enum class Framework {
+  kPlain,       // nothing beyond SUBMARINE_* variables
+  kTensorflow,  // TF_CONFIG {"cluster": {role: ["host:port", ...]}, "task": {type, index}}
+  kPytorch,     // MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK, LOCAL_RANK
+  kXgboost,     // DMLC_TRACKER_URI, DMLC_TRACKER_PORT, DMLC_TASK_ID, DMLC_NUM_WORKER, DMLC_ROLE
+};
+
+// One role of a workload ("worker", "ps", "master", ...), lower-case.
+struct RoleSpec {
+  std::string name;
+  int replicas = 1;
+  // argv; a shell string is given as {"/bin/sh", "-c", text}. Never empty.
+  std::vector<std::string> command;
+  // Merged over WorkloadSpec::env (role wins); the backend's own variables (SUBMARINE_*,
+  // rendezvous settings) are set last and cannot be overridden.
+  std::map<std::string, std::string> env;
+  Resources resources;
+  std::string image;  // container image; ignored by the local backend
+  // A failed replica is restarted in place up to this many times (attempt 1, 2, ...).
+  int max_restarts = 0;
+};
+
+struct WorkloadSpec {
+  // Chosen by the caller, unique per backend: [a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?.
+  std::string id;
+  WorkloadKind kind = WorkloadKind::kBatch;
+  Framework framework = Framework::kPlain;
+  std::vector<RoleSpec> roles;
+  std::map<std::string, std::string> env;
+  // Owner labels (e.g. submarine.experiment=projects/p/experiments/e); kept by the backend and
+  // returned by Get/List so a reconciler can tell whose a workload is.
+  std::map<std::string, std::string> labels;
+  // Each replica's working directory; empty = a fresh per-task directory made by the backend.
+  std::string working_dir;
+};
+
+enum class Phase { kPending, kRunning, kSucceeded, kFailed, kKilled };
+
+const char* PhaseName(Phase phase);  // "PENDING", "RUNNING", ...
+inline bool IsFinal(Phase phase) { return phase >= Phase::kSucceeded; }
+
+// Identifies one replica of a role.
+struct TaskRef {
+  std::string role;
+  int index = 0;
+  bool operator==(const TaskRef&) const = default;
+};
+
+struct TaskStatus {
+  TaskRef task;
+  int attempt = 1;  // 1 for the first run, +1 per restart
+  Phase phase = Phase::kPending;
+  std::optional<int> exit_code;  // when it exited
+  std::optional<int> signal;     // when a signal ended it
+  std::string host;              // where it runs
+  std::optional<std::chrono::system_clock::time_point> start_time;
+  std::optional<std::chrono::system_clock::time_point> finish_time;
+  // Why it is in this phase when that is not obvious ("exit code 3", "supervisor vanished").
+  std::string message;
+};
+
+struct WorkloadStatus {
+  std::string id;
+  Phase phase = Phase::kPending;
+  std::string message;  // for kFailed/kKilled: the first failing task and why
+  std::map<std::string, std::string> labels;
+  std::vector<TaskStatus> tasks;  // ordered by role (spec order), then index
+};
+
+struct LogChunk {
+  std::string data;          // at most the max_bytes asked for
+  int64_t next_offset = 0;   // offset of the byte after `data`
+  int64_t size = 0;          // size of the log so far
+  bool complete = false;     // the task has finished: nothing will be appended after `size`
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // "local", "kubernetes", "yarn".
+  virtual std::string Kind() const = 0;
+
+  // Starts the workload (asynchronously: Get shows its progress). INVALID_ARGUMENT naming the
+  // field for a spec the backend cannot run; OK if `spec.id` already exists.
+  virtual absl::Status Submit(const WorkloadSpec& spec) = 0;
+
+  // NOT_FOUND if the backend holds no workload with this id.
+  virtual absl::StatusOr<WorkloadStatus> Get(const std::string& id) = 0;
+
+  // Every workload the backend holds (running or finished, not deleted), for reconciliation.
+  virtual absl::StatusOr<std::vector<WorkloadStatus>> List() = 0;
+
+  // Asks every task to stop (SIGTERM or a graceful delete), forcing it after `grace`. Returns at
+  // once; the workload reaches kKilled (or its own final phase if it finished first).
+  virtual absl::Status Stop(const std::string& id, std::chrono::milliseconds grace) = 0;
+
+  // Removes the workload, killing what still runs. Logs are removed too unless `keep_logs`.
+  virtual absl::Status Delete(const std::string& id, bool keep_logs) = 0;
+
+  // Reads a task's combined stdout/stderr from byte `offset`. NOT_FOUND if the workload or task
+  // is unknown; OUT_OF_RANGE never (an offset past the end returns empty data).
+  virtual absl::StatusOr<LogChunk> ReadLog(const std::string& id, const TaskRef& task,
+                                           int64_t offset, int64_t max_bytes) = 0;
+};
+
+}  // namespace submarine::compute
