@@ -1,0 +1,297 @@
+#include "common/compute/task_files.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace submarine::compute::local {
+namespace {
+
+using nlohmann::json;
+
+absl::Status Errno(const std::string& what, const std::string& path) {
+  return absl::UnavailableError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+}
+
+json IdentityToJson(const ProcessIdentity& id) {
+  return {{"pid", id.pid}, {"start_ticks", id.start_ticks}, {"boot_id", id.boot_id}};
+}
+
+ProcessIdentity IdentityFromJson(const json& j) {
+  ProcessIdentity id;
+  id.pid = j.at("pid").get<pid_t>();
+  id.start_ticks = j.at("start_ticks").get<uint64_t>();
+  id.boot_id = j.at("boot_id").get<std::string>();
+  return id;
+}
+
+Phase PhaseFromName(const std::string& name) {
+  for (Phase p :
+       {Phase::kPending, Phase::kRunning, Phase::kSucceeded, Phase::kFailed, Phase::kKilled}) {
+    if (name == PhaseName(p)) return p;
+  }
+  throw std::invalid_argument("unknown phase " + name);
+}
+
+// Parses `text` with `read`, turning every JSON error into INVALID_ARGUMENT.
+template <typename T, typename Read>
+absl::StatusOr<T> Parse(const std::string& text, const char* what, Read read) {
+  try {
+    return read(json::parse(text));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("malformed ", what, ": ", e.what()));
+  }
+}
+
+}  // namespace
+
+std::string ToJson(const TaskPlan& p) {
+  json j = {{"workload_id", p.workload_id},
+            {"role", p.task.role},
+            {"index", p.task.index},
+            {"argv", p.argv},
+            {"env", p.env},
+            {"working_dir", p.working_dir},
+            {"log_file", p.log_file},
+            {"stop_file", p.stop_file},
+            {"max_restarts", p.max_restarts},
+            {"cpu_millis", p.cpu_millis},
+            {"memory_bytes", p.memory_bytes},
+            {"cgroup_root", p.cgroup_root},
+            {"host", p.host}};
+  return j.dump(2) + "\n";
+}
+
+absl::StatusOr<TaskPlan> PlanFromJson(const std::string& text) {
+  return Parse<TaskPlan>(text, "task plan", [](const json& j) {
+    TaskPlan p;
+    p.workload_id = j.at("workload_id").get<std::string>();
+    p.task.role = j.at("role").get<std::string>();
+    p.task.index = j.at("index").get<int>();
+    p.argv = j.at("argv").get<std::vector<std::string>>();
+    p.env = j.at("env").get<std::map<std::string, std::string>>();
+    p.working_dir = j.at("working_dir").get<std::string>();
+    p.log_file = j.at("log_file").get<std::string>();
+    p.stop_file = j.at("stop_file").get<std::string>();
+    p.max_restarts = j.at("max_restarts").get<int>();
+    p.cpu_millis = j.at("cpu_millis").get<int64_t>();
+    p.memory_bytes = j.at("memory_bytes").get<int64_t>();
+    p.cgroup_root = j.at("cgroup_root").get<std::string>();
+    p.host = j.at("host").get<std::string>();
+    if (p.argv.empty()) throw std::invalid_argument("empty argv");
+    return p;
+  });
+}
+
+std::string ToJson(const SupervisorRecord& r) {
+  json j = {{"supervisor", IdentityToJson(r.supervisor)},
+            {"attempt", r.attempt},
+            {"child_pid", r.child_pid},
+            {"started_us", r.started_us},
+            {"attempt_started_us", r.attempt_started_us},
+            {"cgroup", r.cgroup},
+            {"note", r.note}};
+  return j.dump(2) + "\n";
+}
+
+absl::StatusOr<SupervisorRecord> SupervisorRecordFromJson(const std::string& text) {
+  return Parse<SupervisorRecord>(text, "supervisor record", [](const json& j) {
+    SupervisorRecord r;
+    r.supervisor = IdentityFromJson(j.at("supervisor"));
+    r.attempt = j.at("attempt").get<int>();
+    r.child_pid = j.at("child_pid").get<pid_t>();
+    r.started_us = j.at("started_us").get<int64_t>();
+    r.attempt_started_us = j.at("attempt_started_us").get<int64_t>();
+    r.cgroup = j.at("cgroup").get<std::string>();
+    r.note = j.at("note").get<std::string>();
+    return r;
+  });
+}
+
+std::string ToJson(const TaskOutcome& o) {
+  json j = {{"phase", PhaseName(o.phase)},
+            {"exit_code", o.exit_code ? json(*o.exit_code) : json(nullptr)},
+            {"signal", o.signal ? json(*o.signal) : json(nullptr)},
+            {"attempt", o.attempt},
+            {"started_us", o.started_us},
+            {"finished_us", o.finished_us},
+            {"host", o.host},
+            {"message", o.message}};
+  return j.dump(2) + "\n";
+}
+
+absl::StatusOr<TaskOutcome> OutcomeFromJson(const std::string& text) {
+  return Parse<TaskOutcome>(text, "task status", [](const json& j) {
+    TaskOutcome o;
+    o.phase = PhaseFromName(j.at("phase").get<std::string>());
+    if (!IsFinal(o.phase)) throw std::invalid_argument("a recorded status must be final");
+    if (!j.at("exit_code").is_null()) o.exit_code = j.at("exit_code").get<int>();
+    if (!j.at("signal").is_null()) o.signal = j.at("signal").get<int>();
+    o.attempt = j.at("attempt").get<int>();
+    o.started_us = j.at("started_us").get<int64_t>();
+    o.finished_us = j.at("finished_us").get<int64_t>();
+    o.host = j.at("host").get<std::string>();
+    o.message = j.at("message").get<std::string>();
+    return o;
+  });
+}
+
+std::string ToJson(const StopRequest& s) {
+  return json{{"grace_ms", s.grace_ms}, {"requested_us", s.requested_us}}.dump(2) + "\n";
+}
+
+absl::StatusOr<StopRequest> StopRequestFromJson(const std::string& text) {
+  return Parse<StopRequest>(text, "stop request", [](const json& j) {
+    StopRequest s;
+    s.grace_ms = j.at("grace_ms").get<int64_t>();
+    s.requested_us = j.at("requested_us").get<int64_t>();
+    return s;
+  });
+}
+
+absl::Status WriteFileAtomically(const std::string& path, const std::string& content) {
+  // Unique per writer: two threads (or a backend and a supervisor) may replace the same file.
+  static std::atomic<uint64_t> counter{0};
+  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid(), ".", counter++);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno("cannot create", tmp);
+  size_t off = 0;
+  while (off < content.size()) {
+    ssize_t n = ::write(fd, content.data() + off, content.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      absl::Status st = Errno("cannot write", tmp);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return st;
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    absl::Status st = Errno("cannot write", tmp);
+    ::unlink(tmp.c_str());
+    return st;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    absl::Status st = Errno("cannot rename onto", path);
+    ::unlink(tmp.c_str());
+    return st;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return absl::NotFoundError(path);
+    return Errno("cannot open", path);
+  }
+  std::string out;
+  char buf[8192];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      absl::Status st = Errno("cannot read", path);
+      ::close(fd);
+      return st;
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+bool FileExists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+std::optional<ProcStat> ReadProcStat(pid_t pid) {
+  if (pid <= 0) return std::nullopt;
+  auto text = ReadSmallFile(absl::StrCat("/proc/", pid, "/stat"));
+  if (!text.ok()) return std::nullopt;
+  // The command name is parenthesised and may itself hold ')' or spaces: fields follow the last
+  // ')'. Field 3 is the state, field 22 the start time.
+  size_t close = text->rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream fields(text->substr(close + 1));
+  ProcStat st;
+  std::string skip;
+  fields >> st.state >> st.ppid >> st.pgrp >> st.session;
+  for (int field = 7; field < 22 && fields; ++field) fields >> skip;
+  fields >> st.start_ticks;
+  if (!fields) return std::nullopt;
+  return st;
+}
+
+std::string BootId() {
+  auto text = ReadSmallFile("/proc/sys/kernel/random/boot_id");
+  if (!text.ok()) return "";
+  std::string id = *text;
+  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+  return id;
+}
+
+absl::StatusOr<ProcessIdentity> IdentityOf(pid_t pid) {
+  auto st = ReadProcStat(pid);
+  if (!st) return absl::NotFoundError(absl::StrCat("no process ", pid));
+  return ProcessIdentity{pid, st->start_ticks, BootId()};
+}
+
+bool IsAlive(const ProcessIdentity& identity) {
+  if (identity.pid <= 0 || identity.boot_id != BootId()) return false;
+  auto st = ReadProcStat(identity.pid);
+  return st && st->start_ticks == identity.start_ticks && st->state != 'Z' && st->state != 'X';
+}
+
+int KillGroupInSession(pid_t session, pid_t pgrp) {
+  if (session <= 0 || pgrp <= 0) return 0;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return 0;
+  int found = 0;
+  while (dirent* entry = ::readdir(proc)) {
+    char* end = nullptr;
+    long pid = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0') continue;
+    auto st = ReadProcStat(static_cast<pid_t>(pid));
+    if (st && st->session == session && st->pgrp == pgrp && st->state != 'Z') ++found;
+  }
+  ::closedir(proc);
+  // One killpg rather than a kill per process: it also reaches what was forked during the scan.
+  if (found > 0) ::killpg(pgrp, SIGKILL);
+  return found;
+}
+
+int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string DescribeWaitStatus(int wait_status) {
+  if (WIFEXITED(wait_status)) return absl::StrCat("exit code ", WEXITSTATUS(wait_status));
+  if (WIFSIGNALED(wait_status)) {
+    int sig = WTERMSIG(wait_status);
+    const char* abbrev = ::sigabbrev_np(sig);
+    return abbrev != nullptr ? absl::StrCat("killed by signal ", sig, " (SIG", abbrev, ")")
+                             : absl::StrCat("killed by signal ", sig);
+  }
+  return absl::StrCat("wait status ", wait_status);
+}
+
+}  // namespace submarine::compute::local
