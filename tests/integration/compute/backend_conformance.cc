@@ -1,0 +1,334 @@
+#include "tests/integration/compute/backend_conformance.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "common/util/clock.h"
+#include "common/util/wait.h"
+#include "tests/support/process.h"
+
+namespace submarine::compute::testing {
+
+std::string ConformanceTargetName(const ::testing::TestParamInfo<ConformanceTarget>& info) {
+  return info.param.name;
+}
+
+void PrintTo(const ConformanceTarget& target, std::ostream* os) { *os << target.name; }
+
+WorkloadSpec BackendTestBase::Spec(const std::string& id, std::vector<std::string> command,
+                                   int replicas) const {
+  WorkloadSpec spec;
+  spec.id = id;
+  RoleSpec role;
+  role.name = "worker";
+  role.replicas = replicas;
+  role.command = std::move(command);
+  role.image = image_;
+  spec.roles.push_back(std::move(role));
+  return spec;
+}
+
+std::string BackendTestBase::NewId(const std::string& stem) {
+  return absl::StrCat(stem, "-", IdGenerator::Secure().RandomHex(4));
+}
+
+absl::Status BackendTestBase::Submit(const WorkloadSpec& spec) {
+  if (std::find(submitted_.begin(), submitted_.end(), spec.id) == submitted_.end()) {
+    submitted_.push_back(spec.id);
+  }
+  return backend_->Submit(spec);
+}
+
+absl::StatusOr<WorkloadStatus> BackendTestBase::WaitFor(
+    const std::string& id, const std::function<bool(const WorkloadStatus&)>& done,
+    std::chrono::milliseconds timeout) {
+  absl::StatusOr<WorkloadStatus> last = absl::DeadlineExceededError("never polled");
+  WaitUntil(
+      [&] {
+        last = backend_->Get(id);
+        return !last.ok() || done(*last);
+      },
+      timeout);
+  return last;
+}
+
+absl::StatusOr<WorkloadStatus> BackendTestBase::WaitForFinal(const std::string& id,
+                                                             std::chrono::milliseconds timeout) {
+  return WaitFor(
+      id, [](const WorkloadStatus& s) { return IsFinal(s.phase); }, timeout);
+}
+
+std::vector<std::string> BackendTestBase::RunToSuccess(const WorkloadSpec& spec,
+                                                       std::chrono::milliseconds timeout) {
+  std::vector<std::string> logs;
+  EXPECT_TRUE(Submit(spec).ok());
+  auto s = WaitForFinal(spec.id, timeout);
+  EXPECT_TRUE(s.ok() && s->phase == Phase::kSucceeded)
+      << (s.ok() ? absl::StrCat(PhaseName(s->phase), " ", s->message) : s.status().ToString());
+  if (!s.ok() || s->phase != Phase::kSucceeded) return logs;
+  for (const TaskStatus& t : s->tasks) {
+    auto log = ReadWholeLog(spec.id, t.task);
+    logs.push_back(log.ok() ? *log : log.status().ToString());
+  }
+  return logs;
+}
+
+absl::StatusOr<std::string> BackendTestBase::ReadWholeLog(const std::string& id,
+                                                          const TaskRef& task) {
+  std::string out;
+  int64_t offset = 0;
+  while (true) {
+    auto chunk = backend_->ReadLog(id, task, offset, 7);
+    if (!chunk.ok()) return chunk.status();
+    out += chunk->data;
+    if (chunk->data.empty()) return out;
+    offset = chunk->next_offset;
+  }
+}
+
+void BackendTestBase::TearDownBackend() {
+  if (!backend_) return;
+  for (const std::string& id : submitted_) {
+    EXPECT_TRUE(backend_->Delete(id, /*keep_logs=*/false).ok()) << id;
+  }
+  submitted_.clear();
+}
+
+void BackendConformanceTest::SetUp() {
+  scratch_dir_ = submarine::testing::MakeTempDir("compute-conformance");
+  image_ = GetParam().image;
+  auto backend = GetParam().make(scratch_dir_);
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  backend_ = *std::move(backend);
+}
+
+void BackendConformanceTest::TearDown() {
+  TearDownBackend();
+  backend_.reset();
+  if (!HasFailure()) std::filesystem::remove_all(scratch_dir_);
+}
+
+namespace {
+
+const TaskRef kWorker0{"worker", 0};
+
+std::string Describe(const absl::StatusOr<WorkloadStatus>& s) {
+  if (!s.ok()) return s.status().ToString();
+  std::string out = absl::StrCat(s->id, " ", PhaseName(s->phase), " \"", s->message, "\"");
+  for (const TaskStatus& t : s->tasks) {
+    absl::StrAppend(&out, "; ", t.task.role, "-", t.task.index, " ", PhaseName(t.phase),
+                    " attempt ", t.attempt, " \"", t.message, "\"");
+  }
+  return out;
+}
+
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+TEST_P(BackendConformanceTest, TrueSucceeds) {
+  const std::string id = NewId("true");
+  ASSERT_TRUE(Submit(Spec(id, {"true"})).ok());
+  auto s = WaitForFinal(id, timeout());
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->phase, Phase::kSucceeded) << Describe(s);
+  ASSERT_EQ(s->tasks.size(), 1u);
+  const TaskStatus& t = s->tasks[0];
+  EXPECT_EQ(t.task, kWorker0);
+  EXPECT_EQ(t.phase, Phase::kSucceeded);
+  EXPECT_EQ(t.exit_code, 0);
+  EXPECT_EQ(t.attempt, 1);
+  EXPECT_FALSE(t.host.empty());
+  ASSERT_TRUE(t.start_time && t.finish_time);
+  EXPECT_LE(*t.start_time, *t.finish_time);
+}
+
+TEST_P(BackendConformanceTest, ExitCodeFailsTheWorkloadWithAMessage) {
+  const std::string id = NewId("exit3");
+  ASSERT_TRUE(Submit(Spec(id, {"/bin/sh", "-c", "exit 3"})).ok());
+  auto s = WaitForFinal(id, timeout());
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->phase, Phase::kFailed) << Describe(s);
+  ASSERT_EQ(s->tasks.size(), 1u);
+  EXPECT_EQ(s->tasks[0].phase, Phase::kFailed);
+  EXPECT_EQ(s->tasks[0].exit_code, 3);
+  EXPECT_TRUE(Contains(s->tasks[0].message, "exit code 3")) << Describe(s);
+  EXPECT_TRUE(Contains(s->message, "worker-0")) << s->message;
+  EXPECT_TRUE(Contains(s->message, "exit code 3")) << s->message;
+}
+
+TEST_P(BackendConformanceTest, ShellStringIsNotSplitOnSpaces) {
+  WorkloadSpec spec =
+      Spec(NewId("shell"), {"/bin/sh", "-c", "printf '%s|' \"a b\" 'c  d' \"$((1 + 2))\""});
+  EXPECT_EQ(RunToSuccess(spec, timeout()), std::vector<std::string>{"a b|c  d|3|"});
+}
+
+TEST_P(BackendConformanceTest, ArgvKeepsSpacesAndQuotes) {
+  WorkloadSpec spec = Spec(NewId("argv"), {"printf", "%s|", "a b", "c  d", "'q'", "\"$HOME\""});
+  EXPECT_EQ(RunToSuccess(spec, timeout()), std::vector<std::string>{"a b|c  d|'q'|\"$HOME\"|"});
+}
+
+TEST_P(BackendConformanceTest, RoleEnvWinsOverWorkloadEnvAndPlatformVariablesWinOverBoth) {
+  const std::string id = NewId("env");
+  WorkloadSpec spec = Spec(id,
+                           {"/bin/sh", "-c",
+                            "printf '%s\\n' \"A=$A\" \"B=$B\" \"ID=$SUBMARINE_WORKLOAD_ID\" "
+                            "\"ROLE=$SUBMARINE_TASK_ROLE\" \"INDEX=$SUBMARINE_TASK_INDEX\" "
+                            "\"ATTEMPT=$SUBMARINE_TASK_ATTEMPT\""},
+                           2);
+  spec.env = {{"A", "from workload"}, {"B", "from workload"}, {"SUBMARINE_TASK_INDEX", "7"}};
+  spec.roles[0].env = {{"B", "from role"},
+                       {"SUBMARINE_WORKLOAD_ID", "forged"},
+                       {"SUBMARINE_TASK_ROLE", "forged"},
+                       {"SUBMARINE_TASK_ATTEMPT", "99"}};
+  std::vector<std::string> logs = RunToSuccess(spec, timeout());
+  ASSERT_EQ(logs.size(), 2u);
+  for (int index : {0, 1}) {
+    EXPECT_EQ(logs[index], absl::StrCat("A=from workload\nB=from role\nID=", id,
+                                        "\nROLE=worker\nINDEX=", index, "\nATTEMPT=1\n"));
+  }
+}
+
+TEST_P(BackendConformanceTest, LogsAreReadByOffsetAfterTheEndAndAfterDeleteKeepingThem) {
+  const std::string id = NewId("logs");
+  ASSERT_TRUE(
+      Submit(Spec(id, {"/bin/sh", "-c", "printf 'line one\\n'; printf 'line two\\n' >&2"})).ok());
+  auto s = WaitForFinal(id, timeout());
+  ASSERT_TRUE(s.ok() && s->phase == Phase::kSucceeded) << Describe(s);
+
+  auto head = backend_->ReadLog(id, kWorker0, 0, 5);
+  ASSERT_TRUE(head.ok()) << head.status();
+  EXPECT_EQ(head->data, "line ");
+  EXPECT_EQ(head->next_offset, 5);
+  EXPECT_EQ(head->size, 18);
+  EXPECT_TRUE(head->complete);
+  auto rest = backend_->ReadLog(id, kWorker0, head->next_offset, 1000);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(rest->data, "one\nline two\n");  // stdout and stderr in one log
+  EXPECT_EQ(rest->next_offset, 18);
+  auto past = backend_->ReadLog(id, kWorker0, 1000, 10);
+  ASSERT_TRUE(past.ok()) << past.status();
+  EXPECT_EQ(past->data, "");
+  EXPECT_EQ(past->size, 18);
+
+  ASSERT_TRUE(backend_->Delete(id, /*keep_logs=*/true).ok());
+  EXPECT_TRUE(absl::IsNotFound(backend_->Get(id).status()));
+  auto kept = ReadWholeLog(id, kWorker0);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(*kept, "line one\nline two\n");
+  auto chunk = backend_->ReadLog(id, kWorker0, 0, 100);
+  ASSERT_TRUE(chunk.ok()) << chunk.status();
+  EXPECT_TRUE(chunk->complete);
+
+  EXPECT_TRUE(absl::IsNotFound(backend_->ReadLog(id, {"worker", 5}, 0, 10).status()));
+  EXPECT_TRUE(absl::IsNotFound(backend_->ReadLog(id, {"ps", 0}, 0, 10).status()));
+  ASSERT_TRUE(backend_->Delete(id, /*keep_logs=*/false).ok());
+  EXPECT_TRUE(absl::IsNotFound(backend_->ReadLog(id, kWorker0, 0, 10).status()));
+}
+
+TEST_P(BackendConformanceTest, StopEndsASleepingTaskWithinTheGrace) {
+  const std::string id = NewId("stop");
+  ASSERT_TRUE(Submit(Spec(id, {"sleep", "600"})).ok());
+  auto running = WaitFor(
+      id, [](const WorkloadStatus& s) { return s.phase != Phase::kPending; }, timeout());
+  ASSERT_TRUE(running.ok() && running->phase == Phase::kRunning) << Describe(running);
+  // sleep dies of SIGTERM: it is gone long before a grace this long would force it.
+  const auto grace = std::chrono::minutes(5);
+  ASSERT_TRUE(backend_->Stop(id, grace).ok());
+  auto s = WaitForFinal(id, timeout());
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->phase, Phase::kKilled) << Describe(s);
+  EXPECT_EQ(s->tasks[0].phase, Phase::kKilled);
+  // Stopping a finished workload is OK and changes nothing.
+  EXPECT_TRUE(backend_->Stop(id, grace).ok());
+  auto again = backend_->Get(id);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->phase, Phase::kKilled);
+}
+
+TEST_P(BackendConformanceTest, StopForcesATaskThatIgnoresSigtermAfterTheGrace) {
+  const std::string id = NewId("stubborn");
+  // TERM is ignored by the shell and, inherited, by every sleep it starts.
+  ASSERT_TRUE(
+      Submit(Spec(id, {"/bin/sh", "-c", "trap '' TERM; echo trapped; while :; do sleep 1; done"}))
+          .ok());
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto log = backend_->ReadLog(id, kWorker0, 0, 100);
+        return log.ok() && log->data == "trapped\n";
+      },
+      timeout()));
+  const auto grace = std::chrono::seconds(1);
+  const auto stopped_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(backend_->Stop(id, grace).ok());
+  auto s = WaitForFinal(id, grace + timeout());
+  const auto took = std::chrono::steady_clock::now() - stopped_at;
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->phase, Phase::kKilled) << Describe(s);
+  EXPECT_EQ(s->tasks[0].phase, Phase::kKilled);
+  EXPECT_GE(took, grace) << "killed before its grace period";
+}
+
+TEST_P(BackendConformanceTest, SubmittingTheSameIdTwiceRunsTheFirstSpecOnce) {
+  const std::string id = NewId("twice");
+  ASSERT_TRUE(Submit(Spec(id, {"/bin/sh", "-c", "echo first"})).ok());
+  ASSERT_TRUE(Submit(Spec(id, {"/bin/sh", "-c", "echo second"}, 2)).ok());
+  auto s = WaitForFinal(id, timeout());
+  ASSERT_TRUE(s.ok() && s->phase == Phase::kSucceeded) << Describe(s);
+  ASSERT_TRUE(Submit(Spec(id, {"/bin/sh", "-c", "echo third"})).ok());
+  auto after = backend_->Get(id);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->tasks.size(), 1u);
+  auto log = ReadWholeLog(id, kWorker0);
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ(*log, "first\n");
+}
+
+TEST_P(BackendConformanceTest, UnknownWorkloadsAreNotFound) {
+  const std::string id = NewId("never");
+  EXPECT_EQ(backend_->Get(id).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(backend_->Stop(id, std::chrono::seconds(1)).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(backend_->ReadLog(id, kWorker0, 0, 10).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(backend_->Get("Not/An/Id").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(BackendConformanceTest, DeleteKillsAndIsIdempotent) {
+  const std::string id = NewId("delete");
+  WorkloadSpec spec = Spec(id, {"sleep", "600"});
+  spec.labels = {{"submarine.experiment", "projects/p/experiments/e"}};
+  ASSERT_TRUE(Submit(spec).ok());
+  auto running = WaitFor(
+      id, [](const WorkloadStatus& s) { return s.phase == Phase::kRunning; }, timeout());
+  ASSERT_TRUE(running.ok() && running->phase == Phase::kRunning) << Describe(running);
+  auto listed = backend_->List();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  auto it = std::find_if(listed->begin(), listed->end(),
+                         [&](const WorkloadStatus& s) { return s.id == id; });
+  ASSERT_NE(it, listed->end());
+  EXPECT_EQ(it->labels, spec.labels);
+
+  ASSERT_TRUE(backend_->Delete(id, /*keep_logs=*/false).ok());
+  EXPECT_TRUE(backend_->Delete(id, /*keep_logs=*/false).ok());
+  EXPECT_TRUE(backend_->Delete(NewId("never"), /*keep_logs=*/true).ok());
+  EXPECT_TRUE(absl::IsNotFound(backend_->Get(id).status()));
+  listed = backend_->List();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_TRUE(std::none_of(listed->begin(), listed->end(),
+                           [&](const WorkloadStatus& s) { return s.id == id; }));
+}
+
+TEST_P(BackendConformanceTest, SpecsItCannotRunAreInvalidArguments) {
+  WorkloadSpec no_roles;
+  no_roles.id = NewId("invalid");
+  EXPECT_EQ(backend_->Submit(no_roles).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(backend_->Submit(Spec(NewId("invalid"), {})).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(backend_->Submit(Spec("Upper_Case", {"true"})).code(),
+            absl::StatusCode::kInvalidArgument);
+  WorkloadSpec zero = Spec(NewId("invalid"), {"true"}, 0);
+  EXPECT_EQ(backend_->Submit(zero).code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace submarine::compute::testing

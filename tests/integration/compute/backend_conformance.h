@@ -1,0 +1,79 @@
+#pragma once
+// What every compute::Backend must do, written against Backend& only (compute.h is the
+// contract). A backend's test binary compiles backend_conformance.cc and instantiates the suite
+// with its target:
+//
+//   INSTANTIATE_TEST_SUITE_P(Local, BackendConformanceTest,
+//                            ::testing::Values(LocalConformanceTarget()), ConformanceTargetName);
+//
+// The commands are POSIX (sh, printf, sleep, true), so any image with a shell runs them. Every
+// wait polls Get with a deadline; nothing sleeps to synchronise.
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/compute/compute.h"
+
+namespace submarine::compute::testing {
+
+struct ConformanceTarget {
+  std::string name;
+  // A fresh backend for one test; `scratch_dir` is a private directory the test removes after.
+  std::function<absl::StatusOr<std::unique_ptr<Backend>>(const std::string& scratch_dir)> make;
+  std::string image;  // set on every role; backends without images ignore it
+  // How long a trivial workload may take from Submit to its final phase.
+  std::chrono::milliseconds timeout = std::chrono::seconds(60);
+};
+
+std::string ConformanceTargetName(const ::testing::TestParamInfo<ConformanceTarget>& info);
+// How gtest prints a target in failure messages: its name.
+void PrintTo(const ConformanceTarget& target, std::ostream* os);
+
+// Helpers shared by the suite and by backend-specific tests.
+class BackendTestBase {
+ protected:
+  // A batch workload with one role "worker" of `replicas` replicas running `command`.
+  WorkloadSpec Spec(const std::string& id, std::vector<std::string> command,
+                    int replicas = 1) const;
+  // A workload id unique to this run, starting with `stem`.
+  static std::string NewId(const std::string& stem);
+  // Submits and remembers the id, so that TearDownBackend deletes it.
+  absl::Status Submit(const WorkloadSpec& spec);
+  // Polls Get until `done` holds or `timeout` passes; returns the last status (or error) seen.
+  absl::StatusOr<WorkloadStatus> WaitFor(const std::string& id,
+                                         const std::function<bool(const WorkloadStatus&)>& done,
+                                         std::chrono::milliseconds timeout);
+  absl::StatusOr<WorkloadStatus> WaitForFinal(const std::string& id,
+                                              std::chrono::milliseconds timeout);
+  // Submits `spec`, expects it to succeed within `timeout` and returns each task's log in task
+  // order (nothing when it did not succeed).
+  std::vector<std::string> RunToSuccess(const WorkloadSpec& spec,
+                                        std::chrono::milliseconds timeout);
+  // The whole log of a task, read in small chunks to exercise offsets.
+  absl::StatusOr<std::string> ReadWholeLog(const std::string& id, const TaskRef& task);
+  // Deletes every workload submitted through Submit().
+  void TearDownBackend();
+
+  std::unique_ptr<Backend> backend_;
+  std::string image_;
+  std::vector<std::string> submitted_;
+};
+
+class BackendConformanceTest : public ::testing::TestWithParam<ConformanceTarget>,
+                               public BackendTestBase {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  std::chrono::milliseconds timeout() const { return GetParam().timeout; }
+  std::string scratch_dir_;
+};
+
+}  // namespace submarine::compute::testing
