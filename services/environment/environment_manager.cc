@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/api/field_mask.h"
+#include "common/api/labels.h"
 #include "common/api/list_request.h"
 #include "common/api/names.h"
 #include "common/db/migrations.h"
@@ -23,9 +24,6 @@ using v1::Environment;
 
 constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 1000;
-
-bool IsLower(char c) { return c >= 'a' && c <= 'z'; }
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
 absl::Status ParseParent(const std::string& parent, std::string* project) {
   // Whether the project exists is the permission service's answer (see Authorizer::Check).
@@ -66,23 +64,7 @@ absl::Status ValidateContent(const Environment& env, const std::string& prefix) 
       CheckList(k.conda_dependencies(), prefix + "kernel_spec.conda_dependencies"));
   SUBMARINE_RETURN_IF_ERROR(
       CheckList(k.pip_dependencies(), prefix + "kernel_spec.pip_dependencies"));
-  if (env.labels_size() > 64) return InvalidField(prefix + "labels", "more than 64 labels");
-  for (const auto& [key, value] : env.labels()) {
-    bool ok = !key.empty() && key.size() <= 63 && IsLower(key[0]);
-    for (char c : key) ok = ok && (IsLower(c) || IsDigit(c) || c == '_' || c == '-');
-    if (!ok) {
-      return InvalidField(absl::StrCat(prefix, "labels.", key.substr(0, 63)),
-                          "label keys match [a-z][a-z0-9_-]{0,62}");
-    }
-    bool vok = value.size() <= 63;
-    for (char c : value) {
-      vok = vok && (IsLower(c) || IsDigit(c) || c == '_' || c == '-' || c == '.');
-    }
-    if (!vok) {
-      return InvalidField(absl::StrCat(prefix, "labels.", key),
-                          "label values are at most 63 of [a-z0-9_.-]");
-    }
-  }
+  SUBMARINE_RETURN_IF_ERROR(api::ValidateLabels(env.labels(), prefix + "labels"));
   return absl::OkStatus();
 }
 

@@ -1,6 +1,7 @@
 #include "services/environment/environment_store.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/api/labels.h"
 #include "common/db/pool.h"
 
 namespace submarine::environment {
@@ -34,27 +35,6 @@ constexpr db::Statement kMarkOnce{
 // The list statement is assembled from these fixed fragments and $n placeholders only.
 constexpr char kListSelect[] = "SELECT id, body FROM environments WHERE project = $1";
 
-std::string LabelsJson(const Environment& env) {
-  // Keys and values are validated ([a-z0-9_-], no quotes) before they get here, but escape
-  // anyway so the JSON is always well formed.
-  auto esc = [](const std::string& s) {
-    std::string o;
-    for (char c : s) {
-      if (c == '"' || c == '\\') o += '\\';
-      if (static_cast<unsigned char>(c) < 0x20) continue;
-      o += c;
-    }
-    return o;
-  };
-  std::string json = "{";
-  bool first = true;
-  for (const auto& [k, v] : env.labels()) {
-    absl::StrAppend(&json, first ? "" : ",", "\"", esc(k), "\":\"", esc(v), "\"");
-    first = false;
-  }
-  return json + "}";
-}
-
 StoredEnvironment FromRow(const pqxx::row& row) {
   StoredEnvironment s;
   s.id = row[0].as<int64_t>();
@@ -84,7 +64,7 @@ int64_t EnvironmentStore::Insert(pqxx::work& tx, const std::string& project,
                                  const std::string& environment_id, const Environment& env) {
   std::string body = env.SerializeAsString();
   auto r = db::Exec(tx, kInsert, project, environment_id, env.uid(), env.display_name(),
-                    env.image(), LabelsJson(env), pqxx::binarystring(body), env.etag(),
+                    env.image(), api::LabelsJson(env.labels()), pqxx::binarystring(body), env.etag(),
                     db::Timestamp::FromProto(env.create_time()),
                     db::Timestamp::FromProto(env.update_time()));
   return r[0][0].as<int64_t>();
@@ -92,7 +72,7 @@ int64_t EnvironmentStore::Insert(pqxx::work& tx, const std::string& project,
 
 void EnvironmentStore::Update(pqxx::work& tx, int64_t id, const Environment& env) {
   std::string body = env.SerializeAsString();
-  db::Exec(tx, kUpdate, id, env.uid(), env.display_name(), env.image(), LabelsJson(env),
+  db::Exec(tx, kUpdate, id, env.uid(), env.display_name(), env.image(), api::LabelsJson(env.labels()),
            pqxx::binarystring(body), env.etag(), db::Timestamp::FromProto(env.update_time()));
 }
 
