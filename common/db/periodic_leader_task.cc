@@ -24,6 +24,14 @@ void PeriodicLeaderTask::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void PeriodicLeaderTask::Wake() {
+  {
+    std::lock_guard lock(mu_);
+    wake_ = true;
+  }
+  cv_.notify_all();
+}
+
 int PeriodicLeaderTask::runs() const {
   std::lock_guard lock(mu_);
   return runs_;
@@ -43,7 +51,8 @@ void PeriodicLeaderTask::Loop() {
     } else {
       lock.lock();
     }
-    cv_.wait_for(lock, options_.period, [this] { return stop_; });
+    cv_.wait_for(lock, options_.period, [this] { return stop_ || wake_; });
+    wake_ = false;
   }
 }
 

@@ -1,7 +1,9 @@
 #pragma once
 // A background job that runs `run` every `period` on exactly one replica: the one holding the
 // PostgreSQL advisory lock named `name` (housekeeping such as retention). A failing run is
-// logged and retried at the next period. Stop() interrupts the wait and joins.
+// logged and retried at the next period. Wake() starts the next run now (on the leader) instead
+// of at the end of the period, for control loops that react to a request. Stop() interrupts the
+// wait and joins.
 
 #include <chrono>
 #include <condition_variable>
@@ -29,6 +31,8 @@ class PeriodicLeaderTask : public rpc::BackgroundTask {
   std::string TaskName() const override { return options_.name; }
   absl::Status Start() override;
   void Stop() override;
+  // Ends the current wait early (a run already in progress is followed by another one at once).
+  void Wake();
   // Completed runs (for tests and metrics).
   int runs() const;
 
@@ -38,6 +42,7 @@ class PeriodicLeaderTask : public rpc::BackgroundTask {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  bool wake_ = false;
   int runs_ = 0;
   std::thread thread_;
 };

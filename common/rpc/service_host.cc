@@ -308,6 +308,21 @@ void ServiceHost::AddHousekeeping(std::string name,
   housekeeping_->Add({std::move(name), std::move(job)});
 }
 
+db::PeriodicLeaderTask* ServiceHost::AddLeaderLoop(const std::string& name,
+                                                  std::chrono::milliseconds period,
+                                                  std::function<absl::Status()> run) {
+  db::PeriodicLeaderTask::Options o;
+  o.name = absl::StrCat(db_settings_.options.schema, ".", name);
+  o.conninfo = db_settings_.options.conninfo;
+  o.period = period;
+  o.run = std::move(run);
+  auto task = std::make_unique<db::PeriodicLeaderTask>(std::move(o));
+  db::PeriodicLeaderTask* raw = task.get();
+  tasks_.push_back(std::move(task));
+  runner_->AddTask(raw);
+  return raw;
+}
+
 const PeerService* ServiceHost::Peer(const std::string& name) const {
   for (const auto& peer : config_.peers()) {
     if (peer.name() == name) return &peer;

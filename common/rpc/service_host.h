@@ -38,6 +38,7 @@
 #include "common/api/idempotency.h"
 #include "common/authz/authorizer.h"
 #include "common/db/migrations.h"
+#include "common/db/periodic_leader_task.h"
 #include "common/db/pool.h"
 #include "common/db/statement.h"
 #include "common/events/subscriber.h"
@@ -121,6 +122,11 @@ class ServiceHost {
   // Adds a job to the leader-only housekeeping run every housekeeping interval; it returns how
   // many rows it touched (logged when not 0). Errors are logged and retried next period.
   void AddHousekeeping(std::string name, std::function<absl::StatusOr<int64_t>()> job);
+  // Runs `run` every `period` on the one replica that holds the leader lock named
+  // "<schema>.<name>" (control loops: schedulers, reconcilers, cullers). The returned task's
+  // Wake() starts the next run at once. Errors are logged and retried next period.
+  db::PeriodicLeaderTask* AddLeaderLoop(const std::string& name, std::chrono::milliseconds period,
+                                        std::function<absl::Status()> run);
   // Applies every event of `publisher` (this service, or one of common.peers) exactly once, in
   // order, with `apply` in the transaction that records it (events::Subscriber). INVALID_ARGUMENT
   // when the publisher is not a known peer; without events.subscribe_endpoint nothing is applied
