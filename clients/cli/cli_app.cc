@@ -241,9 +241,9 @@ void AddEnvironmentCommands(CLI::App& app, Runner& runner) {
   g.app->alias("env");
   auto project = std::make_shared<std::string>("default");
   g.app->add_option("--project", *project, "Project")->capture_default_str();
-  // The EnvironmentCommandContext of a client context.
+  // The ProjectCommandContext of a client context.
   auto in_project = [project](const ClientContext& ctx) {
-    return EnvironmentCommandContext{ctx.api, *project, ctx.format, ctx.out};
+    return ProjectCommandContext{ctx.api, *project, ctx.format, ctx.out};
   };
 
   AddLeaf<EnvironmentListOptions>(

@@ -52,7 +52,7 @@ absl::StatusOr<EnvironmentCreation> ParseEnvironmentFile(const std::string& text
   return creation;
 }
 
-absl::Status ListEnvironments(const EnvironmentCommandContext& ctx, const std::string& filter,
+absl::Status ListEnvironments(const ProjectCommandContext& ctx, const std::string& filter,
                               const std::string& order_by, int page_size) {
   std::vector<env::Environment> environments;
   env::ListEnvironmentsRequest request;
@@ -71,7 +71,7 @@ absl::Status ListEnvironments(const EnvironmentCommandContext& ctx, const std::s
   return absl::OkStatus();
 }
 
-absl::Status GetEnvironment(const EnvironmentCommandContext& ctx, const std::string& name) {
+absl::Status GetEnvironment(const ProjectCommandContext& ctx, const std::string& name) {
   env::GetEnvironmentRequest request;
   request.set_name(EnvironmentName(ctx.project, name));
   SUBMARINE_ASSIGN_OR_RETURN(env::Environment environment,
@@ -80,7 +80,7 @@ absl::Status GetEnvironment(const EnvironmentCommandContext& ctx, const std::str
   return absl::OkStatus();
 }
 
-absl::Status CreateEnvironment(const EnvironmentCommandContext& ctx, const std::string& file,
+absl::Status CreateEnvironment(const ProjectCommandContext& ctx, const std::string& file,
                                const std::string& id, std::istream& in) {
   std::string text;
   if (file == "-") {
@@ -101,7 +101,7 @@ absl::Status CreateEnvironment(const EnvironmentCommandContext& ctx, const std::
   return absl::OkStatus();
 }
 
-absl::Status DeleteEnvironment(const EnvironmentCommandContext& ctx, const std::string& name,
+absl::Status DeleteEnvironment(const ProjectCommandContext& ctx, const std::string& name,
                                const std::string& etag) {
   env::DeleteEnvironmentRequest request;
   request.set_name(EnvironmentName(ctx.project, name));

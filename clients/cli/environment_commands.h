@@ -14,7 +14,8 @@
 
 namespace submarine::cli {
 
-struct EnvironmentCommandContext {
+// What a command on the resources of one project needs (environments, experiments, ...).
+struct ProjectCommandContext {
   ApiClient* client = nullptr;  // authenticated (see api_client.h)
   std::string project = "default";
   OutputFormat format = OutputFormat::kTable;
@@ -37,14 +38,14 @@ absl::StatusOr<EnvironmentCreation> ParseEnvironmentFile(const std::string& text
 
 // Prints every environment matching `filter` (all pages, fetched `page_size` at a time; 0 lets
 // the server choose).
-absl::Status ListEnvironments(const EnvironmentCommandContext& ctx, const std::string& filter,
+absl::Status ListEnvironments(const ProjectCommandContext& ctx, const std::string& filter,
                               const std::string& order_by, int page_size);
-absl::Status GetEnvironment(const EnvironmentCommandContext& ctx, const std::string& name);
+absl::Status GetEnvironment(const ProjectCommandContext& ctx, const std::string& name);
 // `file` is a path, or "-" to read `in`.
-absl::Status CreateEnvironment(const EnvironmentCommandContext& ctx, const std::string& file,
+absl::Status CreateEnvironment(const ProjectCommandContext& ctx, const std::string& file,
                                const std::string& id, std::istream& in);
 // Deletes (with `etag` checked when not empty) and prints what was deleted.
-absl::Status DeleteEnvironment(const EnvironmentCommandContext& ctx, const std::string& name,
+absl::Status DeleteEnvironment(const ProjectCommandContext& ctx, const std::string& name,
                                const std::string& etag);
 
 }  // namespace submarine::cli

@@ -56,15 +56,7 @@ void Emit(YAML::Emitter& out, const nlohmann::ordered_json& value) {
 }
 
 std::string Labels(const environment::v1::Environment& environment) {
-  // The map's iteration order is unspecified: sort for a stable table.
-  std::vector<std::pair<std::string, std::string>> labels(environment.labels().begin(),
-                                                          environment.labels().end());
-  std::sort(labels.begin(), labels.end());
-  std::string out;
-  for (const auto& [key, value] : labels) {
-    absl::StrAppend(&out, out.empty() ? "" : ",", key, "=", value);
-  }
-  return out;
+  return LabelsText(environment.labels());
 }
 
 }  // namespace
@@ -131,6 +123,17 @@ std::string FormatEnvironments(const std::vector<environment::v1::Environment>& 
       {"LABELS", Labels},
       {"CREATED", [](const Environment& e) { return TimeText(e.create_time()); }}};
   return FormatMessages(environments, *columns, format, single);
+}
+
+std::string LabelsText(const google::protobuf::Map<std::string, std::string>& map) {
+  // The map's iteration order is unspecified: sort for a stable table.
+  std::vector<std::pair<std::string, std::string>> labels(map.begin(), map.end());
+  std::sort(labels.begin(), labels.end());
+  std::string out;
+  for (const auto& [key, value] : labels) {
+    absl::StrAppend(&out, out.empty() ? "" : ",", key, "=", value);
+  }
+  return out;
 }
 
 std::string LastSegmentOf(const std::string& name) {

@@ -3,6 +3,7 @@
 // are the generated proto messages; JSON and YAML print them as the gateway sends them (proto3
 // JSON: lowerCamel names in declaration order, default values omitted, int64 as strings).
 
+#include <google/protobuf/map.h>
 #include <google/protobuf/message.h>
 #include <google/protobuf/repeated_ptr_field.h>
 #include <google/protobuf/timestamp.pb.h>
@@ -73,6 +74,8 @@ std::string FormatEnvironments(const std::vector<environment::v1::Environment>& 
 // second in UTC ("2024-05-01T10:00:00Z"; "" when unset, i.e. the epoch), and strings joined with
 // ','.
 std::string LastSegmentOf(const std::string& name);
+// Labels as "k1=v1,k2=v2", sorted by key.
+std::string LabelsText(const google::protobuf::Map<std::string, std::string>& labels);
 std::string TimeText(const google::protobuf::Timestamp& time);
 std::string Joined(const google::protobuf::RepeatedPtrField<std::string>& items);
 
