@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/api/labels.h"
+#include "common/db/list_query.h"
 #include "common/db/pool.h"
 
 namespace submarine::environment {
@@ -84,15 +85,10 @@ int64_t EnvironmentStore::CountInProject(pqxx::transaction_base& tx, const std::
 
 std::vector<StoredEnvironment> EnvironmentStore::List(pqxx::transaction_base& tx,
                                                       const ListQuery& q) {
-  std::string sql = kListSelect;
-  std::vector<std::string> params = {q.project};
-  auto param = [&params](std::string v) {
-    params.push_back(std::move(v));
-    return absl::StrCat("$", params.size());
-  };
+  db::ListQuery query(kListSelect, {q.project});
   for (const auto& t : q.terms) {
     if (t.op == FilterTerm::Op::kHas) {
-      absl::StrAppend(&sql, " AND labels ? ", param(t.label_key));
+      query.Where(absl::StrCat("labels ? ", query.Param(t.label_key)));
       continue;
     }
     std::string column;
@@ -107,47 +103,21 @@ std::vector<StoredEnvironment> EnvironmentStore::List(pqxx::transaction_base& tx
         column = "image";
         break;
       case FilterTerm::Field::kLabel:
-        column = absl::StrCat("(labels ->> ", param(t.label_key), ")");
+        column = absl::StrCat("(labels ->> ", query.Param(t.label_key), ")");
         break;
     }
-    switch (t.op) {
-      case FilterTerm::Op::kEquals:
-        absl::StrAppend(&sql, " AND ", column, " = ", param(t.value));
-        break;
-      case FilterTerm::Op::kNotEquals:
-        absl::StrAppend(&sql, " AND ", column, " IS DISTINCT FROM ", param(t.value));
-        break;
-      case FilterTerm::Op::kPrefix: {
-        std::string pattern;
-        for (char c : t.value) {
-          if (c == '%' || c == '_' || c == '\\') pattern += '\\';
-          pattern += c;
-        }
-        absl::StrAppend(&sql, " AND ", column, " LIKE ", param(pattern + "%"));
-        break;
-      }
-      case FilterTerm::Op::kHas:
-        break;  // handled above
+    if (t.op == FilterTerm::Op::kPrefix) {
+      query.Prefix(column, t.value);
+    } else {
+      query.Compare(column, t.op == FilterTerm::Op::kEquals, t.value);
     }
   }
-  if (q.only_ids) {
-    absl::StrAppend(&sql, " AND environment_id = ANY(", param(db::TextArray(*q.only_ids)),
-                    "::text[])");
-  }
-  const char* cmp = q.descending ? "<" : ">";
-  if (q.after) {
-    std::string t = param(db::FormatTimestamp(db::Timestamp::FromTimePoint(q.after->first)));
-    std::string i = param(absl::StrCat(q.after->second));
-    absl::StrAppend(&sql, " AND (create_time, id) ", cmp, " (", t, "::timestamptz, ", i,
-                    "::bigint)");
-  }
-  absl::StrAppend(&sql,
-                  q.descending ? " ORDER BY create_time DESC, id DESC" : " ORDER BY create_time, id",
-                  " LIMIT ", q.limit);
-  auto r = tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
+  if (q.only_ids) query.OnlyIds("environment_id", *q.only_ids);
+  if (q.after) query.After("create_time", "id", q.after->first, q.after->second, q.descending);
   std::vector<StoredEnvironment> out;
-  out.reserve(r.size());
-  for (const auto& row : r) out.push_back(FromRow(row));
+  for (const auto& row : query.Run(tx, "create_time", "id", q.descending, q.limit)) {
+    out.push_back(FromRow(row));
+  }
   return out;
 }
 
