@@ -1,0 +1,443 @@
+#include "services/experiment/controller.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "common/auth/principal.h"
+#include "common/compute/quantity.h"
+#include "common/log/log.h"
+#include "common/rpc/channel.h"
+#include "common/status/status.h"
+#include "services/experiment/experiment_spec.h"
+#include "services/experiment/transitions.h"
+#include "submarine/permission/v1/permission.grpc.pb.h"
+
+namespace submarine::experiment {
+namespace {
+
+using permission::v1::Lease;
+using permission::v1::QuotaService;
+
+constexpr char kOwnerLabel[] = "submarine.experiment";
+constexpr char kSystem[] = "services/experiment";
+
+class GrpcQuotaClient final : public QuotaClient {
+ public:
+  GrpcQuotaClient(const std::string& address, std::string service,
+                  std::chrono::milliseconds timeout)
+      : stub_(QuotaService::NewStub(rpc::MakeChannel(address))),
+        service_(std::move(service)),
+        timeout_(timeout) {}
+
+  absl::StatusOr<Lease> Acquire(const Lease& lease, int ttl_seconds,
+                                const std::string& request_id) override {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, UserOf(lease.owner()), request_id);
+    permission::v1::AcquireLeaseRequest req;
+    *req.mutable_lease() = lease;
+    req.set_ttl_seconds(ttl_seconds);
+    req.set_request_id(request_id);
+    Lease out;
+    grpc::Status st = stub_->AcquireLease(&ctx, req, &out);
+    if (!st.ok()) return FromGrpcStatus(st);
+    return out;
+  }
+  absl::Status Heartbeat(const std::string& name, const std::string& user) override {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, user, "");
+    permission::v1::HeartbeatLeaseRequest req;
+    req.set_name(name);
+    Lease out;
+    grpc::Status st = stub_->HeartbeatLease(&ctx, req, &out);
+    return st.ok() ? absl::OkStatus() : FromGrpcStatus(st);
+  }
+  absl::Status Release(const std::string& name, const std::string& user) override {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, user, "");
+    permission::v1::ReleaseLeaseRequest req;
+    req.set_name(name);
+    permission::v1::ReleaseLeaseResponse out;
+    grpc::Status st = stub_->ReleaseLease(&ctx, req, &out);
+    if (st.error_code() == grpc::StatusCode::NOT_FOUND) return absl::OkStatus();  // lapsed
+    return st.ok() ? absl::OkStatus() : FromGrpcStatus(st);
+  }
+
+ private:
+  static std::string UserOf(const std::string& owner) {
+    return absl::StartsWith(owner, "users/") ? owner.substr(6) : std::string();
+  }
+  void Prepare(grpc::ClientContext* ctx, const std::string& user, const std::string& request_id) {
+    ctx->set_deadline(std::chrono::system_clock::now() + timeout_);
+    rpc::ActAs(ctx, auth::ServicePrincipal(service_, user), request_id);
+  }
+
+  std::unique_ptr<QuotaService::Stub> stub_;
+  const std::string service_;
+  const std::chrono::milliseconds timeout_;
+};
+
+std::string UserOf(const v1::Experiment& e) {
+  return absl::StartsWith(e.owner(), "users/") ? e.owner().substr(6) : std::string();
+}
+
+v1::State StateOf(compute::Phase phase) {
+  switch (phase) {
+    case compute::Phase::kPending:
+      return v1::PENDING;
+    case compute::Phase::kRunning:
+      return v1::RUNNING;
+    case compute::Phase::kSucceeded:
+      return v1::SUCCEEDED;
+    case compute::Phase::kFailed:
+      return v1::FAILED;
+    case compute::Phase::kKilled:
+      return v1::KILLED;
+  }
+  return v1::STATE_UNSPECIFIED;
+}
+
+v1::Task ToTask(const compute::TaskStatus& t) {
+  v1::Task out;
+  out.set_role(t.task.role);
+  out.set_index(t.task.index);
+  out.set_attempt(t.attempt);
+  out.set_state(StateOf(t.phase));
+  if (t.exit_code) out.set_exit_code(*t.exit_code);
+  if (t.signal) out.set_signal(*t.signal);
+  out.set_host(t.host);
+  if (t.start_time) *out.mutable_start_time() = ToProto(*t.start_time);
+  if (t.finish_time) *out.mutable_finish_time() = ToProto(*t.finish_time);
+  out.set_message(t.message);
+  return out;
+}
+
+bool SameTasks(const v1::Experiment& e, const std::vector<v1::Task>& tasks) {
+  if (e.tasks_size() != static_cast<int>(tasks.size())) return false;
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    if (e.tasks(static_cast<int>(i)).SerializeAsString() != tasks[i].SerializeAsString()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// What the whole job holds while it runs: every replica of every role, and one experiment.
+Lease LeaseFor(const v1::Experiment& e) {
+  Lease lease;
+  lease.set_owner(e.owner());
+  lease.set_project(e.name().substr(0, e.name().find("/experiments/")));  // projects/{p}
+  lease.set_holder(e.name());
+  int64_t cpu = 0, memory = 0, gpus = 0;
+  for (const auto& [name, role] : e.reproducibility().resolved_spec().spec()) {
+    auto r = compute::ParseResources(role.resources(), "resources").value_or(compute::Resources{});
+    cpu += r.cpu_millis * role.replicas();
+    memory += (r.memory_bytes + (1 << 20) - 1) / (1 << 20) * role.replicas();
+    gpus += r.gpus * role.replicas();
+  }
+  auto* res = lease.mutable_resources();
+  if (cpu > 0) res->set_cpu_millis(cpu);
+  if (memory > 0) res->set_memory_mib(memory);
+  if (gpus > 0) res->set_gpus(gpus);
+  res->set_experiments(1);
+  return lease;
+}
+
+}  // namespace
+
+std::unique_ptr<QuotaClient> MakeGrpcQuotaClient(const std::string& address,
+                                                 const std::string& service,
+                                                 std::chrono::milliseconds timeout) {
+  return std::make_unique<GrpcQuotaClient>(address, service, timeout);
+}
+
+Controller::Controller(db::ConnectionPool* pool, compute::Backend* backend, QuotaClient* quota,
+                       const Clock& clock, Options options)
+    : pool_(pool), backend_(backend), quota_(quota), clock_(clock), options_(std::move(options)) {}
+
+std::string Controller::WorkloadId(const v1::Experiment& e) {
+  std::string hex = absl::StrReplaceAll(e.uid(), {{"-", ""}});
+  return absl::StrCat("exp-", hex.substr(0, 20), "-", e.attempt());
+}
+
+absl::Status Controller::Change(
+    const StoredExperiment& s,
+    const std::function<absl::Status(pqxx::work&, StoredExperiment&)>& change) {
+  return pool_->Transact(db::kNoDeadline, [&](pqxx::work& tx) -> absl::Status {
+    auto now = ExperimentStore::Lock(tx, s.id);
+    if (!now || now->experiment.state() != s.experiment.state() ||
+        now->experiment.attempt() != s.experiment.attempt()) {
+      return absl::AbortedError("changed concurrently");  // the next pass sees the new state
+    }
+    return change(tx, *now);
+  });
+}
+
+absl::Status Controller::RunOnce() {
+  {
+    std::lock_guard lock(mu_);
+    released_.clear();
+  }
+  std::vector<StoredExperiment> unfinished;
+  SUBMARINE_RETURN_IF_ERROR(pool_->Read(db::kNoDeadline, [&](pqxx::transaction_base& tx) {
+    unfinished = ExperimentStore::Unfinished(tx);
+    return absl::OkStatus();
+  }));
+  auto workloads = backend_->List();
+  std::map<std::string, const compute::WorkloadStatus*> by_id;
+  if (workloads.ok()) {
+    for (const auto& w : *workloads) by_id[w.id] = &w;
+  } else {
+    log::Get("controller")->warn("cannot list workloads ({}); observing nothing this pass",
+                                 Message(workloads.status()));
+  }
+  for (StoredExperiment& s : unfinished) {
+    v1::State state = s.experiment.state();
+    if (s.stop_reason && state >= v1::CREATED) RequestStop(s);
+    if (state == v1::PENDING) {
+      Admit(s);
+    } else if (state == v1::ACCEPTED) {
+      Launch(s);
+    } else if (workloads.ok()) {
+      auto it = s.workload_id ? by_id.find(*s.workload_id) : by_id.end();
+      Observe(s, it == by_id.end() ? nullptr : it->second);
+    }
+  }
+  HeartbeatLeases(unfinished);
+  if (workloads.ok()) Heal(*workloads);
+  return absl::OkStatus();
+}
+
+void Controller::Admit(StoredExperiment& s) {
+  const v1::Experiment& e = s.experiment;
+  std::optional<Lease> lease;
+  std::string user = UserOf(e);
+  if (quota_ != nullptr && !user.empty()) {
+    auto got = quota_->Acquire(LeaseFor(e), options_.lease_ttl_seconds,
+                               absl::StrCat(e.uid(), "-lease-", e.attempt()));
+    if (!got.ok()) {
+      const absl::StatusCode code = got.status().code();
+      if (code == absl::StatusCode::kResourceExhausted ||
+          code == absl::StatusCode::kPermissionDenied) {
+        SetPendingReason(s, absl::StrCat("waiting for quota: ", Message(got.status())));
+      } else if (code == absl::StatusCode::kUnavailable ||
+                 code == absl::StatusCode::kDeadlineExceeded ||
+                 code == absl::StatusCode::kAborted || code == absl::StatusCode::kInternal ||
+                 code == absl::StatusCode::kUnknown) {
+        // Transient: the permission service could not answer. The state stays; the reason says
+        // what it waits for.
+        SetPendingReason(s, absl::StrCat("waiting for the permission service to grant quota: ",
+                                         Message(got.status())));
+      } else {
+        // A definite refusal (the owner is gone, the request is malformed): it will never run.
+        (void)Change(s, [&](pqxx::work& tx, StoredExperiment& now) {
+          return Transition(tx, now, v1::FAILED,
+                            absl::StrCat("admission refused: ", Message(got.status())),
+                            clock_.Now(), "", kSystem);
+        });
+      }
+      return;
+    }
+    lease = *got;
+  }
+  absl::Status st = Change(s, [&](pqxx::work& tx, StoredExperiment& now) {
+    if (lease) now.lease = lease->name();
+    std::string reason = lease ? absl::StrCat("admitted with lease ", lease->name()) : "admitted";
+    return Transition(tx, now, v1::ACCEPTED, reason, clock_.Now(), "", kSystem);
+  });
+  if (!st.ok() && lease) {
+    // The experiment was stopped or deleted meanwhile: give the lease back.
+    (void)quota_->Release(lease->name(), user);
+  }
+}
+
+void Controller::SetPendingReason(StoredExperiment& s, const std::string& reason) {
+  if (reason == s.experiment.state_reason()) return;
+  log::Get("controller")->info("{} is pending: {}", s.experiment.name(), reason);
+  (void)Change(s, [&](pqxx::work& tx, StoredExperiment& now) {
+    now.experiment.set_state_reason(reason);
+    Touch(tx, now, clock_.Now(), "");
+    return absl::OkStatus();
+  });
+}
+
+void Controller::Launch(StoredExperiment& s) {
+  const v1::Experiment& e = s.experiment;
+  std::string id = WorkloadId(e);
+  std::map<std::string, std::string> env = options_.task_env;
+  env["SUBMARINE_EXPERIMENT"] = e.name();
+  env["SUBMARINE_EXPERIMENT_UID"] = e.uid();
+  env["SUBMARINE_EXPERIMENT_ATTEMPT"] = absl::StrCat(e.attempt());
+  // Record the workload id first, so that a crash between Submit and the transition leaves a
+  // workload the record knows about (never an orphan that looks like someone else's).
+  if (!s.workload_id || *s.workload_id != id) {
+    absl::Status st = Change(s, [&](pqxx::work& tx, StoredExperiment& now) {
+      now.workload_id = id;
+      Touch(tx, now, clock_.Now(), "");
+      return absl::OkStatus();
+    });
+    if (!st.ok()) return;
+    s.workload_id = id;
+  }
+  auto workload = ToWorkload(e.reproducibility().resolved_spec(), id, env,
+                             {{kOwnerLabel, e.name()}});
+  absl::Status submitted = backend_->Submit(workload);
+  if (!submitted.ok() && submitted.code() != absl::StatusCode::kInvalidArgument) {
+    log::Get("controller")->warn("launch of {} postponed: {}", e.name(), Message(submitted));
+    return;
+  }
+  (void)Change(s, [&](pqxx::work& tx, StoredExperiment& now) {
+    if (!submitted.ok()) {
+      return Transition(tx, now, v1::FAILED,
+                        absl::StrCat("the compute cluster refused it: ", Message(submitted)),
+                        clock_.Now(), "", kSystem);
+    }
+    return Transition(tx, now, v1::CREATED, absl::StrCat("submitted as workload ", id),
+                      clock_.Now(), "", kSystem);
+  });
+  if (!submitted.ok()) ReleaseLease(s);
+}
+
+void Controller::Observe(StoredExperiment& s, const compute::WorkloadStatus* status) {
+  const v1::Experiment& e = s.experiment;
+  auto now = clock_.Now();
+  if (status == nullptr) {
+    // The backend answered the list and does not hold this workload: it is gone for good.
+    (void)Change(s, [&](pqxx::work& tx, StoredExperiment& row) {
+      return Transition(tx, row, v1::FAILED,
+                        absl::StrCat("its workload ", s.workload_id.value_or("?"),
+                                     " no longer exists on the compute cluster"),
+                        now, "", kSystem);
+    });
+    ReleaseLease(s);
+    return;
+  }
+  std::vector<v1::Task> tasks;
+  for (const auto& t : status->tasks) tasks.push_back(ToTask(t));
+  v1::State to = StateOf(status->phase);
+  bool tasks_changed = !SameTasks(e, tasks);
+  if (to <= e.state() && !tasks_changed) {
+    // Max run time: measured from RUNNING.
+    if (e.state() == v1::RUNNING && e.spec().has_max_run_time() && !s.stop_reason) {
+      auto limit = std::chrono::seconds(e.spec().max_run_time().seconds()) +
+                   std::chrono::nanoseconds(e.spec().max_run_time().nanos());
+      auto started = db::Timestamp::FromProto(e.start_time()).ToTimePoint();
+      if (limit.count() > 0 && now - started > limit) {
+        (void)Change(s, [&](pqxx::work& tx, StoredExperiment& row) {
+          row.stop_reason = "max run time exceeded";
+          Touch(tx, row, now, "");
+          return absl::OkStatus();
+        });
+        s.stop_reason = "max run time exceeded";
+        RequestStop(s);
+      }
+    }
+    return;
+  }
+  (void)Change(s, [&](pqxx::work& tx, StoredExperiment& row) -> absl::Status {
+    row.experiment.clear_tasks();
+    for (auto& t : tasks) *row.experiment.add_tasks() = t;
+    if (to <= row.experiment.state()) {
+      Touch(tx, row, now, "");
+      return absl::OkStatus();
+    }
+    // A job that ran and ended between two passes still ran: record RUNNING first, at the time
+    // its first task started, so every finished job that ran has a start time.
+    if (IsFinal(to) && row.experiment.state() < v1::RUNNING) {
+      std::optional<std::chrono::system_clock::time_point> first;
+      for (const auto& t : status->tasks) {
+        if (t.start_time && (!first || *t.start_time < *first)) first = t.start_time;
+      }
+      if (first) {
+        SUBMARINE_RETURN_IF_ERROR(
+            Transition(tx, row, v1::RUNNING, "a task started", *first, "", kSystem));
+      }
+    }
+    std::string reason = status->message;
+    if (to == v1::KILLED && row.stop_reason) reason = *row.stop_reason;
+    if (reason.empty()) reason = to == v1::RUNNING ? "a task is running" : "all tasks succeeded";
+    return Transition(tx, row, to, reason, now, "", kSystem);
+  });
+  if (IsFinal(to)) ReleaseLease(s);
+}
+
+void Controller::RequestStop(StoredExperiment& s) {
+  if (!s.workload_id) return;
+  absl::Status st = backend_->Stop(*s.workload_id, options_.stop_grace);
+  if (!st.ok() && st.code() != absl::StatusCode::kNotFound) {
+    log::Get("controller")->warn("stop of {} postponed: {}", s.experiment.name(), Message(st));
+  }
+}
+
+void Controller::ReleaseLease(const StoredExperiment& s) {
+  if (!s.lease || quota_ == nullptr) return;
+  absl::Status st = quota_->Release(*s.lease, UserOf(s.experiment));
+  if (!st.ok()) {
+    log::Get("controller")->warn("lease {} of {} not released ({}); it lapses by itself",
+                                 *s.lease, s.experiment.name(), Message(st));
+  }
+  std::lock_guard lock(mu_);
+  heartbeats_.erase(*s.lease);
+  released_.insert(*s.lease);
+}
+
+void Controller::HeartbeatLeases(const std::vector<StoredExperiment>& unfinished) {
+  if (quota_ == nullptr) return;
+  auto now = clock_.Now();
+  auto every = std::chrono::seconds(std::max(1, options_.lease_ttl_seconds / 3));
+  for (const auto& s : unfinished) {
+    if (!s.lease) continue;
+    {
+      std::lock_guard lock(mu_);
+      if (released_.count(*s.lease)) continue;  // the experiment ended in this pass
+      auto& last = heartbeats_[*s.lease];
+      if (now - last < every) continue;
+      last = now;
+    }
+    absl::Status st = quota_->Heartbeat(*s.lease, UserOf(s.experiment));
+    if (!st.ok()) {
+      log::Get("controller")->warn("lease {} of {} not extended: {}", *s.lease,
+                                   s.experiment.name(), Message(st));
+    }
+  }
+}
+
+void Controller::Heal(const std::vector<compute::WorkloadStatus>& workloads) {
+  std::vector<std::string> ids;
+  for (const auto& w : workloads) {
+    if (w.labels.count(kOwnerLabel)) ids.push_back(w.id);  // only ours
+  }
+  if (ids.empty()) return;
+  std::vector<std::string> known;
+  absl::Status st = pool_->Read(db::kNoDeadline, [&](pqxx::transaction_base& tx) {
+    known = ExperimentStore::KnownWorkloads(tx, ids);
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return;
+  std::set<std::string> keep(known.begin(), known.end());
+  for (const auto& id : ids) {
+    if (keep.count(id)) continue;
+    log::Get("controller")->info("workload {} has no experiment any more: deleting it", id);
+    absl::Status deleted = backend_->Delete(id, /*keep_logs=*/false);
+    if (!deleted.ok()) {
+      log::Get("controller")->warn("cannot delete workload {}: {}", id, Message(deleted));
+    }
+  }
+}
+
+void Controller::Forget(const StoredExperiment& s) {
+  if (s.workload_id) {
+    absl::Status st = backend_->Delete(*s.workload_id, /*keep_logs=*/false);
+    if (!st.ok()) {
+      log::Get("controller")->warn("workload {} of deleted {} not removed yet ({}); the "
+                                   "controller removes it later",
+                                   *s.workload_id, s.experiment.name(), Message(st));
+    }
+  }
+  ReleaseLease(s);
+}
+
+}  // namespace submarine::experiment

@@ -1,0 +1,99 @@
+#pragma once
+// The controller: the experiment service's one control loop, run by the leader replica
+// (ServiceHost::AddLeaderLoop), woken by requests and otherwise every control interval.
+// PostgreSQL is the truth; each pass, for every unfinished experiment in admission order
+// (priority, then age):
+//   PENDING    take a quota lease for the whole job (gang: every replica or nothing) → ACCEPTED,
+//              or stay PENDING with the permission service's reason;
+//   ACCEPTED   Backend::Submit (idempotent) → CREATED; a spec the backend refuses → FAILED;
+//   CREATED, RUNNING  the backend's phase → RUNNING / SUCCEEDED / FAILED / KILLED, tasks copied;
+//              a workload the backend no longer holds → FAILED with the reason (never deleted);
+//              max run time exceeded → stopped;
+//   a stop asked for → Backend::Stop (KILLED once the backend says so).
+// Then it heals the other way: a workload whose experiment is gone is deleted. A backend or
+// permission-service error (UNAVAILABLE) changes nothing: the pass logs it and the next retries.
+// Leases are heart-beaten while held and released when the experiment ends.
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/compute/compute.h"
+#include "common/db/pool.h"
+#include "common/util/clock.h"
+#include "services/experiment/experiment_store.h"
+#include "submarine/permission/v1/permission.pb.h"
+
+namespace submarine::experiment {
+
+// Quota leases from the permission service, acting for the experiment's owner.
+class QuotaClient {
+ public:
+  virtual ~QuotaClient() = default;
+  // RESOURCE_EXHAUSTED with the reason when the owner's quota cannot hold `lease`.
+  virtual absl::StatusOr<permission::v1::Lease> Acquire(const permission::v1::Lease& lease,
+                                                        int ttl_seconds,
+                                                        const std::string& request_id) = 0;
+  virtual absl::Status Heartbeat(const std::string& lease_name, const std::string& user) = 0;
+  virtual absl::Status Release(const std::string& lease_name, const std::string& user) = 0;
+};
+
+// QuotaService over gRPC as Principal{SERVICE, service, user}.
+std::unique_ptr<QuotaClient> MakeGrpcQuotaClient(const std::string& address,
+                                                 const std::string& service,
+                                                 std::chrono::milliseconds timeout);
+
+class Controller {
+ public:
+  struct Options {
+    std::chrono::milliseconds stop_grace{10000};
+    int lease_ttl_seconds = 60;
+    // Variables every task gets (SUBMARINE_SERVER, ...), beside the per-experiment ones.
+    std::map<std::string, std::string> task_env;
+  };
+  // `quota` may be null (no quotas: every experiment is admitted).
+  Controller(db::ConnectionPool* pool, compute::Backend* backend, QuotaClient* quota,
+             const Clock& clock, Options options);
+
+  // One pass (the leader loop's body). Errors of single experiments are logged, not returned.
+  absl::Status RunOnce();
+
+  // The workload id of an experiment's attempt (a valid Kubernetes name).
+  static std::string WorkloadId(const v1::Experiment& experiment);
+
+  // After an experiment row was deleted: removes its workload and logs and gives its lease
+  // back. Errors are logged; the next pass heals what is left.
+  void Forget(const StoredExperiment& stored);
+  // Gives back the lease of an experiment that ended outside a pass (stopped before launch).
+  void ReleaseLease(const StoredExperiment& stored);
+
+ private:
+  void Admit(StoredExperiment& s);
+  // Says why a PENDING experiment waits (stored only when it changed).
+  void SetPendingReason(StoredExperiment& s, const std::string& reason);
+  void Launch(StoredExperiment& s);
+  void Observe(StoredExperiment& s, const compute::WorkloadStatus* status);
+  void RequestStop(StoredExperiment& s);
+  void HeartbeatLeases(const std::vector<StoredExperiment>& unfinished);
+  void Heal(const std::vector<compute::WorkloadStatus>& workloads);
+  // Runs `change` on the locked, re-read row if it is still in `expected` state.
+  absl::Status Change(const StoredExperiment& s,
+                      const std::function<absl::Status(pqxx::work&, StoredExperiment&)>& change);
+
+  db::ConnectionPool* pool_;
+  compute::Backend* backend_;
+  QuotaClient* quota_;
+  const Clock& clock_;
+  Options options_;
+  std::mutex mu_;
+  std::map<std::string, std::chrono::system_clock::time_point> heartbeats_;  // lease → last
+  std::set<std::string> released_;  // leases given back during the current pass
+};
+
+}  // namespace submarine::experiment

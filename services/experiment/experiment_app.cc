@@ -1,0 +1,96 @@
+#include "services/experiment/experiment_app.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/auth/principal.h"
+#include "common/compute/local_backend.h"
+#include "common/rpc/channel.h"
+#include "common/status/status.h"
+#include "services/experiment/controller.h"
+#include "services/experiment/experiment_manager.h"
+#include "services/experiment/experiment_service.h"
+#include "services/experiment/experiment_store.h"
+#include "submarine/environment/v1/environment.grpc.pb.h"
+
+namespace submarine::experiment {
+namespace {
+
+using submarine::config::v1::ExperimentServiceConfig;
+
+constexpr auto kDefaultControlInterval = std::chrono::milliseconds(200);
+constexpr auto kPeerTimeout = std::chrono::seconds(5);
+
+// Asks the environment service whether the caller's user can read the profile.
+ExperimentManager::EnvironmentCheck EnvironmentChecker(const std::string& address) {
+  std::shared_ptr<environment::v1::EnvironmentService::Stub> stub =
+      environment::v1::EnvironmentService::NewStub(rpc::MakeChannel(address));
+  return [stub](const rpc::CallInfo& call, const std::string& name,
+                const std::string& field) -> absl::Status {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::min(call.deadline, std::chrono::system_clock::now() + kPeerTimeout));
+    rpc::ActAs(&ctx, auth::ServicePrincipal("experiment", call.user()), call.request_id);
+    environment::v1::GetEnvironmentRequest req;
+    req.set_name(name);
+    environment::v1::Environment env;
+    grpc::Status st = stub->GetEnvironment(&ctx, req, &env);
+    if (st.ok()) return absl::OkStatus();
+    switch (st.error_code()) {
+      case grpc::StatusCode::NOT_FOUND:
+      case grpc::StatusCode::PERMISSION_DENIED:
+      case grpc::StatusCode::INVALID_ARGUMENT:
+        return InvalidField(field, absl::StrCat("unknown environment \"", name,
+                                                "\" (or you may not read it)"));
+      default:
+        return FromGrpcStatus(st);
+    }
+  };
+}
+
+}  // namespace
+
+rpc::ServiceSpec Spec() {
+  rpc::ServiceSpec spec;
+  spec.name = "experiment";
+  spec.error_domain = kErrorDomain;
+  spec.topic_prefix = "submarine.experiment.v1.";
+  spec.migrations = {{"experiment", ExperimentMigrations()}};
+  spec.statements = {&ExperimentStore::Statements()};
+  return spec;
+}
+
+absl::Status Build(rpc::ServiceHost& host, const ExperimentServiceConfig& config) {
+  compute::LocalBackend::Options local;
+  local.root_dir = config.local().root_dir();
+  if (local.root_dir.empty()) return InvalidField("local.root_dir", "is required");
+  local.supervisor_path = config.local().supervisor_path();  // "" = beside this executable
+  local.gpus.assign(config.local().gpus().begin(), config.local().gpus().end());
+  SUBMARINE_ASSIGN_OR_RETURN(auto backend, compute::LocalBackend::Create(local));
+  compute::Backend* compute = host.Own(std::move(backend));
+
+  QuotaClient* quota = nullptr;
+  const auto& permission = host.config().permission();
+  if (!permission.insecure_no_authorization() && !permission.address().empty()) {
+    quota = host.Own(MakeGrpcQuotaClient(permission.address(), "experiment", kPeerTimeout));
+  }
+  Controller::Options options;
+  if (config.stop_grace_ms()) options.stop_grace = std::chrono::milliseconds(config.stop_grace_ms());
+  if (config.lease_ttl_seconds()) options.lease_ttl_seconds = static_cast<int>(config.lease_ttl_seconds());
+  auto* controller = host.Make<Controller>(&host.pool(), compute, quota, host.clock(), options);
+  auto interval = config.control_interval_ms()
+                      ? std::chrono::milliseconds(config.control_interval_ms())
+                      : kDefaultControlInterval;
+  auto* loop = host.AddLeaderLoop("controller", interval, [controller] { return controller->RunOnce(); });
+
+  ExperimentManager::Deps deps{&host.pool(), &host.authorizer(), &host.idempotency(),
+                               &host.clock(), &host.ids(),       compute,
+                               controller,    [loop] { loop->Wake(); },
+                               nullptr};
+  if (const auto* env = host.Peer("environment")) deps.check_environment = EnvironmentChecker(env->address());
+  auto* manager = host.Make<ExperimentManager>(std::move(deps));
+  host.Serve<ExperimentServiceImpl>(manager);
+  host.CountInProject("experiments", &ExperimentStore::CountInProject);
+  return absl::OkStatus();
+}
+
+}  // namespace submarine::experiment

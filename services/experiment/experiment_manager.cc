@@ -1,0 +1,422 @@
+#include "services/experiment/experiment_manager.h"
+
+#include <set>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/api/field_mask.h"
+#include "common/api/labels.h"
+#include "common/api/list_request.h"
+#include "common/api/names.h"
+#include "common/events/outbox.h"
+#include "common/status/status.h"
+#include "services/experiment/experiment_spec.h"
+#include "services/experiment/experiment_store.h"
+#include "services/experiment/transitions.h"
+
+namespace submarine::experiment {
+namespace {
+
+using submarine::permission::v1::Permission;
+using v1::Experiment;
+
+constexpr int kDefaultPageSize = 50;
+constexpr int kMaxPageSize = 1000;
+constexpr int64_t kDefaultLogBytes = 1 << 20;
+constexpr int64_t kMaxLogBytes = 4 << 20;
+
+absl::Status ValidateAttributes(const Experiment& e, const std::string& prefix) {
+  SUBMARINE_RETURN_IF_ERROR(api::CheckText(e.description(), prefix + "description", 4096, true));
+  return api::ValidateLabels(e.labels(), prefix + "labels");
+}
+
+absl::Status EtagMismatch(const std::string& name) {
+  return MakeError(absl::StatusCode::kAborted, "ETAG_MISMATCH",
+                   absl::StrCat("experiment \"", name,
+                                "\" was changed concurrently: the etag does not match; read it "
+                                "again and retry"),
+                   {{"resource", name}});
+}
+
+absl::StatusOr<std::vector<FilterTerm>> MapFilter(const std::string& filter) {
+  SUBMARINE_ASSIGN_OR_RETURN(auto comparisons, api::ParseFilter(filter));
+  std::vector<FilterTerm> terms;
+  for (const auto& c : comparisons) {
+    FilterTerm t;
+    if (absl::StartsWith(c.field, "labels.")) {
+      t.field = FilterTerm::Field::kLabel;
+      t.label_key = c.field.substr(7);
+      if (t.label_key.empty()) return InvalidField("filter", "labels. needs a key");
+    } else if (c.field == "state") {
+      t.field = FilterTerm::Field::kState;
+      v1::State s;
+      if (!v1::State_Parse(c.value, &s) || s == v1::STATE_UNSPECIFIED) {
+        return InvalidField("filter", absl::StrCat("unknown state ", api::Quoted(c.value),
+                                                   "; use PENDING, ACCEPTED, CREATED, RUNNING, "
+                                                   "SUCCEEDED, FAILED or KILLED"));
+      }
+    } else if (c.field == "owner") {
+      t.field = FilterTerm::Field::kOwner;
+    } else if (c.field == "framework") {
+      t.field = FilterTerm::Field::kFramework;
+    } else {
+      return InvalidField("filter", absl::StrCat("cannot filter on ", api::Quoted(c.field),
+                                                 "; use state, owner, framework or labels.<key>"));
+    }
+    if (c.op == ":") {
+      if (t.field != FilterTerm::Field::kLabel || c.value != "*") {
+        return InvalidField("filter", "\":\" is only supported as labels.<key>:*");
+      }
+      t.op = FilterTerm::Op::kHas;
+    } else {
+      t.op = c.op == "=" ? FilterTerm::Op::kEquals : FilterTerm::Op::kNotEquals;
+    }
+    t.value = c.value;
+    terms.push_back(std::move(t));
+  }
+  return terms;
+}
+
+// "worker-0" → {worker, 0}.
+absl::StatusOr<compute::TaskRef> ParseTask(const std::string& task) {
+  size_t dash = task.rfind('-');
+  compute::TaskRef ref;
+  if (dash == std::string::npos || dash == 0 ||
+      !absl::SimpleAtoi(task.substr(dash + 1), &ref.index) || ref.index < 0) {
+    return InvalidField("task", "is \"{role}-{index}\", e.g. \"worker-0\"");
+  }
+  ref.role = task.substr(0, dash);
+  return ref;
+}
+
+// Invalid UTF-8 from a task's output is replaced, so the answer is always a valid string.
+// `consumed` is how much of `in` was used: a sequence cut at the end is left for the next read.
+std::string ValidUtf8(const std::string& in, size_t* consumed) {
+  std::string out;
+  out.reserve(in.size());
+  size_t i = 0;
+  while (i < in.size()) {
+    unsigned char c = static_cast<unsigned char>(in[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool ok = len > 0 && i + len <= in.size();
+    for (size_t k = 1; ok && k < len; ++k) {
+      ok = (static_cast<unsigned char>(in[i + k]) & 0xC0) == 0x80;
+    }
+    if (ok) {
+      out.append(in, i, len);
+      i += len;
+    } else if (len > 0 && i + len > in.size()) {
+      break;  // a sequence cut by the page end: the next read starts at it
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  *consumed = i;
+  return out;
+}
+
+}  // namespace
+
+absl::Status ParseExperimentName(const std::string& name, const std::string& field,
+                                 std::string* project, std::string* experiment_id) {
+  return api::ParseProjectResourceName(name, field, "experiments", "experiment", project,
+                                       experiment_id);
+}
+
+ExperimentManager::ExperimentManager(Deps deps) : d_(std::move(deps)) {}
+
+absl::StatusOr<Experiment> ExperimentManager::Create(const v1::CreateExperimentRequest& req,
+                                                     const rpc::CallInfo& call) {
+  std::string project;
+  SUBMARINE_RETURN_IF_ERROR(api::ParseProjectName(req.parent(), "parent", &project));
+  if (!req.experiment_id().empty()) {
+    SUBMARINE_RETURN_IF_ERROR(
+        api::ValidateResourceId(req.experiment_id(), "experiment_id", "experiment"));
+  }
+  const Experiment& in = req.experiment();
+  if (!in.name().empty() && !req.experiment_id().empty() &&
+      in.name() != absl::StrCat(req.parent(), "/experiments/", req.experiment_id())) {
+    return InvalidField("experiment.name",
+                        "is output only on create (set parent and experiment_id instead)");
+  }
+  SUBMARINE_RETURN_IF_ERROR(ValidateAttributes(in, "experiment."));
+  SUBMARINE_ASSIGN_OR_RETURN(v1::ExperimentSpec resolved,
+                             ResolveSpec(in.spec(), "experiment.spec."));
+  SUBMARINE_RETURN_IF_ERROR(d_.authorizer->Check(call, req.parent(), Permission::WRITE));
+  if (!resolved.environment().name().empty() && d_.check_environment) {
+    std::string env = resolved.environment().name();
+    if (env.find('/') == std::string::npos) {
+      env = absl::StrCat(req.parent(), "/environments/", env);
+      resolved.mutable_environment()->set_name(env);
+    }
+    SUBMARINE_RETURN_IF_ERROR(
+        d_.check_environment(call, env, "experiment.spec.environment.name"));
+  }
+  auto created = d_.idempotency->Run<Experiment>(
+      *d_.pool, call, "CreateExperiment", req, req.request_id(),
+      [&](pqxx::work& tx, Experiment* answer) -> absl::Status {
+    auto now = d_.clock->Now();
+    std::string id = req.experiment_id();
+    if (id.empty()) {
+      auto millis =
+          std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "experiment-%lld-%04lld", static_cast<long long>(millis),
+                    static_cast<long long>(ExperimentStore::NextIdCounter(tx)));
+      id = buf;
+    }
+    std::string name = absl::StrCat(req.parent(), "/experiments/", id);
+    if (ExperimentStore::Find(tx, project, id, false)) return AlreadyExists("experiment", name);
+    Experiment& out = *answer;
+    out.set_name(name);
+    out.set_uid(d_.ids->Uuid());
+    out.set_description(in.description());
+    *out.mutable_labels() = in.labels();
+    *out.mutable_spec() = in.spec();
+    out.set_owner(call.subject.empty() ? "anonymous" : call.subject);
+    out.set_attempt(1);
+    *out.mutable_create_time() = ToProto(now);
+    *out.mutable_update_time() = out.create_time();
+    out.set_etag(d_.ids->RandomHex(8));
+    auto* repro = out.mutable_reproducibility();
+    *repro->mutable_resolved_spec() = resolved;
+    repro->set_submitted_by(out.owner());
+    repro->set_compute_cluster(absl::StrCat("computeClusters/", resolved.compute_cluster()));
+    repro->set_backend(d_.backend->Kind());
+    StoredExperiment stored;
+    stored.project = project;
+    stored.experiment_id = id;
+    stored.experiment = out;
+    try {
+      stored.id = ExperimentStore::Insert(tx, project, id, out);
+    } catch (const pqxx::unique_violation&) {
+      return AlreadyExists("experiment", name);  // lost a race with a concurrent create
+    }
+    v1::ExperimentCreated event;
+    *event.mutable_experiment() = out;
+    SUBMARINE_RETURN_IF_ERROR(
+        events::AppendToOutbox(tx, event, name, call.request_id, call.subject));
+    SUBMARINE_RETURN_IF_ERROR(
+        Transition(tx, stored, v1::PENDING, "submitted", now, call.request_id, call.subject));
+    out = stored.experiment;
+    return absl::OkStatus();
+  });
+  if (created.ok() && d_.wake) d_.wake();
+  return created;
+}
+
+absl::StatusOr<Experiment> ExperimentManager::Get(const std::string& name,
+                                                  const rpc::CallInfo& call) {
+  std::string project, id;
+  SUBMARINE_RETURN_IF_ERROR(ParseExperimentName(name, "name", &project, &id));
+  SUBMARINE_RETURN_IF_ERROR(d_.authorizer->Check(call, name, Permission::READ));
+  Experiment out;
+  SUBMARINE_RETURN_IF_ERROR(d_.pool->Read(call.deadline, [&](pqxx::transaction_base& tx) {
+    auto found = ExperimentStore::Find(tx, project, id, false);
+    if (!found) return NotFound("experiment", name);
+    out = std::move(found->experiment);
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<v1::ListExperimentsResponse> ExperimentManager::List(
+    const v1::ListExperimentsRequest& req, const rpc::CallInfo& call) {
+  ListQuery q;
+  SUBMARINE_RETURN_IF_ERROR(api::ParseProjectName(req.parent(), "parent", &q.project));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      q.limit, api::EffectivePageSize(req.page_size(), kDefaultPageSize, kMaxPageSize));
+  SUBMARINE_ASSIGN_OR_RETURN(q.terms, MapFilter(req.filter()));
+  SUBMARINE_ASSIGN_OR_RETURN(auto order,
+                             api::ParseOrderBy(req.order_by(), {"create_time"}, "create_time"));
+  // Newest first unless asked otherwise ("create_time" alone means ascending).
+  q.descending = req.order_by().empty() || order.descending;
+  uint64_t hash = api::QueryHash({req.parent(), req.filter(), req.order_by()});
+  SUBMARINE_ASSIGN_OR_RETURN(auto token, api::DecodePageToken(req.page_token(), hash));
+  if (!req.page_token().empty()) {
+    q.after = {db::Timestamp::FromProto(token.after_time()).ToTimePoint(), token.after_id()};
+  }
+  const int page = q.limit;
+  q.limit = page + 1;
+  SUBMARINE_ASSIGN_OR_RETURN(auto visible, d_.authorizer->ListAccessible(
+                                               call, req.parent(), "experiments", Permission::READ));
+  if (!visible.all) {
+    std::vector<std::string> ids;
+    for (const auto& name : visible.names) {
+      std::string p, id;
+      if (ParseExperimentName(name, "name", &p, &id).ok() && p == q.project) {
+        ids.push_back(std::move(id));
+      }
+    }
+    q.only_ids = std::move(ids);
+  }
+  std::vector<StoredExperiment> rows;
+  if (!q.only_ids || !q.only_ids->empty()) {
+    SUBMARINE_RETURN_IF_ERROR(d_.pool->Read(call.deadline, [&](pqxx::transaction_base& tx) {
+      rows = ExperimentStore::List(tx, q);
+      return absl::OkStatus();
+    }));
+  }
+  v1::ListExperimentsResponse resp;
+  resp.set_next_page_token(api::TakePage(
+      rows, page, hash,
+      [&](const StoredExperiment& r) { *resp.add_experiments() = r.experiment; },
+      [](const StoredExperiment& r, submarine::common::v1::PageToken* next) {
+        *next->mutable_after_time() = r.experiment.create_time();
+        next->set_after_id(r.id);
+      }));
+  return resp;
+}
+
+absl::StatusOr<Experiment> ExperimentManager::Update(const v1::UpdateExperimentRequest& req,
+                                                     const rpc::CallInfo& call) {
+  const std::string& name = req.experiment().name();
+  std::string project, id;
+  SUBMARINE_RETURN_IF_ERROR(ParseExperimentName(name, "experiment.name", &project, &id));
+  SUBMARINE_RETURN_IF_ERROR(d_.authorizer->Check(call, name, Permission::WRITE));
+  std::vector<std::string> implicit;
+  if (!req.experiment().description().empty()) implicit.push_back("description");
+  if (req.experiment().labels_size() > 0) implicit.push_back("labels");
+  static const std::set<std::string> kUpdatable = {"description", "labels"};
+  SUBMARINE_ASSIGN_OR_RETURN(auto paths,
+                             api::UpdatePaths(req.update_mask(), kUpdatable, std::move(implicit)));
+  return d_.idempotency->Run<Experiment>(
+      *d_.pool, call, "UpdateExperiment", req, req.request_id(),
+      [&](pqxx::work& tx, Experiment* answer) -> absl::Status {
+    auto found = ExperimentStore::Find(tx, project, id, /*for_update=*/true);
+    if (!found) return NotFound("experiment", name);
+    if (!req.experiment().etag().empty() && req.experiment().etag() != found->experiment.etag()) {
+      return EtagMismatch(name);
+    }
+    api::ApplyPaths(paths, req.experiment(), &found->experiment);
+    SUBMARINE_RETURN_IF_ERROR(ValidateAttributes(found->experiment, "experiment."));
+    Touch(tx, *found, d_.clock->Now(), d_.ids->RandomHex(8));
+    *answer = found->experiment;
+    v1::ExperimentUpdated event;
+    *event.mutable_experiment() = *answer;
+    return events::AppendToOutbox(tx, event, name, call.request_id, call.subject);
+  });
+}
+
+absl::StatusOr<Experiment> ExperimentManager::Delete(const v1::DeleteExperimentRequest& req,
+                                                     const rpc::CallInfo& call) {
+  std::string project, id;
+  SUBMARINE_RETURN_IF_ERROR(ParseExperimentName(req.name(), "name", &project, &id));
+  SUBMARINE_RETURN_IF_ERROR(d_.authorizer->Check(call, req.name(), Permission::WRITE));
+  StoredExperiment deleted;
+  auto out = d_.idempotency->Run<Experiment>(
+      *d_.pool, call, "DeleteExperiment", req, req.request_id(),
+      [&](pqxx::work& tx, Experiment* answer) -> absl::Status {
+    auto found = ExperimentStore::Find(tx, project, id, /*for_update=*/true);
+    if (!found) return NotFound("experiment", req.name());
+    if (!req.etag().empty() && req.etag() != found->experiment.etag()) {
+      return EtagMismatch(req.name());
+    }
+    deleted = *found;
+    *answer = found->experiment;
+    ExperimentStore::Delete(tx, found->id);
+    v1::ExperimentDeleted event;
+    event.set_name(req.name());
+    event.set_uid(answer->uid());
+    return events::AppendToOutbox(tx, event, req.name(), call.request_id, call.subject);
+  });
+  // After the commit: the record is gone, so its workload (stopped at once) and logs go too.
+  if (out.ok() && deleted.id != 0) d_.controller->Forget(deleted);
+  return out;
+}
+
+absl::StatusOr<Experiment> ExperimentManager::Stop(const v1::StopExperimentRequest& req,
+                                                   const rpc::CallInfo& call) {
+  std::string project, id;
+  SUBMARINE_RETURN_IF_ERROR(ParseExperimentName(req.name(), "name", &project, &id));
+  SUBMARINE_RETURN_IF_ERROR(d_.authorizer->Check(call, req.name(), Permission::WRITE));
+  StoredExperiment killed;
+  auto out = d_.idempotency->Run<Experiment>(
+      *d_.pool, call, "StopExperiment", req, req.request_id(),
+      [&](pqxx::work& tx, Experiment* answer) -> absl::Status {
+    auto found = ExperimentStore::Find(tx, project, id, /*for_update=*/true);
+    if (!found) return NotFound("experiment", req.name());
+    StoredExperiment& s = *found;
+    v1::State state = s.experiment.state();
+    if (!IsFinal(state) && !s.stop_reason) {
+      std::string reason = absl::StrCat("stopped by ", call.subject.empty() ? "anonymous" : call.subject);
+      s.stop_reason = reason;
+      if (state < v1::CREATED) {
+        // Not on a cluster yet: nothing to wait for.
+        SUBMARINE_RETURN_IF_ERROR(Transition(tx, s, v1::KILLED, reason, d_.clock->Now(),
+                                             call.request_id, call.subject));
+        killed = s;
+      } else {
+        Touch(tx, s, d_.clock->Now(), d_.ids->RandomHex(8));
+      }
+    }
+    *answer = s.experiment;
+    return absl::OkStatus();
+  });
+  if (out.ok()) {
+    if (killed.id != 0) d_.controller->ReleaseLease(killed);
+    if (d_.wake) d_.wake();
+  }
+  return out;
+}
+
+absl::StatusOr<v1::ExperimentLogs> ExperimentManager::GetLogs(
+    const v1::GetExperimentLogsRequest& req, const rpc::CallInfo& call) {
+  std::string project, id;
+  SUBMARINE_RETURN_IF_ERROR(ParseExperimentName(req.name(), "name", &project, &id));
+  if (req.offset() < 0) return InvalidField("offset", "must not be negative");
+  if (req.max_bytes() < 0) return InvalidField("max_bytes", "must not be negative");
+  std::optional<compute::TaskRef> asked;
+  if (!req.task().empty()) {
+    SUBMARINE_ASSIGN_OR_RETURN(asked, ParseTask(req.task()));
+  }
+  SUBMARINE_RETURN_IF_ERROR(d_.authorizer->Check(call, req.name(), Permission::READ));
+  std::optional<StoredExperiment> found;
+  SUBMARINE_RETURN_IF_ERROR(d_.pool->Read(call.deadline, [&](pqxx::transaction_base& tx) {
+    found = ExperimentStore::Find(tx, project, id, false);
+    return found ? absl::OkStatus() : NotFound("experiment", req.name());
+  }));
+  v1::ExperimentLogs out;
+  for (const auto& t : found->experiment.tasks()) {
+    out.add_tasks(absl::StrCat(t.role(), "-", t.index()));
+  }
+  if (!asked && found->experiment.tasks_size() > 0) {
+    asked = compute::TaskRef{found->experiment.tasks(0).role(), found->experiment.tasks(0).index()};
+  }
+  if (!asked) return out;  // nothing has run yet
+  std::string task = absl::StrCat(asked->role, "-", asked->index);
+  out.set_task(task);
+  bool known = false;
+  for (const auto& t : out.tasks()) known = known || t == task;
+  if (!known) {
+    return MakeError(absl::StatusCode::kNotFound, "TASK_NOT_FOUND",
+                     absl::StrCat("experiment \"", req.name(), "\" has no task ",
+                                  api::Quoted(task)),
+                     {{"field", "task"}});
+  }
+  out.set_next_offset(req.offset());
+  if (!found->workload_id) return out;
+  int64_t max = req.max_bytes() == 0 ? kDefaultLogBytes : std::min(req.max_bytes(), kMaxLogBytes);
+  auto chunk = d_.backend->ReadLog(*found->workload_id, *asked, req.offset(), max);
+  if (!chunk.ok()) {
+    if (chunk.status().code() == absl::StatusCode::kNotFound) return out;  // not started
+    return chunk.status();
+  }
+  size_t consumed = 0;
+  std::string data = ValidUtf8(chunk->data, &consumed);
+  // A sequence cut at the end of a finished log is garbage, not a page boundary.
+  if (consumed < chunk->data.size() && chunk->complete &&
+      req.offset() + static_cast<int64_t>(chunk->data.size()) >= chunk->size) {
+    data += "\xEF\xBF\xBD";
+    consumed = chunk->data.size();
+  }
+  out.set_data(std::move(data));
+  out.set_next_offset(req.offset() + static_cast<int64_t>(consumed));
+  out.set_size(chunk->size);
+  out.set_complete(chunk->complete && out.next_offset() >= chunk->size);
+  return out;
+}
+
+}  // namespace submarine::experiment

@@ -1,0 +1,72 @@
+#pragma once
+// ExperimentManager decides everything a request can do to experiments: authorization (through
+// the permission service, before the store is touched: a caller without access gets
+// PERMISSION_DENIED whether or not the experiment exists), validation (experiment_spec.h; every
+// error names its field and nothing is stored), names, owners, FieldMask updates, keyset
+// pagination, filters, AIP-155 request ids and the events each change publishes (in the same
+// transaction). States are the controller's, except: Create stores PENDING, Stop of an
+// experiment that has not reached its cluster yet makes it KILLED at once, and Delete.
+//
+// What each method needs: Get, List and GetLogs READ; Update, Stop and Delete WRITE on the
+// experiment; Create WRITE on the project.
+
+#include <functional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/api/idempotency.h"
+#include "common/authz/authorizer.h"
+#include "common/compute/compute.h"
+#include "common/db/pool.h"
+#include "common/rpc/call_context.h"
+#include "common/util/clock.h"
+#include "services/experiment/controller.h"
+#include "submarine/experiment/v1/experiment.pb.h"
+
+namespace submarine::experiment {
+
+inline constexpr char kErrorDomain[] = "experiment.submarine.io";
+
+class ExperimentManager {
+ public:
+  // Whether an environment profile named by a spec exists and the caller may read it: OK, or
+  // INVALID_ARGUMENT naming the field.
+  using EnvironmentCheck =
+      std::function<absl::Status(const rpc::CallInfo& call, const std::string& name,
+                                 const std::string& field)>;
+  struct Deps {
+    db::ConnectionPool* pool;
+    authz::Authorizer* authorizer;
+    const api::Idempotency* idempotency;
+    const Clock* clock;
+    IdGenerator* ids;
+    compute::Backend* backend;
+    Controller* controller;
+    std::function<void()> wake;  // starts a controller pass now
+    EnvironmentCheck check_environment;
+  };
+  explicit ExperimentManager(Deps deps);
+
+  absl::StatusOr<v1::Experiment> Create(const v1::CreateExperimentRequest& request,
+                                        const rpc::CallInfo& call);
+  absl::StatusOr<v1::Experiment> Get(const std::string& name, const rpc::CallInfo& call);
+  absl::StatusOr<v1::ListExperimentsResponse> List(const v1::ListExperimentsRequest& request,
+                                                   const rpc::CallInfo& call);
+  absl::StatusOr<v1::Experiment> Update(const v1::UpdateExperimentRequest& request,
+                                        const rpc::CallInfo& call);
+  absl::StatusOr<v1::Experiment> Delete(const v1::DeleteExperimentRequest& request,
+                                        const rpc::CallInfo& call);
+  absl::StatusOr<v1::Experiment> Stop(const v1::StopExperimentRequest& request,
+                                      const rpc::CallInfo& call);
+  absl::StatusOr<v1::ExperimentLogs> GetLogs(const v1::GetExperimentLogsRequest& request,
+                                             const rpc::CallInfo& call);
+
+ private:
+  Deps d_;
+};
+
+// Splits "projects/{p}/experiments/{e}"; INVALID_ARGUMENT naming `field` if malformed.
+absl::Status ParseExperimentName(const std::string& name, const std::string& field,
+                                 std::string* project, std::string* experiment_id);
+
+}  // namespace submarine::experiment

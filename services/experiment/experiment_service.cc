@@ -1,0 +1,64 @@
+#include "services/experiment/experiment_service.h"
+
+#include "common/rpc/call_context.h"
+
+namespace submarine::experiment {
+namespace {
+
+using rpc::CallInfo;
+using rpc::Fill;
+
+template <class F>
+grpc::Status Handle(grpc::ServerContext* ctx, F&& body) {
+  return rpc::HandleCall(*ctx, kErrorDomain, std::forward<F>(body));
+}
+
+}  // namespace
+
+grpc::Status ExperimentServiceImpl::CreateExperiment(grpc::ServerContext* ctx,
+                                                     const v1::CreateExperimentRequest* req,
+                                                     v1::Experiment* resp) {
+  return Handle(ctx, [&](const CallInfo& call) { return Fill(manager_->Create(*req, call), resp); });
+}
+
+grpc::Status ExperimentServiceImpl::GetExperiment(grpc::ServerContext* ctx,
+                                                  const v1::GetExperimentRequest* req,
+                                                  v1::Experiment* resp) {
+  return Handle(ctx,
+                [&](const CallInfo& call) { return Fill(manager_->Get(req->name(), call), resp); });
+}
+
+grpc::Status ExperimentServiceImpl::ListExperiments(grpc::ServerContext* ctx,
+                                                    const v1::ListExperimentsRequest* req,
+                                                    v1::ListExperimentsResponse* resp) {
+  return Handle(ctx, [&](const CallInfo& call) { return Fill(manager_->List(*req, call), resp); });
+}
+
+grpc::Status ExperimentServiceImpl::UpdateExperiment(grpc::ServerContext* ctx,
+                                                     const v1::UpdateExperimentRequest* req,
+                                                     v1::Experiment* resp) {
+  return Handle(ctx, [&](const CallInfo& call) { return Fill(manager_->Update(*req, call), resp); });
+}
+
+grpc::Status ExperimentServiceImpl::DeleteExperiment(grpc::ServerContext* ctx,
+                                                     const v1::DeleteExperimentRequest* req,
+                                                     v1::DeleteExperimentResponse* resp) {
+  return Handle(ctx, [&](const CallInfo& call) {
+    return Fill(manager_->Delete(*req, call), resp->mutable_experiment());
+  });
+}
+
+grpc::Status ExperimentServiceImpl::StopExperiment(grpc::ServerContext* ctx,
+                                                   const v1::StopExperimentRequest* req,
+                                                   v1::Experiment* resp) {
+  return Handle(ctx, [&](const CallInfo& call) { return Fill(manager_->Stop(*req, call), resp); });
+}
+
+grpc::Status ExperimentServiceImpl::GetExperimentLogs(grpc::ServerContext* ctx,
+                                                      const v1::GetExperimentLogsRequest* req,
+                                                      v1::ExperimentLogs* resp) {
+  return Handle(ctx,
+                [&](const CallInfo& call) { return Fill(manager_->GetLogs(*req, call), resp); });
+}
+
+}  // namespace submarine::experiment

@@ -1,0 +1,257 @@
+#include "services/experiment/experiment_spec.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/api/names.h"
+#include "common/compute/quantity.h"
+#include "common/status/status.h"
+
+namespace submarine::experiment {
+namespace {
+
+using v1::ExperimentSpec;
+using v1::RoleSpec;
+
+constexpr int kMaxReplicas = 1000;
+constexpr int kMaxRetries = 100;
+constexpr int kMaxPriority = 1000;
+
+const std::map<std::string, std::set<std::string>>& RolesOf() {
+  static const auto* roles = new std::map<std::string, std::set<std::string>>{
+      {"tensorflow", {"ps", "worker", "chief", "master", "evaluator"}},
+      {"pytorch", {"master", "worker"}},
+      {"xgboost", {"master", "worker"}},
+      {"plain", {}},
+  };
+  return *roles;
+}
+
+bool ValidEnvName(const std::string& name) {
+  if (name.empty() || name.size() > 256) return false;
+  if (absl::ascii_isdigit(static_cast<unsigned char>(name[0]))) return false;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+  }
+  return true;
+}
+
+bool ValidPlainRole(const std::string& role) {
+  if (role.empty() || role.size() > 31 || !absl::ascii_islower(static_cast<unsigned char>(role[0]))) {
+    return false;
+  }
+  for (char c : role) {
+    if (!absl::ascii_islower(static_cast<unsigned char>(c)) &&
+        !absl::ascii_isdigit(static_cast<unsigned char>(c)) && c != '-') {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::Status CheckEnv(const google::protobuf::Map<std::string, std::string>& env,
+                      const std::string& field) {
+  if (env.size() > 256) return InvalidField(field, "more than 256 variables");
+  for (const auto& [name, value] : env) {
+    std::string f = absl::StrCat(field, ".", api::Quoted(name));
+    if (!ValidEnvName(name)) {
+      return InvalidField(f, "variable names match [A-Za-z_][A-Za-z0-9_]*");
+    }
+    if (absl::StartsWith(name, "SUBMARINE_")) {
+      return InvalidField(f, "the SUBMARINE_ prefix is reserved for the platform's variables");
+    }
+    if (value.size() > 32768) return InvalidField(f, "longer than 32768 bytes");
+    if (value.find('\0') != std::string::npos) return InvalidField(f, "contains a NUL byte");
+  }
+  return absl::OkStatus();
+}
+
+// The command at one level: args, or a shell string; nullopt when neither is set.
+absl::StatusOr<std::optional<std::vector<std::string>>> CommandOf(
+    const std::string& cmd, const google::protobuf::RepeatedPtrField<std::string>& args,
+    const std::string& prefix) {
+  if (!cmd.empty() && !args.empty()) {
+    return InvalidField(prefix + "args", "set either cmd (a shell string) or args, not both");
+  }
+  if (!args.empty()) {
+    if (args.size() > 4096) return InvalidField(prefix + "args", "more than 4096 arguments");
+    std::vector<std::string> argv;
+    for (int i = 0; i < args.size(); ++i) {
+      if (args[i].find('\0') != std::string::npos) {
+        return InvalidField(absl::StrCat(prefix, "args[", i, "]"), "contains a NUL byte");
+      }
+      argv.push_back(args[i]);
+    }
+    if (argv[0].empty()) return InvalidField(prefix + "args[0]", "must name a program");
+    return std::optional<std::vector<std::string>>(std::move(argv));
+  }
+  if (!cmd.empty()) {
+    if (cmd.size() > 65536) return InvalidField(prefix + "cmd", "longer than 65536 bytes");
+    if (cmd.find('\0') != std::string::npos) return InvalidField(prefix + "cmd", "contains a NUL byte");
+    return std::optional<std::vector<std::string>>(std::vector<std::string>{"/bin/sh", "-c", cmd});
+  }
+  return std::optional<std::vector<std::string>>();
+}
+
+}  // namespace
+
+std::string ClusterId(const std::string& compute_cluster) {
+  std::string id = compute_cluster;
+  if (absl::StartsWith(id, "computeClusters/")) id = id.substr(16);
+  return id.empty() ? "local" : id;
+}
+
+absl::StatusOr<ExperimentSpec> ResolveSpec(const ExperimentSpec& in, const std::string& prefix) {
+  ExperimentSpec out = in;
+  const std::string meta = prefix + "meta.";
+  auto* m = out.mutable_meta();
+  SUBMARINE_RETURN_IF_ERROR(api::CheckText(in.meta().name(), meta + "name", 256, false));
+  std::string framework = absl::AsciiStrToLower(in.meta().framework());
+  if (framework.empty()) framework = "plain";
+  auto roles_of = RolesOf().find(framework);
+  if (roles_of == RolesOf().end()) {
+    return InvalidField(meta + "framework",
+                        absl::StrCat("unknown framework ", api::Quoted(in.meta().framework()),
+                                     "; use tensorflow, pytorch, xgboost or plain"));
+  }
+  m->set_framework(framework);
+  if (in.meta().tags_size() > 64) return InvalidField(meta + "tags", "more than 64 tags");
+  for (int i = 0; i < in.meta().tags_size(); ++i) {
+    SUBMARINE_RETURN_IF_ERROR(
+        api::CheckText(in.meta().tags(i), absl::StrCat(meta, "tags[", i, "]"), 63, false));
+  }
+  SUBMARINE_RETURN_IF_ERROR(CheckEnv(in.meta().env_vars(), meta + "env_vars"));
+  SUBMARINE_ASSIGN_OR_RETURN(auto meta_command, CommandOf(in.meta().cmd(), in.meta().args(), meta));
+
+  SUBMARINE_RETURN_IF_ERROR(
+      api::CheckText(in.environment().name(), prefix + "environment.name", 512, false));
+  SUBMARINE_RETURN_IF_ERROR(
+      api::CheckText(in.environment().image(), prefix + "environment.image", 1024, false));
+  if (in.has_code() && in.code().has_git()) {
+    return MakeError(absl::StatusCode::kUnimplemented, "NOT_SUPPORTED_YET",
+                     absl::StrCat(prefix, "code.git: checking out git code is not supported yet; "
+                                          "put the code in the command's working directory"),
+                     {{"field", prefix + "code.git"}});
+  }
+  std::string cluster = ClusterId(in.compute_cluster());
+  if (cluster != "local") {
+    return InvalidField(prefix + "compute_cluster",
+                        absl::StrCat("unknown compute cluster ", api::Quoted(in.compute_cluster()),
+                                     "; this installation has \"local\""));
+  }
+  out.set_compute_cluster(cluster);
+  if (in.priority() < -kMaxPriority || in.priority() > kMaxPriority) {
+    return InvalidField(prefix + "priority", "must be between -1000 and 1000");
+  }
+  if (in.has_max_run_time() &&
+      (in.max_run_time().seconds() < 0 || in.max_run_time().nanos() < 0)) {
+    return InvalidField(prefix + "max_run_time", "must not be negative");
+  }
+  const auto& retry = in.retry_policy();
+  if (retry.max_task_restarts() < 0 || retry.max_task_restarts() > kMaxRetries) {
+    return InvalidField(prefix + "retry_policy.max_task_restarts", "must be between 0 and 100");
+  }
+  if (retry.max_retries() < 0 || retry.max_retries() > kMaxRetries) {
+    return InvalidField(prefix + "retry_policy.max_retries", "must be between 0 and 100");
+  }
+
+  if (in.spec().empty()) {
+    return InvalidField(prefix + "spec", "needs at least one role, e.g. {\"Worker\": {...}}");
+  }
+  if (framework == "plain" && in.spec().size() != 1) {
+    return InvalidField(prefix + "spec", "a plain experiment has exactly one role");
+  }
+  out.mutable_spec()->clear();
+  // Map order is unspecified: resolve in sorted order so errors and results are stable.
+  std::map<std::string, RoleSpec> sorted(in.spec().begin(), in.spec().end());
+  for (const auto& [given, role] : sorted) {
+    const std::string field = absl::StrCat(prefix, "spec.", given, ".");
+    std::string name = absl::AsciiStrToLower(given);
+    if (framework == "plain" ? !ValidPlainRole(name) : !roles_of->second.count(name)) {
+      std::vector<std::string> allowed(roles_of->second.begin(), roles_of->second.end());
+      return InvalidField(
+          absl::StrCat(prefix, "spec.", api::Quoted(given)),
+          framework == "plain"
+              ? std::string("role names match [a-z][a-z0-9-]{0,30}")
+              : absl::StrCat("unknown role for ", framework, "; use ", absl::StrJoin(allowed, ", ")));
+    }
+    if (out.spec().count(name)) {
+      return InvalidField(absl::StrCat(prefix, "spec.", api::Quoted(given)),
+                          "the same role is given twice (role names are case-insensitive)");
+    }
+    RoleSpec r = role;
+    if (role.replicas() < 0 || role.replicas() > kMaxReplicas) {
+      return InvalidField(field + "replicas", "must be between 1 and 1000");
+    }
+    if (role.replicas() == 0) r.set_replicas(1);
+    SUBMARINE_RETURN_IF_ERROR(compute::ParseResources(role.resources(), field + "resources").status());
+    SUBMARINE_RETURN_IF_ERROR(api::CheckText(role.image(), field + "image", 1024, false));
+    SUBMARINE_RETURN_IF_ERROR(CheckEnv(role.env_vars(), field + "env_vars"));
+    SUBMARINE_ASSIGN_OR_RETURN(auto command, CommandOf(role.cmd(), role.args(), field));
+    if (!command) command = meta_command;
+    if (!command) {
+      return InvalidField(field + "cmd",
+                          "a command is required: set cmd or args here or in meta");
+    }
+    r.clear_cmd();
+    r.clear_args();
+    for (auto& a : *command) r.add_args(a);
+    // Role env merged over the experiment's.
+    google::protobuf::Map<std::string, std::string> env = in.meta().env_vars();
+    for (const auto& [k, v] : role.env_vars()) env[k] = v;
+    *r.mutable_env_vars() = env;
+    if (!r.has_max_restarts()) r.set_max_restarts(retry.max_task_restarts());
+    if (r.max_restarts() < 0 || r.max_restarts() > kMaxRetries) {
+      return InvalidField(field + "max_restarts", "must be between 0 and 100");
+    }
+    if (r.image().empty()) r.set_image(in.environment().image());
+    (*out.mutable_spec())[name] = std::move(r);
+  }
+  m->clear_cmd();
+  m->clear_args();
+  return out;
+}
+
+compute::WorkloadSpec ToWorkload(const ExperimentSpec& resolved, const std::string& id,
+                                 const std::map<std::string, std::string>& env,
+                                 const std::map<std::string, std::string>& labels) {
+  compute::WorkloadSpec w;
+  w.id = id;
+  w.kind = compute::WorkloadKind::kBatch;
+  const std::string& f = resolved.meta().framework();
+  w.framework = f == "tensorflow" ? compute::Framework::kTensorflow
+                : f == "pytorch"  ? compute::Framework::kPytorch
+                : f == "xgboost"  ? compute::Framework::kXgboost
+                                  : compute::Framework::kPlain;
+  w.env = env;
+  w.labels = labels;
+  // Master/chief first so rank 0 is the coordinator, then the rest by name.
+  std::vector<std::string> order;
+  for (const char* first : {"master", "chief"}) {
+    if (resolved.spec().count(first)) order.push_back(first);
+  }
+  std::map<std::string, RoleSpec> sorted(resolved.spec().begin(), resolved.spec().end());
+  for (const auto& [name, role] : sorted) {
+    if (name != "master" && name != "chief") order.push_back(name);
+  }
+  for (const std::string& name : order) {
+    const RoleSpec& r = resolved.spec().at(name);
+    compute::RoleSpec role;
+    role.name = name;
+    role.replicas = r.replicas();
+    role.command.assign(r.args().begin(), r.args().end());
+    role.env.insert(r.env_vars().begin(), r.env_vars().end());
+    role.resources = compute::ParseResources(r.resources(), "resources").value_or(compute::Resources{});
+    role.image = r.image();
+    role.max_restarts = r.max_restarts();
+    w.roles.push_back(std::move(role));
+  }
+  return w;
+}
+
+}  // namespace submarine::experiment

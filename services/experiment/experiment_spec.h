@@ -1,0 +1,41 @@
+#pragma once
+// What an experiment's spec means: validation (every error is INVALID_ARGUMENT naming its field,
+// e.g. "experiment.spec.spec.Worker.resources") and resolution into the canonical spec stored in
+// the reproducibility record and the compute::WorkloadSpec a backend runs.
+//
+// Rules (Apache Submarine's ExperimentSpec vocabulary, with its traps removed):
+//   - framework: tensorflow | pytorch | xgboost | plain, case-insensitive, default plain;
+//   - roles, case-insensitive: tensorflow Ps, Worker, Chief, Master, Evaluator; pytorch and
+//     xgboost Master, Worker; plain exactly one role of any name ([a-z][a-z0-9-]{0,30});
+//     stored lower-case;
+//   - replicas 1..1000 (0 = 1); resources are Kubernetes quantities (compute/quantity.h);
+//   - command: the role's args or cmd, else meta's args or cmd; args and cmd exclusive at each
+//     level; a cmd is a shell string run by /bin/sh -c, never split;
+//   - env: the role's env_vars merged over meta's; names match [A-Za-z_][A-Za-z0-9_]*, and the
+//     platform's own prefix SUBMARINE_ is reserved;
+//   - priority -1000..1000; max_run_time >= 0; retries 0..100;
+//   - code.git is refused for now (UNIMPLEMENTED naming the field) rather than ignored.
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/compute/compute.h"
+#include "submarine/experiment/v1/experiment.pb.h"
+
+namespace submarine::experiment {
+
+// Validates `spec` (fields are named under `prefix`, e.g. "experiment.spec.") and returns its
+// canonical form: framework and roles lower-case, replicas and commands filled in per role
+// (args, or {"/bin/sh", "-c", cmd}), env merged per role, compute_cluster "local" by default.
+absl::StatusOr<v1::ExperimentSpec> ResolveSpec(const v1::ExperimentSpec& spec,
+                                               const std::string& prefix);
+
+// The workload of a resolved spec. `env` holds the platform's variables (set last).
+compute::WorkloadSpec ToWorkload(const v1::ExperimentSpec& resolved, const std::string& id,
+                                 const std::map<std::string, std::string>& env,
+                                 const std::map<std::string, std::string>& labels);
+
+// The compute cluster id a spec names ("local" for "", "local", "computeClusters/local").
+std::string ClusterId(const std::string& compute_cluster);
+
+}  // namespace submarine::experiment

@@ -1,0 +1,164 @@
+#include "services/experiment/experiment_store.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/api/labels.h"
+#include "common/db/list_query.h"
+#include "common/db/pool.h"
+
+namespace submarine::experiment {
+namespace {
+
+using v1::Experiment;
+
+constexpr char kColumns[] = "id, project, experiment_id, body, stop_reason, lease, workload_id";
+
+constexpr db::Statement kFind{
+    "experiment.find",
+    "SELECT id, project, experiment_id, body, stop_reason, lease, workload_id FROM experiments "
+    "WHERE project = $1 AND experiment_id = $2"};
+constexpr db::Statement kFindForUpdate{
+    "experiment.find_for_update",
+    "SELECT id, project, experiment_id, body, stop_reason, lease, workload_id FROM experiments "
+    "WHERE project = $1 AND experiment_id = $2 FOR UPDATE"};
+constexpr db::Statement kLock{
+    "experiment.lock",
+    "SELECT id, project, experiment_id, body, stop_reason, lease, workload_id FROM experiments "
+    "WHERE id = $1 FOR UPDATE"};
+constexpr db::Statement kInsert{
+    "experiment.insert",
+    "INSERT INTO experiments (project, experiment_id, uid, owner, framework, state, priority, "
+    "labels, body, etag, create_time, update_time) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12) RETURNING id"};
+constexpr db::Statement kSave{
+    "experiment.save",
+    "UPDATE experiments SET state = $2, labels = $3::jsonb, body = $4, etag = $5, "
+    "update_time = $6, stop_reason = $7, lease = $8, workload_id = $9 WHERE id = $1"};
+constexpr db::Statement kDelete{"experiment.delete", "DELETE FROM experiments WHERE id = $1"};
+constexpr db::Statement kUnfinished{
+    "experiment.unfinished",
+    "SELECT id, project, experiment_id, body, stop_reason, lease, workload_id FROM experiments "
+    "WHERE state IN ('PENDING', 'ACCEPTED', 'CREATED', 'RUNNING') "
+    "ORDER BY priority DESC, create_time, id"};
+constexpr db::Statement kKnownWorkloads{
+    "experiment.known_workloads",
+    "SELECT workload_id FROM experiments WHERE workload_id = ANY($1::text[])"};
+constexpr db::Statement kCountInProject{"experiment.count_in_project",
+                                        "SELECT count(*) FROM experiments WHERE project = $1"};
+constexpr db::Statement kNextId{"experiment.next_id", "SELECT nextval('experiment_id_seq')"};
+
+std::optional<std::string> OptionalText(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  return f.as<std::string>();
+}
+
+StoredExperiment FromRow(const pqxx::row& row) {
+  StoredExperiment s;
+  s.id = row[0].as<int64_t>();
+  s.project = row[1].as<std::string>();
+  s.experiment_id = row[2].as<std::string>();
+  pqxx::binarystring body(row[3]);
+  s.experiment.ParseFromString(body.str());
+  s.stop_reason = OptionalText(row[4]);
+  s.lease = OptionalText(row[5]);
+  s.workload_id = OptionalText(row[6]);
+  return s;
+}
+
+std::vector<StoredExperiment> FromRows(const pqxx::result& r) {
+  std::vector<StoredExperiment> out;
+  out.reserve(r.size());
+  for (const auto& row : r) out.push_back(FromRow(row));
+  return out;
+}
+
+}  // namespace
+
+const db::StatementSet& ExperimentStore::Statements() {
+  static const auto* set =
+      new db::StatementSet{kFind,       kFindForUpdate, kLock,           kInsert,
+                           kSave,       kDelete,        kUnfinished,     kKnownWorkloads,
+                           kCountInProject, kNextId};
+  return *set;
+}
+
+std::optional<StoredExperiment> ExperimentStore::Find(pqxx::transaction_base& tx,
+                                                      const std::string& project,
+                                                      const std::string& experiment_id,
+                                                      bool for_update) {
+  auto r = db::Exec(tx, for_update ? kFindForUpdate : kFind, project, experiment_id);
+  if (r.empty()) return std::nullopt;
+  return FromRow(r[0]);
+}
+
+std::optional<StoredExperiment> ExperimentStore::Lock(pqxx::work& tx, int64_t id) {
+  auto r = db::Exec(tx, kLock, id);
+  if (r.empty()) return std::nullopt;
+  return FromRow(r[0]);
+}
+
+int64_t ExperimentStore::Insert(pqxx::work& tx, const std::string& project,
+                                const std::string& experiment_id, const Experiment& e) {
+  std::string body = e.SerializeAsString();
+  auto r = db::Exec(tx, kInsert, project, experiment_id, e.uid(), e.owner(),
+                    e.reproducibility().resolved_spec().meta().framework(),
+                    v1::State_Name(e.state()), e.spec().priority(), api::LabelsJson(e.labels()),
+                    pqxx::binarystring(body), e.etag(), db::Timestamp::FromProto(e.create_time()),
+                    db::Timestamp::FromProto(e.update_time()));
+  return r[0][0].as<int64_t>();
+}
+
+void ExperimentStore::Save(pqxx::work& tx, const StoredExperiment& s) {
+  const Experiment& e = s.experiment;
+  std::string body = e.SerializeAsString();
+  db::Exec(tx, kSave, s.id, v1::State_Name(e.state()), api::LabelsJson(e.labels()),
+           pqxx::binarystring(body), e.etag(), db::Timestamp::FromProto(e.update_time()),
+           s.stop_reason, s.lease, s.workload_id);
+}
+
+void ExperimentStore::Delete(pqxx::work& tx, int64_t id) { db::Exec(tx, kDelete, id); }
+
+std::vector<StoredExperiment> ExperimentStore::Unfinished(pqxx::transaction_base& tx) {
+  return FromRows(db::Exec(tx, kUnfinished));
+}
+
+std::vector<std::string> ExperimentStore::KnownWorkloads(
+    pqxx::transaction_base& tx, const std::vector<std::string>& workload_ids) {
+  std::vector<std::string> out;
+  for (const auto& row : db::Exec(tx, kKnownWorkloads, db::TextArray(workload_ids))) {
+    out.push_back(row[0].as<std::string>());
+  }
+  return out;
+}
+
+int64_t ExperimentStore::CountInProject(pqxx::transaction_base& tx, const std::string& project) {
+  return db::Exec(tx, kCountInProject, project)[0][0].as<int64_t>();
+}
+
+int64_t ExperimentStore::NextIdCounter(pqxx::work& tx) {
+  return db::Exec(tx, kNextId)[0][0].as<int64_t>();
+}
+
+std::vector<StoredExperiment> ExperimentStore::List(pqxx::transaction_base& tx,
+                                                    const ListQuery& q) {
+  db::ListQuery query(absl::StrCat("SELECT ", kColumns, " FROM experiments WHERE project = $1"),
+                      {q.project});
+  for (const auto& t : q.terms) {
+    if (t.op == FilterTerm::Op::kHas) {
+      query.Where(absl::StrCat("labels ? ", query.Param(t.label_key)));
+      continue;
+    }
+    std::string column = t.field == FilterTerm::Field::kState     ? "state"
+                         : t.field == FilterTerm::Field::kOwner   ? "owner"
+                         : t.field == FilterTerm::Field::kFramework ? "framework"
+                                                                    : "";
+    if (t.field == FilterTerm::Field::kLabel) {
+      column = absl::StrCat("(labels ->> ", query.Param(t.label_key), ")");
+    }
+    query.Compare(column, t.op == FilterTerm::Op::kEquals, t.value);
+  }
+  if (q.only_ids) query.OnlyIds("experiment_id", *q.only_ids);
+  if (q.after) query.After("create_time", "id", q.after->first, q.after->second, q.descending);
+  return FromRows(query.Run(tx, "create_time", "id", q.descending, q.limit));
+}
+
+}  // namespace submarine::experiment

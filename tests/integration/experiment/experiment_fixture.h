@@ -1,0 +1,36 @@
+#pragma once
+// Starts a real experiment-service process on a fresh database of the run's throwaway
+// PostgreSQL, with its local compute cluster under a temp directory, authorizing nobody
+// (permission.insecure_no_authorization), and gives tests a gRPC stub and helpers to it.
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "submarine/experiment/v1/experiment.grpc.pb.h"
+#include "tests/support/grpc_errors.h"
+#include "tests/support/process.h"
+#include "tests/support/test_postgres.h"
+
+namespace submarine::testing {
+
+struct ExperimentProcess {
+  std::string dir;
+  std::string dbname;
+  std::string compute_dir;
+  ChildProcess process;
+  ReadyInfo ready;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<submarine::experiment::v1::ExperimentService::Stub> stub;
+};
+
+// Starts the service (again, on the same database and compute dir, when `previous` is given:
+// a restart after a crash).
+absl::StatusOr<std::unique_ptr<ExperimentProcess>> StartExperimentService(
+    const ExperimentProcess* previous = nullptr);
+
+// A client context with a deadline and an optional request id.
+std::unique_ptr<grpc::ClientContext> ExperimentCtx(const std::string& request_id = "");
+
+}  // namespace submarine::testing

@@ -1,0 +1,361 @@
+// The experiment service end to end on one host: a real service process on real PostgreSQL runs
+// real processes through the local compute backend. Covers the lifecycle and its history, task
+// details and exit codes, logs, validation (nothing stored), stop, delete, request ids and
+// recovery after kill -9 of the service.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
+#include "common/status/status.h"
+#include "tests/integration/experiment/experiment_fixture.h"
+
+namespace submarine::testing {
+namespace {
+
+namespace v1 = submarine::experiment::v1;
+namespace fs = std::filesystem;
+
+class ExperimentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto p = StartExperimentService();
+    ASSERT_TRUE(p.ok()) << p.status();
+    svc_ = std::move(*p);
+  }
+
+  // A plain experiment running `cmd` in one role.
+  static v1::Experiment Shell(const std::string& cmd, int replicas = 1) {
+    v1::Experiment e;
+    e.mutable_spec()->mutable_meta()->set_name("test");
+    e.mutable_spec()->mutable_meta()->set_cmd(cmd);
+    (*e.mutable_spec()->mutable_spec())["Worker"].set_replicas(replicas);
+    return e;
+  }
+
+  grpc::Status Create(const v1::Experiment& e, v1::Experiment* out, const std::string& id = "",
+                      const std::string& request_id = "") {
+    v1::CreateExperimentRequest req;
+    req.set_parent("projects/p");
+    req.set_experiment_id(id);
+    *req.mutable_experiment() = e;
+    req.set_request_id(request_id);
+    return svc_->stub->CreateExperiment(ExperimentCtx().get(), req, out);
+  }
+
+  v1::Experiment Get(const std::string& name) {
+    v1::GetExperimentRequest req;
+    req.set_name(name);
+    v1::Experiment out;
+    grpc::Status st = svc_->stub->GetExperiment(ExperimentCtx().get(), req, &out);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return out;
+  }
+
+  // Waits until the experiment is in a final state (or `state`), returns it.
+  v1::Experiment WaitUntil(const std::string& name, v1::State state = v1::STATE_UNSPECIFIED) {
+    v1::Experiment e;
+    bool ok = WaitFor(
+        [&] {
+          e = Get(name);
+          return state == v1::STATE_UNSPECIFIED ? e.state() >= v1::SUCCEEDED : e.state() == state;
+        },
+        std::chrono::seconds(60));
+    EXPECT_TRUE(ok) << name << " stayed " << v1::State_Name(e.state()) << ": " << e.state_reason();
+    return e;
+  }
+
+  std::string Logs(const std::string& name, const std::string& task = "") {
+    std::string all;
+    int64_t offset = 0;
+    for (;;) {
+      v1::GetExperimentLogsRequest req;
+      req.set_name(name);
+      req.set_task(task);
+      req.set_offset(offset);
+      req.set_max_bytes(7);  // small pages: offsets must add up
+      v1::ExperimentLogs out;
+      grpc::Status st = svc_->stub->GetExperimentLogs(ExperimentCtx().get(), req, &out);
+      EXPECT_TRUE(st.ok()) << st.error_message();
+      if (!st.ok() || out.data().empty()) break;
+      all += out.data();
+      offset = out.next_offset();
+    }
+    return all;
+  }
+
+  size_t Count() {
+    v1::ListExperimentsRequest req;
+    req.set_parent("projects/p");
+    req.set_page_size(1000);
+    v1::ListExperimentsResponse out;
+    EXPECT_TRUE(svc_->stub->ListExperiments(ExperimentCtx().get(), req, &out).ok());
+    return static_cast<size_t>(out.experiments_size());
+  }
+
+  static std::vector<v1::State> History(const v1::Experiment& e) {
+    std::vector<v1::State> states;
+    for (const auto& h : e.history()) states.push_back(h.state());
+    return states;
+  }
+
+  std::unique_ptr<ExperimentProcess> svc_;
+};
+
+TEST_F(ExperimentTest, AShellCommandRunsToSuccessThroughEveryStateInOrder) {
+  v1::Experiment created;
+  // A shell string is never split on spaces: the quoted spaces survive.
+  ASSERT_TRUE(Create(Shell("echo \"hello   world\"; echo to-stderr >&2"), &created).ok());
+  EXPECT_TRUE(absl::StartsWith(created.name(), "projects/p/experiments/experiment-"));
+  EXPECT_EQ(created.state(), v1::PENDING);
+  EXPECT_EQ(created.owner(), "anonymous");
+  v1::Experiment done = WaitUntil(created.name());
+  ASSERT_EQ(done.state(), v1::SUCCEEDED) << done.state_reason();
+  EXPECT_EQ(History(done), (std::vector<v1::State>{v1::PENDING, v1::ACCEPTED, v1::CREATED,
+                                                   v1::RUNNING, v1::SUCCEEDED}));
+  for (int i = 1; i < done.history_size(); ++i) {
+    EXPECT_LE(done.history(i - 1).time().seconds(), done.history(i).time().seconds());
+  }
+  EXPECT_TRUE(done.has_start_time());
+  EXPECT_TRUE(done.has_end_time());
+  ASSERT_EQ(done.tasks_size(), 1);
+  EXPECT_EQ(done.tasks(0).role(), "worker");
+  EXPECT_EQ(done.tasks(0).state(), v1::SUCCEEDED);
+  EXPECT_EQ(done.tasks(0).exit_code(), 0);
+  std::string log = Logs(done.name());
+  EXPECT_NE(log.find("hello   world\n"), std::string::npos) << log;
+  EXPECT_NE(log.find("to-stderr\n"), std::string::npos) << log;
+  // The reproducibility record: the command as run, the role lower-cased.
+  const auto& resolved = done.reproducibility().resolved_spec();
+  ASSERT_EQ(resolved.spec().count("worker"), 1u);
+  EXPECT_EQ(resolved.spec().at("worker").args(0), "/bin/sh");
+  EXPECT_EQ(done.reproducibility().backend(), "local");
+}
+
+TEST_F(ExperimentTest, AFailingTaskFailsTheExperimentWithItsExitCode) {
+  v1::Experiment created;
+  ASSERT_TRUE(Create(Shell("echo before-failing; exit 3"), &created).ok());
+  v1::Experiment done = WaitUntil(created.name());
+  ASSERT_EQ(done.state(), v1::FAILED);
+  ASSERT_EQ(done.tasks_size(), 1);
+  EXPECT_EQ(done.tasks(0).state(), v1::FAILED);
+  EXPECT_EQ(done.tasks(0).exit_code(), 3);
+  EXPECT_NE(done.state_reason().find("3"), std::string::npos) << done.state_reason();
+  EXPECT_NE(Logs(done.name(), "worker-0").find("before-failing"), std::string::npos);
+}
+
+TEST_F(ExperimentTest, RoleVariablesAreMergedOverTheExperimentsAndThePlatformsAreSet) {
+  v1::Experiment e = Shell("echo \"A=$A B=$B EXP=$SUBMARINE_EXPERIMENT\"");
+  (*e.mutable_spec()->mutable_meta()->mutable_env_vars())["A"] = "meta";
+  (*e.mutable_spec()->mutable_meta()->mutable_env_vars())["B"] = "meta";
+  (*(*e.mutable_spec()->mutable_spec())["Worker"].mutable_env_vars())["B"] = "role";
+  v1::Experiment created;
+  ASSERT_TRUE(Create(e, &created, "env-merge").ok());
+  ASSERT_EQ(WaitUntil(created.name()).state(), v1::SUCCEEDED);
+  EXPECT_NE(Logs(created.name()).find("A=meta B=role EXP=projects/p/experiments/env-merge"),
+            std::string::npos)
+      << Logs(created.name());
+}
+
+TEST_F(ExperimentTest, BadSpecsAreRefusedNamingTheFieldAndNothingIsStored) {
+  struct Case {
+    std::function<void(v1::Experiment*)> spoil;
+    std::string field;
+  };
+  std::vector<Case> cases = {
+      {[](v1::Experiment* e) { e->mutable_spec()->mutable_meta()->set_framework("caffe"); },
+       "experiment.spec.meta.framework"},
+      {[](v1::Experiment* e) {
+         e->mutable_spec()->mutable_meta()->set_framework("pytorch");
+         (*e->mutable_spec()->mutable_spec())["Ps"].set_replicas(1);
+       },
+       "experiment.spec.spec"},
+      {[](v1::Experiment* e) {
+         (*e->mutable_spec()->mutable_spec())["Worker"].set_resources("cpu=abc");
+       },
+       "experiment.spec.spec.Worker.resources"},
+      {[](v1::Experiment* e) { (*e->mutable_spec()->mutable_spec())["Worker"].set_replicas(-1); },
+       "experiment.spec.spec.Worker.replicas"},
+      {[](v1::Experiment* e) { e->mutable_spec()->mutable_meta()->clear_cmd(); },
+       "experiment.spec.spec.Worker.cmd"},
+      {[](v1::Experiment* e) { e->mutable_spec()->set_compute_cluster("gpu-farm"); },
+       "experiment.spec.compute_cluster"},
+      {[](v1::Experiment* e) {
+         (*e->mutable_spec()->mutable_meta()->mutable_env_vars())["SUBMARINE_EXPERIMENT"] = "x";
+       },
+       "experiment.spec.meta.env_vars"},
+      {[](v1::Experiment* e) { e->mutable_spec()->mutable_spec()->clear(); },
+       "experiment.spec.spec"},
+  };
+  for (const auto& c : cases) {
+    v1::Experiment e = Shell("true");
+    c.spoil(&e);
+    v1::Experiment out;
+    grpc::Status st = Create(e, &out);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.field;
+    EXPECT_NE(st.error_message().find(c.field), std::string::npos)
+        << "\"" << st.error_message() << "\" should name " << c.field;
+  }
+  // Kubernetes quantities the reference crashed on are fine.
+  v1::Experiment ok = Shell("true");
+  (*ok.mutable_spec()->mutable_spec())["Worker"].set_resources("cpu=500m,memory=2Gi");
+  v1::Experiment out;
+  ASSERT_TRUE(Create(ok, &out).ok());
+  EXPECT_EQ(Count(), 1u);
+}
+
+TEST_F(ExperimentTest, StopKillsARunningExperimentAndSaysWhy) {
+  v1::Experiment created;
+  ASSERT_TRUE(Create(Shell("echo started; exec sleep 600"), &created, "sleeper").ok());
+  WaitUntil(created.name(), v1::RUNNING);
+  v1::StopExperimentRequest req;
+  req.set_name(created.name());
+  v1::Experiment stopped;
+  ASSERT_TRUE(svc_->stub->StopExperiment(ExperimentCtx().get(), req, &stopped).ok());
+  v1::Experiment done = WaitUntil(created.name());
+  EXPECT_EQ(done.state(), v1::KILLED);
+  EXPECT_EQ(done.state_reason(), "stopped by anonymous");
+  // Stopping a finished experiment changes nothing.
+  v1::Experiment again;
+  ASSERT_TRUE(svc_->stub->StopExperiment(ExperimentCtx().get(), req, &again).ok());
+  EXPECT_EQ(again.state(), v1::KILLED);
+  EXPECT_EQ(again.history_size(), done.history_size());
+}
+
+TEST_F(ExperimentTest, DeletingARunningExperimentRemovesItsProcessesAndRecord) {
+  std::string marker = svc_->dir + "/alive";
+  v1::Experiment created;
+  ASSERT_TRUE(
+      Create(Shell(absl::StrCat("while true; do touch ", marker, "; sleep 0.05; done")), &created)
+          .ok());
+  ASSERT_TRUE(WaitFor([&] { return fs::exists(marker); }, std::chrono::seconds(30)));
+  v1::DeleteExperimentRequest req;
+  req.set_name(created.name());
+  v1::DeleteExperimentResponse resp;
+  ASSERT_TRUE(svc_->stub->DeleteExperiment(ExperimentCtx().get(), req, &resp).ok());
+  EXPECT_EQ(resp.experiment().name(), created.name());
+  v1::GetExperimentRequest get;
+  get.set_name(created.name());
+  v1::Experiment out;
+  EXPECT_EQ(svc_->stub->GetExperiment(ExperimentCtx().get(), get, &out).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  // The loop stops touching the marker: its process group is gone.
+  fs::remove(marker);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        fs::remove(marker);
+        return std::system(absl::StrCat("pgrep -f '[t]ouch ", marker, "' >/dev/null").c_str()) != 0;
+      },
+      std::chrono::seconds(30)));
+}
+
+TEST_F(ExperimentTest, ARepeatedRequestIdCreatesOneExperiment) {
+  v1::Experiment first, second;
+  ASSERT_TRUE(Create(Shell("true"), &first, "", "req-0001").ok());
+  ASSERT_TRUE(Create(Shell("true"), &second, "", "req-0001").ok());
+  EXPECT_EQ(first.name(), second.name());
+  EXPECT_EQ(Count(), 1u);
+}
+
+TEST_F(ExperimentTest, ListsPageNewestFirstAndFilterByStateAndLabel) {
+  std::vector<std::string> names;
+  for (int i = 0; i < 5; ++i) {
+    v1::Experiment e = Shell(i == 0 ? "exit 1" : "true");
+    (*e.mutable_labels())["team"] = i % 2 == 0 ? "ml" : "ds";
+    v1::Experiment created;
+    ASSERT_TRUE(Create(e, &created).ok());
+    names.push_back(created.name());
+  }
+  for (const auto& n : names) WaitUntil(n);
+  // Pages of two, newest first, every experiment once.
+  std::vector<std::string> seen;
+  v1::ListExperimentsRequest req;
+  req.set_parent("projects/p");
+  req.set_page_size(2);
+  do {
+    v1::ListExperimentsResponse page;
+    ASSERT_TRUE(svc_->stub->ListExperiments(ExperimentCtx().get(), req, &page).ok());
+    EXPECT_LE(page.experiments_size(), 2);
+    for (const auto& e : page.experiments()) seen.push_back(e.name());
+    req.set_page_token(page.next_page_token());
+  } while (!req.page_token().empty());
+  EXPECT_EQ(seen, std::vector<std::string>(names.rbegin(), names.rend()));
+
+  auto filtered = [&](const std::string& filter) {
+    v1::ListExperimentsRequest f;
+    f.set_parent("projects/p");
+    f.set_filter(filter);
+    v1::ListExperimentsResponse out;
+    grpc::Status st = svc_->stub->ListExperiments(ExperimentCtx().get(), f, &out);
+    EXPECT_TRUE(st.ok()) << filter << ": " << st.error_message();
+    return out.experiments_size();
+  };
+  EXPECT_EQ(filtered("state = \"FAILED\""), 1);
+  EXPECT_EQ(filtered("state = \"SUCCEEDED\" AND labels.team = \"ml\""), 2);
+  EXPECT_EQ(filtered("labels.team:*"), 5);
+  v1::ListExperimentsRequest bad;
+  bad.set_parent("projects/p");
+  bad.set_filter("state = \"DONE\"");
+  v1::ListExperimentsResponse out;
+  grpc::Status st = svc_->stub->ListExperiments(ExperimentCtx().get(), bad, &out);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("filter"), std::string::npos);
+}
+
+TEST_F(ExperimentTest, UpdateChangesLabelsAndDescriptionOnly) {
+  v1::Experiment created;
+  ASSERT_TRUE(Create(Shell("true"), &created, "upd").ok());
+  v1::UpdateExperimentRequest req;
+  req.mutable_experiment()->set_name(created.name());
+  (*req.mutable_experiment()->mutable_labels())["stage"] = "tuned";
+  req.mutable_experiment()->set_description("second try");
+  req.mutable_update_mask()->add_paths("labels");
+  v1::Experiment updated;
+  ASSERT_TRUE(svc_->stub->UpdateExperiment(ExperimentCtx().get(), req, &updated).ok());
+  EXPECT_EQ(updated.labels().at("stage"), "tuned");
+  EXPECT_EQ(updated.description(), "") << "outside the mask";
+  req.mutable_update_mask()->set_paths(0, "spec");
+  grpc::Status st = svc_->stub->UpdateExperiment(ExperimentCtx().get(), req, &updated);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // An unknown task's log is NOT_FOUND naming it.
+  WaitUntil(created.name());
+  v1::GetExperimentLogsRequest logs;
+  logs.set_name(created.name());
+  logs.set_task("ps-3");
+  v1::ExperimentLogs chunk;
+  st = svc_->stub->GetExperimentLogs(ExperimentCtx().get(), logs, &chunk);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(st.error_message().find("ps-3"), std::string::npos);
+}
+
+TEST_F(ExperimentTest, AfterKillMinus9EveryExperimentReachesItsTrueFinalState) {
+  std::string gate = svc_->dir + "/go";
+  std::vector<std::string> names;
+  for (int i = 0; i < 6; ++i) {
+    v1::Experiment created;
+    // Even ones succeed, odd ones fail, both only once the gate file exists.
+    std::string cmd = absl::StrCat("while [ ! -e ", gate, " ]; do sleep 0.05; done; exit ",
+                                   i % 2 == 0 ? 0 : 7);
+    ASSERT_TRUE(Create(Shell(cmd), &created).ok());
+    names.push_back(created.name());
+  }
+  for (const auto& n : names) WaitUntil(n, v1::RUNNING);
+  svc_->process.Kill();
+  std::ofstream(gate) << "go";
+  auto restarted = StartExperimentService(svc_.get());
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  svc_ = std::move(*restarted);
+  for (size_t i = 0; i < names.size(); ++i) {
+    v1::Experiment done = WaitUntil(names[i]);
+    EXPECT_EQ(done.state(), i % 2 == 0 ? v1::SUCCEEDED : v1::FAILED) << done.state_reason();
+    auto states = History(done);
+    EXPECT_TRUE(std::is_sorted(states.begin(), states.end())) << names[i];
+    EXPECT_EQ(std::set<v1::State>(states.begin(), states.end()).size(), states.size());
+  }
+}
+
+}  // namespace
+}  // namespace submarine::testing
