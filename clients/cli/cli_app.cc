@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <functional>
+#include <iostream>
 #include <memory>
 #include <optional>
 
@@ -13,6 +14,7 @@
 #include "clients/cli/api_client.h"
 #include "clients/cli/credentials.h"
 #include "clients/cli/environment_commands.h"
+#include "clients/cli/experiment_commands.h"
 #include "clients/cli/local_stack.h"
 #include "clients/cli/output.h"
 #include "clients/cli/permission_commands.h"
@@ -281,6 +283,81 @@ void AddEnvironmentCommands(CLI::App& app, Runner& runner) {
       },
       [in_project](const ClientContext& ctx, const EnvironmentDeleteOptions& o) {
         return DeleteEnvironment(in_project(ctx), o.name, o.etag);
+      });
+}
+
+// ---- experiment
+
+struct ExperimentListOptions {
+  std::string filter;
+  int page_size = 0;
+};
+struct ExperimentNameOptions {
+  std::string name;
+};
+struct ExperimentLogsOptions {
+  std::string name;
+  std::string task;
+  bool follow = false;
+};
+
+void AddExperimentCommands(CLI::App& app, Runner& runner) {
+  Group g = AddGroup(app, "experiment", "Run experiments and watch them");
+  g.app->alias("exp");
+  auto project = std::make_shared<std::string>("default");
+  g.app->add_option("--project", *project, "Project")->capture_default_str();
+  auto in_project = [project](const ClientContext& ctx) {
+    return ProjectCommandContext{ctx.api, *project, ctx.format, ctx.out};
+  };
+  AddLeaf<RunOptions>(
+      g, runner, "run", "Submit an experiment from a YAML/JSON spec",
+      [](CLI::App* c, RunOptions* o) {
+        c->add_option("-f,--file", o->file, "Spec file (Apache Submarine's ExperimentSpec or an "
+                                            "Experiment), '-' for stdin")
+            ->required();
+        c->add_option("--id", o->id, "Experiment id (default: generated)");
+        c->add_flag("--follow", o->follow,
+                    "Show its state and log until it ends; fail unless it succeeds");
+      },
+      [in_project](const ClientContext& ctx, const RunOptions& o) {
+        return RunExperiment(in_project(ctx), o, *ctx.in, std::cerr);
+      });
+  AddLeaf<ExperimentListOptions>(
+      g, runner, "list", "List experiments, newest first (every page)",
+      [](CLI::App* c, ExperimentListOptions* o) {
+        c->add_option("--filter", o->filter, "e.g. 'state = \"RUNNING\"' or 'labels.team = \"ml\"'");
+        c->add_option("--page-size", o->page_size, "Items per request (0: server default)");
+      },
+      [in_project](const ClientContext& ctx, const ExperimentListOptions& o) {
+        return ListExperiments(in_project(ctx), o.filter, o.page_size);
+      });
+  struct Verb {
+    const char* name;
+    const char* help;
+    absl::Status (*run)(const ProjectCommandContext&, const std::string&);
+  };
+  for (const Verb& v : {Verb{"get", "Show one experiment", &GetExperiment},
+                        Verb{"stop", "Stop an experiment (SIGTERM, then forced)", &StopExperiment},
+                        Verb{"delete", "Delete an experiment and its logs (stopping it first)",
+                             &DeleteExperiment}}) {
+    AddLeaf<ExperimentNameOptions>(
+        g, runner, v.name, v.help,
+        [](CLI::App* c, ExperimentNameOptions* o) {
+          c->add_option("name", o->name, "Experiment id or full name")->required();
+        },
+        [in_project, run = v.run](const ClientContext& ctx, const ExperimentNameOptions& o) {
+          return run(in_project(ctx), o.name);
+        });
+  }
+  AddLeaf<ExperimentLogsOptions>(
+      g, runner, "logs", "Print a task's log",
+      [](CLI::App* c, ExperimentLogsOptions* o) {
+        c->add_option("name", o->name, "Experiment id or full name")->required();
+        c->add_option("--task", o->task, "e.g. worker-0 (default: the first task)");
+        c->add_flag("-f,--follow", o->follow, "Keep printing until the task ends");
+      },
+      [in_project](const ClientContext& ctx, const ExperimentLogsOptions& o) {
+        return ExperimentLogs(in_project(ctx), o.name, o.task, o.follow);
       });
 }
 
@@ -751,6 +828,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err, std::ist
   Runner runner{nullptr, out, in};
   AddLocalCommands(app, runner);
   AddEnvironmentCommands(app, runner);
+  AddExperimentCommands(app, runner);
   AddSessionCommands(app, runner);
   AddUserCommands(app, runner);
   AddTeamCommands(app, runner);

@@ -30,6 +30,8 @@ class StackPaths {
   std::string RunDir() const { return data_dir_ + "/run"; }
   std::string LogDir() const { return data_dir_ + "/logs"; }
   std::string PostgresDir() const { return data_dir_ + "/postgres"; }
+  // Workloads of the local compute cluster: their working directories and logs.
+  std::string ComputeDir() const { return data_dir_ + "/compute"; }
 
   std::string ConfigFile(const std::string& process) const;
   std::string ReadyFile(const std::string& process) const;

@@ -9,6 +9,7 @@
 #include "common/config/config.h"
 #include "common/net/address.h"
 #include "common/status/status.h"
+#include "submarine/config/v1/experiment_config.pb.h"
 
 namespace submarine::cli {
 namespace {
@@ -86,6 +87,16 @@ const std::vector<ServiceDefinition>& LocalStackServices() {
        "submarine.environment.v1.",
        &config::v1::EnvironmentServiceConfig::default_instance(),
        nullptr},
+      {"experiment",
+       "submarine-experiment",
+       "experiment",
+       {"submarine.experiment.v1.ExperimentService"},
+       "submarine.experiment.v1.",
+       &config::v1::ExperimentServiceConfig::default_instance(),
+       [](const StackPaths& paths, google::protobuf::Message* message) {
+         auto* config = static_cast<config::v1::ExperimentServiceConfig*>(message);
+         config->mutable_local()->set_root_dir(paths.ComputeDir());
+       }},
   };
   return *services;
 }

@@ -9,6 +9,7 @@ from submarine._auth import TokenAuth, credentials_from_login, read_credentials
 from submarine._http import RetryPolicy, Transport, new_request_id
 from submarine._server import resolve_server
 from submarine.environments import Environments
+from submarine.experiments import Experiments
 from submarine.errors import SubmarineError
 from submarine.permission import (Audit, Credentials, Grants, Projects, Quotas, Teams, Tokens,
                                   Users)
@@ -59,6 +60,7 @@ class Client:
         self._transport = Transport(self.server, timeout=timeout, headers=headers,
                                     auth=self._auth, retry=retry)
         self.environments = Environments(self._transport, project)
+        self.experiments = Experiments(self._transport, project)
         whoami = self._username
         self.users = Users(self._transport, whoami)
         self.teams = Teams(self._transport, whoami)

@@ -63,6 +63,8 @@ def _resource_type(tp: Any) -> Optional[type]:
 
 def _decode(tp: Any, value: Any) -> Any:
     """``value`` (from JSON) as the annotated type ``tp``."""
+    if tp is Any:
+        return value  # kept as the JSON value (e.g. an experiment's spec)
     origin = typing.get_origin(tp)
     if origin is typing.Union:  # Optional[X]
         inner = [a for a in typing.get_args(tp) if a is not type(None)][0]
@@ -297,3 +299,62 @@ class AuditEvent(Resource):
     request_id: str = ""
     occur_time: Optional[datetime] = None
     extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StateTransition(Resource):
+    """One state an experiment entered."""
+
+    state: str = ""
+    time: Optional[datetime] = None
+    reason: str = ""
+    attempt: int = 0
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Task(Resource):
+    """One replica of one role of an experiment."""
+
+    role: str = ""
+    index: int = 0
+    attempt: int = 0
+    state: str = ""
+    exit_code: Optional[int] = None
+    signal: Optional[int] = None
+    host: str = ""
+    start_time: Optional[datetime] = None
+    finish_time: Optional[datetime] = None
+    message: str = ""
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Experiment(Resource):
+    """An experiment, ``projects/{project}/experiments/{experiment}``. ``spec`` and
+    ``reproducibility`` are kept as the server's JSON (Apache Submarine's ExperimentSpec
+    vocabulary: ``meta``, ``environment``, ``spec``, ...)."""
+
+    name: str = ""
+    uid: str = ""
+    description: str = ""
+    labels: Dict[str, str] = field(default_factory=dict)
+    spec: Dict[str, Any] = field(default_factory=dict)
+    state: str = ""
+    state_reason: str = ""
+    history: List[StateTransition] = field(default_factory=list)
+    tasks: List[Task] = field(default_factory=list)
+    owner: str = ""
+    attempt: int = 0
+    create_time: Optional[datetime] = None
+    update_time: Optional[datetime] = None
+    start_time: Optional[datetime] = None
+    end_time: Optional[datetime] = None
+    etag: str = ""
+    reproducibility: Dict[str, Any] = field(default_factory=dict)
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        """Whether it reached a final state (SUCCEEDED, FAILED or KILLED)."""
+        return self.state in ("SUCCEEDED", "FAILED", "KILLED")

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, List, Tuple
 
-from sdk_test_support import bin_dir, close_sdk_connections
+from sdk_test_support import bin_dir, close_sdk_connections, wait_for
 from submarine import (Client, InvalidArgument, NotFound, PermissionDenied, RetryPolicy,
                        SubmarineError, TeamMember, Unauthenticated)
 from submarine.environments import Environments
@@ -388,6 +388,105 @@ class EnvironmentsTest(unittest.TestCase):
         self.assertEqual(ctx.exception.http_status, 400)
         self.assertTrue(ctx.exception.reason, "the ErrorInfo reason is decoded")
         self.assertEqual(ctx.exception.domain, "environment.submarine.io")
+
+    # ---- experiments (the experiment service in the same stack)
+
+    def test_experiment_runs_to_success_and_its_log_reads_back(self) -> None:
+        spec = """
+meta:
+  name: sdk-test
+  framework: plain
+  cmd: echo "trained   model"; echo "on $SUBMARINE_EXPERIMENT"
+spec:
+  Worker: {replicas: 1, resources: "cpu=500m,memory=256Mi"}
+"""
+        created = self.client.experiments.create(spec, labels={"suite": "sdk"})
+        self.assertEqual(created.state, "PENDING")
+        done = self.client.experiments.wait(created.name, timeout=120)
+        self.assertEqual(done.state, "SUCCEEDED", done.state_reason)
+        self.assertEqual([h.state for h in done.history],
+                         ["PENDING", "ACCEPTED", "CREATED", "RUNNING", "SUCCEEDED"])
+        self.assertEqual(done.tasks[0].exit_code, 0)
+        self.assertEqual(done.owner, "users/admin")
+        log = self.client.experiments.logs(created.name)
+        self.assertIn("trained   model\n", log)
+        self.assertIn(f"on {created.name}\n", log)
+        names = [e.name for e in self.client.experiments.list(filter='labels.suite = "sdk"')]
+        self.assertIn(created.name, names)
+        self.client.experiments.delete(created.name)
+        with self.assertRaises(NotFound):
+            self.client.experiments.get(created.name)
+
+    def test_experiment_wait_returns_on_failure_and_stop(self) -> None:
+        failed = self.client.experiments.create(
+            {"meta": {"cmd": "exit 4"}, "spec": {"Worker": {}}})
+        done = self.client.experiments.wait(failed.name, timeout=120)
+        self.assertEqual(done.state, "FAILED")
+        self.assertEqual(done.tasks[0].exit_code, 4)
+        sleeper = self.client.experiments.create(
+            {"meta": {"cmd": "exec sleep 600"}, "spec": {"Worker": {}}})
+        self.client.experiments.stop(sleeper.name)
+        self.assertEqual(self.client.experiments.wait(sleeper.name, timeout=120).state, "KILLED")
+
+    def test_experiment_bad_spec_names_the_field(self) -> None:
+        with self.assertRaises(InvalidArgument) as ctx:
+            self.client.experiments.create(
+                {"meta": {"framework": "pytorch", "cmd": "true"}, "spec": {"Ps": {}}})
+        self.assertIn("experiment.spec.spec", str(ctx.exception))
+        self.assertEqual(ctx.exception.domain, "experiment.submarine.io")
+
+    def test_experiments_wait_for_quota_and_release_it(self) -> None:
+        user = self.unique("quser")
+        project = self.unique("qproj")
+        self.client.users.create(user, password="correct horse battery staple")
+        self.client.projects.create(project, owner=f"users/{user}")
+        self.client.quotas.set(f"users/{user}", experiments=1)
+        as_user = Client(data_dir=self.data_dir, project=project)
+        as_user.login(user, "correct horse battery staple")
+        gate = os.path.join(self.data_dir, self.unique("gate"))
+        first = as_user.experiments.create(
+            {"meta": {"cmd": f"while [ ! -e {gate} ]; do sleep 0.05; done"}, "spec": {"W": {}}})
+        second = as_user.experiments.create({"meta": {"cmd": "true"}, "spec": {"W": {}}})
+
+        def waiting() -> bool:
+            e = as_user.experiments.get(second.name)
+            return e.state == "PENDING" and "waiting for quota" in e.state_reason
+        wait_for(waiting, timeout=60, what="the second experiment waiting for quota")
+        self.assertIn(as_user.experiments.get(first.name).state, ("ACCEPTED", "CREATED", "RUNNING"))
+        leases = self.client.quotas.leases(f"users/{user}")
+        self.assertEqual([l.holder for l in leases], [first.name], "one lease, the running one")
+        with open(gate, "w", encoding="utf-8"):
+            pass
+        self.assertEqual(as_user.experiments.wait(first.name, timeout=120).state, "SUCCEEDED")
+        self.assertEqual(as_user.experiments.wait(second.name, timeout=120).state, "SUCCEEDED")
+        wait_for(lambda: not self.client.quotas.leases(f"users/{user}"), timeout=60,
+                 what="the leases being given back when the experiments ended")
+        for e in (first, second):
+            as_user.experiments.delete(e.name)
+
+    def test_cli_runs_and_follows_an_experiment(self) -> None:
+        token = self.client.tokens.create("cli experiment test", ttl_seconds=3600).secret
+        spec = os.path.join(self.data_dir, "cli-experiment.yaml")
+        with open(spec, "w", encoding="utf-8") as f:
+            f.write("meta:\n  cmd: echo from-the-cli\nspec:\n  Worker: {}\n")
+        env = {k: v for k, v in os.environ.items() if k != "SUBMARINE_SERVER"}
+        env["SUBMARINE_TOKEN"] = token
+        run = subprocess.run(
+            [os.path.join(bin_dir(), "submarine"), "experiment", "run", "-f", spec, "--follow",
+             "--id", self.unique("cli"), "--data-dir", self.data_dir],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300, env=env,
+            check=False)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertIn("from-the-cli", run.stdout)
+        self.assertIn("SUCCEEDED", run.stderr)
+        failing = subprocess.run(
+            [os.path.join(bin_dir(), "submarine"), "experiment", "run", "-f", "-", "--follow",
+             "--data-dir", self.data_dir],
+            input="meta: {cmd: 'exit 9'}\nspec: {Worker: {}}\n",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300, env=env,
+            check=False)
+        self.assertNotEqual(failing.returncode, 0)
+        self.assertIn("FAILED", failing.stderr)
 
     def test_unknown_update_field_is_rejected_locally(self) -> None:
         with self.assertRaises(TypeError):

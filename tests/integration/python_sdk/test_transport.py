@@ -26,7 +26,8 @@ from submarine.permission import Users
 PROTO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "proto",
                          "submarine")
 PROTOS = [os.path.join(PROTO_DIR, "permission", "v1", "permission.proto"),
-          os.path.join(PROTO_DIR, "environment", "v1", "environment.proto")]
+          os.path.join(PROTO_DIR, "environment", "v1", "environment.proto"),
+          os.path.join(PROTO_DIR, "experiment", "v1", "experiment.proto")]
 
 UNAVAILABLE = error_body(503, "UNAVAILABLE", "BACKEND_UNAVAILABLE", "draining")
 
@@ -46,8 +47,8 @@ class HttpRule:
 
 
 def http_rules() -> Tuple[List[HttpRule], Set[str]]:
-    """Every HTTP binding of the permission and environment services, and the request messages
-    that have a request_id field."""
+    """Every HTTP binding of the permission, environment and experiment services, and the request
+    messages that have a request_id field."""
     rules: List[HttpRule] = []
     with_request_id: Set[str] = set()
     for path in PROTOS:
@@ -247,6 +248,10 @@ class TransportTest(unittest.TestCase):
         client.quotas.release("l1")
         client.credentials.create("git", b"s")
         client.credentials.delete("git")
+        client.experiments.create({"meta": {"cmd": "true"}, "spec": {"Worker": {}}})
+        client.experiments.update("x", labels={"a": "b"})
+        client.experiments.stop("x")
+        client.experiments.delete("x")
         client.logout()
 
         covered = set()

@@ -1,0 +1,213 @@
+#include "clients/cli/experiment_commands.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "clients/cli/output.h"
+#include "common/config/config.h"
+#include "common/status/status.h"
+
+namespace submarine::cli {
+namespace {
+
+namespace ex = submarine::experiment::v1;
+
+constexpr char kService[] = "submarine.experiment.v1.ExperimentService.";
+// How often a follower asks again (a person watching, not a synchronisation).
+constexpr auto kFollowPeriod = std::chrono::milliseconds(500);
+
+std::string Rpc(const char* method) { return absl::StrCat(kService, method); }
+
+bool Final(ex::State s) { return s == ex::SUCCEEDED || s == ex::FAILED || s == ex::KILLED; }
+
+std::string StateText(ex::State s) { return ex::State_Name(s); }
+
+std::string FormatExperiments(const std::vector<ex::Experiment>& items, OutputFormat format,
+                              bool single) {
+  static const auto* columns = new std::vector<Column<ex::Experiment>>{
+      {"NAME", [](const ex::Experiment& e) { return LastSegmentOf(e.name()); }},
+      {"STATE", [](const ex::Experiment& e) { return StateText(e.state()); }},
+      {"FRAMEWORK",
+       [](const ex::Experiment& e) {
+         return e.reproducibility().resolved_spec().meta().framework();
+       }},
+      {"OWNER", [](const ex::Experiment& e) { return LastSegmentOf(e.owner()); }},
+      {"LABELS", [](const ex::Experiment& e) { return LabelsText(e.labels()); }},
+      {"CREATED", [](const ex::Experiment& e) { return TimeText(e.create_time()); }},
+      {"REASON", [](const ex::Experiment& e) { return e.state_reason(); }}};
+  return FormatMessages(items, *columns, format, single);
+}
+
+absl::StatusOr<ex::Experiment> Get(const ProjectCommandContext& ctx, const std::string& name) {
+  ex::GetExperimentRequest request;
+  request.set_name(name);
+  return ctx.client->Call<ex::Experiment>(Rpc("GetExperiment"), request);
+}
+
+// Prints what is new in `task`'s log from `*offset`; returns whether the log is complete.
+absl::StatusOr<bool> PrintLog(const ProjectCommandContext& ctx, const std::string& name,
+                              const std::string& task, int64_t* offset) {
+  for (;;) {
+    ex::GetExperimentLogsRequest request;
+    request.set_name(name);
+    request.set_task(task);
+    request.set_offset(*offset);
+    SUBMARINE_ASSIGN_OR_RETURN(ex::ExperimentLogs page, ctx.client->Call<ex::ExperimentLogs>(
+                                                            Rpc("GetExperimentLogs"), request));
+    *ctx.out << page.data();
+    ctx.out->flush();
+    *offset = page.next_offset();
+    if (page.data().empty()) return page.complete();
+  }
+}
+
+absl::Status Outcome(const ex::Experiment& e) {
+  if (e.state() == ex::SUCCEEDED) return absl::OkStatus();
+  return MakeError(absl::StatusCode::kAborted, "EXPERIMENT_NOT_SUCCEEDED",
+                   absl::StrCat(e.name(), " ended ", StateText(e.state()), ": ", e.state_reason()));
+}
+
+// Follows `name` until it ends: state changes on `err`, the first task's log on out.
+absl::Status Follow(const ProjectCommandContext& ctx, const std::string& name, std::ostream& err) {
+  std::string last;
+  int64_t offset = 0;
+  std::string task;
+  for (;;) {
+    SUBMARINE_ASSIGN_OR_RETURN(ex::Experiment e, Get(ctx, name));
+    std::string line = absl::StrCat(LastSegmentOf(name), " ", StateText(e.state()),
+                                    e.state_reason().empty() ? "" : ": ", e.state_reason());
+    if (line != last) {
+      err << line << "\n";
+      last = line;
+    }
+    if (task.empty() && e.tasks_size() > 0) {
+      task = absl::StrCat(e.tasks(0).role(), "-", e.tasks(0).index());
+    }
+    if (!task.empty()) {
+      SUBMARINE_ASSIGN_OR_RETURN(bool complete, PrintLog(ctx, name, task, &offset));
+      (void)complete;
+    }
+    if (Final(e.state())) {
+      if (!task.empty()) SUBMARINE_RETURN_IF_ERROR(PrintLog(ctx, name, task, &offset).status());
+      return Outcome(e);
+    }
+    std::this_thread::sleep_for(kFollowPeriod);
+  }
+}
+
+}  // namespace
+
+std::string ExperimentName(const std::string& project, const std::string& name_or_id) {
+  if (name_or_id.rfind("projects/", 0) == 0) return name_or_id;
+  return absl::StrCat("projects/", project, "/experiments/", name_or_id);
+}
+
+absl::StatusOr<ex::Experiment> ParseExperimentFile(const std::string& text) {
+  SUBMARINE_ASSIGN_OR_RETURN(std::string json_text, config::YamlToJson(text));
+  nlohmann::json body = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (!body.is_object()) {
+    return InvalidField("file", "an experiment file must hold a mapping (YAML or JSON object)");
+  }
+  // Apache Submarine's files are an ExperimentSpec: wrap it.
+  if (body.contains("meta")) body = nlohmann::json{{"spec", body}};
+  ex::Experiment experiment;
+  auto parsed = google::protobuf::util::JsonStringToMessage(body.dump(), &experiment);
+  if (!parsed.ok()) {
+    return InvalidField("file", absl::StrCat("not an experiment: ", parsed.message().as_string()));
+  }
+  return experiment;
+}
+
+absl::Status RunExperiment(const ProjectCommandContext& ctx, const RunOptions& options,
+                           std::istream& in, std::ostream& err) {
+  std::string text;
+  if (options.file == "-") {
+    std::stringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+  } else {
+    SUBMARINE_ASSIGN_OR_RETURN(text, config::ReadFile(options.file));
+  }
+  SUBMARINE_ASSIGN_OR_RETURN(ex::Experiment experiment, ParseExperimentFile(text));
+  ex::CreateExperimentRequest request;
+  request.set_parent("projects/" + ctx.project);
+  request.set_experiment_id(options.id);
+  *request.mutable_experiment() = std::move(experiment);
+  SUBMARINE_ASSIGN_OR_RETURN(ex::Experiment created,
+                             ctx.client->Call<ex::Experiment>(Rpc("CreateExperiment"), request));
+  if (!options.follow) {
+    *ctx.out << FormatExperiments({created}, ctx.format, /*single=*/true);
+    return absl::OkStatus();
+  }
+  return Follow(ctx, created.name(), err);
+}
+
+absl::Status ListExperiments(const ProjectCommandContext& ctx, const std::string& filter,
+                             int page_size) {
+  std::vector<ex::Experiment> items;
+  ex::ListExperimentsRequest request;
+  request.set_parent("projects/" + ctx.project);
+  request.set_filter(filter);
+  request.set_page_size(page_size);
+  do {
+    SUBMARINE_ASSIGN_OR_RETURN(
+        ex::ListExperimentsResponse page,
+        ctx.client->Call<ex::ListExperimentsResponse>(Rpc("ListExperiments"), request));
+    for (auto& e : *page.mutable_experiments()) items.push_back(std::move(e));
+    request.set_page_token(page.next_page_token());
+  } while (!request.page_token().empty());
+  *ctx.out << FormatExperiments(items, ctx.format, /*single=*/false);
+  return absl::OkStatus();
+}
+
+absl::Status GetExperiment(const ProjectCommandContext& ctx, const std::string& name) {
+  SUBMARINE_ASSIGN_OR_RETURN(ex::Experiment e, Get(ctx, ExperimentName(ctx.project, name)));
+  *ctx.out << FormatExperiments({e}, ctx.format, /*single=*/true);
+  return absl::OkStatus();
+}
+
+absl::Status StopExperiment(const ProjectCommandContext& ctx, const std::string& name) {
+  ex::StopExperimentRequest request;
+  request.set_name(ExperimentName(ctx.project, name));
+  SUBMARINE_ASSIGN_OR_RETURN(ex::Experiment e,
+                             ctx.client->Call<ex::Experiment>(Rpc("StopExperiment"), request));
+  *ctx.out << FormatExperiments({e}, ctx.format, /*single=*/true);
+  return absl::OkStatus();
+}
+
+absl::Status DeleteExperiment(const ProjectCommandContext& ctx, const std::string& name) {
+  ex::DeleteExperimentRequest request;
+  request.set_name(ExperimentName(ctx.project, name));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      ex::DeleteExperimentResponse response,
+      ctx.client->Call<ex::DeleteExperimentResponse>(Rpc("DeleteExperiment"), request));
+  if (ctx.format == OutputFormat::kTable) {
+    *ctx.out << "Deleted " << request.name() << "\n";
+  } else {
+    *ctx.out << FormatExperiments({response.experiment()}, ctx.format, /*single=*/true);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ExperimentLogs(const ProjectCommandContext& ctx, const std::string& name,
+                            const std::string& task, bool follow) {
+  std::string full = ExperimentName(ctx.project, name);
+  int64_t offset = 0;
+  for (;;) {
+    SUBMARINE_ASSIGN_OR_RETURN(bool complete, PrintLog(ctx, full, task, &offset));
+    if (!follow || complete) return absl::OkStatus();
+    SUBMARINE_ASSIGN_OR_RETURN(ex::Experiment e, Get(ctx, full));
+    if (Final(e.state())) {
+      return PrintLog(ctx, full, task, &offset).status();
+    }
+    std::this_thread::sleep_for(kFollowPeriod);
+  }
+}
+
+}  // namespace submarine::cli
