@@ -2,17 +2,17 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "clients/cli/http_client.h"
+#include "common/api/resource_name.h"
 #include "common/status/status.h"
 #include "google/api/annotations.pb.h"
 
@@ -25,13 +25,6 @@ using google::protobuf::Message;
 using google::protobuf::Reflection;
 
 using FieldPath = std::vector<const FieldDescriptor*>;
-
-// A piece of a path template: literal text, or a variable with its field and pattern.
-struct TemplatePiece {
-  std::string literal;  // for a literal piece (may hold several segments and a ":verb")
-  FieldPath field;      // for a variable
-  std::string pattern;  // for a variable, e.g. "users/*"
-};
 
 absl::Status BadRule(const google::protobuf::MethodDescriptor& rpc, const std::string& problem) {
   return absl::FailedPreconditionError(
@@ -50,46 +43,6 @@ absl::StatusOr<FieldPath> ResolveField(const Descriptor* type, const std::string
     type = field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE ? field->message_type() : nullptr;
   }
   return path;
-}
-
-absl::StatusOr<std::vector<TemplatePiece>> ParseTemplate(const Descriptor* input,
-                                                         const std::string& text) {
-  std::vector<TemplatePiece> pieces;
-  size_t at = 0;
-  while (at < text.size()) {
-    size_t open = text.find('{', at);
-    if (open != at) {
-      pieces.push_back({text.substr(at, open - at), {}, ""});
-      if (open == std::string::npos) break;
-    }
-    size_t close = text.find('}', open);
-    if (close == std::string::npos) return absl::InvalidArgumentError("unclosed '{'");
-    std::string variable = text.substr(open + 1, close - open - 1);
-    size_t eq = variable.find('=');
-    TemplatePiece piece;
-    piece.pattern = eq == std::string::npos ? "*" : variable.substr(eq + 1);
-    auto field = ResolveField(input, variable.substr(0, eq));
-    if (!field.ok()) return field.status();
-    if (field->back()->type() != FieldDescriptor::TYPE_STRING) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("path field \"", variable.substr(0, eq), "\" is not a string"));
-    }
-    piece.field = std::move(*field);
-    pieces.push_back(std::move(piece));
-    at = close + 1;
-  }
-  return pieces;
-}
-
-// `value`'s segments against `pattern`'s: "*" is one non-empty segment, "**" any number of them
-// (only last), anything else itself.
-bool MatchesPattern(const std::vector<std::string>& value, const std::vector<std::string>& pattern,
-                    size_t vi = 0, size_t pi = 0) {
-  if (pi == pattern.size()) return vi == value.size();
-  if (pattern[pi] == "**") return true;
-  if (vi == value.size()) return false;
-  if (pattern[pi] == "*" ? value[vi].empty() : value[vi] != pattern[pi]) return false;
-  return MatchesPattern(value, pattern, vi + 1, pi + 1);
 }
 
 // The message holding the last field of `path` in `message` (default instances along unset
@@ -114,32 +67,6 @@ void ClearAt(Message* message, const FieldPath& path) {
     message = reflection->MutableMessage(message, path[i]);
   }
   message->GetReflection()->ClearField(message, path.back());
-}
-
-// The path with its variables filled in, or nullopt (with INVALID_ARGUMENT naming the first
-// mismatching field in `mismatch`) when a value does not fit its pattern.
-std::optional<std::string> ExpandPath(const std::vector<TemplatePiece>& pieces,
-                                      const Message& request, absl::Status* mismatch) {
-  std::string path;
-  for (const TemplatePiece& piece : pieces) {
-    if (piece.field.empty()) {
-      path += piece.literal;
-      continue;
-    }
-    std::string value = StringAt(request, piece.field);
-    std::vector<std::string> segments = absl::StrSplit(value, '/');
-    if (!MatchesPattern(segments, absl::StrSplit(piece.pattern, '/'))) {
-      std::vector<std::string> names;
-      for (const FieldDescriptor* f : piece.field) names.push_back(f->name());
-      *mismatch = InvalidField(
-          absl::StrJoin(names, "."),
-          absl::StrCat("\"", QuoteInput(value), "\" is not of the form ", piece.pattern));
-      return std::nullopt;
-    }
-    for (std::string& segment : segments) segment = UrlEncode(segment);
-    path += absl::StrJoin(segments, "/");
-  }
-  return path;
 }
 
 absl::StatusOr<std::string> ToJson(const Message& message) {
@@ -285,14 +212,26 @@ absl::StatusOr<RestRequest> BuildRestRequest(const google::protobuf::MethodDescr
   if (bindings.empty()) return BadRule(rpc, "it has no google.api.http option");
   absl::Status mismatch;
   for (const RestBinding& binding : bindings) {
-    auto pieces = ParseTemplate(rpc.input_type(), binding.path_template);
-    if (!pieces.ok()) return BadRule(rpc, submarine::Message(pieces.status()));
-    auto path = ExpandPath(*pieces, request, &mismatch);
-    if (!path) continue;
-    std::vector<FieldPath> path_fields;
-    for (const TemplatePiece& piece : *pieces) {
-      if (!piece.field.empty()) path_fields.push_back(piece.field);
+    auto path_template = api::PathTemplate::Parse(binding.path_template);
+    if (!path_template.ok()) return BadRule(rpc, submarine::Message(path_template.status()));
+    std::map<std::string, FieldPath> fields;  // by the template's field path
+    for (const auto& variable : path_template->variables()) {
+      auto field = ResolveField(rpc.input_type(), variable.field_path);
+      if (!field.ok()) return BadRule(rpc, submarine::Message(field.status()));
+      if (field->back()->type() != FieldDescriptor::TYPE_STRING) {
+        return BadRule(rpc,
+                       absl::StrCat("path field \"", variable.field_path, "\" is not a string"));
+      }
+      fields[variable.field_path] = *std::move(field);
     }
+    auto path = path_template->Expand(
+        [&](const std::string& field_path) { return StringAt(request, fields.at(field_path)); });
+    if (!path.ok()) {
+      mismatch = path.status();
+      continue;
+    }
+    std::vector<FieldPath> path_fields;
+    for (const auto& [name, field] : fields) path_fields.push_back(field);
     RestRequest rest{binding.method, *path, ""};
     const FieldDescriptor* body_field = nullptr;
     if (binding.body == "*") {

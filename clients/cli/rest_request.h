@@ -1,8 +1,10 @@
 #pragma once
 // The REST request of one RPC call, derived from the RPC's google.api.http rule the way the
 // gateway reads it (its routes come from the same options, AIP-127):
-//   - path variables ({name=users/*}) are filled from the request's fields, each segment
-//     percent-encoded;
+//   - path variables ({name=users/*}) are filled from the request's fields by
+//     api::PathTemplate::Expand (common/api/resource_name.h), the inverse of the gateway's
+//     match: each segment percent-encoded, a value that does not fit the variable's pattern
+//     refused;
 //   - the body is the field the rule names, or with body "*" every field not bound by the path;
 //   - every other field that is set becomes a query parameter named by its lowerCamel JSON name
 //     ("a.b" for a field of a nested message); well-known types (Timestamp, FieldMask, ...) take

@@ -17,6 +17,45 @@ int HexValue(char c) {
   return -1;
 }
 
+// RFC 3986 unreserved: the bytes a path segment carries as they are.
+bool IsUnreserved(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
+}
+
+// Every byte outside the unreserved set as %XX (upper-case hex, as curl_easy_escape writes it).
+std::string PercentEncode(std::string_view in) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(in.size());
+  for (char c : in) {
+    if (IsUnreserved(c)) {
+      out.push_back(c);
+      continue;
+    }
+    auto byte = static_cast<unsigned char>(c);
+    out.push_back('%');
+    out.push_back(kHex[byte >> 4]);
+    out.push_back(kHex[byte & 0xF]);
+  }
+  return out;
+}
+
+// `path` cut at every '/' ("" is one empty segment).
+std::vector<std::string_view> SplitSegments(std::string_view path) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  for (;;) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) {
+      parts.push_back(path.substr(start));
+      return parts;
+    }
+    parts.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+}
+
 bool IsIdentChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
@@ -168,24 +207,30 @@ int PathTemplate::Specificity() const {
   return n;
 }
 
-bool PathTemplate::MatchFrom(size_t pi, const std::vector<std::string_view>& parts, size_t ri,
-                             std::vector<size_t>* starts) const {
+bool PathTemplate::MatchFrom(size_t pi, size_t end, const std::vector<std::string_view>& parts,
+                             size_t ri, bool encoded, std::vector<size_t>* starts) const {
   (*starts)[pi] = ri;
-  if (pi == segments_.size()) return ri == parts.size();
+  if (pi == end) return ri == parts.size();
   const Segment& seg = segments_[pi];
   switch (seg.kind) {
     case Segment::Kind::kLiteral:
-      return ri < parts.size() && LiteralEquals(parts[ri], seg.literal) &&
-             MatchFrom(pi + 1, parts, ri + 1, starts);
+      return ri < parts.size() &&
+             (encoded ? LiteralEquals(parts[ri], seg.literal) : parts[ri] == seg.literal) &&
+             MatchFrom(pi + 1, end, parts, ri + 1, encoded, starts);
     case Segment::Kind::kSingle:
-      return ri < parts.size() && !parts[ri].empty() && MatchFrom(pi + 1, parts, ri + 1, starts);
+      return ri < parts.size() && !parts[ri].empty() &&
+             MatchFrom(pi + 1, end, parts, ri + 1, encoded, starts);
     case Segment::Kind::kMulti:
       for (size_t k = parts.size() - ri + 1; k-- > 0;) {
-        if (MatchFrom(pi + 1, parts, ri + k, starts)) return true;
+        if (MatchFrom(pi + 1, end, parts, ri + k, encoded, starts)) return true;
       }
       return false;
   }
   return false;
+}
+
+bool PathTemplate::IsSingleSegment(const Variable& var) const {
+  return var.end == var.begin + 1 && segments_[var.begin].kind == Segment::Kind::kSingle;
 }
 
 bool PathTemplate::Match(std::string_view path, PathBindings* bindings) const {
@@ -200,23 +245,13 @@ bool PathTemplate::Match(std::string_view path, PathBindings* bindings) const {
     if (path.substr(colon + 1) != verb_) return false;
     path = path.substr(0, colon);
   }
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  for (;;) {
-    size_t slash = path.find('/', start);
-    if (slash == std::string_view::npos) {
-      parts.push_back(path.substr(start));
-      break;
-    }
-    parts.push_back(path.substr(start, slash - start));
-    start = slash + 1;
-  }
+  std::vector<std::string_view> parts = SplitSegments(path);
   std::vector<size_t> starts(segments_.size() + 1, 0);
-  if (!MatchFrom(0, parts, 0, &starts)) return false;
+  if (!MatchFrom(0, segments_.size(), parts, 0, /*encoded=*/true, &starts)) return false;
   for (const auto& var : variables_) {
     size_t from = starts[var.begin];
     size_t to = starts[var.end];
-    bool single = var.end == var.begin + 1 && segments_[var.begin].kind == Segment::Kind::kSingle;
+    bool single = IsSingleSegment(var);
     std::string value;
     for (size_t i = from; i < to; ++i) {
       if (i > from) value.push_back('/');
@@ -225,6 +260,61 @@ bool PathTemplate::Match(std::string_view path, PathBindings* bindings) const {
     bindings->emplace_back(var.field_path, std::move(value));
   }
   return true;
+}
+
+std::string PathTemplate::PatternOf(const Variable& var) const {
+  std::string out;
+  for (size_t i = var.begin; i < var.end; ++i) {
+    if (i > var.begin) out.push_back('/');
+    switch (segments_[i].kind) {
+      case Segment::Kind::kLiteral:
+        out += segments_[i].literal;
+        break;
+      case Segment::Kind::kSingle:
+        out += "*";
+        break;
+      case Segment::Kind::kMulti:
+        out += "**";
+        break;
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> PathTemplate::Expand(
+    const std::function<std::string(const std::string& field_path)>& value_of) const {
+  std::string path;
+  std::vector<size_t> starts(segments_.size() + 1, 0);
+  for (size_t i = 0; i < segments_.size();) {
+    path.push_back('/');
+    auto var = std::find_if(variables_.begin(), variables_.end(),
+                            [i](const Variable& v) { return v.begin == i; });
+    if (var == variables_.end()) {
+      if (segments_[i].kind != Segment::Kind::kLiteral) {
+        return InvalidField("path_template",
+                            absl::StrCat("'", QuoteInput(text_, kMaxErrorMetadataBytes),
+                                         "': a wildcard outside a variable has no value"));
+      }
+      path += PercentEncode(segments_[i].literal);
+      ++i;
+      continue;
+    }
+    const std::string value = value_of(var->field_path);
+    // One `*` segment takes the whole value, '/' and all; a longer variable its '/'-segments.
+    std::vector<std::string_view> parts =
+        IsSingleSegment(*var) ? std::vector<std::string_view>{value} : SplitSegments(value);
+    if (!MatchFrom(var->begin, var->end, parts, 0, /*encoded=*/false, &starts)) {
+      return InvalidField(var->field_path, absl::StrCat("\"", QuoteInput(value),
+                                                        "\" is not of the form ", PatternOf(*var)));
+    }
+    for (size_t k = 0; k < parts.size(); ++k) {
+      if (k > 0) path.push_back('/');
+      path += PercentEncode(parts[k]);
+    }
+    i = var->end;
+  }
+  if (!verb_.empty()) absl::StrAppend(&path, ":", verb_);
+  return path;
 }
 
 const std::string& ResourceName::Get(std::string_view variable) const {
@@ -269,9 +359,7 @@ absl::StatusOr<ResourcePattern> ResourcePattern::Parse(std::string_view pattern)
       continue;
     }
     for (char c : seg.literal) {
-      bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                        (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
-      if (!unreserved) {
+      if (!IsUnreserved(c)) {
         return refuse("has a literal segment with characters outside [A-Za-z0-9._~-]");
       }
     }

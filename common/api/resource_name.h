@@ -21,6 +21,7 @@
 //
 // Every class here is immutable after Parse(); all methods are thread-safe.
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -56,6 +57,21 @@ class PathTemplate {
   // its '/' separators stay unambiguous (RFC 6570 reserved expansion).
   bool Match(std::string_view path, PathBindings* bindings) const;
 
+  // The inverse of Match: the path with every variable filled in from `value_of(field_path)`
+  // (a value as the request field holds it, not percent-encoded) and the verb appended.
+  // Literals and values are percent-encoded (every byte outside RFC 3986's unreserved set). A
+  // variable spanning one `*` segment is encoded whole, '/' included, and must not be empty; a
+  // longer variable keeps its '/' separators, so its value's segments must fit the variable's
+  // pattern (`*` one non-empty segment, `**` any number, a literal itself):
+  // {name=projects/*/environments/*} takes "projects/p/environments/e" but not "projects/p".
+  // INVALID_ARGUMENT naming the variable's field path otherwise, quoting at most a short prefix
+  // of the value:
+  //   name: "projects/p" is not of the form projects/*/environments/*
+  // (and naming "path_template" for a template with a wildcard outside any variable, which
+  // nothing fills).
+  absl::StatusOr<std::string> Expand(
+      const std::function<std::string(const std::string& field_path)>& value_of) const;
+
   const std::string& text() const { return text_; }
   const std::vector<Segment>& segments() const { return segments_; }
   const std::vector<Variable>& variables() const { return variables_; }
@@ -65,8 +81,15 @@ class PathTemplate {
   int Specificity() const;
 
  private:
-  bool MatchFrom(size_t pi, const std::vector<std::string_view>& parts, size_t ri,
-                 std::vector<size_t>* starts) const;
+  // Whether parts[ri..] match segments_[pi, end) exactly; literals compare percent-decoded when
+  // `encoded` (a request path), as they are otherwise (a value). Records in (*starts)[i] the
+  // part segment i matched from (and in (*starts)[end] where the match ended).
+  bool MatchFrom(size_t pi, size_t end, const std::vector<std::string_view>& parts, size_t ri,
+                 bool encoded, std::vector<size_t>* starts) const;
+  // Whether `var` spans one `*` segment (its value is one segment, '/' and all).
+  bool IsSingleSegment(const Variable& var) const;
+  // `var`'s segments as written in a template: "*", "projects/*/environments/*".
+  std::string PatternOf(const Variable& var) const;
 
   std::string text_;
   std::vector<Segment> segments_;

@@ -1,8 +1,9 @@
 #pragma once
 // Every SQL statement of the subscriber side (tables inbox and consumer_offsets of
-// common/events/migrations). Each function runs inside the caller's transaction on a connection
-// whose search_path is the subscriber's schema and throws libpqxx exceptions; callers run them
-// under ConnectionPool::Transact. Stateless and thread-safe.
+// common/events/migrations), named "events.*" and prepared by the pool on every connection (part
+// of events::Statements(), outbox.h). Each function runs inside the caller's transaction on a
+// connection whose search_path is the subscriber's schema and throws libpqxx exceptions; callers
+// run them under ConnectionPool::Transact. Stateless and thread-safe.
 
 #include <cstdint>
 #include <pqxx/pqxx>
@@ -10,12 +11,16 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/db/statement.h"
 #include "submarine/common/v1/events.pb.h"
 
 namespace submarine::events {
 
 class InboxStore {
  public:
+  // Every statement of this store (pools register them through events::Statements()).
+  static const db::StatementSet& Statements();
+
   // Records `events` (consecutive, all of `publisher`, non-empty) as processed and moves the
   // offset forward to the last one's seq; returns the event ids that were not there before,
   // i.e. the events whose effect must be applied now (in the same transaction).

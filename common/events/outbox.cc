@@ -1,11 +1,22 @@
 #include "common/events/outbox.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/events/inbox_store.h"
 #include "common/events/outbox_store.h"
 #include "common/status/status.h"
 #include "common/util/clock.h"
 
 namespace submarine::events {
+
+const db::StatementSet& Statements() {
+  static const auto* set = [] {
+    auto* all = new db::StatementSet(OutboxStore::Statements());
+    const db::StatementSet& inbox = InboxStore::Statements();
+    all->insert(all->end(), inbox.begin(), inbox.end());
+    return all;
+  }();
+  return *set;
+}
 
 absl::Status AppendToOutbox(pqxx::work& tx, const google::protobuf::Message& payload,
                             const std::string& resource, const std::string& request_id,

@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "common/db/migrations.h"
+#include "common/db/statement.h"
 
 namespace submarine::events {
 
@@ -19,6 +20,12 @@ namespace submarine::events {
 // db::ApplyMigrations(conn, schema, "events", EventsMigrations()). Embedded from
 // common/events/migrations at build time.
 std::vector<db::Migration> EventsMigrations();
+
+// Every named statement of common/events ("events.*": outbox, relay, EventLog, subscriber inbox,
+// retention). Every pool the events code runs on must prepare it:
+// ConnectionPool::Options::statements gets &events::Statements() (the service host's pool does).
+// Lives for the program.
+const db::StatementSet& Statements();
 
 // Writes one event into the outbox inside the caller's business transaction (search_path is the
 // service schema). topic = payload.GetDescriptor()->full_name(); the event gets a fresh UUID as

@@ -1,14 +1,16 @@
 #pragma once
 // Every SQL statement of the publisher side (tables outbox, outbox_cursor and event_consumers of
-// common/events/migrations). Each function runs inside the caller's transaction on a connection
-// whose search_path is the service schema, and throws libpqxx exceptions; callers run them under
-// ConnectionPool::Transact, which turns those into statuses. Stateless and thread-safe.
+// common/events/migrations), named "events.*" and prepared by the pool on every connection (part
+// of events::Statements(), outbox.h). Each function runs inside the caller's transaction on a
+// connection whose search_path is the service schema, and throws libpqxx exceptions; callers run
+// them under ConnectionPool::Transact, which turns those into statuses. Stateless and thread-safe.
 
 #include <cstdint>
 #include <pqxx/pqxx>
 #include <string>
 #include <vector>
 
+#include "common/db/statement.h"
 #include "submarine/common/v1/events.pb.h"
 
 namespace submarine::events {
@@ -23,6 +25,9 @@ struct OutboxCursor {
 
 class OutboxStore {
  public:
+  // Every statement of this store (pools register them through events::Statements()).
+  static const db::StatementSet& Statements();
+
   // Inserts one unsequenced event and queues the relay's wake-up NOTIFY.
   static void Insert(pqxx::work& tx, const std::string& event_id, const std::string& topic,
                      const std::string& resource, const std::string& request_id,

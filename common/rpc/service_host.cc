@@ -241,7 +241,7 @@ absl::Status ServiceHost::Init() {
   for (const auto& s : spec_.migrations) series.push_back(s);
   SUBMARINE_RETURN_IF_ERROR(db::MigrateSchema(db_settings_, series));
   db::ConnectionPool::Options options = db_settings_.options;
-  options.statements = {&HostStatements(), &api::Idempotency::Statements()};
+  options.statements = {&HostStatements(), &events::Statements(), &api::Idempotency::Statements()};
   for (const auto* set : spec_.statements) options.statements.push_back(set);
   SUBMARINE_ASSIGN_OR_RETURN(pool_,
                              db::ConnectionPool::Create(options, db_settings_.connect_retry));

@@ -22,103 +22,278 @@ using rpc::Fill;
 
 }  // namespace
 
-#define SUBMARINE_HANDLE(Impl, Method, Request, Response, expr)                             \
-  grpc::Status Impl::Method(grpc::ServerContext* ctx, const Request* req, Response* resp) { \
-    return Handle(ctx, [&](const CallInfo& call) -> absl::Status { expr; });                \
-  }
-
 // ---- IdentityService
 
-SUBMARINE_HANDLE(IdentityServiceImpl, Login, v1::LoginRequest, v1::LoginResponse,
-                 return Fill(identity_->sessions().Login(req->username(), req->password(), call),
-                             resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, RefreshToken, v1::RefreshTokenRequest, v1::LoginResponse,
-                 return Fill(identity_->sessions().Refresh(req->refresh_token(), call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, Logout, v1::LogoutRequest, v1::LogoutResponse, (void)resp;
-                 return identity_->sessions().Logout(*req, call))
-SUBMARINE_HANDLE(IdentityServiceImpl, GetCurrentUser, v1::GetCurrentUserRequest, v1::User,
-                 (void)req;
-                 return Fill(identity_->users().GetCurrentUser(call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, GetUser, v1::GetUserRequest, v1::User,
-                 return Fill(identity_->users().GetUser(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, ListUsers, v1::ListUsersRequest, v1::ListUsersResponse,
-                 return Fill(identity_->users().ListUsers(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, CreateUser, v1::CreateUserRequest, v1::User,
-                 return Fill(identity_->users().CreateUser(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, UpdateUser, v1::UpdateUserRequest, v1::User,
-                 return Fill(identity_->users().UpdateUser(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, DeleteUser, v1::DeleteUserRequest, v1::DeleteUserResponse,
-                 (void)resp;
-                 return identity_->users().DeleteUser(*req, call))
-SUBMARINE_HANDLE(IdentityServiceImpl, SetPassword, v1::SetPasswordRequest, v1::SetPasswordResponse,
-                 (void)resp;
-                 return identity_->users().SetPassword(*req, call))
-SUBMARINE_HANDLE(IdentityServiceImpl, CreateTeam, v1::CreateTeamRequest, v1::Team,
-                 return Fill(identity_->teams().CreateTeam(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, GetTeam, v1::GetTeamRequest, v1::Team,
-                 return Fill(identity_->teams().GetTeam(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, ListTeams, v1::ListTeamsRequest, v1::ListTeamsResponse,
-                 return Fill(identity_->teams().ListTeams(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, DeleteTeam, v1::DeleteTeamRequest, v1::DeleteTeamResponse,
-                 (void)resp;
-                 return identity_->teams().DeleteTeam(*req, call))
-SUBMARINE_HANDLE(IdentityServiceImpl, SetTeamMember, v1::SetTeamMemberRequest, v1::TeamMember,
-                 return Fill(identity_->teams().SetTeamMember(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, RemoveTeamMember, v1::RemoveTeamMemberRequest,
-                 v1::RemoveTeamMemberResponse, (void)resp;
-                 return identity_->teams().RemoveTeamMember(*req, call))
-SUBMARINE_HANDLE(IdentityServiceImpl, ListTeamMembers, v1::ListTeamMembersRequest,
-                 v1::ListTeamMembersResponse,
-                 return Fill(identity_->teams().ListTeamMembers(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, CreateProject, v1::CreateProjectRequest, v1::Project,
-                 return Fill(identity_->projects().CreateProject(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, GetProject, v1::GetProjectRequest, v1::Project,
-                 return Fill(identity_->projects().GetProject(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, ListProjects, v1::ListProjectsRequest,
-                 v1::ListProjectsResponse,
-                 return Fill(identity_->projects().ListProjects(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, UpdateProject, v1::UpdateProjectRequest, v1::Project,
-                 return Fill(identity_->projects().UpdateProject(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, DeleteProject, v1::DeleteProjectRequest,
-                 v1::DeleteProjectResponse, (void)resp;
-                 return identity_->projects().DeleteProject(*req, call))
-SUBMARINE_HANDLE(IdentityServiceImpl, CreateApiToken, v1::CreateApiTokenRequest,
-                 v1::CreateApiTokenResponse,
-                 return Fill(identity_->sessions().CreateApiToken(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, ListApiTokens, v1::ListApiTokensRequest,
-                 v1::ListApiTokensResponse,
-                 return Fill(identity_->sessions().ListApiTokens(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, RevokeApiToken, v1::RevokeApiTokenRequest, v1::ApiToken,
-                 return Fill(identity_->sessions().RevokeApiToken(*req, call), resp))
-SUBMARINE_HANDLE(IdentityServiceImpl, GetAuthState, v1::GetAuthStateRequest, v1::AuthState,
-                 (void)req;
-                 return Fill(identity_->sessions().GetAuthState(call), resp))
+grpc::Status IdentityServiceImpl::Login(grpc::ServerContext* ctx, const v1::LoginRequest* req,
+                                        v1::LoginResponse* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(identity_->sessions().Login(req->username(), req->password(), call), resp);
+  });
+}
+
+grpc::Status IdentityServiceImpl::RefreshToken(grpc::ServerContext* ctx,
+                                               const v1::RefreshTokenRequest* req,
+                                               v1::LoginResponse* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(identity_->sessions().Refresh(req->refresh_token(), call), resp);
+  });
+}
+
+grpc::Status IdentityServiceImpl::Logout(grpc::ServerContext* ctx, const v1::LogoutRequest* req,
+                                         v1::LogoutResponse* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return identity_->sessions().Logout(*req, call);
+  });
+}
+
+grpc::Status IdentityServiceImpl::GetCurrentUser(grpc::ServerContext* ctx,
+                                                 const v1::GetCurrentUserRequest* req,
+                                                 v1::User* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(identity_->users().GetCurrentUser(call), resp);
+  });
+}
+
+grpc::Status IdentityServiceImpl::GetUser(grpc::ServerContext* ctx, const v1::GetUserRequest* req,
+                                          v1::User* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(identity_->users().GetUser(*req, call), resp);
+  });
+}
+
+grpc::Status IdentityServiceImpl::ListUsers(grpc::ServerContext* ctx,
+                                            const v1::ListUsersRequest* req,
+                                            v1::ListUsersResponse* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(identity_->users().ListUsers(*req, call), resp);
+  });
+}
+
+grpc::Status IdentityServiceImpl::CreateUser(grpc::ServerContext* ctx,
+                                             const v1::CreateUserRequest* req, v1::User* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(identity_->users().CreateUser(*req, call), resp);
+  });
+}
+
+grpc::Status IdentityServiceImpl::UpdateUser(grpc::ServerContext* ctx,
+                                             const v1::UpdateUserRequest* req, v1::User* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(identity_->users().UpdateUser(*req, call), resp);
+  });
+}
+
+grpc::Status IdentityServiceImpl::DeleteUser(grpc::ServerContext* ctx,
+                                             const v1::DeleteUserRequest* req,
+                                             v1::DeleteUserResponse* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return identity_->users().DeleteUser(*req, call);
+  });
+}
+
+grpc::Status IdentityServiceImpl::SetPassword(grpc::ServerContext* ctx,
+                                              const v1::SetPasswordRequest* req,
+                                              v1::SetPasswordResponse* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return identity_->users().SetPassword(*req, call);
+  });
+}
+
+grpc::Status IdentityServiceImpl::CreateTeam(grpc::ServerContext* ctx,
+                                             const v1::CreateTeamRequest* req, v1::Team* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(identity_->teams().CreateTeam(*req, call), resp);
+  });
+}
+
+grpc::Status IdentityServiceImpl::GetTeam(grpc::ServerContext* ctx, const v1::GetTeamRequest* req,
+                                          v1::Team* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(identity_->teams().GetTeam(*req, call), resp);
+  });
+}
+
+grpc::Status IdentityServiceImpl::ListTeams(grpc::ServerContext* ctx,
+                                            const v1::ListTeamsRequest* req,
+                                            v1::ListTeamsResponse* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(identity_->teams().ListTeams(*req, call), resp);
+  });
+}
+
+grpc::Status IdentityServiceImpl::DeleteTeam(grpc::ServerContext* ctx,
+                                             const v1::DeleteTeamRequest* req,
+                                             v1::DeleteTeamResponse* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return identity_->teams().DeleteTeam(*req, call);
+  });
+}
+
+grpc::Status IdentityServiceImpl::SetTeamMember(grpc::ServerContext* ctx,
+                                                const v1::SetTeamMemberRequest* req,
+                                                v1::TeamMember* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(identity_->teams().SetTeamMember(*req, call), resp);
+  });
+}
+
+grpc::Status IdentityServiceImpl::RemoveTeamMember(grpc::ServerContext* ctx,
+                                                   const v1::RemoveTeamMemberRequest* req,
+                                                   v1::RemoveTeamMemberResponse* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return identity_->teams().RemoveTeamMember(*req, call);
+  });
+}
+
+grpc::Status IdentityServiceImpl::ListTeamMembers(grpc::ServerContext* ctx,
+                                                  const v1::ListTeamMembersRequest* req,
+                                                  v1::ListTeamMembersResponse* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(identity_->teams().ListTeamMembers(*req, call), resp);
+  });
+}
+
+grpc::Status IdentityServiceImpl::CreateProject(grpc::ServerContext* ctx,
+                                                const v1::CreateProjectRequest* req,
+                                                v1::Project* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(identity_->projects().CreateProject(*req, call), resp);
+  });
+}
+
+grpc::Status IdentityServiceImpl::GetProject(grpc::ServerContext* ctx,
+                                             const v1::GetProjectRequest* req, v1::Project* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(identity_->projects().GetProject(*req, call), resp);
+  });
+}
+
+grpc::Status IdentityServiceImpl::ListProjects(grpc::ServerContext* ctx,
+                                               const v1::ListProjectsRequest* req,
+                                               v1::ListProjectsResponse* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(identity_->projects().ListProjects(*req, call), resp);
+  });
+}
+
+grpc::Status IdentityServiceImpl::UpdateProject(grpc::ServerContext* ctx,
+                                                const v1::UpdateProjectRequest* req,
+                                                v1::Project* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(identity_->projects().UpdateProject(*req, call), resp);
+  });
+}
+
+grpc::Status IdentityServiceImpl::DeleteProject(grpc::ServerContext* ctx,
+                                                const v1::DeleteProjectRequest* req,
+                                                v1::DeleteProjectResponse* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return identity_->projects().DeleteProject(*req, call);
+  });
+}
+
+grpc::Status IdentityServiceImpl::CreateApiToken(grpc::ServerContext* ctx,
+                                                 const v1::CreateApiTokenRequest* req,
+                                                 v1::CreateApiTokenResponse* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(identity_->sessions().CreateApiToken(*req, call), resp);
+  });
+}
+
+grpc::Status IdentityServiceImpl::ListApiTokens(grpc::ServerContext* ctx,
+                                                const v1::ListApiTokensRequest* req,
+                                                v1::ListApiTokensResponse* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(identity_->sessions().ListApiTokens(*req, call), resp);
+  });
+}
+
+grpc::Status IdentityServiceImpl::RevokeApiToken(grpc::ServerContext* ctx,
+                                                 const v1::RevokeApiTokenRequest* req,
+                                                 v1::ApiToken* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(identity_->sessions().RevokeApiToken(*req, call), resp);
+  });
+}
+
+grpc::Status IdentityServiceImpl::GetAuthState(grpc::ServerContext* ctx,
+                                               const v1::GetAuthStateRequest* req,
+                                               v1::AuthState* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(identity_->sessions().GetAuthState(call), resp);
+  });
+}
 
 // ---- AccessService
 
-SUBMARINE_HANDLE(AccessServiceImpl, CreateRoleBinding, v1::CreateRoleBindingRequest,
-                 v1::RoleBinding, return Fill(m_->CreateRoleBinding(*req, call), resp))
-SUBMARINE_HANDLE(AccessServiceImpl, ListRoleBindings, v1::ListRoleBindingsRequest,
-                 v1::ListRoleBindingsResponse, return Fill(m_->ListRoleBindings(*req, call), resp))
-SUBMARINE_HANDLE(AccessServiceImpl, DeleteRoleBinding, v1::DeleteRoleBindingRequest,
-                 v1::DeleteRoleBindingResponse, (void)resp;
-                 return m_->DeleteRoleBinding(*req, call))
-SUBMARINE_HANDLE(AccessServiceImpl, CreateGrant, v1::CreateGrantRequest, v1::Grant,
-                 return Fill(m_->CreateGrant(*req, call), resp))
-SUBMARINE_HANDLE(AccessServiceImpl, ListGrants, v1::ListGrantsRequest, v1::ListGrantsResponse,
-                 return Fill(m_->ListGrants(*req, call), resp))
-SUBMARINE_HANDLE(AccessServiceImpl, DeleteGrant, v1::DeleteGrantRequest, v1::DeleteGrantResponse,
-                 (void)resp;
-                 return m_->DeleteGrant(*req, call))
-SUBMARINE_HANDLE(AccessServiceImpl, CheckPermission, v1::CheckPermissionRequest,
-                 v1::CheckPermissionResponse, return Fill(m_->CheckPermission(*req, call), resp))
-SUBMARINE_HANDLE(AccessServiceImpl, BatchCheckPermissions, v1::BatchCheckPermissionsRequest,
-                 v1::BatchCheckPermissionsResponse,
-                 return Fill(m_->BatchCheckPermissions(*req, call), resp))
-SUBMARINE_HANDLE(AccessServiceImpl, ListAccessible, v1::ListAccessibleRequest,
-                 v1::ListAccessibleResponse, return Fill(m_->ListAccessible(*req, call), resp))
+grpc::Status AccessServiceImpl::CreateRoleBinding(grpc::ServerContext* ctx,
+                                                  const v1::CreateRoleBindingRequest* req,
+                                                  v1::RoleBinding* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(m_->CreateRoleBinding(*req, call), resp);
+  });
+}
 
-#undef SUBMARINE_HANDLE
+grpc::Status AccessServiceImpl::ListRoleBindings(grpc::ServerContext* ctx,
+                                                 const v1::ListRoleBindingsRequest* req,
+                                                 v1::ListRoleBindingsResponse* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(m_->ListRoleBindings(*req, call), resp);
+  });
+}
+
+grpc::Status AccessServiceImpl::DeleteRoleBinding(grpc::ServerContext* ctx,
+                                                  const v1::DeleteRoleBindingRequest* req,
+                                                  v1::DeleteRoleBindingResponse* resp) {
+  return Handle(
+      ctx, [&](const CallInfo& call) -> absl::Status { return m_->DeleteRoleBinding(*req, call); });
+}
+
+grpc::Status AccessServiceImpl::CreateGrant(grpc::ServerContext* ctx,
+                                            const v1::CreateGrantRequest* req, v1::Grant* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(m_->CreateGrant(*req, call), resp);
+  });
+}
+
+grpc::Status AccessServiceImpl::ListGrants(grpc::ServerContext* ctx,
+                                           const v1::ListGrantsRequest* req,
+                                           v1::ListGrantsResponse* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(m_->ListGrants(*req, call), resp);
+  });
+}
+
+grpc::Status AccessServiceImpl::DeleteGrant(grpc::ServerContext* ctx,
+                                            const v1::DeleteGrantRequest* req,
+                                            v1::DeleteGrantResponse* resp) {
+  return Handle(ctx,
+                [&](const CallInfo& call) -> absl::Status { return m_->DeleteGrant(*req, call); });
+}
+
+grpc::Status AccessServiceImpl::CheckPermission(grpc::ServerContext* ctx,
+                                                const v1::CheckPermissionRequest* req,
+                                                v1::CheckPermissionResponse* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(m_->CheckPermission(*req, call), resp);
+  });
+}
+
+grpc::Status AccessServiceImpl::BatchCheckPermissions(grpc::ServerContext* ctx,
+                                                      const v1::BatchCheckPermissionsRequest* req,
+                                                      v1::BatchCheckPermissionsResponse* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(m_->BatchCheckPermissions(*req, call), resp);
+  });
+}
+
+grpc::Status AccessServiceImpl::ListAccessible(grpc::ServerContext* ctx,
+                                               const v1::ListAccessibleRequest* req,
+                                               v1::ListAccessibleResponse* resp) {
+  return Handle(ctx, [&](const CallInfo& call) -> absl::Status {
+    return Fill(m_->ListAccessible(*req, call), resp);
+  });
+}
 
 // ---- SubmarineAuthApi
 

@@ -66,6 +66,7 @@ absl::StatusOr<std::unique_ptr<db::ConnectionPool>> EventsDatabase(
   options.conninfo = *conninfo;
   options.schema = schema;
   options.size = 8;
+  options.statements = {&events::Statements()};
   return db::ConnectionPool::Create(options);
 }
 

@@ -48,10 +48,11 @@ absl::StatusOr<std::unique_ptr<PermissionInProcess>> PermissionInProcess::Start(
   po.size = options.pool_size;
   // The 50-way races queue for connections; they must wait rather than fail.
   po.acquire_timeout = options.acquire_timeout;
-  // PermissionStore's too: every part resolves its caller from the users and teams tables.
-  po.statements = {&PermissionStore::Statements(), &QuotaStore::Statements(),
-                   &CredentialStore::Statements(), &AuditStore::Statements(),
-                   &api::Idempotency::Statements()};
+  // PermissionStore's too: every part resolves its caller from the users and teams tables; the
+  // events' because the managers write their events to the outbox.
+  po.statements = {&PermissionStore::Statements(),  &QuotaStore::Statements(),
+                   &CredentialStore::Statements(),  &AuditStore::Statements(),
+                   &api::Idempotency::Statements(), &events::Statements()};
   SUBMARINE_ASSIGN_OR_RETURN(p->pool_, db::ConnectionPool::Create(po));
 
   const std::string secret(32, 's');

@@ -326,11 +326,10 @@ TEST(RestRequestTest, PicksTheBindingTheNamesFitAndEncodesSegments) {
 
   pb::GetUserRequest user;
   user.set_name("users/a/b");
-  EXPECT_EQ(BuildRestRequest(Rpc("submarine.permission.v1.IdentityService.GetUser"), user)
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument)
-      << "one segment only";
+  auto two_segments =
+      BuildRestRequest(Rpc("submarine.permission.v1.IdentityService.GetUser"), user);
+  EXPECT_EQ(two_segments.status().code(), absl::StatusCode::kInvalidArgument) << "one segment only";
+  EXPECT_EQ(two_segments.status().message(), "name: \"users/a/b\" is not of the form users/*");
 
   env::GetEnvironmentRequest get;
   get.set_name("projects/my project/environments/é");

@@ -19,6 +19,13 @@ PathTemplate MustParse(const std::string& text) {
   return t.ok() ? *t : PathTemplate();
 }
 
+std::string FieldOf(const absl::Status& status) {
+  google::rpc::ErrorInfo info;
+  if (!GetErrorInfo(status, &info)) return "<no ErrorInfo>";
+  auto it = info.metadata().find("field");
+  return it == info.metadata().end() ? "<no field>" : it->second;
+}
+
 TEST(PathTemplateTest, ParsesTheGrammar) {
   auto t = MustParse("/v1/{environment.name=projects/*/environments/*}:start");
   EXPECT_EQ(t.verb(), "start");
@@ -91,6 +98,86 @@ TEST(PathTemplateTest, MatchesDoubleWildcardsAndVerbs) {
   EXPECT_EQ(b[1].second, "i1");
 }
 
+// Expand with the values of `values` (a field path it does not hold: the empty string).
+absl::StatusOr<std::string> ExpandWith(const PathTemplate& t, const PathBindings& values) {
+  return t.Expand([&values](const std::string& field_path) {
+    for (const auto& [field, value] : values) {
+      if (field == field_path) return value;
+    }
+    return std::string();
+  });
+}
+
+TEST(PathTemplateTest, ExpandFillsTheVariablesPercentEncoded) {
+  struct Case {
+    const char* tmpl;
+    PathBindings values;
+    const char* path;
+  };
+  const Case cases[] = {
+      {"/v1/{name=projects/*/environments/*}",
+       {{"name", "projects/my project/environments/\xC3\xA9"}},
+       "/v1/projects/my%20project/environments/%C3%A9"},
+      {"/v1/{environment.name=projects/*/environments/*}",
+       {{"environment.name", "projects/p/environments/e"}},
+       "/v1/projects/p/environments/e"},
+      {"/v1/{name=users/*}:setPassword", {{"name", "users/alice"}}, "/v1/users/alice:setPassword"},
+      {"/v1/{team=teams/*}/members/{user=users/*}",
+       {{"team", "teams/ml"}, {"user", "users/bob"}},
+       "/v1/teams/ml/members/users/bob"},
+      // One `*` segment: encoded whole, so a '/' cannot move the value into another route.
+      {"/api/v1/environment/{name}", {{"name", "a/b:c%"}}, "/api/v1/environment/a%2Fb%3Ac%25"},
+      {"/v1/{name=projects/*/artifacts/**}",
+       {{"name", "projects/p/artifacts/a/b c.txt"}},
+       "/v1/projects/p/artifacts/a/b%20c.txt"},
+      {"/v1/{name=projects/*/artifacts/**}",
+       {{"name", "projects/p/artifacts"}},
+       "/v1/projects/p/artifacts"},
+      {"/v1/{path=**}/meta", {{"path", "a/b"}}, "/v1/a/b/meta"},
+      {"/v1/users:me", {}, "/v1/users:me"},
+  };
+  for (const Case& c : cases) {
+    PathTemplate t = MustParse(c.tmpl);
+    auto path = ExpandWith(t, c.values);
+    ASSERT_TRUE(path.ok()) << c.tmpl << ": " << path.status();
+    EXPECT_EQ(*path, c.path) << c.tmpl;
+    // What the gateway reads back is what was filled in.
+    PathBindings read;
+    ASSERT_TRUE(t.Match(*path, &read)) << *path;
+    EXPECT_EQ(read, c.values) << *path;
+  }
+}
+
+TEST(PathTemplateTest, ExpandRefusesAValueOfAnotherShapeNamingItsField) {
+  PathTemplate t = MustParse("/v1/{environment.name=projects/*/environments/*}:start");
+  for (const char* bad : {"", "projects/p", "projects/p/environments", "projects/p/environments/",
+                          "projects//environments/e", "projects/p/models/m",
+                          "projects/p/environments/e/x", "/projects/p/environments/e"}) {
+    auto path = ExpandWith(t, {{"environment.name", bad}});
+    ASSERT_FALSE(path.ok()) << bad << " gave " << *path;
+    EXPECT_EQ(path.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(FieldOf(path.status()), "environment.name") << bad;
+    EXPECT_EQ(path.status().message(),
+              absl::StrCat("environment.name: \"", bad,
+                           "\" is not of the form projects/*/environments/*"));
+  }
+
+  auto empty = ExpandWith(MustParse("/api/v1/environment/{name}"), {{"name", ""}});
+  EXPECT_EQ(empty.status().message(), "name: \"\" is not of the form *");
+
+  // Only a short prefix of a long value is quoted, control characters escaped.
+  std::string long_value = "users/a\nb/" + std::string(5000, 'x');
+  auto refused = ExpandWith(MustParse("/v1/{name=users/*}"), {{"name", long_value}});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_LT(refused.status().message().size(), 200u) << refused.status();
+  EXPECT_FALSE(absl::StrContains(refused.status().message(), "\n")) << refused.status();
+
+  // A wildcard outside any variable has no value to take: the template cannot be expanded.
+  auto bare = ExpandWith(MustParse("/v1/*/items/{item}"), {{"item", "i"}});
+  EXPECT_EQ(bare.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(FieldOf(bare.status()), "path_template");
+}
+
 // ---- ResourcePattern
 
 constexpr char kEnvironmentPattern[] = "projects/{project}/environments/{environment}";
@@ -100,13 +187,6 @@ ResourcePattern MustParsePattern(const std::string& text) {
   auto p = ResourcePattern::Parse(text);
   EXPECT_TRUE(p.ok()) << text << ": " << p.status();
   return p.ok() ? *p : ResourcePattern();
-}
-
-std::string FieldOf(const absl::Status& status) {
-  google::rpc::ErrorInfo info;
-  if (!GetErrorInfo(status, &info)) return "<no ErrorInfo>";
-  auto it = info.metadata().find("field");
-  return it == info.metadata().end() ? "<no field>" : it->second;
 }
 
 TEST(ResourcePatternTest, MatchesANameIntoItsVariables) {
