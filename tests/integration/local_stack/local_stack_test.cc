@@ -381,7 +381,7 @@ TEST_F(LocalStackTest, UpServesCrudSurvivesAKilledServiceAndDownLeavesNothing) {
     EXPECT_EQ(p["ready"], true) << p.dump();
   }
   EXPECT_EQ(process_names, (std::set<std::string>{"postgres", "eventbus", "permission",
-                                                  "environment", "gateway"}));
+                                                  "environment", "experiment", "gateway"}));
 
   // ---- a killed service comes back ----
   pid_t killed = ProcessPid("environment");

@@ -25,6 +25,7 @@
 #include "common/auth/principal.h"
 #include "common/config/config.h"
 #include "submarine/config/v1/config.pb.h"
+#include "submarine/config/v1/experiment_config.pb.h"
 #include "tests/support/process.h"
 
 namespace submarine::cli {
@@ -827,7 +828,8 @@ TEST(StackSecurityTest, PermissionServiceStartsFirstAndEveryoneSharesTheInternal
   ASSERT_TRUE(plan.ok()) << plan.status();
   std::vector<std::string> order;
   for (const auto& p : plan->processes) order.push_back(p.name);
-  EXPECT_EQ(order, (std::vector<std::string>{"eventbus", "permission", "environment", "gateway"}));
+  EXPECT_EQ(order, (std::vector<std::string>{"eventbus", "permission", "environment", "experiment",
+                                             "gateway"}));
 
   config::v1::EventbusConfig bus;
   ASSERT_TRUE(config::ParseConfigText(plan->processes[0].config_text, &bus).ok());
@@ -836,11 +838,14 @@ TEST(StackSecurityTest, PermissionServiceStartsFirstAndEveryoneSharesTheInternal
   ASSERT_TRUE(st.ok()) << st;
   config::v1::EnvironmentServiceConfig env;
   ASSERT_TRUE(config::ParseConfigText(plan->processes[2].config_text, &env).ok());
+  config::v1::ExperimentServiceConfig experiment;
+  ASSERT_TRUE(config::ParseConfigText(plan->processes[3].config_text, &experiment).ok());
+  EXPECT_EQ(experiment.local().root_dir(), "/d/compute");
   config::v1::GatewayConfig gateway;
-  ASSERT_TRUE(config::ParseConfigText(plan->processes[3].config_text, &gateway).ok());
+  ASSERT_TRUE(config::ParseConfigText(plan->processes[4].config_text, &gateway).ok());
 
-  for (const auto* server :
-       {&bus.server(), &perm.common().server(), &env.common().server(), &gateway.server()}) {
+  for (const auto* server : {&bus.server(), &perm.common().server(), &env.common().server(),
+                             &experiment.common().server(), &gateway.server()}) {
     EXPECT_EQ(server->gateway_secret_file(), "/d/secrets/gateway.secret");
   }
   EXPECT_EQ(perm.common().database().user(), "submarine_permission");
@@ -848,14 +853,20 @@ TEST(StackSecurityTest, PermissionServiceStartsFirstAndEveryoneSharesTheInternal
   EXPECT_EQ(perm.signing_key_file(), "/d/secrets/signing.key");
   EXPECT_EQ(perm.master_key_file(), "/d/secrets/master.key");
   EXPECT_EQ(perm.admin_password_file(), "/d/secrets/admin.password");
-  ASSERT_EQ(perm.common().peers_size(), 1);
+  // The permission service records every other service's events and asks each before deleting
+  // a project; every service knows every other.
+  ASSERT_EQ(perm.common().peers_size(), 2);
   EXPECT_EQ(perm.common().peers(0).name(), "environment");
   EXPECT_EQ(perm.common().peers(0).topic_prefix(), "submarine.environment.v1.");
   EXPECT_EQ(perm.common().peers(0).address(), env.common().server().grpc_listen());
+  EXPECT_EQ(perm.common().peers(1).name(), "experiment");
+  EXPECT_EQ(perm.common().peers(1).topic_prefix(), "submarine.experiment.v1.");
+  EXPECT_EQ(perm.common().peers(1).address(), experiment.common().server().grpc_listen());
   EXPECT_FALSE(perm.common().has_permission());  // it is the permission service
-  ASSERT_EQ(env.common().peers_size(), 1);
+  ASSERT_EQ(env.common().peers_size(), 2);
   EXPECT_EQ(env.common().peers(0).name(), "permission");
   EXPECT_EQ(env.common().peers(0).address(), perm.common().server().grpc_listen());
+  EXPECT_EQ(experiment.common().permission().address(), perm.common().server().grpc_listen());
 
   EXPECT_EQ(env.common().permission().address(), perm.common().server().grpc_listen());
   EXPECT_EQ(env.common().permission().subscribe_endpoint(), bus.backend());
