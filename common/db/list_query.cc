@@ -44,8 +44,8 @@ void ListQuery::After(const std::string& time_column, const std::string& id_colu
 pqxx::result ListQuery::Run(pqxx::transaction_base& tx, const std::string& time_column,
                             const std::string& id_column, bool descending, int limit) {
   const char* dir = descending ? " DESC" : "";
-  std::string sql = absl::StrCat(sql_, " ORDER BY ", time_column, dir, ", ", id_column, dir,
-                                 " LIMIT ", limit);
+  std::string sql =
+      absl::StrCat(sql_, " ORDER BY ", time_column, dir, ", ", id_column, dir, " LIMIT ", limit);
   return tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params_));
 }
 

@@ -8,11 +8,10 @@
 //   q.After("create_time", "id", after_time, after_id, descending);
 //   pqxx::result rows = q.Run(tx, "create_time", "id", descending, limit);
 
-#include <pqxx/pqxx>
-
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <pqxx/pqxx>
 #include <string>
 #include <vector>
 

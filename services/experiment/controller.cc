@@ -125,6 +125,12 @@ bool SameTasks(const v1::Experiment& e, const std::vector<v1::Task>& tasks) {
   return true;
 }
 
+int Replicas(const v1::Experiment& e) {
+  int n = 0;
+  for (const auto& [name, role] : e.reproducibility().resolved_spec().spec()) n += role.replicas();
+  return n;
+}
+
 // What the whole job holds while it runs: every replica of every role, and one experiment.
 Lease LeaseFor(const v1::Experiment& e) {
   Lease lease;
@@ -191,8 +197,13 @@ absl::Status Controller::RunOnce() {
   if (workloads.ok()) {
     for (const auto& w : *workloads) by_id[w.id] = &w;
   } else {
-    log::Get("controller")->warn("cannot list workloads ({}); observing nothing this pass",
-                                 Message(workloads.status()));
+    log::Get("controller")
+        ->warn("cannot list workloads ({}); observing nothing this pass",
+               Message(workloads.status()));
+  }
+  int running_tasks = 0;
+  for (const StoredExperiment& s : unfinished) {
+    if (s.experiment.state() >= v1::CREATED) running_tasks += Replicas(s.experiment);
   }
   for (StoredExperiment& s : unfinished) {
     v1::State state = s.experiment.state();
@@ -200,7 +211,7 @@ absl::Status Controller::RunOnce() {
     if (state == v1::PENDING) {
       Admit(s);
     } else if (state == v1::ACCEPTED) {
-      Launch(s);
+      Launch(s, &running_tasks);
     } else if (workloads.ok()) {
       auto it = s.workload_id ? by_id.find(*s.workload_id) : by_id.end();
       Observe(s, it == by_id.end() ? nullptr : it->second);
@@ -264,8 +275,30 @@ void Controller::SetPendingReason(StoredExperiment& s, const std::string& reason
   });
 }
 
-void Controller::Launch(StoredExperiment& s) {
+void Controller::Launch(StoredExperiment& s, int* running_tasks) {
   const v1::Experiment& e = s.experiment;
+  const int replicas = Replicas(e);
+  const int cap = options_.max_running_tasks;
+  if (cap > 0 && replicas > cap) {
+    (void)Change(s, [&](pqxx::work& tx, StoredExperiment& now) {
+      return Transition(tx, now, v1::FAILED,
+                        absl::StrCat("needs ", replicas,
+                                     " tasks at once; the compute cluster "
+                                     "runs at most ",
+                                     cap),
+                        clock_.Now(), "", kSystem);
+    });
+    ReleaseLease(s);
+    return;
+  }
+  if (cap > 0 && *running_tasks + replicas > cap) {
+    SetPendingReason(
+        s, absl::StrCat("waiting for room on the compute cluster: ", std::min(*running_tasks, cap),
+                        " of ", cap, " tasks running, ", replicas, " needed"));
+    // Strict order: nothing behind it jumps the queue, so a large job is never starved.
+    *running_tasks = cap + 1;
+    return;
+  }
   std::string id = WorkloadId(e);
   std::map<std::string, std::string> env = options_.task_env;
   env["SUBMARINE_EXPERIMENT"] = e.name();
@@ -282,8 +315,8 @@ void Controller::Launch(StoredExperiment& s) {
     if (!st.ok()) return;
     s.workload_id = id;
   }
-  auto workload = ToWorkload(e.reproducibility().resolved_spec(), id, env,
-                             {{kOwnerLabel, e.name()}});
+  auto workload =
+      ToWorkload(e.reproducibility().resolved_spec(), id, env, {{kOwnerLabel, e.name()}});
   absl::Status submitted = backend_->Submit(workload);
   if (!submitted.ok() && submitted.code() != absl::StatusCode::kInvalidArgument) {
     log::Get("controller")->warn("launch of {} postponed: {}", e.name(), Message(submitted));
@@ -298,6 +331,7 @@ void Controller::Launch(StoredExperiment& s) {
     return Transition(tx, now, v1::CREATED, absl::StrCat("submitted as workload ", id),
                       clock_.Now(), "", kSystem);
   });
+  if (submitted.ok()) *running_tasks += replicas;
   if (!submitted.ok()) ReleaseLease(s);
 }
 
@@ -376,8 +410,9 @@ void Controller::ReleaseLease(const StoredExperiment& s) {
   if (!s.lease || quota_ == nullptr) return;
   absl::Status st = quota_->Release(*s.lease, UserOf(s.experiment));
   if (!st.ok()) {
-    log::Get("controller")->warn("lease {} of {} not released ({}); it lapses by itself",
-                                 *s.lease, s.experiment.name(), Message(st));
+    log::Get("controller")
+        ->warn("lease {} of {} not released ({}); it lapses by itself", *s.lease,
+               s.experiment.name(), Message(st));
   }
   std::lock_guard lock(mu_);
   heartbeats_.erase(*s.lease);
@@ -399,8 +434,8 @@ void Controller::HeartbeatLeases(const std::vector<StoredExperiment>& unfinished
     }
     absl::Status st = quota_->Heartbeat(*s.lease, UserOf(s.experiment));
     if (!st.ok()) {
-      log::Get("controller")->warn("lease {} of {} not extended: {}", *s.lease,
-                                   s.experiment.name(), Message(st));
+      log::Get("controller")
+          ->warn("lease {} of {} not extended: {}", *s.lease, s.experiment.name(), Message(st));
     }
   }
 }
@@ -432,9 +467,11 @@ void Controller::Forget(const StoredExperiment& s) {
   if (s.workload_id) {
     absl::Status st = backend_->Delete(*s.workload_id, /*keep_logs=*/false);
     if (!st.ok()) {
-      log::Get("controller")->warn("workload {} of deleted {} not removed yet ({}); the "
-                                   "controller removes it later",
-                                   *s.workload_id, s.experiment.name(), Message(st));
+      log::Get("controller")
+          ->warn(
+              "workload {} of deleted {} not removed yet ({}); the "
+              "controller removes it later",
+              *s.workload_id, s.experiment.name(), Message(st));
     }
   }
   ReleaseLease(s);

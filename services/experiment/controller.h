@@ -54,6 +54,9 @@ class Controller {
   struct Options {
     std::chrono::milliseconds stop_grace{10000};
     int lease_ttl_seconds = 60;
+    // Replicas running at once on the cluster at most (0: no limit); the next job waits in
+    // ACCEPTED until it fits (the whole job: gang).
+    int max_running_tasks = 0;
     // Variables every task gets (SUBMARINE_SERVER, ...), beside the per-experiment ones.
     std::map<std::string, std::string> task_env;
   };
@@ -75,9 +78,10 @@ class Controller {
 
  private:
   void Admit(StoredExperiment& s);
-  // Says why a PENDING experiment waits (stored only when it changed).
+  // Says why a waiting (PENDING or ACCEPTED) experiment waits (stored only when it changed).
   void SetPendingReason(StoredExperiment& s, const std::string& reason);
-  void Launch(StoredExperiment& s);
+  // `running_tasks`: replicas of launched, unfinished jobs (updated when this one launches).
+  void Launch(StoredExperiment& s, int* running_tasks);
   void Observe(StoredExperiment& s, const compute::WorkloadStatus* status);
   void RequestStop(StoredExperiment& s);
   void HeartbeatLeases(const std::vector<StoredExperiment>& unfinished);

@@ -39,8 +39,8 @@ ExperimentManager::EnvironmentCheck EnvironmentChecker(const std::string& addres
       case grpc::StatusCode::NOT_FOUND:
       case grpc::StatusCode::PERMISSION_DENIED:
       case grpc::StatusCode::INVALID_ARGUMENT:
-        return InvalidField(field, absl::StrCat("unknown environment \"", name,
-                                                "\" (or you may not read it)"));
+        return InvalidField(
+            field, absl::StrCat("unknown environment \"", name, "\" (or you may not read it)"));
       default:
         return FromGrpcStatus(st);
     }
@@ -74,19 +74,23 @@ absl::Status Build(rpc::ServiceHost& host, const ExperimentServiceConfig& config
     quota = host.Own(MakeGrpcQuotaClient(permission.address(), "experiment", kPeerTimeout));
   }
   Controller::Options options;
-  if (config.stop_grace_ms()) options.stop_grace = std::chrono::milliseconds(config.stop_grace_ms());
-  if (config.lease_ttl_seconds()) options.lease_ttl_seconds = static_cast<int>(config.lease_ttl_seconds());
+  if (config.stop_grace_ms())
+    options.stop_grace = std::chrono::milliseconds(config.stop_grace_ms());
+  if (config.lease_ttl_seconds())
+    options.lease_ttl_seconds = static_cast<int>(config.lease_ttl_seconds());
+  options.max_running_tasks = static_cast<int>(config.local().max_running_tasks());
   auto* controller = host.Make<Controller>(&host.pool(), compute, quota, host.clock(), options);
   auto interval = config.control_interval_ms()
                       ? std::chrono::milliseconds(config.control_interval_ms())
                       : kDefaultControlInterval;
-  auto* loop = host.AddLeaderLoop("controller", interval, [controller] { return controller->RunOnce(); });
+  auto* loop =
+      host.AddLeaderLoop("controller", interval, [controller] { return controller->RunOnce(); });
 
-  ExperimentManager::Deps deps{&host.pool(), &host.authorizer(), &host.idempotency(),
-                               &host.clock(), &host.ids(),       compute,
-                               controller,    [loop] { loop->Wake(); },
-                               nullptr};
-  if (const auto* env = host.Peer("environment")) deps.check_environment = EnvironmentChecker(env->address());
+  ExperimentManager::Deps deps{
+      &host.pool(), &host.authorizer(), &host.idempotency(),      &host.clock(), &host.ids(),
+      compute,      controller,         [loop] { loop->Wake(); }, nullptr};
+  if (const auto* env = host.Peer("environment"))
+    deps.check_environment = EnvironmentChecker(env->address());
   auto* manager = host.Make<ExperimentManager>(std::move(deps));
   host.Serve<ExperimentServiceImpl>(manager);
   host.CountInProject("experiments", &ExperimentStore::CountInProject);

@@ -2,8 +2,8 @@
 
 #include <set>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/api/field_mask.h"
 #include "common/api/labels.h"
@@ -98,7 +98,11 @@ std::string ValidUtf8(const std::string& in, size_t* consumed) {
   size_t i = 0;
   while (i < in.size()) {
     unsigned char c = static_cast<unsigned char>(in[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xE  ? 3
+                 : (c >> 3) == 0x1E ? 4
+                                    : 0;
     bool ok = len > 0 && i + len <= in.size();
     for (size_t k = 1; ok && k < len; ++k) {
       ok = (static_cast<unsigned char>(in[i + k]) & 0xC0) == 0x80;
@@ -151,58 +155,57 @@ absl::StatusOr<Experiment> ExperimentManager::Create(const v1::CreateExperimentR
       env = absl::StrCat(req.parent(), "/environments/", env);
       resolved.mutable_environment()->set_name(env);
     }
-    SUBMARINE_RETURN_IF_ERROR(
-        d_.check_environment(call, env, "experiment.spec.environment.name"));
+    SUBMARINE_RETURN_IF_ERROR(d_.check_environment(call, env, "experiment.spec.environment.name"));
   }
   auto created = d_.idempotency->Run<Experiment>(
       *d_.pool, call, "CreateExperiment", req, req.request_id(),
       [&](pqxx::work& tx, Experiment* answer) -> absl::Status {
-    auto now = d_.clock->Now();
-    std::string id = req.experiment_id();
-    if (id.empty()) {
-      auto millis =
-          std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-      char buf[64];
-      std::snprintf(buf, sizeof buf, "experiment-%lld-%04lld", static_cast<long long>(millis),
-                    static_cast<long long>(ExperimentStore::NextIdCounter(tx)));
-      id = buf;
-    }
-    std::string name = absl::StrCat(req.parent(), "/experiments/", id);
-    if (ExperimentStore::Find(tx, project, id, false)) return AlreadyExists("experiment", name);
-    Experiment& out = *answer;
-    out.set_name(name);
-    out.set_uid(d_.ids->Uuid());
-    out.set_description(in.description());
-    *out.mutable_labels() = in.labels();
-    *out.mutable_spec() = in.spec();
-    out.set_owner(call.subject.empty() ? "anonymous" : call.subject);
-    out.set_attempt(1);
-    *out.mutable_create_time() = ToProto(now);
-    *out.mutable_update_time() = out.create_time();
-    out.set_etag(d_.ids->RandomHex(8));
-    auto* repro = out.mutable_reproducibility();
-    *repro->mutable_resolved_spec() = resolved;
-    repro->set_submitted_by(out.owner());
-    repro->set_compute_cluster(absl::StrCat("computeClusters/", resolved.compute_cluster()));
-    repro->set_backend(d_.backend->Kind());
-    StoredExperiment stored;
-    stored.project = project;
-    stored.experiment_id = id;
-    stored.experiment = out;
-    try {
-      stored.id = ExperimentStore::Insert(tx, project, id, out);
-    } catch (const pqxx::unique_violation&) {
-      return AlreadyExists("experiment", name);  // lost a race with a concurrent create
-    }
-    v1::ExperimentCreated event;
-    *event.mutable_experiment() = out;
-    SUBMARINE_RETURN_IF_ERROR(
-        events::AppendToOutbox(tx, event, name, call.request_id, call.subject));
-    SUBMARINE_RETURN_IF_ERROR(
-        Transition(tx, stored, v1::PENDING, "submitted", now, call.request_id, call.subject));
-    out = stored.experiment;
-    return absl::OkStatus();
-  });
+        auto now = d_.clock->Now();
+        std::string id = req.experiment_id();
+        if (id.empty()) {
+          auto millis =
+              std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+          char buf[64];
+          std::snprintf(buf, sizeof buf, "experiment-%lld-%04lld", static_cast<long long>(millis),
+                        static_cast<long long>(ExperimentStore::NextIdCounter(tx)));
+          id = buf;
+        }
+        std::string name = absl::StrCat(req.parent(), "/experiments/", id);
+        if (ExperimentStore::Find(tx, project, id, false)) return AlreadyExists("experiment", name);
+        Experiment& out = *answer;
+        out.set_name(name);
+        out.set_uid(d_.ids->Uuid());
+        out.set_description(in.description());
+        *out.mutable_labels() = in.labels();
+        *out.mutable_spec() = in.spec();
+        out.set_owner(call.subject.empty() ? "anonymous" : call.subject);
+        out.set_attempt(1);
+        *out.mutable_create_time() = ToProto(now);
+        *out.mutable_update_time() = out.create_time();
+        out.set_etag(d_.ids->RandomHex(8));
+        auto* repro = out.mutable_reproducibility();
+        *repro->mutable_resolved_spec() = resolved;
+        repro->set_submitted_by(out.owner());
+        repro->set_compute_cluster(absl::StrCat("computeClusters/", resolved.compute_cluster()));
+        repro->set_backend(d_.backend->Kind());
+        StoredExperiment stored;
+        stored.project = project;
+        stored.experiment_id = id;
+        stored.experiment = out;
+        try {
+          stored.id = ExperimentStore::Insert(tx, project, id, out);
+        } catch (const pqxx::unique_violation&) {
+          return AlreadyExists("experiment", name);  // lost a race with a concurrent create
+        }
+        v1::ExperimentCreated event;
+        *event.mutable_experiment() = out;
+        SUBMARINE_RETURN_IF_ERROR(
+            events::AppendToOutbox(tx, event, name, call.request_id, call.subject));
+        SUBMARINE_RETURN_IF_ERROR(
+            Transition(tx, stored, v1::PENDING, "submitted", now, call.request_id, call.subject));
+        out = stored.experiment;
+        return absl::OkStatus();
+      });
   if (created.ok() && d_.wake) d_.wake();
   return created;
 }
@@ -240,8 +243,9 @@ absl::StatusOr<v1::ListExperimentsResponse> ExperimentManager::List(
   }
   const int page = q.limit;
   q.limit = page + 1;
-  SUBMARINE_ASSIGN_OR_RETURN(auto visible, d_.authorizer->ListAccessible(
-                                               call, req.parent(), "experiments", Permission::READ));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      auto visible,
+      d_.authorizer->ListAccessible(call, req.parent(), "experiments", Permission::READ));
   if (!visible.all) {
     std::vector<std::string> ids;
     for (const auto& name : visible.names) {
@@ -261,8 +265,7 @@ absl::StatusOr<v1::ListExperimentsResponse> ExperimentManager::List(
   }
   v1::ListExperimentsResponse resp;
   resp.set_next_page_token(api::TakePage(
-      rows, page, hash,
-      [&](const StoredExperiment& r) { *resp.add_experiments() = r.experiment; },
+      rows, page, hash, [&](const StoredExperiment& r) { *resp.add_experiments() = r.experiment; },
       [](const StoredExperiment& r, submarine::common::v1::PageToken* next) {
         *next->mutable_after_time() = r.experiment.create_time();
         next->set_after_id(r.id);
@@ -285,19 +288,20 @@ absl::StatusOr<Experiment> ExperimentManager::Update(const v1::UpdateExperimentR
   return d_.idempotency->Run<Experiment>(
       *d_.pool, call, "UpdateExperiment", req, req.request_id(),
       [&](pqxx::work& tx, Experiment* answer) -> absl::Status {
-    auto found = ExperimentStore::Find(tx, project, id, /*for_update=*/true);
-    if (!found) return NotFound("experiment", name);
-    if (!req.experiment().etag().empty() && req.experiment().etag() != found->experiment.etag()) {
-      return EtagMismatch(name);
-    }
-    api::ApplyPaths(paths, req.experiment(), &found->experiment);
-    SUBMARINE_RETURN_IF_ERROR(ValidateAttributes(found->experiment, "experiment."));
-    Touch(tx, *found, d_.clock->Now(), d_.ids->RandomHex(8));
-    *answer = found->experiment;
-    v1::ExperimentUpdated event;
-    *event.mutable_experiment() = *answer;
-    return events::AppendToOutbox(tx, event, name, call.request_id, call.subject);
-  });
+        auto found = ExperimentStore::Find(tx, project, id, /*for_update=*/true);
+        if (!found) return NotFound("experiment", name);
+        if (!req.experiment().etag().empty() &&
+            req.experiment().etag() != found->experiment.etag()) {
+          return EtagMismatch(name);
+        }
+        api::ApplyPaths(paths, req.experiment(), &found->experiment);
+        SUBMARINE_RETURN_IF_ERROR(ValidateAttributes(found->experiment, "experiment."));
+        Touch(tx, *found, d_.clock->Now(), d_.ids->RandomHex(8));
+        *answer = found->experiment;
+        v1::ExperimentUpdated event;
+        *event.mutable_experiment() = *answer;
+        return events::AppendToOutbox(tx, event, name, call.request_id, call.subject);
+      });
 }
 
 absl::StatusOr<Experiment> ExperimentManager::Delete(const v1::DeleteExperimentRequest& req,
@@ -309,19 +313,19 @@ absl::StatusOr<Experiment> ExperimentManager::Delete(const v1::DeleteExperimentR
   auto out = d_.idempotency->Run<Experiment>(
       *d_.pool, call, "DeleteExperiment", req, req.request_id(),
       [&](pqxx::work& tx, Experiment* answer) -> absl::Status {
-    auto found = ExperimentStore::Find(tx, project, id, /*for_update=*/true);
-    if (!found) return NotFound("experiment", req.name());
-    if (!req.etag().empty() && req.etag() != found->experiment.etag()) {
-      return EtagMismatch(req.name());
-    }
-    deleted = *found;
-    *answer = found->experiment;
-    ExperimentStore::Delete(tx, found->id);
-    v1::ExperimentDeleted event;
-    event.set_name(req.name());
-    event.set_uid(answer->uid());
-    return events::AppendToOutbox(tx, event, req.name(), call.request_id, call.subject);
-  });
+        auto found = ExperimentStore::Find(tx, project, id, /*for_update=*/true);
+        if (!found) return NotFound("experiment", req.name());
+        if (!req.etag().empty() && req.etag() != found->experiment.etag()) {
+          return EtagMismatch(req.name());
+        }
+        deleted = *found;
+        *answer = found->experiment;
+        ExperimentStore::Delete(tx, found->id);
+        v1::ExperimentDeleted event;
+        event.set_name(req.name());
+        event.set_uid(answer->uid());
+        return events::AppendToOutbox(tx, event, req.name(), call.request_id, call.subject);
+      });
   // After the commit: the record is gone, so its workload (stopped at once) and logs go too.
   if (out.ok() && deleted.id != 0) d_.controller->Forget(deleted);
   return out;
@@ -336,25 +340,26 @@ absl::StatusOr<Experiment> ExperimentManager::Stop(const v1::StopExperimentReque
   auto out = d_.idempotency->Run<Experiment>(
       *d_.pool, call, "StopExperiment", req, req.request_id(),
       [&](pqxx::work& tx, Experiment* answer) -> absl::Status {
-    auto found = ExperimentStore::Find(tx, project, id, /*for_update=*/true);
-    if (!found) return NotFound("experiment", req.name());
-    StoredExperiment& s = *found;
-    v1::State state = s.experiment.state();
-    if (!IsFinal(state) && !s.stop_reason) {
-      std::string reason = absl::StrCat("stopped by ", call.subject.empty() ? "anonymous" : call.subject);
-      s.stop_reason = reason;
-      if (state < v1::CREATED) {
-        // Not on a cluster yet: nothing to wait for.
-        SUBMARINE_RETURN_IF_ERROR(Transition(tx, s, v1::KILLED, reason, d_.clock->Now(),
-                                             call.request_id, call.subject));
-        killed = s;
-      } else {
-        Touch(tx, s, d_.clock->Now(), d_.ids->RandomHex(8));
-      }
-    }
-    *answer = s.experiment;
-    return absl::OkStatus();
-  });
+        auto found = ExperimentStore::Find(tx, project, id, /*for_update=*/true);
+        if (!found) return NotFound("experiment", req.name());
+        StoredExperiment& s = *found;
+        v1::State state = s.experiment.state();
+        if (!IsFinal(state) && !s.stop_reason) {
+          std::string reason =
+              absl::StrCat("stopped by ", call.subject.empty() ? "anonymous" : call.subject);
+          s.stop_reason = reason;
+          if (state < v1::CREATED) {
+            // Not on a cluster yet: nothing to wait for.
+            SUBMARINE_RETURN_IF_ERROR(Transition(tx, s, v1::KILLED, reason, d_.clock->Now(),
+                                                 call.request_id, call.subject));
+            killed = s;
+          } else {
+            Touch(tx, s, d_.clock->Now(), d_.ids->RandomHex(8));
+          }
+        }
+        *answer = s.experiment;
+        return absl::OkStatus();
+      });
   if (out.ok()) {
     if (killed.id != 0) d_.controller->ReleaseLease(killed);
     if (d_.wake) d_.wake();
@@ -391,10 +396,10 @@ absl::StatusOr<v1::ExperimentLogs> ExperimentManager::GetLogs(
   bool known = false;
   for (const auto& t : out.tasks()) known = known || t == task;
   if (!known) {
-    return MakeError(absl::StatusCode::kNotFound, "TASK_NOT_FOUND",
-                     absl::StrCat("experiment \"", req.name(), "\" has no task ",
-                                  api::Quoted(task)),
-                     {{"field", "task"}});
+    return MakeError(
+        absl::StatusCode::kNotFound, "TASK_NOT_FOUND",
+        absl::StrCat("experiment \"", req.name(), "\" has no task ", api::Quoted(task)),
+        {{"field", "task"}});
   }
   out.set_next_offset(req.offset());
   if (!found->workload_id) return out;

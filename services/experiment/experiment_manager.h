@@ -31,9 +31,8 @@ class ExperimentManager {
  public:
   // Whether an environment profile named by a spec exists and the caller may read it: OK, or
   // INVALID_ARGUMENT naming the field.
-  using EnvironmentCheck =
-      std::function<absl::Status(const rpc::CallInfo& call, const std::string& name,
-                                 const std::string& field)>;
+  using EnvironmentCheck = std::function<absl::Status(
+      const rpc::CallInfo& call, const std::string& name, const std::string& field)>;
   struct Deps {
     db::ConnectionPool* pool;
     authz::Authorizer* authorizer;

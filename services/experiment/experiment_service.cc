@@ -18,7 +18,8 @@ grpc::Status Handle(grpc::ServerContext* ctx, F&& body) {
 grpc::Status ExperimentServiceImpl::CreateExperiment(grpc::ServerContext* ctx,
                                                      const v1::CreateExperimentRequest* req,
                                                      v1::Experiment* resp) {
-  return Handle(ctx, [&](const CallInfo& call) { return Fill(manager_->Create(*req, call), resp); });
+  return Handle(ctx,
+                [&](const CallInfo& call) { return Fill(manager_->Create(*req, call), resp); });
 }
 
 grpc::Status ExperimentServiceImpl::GetExperiment(grpc::ServerContext* ctx,
@@ -37,7 +38,8 @@ grpc::Status ExperimentServiceImpl::ListExperiments(grpc::ServerContext* ctx,
 grpc::Status ExperimentServiceImpl::UpdateExperiment(grpc::ServerContext* ctx,
                                                      const v1::UpdateExperimentRequest* req,
                                                      v1::Experiment* resp) {
-  return Handle(ctx, [&](const CallInfo& call) { return Fill(manager_->Update(*req, call), resp); });
+  return Handle(ctx,
+                [&](const CallInfo& call) { return Fill(manager_->Update(*req, call), resp); });
 }
 
 grpc::Status ExperimentServiceImpl::DeleteExperiment(grpc::ServerContext* ctx,

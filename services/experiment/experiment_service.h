@@ -23,8 +23,7 @@ class ExperimentServiceImpl final : public v1::ExperimentService::Service {
                                 v1::DeleteExperimentResponse* resp) override;
   grpc::Status StopExperiment(grpc::ServerContext* ctx, const v1::StopExperimentRequest* req,
                               v1::Experiment* resp) override;
-  grpc::Status GetExperimentLogs(grpc::ServerContext* ctx,
-                                 const v1::GetExperimentLogsRequest* req,
+  grpc::Status GetExperimentLogs(grpc::ServerContext* ctx, const v1::GetExperimentLogsRequest* req,
                                  v1::ExperimentLogs* resp) override;
 
  private:

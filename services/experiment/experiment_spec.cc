@@ -42,7 +42,8 @@ bool ValidEnvName(const std::string& name) {
 }
 
 bool ValidPlainRole(const std::string& role) {
-  if (role.empty() || role.size() > 31 || !absl::ascii_islower(static_cast<unsigned char>(role[0]))) {
+  if (role.empty() || role.size() > 31 ||
+      !absl::ascii_islower(static_cast<unsigned char>(role[0]))) {
     return false;
   }
   for (char c : role) {
@@ -92,7 +93,8 @@ absl::StatusOr<std::optional<std::vector<std::string>>> CommandOf(
   }
   if (!cmd.empty()) {
     if (cmd.size() > 65536) return InvalidField(prefix + "cmd", "longer than 65536 bytes");
-    if (cmd.find('\0') != std::string::npos) return InvalidField(prefix + "cmd", "contains a NUL byte");
+    if (cmd.find('\0') != std::string::npos)
+      return InvalidField(prefix + "cmd", "contains a NUL byte");
     return std::optional<std::vector<std::string>>(std::vector<std::string>{"/bin/sh", "-c", cmd});
   }
   return std::optional<std::vector<std::string>>();
@@ -134,8 +136,9 @@ absl::StatusOr<ExperimentSpec> ResolveSpec(const ExperimentSpec& in, const std::
       api::CheckText(in.environment().image(), prefix + "environment.image", 1024, false));
   if (in.has_code() && in.code().has_git()) {
     return MakeError(absl::StatusCode::kUnimplemented, "NOT_SUPPORTED_YET",
-                     absl::StrCat(prefix, "code.git: checking out git code is not supported yet; "
-                                          "put the code in the command's working directory"),
+                     absl::StrCat(prefix,
+                                  "code.git: checking out git code is not supported yet; "
+                                  "put the code in the command's working directory"),
                      {{"field", prefix + "code.git"}});
   }
   std::string cluster = ClusterId(in.compute_cluster());
@@ -148,8 +151,7 @@ absl::StatusOr<ExperimentSpec> ResolveSpec(const ExperimentSpec& in, const std::
   if (in.priority() < -kMaxPriority || in.priority() > kMaxPriority) {
     return InvalidField(prefix + "priority", "must be between -1000 and 1000");
   }
-  if (in.has_max_run_time() &&
-      (in.max_run_time().seconds() < 0 || in.max_run_time().nanos() < 0)) {
+  if (in.has_max_run_time() && (in.max_run_time().seconds() < 0 || in.max_run_time().nanos() < 0)) {
     return InvalidField(prefix + "max_run_time", "must not be negative");
   }
   const auto& retry = in.retry_policy();
@@ -174,11 +176,11 @@ absl::StatusOr<ExperimentSpec> ResolveSpec(const ExperimentSpec& in, const std::
     std::string name = absl::AsciiStrToLower(given);
     if (framework == "plain" ? !ValidPlainRole(name) : !roles_of->second.count(name)) {
       std::vector<std::string> allowed(roles_of->second.begin(), roles_of->second.end());
-      return InvalidField(
-          absl::StrCat(prefix, "spec.", api::Quoted(given)),
-          framework == "plain"
-              ? std::string("role names match [a-z][a-z0-9-]{0,30}")
-              : absl::StrCat("unknown role for ", framework, "; use ", absl::StrJoin(allowed, ", ")));
+      return InvalidField(absl::StrCat(prefix, "spec.", api::Quoted(given)),
+                          framework == "plain"
+                              ? std::string("role names match [a-z][a-z0-9-]{0,30}")
+                              : absl::StrCat("unknown role for ", framework, "; use ",
+                                             absl::StrJoin(allowed, ", ")));
     }
     if (out.spec().count(name)) {
       return InvalidField(absl::StrCat(prefix, "spec.", api::Quoted(given)),
@@ -189,14 +191,14 @@ absl::StatusOr<ExperimentSpec> ResolveSpec(const ExperimentSpec& in, const std::
       return InvalidField(field + "replicas", "must be between 1 and 1000");
     }
     if (role.replicas() == 0) r.set_replicas(1);
-    SUBMARINE_RETURN_IF_ERROR(compute::ParseResources(role.resources(), field + "resources").status());
+    SUBMARINE_RETURN_IF_ERROR(
+        compute::ParseResources(role.resources(), field + "resources").status());
     SUBMARINE_RETURN_IF_ERROR(api::CheckText(role.image(), field + "image", 1024, false));
     SUBMARINE_RETURN_IF_ERROR(CheckEnv(role.env_vars(), field + "env_vars"));
     SUBMARINE_ASSIGN_OR_RETURN(auto command, CommandOf(role.cmd(), role.args(), field));
     if (!command) command = meta_command;
     if (!command) {
-      return InvalidField(field + "cmd",
-                          "a command is required: set cmd or args here or in meta");
+      return InvalidField(field + "cmd", "a command is required: set cmd or args here or in meta");
     }
     r.clear_cmd();
     r.clear_args();
@@ -246,7 +248,8 @@ compute::WorkloadSpec ToWorkload(const ExperimentSpec& resolved, const std::stri
     role.replicas = r.replicas();
     role.command.assign(r.args().begin(), r.args().end());
     role.env.insert(r.env_vars().begin(), r.env_vars().end());
-    role.resources = compute::ParseResources(r.resources(), "resources").value_or(compute::Resources{});
+    role.resources =
+        compute::ParseResources(r.resources(), "resources").value_or(compute::Resources{});
     role.image = r.image();
     role.max_restarts = r.max_restarts();
     w.roles.push_back(std::move(role));

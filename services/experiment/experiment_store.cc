@@ -75,9 +75,8 @@ std::vector<StoredExperiment> FromRows(const pqxx::result& r) {
 
 const db::StatementSet& ExperimentStore::Statements() {
   static const auto* set =
-      new db::StatementSet{kFind,       kFindForUpdate, kLock,           kInsert,
-                           kSave,       kDelete,        kUnfinished,     kKnownWorkloads,
-                           kCountInProject, kNextId};
+      new db::StatementSet{kFind,   kFindForUpdate, kLock,           kInsert,         kSave,
+                           kDelete, kUnfinished,    kKnownWorkloads, kCountInProject, kNextId};
   return *set;
 }
 
@@ -147,8 +146,8 @@ std::vector<StoredExperiment> ExperimentStore::List(pqxx::transaction_base& tx,
       query.Where(absl::StrCat("labels ? ", query.Param(t.label_key)));
       continue;
     }
-    std::string column = t.field == FilterTerm::Field::kState     ? "state"
-                         : t.field == FilterTerm::Field::kOwner   ? "owner"
+    std::string column = t.field == FilterTerm::Field::kState       ? "state"
+                         : t.field == FilterTerm::Field::kOwner     ? "owner"
                          : t.field == FilterTerm::Field::kFramework ? "framework"
                                                                     : "";
     if (t.field == FilterTerm::Field::kLabel) {

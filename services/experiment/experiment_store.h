@@ -5,10 +5,9 @@
 // method runs inside the caller's transaction; libpqxx exceptions propagate to
 // ConnectionPool::Transact, which turns them into statuses.
 
-#include <pqxx/pqxx>
-
 #include <chrono>
 #include <optional>
+#include <pqxx/pqxx>
 #include <string>
 #include <vector>
 

@@ -19,8 +19,8 @@ namespace {
 
 std::string NewEtag(const v1::Experiment& e, std::chrono::system_clock::time_point now) {
   // Changes with every save: the state, the history length and the time.
-  return absl::StrCat(absl::Hex(db::Timestamp::FromTimePoint(now).micros), "-",
-                      e.history_size(), "-", static_cast<int>(e.state()), "-", e.tasks_size());
+  return absl::StrCat(absl::Hex(db::Timestamp::FromTimePoint(now).micros), "-", e.history_size(),
+                      "-", static_cast<int>(e.state()), "-", e.tasks_size());
 }
 
 }  // namespace

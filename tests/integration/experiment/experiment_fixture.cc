@@ -8,7 +8,7 @@
 namespace submarine::testing {
 
 absl::StatusOr<std::unique_ptr<ExperimentProcess>> StartExperimentService(
-    const ExperimentProcess* previous) {
+    const ExperimentProcess* previous, const std::string& local_yaml) {
   auto p = std::make_unique<ExperimentProcess>();
   p->dir = previous ? previous->dir : MakeTempDir("experiment-test");
   p->dbname = previous ? previous->dbname : TestPostgres::Get().CreateDatabase("experiment");
@@ -24,7 +24,7 @@ absl::StatusOr<std::unique_ptr<ExperimentProcess>> StartExperimentService(
       "permission:\n  insecure_no_authorization: true\n",
       "events:\n  publish_endpoint: \"\"\n  heartbeat_ms: 200\n",
       "local:\n  root_dir: ", p->compute_dir, "\n  supervisor_path: ", BinDir(),
-      "/submarine-task-supervisor\n", "control_interval_ms: 50\nstop_grace_ms: 2000\n");
+      "/submarine-task-supervisor\n", local_yaml, "control_interval_ms: 50\nstop_grace_ms: 2000\n");
   SUBMARINE_ASSIGN_OR_RETURN(
       p->process, StartService("submarine-experiment", p->dir, "experiment", yaml, &p->ready));
   p->channel = rpc::MakeChannel(p->ready.grpc);

@@ -26,9 +26,9 @@ struct ExperimentProcess {
 };
 
 // Starts the service (again, on the same database and compute dir, when `previous` is given:
-// a restart after a crash).
+// a restart after a crash). `local_yaml` adds keys to the `local:` block ("  key: value\n").
 absl::StatusOr<std::unique_ptr<ExperimentProcess>> StartExperimentService(
-    const ExperimentProcess* previous = nullptr);
+    const ExperimentProcess* previous = nullptr, const std::string& local_yaml = "");
 
 // A client context with a deadline and an optional request id.
 std::unique_ptr<grpc::ClientContext> ExperimentCtx(const std::string& request_id = "");

@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "common/status/status.h"
 #include "tests/integration/experiment/experiment_fixture.h"
 
@@ -331,14 +331,38 @@ TEST_F(ExperimentTest, UpdateChangesLabelsAndDescriptionOnly) {
   EXPECT_NE(st.error_message().find("ps-3"), std::string::npos);
 }
 
+TEST_F(ExperimentTest, AFullClusterKeepsJobsAcceptedInOrderAndRefusesOnesThatNeverFit) {
+  svc_->process.Kill();
+  auto capped = StartExperimentService(nullptr, "  max_running_tasks: 2\n");
+  ASSERT_TRUE(capped.ok()) << capped.status();
+  svc_ = std::move(*capped);
+  std::string gate = svc_->dir + "/open";
+  v1::Experiment pair = Shell(absl::StrCat("while [ ! -e ", gate, " ]; do sleep 0.05; done"), 2);
+  v1::Experiment first, second, too_big;
+  ASSERT_TRUE(Create(pair, &first).ok());
+  WaitUntil(first.name(), v1::RUNNING);
+  ASSERT_TRUE(Create(Shell("true"), &second).ok());
+  ASSERT_TRUE(WaitFor([&] {
+    v1::Experiment e = Get(second.name());
+    return e.state() == v1::ACCEPTED && absl::StrContains(e.state_reason(), "2 of 2 tasks running");
+  }));
+  ASSERT_TRUE(Create(Shell("true", 3), &too_big).ok());
+  v1::Experiment refused = WaitUntil(too_big.name());
+  EXPECT_EQ(refused.state(), v1::FAILED);
+  EXPECT_TRUE(absl::StrContains(refused.state_reason(), "needs 3 tasks")) << refused.state_reason();
+  std::ofstream(gate) << "go";
+  EXPECT_EQ(WaitUntil(first.name()).state(), v1::SUCCEEDED);
+  EXPECT_EQ(WaitUntil(second.name()).state(), v1::SUCCEEDED);
+}
+
 TEST_F(ExperimentTest, AfterKillMinus9EveryExperimentReachesItsTrueFinalState) {
   std::string gate = svc_->dir + "/go";
   std::vector<std::string> names;
   for (int i = 0; i < 6; ++i) {
     v1::Experiment created;
     // Even ones succeed, odd ones fail, both only once the gate file exists.
-    std::string cmd = absl::StrCat("while [ ! -e ", gate, " ]; do sleep 0.05; done; exit ",
-                                   i % 2 == 0 ? 0 : 7);
+    std::string cmd =
+        absl::StrCat("while [ ! -e ", gate, " ]; do sleep 0.05; done; exit ", i % 2 == 0 ? 0 : 7);
     ASSERT_TRUE(Create(Shell(cmd), &created).ok());
     names.push_back(created.name());
   }
