@@ -170,16 +170,21 @@ std::string Controller::WorkloadId(const v1::Experiment& e) {
 }
 
 absl::Status Controller::Change(
-    const StoredExperiment& s,
+    StoredExperiment& s,
     const std::function<absl::Status(pqxx::work&, StoredExperiment&)>& change) {
-  return pool_->Transact(db::kNoDeadline, [&](pqxx::work& tx) -> absl::Status {
+  StoredExperiment changed;
+  absl::Status st = pool_->Transact(db::kNoDeadline, [&](pqxx::work& tx) -> absl::Status {
     auto now = ExperimentStore::Lock(tx, s.id);
     if (!now || now->experiment.state() != s.experiment.state() ||
         now->experiment.attempt() != s.experiment.attempt()) {
       return absl::AbortedError("changed concurrently");  // the next pass sees the new state
     }
-    return change(tx, *now);
+    SUBMARINE_RETURN_IF_ERROR(change(tx, *now));
+    changed = std::move(*now);
+    return absl::OkStatus();
   });
+  if (st.ok()) s = std::move(changed);  // what is stored now
+  return st;
 }
 
 absl::Status Controller::RunOnce() {
@@ -208,11 +213,10 @@ absl::Status Controller::RunOnce() {
   for (StoredExperiment& s : unfinished) {
     v1::State state = s.experiment.state();
     if (s.stop_reason && state >= v1::CREATED) RequestStop(s);
-    if (state == v1::PENDING) {
-      Admit(s);
-    } else if (state == v1::ACCEPTED) {
+    if (state == v1::PENDING && Admit(s)) state = v1::ACCEPTED;  // and launch it at once
+    if (state == v1::ACCEPTED) {
       Launch(s, &running_tasks);
-    } else if (workloads.ok()) {
+    } else if (state >= v1::CREATED && workloads.ok()) {
       auto it = s.workload_id ? by_id.find(*s.workload_id) : by_id.end();
       Observe(s, it == by_id.end() ? nullptr : it->second);
     }
@@ -222,7 +226,7 @@ absl::Status Controller::RunOnce() {
   return absl::OkStatus();
 }
 
-void Controller::Admit(StoredExperiment& s) {
+bool Controller::Admit(StoredExperiment& s) {
   const v1::Experiment& e = s.experiment;
   std::optional<Lease> lease;
   std::string user = UserOf(e);
@@ -250,7 +254,7 @@ void Controller::Admit(StoredExperiment& s) {
                             clock_.Now(), "", kSystem);
         });
       }
-      return;
+      return false;
     }
     lease = *got;
   }
@@ -263,6 +267,7 @@ void Controller::Admit(StoredExperiment& s) {
     // The experiment was stopped or deleted meanwhile: give the lease back.
     (void)quota_->Release(lease->name(), user);
   }
+  return st.ok();
 }
 
 void Controller::SetPendingReason(StoredExperiment& s, const std::string& reason) {

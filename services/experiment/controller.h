@@ -77,7 +77,8 @@ class Controller {
   void ReleaseLease(const StoredExperiment& stored);
 
  private:
-  void Admit(StoredExperiment& s);
+  // True when it was admitted (ACCEPTED); `s` is then what is stored.
+  bool Admit(StoredExperiment& s);
   // Says why a waiting (PENDING or ACCEPTED) experiment waits (stored only when it changed).
   void SetPendingReason(StoredExperiment& s, const std::string& reason);
   // `running_tasks`: replicas of launched, unfinished jobs (updated when this one launches).
@@ -86,8 +87,9 @@ class Controller {
   void RequestStop(StoredExperiment& s);
   void HeartbeatLeases(const std::vector<StoredExperiment>& unfinished);
   void Heal(const std::vector<compute::WorkloadStatus>& workloads);
-  // Runs `change` on the locked, re-read row if it is still in `expected` state.
-  absl::Status Change(const StoredExperiment& s,
+  // Runs `change` on the locked, re-read row if it is still in the state (and attempt) of `s`;
+  // ABORTED otherwise. On success `s` becomes what was stored.
+  absl::Status Change(StoredExperiment& s,
                       const std::function<absl::Status(pqxx::work&, StoredExperiment&)>& change);
 
   db::ConnectionPool* pool_;

@@ -8,7 +8,7 @@
 namespace submarine::testing {
 
 absl::StatusOr<std::unique_ptr<ExperimentProcess>> StartExperimentService(
-    const ExperimentProcess* previous, const std::string& local_yaml) {
+    const ExperimentProcess* previous, const std::string& local_yaml, int control_interval_ms) {
   auto p = std::make_unique<ExperimentProcess>();
   p->dir = previous ? previous->dir : MakeTempDir("experiment-test");
   p->dbname = previous ? previous->dbname : TestPostgres::Get().CreateDatabase("experiment");
@@ -24,7 +24,9 @@ absl::StatusOr<std::unique_ptr<ExperimentProcess>> StartExperimentService(
       "permission:\n  insecure_no_authorization: true\n",
       "events:\n  publish_endpoint: \"\"\n  heartbeat_ms: 200\n",
       "local:\n  root_dir: ", p->compute_dir, "\n  supervisor_path: ", BinDir(),
-      "/submarine-task-supervisor\n", local_yaml, "control_interval_ms: 50\nstop_grace_ms: 2000\n");
+      "/submarine-task-supervisor\n", local_yaml, "stop_grace_ms: 2000\n",
+      control_interval_ms > 0 ? absl::StrCat("control_interval_ms: ", control_interval_ms, "\n")
+                              : std::string());
   SUBMARINE_ASSIGN_OR_RETURN(
       p->process, StartService("submarine-experiment", p->dir, "experiment", yaml, &p->ready));
   p->channel = rpc::MakeChannel(p->ready.grpc);

@@ -27,8 +27,10 @@ struct ExperimentProcess {
 
 // Starts the service (again, on the same database and compute dir, when `previous` is given:
 // a restart after a crash). `local_yaml` adds keys to the `local:` block ("  key: value\n").
+// `control_interval_ms` 0 leaves the service's default.
 absl::StatusOr<std::unique_ptr<ExperimentProcess>> StartExperimentService(
-    const ExperimentProcess* previous = nullptr, const std::string& local_yaml = "");
+    const ExperimentProcess* previous = nullptr, const std::string& local_yaml = "",
+    int control_interval_ms = 50);
 
 // A client context with a deadline and an optional request id.
 std::unique_ptr<grpc::ClientContext> ExperimentCtx(const std::string& request_id = "");
