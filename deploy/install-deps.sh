@@ -13,6 +13,8 @@ PACKAGES=(
   golang-github-gogo-googleapis-dev
   postgresql postgresql-client
   python3 curl procps psmisc
+  python3-yaml     # the SDK reads YAML experiment specs
+  python3-sklearn  # the demo's training experiment (deploy/local/examples/train_iris.py)
   gdb  # tests print the stacks of a process that hangs instead of exiting
 )
 

@@ -2,7 +2,8 @@
 # Demo of the embedded local stack: start it, log in as admin with the password it generated,
 # create users alice and bob in two teams with a project each, and show that bob cannot see
 # alice's environment until she grants him read access. Then quotas, API tokens (CLI, curl, the
-# Python SDK), the Apache Submarine compatible face and the audit log. Leaves the stack running.
+# Python SDK), a real training run as an experiment, the Apache Submarine compatible face and the
+# audit log. Leaves the stack running.
 #
 #   BUILD_DIR=build deploy/local/demo.sh        # after: cmake --build build
 #
@@ -23,7 +24,7 @@ if [[ -n "${DATA_DIR:-}" ]]; then DATA_ARGS=(--data-dir "$DATA_DIR"); fi
 if [[ -x /usr/bin/python3 ]]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
 
 for bin in submarine submarine-eventbus submarine-permission submarine-environment \
-  submarine-gateway; do
+  submarine-experiment submarine-task-supervisor submarine-gateway; do
   if [[ ! -x "$BUILD_DIR/bin/$bin" ]]; then
     echo "missing $BUILD_DIR/bin/$bin; build first: cmake --build $BUILD_DIR" >&2
     exit 1
@@ -74,7 +75,7 @@ login() {
     SUBMARINE_CONFIG_DIR="$DEMO_HOME/$1" "$SUBMARINE" login -u "$1" --password-stdin
 }
 
-step "Start the local stack (PostgreSQL, event bus, permission and environment services, gateway)"
+step "Start the local stack (PostgreSQL, event bus, permission, environment and experiment services, gateway)"
 show "$SUBMARINE" local up "${DATA_ARGS[@]}" --gateway-port "$GATEWAY_PORT"
 STATUS_JSON="$("$SUBMARINE" local status "${DATA_ARGS[@]}" -o json)"
 SUBMARINE_SERVER="$(json_field gatewayUrl <<<"$STATUS_JSON")"
@@ -189,6 +190,24 @@ for _ in $(seq 1 50); do
   sleep 0.2
 done
 echo "GET /v1/users:me with the revoked token: HTTP $code"
+
+step "alice trains a model as an experiment (scikit-learn on Iris), followed to the end"
+cat >"$DEMO_HOME/experiment-iris.yaml" <<EOF2
+# Apache Submarine's ExperimentSpec vocabulary; args is an argv list (cmd would be a shell string).
+meta:
+  name: iris
+  framework: plain
+  args: [$PYTHON, $ROOT/deploy/local/examples/train_iris.py]
+  envVars: {N_ESTIMATORS: "50"}
+spec:
+  Worker: {replicas: 1, resources: "cpu=1,memory=1Gi"}
+EOF2
+cat "$DEMO_HOME/experiment-iris.yaml"
+as alice "$SUBMARINE" experiment run -f "$DEMO_HOME/experiment-iris.yaml" --project vision-lab \
+  --follow
+as alice "$SUBMARINE" experiment list --project vision-lab
+echo "bob has no role in vision-lab: he sees none of its experiments"
+as bob "$SUBMARINE" experiment list --project vision-lab
 
 step "The Apache Submarine compatible face: /api/auth/login, /api/sys/user/info, /api/v1/environment"
 APACHE_TOKEN="$(printf '{"username":"alice","password":"%s"}' "$ALICE_PASSWORD" |
