@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/api/json_value.h"
+#include "common/api/submarine_v1.h"
 #include "common/rpc/call_context.h"
 #include "common/status/status.h"
 
@@ -70,14 +71,6 @@ Value ToSubmarine(const v1::Environment& env) {
   return out;
 }
 
-void Ok(SubmarineV1Response* resp, Value result) {
-  resp->set_status("OK");
-  resp->set_code(200);
-  resp->mutable_success()->set_bool_value(true);
-  *resp->mutable_message() = Null();
-  *resp->mutable_result() = std::move(result);
-  resp->mutable_attributes();
-}
 
 std::string DefaultName(const std::string& id) {
   return absl::StrCat("projects/", EnvironmentManager::kDefaultProject, "/environments/", id);
@@ -160,7 +153,7 @@ grpc::Status SubmarineEnvironmentApiImpl::CreateEnvironment(
       }
       return env.status();
     }
-    Ok(resp, ToSubmarine(*env));
+    api::SubmarineV1Ok(resp, ToSubmarine(*env));
     return absl::OkStatus();
   });
 }
@@ -179,7 +172,7 @@ grpc::Status SubmarineEnvironmentApiImpl::ListEnvironments(
       for (const auto& env : r.environments()) *list->add_values() = ToSubmarine(env);
       page.set_page_token(r.next_page_token());
     } while (!page.page_token().empty());
-    Ok(resp, std::move(all));
+    api::SubmarineV1Ok(resp, std::move(all));
     return absl::OkStatus();
   });
 }
@@ -196,7 +189,7 @@ grpc::Status SubmarineEnvironmentApiImpl::GetEnvironment(
       return V1Error(absl::StatusCode::kNotFound, kNotFound);
     }
     if (!env.ok()) return env.status();
-    Ok(resp, ToSubmarine(*env));
+    api::SubmarineV1Ok(resp, ToSubmarine(*env));
     return absl::OkStatus();
   });
 }
@@ -225,7 +218,7 @@ grpc::Status SubmarineEnvironmentApiImpl::PatchEnvironment(
       return V1Error(absl::StatusCode::kInvalidArgument, kInvalidSpec, updated.status());
     }
     if (!updated.ok()) return updated.status();
-    Ok(resp, ToSubmarine(*updated));
+    api::SubmarineV1Ok(resp, ToSubmarine(*updated));
     return absl::OkStatus();
   });
 }
@@ -244,7 +237,7 @@ grpc::Status SubmarineEnvironmentApiImpl::DeleteEnvironment(
       return V1Error(absl::StatusCode::kNotFound, kNotFound);
     }
     if (!env.ok()) return env.status();
-    Ok(resp, ToSubmarine(*env));
+    api::SubmarineV1Ok(resp, ToSubmarine(*env));
     return absl::OkStatus();
   });
 }
