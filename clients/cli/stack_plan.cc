@@ -90,7 +90,8 @@ const std::vector<ServiceDefinition>& LocalStackServices() {
       {"experiment",
        "submarine-experiment",
        "experiment",
-       {"submarine.experiment.v1.ExperimentService"},
+       {"submarine.experiment.v1.ExperimentService",
+        "submarine.experiment.v1.SubmarineExperimentApi"},
        "submarine.experiment.v1.",
        &config::v1::ExperimentServiceConfig::default_instance(),
        [](const StackPaths& paths, google::protobuf::Message* message) {

@@ -11,6 +11,7 @@
 #include "services/experiment/experiment_manager.h"
 #include "services/experiment/experiment_service.h"
 #include "services/experiment/experiment_store.h"
+#include "services/experiment/submarine_v1_face.h"
 #include "submarine/environment/v1/environment.grpc.pb.h"
 
 namespace submarine::experiment {
@@ -93,6 +94,7 @@ absl::Status Build(rpc::ServiceHost& host, const ExperimentServiceConfig& config
     deps.check_environment = EnvironmentChecker(env->address());
   auto* manager = host.Make<ExperimentManager>(std::move(deps));
   host.Serve<ExperimentServiceImpl>(manager);
+  host.Serve<SubmarineExperimentApiImpl>(manager);
   host.CountInProject("experiments", &ExperimentStore::CountInProject);
   return absl::OkStatus();
 }

@@ -131,6 +131,18 @@ absl::Status ParseExperimentName(const std::string& name, const std::string& fie
 
 ExperimentManager::ExperimentManager(Deps deps) : d_(std::move(deps)) {}
 
+absl::Status ExperimentManager::ResolveEnvironment(const rpc::CallInfo& call,
+                                                   const std::string& parent,
+                                                   v1::ExperimentSpec* resolved) {
+  std::string env = resolved->environment().name();
+  if (env.empty() || !d_.check_environment) return absl::OkStatus();
+  if (env.find('/') == std::string::npos) {
+    env = absl::StrCat(parent, "/environments/", env);
+    resolved->mutable_environment()->set_name(env);
+  }
+  return d_.check_environment(call, env, "experiment.spec.environment.name");
+}
+
 absl::StatusOr<Experiment> ExperimentManager::Create(const v1::CreateExperimentRequest& req,
                                                      const rpc::CallInfo& call) {
   std::string project;
@@ -149,14 +161,7 @@ absl::StatusOr<Experiment> ExperimentManager::Create(const v1::CreateExperimentR
   SUBMARINE_ASSIGN_OR_RETURN(v1::ExperimentSpec resolved,
                              ResolveSpec(in.spec(), "experiment.spec."));
   SUBMARINE_RETURN_IF_ERROR(d_.authorizer->Check(call, req.parent(), Permission::WRITE));
-  if (!resolved.environment().name().empty() && d_.check_environment) {
-    std::string env = resolved.environment().name();
-    if (env.find('/') == std::string::npos) {
-      env = absl::StrCat(req.parent(), "/environments/", env);
-      resolved.mutable_environment()->set_name(env);
-    }
-    SUBMARINE_RETURN_IF_ERROR(d_.check_environment(call, env, "experiment.spec.environment.name"));
-  }
+  SUBMARINE_RETURN_IF_ERROR(ResolveEnvironment(call, req.parent(), &resolved));
   auto created = d_.idempotency->Run<Experiment>(
       *d_.pool, call, "CreateExperiment", req, req.request_id(),
       [&](pqxx::work& tx, Experiment* answer) -> absl::Status {
@@ -364,6 +369,37 @@ absl::StatusOr<Experiment> ExperimentManager::Stop(const v1::StopExperimentReque
     if (killed.id != 0) d_.controller->ReleaseLease(killed);
     if (d_.wake) d_.wake();
   }
+  return out;
+}
+
+absl::StatusOr<Experiment> ExperimentManager::ReplaceSpec(const std::string& name,
+                                                          const v1::ExperimentSpec& spec,
+                                                          const rpc::CallInfo& call) {
+  std::string project, id;
+  SUBMARINE_RETURN_IF_ERROR(ParseExperimentName(name, "name", &project, &id));
+  SUBMARINE_ASSIGN_OR_RETURN(v1::ExperimentSpec resolved, ResolveSpec(spec, "experiment.spec."));
+  SUBMARINE_RETURN_IF_ERROR(d_.authorizer->Check(call, name, Permission::WRITE));
+  SUBMARINE_RETURN_IF_ERROR(
+      ResolveEnvironment(call, absl::StrCat("projects/", project), &resolved));
+  Experiment out;
+  SUBMARINE_RETURN_IF_ERROR(d_.pool->Transact(call.deadline, [&](pqxx::work& tx) -> absl::Status {
+    auto found = ExperimentStore::Find(tx, project, id, /*for_update=*/true);
+    if (!found) return NotFound("experiment", name);
+    if (found->experiment.state() != v1::PENDING) {
+      return MakeError(
+          absl::StatusCode::kFailedPrecondition, "EXPERIMENT_STARTED",
+          absl::StrCat("experiment \"", name, "\" is ", v1::State_Name(found->experiment.state()),
+                       ": only a PENDING experiment's spec can change"),
+          {{"resource", name}});
+    }
+    *found->experiment.mutable_spec() = spec;
+    *found->experiment.mutable_reproducibility()->mutable_resolved_spec() = resolved;
+    Touch(tx, *found, d_.clock->Now(), d_.ids->RandomHex(8));
+    out = found->experiment;
+    v1::ExperimentUpdated event;
+    *event.mutable_experiment() = out;
+    return events::AppendToOutbox(tx, event, name, call.request_id, call.subject);
+  }));
   return out;
 }
 

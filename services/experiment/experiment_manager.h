@@ -57,10 +57,19 @@ class ExperimentManager {
                                         const rpc::CallInfo& call);
   absl::StatusOr<v1::Experiment> Stop(const v1::StopExperimentRequest& request,
                                       const rpc::CallInfo& call);
+  // Replaces the spec of an experiment still waiting for admission (PENDING); after that its
+  // spec is what ran or runs: FAILED_PRECONDITION naming the state. (Apache Submarine's PATCH.)
+  absl::StatusOr<v1::Experiment> ReplaceSpec(const std::string& name,
+                                             const v1::ExperimentSpec& spec,
+                                             const rpc::CallInfo& call);
   absl::StatusOr<v1::ExperimentLogs> GetLogs(const v1::GetExperimentLogsRequest& request,
                                              const rpc::CallInfo& call);
 
  private:
+  // A named environment becomes "projects/{p}/environments/{e}" and must exist (and be readable
+  // by the caller) when the environment service is a peer.
+  absl::Status ResolveEnvironment(const rpc::CallInfo& call, const std::string& parent,
+                                  v1::ExperimentSpec* resolved);
   Deps d_;
 };
 

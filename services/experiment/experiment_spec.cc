@@ -100,6 +100,43 @@ absl::StatusOr<std::optional<std::vector<std::string>>> CommandOf(
   return std::optional<std::vector<std::string>>();
 }
 
+// Runs before the task's command when the spec names git code: checks the repository out into
+// the (fresh) working directory once — a restarted replica keeps its checkout —, prints the
+// commit to the task's log, then runs the command with its arguments ("$@").
+constexpr char kGitCheckout[] =
+    "set -e\n"
+    "if [ ! -d .git ]; then\n"
+    "  git clone --quiet --depth 1 --branch \"$SUBMARINE_GIT_BRANCH\" -- \"$SUBMARINE_GIT_URL\" . "
+    ">&2\n"
+    "fi\n"
+    "echo \"submarine: code $SUBMARINE_GIT_URL at $(git rev-parse HEAD)\" >&2\n"
+    "exec \"$@\"\n";
+
+absl::Status CheckGit(const v1::GitCode& git, const std::string& field) {
+  if (git.url().empty()) return InvalidField(field + "url", "is required");
+  SUBMARINE_RETURN_IF_ERROR(api::CheckText(git.url(), field + "url", 2048, false));
+  static const char* kSchemes[] = {"https://", "http://", "ssh://", "git://", "file://"};
+  bool scheme = false;
+  for (const char* s : kSchemes) scheme = scheme || absl::StartsWith(git.url(), s);
+  if (!scheme && git.url().find('@') == std::string::npos) {
+    return InvalidField(field + "url",
+                        "use https://, http://, ssh://, git://, file:// or user@host:path");
+  }
+  if (git.url().front() == '-') return InvalidField(field + "url", "must not start with '-'");
+  SUBMARINE_RETURN_IF_ERROR(api::CheckText(git.branch(), field + "branch", 255, false));
+  if (!git.branch().empty() && git.branch().front() == '-') {
+    return InvalidField(field + "branch", "must not start with '-'");
+  }
+  if (!git.credential().empty()) {
+    return MakeError(absl::StatusCode::kUnimplemented, "NOT_SUPPORTED_YET",
+                     absl::StrCat(field,
+                                  "credential: private repositories (a credential from "
+                                  "the credential store) are not supported yet"),
+                     {{"field", field + "credential"}});
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string ClusterId(const std::string& compute_cluster) {
@@ -134,13 +171,8 @@ absl::StatusOr<ExperimentSpec> ResolveSpec(const ExperimentSpec& in, const std::
       api::CheckText(in.environment().name(), prefix + "environment.name", 512, false));
   SUBMARINE_RETURN_IF_ERROR(
       api::CheckText(in.environment().image(), prefix + "environment.image", 1024, false));
-  if (in.has_code() && in.code().has_git()) {
-    return MakeError(absl::StatusCode::kUnimplemented, "NOT_SUPPORTED_YET",
-                     absl::StrCat(prefix,
-                                  "code.git: checking out git code is not supported yet; "
-                                  "put the code in the command's working directory"),
-                     {{"field", prefix + "code.git"}});
-  }
+  const bool git = in.has_code() && in.code().has_git();
+  if (git) SUBMARINE_RETURN_IF_ERROR(CheckGit(in.code().git(), prefix + "code.git."));
   std::string cluster = ClusterId(in.compute_cluster());
   if (cluster != "local") {
     return InvalidField(prefix + "compute_cluster",
@@ -202,10 +234,18 @@ absl::StatusOr<ExperimentSpec> ResolveSpec(const ExperimentSpec& in, const std::
     }
     r.clear_cmd();
     r.clear_args();
+    if (git) {
+      for (const char* a : {"/bin/sh", "-c", kGitCheckout, "submarine-git"}) r.add_args(a);
+    }
     for (auto& a : *command) r.add_args(a);
     // Role env merged over the experiment's.
     google::protobuf::Map<std::string, std::string> env = in.meta().env_vars();
     for (const auto& [k, v] : role.env_vars()) env[k] = v;
+    if (git) {  // the platform's own variables (users cannot set SUBMARINE_*)
+      env["SUBMARINE_GIT_URL"] = in.code().git().url();
+      env["SUBMARINE_GIT_BRANCH"] =
+          in.code().git().branch().empty() ? "main" : in.code().git().branch();
+    }
     *r.mutable_env_vars() = env;
     if (!r.has_max_restarts()) r.set_max_restarts(retry.max_task_restarts());
     if (r.max_restarts() < 0 || r.max_restarts() > kMaxRetries) {

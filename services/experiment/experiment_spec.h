@@ -14,7 +14,10 @@
 //   - env: the role's env_vars merged over meta's; names match [A-Za-z_][A-Za-z0-9_]*, and the
 //     platform's own prefix SUBMARINE_ is reserved;
 //   - priority -1000..1000; max_run_time >= 0; retries 0..100;
-//   - code.git is refused for now (UNIMPLEMENTED naming the field) rather than ignored.
+//   - code.git: the repository (https, http, ssh, git, file or user@host:path; a branch or tag,
+//     default "main") is cloned into each task's fresh working directory before its command runs,
+//     and the commit is written to the task's log; credentials are refused for now
+//     (UNIMPLEMENTED naming the field).
 
 #include <string>
 

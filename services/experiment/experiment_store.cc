@@ -32,7 +32,8 @@ constexpr db::Statement kInsert{
 constexpr db::Statement kSave{
     "experiment.save",
     "UPDATE experiments SET state = $2, labels = $3::jsonb, body = $4, etag = $5, "
-    "update_time = $6, stop_reason = $7, lease = $8, workload_id = $9 WHERE id = $1"};
+    "update_time = $6, stop_reason = $7, lease = $8, workload_id = $9, framework = $10, "
+    "priority = $11 WHERE id = $1"};
 constexpr db::Statement kDelete{"experiment.delete", "DELETE FROM experiments WHERE id = $1"};
 constexpr db::Statement kUnfinished{
     "experiment.unfinished",
@@ -111,7 +112,8 @@ void ExperimentStore::Save(pqxx::work& tx, const StoredExperiment& s) {
   std::string body = e.SerializeAsString();
   db::Exec(tx, kSave, s.id, v1::State_Name(e.state()), api::LabelsJson(e.labels()),
            pqxx::binarystring(body), e.etag(), db::Timestamp::FromProto(e.update_time()),
-           s.stop_reason, s.lease, s.workload_id);
+           s.stop_reason, s.lease, s.workload_id,
+           e.reproducibility().resolved_spec().meta().framework(), e.spec().priority());
 }
 
 void ExperimentStore::Delete(pqxx::work& tx, int64_t id) { db::Exec(tx, kDelete, id); }
