@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <pqxx/pqxx>
 #include <fstream>
 
 #include "absl/strings/match.h"
@@ -355,30 +357,66 @@ TEST_F(ExperimentTest, AFullClusterKeepsJobsAcceptedInOrderAndRefusesOnesThatNev
   EXPECT_EQ(WaitUntil(second.name()).state(), v1::SUCCEEDED);
 }
 
+// kill -9 of the service while 20 experiments run. While it is down, some end (5 succeed, 5 fail),
+// one's workload vanishes (its files and processes removed) and one's record is removed from the
+// database. After the restart every experiment reaches its true final state — the ones still
+// running are re-adopted and finish —, the vanished one is FAILED with the reason (never
+// deleted), the orphaned workload is removed, no state goes backwards and no process is left.
 TEST_F(ExperimentTest, AfterKillMinus9EveryExperimentReachesItsTrueFinalState) {
-  std::string gate = svc_->dir + "/go";
-  std::vector<std::string> names;
-  for (int i = 0; i < 6; ++i) {
-    v1::Experiment created;
-    // Even ones succeed, odd ones fail, both only once the gate file exists.
-    std::string cmd =
-        absl::StrCat("while [ ! -e ", gate, " ]; do sleep 0.05; done; exit ", i % 2 == 0 ? 0 : 7);
-    ASSERT_TRUE(Create(Shell(cmd), &created).ok());
-    names.push_back(created.name());
+  const std::string early = svc_->dir + "/early", late = svc_->dir + "/late";
+  const std::string marker = absl::StrCat("crash-test-", ::getpid());
+  std::vector<v1::Experiment> created(20);
+  for (int i = 0; i < 20; ++i) {
+    // Groups of four: 0 and 1 end while the service is down (0 succeeds, 1 fails with 7), 2 and
+    // 3 end after the restart.
+    const std::string& gate = i % 4 < 2 ? early : late;
+    std::string cmd = absl::StrCat(": ", marker, "-", i, "; while [ ! -e ", gate,
+                                   " ]; do sleep 0.05; done; exit ", i % 4 == 1 ? 7 : 0);
+    ASSERT_TRUE(Create(Shell(cmd), &created[i], absl::StrCat("crash-", i)).ok());
   }
-  for (const auto& n : names) WaitUntil(n, v1::RUNNING);
+  for (const auto& e : created) WaitUntil(e.name(), v1::RUNNING);
   svc_->process.Kill();
-  std::ofstream(gate) << "go";
+
+  std::ofstream(early) << "go";
+  // #3's workload vanishes: its files first, then its processes.
+  std::string hex = created[3].uid();
+  hex.erase(std::remove(hex.begin(), hex.end(), '-'), hex.end());
+  fs::remove_all(absl::StrCat(svc_->compute_dir, "/workloads/exp-", hex.substr(0, 20), "-1"));
+  ASSERT_EQ(std::system(absl::StrCat("pkill -KILL -f '[:] ", marker, "-3;'").c_str()), 0);
+  // #7's record vanishes: its workload is an orphan now.
+  {
+    pqxx::connection conn(TestPostgres::Get().ConnInfo(svc_->dbname));
+    pqxx::work tx(conn);
+    tx.exec_params("DELETE FROM experiment.experiments WHERE experiment_id = $1", "crash-7");
+    tx.commit();
+  }
+
   auto restarted = StartExperimentService(svc_.get());
   ASSERT_TRUE(restarted.ok()) << restarted.status();
   svc_ = std::move(*restarted);
-  for (size_t i = 0; i < names.size(); ++i) {
-    v1::Experiment done = WaitUntil(names[i]);
-    EXPECT_EQ(done.state(), i % 2 == 0 ? v1::SUCCEEDED : v1::FAILED) << done.state_reason();
+  std::ofstream(late) << "go";
+  for (int i = 0; i < 20; ++i) {
+    if (i == 7) continue;
+    v1::Experiment done = WaitUntil(created[i].name());
+    v1::State expected = i == 3 ? v1::FAILED : i % 4 == 1 ? v1::FAILED : v1::SUCCEEDED;
+    EXPECT_EQ(done.state(), expected) << i << ": " << done.state_reason();
+    if (i == 3) {
+      EXPECT_TRUE(absl::StrContains(done.state_reason(), "no longer exists")) << done.state_reason();
+    }
+    if (i % 4 == 1) {
+      EXPECT_EQ(done.tasks(0).exit_code(), 7);
+    }
     auto states = History(done);
-    EXPECT_TRUE(std::is_sorted(states.begin(), states.end())) << names[i];
-    EXPECT_EQ(std::set<v1::State>(states.begin(), states.end()).size(), states.size());
+    EXPECT_TRUE(std::is_sorted(states.begin(), states.end())) << i;
+    EXPECT_EQ(std::set<v1::State>(states.begin(), states.end()).size(), states.size()) << i;
   }
+  // The orphan is removed by the controller, and nothing of any experiment is left running.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return std::system(absl::StrCat("pgrep -f '[:] ", marker, "-' >/dev/null").c_str()) != 0;
+      },
+      std::chrono::seconds(30)))
+      << "processes of the test's experiments are still running";
 }
 
 }  // namespace
