@@ -15,6 +15,7 @@ PACKAGES=(
   python3 curl procps psmisc
   python3-yaml     # the SDK reads YAML experiment specs
   python3-sklearn  # the demo's training experiment (deploy/local/examples/train_iris.py)
+  python3-torch    # the distributed example (deploy/local/examples/train_ddp.py, gloo on CPU)
   gdb  # tests print the stacks of a process that hangs instead of exiting
 )
 

@@ -206,8 +206,25 @@ cat "$DEMO_HOME/experiment-iris.yaml"
 as alice "$SUBMARINE" experiment run -f "$DEMO_HOME/experiment-iris.yaml" --project vision-lab \
   --follow
 as alice "$SUBMARINE" experiment list --project vision-lab
+
 echo "bob has no role in vision-lab: he sees none of its experiments"
 as bob "$SUBMARINE" experiment list --project vision-lab
+
+step "A distributed job: two PyTorch replicas (gloo on CPU) averaging gradients with DDP"
+cat >"$DEMO_HOME/experiment-ddp.yaml" <<EOF2
+meta:
+  name: ddp
+  framework: pytorch          # the platform sets MASTER_ADDR/PORT, WORLD_SIZE and RANK
+  args: [$PYTHON, $ROOT/deploy/local/examples/train_ddp.py]
+spec:
+  Master: {replicas: 1, resources: "cpu=1,memory=1Gi"}
+  Worker: {replicas: 1, resources: "cpu=1,memory=1Gi"}
+EOF2
+cat "$DEMO_HOME/experiment-ddp.yaml"
+DDP_ID="ddp-$(date +%s)"
+as alice "$SUBMARINE" experiment run -f "$DEMO_HOME/experiment-ddp.yaml" --project vision-lab \
+  --id "$DDP_ID" --follow
+as alice "$SUBMARINE" experiment logs "$DDP_ID" --project vision-lab --task worker-0
 
 step "The Apache Submarine compatible face: /api/auth/login, /api/sys/user/info, /api/v1/environment"
 APACHE_TOKEN="$(printf '{"username":"alice","password":"%s"}' "$ALICE_PASSWORD" |

@@ -357,6 +357,28 @@ TEST_F(ExperimentTest, AFullClusterKeepsJobsAcceptedInOrderAndRefusesOnesThatNev
   EXPECT_EQ(WaitUntil(second.name()).state(), v1::SUCCEEDED);
 }
 
+// A real distributed job: two PyTorch replicas (gloo, CPU) train with DistributedDataParallel,
+// which all-reduces gradients between them; they end with identical weights only if the
+// rendezvous variables the platform set (MASTER_ADDR/PORT, WORLD_SIZE, RANK) let them talk.
+TEST_F(ExperimentTest, TwoPyTorchReplicasTrainTogether) {
+  v1::Experiment e;
+  e.mutable_spec()->mutable_meta()->set_framework("PyTorch");
+  for (const char* a : {"/usr/bin/python3", SUBMARINE_SOURCE_DIR "/deploy/local/examples/train_ddp.py"}) {
+    e.mutable_spec()->mutable_meta()->add_args(a);
+  }
+  (*e.mutable_spec()->mutable_spec())["Master"].set_replicas(1);
+  (*e.mutable_spec()->mutable_spec())["Worker"].set_replicas(1);
+  v1::Experiment created;
+  ASSERT_TRUE(Create(e, &created, "ddp").ok());
+  v1::Experiment done = WaitUntil(created.name());
+  std::string master = Logs(created.name(), "master-0"), worker = Logs(created.name(), "worker-0");
+  ASSERT_EQ(done.state(), v1::SUCCEEDED) << done.state_reason() << "\n" << master << worker;
+  EXPECT_TRUE(absl::StrContains(master, "rank 0 of 2")) << master;
+  EXPECT_TRUE(absl::StrContains(worker, "rank 1 of 2")) << worker;
+  EXPECT_TRUE(absl::StrContains(master, "weights identical on all 2 replicas: True")) << master;
+  EXPECT_TRUE(absl::StrContains(worker, "weights identical on all 2 replicas: True")) << worker;
+}
+
 // kill -9 of the service while 20 experiments run. While it is down, some end (5 succeed, 5 fail),
 // one's workload vanishes (its files and processes removed) and one's record is removed from the
 // database. After the restart every experiment reaches its true final state — the ones still
