@@ -295,6 +295,11 @@ struct ExperimentListOptions {
 struct ExperimentNameOptions {
   std::string name;
 };
+struct ExperimentCloneOptions {
+  std::string name;
+  std::string id;
+  std::vector<std::string> env;
+};
 struct ExperimentLogsOptions {
   std::string name;
   std::string task;
@@ -338,6 +343,8 @@ void AddExperimentCommands(CLI::App& app, Runner& runner) {
   };
   for (const Verb& v : {Verb{"get", "Show one experiment", &GetExperiment},
                         Verb{"stop", "Stop an experiment (SIGTERM, then forced)", &StopExperiment},
+                        Verb{"retry", "Run a finished experiment again (a new attempt)",
+                             &RetryExperiment},
                         Verb{"delete", "Delete an experiment and its logs (stopping it first)",
                              &DeleteExperiment}}) {
     AddLeaf<ExperimentNameOptions>(
@@ -349,6 +356,16 @@ void AddExperimentCommands(CLI::App& app, Runner& runner) {
           return run(in_project(ctx), o.name);
         });
   }
+  AddLeaf<ExperimentCloneOptions>(
+      g, runner, "clone", "Submit a copy of an experiment, with changed variables",
+      [](CLI::App* c, ExperimentCloneOptions* o) {
+        c->add_option("name", o->name, "Experiment id or full name")->required();
+        c->add_option("--id", o->id, "The copy's id (default: generated)");
+        c->add_option("--env", o->env, "KEY=VALUE over meta.envVars (repeatable)");
+      },
+      [in_project](const ClientContext& ctx, const ExperimentCloneOptions& o) {
+        return CloneExperiment(in_project(ctx), o.name, o.id, o.env);
+      });
   AddLeaf<ExperimentLogsOptions>(
       g, runner, "logs", "Print a task's log",
       [](CLI::App* c, ExperimentLogsOptions* o) {

@@ -195,6 +195,33 @@ absl::Status DeleteExperiment(const ProjectCommandContext& ctx, const std::strin
   return absl::OkStatus();
 }
 
+absl::Status RetryExperiment(const ProjectCommandContext& ctx, const std::string& name) {
+  ex::RetryExperimentRequest request;
+  request.set_name(ExperimentName(ctx.project, name));
+  SUBMARINE_ASSIGN_OR_RETURN(ex::Experiment e,
+                             ctx.client->Call<ex::Experiment>(Rpc("RetryExperiment"), request));
+  *ctx.out << FormatExperiments({e}, ctx.format, /*single=*/true);
+  return absl::OkStatus();
+}
+
+absl::Status CloneExperiment(const ProjectCommandContext& ctx, const std::string& name,
+                             const std::string& id, const std::vector<std::string>& env) {
+  ex::CloneExperimentRequest request;
+  request.set_name(ExperimentName(ctx.project, name));
+  request.set_experiment_id(id);
+  for (const std::string& item : env) {
+    size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return InvalidField("env", absl::StrCat("\"", item, "\" is not KEY=VALUE"));
+    }
+    (*request.mutable_env_vars())[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  SUBMARINE_ASSIGN_OR_RETURN(ex::Experiment e,
+                             ctx.client->Call<ex::Experiment>(Rpc("CloneExperiment"), request));
+  *ctx.out << FormatExperiments({e}, ctx.format, /*single=*/true);
+  return absl::OkStatus();
+}
+
 absl::Status ExperimentLogs(const ProjectCommandContext& ctx, const std::string& name,
                             const std::string& task, bool follow) {
   std::string full = ExperimentName(ctx.project, name);

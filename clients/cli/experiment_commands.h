@@ -4,6 +4,7 @@
 
 #include <iosfwd>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "clients/cli/environment_commands.h"
@@ -34,6 +35,11 @@ absl::Status ListExperiments(const ProjectCommandContext& ctx, const std::string
 absl::Status GetExperiment(const ProjectCommandContext& ctx, const std::string& name);
 absl::Status StopExperiment(const ProjectCommandContext& ctx, const std::string& name);
 absl::Status DeleteExperiment(const ProjectCommandContext& ctx, const std::string& name);
+// Runs a finished experiment again as a new attempt.
+absl::Status RetryExperiment(const ProjectCommandContext& ctx, const std::string& name);
+// A new experiment from `name`'s spec; `env` holds KEY=VALUE overrides of meta.envVars.
+absl::Status CloneExperiment(const ProjectCommandContext& ctx, const std::string& name,
+                             const std::string& id, const std::vector<std::string>& env);
 // Prints a task's log ("" = the first task); with `follow`, keeps printing until it ends.
 absl::Status ExperimentLogs(const ProjectCommandContext& ctx, const std::string& name,
                             const std::string& task, bool follow);

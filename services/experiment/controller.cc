@@ -23,6 +23,7 @@ using permission::v1::Lease;
 using permission::v1::QuotaService;
 
 constexpr char kOwnerLabel[] = "submarine.experiment";
+constexpr char kUidLabel[] = "submarine.experiment-uid";
 constexpr char kSystem[] = "services/experiment";
 
 class GrpcQuotaClient final : public QuotaClient {
@@ -321,7 +322,8 @@ void Controller::Launch(StoredExperiment& s, int* running_tasks) {
     s.workload_id = id;
   }
   auto workload =
-      ToWorkload(e.reproducibility().resolved_spec(), id, env, {{kOwnerLabel, e.name()}});
+      ToWorkload(e.reproducibility().resolved_spec(), id, env,
+                 {{kOwnerLabel, e.name()}, {kUidLabel, e.uid()}});
   absl::Status submitted = backend_->Submit(workload);
   if (!submitted.ok() && submitted.code() != absl::StatusCode::kInvalidArgument) {
     log::Get("controller")->warn("launch of {} postponed: {}", e.name(), Message(submitted));
@@ -343,15 +345,18 @@ void Controller::Launch(StoredExperiment& s, int* running_tasks) {
 void Controller::Observe(StoredExperiment& s, const compute::WorkloadStatus* status) {
   const v1::Experiment& e = s.experiment;
   auto now = clock_.Now();
+  const StoredExperiment before = s;  // its lease, which a retry clears
   if (status == nullptr) {
     // The backend answered the list and does not hold this workload: it is gone for good.
     (void)Change(s, [&](pqxx::work& tx, StoredExperiment& row) {
-      return Transition(tx, row, v1::FAILED,
-                        absl::StrCat("its workload ", s.workload_id.value_or("?"),
-                                     " no longer exists on the compute cluster"),
-                        now, "", kSystem);
+      SUBMARINE_RETURN_IF_ERROR(Transition(tx, row, v1::FAILED,
+                                           absl::StrCat("its workload ",
+                                                        s.workload_id.value_or("?"),
+                                                        " no longer exists on the compute cluster"),
+                                           now, "", kSystem));
+      return RetryIfAllowed(tx, row, now);
     });
-    ReleaseLease(s);
+    ReleaseLease(before);
     return;
   }
   std::vector<v1::Task> tasks;
@@ -398,9 +403,21 @@ void Controller::Observe(StoredExperiment& s, const compute::WorkloadStatus* sta
     std::string reason = status->message;
     if (to == v1::KILLED && row.stop_reason) reason = *row.stop_reason;
     if (reason.empty()) reason = to == v1::RUNNING ? "a task is running" : "all tasks succeeded";
-    return Transition(tx, row, to, reason, now, "", kSystem);
+    SUBMARINE_RETURN_IF_ERROR(Transition(tx, row, to, reason, now, "", kSystem));
+    return to == v1::FAILED ? RetryIfAllowed(tx, row, now) : absl::OkStatus();
   });
-  if (IsFinal(to)) ReleaseLease(s);
+  if (IsFinal(to)) ReleaseLease(before);
+}
+
+absl::Status Controller::RetryIfAllowed(pqxx::work& tx, StoredExperiment& row,
+                                        std::chrono::system_clock::time_point now) {
+  const int retries = row.experiment.spec().retry_policy().max_retries();
+  const int done = row.experiment.attempt() - 1;
+  if (done >= retries) return absl::OkStatus();
+  return StartAttempt(tx, row,
+                      absl::StrCat("retry ", done + 1, " of ", retries, " after: ",
+                                   row.experiment.state_reason()),
+                      now, "", kSystem);
 }
 
 void Controller::RequestStop(StoredExperiment& s) {
@@ -446,24 +463,28 @@ void Controller::HeartbeatLeases(const std::vector<StoredExperiment>& unfinished
 }
 
 void Controller::Heal(const std::vector<compute::WorkloadStatus>& workloads) {
-  std::vector<std::string> ids;
+  // Ours carry the experiment's uid; one is kept while its experiment exists (every attempt's,
+  // so earlier attempts' logs stay readable), and removed once the experiment is gone.
+  std::vector<std::string> uids;
   for (const auto& w : workloads) {
-    if (w.labels.count(kOwnerLabel)) ids.push_back(w.id);  // only ours
+    auto uid = w.labels.find(kUidLabel);
+    if (uid != w.labels.end()) uids.push_back(uid->second);
   }
-  if (ids.empty()) return;
+  if (uids.empty()) return;
   std::vector<std::string> known;
   absl::Status st = pool_->Read(db::kNoDeadline, [&](pqxx::transaction_base& tx) {
-    known = ExperimentStore::KnownWorkloads(tx, ids);
+    known = ExperimentStore::KnownUids(tx, uids);
     return absl::OkStatus();
   });
   if (!st.ok()) return;
   std::set<std::string> keep(known.begin(), known.end());
-  for (const auto& id : ids) {
-    if (keep.count(id)) continue;
-    log::Get("controller")->info("workload {} has no experiment any more: deleting it", id);
-    absl::Status deleted = backend_->Delete(id, /*keep_logs=*/false);
+  for (const auto& w : workloads) {
+    auto uid = w.labels.find(kUidLabel);
+    if (uid == w.labels.end() || keep.count(uid->second)) continue;
+    log::Get("controller")->info("workload {} has no experiment any more: deleting it", w.id);
+    absl::Status deleted = backend_->Delete(w.id, /*keep_logs=*/false);
     if (!deleted.ok()) {
-      log::Get("controller")->warn("cannot delete workload {}: {}", id, Message(deleted));
+      log::Get("controller")->warn("cannot delete workload {}: {}", w.id, Message(deleted));
     }
   }
 }

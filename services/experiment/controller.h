@@ -85,6 +85,9 @@ class Controller {
   void Launch(StoredExperiment& s, int* running_tasks);
   void Observe(StoredExperiment& s, const compute::WorkloadStatus* status);
   void RequestStop(StoredExperiment& s);
+  // After a FAILED transition in `tx`: the next attempt when the retry policy allows another.
+  absl::Status RetryIfAllowed(pqxx::work& tx, StoredExperiment& row,
+                              std::chrono::system_clock::time_point now);
   void HeartbeatLeases(const std::vector<StoredExperiment>& unfinished);
   void Heal(const std::vector<compute::WorkloadStatus>& workloads);
   // Runs `change` on the locked, re-read row if it is still in the state (and attempt) of `s`;

@@ -372,6 +372,45 @@ absl::StatusOr<Experiment> ExperimentManager::Stop(const v1::StopExperimentReque
   return out;
 }
 
+absl::StatusOr<Experiment> ExperimentManager::Retry(const v1::RetryExperimentRequest& req,
+                                                    const rpc::CallInfo& call) {
+  std::string project, id;
+  SUBMARINE_RETURN_IF_ERROR(ParseExperimentName(req.name(), "name", &project, &id));
+  SUBMARINE_RETURN_IF_ERROR(d_.authorizer->Check(call, req.name(), Permission::WRITE));
+  auto out = d_.idempotency->Run<Experiment>(
+      *d_.pool, call, "RetryExperiment", req, req.request_id(),
+      [&](pqxx::work& tx, Experiment* answer) -> absl::Status {
+        auto found = ExperimentStore::Find(tx, project, id, /*for_update=*/true);
+        if (!found) return NotFound("experiment", req.name());
+        SUBMARINE_RETURN_IF_ERROR(StartAttempt(
+            tx, *found,
+            absl::StrCat("retried by ", call.subject.empty() ? "anonymous" : call.subject),
+            d_.clock->Now(), call.request_id, call.subject));
+        *answer = found->experiment;
+        return absl::OkStatus();
+      });
+  if (out.ok() && d_.wake) d_.wake();
+  return out;
+}
+
+absl::StatusOr<Experiment> ExperimentManager::Clone(const v1::CloneExperimentRequest& req,
+                                                    const rpc::CallInfo& call) {
+  std::string project, id;
+  SUBMARINE_RETURN_IF_ERROR(ParseExperimentName(req.name(), "name", &project, &id));
+  SUBMARINE_ASSIGN_OR_RETURN(Experiment source, Get(req.name(), call));
+  v1::CreateExperimentRequest create;
+  create.set_parent(absl::StrCat("projects/", project));
+  create.set_experiment_id(req.experiment_id());
+  create.set_request_id(req.request_id());
+  Experiment& e = *create.mutable_experiment();
+  *e.mutable_spec() = source.spec();
+  for (const auto& [k, v] : req.env_vars()) (*e.mutable_spec()->mutable_meta()->mutable_env_vars())[k] = v;
+  *e.mutable_labels() = req.labels().empty() ? source.labels() : req.labels();
+  e.set_description(req.has_description() ? req.description() : source.description());
+  if (req.has_priority()) e.mutable_spec()->set_priority(req.priority());
+  return Create(create, call);
+}
+
 absl::StatusOr<Experiment> ExperimentManager::ReplaceSpec(const std::string& name,
                                                           const v1::ExperimentSpec& spec,
                                                           const rpc::CallInfo& call) {

@@ -57,6 +57,13 @@ class ExperimentManager {
                                         const rpc::CallInfo& call);
   absl::StatusOr<v1::Experiment> Stop(const v1::StopExperimentRequest& request,
                                       const rpc::CallInfo& call);
+  // A finished experiment runs again as a new attempt (WRITE).
+  absl::StatusOr<v1::Experiment> Retry(const v1::RetryExperimentRequest& request,
+                                       const rpc::CallInfo& call);
+  // A new experiment from this one's spec with the request's overrides (READ on the source,
+  // WRITE on the project).
+  absl::StatusOr<v1::Experiment> Clone(const v1::CloneExperimentRequest& request,
+                                       const rpc::CallInfo& call);
   // Replaces the spec of an experiment still waiting for admission (PENDING); after that its
   // spec is what ran or runs: FAILED_PRECONDITION naming the state. (Apache Submarine's PATCH.)
   absl::StatusOr<v1::Experiment> ReplaceSpec(const std::string& name,

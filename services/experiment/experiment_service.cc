@@ -56,6 +56,18 @@ grpc::Status ExperimentServiceImpl::StopExperiment(grpc::ServerContext* ctx,
   return Handle(ctx, [&](const CallInfo& call) { return Fill(manager_->Stop(*req, call), resp); });
 }
 
+grpc::Status ExperimentServiceImpl::RetryExperiment(grpc::ServerContext* ctx,
+                                                    const v1::RetryExperimentRequest* req,
+                                                    v1::Experiment* resp) {
+  return Handle(ctx, [&](const CallInfo& call) { return Fill(manager_->Retry(*req, call), resp); });
+}
+
+grpc::Status ExperimentServiceImpl::CloneExperiment(grpc::ServerContext* ctx,
+                                                    const v1::CloneExperimentRequest* req,
+                                                    v1::Experiment* resp) {
+  return Handle(ctx, [&](const CallInfo& call) { return Fill(manager_->Clone(*req, call), resp); });
+}
+
 grpc::Status ExperimentServiceImpl::GetExperimentLogs(grpc::ServerContext* ctx,
                                                       const v1::GetExperimentLogsRequest* req,
                                                       v1::ExperimentLogs* resp) {

@@ -23,6 +23,10 @@ class ExperimentServiceImpl final : public v1::ExperimentService::Service {
                                 v1::DeleteExperimentResponse* resp) override;
   grpc::Status StopExperiment(grpc::ServerContext* ctx, const v1::StopExperimentRequest* req,
                               v1::Experiment* resp) override;
+  grpc::Status RetryExperiment(grpc::ServerContext* ctx, const v1::RetryExperimentRequest* req,
+                               v1::Experiment* resp) override;
+  grpc::Status CloneExperiment(grpc::ServerContext* ctx, const v1::CloneExperimentRequest* req,
+                               v1::Experiment* resp) override;
   grpc::Status GetExperimentLogs(grpc::ServerContext* ctx, const v1::GetExperimentLogsRequest* req,
                                  v1::ExperimentLogs* resp) override;
 

@@ -40,9 +40,8 @@ constexpr db::Statement kUnfinished{
     "SELECT id, project, experiment_id, body, stop_reason, lease, workload_id FROM experiments "
     "WHERE state IN ('PENDING', 'ACCEPTED', 'CREATED', 'RUNNING') "
     "ORDER BY priority DESC, create_time, id"};
-constexpr db::Statement kKnownWorkloads{
-    "experiment.known_workloads",
-    "SELECT workload_id FROM experiments WHERE workload_id = ANY($1::text[])"};
+constexpr db::Statement kKnownUids{"experiment.known_uids",
+                                   "SELECT uid FROM experiments WHERE uid = ANY($1::text[])"};
 constexpr db::Statement kCountInProject{"experiment.count_in_project",
                                         "SELECT count(*) FROM experiments WHERE project = $1"};
 constexpr db::Statement kNextId{"experiment.next_id", "SELECT nextval('experiment_id_seq')"};
@@ -77,7 +76,7 @@ std::vector<StoredExperiment> FromRows(const pqxx::result& r) {
 const db::StatementSet& ExperimentStore::Statements() {
   static const auto* set =
       new db::StatementSet{kFind,   kFindForUpdate, kLock,           kInsert,         kSave,
-                           kDelete, kUnfinished,    kKnownWorkloads, kCountInProject, kNextId};
+                           kDelete, kUnfinished,    kKnownUids, kCountInProject, kNextId};
   return *set;
 }
 
@@ -122,10 +121,10 @@ std::vector<StoredExperiment> ExperimentStore::Unfinished(pqxx::transaction_base
   return FromRows(db::Exec(tx, kUnfinished));
 }
 
-std::vector<std::string> ExperimentStore::KnownWorkloads(
-    pqxx::transaction_base& tx, const std::vector<std::string>& workload_ids) {
+std::vector<std::string> ExperimentStore::KnownUids(pqxx::transaction_base& tx,
+                                                   const std::vector<std::string>& uids) {
   std::vector<std::string> out;
-  for (const auto& row : db::Exec(tx, kKnownWorkloads, db::TextArray(workload_ids))) {
+  for (const auto& row : db::Exec(tx, kKnownUids, db::TextArray(uids))) {
     out.push_back(row[0].as<std::string>());
   }
   return out;

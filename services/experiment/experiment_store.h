@@ -66,9 +66,9 @@ class ExperimentStore {
   static std::vector<StoredExperiment> List(pqxx::transaction_base& tx, const ListQuery& query);
   // Every experiment not in a final state, in admission order (priority, then age).
   static std::vector<StoredExperiment> Unfinished(pqxx::transaction_base& tx);
-  // Which of `workload_ids` belong to a stored experiment.
-  static std::vector<std::string> KnownWorkloads(pqxx::transaction_base& tx,
-                                                 const std::vector<std::string>& workload_ids);
+  // Which of `uids` are stored experiments.
+  static std::vector<std::string> KnownUids(pqxx::transaction_base& tx,
+                                            const std::vector<std::string>& uids);
   static int64_t CountInProject(pqxx::transaction_base& tx, const std::string& project);
   static int64_t NextIdCounter(pqxx::work& tx);
 };

@@ -21,6 +21,13 @@ absl::Status Transition(pqxx::work& tx, StoredExperiment& stored, v1::State to,
                         const std::string& reason, std::chrono::system_clock::time_point now,
                         const std::string& request_id, const std::string& actor);
 
+// Starts the next attempt of a finished experiment: attempt + 1, state PENDING with `reason`,
+// tasks, times, stop request, lease and workload of the last attempt cleared (the history keeps
+// it), ExperimentStateChanged written. FAILED_PRECONDITION (nothing written) unless finished.
+absl::Status StartAttempt(pqxx::work& tx, StoredExperiment& stored, const std::string& reason,
+                          std::chrono::system_clock::time_point now, const std::string& request_id,
+                          const std::string& actor);
+
 // Saves a change that is not a transition (tasks, reason, description...): new etag and
 // update_time, no event.
 void Touch(pqxx::work& tx, StoredExperiment& stored, std::chrono::system_clock::time_point now,

@@ -116,6 +116,32 @@ class Experiments:
             "POST", "/v1/" + self.name_of(name) + ":stop",
             body={"requestId": request_id or new_request_id()}))
 
+    def retry(self, name: str, *, request_id: Optional[str] = None) -> Experiment:
+        """Runs a finished experiment again as a new attempt (``attempt`` + 1, from PENDING)."""
+        return Experiment.from_json(self._transport.request(
+            "POST", "/v1/" + self.name_of(name) + ":retry",
+            body={"requestId": request_id or new_request_id()}))
+
+    def clone(self, name: str, *, experiment_id: Optional[str] = None,
+              env_vars: Optional[Mapping[str, str]] = None,
+              labels: Optional[Mapping[str, str]] = None, description: Optional[str] = None,
+              priority: Optional[int] = None, request_id: Optional[str] = None) -> Experiment:
+        """Submits a copy of ``name``'s spec; ``env_vars`` are merged over its meta.envVars,
+        ``labels``, ``description`` and ``priority`` replace the copied ones when given."""
+        body: Dict[str, Any] = {"requestId": request_id or new_request_id()}
+        if experiment_id:
+            body["experimentId"] = experiment_id
+        if env_vars:
+            body["envVars"] = dict(env_vars)
+        if labels is not None:
+            body["labels"] = dict(labels)
+        if description is not None:
+            body["description"] = description
+        if priority is not None:
+            body["priority"] = priority
+        return Experiment.from_json(self._transport.request(
+            "POST", "/v1/" + self.name_of(name) + ":clone", body=body))
+
     def update(self, name: str, *, description: Optional[str] = None,
                labels: Optional[Mapping[str, str]] = None, etag: Optional[str] = None,
                request_id: Optional[str] = None) -> Experiment:

@@ -357,6 +357,78 @@ TEST_F(ExperimentTest, AFullClusterKeepsJobsAcceptedInOrderAndRefusesOnesThatNev
   EXPECT_EQ(WaitUntil(second.name()).state(), v1::SUCCEEDED);
 }
 
+TEST_F(ExperimentTest, RetryRunsAFinishedExperimentAgainAsANewAttempt) {
+  v1::Experiment created;
+  ASSERT_TRUE(Create(Shell("exit 3"), &created, "flaky").ok());
+  ASSERT_EQ(WaitUntil(created.name()).state(), v1::FAILED);
+  v1::RetryExperimentRequest retry;
+  retry.set_name(created.name());
+  v1::Experiment again;
+  ASSERT_TRUE(svc_->stub->RetryExperiment(ExperimentCtx().get(), retry, &again).ok());
+  EXPECT_EQ(again.attempt(), 2);
+  EXPECT_EQ(again.state(), v1::PENDING);
+  EXPECT_EQ(again.tasks_size(), 0);
+  v1::Experiment done = WaitUntil(created.name());
+  EXPECT_EQ(done.state(), v1::FAILED);
+  EXPECT_EQ(done.attempt(), 2);
+  int second = 0;
+  for (const auto& h : done.history()) second += h.attempt() == 2;
+  EXPECT_EQ(second, 5) << "PENDING, ACCEPTED, CREATED, RUNNING, FAILED of attempt 2";
+
+  // Only a finished experiment runs again.
+  v1::Experiment sleeper;
+  ASSERT_TRUE(Create(Shell("exec sleep 600"), &sleeper).ok());
+  WaitUntil(sleeper.name(), v1::RUNNING);
+  retry.set_name(sleeper.name());
+  grpc::Status st = svc_->stub->RetryExperiment(ExperimentCtx().get(), retry, &again);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(absl::StrContains(st.error_message(), "RUNNING")) << st.error_message();
+}
+
+TEST_F(ExperimentTest, TheRetryPolicyRetriesAFailedJobUntilItSucceeds) {
+  // Fails on its first two attempts (a counter in a file outside the fresh working dirs).
+  std::string counter = svc_->dir + "/attempts";
+  v1::Experiment e = Shell(absl::StrCat("n=$(cat ", counter, " 2>/dev/null || echo 0); n=$((n+1)); ",
+                                        "echo $n > ", counter, "; [ $n -ge 3 ]"));
+  e.mutable_spec()->mutable_retry_policy()->set_max_retries(2);
+  v1::Experiment created;
+  ASSERT_TRUE(Create(e, &created).ok());
+  v1::Experiment done;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        done = Get(created.name());
+        return done.state() == v1::SUCCEEDED || (done.attempt() == 3 && done.state() >= v1::SUCCEEDED);
+      },
+      std::chrono::seconds(60)));
+  EXPECT_EQ(done.state(), v1::SUCCEEDED);
+  EXPECT_EQ(done.attempt(), 3);
+  std::string reasons;
+  for (const auto& h : done.history()) absl::StrAppend(&reasons, h.reason(), "\n");
+  EXPECT_TRUE(absl::StrContains(reasons, "retry 1 of 2 after: task worker-0 failed")) << reasons;
+  EXPECT_TRUE(absl::StrContains(reasons, "retry 2 of 2")) << reasons;
+}
+
+TEST_F(ExperimentTest, CloneCopiesTheSpecWithOverrides) {
+  v1::Experiment e = Shell("echo \"A=$A\"");
+  (*e.mutable_spec()->mutable_meta()->mutable_env_vars())["A"] = "original";
+  (*e.mutable_labels())["team"] = "ml";
+  v1::Experiment source;
+  ASSERT_TRUE(Create(e, &source, "source").ok());
+  v1::CloneExperimentRequest clone;
+  clone.set_name(source.name());
+  clone.set_experiment_id("copy");
+  (*clone.mutable_env_vars())["A"] = "cloned";
+  v1::Experiment copy;
+  ASSERT_TRUE(svc_->stub->CloneExperiment(ExperimentCtx().get(), clone, &copy).ok());
+  EXPECT_EQ(copy.name(), "projects/p/experiments/copy");
+  EXPECT_EQ(copy.labels().at("team"), "ml");
+  ASSERT_EQ(WaitUntil(copy.name()).state(), v1::SUCCEEDED);
+  EXPECT_TRUE(absl::StrContains(Logs(copy.name()), "A=cloned")) << Logs(copy.name());
+  clone.set_name("projects/p/experiments/none");
+  EXPECT_EQ(svc_->stub->CloneExperiment(ExperimentCtx().get(), clone, &copy).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
 // A real distributed job: two PyTorch replicas (gloo, CPU) train with DistributedDataParallel,
 // which all-reduces gradients between them; they end with identical weights only if the
 // rendezvous variables the platform set (MASTER_ADDR/PORT, WORLD_SIZE, RANK) let them talk.

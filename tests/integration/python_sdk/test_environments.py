@@ -427,6 +427,13 @@ spec:
             {"meta": {"cmd": "exec sleep 600"}, "spec": {"Worker": {}}})
         self.client.experiments.stop(sleeper.name)
         self.assertEqual(self.client.experiments.wait(sleeper.name, timeout=120).state, "KILLED")
+        again = self.client.experiments.retry(failed.name)
+        self.assertEqual((again.attempt, again.state), (2, "PENDING"))
+        self.assertEqual(self.client.experiments.wait(failed.name, timeout=120).state, "FAILED")
+        copy = self.client.experiments.clone(failed.name, env_vars={"X": "1"},
+                                             labels={"copy": "yes"})
+        self.assertEqual(copy.labels, {"copy": "yes"})
+        self.assertEqual(copy.spec["meta"]["envVars"], {"X": "1"})
 
     def test_experiment_bad_spec_names_the_field(self) -> None:
         with self.assertRaises(InvalidArgument) as ctx:

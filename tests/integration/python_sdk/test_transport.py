@@ -251,6 +251,8 @@ class TransportTest(unittest.TestCase):
         client.experiments.create({"meta": {"cmd": "true"}, "spec": {"Worker": {}}})
         client.experiments.update("x", labels={"a": "b"})
         client.experiments.stop("x")
+        client.experiments.retry("x")
+        client.experiments.clone("x", env_vars={"LR": "0.1"})
         client.experiments.delete("x")
         client.logout()
 
