@@ -12,6 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/db/statement.h"
 #include "common/status/status.h"
 #include "tests/integration/experiment/experiment_fixture.h"
 
@@ -355,6 +356,45 @@ TEST_F(ExperimentTest, AFullClusterKeepsJobsAcceptedInOrderAndRefusesOnesThatNev
   std::ofstream(gate) << "go";
   EXPECT_EQ(WaitUntil(first.name()).state(), v1::SUCCEEDED);
   EXPECT_EQ(WaitUntil(second.name()).state(), v1::SUCCEEDED);
+}
+
+TEST_F(ExperimentTest, MaxRunTimeStopsAnExperimentAndSaysWhy) {
+  v1::Experiment e = Shell("exec sleep 600");
+  e.mutable_spec()->mutable_max_run_time()->set_nanos(300 * 1000 * 1000);
+  v1::Experiment created;
+  ASSERT_TRUE(Create(e, &created).ok());
+  v1::Experiment done = WaitUntil(created.name());
+  EXPECT_EQ(done.state(), v1::KILLED);
+  EXPECT_EQ(done.state_reason(), "max run time exceeded");
+}
+
+TEST_F(ExperimentTest, HigherPriorityRunsFirstWhenTheClusterIsFull) {
+  svc_->process.Kill();
+  auto capped = StartExperimentService(nullptr, "  max_running_tasks: 1\n");
+  ASSERT_TRUE(capped.ok()) << capped.status();
+  svc_ = std::move(*capped);
+  std::string gate = svc_->dir + "/open";
+  v1::Experiment holder, low, high;
+  ASSERT_TRUE(
+      Create(Shell(absl::StrCat("while [ ! -e ", gate, " ]; do sleep 0.05; done")), &holder).ok());
+  WaitUntil(holder.name(), v1::RUNNING);
+  v1::Experiment e = Shell("true");
+  ASSERT_TRUE(Create(e, &low, "low").ok());
+  e.mutable_spec()->set_priority(10);
+  ASSERT_TRUE(Create(e, &high, "high").ok());
+  ASSERT_TRUE(WaitFor([&] { return Get(low.name()).state() == v1::ACCEPTED; }));
+  std::ofstream(gate) << "go";
+  v1::Experiment low_done = WaitUntil(low.name()), high_done = WaitUntil(high.name());
+  ASSERT_EQ(low_done.state(), v1::SUCCEEDED);
+  ASSERT_EQ(high_done.state(), v1::SUCCEEDED);
+  auto created_at = [](const v1::Experiment& x) {
+    for (const auto& h : x.history()) {
+      if (h.state() == v1::CREATED) return db::Timestamp::FromProto(h.time()).micros;
+    }
+    return int64_t{0};
+  };
+  EXPECT_LT(created_at(high_done), created_at(low_done))
+      << "the later but higher-priority experiment was launched first";
 }
 
 TEST_F(ExperimentTest, RetryRunsAFinishedExperimentAgainAsANewAttempt) {
