@@ -211,10 +211,19 @@ absl::Status Controller::RunOnce() {
   for (const StoredExperiment& s : unfinished) {
     if (s.experiment.state() >= v1::CREATED) running_tasks += Replicas(s.experiment);
   }
+  // Owners whose quota refused an experiment in this pass: their later experiments wait behind
+  // it (strict order per owner, so a large job is not overtaken for ever by small ones).
+  std::set<std::string> quota_full;
   for (StoredExperiment& s : unfinished) {
     v1::State state = s.experiment.state();
     if (s.stop_reason && state >= v1::CREATED) RequestStop(s);
-    if (state == v1::PENDING && Admit(s)) state = v1::ACCEPTED;  // and launch it at once
+    if (state == v1::PENDING && !quota_full.count(s.experiment.owner())) {
+      if (Admit(s)) {
+        state = v1::ACCEPTED;  // and launch it at once
+      } else if (s.experiment.state() == v1::PENDING) {
+        quota_full.insert(s.experiment.owner());
+      }
+    }
     if (state == v1::ACCEPTED) {
       Launch(s, &running_tasks);
     } else if (state >= v1::CREATED && workloads.ok()) {
