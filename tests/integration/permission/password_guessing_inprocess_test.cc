@@ -141,7 +141,10 @@ TEST_F(PasswordGuessingTest, GuessesNeverHoldTheConnectionsOtherCallsNeed) {
   guessing = false;
   bob.join();
 
-  EXPECT_EQ(answers[kWrong], 20) << "every guess is checked and refused, none fails otherwise";
+  std::string seen;
+  for (const auto& [answer, count] : answers) absl::StrAppend(&seen, " ", answer, " x", count);
+  EXPECT_EQ(answers[kWrong], 20) << "every guess is checked and refused, none fails otherwise;"
+                                 << " answers (code/reason x count):" << seen;
   EXPECT_GT(bob_calls.load(), 0);
   EXPECT_EQ(bob_failures.load(), 0) << first_failure;
 }
