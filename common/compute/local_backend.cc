@@ -20,6 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/compute/workload.h"
 #include "common/log/log.h"
 #include "common/net/address.h"
 #include "common/status/status.h"
@@ -34,21 +35,10 @@ namespace {
 
 constexpr char kWorkloadFile[] = "workload.json";
 constexpr char kLoopback[] = "127.0.0.1";
-constexpr int kMaxReplicas = 256;
-constexpr int kMaxRestarts = 100;
 constexpr auto kLaunchTimeout = std::chrono::seconds(10);
 // Variables of the service's environment a replica inherits; nothing else (it may hold secrets).
 constexpr const char* kInheritedVariables[] = {"PATH",   "HOME",     "USER", "LOGNAME", "LANG",
                                                "LC_ALL", "LC_CTYPE", "TZ",   "TMPDIR",  "SHELL"};
-
-bool ValidName(const std::string& name, size_t max_length) {
-  static const std::regex kName("[a-z0-9]([a-z0-9-]*[a-z0-9])?");
-  return !name.empty() && name.size() <= max_length && std::regex_match(name, kName);
-}
-
-bool ValidId(const std::string& id) { return ValidName(id, 63); }
-
-std::string TaskName(const TaskRef& task) { return absl::StrCat(task.role, "-", task.index); }
 
 std::string Join(const std::string& dir, const std::string& name) {
   return absl::StrCat(dir, "/", name);
@@ -67,133 +57,24 @@ absl::Status MakeDirs(const std::string& dir) {
 
 // ---- The stored workload ----
 
-json ResourcesToJson(const Resources& r) {
-  return {{"cpu_millis", r.cpu_millis}, {"memory_bytes", r.memory_bytes}, {"gpus", r.gpus}};
-}
-
-json SpecToJson(const WorkloadSpec& spec) {
-  json roles = json::array();
-  for (const RoleSpec& role : spec.roles) {
-    roles.push_back({{"name", role.name},
-                     {"replicas", role.replicas},
-                     {"command", role.command},
-                     {"env", role.env},
-                     {"resources", ResourcesToJson(role.resources)},
-                     {"image", role.image},
-                     {"max_restarts", role.max_restarts}});
-  }
-  return {{"id", spec.id},
-          {"kind", static_cast<int>(spec.kind)},
-          {"framework", static_cast<int>(spec.framework)},
-          {"roles", roles},
-          {"env", spec.env},
-          {"labels", spec.labels},
-          {"working_dir", spec.working_dir}};
-}
-
-absl::StatusOr<WorkloadSpec> SpecFromJson(const std::string& text) {
-  try {
-    json j = json::parse(text).at("spec");
-    WorkloadSpec spec;
-    spec.id = j.at("id").get<std::string>();
-    spec.kind = static_cast<WorkloadKind>(j.at("kind").get<int>());
-    spec.framework = static_cast<Framework>(j.at("framework").get<int>());
-    for (const json& r : j.at("roles")) {
-      RoleSpec role;
-      role.name = r.at("name").get<std::string>();
-      role.replicas = r.at("replicas").get<int>();
-      role.command = r.at("command").get<std::vector<std::string>>();
-      role.env = r.at("env").get<std::map<std::string, std::string>>();
-      role.resources.cpu_millis = r.at("resources").at("cpu_millis").get<int64_t>();
-      role.resources.memory_bytes = r.at("resources").at("memory_bytes").get<int64_t>();
-      role.resources.gpus = r.at("resources").at("gpus").get<int64_t>();
-      role.image = r.at("image").get<std::string>();
-      role.max_restarts = r.at("max_restarts").get<int>();
-      spec.roles.push_back(std::move(role));
-    }
-    spec.env = j.at("env").get<std::map<std::string, std::string>>();
-    spec.labels = j.at("labels").get<std::map<std::string, std::string>>();
-    spec.working_dir = j.at("working_dir").get<std::string>();
-    return spec;
-  } catch (const std::exception& e) {
-    return Unavailable(absl::StrCat("malformed ", kWorkloadFile, ": ", e.what()));
-  }
-}
-
-std::vector<TaskRef> TasksOf(const WorkloadSpec& spec) {
-  std::vector<TaskRef> tasks;
-  for (const RoleSpec& role : spec.roles) {
-    for (int i = 0; i < role.replicas; ++i) tasks.push_back({role.name, i});
-  }
-  return tasks;
-}
-
-// The order ranks are counted in: a role named "master" first, then the roles in spec order.
-std::vector<TaskRef> RankOrder(const WorkloadSpec& spec) {
-  std::vector<TaskRef> tasks = TasksOf(spec);
-  std::stable_partition(tasks.begin(), tasks.end(),
-                        [](const TaskRef& t) { return t.role == "master"; });
-  return tasks;
+// The spec inside a workload.json (null when the file is not JSON: SpecFromJson says so).
+json ParseStored(const std::string& text) {
+  json stored = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return stored.is_object() && stored.contains("spec") ? stored["spec"] : json();
 }
 
 // ---- Validation ----
 
-absl::Status ValidateEnv(const std::map<std::string, std::string>& env, const std::string& field) {
-  for (const auto& [key, value] : env) {
-    if (key.empty() || key.find('=') != std::string::npos || key.find('\0') != std::string::npos) {
-      return InvalidField(field, absl::StrCat("\"", QuoteInput(key), "\" is not a variable name"));
-    }
-    if (value.find('\0') != std::string::npos) {
-      return InvalidField(absl::StrCat(field, ".", QuoteInput(key)), "must not contain NUL");
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::Status Validate(const WorkloadSpec& spec, size_t gpus_configured) {
-  if (!ValidId(spec.id)) {
-    return InvalidField("spec.id", absl::StrCat("\"", QuoteInput(spec.id),
-                                                "\" is not [a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"));
-  }
+  SUBMARINE_RETURN_IF_ERROR(ValidateWorkloadSpec(spec));
   if (spec.kind != WorkloadKind::kBatch) {
     return InvalidField("spec.kind", "the local backend runs batch workloads only");
   }
-  if (spec.roles.empty()) return InvalidField("spec.roles", "at least one role is required");
-  if (!spec.working_dir.empty() && spec.working_dir[0] != '/') {
-    return InvalidField("spec.working_dir", "must be an absolute path");
-  }
-  SUBMARINE_RETURN_IF_ERROR(ValidateEnv(spec.env, "spec.env"));
-  std::set<std::string> names;
   int64_t gpus = 0;
   for (size_t i = 0; i < spec.roles.size(); ++i) {
     const RoleSpec& role = spec.roles[i];
-    const std::string field = absl::StrCat("spec.roles[", i, "]");
-    if (!ValidName(role.name, 40)) {
-      return InvalidField(field + ".name",
-                          absl::StrCat("\"", QuoteInput(role.name), "\" is not a lower-case name"));
-    }
-    if (!names.insert(role.name).second) {
-      return InvalidField(field + ".name", absl::StrCat("role \"", role.name, "\" is repeated"));
-    }
-    if (role.replicas < 1 || role.replicas > kMaxReplicas) {
-      return InvalidField(field + ".replicas", absl::StrCat("must be 1 to ", kMaxReplicas));
-    }
-    if (role.command.empty() || role.command[0].empty()) {
-      return InvalidField(field + ".command", "is required");
-    }
-    for (const std::string& arg : role.command) {
-      if (arg.find('\0') != std::string::npos) {
-        return InvalidField(field + ".command", "must not contain NUL");
-      }
-    }
-    if (role.max_restarts < 0 || role.max_restarts > kMaxRestarts) {
-      return InvalidField(field + ".max_restarts", absl::StrCat("must be 0 to ", kMaxRestarts));
-    }
     const Resources& r = role.resources;
-    if (r.cpu_millis < 0 || r.memory_bytes < 0 || r.gpus < 0) {
-      return InvalidField(field + ".resources", "must not be negative");
-    }
-    SUBMARINE_RETURN_IF_ERROR(ValidateEnv(role.env, field + ".env"));
+    const std::string field = absl::StrCat("spec.roles[", i, "]");
     // A role asking for more than the host has fails alone, before any product can overflow.
     gpus = r.gpus > static_cast<int64_t>(gpus_configured) ? r.gpus : gpus + r.gpus * role.replicas;
     if (gpus > static_cast<int64_t>(gpus_configured)) {
@@ -414,7 +295,7 @@ absl::Status LocalBackend::Submit(const WorkloadSpec& spec) {
   // The first spec wins: launch what the stored one (maybe another Submit's) still lacks.
   auto stored = local::ReadSmallFile(Join(WorkloadDir(spec.id), kWorkloadFile));
   if (!stored.ok()) return Unavailable(std::string(stored.status().message()));
-  SUBMARINE_ASSIGN_OR_RETURN(WorkloadSpec first, SpecFromJson(*stored));
+  SUBMARINE_ASSIGN_OR_RETURN(WorkloadSpec first, SpecFromJson(ParseStored(*stored)));
   return LaunchPending(spec.id, first);
 }
 
@@ -622,7 +503,7 @@ absl::StatusOr<WorkloadStatus> LocalBackend::Get(const std::string& id) {
   auto stored = local::ReadSmallFile(Join(WorkloadDir(id), kWorkloadFile));
   if (absl::IsNotFound(stored.status())) return NotFound("workload", id);
   if (!stored.ok()) return Unavailable(std::string(stored.status().message()));
-  SUBMARINE_ASSIGN_OR_RETURN(WorkloadSpec spec, SpecFromJson(*stored));
+  SUBMARINE_ASSIGN_OR_RETURN(WorkloadSpec spec, SpecFromJson(ParseStored(*stored)));
   SUBMARINE_ASSIGN_OR_RETURN(std::vector<TaskView> views, ReadTasks(id, spec));
   if (std::any_of(views.begin(), views.end(), [](const TaskView& v) { return !v.launched; })) {
     // Submit stopped (crashed) between writing the workload and launching every task.
@@ -711,7 +592,7 @@ absl::Status LocalBackend::Stop(const std::string& id, std::chrono::milliseconds
   auto stored = local::ReadSmallFile(Join(WorkloadDir(id), kWorkloadFile));
   if (absl::IsNotFound(stored.status())) return NotFound("workload", id);
   if (!stored.ok()) return Unavailable(std::string(stored.status().message()));
-  SUBMARINE_ASSIGN_OR_RETURN(WorkloadSpec spec, SpecFromJson(*stored));
+  SUBMARINE_ASSIGN_OR_RETURN(WorkloadSpec spec, SpecFromJson(ParseStored(*stored)));
   return RequestStop(id, spec, grace);
 }
 

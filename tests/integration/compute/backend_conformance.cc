@@ -109,10 +109,6 @@ void BackendConformanceTest::TearDown() {
   if (!HasFailure()) std::filesystem::remove_all(scratch_dir_);
 }
 
-namespace {
-
-const TaskRef kWorker0{"worker", 0};
-
 std::string Describe(const absl::StatusOr<WorkloadStatus>& s) {
   if (!s.ok()) return s.status().ToString();
   std::string out = absl::StrCat(s->id, " ", PhaseName(s->phase), " \"", s->message, "\"");
@@ -126,6 +122,8 @@ std::string Describe(const absl::StatusOr<WorkloadStatus>& s) {
 bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
+
+namespace {
 
 TEST_P(BackendConformanceTest, TrueSucceeds) {
   const std::string id = NewId("true");

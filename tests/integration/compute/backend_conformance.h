@@ -36,6 +36,12 @@ std::string ConformanceTargetName(const ::testing::TestParamInfo<ConformanceTarg
 // How gtest prints a target in failure messages: its name.
 void PrintTo(const ConformanceTarget& target, std::ostream* os);
 
+inline const TaskRef kWorker0{"worker", 0};
+
+// A status (or error) in one line, for failure messages.
+std::string Describe(const absl::StatusOr<WorkloadStatus>& s);
+bool Contains(const std::string& haystack, const std::string& needle);
+
 // Helpers shared by the suite and by backend-specific tests.
 class BackendTestBase {
  protected:

@@ -25,7 +25,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr auto kTimeout = std::chrono::seconds(30);
-const TaskRef kWorker0{"worker", 0};
 
 std::string SupervisorPath() {
   return absl::StrCat(submarine::testing::BinDir(), "/submarine-task-supervisor");
@@ -57,10 +56,6 @@ INSTANTIATE_TEST_SUITE_P(Local, BackendConformanceTest, ::testing::Values(LocalT
 bool Gone(pid_t pid) {
   auto st = local::ReadProcStat(pid);
   return !st || st->state == 'Z' || st->state == 'X';
-}
-
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
 }
 
 // Reads "<pid> <pid> ..." that a task wrote to `file` (atomically, with mv) once it is there.

@@ -1,0 +1,148 @@
+#include "common/compute/workload.h"
+
+#include <algorithm>
+#include <regex>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "common/status/status.h"
+
+namespace submarine::compute {
+using nlohmann::json;
+
+bool ValidName(const std::string& name, size_t max_length) {
+  static const std::regex kName("[a-z0-9]([a-z0-9-]*[a-z0-9])?");
+  return !name.empty() && name.size() <= max_length && std::regex_match(name, kName);
+}
+
+bool ValidId(const std::string& id) { return ValidName(id, 63); }
+
+std::string TaskName(const TaskRef& task) { return absl::StrCat(task.role, "-", task.index); }
+
+namespace {
+absl::Status ValidateEnv(const std::map<std::string, std::string>& env, const std::string& field) {
+  for (const auto& [key, value] : env) {
+    if (key.empty() || key.find('=') != std::string::npos || key.find('\0') != std::string::npos) {
+      return InvalidField(field, absl::StrCat("\"", QuoteInput(key), "\" is not a variable name"));
+    }
+    if (value.find('\0') != std::string::npos) {
+      return InvalidField(absl::StrCat(field, ".", QuoteInput(key)), "must not contain NUL");
+    }
+  }
+  return absl::OkStatus();
+}
+
+json ResourcesToJson(const Resources& r) {
+  return {{"cpu_millis", r.cpu_millis}, {"memory_bytes", r.memory_bytes}, {"gpus", r.gpus}};
+}
+
+}  // namespace
+
+json SpecToJson(const WorkloadSpec& spec) {
+  json roles = json::array();
+  for (const RoleSpec& role : spec.roles) {
+    roles.push_back({{"name", role.name},
+                     {"replicas", role.replicas},
+                     {"command", role.command},
+                     {"env", role.env},
+                     {"resources", ResourcesToJson(role.resources)},
+                     {"image", role.image},
+                     {"max_restarts", role.max_restarts}});
+  }
+  return {{"id", spec.id},
+          {"kind", static_cast<int>(spec.kind)},
+          {"framework", static_cast<int>(spec.framework)},
+          {"roles", roles},
+          {"env", spec.env},
+          {"labels", spec.labels},
+          {"working_dir", spec.working_dir}};
+}
+
+absl::StatusOr<WorkloadSpec> SpecFromJson(const json& j) {
+  try {
+    WorkloadSpec spec;
+    spec.id = j.at("id").get<std::string>();
+    spec.kind = static_cast<WorkloadKind>(j.at("kind").get<int>());
+    spec.framework = static_cast<Framework>(j.at("framework").get<int>());
+    for (const json& r : j.at("roles")) {
+      RoleSpec role;
+      role.name = r.at("name").get<std::string>();
+      role.replicas = r.at("replicas").get<int>();
+      role.command = r.at("command").get<std::vector<std::string>>();
+      role.env = r.at("env").get<std::map<std::string, std::string>>();
+      role.resources.cpu_millis = r.at("resources").at("cpu_millis").get<int64_t>();
+      role.resources.memory_bytes = r.at("resources").at("memory_bytes").get<int64_t>();
+      role.resources.gpus = r.at("resources").at("gpus").get<int64_t>();
+      role.image = r.at("image").get<std::string>();
+      role.max_restarts = r.at("max_restarts").get<int>();
+      spec.roles.push_back(std::move(role));
+    }
+    spec.env = j.at("env").get<std::map<std::string, std::string>>();
+    spec.labels = j.at("labels").get<std::map<std::string, std::string>>();
+    spec.working_dir = j.at("working_dir").get<std::string>();
+    return spec;
+  } catch (const std::exception& e) {
+    return Unavailable(absl::StrCat("a stored workload spec is malformed: ", e.what()));
+  }
+}
+
+std::vector<TaskRef> TasksOf(const WorkloadSpec& spec) {
+  std::vector<TaskRef> tasks;
+  for (const RoleSpec& role : spec.roles) {
+    for (int i = 0; i < role.replicas; ++i) tasks.push_back({role.name, i});
+  }
+  return tasks;
+}
+
+std::vector<TaskRef> RankOrder(const WorkloadSpec& spec) {
+  std::vector<TaskRef> tasks = TasksOf(spec);
+  std::stable_partition(tasks.begin(), tasks.end(),
+                        [](const TaskRef& t) { return t.role == "master"; });
+  return tasks;
+}
+
+absl::Status ValidateWorkloadSpec(const WorkloadSpec& spec) {
+  if (!ValidId(spec.id)) {
+    return InvalidField("spec.id", absl::StrCat("\"", QuoteInput(spec.id),
+                                                "\" is not [a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"));
+  }
+  if (spec.roles.empty()) return InvalidField("spec.roles", "at least one role is required");
+  if (!spec.working_dir.empty() && spec.working_dir[0] != '/') {
+    return InvalidField("spec.working_dir", "must be an absolute path");
+  }
+  SUBMARINE_RETURN_IF_ERROR(ValidateEnv(spec.env, "spec.env"));
+  std::set<std::string> names;
+  for (size_t i = 0; i < spec.roles.size(); ++i) {
+    const RoleSpec& role = spec.roles[i];
+    const std::string field = absl::StrCat("spec.roles[", i, "]");
+    if (!ValidName(role.name, 40)) {
+      return InvalidField(field + ".name",
+                          absl::StrCat("\"", QuoteInput(role.name), "\" is not a lower-case name"));
+    }
+    if (!names.insert(role.name).second) {
+      return InvalidField(field + ".name", absl::StrCat("role \"", role.name, "\" is repeated"));
+    }
+    if (role.replicas < 1 || role.replicas > kMaxReplicas) {
+      return InvalidField(field + ".replicas", absl::StrCat("must be 1 to ", kMaxReplicas));
+    }
+    if (role.command.empty() || role.command[0].empty()) {
+      return InvalidField(field + ".command", "is required");
+    }
+    for (const std::string& arg : role.command) {
+      if (arg.find('\0') != std::string::npos) {
+        return InvalidField(field + ".command", "must not contain NUL");
+      }
+    }
+    if (role.max_restarts < 0 || role.max_restarts > kMaxRestarts) {
+      return InvalidField(field + ".max_restarts", absl::StrCat("must be 0 to ", kMaxRestarts));
+    }
+    const Resources& r = role.resources;
+    if (r.cpu_millis < 0 || r.memory_bytes < 0 || r.gpus < 0) {
+      return InvalidField(field + ".resources", "must not be negative");
+    }
+    SUBMARINE_RETURN_IF_ERROR(ValidateEnv(role.env, field + ".env"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace submarine::compute
