@@ -1,0 +1,819 @@
+#include "common/compute/kubernetes_backend.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "common/compute/workload.h"
+#include "common/log/log.h"
+#include "common/status/status.h"
+
+namespace submarine::compute {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr char kManagedByLabel[] = "app.kubernetes.io/managed-by";
+constexpr char kManagedBy[] = "submarine";
+constexpr char kWorkloadLabel[] = "submarine.apache.org/workload";
+constexpr char kRoleLabel[] = "submarine.apache.org/role";
+constexpr char kSubmittedAnnotation[] = "submarine.apache.org/submitted";
+constexpr char kStopAnnotation[] = "submarine.apache.org/stop";
+constexpr char kFinalAnnotation[] = "submarine.apache.org/final";
+constexpr char kIndexAnnotation[] = "batch.kubernetes.io/job-completion-index";
+constexpr char kIndexFailuresAnnotation[] = "batch.kubernetes.io/job-index-failure-count";
+constexpr char kSpecKey[] = "workload.json";
+constexpr char kContainer[] = "task";
+constexpr int kTensorflowPort = 2222;
+constexpr int kPytorchPort = 23456;
+constexpr int kXgboostTrackerPort = 9091;
+constexpr auto kFailureGrace = std::chrono::seconds(10);
+
+std::string JobName(const std::string& id, const std::string& role) {
+  return absl::StrCat(id, "-", role);
+}
+
+const json& Meta(const json& o) {
+  static const json kEmpty = json::object();
+  auto it = o.find("metadata");
+  return it != o.end() && it->is_object() ? *it : kEmpty;
+}
+
+std::string Annotation(const json& o, const std::string& key) {
+  const json& a = Meta(o).value("annotations", json::object());
+  auto it = a.find(key);
+  return it != a.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+std::string Label(const json& o, const std::string& key) {
+  const json& l = Meta(o).value("labels", json::object());
+  auto it = l.find(key);
+  return it != l.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+bool HasCondition(const json& job, const std::string& type) {
+  for (const json& c : job.value("status", json::object()).value("conditions", json::array())) {
+    if (c.value("type", "") == type && c.value("status", "") == "True") return true;
+  }
+  return false;
+}
+
+std::optional<std::chrono::system_clock::time_point> ParseTime(const json& value) {
+  if (!value.is_string()) return std::nullopt;
+  absl::Time t;
+  std::string err;
+  if (!absl::ParseTime(absl::RFC3339_full, value.get<std::string>(), &t, &err)) {
+    return std::nullopt;
+  }
+  return absl::ToChronoTime(t);
+}
+
+json FormatTime(const std::optional<std::chrono::system_clock::time_point>& t) {
+  if (!t) return nullptr;
+  return absl::FormatTime(absl::RFC3339_full, absl::FromChrono(*t), absl::UTCTimeZone());
+}
+
+json TaskToJson(const TaskStatus& t) {
+  return {{"role", t.task.role},
+          {"index", t.task.index},
+          {"attempt", t.attempt},
+          {"phase", static_cast<int>(t.phase)},
+          {"exit_code", t.exit_code ? json(*t.exit_code) : json(nullptr)},
+          {"signal", t.signal ? json(*t.signal) : json(nullptr)},
+          {"host", t.host},
+          {"start", FormatTime(t.start_time)},
+          {"finish", FormatTime(t.finish_time)},
+          {"message", t.message}};
+}
+
+TaskStatus TaskFromJson(const json& j) {
+  TaskStatus t;
+  t.task = {j.value("role", ""), j.value("index", 0)};
+  t.attempt = j.value("attempt", 1);
+  t.phase = static_cast<Phase>(j.value("phase", 0));
+  if (j.contains("exit_code") && j["exit_code"].is_number()) t.exit_code = j["exit_code"];
+  if (j.contains("signal") && j["signal"].is_number()) t.signal = j["signal"];
+  t.host = j.value("host", "");
+  if (j.contains("start")) t.start_time = ParseTime(j["start"]);
+  if (j.contains("finish")) t.finish_time = ParseTime(j["finish"]);
+  t.message = j.value("message", "");
+  return t;
+}
+
+// The shell prelude every replica runs before exec'ing its argv: the replica's index comes from
+// the Job controller (JOB_COMPLETION_INDEX), so the settings that depend on it are made here.
+std::string Prelude(Framework framework) {
+  std::string s =
+      "i=\"${JOB_COMPLETION_INDEX:-0}\"\n"
+      "export SUBMARINE_TASK_INDEX=\"$i\"\n"
+      "export SUBMARINE_TASK_ATTEMPT=$(( ${SUBMARINE_INDEX_FAILURES:-0} + 1 ))\n"
+      "unset SUBMARINE_INDEX_FAILURES\n";
+  switch (framework) {
+    case Framework::kPlain:
+      break;
+    case Framework::kTensorflow:
+      s += "export TF_CONFIG=\"{\\\"cluster\\\":${SUBMARINE_TF_CLUSTER},\\\"task\\\":"
+           "{\\\"type\\\":\\\"${SUBMARINE_TASK_ROLE}\\\",\\\"index\\\":$i}}\"\n";
+      break;
+    case Framework::kPytorch:
+      s += "export RANK=$(( SUBMARINE_RANK_OFFSET + i ))\n";
+      break;
+    case Framework::kXgboost:
+      s += "export DMLC_TASK_ID=$(( SUBMARINE_RANK_OFFSET + i ))\n";
+      break;
+  }
+  s += "exec \"$@\"\n";
+  return s;
+}
+
+json ResourcesJson(const Resources& r) {
+  json list = json::object();
+  if (r.cpu_millis > 0) list["cpu"] = absl::StrCat(r.cpu_millis, "m");
+  if (r.memory_bytes > 0) list["memory"] = absl::StrCat(r.memory_bytes);
+  json out = json::object();
+  if (!list.empty()) out["requests"] = list;
+  json limits = list;
+  if (r.gpus > 0) limits["nvidia.com/gpu"] = absl::StrCat(r.gpus);
+  if (!limits.empty()) out["limits"] = limits;
+  return out;
+}
+
+absl::Status ValidateForKubernetes(const WorkloadSpec& spec, const std::string& default_image) {
+  SUBMARINE_RETURN_IF_ERROR(ValidateWorkloadSpec(spec));
+  if (spec.kind != WorkloadKind::kBatch) {
+    return InvalidField("spec.kind", "the kubernetes backend runs batch workloads only");
+  }
+  if (!absl::ascii_isalpha(spec.id[0])) {
+    return InvalidField("spec.id", "must start with a letter on Kubernetes (a Service name)");
+  }
+  for (size_t i = 0; i < spec.roles.size(); ++i) {
+    const RoleSpec& role = spec.roles[i];
+    const std::string field = absl::StrCat("spec.roles[", i, "]");
+    // The longest pod hostname, <id>-<role>-<index>, is a DNS label.
+    const size_t longest = JobName(spec.id, role.name).size() + 1 +
+                           absl::StrCat(std::max(role.replicas - 1, 0)).size();
+    if (longest > 63) {
+      return InvalidField(field + ".name",
+                          absl::StrCat("\"", spec.id, "-", role.name,
+                                       "-N\" is longer than a Kubernetes name (63 characters)"));
+    }
+    if (role.image.empty() && default_image.empty()) {
+      return InvalidField(field + ".image", "is required on Kubernetes (no default image is set)");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteFileAtomically(const std::string& path, const std::string& data) {
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  const std::string temp = path + ".tmp";
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    out << data;
+    if (!out.flush()) return Unavailable(absl::StrCat("cannot write ", temp));
+  }
+  fs::rename(temp, path, ec);
+  if (ec) return Unavailable(absl::StrCat("cannot rename ", temp, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+std::optional<std::string> ReadFileIfAny(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+// ---- Manifests ----
+
+absl::StatusOr<std::vector<json>> KubernetesBackend::Manifests(const WorkloadSpec& spec,
+                                                               const std::string& namespace_,
+                                                               const std::string& default_image) {
+  SUBMARINE_RETURN_IF_ERROR(ValidateForKubernetes(spec, default_image));
+  const json labels = {{kManagedByLabel, kManagedBy}, {kWorkloadLabel, spec.id}};
+  std::vector<json> out;
+  out.push_back({{"apiVersion", "v1"},
+                 {"kind", "ConfigMap"},
+                 {"metadata", {{"name", spec.id}, {"namespace", namespace_}, {"labels", labels}}},
+                 {"data", {{kSpecKey, SpecToJson(spec).dump()}}}});
+  out.push_back({{"apiVersion", "v1"},
+                 {"kind", "Service"},
+                 {"metadata", {{"name", spec.id}, {"namespace", namespace_}, {"labels", labels}}},
+                 {"spec",
+                  {{"clusterIP", "None"},
+                   {"selector", {{kWorkloadLabel, spec.id}}},
+                   {"publishNotReadyAddresses", true}}}});
+
+  // Rendezvous on the pods' stable DNS names: <id>-<role>-<index>.<id>.
+  const std::vector<TaskRef> ranked = RankOrder(spec);
+  auto host = [&](const TaskRef& t) {
+    return absl::StrCat(JobName(spec.id, t.role), "-", t.index, ".", spec.id);
+  };
+  json cluster = json::object();
+  for (const TaskRef& t : TasksOf(spec)) {
+    cluster[t.role].push_back(absl::StrCat(host(t), ":", kTensorflowPort));
+  }
+  for (const RoleSpec& role : spec.roles) {
+    std::map<std::string, std::string> env = spec.env;
+    for (const auto& [k, v] : role.env) env[k] = v;
+    env["SUBMARINE_WORKLOAD_ID"] = spec.id;
+    env["SUBMARINE_TASK_ROLE"] = role.name;
+    env.erase("SUBMARINE_TASK_INDEX");  // the prelude sets these two
+    env.erase("SUBMARINE_TASK_ATTEMPT");
+    const int offset = static_cast<int>(
+        std::find(ranked.begin(), ranked.end(), TaskRef{role.name, 0}) - ranked.begin());
+    switch (spec.framework) {
+      case Framework::kPlain:
+        break;
+      case Framework::kTensorflow:
+        env["SUBMARINE_TF_CLUSTER"] = cluster.dump();
+        break;
+      case Framework::kPytorch:
+        env["MASTER_ADDR"] = host(ranked.front());
+        env["MASTER_PORT"] = absl::StrCat(kPytorchPort);
+        env["WORLD_SIZE"] = absl::StrCat(ranked.size());
+        env["LOCAL_RANK"] = "0";
+        env["LOCAL_WORLD_SIZE"] = "1";
+        env["SUBMARINE_RANK_OFFSET"] = absl::StrCat(offset);
+        break;
+      case Framework::kXgboost:
+        env["DMLC_TRACKER_URI"] = host(ranked.front());
+        env["DMLC_TRACKER_PORT"] = absl::StrCat(kXgboostTrackerPort);
+        env["DMLC_NUM_WORKER"] = absl::StrCat(ranked.size());
+        env["DMLC_ROLE"] = "worker";
+        env["SUBMARINE_RANK_OFFSET"] = absl::StrCat(offset);
+        break;
+    }
+    json env_list = json::array();
+    for (const auto& [k, v] : env) env_list.push_back({{"name", k}, {"value", v}});
+    env_list.push_back({{"name", "SUBMARINE_INDEX_FAILURES"},
+                        {"valueFrom",
+                         {{"fieldRef",
+                           {{"fieldPath", absl::StrCat("metadata.annotations['",
+                                                       kIndexFailuresAnnotation, "']")}}}}}});
+    json command = {"/bin/sh", "-c", Prelude(spec.framework), "submarine-task"};
+    for (const std::string& arg : role.command) command.push_back(arg);
+    json container = {{"name", kContainer},
+                      {"image", role.image.empty() ? default_image : role.image},
+                      {"command", command},
+                      {"env", env_list},
+                      {"resources", ResourcesJson(role.resources)}};
+    if (!spec.working_dir.empty()) container["workingDir"] = spec.working_dir;
+    json pod_labels = labels;
+    pod_labels[kRoleLabel] = role.name;
+    out.push_back({{"apiVersion", "batch/v1"},
+                   {"kind", "Job"},
+                   {"metadata",
+                    {{"name", JobName(spec.id, role.name)},
+                     {"namespace", namespace_},
+                     {"labels", pod_labels}}},
+                   {"spec",
+                    {{"completionMode", "Indexed"},
+                     {"completions", role.replicas},
+                     {"parallelism", role.replicas},
+                     {"backoffLimit", role.max_restarts},
+                     {"template",
+                      {{"metadata", {{"labels", pod_labels}}},
+                       {"spec",
+                        {{"restartPolicy", "Never"},
+                         {"subdomain", spec.id},
+                         {"enableServiceLinks", false},
+                         {"terminationGracePeriodSeconds", 30},
+                         {"containers", json::array({container})}}}}}}}});
+  }
+  return out;
+}
+
+// ---- Construction ----
+
+struct KubernetesBackend::Objects {
+  json anchor;
+  WorkloadSpec spec;
+  std::map<std::string, json> jobs;  // by role; absent = not found
+  std::vector<json> pods;
+};
+
+KubernetesBackend::KubernetesBackend(Options options, std::unique_ptr<kube::Client> client)
+    : options_(std::move(options)), client_(std::move(client)) {}
+
+KubernetesBackend::~KubernetesBackend() {
+  if (anchors_) anchors_->Stop();
+  if (jobs_) jobs_->Stop();
+  if (pods_) pods_->Stop();
+  std::vector<std::thread> followers;
+  {
+    std::lock_guard lock(mu_);
+    followers.swap(followers_);
+  }
+  for (std::thread& t : followers) t.join();
+}
+
+absl::StatusOr<std::unique_ptr<KubernetesBackend>> KubernetesBackend::Create(Options options) {
+  if (options.logs_dir.empty()) return InvalidField("logs_dir", "is required");
+  if (options.namespace_.empty()) options.namespace_ = options.cluster.namespace_;
+  if (!ValidName(options.namespace_, 63)) {
+    return InvalidField("namespace", absl::StrCat("\"", QuoteInput(options.namespace_),
+                                                  "\" is not a Kubernetes namespace name"));
+  }
+  std::error_code ec;
+  fs::create_directories(options.logs_dir, ec);
+  if (ec) return Unavailable(absl::StrCat("cannot create ", options.logs_dir, ": ", ec.message()));
+  SUBMARINE_ASSIGN_OR_RETURN(auto client, kube::Client::Create(options.cluster));
+  std::unique_ptr<KubernetesBackend> backend(
+      new KubernetesBackend(std::move(options), std::move(client)));
+  SUBMARINE_RETURN_IF_ERROR(backend->Start());
+  return backend;
+}
+
+std::string KubernetesBackend::Path(const std::string& plural, const std::string& name) const {
+  const std::string group = plural == "jobs" ? "/apis/batch/v1" : "/api/v1";
+  std::string path = absl::StrCat(group, "/namespaces/", options_.namespace_, "/", plural);
+  if (!name.empty()) absl::StrAppend(&path, "/", name);
+  return path;
+}
+
+absl::Status KubernetesBackend::Start() {
+  const std::string selector = absl::StrCat(kManagedByLabel, "=", kManagedBy);
+  auto make = [&](const std::string& plural, const std::string& index) {
+    kube::Informer::Options o;
+    o.collection_path = Path(plural);
+    o.label_selector = selector;
+    o.index_label = index;
+    o.watch_timeout_seconds = options_.watch_timeout_seconds;
+    auto informer = std::make_unique<kube::Informer>(client_.get(), std::move(o));
+    informer->Start();
+    return informer;
+  };
+  anchors_ = make("configmaps", "");
+  jobs_ = make("jobs", "");
+  pods_ = make("pods", kWorkloadLabel);
+  for (kube::Informer* i : {anchors_.get(), jobs_.get(), pods_.get()}) {
+    if (!i->WaitForSync(options_.sync_timeout)) {
+      return Unavailable(absl::StrCat("cannot list the Submarine objects of namespace ",
+                                      options_.namespace_, " on ", options_.cluster.server));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string KubernetesBackend::LogDir(const std::string& id) const {
+  return absl::StrCat(options_.logs_dir, "/", id);
+}
+
+// ---- Submit ----
+
+absl::Status KubernetesBackend::Submit(const WorkloadSpec& spec) {
+  SUBMARINE_ASSIGN_OR_RETURN(std::vector<json> manifests,
+                             Manifests(spec, options_.namespace_, options_.default_image));
+  if (anchors_->Get(spec.id)) return absl::OkStatus();  // the first spec wins
+  auto created = client_->Create(Path("configmaps"), manifests[0]);
+  if (absl::IsAlreadyExists(created.status())) return absl::OkStatus();
+  if (!created.ok()) return created.status();
+  anchors_->Apply(*created);
+  {
+    std::lock_guard lock(mu_);
+    deleted_.erase(spec.id);
+  }
+  // Which tasks exist outlives the workload, for ReadLog after Delete(keep_logs).
+  SUBMARINE_RETURN_IF_ERROR(
+      WriteFileAtomically(absl::StrCat(LogDir(spec.id), "/", kSpecKey), SpecToJson(spec).dump()));
+  return CreateMissing(spec, *created);
+}
+
+absl::Status KubernetesBackend::CreateMissing(const WorkloadSpec& spec, const json& anchor) {
+  SUBMARINE_ASSIGN_OR_RETURN(std::vector<json> manifests,
+                             Manifests(spec, options_.namespace_, options_.default_image));
+  const json owner = {{"apiVersion", "v1"},
+                      {"kind", "ConfigMap"},
+                      {"name", spec.id},
+                      {"uid", Meta(anchor).value("uid", "")},
+                      {"blockOwnerDeletion", true}};
+  for (size_t i = 1; i < manifests.size(); ++i) {
+    json& m = manifests[i];
+    m["metadata"]["ownerReferences"] = json::array({owner});
+    const bool job = m["kind"] == "Job";
+    auto made = client_->Create(Path(job ? "jobs" : "services"), m);
+    if (!made.ok() && !absl::IsAlreadyExists(made.status())) return made.status();
+    if (made.ok() && job) jobs_->Apply(*made);
+  }
+  auto marked =
+      client_->MergePatch(Path("configmaps", spec.id),
+                          {{"metadata", {{"annotations", {{kSubmittedAnnotation, "true"}}}}}});
+  if (!marked.ok()) return marked.status();
+  anchors_->Apply(*marked);
+  return absl::OkStatus();
+}
+
+// ---- Observation ----
+
+absl::StatusOr<KubernetesBackend::Objects> KubernetesBackend::Find(const std::string& id) {
+  if (!ValidId(id)) return NotFound("workload", QuoteInput(id));
+  {
+    std::lock_guard lock(mu_);
+    if (deleted_.count(id)) return NotFound("workload", id);
+  }
+  Objects o;
+  std::optional<json> anchor = anchors_->Get(id);
+  if (!anchor) {
+    // Not seen yet (created by another replica a moment ago), or absent.
+    auto got = client_->Get(Path("configmaps", id));
+    if (absl::IsNotFound(got.status())) return NotFound("workload", id);
+    if (!got.ok()) return got.status();
+    if (Label(*got, kManagedByLabel) != kManagedBy) return NotFound("workload", id);
+    anchors_->Apply(*got);
+    anchor = std::move(*got);
+  }
+  o.anchor = std::move(*anchor);
+  json spec = json::parse(o.anchor.value("data", json::object()).value(kSpecKey, ""), nullptr,
+                          /*allow_exceptions=*/false);
+  SUBMARINE_ASSIGN_OR_RETURN(o.spec, SpecFromJson(spec));
+  for (const RoleSpec& role : o.spec.roles) {
+    if (auto job = jobs_->Get(JobName(id, role.name))) o.jobs[role.name] = std::move(*job);
+  }
+  o.pods = pods_->ByIndex(id);
+  std::sort(o.pods.begin(), o.pods.end(), [](const json& a, const json& b) {
+    auto ka = std::make_pair(Meta(a).value("creationTimestamp", ""), Meta(a).value("name", ""));
+    auto kb = std::make_pair(Meta(b).value("creationTimestamp", ""), Meta(b).value("name", ""));
+    return ka < kb;
+  });
+  return o;
+}
+
+namespace {
+
+// The state of a pod's container: "waiting", "running" or "terminated", and its object.
+std::pair<std::string, json> ContainerState(const json& pod) {
+  for (const json& c :
+       pod.value("status", json::object()).value("containerStatuses", json::array())) {
+    if (c.value("name", "") != kContainer) continue;
+    for (const char* s : {"terminated", "running", "waiting"}) {
+      if (c.value("state", json::object()).contains(s)) return {s, c["state"][s]};
+    }
+  }
+  return {"", json::object()};
+}
+
+bool Ended(const json& pod) {
+  const std::string phase = pod.value("status", json::object()).value("phase", "");
+  return phase == "Succeeded" || phase == "Failed" || ContainerState(pod).first == "terminated";
+}
+
+int IndexOf(const json& pod) {
+  std::string v = Annotation(pod, kIndexAnnotation);
+  if (v.empty()) v = Label(pod, kIndexAnnotation);
+  int index = -1;
+  return absl::SimpleAtoi(v, &index) ? index : -1;
+}
+
+}  // namespace
+
+absl::StatusOr<WorkloadStatus> KubernetesBackend::Observe(const std::string& id, Objects o) {
+  WorkloadStatus out;
+  out.id = id;
+  out.labels = o.spec.labels;
+  const std::string final_text = Annotation(o.anchor, kFinalAnnotation);
+  if (!final_text.empty()) {
+    json f = json::parse(final_text, nullptr, /*allow_exceptions=*/false);
+    if (f.is_object()) {
+      out.phase = static_cast<Phase>(f.value("phase", 0));
+      out.message = f.value("message", "");
+      for (const json& t : f.value("tasks", json::array())) out.tasks.push_back(TaskFromJson(t));
+      return out;
+    }
+  }
+  const bool stopping = !Annotation(o.anchor, kStopAnnotation).empty();
+  const bool submitted = Annotation(o.anchor, kSubmittedAnnotation) == "true";
+  if (!submitted && !stopping) {
+    // Submit stopped between the anchor and the rest (a crash, an API error): finish it.
+    SUBMARINE_RETURN_IF_ERROR(CreateMissing(o.spec, o.anchor));
+    SUBMARINE_ASSIGN_OR_RETURN(o, Find(id));
+  }
+
+  std::string missing_job;
+  for (const RoleSpec& role : o.spec.roles) {
+    if (o.jobs.count(role.name) || stopping) continue;
+    auto job = client_->Get(Path("jobs", JobName(id, role.name)));
+    if (job.ok()) {
+      jobs_->Apply(*job);
+      o.jobs[role.name] = std::move(*job);
+    } else if (absl::IsNotFound(job.status())) {
+      missing_job = JobName(id, role.name);
+    } else {
+      return job.status();
+    }
+  }
+
+  std::map<std::pair<std::string, int>, std::vector<const json*>> attempts;
+  for (const json& pod : o.pods) {
+    attempts[{Label(pod, kRoleLabel), IndexOf(pod)}].push_back(&pod);
+  }
+  std::vector<const json*> live;  // pods that still run (or may start)
+  bool any_failed = false, all_succeeded = true, all_final = true, any_started = false;
+  for (const TaskRef& ref : TasksOf(o.spec)) {
+    TaskStatus t;
+    t.task = ref;
+    const auto& pods = attempts[{ref.role, ref.index}];
+    auto job = o.jobs.find(ref.role);
+    const bool job_failed = job != o.jobs.end() && HasCondition(job->second, "Failed");
+    if (pods.empty()) {
+      t.phase = stopping ? Phase::kKilled : Phase::kPending;
+      if (stopping) t.message = "stopped on request";
+    } else {
+      const json& pod = *pods.back();
+      t.attempt = static_cast<int>(pods.size());
+      const json& status = pod.value("status", json::object());
+      t.host = pod.value("spec", json::object()).value("nodeName", status.value("hostIP", ""));
+      auto [state, detail] = ContainerState(pod);
+      if (detail.contains("startedAt")) t.start_time = ParseTime(detail["startedAt"]);
+      const std::string phase = status.value("phase", "");
+      if (state == "terminated" || phase == "Succeeded" || phase == "Failed") {
+        if (detail.contains("finishedAt")) t.finish_time = ParseTime(detail["finishedAt"]);
+        if (detail.contains("exitCode") && detail["exitCode"].is_number()) {
+          t.exit_code = detail["exitCode"].get<int>();
+        }
+        if (detail.contains("signal") && detail["signal"].is_number()) {
+          t.signal = detail["signal"].get<int>();
+        }
+        const bool succeeded = phase == "Succeeded" || (t.exit_code && *t.exit_code == 0);
+        if (succeeded) {
+          t.phase = Phase::kSucceeded;
+        } else if (job_failed || stopping || job == o.jobs.end()) {
+          t.phase = stopping ? Phase::kKilled : Phase::kFailed;
+          std::string why = t.exit_code ? absl::StrCat("exit code ", *t.exit_code)
+                                        : std::string("the container ended");
+          const std::string reason = detail.value("reason", "");
+          if (!reason.empty() && reason != "Error") absl::StrAppend(&why, " (", reason, ")");
+          const std::string message = detail.value("message", status.value("message", ""));
+          if (!message.empty()) absl::StrAppend(&why, ": ", message.substr(0, 200));
+          t.message = stopping ? "stopped on request" : why;
+        } else {
+          t.phase = Phase::kPending;  // the Job controller starts another attempt
+          t.message = "restarting after a failed attempt";
+        }
+      } else {
+        t.phase = state == "running" || phase == "Running" ? Phase::kRunning : Phase::kPending;
+        live.push_back(&pod);
+      }
+    }
+    if (t.phase != Phase::kPending) any_started = true;
+    if (!IsFinal(t.phase)) all_final = false;
+    if (t.phase != Phase::kSucceeded) all_succeeded = false;
+    if (t.phase == Phase::kFailed) any_failed = true;
+    out.tasks.push_back(std::move(t));
+  }
+  if (any_failed) {
+    out.phase = Phase::kFailed;
+    for (const TaskStatus& t : out.tasks) {
+      if (t.phase == Phase::kFailed) {
+        out.message = absl::StrCat("task ", TaskName(t.task), " failed: ", t.message);
+        break;
+      }
+    }
+  } else if (!missing_job.empty()) {
+    out.phase = Phase::kFailed;
+    out.message =
+        absl::StrCat("its Kubernetes Job ", missing_job, " was deleted outside Submarine");
+  } else if (all_succeeded) {
+    out.phase = Phase::kSucceeded;
+  } else if (stopping && all_final) {
+    out.phase = Phase::kKilled;
+    out.message = "stopped on request";
+  } else if (any_started) {
+    out.phase = Phase::kRunning;
+  } else {
+    out.phase = Phase::kPending;
+  }
+
+  if (IsFinal(out.phase) && !live.empty()) {
+    // A failed task (or a vanished Job) ends the workload: stop what still runs.
+    if (!stopping) {
+      auto marked = client_->MergePatch(
+          Path("configmaps", id),
+          {{"metadata",
+            {{"annotations",
+              {{kStopAnnotation,
+                absl::StrCat(std::chrono::milliseconds(kFailureGrace).count())}}}}}});
+      if (marked.ok()) anchors_->Apply(*marked);
+    }
+    SUBMARINE_RETURN_IF_ERROR(StopObjects(id, o, kFailureGrace));
+    return out;  // final once the rest has ended
+  }
+  if (stopping && !live.empty()) {
+    // A pod the Job controller made just before the stop: stop it too.
+    std::chrono::milliseconds grace(30000);
+    int64_t ms = 0;
+    if (absl::SimpleAtoi(Annotation(o.anchor, kStopAnnotation), &ms)) {
+      grace = std::chrono::milliseconds(ms);
+    }
+    SUBMARINE_RETURN_IF_ERROR(StopObjects(id, o, grace));
+  }
+  if (!IsFinal(out.phase) || !all_final) return out;
+
+  // Final: archive every attempt's log, then record the verdict on the anchor so that it
+  // outlives the pods.
+  for (const auto& [task, pods] : attempts) {
+    for (size_t a = 0; a < pods.size(); ++a) {
+      SUBMARINE_RETURN_IF_ERROR(Archive(id, *pods[a], static_cast<int>(a) + 1, false));
+    }
+  }
+  json tasks = json::array();
+  for (const TaskStatus& t : out.tasks) tasks.push_back(TaskToJson(t));
+  json verdict = {
+      {"phase", static_cast<int>(out.phase)}, {"message", out.message}, {"tasks", tasks}};
+  auto recorded =
+      client_->MergePatch(Path("configmaps", id),
+                          {{"metadata", {{"annotations", {{kFinalAnnotation, verdict.dump()}}}}}});
+  if (!recorded.ok()) return recorded.status();
+  anchors_->Apply(*recorded);
+  return out;
+}
+
+absl::StatusOr<WorkloadStatus> KubernetesBackend::Get(const std::string& id) {
+  SUBMARINE_ASSIGN_OR_RETURN(Objects o, Find(id));
+  return Observe(id, std::move(o));
+}
+
+absl::StatusOr<std::vector<WorkloadStatus>> KubernetesBackend::List() {
+  std::vector<WorkloadStatus> out;
+  for (const json& anchor : anchors_->Snapshot()) {
+    const std::string id = Meta(anchor).value("name", "");
+    auto s = Get(id);
+    if (absl::IsNotFound(s.status())) continue;  // deleted meanwhile
+    if (!s.ok()) return s.status();
+    out.push_back(std::move(*s));
+  }
+  return out;
+}
+
+// ---- Stop and Delete ----
+
+absl::Status KubernetesBackend::StopObjects(const std::string& id, const Objects& o,
+                                            std::chrono::milliseconds grace) {
+  // The Jobs go first, orphaning their pods, so that no new attempt starts.
+  for (const auto& [role, job] : o.jobs) {
+    absl::Status s = client_->Delete(Path("jobs", JobName(id, role)), "Orphan");
+    if (!s.ok() && !absl::IsNotFound(s)) return s;
+    jobs_->Forget(JobName(id, role));
+  }
+  std::map<std::pair<std::string, int>, int> attempt;
+  const int64_t seconds = std::max<int64_t>(1, (grace.count() + 999) / 1000);
+  for (const json& pod : o.pods) {
+    const int a = ++attempt[{Label(pod, kRoleLabel), IndexOf(pod)}];
+    if (Ended(pod) || !Meta(pod).value("deletionTimestamp", "").empty()) continue;
+    ArchiveInBackground(id, pod, a);
+    absl::Status s =
+        client_->Delete(Path("pods", Meta(pod).value("name", "")), "Background", seconds);
+    if (!s.ok() && !absl::IsNotFound(s)) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KubernetesBackend::Stop(const std::string& id, std::chrono::milliseconds grace) {
+  SUBMARINE_ASSIGN_OR_RETURN(Objects o, Find(id));
+  if (!Annotation(o.anchor, kFinalAnnotation).empty()) return absl::OkStatus();
+  if (Annotation(o.anchor, kStopAnnotation).empty()) {
+    SUBMARINE_ASSIGN_OR_RETURN(
+        json marked,
+        client_->MergePatch(
+            Path("configmaps", id),
+            {{"metadata", {{"annotations", {{kStopAnnotation, absl::StrCat(grace.count())}}}}}}));
+    anchors_->Apply(marked);
+  }
+  return StopObjects(id, o, grace);
+}
+
+absl::Status KubernetesBackend::Delete(const std::string& id, bool keep_logs) {
+  auto found = Find(id);
+  if (!found.ok() && !absl::IsNotFound(found.status())) return found.status();
+  if (found.ok()) {
+    std::map<std::pair<std::string, int>, int> attempt;
+    for (const json& pod : found->pods) {
+      const int a = ++attempt[{Label(pod, kRoleLabel), IndexOf(pod)}];
+      if (keep_logs) {
+        absl::Status archived = Archive(id, pod, a, false);
+        if (!archived.ok()) log::Get("compute")->warn("{}: {}", id, Message(archived));
+      }
+    }
+    for (const auto& [role, job] : found->jobs) {
+      absl::Status s = client_->Delete(Path("jobs", JobName(id, role)), "Background");
+      if (!s.ok() && !absl::IsNotFound(s)) return s;
+      jobs_->Forget(JobName(id, role));
+    }
+    for (const json& pod : found->pods) {
+      absl::Status s = client_->Delete(Path("pods", Meta(pod).value("name", "")), "Background", 0);
+      if (!s.ok() && !absl::IsNotFound(s)) return s;
+    }
+    absl::Status s = client_->Delete(Path("services", id), "Background");
+    if (!s.ok() && !absl::IsNotFound(s)) return s;
+    s = client_->Delete(Path("configmaps", id), "Background");
+    if (!s.ok() && !absl::IsNotFound(s)) return s;
+    std::lock_guard lock(mu_);
+    deleted_.insert(id);
+  }
+  anchors_->Forget(id);
+  if (!keep_logs) {
+    std::error_code ec;
+    fs::remove_all(LogDir(id), ec);
+  }
+  return absl::OkStatus();
+}
+
+// ---- Logs ----
+
+absl::Status KubernetesBackend::Archive(const std::string& id, const json& pod, int attempt,
+                                        bool follow) {
+  const std::string file = absl::StrCat(LogDir(id), "/", Label(pod, kRoleLabel), "-", IndexOf(pod),
+                                        "/", attempt, ".log");
+  if (fs::exists(file)) return absl::OkStatus();
+  if (!follow && ContainerState(pod).first.empty() && !Ended(pod)) {
+    return absl::OkStatus();  // never started: no log
+  }
+  std::string query = absl::StrCat(Path("pods", Meta(pod).value("name", "")),
+                                   "/log?container=", kContainer, follow ? "&follow=true" : "");
+  auto text = client_->GetText(query);
+  if (!text.ok()) {
+    // A pod that never started a container has no log (400); one already gone (404) is lost.
+    if (absl::IsInvalidArgument(text.status()) || absl::IsNotFound(text.status())) {
+      return absl::OkStatus();
+    }
+    return text.status();
+  }
+  return WriteFileAtomically(file, *text);
+}
+
+void KubernetesBackend::ArchiveInBackground(const std::string& id, const json& pod, int attempt) {
+  const std::string name = Meta(pod).value("name", "");
+  std::lock_guard lock(mu_);
+  if (!following_.insert(name).second) return;
+  followers_.emplace_back([this, id, pod, attempt] {
+    absl::Status s = Archive(id, pod, attempt, /*follow=*/true);
+    if (!s.ok()) log::Get("compute")->warn("{}: archiving a stopped pod's log: {}", id, Message(s));
+  });
+}
+
+absl::StatusOr<LogChunk> KubernetesBackend::ReadLog(const std::string& id, const TaskRef& task,
+                                                    int64_t offset, int64_t max_bytes) {
+  if (!ValidId(id) || !ValidName(task.role, 40) || task.index < 0) {
+    return NotFound("workload", QuoteInput(id));
+  }
+  auto stored = ReadFileIfAny(absl::StrCat(LogDir(id), "/", kSpecKey));
+  if (!stored) return NotFound("workload", id);
+  SUBMARINE_ASSIGN_OR_RETURN(
+      WorkloadSpec spec, SpecFromJson(json::parse(*stored, nullptr, /*allow_exceptions=*/false)));
+  const auto tasks = TasksOf(spec);
+  if (std::find(tasks.begin(), tasks.end(), task) == tasks.end()) {
+    return NotFound("task", absl::StrCat(id, "/", TaskName(task)));
+  }
+  auto found = Find(id);
+  if (!found.ok() && !absl::IsNotFound(found.status())) return found.status();
+  const bool gone = !found.ok();
+  const bool final = gone || !Annotation(found->anchor, kFinalAnnotation).empty();
+
+  std::string all;
+  const std::string dir = absl::StrCat(LogDir(id), "/", TaskName(task));
+  int archived = 0;
+  for (int a = 1;; ++a) {
+    auto part = ReadFileIfAny(absl::StrCat(dir, "/", a, ".log"));
+    if (!part) break;
+    all += *part;
+    archived = a;
+  }
+  bool complete = final;
+  if (!gone) {
+    std::vector<const json*> pods;
+    for (const json& pod : found->pods) {
+      if (Label(pod, kRoleLabel) == task.role && IndexOf(pod) == task.index) pods.push_back(&pod);
+    }
+    if (static_cast<int>(pods.size()) > archived) {
+      // The attempts after the archived ones are read live.
+      for (size_t a = archived; a < pods.size(); ++a) {
+        auto text = client_->GetText(absl::StrCat(Path("pods", Meta(*pods[a]).value("name", "")),
+                                                  "/log?container=", kContainer));
+        if (text.ok()) all += *text;
+      }
+      complete = false;
+    }
+  }
+  LogChunk chunk;
+  chunk.size = static_cast<int64_t>(all.size());
+  chunk.complete = complete;
+  const int64_t from = std::min<int64_t>(std::max<int64_t>(offset, 0), chunk.size);
+  const int64_t n = std::min<int64_t>(std::max<int64_t>(max_bytes, 0), chunk.size - from);
+  chunk.data = all.substr(from, n);
+  chunk.next_offset = from + n;
+  return chunk;
+}
+
+}  // namespace submarine::compute

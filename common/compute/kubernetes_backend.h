@@ -1,0 +1,124 @@
+#pragma once
+// The Kubernetes compute backend, core API path: every role of a workload is a `batch/v1`
+// Indexed Job (completions = parallelism = replicas) in one namespace, its pods reachable by name
+// through one headless Service, all owned by an anchor ConfigMap that holds the workload's spec
+// and, once it is decided, its final status. The anchor makes Kubernetes the backend's only
+// state: a restarted service (a new KubernetesBackend) sees every workload as it is, and deleting
+// the anchor deletes everything (ownerReferences).
+//
+//   ConfigMap <id>             labels app.kubernetes.io/managed-by=submarine, submarine.workload
+//                              data workload.json (the spec, as workload.h writes it)
+//                              annotations submarine.apache.org/submitted (all objects created),
+//                              /stop (the first Stop's grace), /final (phase, message, tasks)
+//   Service   <id>             headless, selects the workload's pods: <id>-<role>-<n>.<id>
+//   Job       <id>-<role>      Indexed; restartPolicy Never; backoffLimit = max_restarts ×
+//                              replicas and backoffLimitPerIndex = max_restarts
+//
+// Each pod runs `/bin/sh -c <prelude> submarine-task <argv...>`: the prelude derives the
+// replica's index (JOB_COMPLETION_INDEX), rank and TF_CONFIG task, then execs argv unchanged
+// (an argv with spaces stays one argument; a shell string is the caller's {"/bin/sh","-c",..}).
+// Environment, later entries winning: spec.env, the role's env, then SUBMARINE_WORKLOAD_ID,
+// SUBMARINE_TASK_ROLE, SUBMARINE_TASK_INDEX, SUBMARINE_TASK_ATTEMPT and the framework's
+// rendezvous settings on the pods' DNS names (TF_CONFIG on port 2222 of every replica;
+// MASTER_ADDR/MASTER_PORT 23456, WORLD_SIZE, RANK, LOCAL_RANK 0 for PyTorch; DMLC_* with the
+// tracker on port 9091 of rank 0 for XGBoost; ranks count a role named "master" first).
+//
+// Observation: three informers (anchors, jobs, pods; list+watch, relist on 410) keep a copy of
+// the namespace's Submarine objects, so Get and List read memory, not the API server. A task is
+// its index's newest pod: Pending/Running/Succeeded as the pod says; a failed pod is FAILED only
+// once its Job has failed (before, the Job controller starts another attempt: PENDING). The
+// workload: a task FAILED → FAILED ("task worker-1 failed: exit code 3"; the other tasks are
+// stopped); all SUCCEEDED → SUCCEEDED; stopped and every task ended or gone → KILLED; a task
+// started → RUNNING; else PENDING. A submitted workload whose Job disappeared (deleted by someone
+// else) is FAILED with that reason, never dropped. The final status is written on the anchor, so
+// it survives the pods.
+//
+// Stop deletes the Jobs (orphaning their pods, so no new attempt starts) and then every pod with
+// the grace period (the kubelet sends SIGTERM, SIGKILL after the grace). Delete removes the anchor
+// and with it everything.
+//
+// Logs: a pod's log is archived under Options::logs_dir when its container has ended (and, for a
+// pod being stopped, followed until it ends), so logs outlive pods and workloads:
+//   <logs_dir>/<id>/workload.json                    the spec (which tasks exist)
+//   <logs_dir>/<id>/<role>-<index>/<attempt>.log     one ended attempt
+// ReadLog concatenates a task's archived attempts and the running attempt's live log.
+//
+// Not done here yet (docs/design/experiment.md): the Trainer TrainJob path, Kueue labels,
+// kService workloads, credentials as Secrets.
+//
+// Thread-safe.
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/compute/compute.h"
+#include "common/kube/client.h"
+#include "common/kube/informer.h"
+
+namespace submarine::compute {
+
+class KubernetesBackend : public Backend {
+ public:
+  struct Options {
+    kube::ClusterConfig cluster;
+    std::string namespace_;     // "" = the cluster config's namespace
+    std::string default_image;  // for roles without an image; "" = an image is required
+    std::string logs_dir;       // where logs are archived; created if missing; required
+    // How long Get waits for the informers' first list at start.
+    std::chrono::milliseconds sync_timeout = std::chrono::seconds(30);
+    int watch_timeout_seconds = 300;
+  };
+
+  static absl::StatusOr<std::unique_ptr<KubernetesBackend>> Create(Options options);
+  ~KubernetesBackend() override;
+
+  std::string Kind() const override { return "kubernetes"; }
+  absl::Status Submit(const WorkloadSpec& spec) override;
+  absl::StatusOr<WorkloadStatus> Get(const std::string& id) override;
+  absl::StatusOr<std::vector<WorkloadStatus>> List() override;
+  absl::Status Stop(const std::string& id, std::chrono::milliseconds grace) override;
+  absl::Status Delete(const std::string& id, bool keep_logs) override;
+  absl::StatusOr<LogChunk> ReadLog(const std::string& id, const TaskRef& task, int64_t offset,
+                                   int64_t max_bytes) override;
+
+  // The objects Submit creates for `spec`, in creation order (anchor, service, jobs), without
+  // server-set fields: the manifests checked against golden files.
+  static absl::StatusOr<std::vector<nlohmann::json>> Manifests(const WorkloadSpec& spec,
+                                                               const std::string& namespace_,
+                                                               const std::string& default_image);
+
+  kube::Client& client() { return *client_; }
+
+ private:
+  struct Objects;  // what the informers hold about one workload
+  KubernetesBackend(Options options, std::unique_ptr<kube::Client> client);
+  absl::Status Start();
+  std::string Path(const std::string& plural, const std::string& name = "") const;
+  absl::StatusOr<Objects> Find(const std::string& id);
+  absl::StatusOr<WorkloadStatus> Observe(const std::string& id, Objects objects);
+  absl::Status CreateMissing(const WorkloadSpec& spec, const nlohmann::json& anchor);
+  absl::Status StopObjects(const std::string& id, const Objects& objects,
+                           std::chrono::milliseconds grace);
+  absl::Status Archive(const std::string& id, const nlohmann::json& pod, int attempt, bool follow);
+  void ArchiveInBackground(const std::string& id, const nlohmann::json& pod, int attempt);
+  std::string LogDir(const std::string& id) const;
+
+  Options options_;
+  std::unique_ptr<kube::Client> client_;
+  std::unique_ptr<kube::Informer> anchors_;
+  std::unique_ptr<kube::Informer> jobs_;
+  std::unique_ptr<kube::Informer> pods_;
+  std::mutex mu_;
+  std::set<std::string> following_;     // pods whose logs a thread follows (guarded by mu_)
+  std::vector<std::thread> followers_;  // guarded by mu_
+  // Workloads this backend deleted, hidden at once although a late watch event may still show
+  // them for a moment (guarded by mu_).
+  std::set<std::string> deleted_;
+};
+
+}  // namespace submarine::compute
