@@ -161,9 +161,17 @@ std::unique_ptr<QuotaClient> MakeGrpcQuotaClient(const std::string& address,
   return std::make_unique<GrpcQuotaClient>(address, service, timeout);
 }
 
-Controller::Controller(db::ConnectionPool* pool, compute::Backend* backend, QuotaClient* quota,
-                       const Clock& clock, Options options)
-    : pool_(pool), backend_(backend), quota_(quota), clock_(clock), options_(std::move(options)) {}
+Controller::Controller(db::ConnectionPool* pool, const compute::Clusters* clusters,
+                       QuotaClient* quota, const Clock& clock, Options options)
+    : pool_(pool),
+      clusters_(clusters),
+      quota_(quota),
+      clock_(clock),
+      options_(std::move(options)) {}
+
+compute::Backend* Controller::BackendOf(const StoredExperiment& s) const {
+  return clusters_->Find(ClusterOf(s.experiment));
+}
 
 std::string Controller::WorkloadId(const v1::Experiment& e) {
   std::string hex = absl::StrReplaceAll(e.uid(), {{"-", ""}});
@@ -198,18 +206,28 @@ absl::Status Controller::RunOnce() {
     unfinished = ExperimentStore::Unfinished(tx);
     return absl::OkStatus();
   }));
-  auto workloads = backend_->List();
+  // Every cluster's workloads; a cluster that cannot be listed is not observed this pass (and
+  // nothing on it changes state).
+  std::map<std::string, std::vector<compute::WorkloadStatus>> workloads;
   std::map<std::string, const compute::WorkloadStatus*> by_id;
-  if (workloads.ok()) {
-    for (const auto& w : *workloads) by_id[w.id] = &w;
-  } else {
-    log::Get("controller")
-        ->warn("cannot list workloads ({}); observing nothing this pass",
-               Message(workloads.status()));
+  for (const auto& [name, backend] : clusters_->all()) {
+    auto listed = backend->List();
+    if (!listed.ok()) {
+      log::Get("controller")
+          ->warn("cannot list the workloads of cluster {} ({}); observing nothing there this pass",
+                 name, Message(listed.status()));
+      continue;
+    }
+    workloads[name] = std::move(*listed);
   }
-  int running_tasks = 0;
+  for (const auto& [name, list] : workloads) {
+    for (const auto& w : list) by_id[w.id] = &w;
+  }
+  int running_tasks = 0;  // on the local cluster
   for (const StoredExperiment& s : unfinished) {
-    if (s.experiment.state() >= v1::CREATED) running_tasks += Replicas(s.experiment);
+    if (s.experiment.state() >= v1::CREATED && ClusterOf(s.experiment) == "local") {
+      running_tasks += Replicas(s.experiment);
+    }
   }
   // Owners whose quota refused an experiment in this pass: their later experiments wait behind
   // it (strict order per owner, so a large job is not overtaken for ever by small ones).
@@ -226,13 +244,13 @@ absl::Status Controller::RunOnce() {
     }
     if (state == v1::ACCEPTED) {
       Launch(s, &running_tasks);
-    } else if (state >= v1::CREATED && workloads.ok()) {
+    } else if (state >= v1::CREATED && workloads.count(ClusterOf(s.experiment))) {
       auto it = s.workload_id ? by_id.find(*s.workload_id) : by_id.end();
       Observe(s, it == by_id.end() ? nullptr : it->second);
     }
   }
   HeartbeatLeases(unfinished);
-  if (workloads.ok()) Heal(*workloads);
+  for (const auto& [name, list] : workloads) Heal(clusters_->Find(name), list);
   return absl::OkStatus();
 }
 
@@ -293,7 +311,19 @@ void Controller::SetPendingReason(StoredExperiment& s, const std::string& reason
 void Controller::Launch(StoredExperiment& s, int* running_tasks) {
   const v1::Experiment& e = s.experiment;
   const int replicas = Replicas(e);
-  const int cap = options_.max_running_tasks;
+  compute::Backend* backend = BackendOf(s);
+  if (backend == nullptr) {
+    (void)Change(s, [&](pqxx::work& tx, StoredExperiment& now) {
+      return Transition(
+          tx, now, v1::FAILED,
+          absl::StrCat("compute cluster \"", ClusterOf(e), "\" is no longer configured"),
+          clock_.Now(), "", kSystem);
+    });
+    ReleaseLease(s);
+    return;
+  }
+  const bool local = ClusterOf(e) == "local";
+  const int cap = local ? options_.max_running_tasks : 0;
   if (cap > 0 && replicas > cap) {
     (void)Change(s, [&](pqxx::work& tx, StoredExperiment& now) {
       return Transition(tx, now, v1::FAILED,
@@ -330,10 +360,9 @@ void Controller::Launch(StoredExperiment& s, int* running_tasks) {
     if (!st.ok()) return;
     s.workload_id = id;
   }
-  auto workload =
-      ToWorkload(e.reproducibility().resolved_spec(), id, env,
-                 {{kOwnerLabel, e.name()}, {kUidLabel, e.uid()}});
-  absl::Status submitted = backend_->Submit(workload);
+  auto workload = ToWorkload(e.reproducibility().resolved_spec(), id, env,
+                             {{kOwnerLabel, e.name()}, {kUidLabel, e.uid()}});
+  absl::Status submitted = backend->Submit(workload);
   if (!submitted.ok() && submitted.code() != absl::StatusCode::kInvalidArgument) {
     log::Get("controller")->warn("launch of {} postponed: {}", e.name(), Message(submitted));
     return;
@@ -347,7 +376,7 @@ void Controller::Launch(StoredExperiment& s, int* running_tasks) {
     return Transition(tx, now, v1::CREATED, absl::StrCat("submitted as workload ", id),
                       clock_.Now(), "", kSystem);
   });
-  if (submitted.ok()) *running_tasks += replicas;
+  if (submitted.ok() && local) *running_tasks += replicas;
   if (!submitted.ok()) ReleaseLease(s);
 }
 
@@ -358,11 +387,11 @@ void Controller::Observe(StoredExperiment& s, const compute::WorkloadStatus* sta
   if (status == nullptr) {
     // The backend answered the list and does not hold this workload: it is gone for good.
     (void)Change(s, [&](pqxx::work& tx, StoredExperiment& row) {
-      SUBMARINE_RETURN_IF_ERROR(Transition(tx, row, v1::FAILED,
-                                           absl::StrCat("its workload ",
-                                                        s.workload_id.value_or("?"),
-                                                        " no longer exists on the compute cluster"),
-                                           now, "", kSystem));
+      SUBMARINE_RETURN_IF_ERROR(
+          Transition(tx, row, v1::FAILED,
+                     absl::StrCat("its workload ", s.workload_id.value_or("?"),
+                                  " no longer exists on the compute cluster"),
+                     now, "", kSystem));
       return RetryIfAllowed(tx, row, now);
     });
     ReleaseLease(before);
@@ -423,15 +452,16 @@ absl::Status Controller::RetryIfAllowed(pqxx::work& tx, StoredExperiment& row,
   const int retries = row.experiment.spec().retry_policy().max_retries();
   const int done = row.experiment.attempt() - 1;
   if (done >= retries) return absl::OkStatus();
-  return StartAttempt(tx, row,
-                      absl::StrCat("retry ", done + 1, " of ", retries, " after: ",
-                                   row.experiment.state_reason()),
-                      now, "", kSystem);
+  return StartAttempt(
+      tx, row,
+      absl::StrCat("retry ", done + 1, " of ", retries, " after: ", row.experiment.state_reason()),
+      now, "", kSystem);
 }
 
 void Controller::RequestStop(StoredExperiment& s) {
-  if (!s.workload_id) return;
-  absl::Status st = backend_->Stop(*s.workload_id, options_.stop_grace);
+  compute::Backend* backend = BackendOf(s);
+  if (!s.workload_id || backend == nullptr) return;
+  absl::Status st = backend->Stop(*s.workload_id, options_.stop_grace);
   if (!st.ok() && st.code() != absl::StatusCode::kNotFound) {
     log::Get("controller")->warn("stop of {} postponed: {}", s.experiment.name(), Message(st));
   }
@@ -471,7 +501,8 @@ void Controller::HeartbeatLeases(const std::vector<StoredExperiment>& unfinished
   }
 }
 
-void Controller::Heal(const std::vector<compute::WorkloadStatus>& workloads) {
+void Controller::Heal(compute::Backend* backend,
+                      const std::vector<compute::WorkloadStatus>& workloads) {
   // Ours carry the experiment's uid; one is kept while its experiment exists (every attempt's,
   // so earlier attempts' logs stay readable), and removed once the experiment is gone.
   std::vector<std::string> uids;
@@ -491,7 +522,7 @@ void Controller::Heal(const std::vector<compute::WorkloadStatus>& workloads) {
     auto uid = w.labels.find(kUidLabel);
     if (uid == w.labels.end() || keep.count(uid->second)) continue;
     log::Get("controller")->info("workload {} has no experiment any more: deleting it", w.id);
-    absl::Status deleted = backend_->Delete(w.id, /*keep_logs=*/false);
+    absl::Status deleted = backend->Delete(w.id, /*keep_logs=*/false);
     if (!deleted.ok()) {
       log::Get("controller")->warn("cannot delete workload {}: {}", w.id, Message(deleted));
     }
@@ -499,8 +530,8 @@ void Controller::Heal(const std::vector<compute::WorkloadStatus>& workloads) {
 }
 
 void Controller::Forget(const StoredExperiment& s) {
-  if (s.workload_id) {
-    absl::Status st = backend_->Delete(*s.workload_id, /*keep_logs=*/false);
+  if (compute::Backend* backend = BackendOf(s); s.workload_id && backend != nullptr) {
+    absl::Status st = backend->Delete(*s.workload_id, /*keep_logs=*/false);
     if (!st.ok()) {
       log::Get("controller")
           ->warn(

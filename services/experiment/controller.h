@@ -24,7 +24,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "common/compute/compute.h"
+#include "common/compute/clusters.h"
 #include "common/db/pool.h"
 #include "common/util/clock.h"
 #include "services/experiment/experiment_store.h"
@@ -54,14 +54,15 @@ class Controller {
   struct Options {
     std::chrono::milliseconds stop_grace{10000};
     int lease_ttl_seconds = 60;
-    // Replicas running at once on the cluster at most (0: no limit); the next job waits in
-    // ACCEPTED until it fits (the whole job: gang).
+    // Replicas running at once on the "local" cluster at most (0: no limit); the next job waits
+    // in ACCEPTED until it fits (the whole job: gang). Other clusters queue for themselves.
     int max_running_tasks = 0;
     // Variables every task gets (SUBMARINE_SERVER, ...), beside the per-experiment ones.
     std::map<std::string, std::string> task_env;
   };
   // `quota` may be null (no quotas: every experiment is admitted).
-  Controller(db::ConnectionPool* pool, compute::Backend* backend, QuotaClient* quota,
+  // Each experiment runs on the cluster its resolved spec names (compute_cluster).
+  Controller(db::ConnectionPool* pool, const compute::Clusters* clusters, QuotaClient* quota,
              const Clock& clock, Options options);
 
   // One pass (the leader loop's body). Errors of single experiments are logged, not returned.
@@ -89,14 +90,16 @@ class Controller {
   absl::Status RetryIfAllowed(pqxx::work& tx, StoredExperiment& row,
                               std::chrono::system_clock::time_point now);
   void HeartbeatLeases(const std::vector<StoredExperiment>& unfinished);
-  void Heal(const std::vector<compute::WorkloadStatus>& workloads);
+  void Heal(compute::Backend* backend, const std::vector<compute::WorkloadStatus>& workloads);
+  // The backend of the experiment's cluster; nullptr if this installation lost that cluster.
+  compute::Backend* BackendOf(const StoredExperiment& s) const;
   // Runs `change` on the locked, re-read row if it is still in the state (and attempt) of `s`;
   // ABORTED otherwise. On success `s` becomes what was stored.
   absl::Status Change(StoredExperiment& s,
                       const std::function<absl::Status(pqxx::work&, StoredExperiment&)>& change);
 
   db::ConnectionPool* pool_;
-  compute::Backend* backend_;
+  const compute::Clusters* clusters_;
   QuotaClient* quota_;
   const Clock& clock_;
   Options options_;

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/auth/principal.h"
+#include "common/compute/kubernetes_backend.h"
 #include "common/compute/local_backend.h"
 #include "common/rpc/channel.h"
 #include "common/status/status.h"
@@ -67,7 +68,29 @@ absl::Status Build(rpc::ServiceHost& host, const ExperimentServiceConfig& config
   local.supervisor_path = config.local().supervisor_path();  // "" = beside this executable
   local.gpus.assign(config.local().gpus().begin(), config.local().gpus().end());
   SUBMARINE_ASSIGN_OR_RETURN(auto backend, compute::LocalBackend::Create(local));
-  compute::Backend* compute = host.Own(std::move(backend));
+  auto* clusters = host.Make<compute::Clusters>();
+  clusters->Add("local", host.Own(std::move(backend)));
+  for (int i = 0; i < config.kubernetes_size(); ++i) {
+    const auto& k = config.kubernetes(i);
+    const std::string field = absl::StrCat("kubernetes[", i, "]");
+    compute::KubernetesBackend::Options options;
+    if (k.kubeconfig().empty()) {
+      SUBMARINE_ASSIGN_OR_RETURN(options.cluster, kube::InClusterConfig());
+    } else {
+      SUBMARINE_ASSIGN_OR_RETURN(options.cluster,
+                                 kube::LoadKubeconfig(k.kubeconfig(), k.context()));
+    }
+    options.namespace_ = k.namespace_();
+    options.default_image = k.default_image();
+    options.logs_dir = k.logs_dir();
+    if (options.logs_dir.empty()) return InvalidField(field + ".logs_dir", "is required");
+    const std::string name = k.name().empty() ? "kubernetes" : k.name();
+    if (clusters->Find(name) != nullptr) {
+      return InvalidField(field + ".name", absl::StrCat("cluster \"", name, "\" is repeated"));
+    }
+    SUBMARINE_ASSIGN_OR_RETURN(auto kubernetes, compute::KubernetesBackend::Create(options));
+    clusters->Add(name, host.Own(std::move(kubernetes)));
+  }
 
   QuotaClient* quota = nullptr;
   const auto& permission = host.config().permission();
@@ -80,7 +103,7 @@ absl::Status Build(rpc::ServiceHost& host, const ExperimentServiceConfig& config
   if (config.lease_ttl_seconds())
     options.lease_ttl_seconds = static_cast<int>(config.lease_ttl_seconds());
   options.max_running_tasks = static_cast<int>(config.local().max_running_tasks());
-  auto* controller = host.Make<Controller>(&host.pool(), compute, quota, host.clock(), options);
+  auto* controller = host.Make<Controller>(&host.pool(), clusters, quota, host.clock(), options);
   auto interval = config.control_interval_ms()
                       ? std::chrono::milliseconds(config.control_interval_ms())
                       : kDefaultControlInterval;
@@ -89,7 +112,7 @@ absl::Status Build(rpc::ServiceHost& host, const ExperimentServiceConfig& config
 
   ExperimentManager::Deps deps{
       &host.pool(), &host.authorizer(), &host.idempotency(),      &host.clock(), &host.ids(),
-      compute,      controller,         [loop] { loop->Wake(); }, nullptr};
+      clusters,     controller,         [loop] { loop->Wake(); }, nullptr};
   if (const auto* env = host.Peer("environment"))
     deps.check_environment = EnvironmentChecker(env->address());
   auto* manager = host.Make<ExperimentManager>(std::move(deps));

@@ -159,7 +159,7 @@ absl::StatusOr<Experiment> ExperimentManager::Create(const v1::CreateExperimentR
   }
   SUBMARINE_RETURN_IF_ERROR(ValidateAttributes(in, "experiment."));
   SUBMARINE_ASSIGN_OR_RETURN(v1::ExperimentSpec resolved,
-                             ResolveSpec(in.spec(), "experiment.spec."));
+                             ResolveSpec(in.spec(), "experiment.spec.", d_.clusters->Names()));
   SUBMARINE_RETURN_IF_ERROR(d_.authorizer->Check(call, req.parent(), Permission::WRITE));
   SUBMARINE_RETURN_IF_ERROR(ResolveEnvironment(call, req.parent(), &resolved));
   auto created = d_.idempotency->Run<Experiment>(
@@ -192,7 +192,9 @@ absl::StatusOr<Experiment> ExperimentManager::Create(const v1::CreateExperimentR
         *repro->mutable_resolved_spec() = resolved;
         repro->set_submitted_by(out.owner());
         repro->set_compute_cluster(absl::StrCat("computeClusters/", resolved.compute_cluster()));
-        repro->set_backend(d_.backend->Kind());
+        if (const compute::Backend* b = d_.clusters->Find(resolved.compute_cluster())) {
+          repro->set_backend(b->Kind());
+        }
         StoredExperiment stored;
         stored.project = project;
         stored.experiment_id = id;
@@ -404,7 +406,8 @@ absl::StatusOr<Experiment> ExperimentManager::Clone(const v1::CloneExperimentReq
   create.set_request_id(req.request_id());
   Experiment& e = *create.mutable_experiment();
   *e.mutable_spec() = source.spec();
-  for (const auto& [k, v] : req.env_vars()) (*e.mutable_spec()->mutable_meta()->mutable_env_vars())[k] = v;
+  for (const auto& [k, v] : req.env_vars())
+    (*e.mutable_spec()->mutable_meta()->mutable_env_vars())[k] = v;
   *e.mutable_labels() = req.labels().empty() ? source.labels() : req.labels();
   e.set_description(req.has_description() ? req.description() : source.description());
   if (req.has_priority()) e.mutable_spec()->set_priority(req.priority());
@@ -416,7 +419,8 @@ absl::StatusOr<Experiment> ExperimentManager::ReplaceSpec(const std::string& nam
                                                           const rpc::CallInfo& call) {
   std::string project, id;
   SUBMARINE_RETURN_IF_ERROR(ParseExperimentName(name, "name", &project, &id));
-  SUBMARINE_ASSIGN_OR_RETURN(v1::ExperimentSpec resolved, ResolveSpec(spec, "experiment.spec."));
+  SUBMARINE_ASSIGN_OR_RETURN(v1::ExperimentSpec resolved,
+                             ResolveSpec(spec, "experiment.spec.", d_.clusters->Names()));
   SUBMARINE_RETURN_IF_ERROR(d_.authorizer->Check(call, name, Permission::WRITE));
   SUBMARINE_RETURN_IF_ERROR(
       ResolveEnvironment(call, absl::StrCat("projects/", project), &resolved));
@@ -479,7 +483,15 @@ absl::StatusOr<v1::ExperimentLogs> ExperimentManager::GetLogs(
   out.set_next_offset(req.offset());
   if (!found->workload_id) return out;
   int64_t max = req.max_bytes() == 0 ? kDefaultLogBytes : std::min(req.max_bytes(), kMaxLogBytes);
-  auto chunk = d_.backend->ReadLog(*found->workload_id, *asked, req.offset(), max);
+  compute::Backend* backend = d_.clusters->Find(ClusterOf(found->experiment));
+  if (backend == nullptr) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, "CLUSTER_NOT_CONFIGURED",
+                     absl::StrCat("experiment \"", req.name(), "\" ran on compute cluster ",
+                                  api::Quoted(ClusterOf(found->experiment)),
+                                  ", which this installation no longer has"),
+                     {});
+  }
+  auto chunk = backend->ReadLog(*found->workload_id, *asked, req.offset(), max);
   if (!chunk.ok()) {
     if (chunk.status().code() == absl::StatusCode::kNotFound) return out;  // not started
     return chunk.status();

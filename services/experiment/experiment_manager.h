@@ -16,7 +16,7 @@
 #include "absl/status/statusor.h"
 #include "common/api/idempotency.h"
 #include "common/authz/authorizer.h"
-#include "common/compute/compute.h"
+#include "common/compute/clusters.h"
 #include "common/db/pool.h"
 #include "common/rpc/call_context.h"
 #include "common/util/clock.h"
@@ -39,7 +39,7 @@ class ExperimentManager {
     const api::Idempotency* idempotency;
     const Clock* clock;
     IdGenerator* ids;
-    compute::Backend* backend;
+    const compute::Clusters* clusters;  // where experiments run, by name
     Controller* controller;
     std::function<void()> wake;  // starts a controller pass now
     EnvironmentCheck check_environment;

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -145,7 +146,8 @@ std::string ClusterId(const std::string& compute_cluster) {
   return id.empty() ? "local" : id;
 }
 
-absl::StatusOr<ExperimentSpec> ResolveSpec(const ExperimentSpec& in, const std::string& prefix) {
+absl::StatusOr<ExperimentSpec> ResolveSpec(const ExperimentSpec& in, const std::string& prefix,
+                                           const std::vector<std::string>& clusters) {
   ExperimentSpec out = in;
   const std::string meta = prefix + "meta.";
   auto* m = out.mutable_meta();
@@ -174,10 +176,11 @@ absl::StatusOr<ExperimentSpec> ResolveSpec(const ExperimentSpec& in, const std::
   const bool git = in.has_code() && in.code().has_git();
   if (git) SUBMARINE_RETURN_IF_ERROR(CheckGit(in.code().git(), prefix + "code.git."));
   std::string cluster = ClusterId(in.compute_cluster());
-  if (cluster != "local") {
-    return InvalidField(prefix + "compute_cluster",
-                        absl::StrCat("unknown compute cluster ", api::Quoted(in.compute_cluster()),
-                                     "; this installation has \"local\""));
+  if (std::find(clusters.begin(), clusters.end(), cluster) == clusters.end()) {
+    return InvalidField(
+        prefix + "compute_cluster",
+        absl::StrCat("unknown compute cluster ", api::Quoted(in.compute_cluster()),
+                     "; this installation has \"", absl::StrJoin(clusters, "\", \""), "\""));
   }
   out.set_compute_cluster(cluster);
   if (in.priority() < -kMaxPriority || in.priority() > kMaxPriority) {

@@ -29,14 +29,21 @@ namespace submarine::experiment {
 
 // Validates `spec` (fields are named under `prefix`, e.g. "experiment.spec.") and returns its
 // canonical form: framework and roles lower-case, replicas and commands filled in per role
-// (args, or {"/bin/sh", "-c", cmd}), env merged per role, compute_cluster "local" by default.
+// (args, or {"/bin/sh", "-c", cmd}), env merged per role, compute_cluster "local" by default
+// and one of `clusters` (the names this installation runs on).
 absl::StatusOr<v1::ExperimentSpec> ResolveSpec(const v1::ExperimentSpec& spec,
-                                               const std::string& prefix);
+                                               const std::string& prefix,
+                                               const std::vector<std::string>& clusters);
 
 // The workload of a resolved spec. `env` holds the platform's variables (set last).
 compute::WorkloadSpec ToWorkload(const v1::ExperimentSpec& resolved, const std::string& id,
                                  const std::map<std::string, std::string>& env,
                                  const std::map<std::string, std::string>& labels);
+
+// The compute cluster an experiment runs on (its resolved spec's).
+inline const std::string& ClusterOf(const v1::Experiment& e) {
+  return e.reproducibility().resolved_spec().compute_cluster();
+}
 
 // The compute cluster id a spec names ("local" for "", "local", "computeClusters/local").
 std::string ClusterId(const std::string& compute_cluster);

@@ -75,7 +75,7 @@ std::vector<StoredExperiment> FromRows(const pqxx::result& r) {
 
 const db::StatementSet& ExperimentStore::Statements() {
   static const auto* set =
-      new db::StatementSet{kFind,   kFindForUpdate, kLock,           kInsert,         kSave,
+      new db::StatementSet{kFind,   kFindForUpdate, kLock,      kInsert,         kSave,
                            kDelete, kUnfinished,    kKnownUids, kCountInProject, kNextId};
   return *set;
 }
@@ -122,7 +122,7 @@ std::vector<StoredExperiment> ExperimentStore::Unfinished(pqxx::transaction_base
 }
 
 std::vector<std::string> ExperimentStore::KnownUids(pqxx::transaction_base& tx,
-                                                   const std::vector<std::string>& uids) {
+                                                    const std::vector<std::string>& uids) {
   std::vector<std::string> out;
   for (const auto& row : db::Exec(tx, kKnownUids, db::TextArray(uids))) {
     out.push_back(row[0].as<std::string>());
