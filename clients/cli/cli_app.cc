@@ -251,7 +251,8 @@ void AddEnvironmentCommands(CLI::App& app, Runner& runner) {
   AddLeaf<EnvironmentListOptions>(
       g, runner, "list", "List environments (every page)",
       [](CLI::App* c, EnvironmentListOptions* o) {
-        c->add_option("--filter", o->filter, "e.g. 'labels.team = \"ml\"' or 'name = \"py*\"'");
+        c->add_option("--filter", o->filter,
+                      "e.g. 'labels.team = \"ml\"', 'name = \"py*\" OR labels.gpu:*'");
         c->add_option("--order-by", o->order_by, "\"create_time\" or \"create_time desc\"");
         c->add_option("--page-size", o->page_size, "Items per request (0: server default)");
       },
@@ -330,7 +331,9 @@ void AddExperimentCommands(CLI::App& app, Runner& runner) {
   AddLeaf<ExperimentListOptions>(
       g, runner, "list", "List experiments, newest first (every page)",
       [](CLI::App* c, ExperimentListOptions* o) {
-        c->add_option("--filter", o->filter, "e.g. 'state = \"RUNNING\"' or 'labels.team = \"ml\"'");
+        c->add_option(
+            "--filter", o->filter,
+            "e.g. 'state IN (PENDING, RUNNING)', 'labels.team = \"ml\" AND priority > 10'");
         c->add_option("--page-size", o->page_size, "Items per request (0: server default)");
       },
       [in_project](const ClientContext& ctx, const ExperimentListOptions& o) {
@@ -435,7 +438,7 @@ void AddUserCommands(CLI::App& app, Runner& runner) {
   AddLeaf<UserListOptions>(
       g, runner, "list", "List users",
       [](CLI::App* c, UserListOptions* o) {
-        c->add_option("--filter", o->filter, "e.g. 'name = \"users/a*\"', 'admin = \"true\"'");
+        c->add_option("--filter", o->filter, "e.g. 'name = \"users/a*\"', 'admin = true'");
       },
       [](const ClientContext& ctx, const UserListOptions& o) { return ListUsers(ctx, o.filter); });
   AddLeaf<UserNameOptions>(

@@ -1,12 +1,8 @@
 #pragma once
 // Shared pieces of AIP-132/158/160 List methods: page sizes, opaque keyset page tokens bound to
-// their query, and a small filter language every service maps onto its own columns:
-//   filter     := term { "AND" term }
-//   term       := field op value
-//   field      := identifier { "." identifier }        e.g. display_name, labels.team
-//   op         := "=" | "!=" | ":"                       (":" means "has"; value "*" = present)
-//   value      := "quoted string" | bare-word | "*"      (a trailing "*" in a value = prefix)
-// Errors are INVALID_ARGUMENT naming the field ("filter", "page_size", "page_token", "order_by").
+// their query, and order_by. The filter language is in filter.h (parser) and
+// filter_compiler.h (its compilation against the fields a store declares).
+// Errors are INVALID_ARGUMENT naming the field ("page_size", "page_token", "order_by").
 
 #include <algorithm>
 #include <cstdint>
@@ -46,14 +42,6 @@ std::string TakePage(const std::vector<Row>& rows, int page_size, uint64_t query
   next.set_query_hash(query_hash);
   return EncodePageToken(next);
 }
-
-struct FilterComparison {
-  std::string field;  // dotted path
-  std::string op;     // "=", "!=" or ":"
-  std::string value;  // unquoted
-  bool quoted = false;
-};
-absl::StatusOr<std::vector<FilterComparison>> ParseFilter(const std::string& filter);
 
 // order_by "field [asc|desc]"; `allowed` lists the sortable fields; empty → (default, false).
 struct OrderBy {

@@ -6,6 +6,38 @@
 
 namespace submarine::db {
 
+WhereExpr& WhereExpr::Sql(std::string fixed) {
+  pieces_.push_back({std::move(fixed), false});
+  return *this;
+}
+
+WhereExpr& WhereExpr::Value(std::string value) {
+  pieces_.push_back({std::move(value), true});
+  return *this;
+}
+
+std::string WhereExpr::Render(std::vector<std::string>* params) const {
+  std::string sql;
+  for (const auto& p : pieces_) {
+    if (p.is_value) {
+      params->push_back(p.text);
+      absl::StrAppend(&sql, "$", params->size());
+    } else {
+      sql += p.text;
+    }
+  }
+  return sql;
+}
+
+std::string LikePrefixPattern(const std::string& text) {
+  std::string pattern;
+  for (char c : text) {
+    if (c == '%' || c == '_' || c == '\\') pattern += '\\';
+    pattern += c;
+  }
+  return pattern + "%";
+}
+
 ListQuery::ListQuery(std::string select, std::vector<std::string> params)
     : sql_(std::move(select)), params_(std::move(params)) {}
 
@@ -16,21 +48,13 @@ std::string ListQuery::Param(std::string value) {
 
 void ListQuery::Where(const std::string& clause) { absl::StrAppend(&sql_, " AND ", clause); }
 
+void ListQuery::Where(const WhereExpr& condition) {
+  if (condition.empty()) return;
+  Where(absl::StrCat("(", condition.Render(&params_), ")"));
+}
+
 void ListQuery::OnlyIds(const std::string& column, const std::vector<std::string>& values) {
   Where(absl::StrCat(column, " = ANY(", Param(TextArray(values)), "::text[])"));
-}
-
-void ListQuery::Compare(const std::string& column, bool equal, const std::string& value) {
-  Where(absl::StrCat(column, equal ? " = " : " IS DISTINCT FROM ", Param(value)));
-}
-
-void ListQuery::Prefix(const std::string& column, const std::string& prefix) {
-  std::string pattern;
-  for (char c : prefix) {
-    if (c == '%' || c == '_' || c == '\\') pattern += '\\';
-    pattern += c;
-  }
-  Where(absl::StrCat(column, " LIKE ", Param(pattern + "%")));
 }
 
 void ListQuery::After(const std::string& time_column, const std::string& id_column,
@@ -46,6 +70,13 @@ pqxx::result ListQuery::Run(pqxx::transaction_base& tx, const std::string& time_
   const char* dir = descending ? " DESC" : "";
   std::string sql =
       absl::StrCat(sql_, " ORDER BY ", time_column, dir, ", ", id_column, dir, " LIMIT ", limit);
+  return tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params_));
+}
+
+pqxx::result ListQuery::Run(pqxx::transaction_base& tx, const std::string& unique_column,
+                            bool descending, int limit) {
+  std::string sql =
+      absl::StrCat(sql_, " ORDER BY ", unique_column, descending ? " DESC" : "", " LIMIT ", limit);
   return tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params_));
 }
 

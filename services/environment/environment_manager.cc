@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/api/field_mask.h"
+#include "common/api/filter_compiler.h"
 #include "common/api/labels.h"
 #include "common/api/list_request.h"
 #include "common/api/names.h"
@@ -100,52 +101,6 @@ absl::Status ApplyMask(const v1::UpdateEnvironmentRequest& req, Environment* tar
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<FilterTerm>> MapFilter(const std::string& filter,
-                                                  const std::string& project) {
-  SUBMARINE_ASSIGN_OR_RETURN(auto comparisons, api::ParseFilter(filter));
-  std::vector<FilterTerm> terms;
-  for (const auto& c : comparisons) {
-    FilterTerm t;
-    std::string field = c.field;
-    if (field == "displayName") field = "display_name";
-    if (field.rfind("labels.", 0) == 0) {
-      t.field = FilterTerm::Field::kLabel;
-      t.label_key = field.substr(7);
-      if (t.label_key.empty()) return InvalidField("filter", "labels. needs a key");
-    } else if (field == "name") {
-      t.field = FilterTerm::Field::kName;
-    } else if (field == "display_name") {
-      t.field = FilterTerm::Field::kDisplayName;
-    } else if (field == "image") {
-      t.field = FilterTerm::Field::kImage;
-    } else {
-      return InvalidField("filter", absl::StrCat("cannot filter on \"", c.field,
-                                                 "\"; use name, display_name, image or "
-                                                 "labels.<key>"));
-    }
-    std::string value = c.value;
-    if (t.field == FilterTerm::Field::kName && value.rfind("projects/", 0) == 0) {
-      std::string p, id;
-      if (ParseEnvironmentName(value, "filter", &p, &id).ok() && p == project) value = id;
-    }
-    if (c.op == ":") {
-      if (t.field != FilterTerm::Field::kLabel || value != "*") {
-        return InvalidField("filter", "\":\" is only supported as labels.<key>:*");
-      }
-      t.op = FilterTerm::Op::kHas;
-    } else if (c.op == "=" && value.size() > 1 && value.back() == '*' &&
-               t.field != FilterTerm::Field::kLabel) {
-      t.op = FilterTerm::Op::kPrefix;
-      value.pop_back();
-    } else {
-      t.op = c.op == "=" ? FilterTerm::Op::kEquals : FilterTerm::Op::kNotEquals;
-    }
-    t.value = value;
-    terms.push_back(std::move(t));
-  }
-  return terms;
-}
-
 }  // namespace
 
 absl::Status ValidateEnvironmentId(const std::string& id, const std::string& field) {
@@ -204,7 +159,8 @@ absl::StatusOr<v1::ListEnvironmentsResponse> EnvironmentManager::List(
   SUBMARINE_RETURN_IF_ERROR(ParseParent(req.parent(), &q.project));
   SUBMARINE_ASSIGN_OR_RETURN(
       q.limit, api::EffectivePageSize(req.page_size(), kDefaultPageSize, kMaxPageSize));
-  SUBMARINE_ASSIGN_OR_RETURN(q.terms, MapFilter(req.filter(), q.project));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      q.filter, api::CompileFilter(req.filter(), EnvironmentStore::FilterFields(q.project)));
   SUBMARINE_ASSIGN_OR_RETURN(auto order,
                              api::ParseOrderBy(req.order_by(), {"create_time"}, "create_time"));
   q.descending = order.descending;

@@ -1,5 +1,6 @@
 #include "services/environment/environment_store.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/api/labels.h"
 #include "common/db/list_query.h"
@@ -83,35 +84,36 @@ int64_t EnvironmentStore::CountInProject(pqxx::transaction_base& tx, const std::
   return db::Exec(tx, kCountInProject, project)[0][0].as<int64_t>();
 }
 
+api::FilterFields EnvironmentStore::FilterFields(const std::string& project) {
+  using api::FilterType;
+  // A full name in this project means its id; one in another project matches nothing (an id
+  // never holds a slash).
+  std::string own = absl::StrCat("projects/", project, "/environments/");
+  return {
+      {.name = "name",
+       .sql = "environment_id",
+       .normalize =
+           [own](const std::string& v) {
+             return absl::StartsWith(v, own) ? v.substr(own.size()) : v;
+           }},
+      {.name = "display_name", .sql = "display_name", .aliases = {"displayName"}},
+      {.name = "image", .sql = "image"},
+      {.name = "labels.", .type = FilterType::kLabels, .sql = "labels"},
+      {.name = "create_time",
+       .type = FilterType::kTimestamp,
+       .sql = "create_time",
+       .aliases = {"createTime"}},
+      {.name = "update_time",
+       .type = FilterType::kTimestamp,
+       .sql = "update_time",
+       .aliases = {"updateTime"}},
+  };
+}
+
 std::vector<StoredEnvironment> EnvironmentStore::List(pqxx::transaction_base& tx,
                                                       const ListQuery& q) {
   db::ListQuery query(kListSelect, {q.project});
-  for (const auto& t : q.terms) {
-    if (t.op == FilterTerm::Op::kHas) {
-      query.Where(absl::StrCat("labels ? ", query.Param(t.label_key)));
-      continue;
-    }
-    std::string column;
-    switch (t.field) {
-      case FilterTerm::Field::kName:
-        column = "environment_id";
-        break;
-      case FilterTerm::Field::kDisplayName:
-        column = "display_name";
-        break;
-      case FilterTerm::Field::kImage:
-        column = "image";
-        break;
-      case FilterTerm::Field::kLabel:
-        column = absl::StrCat("(labels ->> ", query.Param(t.label_key), ")");
-        break;
-    }
-    if (t.op == FilterTerm::Op::kPrefix) {
-      query.Prefix(column, t.value);
-    } else {
-      query.Compare(column, t.op == FilterTerm::Op::kEquals, t.value);
-    }
-  }
+  query.Where(q.filter);
   if (q.only_ids) query.OnlyIds("environment_id", *q.only_ids);
   if (q.after) query.After("create_time", "id", q.after->first, q.after->second, q.descending);
   std::vector<StoredEnvironment> out;

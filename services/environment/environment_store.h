@@ -1,7 +1,7 @@
 #pragma once
 // EnvironmentStore owns every SQL statement of the environment service: named statements
 // (Statements(), prepared on every pooled connection) with $n parameters only; list filters are
-// built from a fixed set of column expressions with parameter placeholders, never from user
+// compiled against the columns FilterFields declares (api::CompileFilter), never from user
 // text. Every method runs inside the caller's transaction; libpqxx exceptions propagate to
 // ConnectionPool::Transact, which turns them into statuses.
 
@@ -12,24 +12,17 @@
 #include <string>
 #include <vector>
 
+#include "common/api/filter_compiler.h"
+#include "common/db/list_query.h"
 #include "common/db/statement.h"
 #include "submarine/environment/v1/environment.pb.h"
 
 namespace submarine::environment {
 
-// One term of a parsed list filter.
-struct FilterTerm {
-  enum class Field { kName, kDisplayName, kImage, kLabel };
-  enum class Op { kEquals, kNotEquals, kPrefix, kHas };
-  Field field;
-  Op op;
-  std::string label_key;  // kLabel only
-  std::string value;      // for kPrefix: the prefix without '*'
-};
-
 struct ListQuery {
   std::string project;
-  std::vector<FilterTerm> terms;
+  // The compiled filter (api::CompileFilter over FilterFields(project)).
+  db::WhereExpr filter;
   // When set, only these environment ids (the caller's visible set from the permission service).
   std::optional<std::vector<std::string>> only_ids;
   bool descending = false;
@@ -58,6 +51,9 @@ class EnvironmentStore {
                         const submarine::environment::v1::Environment& env);
   static void Update(pqxx::work& tx, int64_t id, const submarine::environment::v1::Environment& env);
   static void Delete(pqxx::work& tx, int64_t id);
+  // What List filters may name: name (the id, or the full name in `project`), display_name,
+  // image, labels.<key>, create_time, update_time.
+  static api::FilterFields FilterFields(const std::string& project);
   static std::vector<StoredEnvironment> List(pqxx::transaction_base& tx, const ListQuery& query);
   // How many environments `project` holds.
   static int64_t CountInProject(pqxx::transaction_base& tx, const std::string& project);

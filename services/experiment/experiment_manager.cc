@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/api/field_mask.h"
+#include "common/api/filter_compiler.h"
 #include "common/api/labels.h"
 #include "common/api/list_request.h"
 #include "common/api/names.h"
@@ -37,45 +38,6 @@ absl::Status EtagMismatch(const std::string& name) {
                                 "\" was changed concurrently: the etag does not match; read it "
                                 "again and retry"),
                    {{"resource", name}});
-}
-
-absl::StatusOr<std::vector<FilterTerm>> MapFilter(const std::string& filter) {
-  SUBMARINE_ASSIGN_OR_RETURN(auto comparisons, api::ParseFilter(filter));
-  std::vector<FilterTerm> terms;
-  for (const auto& c : comparisons) {
-    FilterTerm t;
-    if (absl::StartsWith(c.field, "labels.")) {
-      t.field = FilterTerm::Field::kLabel;
-      t.label_key = c.field.substr(7);
-      if (t.label_key.empty()) return InvalidField("filter", "labels. needs a key");
-    } else if (c.field == "state") {
-      t.field = FilterTerm::Field::kState;
-      v1::State s;
-      if (!v1::State_Parse(c.value, &s) || s == v1::STATE_UNSPECIFIED) {
-        return InvalidField("filter", absl::StrCat("unknown state ", api::Quoted(c.value),
-                                                   "; use PENDING, ACCEPTED, CREATED, RUNNING, "
-                                                   "SUCCEEDED, FAILED or KILLED"));
-      }
-    } else if (c.field == "owner") {
-      t.field = FilterTerm::Field::kOwner;
-    } else if (c.field == "framework") {
-      t.field = FilterTerm::Field::kFramework;
-    } else {
-      return InvalidField("filter", absl::StrCat("cannot filter on ", api::Quoted(c.field),
-                                                 "; use state, owner, framework or labels.<key>"));
-    }
-    if (c.op == ":") {
-      if (t.field != FilterTerm::Field::kLabel || c.value != "*") {
-        return InvalidField("filter", "\":\" is only supported as labels.<key>:*");
-      }
-      t.op = FilterTerm::Op::kHas;
-    } else {
-      t.op = c.op == "=" ? FilterTerm::Op::kEquals : FilterTerm::Op::kNotEquals;
-    }
-    t.value = c.value;
-    terms.push_back(std::move(t));
-  }
-  return terms;
 }
 
 // "worker-0" → {worker, 0}.
@@ -238,7 +200,8 @@ absl::StatusOr<v1::ListExperimentsResponse> ExperimentManager::List(
   SUBMARINE_RETURN_IF_ERROR(api::ParseProjectName(req.parent(), "parent", &q.project));
   SUBMARINE_ASSIGN_OR_RETURN(
       q.limit, api::EffectivePageSize(req.page_size(), kDefaultPageSize, kMaxPageSize));
-  SUBMARINE_ASSIGN_OR_RETURN(q.terms, MapFilter(req.filter()));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      q.filter, api::CompileFilter(req.filter(), ExperimentStore::FilterFields(q.project)));
   SUBMARINE_ASSIGN_OR_RETURN(auto order,
                              api::ParseOrderBy(req.order_by(), {"create_time"}, "create_time"));
   // Newest first unless asked otherwise ("create_time" alone means ascending).

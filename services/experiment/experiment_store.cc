@@ -1,5 +1,7 @@
 #include "services/experiment/experiment_store.h"
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/api/labels.h"
 #include "common/db/list_query.h"
@@ -138,24 +140,55 @@ int64_t ExperimentStore::NextIdCounter(pqxx::work& tx) {
   return db::Exec(tx, kNextId)[0][0].as<int64_t>();
 }
 
+api::FilterFields ExperimentStore::FilterFields(const std::string& project) {
+  using api::FilterType;
+  // The State enum's names in its order, which is the order of the lifecycle.
+  static const auto* kStates = [] {
+    auto* names = new std::vector<std::string>;
+    const auto* e = v1::State_descriptor();
+    for (int i = 0; i < e->value_count(); ++i) {
+      if (e->value(i)->number() != v1::STATE_UNSPECIFIED) names->push_back(e->value(i)->name());
+    }
+    return names;
+  }();
+  // A full name in this project means its id; one in another project matches nothing (an id
+  // never holds a slash).
+  std::string own = absl::StrCat("projects/", project, "/experiments/");
+  return {
+      {.name = "name",
+       .sql = "experiment_id",
+       .normalize =
+           [own](const std::string& v) {
+             return absl::StartsWith(v, own) ? v.substr(own.size()) : v;
+           }},
+      {.name = "state",
+       .type = FilterType::kEnum,
+       .sql = "state",
+       .values = *kStates,
+       .ordered = true},
+      {.name = "owner", .sql = "owner"},
+      // Stored resolved, in lower case.
+      {.name = "framework",
+       .sql = "framework",
+       .normalize = [](const std::string& v) { return absl::AsciiStrToLower(v); }},
+      {.name = "priority", .type = FilterType::kInt, .sql = "priority"},
+      {.name = "labels.", .type = FilterType::kLabels, .sql = "labels"},
+      {.name = "create_time",
+       .type = FilterType::kTimestamp,
+       .sql = "create_time",
+       .aliases = {"createTime"}},
+      {.name = "update_time",
+       .type = FilterType::kTimestamp,
+       .sql = "update_time",
+       .aliases = {"updateTime"}},
+  };
+}
+
 std::vector<StoredExperiment> ExperimentStore::List(pqxx::transaction_base& tx,
                                                     const ListQuery& q) {
   db::ListQuery query(absl::StrCat("SELECT ", kColumns, " FROM experiments WHERE project = $1"),
                       {q.project});
-  for (const auto& t : q.terms) {
-    if (t.op == FilterTerm::Op::kHas) {
-      query.Where(absl::StrCat("labels ? ", query.Param(t.label_key)));
-      continue;
-    }
-    std::string column = t.field == FilterTerm::Field::kState       ? "state"
-                         : t.field == FilterTerm::Field::kOwner     ? "owner"
-                         : t.field == FilterTerm::Field::kFramework ? "framework"
-                                                                    : "";
-    if (t.field == FilterTerm::Field::kLabel) {
-      column = absl::StrCat("(labels ->> ", query.Param(t.label_key), ")");
-    }
-    query.Compare(column, t.op == FilterTerm::Op::kEquals, t.value);
-  }
+  query.Where(q.filter);
   if (q.only_ids) query.OnlyIds("experiment_id", *q.only_ids);
   if (q.after) query.After("create_time", "id", q.after->first, q.after->second, q.descending);
   return FromRows(query.Run(tx, "create_time", "id", q.descending, q.limit));

@@ -1,8 +1,8 @@
 #pragma once
 // ExperimentStore owns every SQL statement of the experiment service: named statements
 // (Statements(), prepared on every pooled connection) with $n parameters only; list filters are
-// built from a fixed set of column expressions with placeholders, never from user text. Every
-// method runs inside the caller's transaction; libpqxx exceptions propagate to
+// compiled against the columns FilterFields declares (api::CompileFilter), never from user
+// text. Every method runs inside the caller's transaction; libpqxx exceptions propagate to
 // ConnectionPool::Transact, which turns them into statuses.
 
 #include <chrono>
@@ -11,24 +11,17 @@
 #include <string>
 #include <vector>
 
+#include "common/api/filter_compiler.h"
+#include "common/db/list_query.h"
 #include "common/db/statement.h"
 #include "submarine/experiment/v1/experiment.pb.h"
 
 namespace submarine::experiment {
 
-// One term of a parsed list filter.
-struct FilterTerm {
-  enum class Field { kState, kOwner, kFramework, kLabel };
-  enum class Op { kEquals, kNotEquals, kHas };
-  Field field;
-  Op op;
-  std::string label_key;  // kLabel only
-  std::string value;
-};
-
 struct ListQuery {
   std::string project;
-  std::vector<FilterTerm> terms;
+  // The compiled filter (api::CompileFilter over FilterFields()).
+  db::WhereExpr filter;
   // When set, only these experiment ids (the caller's visible set from the permission service).
   std::optional<std::vector<std::string>> only_ids;
   bool descending = true;
@@ -63,6 +56,10 @@ class ExperimentStore {
   // Writes the resource and its derived columns (state, labels, etag, update_time).
   static void Save(pqxx::work& tx, const StoredExperiment& stored);
   static void Delete(pqxx::work& tx, int64_t id);
+  // What List filters may name: name (the id, or the full name in `project`), state (ordered as
+  // the State enum: PENDING < ACCEPTED < CREATED < RUNNING < SUCCEEDED < FAILED < KILLED), owner
+  // ("users/alice"), framework, priority, labels.<key>, create_time, update_time.
+  static api::FilterFields FilterFields(const std::string& project);
   static std::vector<StoredExperiment> List(pqxx::transaction_base& tx, const ListQuery& query);
   // Every experiment not in a final state, in admission order (priority, then age).
   static std::vector<StoredExperiment> Unfinished(pqxx::transaction_base& tx);

@@ -374,27 +374,35 @@ void PermissionStore::DeleteUser(pqxx::work& tx, const std::string& username) {
   db::Exec(tx, kUserDelete, username);
 }
 
+const api::FilterFields& PermissionStore::UserFilterFields() {
+  using api::FilterType;
+  static const auto* fields = new api::FilterFields{
+      {.name = "name",
+       .sql = "username",
+       .normalize =
+           [](const std::string& v) { return v.rfind("users/", 0) == 0 ? v.substr(6) : v; }},
+      {.name = "display_name", .sql = "display_name", .aliases = {"displayName"}},
+      {.name = "disabled", .type = FilterType::kBool, .sql = "disabled"},
+      {.name = "admin", .type = FilterType::kBool, .sql = "admin"},
+      {.name = "create_time",
+       .type = FilterType::kTimestamp,
+       .sql = "create_time",
+       .aliases = {"createTime"}},
+  };
+  return *fields;
+}
+
 std::vector<UserRow> PermissionStore::ListUsers(pqxx::transaction_base& tx,
                                                 const UserListQuery& q) {
-  // Assembled from fixed fragments and $n placeholders only.
-  std::string sql =
+  db::ListQuery query(
       "SELECT username, seq, display_name, email, disabled, admin, password_hash, etag, "
-      "create_time, update_time FROM users WHERE seq > $1::bigint";
-  std::vector<std::string> params = {absl::StrCat(q.after_seq)};
-  auto param = [&params](std::string v) {
-    params.push_back(std::move(v));
-    return absl::StrCat("$", params.size());
-  };
-  if (q.name_prefix)
-    absl::StrAppend(&sql, " AND starts_with(username, ", param(*q.name_prefix), ")");
-  if (q.name_equals) absl::StrAppend(&sql, " AND username = ", param(*q.name_equals));
-  if (q.disabled)
-    absl::StrAppend(&sql, " AND disabled = ", param(*q.disabled ? "t" : "f"), "::boolean");
-  if (q.admin) absl::StrAppend(&sql, " AND admin = ", param(*q.admin ? "t" : "f"), "::boolean");
-  absl::StrAppend(&sql, " ORDER BY seq LIMIT ", q.limit);
-  auto r = tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
+      "create_time, update_time FROM users WHERE seq > $1::bigint",
+      {absl::StrCat(q.after_seq)});
+  query.Where(q.filter);
   std::vector<UserRow> out;
-  for (const auto& row : r) out.push_back(UserFromRow(row));
+  for (const auto& row : query.Run(tx, "seq", /*descending=*/false, q.limit)) {
+    out.push_back(UserFromRow(row));
+  }
   return out;
 }
 

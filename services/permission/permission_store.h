@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/api/filter_compiler.h"
+#include "common/db/list_query.h"
 #include "common/db/statement.h"
 #include "submarine/permission/v1/permission.pb.h"
 
@@ -60,10 +62,8 @@ struct ApiTokenRow {
 };
 
 struct UserListQuery {
-  std::optional<std::string> name_prefix;  // username prefix
-  std::optional<std::string> name_equals;
-  std::optional<bool> disabled;
-  std::optional<bool> admin;
+  // The compiled filter (api::CompileFilter over PermissionStore::UserFilterFields()).
+  db::WhereExpr filter;
   int64_t after_seq = 0;
   int limit = 50;
 };
@@ -82,6 +82,9 @@ class PermissionStore {
   static void SetPasswordHash(pqxx::work& tx, const std::string& username,
                               const std::string& hash, int64_t update_micros);
   static void DeleteUser(pqxx::work& tx, const std::string& username);
+  // What ListUsers filters may name: name ("users/a*" or "a*"), display_name, disabled, admin,
+  // create_time.
+  static const api::FilterFields& UserFilterFields();
   static std::vector<UserRow> ListUsers(pqxx::transaction_base& tx, const UserListQuery& q);
   static int64_t CountUsers(pqxx::transaction_base& tx);
   // Enabled admins other than `except`.

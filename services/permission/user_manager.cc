@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/api/field_mask.h"
+#include "common/api/filter_compiler.h"
 #include "common/api/list_request.h"
 #include "common/status/status.h"
 #include "services/permission/identity_rules.h"
@@ -79,30 +80,8 @@ absl::StatusOr<v1::ListUsersResponse> UserManager::ListUsers(const v1::ListUsers
   SUBMARINE_ASSIGN_OR_RETURN(
       q.limit, api::EffectivePageSize(req.page_size(), kDefaultPageSize, kMaxPageSize));
   SUBMARINE_RETURN_IF_ERROR(CheckText(req.filter(), "filter", 1024));
-  SUBMARINE_ASSIGN_OR_RETURN(auto terms, api::ParseFilter(req.filter()));
-  for (const auto& t : terms) {
-    if (t.op != "=") return InvalidField("filter", "only \"=\" is supported");
-    if (t.field == "name") {
-      std::string v = t.value;
-      bool prefix = !v.empty() && v.back() == '*';
-      if (prefix) v.pop_back();
-      if (v.rfind("users/", 0) == 0) v = v.substr(6);
-      SUBMARINE_RETURN_IF_ERROR(CheckText(v, "filter", 63));
-      if (prefix) {
-        q.name_prefix = v;
-      } else {
-        q.name_equals = v;
-      }
-    } else if (t.field == "disabled" || t.field == "admin") {
-      if (t.value != "true" && t.value != "false") {
-        return InvalidField("filter", absl::StrCat(t.field, " is \"true\" or \"false\""));
-      }
-      (t.field == "disabled" ? q.disabled : q.admin) = t.value == "true";
-    } else {
-      return InvalidField("filter", absl::StrCat("cannot filter on ", Quote(t.field),
-                                                 "; use name, disabled or admin"));
-    }
-  }
+  SUBMARINE_ASSIGN_OR_RETURN(q.filter,
+                             api::CompileFilter(req.filter(), PermissionStore::UserFilterFields()));
   uint64_t hash = api::QueryHash({"users", req.filter()});
   SUBMARINE_ASSIGN_OR_RETURN(auto token, api::DecodePageToken(req.page_token(), hash));
   q.after_seq = token.after_id();

@@ -95,9 +95,10 @@ class Environments:
     def list_page(self, *, filter: Optional[str] = None, order_by: Optional[str] = None,
                   page_size: Optional[int] = None,
                   page_token: Optional[str] = None) -> EnvironmentPage:
-        """Returns one page. ``filter`` e.g. ``'labels.team = "ml" AND image != "x"'`` or
-        ``'name = "py*"'``; ``order_by`` is ``"create_time"`` (default) or
-        ``"create_time desc"``; pass the previous page's ``next_page_token`` to continue."""
+        """Returns one page. ``filter`` e.g. ``'labels.team = "ml" AND image != "x"'``,
+        ``'name = "py*"'`` or ``'(labels.team = "ml" OR labels.team = "cv") AND NOT labels.old:*'``;
+        ``order_by`` is ``"create_time"`` (default) or ``"create_time desc"``; pass the previous
+        page's ``next_page_token`` to continue."""
         response = self._transport.request(
             "GET", self._collection,
             query={"filter": filter, "orderBy": order_by, "pageSize": page_size,

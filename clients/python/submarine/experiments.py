@@ -91,7 +91,8 @@ class Experiments:
 
     def list_page(self, *, filter: Optional[str] = None, page_size: Optional[int] = None,
                   page_token: Optional[str] = None) -> ExperimentPage:
-        """One page, newest first. ``filter`` e.g. ``'state = "RUNNING"'``."""
+        """One page, newest first. ``filter`` e.g. ``'state = "RUNNING"'`` or
+        ``'state IN ("FAILED", "KILLED") AND create_time >= "2026-01-01T00:00:00Z"'``."""
         response = self._transport.request(
             "GET", self._collection,
             query={"filter": filter, "pageSize": page_size, "pageToken": page_token or None})

@@ -1,4 +1,5 @@
 // The environment service as a real process on a real PostgreSQL, called over gRPC.
+#include <google/protobuf/util/time_util.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -481,6 +482,79 @@ TEST_P(EnvironmentGrpcTest, PaginatesOverAThousandItemsWithoutGapsOrRepeats) {
   bad.set_filter("");
   bad.set_order_by("image");
   EXPECT_EQ(ErrorField(env_->stub->ListEnvironments(Ctx().get(), bad, &resp)), "order_by");
+}
+
+TEST_P(EnvironmentGrpcTest, FiltersCombineOrInNotComparisonsAndTimeRanges) {
+  // f-0 … f-11, created one after another: tier a, b, c in turn; image img:0 or img:1.
+  std::vector<v1::Environment> made(12);
+  for (int i = 0; i < 12; ++i) {
+    auto st = Create(absl::StrCat("f-", i), &made[i], [i](v1::CreateEnvironmentRequest& r) {
+      r.mutable_environment()->set_image(absl::StrCat("img:", i % 2));
+      (*r.mutable_environment()->mutable_labels())["tier"] = std::string(1, "abc"[i % 3]);
+    });
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  // The ids a filter selects, in creation order (or the error it gets).
+  auto ids = [&](const std::string& filter) {
+    v1::ListEnvironmentsRequest req;
+    req.set_parent("projects/default");
+    req.set_page_size(1000);
+    req.set_filter(filter);
+    v1::ListEnvironmentsResponse resp;
+    auto st = env_->stub->ListEnvironments(Ctx().get(), req, &resp);
+    if (!st.ok()) return std::vector<std::string>{"error: " + st.error_message()};
+    std::vector<std::string> out;
+    for (const auto& e : resp.environments())
+      out.push_back(e.name().substr(e.name().rfind('/') + 1));
+    return out;
+  };
+  using Ids = std::vector<std::string>;
+  EXPECT_EQ(ids("name = f-* AND (labels.tier = a OR labels.tier = \"b\") AND image = \"img:1\""),
+            (Ids{"f-1", "f-3", "f-7", "f-9"}));
+  EXPECT_EQ(ids("labels.tier = c or image = 'img:0' and name != f-0"),
+            (Ids{"f-2", "f-4", "f-5", "f-6", "f-8", "f-10", "f-11"}));
+  EXPECT_EQ(ids("name IN (\"f-1\", f-2, \"projects/default/environments/f-3\", nope)"),
+            (Ids{"f-1", "f-2", "f-3"}));
+  EXPECT_EQ(ids("name = f-1* AND labels.tier NOT IN (a, c)"), (Ids{"f-1", "f-10"}));
+  EXPECT_EQ(ids("name = f-* AND NOT (labels.tier = a OR labels.tier = b)"),
+            (Ids{"f-2", "f-5", "f-8", "f-11"}));
+  EXPECT_EQ(ids("name >= \"f-6\" AND name < f-8"), (Ids{"f-6", "f-7"}));
+  // A label that is absent is "not equal": NOT is the complement.
+  EXPECT_EQ(ids("NOT labels.tier:* AND NOT name = f-*").size(), 2u);  // the built-ins
+  EXPECT_EQ(ids("labels.tier != a AND NOT name = f-*").size(), 2u);
+
+  // A time range between two creations: [f-3, f-7).
+  auto rfc3339 = [](const google::protobuf::Timestamp& t) {
+    return google::protobuf::util::TimeUtil::ToString(t);
+  };
+  for (int i = 1; i < 12; ++i) {
+    ASSERT_LT(google::protobuf::util::TimeUtil::TimestampToMicroseconds(made[i - 1].create_time()),
+              google::protobuf::util::TimeUtil::TimestampToMicroseconds(made[i].create_time()));
+  }
+  EXPECT_EQ(ids(absl::StrCat("create_time >= \"", rfc3339(made[3].create_time()),
+                             "\" AND createTime < ", rfc3339(made[7].create_time()))),
+            (Ids{"f-3", "f-4", "f-5", "f-6"}));
+  EXPECT_EQ(ids("create_time < 2000-01-01 OR create_time > \"9999-12-31T00:00:00Z\""), Ids{});
+
+  // Errors name the filter, what is wrong and where.
+  for (const auto& [filter, message] : std::vector<std::pair<std::string, std::string>>{
+           {"labels.tier < \"b\"", "filter: \"<\" does not apply to \"labels.tier\" at position 1"},
+           {"create_time > yesterday", "\"create_time\" takes an RFC 3339 time"},
+           {"colour = red", "filterable: name, display_name, image, labels.<key>"},
+           {"name = f-1 OR", "filter: expected a field name at position 14"},
+           {"name = \"x'; drop table environments; --\" OR 1 = 1",
+            "expected a field name at position 45"}}) {
+    v1::ListEnvironmentsRequest req;
+    req.set_parent("projects/default");
+    req.set_filter(filter);
+    v1::ListEnvironmentsResponse resp;
+    auto st = env_->stub->ListEnvironments(Ctx().get(), req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << filter;
+    EXPECT_EQ(ErrorField(st), "filter") << filter;
+    EXPECT_NE(st.error_message().find(message), std::string::npos)
+        << filter << ": " << st.error_message();
+  }
+  EXPECT_EQ(ids("name = f-*").size(), 12u);  // nothing was harmed
 }
 
 TEST_P(EnvironmentGrpcTest, SigtermDuringLoadDrainsAndExitsZero) {

@@ -2,13 +2,14 @@
 // real processes through the local compute backend. Covers the lifecycle and its history, task
 // details and exit codes, logs, validation (nothing stored), stop, delete, request ids and
 // recovery after kill -9 of the service.
+#include <google/protobuf/util/time_util.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <algorithm>
 #include <filesystem>
-#include <pqxx/pqxx>
 #include <fstream>
+#include <pqxx/pqxx>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -265,12 +266,15 @@ TEST_F(ExperimentTest, ARepeatedRequestIdCreatesOneExperiment) {
 
 TEST_F(ExperimentTest, ListsPageNewestFirstAndFilterByStateAndLabel) {
   std::vector<std::string> names;
+  std::vector<google::protobuf::Timestamp> create_times;
   for (int i = 0; i < 5; ++i) {
     v1::Experiment e = Shell(i == 0 ? "exit 1" : "true");
     (*e.mutable_labels())["team"] = i % 2 == 0 ? "ml" : "ds";
+    e.mutable_spec()->set_priority(i * 10);
     v1::Experiment created;
     ASSERT_TRUE(Create(e, &created).ok());
     names.push_back(created.name());
+    create_times.push_back(created.create_time());
   }
   for (const auto& n : names) WaitUntil(n);
   // Pages of two, newest first, every experiment once.
@@ -299,13 +303,51 @@ TEST_F(ExperimentTest, ListsPageNewestFirstAndFilterByStateAndLabel) {
   EXPECT_EQ(filtered("state = \"FAILED\""), 1);
   EXPECT_EQ(filtered("state = \"SUCCEEDED\" AND labels.team = \"ml\""), 2);
   EXPECT_EQ(filtered("labels.team:*"), 5);
-  v1::ListExperimentsRequest bad;
-  bad.set_parent("projects/p");
-  bad.set_filter("state = \"DONE\"");
-  v1::ListExperimentsResponse out;
-  grpc::Status st = svc_->stub->ListExperiments(ExperimentCtx().get(), bad, &out);
-  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_NE(st.error_message().find("filter"), std::string::npos);
+  // Experiment i: FAILED for 0, SUCCEEDED otherwise; team ml for even i, ds for odd; priority
+  // 10 * i; created in order.
+  EXPECT_EQ(filtered("state = FAILED OR labels.team = ds"), 3);  // 0, 1, 3
+  EXPECT_EQ(filtered("(state = SUCCEEDED OR state = failed) AND labels.team = ml"), 3);
+  EXPECT_EQ(filtered("state IN (\"FAILED\", \"KILLED\")"), 1);
+  EXPECT_EQ(filtered("state NOT IN (FAILED)"), 4);
+  EXPECT_EQ(filtered("state >= SUCCEEDED"), 5);  // every one has finished
+  EXPECT_EQ(filtered("state < RUNNING"), 0);
+  EXPECT_EQ(filtered("priority >= 20 AND priority < 40"), 2);           // 2, 3
+  EXPECT_EQ(filtered("NOT (labels.team = ml AND priority > 0)"), 3);    // 0, 1, 3
+  EXPECT_EQ(filtered("priority IN (0, 40) AND framework = PLAIN"), 2);  // 0, 4
+  EXPECT_EQ(filtered(absl::StrCat("name = \"", names[1],
+                                  "\" OR name = ", names[2].substr(names[2].rfind('/') + 1))),
+            2);
+  for (size_t i = 1; i < create_times.size(); ++i) {
+    ASSERT_LT(google::protobuf::util::TimeUtil::TimestampToMicroseconds(create_times[i - 1]),
+              google::protobuf::util::TimeUtil::TimestampToMicroseconds(create_times[i]));
+  }
+  EXPECT_EQ(filtered(absl::StrCat(
+                "create_time >= \"", google::protobuf::util::TimeUtil::ToString(create_times[1]),
+                "\" AND create_time < \"",
+                google::protobuf::util::TimeUtil::ToString(create_times[4]), "\"")),
+            3);  // 1, 2, 3
+  EXPECT_EQ(filtered("create_time > 2000-01-01T00:00:00+02:00 AND owner = anonymous"), 5);
+  EXPECT_EQ(filtered("owner = \"users/nobody\" OR create_time < 2000-01-01"), 0);
+
+  for (const auto& [filter, message] : std::vector<std::pair<std::string, std::string>>{
+           {"state = \"DONE\"",
+            "filter: unknown value \"DONE\" for \"state\" at position 9; use PENDING, ACCEPTED, "
+            "CREATED, RUNNING, SUCCEEDED, FAILED, KILLED"},
+           {"state = RUNNING OR priority > high", "\"priority\" takes an integer"},
+           {"labels.team > ml", "\">\" does not apply to \"labels.team\""},
+           {"user = alice",
+            "filterable: name, state, owner, framework, priority, labels.<key>, "
+            "create_time, update_time"},
+           {"(state = RUNNING", "filter: expected AND, OR or \")\" at position 17"}}) {
+    v1::ListExperimentsRequest bad;
+    bad.set_parent("projects/p");
+    bad.set_filter(filter);
+    v1::ListExperimentsResponse out;
+    grpc::Status st = svc_->stub->ListExperiments(ExperimentCtx().get(), bad, &out);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << filter;
+    EXPECT_NE(st.error_message().find(message), std::string::npos)
+        << filter << ": " << st.error_message();
+  }
 }
 
 TEST_F(ExperimentTest, UpdateChangesLabelsAndDescriptionOnly) {

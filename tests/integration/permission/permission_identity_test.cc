@@ -190,6 +190,24 @@ TEST_F(PermissionIdentityTest, UserCrudAndEveryRefusal) {
   ASSERT_EQ(users.users_size(), 2);  // admin, alice
   EXPECT_EQ(users.users(0).name(), "users/admin");
   EXPECT_EQ(users.users(1).name(), "users/alice");
+  // The shared filter language: OR, NOT, IN, booleans.
+  auto usernames = [&](const std::string& filter) {
+    v1::ListUsersRequest req;
+    req.set_filter(filter);
+    v1::ListUsersResponse resp;
+    grpc::Status st = perm_->identity->ListUsers(perm_->AsUser("bob").get(), req, &resp);
+    std::vector<std::string> out;
+    if (!st.ok()) out.push_back(absl::StrCat(st.error_code(), ": ", st.error_message()));
+    for (const auto& u : resp.users()) out.push_back(u.name());
+    return out;
+  };
+  using Names = std::vector<std::string>;
+  EXPECT_EQ(usernames("name = a* AND NOT admin = true"), Names{"users/alice"});
+  EXPECT_EQ(usernames("admin = TRUE OR name IN (\"users/bob\", carol)"),
+            (Names{"users/admin", "users/bob"}));
+  EXPECT_EQ(usernames("disabled != false"), Names{});
+  EXPECT_EQ(usernames("admin = maybe"),
+            Names{"3: filter: \"admin\" takes true or false, not \"maybe\" at position 9"});
 
   // Pagination walks every user exactly once.
   v1::ListUsersRequest page;

@@ -7,38 +7,6 @@
 namespace submarine::api {
 namespace {
 
-TEST(ParseFilter, ConjunctionOfComparisons) {
-  auto f = ParseFilter(R"(display_name = "My env" AND labels.team:* AND image != x/y:1)");
-  ASSERT_TRUE(f.ok()) << f.status();
-  ASSERT_EQ(f->size(), 3u);
-  EXPECT_EQ((*f)[0].field, "display_name");
-  EXPECT_EQ((*f)[0].op, "=");
-  EXPECT_EQ((*f)[0].value, "My env");
-  EXPECT_TRUE((*f)[0].quoted);
-  EXPECT_EQ((*f)[1].field, "labels.team");
-  EXPECT_EQ((*f)[1].op, ":");
-  EXPECT_EQ((*f)[1].value, "*");
-  EXPECT_EQ((*f)[2].op, "!=");
-  EXPECT_EQ((*f)[2].value, "x/y:1");
-}
-
-TEST(ParseFilter, EmptyIsNoTerms) {
-  auto f = ParseFilter("   ");
-  ASSERT_TRUE(f.ok());
-  EXPECT_TRUE(f->empty());
-}
-
-TEST(ParseFilter, ErrorsNameTheFilterField) {
-  for (const char* bad : {"name", "name =", "= x", "a = \"unterminated", "a = b OR c = d"}) {
-    auto f = ParseFilter(bad);
-    ASSERT_FALSE(f.ok()) << bad;
-    EXPECT_EQ(f.status().code(), absl::StatusCode::kInvalidArgument) << bad;
-    google::rpc::ErrorInfo info;
-    ASSERT_TRUE(GetErrorInfo(f.status(), &info));
-    EXPECT_EQ(info.metadata().at("field"), "filter");
-  }
-}
-
 TEST(PageToken, RoundTripsAndIsBoundToItsQuery) {
   submarine::common::v1::PageToken t;
   t.set_after_id(42);
