@@ -54,12 +54,12 @@ absl::StatusOr<std::unique_ptr<Route>> MakeRoute(const MethodDescriptor* method,
       return RuleError(method, "no HTTP pattern");
   }
   auto parsed = api::PathTemplate::Parse(path);
-  if (!parsed.ok()) return RuleError(method, Message(parsed.status()));
+  if (!parsed.ok()) return RuleError(method, submarine::Message(parsed.status()));
   route->path = std::move(parsed).value();
   const auto* request = method->input_type();
   for (const auto& var : route->path.variables()) {
     auto fields = ResolveFieldPath(request, var.field_path);
-    if (!fields.ok()) return RuleError(method, Message(fields.status()));
+    if (!fields.ok()) return RuleError(method, submarine::Message(fields.status()));
     const FieldDescriptor* leaf = fields->back();
     if (leaf->is_repeated() || !IsTextSettable(leaf)) {
       return RuleError(method, absl::StrCat("path variable '", var.field_path,

@@ -14,9 +14,9 @@ namespace {
 
 namespace env = submarine::environment::v1;
 
-constexpr char kService[] = "submarine.environment.v1.EnvironmentService.";
+constexpr char kEnvironmentService[] = "submarine.environment.v1.EnvironmentService.";
 
-std::string Rpc(const char* method) { return absl::StrCat(kService, method); }
+std::string EnvironmentRpc(const char* method) { return absl::StrCat(kEnvironmentService, method); }
 
 }  // namespace
 
@@ -61,9 +61,9 @@ absl::Status ListEnvironments(const ProjectCommandContext& ctx, const std::strin
   request.set_order_by(order_by);
   request.set_page_size(page_size);
   do {
-    SUBMARINE_ASSIGN_OR_RETURN(
-        env::ListEnvironmentsResponse page,
-        ctx.client->Call<env::ListEnvironmentsResponse>(Rpc("ListEnvironments"), request));
+    SUBMARINE_ASSIGN_OR_RETURN(env::ListEnvironmentsResponse page,
+                               ctx.client->Call<env::ListEnvironmentsResponse>(
+                                   EnvironmentRpc("ListEnvironments"), request));
     for (auto& e : *page.mutable_environments()) environments.push_back(std::move(e));
     request.set_page_token(page.next_page_token());
   } while (!request.page_token().empty());
@@ -74,8 +74,9 @@ absl::Status ListEnvironments(const ProjectCommandContext& ctx, const std::strin
 absl::Status GetEnvironment(const ProjectCommandContext& ctx, const std::string& name) {
   env::GetEnvironmentRequest request;
   request.set_name(EnvironmentName(ctx.project, name));
-  SUBMARINE_ASSIGN_OR_RETURN(env::Environment environment,
-                             ctx.client->Call<env::Environment>(Rpc("GetEnvironment"), request));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      env::Environment environment,
+      ctx.client->Call<env::Environment>(EnvironmentRpc("GetEnvironment"), request));
   *ctx.out << FormatEnvironments({environment}, ctx.format, /*single=*/true);
   return absl::OkStatus();
 }
@@ -95,8 +96,9 @@ absl::Status CreateEnvironment(const ProjectCommandContext& ctx, const std::stri
   request.set_parent("projects/" + ctx.project);
   request.set_environment_id(creation.environment_id);
   *request.mutable_environment() = std::move(creation.environment);
-  SUBMARINE_ASSIGN_OR_RETURN(env::Environment environment,
-                             ctx.client->Call<env::Environment>(Rpc("CreateEnvironment"), request));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      env::Environment environment,
+      ctx.client->Call<env::Environment>(EnvironmentRpc("CreateEnvironment"), request));
   *ctx.out << FormatEnvironments({environment}, ctx.format, /*single=*/true);
   return absl::OkStatus();
 }
@@ -106,9 +108,9 @@ absl::Status DeleteEnvironment(const ProjectCommandContext& ctx, const std::stri
   env::DeleteEnvironmentRequest request;
   request.set_name(EnvironmentName(ctx.project, name));
   request.set_etag(etag);
-  SUBMARINE_ASSIGN_OR_RETURN(
-      env::DeleteEnvironmentResponse response,
-      ctx.client->Call<env::DeleteEnvironmentResponse>(Rpc("DeleteEnvironment"), request));
+  SUBMARINE_ASSIGN_OR_RETURN(env::DeleteEnvironmentResponse response,
+                             ctx.client->Call<env::DeleteEnvironmentResponse>(
+                                 EnvironmentRpc("DeleteEnvironment"), request));
   if (ctx.format == OutputFormat::kTable) {
     *ctx.out << "Deleted "
              << (response.environment().name().empty() ? request.name()

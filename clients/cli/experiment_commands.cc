@@ -18,11 +18,11 @@ namespace {
 
 namespace ex = submarine::experiment::v1;
 
-constexpr char kService[] = "submarine.experiment.v1.ExperimentService.";
+constexpr char kExperimentService[] = "submarine.experiment.v1.ExperimentService.";
 // How often a follower asks again (a person watching, not a synchronisation).
 constexpr auto kFollowPeriod = std::chrono::milliseconds(500);
 
-std::string Rpc(const char* method) { return absl::StrCat(kService, method); }
+std::string ExperimentRpc(const char* method) { return absl::StrCat(kExperimentService, method); }
 
 bool Final(ex::State s) { return s == ex::SUCCEEDED || s == ex::FAILED || s == ex::KILLED; }
 
@@ -47,7 +47,7 @@ std::string FormatExperiments(const std::vector<ex::Experiment>& items, OutputFo
 absl::StatusOr<ex::Experiment> Get(const ProjectCommandContext& ctx, const std::string& name) {
   ex::GetExperimentRequest request;
   request.set_name(name);
-  return ctx.client->Call<ex::Experiment>(Rpc("GetExperiment"), request);
+  return ctx.client->Call<ex::Experiment>(ExperimentRpc("GetExperiment"), request);
 }
 
 // Prints what is new in `task`'s log from `*offset`; returns whether the log is complete.
@@ -58,8 +58,9 @@ absl::StatusOr<bool> PrintLog(const ProjectCommandContext& ctx, const std::strin
     request.set_name(name);
     request.set_task(task);
     request.set_offset(*offset);
-    SUBMARINE_ASSIGN_OR_RETURN(ex::ExperimentLogs page, ctx.client->Call<ex::ExperimentLogs>(
-                                                            Rpc("GetExperimentLogs"), request));
+    SUBMARINE_ASSIGN_OR_RETURN(
+        ex::ExperimentLogs page,
+        ctx.client->Call<ex::ExperimentLogs>(ExperimentRpc("GetExperimentLogs"), request));
     *ctx.out << page.data();
     ctx.out->flush();
     *offset = page.next_offset();
@@ -139,8 +140,9 @@ absl::Status RunExperiment(const ProjectCommandContext& ctx, const RunOptions& o
   request.set_parent("projects/" + ctx.project);
   request.set_experiment_id(options.id);
   *request.mutable_experiment() = std::move(experiment);
-  SUBMARINE_ASSIGN_OR_RETURN(ex::Experiment created,
-                             ctx.client->Call<ex::Experiment>(Rpc("CreateExperiment"), request));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      ex::Experiment created,
+      ctx.client->Call<ex::Experiment>(ExperimentRpc("CreateExperiment"), request));
   if (!options.follow) {
     *ctx.out << FormatExperiments({created}, ctx.format, /*single=*/true);
     return absl::OkStatus();
@@ -158,7 +160,7 @@ absl::Status ListExperiments(const ProjectCommandContext& ctx, const std::string
   do {
     SUBMARINE_ASSIGN_OR_RETURN(
         ex::ListExperimentsResponse page,
-        ctx.client->Call<ex::ListExperimentsResponse>(Rpc("ListExperiments"), request));
+        ctx.client->Call<ex::ListExperimentsResponse>(ExperimentRpc("ListExperiments"), request));
     for (auto& e : *page.mutable_experiments()) items.push_back(std::move(e));
     request.set_page_token(page.next_page_token());
   } while (!request.page_token().empty());
@@ -175,8 +177,8 @@ absl::Status GetExperiment(const ProjectCommandContext& ctx, const std::string& 
 absl::Status StopExperiment(const ProjectCommandContext& ctx, const std::string& name) {
   ex::StopExperimentRequest request;
   request.set_name(ExperimentName(ctx.project, name));
-  SUBMARINE_ASSIGN_OR_RETURN(ex::Experiment e,
-                             ctx.client->Call<ex::Experiment>(Rpc("StopExperiment"), request));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      ex::Experiment e, ctx.client->Call<ex::Experiment>(ExperimentRpc("StopExperiment"), request));
   *ctx.out << FormatExperiments({e}, ctx.format, /*single=*/true);
   return absl::OkStatus();
 }
@@ -186,7 +188,7 @@ absl::Status DeleteExperiment(const ProjectCommandContext& ctx, const std::strin
   request.set_name(ExperimentName(ctx.project, name));
   SUBMARINE_ASSIGN_OR_RETURN(
       ex::DeleteExperimentResponse response,
-      ctx.client->Call<ex::DeleteExperimentResponse>(Rpc("DeleteExperiment"), request));
+      ctx.client->Call<ex::DeleteExperimentResponse>(ExperimentRpc("DeleteExperiment"), request));
   if (ctx.format == OutputFormat::kTable) {
     *ctx.out << "Deleted " << request.name() << "\n";
   } else {
@@ -198,8 +200,8 @@ absl::Status DeleteExperiment(const ProjectCommandContext& ctx, const std::strin
 absl::Status RetryExperiment(const ProjectCommandContext& ctx, const std::string& name) {
   ex::RetryExperimentRequest request;
   request.set_name(ExperimentName(ctx.project, name));
-  SUBMARINE_ASSIGN_OR_RETURN(ex::Experiment e,
-                             ctx.client->Call<ex::Experiment>(Rpc("RetryExperiment"), request));
+  SUBMARINE_ASSIGN_OR_RETURN(ex::Experiment e, ctx.client->Call<ex::Experiment>(
+                                                   ExperimentRpc("RetryExperiment"), request));
   *ctx.out << FormatExperiments({e}, ctx.format, /*single=*/true);
   return absl::OkStatus();
 }
@@ -216,8 +218,8 @@ absl::Status CloneExperiment(const ProjectCommandContext& ctx, const std::string
     }
     (*request.mutable_env_vars())[item.substr(0, eq)] = item.substr(eq + 1);
   }
-  SUBMARINE_ASSIGN_OR_RETURN(ex::Experiment e,
-                             ctx.client->Call<ex::Experiment>(Rpc("CloneExperiment"), request));
+  SUBMARINE_ASSIGN_OR_RETURN(ex::Experiment e, ctx.client->Call<ex::Experiment>(
+                                                   ExperimentRpc("CloneExperiment"), request));
   *ctx.out << FormatExperiments({e}, ctx.format, /*single=*/true);
   return absl::OkStatus();
 }

@@ -12,8 +12,10 @@
 namespace submarine::api {
 namespace {
 
-bool IsIdentStart(char c) { return absl::ascii_isalpha(static_cast<unsigned char>(c)) || c == '_'; }
-bool IsIdentChar(char c) {
+bool IsFilterIdentStart(char c) {
+  return absl::ascii_isalpha(static_cast<unsigned char>(c)) || c == '_';
+}
+bool IsFilterIdentChar(char c) {
   return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
 }
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -195,13 +197,14 @@ class Parser {
         if (path.empty()) quoted_first = true;
         path.push_back(std::move(text));
       } else {
-        bool ok = i_ < s_.size() && (path.empty() ? IsIdentStart(s_[i_]) : IsIdentChar(s_[i_]));
+        bool ok = i_ < s_.size() &&
+                  (path.empty() ? IsFilterIdentStart(s_[i_]) : IsFilterIdentChar(s_[i_]));
         if (!ok) {
           if (path.empty()) return Error(seg, "expected a field name");
           return Error(
               seg, absl::StrCat("expected a name after ", Quoted(s_.substr(start, seg - start))));
         }
-        while (i_ < s_.size() && IsIdentChar(s_[i_])) ++i_;
+        while (i_ < s_.size() && IsFilterIdentChar(s_[i_])) ++i_;
         path.push_back(s_.substr(seg, i_ - seg));
       }
       if (i_ >= s_.size() || s_[i_] != '.') break;
@@ -310,7 +313,8 @@ class Parser {
     for (size_t k = 0; k < n; ++k) {
       if (absl::ascii_toupper(static_cast<unsigned char>(s_[i_ + k])) != keyword[k]) return false;
     }
-    if (i_ + n < s_.size() && (IsIdentChar(s_[i_ + n]) || s_[i_ + n] == '.' || s_[i_ + n] == '`'))
+    if (i_ + n < s_.size() &&
+        (IsFilterIdentChar(s_[i_ + n]) || s_[i_ + n] == '.' || s_[i_ + n] == '`'))
       return false;
     i_ += n;
     return true;

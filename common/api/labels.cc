@@ -1,28 +1,25 @@
 #include "common/api/labels.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/status/status.h"
 
 namespace submarine::api {
-namespace {
-
-bool IsLower(char c) { return c >= 'a' && c <= 'z'; }
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-
-}  // namespace
 
 absl::Status ValidateLabels(const Labels& labels, const std::string& field) {
   if (labels.size() > 64) return InvalidField(field, "more than 64 labels");
   for (const auto& [key, value] : labels) {
-    bool ok = !key.empty() && key.size() <= 63 && IsLower(key[0]);
-    for (char c : key) ok = ok && (IsLower(c) || IsDigit(c) || c == '_' || c == '-');
+    bool ok = !key.empty() && key.size() <= 63 && absl::ascii_islower(key[0]);
+    for (char c : key)
+      ok = ok && (absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_' || c == '-');
     if (!ok) {
       return InvalidField(absl::StrCat(field, ".", key.substr(0, 63)),
                           "label keys match [a-z][a-z0-9_-]{0,62}");
     }
     bool vok = value.size() <= 63;
     for (char c : value) {
-      vok = vok && (IsLower(c) || IsDigit(c) || c == '_' || c == '-' || c == '.');
+      vok = vok &&
+            (absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_' || c == '-' || c == '.');
     }
     if (!vok) {
       return InvalidField(absl::StrCat(field, ".", key),

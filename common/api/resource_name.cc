@@ -56,7 +56,7 @@ std::vector<std::string_view> SplitSegments(std::string_view path) {
   }
 }
 
-bool IsIdentChar(char c) {
+bool IsTemplateIdentChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
@@ -125,7 +125,7 @@ class TemplateParser {
       if (in_variable) return Error("nested variable");
       ++pos_;
       size_t start = pos_;
-      while (pos_ < s_.size() && (IsIdentChar(s_[pos_]) || s_[pos_] == '.')) ++pos_;
+      while (pos_ < s_.size() && (IsTemplateIdentChar(s_[pos_]) || s_[pos_] == '.')) ++pos_;
       std::string field(s_.substr(start, pos_ - start));
       if (field.empty() || field.front() == '.' || field.back() == '.' ||
           field.find("..") != std::string::npos) {

@@ -116,10 +116,10 @@ struct WorkloadStatus {
 };
 
 struct LogChunk {
-  std::string data;          // at most the max_bytes asked for
-  int64_t next_offset = 0;   // offset of the byte after `data`
-  int64_t size = 0;          // size of the log so far
-  bool complete = false;     // the task has finished: nothing will be appended after `size`
+  std::string data;         // at most the max_bytes asked for
+  int64_t next_offset = 0;  // offset of the byte after `data`
+  int64_t size = 0;         // size of the log so far
+  bool complete = false;    // the task has finished: nothing will be appended after `size`
 };
 
 class Backend {

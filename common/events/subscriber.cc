@@ -28,8 +28,8 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 
 constexpr char kEventsPruned[] = "EVENTS_PRUNED";
 constexpr auto kAckTimeout = std::chrono::seconds(2);
-constexpr auto kMinBackoff = std::chrono::milliseconds(50);
-constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
+constexpr auto kResubscribeMinBackoff = std::chrono::milliseconds(50);
+constexpr auto kResubscribeMaxBackoff = std::chrono::milliseconds(2000);
 constexpr auto kQueueWait = std::chrono::milliseconds(100);
 constexpr auto kReceivePoll = std::chrono::milliseconds(250);
 constexpr int kMaxDrain = 1000;  // messages moved per queue lock
@@ -232,7 +232,7 @@ void Subscriber::ReceiveLoop() {
       std::unique_lock lock(mu_);
       subscribed_ = true;  // replays still work without the live stream
       cv_.notify_all();
-      cv_.wait_for(lock, kMaxBackoff, [this] { return stop_.load(); });
+      cv_.wait_for(lock, kResubscribeMaxBackoff, [this] { return stop_.load(); });
       continue;
     }
     reconnect_ = false;
@@ -308,7 +308,7 @@ void Subscriber::ApplyLoop() {
   args.SetMaxReceiveMessageSize(kMaxReplyBytes);
   auto stub = EventLog::NewStub(rpc::MakeChannel(o.event_log_address, args));
   const Principal self = auth::ServicePrincipal(o.service_name);
-  auto backoff = kMinBackoff;
+  auto backoff = kResubscribeMinBackoff;
   auto wait = [&](std::chrono::milliseconds period) {
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, period, [this] { return stop_.load(); });
@@ -317,7 +317,7 @@ void Subscriber::ApplyLoop() {
     log->warn("subscriber {} of {}: {} failed: {}; retrying in {} ms", o.name, o.publisher, what,
               Message(why), backoff.count());
     wait(backoff);
-    backoff = std::min(backoff * 2, kMaxBackoff);
+    backoff = std::min(backoff * 2, kResubscribeMaxBackoff);
   };
   auto deadline = [&] { return std::chrono::system_clock::now() + o.call_timeout; };
 
@@ -478,7 +478,7 @@ void Subscriber::ApplyLoop() {
     }
     pause(st, "reading the offset");
   }
-  backoff = kMinBackoff;
+  backoff = kResubscribeMinBackoff;
   if (offset_known) {
     counters_->m_offset->Set(static_cast<int64_t>(offset_.load()));
     log->info("subscriber {} of {} starts from offset {}", o.name, o.publisher, offset_.load());
@@ -523,7 +523,7 @@ void Subscriber::ApplyLoop() {
         log->warn("subscriber {} of {} is no longer stranded: caught up at {}", o.name, o.publisher,
                   offset_.load());
       }
-      backoff = kMinBackoff;
+      backoff = kResubscribeMinBackoff;
       need_replay = false;
       counters_->replays++;
       counters_->m_replays->Inc();
@@ -600,7 +600,7 @@ void Subscriber::ApplyLoop() {
       pause(st, "applying events");
       continue;
     }
-    backoff = kMinBackoff;
+    backoff = kResubscribeMinBackoff;
   }
   // The last report, so the publisher's retention knows exactly where this subscriber stopped.
   if (offset_known) acknowledge(/*final=*/true);

@@ -1,17 +1,13 @@
 #include "services/experiment/experiment_service.h"
 
 #include "common/rpc/call_context.h"
+#include "services/experiment/handle.h"
 
 namespace submarine::experiment {
 namespace {
 
 using rpc::CallInfo;
 using rpc::Fill;
-
-template <class F>
-grpc::Status Handle(grpc::ServerContext* ctx, F&& body) {
-  return rpc::HandleCall(*ctx, kErrorDomain, std::forward<F>(body));
-}
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 #include "common/api/submarine_v1.h"
 #include "common/rpc/call_context.h"
 #include "common/status/status.h"
+#include "services/experiment/handle.h"
 #include "services/experiment/transitions.h"
 
 namespace submarine::experiment {
@@ -28,11 +29,6 @@ constexpr char kNotFound[] = "Not found experiment.";
 // Every log line of every task of one experiment is returned at once (Apache Submarine's shape);
 // beyond this many bytes per task, the start is cut and the first line says so.
 constexpr int64_t kMaxLogBytesPerTask = 16 << 20;
-
-template <class F>
-grpc::Status Handle(grpc::ServerContext* ctx, F&& body) {
-  return rpc::HandleCall(*ctx, kErrorDomain, std::forward<F>(body));
-}
 
 std::string NameOf(const std::string& id) {
   return absl::StrCat("projects/", kProject, "/experiments/", id);

@@ -22,4 +22,9 @@ std::string ErrorField(const grpc::Status& status) {
   return it == info.metadata().end() ? "" : it->second;
 }
 
+std::string ErrorReason(const absl::Status& status) {
+  google::rpc::ErrorInfo info;
+  return GetErrorInfo(status, &info) ? info.reason() : "";
+}
+
 }  // namespace submarine::testing

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status/status.h"
+#include "tests/support/grpc_errors.h"
 #include "tests/support/process.h"
 
 namespace submarine::auth {
@@ -18,11 +19,6 @@ namespace {
 
 const unsigned char* U(const std::string& s) {
   return reinterpret_cast<const unsigned char*>(s.data());
-}
-
-std::string Reason(const absl::Status& st) {
-  google::rpc::ErrorInfo info;
-  return GetErrorInfo(st, &info) ? info.reason() : "";
 }
 
 TEST(Base64Url, RoundTripsAndRefusesGarbage) {
@@ -56,8 +52,8 @@ TEST(Password, IsArgon2idWithTheConfiguredCostAndVerifiesWithLibsodium) {
 
 TEST(Password, HashMadeByLibsodiumVerifies) {
   char out[crypto_pwhash_STRBYTES];
-  ASSERT_EQ(crypto_pwhash_str_alg(out, "pw-123456789", 12, crypto_pwhash_OPSLIMIT_MIN,
-                                  8192 * 1024, crypto_pwhash_ALG_ARGON2ID13),
+  ASSERT_EQ(crypto_pwhash_str_alg(out, "pw-123456789", 12, crypto_pwhash_OPSLIMIT_MIN, 8192 * 1024,
+                                  crypto_pwhash_ALG_ARGON2ID13),
             0);
   EXPECT_TRUE(VerifyPassword(out, "pw-123456789"));
   EXPECT_FALSE(VerifyPassword("", "pw"));
@@ -116,40 +112,49 @@ TEST(Jwt, RefusesTamperedExpiredForeignAndUnsignedTokens) {
   // Payload edited (admin: true), signature kept.
   auto body = nlohmann::json::parse(*Base64UrlDecode(token.substr(dot1 + 1, dot2 - dot1 - 1)));
   body["admin"] = true;
-  std::string tampered = absl::StrCat(token.substr(0, dot1), ".", Base64UrlEncode(body.dump()),
-                                      token.substr(dot2));
-  EXPECT_EQ(Reason(verifier.Verify(tampered, "submarine", now).status()), "TOKEN_BAD_SIGNATURE");
+  std::string tampered =
+      absl::StrCat(token.substr(0, dot1), ".", Base64UrlEncode(body.dump()), token.substr(dot2));
+  EXPECT_EQ(submarine::testing::ErrorReason(verifier.Verify(tampered, "submarine", now).status()),
+            "TOKEN_BAD_SIGNATURE");
 
   // One signature bit flipped.
   std::string flipped = token;
   flipped[dot2 + 3] = flipped[dot2 + 3] == 'A' ? 'B' : 'A';
-  EXPECT_EQ(Reason(verifier.Verify(flipped, "submarine", now).status()), "TOKEN_BAD_SIGNATURE");
+  EXPECT_EQ(submarine::testing::ErrorReason(verifier.Verify(flipped, "submarine", now).status()),
+            "TOKEN_BAD_SIGNATURE");
 
   // Expired (beyond the leeway), wrong issuer.
-  EXPECT_EQ(Reason(verifier.Verify(token, "submarine", now + 900 + 31).status()), "TOKEN_EXPIRED");
+  EXPECT_EQ(
+      submarine::testing::ErrorReason(verifier.Verify(token, "submarine", now + 900 + 31).status()),
+      "TOKEN_EXPIRED");
   EXPECT_TRUE(verifier.Verify(token, "submarine", now + 900 + 29).ok());
-  EXPECT_EQ(Reason(verifier.Verify(token, "other", now).status()), "TOKEN_WRONG_ISSUER");
+  EXPECT_EQ(submarine::testing::ErrorReason(verifier.Verify(token, "other", now).status()),
+            "TOKEN_WRONG_ISSUER");
 
   // Signed by another key with the same kid, or with a kid nobody knows.
   SigningKey other = GenerateSigningKey();
   other.key_id = key.key_id;
-  EXPECT_EQ(Reason(verifier.Verify(SignJwt(Claims(now), other), "submarine", now).status()),
+  EXPECT_EQ(submarine::testing::ErrorReason(
+                verifier.Verify(SignJwt(Claims(now), other), "submarine", now).status()),
             "TOKEN_BAD_SIGNATURE");
-  EXPECT_EQ(Reason(verifier.Verify(SignJwt(Claims(now), GenerateSigningKey()), "submarine", now)
-                       .status()),
-            "TOKEN_UNKNOWN_KEY");
+  EXPECT_EQ(
+      submarine::testing::ErrorReason(
+          verifier.Verify(SignJwt(Claims(now), GenerateSigningKey()), "submarine", now).status()),
+      "TOKEN_UNKNOWN_KEY");
 
   // alg "none" and HS256 (signed with the public key as HMAC secret: the classic confusion).
   std::string payload = token.substr(dot1 + 1, dot2 - dot1 - 1);
-  std::string none = absl::StrCat(Base64UrlEncode(R"({"alg":"none","typ":"JWT"})"), ".",
-                                  payload, ".");
-  EXPECT_EQ(Reason(verifier.Verify(none, "submarine", now).status()), "TOKEN_MALFORMED");
+  std::string none =
+      absl::StrCat(Base64UrlEncode(R"({"alg":"none","typ":"JWT"})"), ".", payload, ".");
+  EXPECT_EQ(submarine::testing::ErrorReason(verifier.Verify(none, "submarine", now).status()),
+            "TOKEN_MALFORMED");
   std::string hs_input = absl::StrCat(
       Base64UrlEncode(absl::StrCat(R"({"alg":"HS256","typ":"JWT","kid":")", key.key_id, "\"}")),
       ".", payload);
-  std::string hs = absl::StrCat(hs_input, ".",
-                                Base64UrlEncode(HmacSha256(key.public_key, hs_input)));
-  EXPECT_EQ(Reason(verifier.Verify(hs, "submarine", now).status()), "TOKEN_MALFORMED");
+  std::string hs =
+      absl::StrCat(hs_input, ".", Base64UrlEncode(HmacSha256(key.public_key, hs_input)));
+  EXPECT_EQ(submarine::testing::ErrorReason(verifier.Verify(hs, "submarine", now).status()),
+            "TOKEN_MALFORMED");
 
   for (std::string bad : {std::string(""), std::string("abc"), std::string("a.b.c.d"),
                           std::string(9000, 'a'), std::string("..")}) {
@@ -217,11 +222,11 @@ TEST(Secretbox, SealsOpensAndDetectsTampering) {
   EXPECT_EQ(Open(key, "short").status().code(), absl::StatusCode::kInternal);
   // libsodium opens what Seal wrote (nonce first).
   std::string plain(sealed.size() - crypto_secretbox_NONCEBYTES - crypto_secretbox_MACBYTES, '\0');
-  EXPECT_EQ(crypto_secretbox_open_easy(reinterpret_cast<unsigned char*>(plain.data()),
-                                       U(sealed) + crypto_secretbox_NONCEBYTES,
-                                       sealed.size() - crypto_secretbox_NONCEBYTES, U(sealed),
-                                       U(key)),
-            0);
+  EXPECT_EQ(
+      crypto_secretbox_open_easy(reinterpret_cast<unsigned char*>(plain.data()),
+                                 U(sealed) + crypto_secretbox_NONCEBYTES,
+                                 sealed.size() - crypto_secretbox_NONCEBYTES, U(sealed), U(key)),
+      0);
   EXPECT_EQ(plain, "ghp_secret-token");
 }
 
@@ -230,8 +235,7 @@ TEST(Hmac, MatchesRfc4231TestCase2) {
   char hex[65];
   sodium_bin2hex(hex, sizeof(hex), U(mac), mac.size());
   EXPECT_STREQ(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
-  EXPECT_EQ(Sha256Hex("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_TRUE(ConstantTimeEquals("abc", "abc"));
   EXPECT_FALSE(ConstantTimeEquals("abc", "abd"));
   EXPECT_FALSE(ConstantTimeEquals("abc", "abcd"));

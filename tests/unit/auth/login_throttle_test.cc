@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "common/status/status.h"
+#include "tests/support/grpc_errors.h"
 
 namespace submarine::permission {
 namespace {
@@ -19,11 +20,6 @@ LoginThrottle::Options Small() {
   o.max_delay = seconds(10);
   o.max_entries = 4;
   return o;
-}
-
-std::string Reason(const absl::Status& st) {
-  google::rpc::ErrorInfo info;
-  return GetErrorInfo(st, &info) ? info.reason() : "";
 }
 
 // Admits one attempt for `user` at `now` and reports it failed; false if it was not admitted.
@@ -42,7 +38,7 @@ TEST(LoginThrottle, FreeAttemptsThenDoublingDelaysUpToTheCap) {
   ASSERT_TRUE(Fail(t, "alice", now));  // three failures are free
   auto refused = t.Admit("alice", now + milliseconds(1999));
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(Reason(refused.status()), "LOGIN_THROTTLED");
+  EXPECT_EQ(submarine::testing::ErrorReason(refused.status()), "LOGIN_THROTTLED");
   EXPECT_NE(refused.status().message().find("retry in 1 s"), std::string::npos) << refused.status();
   now += seconds(2);
   for (int64_t expected : {4, 8, 10, 10}) {
@@ -70,7 +66,7 @@ TEST(LoginThrottle, AttemptsInFlightCountUntilTheyFinish) {
   auto b = t.Admit("alice", now);
   ASSERT_TRUE(a.ok() && b.ok());
   auto c = t.Admit("alice", now);
-  EXPECT_EQ(Reason(c.status()), "LOGIN_THROTTLED");
+  EXPECT_EQ(submarine::testing::ErrorReason(c.status()), "LOGIN_THROTTLED");
   // An attempt dropped without an outcome (e.g. the database was down) frees its place and
   // counts as nothing.
   { auto dropped = std::move(*a); }

@@ -8,6 +8,7 @@
 
 #include "common/status/status.h"
 #include "common/util/wait.h"
+#include "tests/support/grpc_errors.h"
 
 namespace submarine::permission {
 namespace {
@@ -25,11 +26,6 @@ PasswordHasher::Options Cheap(size_t max_concurrent, size_t max_waiting = 8,
   o.max_waiting = max_waiting;
   o.max_wait = max_wait;
   return o;
-}
-
-std::string Reason(const absl::Status& st) {
-  google::rpc::ErrorInfo info;
-  return GetErrorInfo(st, &info) ? info.reason() : "";
 }
 
 TEST(PasswordHasher, HashesAndVerifies) {
@@ -98,7 +94,7 @@ TEST(PasswordHasher, TooManyWaitingOrWaitingTooLongIsRefusedAsBusy) {
   // max_wait ends the wait when the call's own deadline is later.
   auto late = hasher.Hash("pw", system_clock::now() + seconds(30));
   EXPECT_EQ(late.status().code(), absl::StatusCode::kResourceExhausted) << late.status();
-  EXPECT_EQ(Reason(late.status()), "PASSWORD_WORK_BUSY");
+  EXPECT_EQ(submarine::testing::ErrorReason(late.status()), "PASSWORD_WORK_BUSY");
 
   // With one call already waiting, the next is refused at once.
   PasswordHasher queue(Cheap(1, /*max_waiting=*/1));
@@ -111,7 +107,7 @@ TEST(PasswordHasher, TooManyWaitingOrWaitingTooLongIsRefusedAsBusy) {
   ASSERT_TRUE(WaitUntil([&] { return queue.waiting() == 1; }, milliseconds(10000)));
   auto refused = queue.Verify("x", "y", system_clock::now() + seconds(30));
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(Reason(refused.status()), "PASSWORD_WORK_BUSY");
+  EXPECT_EQ(submarine::testing::ErrorReason(refused.status()), "PASSWORD_WORK_BUSY");
   { auto done = std::move(*turn); }
   waiter.join();
 }

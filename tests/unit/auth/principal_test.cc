@@ -6,6 +6,7 @@
 
 #include "common/auth/crypto.h"
 #include "common/status/status.h"
+#include "tests/support/grpc_errors.h"
 
 namespace submarine::auth {
 namespace {
@@ -25,11 +26,6 @@ Principal Alice() {
   return p;
 }
 
-std::string Reason(const absl::Status& st) {
-  google::rpc::ErrorInfo info;
-  return GetErrorInfo(st, &info) ? info.reason() : "";
-}
-
 const auto kNow = std::chrono::system_clock::time_point(seconds(1'800'000'000));
 
 TEST(PrincipalCodec, VerifiesOnlyWithTheSameSecretAndRequestId) {
@@ -41,13 +37,15 @@ TEST(PrincipalCodec, VerifiesOnlyWithTheSameSecretAndRequestId) {
   EXPECT_EQ(back->method(), kMethod);
   EXPECT_EQ(SubjectOf(*back), "users/alice");
 
-  EXPECT_EQ(Reason(codec.Verify(e.principal, e.mac, "req-2", kMethod, kNow).status()),
+  EXPECT_EQ(submarine::testing::ErrorReason(
+                codec.Verify(e.principal, e.mac, "req-2", kMethod, kNow).status()),
             "PRINCIPAL_MAC_INVALID");
-  EXPECT_EQ(Reason(PrincipalCodec(std::string(32, 't'))
-                       .Verify(e.principal, e.mac, "req-1", kMethod, kNow)
-                       .status()),
+  EXPECT_EQ(submarine::testing::ErrorReason(PrincipalCodec(std::string(32, 't'))
+                                                .Verify(e.principal, e.mac, "req-1", kMethod, kNow)
+                                                .status()),
             "PRINCIPAL_MAC_INVALID");
-  EXPECT_EQ(Reason(codec.Verify(e.principal, "", "req-1", kMethod, kNow).status()),
+  EXPECT_EQ(submarine::testing::ErrorReason(
+                codec.Verify(e.principal, "", "req-1", kMethod, kNow).status()),
             "PRINCIPAL_MAC_INVALID");
 
   // A forged principal (admin: true) with the MAC of the genuine one.
@@ -66,25 +64,29 @@ TEST(PrincipalCodec, VerifiesOnlyWithTheSameSecretAndRequestId) {
 TEST(PrincipalCodec, ReplaysAgainstAnotherMethodOrLaterAreRefused) {
   PrincipalCodec codec(std::string(32, 's'));
   auto e = codec.Encode(Alice(), "req-1", kMethod, kNow, seconds(30));
-  EXPECT_EQ(Reason(codec
-                       .Verify(e.principal, e.mac, "req-1",
-                               "/submarine.permission.v1.IdentityService/DeleteUser", kNow)
-                       .status()),
+  EXPECT_EQ(submarine::testing::ErrorReason(
+                codec
+                    .Verify(e.principal, e.mac, "req-1",
+                            "/submarine.permission.v1.IdentityService/DeleteUser", kNow)
+                    .status()),
             "PRINCIPAL_WRONG_METHOD");
   // Within the window and the tolerated skew: accepted.
   EXPECT_TRUE(codec.Verify(e.principal, e.mac, "req-1", kMethod, kNow + seconds(59)).ok());
   EXPECT_TRUE(codec.Verify(e.principal, e.mac, "req-1", kMethod, kNow - seconds(29)).ok());
   // After it (the old v1 headers were valid forever) or well before it: refused.
-  EXPECT_EQ(Reason(codec.Verify(e.principal, e.mac, "req-1", kMethod, kNow + minutes(2)).status()),
+  EXPECT_EQ(submarine::testing::ErrorReason(
+                codec.Verify(e.principal, e.mac, "req-1", kMethod, kNow + minutes(2)).status()),
             "PRINCIPAL_EXPIRED");
-  EXPECT_EQ(Reason(codec.Verify(e.principal, e.mac, "req-1", kMethod, kNow - minutes(2)).status()),
+  EXPECT_EQ(submarine::testing::ErrorReason(
+                codec.Verify(e.principal, e.mac, "req-1", kMethod, kNow - minutes(2)).status()),
             "PRINCIPAL_EXPIRED");
   // The validity is capped whatever the signer asked for.
   auto long_lived = codec.Encode(Alice(), "req-1", kMethod, kNow, minutes(600));
-  EXPECT_EQ(Reason(codec
-                       .Verify(long_lived.principal, long_lived.mac, "req-1", kMethod,
-                               kNow + PrincipalCodec::kMaxValidity + minutes(1))
-                       .status()),
+  EXPECT_EQ(submarine::testing::ErrorReason(
+                codec
+                    .Verify(long_lived.principal, long_lived.mac, "req-1", kMethod,
+                            kNow + PrincipalCodec::kMaxValidity + minutes(1))
+                    .status()),
             "PRINCIPAL_EXPIRED");
 }
 
