@@ -1061,6 +1061,76 @@ TEST_F(FakeKubeTest, SuspendedJobsRunNothingUntilResumed) {
   EXPECT_EQ(resumed->value("reason", ""), "JobResumed");
 }
 
+TEST_F(FakeKubeTest, ActiveDeadlineFailsTheJobAndStopsItsPods) {
+  Start();
+  json job = IndexedJob("slow", "while true; do sleep 0.05; done", 1, 1, 6);
+  job["spec"]["activeDeadlineSeconds"] = 1;
+  Create(kJobs, job);
+  json failed = WaitObject(absl::StrCat(kJobs, "/slow"),
+                           [](const json& j) { return HasCondition(j, "Failed"); });
+  EXPECT_EQ(FindCondition(failed, "Failed")->value("reason", ""), "DeadlineExceeded");
+  EXPECT_EQ(FindCondition(failed, "Failed")->value("message", ""),
+            "Job was active longer than specified deadline");
+  EXPECT_EQ(failed["status"]["active"], 0);
+  EXPECT_EQ(failed["status"]["terminating"], 0) << "Failed is set once the pods are gone";
+  EXPECT_TRUE(PodsOf("slow").empty()) << "the running pod was deleted";
+}
+
+TEST_F(FakeKubeTest, SchedulingGatesKeepAPodPendingUntilRemoved) {
+  Start();
+  json pod = Pod("gated", "echo ran");
+  pod["spec"]["schedulingGates"] = {{{"name", "kueue.x-k8s.io/admission"}}};
+  Create(kPods, pod);
+  json pending = WaitObject(absl::StrCat(kPods, "/gated"), [](const json& p) {
+    return Str(p, "/status/conditions/0/reason") == "SchedulingGated";
+  });
+  EXPECT_EQ(Phase(pending), "Pending");
+  EXPECT_FALSE(pending["spec"].contains("nodeName"));
+  auto added = Call("PATCH", absl::StrCat(kPods, "/gated"),
+                    json{{"spec", {{"schedulingGates", {{{"name", "a"}}, {{"name", "b"}}}}}}},
+                    "application/merge-patch+json");
+  EXPECT_EQ(added.status, 422) << "gates can only be removed";
+  ASSERT_EQ(Call("PATCH", absl::StrCat(kPods, "/gated"),
+                 json{{"spec", {{"schedulingGates", nullptr}}}}, "application/merge-patch+json")
+                .status,
+            200);
+  WaitObject(absl::StrCat(kPods, "/gated"), [](const json& p) { return Phase(p) == "Succeeded"; });
+  EXPECT_EQ(Log("gated"), "ran\n");
+}
+
+TEST_F(FakeKubeTest, DeleteCollectionAndDanglingOwners) {
+  Start({.run_pods = false});
+  Create(kConfigMaps, ConfigMap("a", {{"app", "x"}}));
+  Create(kConfigMaps, ConfigMap("b", {{"app", "x"}}));
+  Create(kConfigMaps, ConfigMap("c", {{"app", "y"}}));
+  auto deleted = Call("DELETE", absl::StrCat(kConfigMaps, "?labelSelector=app%3Dx"));
+  ASSERT_EQ(deleted.status, 200) << deleted.raw;
+  EXPECT_EQ(deleted.body["kind"], "ConfigMapList");
+  EXPECT_EQ(deleted.body["items"].size(), 2u);
+  auto left = kube_->List(kConfigMaps);
+  ASSERT_TRUE(left.ok());
+  ASSERT_EQ((*left)["items"].size(), 1u);
+  EXPECT_EQ((*left)["items"][0]["metadata"]["name"], "c");
+
+  // An object whose owners are all gone already is garbage-collected; one owned by a kind the
+  // fake does not serve is left alone.
+  json owned = ConfigMap("owned");
+  owned["metadata"]["ownerReferences"] = {{{"apiVersion", "batch/v1"},
+                                           {"kind", "Job"},
+                                           {"name", "gone"},
+                                           {"uid", "00000000-0000-4000-8000-000000000000"}}};
+  Create(kConfigMaps, owned);
+  EXPECT_EQ(kube_->Get(absl::StrCat(kConfigMaps, "/owned")).status().code(),
+            absl::StatusCode::kNotFound);
+  json foreign = ConfigMap("foreign");
+  foreign["metadata"]["ownerReferences"] = {{{"apiVersion", "apps/v1"},
+                                             {"kind", "Deployment"},
+                                             {"name", "d"},
+                                             {"uid", "00000000-0000-4000-8000-000000000001"}}};
+  Create(kConfigMaps, foreign);
+  EXPECT_TRUE(kube_->Get(absl::StrCat(kConfigMaps, "/foreign")).ok());
+}
+
 // ---- run_pods=false: scripted pods ----------------------------------------------------------
 
 TEST_F(FakeKubeTest, WithoutAKubeletPodsWaitForScriptedStatus) {

@@ -365,7 +365,7 @@ void JobController::SyncJob(const std::string& namespace_, const std::string& na
                                      {"blockOwnerDeletion", true}}};
         pmeta["finalizers"] = {kTrackingFinalizer};
         json pod = {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", pmeta}, {"spec", pspec}};
-        auto created = store_.Create(pods_, namespace_, std::move(pod), Writer::kController);
+        auto created = store_.Create(pods_, namespace_, std::move(pod));
         if (!created.ok()) {
           queue_->AddAfter(key, absl::Seconds(1));
           break;

@@ -262,15 +262,13 @@ absl::StatusOr<ListResult> ObjectStore::List(const ResourceType& type,
 }
 
 absl::StatusOr<ObjectPtr> ObjectStore::Create(const ResourceType& type,
-                                              const std::string& namespace_, json body,
-                                              Writer writer) {
+                                              const std::string& namespace_, json body) {
   absl::MutexLock lock(&mu_);
-  return CreateLocked(type, namespace_, std::move(body), writer);
+  return CreateLocked(type, namespace_, std::move(body));
 }
 
 absl::StatusOr<ObjectPtr> ObjectStore::CreateLocked(const ResourceType& type,
-                                                    const std::string& namespace_, json body,
-                                                    Writer writer) {
+                                                    const std::string& namespace_, json body) {
   if (!body.is_object()) return BadRequestError("the body of the request must be a JSON object");
   if (auto s = CheckTypeMeta(type, body); !s.ok()) return s;
   json meta = Field(body, "metadata");
@@ -347,7 +345,6 @@ absl::StatusOr<ObjectPtr> ObjectStore::CreateLocked(const ResourceType& type,
   ObjectLookup lookup = [this](const std::string& group, const std::string& plural,
                                const std::string& ns,
                                const std::string& n) { return LookupLocked(group, plural, ns, n); };
-  (void)writer;
   if (auto s = AdmitCreate(type, body, lookup); !s.ok()) return s;
   ObjectPtr created = CommitLocked(index, key, std::move(body), nullptr);
   // The garbage collector deletes a dependent whose owners (of kinds served here) are all gone

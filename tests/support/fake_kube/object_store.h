@@ -104,7 +104,7 @@ class ObjectStore {
                                 const std::string& name) const;
   absl::StatusOr<ListResult> List(const ResourceType& type, const ListOptions& options) const;
   absl::StatusOr<ObjectPtr> Create(const ResourceType& type, const std::string& namespace_,
-                                   nlohmann::json body, Writer writer = Writer::kClient);
+                                   nlohmann::json body);
   // PUT of `body` to the object (status_write: to its /status).
   absl::StatusOr<ObjectPtr> Update(const ResourceType& type, const std::string& namespace_,
                                    const std::string& name, nlohmann::json body, bool status_write,
@@ -175,8 +175,7 @@ class ObjectStore {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   absl::StatusOr<ObjectPtr> CreateLocked(const ResourceType& type, const std::string& namespace_,
-                                         nlohmann::json body, Writer writer)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                                         nlohmann::json body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<ObjectPtr> UpdateLocked(const ResourceType& type, const std::string& key,
                                          const ObjectPtr& current, nlohmann::json body,
                                          bool status_write, Writer writer, bool require_rv)

@@ -160,8 +160,7 @@ void TrainerController::RecordEvent(const json& trainjob, const std::string& typ
                 {"firstTimestamp", now},
                 {"lastTimestamp", now},
                 {"count", 1}};
-  (void)store_.Create(events_, StringField(meta, "namespace"), std::move(event),
-                      Writer::kController);
+  (void)store_.Create(events_, StringField(meta, "namespace"), std::move(event));
 }
 
 void TrainerController::Sync(const std::string& namespace_, const std::string& name) {
@@ -235,7 +234,7 @@ void TrainerController::Sync(const std::string& namespace_, const std::string& n
                       {"selector", {{kJobSetName, name}}},
                       {"publishNotReadyAddresses", true}}}};
     if (!store_.Get(services_, namespace_, name).ok()) {
-      (void)store_.Create(services_, namespace_, std::move(service), Writer::kController);
+      (void)store_.Create(services_, namespace_, std::move(service));
     }
     const json& trainer = Field(spec, "trainer");
     for (const auto& rj : replicated_jobs) {
@@ -353,7 +352,7 @@ void TrainerController::Sync(const std::string& namespace_, const std::string& n
                     {"kind", "Job"},
                     {"metadata", job_meta},
                     {"spec", job_spec}};
-        auto created = store_.Create(jobs_, namespace_, std::move(job), Writer::kController);
+        auto created = store_.Create(jobs_, namespace_, std::move(job));
         if (!created.ok() && created.status().code() != absl::StatusCode::kAlreadyExists) {
           RecordEvent(tj, "Warning", "TrainJobResourcesCreationFailed",
                       absl::StrCat("TrainJob resources reconciliation failed: ",
