@@ -169,11 +169,23 @@ void JobController::SyncOrphanPod(const std::string& namespace_, const std::stri
 }
 
 void JobController::SyncJob(const std::string& namespace_, const std::string& name) {
+  const std::string key = "job:" + namespace_ + "/" + name;
   auto job = store_.Get(jobs_, namespace_, name);
-  if (!job.ok()) return;
+  if (!job.ok()) {
+    // Gone: forget what was counted for it.
+    if (auto known = uid_by_key_.find(key); known != uid_by_key_.end()) {
+      tracking_.erase(known->second);
+      uid_by_key_.erase(known);
+    }
+    return;
+  }
   const json& object = (*job)->json;
   const json& meta = object["metadata"];
   const std::string uid = StringField(meta, "uid");
+  if (auto known = uid_by_key_.find(key); known != uid_by_key_.end() && known->second != uid) {
+    tracking_.erase(known->second);  // replaced by a Job of the same name
+  }
+  uid_by_key_[key] = uid;
   const json& spec = object["spec"];
   json status = Field(object, "status");
   if (!status.is_object()) status = json::object();
@@ -252,7 +264,6 @@ void JobController::SyncJob(const std::string& namespace_, const std::string& na
   const int64_t succeeded =
       indexed ? static_cast<int64_t>(t.succeeded_indexes.size()) : t.succeeded;
   const int64_t failures = t.failed + (on_failure ? restarts : 0);
-  const std::string key = "job:" + namespace_ + "/" + name;
   auto delete_active = [&] {
     for (const auto& pod : active_pods) {
       (void)store_.Delete(pods_, namespace_, StringField(pod->json["metadata"], "name"),
@@ -375,10 +386,19 @@ void JobController::SyncJob(const std::string& namespace_, const std::string& na
     }
   }
 
-  status["active"] = static_cast<int64_t>(active_pods.size());
+  // active, succeeded and failed are omitempty integers in batch/v1 (absent when 0); ready and
+  // terminating are pointers, always written.
+  auto set_or_omit = [&](const char* field, int64_t value) {
+    if (value > 0) {
+      status[field] = value;
+    } else {
+      status.erase(field);
+    }
+  };
+  set_or_omit("active", static_cast<int64_t>(active_pods.size()));
+  set_or_omit("succeeded", succeeded);
+  set_or_omit("failed", t.failed);
   status["ready"] = ready;
-  status["succeeded"] = succeeded;
-  status["failed"] = t.failed;
   status["terminating"] = terminating;
   status["uncountedTerminatedPods"] = json::object();
   if (indexed && !t.succeeded_indexes.empty()) {

@@ -9,7 +9,7 @@
 // succeeded → SuccessCriteriaMet then Complete (CompletionsReached); activeDeadlineSeconds →
 // DeadlineExceeded; suspend → pods deleted, Suspended (JobSuspended / JobResumed). Keeps
 // status.active, ready, succeeded, failed, terminating, startTime, completionTime,
-// completedIndexes.
+// completedIndexes (active, succeeded and failed omitted when 0, as their omitempty fields are).
 //
 // One worker thread, fed by store events; never runs on a request thread.
 
@@ -59,7 +59,9 @@ class JobController {
   const bool kubelet_runs_pods_;
   std::shared_ptr<WorkQueue> queue_ = std::make_shared<WorkQueue>();
   std::thread thread_;
-  std::map<std::string, Tracking> tracking_;  // by Job uid; the worker thread's only
+  // The worker thread's only: tracking by Job uid, and the uid of each Job key it has seen.
+  std::map<std::string, Tracking> tracking_;
+  std::map<std::string, std::string> uid_by_key_;
 };
 
 }  // namespace submarine::testing::fake_kube

@@ -372,9 +372,12 @@ void Kubelet::Sync(const std::string& key) {
         rt.terminating = true;
         KillGroup(rt, SIGTERM);
       }
-      auto deadline = ParseRfc3339(StringField(meta, "deletionTimestamp"));
-      rt.kill_at = deadline ? absl::FromChrono(*deadline) : absl::Now();
-      if (IntField(meta, "deletionGracePeriodSeconds", 0) == 0) {
+      // The grace period counts from when the kubelet sees the deletion; a shorter one given
+      // later (a second delete) brings the kill forward.
+      const int64_t grace = IntField(meta, "deletionGracePeriodSeconds", 0);
+      absl::Time kill_at = absl::Now() + absl::Seconds(grace);
+      if (!rt.kill_at || kill_at < *rt.kill_at) rt.kill_at = kill_at;
+      if (grace == 0) {
         KillGroup(rt, SIGKILL);
         rt.kill_at.reset();
       }

@@ -12,7 +12,8 @@
 // startedAt, finishedAt}; a command that cannot run ends with exitCode 128, reason StartError.
 // restartPolicy OnFailure/Always restarts the container in place (restartCount, lastState,
 // CrashLoopBackOff with a short doubling back-off). Deleting a running pod sends SIGTERM to its
-// group and SIGKILL once its deletionTimestamp passes; the object goes once the process is gone.
+// group and SIGKILL once the deletion's grace period has passed; the object goes once the process
+// is gone.
 // Other containers of a pod are reported as the first one but not run.
 //
 // Runs on its own thread, driven by store events. Stop() kills every process group it started
