@@ -198,6 +198,8 @@ spec:
   // kubectl wait watches the Job until its condition is met.
   EXPECT_EQ(Ok({"wait", "--for=condition=complete", "job/hello", "--timeout=60s"}),
             "job.batch/hello condition met\n");
+  EXPECT_EQ(Ok({"get", "job", "hello", "-o", "jsonpath={.status.completedIndexes}"}), "0,1")
+      << "two consecutive indexes are listed, not a range";
 
   std::string pods = Ok({"get", "pods", "-l", "job-name=hello", "-o", "name"});
   std::vector<std::string> names = absl::StrSplit(pods, '\n', absl::SkipEmpty());

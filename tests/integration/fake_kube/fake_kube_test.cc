@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <string>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -821,6 +822,46 @@ TEST_F(FakeKubeTest, FailingPodsAreReplacedUntilTheBackoffLimit) {
     EXPECT_EQ(Log(pod["metadata"]["name"]), "hi\n");
     EXPECT_FALSE(pod["metadata"].contains("finalizers")) << "counted pods lose the finalizer";
   }
+}
+
+TEST_F(FakeKubeTest, BackoffLimitPerIndexFailsOnlyTheIndexThatKeepsFailing) {
+  Start();
+  // Index 0 always fails, index 1 succeeds; index 0 gets one retry.
+  json job = IndexedJob(
+      "per-index", "echo failures=$FAILURES; [ \"$JOB_COMPLETION_INDEX\" = 1 ] && exit 0; exit 4",
+      2, 2, 0);
+  job["spec"].erase("backoffLimit");
+  job["spec"]["backoffLimitPerIndex"] = 1;
+  job["spec"]["template"]["spec"]["containers"][0]["env"] = {
+      {{"name", "FAILURES"},
+       {"valueFrom",
+        {{"fieldRef",
+          {{"fieldPath",
+            "metadata.annotations['batch.kubernetes.io/job-index-failure-count']"}}}}}}};
+  json created = Create(kJobs, job);
+  EXPECT_EQ(created["spec"]["backoffLimit"], 2147483647) << "no global limit by default";
+  json failed = WaitObject(absl::StrCat(kJobs, "/per-index"),
+                           [](const json& j) { return HasCondition(j, "Failed"); });
+  EXPECT_EQ(FindCondition(failed, "Failed")->value("reason", ""), "FailedIndexes");
+  EXPECT_EQ(FindCondition(failed, "Failed")->value("message", ""), "Job has failed indexes");
+  EXPECT_EQ(failed["status"]["failedIndexes"], "0");
+  EXPECT_EQ(failed["status"]["completedIndexes"], "1");
+  EXPECT_EQ(Int(failed, "/status/failed"), 2);
+  EXPECT_EQ(Int(failed, "/status/succeeded"), 1);
+  std::multiset<std::string> logs;
+  for (const auto& pod : PodsOf("per-index")) {
+    if (pod["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] == "0") {
+      logs.insert(Log(pod["metadata"]["name"]));
+    }
+  }
+  EXPECT_EQ(logs, (std::multiset<std::string>{"failures=0\n", "failures=1\n"}));
+
+  json bad = IndexedJob("bad-per-index", "true", 2, 2, 0);
+  bad["spec"]["completionMode"] = "NonIndexed";
+  bad["spec"]["backoffLimitPerIndex"] = 1;
+  auto refused = Call("POST", kJobs, bad);
+  EXPECT_EQ(refused.status, 422);
+  EXPECT_TRUE(absl::StrContains(refused.raw, "requires indexed completion mode")) << refused.raw;
 }
 
 TEST_F(FakeKubeTest, OnFailureRestartsTheContainerInPlace) {

@@ -223,7 +223,10 @@ absl::Status AdmitJob(const ResourceType& type, json& obj, const std::string& na
     spec["parallelism"] = 1;
   }
   if (!spec.contains("parallelism")) spec["parallelism"] = 1;
-  if (!spec.contains("backoffLimit")) spec["backoffLimit"] = 6;
+  if (!spec.contains("backoffLimit")) {
+    // With per-index limits the global one is off unless given.
+    spec["backoffLimit"] = spec.contains("backoffLimitPerIndex") ? 2147483647 : 6;
+  }
   if (!spec.contains("completionMode")) spec["completionMode"] = "NonIndexed";
   if (!spec.contains("suspend")) spec["suspend"] = false;
   if (!spec.contains("podReplacementPolicy")) spec["podReplacementPolicy"] = "TerminatingOrFailed";
@@ -245,8 +248,23 @@ absl::Status AdmitJob(const ResourceType& type, json& obj, const std::string& na
   if (!tmpl.contains("spec") || !tmpl["spec"].is_object()) tmpl["spec"] = json::object();
   DefaultPodSpec(tmpl["spec"], true);
   ValidatePodSpec(tmpl["spec"], "spec.template.spec", true, errors);
-  for (const char* f : {"parallelism", "completions", "backoffLimit"}) {
+  for (const char* f :
+       {"parallelism", "completions", "backoffLimit", "backoffLimitPerIndex", "maxFailedIndexes"}) {
     ValidateNonNegative(spec, f, "spec", errors);
+  }
+  if (spec.contains("backoffLimitPerIndex") && StringField(spec, "completionMode") != "Indexed") {
+    errors.push_back({"spec.backoffLimitPerIndex", "FieldValueForbidden",
+                      "Forbidden: requires indexed completion mode"});
+  }
+  if (spec.contains("maxFailedIndexes")) {
+    if (!spec.contains("backoffLimitPerIndex")) {
+      errors.push_back(Required("spec.backoffLimitPerIndex", "when maxFailedIndexes is specified"));
+    } else if (spec["maxFailedIndexes"].is_number_integer() &&
+               spec["completions"].is_number_integer() &&
+               spec["maxFailedIndexes"].get<int64_t>() > spec["completions"].get<int64_t>()) {
+      errors.push_back(Invalid("spec.maxFailedIndexes", spec["maxFailedIndexes"],
+                               "must be less than or equal to completions"));
+    }
   }
   const json& deadline = Field(spec, "activeDeadlineSeconds");
   if (!deadline.is_null() && (!deadline.is_number_integer() || deadline.get<int64_t>() <= 0)) {

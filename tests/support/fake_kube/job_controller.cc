@@ -13,6 +13,7 @@ namespace {
 using nlohmann::json;
 
 constexpr char kIndexKey[] = "batch.kubernetes.io/job-completion-index";
+constexpr char kIndexFailureCountKey[] = "batch.kubernetes.io/job-index-failure-count";
 
 // The controller ownerReference of `object`, or null.
 const json* ControllerRef(const json& object) {
@@ -62,13 +63,20 @@ void SetJobCondition(json& status, const std::string& type, bool value, const st
                         {"message", message}});
 }
 
-// "0-2,4": the index ranges Kubernetes writes in status.completedIndexes.
+// "0-2,4,6,7": the index intervals Kubernetes writes in status.completedIndexes and
+// failedIndexes (two consecutive indexes are listed, three or more are a range).
 std::string IndexRanges(const std::set<int64_t>& indexes) {
   std::vector<std::string> parts;
   for (auto it = indexes.begin(); it != indexes.end();) {
     int64_t first = *it, last = *it;
     for (++it; it != indexes.end() && *it == last + 1; ++it) last = *it;
-    parts.push_back(first == last ? absl::StrCat(first) : absl::StrCat(first, "-", last));
+    if (first == last) {
+      parts.push_back(absl::StrCat(first));
+    } else if (last == first + 1) {
+      parts.push_back(absl::StrCat(first, ",", last));
+    } else {
+      parts.push_back(absl::StrCat(first, "-", last));
+    }
   }
   return absl::StrJoin(parts, ",");
 }
@@ -82,12 +90,12 @@ void InjectIndexEnv(json& containers) {
       return StringField(e, "name") == "JOB_COMPLETION_INDEX";
     });
     if (present) continue;
-    env.push_back({{"name", "JOB_COMPLETION_INDEX"},
-                   {"valueFrom",
-                    {{"fieldRef",
-                      {{"apiVersion", "v1"},
-                       {"fieldPath",
-                        "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}}}}});
+    env.push_back(
+        {{"name", "JOB_COMPLETION_INDEX"},
+         {"valueFrom",
+          {{"fieldRef",
+            {{"apiVersion", "v1"},
+             {"fieldPath", "metadata.labels['batch.kubernetes.io/job-completion-index']"}}}}}});
   }
 }
 
@@ -197,6 +205,10 @@ void JobController::SyncJob(const std::string& namespace_, const std::string& na
   const json& template_spec = Field(Field(spec, "template"), "spec");
   const bool on_failure = StringField(template_spec, "restartPolicy") == "OnFailure";
   const bool suspend = BoolField(spec, "suspend");
+  const bool only_replace_failed = StringField(spec, "podReplacementPolicy") == "Failed";
+  // backoffLimitPerIndex (Indexed only): an index fails for good after that many retries.
+  const int64_t per_index_limit = indexed ? IntField(spec, "backoffLimitPerIndex", -1) : -1;
+  const int64_t max_failed_indexes = IntField(spec, "maxFailedIndexes", -1);
   const bool finished = ConditionTrue(status, "Complete") || ConditionTrue(status, "Failed");
   bool ending =
       ConditionTrue(status, "FailureTarget") || ConditionTrue(status, "SuccessCriteriaMet");
@@ -220,27 +232,27 @@ void JobController::SyncJob(const std::string& namespace_, const std::string& na
     if (indexed && !absl::SimpleAtoi(StringField(Field(pmeta, "annotations"), kIndexKey), &index)) {
       index = -1;
     }
-    if (!t.counted.count(puid)) {
-      if (terminal) {
-        t.counted.insert(puid);
-        if (phase == "Succeeded") {
-          if (!indexed) {
-            ++t.succeeded;
-          } else if (index >= 0 && index < completions) {
-            t.succeeded_indexes.insert(index);
-          }
-        } else {
-          ++t.failed;
+    // isPodFailed: a Failed pod; under TerminatingOrFailed also a deleted pod that has not
+    // succeeded (it never gets a chance to), under Failed a deleted pod no kubelet will finish
+    // (what PodGC does to unscheduled terminating pods).
+    const bool failed =
+        phase == "Failed" || (deleting && phase != "Succeeded" &&
+                              (!only_replace_failed || !(kubelet_runs_pods_ && bound)));
+    if (!t.counted.count(puid) && (phase == "Succeeded" || failed)) {
+      t.counted.insert(puid);
+      if (phase == "Succeeded") {
+        if (!indexed) {
+          ++t.succeeded;
+        } else if (index >= 0 && index < completions) {
+          t.succeeded_indexes.insert(index);
         }
-      } else if (deleting && !(kubelet_runs_pods_ && bound)) {
-        // Nobody will run it to an end: a deleted pod that never finished counts as failed
-        // (unless the Job is already ending and deleted it itself).
-        t.counted.insert(puid);
-        if (!ending && !finished) ++t.failed;
+      } else {
+        ++t.failed;
+        if (index >= 0) ++t.failures_by_index[index];
       }
     }
     if (HasFinalizer(p, kTrackingFinalizer) && t.counted.count(puid)) RemoveFinalizer(p);
-    if (on_failure) {
+    if (on_failure && (phase == "Running" || phase == "Pending")) {
       const json& cs = Field(pstatus, "containerStatuses");
       for (size_t i = 0; cs.is_array() && i < cs.size(); ++i) {
         restarts += IntField(cs[i], "restartCount", 0);
@@ -263,7 +275,15 @@ void JobController::SyncJob(const std::string& namespace_, const std::string& na
   }
   const int64_t succeeded =
       indexed ? static_cast<int64_t>(t.succeeded_indexes.size()) : t.succeeded;
-  const int64_t failures = t.failed + (on_failure ? restarts : 0);
+  std::set<int64_t> failed_indexes;
+  if (per_index_limit >= 0) {
+    for (const auto& [index, count] : t.failures_by_index) {
+      if (count > per_index_limit && index < completions) failed_indexes.insert(index);
+    }
+  }
+  // pastBackoffLimitOnFailure: container restarts of running pods, checked on their own.
+  const bool restarts_exceeded =
+      on_failure && (backoff_limit == 0 ? restarts > 0 : restarts >= backoff_limit);
   auto delete_active = [&] {
     for (const auto& pod : active_pods) {
       (void)store_.Delete(pods_, namespace_, StringField(pod->json["metadata"], "name"),
@@ -281,16 +301,22 @@ void JobController::SyncJob(const std::string& namespace_, const std::string& na
       std::optional<TimePoint> start;
       if (status.contains("startTime")) start = ParseRfc3339(StringField(status, "startTime"));
       const int64_t deadline = IntField(spec, "activeDeadlineSeconds", 0);
-      bool complete = indexed ? succeeded >= completions
-                              : (completions >= 0 ? succeeded >= completions
-                                                  : succeeded > 0 && active_pods.empty());
-      if (failures > backoff_limit) {
+      const bool complete =
+          (completions >= 0 ? succeeded >= completions : succeeded > 0) && active_pods.empty();
+      if (t.failed > backoff_limit || restarts_exceeded) {
         SetJobCondition(status, "FailureTarget", true, "BackoffLimitExceeded",
                         "Job has reached the specified backoff limit");
       } else if (deadline > 0 && start && !suspend &&
                  std::chrono::system_clock::now() >= *start + std::chrono::seconds(deadline)) {
         SetJobCondition(status, "FailureTarget", true, "DeadlineExceeded",
                         "Job was active longer than specified deadline");
+      } else if (max_failed_indexes >= 0 &&
+                 static_cast<int64_t>(failed_indexes.size()) > max_failed_indexes) {
+        SetJobCondition(status, "FailureTarget", true, "MaxFailedIndexesExceeded",
+                        "Job has exceeded the specified maximal number of failed indexes");
+      } else if (!failed_indexes.empty() &&
+                 static_cast<int64_t>(failed_indexes.size()) + succeeded >= completions) {
+        SetJobCondition(status, "FailureTarget", true, "FailedIndexes", "Job has failed indexes");
       } else if (complete) {
         SetJobCondition(status, "SuccessCriteriaMet", true, "CompletionsReached",
                         "Reached expected number of succeeded pods");
@@ -335,7 +361,9 @@ void JobController::SyncJob(const std::string& namespace_, const std::string& na
       int64_t room = parallelism - static_cast<int64_t>(active_pods.size());
       if (indexed) {
         for (int64_t i = 0; i < completions && room > 0; ++i) {
-          if (t.succeeded_indexes.count(i) || active_by_index[i] > 0) continue;
+          if (t.succeeded_indexes.count(i) || failed_indexes.count(i) || active_by_index[i] > 0) {
+            continue;
+          }
           to_create.push_back(i);
           --room;
         }
@@ -357,6 +385,9 @@ void JobController::SyncJob(const std::string& namespace_, const std::string& na
         if (index >= 0) {
           labels[kIndexKey] = std::to_string(index);
           annotations[kIndexKey] = std::to_string(index);
+          if (per_index_limit >= 0) {
+            annotations[kIndexFailureCountKey] = std::to_string(t.failures_by_index[index]);
+          }
           InjectIndexEnv(pspec["containers"]);
           if (pspec.contains("initContainers")) InjectIndexEnv(pspec["initContainers"]);
           if (!StringField(pspec, "subdomain").empty()) {
@@ -404,6 +435,7 @@ void JobController::SyncJob(const std::string& namespace_, const std::string& na
   if (indexed && !t.succeeded_indexes.empty()) {
     status["completedIndexes"] = IndexRanges(t.succeeded_indexes);
   }
+  if (per_index_limit >= 0) status["failedIndexes"] = IndexRanges(failed_indexes);
   (void)store_.Mutate(jobs_, namespace_, name, /*status_write=*/true, Writer::kController,
                       [&](json& j) {
                         if (StringField(j["metadata"], "uid") != uid) {

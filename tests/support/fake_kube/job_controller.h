@@ -3,10 +3,14 @@
 // back-off delays): creates a Job's pods (Indexed: `<job>-<index>-<random>` with the completion
 // index label, annotation, JOB_COMPLETION_INDEX env and, with a subdomain, the hostname
 // `<job>-<index>`; NonIndexed: `<job>-<random>`), owned by the Job, with the
-// batch.kubernetes.io/job-tracking finalizer it removes once it has counted the pod. Replaces
-// failed pods until failures (plus container restarts under OnFailure) exceed backoffLimit →
-// FailureTarget then Failed (BackoffLimitExceeded), remaining pods deleted; every index
-// succeeded → SuccessCriteriaMet then Complete (CompletionsReached); activeDeadlineSeconds →
+// batch.kubernetes.io/job-tracking finalizer it removes once it has counted the pod (a deleted
+// pod that has not succeeded counts as failed at once, unless podReplacementPolicy is Failed).
+// Replaces failed pods until failed pods exceed backoffLimit, or container restarts under
+// OnFailure reach it → FailureTarget then Failed (BackoffLimitExceeded), remaining pods
+// deleted; with backoffLimitPerIndex an index fails for good after that many retries (pods carry
+// the job-index-failure-count annotation; status.failedIndexes) → FailedIndexes once every index
+// is done, MaxFailedIndexesExceeded past maxFailedIndexes; every index succeeded →
+// SuccessCriteriaMet then Complete (CompletionsReached); activeDeadlineSeconds →
 // DeadlineExceeded; suspend → pods deleted, Suspended (JobSuspended / JobResumed). Keeps
 // status.active, ready, succeeded, failed, terminating, startTime, completionTime,
 // completedIndexes (active, succeeded and failed omitted when 0, as their omitempty fields are).
@@ -46,6 +50,7 @@ class JobController {
     int64_t succeeded = 0;
     int64_t failed = 0;
     std::set<int64_t> succeeded_indexes;
+    std::map<int64_t, int64_t> failures_by_index;  // failed pods per completion index
   };
 
   void Run();
