@@ -73,9 +73,8 @@ absl::StatusOr<std::unique_ptr<FakeKubeApiServer>> FakeKubeApiServer::Start(
       [raw](const fake_kube::HttpRequest& request, fake_kube::HttpResponder& responder) {
         raw->handler_->HandleHttp(request, responder);
       });
-  // The port is known only once bound; nobody can send a request before Start returns it, and
-  // the handler is in place before this function returns.
-  auto port = server->http_->Start();
+  // Bound first (the kubelet gives pods the port), served once the handler exists.
+  auto port = server->http_->Bind();
   if (!port.ok()) return port.status();
   server->port_ = *port;
   if (options.run_pods) {
@@ -98,6 +97,8 @@ absl::StatusOr<std::unique_ptr<FakeKubeApiServer>> FakeKubeApiServer::Start(
     server->trainer_controller_ = std::make_unique<fake_kube::TrainerController>(*server->store_);
     server->trainer_controller_->Start();
   }
+  // Last: the controllers subscribe to the store before any request can change it.
+  server->http_->Serve();
   return server;
 }
 

@@ -226,7 +226,7 @@ HttpServer::HttpServer(HttpHandler handler) : handler_(std::move(handler)) {}
 
 HttpServer::~HttpServer() { Stop(); }
 
-absl::StatusOr<int> HttpServer::Start() {
+absl::StatusOr<int> HttpServer::Bind() {
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
   int one = 1;
@@ -243,8 +243,11 @@ absl::StatusOr<int> HttpServer::Start() {
   ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
-  acceptor_ = std::thread([this] { AcceptLoop(); });
   return ntohs(addr.sin_port);
+}
+
+void HttpServer::Serve() {
+  acceptor_ = std::thread([this] { AcceptLoop(); });
 }
 
 void HttpServer::Stop() {

@@ -63,8 +63,10 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds 127.0.0.1 on a free port and starts accepting; returns the port.
-  absl::StatusOr<int> Start();
+  // Binds 127.0.0.1 on a free port and listens (connections wait until Serve); returns the port.
+  absl::StatusOr<int> Bind();
+  // Starts accepting connections. Call once, after Bind succeeded.
+  void Serve();
   // Closes the listener and every connection (a streaming handler sees its writes fail and
   // PeerClosed), then joins the threads. The handler's own waits must be ended by its owner
   // first (the fake stops its store before its server). Idempotent.
