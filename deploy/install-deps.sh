@@ -19,6 +19,13 @@ PACKAGES=(
   gdb  # tests print the stacks of a process that hangs instead of exiting
 )
 
+# kubectl: the outside client of the fake Kubernetes API server's conformance test
+# (tests/integration/fake_kube). Debian's kubernetes-client only when none is on PATH already
+# (a newer kubectl, e.g. from the Google Cloud SDK, is kept).
+if ! command -v kubectl >/dev/null 2>&1; then
+  PACKAGES+=(kubernetes-client)
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

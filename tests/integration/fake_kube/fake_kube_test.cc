@@ -1,0 +1,1347 @@
+// The fake Kubernetes API server against the Kubernetes API conventions: what a client sees over
+// HTTP (status codes, Status objects, resourceVersions, watches) and what the simulated Job
+// controller, kubelet and Trainer controller do with real processes.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "tests/integration/fake_kube/kube_test_client.h"
+#include "tests/support/fake_kube/api_errors.h"
+#include "tests/support/fake_kube/fake_kube_apiserver.h"
+#include "tests/support/process.h"
+
+namespace submarine::testing {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+namespace fs = std::filesystem;
+
+constexpr char kConfigMaps[] = "/api/v1/namespaces/default/configmaps";
+constexpr char kPods[] = "/api/v1/namespaces/default/pods";
+constexpr char kJobs[] = "/apis/batch/v1/namespaces/default/jobs";
+constexpr char kTrainJobs[] = "/apis/trainer.kubeflow.org/v1alpha1/namespaces/default/trainjobs";
+constexpr char kRuntimes[] = "/apis/trainer.kubeflow.org/v1alpha1/clustertrainingruntimes";
+
+int64_t Rv(const json& object) {
+  int64_t rv = 0;
+  EXPECT_TRUE(absl::SimpleAtoi(object["metadata"]["resourceVersion"].get<std::string>(), &rv))
+      << object.dump();
+  return rv;
+}
+
+json ConfigMap(const std::string& name, json labels = json::object()) {
+  return {{"apiVersion", "v1"},
+          {"kind", "ConfigMap"},
+          {"metadata", {{"name", name}, {"labels", labels}}},
+          {"data", {{"k", "v"}}}};
+}
+
+json Container(const std::string& script) {
+  return {{"name", "main"}, {"image", "busybox"}, {"command", {"/bin/sh", "-c", script}}};
+}
+
+json Pod(const std::string& name, const std::string& script, int64_t grace = 30) {
+  return {{"apiVersion", "v1"},
+          {"kind", "Pod"},
+          {"metadata", {{"name", name}}},
+          {"spec",
+           {{"restartPolicy", "Never"},
+            {"terminationGracePeriodSeconds", grace},
+            {"containers", {Container(script)}}}}};
+}
+
+json IndexedJob(const std::string& name, const std::string& script, int completions,
+                int parallelism, int backoff_limit, const std::string& restart = "Never") {
+  return {{"apiVersion", "batch/v1"},
+          {"kind", "Job"},
+          {"metadata", {{"name", name}}},
+          {"spec",
+           {{"completionMode", "Indexed"},
+            {"completions", completions},
+            {"parallelism", parallelism},
+            {"backoffLimit", backoff_limit},
+            {"template",
+             {{"spec", {{"restartPolicy", restart}, {"containers", {Container(script)}}}}}}}}};
+}
+
+// Null-safe reads of `object` at a JSON pointer ("/status/phase"): "" or 0 when absent.
+std::string Str(const json& object, const std::string& pointer) {
+  json::json_pointer ptr(pointer);
+  return object.contains(ptr) && object.at(ptr).is_string() ? object.at(ptr).get<std::string>()
+                                                            : "";
+}
+
+int64_t Int(const json& object, const std::string& pointer) {
+  json::json_pointer ptr(pointer);
+  return object.contains(ptr) && object.at(ptr).is_number_integer() ? object.at(ptr).get<int64_t>()
+                                                                    : 0;
+}
+
+std::string Phase(const json& pod) { return Str(pod, "/status/phase"); }
+
+const json* FindCondition(const json& object, const std::string& type) {
+  json::json_pointer ptr("/status/conditions");
+  if (!object.contains(ptr) || !object.at(ptr).is_array()) return nullptr;
+  const json& conditions = object.at(ptr);
+  for (const auto& c : conditions) {
+    if (c.value("type", "") == type) return &c;
+  }
+  return nullptr;
+}
+
+bool HasCondition(const json& object, const std::string& type) {
+  const json* c = FindCondition(object, type);
+  return c && c->value("status", "") == "True";
+}
+
+class FakeKubeTest : public ::testing::Test {
+ protected:
+  void Start(FakeKubeOptions options = {}) {
+    dir_ = MakeTempDir("fake-kube-test");
+    options.work_dir = dir_;
+    auto started = FakeKubeApiServer::Start(options);
+    ASSERT_TRUE(started.ok()) << started.status();
+    kube_ = std::move(*started);
+    address_ = kube_->url().substr(std::string("http://").size());
+    token_ = options.bearer_token;
+  }
+
+  void TearDown() override {
+    kube_.reset();
+    if (!HasFailure() && !dir_.empty()) fs::remove_all(dir_);
+  }
+
+  KubeAnswer Call(const std::string& method, const std::string& target, const json& body = nullptr,
+                  const std::string& content_type = "application/json") {
+    return KubeCall(address_, method, target, body, content_type, token_);
+  }
+
+  json Create(const std::string& collection, const json& object) {
+    auto answer = Call("POST", collection, object);
+    EXPECT_EQ(answer.status, 201) << answer.raw;
+    return answer.body;
+  }
+
+  absl::StatusOr<StreamReader> Watch(const std::string& target) {
+    return StreamReader::Open(address_, target, token_);
+  }
+
+  // Polls the object at `path` until `done` holds (or it is gone, when `done` takes null),
+  // with a deadline; returns the last state seen.
+  json WaitObject(const std::string& path, const std::function<bool(const json&)>& done,
+                  milliseconds timeout = seconds(30)) {
+    json last;
+    bool ok = WaitFor(
+        [&] {
+          auto got = kube_->Get(path);
+          last = got.ok() ? *got : json();
+          return done(last);
+        },
+        timeout);
+    EXPECT_TRUE(ok) << "timed out waiting on " << path << "; last state: " << last.dump();
+    return last;
+  }
+
+  std::vector<json> PodsOf(const std::string& job) {
+    auto list = kube_->List(absl::StrCat(kPods, "?labelSelector=job-name%3D", job));
+    EXPECT_TRUE(list.ok()) << list.status();
+    std::vector<json> out;
+    if (list.ok()) {
+      for (const auto& item : (*list)["items"]) out.push_back(item);
+    }
+    return out;
+  }
+
+  std::string Log(const std::string& pod, const std::string& query = "") {
+    auto answer = Call("GET", absl::StrCat(kPods, "/", pod, "/log", query));
+    EXPECT_EQ(answer.status, 200) << answer.raw;
+    return answer.raw;
+  }
+
+  std::string dir_;
+  std::unique_ptr<FakeKubeApiServer> kube_;
+  std::string address_;
+  std::string token_;
+};
+
+// ---- discovery ------------------------------------------------------------------------------
+
+TEST_F(FakeKubeTest, DiscoveryListsServedGroupsKindsAndSubresources) {
+  Start({.serve_trainer = true, .serve_kueue = true, .run_pods = false});
+  auto version = Call("GET", "/version");
+  ASSERT_EQ(version.status, 200);
+  EXPECT_EQ(version.body["gitVersion"], "v1.32.4");
+
+  auto core = Call("GET", "/api/v1");
+  ASSERT_EQ(core.status, 200) << core.raw;
+  EXPECT_EQ(core.body["kind"], "APIResourceList");
+  std::map<std::string, json> resources;
+  for (const auto& r : core.body["resources"]) resources[r["name"]] = r;
+  ASSERT_TRUE(resources.count("pods"));
+  EXPECT_EQ(resources["pods"]["shortNames"], json({"po"}));
+  EXPECT_EQ(resources["pods"]["singularName"], "pod");
+  EXPECT_EQ(resources["pods"]["namespaced"], true);
+  EXPECT_EQ(resources["pods/log"]["verbs"], json({"get"}));
+  EXPECT_EQ(resources["pods/status"]["verbs"], json({"get", "patch", "update"}));
+  EXPECT_EQ(resources["namespaces"]["namespaced"], false);
+  for (const char* name : {"services", "events", "secrets", "configmaps"}) {
+    EXPECT_TRUE(resources.count(name)) << name;
+  }
+
+  auto groups = Call("GET", "/apis");
+  ASSERT_EQ(groups.status, 200);
+  EXPECT_EQ(groups.body["kind"], "APIGroupList");
+  std::set<std::string> names;
+  for (const auto& g : groups.body["groups"]) names.insert(g["name"]);
+  EXPECT_EQ(names, (std::set<std::string>{"batch", "trainer.kubeflow.org", "kueue.x-k8s.io"}));
+
+  auto batch = Call("GET", "/apis/batch/v1");
+  ASSERT_EQ(batch.status, 200);
+  EXPECT_EQ(batch.body["groupVersion"], "batch/v1");
+  EXPECT_EQ(batch.body["resources"][0]["name"], "jobs");
+  EXPECT_EQ(batch.body["resources"][1]["name"], "jobs/status");
+
+  auto trainer = Call("GET", "/apis/trainer.kubeflow.org/v1alpha1");
+  ASSERT_EQ(trainer.status, 200);
+  std::map<std::string, bool> namespaced;
+  for (const auto& r : trainer.body["resources"]) namespaced[r["name"]] = r["namespaced"];
+  EXPECT_TRUE(namespaced["trainjobs"]);
+  EXPECT_FALSE(namespaced["clustertrainingruntimes"]);
+  EXPECT_TRUE(namespaced.count("trainjobs/status"));
+
+  auto aggregated = HttpCall(address_, "GET", "/apis", "",
+                             {{"Accept",
+                               "application/json;g=apidiscovery.k8s.io;v=v2;as="
+                               "APIGroupDiscoveryList,application/json"}});
+  ASSERT_TRUE(aggregated.ok());
+  EXPECT_EQ(aggregated->Header("content-type"),
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList");
+  auto doc = json::parse(aggregated->body);
+  EXPECT_EQ(doc["kind"], "APIGroupDiscoveryList");
+  EXPECT_EQ(doc["items"][0]["metadata"]["name"], "batch");
+
+  EXPECT_EQ(Call("GET", "/apis/nope.example.com/v1").status, 404);
+  EXPECT_EQ(Call("GET", "/api/v1/widgets").status, 404);
+}
+
+TEST_F(FakeKubeTest, UnservedGroupsAreAbsentFromDiscovery) {
+  Start({.run_pods = false});
+  auto groups = Call("GET", "/apis");
+  ASSERT_EQ(groups.status, 200);
+  ASSERT_EQ(groups.body["groups"].size(), 1u) << groups.raw;
+  EXPECT_EQ(groups.body["groups"][0]["name"], "batch");
+  EXPECT_EQ(Call("GET", kTrainJobs).status, 404);
+}
+
+// ---- CRUD and errors ------------------------------------------------------------------------
+
+TEST_F(FakeKubeTest, CreateGetAndStatusErrorsCarryKubernetesCodesAndReasons) {
+  Start({.run_pods = false});
+  auto created = Call("POST", kConfigMaps, ConfigMap("one"));
+  ASSERT_EQ(created.status, 201) << created.raw;
+  const json& meta = created.body["metadata"];
+  EXPECT_EQ(meta["namespace"], "default");
+  EXPECT_EQ(meta["uid"].get<std::string>().size(), 36u);
+  EXPECT_TRUE(meta.contains("creationTimestamp"));
+  EXPECT_GT(Rv(created.body), 0);
+
+  auto got = Call("GET", absl::StrCat(kConfigMaps, "/one"));
+  ASSERT_EQ(got.status, 200);
+  EXPECT_EQ(got.body, created.body);
+
+  auto again = Call("POST", kConfigMaps, ConfigMap("one"));
+  EXPECT_EQ(again.status, 409);
+  EXPECT_EQ(again.body["kind"], "Status");
+  EXPECT_EQ(again.body["status"], "Failure");
+  EXPECT_EQ(again.body["reason"], "AlreadyExists");
+  EXPECT_EQ(again.body["code"], 409);
+  EXPECT_EQ(again.body["message"], "configmaps \"one\" already exists");
+  EXPECT_EQ(again.body["details"], json({{"name", "one"}, {"kind", "configmaps"}}));
+
+  auto missing = Call("GET", absl::StrCat(kJobs, "/nope"));
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(missing.body["reason"], "NotFound");
+  EXPECT_EQ(missing.body["message"], "jobs.batch \"nope\" not found");
+  EXPECT_EQ(missing.body["details"]["group"], "batch");
+
+  auto bad_name = Call("POST", kConfigMaps, ConfigMap("Bad_Name"));
+  EXPECT_EQ(bad_name.status, 422);
+  EXPECT_EQ(bad_name.body["reason"], "Invalid");
+  EXPECT_TRUE(absl::StartsWith(bad_name.body["message"].get<std::string>(),
+                               "ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value"))
+      << bad_name.raw;
+  EXPECT_EQ(bad_name.body["details"]["causes"][0]["field"], "metadata.name");
+
+  auto no_name = Call("POST", kConfigMaps, json{{"metadata", json::object()}});
+  EXPECT_EQ(no_name.status, 422);
+  EXPECT_TRUE(absl::StrContains(no_name.body["message"].get<std::string>(),
+                                "name or generateName is required"));
+
+  auto job_without_template =
+      Call("POST", kJobs, json{{"metadata", {{"name", "empty"}}}, {"spec", json::object()}});
+  EXPECT_EQ(job_without_template.status, 422) << job_without_template.raw;
+  std::set<std::string> fields;
+  for (const auto& c : job_without_template.body["details"]["causes"]) fields.insert(c["field"]);
+  EXPECT_TRUE(fields.count("spec.template.spec.containers")) << job_without_template.raw;
+  EXPECT_TRUE(fields.count("spec.template.spec.restartPolicy")) << job_without_template.raw;
+
+  auto generated = Call("POST", kConfigMaps, json{{"metadata", {{"generateName", "gen-"}}}});
+  ASSERT_EQ(generated.status, 201);
+  std::string name = generated.body["metadata"]["name"];
+  EXPECT_TRUE(absl::StartsWith(name, "gen-"));
+  EXPECT_EQ(name.size(), 9u);
+
+  auto no_namespace = Call("POST", "/api/v1/namespaces/elsewhere/configmaps", ConfigMap("x"));
+  EXPECT_EQ(no_namespace.status, 404);
+  EXPECT_EQ(no_namespace.body["message"], "namespaces \"elsewhere\" not found");
+
+  auto wrong_kind =
+      Call("POST", kConfigMaps,
+           json{{"apiVersion", "batch/v1"}, {"kind", "Job"}, {"metadata", {{"name", "x"}}}});
+  EXPECT_EQ(wrong_kind.status, 400);
+  EXPECT_EQ(wrong_kind.body["reason"], "BadRequest");
+
+  EXPECT_EQ(Call("POST", absl::StrCat(kConfigMaps, "/one"), ConfigMap("one")).body["reason"],
+            "MethodNotAllowed");
+  EXPECT_EQ(Call("POST", "/apis/batch/v1/jobs", IndexedJob("j", "true", 1, 1, 0)).status, 405);
+
+  // The direct accessors answer the same Status.
+  auto direct = kube_->Get(absl::StrCat(kJobs, "/nope"));
+  ASSERT_EQ(direct.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(direct.status().message(), "jobs.batch \"nope\" not found");
+  EXPECT_EQ(fake_kube::StatusObject(direct.status())["reason"], "NotFound");
+}
+
+TEST_F(FakeKubeTest, PutWithStaleResourceVersionIsAConflict) {
+  Start({.serve_trainer = true, .run_pods = false});
+  json cm = Create(kConfigMaps, ConfigMap("cm"));
+  json newer = cm;
+  newer["data"]["k"] = "v2";
+  auto updated = Call("PUT", absl::StrCat(kConfigMaps, "/cm"), newer);
+  ASSERT_EQ(updated.status, 200) << updated.raw;
+  EXPECT_GT(Rv(updated.body), Rv(cm));
+  EXPECT_EQ(updated.body["data"]["k"], "v2");
+
+  json stale = cm;  // still carries the first resourceVersion
+  stale["data"]["k"] = "v3";
+  auto conflict = Call("PUT", absl::StrCat(kConfigMaps, "/cm"), stale);
+  EXPECT_EQ(conflict.status, 409);
+  EXPECT_EQ(conflict.body["reason"], "Conflict");
+  EXPECT_EQ(conflict.body["message"],
+            "Operation cannot be fulfilled on configmaps \"cm\": the object has been modified; "
+            "please apply your changes to the latest version and try again");
+  EXPECT_EQ(kube_->Get(absl::StrCat(kConfigMaps, "/cm")).value()["data"]["k"], "v2");
+
+  // Writing what is already stored changes no resourceVersion.
+  auto same = Call("PUT", absl::StrCat(kConfigMaps, "/cm"), updated.body);
+  ASSERT_EQ(same.status, 200);
+  EXPECT_EQ(Rv(same.body), Rv(updated.body));
+
+  // Custom resources need a resourceVersion on PUT.
+  json runtime = {{"metadata", {{"name", "rt"}}}, {"spec", {{"mlPolicy", {{"numNodes", 1}}}}}};
+  json created = Create(kRuntimes, runtime);
+  json unconditional = created;
+  unconditional["metadata"].erase("resourceVersion");
+  auto invalid = Call("PUT", absl::StrCat(kRuntimes, "/rt"), unconditional);
+  EXPECT_EQ(invalid.status, 422) << invalid.raw;
+  EXPECT_TRUE(absl::StrContains(invalid.raw, "must be specified for an update"));
+
+  EXPECT_EQ(Call("PUT", absl::StrCat(kConfigMaps, "/absent"), ConfigMap("absent")).status, 404);
+  EXPECT_EQ(Call("PUT", absl::StrCat(kConfigMaps, "/cm"), ConfigMap("other")).status, 400);
+}
+
+TEST_F(FakeKubeTest, MergeJsonAndStrategicPatches) {
+  Start({.serve_trainer = true, .run_pods = false});
+  Create(kConfigMaps, ConfigMap("cm", {{"a", "1"}, {"b", "2"}}));
+  const std::string path = absl::StrCat(kConfigMaps, "/cm");
+  auto merged = Call("PATCH", path, json{{"metadata", {{"labels", {{"a", nullptr}, {"c", "3"}}}}}},
+                     "application/merge-patch+json");
+  ASSERT_EQ(merged.status, 200) << merged.raw;
+  EXPECT_EQ(merged.body["metadata"]["labels"], json({{"b", "2"}, {"c", "3"}}));
+
+  auto patched = Call("PATCH", path,
+                      json::array({{{"op", "test"}, {"path", "/data/k"}, {"value", "v"}},
+                                   {{"op", "replace"}, {"path", "/data/k"}, {"value", "w"}},
+                                   {{"op", "add"}, {"path", "/data/n"}, {"value", "x"}}}),
+                      "application/json-patch+json");
+  ASSERT_EQ(patched.status, 200) << patched.raw;
+  EXPECT_EQ(patched.body["data"], json({{"k", "w"}, {"n", "x"}}));
+
+  auto failed_test =
+      Call("PATCH", path, json::array({{{"op", "test"}, {"path", "/data/k"}, {"value", "old"}}}),
+           "application/json-patch+json");
+  EXPECT_EQ(failed_test.status, 422) << failed_test.raw;
+  EXPECT_EQ(kube_->Get(path).value()["data"]["k"], "w");
+
+  auto conflict = Call("PATCH", path, json{{"metadata", {{"resourceVersion", "1"}}}},
+                       "application/merge-patch+json");
+  EXPECT_EQ(conflict.status, 409);
+  EXPECT_EQ(conflict.body["reason"], "Conflict");
+
+  // Strategic merge: containers merge by name (a merge patch would replace the list).
+  Create(kJobs, IndexedJob("smp", "true", 1, 1, 0));
+  Create(kPods, Pod("p", "sleep 1"));
+  auto smp = Call("PATCH", absl::StrCat(kPods, "/p"),
+                  json{{"metadata", {{"labels", {{"x", "y"}}}}},
+                       {"spec", {{"containers", {{{"name", "main"}, {"image", "busybox:2"}}}}}}},
+                  "application/strategic-merge-patch+json");
+  ASSERT_EQ(smp.status, 200) << smp.raw;
+  EXPECT_EQ(smp.body["spec"]["containers"][0]["image"], "busybox:2");
+  EXPECT_EQ(smp.body["spec"]["containers"][0]["command"][0], "/bin/sh");
+
+  Create(kRuntimes, json{{"metadata", {{"name", "rt"}}}, {"spec", json::object()}});
+  auto crd_smp = Call("PATCH", absl::StrCat(kRuntimes, "/rt"), json{{"spec", json::object()}},
+                      "application/strategic-merge-patch+json");
+  EXPECT_EQ(crd_smp.status, 415);
+  EXPECT_EQ(crd_smp.body["reason"], "UnsupportedMediaType");
+  EXPECT_EQ(Call("PATCH", path, json::object(), "text/plain").status, 415);
+  EXPECT_EQ(Call("PATCH", absl::StrCat(kConfigMaps, "/absent"), json::object(),
+                 "application/merge-patch+json")
+                .status,
+            404);
+}
+
+TEST_F(FakeKubeTest, StatusSubresourceIsSeparateAndGenerationFollowsSpec) {
+  Start({.serve_kueue = true, .run_pods = false});
+  const std::string path = "/apis/kueue.x-k8s.io/v1beta2/namespaces/default/workloads/wl";
+  json created = Create("/apis/kueue.x-k8s.io/v1beta2/namespaces/default/workloads",
+                        json{{"metadata", {{"name", "wl"}}},
+                             {"spec", {{"queueName", "q"}}},
+                             {"status", {{"admission", {{"clusterQueue", "sneaky"}}}}}});
+  EXPECT_FALSE(created.contains("status")) << "status is not written on create";
+  EXPECT_EQ(created["metadata"]["generation"], 1);
+
+  // A status write ignores spec and metadata.
+  auto status = Call("PATCH", path + "/status",
+                     json{{"spec", {{"queueName", "other"}}},
+                          {"metadata", {{"labels", {{"l", "1"}}}}},
+                          {"status", {{"admission", {{"clusterQueue", "cq"}}}}}},
+                     "application/merge-patch+json");
+  ASSERT_EQ(status.status, 200) << status.raw;
+  EXPECT_EQ(status.body["status"]["admission"]["clusterQueue"], "cq");
+  EXPECT_EQ(status.body["spec"]["queueName"], "q");
+  EXPECT_FALSE(status.body["metadata"].contains("labels"));
+  EXPECT_EQ(status.body["metadata"]["generation"], 1);
+
+  // A main write ignores status; labels are not spec.
+  auto labels =
+      Call("PATCH", path,
+           json{{"status", {{"admission", nullptr}}}, {"metadata", {{"labels", {{"l", "1"}}}}}},
+           "application/merge-patch+json");
+  ASSERT_EQ(labels.status, 200) << labels.raw;
+  EXPECT_EQ(labels.body["status"]["admission"]["clusterQueue"], "cq");
+  EXPECT_EQ(labels.body["metadata"]["labels"]["l"], "1");
+  EXPECT_EQ(labels.body["metadata"]["generation"], 1);
+
+  auto spec =
+      Call("PATCH", path, json{{"spec", {{"queueName", "q2"}}}}, "application/merge-patch+json");
+  ASSERT_EQ(spec.status, 200) << spec.raw;
+  EXPECT_EQ(spec.body["metadata"]["generation"], 2);
+  EXPECT_EQ(spec.body["status"]["admission"]["clusterQueue"], "cq");
+  auto got = Call("GET", path + "/status");
+  ASSERT_EQ(got.status, 200);
+  EXPECT_EQ(got.body["kind"], "Workload");
+
+  // Jobs: generation on spec changes, immutable fields refused.
+  json job = IndexedJob("gen", "true", 1, 1, 0);
+  job["spec"]["suspend"] = true;
+  EXPECT_EQ(Create(kJobs, job)["metadata"]["generation"], 1);
+  auto parallelism = Call("PATCH", absl::StrCat(kJobs, "/gen"),
+                          json{{"spec", {{"parallelism", 3}}}}, "application/merge-patch+json");
+  ASSERT_EQ(parallelism.status, 200) << parallelism.raw;
+  EXPECT_EQ(parallelism.body["metadata"]["generation"], 2);
+  auto immutable = Call("PATCH", absl::StrCat(kJobs, "/gen"), json{{"spec", {{"completions", 4}}}},
+                        "application/merge-patch+json");
+  EXPECT_EQ(immutable.status, 422) << immutable.raw;
+  EXPECT_TRUE(
+      absl::StrContains(immutable.raw, "spec.completions: Invalid value: 4: field is immutable"))
+      << immutable.raw;
+}
+
+// ---- lists ----------------------------------------------------------------------------------
+
+TEST_F(FakeKubeTest, LabelAndFieldSelectors) {
+  Start({.run_pods = false});
+  Create(kConfigMaps, ConfigMap("a", {{"app", "web"}, {"tier", "front"}}));
+  Create(kConfigMaps, ConfigMap("b", {{"app", "web"}, {"tier", "back"}}));
+  Create(kConfigMaps, ConfigMap("c", {{"app", "db"}}));
+  Create(kConfigMaps, ConfigMap("d"));
+  auto names = [&](const std::string& query) {
+    auto answer = Call("GET", absl::StrCat(kConfigMaps, "?", query));
+    EXPECT_EQ(answer.status, 200) << query << ": " << answer.raw;
+    std::vector<std::string> out;
+    for (const auto& item : answer.body["items"]) out.push_back(item["metadata"]["name"]);
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(names("labelSelector=app%3Dweb"), (V{"a", "b"}));
+  EXPECT_EQ(names("labelSelector=app%3D%3Dweb"), (V{"a", "b"}));
+  EXPECT_EQ(names("labelSelector=app!%3Dweb"), (V{"c", "d"}));
+  EXPECT_EQ(names("labelSelector=app%20in%20(web%2Cdb)"), (V{"a", "b", "c"}));
+  EXPECT_EQ(names("labelSelector=tier%20notin%20(front)"), (V{"b", "c", "d"}));
+  EXPECT_EQ(names("labelSelector=tier"), (V{"a", "b"}));
+  EXPECT_EQ(names("labelSelector=!tier"), (V{"c", "d"}));
+  EXPECT_EQ(names("labelSelector=app%3Dweb%2Ctier%3Dback"), (V{"b"}));
+  EXPECT_EQ(names("fieldSelector=metadata.name%3Dc"), (V{"c"}));
+  EXPECT_EQ(names("fieldSelector=metadata.name!%3Dc%2Cmetadata.namespace%3Ddefault"),
+            (V{"a", "b", "d"}));
+  auto bad = Call("GET", absl::StrCat(kConfigMaps, "?labelSelector=app%20%3D%3D%3D"));
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(bad.body["reason"], "BadRequest");
+  auto unsupported = Call("GET", absl::StrCat(kConfigMaps, "?fieldSelector=spec.foo%3Dbar"));
+  EXPECT_EQ(unsupported.status, 400);
+  EXPECT_EQ(unsupported.body["message"], "field label not supported: spec.foo");
+
+  // Across namespaces.
+  ASSERT_EQ(Call("POST", "/api/v1/namespaces", json{{"metadata", {{"name", "other"}}}}).status,
+            201);
+  ASSERT_EQ(
+      Call("POST", "/api/v1/namespaces/other/configmaps", ConfigMap("a", {{"app", "web"}})).status,
+      201);
+  auto all = Call("GET", "/api/v1/configmaps?labelSelector=app%3Dweb");
+  ASSERT_EQ(all.status, 200);
+  ASSERT_EQ(all.body["items"].size(), 3u);
+  EXPECT_EQ(all.body["kind"], "ConfigMapList");
+  EXPECT_EQ(all.body["items"][2]["metadata"]["namespace"], "other");
+}
+
+TEST_F(FakeKubeTest, LimitAndContinueServeOneConsistentSnapshot) {
+  Start({.run_pods = false});
+  for (int i = 0; i < 25; ++i) Create(kConfigMaps, ConfigMap(absl::StrCat("cm-", 100 + i)));
+  auto first = Call("GET", absl::StrCat(kConfigMaps, "?limit=10"));
+  ASSERT_EQ(first.status, 200);
+  ASSERT_EQ(first.body["items"].size(), 10u);
+  EXPECT_EQ(first.body["metadata"]["remainingItemCount"], 15);
+  std::string token = first.body["metadata"]["continue"];
+  std::string list_rv = first.body["metadata"]["resourceVersion"];
+
+  // Changes after the first page do not show in the following pages.
+  ASSERT_EQ(Call("DELETE", absl::StrCat(kConfigMaps, "/cm-122")).status, 200);
+  Create(kConfigMaps, ConfigMap("cm-999"));
+  json changed = kube_->Get(absl::StrCat(kConfigMaps, "/cm-115")).value();
+  changed["data"]["k"] = "changed";
+  ASSERT_EQ(Call("PUT", absl::StrCat(kConfigMaps, "/cm-115"), changed).status, 200);
+
+  std::vector<std::string> names;
+  for (const auto& item : first.body["items"]) names.push_back(item["metadata"]["name"]);
+  std::string data_of_115;
+  while (!token.empty()) {
+    auto page = Call("GET", absl::StrCat(kConfigMaps, "?limit=10&continue=", token));
+    ASSERT_EQ(page.status, 200) << page.raw;
+    EXPECT_EQ(page.body["metadata"]["resourceVersion"], list_rv);
+    for (const auto& item : page.body["items"]) {
+      names.push_back(item["metadata"]["name"]);
+      if (item["metadata"]["name"] == "cm-115") data_of_115 = item["data"]["k"];
+    }
+    token = page.body["metadata"].value("continue", "");
+  }
+  ASSERT_EQ(names.size(), 25u);
+  for (int i = 0; i < 25; ++i) EXPECT_EQ(names[i], absl::StrCat("cm-", 100 + i));
+  EXPECT_EQ(data_of_115, "v");
+
+  // A token from before a compaction has expired.
+  auto again = Call("GET", absl::StrCat(kConfigMaps, "?limit=10"));
+  Create(kConfigMaps, ConfigMap("cm-1000"));
+  kube_->ExpireWatchHistory(false);
+  auto expired = Call("GET", absl::StrCat(kConfigMaps, "?limit=10&continue=",
+                                          again.body["metadata"]["continue"].get<std::string>()));
+  EXPECT_EQ(expired.status, 410);
+  EXPECT_EQ(expired.body["reason"], "Expired");
+}
+
+// ---- watch ----------------------------------------------------------------------------------
+
+TEST_F(FakeKubeTest, WatchFromAListResourceVersionSeesLaterChangesInOrder) {
+  Start({.run_pods = false});
+  Create(kConfigMaps, ConfigMap("before"));
+  auto list = Call("GET", kConfigMaps);
+  const std::string rv = list.body["metadata"]["resourceVersion"];
+  auto watch = Watch(absl::StrCat(kConfigMaps, "?watch=1&resourceVersion=", rv));
+  ASSERT_TRUE(watch.ok()) << watch.status();
+  EXPECT_EQ(watch->status(), 200);
+  EXPECT_TRUE(watch->chunked());
+
+  Create(kConfigMaps, ConfigMap("w"));
+  ASSERT_EQ(Call("PATCH", absl::StrCat(kConfigMaps, "/w"), json{{"data", {{"k", "2"}}}},
+                 "application/merge-patch+json")
+                .status,
+            200);
+  ASSERT_EQ(Call("DELETE", absl::StrCat(kConfigMaps, "/w")).status, 200);
+
+  std::vector<std::string> types;
+  int64_t last_rv = std::stoll(rv);
+  for (int i = 0; i < 3; ++i) {
+    auto event = watch->NextEvent(seconds(10));
+    ASSERT_TRUE(event.has_value()) << "event " << i;
+    types.push_back((*event)["type"]);
+    EXPECT_EQ((*event)["object"]["metadata"]["name"], "w");
+    EXPECT_GT(Rv((*event)["object"]), last_rv);
+    last_rv = Rv((*event)["object"]);
+  }
+  EXPECT_EQ(types, (std::vector<std::string>{"ADDED", "MODIFIED", "DELETED"}));
+  EXPECT_FALSE(watch->NextEvent(milliseconds(200)).has_value()) << "nothing else happened";
+
+  // From "0": the current objects as synthetic ADDED events first.
+  auto from_zero = Watch(absl::StrCat(kConfigMaps, "?watch=true&resourceVersion=0"));
+  ASSERT_TRUE(from_zero.ok());
+  auto added = from_zero->NextEvent(seconds(10));
+  ASSERT_TRUE(added.has_value());
+  EXPECT_EQ((*added)["type"], "ADDED");
+  EXPECT_EQ((*added)["object"]["metadata"]["name"], "before");
+}
+
+TEST_F(FakeKubeTest, WatchSelectorsTurnRelabelsIntoAddedAndDeleted) {
+  Start({.run_pods = false});
+  auto watch = Watch(absl::StrCat(
+      kConfigMaps, "?watch=1&labelSelector=app%3Dweb&resourceVersion=",
+      kube_->List(kConfigMaps).value()["metadata"]["resourceVersion"].get<std::string>()));
+  ASSERT_TRUE(watch.ok());
+  Create(kConfigMaps, ConfigMap("x", {{"app", "db"}}));
+  ASSERT_EQ(Call("PATCH", absl::StrCat(kConfigMaps, "/x"),
+                 json{{"metadata", {{"labels", {{"app", "web"}}}}}}, "application/merge-patch+json")
+                .status,
+            200);
+  ASSERT_EQ(Call("PATCH", absl::StrCat(kConfigMaps, "/x"),
+                 json{{"metadata", {{"labels", {{"app", "db"}}}}}}, "application/merge-patch+json")
+                .status,
+            200);
+  auto in = watch->NextEvent(seconds(10));
+  auto out = watch->NextEvent(seconds(10));
+  ASSERT_TRUE(in && out);
+  EXPECT_EQ((*in)["type"], "ADDED");
+  EXPECT_EQ((*out)["type"], "DELETED");
+
+  auto by_name = Watch(absl::StrCat(kConfigMaps, "?watch=1&fieldSelector=metadata.name%3Dy"));
+  ASSERT_TRUE(by_name.ok());
+  Create(kConfigMaps, ConfigMap("z"));
+  Create(kConfigMaps, ConfigMap("y"));
+  auto y = by_name->NextEvent(seconds(10));
+  ASSERT_TRUE(y.has_value());
+  EXPECT_EQ((*y)["object"]["metadata"]["name"], "y");
+}
+
+TEST_F(FakeKubeTest, WatchBookmarksAndTimeoutSeconds) {
+  Start({.run_pods = false, .bookmark_interval_ms = 200});
+  auto rv = kube_->List(kJobs).value()["metadata"]["resourceVersion"].get<std::string>();
+  auto watch = Watch(absl::StrCat(
+      kJobs, "?watch=1&allowWatchBookmarks=true&timeoutSeconds=2&resourceVersion=", rv));
+  ASSERT_TRUE(watch.ok());
+  auto bookmark = watch->NextEvent(seconds(5));
+  ASSERT_TRUE(bookmark.has_value());
+  EXPECT_EQ((*bookmark)["type"], "BOOKMARK");
+  EXPECT_EQ((*bookmark)["object"]["kind"], "Job");
+  EXPECT_EQ((*bookmark)["object"]["apiVersion"], "batch/v1");
+  EXPECT_EQ((*bookmark)["object"]["metadata"]["resourceVersion"], rv);
+  EXPECT_FALSE((*bookmark)["object"]["metadata"].contains("name"));
+  // The stream ends by itself after timeoutSeconds, the last event a bookmark.
+  json last;
+  while (auto event = watch->NextEvent(seconds(10))) last = *event;
+  EXPECT_TRUE(watch->ended());
+  EXPECT_EQ(last["type"], "BOOKMARK");
+
+  auto rejected = Call(
+      "GET",
+      absl::StrCat(kJobs, "?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan"));
+  EXPECT_EQ(rejected.status, 400);
+  EXPECT_EQ(rejected.body["reason"], "BadRequest");
+}
+
+TEST_F(FakeKubeTest, ExpiredHistoryEndsWatchesWithAnErrorEventInsideTheStream) {
+  Start({.run_pods = false});
+  const std::string old_rv = kube_->List(kConfigMaps).value()["metadata"]["resourceVersion"];
+  Create(kConfigMaps, ConfigMap("a"));
+  auto watch = Watch(absl::StrCat(kConfigMaps, "?watch=1&resourceVersion=", old_rv));
+  ASSERT_TRUE(watch.ok());
+  ASSERT_TRUE(watch->NextEvent(seconds(10)).has_value());
+  kube_->ExpireWatchHistory(/*as_http_410=*/false);
+  auto error = watch->NextEvent(seconds(10));
+  ASSERT_TRUE(error.has_value());
+  EXPECT_EQ((*error)["type"], "ERROR");
+  EXPECT_EQ((*error)["object"]["kind"], "Status");
+  EXPECT_EQ((*error)["object"]["code"], 410);
+  EXPECT_EQ((*error)["object"]["reason"], "Expired");
+  EXPECT_TRUE(watch->WaitEnded(seconds(10)));
+
+  auto later = Watch(absl::StrCat(kConfigMaps, "?watch=1&resourceVersion=", old_rv));
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(later->status(), 200);
+  auto later_error = later->NextEvent(seconds(10));
+  ASSERT_TRUE(later_error.has_value());
+  EXPECT_EQ((*later_error)["type"], "ERROR");
+  EXPECT_EQ((*later_error)["object"]["code"], 410);
+}
+
+TEST_F(FakeKubeTest, ExpiredHistoryAsHttp410ClosesWatchesAndRefusesOldVersions) {
+  Start({.run_pods = false});
+  const std::string old_rv = kube_->List(kConfigMaps).value()["metadata"]["resourceVersion"];
+  auto watch = Watch(absl::StrCat(kConfigMaps, "?watch=1&resourceVersion=", old_rv));
+  ASSERT_TRUE(watch.ok());
+  Create(kConfigMaps, ConfigMap("a"));
+  ASSERT_TRUE(watch->NextEvent(seconds(10)).has_value());
+  kube_->ExpireWatchHistory(/*as_http_410=*/true);
+  EXPECT_FALSE(watch->NextEvent(seconds(10)).has_value());
+  EXPECT_TRUE(watch->ended());
+
+  auto gone = Call("GET", absl::StrCat(kConfigMaps, "?watch=1&resourceVersion=", old_rv));
+  EXPECT_EQ(gone.status, 410);
+  EXPECT_EQ(gone.body["reason"], "Expired");
+  EXPECT_EQ(gone.body["code"], 410);
+  // From the current version all is well.
+  auto fresh = Watch(absl::StrCat(
+      kConfigMaps, "?watch=1&resourceVersion=",
+      kube_->List(kConfigMaps).value()["metadata"]["resourceVersion"].get<std::string>()));
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ(fresh->status(), 200);
+}
+
+TEST_F(FakeKubeTest, AWatchOlderThanTheKeptHistoryIsExpired) {
+  Start({.run_pods = false, .watch_history = 5});
+  const std::string old_rv = kube_->List(kConfigMaps).value()["metadata"]["resourceVersion"];
+  for (int i = 0; i < 10; ++i) Create(kConfigMaps, ConfigMap(absl::StrCat("c", i)));
+  auto watch = Watch(absl::StrCat(kConfigMaps, "?watch=1&resourceVersion=", old_rv));
+  ASSERT_TRUE(watch.ok());
+  auto error = watch->NextEvent(seconds(10));
+  ASSERT_TRUE(error.has_value());
+  EXPECT_EQ((*error)["type"], "ERROR");
+  EXPECT_EQ((*error)["object"]["code"], 410);
+  EXPECT_TRUE(absl::StartsWith((*error)["object"]["message"].get<std::string>(),
+                               "too old resource version"));
+}
+
+// ---- faults and authentication ---------------------------------------------------------------
+
+TEST_F(FakeKubeTest, FailRequestsAnswersStatusesAndChangesNothing) {
+  Start({.run_pods = false});
+  kube_->FailRequests(503, 2, "/configmaps");
+  for (int i = 0; i < 2; ++i) {
+    auto failed = Call("POST", kConfigMaps, ConfigMap("x"));
+    EXPECT_EQ(failed.status, 503);
+    EXPECT_EQ(failed.body["reason"], "ServiceUnavailable");
+  }
+  EXPECT_EQ(Call("GET", "/api/v1/namespaces/default/secrets").status, 200) << "other paths pass";
+  EXPECT_EQ(kube_->Get(absl::StrCat(kConfigMaps, "/x")).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Call("POST", kConfigMaps, ConfigMap("x")).status, 201);
+
+  kube_->FailRequests(429, 1);
+  auto throttled = HttpCall(address_, "GET", kConfigMaps);
+  ASSERT_TRUE(throttled.ok());
+  EXPECT_EQ(throttled->status, 429);
+  EXPECT_EQ(throttled->Header("retry-after"), "1");
+  EXPECT_EQ(json::parse(throttled->body)["reason"], "TooManyRequests");
+  kube_->FailRequests(500, 1, "watch=");
+  EXPECT_EQ(Call("GET", kConfigMaps).status, 200);
+  auto watch_failed = Call("GET", absl::StrCat(kConfigMaps, "?watch=1"));
+  EXPECT_EQ(watch_failed.status, 500);
+  EXPECT_EQ(watch_failed.body["reason"], "InternalError");
+  EXPECT_EQ(kube_->requests_served(), 7) << "direct access is not counted";
+}
+
+TEST_F(FakeKubeTest, BearerTokenIsRequiredWhenConfigured) {
+  Start({.run_pods = false, .bearer_token = "s3cret"});
+  auto anonymous = KubeCall(address_, "GET", "/api/v1/namespaces");
+  EXPECT_EQ(anonymous.status, 401);
+  EXPECT_EQ(anonymous.body["reason"], "Unauthorized");
+  EXPECT_EQ(KubeCall(address_, "GET", "/api/v1/namespaces", nullptr, "", "wrong").status, 401);
+  EXPECT_EQ(Call("GET", "/api/v1/namespaces").status, 200);
+}
+
+// ---- Job controller and kubelet with real processes -----------------------------------------
+
+TEST_F(FakeKubeTest, IndexedJobRunsEveryIndexToComplete) {
+  Start();
+  json job = IndexedJob("ok", "echo index=$JOB_COMPLETION_INDEX host=$HOSTNAME", 3, 2, 0);
+  job["spec"]["template"]["spec"]["subdomain"] = "svc";
+  json created = Create(kJobs, job);
+  const std::string uid = created["metadata"]["uid"];
+  json done = WaitObject(absl::StrCat(kJobs, "/ok"),
+                         [](const json& j) { return HasCondition(j, "Complete"); });
+  EXPECT_TRUE(HasCondition(done, "SuccessCriteriaMet"));
+  EXPECT_EQ(FindCondition(done, "Complete")->value("reason", ""), "CompletionsReached");
+  EXPECT_EQ(Int(done, "/status/succeeded"), 3);
+  EXPECT_EQ(Int(done, "/status/failed"), 0);
+  EXPECT_FALSE(done["status"].contains("active")) << "omitted when 0, as in batch/v1";
+  EXPECT_EQ(done["status"]["ready"], 0) << "a pointer: written even when 0";
+  EXPECT_EQ(done["status"]["completedIndexes"], "0-2");
+  EXPECT_TRUE(done["status"].contains("completionTime"));
+  EXPECT_TRUE(done["status"].contains("startTime"));
+
+  auto pods = PodsOf("ok");
+  ASSERT_EQ(pods.size(), 3u);
+  std::set<std::string> seen;
+  for (const auto& pod : pods) {
+    const json& meta = pod["metadata"];
+    std::string index = meta["labels"]["batch.kubernetes.io/job-completion-index"];
+    std::string name = meta["name"];
+    EXPECT_TRUE(absl::StartsWith(name, absl::StrCat("ok-", index, "-"))) << name;
+    EXPECT_EQ(name.size(), std::string("ok-0-").size() + 5);
+    EXPECT_EQ(meta["annotations"]["batch.kubernetes.io/job-completion-index"], index);
+    EXPECT_EQ(meta["labels"]["batch.kubernetes.io/job-name"], "ok");
+    EXPECT_EQ(meta["labels"]["batch.kubernetes.io/controller-uid"], uid);
+    EXPECT_EQ(meta["ownerReferences"][0]["uid"], uid);
+    EXPECT_EQ(meta["ownerReferences"][0]["controller"], true);
+    EXPECT_EQ(pod["spec"]["hostname"], absl::StrCat("ok-", index));
+    EXPECT_EQ(pod["status"]["phase"], "Succeeded");
+    const json& terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"];
+    EXPECT_EQ(terminated["exitCode"], 0);
+    EXPECT_EQ(terminated["reason"], "Completed");
+    EXPECT_EQ(Log(name), absl::StrCat("index=", index, " host=ok-", index, "\n"));
+    seen.insert(index);
+  }
+  EXPECT_EQ(seen, (std::set<std::string>{"0", "1", "2"}));
+}
+
+TEST_F(FakeKubeTest, FailingPodsAreReplacedUntilTheBackoffLimit) {
+  Start();
+  Create(kJobs, IndexedJob("bad", "echo hi; exit 3", 1, 1, 2));
+  json failed = WaitObject(absl::StrCat(kJobs, "/bad"),
+                           [](const json& j) { return HasCondition(j, "Failed"); });
+  const json* condition = FindCondition(failed, "Failed");
+  EXPECT_EQ(condition->value("reason", ""), "BackoffLimitExceeded");
+  EXPECT_EQ(condition->value("message", ""), "Job has reached the specified backoff limit");
+  EXPECT_TRUE(HasCondition(failed, "FailureTarget"));
+  EXPECT_EQ(Int(failed, "/status/failed"), 3);
+  EXPECT_EQ(Int(failed, "/status/succeeded"), 0);
+  EXPECT_FALSE(failed["status"].contains("completionTime"));
+  auto pods = PodsOf("bad");
+  ASSERT_EQ(pods.size(), 3u) << "the first pod and two replacements";
+  for (const auto& pod : pods) {
+    EXPECT_EQ(pod["status"]["phase"], "Failed");
+    const json& terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"];
+    EXPECT_EQ(terminated["exitCode"], 3);
+    EXPECT_EQ(terminated["reason"], "Error");
+    EXPECT_EQ(Log(pod["metadata"]["name"]), "hi\n");
+    EXPECT_FALSE(pod["metadata"].contains("finalizers")) << "counted pods lose the finalizer";
+  }
+}
+
+TEST_F(FakeKubeTest, BackoffLimitPerIndexFailsOnlyTheIndexThatKeepsFailing) {
+  Start();
+  // Index 0 always fails, index 1 succeeds; index 0 gets one retry.
+  json job = IndexedJob(
+      "per-index", "echo failures=$FAILURES; [ \"$JOB_COMPLETION_INDEX\" = 1 ] && exit 0; exit 4",
+      2, 2, 0);
+  job["spec"].erase("backoffLimit");
+  job["spec"]["backoffLimitPerIndex"] = 1;
+  job["spec"]["template"]["spec"]["containers"][0]["env"] = {
+      {{"name", "FAILURES"},
+       {"valueFrom",
+        {{"fieldRef",
+          {{"fieldPath",
+            "metadata.annotations['batch.kubernetes.io/job-index-failure-count']"}}}}}}};
+  json created = Create(kJobs, job);
+  EXPECT_EQ(created["spec"]["backoffLimit"], 2147483647) << "no global limit by default";
+  json failed = WaitObject(absl::StrCat(kJobs, "/per-index"),
+                           [](const json& j) { return HasCondition(j, "Failed"); });
+  EXPECT_EQ(FindCondition(failed, "Failed")->value("reason", ""), "FailedIndexes");
+  EXPECT_EQ(FindCondition(failed, "Failed")->value("message", ""), "Job has failed indexes");
+  EXPECT_EQ(failed["status"]["failedIndexes"], "0");
+  EXPECT_EQ(failed["status"]["completedIndexes"], "1");
+  EXPECT_EQ(Int(failed, "/status/failed"), 2);
+  EXPECT_EQ(Int(failed, "/status/succeeded"), 1);
+  std::multiset<std::string> logs;
+  for (const auto& pod : PodsOf("per-index")) {
+    if (pod["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] == "0") {
+      logs.insert(Log(pod["metadata"]["name"]));
+    }
+  }
+  EXPECT_EQ(logs, (std::multiset<std::string>{"failures=0\n", "failures=1\n"}));
+
+  json bad = IndexedJob("bad-per-index", "true", 2, 2, 0);
+  bad["spec"]["completionMode"] = "NonIndexed";
+  bad["spec"]["backoffLimitPerIndex"] = 1;
+  auto refused = Call("POST", kJobs, bad);
+  EXPECT_EQ(refused.status, 422);
+  EXPECT_TRUE(absl::StrContains(refused.raw, "requires indexed completion mode")) << refused.raw;
+}
+
+TEST_F(FakeKubeTest, OnFailureRestartsTheContainerInPlace) {
+  Start();
+  // Fails on its first run, succeeds on the second (the working directory is kept).
+  Create(kJobs,
+         IndexedJob("again", "echo run; if [ -f marker ]; then exit 0; fi; touch marker; exit 1", 1,
+                    1, 3, "OnFailure"));
+  json done = WaitObject(absl::StrCat(kJobs, "/again"),
+                         [](const json& j) { return HasCondition(j, "Complete"); });
+  auto pods = PodsOf("again");
+  ASSERT_EQ(pods.size(), 1u) << "restarted in place, not replaced";
+  const json& cs = pods[0]["status"]["containerStatuses"][0];
+  EXPECT_EQ(cs["restartCount"], 1);
+  EXPECT_EQ(cs["lastState"]["terminated"]["exitCode"], 1);
+  EXPECT_EQ(cs["state"]["terminated"]["exitCode"], 0);
+  const std::string name = pods[0]["metadata"]["name"];
+  EXPECT_EQ(Log(name), "run\n");
+  EXPECT_EQ(Log(name, "?previous=true"), "run\n");
+  EXPECT_EQ(Int(done, "/status/failed"), 0);
+}
+
+TEST_F(FakeKubeTest, DeletingARunningPodSendsSigtermThenRemovesIt) {
+  Start();
+  Create(
+      kPods,
+      Pod("trap",
+          "trap 'echo got TERM; exit 7' TERM; echo started; while true; do sleep 0.05; done", 30));
+  WaitObject(absl::StrCat(kPods, "/trap"), [](const json& p) { return Phase(p) == "Running"; });
+  json running = kube_->Get(absl::StrCat(kPods, "/trap")).value();
+  EXPECT_EQ(running["status"]["podIP"], "127.0.0.1");
+  EXPECT_EQ(running["spec"]["nodeName"], "fake-node");
+  EXPECT_TRUE(running["status"]["containerStatuses"][0]["state"].contains("running"));
+  EXPECT_EQ(running["status"]["containerStatuses"][0]["ready"], true);
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(Log("trap"), "started"); }));
+
+  auto deleting = Call("DELETE", absl::StrCat(kPods, "/trap"), json{{"gracePeriodSeconds", 20}});
+  ASSERT_EQ(deleting.status, 200) << deleting.raw;
+  EXPECT_TRUE(deleting.body["metadata"].contains("deletionTimestamp")) << "terminating, not gone";
+  EXPECT_EQ(deleting.body["metadata"]["deletionGracePeriodSeconds"], 20);
+  std::string log_dir;
+  for (const auto& entry : fs::directory_iterator(fs::path(dir_) / "logs")) log_dir = entry.path();
+  // Gone well before the grace period: the trap exited on SIGTERM.
+  WaitObject(
+      absl::StrCat(kPods, "/trap"), [](const json& p) { return p.is_null(); }, seconds(10));
+  std::ifstream log(fs::path(log_dir) / "main" / "0.log");
+  std::string content((std::istreambuf_iterator<char>(log)), {});
+  EXPECT_TRUE(absl::StrContains(content, "got TERM")) << content;
+
+  // A process that ignores SIGTERM is killed once the grace period is over.
+  Create(kPods, Pod("stubborn", "trap '' TERM; echo up; while true; do sleep 0.05; done", 30));
+  WaitObject(absl::StrCat(kPods, "/stubborn"), [](const json& p) { return Phase(p) == "Running"; });
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(Log("stubborn"), "up"); }));
+  ASSERT_EQ(Call("DELETE", absl::StrCat(kPods, "/stubborn?gracePeriodSeconds=1")).status, 200);
+  EXPECT_TRUE(kube_->Get(absl::StrCat(kPods, "/stubborn")).ok()) << "still terminating";
+  WaitObject(
+      absl::StrCat(kPods, "/stubborn"), [](const json& p) { return p.is_null(); }, seconds(15));
+}
+
+TEST_F(FakeKubeTest, ACommandThatCannotRunIsAStartError) {
+  Start();
+  Create(kPods, json{{"metadata", {{"name", "nocmd"}}},
+                     {"spec",
+                      {{"restartPolicy", "Never"},
+                       {"containers",
+                        {{{"name", "main"},
+                          {"image", "x"},
+                          {"command", {"/nonexistent/tool", "--flag"}}}}}}}});
+  json pod =
+      WaitObject(absl::StrCat(kPods, "/nocmd"), [](const json& p) { return Phase(p) == "Failed"; });
+  const json& terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"];
+  EXPECT_EQ(terminated["exitCode"], 128);
+  EXPECT_EQ(terminated["reason"], "StartError");
+  EXPECT_TRUE(absl::StrContains(terminated["message"].get<std::string>(), "/nonexistent/tool"))
+      << terminated.dump();
+
+  Create(kPods,
+         json{{"metadata", {{"name", "nopath"}}},
+              {"spec",
+               {{"restartPolicy", "Never"},
+                {"containers",
+                 {{{"name", "main"}, {"image", "x"}, {"command", {"no-such-command-here"}}}}}}}});
+  json nopath = WaitObject(absl::StrCat(kPods, "/nopath"),
+                           [](const json& p) { return Phase(p) == "Failed"; });
+  EXPECT_TRUE(absl::StrContains(
+      nopath["status"]["containerStatuses"][0]["state"]["terminated"]["message"].get<std::string>(),
+      "executable file not found in $PATH"));
+}
+
+TEST_F(FakeKubeTest, PodLogsOptions) {
+  Start();
+  Create(kPods, Pod("lines", "for i in 1 2 3 4 5; do echo line$i; done"));
+  WaitObject(absl::StrCat(kPods, "/lines"), [](const json& p) { return Phase(p) == "Succeeded"; });
+  EXPECT_EQ(Log("lines"), "line1\nline2\nline3\nline4\nline5\n");
+  EXPECT_EQ(Log("lines", "?tailLines=2"), "line4\nline5\n");
+  EXPECT_EQ(Log("lines", "?limitBytes=8"), "line1\nli");
+  EXPECT_EQ(Log("lines", "?container=main&tailLines=0"), "");
+  auto wrong = Call("GET", absl::StrCat(kPods, "/lines/log?container=other"));
+  EXPECT_EQ(wrong.status, 400);
+  EXPECT_EQ(wrong.body["message"], "container other is not valid for pod lines");
+  auto no_previous = Call("GET", absl::StrCat(kPods, "/lines/log?previous=true"));
+  EXPECT_EQ(no_previous.status, 400);
+  EXPECT_EQ(no_previous.body["message"],
+            "previous terminated container \"main\" in pod \"lines\" not found");
+
+  // follow=true streams until the process exits.
+  Create(kPods, Pod("slow", "echo one; sleep 0.5; echo two; sleep 0.5; echo three"));
+  WaitObject(absl::StrCat(kPods, "/slow"), [](const json& p) { return Phase(p) == "Running"; });
+  auto follow = StreamReader::Open(address_, absl::StrCat(kPods, "/slow/log?follow=true"));
+  ASSERT_TRUE(follow.ok());
+  std::vector<std::string> lines;
+  while (auto line = follow->NextLine(seconds(10))) lines.push_back(*line);
+  EXPECT_TRUE(follow->ended());
+  EXPECT_EQ(lines, (std::vector<std::string>{"one", "two", "three"}));
+
+  // A container that has not started: the kubelet's words.
+  Create(kPods, json{{"metadata", {{"name", "waiting"}}},
+                     {"spec",
+                      {{"restartPolicy", "Never"},
+                       {"containers",
+                        {{{"name", "main"},
+                          {"image", "x"},
+                          {"command", {"true"}},
+                          {"env",
+                           {{{"name", "V"},
+                             {"valueFrom",
+                              {{"configMapKeyRef", {{"name", "absent"}, {"key", "k"}}}}}}}}}}}}}});
+  json waiting = WaitObject(absl::StrCat(kPods, "/waiting"), [](const json& p) {
+    return Str(p, "/status/containerStatuses/0/state/waiting/reason") ==
+           "CreateContainerConfigError";
+  });
+  auto not_started = Call("GET", absl::StrCat(kPods, "/waiting/log"));
+  EXPECT_EQ(not_started.status, 400);
+  EXPECT_EQ(
+      not_started.body["message"],
+      "container \"main\" in pod \"waiting\" is waiting to start: CreateContainerConfigError");
+  // Once the ConfigMap exists, the kubelet starts it.
+  Create(kConfigMaps, json{{"metadata", {{"name", "absent"}}}, {"data", {{"k", "from-cm"}}}});
+  WaitObject(absl::StrCat(kPods, "/waiting"),
+             [](const json& p) { return Phase(p) == "Succeeded"; });
+}
+
+TEST_F(FakeKubeTest, EnvironmentFromFieldRefsSecretsAndExpansion) {
+  Start();
+  Create("/api/v1/namespaces/default/secrets",
+         json{{"metadata", {{"name", "s"}}}, {"stringData", {{"password", "hunter2"}}}});
+  json pod = Pod("env", "echo $A $B $MY_NAME $MY_NS $MY_IP $LABEL $PW $HOSTNAME");
+  pod["metadata"]["labels"] = {{"team", "ml"}};
+  pod["spec"]["containers"][0]["env"] = {
+      {{"name", "A"}, {"value", "alpha"}},
+      {{"name", "B"}, {"value", "$(A)-beta"}},
+      {{"name", "MY_NAME"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.name"}}}}}},
+      {{"name", "MY_NS"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.namespace"}}}}}},
+      {{"name", "MY_IP"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "status.podIP"}}}}}},
+      {{"name", "LABEL"},
+       {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.labels['team']"}}}}}},
+      {{"name", "PW"}, {"valueFrom", {{"secretKeyRef", {{"name", "s"}, {"key", "password"}}}}}}};
+  Create(kPods, pod);
+  WaitObject(absl::StrCat(kPods, "/env"), [](const json& p) { return Phase(p) == "Succeeded"; });
+  EXPECT_EQ(Log("env"), "alpha alpha-beta env default 127.0.0.1 ml hunter2 env\n");
+}
+
+TEST_F(FakeKubeTest, DeletionPropagationThroughOwnerReferences) {
+  Start();
+  const std::string long_running = "echo up; while true; do sleep 0.05; done";
+  // Background: the Job goes at once, its pods (and their processes) follow.
+  Create(kJobs, IndexedJob("bg", long_running, 2, 2, 0));
+  ASSERT_TRUE(WaitFor([&] {
+    auto pods = PodsOf("bg");
+    return pods.size() == 2 && Phase(pods[0]) == "Running" && Phase(pods[1]) == "Running";
+  }));
+  auto background =
+      Call("DELETE", absl::StrCat(kJobs, "/bg"), json{{"propagationPolicy", "Background"}});
+  ASSERT_EQ(background.status, 200) << background.raw;
+  EXPECT_EQ(background.body["kind"], "Status");
+  EXPECT_EQ(background.body["status"], "Success");
+  EXPECT_EQ(kube_->Get(absl::StrCat(kJobs, "/bg")).status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(WaitFor([&] { return PodsOf("bg").empty(); })) << "pods of a deleted Job go";
+
+  // No policy on a batch/v1 Job: its pods are orphaned, with kube-apiserver's warning.
+  Create(kJobs, IndexedJob("orphan", long_running, 1, 1, 0));
+  ASSERT_TRUE(WaitFor([&] { return PodsOf("orphan").size() == 1; }));
+  auto orphaning = Call("DELETE", absl::StrCat(kJobs, "/orphan"));
+  ASSERT_EQ(orphaning.status, 200);
+  EXPECT_TRUE(absl::StrContains(orphaning.warning, "child pods are preserved by default"))
+      << orphaning.warning;
+  bool orphaned = WaitFor([&] {
+    auto pods = PodsOf("orphan");
+    return pods.size() == 1 && !pods[0]["metadata"].contains("ownerReferences") &&
+           !pods[0]["metadata"].contains("finalizers");
+  });
+  ASSERT_TRUE(orphaned) << "the pod outlives its Job, without owner or finalizer";
+  const std::string orphan_pod = PodsOf("orphan")[0]["metadata"]["name"];
+  auto force = Call("DELETE", absl::StrCat(kPods, "/", orphan_pod, "?gracePeriodSeconds=0"));
+  ASSERT_EQ(force.status, 200) << force.raw << " " << orphan_pod;
+
+  // Foreground: the Job stays (deletionTimestamp, foregroundDeletion) until its pods are gone.
+  Create(kJobs, IndexedJob("fg", long_running, 1, 1, 0));
+  ASSERT_TRUE(WaitFor([&] {
+    auto pods = PodsOf("fg");
+    return pods.size() == 1 && Phase(pods[0]) == "Running";
+  }));
+  auto foreground =
+      Call("DELETE", absl::StrCat(kJobs, "/fg"), json{{"propagationPolicy", "Foreground"}});
+  ASSERT_EQ(foreground.status, 200);
+  EXPECT_TRUE(foreground.body["metadata"].contains("deletionTimestamp")) << foreground.raw;
+  EXPECT_EQ(foreground.body["metadata"]["finalizers"], json({"foregroundDeletion"}));
+  WaitObject(absl::StrCat(kJobs, "/fg"), [](const json& j) { return j.is_null(); });
+  EXPECT_TRUE(PodsOf("fg").empty());
+
+  // Deleting a namespace deletes what is in it, then the namespace.
+  ASSERT_EQ(Call("POST", "/api/v1/namespaces", json{{"metadata", {{"name", "temp"}}}}).status, 201);
+  ASSERT_EQ(Call("POST", "/api/v1/namespaces/temp/configmaps", ConfigMap("c")).status, 201);
+  ASSERT_EQ(Call("DELETE", "/api/v1/namespaces/temp").status, 200);
+  WaitObject("/api/v1/namespaces/temp", [](const json& n) { return n.is_null(); });
+  EXPECT_EQ(kube_->Get("/api/v1/namespaces/temp/configmaps/c").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(FakeKubeTest, SuspendedJobsRunNothingUntilResumed) {
+  Start();
+  json job = IndexedJob("later", "echo ran", 1, 1, 0);
+  job["spec"]["suspend"] = true;
+  Create(kJobs, job);
+  json suspended = WaitObject(absl::StrCat(kJobs, "/later"),
+                              [](const json& j) { return HasCondition(j, "Suspended"); });
+  EXPECT_EQ(FindCondition(suspended, "Suspended")->value("reason", ""), "JobSuspended");
+  EXPECT_FALSE(suspended["status"].contains("startTime"));
+  EXPECT_TRUE(PodsOf("later").empty());
+  ASSERT_EQ(Call("PATCH", absl::StrCat(kJobs, "/later"), json{{"spec", {{"suspend", false}}}},
+                 "application/merge-patch+json")
+                .status,
+            200);
+  json done = WaitObject(absl::StrCat(kJobs, "/later"),
+                         [](const json& j) { return HasCondition(j, "Complete"); });
+  const json* resumed = FindCondition(done, "Suspended");
+  ASSERT_NE(resumed, nullptr);
+  EXPECT_EQ(resumed->value("status", ""), "False");
+  EXPECT_EQ(resumed->value("reason", ""), "JobResumed");
+}
+
+TEST_F(FakeKubeTest, ActiveDeadlineFailsTheJobAndStopsItsPods) {
+  Start();
+  json job = IndexedJob("slow", "while true; do sleep 0.05; done", 1, 1, 6);
+  job["spec"]["activeDeadlineSeconds"] = 1;
+  Create(kJobs, job);
+  json failed = WaitObject(absl::StrCat(kJobs, "/slow"),
+                           [](const json& j) { return HasCondition(j, "Failed"); });
+  EXPECT_EQ(FindCondition(failed, "Failed")->value("reason", ""), "DeadlineExceeded");
+  EXPECT_EQ(FindCondition(failed, "Failed")->value("message", ""),
+            "Job was active longer than specified deadline");
+  EXPECT_EQ(Int(failed, "/status/active"), 0);
+  EXPECT_EQ(failed["status"]["terminating"], 0) << "Failed is set once the pods are gone";
+  EXPECT_TRUE(PodsOf("slow").empty()) << "the running pod was deleted";
+}
+
+TEST_F(FakeKubeTest, SchedulingGatesKeepAPodPendingUntilRemoved) {
+  Start();
+  json pod = Pod("gated", "echo ran");
+  pod["spec"]["schedulingGates"] = {{{"name", "kueue.x-k8s.io/admission"}}};
+  Create(kPods, pod);
+  json pending = WaitObject(absl::StrCat(kPods, "/gated"), [](const json& p) {
+    return Str(p, "/status/conditions/0/reason") == "SchedulingGated";
+  });
+  EXPECT_EQ(Phase(pending), "Pending");
+  EXPECT_FALSE(pending["spec"].contains("nodeName"));
+  auto added = Call("PATCH", absl::StrCat(kPods, "/gated"),
+                    json{{"spec", {{"schedulingGates", {{{"name", "a"}}, {{"name", "b"}}}}}}},
+                    "application/merge-patch+json");
+  EXPECT_EQ(added.status, 422) << "gates can only be removed";
+  ASSERT_EQ(Call("PATCH", absl::StrCat(kPods, "/gated"),
+                 json{{"spec", {{"schedulingGates", nullptr}}}}, "application/merge-patch+json")
+                .status,
+            200);
+  WaitObject(absl::StrCat(kPods, "/gated"), [](const json& p) { return Phase(p) == "Succeeded"; });
+  EXPECT_EQ(Log("gated"), "ran\n");
+}
+
+TEST_F(FakeKubeTest, DeleteCollectionAndDanglingOwners) {
+  Start({.run_pods = false});
+  Create(kConfigMaps, ConfigMap("a", {{"app", "x"}}));
+  Create(kConfigMaps, ConfigMap("b", {{"app", "x"}}));
+  Create(kConfigMaps, ConfigMap("c", {{"app", "y"}}));
+  auto deleted = Call("DELETE", absl::StrCat(kConfigMaps, "?labelSelector=app%3Dx"));
+  ASSERT_EQ(deleted.status, 200) << deleted.raw;
+  EXPECT_EQ(deleted.body["kind"], "ConfigMapList");
+  EXPECT_EQ(deleted.body["items"].size(), 2u);
+  auto left = kube_->List(kConfigMaps);
+  ASSERT_TRUE(left.ok());
+  ASSERT_EQ((*left)["items"].size(), 1u);
+  EXPECT_EQ((*left)["items"][0]["metadata"]["name"], "c");
+
+  // An object whose owners are all gone already is garbage-collected; one owned by a kind the
+  // fake does not serve is left alone.
+  json owned = ConfigMap("owned");
+  owned["metadata"]["ownerReferences"] = {{{"apiVersion", "batch/v1"},
+                                           {"kind", "Job"},
+                                           {"name", "gone"},
+                                           {"uid", "00000000-0000-4000-8000-000000000000"}}};
+  Create(kConfigMaps, owned);
+  EXPECT_EQ(kube_->Get(absl::StrCat(kConfigMaps, "/owned")).status().code(),
+            absl::StatusCode::kNotFound);
+  json foreign = ConfigMap("foreign");
+  foreign["metadata"]["ownerReferences"] = {{{"apiVersion", "apps/v1"},
+                                             {"kind", "Deployment"},
+                                             {"name", "d"},
+                                             {"uid", "00000000-0000-4000-8000-000000000001"}}};
+  Create(kConfigMaps, foreign);
+  EXPECT_TRUE(kube_->Get(absl::StrCat(kConfigMaps, "/foreign")).ok());
+}
+
+// ---- run_pods=false: scripted pods ----------------------------------------------------------
+
+TEST_F(FakeKubeTest, WithoutAKubeletPodsWaitForScriptedStatus) {
+  Start({.run_pods = false});
+  Create(kJobs, IndexedJob("scripted", "exit 1", 1, 1, 0));
+  ASSERT_TRUE(WaitFor([&] { return PodsOf("scripted").size() == 1; }));
+  json pod = PodsOf("scripted")[0];
+  EXPECT_EQ(pod["status"]["phase"], "Pending");
+  EXPECT_FALSE(pod["spec"].contains("nodeName"));
+  const std::string path = absl::StrCat(kPods, "/", pod["metadata"]["name"].get<std::string>());
+  EXPECT_EQ(Log(pod["metadata"]["name"]), "") << "unscheduled: no logs";
+
+  auto running = kube_->MergePatchStatus(
+      path,
+      json{{"status",
+            {{"phase", "Running"}, {"conditions", {{{"type", "Ready"}, {"status", "True"}}}}}}});
+  ASSERT_TRUE(running.ok()) << running.status();
+  EXPECT_EQ((*running)["status"]["phase"], "Running");
+  json job = WaitObject(absl::StrCat(kJobs, "/scripted"), [](const json& j) {
+    return Int(j, "/status/ready") == 1 && Int(j, "/status/active") == 1;
+  });
+  EXPECT_FALSE(HasCondition(job, "Complete"));
+
+  ASSERT_TRUE(kube_->MergePatchStatus(path, json{{"status", {{"phase", "Succeeded"}}}}).ok());
+  json done = WaitObject(absl::StrCat(kJobs, "/scripted"),
+                         [](const json& j) { return HasCondition(j, "Complete"); });
+  EXPECT_EQ(Int(done, "/status/succeeded"), 1);
+  EXPECT_EQ(
+      kube_->MergePatchStatus(absl::StrCat(kPods, "/absent"), json{{"status", json::object()}})
+          .status()
+          .code(),
+      absl::StatusCode::kNotFound);
+}
+
+// ---- Trainer ----------------------------------------------------------------------------------
+
+json TorchRuntime() {
+  return {{"apiVersion", "trainer.kubeflow.org/v1alpha1"},
+          {"kind", "ClusterTrainingRuntime"},
+          {"metadata", {{"name", "torch-distributed"}}},
+          {"spec",
+           {{"mlPolicy", {{"numNodes", 1}, {"torch", json::object()}}},
+            {"template",
+             {{"spec",
+               {{"replicatedJobs",
+                 {{{"name", "node"},
+                   {"template",
+                    {{"metadata",
+                      {{"labels", {{"trainer.kubeflow.org/trainjob-ancestor-step", "trainer"}}}}},
+                     {"spec",
+                      {{"backoffLimit", 0},
+                       {"template",
+                        {{"spec",
+                          {{"containers",
+                            {{{"name", "node"}, {"image", "pytorch/pytorch"}}}}}}}}}}}}}}}}}}}}}};
+}
+
+json TrainJob(const std::string& name, const std::string& script, int nodes) {
+  return {{"apiVersion", "trainer.kubeflow.org/v1alpha1"},
+          {"kind", "TrainJob"},
+          {"metadata", {{"name", name}}},
+          {"spec",
+           {{"runtimeRef", {{"name", "torch-distributed"}}},
+            {"trainer",
+             {{"command", {"/bin/sh", "-c", script}},
+              {"numNodes", nodes},
+              {"env", {{{"name", "GREETING"}, {"value", "hello"}}}}}}}}};
+}
+
+TEST_F(FakeKubeTest, TrainJobRunsItsNodesAndCompletes) {
+  Start({.serve_trainer = true});
+  auto refused = Call("POST", kTrainJobs, TrainJob("early", "true", 1));
+  EXPECT_EQ(refused.status, 403) << refused.raw;
+  EXPECT_TRUE(absl::StrContains(
+      refused.body.value("message", ""),
+      "clustertrainingruntimes.trainer.kubeflow.org \"torch-distributed\" not found"))
+      << refused.raw;
+
+  Create(kRuntimes, TorchRuntime());
+  Create(kTrainJobs,
+         TrainJob("mnist", "echo $GREETING rank=$PET_NODE_RANK of $PET_NNODES; sleep 1", 2));
+  const std::string path = absl::StrCat(kTrainJobs, "/mnist");
+  json active =
+      WaitObject(path, [](const json& t) { return Int(t, "/status/jobsStatus/0/active") == 1; });
+  EXPECT_EQ(active["status"]["jobsStatus"][0]["name"], "node");
+  EXPECT_EQ(FindCondition(active, "Running"), nullptr);
+
+  json job = kube_->Get(absl::StrCat(kJobs, "/mnist-node-0")).value();
+  EXPECT_EQ(job["spec"]["completions"], 2);
+  EXPECT_EQ(job["spec"]["parallelism"], 2);
+  EXPECT_EQ(job["spec"]["completionMode"], "Indexed");
+  EXPECT_EQ(job["metadata"]["ownerReferences"][0]["kind"], "TrainJob");
+  EXPECT_EQ(job["spec"]["template"]["spec"]["subdomain"], "mnist");
+
+  json done = WaitObject(path, [](const json& t) { return HasCondition(t, "Complete"); });
+  EXPECT_EQ(FindCondition(done, "Complete")->value("reason", ""), "AllJobsCompleted");
+  EXPECT_EQ(done["status"]["jobsStatus"][0]["succeeded"], 1);
+  EXPECT_EQ(done["status"]["jobsStatus"][0]["active"], 0);
+  auto pods =
+      kube_->List(absl::StrCat(kPods, "?labelSelector=jobset.sigs.k8s.io%2Fjobset-name%3Dmnist"));
+  ASSERT_TRUE(pods.ok());
+  ASSERT_EQ((*pods)["items"].size(), 2u);
+  std::set<std::string> logs;
+  for (const auto& pod : (*pods)["items"]) {
+    EXPECT_EQ(pod["metadata"]["labels"]["jobset.sigs.k8s.io/replicatedjob-name"], "node");
+    logs.insert(Log(pod["metadata"]["name"]));
+  }
+  EXPECT_EQ(logs, (std::set<std::string>{"hello rank=0 of 2\n", "hello rank=1 of 2\n"}));
+  EXPECT_TRUE(kube_->Get("/api/v1/namespaces/default/services/mnist").ok()) << "headless service";
+
+  // Deleting the TrainJob deletes its Jobs and pods.
+  ASSERT_EQ(Call("DELETE", path).status, 200);
+  ASSERT_TRUE(WaitFor([&] { return !kube_->Get(absl::StrCat(kJobs, "/mnist-node-0")).ok(); }));
+  ASSERT_TRUE(WaitFor([&] {
+    return (*kube_->List(
+        absl::StrCat(kPods, "?labelSelector=jobset.sigs.k8s.io%2Fjobset-name%3Dmnist")))["items"]
+        .empty();
+  }));
+}
+
+TEST_F(FakeKubeTest, TrainJobFailsWhenAJobFailsAndHonoursSuspend) {
+  Start({.serve_trainer = true});
+  Create(kRuntimes, TorchRuntime());
+  Create(kTrainJobs, TrainJob("broken", "exit 2", 1));
+  json failed = WaitObject(absl::StrCat(kTrainJobs, "/broken"),
+                           [](const json& t) { return HasCondition(t, "Failed"); });
+  const json* condition = FindCondition(failed, "Failed");
+  EXPECT_EQ(condition->value("reason", ""), "FailedJobs");
+  EXPECT_EQ(condition->value("message", ""),
+            "jobset failed due to one or more job failures (first failed job: broken-node-0)");
+  EXPECT_EQ(failed["status"]["jobsStatus"][0]["failed"], 1);
+
+  json paused = TrainJob("paused", "echo resumed", 1);
+  paused["spec"]["suspend"] = true;
+  Create(kTrainJobs, paused);
+  json suspended = WaitObject(absl::StrCat(kTrainJobs, "/paused"), [](const json& t) {
+    return HasCondition(t, "Suspended") && Int(t, "/status/jobsStatus/0/suspended") == 1;
+  });
+  EXPECT_EQ(FindCondition(suspended, "Suspended")->value("reason", ""), "Suspended");
+  EXPECT_EQ(kube_->Get(absl::StrCat(kJobs, "/paused-node-0")).value()["spec"]["suspend"], true);
+  EXPECT_TRUE(PodsOf("paused-node-0").empty());
+  ASSERT_EQ(Call("PATCH", absl::StrCat(kTrainJobs, "/paused"), json{{"spec", {{"suspend", false}}}},
+                 "application/merge-patch+json")
+                .status,
+            200);
+  json done = WaitObject(absl::StrCat(kTrainJobs, "/paused"),
+                         [](const json& t) { return HasCondition(t, "Complete"); });
+  EXPECT_EQ(FindCondition(done, "Suspended")->value("reason", ""), "Resumed");
+  EXPECT_EQ(FindCondition(done, "Suspended")->value("status", ""), "False");
+}
+
+TEST_F(FakeKubeTest, KueueWorkloadsAreStoredWithScriptedConditions) {
+  Start({.serve_kueue = true, .run_pods = false});
+  const std::string workloads = "/apis/kueue.x-k8s.io/v1beta2/namespaces/default/workloads";
+  Create(workloads,
+         json{{"metadata", {{"name", "wl"}, {"labels", {{"kueue.x-k8s.io/job-name", "j"}}}}},
+              {"spec", {{"queueName", "q"}}}});
+  auto admitted = kube_->MergePatchStatus(
+      absl::StrCat(workloads, "/wl"),
+      json{{"status",
+            {{"conditions",
+              {{{"type", "Admitted"}, {"status", "True"}, {"reason", "Admitted"}}}}}}});
+  ASSERT_TRUE(admitted.ok()) << admitted.status();
+  EXPECT_EQ(HasCondition(*admitted, "Admitted"), true);
+  auto listed =
+      kube_->List(absl::StrCat(workloads, "?labelSelector=kueue.x-k8s.io%2Fjob-name%3Dj"));
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ((*listed)["items"].size(), 1u);
+}
+
+}  // namespace
+}  // namespace submarine::testing
