@@ -283,7 +283,10 @@ absl::StatusOr<std::vector<json>> KubernetesBackend::Manifests(const WorkloadSpe
                     {{"completionMode", "Indexed"},
                      {"completions", role.replicas},
                      {"parallelism", role.replicas},
-                     {"backoffLimit", role.max_restarts},
+                     // Each replica is retried on its own; the first replica out of retries fails
+                     // the Job (and the Job controller stops the others).
+                     {"backoffLimitPerIndex", role.max_restarts},
+                     {"maxFailedIndexes", 0},
                      {"template",
                       {{"metadata", {{"labels", pod_labels}}},
                        {"spec",
@@ -521,14 +524,23 @@ absl::StatusOr<WorkloadStatus> KubernetesBackend::Observe(const std::string& id,
   }
   std::vector<const json*> live;  // pods that still run (or may start)
   bool any_failed = false, all_succeeded = true, all_final = true, any_started = false;
+  std::string failing_job;  // a Job that fails without a task that failed (deadline, deletion)
   for (const TaskRef& ref : TasksOf(o.spec)) {
     TaskStatus t;
     t.task = ref;
     const auto& pods = attempts[{ref.role, ref.index}];
     auto job = o.jobs.find(ref.role);
-    const bool job_failed = job != o.jobs.end() && HasCondition(job->second, "Failed");
+    // Kubernetes 1.31+ says FailureTarget as soon as it decides, Failed once the pods are gone.
+    const bool job_failing = job != o.jobs.end() && (HasCondition(job->second, "Failed") ||
+                                                     HasCondition(job->second, "FailureTarget"));
+    int max_restarts = 0;
+    for (const RoleSpec& role : o.spec.roles) {
+      if (role.name == ref.role) max_restarts = role.max_restarts;
+    }
+    const char* kStoppedByJob = "stopped: another replica of its role failed";
     if (pods.empty()) {
-      t.phase = stopping ? Phase::kKilled : Phase::kPending;
+      t.phase = stopping || job_failing ? Phase::kKilled : Phase::kPending;
+      if (job_failing) t.message = kStoppedByJob;
       if (stopping) t.message = "stopped on request";
     } else {
       const json& pod = *pods.back();
@@ -547,17 +559,25 @@ absl::StatusOr<WorkloadStatus> KubernetesBackend::Observe(const std::string& id,
           t.signal = detail["signal"].get<int>();
         }
         const bool succeeded = phase == "Succeeded" || (t.exit_code && *t.exit_code == 0);
+        // Deleted while it ran: stopped by us or by its failing Job, not failed by itself.
+        const bool deleted = !Meta(pod).value("deletionTimestamp", "").empty();
+        const bool exhausted = static_cast<int>(pods.size()) > max_restarts;
         if (succeeded) {
           t.phase = Phase::kSucceeded;
-        } else if (job_failed || stopping || job == o.jobs.end()) {
-          t.phase = stopping ? Phase::kKilled : Phase::kFailed;
+        } else if (stopping || deleted) {
+          t.phase = Phase::kKilled;
+          t.message = stopping      ? "stopped on request"
+                      : job_failing ? kStoppedByJob
+                                    : "its pod was deleted";
+        } else if (exhausted || job_failing || job == o.jobs.end()) {
+          t.phase = Phase::kFailed;
           std::string why = t.exit_code ? absl::StrCat("exit code ", *t.exit_code)
                                         : std::string("the container ended");
           const std::string reason = detail.value("reason", "");
           if (!reason.empty() && reason != "Error") absl::StrAppend(&why, " (", reason, ")");
           const std::string message = detail.value("message", status.value("message", ""));
           if (!message.empty()) absl::StrAppend(&why, ": ", message.substr(0, 200));
-          t.message = stopping ? "stopped on request" : why;
+          t.message = why;
         } else {
           t.phase = Phase::kPending;  // the Job controller starts another attempt
           t.message = "restarting after a failed attempt";
@@ -571,16 +591,34 @@ absl::StatusOr<WorkloadStatus> KubernetesBackend::Observe(const std::string& id,
     if (!IsFinal(t.phase)) all_final = false;
     if (t.phase != Phase::kSucceeded) all_succeeded = false;
     if (t.phase == Phase::kFailed) any_failed = true;
+    if (job_failing && failing_job.empty()) {
+      for (const json& c :
+           job->second.value("status", json::object()).value("conditions", json::array())) {
+        if (c.value("status", "") == "True" &&
+            (c.value("type", "") == "Failed" || c.value("type", "") == "FailureTarget")) {
+          failing_job =
+              absl::StrCat("its Kubernetes Job ", JobName(id, ref.role),
+                           " failed: ", c.value("reason", ""), " ", c.value("message", ""));
+        }
+      }
+    }
     out.tasks.push_back(std::move(t));
   }
   if (any_failed) {
     out.phase = Phase::kFailed;
+    // The first to fail is the cause; the others may have failed of it.
+    const TaskStatus* first = nullptr;
     for (const TaskStatus& t : out.tasks) {
-      if (t.phase == Phase::kFailed) {
-        out.message = absl::StrCat("task ", TaskName(t.task), " failed: ", t.message);
-        break;
+      if (t.phase != Phase::kFailed) continue;
+      if (first == nullptr ||
+          (t.finish_time && (!first->finish_time || *t.finish_time < *first->finish_time))) {
+        first = &t;
       }
     }
+    out.message = absl::StrCat("task ", TaskName(first->task), " failed: ", first->message);
+  } else if (!failing_job.empty()) {
+    out.phase = Phase::kFailed;
+    out.message = failing_job;
   } else if (!missing_job.empty()) {
     out.phase = Phase::kFailed;
     out.message =
@@ -672,6 +710,9 @@ absl::Status KubernetesBackend::StopObjects(const std::string& id, const Objects
   for (const json& pod : o.pods) {
     const int a = ++attempt[{Label(pod, kRoleLabel), IndexOf(pod)}];
     if (Ended(pod) || !Meta(pod).value("deletionTimestamp", "").empty()) continue;
+    // What it wrote so far, then (in the background) the rest until it ends: a task that dies
+    // at once on SIGTERM may be gone before a follower connects.
+    SUBMARINE_RETURN_IF_ERROR(Archive(id, pod, a, /*follow=*/false));
     ArchiveInBackground(id, pod, a);
     absl::Status s =
         client_->Delete(Path("pods", Meta(pod).value("name", "")), "Background", seconds);
@@ -736,7 +777,8 @@ absl::Status KubernetesBackend::Archive(const std::string& id, const json& pod, 
                                         bool follow) {
   const std::string file = absl::StrCat(LogDir(id), "/", Label(pod, kRoleLabel), "-", IndexOf(pod),
                                         "/", attempt, ".log");
-  if (fs::exists(file)) return absl::OkStatus();
+  // A follower's whole log replaces a snapshot; anything else is written once.
+  if (!follow && fs::exists(file)) return absl::OkStatus();
   if (!follow && ContainerState(pod).first.empty() && !Ended(pod)) {
     return absl::OkStatus();  // never started: no log
   }
@@ -749,6 +791,10 @@ absl::Status KubernetesBackend::Archive(const std::string& id, const json& pod, 
       return absl::OkStatus();
     }
     return text.status();
+  }
+  if (follow) {
+    auto snapshot = ReadFileIfAny(file);
+    if (snapshot && snapshot->size() > text->size()) return absl::OkStatus();
   }
   return WriteFileAtomically(file, *text);
 }

@@ -11,8 +11,8 @@
 //                              annotations submarine.apache.org/submitted (all objects created),
 //                              /stop (the first Stop's grace), /final (phase, message, tasks)
 //   Service   <id>             headless, selects the workload's pods: <id>-<role>-<n>.<id>
-//   Job       <id>-<role>      Indexed; restartPolicy Never; backoffLimit = max_restarts ×
-//                              replicas and backoffLimitPerIndex = max_restarts
+//   Job       <id>-<role>      Indexed; restartPolicy Never; backoffLimitPerIndex =
+//                              max_restarts, maxFailedIndexes 0 (Kubernetes 1.29+)
 //
 // Each pod runs `/bin/sh -c <prelude> submarine-task <argv...>`: the prelude derives the
 // replica's index (JOB_COMPLETION_INDEX), rank and TF_CONFIG task, then execs argv unchanged

@@ -1,0 +1,336 @@
+// The Kubernetes backend against the fake API server of tests/support/fake_kube: the shared
+// conformance suite (the fake's kubelet runs each pod's command as a local process, so exit
+// codes, logs and signals are real), then what only Kubernetes has: the manifests (golden
+// files), watch expiry in both forms, API errors that must not change any state, a Job deleted
+// behind the backend's back, and a restarted backend adopting what runs.
+
+#include "common/compute/kubernetes_backend.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "common/util/clock.h"
+#include "tests/integration/compute/backend_conformance.h"
+#include "tests/support/fake_kube/fake_kube_apiserver.h"
+
+namespace submarine::compute::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using submarine::testing::FakeKubeApiServer;
+using submarine::testing::FakeKubeOptions;
+
+constexpr auto kTimeout = std::chrono::seconds(30);
+constexpr char kImage[] = "registry.example/submarine-task:1";
+
+// One fake API server per test backend: the backend owns it through this wrapper.
+class FakeClusterBackend : public Backend {
+ public:
+  FakeClusterBackend(std::unique_ptr<FakeKubeApiServer> server,
+                     std::unique_ptr<KubernetesBackend> backend)
+      : server_(std::move(server)), backend_(std::move(backend)) {}
+  ~FakeClusterBackend() override {
+    backend_.reset();  // stops watching before the server goes
+  }
+  std::string Kind() const override { return backend_->Kind(); }
+  absl::Status Submit(const WorkloadSpec& spec) override { return backend_->Submit(spec); }
+  absl::StatusOr<WorkloadStatus> Get(const std::string& id) override { return backend_->Get(id); }
+  absl::StatusOr<std::vector<WorkloadStatus>> List() override { return backend_->List(); }
+  absl::Status Stop(const std::string& id, std::chrono::milliseconds grace) override {
+    return backend_->Stop(id, grace);
+  }
+  absl::Status Delete(const std::string& id, bool keep_logs) override {
+    return backend_->Delete(id, keep_logs);
+  }
+  absl::StatusOr<LogChunk> ReadLog(const std::string& id, const TaskRef& task, int64_t offset,
+                                   int64_t max_bytes) override {
+    return backend_->ReadLog(id, task, offset, max_bytes);
+  }
+
+ private:
+  std::unique_ptr<FakeKubeApiServer> server_;
+  std::unique_ptr<KubernetesBackend> backend_;
+};
+
+KubernetesBackend::Options BackendOptions(const FakeKubeApiServer& server,
+                                          const std::string& scratch_dir) {
+  KubernetesBackend::Options options;
+  options.cluster.server = server.url();
+  options.cluster.token = "test-token";
+  options.namespace_ = "team-a";
+  options.logs_dir = scratch_dir + "/logs";
+  options.sync_timeout = std::chrono::seconds(10);
+  return options;
+}
+
+absl::StatusOr<std::unique_ptr<FakeKubeApiServer>> StartServer(const std::string& scratch_dir) {
+  FakeKubeOptions options;
+  options.work_dir = scratch_dir + "/kubelet";
+  options.bearer_token = "test-token";
+  fs::create_directories(options.work_dir);
+  auto server = FakeKubeApiServer::Start(options);
+  if (!server.ok()) return server.status();
+  // Namespaces are the cluster admin's: the backend expects its namespace to exist.
+  auto ns = (*server)->Create(
+      "/api/v1/namespaces",
+      {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "team-a"}}}});
+  if (!ns.ok()) return ns.status();
+  return server;
+}
+
+ConformanceTarget KubernetesTarget() {
+  ConformanceTarget target;
+  target.name = "Kubernetes";
+  target.image = kImage;
+  target.make = [](const std::string& scratch_dir) -> absl::StatusOr<std::unique_ptr<Backend>> {
+    auto server = StartServer(scratch_dir);
+    if (!server.ok()) return server.status();
+    auto backend = KubernetesBackend::Create(BackendOptions(**server, scratch_dir));
+    if (!backend.ok()) return backend.status();
+    return std::unique_ptr<Backend>(
+        new FakeClusterBackend(std::move(*server), std::move(*backend)));
+  };
+  target.timeout = kTimeout;
+  return target;
+}
+
+INSTANTIATE_TEST_SUITE_P(Kubernetes, BackendConformanceTest, ::testing::Values(KubernetesTarget()),
+                         ConformanceTargetName);
+
+// ---- Kubernetes-only behaviour ----
+
+class KubernetesBackendTest : public ::testing::Test, public BackendTestBase {
+ protected:
+  void SetUp() override {
+    scratch_ = absl::StrCat(fs::temp_directory_path().string(), "/k8s-backend-",
+                            IdGenerator::Secure().RandomHex(6));
+    fs::create_directories(scratch_);
+    auto server = StartServer(scratch_);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    auto backend = KubernetesBackend::Create(BackendOptions(*server_, scratch_));
+    ASSERT_TRUE(backend.ok()) << backend.status();
+    kube_ = backend->get();
+    backend_ = std::move(*backend);
+    image_ = kImage;
+  }
+  void TearDown() override {
+    TearDownBackend();
+    backend_.reset();
+    server_.reset();
+    if (!HasFailure()) fs::remove_all(scratch_);
+  }
+  std::string JobPath(const std::string& id, const std::string& role = "worker") const {
+    return absl::StrCat("/apis/batch/v1/namespaces/team-a/jobs/", id, "-", role);
+  }
+
+  std::string scratch_;
+  std::unique_ptr<FakeKubeApiServer> server_;
+  KubernetesBackend* kube_ = nullptr;
+};
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The manifests Submit creates are what the golden file says (regenerate with
+// SUBMARINE_UPDATE_GOLDEN=1 and review the diff).
+TEST(KubernetesManifests, MatchTheGoldenFiles) {
+  WorkloadSpec spec;
+  spec.id = "exp-0123456789abcdef0123-1";
+  spec.framework = Framework::kPytorch;
+  spec.env = {{"EPOCHS", "3"}};
+  spec.labels = {{"submarine.experiment", "projects/p/experiments/e"}};
+  RoleSpec master{"master", 1, {"python3", "train.py", "--lr", "0.01"}, {}, {}, "", 0};
+  master.resources = {500, 2LL << 30, 1};
+  RoleSpec worker{"worker",
+                  2,
+                  {"/bin/sh", "-c", "python3 train.py"},
+                  {{"ROLE_ONLY", "x"}},
+                  {1000, 0, 0},
+                  "registry.example/worker:2",
+                  3};
+  spec.roles = {master, worker};
+  auto manifests = KubernetesBackend::Manifests(spec, "team-a", "registry.example/train:1");
+  ASSERT_TRUE(manifests.ok()) << manifests.status();
+  std::string got;
+  for (const json& m : *manifests) got += m.dump(2) + "\n---\n";
+  const std::string golden =
+      std::string(SUBMARINE_SOURCE_DIR) + "/tests/integration/compute/golden/pytorch_workload.json";
+  if (std::getenv("SUBMARINE_UPDATE_GOLDEN") != nullptr) {
+    std::ofstream(golden) << got;
+  }
+  EXPECT_EQ(got, ReadText(golden)) << "regenerate with SUBMARINE_UPDATE_GOLDEN=1 and review";
+}
+
+TEST(KubernetesManifests, NamesKubernetesCannotHoldAreInvalidArguments) {
+  WorkloadSpec spec;
+  spec.id = "1-starts-with-a-digit";
+  spec.roles = {RoleSpec{"worker", 1, {"true"}, {}, {}, "img", 0}};
+  auto s = KubernetesBackend::Manifests(spec, "ns", "");
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(std::string(s.status().message()), "spec.id")) << s.status();
+
+  spec.id = std::string(60, 'a');
+  s = KubernetesBackend::Manifests(spec, "ns", "");
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(std::string(s.status().message()), "spec.roles[0].name")) << s.status();
+
+  spec.id = "fine";
+  spec.roles[0].image = "";
+  s = KubernetesBackend::Manifests(spec, "ns", "");
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(std::string(s.status().message()), "spec.roles[0].image")) << s.status();
+}
+
+TEST_F(KubernetesBackendTest, DistributedSettingsReachEveryReplica) {
+  WorkloadSpec spec = Spec(NewId("ddp"),
+                           {"/bin/sh", "-c",
+                            "printf '%s\\n' \"$MASTER_ADDR:$MASTER_PORT\" \"$WORLD_SIZE\" "
+                            "\"$RANK\" \"$SUBMARINE_TASK_INDEX\""},
+                           2);
+  spec.framework = Framework::kPytorch;
+  spec.roles.insert(spec.roles.begin(), spec.roles[0]);
+  spec.roles[0].name = "master";
+  spec.roles[0].replicas = 1;
+  const std::vector<std::string> logs = RunToSuccess(spec, kTimeout);
+  const std::string master = absl::StrCat(spec.id, "-master-0.", spec.id, ":23456");
+  EXPECT_EQ(logs, (std::vector<std::string>{absl::StrCat(master, "\n3\n0\n0\n"),
+                                            absl::StrCat(master, "\n3\n1\n0\n"),
+                                            absl::StrCat(master, "\n3\n2\n1\n")}));
+}
+
+TEST_F(KubernetesBackendTest, TensorflowReplicasGetTheirTask) {
+  WorkloadSpec spec = Spec(NewId("tf"), {"/bin/sh", "-c", "printf '%s' \"$TF_CONFIG\""}, 2);
+  spec.framework = Framework::kTensorflow;
+  const std::vector<std::string> logs = RunToSuccess(spec, kTimeout);
+  ASSERT_EQ(logs.size(), 2u);
+  for (int i : {0, 1}) {
+    json tf = json::parse(logs[i], nullptr, false);
+    ASSERT_TRUE(tf.is_object()) << logs[i];
+    EXPECT_EQ(tf["task"], (json{{"type", "worker"}, {"index", i}}));
+    EXPECT_EQ(tf["cluster"]["worker"][1], absl::StrCat(spec.id, "-worker-1.", spec.id, ":2222"));
+  }
+}
+
+TEST_F(KubernetesBackendTest, RetriesUpToMaxRestartsThenFails) {
+  WorkloadSpec spec = Spec(NewId("retry"), {"/bin/sh", "-c", "echo attempt; exit 4"});
+  spec.roles[0].max_restarts = 2;
+  ASSERT_TRUE(Submit(spec).ok());
+  auto s = WaitForFinal(spec.id, kTimeout);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->phase, Phase::kFailed) << Describe(s);
+  EXPECT_EQ(s->tasks[0].attempt, 3) << Describe(s);
+  EXPECT_EQ(s->tasks[0].exit_code, 4);
+  EXPECT_TRUE(Contains(s->message, "task worker-0 failed: exit code 4")) << Describe(s);
+  auto log = ReadWholeLog(spec.id, kWorker0);
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ(*log, "attempt\nattempt\nattempt\n");
+}
+
+TEST_F(KubernetesBackendTest, AFailedReplicaStopsTheOthers) {
+  WorkloadSpec spec = Spec(
+      NewId("one-fails"),
+      {"/bin/sh", "-c", "if [ \"$SUBMARINE_TASK_INDEX\" = 1 ]; then exit 3; fi; sleep 600"}, 2);
+  ASSERT_TRUE(Submit(spec).ok());
+  auto s = WaitFor(
+      spec.id,
+      [](const WorkloadStatus& w) {
+        return w.phase == Phase::kFailed && IsFinal(w.tasks[0].phase);
+      },
+      kTimeout + std::chrono::seconds(15));
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->phase, Phase::kFailed) << Describe(s);
+  auto job = server_->Get(JobPath(spec.id));
+  const std::string job_text = job.ok() ? job->dump() : job.status().ToString();
+  EXPECT_EQ(s->tasks[0].phase, Phase::kKilled) << Describe(s) << "\n" << job_text;
+  EXPECT_EQ(s->tasks[1].phase, Phase::kFailed) << Describe(s);
+}
+
+TEST_F(KubernetesBackendTest, AJobDeletedBehindItsBackFailsTheWorkloadWithAReason) {
+  WorkloadSpec spec = Spec(NewId("vanished"), {"sleep", "600"});
+  ASSERT_TRUE(Submit(spec).ok());
+  ASSERT_TRUE(
+      WaitFor(
+          spec.id, [](const WorkloadStatus& w) { return w.phase == Phase::kRunning; }, kTimeout)
+          .ok());
+  ASSERT_TRUE(kube_->client().Delete(JobPath(spec.id), "Background", 0).ok());
+  auto s = WaitForFinal(spec.id, kTimeout);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->phase, Phase::kFailed) << Describe(s);
+  EXPECT_TRUE(Contains(s->message, "deleted outside Submarine")) << Describe(s);
+}
+
+TEST_F(KubernetesBackendTest, ApiErrorsChangeNoState) {
+  WorkloadSpec spec = Spec(NewId("errors"), {"sleep", "600"});
+  ASSERT_TRUE(Submit(spec).ok());
+  auto running = WaitFor(
+      spec.id, [](const WorkloadStatus& w) { return w.phase == Phase::kRunning; }, kTimeout);
+  ASSERT_TRUE(running.ok() && running->phase == Phase::kRunning) << Describe(running);
+
+  // The API server fails every request for a while: calls fail as UNAVAILABLE, and the state
+  // read from the informers' copy stays as it was.
+  server_->FailRequests(503, 1000);
+  EXPECT_EQ(backend_->Stop(spec.id, std::chrono::seconds(1)).code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(backend_->Submit(Spec(NewId("later"), {"true"})).code(),
+            absl::StatusCode::kUnavailable);
+  auto during = backend_->Get(spec.id);
+  ASSERT_TRUE(during.ok()) << during.status();
+  EXPECT_EQ(during->phase, Phase::kRunning);
+  server_->FailRequests(503, 0);
+
+  auto after = backend_->Get(spec.id);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->phase, Phase::kRunning) << Describe(after);
+}
+
+TEST_F(KubernetesBackendTest, ExpiredWatchesRelistInBothForms) {
+  for (bool as_http_410 : {false, true}) {
+    SCOPED_TRACE(as_http_410 ? "HTTP 410" : "ERROR event");
+    WorkloadSpec spec = Spec(NewId("expiry"), {"/bin/sh", "-c", "echo done"});
+    server_->ExpireWatchHistory(as_http_410);
+    // Changes made while the watches are being renewed are not lost: the relist sees them.
+    ASSERT_TRUE(Submit(spec).ok());
+    auto s = WaitForFinal(spec.id, kTimeout);
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ(s->phase, Phase::kSucceeded) << Describe(s);
+  }
+}
+
+TEST_F(KubernetesBackendTest, ARestartedBackendAdoptsWhatRuns) {
+  WorkloadSpec spec = Spec(NewId("adopt"), {"/bin/sh", "-c", "echo started; sleep 600"});
+  ASSERT_TRUE(Submit(spec).ok());
+  ASSERT_TRUE(
+      WaitFor(
+          spec.id, [](const WorkloadStatus& w) { return w.phase == Phase::kRunning; }, kTimeout)
+          .ok());
+  backend_.reset();  // the service stops; the cluster keeps running
+  auto again = KubernetesBackend::Create(BackendOptions(*server_, scratch_));
+  ASSERT_TRUE(again.ok()) << again.status();
+  kube_ = again->get();
+  backend_ = std::move(*again);
+  auto listed = backend_->List();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].id, spec.id);
+  EXPECT_EQ((*listed)[0].phase, Phase::kRunning);
+  ASSERT_TRUE(backend_->Stop(spec.id, std::chrono::seconds(5)).ok());
+  auto s = WaitForFinal(spec.id, kTimeout);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->phase, Phase::kKilled) << Describe(s);
+  auto log = ReadWholeLog(spec.id, kWorker0);
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ(*log, "started\n");
+}
+
+}  // namespace
+}  // namespace submarine::compute::testing
