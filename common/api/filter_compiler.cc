@@ -420,4 +420,17 @@ absl::StatusOr<db::WhereExpr> CompileFilter(const std::string& filter, const Fil
   return CompileFilter(parsed, fields);
 }
 
+FilterFields WithResourceFields(FilterFields fields) {
+  fields.push_back({.name = "labels.", .type = FilterType::kLabels, .sql = "labels"});
+  fields.push_back({.name = "create_time",
+                    .type = FilterType::kTimestamp,
+                    .sql = "create_time",
+                    .aliases = {"createTime"}});
+  fields.push_back({.name = "update_time",
+                    .type = FilterType::kTimestamp,
+                    .sql = "update_time",
+                    .aliases = {"updateTime"}});
+  return fields;
+}
+
 }  // namespace submarine::api

@@ -72,6 +72,11 @@ struct FilterField {
 
 using FilterFields = std::vector<FilterField>;
 
+// What every resource table filters alike: `labels.<key>` (a jsonb column `labels`) and the
+// create_time / update_time columns (createTime / updateTime in REST spelling). Appended to
+// `fields`, which is returned.
+FilterFields WithResourceFields(FilterFields fields);
+
 // The condition `filter` means over `fields`, parenthesised; empty for a filter that matches
 // everything. Errors: an unknown field (naming the filterable ones), an operator its field does
 // not take, a value that is not of its type (an enum's listing the allowed values).

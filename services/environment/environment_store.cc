@@ -48,8 +48,8 @@ StoredEnvironment FromRow(const pqxx::row& row) {
 }  // namespace
 
 const db::StatementSet& EnvironmentStore::Statements() {
-  static const auto* set = new db::StatementSet{
-      kFind, kFindForUpdate, kInsert, kUpdate, kDelete, kCountInProject, kNextUid, kMarkOnce};
+  static const auto* set = new db::StatementSet{kFind,   kFindForUpdate,  kInsert,  kUpdate,
+                                                kDelete, kCountInProject, kNextUid, kMarkOnce};
   return *set;
 }
 
@@ -66,16 +66,17 @@ int64_t EnvironmentStore::Insert(pqxx::work& tx, const std::string& project,
                                  const std::string& environment_id, const Environment& env) {
   std::string body = env.SerializeAsString();
   auto r = db::Exec(tx, kInsert, project, environment_id, env.uid(), env.display_name(),
-                    env.image(), api::LabelsJson(env.labels()), pqxx::binarystring(body), env.etag(),
-                    db::Timestamp::FromProto(env.create_time()),
+                    env.image(), api::LabelsJson(env.labels()), pqxx::binarystring(body),
+                    env.etag(), db::Timestamp::FromProto(env.create_time()),
                     db::Timestamp::FromProto(env.update_time()));
   return r[0][0].as<int64_t>();
 }
 
 void EnvironmentStore::Update(pqxx::work& tx, int64_t id, const Environment& env) {
   std::string body = env.SerializeAsString();
-  db::Exec(tx, kUpdate, id, env.uid(), env.display_name(), env.image(), api::LabelsJson(env.labels()),
-           pqxx::binarystring(body), env.etag(), db::Timestamp::FromProto(env.update_time()));
+  db::Exec(tx, kUpdate, id, env.uid(), env.display_name(), env.image(),
+           api::LabelsJson(env.labels()), pqxx::binarystring(body), env.etag(),
+           db::Timestamp::FromProto(env.update_time()));
 }
 
 void EnvironmentStore::Delete(pqxx::work& tx, int64_t id) { db::Exec(tx, kDelete, id); }
@@ -89,7 +90,7 @@ api::FilterFields EnvironmentStore::FilterFields(const std::string& project) {
   // A full name in this project means its id; one in another project matches nothing (an id
   // never holds a slash).
   std::string own = absl::StrCat("projects/", project, "/environments/");
-  return {
+  return api::WithResourceFields({
       {.name = "name",
        .sql = "environment_id",
        .normalize =
@@ -98,16 +99,7 @@ api::FilterFields EnvironmentStore::FilterFields(const std::string& project) {
            }},
       {.name = "display_name", .sql = "display_name", .aliases = {"displayName"}},
       {.name = "image", .sql = "image"},
-      {.name = "labels.", .type = FilterType::kLabels, .sql = "labels"},
-      {.name = "create_time",
-       .type = FilterType::kTimestamp,
-       .sql = "create_time",
-       .aliases = {"createTime"}},
-      {.name = "update_time",
-       .type = FilterType::kTimestamp,
-       .sql = "update_time",
-       .aliases = {"updateTime"}},
-  };
+  });
 }
 
 std::vector<StoredEnvironment> EnvironmentStore::List(pqxx::transaction_base& tx,

@@ -154,7 +154,7 @@ api::FilterFields ExperimentStore::FilterFields(const std::string& project) {
   // A full name in this project means its id; one in another project matches nothing (an id
   // never holds a slash).
   std::string own = absl::StrCat("projects/", project, "/experiments/");
-  return {
+  return api::WithResourceFields({
       {.name = "name",
        .sql = "experiment_id",
        .normalize =
@@ -172,16 +172,7 @@ api::FilterFields ExperimentStore::FilterFields(const std::string& project) {
        .sql = "framework",
        .normalize = [](const std::string& v) { return absl::AsciiStrToLower(v); }},
       {.name = "priority", .type = FilterType::kInt, .sql = "priority"},
-      {.name = "labels.", .type = FilterType::kLabels, .sql = "labels"},
-      {.name = "create_time",
-       .type = FilterType::kTimestamp,
-       .sql = "create_time",
-       .aliases = {"createTime"}},
-      {.name = "update_time",
-       .type = FilterType::kTimestamp,
-       .sql = "update_time",
-       .aliases = {"updateTime"}},
-  };
+  });
 }
 
 std::vector<StoredExperiment> ExperimentStore::List(pqxx::transaction_base& tx,
