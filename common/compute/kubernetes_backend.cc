@@ -2,15 +2,14 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "common/compute/task_files.h"
 #include "common/compute/workload.h"
 #include "common/log/log.h"
 #include "common/status/status.h"
@@ -172,26 +171,20 @@ absl::Status ValidateForKubernetes(const WorkloadSpec& spec, const std::string& 
   return absl::OkStatus();
 }
 
-absl::Status WriteFileAtomically(const std::string& path, const std::string& data) {
+// Writes a log or spec file (task_files.h: temp file, fsync, rename), making its directory.
+absl::Status WriteArchiveFile(const std::string& path, const std::string& data) {
   std::error_code ec;
   fs::create_directories(fs::path(path).parent_path(), ec);
-  const std::string temp = path + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    out << data;
-    if (!out.flush()) return Unavailable(absl::StrCat("cannot write ", temp));
-  }
-  fs::rename(temp, path, ec);
-  if (ec) return Unavailable(absl::StrCat("cannot rename ", temp, ": ", ec.message()));
-  return absl::OkStatus();
+  if (ec)
+    return Unavailable(absl::StrCat("cannot create the directory of ", path, ": ", ec.message()));
+  return local::WriteFileAtomically(path, data);
 }
 
+// The file's content; nullopt when it cannot be read (absent).
 std::optional<std::string> ReadFileIfAny(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+  auto text = local::ReadSmallFile(path);
+  if (!text.ok()) return std::nullopt;
+  return std::move(*text);
 }
 
 }  // namespace
@@ -391,7 +384,7 @@ absl::Status KubernetesBackend::Submit(const WorkloadSpec& spec) {
   }
   // Which tasks exist outlives the workload, for ReadLog after Delete(keep_logs).
   SUBMARINE_RETURN_IF_ERROR(
-      WriteFileAtomically(absl::StrCat(LogDir(spec.id), "/", kSpecKey), SpecToJson(spec).dump()));
+      WriteArchiveFile(absl::StrCat(LogDir(spec.id), "/", kSpecKey), SpecToJson(spec).dump()));
   return CreateMissing(spec, *created);
 }
 
@@ -796,7 +789,7 @@ absl::Status KubernetesBackend::Archive(const std::string& id, const json& pod, 
     auto snapshot = ReadFileIfAny(file);
     if (snapshot && snapshot->size() > text->size()) return absl::OkStatus();
   }
-  return WriteFileAtomically(file, *text);
+  return WriteArchiveFile(file, *text);
 }
 
 void KubernetesBackend::ArchiveInBackground(const std::string& id, const json& pod, int attempt) {
