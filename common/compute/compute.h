@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -138,6 +139,12 @@ class Backend {
 
   // Every workload the backend holds (running or finished, not deleted), for reconciliation.
   virtual absl::StatusOr<std::vector<WorkloadStatus>> List() = 0;
+
+  // Asks the backend to call `notify` (from any thread, possibly often) whenever a workload may
+  // have changed, so that a control loop can observe at once rather than at its next period.
+  // A hint only: backends that cannot tell never call it, and callers keep polling. Call once,
+  // before the backend is used.
+  virtual void OnChange(std::function<void()> notify) { (void)notify; }
 
   // Asks every task to stop (SIGTERM or a graceful delete), forcing it after `grace`. Returns at
   // once; the workload reaches kKilled (or its own final phase if it finished first).

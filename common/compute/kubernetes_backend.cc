@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -27,6 +28,8 @@ constexpr char kRoleLabel[] = "submarine.apache.org/role";
 constexpr char kSubmittedAnnotation[] = "submarine.apache.org/submitted";
 constexpr char kStopAnnotation[] = "submarine.apache.org/stop";
 constexpr char kFinalAnnotation[] = "submarine.apache.org/final";
+constexpr char kApiAnnotation[] = "submarine.apache.org/api";  // "trainjob"; absent: Jobs
+constexpr char kTrainJobApi[] = "trainjob";
 constexpr char kIndexAnnotation[] = "batch.kubernetes.io/job-completion-index";
 constexpr char kIndexFailuresAnnotation[] = "batch.kubernetes.io/job-index-failure-count";
 constexpr char kSpecKey[] = "workload.json";
@@ -193,7 +196,8 @@ std::optional<std::string> ReadFileIfAny(const std::string& path) {
 
 absl::StatusOr<std::vector<json>> KubernetesBackend::Manifests(const WorkloadSpec& spec,
                                                                const std::string& namespace_,
-                                                               const std::string& default_image) {
+                                                               const std::string& default_image,
+                                                               const trainjob::Runtimes* trainer) {
   SUBMARINE_RETURN_IF_ERROR(ValidateForKubernetes(spec, default_image));
   const json labels = {{kManagedByLabel, kManagedBy}, {kWorkloadLabel, spec.id}};
   std::vector<json> out;
@@ -201,6 +205,13 @@ absl::StatusOr<std::vector<json>> KubernetesBackend::Manifests(const WorkloadSpe
                  {"kind", "ConfigMap"},
                  {"metadata", {{"name", spec.id}, {"namespace", namespace_}, {"labels", labels}}},
                  {"data", {{kSpecKey, SpecToJson(spec).dump()}}}});
+  if (trainer != nullptr && trainjob::Fits(spec).ok()) {
+    out[0]["metadata"]["annotations"] = {{kApiAnnotation, kTrainJobApi}};
+    out.push_back(trainjob::Manifest(spec, namespace_, default_image, *trainer,
+                                     {{kManagedByLabel, kManagedBy}, {kWorkloadLabel, spec.id}},
+                                     ResourcesJson(spec.roles.front().resources)));
+    return out;
+  }
   out.push_back({{"apiVersion", "v1"},
                  {"kind", "Service"},
                  {"metadata", {{"name", spec.id}, {"namespace", namespace_}, {"labels", labels}}},
@@ -297,6 +308,8 @@ absl::StatusOr<std::vector<json>> KubernetesBackend::Manifests(const WorkloadSpe
 struct KubernetesBackend::Objects {
   json anchor;
   WorkloadSpec spec;
+  bool on_trainer = false;           // runs as a TrainJob (else as Jobs)
+  std::optional<json> trainjob;      // when on_trainer; absent = not found
   std::map<std::string, json> jobs;  // by role; absent = not found
   std::vector<json> pods;
 };
@@ -308,6 +321,8 @@ KubernetesBackend::~KubernetesBackend() {
   if (anchors_) anchors_->Stop();
   if (jobs_) jobs_->Stop();
   if (pods_) pods_->Stop();
+  if (trainjobs_) trainjobs_->Stop();
+  if (trainer_pods_) trainer_pods_->Stop();
   std::vector<std::thread> followers;
   {
     std::lock_guard lock(mu_);
@@ -334,7 +349,10 @@ absl::StatusOr<std::unique_ptr<KubernetesBackend>> KubernetesBackend::Create(Opt
 }
 
 std::string KubernetesBackend::Path(const std::string& plural, const std::string& name) const {
-  const std::string group = plural == "jobs" ? "/apis/batch/v1" : "/api/v1";
+  const std::string group = plural == "jobs" ? "/apis/batch/v1"
+                            : plural == trainjob::kPlural
+                                ? absl::StrCat("/apis/", trainjob::kGroupVersion)
+                                : "/api/v1";
   std::string path = absl::StrCat(group, "/namespaces/", options_.namespace_, "/", plural);
   if (!name.empty()) absl::StrAppend(&path, "/", name);
   return path;
@@ -342,21 +360,35 @@ std::string KubernetesBackend::Path(const std::string& plural, const std::string
 
 absl::Status KubernetesBackend::Start() {
   const std::string selector = absl::StrCat(kManagedByLabel, "=", kManagedBy);
-  auto make = [&](const std::string& plural, const std::string& index) {
+  // Anchors and TrainJobs are named after their workload; Jobs and pods carry its label.
+  auto make = [&](const std::string& plural, const std::string& index,
+                  const std::string& label_selector) {
     kube::Informer::Options o;
     o.collection_path = Path(plural);
-    o.label_selector = selector;
+    o.label_selector = label_selector;
     o.index_label = index;
+    o.on_change = [this, name_is_id = index.empty()](const kube::Informer::Change& c) {
+      Changed(c, name_is_id);
+    };
     o.watch_timeout_seconds = options_.watch_timeout_seconds;
     auto informer = std::make_unique<kube::Informer>(client_.get(), std::move(o));
     informer->Start();
     return informer;
   };
-  anchors_ = make("configmaps", "");
-  jobs_ = make("jobs", "");
-  pods_ = make("pods", kWorkloadLabel);
-  for (kube::Informer* i : {anchors_.get(), jobs_.get(), pods_.get()}) {
-    if (!i->WaitForSync(options_.sync_timeout)) {
+  if (options_.use_trainer) {
+    SUBMARINE_ASSIGN_OR_RETURN(bool served,
+                               client_->Serves(trainjob::kGroupVersion, trainjob::kPlural));
+    if (served) {
+      trainjobs_ = make(trainjob::kPlural, "", selector);
+      trainer_pods_ = make("pods", trainjob::kPodLabel, trainjob::kPodLabel);
+    }
+  }
+  anchors_ = make("configmaps", "", selector);
+  jobs_ = make("jobs", kWorkloadLabel, selector);
+  pods_ = make("pods", kWorkloadLabel, selector);
+  for (kube::Informer* i :
+       {anchors_.get(), jobs_.get(), pods_.get(), trainjobs_.get(), trainer_pods_.get()}) {
+    if (i != nullptr && !i->WaitForSync(options_.sync_timeout)) {
       return Unavailable(absl::StrCat("cannot list the Submarine objects of namespace ",
                                       options_.namespace_, " on ", options_.cluster.server));
     }
@@ -372,7 +404,8 @@ std::string KubernetesBackend::LogDir(const std::string& id) const {
 
 absl::Status KubernetesBackend::Submit(const WorkloadSpec& spec) {
   SUBMARINE_ASSIGN_OR_RETURN(std::vector<json> manifests,
-                             Manifests(spec, options_.namespace_, options_.default_image));
+                             Manifests(spec, options_.namespace_, options_.default_image,
+                                       trainjobs_ ? &options_.runtimes : nullptr));
   if (anchors_->Get(spec.id)) return absl::OkStatus();  // the first spec wins
   auto created = client_->Create(Path("configmaps"), manifests[0]);
   if (absl::IsAlreadyExists(created.status())) return absl::OkStatus();
@@ -389,8 +422,15 @@ absl::Status KubernetesBackend::Submit(const WorkloadSpec& spec) {
 }
 
 absl::Status KubernetesBackend::CreateMissing(const WorkloadSpec& spec, const json& anchor) {
+  // The anchor decided the API when it was made; a backend restarted since keeps to it.
+  const bool on_trainer = Annotation(anchor, kApiAnnotation) == kTrainJobApi;
+  if (on_trainer && !trainjobs_) {
+    return Unavailable(absl::StrCat("workload ", spec.id,
+                                    " runs as a TrainJob, and the cluster no longer serves them"));
+  }
   SUBMARINE_ASSIGN_OR_RETURN(std::vector<json> manifests,
-                             Manifests(spec, options_.namespace_, options_.default_image));
+                             Manifests(spec, options_.namespace_, options_.default_image,
+                                       on_trainer ? &options_.runtimes : nullptr));
   const json owner = {{"apiVersion", "v1"},
                       {"kind", "ConfigMap"},
                       {"name", spec.id},
@@ -399,10 +439,14 @@ absl::Status KubernetesBackend::CreateMissing(const WorkloadSpec& spec, const js
   for (size_t i = 1; i < manifests.size(); ++i) {
     json& m = manifests[i];
     m["metadata"]["ownerReferences"] = json::array({owner});
-    const bool job = m["kind"] == "Job";
-    auto made = client_->Create(Path(job ? "jobs" : "services"), m);
+    const std::string kind = m["kind"];
+    const std::string plural = kind == "Job"        ? "jobs"
+                               : kind == "TrainJob" ? trainjob::kPlural
+                                                    : "services";
+    auto made = client_->Create(Path(plural), m);
     if (!made.ok() && !absl::IsAlreadyExists(made.status())) return made.status();
-    if (made.ok() && job) jobs_->Apply(*made);
+    if (made.ok() && kind == "Job") jobs_->Apply(*made);
+    if (made.ok() && kind == "TrainJob") trainjobs_->Apply(*made);
   }
   auto marked =
       client_->MergePatch(Path("configmaps", spec.id),
@@ -435,10 +479,20 @@ absl::StatusOr<KubernetesBackend::Objects> KubernetesBackend::Find(const std::st
   json spec = json::parse(o.anchor.value("data", json::object()).value(kSpecKey, ""), nullptr,
                           /*allow_exceptions=*/false);
   SUBMARINE_ASSIGN_OR_RETURN(o.spec, SpecFromJson(spec));
-  for (const RoleSpec& role : o.spec.roles) {
-    if (auto job = jobs_->Get(JobName(id, role.name))) o.jobs[role.name] = std::move(*job);
+  o.on_trainer = Annotation(o.anchor, kApiAnnotation) == kTrainJobApi;
+  if (o.on_trainer) {
+    if (!trainjobs_) {
+      return Unavailable(absl::StrCat(
+          "workload ", id, " runs as a TrainJob, and the cluster no longer serves them"));
+    }
+    o.trainjob = trainjobs_->Get(id);
+    o.pods = trainer_pods_->ByIndex(id);
+  } else {
+    for (const RoleSpec& role : o.spec.roles) {
+      if (auto job = jobs_->Get(JobName(id, role.name))) o.jobs[role.name] = std::move(*job);
+    }
+    o.pods = pods_->ByIndex(id);
   }
-  o.pods = pods_->ByIndex(id);
   std::sort(o.pods.begin(), o.pods.end(), [](const json& a, const json& b) {
     auto ka = std::make_pair(Meta(a).value("creationTimestamp", ""), Meta(a).value("name", ""));
     auto kb = std::make_pair(Meta(b).value("creationTimestamp", ""), Meta(b).value("name", ""));
@@ -449,11 +503,16 @@ absl::StatusOr<KubernetesBackend::Objects> KubernetesBackend::Find(const std::st
 
 namespace {
 
+// The container running the task: ours ("task"), or a Trainer runtime's ("node").
+std::string ContainerOf(const json& pod) {
+  return Label(pod, trainjob::kPodLabel).empty() ? kContainer : "node";
+}
+
 // The state of a pod's container: "waiting", "running" or "terminated", and its object.
 std::pair<std::string, json> ContainerState(const json& pod) {
   for (const json& c :
        pod.value("status", json::object()).value("containerStatuses", json::array())) {
-    if (c.value("name", "") != kContainer) continue;
+    if (c.value("name", "") != ContainerOf(pod)) continue;
     for (const char* s : {"terminated", "running", "waiting"}) {
       if (c.value("state", json::object()).contains(s)) return {s, c["state"][s]};
     }
@@ -474,6 +533,11 @@ int IndexOf(const json& pod) {
 }
 
 }  // namespace
+
+std::optional<TaskRef> KubernetesBackend::PodTask(const Objects& o, const json& pod) {
+  if (o.on_trainer) return trainjob::TaskOfPod(o.spec, pod);
+  return TaskRef{Label(pod, kRoleLabel), IndexOf(pod)};
+}
 
 absl::StatusOr<WorkloadStatus> KubernetesBackend::Observe(const std::string& id, Objects o) {
   WorkloadStatus out;
@@ -497,23 +561,36 @@ absl::StatusOr<WorkloadStatus> KubernetesBackend::Observe(const std::string& id,
     SUBMARINE_ASSIGN_OR_RETURN(o, Find(id));
   }
 
-  std::string missing_job;
+  std::string missing_job;  // "Job x" or "TrainJob x", deleted behind our back
+  if (o.on_trainer && !o.trainjob && !stopping) {
+    auto got = client_->Get(Path(trainjob::kPlural, id));
+    if (got.ok()) {
+      trainjobs_->Apply(*got);
+      o.trainjob = std::move(*got);
+    } else if (absl::IsNotFound(got.status())) {
+      missing_job = absl::StrCat("TrainJob ", id);
+    } else {
+      return got.status();
+    }
+  }
   for (const RoleSpec& role : o.spec.roles) {
-    if (o.jobs.count(role.name) || stopping) continue;
+    if (o.on_trainer || o.jobs.count(role.name) || stopping) continue;
     auto job = client_->Get(Path("jobs", JobName(id, role.name)));
     if (job.ok()) {
       jobs_->Apply(*job);
       o.jobs[role.name] = std::move(*job);
     } else if (absl::IsNotFound(job.status())) {
-      missing_job = JobName(id, role.name);
+      missing_job = absl::StrCat("Job ", JobName(id, role.name));
     } else {
       return job.status();
     }
   }
+  const trainjob::Observed trainer =
+      o.trainjob ? trainjob::Observe(*o.trainjob) : trainjob::Observed{};
 
   std::map<std::pair<std::string, int>, std::vector<const json*>> attempts;
   for (const json& pod : o.pods) {
-    attempts[{Label(pod, kRoleLabel), IndexOf(pod)}].push_back(&pod);
+    if (auto task = PodTask(o, pod)) attempts[{task->role, task->index}].push_back(&pod);
   }
   std::vector<const json*> live;  // pods that still run (or may start)
   bool any_failed = false, all_succeeded = true, all_final = true, any_started = false;
@@ -524,8 +601,13 @@ absl::StatusOr<WorkloadStatus> KubernetesBackend::Observe(const std::string& id,
     const auto& pods = attempts[{ref.role, ref.index}];
     auto job = o.jobs.find(ref.role);
     // Kubernetes 1.31+ says FailureTarget as soon as it decides, Failed once the pods are gone.
-    const bool job_failing = job != o.jobs.end() && (HasCondition(job->second, "Failed") ||
-                                                     HasCondition(job->second, "FailureTarget"));
+    // A TrainJob fails as a whole (its JobSet's failure policy decides).
+    // Stopping a TrainJob fails it (its pods are deleted), which is not the workload's failure.
+    const bool job_failing =
+        o.on_trainer ? trainer.failed && !stopping
+                     : job != o.jobs.end() && (HasCondition(job->second, "Failed") ||
+                                               HasCondition(job->second, "FailureTarget"));
+    const bool job_missing = o.on_trainer ? !o.trainjob : job == o.jobs.end();
     int max_restarts = 0;
     for (const RoleSpec& role : o.spec.roles) {
       if (role.name == ref.role) max_restarts = role.max_restarts;
@@ -554,15 +636,18 @@ absl::StatusOr<WorkloadStatus> KubernetesBackend::Observe(const std::string& id,
         const bool succeeded = phase == "Succeeded" || (t.exit_code && *t.exit_code == 0);
         // Deleted while it ran: stopped by us or by its failing Job, not failed by itself.
         const bool deleted = !Meta(pod).value("deletionTimestamp", "").empty();
-        const bool exhausted = static_cast<int>(pods.size()) > max_restarts;
+        // A TrainJob's runtime decides about retries; its Failed condition says they are over.
+        const bool exhausted = !o.on_trainer && static_cast<int>(pods.size()) > max_restarts;
         if (succeeded) {
           t.phase = Phase::kSucceeded;
-        } else if (stopping || deleted) {
+        } else if (deleted) {
+          // Deleted while it ran: stopped by us, by its failing Job or by someone else.
           t.phase = Phase::kKilled;
           t.message = stopping      ? "stopped on request"
                       : job_failing ? kStoppedByJob
                                     : "its pod was deleted";
-        } else if (exhausted || job_failing || job == o.jobs.end()) {
+        } else if (exhausted || job_failing || job_missing) {
+          // It failed by itself (a stop deletes what runs), even if a stop came after.
           t.phase = Phase::kFailed;
           std::string why = t.exit_code ? absl::StrCat("exit code ", *t.exit_code)
                                         : std::string("the container ended");
@@ -571,6 +656,9 @@ absl::StatusOr<WorkloadStatus> KubernetesBackend::Observe(const std::string& id,
           const std::string message = detail.value("message", status.value("message", ""));
           if (!message.empty()) absl::StrAppend(&why, ": ", message.substr(0, 200));
           t.message = why;
+        } else if (stopping) {
+          t.phase = Phase::kKilled;  // it would have been restarted
+          t.message = "stopped on request";
         } else {
           t.phase = Phase::kPending;  // the Job controller starts another attempt
           t.message = "restarting after a failed attempt";
@@ -584,7 +672,9 @@ absl::StatusOr<WorkloadStatus> KubernetesBackend::Observe(const std::string& id,
     if (!IsFinal(t.phase)) all_final = false;
     if (t.phase != Phase::kSucceeded) all_succeeded = false;
     if (t.phase == Phase::kFailed) any_failed = true;
-    if (job_failing && failing_job.empty()) {
+    if (job_failing && failing_job.empty() && o.on_trainer) {
+      failing_job = absl::StrCat("its TrainJob ", id, " failed: ", trainer.message);
+    } else if (job_failing && failing_job.empty()) {
       for (const json& c :
            job->second.value("status", json::object()).value("conditions", json::array())) {
         if (c.value("status", "") == "True" &&
@@ -614,9 +704,8 @@ absl::StatusOr<WorkloadStatus> KubernetesBackend::Observe(const std::string& id,
     out.message = failing_job;
   } else if (!missing_job.empty()) {
     out.phase = Phase::kFailed;
-    out.message =
-        absl::StrCat("its Kubernetes Job ", missing_job, " was deleted outside Submarine");
-  } else if (all_succeeded) {
+    out.message = absl::StrCat("its Kubernetes ", missing_job, " was deleted outside Submarine");
+  } else if (all_succeeded || (trainer.complete && all_final)) {
     out.phase = Phase::kSucceeded;
   } else if (stopping && all_final) {
     out.phase = Phase::kKilled;
@@ -625,6 +714,7 @@ absl::StatusOr<WorkloadStatus> KubernetesBackend::Observe(const std::string& id,
     out.phase = Phase::kRunning;
   } else {
     out.phase = Phase::kPending;
+    if (trainer.suspended) out.message = absl::StrCat("TrainJob suspended: ", trainer.message);
   }
 
   if (IsFinal(out.phase) && !live.empty()) {
@@ -656,7 +746,8 @@ absl::StatusOr<WorkloadStatus> KubernetesBackend::Observe(const std::string& id,
   // outlives the pods.
   for (const auto& [task, pods] : attempts) {
     for (size_t a = 0; a < pods.size(); ++a) {
-      SUBMARINE_RETURN_IF_ERROR(Archive(id, *pods[a], static_cast<int>(a) + 1, false));
+      SUBMARINE_RETURN_IF_ERROR(
+          Archive(id, {task.first, task.second}, *pods[a], static_cast<int>(a) + 1, false));
     }
   }
   json tasks = json::array();
@@ -668,6 +759,14 @@ absl::StatusOr<WorkloadStatus> KubernetesBackend::Observe(const std::string& id,
                           {{"metadata", {{"annotations", {{kFinalAnnotation, verdict.dump()}}}}}});
   if (!recorded.ok()) return recorded.status();
   anchors_->Apply(*recorded);
+  if (o.trainjob) {
+    // The verdict and logs are kept; a suspended TrainJob must not be resumed by anyone.
+    absl::Status s = client_->Delete(Path(trainjob::kPlural, id), "Background");
+    if (!s.ok() && !absl::IsNotFound(s)) {
+      log::Get("compute")->warn("{}: deleting its ended TrainJob: {}", id, Message(s));
+    }
+    trainjobs_->Forget(id);
+  }
   return out;
 }
 
@@ -676,14 +775,68 @@ absl::StatusOr<WorkloadStatus> KubernetesBackend::Get(const std::string& id) {
   return Observe(id, std::move(o));
 }
 
+void KubernetesBackend::Changed(const kube::Informer::Change& change, bool name_is_id) {
+  std::function<void()> notify;
+  {
+    std::lock_guard lock(observed_mu_);
+    if (change.everything) everything_dirty_ = true;
+    if (name_is_id && !change.name.empty()) dirty_.insert(change.name);
+    if (!change.index_before.empty()) dirty_.insert(change.index_before);
+    if (!change.index_after.empty()) dirty_.insert(change.index_after);
+    notify = notify_;
+  }
+  if (notify) notify();
+}
+
+void KubernetesBackend::OnChange(std::function<void()> notify) {
+  std::lock_guard lock(observed_mu_);
+  notify_ = std::move(notify);
+}
+
 absl::StatusOr<std::vector<WorkloadStatus>> KubernetesBackend::List() {
+  std::set<std::string> dirty;
+  bool everything = false;
+  {
+    std::lock_guard lock(observed_mu_);
+    dirty.swap(dirty_);
+    everything = std::exchange(everything_dirty_, false);
+  }
   std::vector<WorkloadStatus> out;
-  for (const json& anchor : anchors_->Snapshot()) {
-    const std::string id = Meta(anchor).value("name", "");
+  const std::vector<std::string> ids = anchors_->Names();
+  out.reserve(ids.size());
+  for (const std::string& id : ids) {
+    if (!everything && !dirty.count(id)) {
+      std::lock_guard lock(observed_mu_);
+      auto it = observed_.find(id);
+      if (it != observed_.end()) {
+        out.push_back(it->second);
+        continue;
+      }
+    }
     auto s = Get(id);
-    if (absl::IsNotFound(s.status())) continue;  // deleted meanwhile
-    if (!s.ok()) return s.status();
+    std::lock_guard lock(observed_mu_);
+    if (absl::IsNotFound(s.status())) {  // deleted meanwhile
+      observed_.erase(id);
+      continue;
+    }
+    if (!s.ok()) {
+      // Observe these again next time.
+      dirty_.insert(dirty.begin(), dirty.end());
+      everything_dirty_ = everything_dirty_ || everything;
+      dirty_.insert(id);
+      return s.status();
+    }
+    observed_[id] = *s;
     out.push_back(std::move(*s));
+  }
+  std::lock_guard lock(observed_mu_);
+  if (everything) {
+    const std::set<std::string> present(ids.begin(), ids.end());
+    std::erase_if(observed_, [&](const auto& entry) { return !present.count(entry.first); });
+  } else {
+    for (const std::string& id : dirty) {
+      if (!std::binary_search(ids.begin(), ids.end(), id)) observed_.erase(id);
+    }
   }
   return out;
 }
@@ -692,23 +845,36 @@ absl::StatusOr<std::vector<WorkloadStatus>> KubernetesBackend::List() {
 
 absl::Status KubernetesBackend::StopObjects(const std::string& id, const Objects& o,
                                             std::chrono::milliseconds grace) {
-  // The Jobs go first, orphaning their pods, so that no new attempt starts.
+  // The Jobs go first, orphaning their pods, so that no new attempt starts. A TrainJob is
+  // suspended instead (its JobSet would make new Jobs): the Job controller ends its running pods
+  // and ended ones keep their verdict.
   for (const auto& [role, job] : o.jobs) {
     absl::Status s = client_->Delete(Path("jobs", JobName(id, role)), "Orphan");
     if (!s.ok() && !absl::IsNotFound(s)) return s;
     jobs_->Forget(JobName(id, role));
   }
+  // What each live pod wrote so far, then (in the background) the rest until it ends: a task
+  // that dies at once on SIGTERM may be gone before a follower connects.
   std::map<std::pair<std::string, int>, int> attempt;
-  const int64_t seconds = std::max<int64_t>(1, (grace.count() + 999) / 1000);
+  std::vector<std::string> live;
   for (const json& pod : o.pods) {
-    const int a = ++attempt[{Label(pod, kRoleLabel), IndexOf(pod)}];
+    const std::optional<TaskRef> task = PodTask(o, pod);
+    if (!task) continue;
+    const int a = ++attempt[{task->role, task->index}];
     if (Ended(pod) || !Meta(pod).value("deletionTimestamp", "").empty()) continue;
-    // What it wrote so far, then (in the background) the rest until it ends: a task that dies
-    // at once on SIGTERM may be gone before a follower connects.
-    SUBMARINE_RETURN_IF_ERROR(Archive(id, pod, a, /*follow=*/false));
-    ArchiveInBackground(id, pod, a);
-    absl::Status s =
-        client_->Delete(Path("pods", Meta(pod).value("name", "")), "Background", seconds);
+    SUBMARINE_RETURN_IF_ERROR(Archive(id, *task, pod, a, /*follow=*/false));
+    ArchiveInBackground(id, *task, pod, a);
+    live.push_back(Meta(pod).value("name", ""));
+  }
+  if (o.trainjob && !o.trainjob->value("spec", json::object()).value("suspend", false)) {
+    auto suspended =
+        client_->MergePatch(Path(trainjob::kPlural, id), {{"spec", {{"suspend", true}}}});
+    if (!suspended.ok() && !absl::IsNotFound(suspended.status())) return suspended.status();
+    if (suspended.ok()) trainjobs_->Apply(*suspended);
+  }
+  const int64_t seconds = std::max<int64_t>(1, (grace.count() + 999) / 1000);
+  for (const std::string& name : live) {
+    absl::Status s = client_->Delete(Path("pods", name), "Background", seconds);
     if (!s.ok() && !absl::IsNotFound(s)) return s;
   }
   return absl::OkStatus();
@@ -734,11 +900,18 @@ absl::Status KubernetesBackend::Delete(const std::string& id, bool keep_logs) {
   if (found.ok()) {
     std::map<std::pair<std::string, int>, int> attempt;
     for (const json& pod : found->pods) {
-      const int a = ++attempt[{Label(pod, kRoleLabel), IndexOf(pod)}];
+      const std::optional<TaskRef> task = PodTask(*found, pod);
+      if (!task) continue;
+      const int a = ++attempt[{task->role, task->index}];
       if (keep_logs) {
-        absl::Status archived = Archive(id, pod, a, false);
+        absl::Status archived = Archive(id, *task, pod, a, false);
         if (!archived.ok()) log::Get("compute")->warn("{}: {}", id, Message(archived));
       }
+    }
+    if (found->on_trainer) {
+      absl::Status s = client_->Delete(Path(trainjob::kPlural, id), "Background");
+      if (!s.ok() && !absl::IsNotFound(s)) return s;
+      trainjobs_->Forget(id);
     }
     for (const auto& [role, job] : found->jobs) {
       absl::Status s = client_->Delete(Path("jobs", JobName(id, role)), "Background");
@@ -766,17 +939,17 @@ absl::Status KubernetesBackend::Delete(const std::string& id, bool keep_logs) {
 
 // ---- Logs ----
 
-absl::Status KubernetesBackend::Archive(const std::string& id, const json& pod, int attempt,
-                                        bool follow) {
-  const std::string file = absl::StrCat(LogDir(id), "/", Label(pod, kRoleLabel), "-", IndexOf(pod),
-                                        "/", attempt, ".log");
+absl::Status KubernetesBackend::Archive(const std::string& id, const TaskRef& task, const json& pod,
+                                        int attempt, bool follow) {
+  const std::string file = absl::StrCat(LogDir(id), "/", TaskName(task), "/", attempt, ".log");
   // A follower's whole log replaces a snapshot; anything else is written once.
   if (!follow && fs::exists(file)) return absl::OkStatus();
   if (!follow && ContainerState(pod).first.empty() && !Ended(pod)) {
     return absl::OkStatus();  // never started: no log
   }
-  std::string query = absl::StrCat(Path("pods", Meta(pod).value("name", "")),
-                                   "/log?container=", kContainer, follow ? "&follow=true" : "");
+  std::string query =
+      absl::StrCat(Path("pods", Meta(pod).value("name", "")), "/log?container=", ContainerOf(pod),
+                   follow ? "&follow=true" : "");
   auto text = client_->GetText(query);
   if (!text.ok()) {
     // A pod that never started a container has no log (400); one already gone (404) is lost.
@@ -792,12 +965,13 @@ absl::Status KubernetesBackend::Archive(const std::string& id, const json& pod, 
   return WriteArchiveFile(file, *text);
 }
 
-void KubernetesBackend::ArchiveInBackground(const std::string& id, const json& pod, int attempt) {
+void KubernetesBackend::ArchiveInBackground(const std::string& id, const TaskRef& task,
+                                            const json& pod, int attempt) {
   const std::string name = Meta(pod).value("name", "");
   std::lock_guard lock(mu_);
   if (!following_.insert(name).second) return;
-  followers_.emplace_back([this, id, pod, attempt] {
-    absl::Status s = Archive(id, pod, attempt, /*follow=*/true);
+  followers_.emplace_back([this, id, task, pod, attempt] {
+    absl::Status s = Archive(id, task, pod, attempt, /*follow=*/true);
     if (!s.ok()) log::Get("compute")->warn("{}: archiving a stopped pod's log: {}", id, Message(s));
   });
 }
@@ -833,13 +1007,13 @@ absl::StatusOr<LogChunk> KubernetesBackend::ReadLog(const std::string& id, const
   if (!gone) {
     std::vector<const json*> pods;
     for (const json& pod : found->pods) {
-      if (Label(pod, kRoleLabel) == task.role && IndexOf(pod) == task.index) pods.push_back(&pod);
+      if (PodTask(*found, pod) == task) pods.push_back(&pod);
     }
     if (static_cast<int>(pods.size()) > archived) {
       // The attempts after the archived ones are read live.
       for (size_t a = archived; a < pods.size(); ++a) {
         auto text = client_->GetText(absl::StrCat(Path("pods", Meta(*pods[a]).value("name", "")),
-                                                  "/log?container=", kContainer));
+                                                  "/log?container=", ContainerOf(*pods[a])));
         if (text.ok()) all += *text;
       }
       complete = false;

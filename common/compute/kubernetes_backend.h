@@ -43,20 +43,33 @@
 //   <logs_dir>/<id>/<role>-<index>/<attempt>.log     one ended attempt
 // ReadLog concatenates a task's archived attempts and the running attempt's live log.
 //
-// Not done here yet (docs/design/experiment.md): the Trainer TrainJob path, Kueue labels,
-// kService workloads, credentials as Secrets.
+// Kubeflow Trainer: when API discovery finds trainer.kubeflow.org/v1alpha1 at start-up (and
+// Options::use_trainer), a workload whose roles form one set of alike nodes runs as one TrainJob
+// instead (trainjob.h, the one file that knows its alpha schema); the anchor says which
+// (annotation submarine.apache.org/api: trainjob), so a restarted backend reads it the same way.
+// Its pods (label jobset.sigs.k8s.io/jobset-name) are the tasks, by completion index in rank
+// order; the TrainJob's Failed condition fails the workload. Stop suspends the TrainJob (so the
+// Job controller ends its pods and no new one starts, while ended pods keep their verdict and
+// logs), deletes the live pods with the grace period, and deletes the TrainJob once the final
+// verdict is recorded.
+//
+// Not done here yet (docs/design/experiment.md): kService workloads.
 //
 // Thread-safe.
 
 #include <chrono>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "common/compute/compute.h"
+#include "common/compute/trainjob.h"
 #include "common/kube/client.h"
 #include "common/kube/informer.h"
 
@@ -72,6 +85,9 @@ class KubernetesBackend : public Backend {
     // How long Get waits for the informers' first list at start.
     std::chrono::milliseconds sync_timeout = std::chrono::seconds(30);
     int watch_timeout_seconds = 300;
+    // Run fitting workloads as Kubeflow Trainer TrainJobs where the cluster serves them.
+    bool use_trainer = true;
+    trainjob::Runtimes runtimes;  // the ClusterTrainingRuntimes TrainJobs reference
   };
 
   static absl::StatusOr<std::unique_ptr<KubernetesBackend>> Create(Options options);
@@ -80,17 +96,24 @@ class KubernetesBackend : public Backend {
   std::string Kind() const override { return "kubernetes"; }
   absl::Status Submit(const WorkloadSpec& spec) override;
   absl::StatusOr<WorkloadStatus> Get(const std::string& id) override;
+  // Observes only the workloads whose objects changed since the last List (the informers say
+  // which); the others are answered from that List's observation.
   absl::StatusOr<std::vector<WorkloadStatus>> List() override;
+  void OnChange(std::function<void()> notify) override;
   absl::Status Stop(const std::string& id, std::chrono::milliseconds grace) override;
   absl::Status Delete(const std::string& id, bool keep_logs) override;
   absl::StatusOr<LogChunk> ReadLog(const std::string& id, const TaskRef& task, int64_t offset,
                                    int64_t max_bytes) override;
 
-  // The objects Submit creates for `spec`, in creation order (anchor, service, jobs), without
-  // server-set fields: the manifests checked against golden files.
-  static absl::StatusOr<std::vector<nlohmann::json>> Manifests(const WorkloadSpec& spec,
-                                                               const std::string& namespace_,
-                                                               const std::string& default_image);
+  // The objects Submit creates for `spec`, in creation order (anchor, service, jobs; or anchor,
+  // TrainJob when `trainer` is given and the workload fits one), without server-set fields: the
+  // manifests checked against golden files.
+  static absl::StatusOr<std::vector<nlohmann::json>> Manifests(
+      const WorkloadSpec& spec, const std::string& namespace_, const std::string& default_image,
+      const trainjob::Runtimes* trainer = nullptr);
+
+  // Whether the cluster served Kubeflow Trainer's TrainJob at start-up (and it is used).
+  bool uses_trainer() const { return trainjobs_ != nullptr; }
 
   kube::Client& client() { return *client_; }
 
@@ -104,8 +127,12 @@ class KubernetesBackend : public Backend {
   absl::Status CreateMissing(const WorkloadSpec& spec, const nlohmann::json& anchor);
   absl::Status StopObjects(const std::string& id, const Objects& objects,
                            std::chrono::milliseconds grace);
-  absl::Status Archive(const std::string& id, const nlohmann::json& pod, int attempt, bool follow);
-  void ArchiveInBackground(const std::string& id, const nlohmann::json& pod, int attempt);
+  // The task a pod runs (nullopt: none of the workload's).
+  static std::optional<TaskRef> PodTask(const Objects& objects, const nlohmann::json& pod);
+  absl::Status Archive(const std::string& id, const TaskRef& task, const nlohmann::json& pod,
+                       int attempt, bool follow);
+  void ArchiveInBackground(const std::string& id, const TaskRef& task, const nlohmann::json& pod,
+                           int attempt);
   std::string LogDir(const std::string& id) const;
 
   Options options_;
@@ -113,9 +140,18 @@ class KubernetesBackend : public Backend {
   std::unique_ptr<kube::Informer> anchors_;
   std::unique_ptr<kube::Informer> jobs_;
   std::unique_ptr<kube::Informer> pods_;
+  std::unique_ptr<kube::Informer> trainjobs_;     // when the cluster serves TrainJob
+  std::unique_ptr<kube::Informer> trainer_pods_;  // their pods, by TrainJob name
   std::mutex mu_;
   std::set<std::string> following_;     // pods whose logs a thread follows (guarded by mu_)
   std::vector<std::thread> followers_;  // guarded by mu_
+  void Changed(const kube::Informer::Change& change, bool name_is_id);
+
+  std::mutex observed_mu_;
+  std::function<void()> notify_;                    // guarded by observed_mu_
+  std::map<std::string, WorkloadStatus> observed_;  // List's last observations (observed_mu_)
+  std::set<std::string> dirty_;                     // changed since (observed_mu_)
+  bool everything_dirty_ = true;                    // a relist: observe all (observed_mu_)
   // Workloads this backend deleted, hidden at once although a late watch event may still show
   // them for a moment (guarded by mu_).
   std::set<std::string> deleted_;

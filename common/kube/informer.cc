@@ -81,6 +81,14 @@ std::vector<json> Informer::ByIndex(const std::string& value) const {
   return out;
 }
 
+std::vector<std::string> Informer::Names() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  out.reserve(objects_.size());
+  for (const auto& [name, object] : objects_) out.push_back(name);
+  return out;
+}
+
 std::vector<json> Informer::Snapshot() const {
   std::lock_guard lock(mu_);
   std::vector<json> out;
@@ -94,24 +102,27 @@ void Informer::Apply(const json& object) { Upsert(object, /*only_if_newer=*/true
 void Informer::Forget(const std::string& name) { Remove(name); }
 
 void Informer::Upsert(const json& object, bool only_if_newer) {
-  const std::string name = NameOf(object);
-  if (name.empty()) return;
+  Change change;
+  change.name = NameOf(object);
+  if (change.name.empty()) return;
   {
     std::lock_guard lock(mu_);
-    auto it = objects_.find(name);
+    auto it = objects_.find(change.name);
     if (it != objects_.end()) {
       if (only_if_newer && !Newer(object, it->second)) return;
-      const std::string old_value = LabelOf(it->second, options_.index_label);
-      if (!old_value.empty()) index_[old_value].erase(name);
+      change.index_before = LabelOf(it->second, options_.index_label);
+      if (!change.index_before.empty()) index_[change.index_before].erase(change.name);
     }
-    objects_[name] = object;
-    const std::string value = LabelOf(object, options_.index_label);
-    if (!value.empty()) index_[value].insert(name);
+    objects_[change.name] = object;
+    change.index_after = LabelOf(object, options_.index_label);
+    if (!change.index_after.empty()) index_[change.index_after].insert(change.name);
   }
-  if (options_.on_change) options_.on_change();
+  if (options_.on_change) options_.on_change(change);
 }
 
 void Informer::Remove(const std::string& name) {
+  Change change;
+  change.name = name;
   {
     std::lock_guard lock(mu_);
     auto it = objects_.find(name);
@@ -121,9 +132,10 @@ void Informer::Remove(const std::string& name) {
       index_[value].erase(name);
       if (index_[value].empty()) index_.erase(value);
     }
+    change.index_before = value;
     objects_.erase(it);
   }
-  if (options_.on_change) options_.on_change();
+  if (options_.on_change) options_.on_change(change);
 }
 
 void Informer::Replace(std::vector<json> items) {
@@ -141,7 +153,7 @@ void Informer::Replace(std::vector<json> items) {
     synced_ = true;
   }
   cv_.notify_all();
-  if (options_.on_change) options_.on_change();
+  if (options_.on_change) options_.on_change(Change{.everything = true});
 }
 
 bool Informer::Sleep(std::chrono::milliseconds d) {

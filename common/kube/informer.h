@@ -29,6 +29,12 @@ namespace submarine::kube {
 
 class Informer {
  public:
+  struct Change {
+    bool everything = false;
+    std::string name;
+    std::string index_before;
+    std::string index_after;
+  };
   struct Options {
     std::string collection_path;  // "/apis/batch/v1/namespaces/ns/jobs"
     std::string label_selector;   // only these objects
@@ -36,8 +42,10 @@ class Informer {
     int watch_timeout_seconds = 300;
     std::chrono::milliseconds min_backoff{100};
     std::chrono::milliseconds max_backoff{5000};
-    // Called (on the informer's thread, outside its lock) after each change is applied.
-    std::function<void()> on_change;
+    // Called (outside the informer's lock) after each change is applied, with what changed:
+    // the object's name and its index label's values before and after (empty when none). After
+    // a (re)list, which may have changed anything, it is called once with `everything` set.
+    std::function<void(const Change&)> on_change;
   };
 
   Informer(Client* client, Options options);
@@ -57,6 +65,8 @@ class Informer {
   // Objects whose `index_label` has `value`.
   std::vector<nlohmann::json> ByIndex(const std::string& value) const;
   std::vector<nlohmann::json> Snapshot() const;
+  // The names of every object (cheaper than Snapshot when only names are needed).
+  std::vector<std::string> Names() const;
   // Applies an object the caller just wrote (create/patch answer), so that reads that follow see
   // it without waiting for its watch event; an older resourceVersion never replaces a newer one.
   void Apply(const nlohmann::json& object);

@@ -1,5 +1,6 @@
 #include "common/rpc/service_host.h"
 
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -12,6 +13,7 @@
 #include "common/events/outbox.h"
 #include "common/events/relay.h"
 #include "common/events/retention.h"
+#include "common/metrics/metrics.h"
 #include "common/rpc/call_context.h"
 #include "common/rpc/channel.h"
 #include "common/status/status.h"
@@ -63,12 +65,11 @@ class ServiceHost::DatabaseProbe : public BackgroundTask {
     std::unique_lock lock(mu_);
     while (!stop_) {
       lock.unlock();
-      absl::Status st =
-          pool_->Read(std::chrono::system_clock::now() + kProbeTimeout,
-                      [](pqxx::transaction_base& tx) {
-                        db::Exec(tx, kPing);
-                        return absl::OkStatus();
-                      });
+      absl::Status st = pool_->Read(std::chrono::system_clock::now() + kProbeTimeout,
+                                    [](pqxx::transaction_base& tx) {
+                                      db::Exec(tx, kPing);
+                                      return absl::OkStatus();
+                                    });
       if (st.ok() != healthy_.exchange(st.ok())) {
         if (st.ok()) {
           log::Get("runner")->info("the database answers again");
@@ -172,9 +173,7 @@ class ServiceHost::SubscriberTask : public BackgroundTask {
   SubscriberTask(events::Subscriber::Options options, std::function<std::string()> address)
       : options_(std::move(options)), address_(std::move(address)) {}
   ~SubscriberTask() override { Stop(); }
-  std::string TaskName() const override {
-    return absl::StrCat("subscriber(", options_.name, ")");
-  }
+  std::string TaskName() const override { return absl::StrCat("subscriber(", options_.name, ")"); }
   absl::Status Start() override {
     options_.event_log_address = address_();
     subscriber_ = std::make_unique<events::Subscriber>(options_);
@@ -204,8 +203,8 @@ ServiceHost::~ServiceHost() {
   authorizer_.reset();
 }
 
-absl::StatusOr<std::unique_ptr<ServiceHost>> ServiceHost::Create(ServiceSpec spec,
-                                                                 const CommonServiceConfig& config) {
+absl::StatusOr<std::unique_ptr<ServiceHost>> ServiceHost::Create(
+    ServiceSpec spec, const CommonServiceConfig& config) {
   std::unique_ptr<ServiceHost> host(new ServiceHost(std::move(spec), config));
   SUBMARINE_RETURN_IF_ERROR(host->Init());
   return host;
@@ -293,9 +292,8 @@ absl::Status ServiceHost::Init() {
   uint32_t request_hours = config_.has_request_id_retention_hours()
                                ? config_.request_id_retention_hours()
                                : kDefaultRequestIdRetentionHours;
-  AddHousekeeping("request-id answers pruned", [pool, request_hours] {
-    return api::Idempotency::Prune(*pool, request_hours);
-  });
+  AddHousekeeping("request-id answers pruned",
+                  [pool, request_hours] { return api::Idempotency::Prune(*pool, request_hours); });
   return absl::OkStatus();
 }
 
@@ -303,19 +301,28 @@ void ServiceHost::AddService(grpc::Service* service) { runner_->AddService(servi
 
 void ServiceHost::AddTask(BackgroundTask* task) { runner_->AddTask(task); }
 
-void ServiceHost::AddHousekeeping(std::string name,
-                                  std::function<absl::StatusOr<int64_t>()> job) {
+void ServiceHost::AddHousekeeping(std::string name, std::function<absl::StatusOr<int64_t>()> job) {
   housekeeping_->Add({std::move(name), std::move(job)});
 }
 
 db::PeriodicLeaderTask* ServiceHost::AddLeaderLoop(const std::string& name,
-                                                  std::chrono::milliseconds period,
-                                                  std::function<absl::Status()> run) {
+                                                   std::chrono::milliseconds period,
+                                                   std::function<absl::Status()> run) {
   db::PeriodicLeaderTask::Options o;
   o.name = absl::StrCat(db_settings_.options.schema, ".", name);
   o.conninfo = db_settings_.options.conninfo;
   o.period = period;
-  o.run = std::move(run);
+  // Every pass is timed: a control loop's pass time is what says whether it keeps up.
+  metrics::Histogram* seconds = metrics::Registry::Global().GetHistogram(
+      "submarine_leader_loop_seconds", "Time of one pass of a leader-elected loop",
+      absl::StrCat("service=\"", spec_.name, "\",loop=\"", name, "\""));
+  o.run = [run = std::move(run), seconds] {
+    const auto start = std::chrono::steady_clock::now();
+    absl::Status st = run();
+    seconds->Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    return st;
+  };
   auto task = std::make_unique<db::PeriodicLeaderTask>(std::move(o));
   db::PeriodicLeaderTask* raw = task.get();
   tasks_.push_back(std::move(task));
@@ -347,8 +354,8 @@ absl::Status ServiceHost::Subscribe(const std::string& publisher,
                                                      "kept per publisher)"));
   }
   if (prefix.empty()) {
-    return InvalidField("common.peers",
-                        absl::StrCat("no peer \"", publisher, "\" with a topic_prefix to subscribe to"));
+    return InvalidField("common.peers", absl::StrCat("no peer \"", publisher,
+                                                     "\" with a topic_prefix to subscribe to"));
   }
   if (config_.events().subscribe_endpoint().empty()) {
     log::Get("events")->warn("events.subscribe_endpoint is not set: {} applies no event of {}",

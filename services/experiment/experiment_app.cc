@@ -109,6 +109,8 @@ absl::Status Build(rpc::ServiceHost& host, const ExperimentServiceConfig& config
                       : kDefaultControlInterval;
   auto* loop =
       host.AddLeaderLoop("controller", interval, [controller] { return controller->RunOnce(); });
+  // A cluster that can tell when its workloads change wakes the loop at once.
+  for (const auto& [name, backend] : clusters->all()) backend->OnChange([loop] { loop->Wake(); });
 
   ExperimentManager::Deps deps{
       &host.pool(), &host.authorizer(), &host.idempotency(),      &host.clock(), &host.ids(),

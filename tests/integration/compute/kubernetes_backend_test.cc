@@ -15,73 +15,16 @@
 #include "absl/strings/str_cat.h"
 #include "common/util/clock.h"
 #include "tests/integration/compute/backend_conformance.h"
-#include "tests/support/fake_kube/fake_kube_apiserver.h"
+#include "tests/integration/compute/fake_cluster.h"
 
 namespace submarine::compute::testing {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using submarine::testing::FakeKubeApiServer;
-using submarine::testing::FakeKubeOptions;
 
 constexpr auto kTimeout = std::chrono::seconds(30);
 constexpr char kImage[] = "registry.example/submarine-task:1";
-
-// One fake API server per test backend: the backend owns it through this wrapper.
-class FakeClusterBackend : public Backend {
- public:
-  FakeClusterBackend(std::unique_ptr<FakeKubeApiServer> server,
-                     std::unique_ptr<KubernetesBackend> backend)
-      : server_(std::move(server)), backend_(std::move(backend)) {}
-  ~FakeClusterBackend() override {
-    backend_.reset();  // stops watching before the server goes
-  }
-  std::string Kind() const override { return backend_->Kind(); }
-  absl::Status Submit(const WorkloadSpec& spec) override { return backend_->Submit(spec); }
-  absl::StatusOr<WorkloadStatus> Get(const std::string& id) override { return backend_->Get(id); }
-  absl::StatusOr<std::vector<WorkloadStatus>> List() override { return backend_->List(); }
-  absl::Status Stop(const std::string& id, std::chrono::milliseconds grace) override {
-    return backend_->Stop(id, grace);
-  }
-  absl::Status Delete(const std::string& id, bool keep_logs) override {
-    return backend_->Delete(id, keep_logs);
-  }
-  absl::StatusOr<LogChunk> ReadLog(const std::string& id, const TaskRef& task, int64_t offset,
-                                   int64_t max_bytes) override {
-    return backend_->ReadLog(id, task, offset, max_bytes);
-  }
-
- private:
-  std::unique_ptr<FakeKubeApiServer> server_;
-  std::unique_ptr<KubernetesBackend> backend_;
-};
-
-KubernetesBackend::Options BackendOptions(const FakeKubeApiServer& server,
-                                          const std::string& scratch_dir) {
-  KubernetesBackend::Options options;
-  options.cluster.server = server.url();
-  options.cluster.token = "test-token";
-  options.namespace_ = "team-a";
-  options.logs_dir = scratch_dir + "/logs";
-  options.sync_timeout = std::chrono::seconds(10);
-  return options;
-}
-
-absl::StatusOr<std::unique_ptr<FakeKubeApiServer>> StartServer(const std::string& scratch_dir) {
-  FakeKubeOptions options;
-  options.work_dir = scratch_dir + "/kubelet";
-  options.bearer_token = "test-token";
-  fs::create_directories(options.work_dir);
-  auto server = FakeKubeApiServer::Start(options);
-  if (!server.ok()) return server.status();
-  // Namespaces are the cluster admin's: the backend expects its namespace to exist.
-  auto ns = (*server)->Create(
-      "/api/v1/namespaces",
-      {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "team-a"}}}});
-  if (!ns.ok()) return ns.status();
-  return server;
-}
 
 ConformanceTarget KubernetesTarget() {
   ConformanceTarget target;

@@ -18,7 +18,7 @@ absl::StatusOr<std::unique_ptr<ExperimentProcess>> StartExperimentService(
       config::WriteFileAtomic(secret, "experiment-test-internal-secret-0123456789", 0600));
   auto& pg = TestPostgres::Get();
   std::string yaml = absl::StrCat(
-      "server:\n  grpc_listen: 127.0.0.1:0\n  shutdown_grace_ms: 5000\n  gateway_secret_file: ",
+      "server:\n  grpc_listen: 127.0.0.1:0\n  metrics_listen: 127.0.0.1:0\n  shutdown_grace_ms: 5000\n  gateway_secret_file: ",
       secret, "\ndatabase:\n  host: ", pg.socket_dir(), "\n  port: ", pg.port(),
       "\n  dbname: ", p->dbname, "\n  user: postgres\n  schema: experiment\n",
       "permission:\n  insecure_no_authorization: true\n",
