@@ -137,6 +137,7 @@ int Main(int argc, char** argv) {
   app.add_option("--samples", samples, "Condition changes timed")->check(CLI::Range(1, 1000));
   app.add_option("--window", window_seconds, "Seconds of steady state whose passes are timed");
   CLI11_PARSE(app, argc, argv);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines appear as they happen
 
   const std::string dir = testing::MakeTempDir("bench-reconcile");
   testing::FakeKubeOptions options;

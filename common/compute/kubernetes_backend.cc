@@ -30,6 +30,9 @@ constexpr char kStopAnnotation[] = "submarine.apache.org/stop";
 constexpr char kFinalAnnotation[] = "submarine.apache.org/final";
 constexpr char kApiAnnotation[] = "submarine.apache.org/api";  // "trainjob"; absent: Jobs
 constexpr char kTrainJobApi[] = "trainjob";
+constexpr char kKueueQueueLabel[] = "kueue.x-k8s.io/queue-name";
+constexpr char kKueueJobNameLabel[] = "kueue.x-k8s.io/job-name";
+constexpr char kKueueGroupVersion[] = "kueue.x-k8s.io/v1beta2";
 constexpr char kIndexAnnotation[] = "batch.kubernetes.io/job-completion-index";
 constexpr char kIndexFailuresAnnotation[] = "batch.kubernetes.io/job-index-failure-count";
 constexpr char kSpecKey[] = "workload.json";
@@ -197,7 +200,8 @@ std::optional<std::string> ReadFileIfAny(const std::string& path) {
 absl::StatusOr<std::vector<json>> KubernetesBackend::Manifests(const WorkloadSpec& spec,
                                                                const std::string& namespace_,
                                                                const std::string& default_image,
-                                                               const trainjob::Runtimes* trainer) {
+                                                               const trainjob::Runtimes* trainer,
+                                                               const std::string& kueue_queue) {
   SUBMARINE_RETURN_IF_ERROR(ValidateForKubernetes(spec, default_image));
   const json labels = {{kManagedByLabel, kManagedBy}, {kWorkloadLabel, spec.id}};
   std::vector<json> out;
@@ -207,8 +211,10 @@ absl::StatusOr<std::vector<json>> KubernetesBackend::Manifests(const WorkloadSpe
                  {"data", {{kSpecKey, SpecToJson(spec).dump()}}}});
   if (trainer != nullptr && trainjob::Fits(spec).ok()) {
     out[0]["metadata"]["annotations"] = {{kApiAnnotation, kTrainJobApi}};
-    out.push_back(trainjob::Manifest(spec, namespace_, default_image, *trainer,
-                                     {{kManagedByLabel, kManagedBy}, {kWorkloadLabel, spec.id}},
+    std::map<std::string, std::string> trainjob_labels = {{kManagedByLabel, kManagedBy},
+                                                          {kWorkloadLabel, spec.id}};
+    if (!kueue_queue.empty()) trainjob_labels[kKueueQueueLabel] = kueue_queue;
+    out.push_back(trainjob::Manifest(spec, namespace_, default_image, *trainer, trainjob_labels,
                                      ResourcesJson(spec.roles.front().resources)));
     return out;
   }
@@ -277,12 +283,14 @@ absl::StatusOr<std::vector<json>> KubernetesBackend::Manifests(const WorkloadSpe
     if (!spec.working_dir.empty()) container["workingDir"] = spec.working_dir;
     json pod_labels = labels;
     pod_labels[kRoleLabel] = role.name;
+    json job_labels = pod_labels;
+    if (!kueue_queue.empty()) job_labels[kKueueQueueLabel] = kueue_queue;
     out.push_back({{"apiVersion", "batch/v1"},
                    {"kind", "Job"},
                    {"metadata",
                     {{"name", JobName(spec.id, role.name)},
                      {"namespace", namespace_},
-                     {"labels", pod_labels}}},
+                     {"labels", job_labels}}},
                    {"spec",
                     {{"completionMode", "Indexed"},
                      {"completions", role.replicas},
@@ -323,6 +331,7 @@ KubernetesBackend::~KubernetesBackend() {
   if (pods_) pods_->Stop();
   if (trainjobs_) trainjobs_->Stop();
   if (trainer_pods_) trainer_pods_->Stop();
+  if (kueue_) kueue_->Stop();
   std::vector<std::thread> followers;
   {
     std::lock_guard lock(mu_);
@@ -349,10 +358,10 @@ absl::StatusOr<std::unique_ptr<KubernetesBackend>> KubernetesBackend::Create(Opt
 }
 
 std::string KubernetesBackend::Path(const std::string& plural, const std::string& name) const {
-  const std::string group = plural == "jobs" ? "/apis/batch/v1"
-                            : plural == trainjob::kPlural
-                                ? absl::StrCat("/apis/", trainjob::kGroupVersion)
-                                : "/api/v1";
+  std::string group = "/api/v1";
+  if (plural == "jobs") group = "/apis/batch/v1";
+  if (plural == trainjob::kPlural) group = absl::StrCat("/apis/", trainjob::kGroupVersion);
+  if (plural == "workloads") group = absl::StrCat("/apis/", kKueueGroupVersion);
   std::string path = absl::StrCat(group, "/namespaces/", options_.namespace_, "/", plural);
   if (!name.empty()) absl::StrAppend(&path, "/", name);
   return path;
@@ -367,9 +376,10 @@ absl::Status KubernetesBackend::Start() {
     o.collection_path = Path(plural);
     o.label_selector = label_selector;
     o.index_label = index;
-    o.on_change = [this, name_is_id = index.empty()](const kube::Informer::Change& c) {
-      Changed(c, name_is_id);
-    };
+    const IdFrom from = index.empty()                 ? IdFrom::kName
+                        : index == kKueueJobNameLabel ? IdFrom::kIndexPrefixes
+                                                      : IdFrom::kIndex;
+    o.on_change = [this, from](const kube::Informer::Change& c) { Changed(c, from); };
     o.watch_timeout_seconds = options_.watch_timeout_seconds;
     auto informer = std::make_unique<kube::Informer>(client_.get(), std::move(o));
     informer->Start();
@@ -383,11 +393,20 @@ absl::Status KubernetesBackend::Start() {
       trainer_pods_ = make("pods", trainjob::kPodLabel, trainjob::kPodLabel);
     }
   }
+  if (!options_.kueue_queue.empty()) {
+    SUBMARINE_ASSIGN_OR_RETURN(bool served, client_->Serves(kKueueGroupVersion, "workloads"));
+    if (!served) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("kueue_queue is set but ", options_.cluster.server, " does not serve ",
+                       kKueueGroupVersion, " workloads: is Kueue installed?"));
+    }
+    kueue_ = make("workloads", kKueueJobNameLabel, "");
+  }
   anchors_ = make("configmaps", "", selector);
   jobs_ = make("jobs", kWorkloadLabel, selector);
   pods_ = make("pods", kWorkloadLabel, selector);
-  for (kube::Informer* i :
-       {anchors_.get(), jobs_.get(), pods_.get(), trainjobs_.get(), trainer_pods_.get()}) {
+  for (kube::Informer* i : {anchors_.get(), jobs_.get(), pods_.get(), trainjobs_.get(),
+                            trainer_pods_.get(), kueue_.get()}) {
     if (i != nullptr && !i->WaitForSync(options_.sync_timeout)) {
       return Unavailable(absl::StrCat("cannot list the Submarine objects of namespace ",
                                       options_.namespace_, " on ", options_.cluster.server));
@@ -403,9 +422,10 @@ std::string KubernetesBackend::LogDir(const std::string& id) const {
 // ---- Submit ----
 
 absl::Status KubernetesBackend::Submit(const WorkloadSpec& spec) {
-  SUBMARINE_ASSIGN_OR_RETURN(std::vector<json> manifests,
-                             Manifests(spec, options_.namespace_, options_.default_image,
-                                       trainjobs_ ? &options_.runtimes : nullptr));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      std::vector<json> manifests,
+      Manifests(spec, options_.namespace_, options_.default_image,
+                trainjobs_ ? &options_.runtimes : nullptr, options_.kueue_queue));
   if (anchors_->Get(spec.id)) return absl::OkStatus();  // the first spec wins
   auto created = client_->Create(Path("configmaps"), manifests[0]);
   if (absl::IsAlreadyExists(created.status())) return absl::OkStatus();
@@ -428,9 +448,10 @@ absl::Status KubernetesBackend::CreateMissing(const WorkloadSpec& spec, const js
     return Unavailable(absl::StrCat("workload ", spec.id,
                                     " runs as a TrainJob, and the cluster no longer serves them"));
   }
-  SUBMARINE_ASSIGN_OR_RETURN(std::vector<json> manifests,
-                             Manifests(spec, options_.namespace_, options_.default_image,
-                                       on_trainer ? &options_.runtimes : nullptr));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      std::vector<json> manifests,
+      Manifests(spec, options_.namespace_, options_.default_image,
+                on_trainer ? &options_.runtimes : nullptr, options_.kueue_queue));
   const json owner = {{"apiVersion", "v1"},
                       {"kind", "ConfigMap"},
                       {"name", spec.id},
@@ -714,7 +735,10 @@ absl::StatusOr<WorkloadStatus> KubernetesBackend::Observe(const std::string& id,
     out.phase = Phase::kRunning;
   } else {
     out.phase = Phase::kPending;
-    if (trainer.suspended) out.message = absl::StrCat("TrainJob suspended: ", trainer.message);
+    out.message = KueueReason(o);
+    if (out.message.empty() && trainer.suspended) {
+      out.message = absl::StrCat("TrainJob suspended: ", trainer.message);
+    }
   }
 
   if (IsFinal(out.phase) && !live.empty()) {
@@ -775,17 +799,67 @@ absl::StatusOr<WorkloadStatus> KubernetesBackend::Get(const std::string& id) {
   return Observe(id, std::move(o));
 }
 
-void KubernetesBackend::Changed(const kube::Informer::Change& change, bool name_is_id) {
+void KubernetesBackend::Changed(const kube::Informer::Change& change, IdFrom from) {
   std::function<void()> notify;
   {
     std::lock_guard lock(observed_mu_);
     if (change.everything) everything_dirty_ = true;
-    if (name_is_id && !change.name.empty()) dirty_.insert(change.name);
-    if (!change.index_before.empty()) dirty_.insert(change.index_before);
-    if (!change.index_after.empty()) dirty_.insert(change.index_after);
+    if (from == IdFrom::kName && !change.name.empty()) dirty_.insert(change.name);
+    if (from != IdFrom::kName) {
+      for (const std::string* value : {&change.index_before, &change.index_after}) {
+        if (value->empty()) continue;
+        dirty_.insert(*value);
+        if (from != IdFrom::kIndexPrefixes) continue;
+        for (size_t dash = value->find('-'); dash != std::string::npos;
+             dash = value->find('-', dash + 1)) {
+          dirty_.insert(value->substr(0, dash));
+        }
+      }
+    }
     notify = notify_;
   }
   if (notify) notify();
+}
+
+std::string KubernetesBackend::KueueReason(const Objects& o) const {
+  if (!kueue_) return "";
+  std::vector<std::string> names;
+  if (o.on_trainer) {
+    names.push_back(o.spec.id);
+  } else {
+    for (const RoleSpec& role : o.spec.roles) names.push_back(JobName(o.spec.id, role.name));
+  }
+  for (const std::string& name : names) {
+    for (const json& workload : kueue_->ByIndex(name)) {
+      const json listed =
+          workload.value("status", json::object()).value("conditions", json::array());
+      std::map<std::string, const json*> conditions;
+      for (const json& c : listed) conditions[c.value("type", "")] = &c;
+      auto is_true = [&](const char* type) {
+        auto it = conditions.find(type);
+        return it != conditions.end() && it->second->value("status", "") == "True";
+      };
+      auto why = [&](const char* type) {
+        auto it = conditions.find(type);
+        if (it == conditions.end()) return std::string();
+        return absl::StrCat(it->second->value("reason", ""), ": ",
+                            it->second->value("message", ""));
+      };
+      const std::string queue =
+          workload.value("spec", json::object()).value("queueName", options_.kueue_queue);
+      if (is_true("Evicted")) return absl::StrCat("evicted by Kueue (", why("Evicted"), ")");
+      if (is_true("Preempted")) return absl::StrCat("preempted by Kueue (", why("Preempted"), ")");
+      if (!is_true("QuotaReserved")) {
+        const std::string detail = why("QuotaReserved");
+        return absl::StrCat("waiting for quota in Kueue queue ", queue,
+                            detail.empty() ? "" : absl::StrCat(" (", detail, ")"));
+      }
+      if (!is_true("Admitted")) {
+        return absl::StrCat("quota reserved in Kueue queue ", queue, ", waiting for admission");
+      }
+    }
+  }
+  return "";
 }
 
 void KubernetesBackend::OnChange(std::function<void()> notify) {

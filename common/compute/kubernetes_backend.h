@@ -88,6 +88,10 @@ class KubernetesBackend : public Backend {
     // Run fitting workloads as Kubeflow Trainer TrainJobs where the cluster serves them.
     bool use_trainer = true;
     trainjob::Runtimes runtimes;  // the ClusterTrainingRuntimes TrainJobs reference
+    // Kueue: the LocalQueue every Job or TrainJob is labelled for (kueue.x-k8s.io/queue-name);
+    // "" = none. Kueue then suspends and admits them itself; Submarine never flips suspend to
+    // start one, and shows the Kueue Workload's conditions as the reason a workload is pending.
+    std::string kueue_queue;
   };
 
   static absl::StatusOr<std::unique_ptr<KubernetesBackend>> Create(Options options);
@@ -110,7 +114,7 @@ class KubernetesBackend : public Backend {
   // manifests checked against golden files.
   static absl::StatusOr<std::vector<nlohmann::json>> Manifests(
       const WorkloadSpec& spec, const std::string& namespace_, const std::string& default_image,
-      const trainjob::Runtimes* trainer = nullptr);
+      const trainjob::Runtimes* trainer = nullptr, const std::string& kueue_queue = "");
 
   // Whether the cluster served Kubeflow Trainer's TrainJob at start-up (and it is used).
   bool uses_trainer() const { return trainjobs_ != nullptr; }
@@ -142,10 +146,17 @@ class KubernetesBackend : public Backend {
   std::unique_ptr<kube::Informer> pods_;
   std::unique_ptr<kube::Informer> trainjobs_;     // when the cluster serves TrainJob
   std::unique_ptr<kube::Informer> trainer_pods_;  // their pods, by TrainJob name
+  std::unique_ptr<kube::Informer> kueue_;         // Kueue Workloads, by job name (when queued)
   std::mutex mu_;
   std::set<std::string> following_;     // pods whose logs a thread follows (guarded by mu_)
   std::vector<std::thread> followers_;  // guarded by mu_
-  void Changed(const kube::Informer::Change& change, bool name_is_id);
+  // Marks the workloads an informer change concerns: the object's name is the workload's id
+  // (anchors, TrainJobs), its index label holds it (Jobs, pods), or — Kueue Workloads, indexed
+  // by the name of their Job — the id is that name or one of its prefixes at a '-'.
+  enum class IdFrom { kName, kIndex, kIndexPrefixes };
+  void Changed(const kube::Informer::Change& change, IdFrom from);
+  // Why Kueue keeps a pending workload waiting ("" when it does not, or Kueue is not used).
+  std::string KueueReason(const Objects& objects) const;
 
   std::mutex observed_mu_;
   std::function<void()> notify_;                    // guarded by observed_mu_

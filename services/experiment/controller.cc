@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <set>
+#include <unordered_map>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -201,9 +202,34 @@ absl::Status Controller::RunOnce() {
     std::lock_guard lock(mu_);
     released_.clear();
   }
-  std::vector<StoredExperiment> unfinished;
+  // Every unfinished experiment, in admission order. Rows unchanged since the last pass are
+  // not read (nor parsed) again: at thousands of running jobs that is most of a pass.
+  std::vector<StoredExperiment*> unfinished;
   SUBMARINE_RETURN_IF_ERROR(pool_->Read(db::kNoDeadline, [&](pqxx::transaction_base& tx) {
-    unfinished = ExperimentStore::Unfinished(tx);
+    const std::vector<ExperimentStore::Version> versions = ExperimentStore::UnfinishedVersions(tx);
+    std::vector<int64_t> stale;
+    for (const auto& v : versions) {
+      auto it = cache_.find(v.id);
+      if (it == cache_.end() || !v.Matches(it->second)) stale.push_back(v.id);
+    }
+    if (!stale.empty()) {
+      for (StoredExperiment& fresh : ExperimentStore::ByIds(tx, stale)) {
+        const int64_t id = fresh.id;
+        cache_[id] = std::move(fresh);
+      }
+    }
+    std::unordered_map<int64_t, StoredExperiment> kept;
+    kept.reserve(versions.size());
+    for (const auto& v : versions) {
+      auto it = cache_.find(v.id);
+      if (it == cache_.end()) continue;  // finished between the two reads
+      kept.emplace(v.id, std::move(it->second));
+    }
+    cache_ = std::move(kept);
+    for (const auto& v : versions) {
+      auto it = cache_.find(v.id);
+      if (it != cache_.end()) unfinished.push_back(&it->second);
+    }
     return absl::OkStatus();
   }));
   // Every cluster's workloads; a cluster that cannot be listed is not observed this pass (and
@@ -224,15 +250,16 @@ absl::Status Controller::RunOnce() {
     for (const auto& w : list) by_id[w.id] = &w;
   }
   int running_tasks = 0;  // on the local cluster
-  for (const StoredExperiment& s : unfinished) {
-    if (s.experiment.state() >= v1::CREATED && ClusterOf(s.experiment) == "local") {
-      running_tasks += Replicas(s.experiment);
+  for (const StoredExperiment* s : unfinished) {
+    if (s->experiment.state() >= v1::CREATED && ClusterOf(s->experiment) == "local") {
+      running_tasks += Replicas(s->experiment);
     }
   }
   // Owners whose quota refused an experiment in this pass: their later experiments wait behind
   // it (strict order per owner, so a large job is not overtaken for ever by small ones).
   std::set<std::string> quota_full;
-  for (StoredExperiment& s : unfinished) {
+  for (StoredExperiment* row : unfinished) {
+    StoredExperiment& s = *row;  // changed in place by each transition: the cache stays current
     v1::State state = s.experiment.state();
     if (s.stop_reason && state >= v1::CREATED) RequestStop(s);
     if (state == v1::PENDING && !quota_full.count(s.experiment.owner())) {
@@ -250,7 +277,9 @@ absl::Status Controller::RunOnce() {
     }
   }
   HeartbeatLeases(unfinished);
-  for (const auto& [name, list] : workloads) Heal(clusters_->Find(name), list);
+  std::set<std::string> alive;  // uids of the experiments just observed: no need to ask
+  for (const StoredExperiment* s : unfinished) alive.insert(s->experiment.uid());
+  for (const auto& [name, list] : workloads) Heal(clusters_->Find(name), list, alive);
   return absl::OkStatus();
 }
 
@@ -383,8 +412,8 @@ void Controller::Launch(StoredExperiment& s, int* running_tasks) {
 void Controller::Observe(StoredExperiment& s, const compute::WorkloadStatus* status) {
   const v1::Experiment& e = s.experiment;
   auto now = clock_.Now();
-  const StoredExperiment before = s;  // its lease, which a retry clears
   if (status == nullptr) {
+    const StoredExperiment before = s;  // its lease, which a retry clears
     // The backend answered the list and does not hold this workload: it is gone for good.
     (void)Change(s, [&](pqxx::work& tx, StoredExperiment& row) {
       SUBMARINE_RETURN_IF_ERROR(
@@ -400,6 +429,11 @@ void Controller::Observe(StoredExperiment& s, const compute::WorkloadStatus* sta
   std::vector<v1::Task> tasks;
   for (const auto& t : status->tasks) tasks.push_back(ToTask(t));
   v1::State to = StateOf(status->phase);
+  if (status->phase == compute::Phase::kPending && e.state() == v1::CREATED &&
+      !status->message.empty()) {
+    // Submitted, and the cluster says why it waits (a Kueue queue, a suspended TrainJob).
+    SetPendingReason(s, status->message);
+  }
   bool tasks_changed = !SameTasks(e, tasks);
   if (to <= e.state() && !tasks_changed) {
     // Max run time: measured from RUNNING.
@@ -419,6 +453,8 @@ void Controller::Observe(StoredExperiment& s, const compute::WorkloadStatus* sta
     }
     return;
   }
+  // Copied only now: a pass over thousands of unchanged experiments copies none.
+  const StoredExperiment before = s;  // its lease, which a retry clears
   (void)Change(s, [&](pqxx::work& tx, StoredExperiment& row) -> absl::Status {
     row.experiment.clear_tasks();
     for (auto& t : tasks) *row.experiment.add_tasks() = t;
@@ -480,11 +516,12 @@ void Controller::ReleaseLease(const StoredExperiment& s) {
   released_.insert(*s.lease);
 }
 
-void Controller::HeartbeatLeases(const std::vector<StoredExperiment>& unfinished) {
+void Controller::HeartbeatLeases(const std::vector<StoredExperiment*>& unfinished) {
   if (quota_ == nullptr) return;
   auto now = clock_.Now();
   auto every = std::chrono::seconds(std::max(1, options_.lease_ttl_seconds / 3));
-  for (const auto& s : unfinished) {
+  for (const StoredExperiment* row : unfinished) {
+    const StoredExperiment& s = *row;
     if (!s.lease) continue;
     {
       std::lock_guard lock(mu_);
@@ -502,13 +539,14 @@ void Controller::HeartbeatLeases(const std::vector<StoredExperiment>& unfinished
 }
 
 void Controller::Heal(compute::Backend* backend,
-                      const std::vector<compute::WorkloadStatus>& workloads) {
+                      const std::vector<compute::WorkloadStatus>& workloads,
+                      const std::set<std::string>& alive) {
   // Ours carry the experiment's uid; one is kept while its experiment exists (every attempt's,
   // so earlier attempts' logs stay readable), and removed once the experiment is gone.
   std::vector<std::string> uids;
   for (const auto& w : workloads) {
     auto uid = w.labels.find(kUidLabel);
-    if (uid != w.labels.end()) uids.push_back(uid->second);
+    if (uid != w.labels.end() && !alive.count(uid->second)) uids.push_back(uid->second);
   }
   if (uids.empty()) return;
   std::vector<std::string> known;
@@ -518,6 +556,7 @@ void Controller::Heal(compute::Backend* backend,
   });
   if (!st.ok()) return;
   std::set<std::string> keep(known.begin(), known.end());
+  keep.insert(alive.begin(), alive.end());
   for (const auto& w : workloads) {
     auto uid = w.labels.find(kUidLabel);
     if (uid == w.labels.end() || keep.count(uid->second)) continue;

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <unordered_map>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -89,8 +90,10 @@ class Controller {
   // After a FAILED transition in `tx`: the next attempt when the retry policy allows another.
   absl::Status RetryIfAllowed(pqxx::work& tx, StoredExperiment& row,
                               std::chrono::system_clock::time_point now);
-  void HeartbeatLeases(const std::vector<StoredExperiment>& unfinished);
-  void Heal(compute::Backend* backend, const std::vector<compute::WorkloadStatus>& workloads);
+  void HeartbeatLeases(const std::vector<StoredExperiment*>& unfinished);
+  // `alive`: uids of experiments known to exist (no need to ask the database about them).
+  void Heal(compute::Backend* backend, const std::vector<compute::WorkloadStatus>& workloads,
+            const std::set<std::string>& alive);
   // The backend of the experiment's cluster; nullptr if this installation lost that cluster.
   compute::Backend* BackendOf(const StoredExperiment& s) const;
   // Runs `change` on the locked, re-read row if it is still in the state (and attempt) of `s`;
@@ -105,6 +108,8 @@ class Controller {
   Options options_;
   std::mutex mu_;
   std::map<std::string, std::chrono::system_clock::time_point> heartbeats_;  // lease → last
+  // The unfinished experiments as last read (RunOnce's own: only the leader loop touches it).
+  std::unordered_map<int64_t, StoredExperiment> cache_;
   std::set<std::string> released_;  // leases given back during the current pass
 };
 

@@ -83,6 +83,8 @@ absl::Status Build(rpc::ServiceHost& host, const ExperimentServiceConfig& config
     options.namespace_ = k.namespace_();
     options.default_image = k.default_image();
     options.logs_dir = k.logs_dir();
+    options.use_trainer = !k.indexed_jobs_only();
+    options.kueue_queue = k.kueue_queue();
     if (options.logs_dir.empty()) return InvalidField(field + ".logs_dir", "is required");
     const std::string name = k.name().empty() ? "kubernetes" : k.name();
     if (clusters->Find(name) != nullptr) {

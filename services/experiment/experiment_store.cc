@@ -42,6 +42,16 @@ constexpr db::Statement kUnfinished{
     "SELECT id, project, experiment_id, body, stop_reason, lease, workload_id FROM experiments "
     "WHERE state IN ('PENDING', 'ACCEPTED', 'CREATED', 'RUNNING') "
     "ORDER BY priority DESC, create_time, id"};
+// What says whether a cached row is still current, without its body.
+constexpr db::Statement kUnfinishedVersions{
+    "experiment.unfinished_versions",
+    "SELECT id, etag, stop_reason, lease, workload_id FROM experiments "
+    "WHERE state IN ('PENDING', 'ACCEPTED', 'CREATED', 'RUNNING') "
+    "ORDER BY priority DESC, create_time, id"};
+constexpr db::Statement kByIds{
+    "experiment.by_ids",
+    "SELECT id, project, experiment_id, body, stop_reason, lease, workload_id FROM experiments "
+    "WHERE id = ANY($1::bigint[])"};
 constexpr db::Statement kKnownUids{"experiment.known_uids",
                                    "SELECT uid FROM experiments WHERE uid = ANY($1::text[])"};
 constexpr db::Statement kCountInProject{"experiment.count_in_project",
@@ -76,9 +86,18 @@ std::vector<StoredExperiment> FromRows(const pqxx::result& r) {
 }  // namespace
 
 const db::StatementSet& ExperimentStore::Statements() {
-  static const auto* set =
-      new db::StatementSet{kFind,   kFindForUpdate, kLock,      kInsert,         kSave,
-                           kDelete, kUnfinished,    kKnownUids, kCountInProject, kNextId};
+  static const auto* set = new db::StatementSet{kFind,
+                                                kFindForUpdate,
+                                                kLock,
+                                                kInsert,
+                                                kSave,
+                                                kDelete,
+                                                kUnfinished,
+                                                kKnownUids,
+                                                kCountInProject,
+                                                kNextId,
+                                                kUnfinishedVersions,
+                                                kByIds};
   return *set;
 }
 
@@ -121,6 +140,24 @@ void ExperimentStore::Delete(pqxx::work& tx, int64_t id) { db::Exec(tx, kDelete,
 
 std::vector<StoredExperiment> ExperimentStore::Unfinished(pqxx::transaction_base& tx) {
   return FromRows(db::Exec(tx, kUnfinished));
+}
+
+std::vector<ExperimentStore::Version> ExperimentStore::UnfinishedVersions(
+    pqxx::transaction_base& tx) {
+  std::vector<Version> out;
+  for (const auto& row : db::Exec(tx, kUnfinishedVersions)) {
+    out.push_back({row[0].as<int64_t>(), row[1].as<std::string>(), OptionalText(row[2]),
+                   OptionalText(row[3]), OptionalText(row[4])});
+  }
+  return out;
+}
+
+std::vector<StoredExperiment> ExperimentStore::ByIds(pqxx::transaction_base& tx,
+                                                     const std::vector<int64_t>& ids) {
+  std::vector<std::string> text;
+  text.reserve(ids.size());
+  for (int64_t id : ids) text.push_back(std::to_string(id));
+  return FromRows(db::Exec(tx, kByIds, db::TextArray(text)));
 }
 
 std::vector<std::string> ExperimentStore::KnownUids(pqxx::transaction_base& tx,

@@ -63,6 +63,22 @@ class ExperimentStore {
   static std::vector<StoredExperiment> List(pqxx::transaction_base& tx, const ListQuery& query);
   // Every experiment not in a final state, in admission order (priority, then age).
   static std::vector<StoredExperiment> Unfinished(pqxx::transaction_base& tx);
+  // The same rows (same order) without their bodies: enough to tell whether a copy is current.
+  struct Version {
+    int64_t id = 0;
+    std::string etag;
+    std::optional<std::string> stop_reason;
+    std::optional<std::string> lease;
+    std::optional<std::string> workload_id;
+    // Whether `s` is this row as stored now.
+    bool Matches(const StoredExperiment& s) const {
+      return s.id == id && s.experiment.etag() == etag && s.stop_reason == stop_reason &&
+             s.lease == lease && s.workload_id == workload_id;
+    }
+  };
+  static std::vector<Version> UnfinishedVersions(pqxx::transaction_base& tx);
+  static std::vector<StoredExperiment> ByIds(pqxx::transaction_base& tx,
+                                             const std::vector<int64_t>& ids);
   // Which of `uids` are stored experiments.
   static std::vector<std::string> KnownUids(pqxx::transaction_base& tx,
                                             const std::vector<std::string>& uids);

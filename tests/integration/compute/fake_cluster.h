@@ -58,12 +58,16 @@ inline KubernetesBackend::Options BackendOptions(const FakeKubeApiServer& server
 // A fake cluster with namespace team-a. With `trainer`, it also serves Kubeflow Trainer, with
 // Submarine's runtimes installed from deploy/kubernetes/trainer-runtimes.json and stand-ins for
 // Trainer's torch-distributed and xgboost-distributed.
+// With `kueue`, it serves Kueue's kinds (stored only: tests write Workload conditions) and runs
+// no pods, so that workloads stay pending as Kueue would keep them.
 inline absl::StatusOr<std::unique_ptr<FakeKubeApiServer>> StartServer(
-    const std::string& scratch_dir, bool trainer = false) {
+    const std::string& scratch_dir, bool trainer = false, bool kueue = false) {
   FakeKubeOptions options;
   options.work_dir = scratch_dir + "/kubelet";
   options.bearer_token = "test-token";
   options.serve_trainer = trainer;
+  options.serve_kueue = kueue;
+  options.run_pods = !kueue;
   std::filesystem::create_directories(options.work_dir);
   auto server = FakeKubeApiServer::Start(options);
   if (!server.ok()) return server.status();

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/util/clock.h"
+#include "common/util/wait.h"
 #include "tests/integration/compute/backend_conformance.h"
 #include "tests/integration/compute/fake_cluster.h"
 
@@ -273,6 +274,107 @@ TEST_F(KubernetesBackendTest, ARestartedBackendAdoptsWhatRuns) {
   auto log = ReadWholeLog(spec.id, kWorker0);
   ASSERT_TRUE(log.ok()) << log.status();
   EXPECT_EQ(*log, "started\n");
+}
+
+// Kueue: Jobs carry the queue label, and while Kueue holds a workload its Workload's conditions
+// are the reason it is pending; a cluster without Kueue is refused when a queue is configured.
+TEST(KubernetesKueue, TheQueueLabelIsSetAndKueueSaysWhyAWorkloadWaits) {
+  const std::string scratch = absl::StrCat(fs::temp_directory_path().string(), "/k8s-kueue-",
+                                           IdGenerator::Secure().RandomHex(6));
+  fs::create_directories(scratch);
+  auto server = StartServer(scratch, /*trainer=*/false, /*kueue=*/true);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto options = BackendOptions(**server, scratch);
+  options.kueue_queue = "team-a-queue";
+  auto backend = KubernetesBackend::Create(options);
+  ASSERT_TRUE(backend.ok()) << backend.status();
+
+  WorkloadSpec spec;
+  spec.id = "queued";
+  spec.roles = {RoleSpec{"worker", 2, {"true"}, {}, {1000, 0, 0}, kImage, 0}};
+  ASSERT_TRUE((*backend)->Submit(spec).ok());
+  auto job = (*server)->Get("/apis/batch/v1/namespaces/team-a/jobs/queued-worker");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ((*job)["metadata"]["labels"]["kueue.x-k8s.io/queue-name"], "team-a-queue");
+  EXPECT_FALSE((*job)["spec"].value("suspend", false));  // Kueue's webhook suspends, never us
+
+  // What Kueue would make for the Job, and its verdict: no quota yet.
+  const std::string workloads = "/apis/kueue.x-k8s.io/v1beta2/namespaces/team-a/workloads";
+  auto made = (*server)->Create(
+      workloads, {{"apiVersion", "kueue.x-k8s.io/v1beta2"},
+                  {"kind", "Workload"},
+                  {"metadata",
+                   {{"name", "job-queued-worker-1a2b3"},
+                    {"labels", {{"kueue.x-k8s.io/job-name", "queued-worker"}}}}},
+                  {"spec", {{"queueName", "team-a-queue"}, {"podSets", json::array()}}}});
+  ASSERT_TRUE(made.ok()) << made.status();
+  const std::string workload = workloads + "/job-queued-worker-1a2b3";
+  auto condition = [](const char* type, bool value, const char* reason, const char* message) {
+    return json{{"type", type},
+                {"status", value ? "True" : "False"},
+                {"reason", reason},
+                {"message", message},
+                {"lastTransitionTime", "2026-12-01T00:00:00Z"}};
+  };
+  ASSERT_TRUE(
+      (*server)
+          ->MergePatchStatus(
+              workload,
+              {{"status",
+                {{"conditions",
+                  {condition("QuotaReserved", false, "Pending",
+                             "couldn't assign flavors to pod set main: insufficient quota for "
+                             "cpu in flavor default, 2 more needed")}}}}})
+          .ok());
+  absl::StatusOr<WorkloadStatus> s;
+  EXPECT_TRUE(submarine::WaitUntil(
+      [&] {
+        s = (*backend)->Get(spec.id);
+        return s.ok() && Contains(s->message, "insufficient quota");
+      },
+      kTimeout));
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->phase, Phase::kPending);
+  EXPECT_EQ(s->message,
+            "waiting for quota in Kueue queue team-a-queue (Pending: couldn't assign flavors to "
+            "pod set main: insufficient quota for cpu in flavor default, 2 more needed)");
+  auto listed = (*backend)->List();
+  ASSERT_TRUE(listed.ok() && listed->size() == 1u) << listed.status();
+  EXPECT_EQ((*listed)[0].message, s->message);
+
+  // Admitted: Kueue has nothing more to say.
+  ASSERT_TRUE(
+      (*server)
+          ->MergePatchStatus(workload, {{"status",
+                                         {{"conditions",
+                                           {condition("QuotaReserved", true, "QuotaReserved", ""),
+                                            condition("Admitted", true, "Admitted", "")}}}}})
+          .ok());
+  EXPECT_TRUE(submarine::WaitUntil(
+      [&] {
+        listed = (*backend)->List();
+        return listed.ok() && listed->size() == 1u && (*listed)[0].message.empty();
+      },
+      kTimeout));
+  ASSERT_TRUE(listed.ok() && listed->size() == 1u) << listed.status();
+  EXPECT_EQ((*listed)[0].message, "");
+  backend->reset();
+  server->reset();
+  fs::remove_all(scratch);
+
+  // A queue named on a cluster without Kueue is a configuration error.
+  const std::string plain_scratch = scratch + "-plain";
+  fs::create_directories(plain_scratch);
+  auto plain = StartServer(plain_scratch);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  auto plain_options = BackendOptions(**plain, plain_scratch);
+  plain_options.kueue_queue = "team-a-queue";
+  auto refused = KubernetesBackend::Create(plain_options);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_TRUE(Contains(std::string(refused.status().message()), "is Kueue installed"))
+      << refused.status();
+  plain->reset();
+  fs::remove_all(plain_scratch);
 }
 
 }  // namespace
