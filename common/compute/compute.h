@@ -76,6 +76,11 @@ struct WorkloadSpec {
   Framework framework = Framework::kPlain;
   std::vector<RoleSpec> roles;
   std::map<std::string, std::string> env;
+  // Credentials (tokens, keys) set in every task's environment like `env` (env wins over
+  // them), but never kept in plain text where the spec is: the local backend writes them only
+  // into its tasks' private (0600) plans; Kubernetes keeps them in a Secret the pods reference.
+  // The spec a backend stores (and returns for a restart) names their keys only.
+  std::map<std::string, std::string> secret_env;
   // Owner labels (e.g. submarine.experiment=projects/p/experiments/e); kept by the backend and
   // returned by Get/List so a reconciler can tell whose a workload is.
   std::map<std::string, std::string> labels;

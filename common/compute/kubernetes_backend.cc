@@ -174,7 +174,28 @@ absl::Status ValidateForKubernetes(const WorkloadSpec& spec, const std::string& 
       return InvalidField(field + ".image", "is required on Kubernetes (no default image is set)");
     }
   }
+  for (const auto& [key, value] : spec.secret_env) {
+    // A Secret's keys: [-._a-zA-Z0-9]+.
+    if (!std::all_of(key.begin(), key.end(), [](char c) {
+          return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ||
+                 c == '_';
+        })) {
+      return InvalidField("spec.secret_env", absl::StrCat(""
+                                                          ", QuoteInput(key), "
+                                                          " cannot be a Secret key"));
+    }
+  }
   return absl::OkStatus();
+}
+
+// The environment entries that read spec.secret_env from the workload's Secret (named <id>).
+json SecretRefs(const WorkloadSpec& spec) {
+  json refs = json::array();
+  for (const auto& [key, value] : spec.secret_env) {
+    refs.push_back(
+        {{"name", key}, {"valueFrom", {{"secretKeyRef", {{"name", spec.id}, {"key", key}}}}}});
+  }
+  return refs;
 }
 
 // Writes a log or spec file (task_files.h: temp file, fsync, rename), making its directory.
@@ -215,7 +236,8 @@ absl::StatusOr<std::vector<json>> KubernetesBackend::Manifests(const WorkloadSpe
                                                           {kWorkloadLabel, spec.id}};
     if (!kueue_queue.empty()) trainjob_labels[kKueueQueueLabel] = kueue_queue;
     out.push_back(trainjob::Manifest(spec, namespace_, default_image, *trainer, trainjob_labels,
-                                     ResourcesJson(spec.roles.front().resources)));
+                                     ResourcesJson(spec.roles.front().resources),
+                                     SecretRefs(spec)));
     return out;
   }
   out.push_back({{"apiVersion", "v1"},
@@ -267,6 +289,9 @@ absl::StatusOr<std::vector<json>> KubernetesBackend::Manifests(const WorkloadSpe
         break;
     }
     json env_list = json::array();
+    for (const json& ref : SecretRefs(spec)) {
+      if (!env.count(ref["name"].get<std::string>())) env_list.push_back(ref);
+    }
     for (const auto& [k, v] : env) env_list.push_back({{"name", k}, {"value", v}});
     env_list.push_back({{"name", "SUBMARINE_INDEX_FAILURES"},
                         {"valueFrom",
@@ -427,6 +452,23 @@ absl::Status KubernetesBackend::Submit(const WorkloadSpec& spec) {
       Manifests(spec, options_.namespace_, options_.default_image,
                 trainjobs_ ? &options_.runtimes : nullptr, options_.kueue_queue));
   if (anchors_->Get(spec.id)) return absl::OkStatus();  // the first spec wins
+  // The Secret goes first (its values exist only here, in Submit): an anchor never exists
+  // without it. CreateMissing makes the anchor its owner.
+  if (!spec.secret_env.empty()) {
+    json secret = {{"apiVersion", "v1"},
+                   {"kind", "Secret"},
+                   {"metadata",
+                    {{"name", spec.id},
+                     {"namespace", options_.namespace_},
+                     {"labels", {{kManagedByLabel, kManagedBy}, {kWorkloadLabel, spec.id}}}}},
+                   {"type", "Opaque"},
+                   {"stringData", spec.secret_env}};
+    auto made = client_->Create(Path("secrets"), secret);
+    if (absl::IsAlreadyExists(made.status())) {  // a Submit that stopped half-way: refresh it
+      made = client_->MergePatch(Path("secrets", spec.id), {{"stringData", spec.secret_env}});
+    }
+    if (!made.ok()) return made.status();
+  }
   auto created = client_->Create(Path("configmaps"), manifests[0]);
   if (absl::IsAlreadyExists(created.status())) return absl::OkStatus();
   if (!created.ok()) return created.status();
@@ -457,6 +499,11 @@ absl::Status KubernetesBackend::CreateMissing(const WorkloadSpec& spec, const js
                       {"name", spec.id},
                       {"uid", Meta(anchor).value("uid", "")},
                       {"blockOwnerDeletion", true}};
+  if (!spec.secret_env.empty()) {
+    auto owned = client_->MergePatch(Path("secrets", spec.id),
+                                     {{"metadata", {{"ownerReferences", json::array({owner})}}}});
+    if (!owned.ok()) return owned.status();
+  }
   for (size_t i = 1; i < manifests.size(); ++i) {
     json& m = manifests[i];
     m["metadata"]["ownerReferences"] = json::array({owner});
@@ -998,6 +1045,10 @@ absl::Status KubernetesBackend::Delete(const std::string& id, bool keep_logs) {
     }
     absl::Status s = client_->Delete(Path("services", id), "Background");
     if (!s.ok() && !absl::IsNotFound(s)) return s;
+    if (!found->spec.secret_env.empty()) {
+      s = client_->Delete(Path("secrets", id), "Background");
+      if (!s.ok() && !absl::IsNotFound(s)) return s;
+    }
     s = client_->Delete(Path("configmaps", id), "Background");
     if (!s.ok() && !absl::IsNotFound(s)) return s;
     std::lock_guard lock(mu_);

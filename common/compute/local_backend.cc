@@ -236,6 +236,7 @@ absl::StatusOr<std::vector<local::TaskPlan>> LocalBackend::PlanTasks(
       plan.task = task;
       plan.argv = role.command;
       plan.env = base;
+      for (const auto& [k, v] : spec.secret_env) plan.env[k] = v;
       for (const auto& [k, v] : spec.env) plan.env[k] = v;
       for (const auto& [k, v] : role.env) plan.env[k] = v;
       auto& env = plan.env;
@@ -315,7 +316,8 @@ absl::Status LocalBackend::WriteWorkload(const WorkloadSpec& spec) {
     if (spec.working_dir.empty()) st.Update(MakeDirs(absl::StrCat(staging, "/work/", name)));
     if (!st.ok()) break;
     st.Update(local::WriteFileAtomically(
-        absl::StrCat(staging, "/tasks/", name, "/", local::kPlanFile), local::ToJson(plan)));
+        absl::StrCat(staging, "/tasks/", name, "/", local::kPlanFile), local::ToJson(plan),
+        0600));  // it holds the task's secret_env
     // The log exists from the start, so that ReadLog knows the task before it writes anything.
     int fd = ::open(plan.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) st.Update(ErrnoUnavailable(absl::StrCat("cannot create ", plan.log_file)));

@@ -162,11 +162,11 @@ absl::StatusOr<StopRequest> StopRequestFromJson(const std::string& text) {
   });
 }
 
-absl::Status WriteFileAtomically(const std::string& path, const std::string& content) {
+absl::Status WriteFileAtomically(const std::string& path, const std::string& content, int mode) {
   // Unique per writer: two threads (or a backend and a supervisor) may replace the same file.
   static std::atomic<uint64_t> counter{0};
   const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid(), ".", counter++);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return Errno("cannot create", tmp);
   size_t off = 0;
   while (off < content.size()) {

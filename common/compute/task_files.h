@@ -101,7 +101,8 @@ absl::StatusOr<StopRequest> StopRequestFromJson(const std::string& text);
 
 // Writes `content` to `path` through `path`.tmp.<pid>.<n>, fsynced, then renamed over `path`.
 // UNAVAILABLE with the errno text on failure.
-absl::Status WriteFileAtomically(const std::string& path, const std::string& content);
+absl::Status WriteFileAtomically(const std::string& path, const std::string& content,
+                                 int mode = 0644);
 // NOT_FOUND if the file does not exist, UNAVAILABLE if it cannot be read.
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path);
 bool FileExists(const std::string& path);

@@ -82,7 +82,7 @@ absl::Status Fits(const WorkloadSpec& spec) {
 
 json Manifest(const WorkloadSpec& spec, const std::string& namespace_, const std::string& image,
               const Runtimes& runtimes, const std::map<std::string, std::string>& labels,
-              const json& resources) {
+              const json& resources, const json& secret_refs) {
   const RoleSpec& node = spec.roles.front();
   const std::vector<TaskRef> ranked = RankOrder(spec);
   std::string ranges;
@@ -105,6 +105,9 @@ json Manifest(const WorkloadSpec& spec, const std::string& namespace_, const std
     env["SUBMARINE_TF_CLUSTER"] = cluster.dump();
   }
   json env_list = json::array();
+  for (const json& ref : secret_refs) {
+    if (!env.count(ref["name"].get<std::string>())) env_list.push_back(ref);
+  }
   for (const auto& [k, v] : env) env_list.push_back({{"name", k}, {"value", v}});
 
   json command = {"/bin/sh", "-c", NodePrelude(spec.framework), "submarine-task"};

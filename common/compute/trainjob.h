@@ -53,7 +53,7 @@ absl::Status Fits(const WorkloadSpec& spec);
 nlohmann::json Manifest(const WorkloadSpec& spec, const std::string& namespace_,
                         const std::string& image, const Runtimes& runtimes,
                         const std::map<std::string, std::string>& labels,
-                        const nlohmann::json& resources);
+                        const nlohmann::json& resources, const nlohmann::json& secret_refs);
 
 // The task a pod of the TrainJob runs (from its completion index); nullopt for a pod that is
 // not one of the trainer step's.

@@ -38,6 +38,12 @@ json ResourcesToJson(const Resources& r) {
 
 }  // namespace
 
+std::vector<std::string> SecretKeys(const WorkloadSpec& spec) {
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : spec.secret_env) keys.push_back(key);
+  return keys;
+}
+
 json SpecToJson(const WorkloadSpec& spec) {
   json roles = json::array();
   for (const RoleSpec& role : spec.roles) {
@@ -54,6 +60,7 @@ json SpecToJson(const WorkloadSpec& spec) {
           {"framework", static_cast<int>(spec.framework)},
           {"roles", roles},
           {"env", spec.env},
+          {"secret_keys", SecretKeys(spec)},
           {"labels", spec.labels},
           {"working_dir", spec.working_dir}};
 }
@@ -78,6 +85,9 @@ absl::StatusOr<WorkloadSpec> SpecFromJson(const json& j) {
       spec.roles.push_back(std::move(role));
     }
     spec.env = j.at("env").get<std::map<std::string, std::string>>();
+    for (const json& key : j.value("secret_keys", json::array())) {
+      spec.secret_env[key.get<std::string>()] = "";  // the values were never stored
+    }
     spec.labels = j.at("labels").get<std::map<std::string, std::string>>();
     spec.working_dir = j.at("working_dir").get<std::string>();
     return spec;
@@ -111,6 +121,7 @@ absl::Status ValidateWorkloadSpec(const WorkloadSpec& spec) {
     return InvalidField("spec.working_dir", "must be an absolute path");
   }
   SUBMARINE_RETURN_IF_ERROR(ValidateEnv(spec.env, "spec.env"));
+  SUBMARINE_RETURN_IF_ERROR(ValidateEnv(spec.secret_env, "spec.secret_env"));
   std::set<std::string> names;
   for (size_t i = 0; i < spec.roles.size(); ++i) {
     const RoleSpec& role = spec.roles[i];

@@ -35,7 +35,11 @@ std::vector<TaskRef> RankOrder(const WorkloadSpec& spec);
 // resources a backend can run are its own checks.
 absl::Status ValidateWorkloadSpec(const WorkloadSpec& spec);
 
+// The spec as JSON, secret_env reduced to its keys ("secret_keys"); SpecFromJson gives those
+// keys back with empty values.
 nlohmann::json SpecToJson(const WorkloadSpec& spec);
+// The names of spec.secret_env.
+std::vector<std::string> SecretKeys(const WorkloadSpec& spec);
 // UNAVAILABLE (a stored spec that cannot be read is the store's fault, not the caller's).
 absl::StatusOr<WorkloadSpec> SpecFromJson(const nlohmann::json& spec);
 

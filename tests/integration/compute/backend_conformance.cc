@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "common/compute/workload.h"
 #include "common/util/clock.h"
 #include "common/util/wait.h"
 #include "tests/support/process.h"
@@ -186,6 +187,23 @@ TEST_P(BackendConformanceTest, RoleEnvWinsOverWorkloadEnvAndPlatformVariablesWin
     EXPECT_EQ(logs[index], absl::StrCat("A=from workload\nB=from role\nID=", id,
                                         "\nROLE=worker\nINDEX=", index, "\nATTEMPT=1\n"));
   }
+}
+
+// Credentials reach every task's environment (plain env wins over them), and a restarted
+// backend (SpecFromJson of what it stored) knows their keys but never their values.
+TEST_P(BackendConformanceTest, SecretEnvReachesEveryTaskAndIsNotStoredWithTheSpec) {
+  WorkloadSpec spec =
+      Spec(NewId("secret"), {"/bin/sh", "-c", "printf '%s|%s' \"$API_TOKEN\" \"$SHADOWED\""}, 2);
+  spec.secret_env = {{"API_TOKEN", "s3cr3t-token-value"}, {"SHADOWED", "secret"}};
+  spec.env = {{"SHADOWED", "plain"}};
+  EXPECT_EQ(RunToSuccess(spec, timeout()),
+            (std::vector<std::string>{"s3cr3t-token-value|plain", "s3cr3t-token-value|plain"}));
+  const nlohmann::json stored = SpecToJson(spec);
+  EXPECT_EQ(stored.dump().find("s3cr3t-token-value"), std::string::npos) << stored.dump();
+  auto back = SpecFromJson(stored);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->secret_env,
+            (std::map<std::string, std::string>{{"API_TOKEN", ""}, {"SHADOWED", ""}}));
 }
 
 TEST_P(BackendConformanceTest, LogsAreReadByOffsetAfterTheEndAndAfterDeleteKeepingThem) {

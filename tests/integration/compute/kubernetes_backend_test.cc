@@ -250,6 +250,25 @@ TEST_F(KubernetesBackendTest, ExpiredWatchesRelistInBothForms) {
   }
 }
 
+TEST_F(KubernetesBackendTest, SecretEnvLivesInAnOwnedSecretOnly) {
+  WorkloadSpec spec = Spec(NewId("secret"), {"/bin/sh", "-c", "printf '%s' \"$API_TOKEN\""});
+  spec.secret_env = {{"API_TOKEN", "s3cr3t-token-value"}};
+  EXPECT_EQ(RunToSuccess(spec, kTimeout), std::vector<std::string>{"s3cr3t-token-value"});
+  auto secret = server_->Get("/api/v1/namespaces/team-a/secrets/" + spec.id);
+  ASSERT_TRUE(secret.ok()) << secret.status();
+  EXPECT_EQ((*secret)["metadata"]["ownerReferences"][0]["name"], spec.id);
+  EXPECT_EQ((*secret)["metadata"]["ownerReferences"][0]["kind"], "ConfigMap");
+  for (const std::string& path :
+       {"/api/v1/namespaces/team-a/configmaps/" + spec.id, JobPath(spec.id)}) {
+    auto object = server_->Get(path);
+    ASSERT_TRUE(object.ok()) << path << ": " << object.status();
+    EXPECT_EQ(object->dump().find("s3cr3t-token-value"), std::string::npos) << object->dump();
+  }
+  ASSERT_TRUE(backend_->Delete(spec.id, /*keep_logs=*/false).ok());
+  EXPECT_TRUE(
+      absl::IsNotFound(server_->Get("/api/v1/namespaces/team-a/secrets/" + spec.id).status()));
+}
+
 TEST_F(KubernetesBackendTest, ARestartedBackendAdoptsWhatRuns) {
   WorkloadSpec spec = Spec(NewId("adopt"), {"/bin/sh", "-c", "echo started; sleep 600"});
   ASSERT_TRUE(Submit(spec).ok());
