@@ -82,6 +82,32 @@ class GrpcQuotaClient final : public QuotaClient {
   const std::chrono::milliseconds timeout_;
 };
 
+class GrpcCredentialSource final : public CredentialSource {
+ public:
+  GrpcCredentialSource(const std::string& address, std::string service,
+                       std::chrono::milliseconds timeout)
+      : stub_(permission::v1::CredentialService::NewStub(rpc::MakeChannel(address))),
+        service_(std::move(service)),
+        timeout_(timeout) {}
+
+  absl::StatusOr<std::string> Access(const std::string& name, const std::string& user) override {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + timeout_);
+    rpc::ActAs(&ctx, auth::ServicePrincipal(service_, user), "");
+    permission::v1::AccessCredentialSecretRequest req;
+    req.set_name(name);
+    permission::v1::AccessCredentialSecretResponse out;
+    grpc::Status st = stub_->AccessCredentialSecret(&ctx, req, &out);
+    if (!st.ok()) return FromGrpcStatus(st);
+    return out.secret();
+  }
+
+ private:
+  std::unique_ptr<permission::v1::CredentialService::Stub> stub_;
+  const std::string service_;
+  const std::chrono::milliseconds timeout_;
+};
+
 std::string UserOf(const v1::Experiment& e) {
   return absl::StartsWith(e.owner(), "users/") ? e.owner().substr(6) : std::string();
 }
@@ -155,6 +181,12 @@ Lease LeaseFor(const v1::Experiment& e) {
 }
 
 }  // namespace
+
+std::unique_ptr<CredentialSource> MakeGrpcCredentialSource(const std::string& address,
+                                                           const std::string& service,
+                                                           std::chrono::milliseconds timeout) {
+  return std::make_unique<GrpcCredentialSource>(address, service, timeout);
+}
 
 std::unique_ptr<QuotaClient> MakeGrpcQuotaClient(const std::string& address,
                                                  const std::string& service,
@@ -391,6 +423,37 @@ void Controller::Launch(StoredExperiment& s, int* running_tasks) {
   }
   auto workload = ToWorkload(e.reproducibility().resolved_spec(), id, env,
                              {{kOwnerLabel, e.name()}, {kUidLabel, e.uid()}});
+  // A private repository's credential, read for the submitter at each launch (never stored
+  // with the experiment): the workload carries it as a secret.
+  const std::string& credential = e.reproducibility().resolved_spec().code().git().credential();
+  if (!credential.empty()) {
+    const std::string user = UserOf(e);
+    const std::string name = absl::StartsWith(credential, "users/")
+                                 ? credential
+                                 : absl::StrCat("users/", user, "/credentials/", credential);
+    absl::StatusOr<std::string> secret =
+        options_.credentials == nullptr
+            ? absl::FailedPreconditionError(
+                  "no credential store: the service runs without the permission service")
+            : options_.credentials->Access(name, user);
+    if (!secret.ok()) {
+      const absl::StatusCode code = secret.status().code();
+      if (code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded ||
+          code == absl::StatusCode::kInternal || code == absl::StatusCode::kUnknown) {
+        SetPendingReason(s, absl::StrCat("waiting for the credential store to give git credential ",
+                                         name, ": ", Message(secret.status())));
+        return;
+      }
+      (void)Change(s, [&](pqxx::work& tx, StoredExperiment& now) {
+        return Transition(tx, now, v1::FAILED,
+                          absl::StrCat("git credential ", name, ": ", Message(secret.status())),
+                          clock_.Now(), "", kSystem);
+      });
+      ReleaseLease(s);
+      return;
+    }
+    workload.secret_env["SUBMARINE_GIT_TOKEN"] = *secret;
+  }
   absl::Status submitted = backend->Submit(workload);
   if (!submitted.ok() && submitted.code() != absl::StatusCode::kInvalidArgument) {
     log::Get("controller")->warn("launch of {} postponed: {}", e.name(), Message(submitted));

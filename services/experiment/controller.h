@@ -45,6 +45,20 @@ class QuotaClient {
   virtual absl::Status Release(const std::string& lease_name, const std::string& user) = 0;
 };
 
+// The credential store, for the secrets a workload needs (a private repository's token).
+class CredentialSource {
+ public:
+  virtual ~CredentialSource() = default;
+  // The plain secret of credential `name` ("users/{u}/credentials/{id}"), read for `user`;
+  // NOT_FOUND, PERMISSION_DENIED (not the user's), or UNAVAILABLE when it cannot be asked.
+  virtual absl::StatusOr<std::string> Access(const std::string& name, const std::string& user) = 0;
+};
+
+// CredentialService.AccessCredentialSecret over gRPC as Principal{SERVICE, service, user}.
+std::unique_ptr<CredentialSource> MakeGrpcCredentialSource(const std::string& address,
+                                                           const std::string& service,
+                                                           std::chrono::milliseconds timeout);
+
 // QuotaService over gRPC as Principal{SERVICE, service, user}.
 std::unique_ptr<QuotaClient> MakeGrpcQuotaClient(const std::string& address,
                                                  const std::string& service,
@@ -58,6 +72,8 @@ class Controller {
     // Replicas running at once on the "local" cluster at most (0: no limit); the next job waits
     // in ACCEPTED until it fits (the whole job: gang). Other clusters queue for themselves.
     int max_running_tasks = 0;
+    // Where git credentials come from (not owned); null: specs naming one fail with a reason.
+    CredentialSource* credentials = nullptr;
     // Variables every task gets (SUBMARINE_SERVER, ...), beside the per-experiment ones.
     std::map<std::string, std::string> task_env;
   };

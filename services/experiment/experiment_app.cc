@@ -95,9 +95,12 @@ absl::Status Build(rpc::ServiceHost& host, const ExperimentServiceConfig& config
   }
 
   QuotaClient* quota = nullptr;
+  CredentialSource* credentials = nullptr;
   const auto& permission = host.config().permission();
   if (!permission.insecure_no_authorization() && !permission.address().empty()) {
     quota = host.Own(MakeGrpcQuotaClient(permission.address(), "experiment", kPeerTimeout));
+    credentials =
+        host.Own(MakeGrpcCredentialSource(permission.address(), "experiment", kPeerTimeout));
   }
   Controller::Options options;
   if (config.stop_grace_ms())
@@ -105,6 +108,7 @@ absl::Status Build(rpc::ServiceHost& host, const ExperimentServiceConfig& config
   if (config.lease_ttl_seconds())
     options.lease_ttl_seconds = static_cast<int>(config.lease_ttl_seconds());
   options.max_running_tasks = static_cast<int>(config.local().max_running_tasks());
+  options.credentials = credentials;
   auto* controller = host.Make<Controller>(&host.pool(), clusters, quota, host.clock(), options);
   auto interval = config.control_interval_ms()
                       ? std::chrono::milliseconds(config.control_interval_ms())

@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/api/names.h"
 #include "common/compute/quantity.h"
 #include "common/status/status.h"
@@ -104,12 +105,30 @@ absl::StatusOr<std::optional<std::vector<std::string>>> CommandOf(
 // Runs before the task's command when the spec names git code: checks the repository out into
 // the (fresh) working directory once — a restarted replica keeps its checkout —, prints the
 // commit to the task's log, then runs the command with its arguments ("$@").
+// A git credential (SUBMARINE_GIT_TOKEN, "token" or "user:token") is answered to git's
+// password prompt by a throwaway GIT_ASKPASS script, never put in the URL or on a command line,
+// and is unset before the command runs.
 constexpr char kGitCheckout[] =
     "set -e\n"
     "if [ ! -d .git ]; then\n"
-    "  git clone --quiet --depth 1 --branch \"$SUBMARINE_GIT_BRANCH\" -- \"$SUBMARINE_GIT_URL\" . "
-    ">&2\n"
+    "  askpass=\n"
+    "  if [ -n \"${SUBMARINE_GIT_TOKEN:-}\" ]; then\n"
+    "    askpass=\"$(mktemp)\"\n"
+    "    cat > \"$askpass\" <<'EOF'\n"
+    "#!/bin/sh\n"
+    "case \"$SUBMARINE_GIT_TOKEN\" in *:*) user=\"${SUBMARINE_GIT_TOKEN%%:*}\"; "
+    "token=\"${SUBMARINE_GIT_TOKEN#*:}\";; *) user=submarine; token=\"$SUBMARINE_GIT_TOKEN\";; "
+    "esac\n"
+    "case \"$1\" in Username*) printf '%s\\n' \"$user\";; *) printf '%s\\n' \"$token\";; esac\n"
+    "EOF\n"
+    "    chmod 700 \"$askpass\"\n"
+    "  fi\n"
+    "  GIT_ASKPASS=\"$askpass\" GIT_TERMINAL_PROMPT=0 git clone --quiet --depth 1 --branch "
+    "\"$SUBMARINE_GIT_BRANCH\" -- \"$SUBMARINE_GIT_URL\" . >&2 || { st=$?; "
+    "[ -z \"$askpass\" ] || rm -f \"$askpass\"; exit $st; }\n"
+    "  [ -z \"$askpass\" ] || rm -f \"$askpass\"\n"
     "fi\n"
+    "unset SUBMARINE_GIT_TOKEN\n"
     "echo \"submarine: code $SUBMARINE_GIT_URL at $(git rev-parse HEAD)\" >&2\n"
     "exec \"$@\"\n";
 
@@ -129,11 +148,21 @@ absl::Status CheckGit(const v1::GitCode& git, const std::string& field) {
     return InvalidField(field + "branch", "must not start with '-'");
   }
   if (!git.credential().empty()) {
-    return MakeError(absl::StatusCode::kUnimplemented, "NOT_SUPPORTED_YET",
-                     absl::StrCat(field,
-                                  "credential: private repositories (a credential from "
-                                  "the credential store) are not supported yet"),
-                     {{"field", field + "credential"}});
+    // One of the submitter's own credentials: its id, or its full name users/{u}/credentials/{id}.
+    const std::vector<std::string> parts = absl::StrSplit(git.credential(), '/');
+    const std::string& id = parts.back();
+    const bool named =
+        parts.size() == 4 && parts[0] == "users" && !parts[1].empty() && parts[2] == "credentials";
+    bool valid_id = !id.empty() && id.size() <= 63 && absl::ascii_islower(id[0]);
+    for (char c : id) {
+      valid_id = valid_id && (absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '-');
+    }
+    if (!valid_id || (parts.size() != 1 && !named)) {
+      return InvalidField(field + "credential",
+                          absl::StrCat("\"", QuoteInput(git.credential()),
+                                       "\" is not a credential id ([a-z][a-z0-9-]{0,62}) nor "
+                                       "users/{user}/credentials/{id}"));
+    }
   }
   return absl::OkStatus();
 }
