@@ -100,6 +100,14 @@ struct TaskRef {
   bool operator==(const TaskRef&) const = default;
 };
 
+// What a task's processes used (system metrics), where the backend can tell.
+struct Usage {
+  double cpu_seconds = 0;        // user + system, all of the task's processes so far
+  int64_t memory_bytes = 0;      // resident now (0 once it ended)
+  int64_t max_memory_bytes = 0;  // the largest resident size seen
+  bool operator==(const Usage&) const = default;
+};
+
 struct TaskStatus {
   TaskRef task;
   int attempt = 1;  // 1 for the first run, +1 per restart
@@ -111,6 +119,7 @@ struct TaskStatus {
   std::optional<std::chrono::system_clock::time_point> finish_time;
   // Why it is in this phase when that is not obvious ("exit code 3", "supervisor vanished").
   std::string message;
+  std::optional<Usage> usage;  // sampled while it runs, final once it ended; absent: unknown
 };
 
 struct WorkloadStatus {

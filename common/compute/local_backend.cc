@@ -437,6 +437,9 @@ absl::StatusOr<LocalBackend::TaskView> LocalBackend::ReadTask(const std::string&
     }
     s.finish_time = system_clock::time_point(microseconds(outcome->finished_us));
     s.message = outcome->message;
+    if (outcome->usage) {
+      s.usage = Usage{outcome->usage->cpu_micros / 1e6, 0, outcome->usage->max_rss_bytes};
+    }
     view.launched = true;
     return view;
   };
@@ -451,7 +454,13 @@ absl::StatusOr<LocalBackend::TaskView> LocalBackend::ReadTask(const std::string&
   auto record = local::SupervisorRecordFromJson(*record_text);
   if (!record.ok()) return Unavailable(std::string(record.status().message()));
   if (!local::IsAlive(record->supervisor)) return SupervisorVanished(id, task, *record);
-  return TaskView::Running(task, options_.host_name, *record);
+  TaskView running = TaskView::Running(task, options_.host_name, *record);
+  if (auto text = local::ReadSmallFile(Join(dir, local::kUsageFile)); text.ok()) {
+    if (auto u = local::UsageFromJson(*text); u.ok()) {
+      running.status.usage = Usage{u->cpu_micros / 1e6, u->rss_bytes, u->max_rss_bytes};
+    }
+  }
+  return running;
 }
 
 // The recorded supervisor is gone. Under the task lock (so no supervisor can be writing), either

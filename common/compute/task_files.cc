@@ -14,7 +14,9 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
 
 namespace submarine::compute::local {
@@ -130,7 +132,57 @@ std::string ToJson(const TaskOutcome& o) {
             {"finished_us", o.finished_us},
             {"host", o.host},
             {"message", o.message}};
+  if (o.usage) j["usage"] = json::parse(ToJson(*o.usage));
   return j.dump(2) + "\n";
+}
+
+std::string ToJson(const TaskUsage& u) {
+  return json{
+      {"cpu_micros", u.cpu_micros}, {"rss_bytes", u.rss_bytes}, {"max_rss_bytes", u.max_rss_bytes}}
+      .dump();
+}
+
+absl::StatusOr<TaskUsage> UsageFromJson(const std::string& text) {
+  return Parse<TaskUsage>(text, "task usage", [](const json& j) {
+    TaskUsage u;
+    u.cpu_micros = j.at("cpu_micros").get<int64_t>();
+    u.rss_bytes = j.at("rss_bytes").get<int64_t>();
+    u.max_rss_bytes = j.at("max_rss_bytes").get<int64_t>();
+    return u;
+  });
+}
+
+TaskUsage SampleGroupUsage(pid_t session, pid_t pgrp) {
+  TaskUsage u;
+  static const int64_t ticks = ::sysconf(_SC_CLK_TCK);
+  static const int64_t page = ::sysconf(_SC_PAGESIZE);
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return u;
+  while (dirent* e = ::readdir(proc)) {
+    pid_t pid = 0;
+    if (!absl::SimpleAtoi(e->d_name, &pid)) continue;
+    auto text = ReadSmallFile(absl::StrCat("/proc/", pid, "/stat"));
+    if (!text.ok()) continue;
+    // Fields after the parenthesised command: state(3) ppid pgrp session ... utime(14)
+    // stime(15) ... rss(24), counted from 1.
+    const size_t close = text->rfind(')');
+    if (close == std::string::npos) continue;
+    std::vector<absl::string_view> f =
+        absl::StrSplit(absl::string_view(*text).substr(close + 2), ' ', absl::SkipEmpty());
+    if (f.size() < 22) continue;
+    int64_t group = 0, sid = 0, utime = 0, stime = 0, rss = 0;
+    if (!absl::SimpleAtoi(f[2], &group) || !absl::SimpleAtoi(f[3], &sid) || group != pgrp ||
+        sid != session) {
+      continue;
+    }
+    if (absl::SimpleAtoi(f[11], &utime) && absl::SimpleAtoi(f[12], &stime) && ticks > 0) {
+      u.cpu_micros += (utime + stime) * 1000000 / ticks;
+    }
+    if (absl::SimpleAtoi(f[21], &rss)) u.rss_bytes += rss * page;
+  }
+  ::closedir(proc);
+  u.max_rss_bytes = u.rss_bytes;
+  return u;
 }
 
 absl::StatusOr<TaskOutcome> OutcomeFromJson(const std::string& text) {
@@ -145,6 +197,13 @@ absl::StatusOr<TaskOutcome> OutcomeFromJson(const std::string& text) {
     o.finished_us = j.at("finished_us").get<int64_t>();
     o.host = j.at("host").get<std::string>();
     o.message = j.at("message").get<std::string>();
+    if (j.contains("usage")) {
+      TaskUsage u;
+      u.cpu_micros = j["usage"].at("cpu_micros").get<int64_t>();
+      u.rss_bytes = j["usage"].at("rss_bytes").get<int64_t>();
+      u.max_rss_bytes = j["usage"].at("max_rss_bytes").get<int64_t>();
+      o.usage = u;
+    }
     return o;
   });
 }

@@ -73,6 +73,18 @@ struct SupervisorRecord {
   std::string note;                // what the task's status message should say (e.g. limits)
 };
 
+// The task's processes' usage, sampled by the supervisor (usage.json) while they run.
+inline constexpr char kUsageFile[] = "usage.json";
+struct TaskUsage {
+  int64_t cpu_micros = 0;
+  int64_t rss_bytes = 0;
+  int64_t max_rss_bytes = 0;
+};
+std::string ToJson(const TaskUsage& usage);
+absl::StatusOr<TaskUsage> UsageFromJson(const std::string& text);
+// What the processes of `session` in process group `pgrp` use now (from /proc).
+TaskUsage SampleGroupUsage(pid_t session, pid_t pgrp);
+
 struct TaskOutcome {
   Phase phase = Phase::kFailed;  // final: kSucceeded, kFailed or kKilled
   std::optional<int> exit_code;
@@ -82,6 +94,7 @@ struct TaskOutcome {
   int64_t finished_us = 0;
   std::string host;
   std::string message;
+  std::optional<TaskUsage> usage;  // every attempt's processes, from getrusage(RUSAGE_CHILDREN)
 };
 
 struct StopRequest {

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@ namespace {
 using SteadyTime = std::chrono::steady_clock::time_point;
 
 constexpr std::chrono::milliseconds kDefaultGrace = std::chrono::seconds(10);
+constexpr std::chrono::seconds kUsagePeriod{2};
 constexpr char kDefaultPath[] = "/usr/local/bin:/usr/bin:/bin";
 constexpr int64_t kCpuPeriodMicros = 100000;
 constexpr int64_t kMinCpuQuotaMicros = 1000;  // the kernel refuses less in cpu.max
@@ -251,7 +253,10 @@ class TaskSupervisor {
         timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
         sig = ::sigtimedwait(&set, nullptr, &ts);
       } else {
-        sig = ::sigwaitinfo(&set, nullptr);
+        // Wakes every period to sample what the task's processes use (system metrics).
+        timespec ts{static_cast<time_t>(kUsagePeriod.count()), 0};
+        sig = ::sigtimedwait(&set, nullptr, &ts);
+        if (sig < 0) SampleUsage(child);
       }
       if (sig == SIGTERM || sig == SIGINT) BeginStop();
       if (kill_at_ && std::chrono::steady_clock::now() >= *kill_at_) {
@@ -353,8 +358,24 @@ class TaskSupervisor {
     return "";
   }
 
+  // What the task's process group uses now, into usage.json (max resident size kept).
+  void SampleUsage(pid_t child) {
+    TaskUsage u = SampleGroupUsage(::getsid(0), child);
+    max_rss_ = std::max(max_rss_, u.rss_bytes);
+    u.max_rss_bytes = max_rss_;
+    (void)WriteFileAtomically(Join(dir_, kUsageFile), ToJson(u));
+  }
+
   int Finish(TaskOutcome outcome) {
     outcome.host = plan_.host;
+    rusage children{};
+    if (outcome.started_us > 0 && ::getrusage(RUSAGE_CHILDREN, &children) == 0) {
+      TaskUsage u;
+      u.cpu_micros = (children.ru_utime.tv_sec + children.ru_stime.tv_sec) * 1000000LL +
+                     children.ru_utime.tv_usec + children.ru_stime.tv_usec;
+      u.max_rss_bytes = std::max<int64_t>(max_rss_, children.ru_maxrss * 1024LL);
+      outcome.usage = u;
+    }
     if (outcome.finished_us == 0) outcome.finished_us = NowMicros();
     if (!record_.note.empty()) {
       outcome.message = outcome.message.empty() ? record_.note
@@ -389,6 +410,7 @@ class TaskSupervisor {
   std::string cgroup_;
   bool stopping_ = false;
   bool stop_requested_ = false;  // the stop came through the workload's stop marker
+  int64_t max_rss_ = 0;          // the largest resident size sampled
   bool forced_ = false;
   std::chrono::milliseconds grace_{0};
   std::optional<SteadyTime> kill_at_;

@@ -128,6 +128,9 @@ v1::State StateOf(compute::Phase phase) {
   return v1::STATE_UNSPECIFIED;
 }
 
+// How often usage figures alone are written to an experiment's row.
+constexpr auto kUsageRecordPeriod = std::chrono::seconds(15);
+
 v1::Task ToTask(const compute::TaskStatus& t) {
   v1::Task out;
   out.set_role(t.task.role);
@@ -140,17 +143,34 @@ v1::Task ToTask(const compute::TaskStatus& t) {
   if (t.start_time) *out.mutable_start_time() = ToProto(*t.start_time);
   if (t.finish_time) *out.mutable_finish_time() = ToProto(*t.finish_time);
   out.set_message(t.message);
+  if (t.usage) {
+    out.set_cpu_seconds(t.usage->cpu_seconds);
+    out.set_memory_bytes(t.usage->memory_bytes);
+    out.set_max_memory_bytes(t.usage->max_memory_bytes);
+  }
   return out;
 }
 
-bool SameTasks(const v1::Experiment& e, const std::vector<v1::Task>& tasks) {
-  if (e.tasks_size() != static_cast<int>(tasks.size())) return false;
+// The task without its usage figures, which change all the time.
+std::string WithoutUsage(v1::Task t) {
+  t.clear_cpu_seconds();
+  t.clear_memory_bytes();
+  t.clear_max_memory_bytes();
+  return t.SerializeAsString();
+}
+
+enum class TasksDiffer { kNo, kOnlyUsage, kYes };
+
+TasksDiffer CompareTasks(const v1::Experiment& e, const std::vector<v1::Task>& tasks) {
+  if (e.tasks_size() != static_cast<int>(tasks.size())) return TasksDiffer::kYes;
+  bool usage = false;
   for (size_t i = 0; i < tasks.size(); ++i) {
-    if (e.tasks(static_cast<int>(i)).SerializeAsString() != tasks[i].SerializeAsString()) {
-      return false;
-    }
+    const v1::Task& stored = e.tasks(static_cast<int>(i));
+    if (stored.SerializeAsString() == tasks[i].SerializeAsString()) continue;
+    if (WithoutUsage(stored) != WithoutUsage(tasks[i])) return TasksDiffer::kYes;
+    usage = true;
   }
-  return true;
+  return usage ? TasksDiffer::kOnlyUsage : TasksDiffer::kNo;
 }
 
 int Replicas(const v1::Experiment& e) {
@@ -497,7 +517,13 @@ void Controller::Observe(StoredExperiment& s, const compute::WorkloadStatus* sta
     // Submitted, and the cluster says why it waits (a Kueue queue, a suspended TrainJob).
     SetPendingReason(s, status->message);
   }
-  bool tasks_changed = !SameTasks(e, tasks);
+  // Usage alone is recorded at most every kUsageRecordPeriod: each record is a row write.
+  const TasksDiffer differ = CompareTasks(e, tasks);
+  bool tasks_changed = differ == TasksDiffer::kYes;
+  if (differ == TasksDiffer::kOnlyUsage) {
+    const auto updated = db::Timestamp::FromProto(e.update_time()).ToTimePoint();
+    tasks_changed = now - updated >= kUsageRecordPeriod;
+  }
   if (to <= e.state() && !tasks_changed) {
     // Max run time: measured from RUNNING.
     if (e.state() == v1::RUNNING && e.spec().has_max_run_time() && !s.stop_reason) {

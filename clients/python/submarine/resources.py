@@ -84,6 +84,8 @@ def _decode(tp: Any, value: Any) -> Any:
         return int(value)
     if tp is bool:
         return bool(value)
+    if tp is float:
+        return float(value)  # numbers, and "NaN"/"Infinity" as JSON writes them
     return str(value)  # str, and enums (their names)
 
 
@@ -326,6 +328,11 @@ class Task(Resource):
     start_time: Optional[datetime] = None
     finish_time: Optional[datetime] = None
     message: str = ""
+    # System metrics of its processes, where the cluster can tell: CPU seconds (user + system),
+    # resident bytes now (0 once it ended) and the largest seen.
+    cpu_seconds: float = 0.0
+    memory_bytes: int = 0
+    max_memory_bytes: int = 0
     extra: Dict[str, Any] = field(default_factory=dict)
 
 

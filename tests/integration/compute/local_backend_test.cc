@@ -420,6 +420,33 @@ TEST_F(LocalBackendTest, LimitsAreEnforcedOrTheTaskSaysWhyNot) {
   }
 }
 
+// System metrics: while it runs, a task's CPU time and resident memory are sampled; once it
+// ended, the kernel's accounting gives the totals.
+TEST_F(LocalBackendTest, UsageIsSampledWhileATaskRunsAndFinalOnceItEnded) {
+  Open();
+  WorkloadSpec spec = Spec(NewId("usage"), {"/usr/bin/python3", "-c",
+                                            "import time\n"
+                                            "b = b'x' * (64 << 20)\n"
+                                            "while time.process_time() < 1.0: pass\n"
+                                            "time.sleep(5)\n"});
+  ASSERT_TRUE(Submit(spec).ok());
+  auto running = WaitFor(
+      spec.id,
+      [](const WorkloadStatus& w) {
+        const auto& u = w.tasks[0].usage;
+        return IsFinal(w.phase) || (u && u->memory_bytes >= (60 << 20) && u->cpu_seconds >= 0.5);
+      },
+      kTimeout);
+  ASSERT_TRUE(running.ok()) << running.status();
+  ASSERT_EQ(running->phase, Phase::kRunning) << Describe(running);
+  auto s = WaitForFinal(spec.id, kTimeout);
+  ASSERT_TRUE(s.ok() && s->phase == Phase::kSucceeded) << Describe(s);
+  ASSERT_TRUE(s->tasks[0].usage.has_value());
+  EXPECT_GE(s->tasks[0].usage->cpu_seconds, 0.8);
+  EXPECT_GE(s->tasks[0].usage->max_memory_bytes, 60 << 20);
+  EXPECT_EQ(s->tasks[0].usage->memory_bytes, 0);
+}
+
 // Submit crashed after writing the workload and before launching anything: the next Get
 // launches what is missing. (A supervisor that exits at once stands in for the crash.)
 TEST_F(LocalBackendTest, GetLaunchesTasksASubmitLeftUnstarted) {

@@ -129,6 +129,9 @@ TEST_F(ExperimentTest, AShellCommandRunsToSuccessThroughEveryStateInOrder) {
   EXPECT_EQ(done.tasks(0).role(), "worker");
   EXPECT_EQ(done.tasks(0).state(), v1::SUCCEEDED);
   EXPECT_EQ(done.tasks(0).exit_code(), 0);
+  // System metrics, final: the shell's resident size at least (its CPU time may round to 0).
+  EXPECT_GT(done.tasks(0).max_memory_bytes(), 0);
+  EXPECT_EQ(done.tasks(0).memory_bytes(), 0);
   std::string log = Logs(done.name());
   EXPECT_NE(log.find("hello   world\n"), std::string::npos) << log;
   EXPECT_NE(log.find("to-stderr\n"), std::string::npos) << log;
