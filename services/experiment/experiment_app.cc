@@ -14,6 +14,7 @@
 #include "services/experiment/experiment_store.h"
 #include "services/experiment/submarine_v1_face.h"
 #include "submarine/environment/v1/environment.grpc.pb.h"
+#include "submarine/permission/v1/permission.grpc.pb.h"
 
 namespace submarine::experiment {
 namespace {
@@ -43,6 +44,32 @@ ExperimentManager::EnvironmentCheck EnvironmentChecker(const std::string& addres
       case grpc::StatusCode::INVALID_ARGUMENT:
         return InvalidField(
             field, absl::StrCat("unknown environment \"", name, "\" (or you may not read it)"));
+      default:
+        return FromGrpcStatus(st);
+    }
+  };
+}
+
+// Asks the permission service whether the caller has the credential (its metadata only).
+ExperimentManager::EnvironmentCheck CredentialChecker(const std::string& address) {
+  std::shared_ptr<permission::v1::CredentialService::Stub> stub =
+      permission::v1::CredentialService::NewStub(rpc::MakeChannel(address));
+  return [stub](const rpc::CallInfo& call, const std::string& name,
+                const std::string& field) -> absl::Status {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::min(call.deadline, std::chrono::system_clock::now() + kPeerTimeout));
+    rpc::ActAs(&ctx, auth::ServicePrincipal("experiment", call.user()), call.request_id);
+    permission::v1::GetCredentialRequest req;
+    req.set_name(name);
+    permission::v1::Credential credential;
+    grpc::Status st = stub->GetCredential(&ctx, req, &credential);
+    if (st.ok()) return absl::OkStatus();
+    switch (st.error_code()) {
+      case grpc::StatusCode::NOT_FOUND:
+      case grpc::StatusCode::PERMISSION_DENIED:
+      case grpc::StatusCode::INVALID_ARGUMENT:
+        return InvalidField(field,
+                            absl::StrCat("unknown credential \"", name, "\" (or not yours)"));
       default:
         return FromGrpcStatus(st);
     }
@@ -123,6 +150,7 @@ absl::Status Build(rpc::ServiceHost& host, const ExperimentServiceConfig& config
       clusters,     controller,         [loop] { loop->Wake(); }, nullptr};
   if (const auto* env = host.Peer("environment"))
     deps.check_environment = EnvironmentChecker(env->address());
+  if (credentials != nullptr) deps.check_credential = CredentialChecker(permission.address());
   auto* manager = host.Make<ExperimentManager>(std::move(deps));
   host.Serve<ExperimentServiceImpl>(manager);
   host.Serve<SubmarineExperimentApiImpl>(manager);

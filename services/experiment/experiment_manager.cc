@@ -96,6 +96,15 @@ ExperimentManager::ExperimentManager(Deps deps) : d_(std::move(deps)) {}
 absl::Status ExperimentManager::ResolveEnvironment(const rpc::CallInfo& call,
                                                    const std::string& parent,
                                                    v1::ExperimentSpec* resolved) {
+  const std::string& credential = resolved->code().git().credential();
+  if (!credential.empty() && d_.check_credential) {
+    // Checked now, so that a typo is a 400 rather than a failed launch; read again at launch.
+    const std::string name = absl::StartsWith(credential, "users/")
+                                 ? credential
+                                 : absl::StrCat("users/", call.user(), "/credentials/", credential);
+    SUBMARINE_RETURN_IF_ERROR(
+        d_.check_credential(call, name, "experiment.spec.code.git.credential"));
+  }
   std::string env = resolved->environment().name();
   if (env.empty() || !d_.check_environment) return absl::OkStatus();
   if (env.find('/') == std::string::npos) {

@@ -43,6 +43,8 @@ class ExperimentManager {
     Controller* controller;
     std::function<void()> wake;  // starts a controller pass now
     EnvironmentCheck check_environment;
+    // Whether a git credential named by a spec exists and is the caller's (same contract).
+    EnvironmentCheck check_credential;
   };
   explicit ExperimentManager(Deps deps);
 

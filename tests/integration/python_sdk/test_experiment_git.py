@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List
 
 from sdk_test_support import STACK_BINARIES, bin_dir
-from submarine import Client
+from submarine import Client, InvalidArgument
 
 USER, TOKEN = "ci-bot", "tok-" + uuid.uuid4().hex
 MESSAGE = "hello from the private repository"
@@ -158,11 +158,14 @@ class ExperimentGitCredentialTest(unittest.TestCase):
         self.assertEqual(done.state, "FAILED")
         self.assertIn("exit code 128", done.state_reason)
 
-    def test_an_unknown_credential_fails_the_experiment_saying_which(self) -> None:
-        created = self.client.experiments.create(self.spec(credential="no-such-token"))
-        done = self.client.experiments.wait(created.name, timeout=120)
-        self.assertEqual(done.state, "FAILED")
-        self.assertIn("git credential users/admin/credentials/no-such-token", done.state_reason)
+    def test_an_unknown_credential_is_a_400_naming_the_field_and_nothing_is_stored(self) -> None:
+        before = len(list(self.client.experiments.list()))
+        with self.assertRaises(InvalidArgument) as ctx:
+            self.client.experiments.create(self.spec(credential="no-such-token"))
+        self.assertEqual(ctx.exception.http_status, 400)
+        self.assertIn("code.git.credential", str(ctx.exception))
+        self.assertIn("users/admin/credentials/no-such-token", str(ctx.exception))
+        self.assertEqual(len(list(self.client.experiments.list())), before)
 
     def test_a_malformed_credential_is_a_400_naming_the_field(self) -> None:
         with self.assertRaises(Exception) as ctx:
