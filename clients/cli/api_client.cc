@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <memory>
-#include <random>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -132,16 +132,19 @@ std::chrono::milliseconds ApiClient::Backoff(int retry) {
   return std::chrono::milliseconds(cap / 2 + static_cast<int64_t>(jitter * (cap - cap / 2)));
 }
 
+HttpHeaders ApiClient::AuthorizationHeaders(bool authenticated) const {
+  HttpHeaders headers;
+  if (!authenticated) return headers;
+  const std::string& token = !options_.env_token.empty()
+                                 ? options_.env_token
+                                 : (credentials_ ? credentials_->access_token : options_.env_token);
+  if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
+  return headers;
+}
+
 absl::StatusOr<HttpResponse> ApiClient::Exchange(const RestRequest& rest, bool authenticated,
                                                  bool retryable) {
-  HttpHeaders headers;
-  if (authenticated) {
-    const std::string& token =
-        !options_.env_token.empty()
-            ? options_.env_token
-            : (credentials_ ? credentials_->access_token : options_.env_token);
-    if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
-  }
+  HttpHeaders headers = AuthorizationHeaders(authenticated);
   const auto start = options_.steady_now();
   for (int attempt = 1;; ++attempt) {
     absl::StatusOr<HttpResponse> answer =
@@ -163,8 +166,7 @@ absl::Status ApiClient::InvokeStream(const std::string& rpc_name,
                                      const std::function<absl::Status()>& on_message) {
   const google::protobuf::MethodDescriptor* rpc =
       google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(rpc_name);
-  if (rpc == nullptr || !rpc->server_streaming() ||
-      rpc->input_type() != request.GetDescriptor() ||
+  if (rpc == nullptr || !rpc->server_streaming() || rpc->input_type() != request.GetDescriptor() ||
       rpc->output_type() != response->GetDescriptor()) {
     return Internal(absl::StrCat("no server-streaming RPC ", rpc_name, " taking ",
                                  request.GetTypeName(), " and returning ",
@@ -179,14 +181,7 @@ absl::Status ApiClient::InvokeStream(const std::string& rpc_name,
     refreshed = true;
   }
   for (;;) {
-    HttpHeaders headers;
-    if (authenticated) {
-      const std::string& token =
-          !options_.env_token.empty()
-              ? options_.env_token
-              : (credentials_ ? credentials_->access_token : options_.env_token);
-      if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
-    }
+    HttpHeaders headers = AuthorizationHeaders(authenticated);
     std::string pending;        // a line not yet complete
     absl::Status stream_error;  // the error line, a bad line or on_message's error
     google::protobuf::util::JsonParseOptions parse;
@@ -209,8 +204,8 @@ absl::Status ApiClient::InvokeStream(const std::string& rpc_name,
         response->Clear();
         auto parsed = google::protobuf::util::JsonStringToMessage(line, response, parse);
         if (!parsed.ok()) {
-          stream_error = Internal(absl::StrCat(rest.path_and_query, ": a line of the stream is not a ",
-                                               response->GetTypeName()));
+          stream_error = Internal(absl::StrCat(
+              rest.path_and_query, ": a line of the stream is not a ", response->GetTypeName()));
           return false;
         }
         stream_error = on_message();
@@ -220,8 +215,8 @@ absl::Status ApiClient::InvokeStream(const std::string& rpc_name,
       return true;
     };
     SUBMARINE_ASSIGN_OR_RETURN(
-        HttpResponse answer, options_.stream_sender(rest.method, rest.path_and_query, headers,
-                                                    on_data));
+        HttpResponse answer,
+        options_.stream_sender(rest.method, rest.path_and_query, headers, on_data));
     if (!stream_error.ok()) return stream_error;
     if (answer.status >= 200 && answer.status < 300) return absl::OkStatus();
     if (authenticated && answer.status == 401 && credentials_ && !refreshed &&

@@ -140,6 +140,8 @@ class ApiClient {
   // file's tokens instead when another process refreshed and they are neither expiring nor
   // `rejected_access_token` (a copy: credentials_ changes underneath).
   absl::Status Refresh(std::string rejected_access_token);
+  // "Authorization: Bearer <token>" when `authenticated` and a token is at hand; else none.
+  HttpHeaders AuthorizationHeaders(bool authenticated) const;
   // Sends `rest` (with the token when `authenticated`), retrying UNAVAILABLE when `retryable`.
   absl::StatusOr<HttpResponse> Exchange(const RestRequest& rest, bool authenticated,
                                         bool retryable);

@@ -159,8 +159,8 @@ absl::StatusOr<HttpResponse> HttpClient::Send(const std::string& method,
 }
 
 absl::StatusOr<HttpResponse> HttpClient::Stream(
-    const std::string& method, const std::string& path_and_query,
-    const HttpHeaders& extra_headers, const std::function<bool(std::string_view)>& on_data) {
+    const std::string& method, const std::string& path_and_query, const HttpHeaders& extra_headers,
+    const std::function<bool(std::string_view)>& on_data) {
   CURL* h = handle_->curl.get();
   if (h == nullptr) return Internal("curl_easy_init failed");
   curl_easy_reset(h);
@@ -192,8 +192,9 @@ absl::StatusOr<HttpResponse> HttpClient::Stream(
                                                "\" as a server URL: ", curl_easy_strerror(rc)));
   }
   if (rc != CURLE_OK) {
-    return Unavailable(absl::StrCat(response.status == 0 ? "cannot reach " : "lost the stream from ",
-                                    base_url_, ": ", curl_easy_strerror(rc)));
+    return Unavailable(
+        absl::StrCat(response.status == 0 ? "cannot reach " : "lost the stream from ", base_url_,
+                     ": ", curl_easy_strerror(rc)));
   }
   return response;
 }

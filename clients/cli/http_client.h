@@ -47,8 +47,7 @@ class HttpClient {
   // piece as it arrives (returning false stops the transfer early, which is not an error); any
   // other answer is returned with its body whole. No overall timeout. UNAVAILABLE when the
   // server cannot be reached or the connection breaks mid-stream.
-  absl::StatusOr<HttpResponse> Stream(const std::string& method,
-                                      const std::string& path_and_query,
+  absl::StatusOr<HttpResponse> Stream(const std::string& method, const std::string& path_and_query,
                                       const HttpHeaders& headers,
                                       const std::function<bool(std::string_view)>& on_data);
 
