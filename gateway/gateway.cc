@@ -93,6 +93,7 @@ struct Gateway::Pending {
   grpc::ClientContext client;
   grpc::ByteBuffer request;
   grpc::ByteBuffer response;
+  std::chrono::milliseconds timeout{0};  // of the backend call; 0: none
 };
 
 class Gateway::HttpTask : public rpc::BackgroundTask {
@@ -258,6 +259,11 @@ void Gateway::StartHttp() {
 }
 
 void Gateway::StopHttp() {
+  {
+    std::lock_guard lock(streams_mu_);
+    streams_stopped_ = true;
+    for (grpc::ClientContext* stream : streams_) stream->TryCancel();
+  }
   if (!http_) return;
   uint32_t grace =
       config_.server().shutdown_grace_ms() ? config_.server().shutdown_grace_ms() : kDefaultGraceMs;
@@ -405,6 +411,9 @@ void Gateway::Dispatch(const std::shared_ptr<Pending>& pending) {
                                serialized.error_message());
     return ReplyInternalError(pending);
   }
+  if (route.method->server_streaming()) {
+    return StreamFromBackend(pending, route, *route_backends_.at(&route), std::move(buffer));
+  }
   CallBackend(pending, route, *route_backends_.at(&route), std::move(buffer));
 }
 
@@ -527,11 +536,10 @@ void Gateway::HandleReadiness(const std::shared_ptr<Pending>& pending) {
   });
 }
 
-void Gateway::CallBackend(const std::shared_ptr<Pending>& pending, const Route& route,
-                          const Backend& backend, grpc::ByteBuffer request) {
-  pending->backend = &backend;
-  pending->request = std::move(request);
-  pending->client.set_deadline(std::chrono::system_clock::now() + timeout_);
+std::chrono::milliseconds Gateway::PrepareBackendCall(const std::shared_ptr<Pending>& pending,
+                                                      const Route& route) {
+  std::optional<std::chrono::milliseconds> timeout = MethodTimeout(route.method, timeout_);
+  if (timeout) pending->client.set_deadline(std::chrono::system_clock::now() + *timeout);
   auth_.Attach(&pending->client, pending->principal, pending->request_id, route.grpc_method);
   const HttpRequest& req = pending->exchange->request();
   for (const char* header : {"traceparent", "tracestate"}) {
@@ -540,6 +548,14 @@ void Gateway::CallBackend(const std::shared_ptr<Pending>& pending, const Route& 
       pending->client.AddMetadata(header, std::string(value));
     }
   }
+  return timeout.value_or(std::chrono::milliseconds(0));
+}
+
+void Gateway::CallBackend(const std::shared_ptr<Pending>& pending, const Route& route,
+                          const Backend& backend, grpc::ByteBuffer request) {
+  pending->backend = &backend;
+  pending->request = std::move(request);
+  pending->timeout = PrepareBackendCall(pending, route);
   BeginAsync();
   backend.stub->UnaryCall(&pending->client, route.grpc_method, grpc::StubOptions(),
                           &pending->request, &pending->response,
@@ -572,13 +588,170 @@ void Gateway::CompleteBackendCall(const std::shared_ptr<Pending>& pending,
   }
   HttpReply error =
       RenderError(route.face, ClientFacingBackendError(route.method->service()->full_name(), status,
-                                                       timeout_, pending->request_id));
+                                                       pending->timeout, pending->request_id));
   Reply(pending, error.status, std::move(error.body));
+}
+
+// One REST call of a server-streaming method. The backend call is a client bidi reactor that
+// writes the one request and reads the answers one at a time: the next message is read only
+// once the previous one's chunk was written to the client (backpressure), so a slow client
+// slows the backend instead of filling the gateway's memory. The answer starts with the first
+// message (HTTP 200); an error before it is an ordinary error answer with its HTTP status, an
+// error after it the stream's last line: {"error":{...}} in NDJSON, an "error" event in SSE.
+// A client that goes away cancels the backend call. Reads after the first are started from the
+// connection's strand, outside the reactor's reactions, so the call carries a hold while reads
+// may follow. Keeps itself alive until the backend call is done.
+class Gateway::RestStream : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  RestStream(Gateway* gateway, std::shared_ptr<Pending> pending, bool sse)
+      : gateway_(gateway), pending_(std::move(pending)), sse_(sse) {}
+
+  void Start(std::shared_ptr<RestStream> self, const Backend& backend) {
+    self_ = std::move(self);
+    backend.stub->PrepareBidiStreamingCall(&pending_->client, pending_->route->grpc_method,
+                                           grpc::StubOptions(), this);
+    AddHold();  // released when no further read will be started
+    StartWriteLast(&pending_->request, grpc::WriteOptions());
+    StartRead(&pending_->response);
+    StartCall();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      RemoveHold();  // the backend's status follows in OnDone
+      return;
+    }
+    pending_->exchange->Post([self = self_] { self->Deliver(); });
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    std::shared_ptr<RestStream> self = std::move(self_);
+    Gateway* gateway = gateway_;
+    {
+      std::lock_guard lock(gateway->streams_mu_);
+      gateway->streams_.erase(&pending_->client);
+    }
+    pending_->exchange->Post([self, status] { self->Complete(status); });
+    self.reset();  // nothing of the request may outlive EndAsync()
+    gateway->EndAsync();
+  }
+
+ private:
+  // On the strand: the message just read goes to the client as one line or event.
+  void Deliver() {
+    log::ScopedRequestId bind(pending_->request_id);
+    const Route& route = *pending_->route;
+    auto reply = RenderResponse(route, &pending_->response);
+    if (!reply.ok()) {
+      log::Get("gateway")->error("{}: {}", route.grpc_method, submarine::Message(reply.status()));
+      render_failed_ = true;
+      pending_->client.TryCancel();
+      RemoveHold();
+      return;
+    }
+    std::string frame = Frame(std::move(reply->body), /*error=*/false);
+    bytes_ += frame.size();
+    auto on_written = [self = self_](bool ok) {
+      if (ok) return self->StartRead(&self->pending_->response);
+      self->pending_->client.TryCancel();  // the client is gone
+      self->RemoveHold();
+    };
+    if (started_) return pending_->exchange->WriteChunk(std::move(frame), std::move(on_written));
+    started_ = true;
+    HttpResponse head;
+    head.status = 200;
+    head.content_type = sse_ ? "text/event-stream" : "application/x-ndjson";
+    head.headers.emplace_back(rpc::kRequestIdHeader, pending_->request_id);
+    head.body = std::move(frame);
+    // Nothing else holds the request while the backend is silent: a client that goes away then
+    // is noticed by the connection, which cancels the call.
+    std::weak_ptr<Pending> weak = pending_;
+    pending_->exchange->StartStream(std::move(head), std::move(on_written), [weak] {
+      if (auto p = weak.lock()) p->client.TryCancel();
+    });
+  }
+
+  // On the strand: the backend call is over.
+  void Complete(const grpc::Status& status) {
+    log::ScopedRequestId bind(pending_->request_id);
+    const Route& route = *pending_->route;
+    if (!started_) {
+      if (status.ok()) {  // an empty stream
+        return gateway_->Reply(pending_, 200, "",
+                               sse_ ? "text/event-stream" : "application/x-ndjson");
+      }
+      if (render_failed_) return gateway_->ReplyInternalError(pending_);
+      return gateway_->CompleteBackendCall(pending_, status);
+    }
+    int code = 200;
+    std::string last;
+    if (render_failed_) {
+      HttpReply error = RenderError(route.face, ConcealedInternal(pending_->request_id, "gateway"));
+      code = error.status;
+      last = Frame(std::move(error.body), /*error=*/true);
+    } else if (!status.ok()) {
+      if (HidesBackendText(status)) {
+        log::Get("gateway")->warn("{} to {} failed mid-stream: {}: {}", route.grpc_method,
+                                  pending_->backend->address, CodeName(status.error_code()),
+                                  status.error_message());
+      }
+      HttpReply error = RenderError(
+          route.face, ClientFacingBackendError(route.method->service()->full_name(), status,
+                                               pending_->timeout, pending_->request_id));
+      code = error.status;
+      last = Frame(std::move(error.body), /*error=*/true);
+    }
+    bytes_ += last.size();
+    pending_->exchange->EndStream(std::move(last));
+    gateway_->RecordRequest(pending_, code, bytes_);
+  }
+
+  std::string Frame(std::string json, bool error) const {
+    if (!sse_) return absl::StrCat(json, "\n");
+    return absl::StrCat(error ? "event: error\n" : "", "data: ", json, "\n\n");
+  }
+
+  Gateway* gateway_;
+  std::shared_ptr<Pending> pending_;
+  const bool sse_;
+  std::shared_ptr<RestStream> self_;
+  // On the strand only:
+  bool started_ = false;
+  bool render_failed_ = false;
+  size_t bytes_ = 0;
+};
+
+void Gateway::StreamFromBackend(const std::shared_ptr<Pending>& pending, const Route& route,
+                                const Backend& backend, grpc::ByteBuffer request) {
+  pending->backend = &backend;
+  pending->request = std::move(request);
+  pending->timeout = PrepareBackendCall(pending, route);
+  bool sse = pending->exchange->request().Header("accept").find("text/event-stream") !=
+             std::string_view::npos;
+  auto stream = std::make_shared<RestStream>(this, pending, sse);
+  BeginAsync();
+  {
+    std::lock_guard lock(streams_mu_);
+    streams_.insert(&pending->client);
+    if (streams_stopped_) pending->client.TryCancel();  // shutting down
+  }
+  stream->Start(stream, backend);
 }
 
 void Gateway::Reply(const std::shared_ptr<Pending>& pending, int status, std::string body,
                     std::string content_type,
                     std::vector<std::pair<std::string, std::string>> headers) {
+  RecordRequest(pending, status, body.size());
+  HttpResponse response;
+  response.status = status;
+  response.content_type = std::move(content_type);
+  response.headers = std::move(headers);
+  response.headers.emplace_back(rpc::kRequestIdHeader, pending->request_id);
+  response.body = std::move(body);
+  pending->exchange->Respond(std::move(response));
+}
+
+void Gateway::RecordRequest(const std::shared_ptr<Pending>& pending, int status, size_t bytes) {
   const HttpRequest& req = pending->exchange->request();
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - pending->start).count();
@@ -594,15 +767,8 @@ void Gateway::Reply(const std::shared_ptr<Pending>& pending, int status, std::st
       ->Observe(seconds);
   InFlightGauge()->Add(-1);
   log::Get("access")->info("{} {} {} {}B {:.3f}ms peer={} client={}", QuoteInput(req.method),
-                           QuoteInput(req.target, 1024), status, body.size(), seconds * 1e3,
-                           req.peer, req.client);
-  HttpResponse response;
-  response.status = status;
-  response.content_type = std::move(content_type);
-  response.headers = std::move(headers);
-  response.headers.emplace_back(rpc::kRequestIdHeader, pending->request_id);
-  response.body = std::move(body);
-  pending->exchange->Respond(std::move(response));
+                           QuoteInput(req.target, 1024), status, bytes, seconds * 1e3, req.peer,
+                           req.client);
 }
 
 }  // namespace submarine::gateway

@@ -27,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -79,6 +80,7 @@ class Gateway {
  private:
   struct Pending;  // one REST request waiting for its backend
   class HttpTask;
+  class RestStream;  // one REST call of a server-streaming method
 
   using HealthCallback = std::function<void(const std::vector<BackendHealth>&)>;
 
@@ -97,6 +99,15 @@ class Gateway {
   void CallBackend(const std::shared_ptr<Pending>& pending, const Route& route,
                    const Backend& backend, grpc::ByteBuffer request);
   void CompleteBackendCall(const std::shared_ptr<Pending>& pending, const grpc::Status& status);
+  // Sets the backend call's deadline (MethodTimeout: none for streams unless the method says),
+  // principal, request id and trace headers; returns the timeout set (0: none).
+  std::chrono::milliseconds PrepareBackendCall(const std::shared_ptr<Pending>& pending,
+                                               const Route& route);
+  // A server-streaming route: the answer is streamed as NDJSON or server-sent events.
+  void StreamFromBackend(const std::shared_ptr<Pending>& pending, const Route& route,
+                         const Backend& backend, grpc::ByteBuffer request);
+  // Counts and logs a finished request (Reply() does this for whole answers).
+  void RecordRequest(const std::shared_ptr<Pending>& pending, int status, size_t bytes);
   // 500 with a generic message (the caller has logged what went wrong).
   void ReplyInternalError(const std::shared_ptr<Pending>& pending);
   void Reply(const std::shared_ptr<Pending>& pending, int status, std::string body,
@@ -125,6 +136,13 @@ class Gateway {
   std::mutex async_mu_;
   std::condition_variable async_cv_;
   int async_calls_ = 0;
+
+  // The backend calls of REST streams in flight: StopHttp cancels them (a followed log would
+  // otherwise hold the shutdown until the task ends); streams started after that are cancelled
+  // at once.
+  std::mutex streams_mu_;
+  std::set<grpc::ClientContext*> streams_;  // guarded by streams_mu_
+  bool streams_stopped_ = false;            // guarded by streams_mu_
 
   // Callers waiting for the health round in flight (none in flight when empty).
   std::mutex health_mu_;

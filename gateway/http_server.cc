@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
@@ -154,6 +155,13 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
   virtual void CloseIfIdle() = 0;
   // Sends the answer to the current request.
   virtual void Write(HttpResponse response) = 0;
+  // The streamed answer to the current request (HttpExchange::StartStream and the rest).
+  virtual void StreamHead(HttpResponse head, std::function<void(bool)> on_written,
+                          std::function<void()> on_gone) = 0;
+  virtual void StreamChunk(std::string data, std::function<void(bool)> on_written) = 0;
+  virtual void StreamEnd(std::string last) = 0;
+  // Closes the connection in the middle of a streamed answer.
+  virtual void StreamAbort() = 0;
 
  protected:
   HttpServer::Impl* server_;
@@ -333,8 +341,141 @@ class Session final : public SessionBase {
     http::async_write(stream_, response_, beast::bind_front_handler(&Session::OnWrite, Self()));
   }
 
+  void StreamHead(HttpResponse r, std::function<void(bool)> on_written,
+                  std::function<void()> on_gone) override {
+    stream_head_.emplace();
+    stream_head_->version(version_);
+    stream_head_->result(static_cast<unsigned>(r.status));
+    stream_head_->set(http::field::server, "submarine-gateway");
+    stream_head_->set(http::field::content_type, r.content_type);
+    stream_head_->set(http::field::cache_control, "no-cache");
+    for (auto& [k, v] : r.headers) stream_head_->insert(k, v);
+    stream_head_->keep_alive(false);
+    stream_chunked_ = version_ == 11;
+    if (stream_chunked_) stream_head_->chunked(true);
+    on_gone_ = std::move(on_gone);
+    stream_serializer_.emplace(*stream_head_);
+    ArmStreamTimer();
+    http::async_write_header(
+        stream_, *stream_serializer_,
+        [self = Self(), first = std::move(r.body), on_written = std::move(on_written)](
+            beast::error_code ec, size_t) mutable {
+          self->stream_timer_.cancel();
+          if (ec) {
+            self->StreamClientGone();
+            return on_written(false);
+          }
+          self->WatchForClose();
+          self->StreamChunk(std::move(first), std::move(on_written));
+        });
+  }
+
+  void StreamChunk(std::string data, std::function<void(bool)> on_written) override {
+    if (client_gone_ || closing_) {
+      asio::post(executor(), [on_written = std::move(on_written)] { on_written(false); });
+      return;
+    }
+    if (data.empty()) {
+      asio::post(executor(), [on_written = std::move(on_written)] { on_written(true); });
+      return;
+    }
+    stream_data_ = std::move(data);
+    auto done = [self = Self(), on_written = std::move(on_written)](beast::error_code ec,
+                                                                    size_t) mutable {
+      self->stream_timer_.cancel();
+      if (ec) {
+        self->StreamClientGone();
+        return on_written(false);
+      }
+      on_written(true);
+    };
+    ArmStreamTimer();
+    if (stream_chunked_) {
+      asio::async_write(stream_, http::make_chunk(asio::buffer(stream_data_)), std::move(done));
+    } else {
+      asio::async_write(stream_, asio::buffer(stream_data_), std::move(done));
+    }
+  }
+
+  void StreamEnd(std::string last) override {
+    StreamChunk(std::move(last), [self = Self()](bool ok) {
+      if (!ok) return self->StreamOver();
+      if (!self->stream_chunked_) return self->StreamOver();
+      self->ArmStreamTimer();
+      asio::async_write(self->stream_, http::make_chunk_last(), [self](beast::error_code, size_t) {
+        self->stream_timer_.cancel();
+        self->StreamOver();
+      });
+    });
+  }
+
+  void StreamAbort() override {
+    on_gone_ = nullptr;
+    StreamClientGone();
+  }
+
  private:
   std::shared_ptr<Session> Self() { return std::static_pointer_cast<Session>(shared_from_this()); }
+
+  // A streamed chunk the client does not read within kWriteTimeout ends the stream: the socket
+  // timer of the stream is not used while the close watch reads.
+  void ArmStreamTimer() {
+    stream_timer_.expires_after(kWriteTimeout);
+    stream_timer_.async_wait([self = Self()](beast::error_code ec) {
+      if (ec) return;  // cancelled: the write finished
+      log::Get("gateway")->debug("{} did not read a streamed chunk within {} s", self->peer_text_,
+                                 kWriteTimeout.count());
+      self->StreamClientGone();
+    });
+  }
+
+  // While a streamed answer is being produced the client sends nothing more (the connection
+  // closes after it); a read that ends means the client went away. Bytes that do arrive (a
+  // pipelined request) are dropped.
+  void WatchForClose() {
+    watching_ = true;
+    stream_.async_read_some(asio::buffer(drain_buffer_),
+                            [self = Self()](beast::error_code ec, size_t) {
+                              self->watching_ = false;
+                              if (self->stream_over_) return self->Close();
+                              if (ec) return self->StreamClientGone();
+                              self->WatchForClose();
+                            });
+  }
+
+  // The client is gone (or too slow): tell the producer, close the socket (pending operations
+  // end with an error).
+  void StreamClientGone() {
+    if (client_gone_) return;
+    client_gone_ = true;
+    stream_over_ = true;
+    if (on_gone_) {
+      auto on_gone = std::move(on_gone_);
+      on_gone_ = nullptr;
+      on_gone();
+    }
+    if (!closing_) {
+      closing_ = true;
+      server_->MarkClosing(this);
+    }
+    beast::error_code ignored;
+    stream_timer_.cancel();
+    Lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    Lowest().close();
+  }
+
+  // The streamed answer is complete: close once the close watch has stopped reading.
+  void StreamOver() {
+    stream_over_ = true;
+    on_gone_ = nullptr;
+    if (client_gone_) return;
+    if (watching_) {
+      beast::error_code ignored;
+      Lowest().socket().cancel(ignored);  // its handler closes
+      return;
+    }
+    Close();
+  }
   beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
 
   // Between requests: waits (idle_timeout at most) for the first byte of the next one.
@@ -450,6 +591,16 @@ class Session final : public SessionBase {
   http::response<http::string_body> response_;
   http::response<http::empty_body> interim_;
   std::array<char, 4096> drain_buffer_{};
+  // A streamed answer (StreamHead): its header, what is being written, and its state.
+  std::optional<http::response<http::empty_body>> stream_head_;
+  std::optional<http::response_serializer<http::empty_body>> stream_serializer_;
+  std::string stream_data_;
+  asio::steady_timer stream_timer_{stream_.get_executor()};
+  std::function<void()> on_gone_;
+  bool stream_chunked_ = true;
+  bool watching_ = false;     // WatchForClose has a read in flight
+  bool stream_over_ = false;  // ended, or the client is gone
+  bool client_gone_ = false;
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool waiting_ = false;  // for the first byte of a request
@@ -462,6 +613,10 @@ class Exchange : public HttpExchange {
       : session_(std::move(session)), request_(std::move(request)) {}
 
   ~Exchange() override {
+    if (streaming_.load() && !stream_ended_.load()) {
+      asio::post(session_->executor(), [s = session_] { s->StreamAbort(); });
+      return;
+    }
     if (!responded_.load()) {
       HttpResponse r;
       r.status = 500;
@@ -480,10 +635,35 @@ class Exchange : public HttpExchange {
                [s = session_, r = std::move(response)]() mutable { s->Write(std::move(r)); });
   }
 
+  void StartStream(HttpResponse head, std::function<void(bool)> on_written,
+                   std::function<void()> on_gone) override {
+    if (responded_.exchange(true)) return;
+    streaming_.store(true);
+    asio::post(session_->executor(), [s = session_, h = std::move(head), w = std::move(on_written),
+                                      g = std::move(on_gone)]() mutable {
+      s->StreamHead(std::move(h), std::move(w), std::move(g));
+    });
+  }
+
+  void WriteChunk(std::string data, std::function<void(bool)> on_written) override {
+    asio::post(session_->executor(),
+               [s = session_, d = std::move(data), w = std::move(on_written)]() mutable {
+                 s->StreamChunk(std::move(d), std::move(w));
+               });
+  }
+
+  void EndStream(std::string last) override {
+    if (stream_ended_.exchange(true)) return;
+    asio::post(session_->executor(),
+               [s = session_, d = std::move(last)]() mutable { s->StreamEnd(std::move(d)); });
+  }
+
  private:
   std::shared_ptr<SessionBase> session_;
   HttpRequest request_;
   std::atomic<bool> responded_{false};
+  std::atomic<bool> streaming_{false};
+  std::atomic<bool> stream_ended_{false};
 };
 
 template <class Stream>

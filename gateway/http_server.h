@@ -68,6 +68,21 @@ class HttpExchange {
   // Sends the answer; only the first call counts. The write happens on the connection's strand.
   // An exchange destroyed without an answer answers 500.
   virtual void Respond(HttpResponse response) = 0;
+
+  // A streamed answer instead of Respond() (for server-streaming methods), sent as it is
+  // produced: chunked transfer encoding on HTTP/1.1 (on HTTP/1.0 the body runs to the close),
+  // and the connection closes after it. StartStream sends the status line and headers of
+  // `head`, then its body (if any) as the first chunk; WriteChunk sends one more; at most one of
+  // them is in flight: each calls `on_written(ok)` on the connection's strand once its bytes are
+  // written (ok) or can no longer be (the client is gone, or did not read them within 30 s).
+  // `on_gone` runs on the strand, at most once, if the client closes the connection before
+  // EndStream, even while nothing is being written, so the producer can stop. EndStream sends
+  // `last` (if not empty), ends the body and closes the connection. An exchange destroyed with
+  // its stream not ended closes the connection (the client sees a truncated body).
+  virtual void StartStream(HttpResponse head, std::function<void(bool ok)> on_written,
+                           std::function<void()> on_gone) = 0;
+  virtual void WriteChunk(std::string data, std::function<void(bool ok)> on_written) = 0;
+  virtual void EndStream(std::string last) = 0;
 };
 
 using HttpHandler = std::function<void(std::shared_ptr<HttpExchange>)>;

@@ -284,10 +284,15 @@ std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
     Json error_schema = route->face == submarine::common::v1::REST_FACE_SUBMARINE_V1
                             ? response_schema
                             : Json{{"$ref", absl::StrCat(kSchemaRef, "gateway.Error")}};
+    // A server stream is one message per line (NDJSON) or per event (SSE), each of the schema.
+    Json ok_content = route->method->server_streaming()
+                          ? Json{{"application/x-ndjson", {{"schema", response_schema}}},
+                                 {"text/event-stream", {{"schema", response_schema}}}}
+                          : Json{{"application/json", {{"schema", response_schema}}}};
     operation["responses"] = {
         {"200",
-         {{"description", "OK"},
-          {"content", {{"application/json", {{"schema", response_schema}}}}}}},
+         {{"description", route->method->server_streaming() ? "OK: a stream of messages" : "OK"},
+          {"content", ok_content}}},
         {"default",
          {{"description", "Error"},
           {"content", {{"application/json", {{"schema", error_schema}}}}}}}};

@@ -105,7 +105,9 @@ absl::StatusOr<RouteTable> RouteTable::Build(const std::vector<std::string>& ser
     auto face = service->options().GetExtension(submarine::common::v1::rest_face);
     for (int i = 0; i < service->method_count(); ++i) {
       const MethodDescriptor* method = service->method(i);
-      if (method->client_streaming() || method->server_streaming()) continue;
+      // A server-streaming method is answered as a stream (NDJSON or server-sent events); a
+      // request stream has no JSON form.
+      if (method->client_streaming()) continue;
       if (!method->options().HasExtension(google::api::http)) continue;
       // Service-to-service methods are not part of the public API, whatever their options say.
       if (method->options().GetExtension(submarine::common::v1::internal_only)) continue;

@@ -46,13 +46,12 @@ class RouteTable {
   // Builds the routes of every named service. INVALID_ARGUMENT/NOT_FOUND naming the service or
   // method if a service is not in the generated pool, a template does not parse, a path variable
   // or body does not name a suitable request field, or two routes have the same method and
-  // template. Methods without an http option, streaming methods and methods marked
+  // template. Methods without an http option, client-streaming methods and methods marked
   // (submarine.common.v1.internal_only) get no route. Services are looked up in `pool` (tests
   // pass their own; the gateway uses the generated pool).
-  static absl::StatusOr<RouteTable> Build(
-      const std::vector<std::string>& services,
-      const google::protobuf::DescriptorPool* pool =
-          google::protobuf::DescriptorPool::generated_pool());
+  static absl::StatusOr<RouteTable> Build(const std::vector<std::string>& services,
+                                          const google::protobuf::DescriptorPool* pool =
+                                              google::protobuf::DescriptorPool::generated_pool());
 
   // Finds the route for a request. kMatched fills `match` (the most specific template wins:
   // most literal segments, then declaration order); kMethodNotAllowed fills `allowed` with the

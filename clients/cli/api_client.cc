@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
@@ -59,6 +60,14 @@ ApiClient::ApiClient(ApiClientOptions options) : options_(std::move(options)) {
     options_.sender = [client](const std::string& method, const std::string& path,
                                const std::string& body, const HttpHeaders& headers) {
       return client->Send(method, path, body, headers);
+    };
+  }
+  if (!options_.stream_sender) {
+    auto client = std::make_shared<HttpClient>(options_.server);
+    options_.stream_sender = [client](const std::string& method, const std::string& path,
+                                      const HttpHeaders& headers,
+                                      const std::function<bool(std::string_view)>& on_data) {
+      return client->Stream(method, path, headers, on_data);
     };
   }
   if (!options_.now_unix) options_.now_unix = SystemNow;
@@ -123,16 +132,19 @@ std::chrono::milliseconds ApiClient::Backoff(int retry) {
   return std::chrono::milliseconds(cap / 2 + static_cast<int64_t>(jitter * (cap - cap / 2)));
 }
 
+HttpHeaders ApiClient::AuthorizationHeaders(bool authenticated) const {
+  HttpHeaders headers;
+  if (!authenticated) return headers;
+  const std::string& token = !options_.env_token.empty()
+                                 ? options_.env_token
+                                 : (credentials_ ? credentials_->access_token : options_.env_token);
+  if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
+  return headers;
+}
+
 absl::StatusOr<HttpResponse> ApiClient::Exchange(const RestRequest& rest, bool authenticated,
                                                  bool retryable) {
-  HttpHeaders headers;
-  if (authenticated) {
-    const std::string& token =
-        !options_.env_token.empty()
-            ? options_.env_token
-            : (credentials_ ? credentials_->access_token : options_.env_token);
-    if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
-  }
+  HttpHeaders headers = AuthorizationHeaders(authenticated);
   const auto start = options_.steady_now();
   for (int attempt = 1;; ++attempt) {
     absl::StatusOr<HttpResponse> answer =
@@ -145,6 +157,75 @@ absl::StatusOr<HttpResponse> ApiClient::Exchange(const RestRequest& rest, bool a
     std::chrono::milliseconds wait = asked ? *asked : Backoff(attempt);
     if (options_.steady_now() - start + wait > options_.retry.max_total) return answer;
     options_.sleep(wait);
+  }
+}
+
+absl::Status ApiClient::InvokeStream(const std::string& rpc_name,
+                                     const google::protobuf::Message& request,
+                                     google::protobuf::Message* response,
+                                     const std::function<absl::Status()>& on_message) {
+  const google::protobuf::MethodDescriptor* rpc =
+      google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(rpc_name);
+  if (rpc == nullptr || !rpc->server_streaming() || rpc->input_type() != request.GetDescriptor() ||
+      rpc->output_type() != response->GetDescriptor()) {
+    return Internal(absl::StrCat("no server-streaming RPC ", rpc_name, " taking ",
+                                 request.GetTypeName(), " and returning ",
+                                 response->GetTypeName()));
+  }
+  SUBMARINE_ASSIGN_OR_RETURN(RestRequest rest, BuildRestRequest(*rpc, request));
+  const bool authenticated = !rpc->options().GetExtension(submarine::common::v1::auth_exempt);
+  LoadCredentials();
+  bool refreshed = false;
+  if (authenticated && Expiring()) {
+    SUBMARINE_RETURN_IF_ERROR(Refresh(""));
+    refreshed = true;
+  }
+  for (;;) {
+    HttpHeaders headers = AuthorizationHeaders(authenticated);
+    std::string pending;        // a line not yet complete
+    absl::Status stream_error;  // the error line, a bad line or on_message's error
+    google::protobuf::util::JsonParseOptions parse;
+    parse.ignore_unknown_fields = true;
+    auto on_data = [&](std::string_view data) {
+      pending.append(data);
+      size_t start = 0;
+      for (size_t end; (end = pending.find('\n', start)) != std::string::npos; start = end + 1) {
+        std::string_view line(pending.data() + start, end - start);
+        if (line.empty()) continue;
+        if (line.starts_with("{\"error\"")) {
+          HttpResponse error;
+          auto j = nlohmann::json::parse(line, nullptr, false);
+          error.status = j.is_object() ? j["error"].value("code", 500) : 500;
+          error.body = std::string(line);
+          stream_error = StatusFromResponse(error);
+          if (stream_error.ok()) stream_error = Internal("the stream ended with an error");
+          return false;
+        }
+        response->Clear();
+        auto parsed = google::protobuf::util::JsonStringToMessage(line, response, parse);
+        if (!parsed.ok()) {
+          stream_error = Internal(absl::StrCat(
+              rest.path_and_query, ": a line of the stream is not a ", response->GetTypeName()));
+          return false;
+        }
+        stream_error = on_message();
+        if (!stream_error.ok()) return false;
+      }
+      pending.erase(0, start);
+      return true;
+    };
+    SUBMARINE_ASSIGN_OR_RETURN(
+        HttpResponse answer,
+        options_.stream_sender(rest.method, rest.path_and_query, headers, on_data));
+    if (!stream_error.ok()) return stream_error;
+    if (answer.status >= 200 && answer.status < 300) return absl::OkStatus();
+    if (authenticated && answer.status == 401 && credentials_ && !refreshed &&
+        !credentials_->refresh_token.empty() && ErrorReason(answer) == "TOKEN_EXPIRED") {
+      SUBMARINE_RETURN_IF_ERROR(Refresh(credentials_->access_token));
+      refreshed = true;
+      continue;
+    }
+    return StatusFromResponse(answer);
   }
 }
 

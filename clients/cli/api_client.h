@@ -27,6 +27,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -42,6 +43,11 @@ namespace submarine::cli {
 using HttpSender = std::function<absl::StatusOr<HttpResponse>(
     const std::string& method, const std::string& path_and_query, const std::string& body,
     const HttpHeaders& headers)>;
+
+// Sends one request whose answer is streamed (HttpClient::Stream in production).
+using HttpStreamSender = std::function<absl::StatusOr<HttpResponse>(
+    const std::string& method, const std::string& path_and_query, const HttpHeaders& headers,
+    const std::function<bool(std::string_view)>& on_data)>;
 
 // How a call that fails with UNAVAILABLE is retried. Before retry n (1, 2, ...) the client waits
 // what the answer's Retry-After header asks, else min(max_backoff, initial_backoff * 2^(n-1))
@@ -61,6 +67,7 @@ struct ApiClientOptions {
   std::string credentials_path;  // where `submarine login` stores tokens
   RetryPolicy retry;
   HttpSender sender;                  // default: an HttpClient for `server`
+  HttpStreamSender stream_sender;     // default: another HttpClient for `server`
   std::function<int64_t()> now_unix;  // default: the system clock
   // For retries (defaults: std::chrono::steady_clock, std::this_thread::sleep_for, and a
   // uniformly random number in [0, 1)).
@@ -94,6 +101,16 @@ class ApiClient {
     return response;
   }
 
+  // Calls a server-streaming `rpc` (its REST answer is NDJSON, one message per line) and hands
+  // each message, parsed into `response` (of its output type), to `on_message` as it arrives;
+  // an error from `on_message` stops the stream and is returned. The server's error answer, or
+  // the error line that ends a stream after its first message, is returned as StatusFromResponse
+  // reads it; UNAVAILABLE when the connection breaks. Not retried (tokens are refreshed as for
+  // Invoke before anything was received). Not thread-safe.
+  absl::Status InvokeStream(const std::string& rpc, const google::protobuf::Message& request,
+                            google::protobuf::Message* response,
+                            const std::function<absl::Status()>& on_message);
+
   // Logs in (IdentityService.Login); on success writes the credentials file for this server and
   // returns what it wrote. The password is sent once and kept nowhere.
   absl::StatusOr<Credentials> Login(const std::string& username, const std::string& password);
@@ -123,6 +140,8 @@ class ApiClient {
   // file's tokens instead when another process refreshed and they are neither expiring nor
   // `rejected_access_token` (a copy: credentials_ changes underneath).
   absl::Status Refresh(std::string rejected_access_token);
+  // "Authorization: Bearer <token>" when `authenticated` and a token is at hand; else none.
+  HttpHeaders AuthorizationHeaders(bool authenticated) const;
   // Sends `rest` (with the token when `authenticated`), retrying UNAVAILABLE when `retryable`.
   absl::StatusOr<HttpResponse> Exchange(const RestRequest& rest, bool authenticated,
                                         bool retryable);

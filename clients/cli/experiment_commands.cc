@@ -227,16 +227,22 @@ absl::Status CloneExperiment(const ProjectCommandContext& ctx, const std::string
 absl::Status ExperimentLogs(const ProjectCommandContext& ctx, const std::string& name,
                             const std::string& task, bool follow) {
   std::string full = ExperimentName(ctx.project, name);
-  int64_t offset = 0;
-  for (;;) {
-    SUBMARINE_ASSIGN_OR_RETURN(bool complete, PrintLog(ctx, full, task, &offset));
-    if (!follow || complete) return absl::OkStatus();
-    SUBMARINE_ASSIGN_OR_RETURN(ex::Experiment e, Get(ctx, full));
-    if (Final(e.state())) {
-      return PrintLog(ctx, full, task, &offset).status();
-    }
-    std::this_thread::sleep_for(kFollowPeriod);
+  if (!follow) {
+    int64_t offset = 0;
+    return PrintLog(ctx, full, task, &offset).status();
   }
+  // One NDJSON stream (StreamExperimentLogs): the server sends new bytes as the task writes
+  // them and ends the stream when the task has finished.
+  ex::StreamExperimentLogsRequest request;
+  request.set_name(full);
+  request.set_task(task);
+  request.set_follow(true);
+  ex::ExperimentLogs logs;
+  return ctx.client->InvokeStream(ExperimentRpc("StreamExperimentLogs"), request, &logs, [&] {
+    *ctx.out << logs.data();
+    ctx.out->flush();
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace submarine::cli

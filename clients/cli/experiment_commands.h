@@ -40,7 +40,8 @@ absl::Status RetryExperiment(const ProjectCommandContext& ctx, const std::string
 // A new experiment from `name`'s spec; `env` holds KEY=VALUE overrides of meta.envVars.
 absl::Status CloneExperiment(const ProjectCommandContext& ctx, const std::string& name,
                              const std::string& id, const std::vector<std::string>& env);
-// Prints a task's log ("" = the first task); with `follow`, keeps printing until it ends.
+// Prints a task's log ("" = the first task); with `follow`, keeps printing what the task
+// writes until it ends, from one stream (StreamExperimentLogs over NDJSON).
 absl::Status ExperimentLogs(const ProjectCommandContext& ctx, const std::string& name,
                             const std::string& task, bool follow);
 

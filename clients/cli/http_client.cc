@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
@@ -41,6 +42,26 @@ size_t AppendHeader(char* data, size_t size, size_t count, void* user) {
     headers->emplace_back(std::move(name), std::move(value));
   }
   return size * count;
+}
+
+// A streamed answer being received: 2xx bodies go to the caller as they arrive, others are
+// kept whole (an error answer).
+struct StreamSink {
+  CURL* curl;
+  const std::function<bool(std::string_view)>* on_data;
+  std::string* error_body;
+};
+
+size_t DeliverBody(char* data, size_t size, size_t count, void* user) {
+  auto* sink = static_cast<StreamSink*>(user);
+  long status = 0;
+  curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, &status);
+  if (status < 200 || status >= 300) {
+    sink->error_body->append(data, size * count);
+    return size * count;
+  }
+  // Returning less than was given makes libcurl stop with CURLE_WRITE_ERROR.
+  return (*sink->on_data)(std::string_view(data, size * count)) ? size * count : 0;
 }
 
 absl::StatusCode CodeFromHttpStatus(long status) {
@@ -134,6 +155,47 @@ absl::StatusOr<HttpResponse> HttpClient::Send(const std::string& method,
     return Unavailable(absl::StrCat("cannot reach ", base_url_, ": ", curl_easy_strerror(rc)));
   }
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response.status);
+  return response;
+}
+
+absl::StatusOr<HttpResponse> HttpClient::Stream(
+    const std::string& method, const std::string& path_and_query, const HttpHeaders& extra_headers,
+    const std::function<bool(std::string_view)>& on_data) {
+  CURL* h = handle_->curl.get();
+  if (h == nullptr) return Internal("curl_easy_init failed");
+  curl_easy_reset(h);
+  std::string url = base_url_ + path_and_query;
+  HttpResponse response;
+  curl_slist* headers = nullptr;
+  headers = curl_slist_append(headers, "Accept: application/x-ndjson");
+  for (const auto& [name, value] : extra_headers) {
+    headers = curl_slist_append(headers, absl::StrCat(name, ": ", value).c_str());
+  }
+  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_list(headers,
+                                                                          curl_slist_free_all);
+  StreamSink sink{h, &on_data, &response.body};
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  // No overall timeout: a followed log streams for as long as its task runs.
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, DeliverBody);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, AppendHeader);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, &response.headers);
+  CURLcode rc = curl_easy_perform(h);
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response.status);
+  if (rc == CURLE_WRITE_ERROR) return response;  // the caller stopped the stream
+  if (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL) {
+    return InvalidField("server", absl::StrCat("cannot use \"", base_url_,
+                                               "\" as a server URL: ", curl_easy_strerror(rc)));
+  }
+  if (rc != CURLE_OK) {
+    return Unavailable(
+        absl::StrCat(response.status == 0 ? "cannot reach " : "lost the stream from ", base_url_,
+                     ": ", curl_easy_strerror(rc)));
+  }
   return response;
 }
 

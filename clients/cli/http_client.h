@@ -5,9 +5,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -40,6 +42,14 @@ class HttpClient {
   // timeout, INVALID_ARGUMENT for a URL libcurl cannot use. Header values are never logged.
   absl::StatusOr<HttpResponse> Send(const std::string& method, const std::string& path_and_query,
                                     const std::string& body = "", const HttpHeaders& headers = {});
+
+  // Sends a request whose answer is streamed (NDJSON): a 2xx body goes to `on_data` piece by
+  // piece as it arrives (returning false stops the transfer early, which is not an error); any
+  // other answer is returned with its body whole. No overall timeout. UNAVAILABLE when the
+  // server cannot be reached or the connection breaks mid-stream.
+  absl::StatusOr<HttpResponse> Stream(const std::string& method, const std::string& path_and_query,
+                                      const HttpHeaders& headers,
+                                      const std::function<bool(std::string_view)>& on_data);
 
   const std::string& base_url() const { return base_url_; }
 

@@ -1,6 +1,8 @@
 #include "services/experiment/experiment_manager.h"
 
+#include <chrono>
 #include <set>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -26,6 +28,11 @@ constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 1000;
 constexpr int64_t kDefaultLogBytes = 1 << 20;
 constexpr int64_t kMaxLogBytes = 4 << 20;
+// StreamLogs in follow mode: how often a quiet log is read again, how often cancellation is
+// looked at meanwhile, and how often the experiment's row is read again.
+constexpr auto kLogPollInterval = std::chrono::milliseconds(200);
+constexpr auto kLogCancelCheck = std::chrono::milliseconds(50);
+constexpr auto kLogResolveInterval = std::chrono::seconds(2);
 
 absl::Status ValidateAttributes(const Experiment& e, const std::string& prefix) {
   SUBMARINE_RETURN_IF_ERROR(api::CheckText(e.description(), prefix + "description", 4096, true));
@@ -420,50 +427,112 @@ absl::StatusOr<Experiment> ExperimentManager::ReplaceSpec(const std::string& nam
 
 absl::StatusOr<v1::ExperimentLogs> ExperimentManager::GetLogs(
     const v1::GetExperimentLogsRequest& req, const rpc::CallInfo& call) {
-  std::string project, id;
-  SUBMARINE_RETURN_IF_ERROR(ParseExperimentName(req.name(), "name", &project, &id));
   if (req.offset() < 0) return InvalidField("offset", "must not be negative");
   if (req.max_bytes() < 0) return InvalidField("max_bytes", "must not be negative");
-  std::optional<compute::TaskRef> asked;
-  if (!req.task().empty()) {
-    SUBMARINE_ASSIGN_OR_RETURN(asked, ParseTask(req.task()));
+  SUBMARINE_ASSIGN_OR_RETURN(LogSource source, ResolveLogs(req.name(), req.task(), call));
+  int64_t max = req.max_bytes() == 0 ? kDefaultLogBytes : std::min(req.max_bytes(), kMaxLogBytes);
+  return ReadLogs(source, req.offset(), max);
+}
+
+absl::Status ExperimentManager::StreamLogs(const v1::StreamExperimentLogsRequest& req,
+                                           const rpc::CallInfo& call, const LogSink& send,
+                                           const std::function<bool()>& cancelled) {
+  if (req.offset() < 0) return InvalidField("offset", "must not be negative");
+  SUBMARINE_ASSIGN_OR_RETURN(LogSource source, ResolveLogs(req.name(), req.task(), call));
+  int64_t offset = req.offset();
+  bool first = true;
+  auto resolved_at = std::chrono::steady_clock::now();
+  for (;;) {
+    SUBMARINE_ASSIGN_OR_RETURN(v1::ExperimentLogs logs, ReadLogs(source, offset, kDefaultLogBytes));
+    const bool progressed = logs.next_offset() > offset;
+    // An experiment that ended before its task ever ran has no log to wait for.
+    if (source.final_state && source.backend == nullptr) logs.set_complete(true);
+    const bool last =
+        logs.complete() || (!req.follow() && (!progressed || logs.next_offset() >= logs.size()));
+    if (progressed || last || first) {
+      if (!send(logs)) return absl::CancelledError("the client went away");
+      first = false;
+    }
+    if (last) return absl::OkStatus();
+    offset = logs.next_offset();
+    if (progressed) continue;  // more may be there already
+    // Tailing: the task appends to a file (or a pod log) that announces nothing, so look again
+    // shortly; cancellation (the client went away, its deadline passed) is seen at the same pace.
+    for (auto waited = std::chrono::milliseconds(0); waited < kLogPollInterval;
+         waited += kLogCancelCheck) {
+      if (cancelled()) return absl::CancelledError("the client went away");
+      std::this_thread::sleep_for(kLogCancelCheck);
+    }
+    // The experiment's row says whether the task has started (its workload), has ended in a
+    // state that will not run it, or was retried; access is checked again at the same time.
+    if (source.backend == nullptr ||
+        std::chrono::steady_clock::now() - resolved_at >= kLogResolveInterval) {
+      SUBMARINE_ASSIGN_OR_RETURN(LogSource again, ResolveLogs(req.name(), req.task(), call));
+      if (source.workload_id && again.workload_id != source.workload_id) {
+        offset = 0;  // a retry's new attempt: a new log
+      }
+      source = std::move(again);
+      resolved_at = std::chrono::steady_clock::now();
+    }
   }
-  SUBMARINE_RETURN_IF_ERROR(d_.authorizer->Check(call, req.name(), Permission::READ));
+}
+
+absl::StatusOr<ExperimentManager::LogSource> ExperimentManager::ResolveLogs(
+    const std::string& name, const std::string& task_name, const rpc::CallInfo& call) {
+  std::string project, id;
+  SUBMARINE_RETURN_IF_ERROR(ParseExperimentName(name, "name", &project, &id));
+  std::optional<compute::TaskRef> asked;
+  if (!task_name.empty()) {
+    SUBMARINE_ASSIGN_OR_RETURN(asked, ParseTask(task_name));
+  }
+  SUBMARINE_RETURN_IF_ERROR(d_.authorizer->Check(call, name, Permission::READ));
   std::optional<StoredExperiment> found;
   SUBMARINE_RETURN_IF_ERROR(d_.pool->Read(call.deadline, [&](pqxx::transaction_base& tx) {
     found = ExperimentStore::Find(tx, project, id, false);
-    return found ? absl::OkStatus() : NotFound("experiment", req.name());
+    return found ? absl::OkStatus() : NotFound("experiment", name);
   }));
-  v1::ExperimentLogs out;
+  LogSource source;
+  source.final_state = IsFinal(found->experiment.state());
+  v1::ExperimentLogs& out = source.logs;
   for (const auto& t : found->experiment.tasks()) {
     out.add_tasks(absl::StrCat(t.role(), "-", t.index()));
   }
   if (!asked && found->experiment.tasks_size() > 0) {
     asked = compute::TaskRef{found->experiment.tasks(0).role(), found->experiment.tasks(0).index()};
   }
-  if (!asked) return out;  // nothing has run yet
+  if (!asked) return source;  // nothing has run yet
   std::string task = absl::StrCat(asked->role, "-", asked->index);
   out.set_task(task);
   bool known = false;
   for (const auto& t : out.tasks()) known = known || t == task;
-  if (!known) {
-    return MakeError(
-        absl::StatusCode::kNotFound, "TASK_NOT_FOUND",
-        absl::StrCat("experiment \"", req.name(), "\" has no task ", api::Quoted(task)),
-        {{"field", "task"}});
+  // Before admission an experiment has no tasks yet: a named one may still come.
+  const bool tasks_pending = out.tasks().empty() && !source.final_state;
+  if (!known && !tasks_pending) {
+    return MakeError(absl::StatusCode::kNotFound, "TASK_NOT_FOUND",
+                     absl::StrCat("experiment \"", name, "\" has no task ", api::Quoted(task)),
+                     {{"field", "task"}});
   }
-  out.set_next_offset(req.offset());
-  if (!found->workload_id) return out;
-  int64_t max = req.max_bytes() == 0 ? kDefaultLogBytes : std::min(req.max_bytes(), kMaxLogBytes);
+  source.task = asked;
+  if (!found->workload_id) return source;
   compute::Backend* backend = d_.clusters->Find(ClusterOf(found->experiment));
   if (backend == nullptr) {
     return MakeError(absl::StatusCode::kFailedPrecondition, "CLUSTER_NOT_CONFIGURED",
-                     absl::StrCat("experiment \"", req.name(), "\" ran on compute cluster ",
+                     absl::StrCat("experiment \"", name, "\" ran on compute cluster ",
                                   api::Quoted(ClusterOf(found->experiment)),
                                   ", which this installation no longer has"),
                      {});
   }
-  auto chunk = backend->ReadLog(*found->workload_id, *asked, req.offset(), max);
+  source.backend = backend;
+  source.workload_id = found->workload_id;
+  return source;
+}
+
+absl::StatusOr<v1::ExperimentLogs> ExperimentManager::ReadLogs(const LogSource& source,
+                                                               int64_t offset, int64_t max) {
+  v1::ExperimentLogs out = source.logs;
+  out.set_next_offset(offset);
+  if (source.backend == nullptr || !source.task) return out;
+  auto chunk = source.backend->ReadLog(*source.workload_id, *source.task, offset, max);
   if (!chunk.ok()) {
     if (chunk.status().code() == absl::StatusCode::kNotFound) return out;  // not started
     return chunk.status();
@@ -472,12 +541,12 @@ absl::StatusOr<v1::ExperimentLogs> ExperimentManager::GetLogs(
   std::string data = ValidUtf8(chunk->data, &consumed);
   // A sequence cut at the end of a finished log is garbage, not a page boundary.
   if (consumed < chunk->data.size() && chunk->complete &&
-      req.offset() + static_cast<int64_t>(chunk->data.size()) >= chunk->size) {
+      offset + static_cast<int64_t>(chunk->data.size()) >= chunk->size) {
     data += "\xEF\xBF\xBD";
     consumed = chunk->data.size();
   }
   out.set_data(std::move(data));
-  out.set_next_offset(req.offset() + static_cast<int64_t>(consumed));
+  out.set_next_offset(offset + static_cast<int64_t>(consumed));
   out.set_size(chunk->size);
   out.set_complete(chunk->complete && out.next_offset() >= chunk->size);
   return out;

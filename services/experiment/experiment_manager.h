@@ -11,6 +11,7 @@
 // experiment; Create WRITE on the project.
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -73,8 +74,33 @@ class ExperimentManager {
                                              const rpc::CallInfo& call);
   absl::StatusOr<v1::ExperimentLogs> GetLogs(const v1::GetExperimentLogsRequest& request,
                                              const rpc::CallInfo& call);
+  // Receives each message of a log stream; false when the client is gone.
+  using LogSink = std::function<bool(const v1::ExperimentLogs&)>;
+  // Streams one task's log from request.offset (READ, checked before anything is sent, and again
+  // every few seconds while following). Each message carries the bytes after the previous one
+  // (at most 1 MiB). Without follow the stream ends at the log's current end (at least one
+  // message); with follow, a quiet log is read again every 200 ms until the task has finished
+  // (the last message has `complete`), the experiment ended without running it, or
+  // `cancelled()` (polled meanwhile) is true: CANCELLED then, and when `send` fails. A retried
+  // experiment's new attempt is followed from its start. Errors as GetLogs.
+  absl::Status StreamLogs(const v1::StreamExperimentLogsRequest& request, const rpc::CallInfo& call,
+                          const LogSink& send, const std::function<bool()>& cancelled);
 
  private:
+  // What reading one task's log needs, resolved from the experiment's row.
+  struct LogSource {
+    v1::ExperimentLogs logs;  // tasks and task filled in
+    std::optional<compute::TaskRef> task;
+    compute::Backend* backend = nullptr;  // null until the task's workload exists
+    std::optional<std::string> workload_id;
+    bool final_state = false;  // the experiment has ended
+  };
+  // Checks READ, finds the experiment and the task (default: the first): errors as GetLogs.
+  absl::StatusOr<LogSource> ResolveLogs(const std::string& name, const std::string& task,
+                                        const rpc::CallInfo& call);
+  // At most `max` bytes of the log from `offset` (nothing when the task has not started).
+  absl::StatusOr<v1::ExperimentLogs> ReadLogs(const LogSource& source, int64_t offset, int64_t max);
+
   // A named environment becomes "projects/{p}/environments/{e}" and must exist (and be readable
   // by the caller) when the environment service is a peer.
   absl::Status ResolveEnvironment(const rpc::CallInfo& call, const std::string& parent,

@@ -71,4 +71,14 @@ grpc::Status ExperimentServiceImpl::GetExperimentLogs(grpc::ServerContext* ctx,
                 [&](const CallInfo& call) { return Fill(manager_->GetLogs(*req, call), resp); });
 }
 
+grpc::Status ExperimentServiceImpl::StreamExperimentLogs(
+    grpc::ServerContext* ctx, const v1::StreamExperimentLogsRequest* req,
+    grpc::ServerWriter<v1::ExperimentLogs>* writer) {
+  return Handle(ctx, [&](const CallInfo& call) {
+    return manager_->StreamLogs(
+        *req, call, [&](const v1::ExperimentLogs& logs) { return writer->Write(logs); },
+        [&] { return ctx->IsCancelled(); });
+  });
+}
+
 }  // namespace submarine::experiment

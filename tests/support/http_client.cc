@@ -85,6 +85,40 @@ absl::StatusOr<HttpConnection> HttpConnection::Connect(const std::string& addres
 absl::StatusOr<HttpResult> HttpConnection::Request(
     const std::string& method, const std::string& target, const std::string& body,
     const std::vector<std::pair<std::string, std::string>>& headers) {
+  SUBMARINE_RETURN_IF_ERROR(Send(method, target, body, headers));
+  return ReadResponse();
+}
+
+absl::StatusOr<HttpResult> HttpConnection::StartRequest(
+    const std::string& method, const std::string& target, const std::string& body,
+    const std::vector<std::pair<std::string, std::string>>& headers) {
+  SUBMARINE_RETURN_IF_ERROR(Send(method, target, body, headers));
+  return ReadHead();
+}
+
+absl::StatusOr<std::string> HttpConnection::ReadChunk() {
+  size_t end;
+  while ((end = buffer_.find("\r\n")) == std::string::npos) SUBMARINE_RETURN_IF_ERROR(Fill());
+  size_t length = 0;
+  try {
+    length = std::stoul(buffer_.substr(0, end), nullptr, 16);
+  } catch (const std::exception&) {
+    return Internal(absl::StrCat("bad chunk size line: ", buffer_.substr(0, end)));
+  }
+  while (buffer_.size() < end + 2 + length + 2) SUBMARINE_RETURN_IF_ERROR(Fill());
+  std::string data = buffer_.substr(end + 2, length);
+  buffer_.erase(0, end + 2 + length + 2);  // no trailers are sent after the last chunk
+  return data;
+}
+
+void HttpConnection::Close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+absl::Status HttpConnection::Send(const std::string& method, const std::string& target,
+                                  const std::string& body,
+                                  const std::vector<std::pair<std::string, std::string>>& headers) {
   std::string raw = absl::StrCat(method, " ", target, " HTTP/1.1\r\nHost: ", host_, "\r\n");
   for (const auto& [k, v] : headers) absl::StrAppend(&raw, k, ": ", v, "\r\n");
   if (!body.empty() || method == "POST" || method == "PATCH" || method == "PUT") {
@@ -100,7 +134,7 @@ absl::StatusOr<HttpResult> HttpConnection::Request(
     }
     sent += static_cast<size_t>(n);
   }
-  return ReadResponse();
+  return absl::OkStatus();
 }
 
 absl::StatusOr<HttpResult> HttpConnection::SendRaw(const std::string& raw) {
@@ -131,6 +165,26 @@ absl::Status HttpConnection::Fill() {
 }
 
 absl::StatusOr<HttpResult> HttpConnection::ReadResponse() {
+  SUBMARINE_ASSIGN_OR_RETURN(HttpResult result, ReadHead());
+  if (Lower(result.Header("transfer-encoding")) == "chunked") {
+    for (;;) {
+      SUBMARINE_ASSIGN_OR_RETURN(std::string chunk, ReadChunk());
+      if (chunk.empty()) break;
+      result.body += chunk;
+    }
+    return result;
+  }
+  size_t length = 0;
+  if (auto it = result.headers.find("content-length"); it != result.headers.end()) {
+    length = std::stoul(it->second);
+  }
+  while (buffer_.size() < length) SUBMARINE_RETURN_IF_ERROR(Fill());
+  result.body = buffer_.substr(0, length);
+  buffer_.erase(0, length);
+  return result;
+}
+
+absl::StatusOr<HttpResult> HttpConnection::ReadHead() {
   size_t end;
   while ((end = buffer_.find("\r\n\r\n")) == std::string::npos) SUBMARINE_RETURN_IF_ERROR(Fill());
   std::string head = buffer_.substr(0, end);
@@ -153,13 +207,6 @@ absl::StatusOr<HttpResult> HttpConnection::ReadResponse() {
     }
     pos = next + 2;
   }
-  size_t length = 0;
-  if (auto it = result.headers.find("content-length"); it != result.headers.end()) {
-    length = std::stoul(it->second);
-  }
-  while (buffer_.size() < length) SUBMARINE_RETURN_IF_ERROR(Fill());
-  result.body = buffer_.substr(0, length);
-  buffer_.erase(0, length);
   return result;
 }
 

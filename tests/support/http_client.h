@@ -30,11 +30,22 @@ class HttpConnection {
   // Connects to "host:port" (receive timeout 30 s).
   static absl::StatusOr<HttpConnection> Connect(const std::string& address);
 
-  // Sends one request (Host and Content-Length added) and reads the answer. UNAVAILABLE if the
+  // Sends one request (Host and Content-Length added) and reads the answer (a chunked body
+  // whole). UNAVAILABLE if the
   // connection was closed or reset.
   absl::StatusOr<HttpResult> Request(
       const std::string& method, const std::string& target, const std::string& body = "",
       const std::vector<std::pair<std::string, std::string>>& headers = {});
+
+  // Sends one request and reads only the status line and headers; a chunked body is then read
+  // with ReadChunk(). For streamed answers (NDJSON, server-sent events).
+  absl::StatusOr<HttpResult> StartRequest(
+      const std::string& method, const std::string& target, const std::string& body = "",
+      const std::vector<std::pair<std::string, std::string>>& headers = {});
+  // The next chunk's data; "" for the last chunk. UNAVAILABLE if the connection closed first.
+  absl::StatusOr<std::string> ReadChunk();
+  // Closes the connection now (a client that goes away mid-answer).
+  void Close();
 
   // Sends `raw` bytes as they are and reads one answer. A failure to send all of `raw` (the
   // server may close early) is ignored as long as an answer arrives.
@@ -44,7 +55,10 @@ class HttpConnection {
   bool PeerClosed();
 
  private:
-  absl::StatusOr<HttpResult> ReadResponse();
+  absl::Status Send(const std::string& method, const std::string& target, const std::string& body,
+                    const std::vector<std::pair<std::string, std::string>>& headers);
+  absl::StatusOr<HttpResult> ReadResponse();  // a chunked body is read whole
+  absl::StatusOr<HttpResult> ReadHead();
   absl::Status Fill();
 
   int fd_ = -1;

@@ -177,7 +177,7 @@ absl::StatusOr<ChildProcess> StartService(const std::string& binary, const std::
   } else {
     config_yaml.insert(pos + 8, absl::StrCat("  ready_file: ", ready_file, "\n"));
   }
-  if (binary != "submarine-gateway" && binary != "submarine-eventbus") {
+  if (!binary.starts_with("submarine-gateway") && binary != "submarine-eventbus") {
     config_yaml = NestCommonConfig(config_yaml);
   }
   std::string config_path = absl::StrCat(dir, "/", name, ".yaml");

@@ -24,7 +24,7 @@ import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
 
 from submarine.errors import SubmarineError, error_class
 
@@ -258,6 +258,90 @@ class Transport:
                 return self._exchange(method, path, query, body,
                                       self.auth.header(self._refresh), retryable)
             raise
+
+    def stream(self, method: str, path: str, *, query: Optional[Mapping[str, Any]] = None,
+               authenticate: bool = True) -> Iterator[Any]:
+        """Calls a server-streaming method: yields each message of its NDJSON answer, decoded,
+        as it arrives. The stream has its own connection (the gateway closes it at the end) and
+        no read timeout once it has started: a followed log may stay quiet for long. Tokens are
+        handled as by :meth:`request`; nothing is retried. Closing the generator early closes
+        the connection, which cancels the call on the server.
+
+        Raises:
+            SubmarineError: the server's error answer, or the error line that ends a stream after
+                its first message; ``UNAVAILABLE`` when the connection breaks.
+        """
+        authorization = None
+        if authenticate and self.auth is not None:
+            authorization = self.auth.header(self._refresh)
+        try:
+            conn, response = self._open_stream(method, path, query, authorization)
+        except SubmarineError as e:
+            rejected = (authorization or "")[len("Bearer "):]
+            if (authorization and e.http_status == 401 and e.reason == "TOKEN_EXPIRED"
+                    and self.auth.refresh_after_expiry(self._refresh, rejected)):
+                conn, response = self._open_stream(method, path, query,
+                                                   self.auth.header(self._refresh))
+            else:
+                raise
+        try:
+            while True:
+                try:
+                    line = response.readline()
+                except (OSError, http.client.HTTPException) as e:
+                    raise SubmarineError(f"lost the stream from {self.base_url}: "
+                                         f"{e or type(e).__name__}", status="UNAVAILABLE") from None
+                if not line:
+                    return
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    message = json.loads(line.decode("utf-8"))
+                except ValueError:
+                    raise SubmarineError(f"{method} {self.base_url}{path}: invalid JSON in the "
+                                         "stream", status="INTERNAL") from None
+                if isinstance(message, dict) and set(message) == {"error"}:
+                    code = message["error"].get("code", 500) if isinstance(
+                        message["error"], dict) else 500
+                    raise error_from_response(int(code), line)
+                yield message
+        finally:
+            conn.close()
+
+    def _open_stream(self, method: str, path: str, query: Optional[Mapping[str, Any]],
+                     authorization: Optional[str]
+                     ) -> Tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        target = self._prefix + path
+        params = {k: _query_value(v) for k, v in (query or {}).items() if v is not None}
+        if params:
+            target += "?" + urllib.parse.urlencode(params)
+        headers = {"Accept": "application/x-ndjson", **self.headers}
+        if authorization:
+            headers["Authorization"] = authorization
+        factory = (http.client.HTTPSConnection if self._scheme == "https"
+                   else http.client.HTTPConnection)
+        conn = factory(self._host, self._port, timeout=self.timeout)
+        try:
+            conn.request(method, target, headers=headers)
+            response = conn.getresponse()
+            if not 200 <= response.status < 300:
+                raw = response.read()
+                conn.close()
+                raise error_from_response(
+                    response.status, raw,
+                    retry_after_seconds(response.getheader("Retry-After"), time.time()))
+        except (socket.timeout, TimeoutError):
+            conn.close()
+            raise SubmarineError(f"{method} {self.base_url}{target}: timed out after "
+                                 f"{self.timeout} s", status="DEADLINE_EXCEEDED") from None
+        except (OSError, http.client.HTTPException) as e:
+            conn.close()
+            raise SubmarineError(f"cannot reach {self.base_url}: {e or type(e).__name__}",
+                                 status="UNAVAILABLE") from None
+        if conn.sock is not None:
+            conn.sock.settimeout(None)
+        return conn, response
 
     def _exchange(self, method: str, path: str, query: Optional[Mapping[str, Any]], body: Any,
                   authorization: Optional[str], retryable: bool) -> Any:

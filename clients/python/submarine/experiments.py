@@ -178,8 +178,16 @@ class Experiments:
                         next_offset=int(r.get("nextOffset", 0)), size=int(r.get("size", 0)),
                         complete=bool(r.get("complete", False)), tasks=list(r.get("tasks", [])))
 
-    def logs(self, name: str, *, task: Optional[str] = None) -> str:
-        """The whole log of a task, as far as it goes now."""
+    def logs(self, name: str, *, task: Optional[str] = None,
+             follow: bool = False) -> Union[str, Iterator[str]]:
+        """The whole log of a task, as far as it goes now.
+
+        With ``follow=True``, a generator instead: it yields the log's text piece by piece as
+        the task writes it (one stream, see :meth:`stream_logs`) and ends when the task has
+        finished. Closing it early stops following."""
+        if follow:
+            return (chunk.data for chunk in self.stream_logs(name, task=task, follow=True)
+                    if chunk.data)
         text, offset = [], 0
         while True:
             chunk = self.read_log(name, task=task, offset=offset)
@@ -187,6 +195,20 @@ class Experiments:
                 return "".join(text)
             text.append(chunk.data)
             offset = chunk.next_offset
+
+    def stream_logs(self, name: str, *, task: Optional[str] = None, offset: int = 0,
+                    follow: bool = False) -> Iterator[LogChunk]:
+        """Streams a task's log from byte ``offset`` (``GET .../logs:stream``, NDJSON): yields
+        each piece as a :class:`LogChunk`. Without ``follow`` it ends at the log's current end;
+        with it, it goes on as the task writes and ends when the task has finished (the last
+        chunk has ``complete`` set)."""
+        query = {"task": task, "offset": offset or None, "follow": "true" if follow else None}
+        for r in self._transport.stream("GET", "/v1/" + self.name_of(name) + "/logs:stream",
+                                        query=query):
+            yield LogChunk(task=r.get("task", ""), data=r.get("data", ""),
+                           next_offset=int(r.get("nextOffset", 0)), size=int(r.get("size", 0)),
+                           complete=bool(r.get("complete", False)),
+                           tasks=list(r.get("tasks", [])))
 
     def wait(self, name: str, timeout: Optional[float] = None,
              poll_interval: float = 0.5) -> Experiment:

@@ -323,6 +323,16 @@ TEST_F(LocalStackTest, UpServesCrudSurvivesAKilledServiceAndDownLeavesNothing) {
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_NE(missing.output.find("NOT_FOUND"), std::string::npos) << missing.output;
 
+  // ---- experiment logs -f: one NDJSON stream, printed as the task writes, until it ends ----
+  std::string spec = log_dir_ + "/follow.yaml";
+  std::ofstream(spec) << "meta:\n  name: follow\n  cmd: echo one; sleep 0.3; echo two\n"
+                         "spec:\n  Worker: {replicas: 1}\n";
+  CommandResult run = Submarine({"experiment", "run", "-f", spec, "--id", "follow-me"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  CommandResult follow = Submarine({"experiment", "logs", "follow-me", "-f"});
+  ASSERT_EQ(follow.exit_code, 0) << follow.output;
+  EXPECT_EQ(follow.output, "one\ntwo\n");
+
   // ---- permission commands: users, teams, projects, grants, tokens ----
   CommandResult bob = SubmarineWithStdin(
       {"user", "create", "bob", "--display-name", "Bob", "--password-stdin", "-o", "json"},

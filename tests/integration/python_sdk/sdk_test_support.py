@@ -72,15 +72,16 @@ def error_body(code: int, status: str, reason: str, message: str) -> Dict[str, A
 
 
 class Answer:
-    """One scripted answer: a status, a JSON body and headers; or, with ``reset``, a connection
-    reset (RST) instead of any answer; with ``close`` the connection is closed after answering,
-    without saying so."""
+    """One scripted answer: a status, a JSON body (or ``raw`` bytes, e.g. NDJSON lines) and
+    headers; or, with ``reset``, a connection reset (RST) instead of any answer; with ``close``
+    the connection is closed after answering, without saying so."""
 
     def __init__(self, status: int = 200, body: Any = None,
                  headers: Optional[Dict[str, str]] = None, reset: bool = False,
-                 close: bool = False) -> None:
+                 close: bool = False, raw: Optional[bytes] = None) -> None:
         self.status = status
         self.body = {} if body is None else body
+        self.raw = raw
         self.headers = dict(headers or {})
         self.reset = reset
         self.close = close
@@ -146,7 +147,7 @@ class FakeGateway:
                                                struct.pack("ii", 1, 0))
                     self.close_connection = True
                     return
-                data = json.dumps(answer.body).encode()
+                data = answer.raw if answer.raw is not None else json.dumps(answer.body).encode()
                 self.send_response(answer.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

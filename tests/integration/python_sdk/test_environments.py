@@ -417,6 +417,23 @@ spec:
         with self.assertRaises(NotFound):
             self.client.experiments.get(created.name)
 
+    def test_experiment_logs_follow_streams_a_running_task_until_it_ends(self) -> None:
+        release = os.path.join(tempfile.mkdtemp(prefix="sdk-follow-"), "release")
+        created = self.client.experiments.create(
+            {"meta": {"cmd": f"echo first; while [ ! -e '{release}' ]; do sleep 0.05; done; "
+                             "echo second"},
+             "spec": {"Worker": {}}})
+        pieces = self.client.experiments.logs(created.name, follow=True)
+        text = ""
+        while "first\n" not in text:
+            text += next(pieces)  # the task is still waiting for `release`
+        open(release, "w").close()
+        text += "".join(pieces)  # to the end of the task
+        self.assertEqual(text, "first\nsecond\n")
+        chunks = list(self.client.experiments.stream_logs(created.name, offset=6))
+        self.assertEqual("".join(c.data for c in chunks), "second\n")
+        self.assertTrue(chunks[-1].complete)
+
     def test_experiment_wait_returns_on_failure_and_stop(self) -> None:
         failed = self.client.experiments.create(
             {"meta": {"cmd": "exit 4"}, "spec": {"Worker": {}}})

@@ -5,6 +5,7 @@ is safe to repeat (with backoff, jitter and Retry-After), and typed resources.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -196,6 +197,36 @@ class TransportTest(unittest.TestCase):
         answered.set()
         self.assertEqual(ctx.exception.status, "DEADLINE_EXCEEDED")
         self.assertEqual(len(self.gateway.requests), 1, "a timeout is not retried")
+
+    def test_stream_yields_ndjson_messages_and_raises_the_error_line(self) -> None:
+        transport = Transport(self.gateway.url)
+        self.gateway.answers = [Answer(200, raw=b'{"data":"a","nextOffset":"1"}\n\n'
+                                                b'{"data":"b","nextOffset":"2","complete":true}\n')]
+        messages = list(transport.stream("GET", "/v1/projects/p/experiments/e/logs:stream",
+                                         query={"follow": "true"}))
+        self.assertEqual([m["data"] for m in messages], ["a", "b"])
+        self.assertTrue(messages[-1]["complete"])
+        self.assertEqual(self.gateway.requests[0].headers["accept"], "application/x-ndjson")
+        self.assertEqual(self.gateway.requests[0].query, {"follow": "true"})
+
+        # After the first message the status line is gone: the error is the stream's last line.
+        failed = json.dumps(error_body(400, "FAILED_PRECONDITION", "LOG_GONE", "it went"))
+        self.gateway.answers = [Answer(200, raw=b'{"data":"a"}\n' + failed.encode() + b"\n")]
+        got = []
+        with self.assertRaises(SubmarineError) as ctx:
+            for m in transport.stream("GET", "/v1/projects/p/experiments/e/logs:stream"):
+                got.append(m["data"])
+        self.assertEqual(got, ["a"])
+        self.assertEqual(ctx.exception.status, "FAILED_PRECONDITION")
+        self.assertEqual(ctx.exception.reason, "LOG_GONE")
+        self.assertEqual(ctx.exception.http_status, 400)
+
+        # Before it, an ordinary error answer.
+        self.gateway.answers = [(404, error_body(404, "NOT_FOUND", "TASK_NOT_FOUND", "no ps-7"))]
+        with self.assertRaises(SubmarineError) as ctx:
+            list(transport.stream("GET", "/v1/projects/p/experiments/e/logs:stream"))
+        self.assertEqual(ctx.exception.status, "NOT_FOUND")
+        self.assertEqual(ctx.exception.reason, "TASK_NOT_FOUND")
 
     def test_retry_after_reads_seconds_and_http_dates(self) -> None:
         self.assertEqual(retry_after_seconds("7", 0), 7.0)

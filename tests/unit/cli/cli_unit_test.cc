@@ -508,6 +508,43 @@ TEST(CliRetryTest, RetriesAnUnavailableServerAsOftenAsMaxAttemptsSays) {
   std::filesystem::remove_all(config);
 }
 
+TEST(CliLogsTest, FollowPrintsTheStreamAsItArrivesAndEndsOnItsErrorLine) {
+  std::string target;
+  LoopbackServer server([&target](int fd) {
+    std::string head;
+    if (!LoopbackServer::ReadRequest(fd, &head)) return;
+    target = head.substr(0, head.find("\r\n"));
+    // Lines cut across chunks, as the gateway's chunks need not end with a line.
+    const std::vector<std::string> chunks = {
+        R"({"task":"worker-0","data":"fir)", "st\\n\"}\n{\"data\":\"second\\n\"}\n",
+        R"({"error":{"code":404,"message":"no such task any more","status":"NOT_FOUND"}})"
+        "\n"};
+    std::string answer =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: "
+        "chunked\r\nConnection: close\r\n\r\n";
+    for (const auto& c : chunks) {
+      std::ostringstream size;
+      size << std::hex << c.size();
+      answer += size.str() + "\r\n" + c + "\r\n";
+    }
+    LoopbackServer::Write(fd, answer + "0\r\n\r\n");
+  });
+  std::string config = testing::MakeTempDir("cli-logs");
+  ::setenv("SUBMARINE_CONFIG_DIR", config.c_str(), 1);
+  ::unsetenv("SUBMARINE_TOKEN");
+  std::vector<std::string> args = {"submarine", "experiment", "logs",       "e1",          "-f",
+                                   "--server",  server.url(), "--data-dir", "/nonexistent"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  std::stringstream out, err, in;
+  int code = RunCli(static_cast<int>(argv.size()), argv.data(), out, err, in);
+  EXPECT_EQ(target, "GET /v1/projects/default/experiments/e1/logs:stream?follow=true HTTP/1.1");
+  EXPECT_EQ(out.str(), "first\nsecond\n");
+  EXPECT_EQ(code, 1);
+  EXPECT_EQ(err.str(), "error: NOT_FOUND: no such task any more\n");
+  std::filesystem::remove_all(config);
+}
+
 TEST(StackStateTest, RoundTripsThroughJson) {
   StackState state;
   state.phase = kPhaseRunning;

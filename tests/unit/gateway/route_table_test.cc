@@ -1,21 +1,22 @@
 // Which methods become REST routes and which routes are served without a token: decided by the
 // methods' proto options (auth_exempt, internal_only), never per endpoint.
 
-#include <gtest/gtest.h>
+#include "gateway/route_table.h"
 
 #include <google/protobuf/descriptor.pb.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 
 #include "common/status/status.h"
-#include "gateway/route_table.h"
 #include "google/api/annotations.pb.h"
 #include "submarine/common/v1/options.pb.h"
 
 namespace submarine::gateway {
 namespace {
 
-const Route* FindRoute(const RouteTable& table, const std::string& method, const std::string& path) {
+const Route* FindRoute(const RouteTable& table, const std::string& method,
+                       const std::string& path) {
   RouteTable::Match match;
   std::vector<std::string> allowed;
   if (table.Find(method, path, &match, &allowed) != RouteTable::Outcome::kMatched) return nullptr;
@@ -84,6 +85,48 @@ TEST(RouteTableAuthTest, InternalOnlyMethodsGetNoRouteEvenWithAnHttpRule) {
   const Route* pub = FindRoute(*table, "GET", "/v1/public/things/a");
   ASSERT_NE(pub, nullptr);
   EXPECT_TRUE(pub->auth_exempt);
+}
+
+// A server stream is answered over REST (NDJSON or SSE), a client or bidi stream is not: a request
+// stream has no JSON form.
+TEST(RouteTableAuthTest, ServerStreamingMethodsGetRoutesClientStreamingOnesDoNot) {
+  google::protobuf::FileDescriptorProto file;
+  file.set_name("gateway_route_stream_test.proto");
+  file.set_package("gwstream");
+  file.set_syntax("proto3");
+  auto* req = file.add_message_type();
+  req->set_name("Req");
+  auto* field = req->add_field();
+  field->set_name("name");
+  field->set_number(1);
+  field->set_type(google::protobuf::FieldDescriptorProto::TYPE_STRING);
+  field->set_label(google::protobuf::FieldDescriptorProto::LABEL_OPTIONAL);
+  auto* service = file.add_service();
+  service->set_name("Streams");
+  auto add_method = [&](const std::string& name, const std::string& path, bool client_streaming,
+                        bool server_streaming) {
+    auto* m = service->add_method();
+    m->set_name(name);
+    m->set_input_type(".gwstream.Req");
+    m->set_output_type(".gwstream.Req");
+    m->set_client_streaming(client_streaming);
+    m->set_server_streaming(server_streaming);
+    m->mutable_options()->MutableExtension(google::api::http)->set_get(path);
+  };
+  add_method("Watch", "/v1/{name=things/*}:watch", false, true);
+  add_method("Upload", "/v1/{name=things/*}:upload", true, false);
+  add_method("Chat", "/v1/{name=things/*}:chat", true, true);
+  google::protobuf::DescriptorPool pool;
+  ASSERT_NE(pool.BuildFile(file), nullptr);
+
+  auto table = RouteTable::Build({"gwstream.Streams"}, &pool);
+  ASSERT_TRUE(table.ok()) << table.status();
+  ASSERT_EQ(table->routes().size(), 1u);
+  const Route* watch = FindRoute(*table, "GET", "/v1/things/a:watch");
+  ASSERT_NE(watch, nullptr);
+  EXPECT_TRUE(watch->method->server_streaming());
+  EXPECT_EQ(FindRoute(*table, "GET", "/v1/things/a:upload"), nullptr);
+  EXPECT_EQ(FindRoute(*table, "GET", "/v1/things/a:chat"), nullptr);
 }
 
 }  // namespace

@@ -1,0 +1,445 @@
+// Streaming through the real gateway process (submarine-gateway-streaming-test: the gateway
+// built with the test service's descriptor too) in front of an in-process backend serving
+// StreamingTestService (streaming_test.proto): every kind of RPC through the native gRPC proxy,
+// and server streaming over REST as NDJSON and as server-sent events. The gateway's unary
+// timeout is 1 s here, shorter than some of the streams.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/status/status.h"
+#include "tests/integration/gateway/gateway_fixture.h"
+#include "tests/integration/gateway/streaming_test.grpc.pb.h"
+#include "tests/support/grpc_errors.h"
+#include "tests/support/http_client.h"
+#include "tests/support/process.h"
+
+namespace submarine::testing {
+namespace {
+
+using nlohmann::json;
+namespace gt = submarine::gatewaytest::v1;
+
+constexpr int kUnaryTimeoutMs = 1000;
+
+// The test service. Records how each tagged call ended as the backend saw it: "ok", "failed",
+// or "cancelled" (the client went away or the deadline passed). Thread-safe.
+class StreamingBackend final : public gt::StreamingTestService::Service {
+ public:
+  grpc::Status Count(grpc::ServerContext* ctx, const gt::CountRequest* req,
+                     grpc::ServerWriter<gt::CountReply>* writer) override {
+    return Produce(ctx, *req, writer);
+  }
+  grpc::Status CountBounded(grpc::ServerContext* ctx, const gt::CountRequest* req,
+                            grpc::ServerWriter<gt::CountReply>* writer) override {
+    return Produce(ctx, *req, writer);
+  }
+  grpc::Status Sum(grpc::ServerContext*, grpc::ServerReader<gt::CountReply>* reader,
+                   gt::SumReply* reply) override {
+    gt::CountReply m;
+    while (reader->Read(&m)) {
+      reply->set_sum(reply->sum() + m.index());
+      reply->set_count(reply->count() + 1);
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status Echo(grpc::ServerContext*,
+                    grpc::ServerReaderWriter<gt::CountReply, gt::CountReply>* stream) override {
+    gt::CountReply m;
+    while (stream->Read(&m)) {
+      if (!stream->Write(m)) break;
+    }
+    return grpc::Status::OK;
+  }
+
+  // How the call tagged `tag` ended ("" while it runs or before it started).
+  std::string Outcome(const std::string& tag) {
+    std::lock_guard lock(mu_);
+    auto it = outcomes_.find(tag);
+    return it == outcomes_.end() ? "" : it->second;
+  }
+
+ private:
+  grpc::Status Produce(grpc::ServerContext* ctx, const gt::CountRequest& req,
+                       grpc::ServerWriter<gt::CountReply>* writer) {
+    for (int i = 0; i < req.count(); ++i) {
+      if (req.has_fail_after() && i == req.fail_after()) {
+        Record(req.tag(), "failed");
+        return ToGrpcStatus(MakeError(absl::StatusCode::kFailedPrecondition, "COUNT_FAILED",
+                                      absl::StrCat("count failed after ", i, " messages"),
+                                      {{"index", absl::StrCat(i)}}),
+                            "gatewaytest.submarine.io");
+      }
+      // The producer's pace, not synchronisation: the stream lasts this long.
+      if (i > 0 && req.interval_ms() > 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(req.interval_ms()));
+      }
+      gt::CountReply m;
+      m.set_index(i);
+      m.set_tag(req.tag());
+      m.set_padding(std::string(static_cast<size_t>(req.padding()), 'p'));
+      if (!writer->Write(m)) {
+        Record(req.tag(), "cancelled");
+        return grpc::Status::CANCELLED;
+      }
+    }
+    if (req.hold()) {
+      // The sync API has no cancellation callback: look every few milliseconds.
+      while (!ctx->IsCancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    Record(req.tag(), ctx->IsCancelled() ? "cancelled" : "ok");
+    return grpc::Status::OK;
+  }
+
+  void Record(const std::string& tag, const std::string& outcome) {
+    std::lock_guard lock(mu_);
+    outcomes_[tag] = outcome;
+  }
+
+  std::mutex mu_;
+  std::map<std::string, std::string> outcomes_;
+};
+
+class GatewayStreamingTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    backend_ = new StreamingBackend();
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(backend_);
+    server_ = builder.BuildAndStart().release();
+    ASSERT_NE(port, 0);
+    dir_ = new std::string(MakeTempDir("gateway-streaming-test"));
+    ready_ = new ReadyInfo();
+    std::string yaml = absl::StrCat(
+        "http_listen: 127.0.0.1:0\ngrpc_listen: 127.0.0.1:0\nrequest_timeout_ms: ", kUnaryTimeoutMs,
+        "\nio_threads: 2\nbackends:\n  - address: 127.0.0.1:", port,
+        "\n    services: [submarine.gatewaytest.v1.StreamingTestService]\n",
+        "auth: {insecure_no_authorization: true}\nserver:\n  shutdown_grace_ms: 10000\n");
+    auto child = StartService("submarine-gateway-streaming-test", *dir_, "gateway", yaml, ready_);
+    ASSERT_TRUE(child.ok()) << child.status();
+    gateway_ = new ChildProcess(std::move(child).value());
+    channel_ = new std::shared_ptr<grpc::Channel>(
+        grpc::CreateChannel(ready_->grpc, grpc::InsecureChannelCredentials()));
+  }
+
+  static void TearDownTestSuite() {
+    if (gateway_ != nullptr) {
+      gateway_->Signal(SIGTERM);
+      EXPECT_EQ(gateway_->Wait(), 0);
+    }
+    if (server_ != nullptr) {
+      server_->Shutdown(std::chrono::system_clock::now());
+      server_->Wait();
+    }
+    delete channel_;
+    delete gateway_;
+    delete server_;
+    delete backend_;
+    delete ready_;
+    delete dir_;
+  }
+
+  void SetUp() override { ASSERT_NE(gateway_, nullptr) << "the gateway did not start"; }
+
+  static std::unique_ptr<gt::StreamingTestService::Stub> Stub() {
+    return gt::StreamingTestService::NewStub(*channel_);
+  }
+
+  static bool Ends(const std::string& tag, const std::string& outcome) {
+    return WaitFor([&] { return backend_->Outcome(tag) == outcome; }, std::chrono::seconds(10));
+  }
+
+  // A streamed REST answer read whole: its lines (NDJSON) or events (SSE), without separators.
+  static std::vector<std::string> Split(const std::string& body, const std::string& separator) {
+    std::vector<std::string> out;
+    for (auto piece : absl::StrSplit(body, separator)) {
+      if (!piece.empty()) out.emplace_back(piece);
+    }
+    return out;
+  }
+
+  static inline StreamingBackend* backend_ = nullptr;
+  static inline grpc::Server* server_ = nullptr;
+  static inline ChildProcess* gateway_ = nullptr;
+  static inline ReadyInfo* ready_ = nullptr;
+  static inline std::string* dir_ = nullptr;
+  static inline std::shared_ptr<grpc::Channel>* channel_ = nullptr;
+};
+
+// ---- native gRPC through the proxy ----
+
+TEST_F(GatewayStreamingTest, ServerStreamingIsForwardedMessageByMessage) {
+  grpc::ClientContext ctx;
+  gt::CountRequest req;
+  req.set_tag("grpc-server");
+  req.set_count(5);
+  auto reader = Stub()->Count(&ctx, req);
+  gt::CountReply m;
+  std::vector<int> seen;
+  while (reader->Read(&m)) {
+    EXPECT_EQ(m.tag(), "grpc-server");
+    seen.push_back(m.index());
+  }
+  grpc::Status status = reader->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 3, 4}));
+  // The gateway names the call before any message (a generated id, as for unary calls).
+  EXPECT_EQ(ctx.GetServerInitialMetadata().count("x-request-id"), 1u);
+}
+
+TEST_F(GatewayStreamingTest, ClientStreamingIsForwarded) {
+  grpc::ClientContext ctx;
+  gt::SumReply sum;
+  auto writer = Stub()->Sum(&ctx, &sum);
+  for (int i = 0; i < 100; ++i) {
+    gt::CountReply m;
+    m.set_index(i);
+    ASSERT_TRUE(writer->Write(m)) << "message " << i;
+  }
+  ASSERT_TRUE(writer->WritesDone());
+  grpc::Status status = writer->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(sum.count(), 100);
+  EXPECT_EQ(sum.sum(), 4950);
+}
+
+TEST_F(GatewayStreamingTest, BidiStreamingAnswersEachMessageBeforeTheNextIsSent) {
+  grpc::ClientContext ctx;
+  auto stream = Stub()->Echo(&ctx);
+  // Ping-pong: nothing is sent until the previous answer came back, so a proxy that waited for
+  // the whole request stream (or buffered the answers) would hang here.
+  for (int i = 0; i < 10; ++i) {
+    gt::CountReply out;
+    out.set_index(i);
+    out.set_tag("ping");
+    ASSERT_TRUE(stream->Write(out));
+    gt::CountReply in;
+    ASSERT_TRUE(stream->Read(&in)) << "no echo of message " << i;
+    EXPECT_EQ(in.index(), i);
+  }
+  ASSERT_TRUE(stream->WritesDone());
+  gt::CountReply extra;
+  EXPECT_FALSE(stream->Read(&extra));
+  grpc::Status status = stream->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
+TEST_F(GatewayStreamingTest, AnErrorMidStreamEndsItWithTheServicesStatus) {
+  grpc::ClientContext ctx;
+  gt::CountRequest req;
+  req.set_tag("grpc-error");
+  req.set_count(5);
+  req.set_fail_after(2);
+  auto reader = Stub()->Count(&ctx, req);
+  gt::CountReply m;
+  int received = 0;
+  while (reader->Read(&m)) ++received;
+  grpc::Status status = reader->Finish();
+  EXPECT_EQ(received, 2);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(status.error_message(), "count failed after 2 messages");
+  EXPECT_EQ(ErrorInfoOf(status).reason(), "COUNT_FAILED");
+}
+
+TEST_F(GatewayStreamingTest, ClientCancellationCancelsTheBackendCall) {
+  grpc::ClientContext ctx;
+  gt::CountRequest req;
+  req.set_tag("grpc-cancel");
+  req.set_count(1);
+  req.set_hold(true);
+  auto reader = Stub()->Count(&ctx, req);
+  gt::CountReply m;
+  ASSERT_TRUE(reader->Read(&m));
+  EXPECT_EQ(backend_->Outcome("grpc-cancel"), "");  // still streaming
+  ctx.TryCancel();
+  EXPECT_TRUE(Ends("grpc-cancel", "cancelled")) << backend_->Outcome("grpc-cancel");
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+}
+
+TEST_F(GatewayStreamingTest, AStreamIsNotCutByTheUnaryTimeout) {
+  grpc::ClientContext ctx;  // no deadline of its own
+  gt::CountRequest req;
+  req.set_tag("grpc-long");
+  req.set_count(6);
+  req.set_interval_ms(300);  // 1.5 s in all, against the gateway's 1 s unary timeout
+  auto start = std::chrono::steady_clock::now();
+  auto reader = Stub()->Count(&ctx, req);
+  gt::CountReply m;
+  int received = 0;
+  while (reader->Read(&m)) ++received;
+  grpc::Status status = reader->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(received, 6);
+  EXPECT_GT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(kUnaryTimeoutMs));
+}
+
+TEST_F(GatewayStreamingTest, AMethodsDeadlineOptionBoundsItsStream) {
+  grpc::ClientContext ctx;
+  gt::CountRequest req;
+  req.set_tag("grpc-bounded");
+  req.set_count(1);
+  req.set_hold(true);  // would never end by itself
+  auto reader = Stub()->CountBounded(&ctx, req);
+  gt::CountReply m;
+  EXPECT_TRUE(reader->Read(&m));
+  EXPECT_FALSE(reader->Read(&m));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_TRUE(Ends("grpc-bounded", "cancelled"));
+}
+
+TEST_F(GatewayStreamingTest, ALargeStreamPassesThroughWhole) {
+  grpc::ClientContext ctx;
+  gt::CountRequest req;
+  req.set_tag("grpc-large");
+  req.set_count(64);
+  req.set_padding(256 << 10);  // 16 MiB in all, four times gRPC's default message limit
+  auto reader = Stub()->Count(&ctx, req);
+  gt::CountReply m;
+  int received = 0;
+  size_t bytes = 0;
+  while (reader->Read(&m)) {
+    EXPECT_EQ(m.index(), received);
+    ++received;
+    bytes += m.padding().size();
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(received, 64);
+  EXPECT_EQ(bytes, size_t{64} << 18);
+}
+
+// ---- server streaming over REST ----
+
+TEST_F(GatewayStreamingTest, RestAnswersAServerStreamAsNdjson) {
+  auto r = HttpCall(ready_->http, "GET", "/v1/test/rest-ndjson:count?count=3");
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->Header("content-type"), "application/x-ndjson");
+  EXPECT_EQ(r->Header("transfer-encoding"), "chunked");
+  EXPECT_FALSE(r->Header("x-request-id").empty());
+  std::vector<std::string> lines = Split(r->body, "\n");
+  ASSERT_EQ(lines.size(), 3u) << r->body;
+  for (int i = 0; i < 3; ++i) {
+    json line = json::parse(lines[i]);
+    EXPECT_EQ(line.value("index", 0), i) << lines[i];
+    EXPECT_EQ(line.value("tag", ""), "rest-ndjson");
+  }
+}
+
+TEST_F(GatewayStreamingTest, RestEndsAStreamThatFailsMidwayWithAnErrorLine) {
+  auto r = HttpCall(ready_->http, "GET", "/v1/test/rest-error:count?count=5&failAfter=2");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);  // sent with the first message, before the failure
+  std::vector<std::string> lines = Split(r->body, "\n");
+  ASSERT_EQ(lines.size(), 3u) << r->body;
+  EXPECT_EQ(json::parse(lines[1]).value("index", 0), 1);
+  json error = json::parse(lines[2]);
+  ASSERT_TRUE(error.contains("error")) << lines[2];
+  EXPECT_EQ(error["error"]["code"], 400);
+  EXPECT_EQ(error["error"]["status"], "FAILED_PRECONDITION");
+  EXPECT_EQ(error["error"]["message"], "count failed after 2 messages");
+  EXPECT_EQ(ErrorInfo(error).value("reason", ""), "COUNT_FAILED");
+}
+
+TEST_F(GatewayStreamingTest, RestAnswersAnErrorBeforeTheFirstMessageWithItsStatus) {
+  auto r = HttpCall(ready_->http, "GET", "/v1/test/rest-early:count?count=5&failAfter=0");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_EQ(r->Header("content-type"), "application/json");
+  EXPECT_EQ(ErrorInfo(Json(*r)).value("reason", ""), "COUNT_FAILED");
+  // An empty stream is an empty answer.
+  auto empty = HttpCall(ready_->http, "GET", "/v1/test/rest-empty:count?count=0");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->status, 200);
+  EXPECT_EQ(empty->body, "");
+}
+
+TEST_F(GatewayStreamingTest, RestSendsServerSentEventsWhenAskedTo) {
+  auto r = HttpCall(ready_->http, "GET", "/v1/test/rest-sse:count?count=3&failAfter=2", "",
+                    {{"Accept", "text/event-stream"}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->Header("content-type"), "text/event-stream");
+  std::vector<std::string> events = Split(r->body, "\n\n");
+  ASSERT_EQ(events.size(), 3u) << r->body;
+  EXPECT_EQ(events[0], R"(data: {"tag":"rest-sse"})");
+  EXPECT_EQ(events[1], R"(data: {"index":1,"tag":"rest-sse"})");
+  ASSERT_TRUE(events[2].starts_with("event: error\ndata: {")) << events[2];
+  json error = json::parse(events[2].substr(events[2].find('{')));
+  EXPECT_EQ(error["error"]["status"], "FAILED_PRECONDITION");
+}
+
+TEST_F(GatewayStreamingTest, RestClientThatGoesAwayCancelsTheBackendCall) {
+  auto c = HttpConnection::Connect(ready_->http);
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto head = c->StartRequest("GET", "/v1/test/rest-gone:count?count=1&hold=true");
+  ASSERT_TRUE(head.ok()) << head.status();
+  ASSERT_EQ(head->status, 200);
+  auto first = c->ReadChunk();
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(json::parse(*first).value("tag", ""), "rest-gone");
+  EXPECT_EQ(backend_->Outcome("rest-gone"), "");  // held open by the backend
+  // The backend is silent now: only the connection's close can tell the gateway.
+  c->Close();
+  EXPECT_TRUE(Ends("rest-gone", "cancelled")) << backend_->Outcome("rest-gone");
+}
+
+TEST_F(GatewayStreamingTest, RestStreamIsNotCutByTheUnaryTimeout) {
+  auto start = std::chrono::steady_clock::now();
+  auto r = HttpCall(ready_->http, "GET", "/v1/test/rest-long:count?count=6&intervalMs=300");
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 200);
+  EXPECT_EQ(Split(r->body, "\n").size(), 6u) << r->body;
+  EXPECT_EQ(r->body.find("error"), std::string::npos) << r->body;
+  EXPECT_GT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(kUnaryTimeoutMs));
+}
+
+TEST_F(GatewayStreamingTest, RestStreamEndsAtTheMethodsDeadline) {
+  auto r = HttpCall(ready_->http, "GET", "/v1/test/rest-bounded:countBounded?count=1&hold=true");
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 200);
+  std::vector<std::string> lines = Split(r->body, "\n");
+  ASSERT_EQ(lines.size(), 2u) << r->body;
+  json error = json::parse(lines[1]);
+  EXPECT_EQ(error["error"]["code"], 504) << lines[1];
+  EXPECT_EQ(ErrorInfo(error).value("reason", ""), "BACKEND_DEADLINE_EXCEEDED");
+}
+
+TEST_F(GatewayStreamingTest, RestStreamReadsTheBackendOnlyAsFastAsTheClientReads) {
+  // 32 messages of 1 MiB, read one chunk at a time: everything arrives, in order, whole.
+  auto c = HttpConnection::Connect(ready_->http);
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto head = c->StartRequest("GET", "/v1/test/rest-big:count?count=32&padding=1048576");
+  ASSERT_TRUE(head.ok()) << head.status();
+  ASSERT_EQ(head->status, 200);
+  std::string pending;
+  int lines = 0;
+  for (;;) {
+    auto chunk = c->ReadChunk();
+    ASSERT_TRUE(chunk.ok()) << chunk.status();
+    if (chunk->empty()) break;
+    pending += *chunk;
+    for (size_t end; (end = pending.find('\n')) != std::string::npos; pending.erase(0, end + 1)) {
+      json line = json::parse(pending.substr(0, end));
+      EXPECT_EQ(line.value("index", 0), lines);
+      EXPECT_EQ(line.value("padding", "").size(), size_t{1} << 20);
+      ++lines;
+    }
+  }
+  EXPECT_EQ(lines, 32);
+  EXPECT_TRUE(Ends("rest-big", "ok"));
+}
+
+}  // namespace
+}  // namespace submarine::testing
