@@ -20,9 +20,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-constexpr int kYarnTfPort = 2222;
-constexpr int kYarnPytorchPort = 23456;
-constexpr int kYarnXgboostPort = 9091;
 constexpr int64_t kMiB = 1 << 20;
 constexpr char kLabelsProperty[] = "submarine.labels";
 constexpr char kWorkloadProperty[] = "submarine.workload";
@@ -179,11 +176,8 @@ bool ServiceFinal(const std::string& state) {
 
 absl::StatusOr<json> YarnBackend::ServiceRequest(const WorkloadSpec& spec, const Options& options) {
   SUBMARINE_RETURN_IF_ERROR(ValidateForYarn(spec));
-  const std::vector<TaskRef> ranked = RankOrder(spec);
-  json cluster = json::object();
-  for (const TaskRef& t : TasksOf(spec)) {
-    cluster[t.role].push_back(absl::StrCat(InstanceHost(spec, t, options), ":", kYarnTfPort));
-  }
+  const ReplicaHost host = [&](const TaskRef& t) { return InstanceHost(spec, t, options); };
+  const json cluster = NamedTfCluster(spec, host);
   json labels = json::object();
   for (const auto& [k, v] : spec.labels) labels[k] = v;
   json service = {
@@ -200,30 +194,10 @@ absl::StatusOr<json> YarnBackend::ServiceRequest(const WorkloadSpec& spec, const
     env["SUBMARINE_TASK_ROLE"] = role.name;
     env["SUBMARINE_TASK_INDEX"] = "${COMPONENT_ID}";  // substituted by the service AM
     env["SUBMARINE_TASK_ATTEMPT"] = "1";
-    const int offset = static_cast<int>(
-        std::find(ranked.begin(), ranked.end(), TaskRef{role.name, 0}) - ranked.begin());
-    switch (spec.framework) {
-      case Framework::kPlain:
-        break;
-      case Framework::kTensorflow:
-        env["TF_CONFIG"] = absl::StrCat("{\"cluster\":", cluster.dump(), ",\"task\":{\"type\":\"",
-                                        role.name, "\",\"index\":${COMPONENT_ID}}}");
-        break;
-      case Framework::kPytorch:
-        env["MASTER_ADDR"] = InstanceHost(spec, ranked.front(), options);
-        env["MASTER_PORT"] = absl::StrCat(kYarnPytorchPort);
-        env["WORLD_SIZE"] = absl::StrCat(ranked.size());
-        env["LOCAL_RANK"] = "0";
-        env["LOCAL_WORLD_SIZE"] = "1";
-        env["SUBMARINE_RANK_OFFSET"] = absl::StrCat(offset);
-        break;
-      case Framework::kXgboost:
-        env["DMLC_TRACKER_URI"] = InstanceHost(spec, ranked.front(), options);
-        env["DMLC_TRACKER_PORT"] = absl::StrCat(kYarnXgboostPort);
-        env["DMLC_NUM_WORKER"] = absl::StrCat(ranked.size());
-        env["DMLC_ROLE"] = "worker";
-        env["SUBMARINE_RANK_OFFSET"] = absl::StrCat(offset);
-        break;
+    for (const auto& [k, v] : NamedRendezvousEnv(spec, role, host)) env[k] = v;
+    if (spec.framework == Framework::kTensorflow) {
+      env["TF_CONFIG"] = absl::StrCat("{\"cluster\":", cluster.dump(), ",\"task\":{\"type\":\"",
+                                      role.name, "\",\"index\":${COMPONENT_ID}}}");
     }
     std::string command =
         absl::StrCat("/bin/sh -c ", ShellQuote(YarnPrelude(spec, role)), " submarine-task");
