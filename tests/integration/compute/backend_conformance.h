@@ -36,6 +36,34 @@ std::string ConformanceTargetName(const ::testing::TestParamInfo<ConformanceTarg
 // How gtest prints a target in failure messages: its name.
 void PrintTo(const ConformanceTarget& target, std::ostream* os);
 
+// A backend together with the fake cluster it talks to (a fake API server, a fake
+// ResourceManager), for ConformanceTarget::make: calls go to `backend`, which is destroyed
+// before the fake so that it stops talking to it first.
+class BackendOnFake : public Backend {
+ public:
+  BackendOnFake(std::shared_ptr<void> fake, std::unique_ptr<Backend> backend)
+      : fake_(std::move(fake)), backend_(std::move(backend)) {}
+  ~BackendOnFake() override { backend_.reset(); }
+  std::string Kind() const override { return backend_->Kind(); }
+  absl::Status Submit(const WorkloadSpec& spec) override { return backend_->Submit(spec); }
+  absl::StatusOr<WorkloadStatus> Get(const std::string& id) override { return backend_->Get(id); }
+  absl::StatusOr<std::vector<WorkloadStatus>> List() override { return backend_->List(); }
+  absl::Status Stop(const std::string& id, std::chrono::milliseconds grace) override {
+    return backend_->Stop(id, grace);
+  }
+  absl::Status Delete(const std::string& id, bool keep_logs) override {
+    return backend_->Delete(id, keep_logs);
+  }
+  absl::StatusOr<LogChunk> ReadLog(const std::string& id, const TaskRef& task, int64_t offset,
+                                   int64_t max_bytes) override {
+    return backend_->ReadLog(id, task, offset, max_bytes);
+  }
+
+ private:
+  std::shared_ptr<void> fake_;
+  std::unique_ptr<Backend> backend_;
+};
+
 inline const TaskRef kWorker0{"worker", 0};
 
 // A status (or error) in one line, for failure messages.

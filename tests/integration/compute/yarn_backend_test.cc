@@ -30,31 +30,6 @@ using submarine::testing::FakeYarnRm;
 
 constexpr auto kYarnTimeout = std::chrono::seconds(30);
 
-// One fake RM per test backend, owned with it.
-class FakeRmBackend : public Backend {
- public:
-  FakeRmBackend(std::unique_ptr<FakeYarnRm> rm, std::unique_ptr<YarnBackend> backend)
-      : rm_(std::move(rm)), backend_(std::move(backend)) {}
-  std::string Kind() const override { return backend_->Kind(); }
-  absl::Status Submit(const WorkloadSpec& spec) override { return backend_->Submit(spec); }
-  absl::StatusOr<WorkloadStatus> Get(const std::string& id) override { return backend_->Get(id); }
-  absl::StatusOr<std::vector<WorkloadStatus>> List() override { return backend_->List(); }
-  absl::Status Stop(const std::string& id, std::chrono::milliseconds grace) override {
-    return backend_->Stop(id, grace);
-  }
-  absl::Status Delete(const std::string& id, bool keep_logs) override {
-    return backend_->Delete(id, keep_logs);
-  }
-  absl::StatusOr<LogChunk> ReadLog(const std::string& id, const TaskRef& task, int64_t offset,
-                                   int64_t max_bytes) override {
-    return backend_->ReadLog(id, task, offset, max_bytes);
-  }
-
- private:
-  std::unique_ptr<FakeYarnRm> rm_;
-  std::unique_ptr<YarnBackend> backend_;
-};
-
 YarnBackend::Options YarnOptions(const FakeYarnRm& rm, const std::string& scratch_dir) {
   YarnBackend::Options options;
   options.rm_url = rm.url();
@@ -82,7 +57,8 @@ ConformanceTarget YarnTarget() {
     if (!rm.ok()) return rm.status();
     auto backend = YarnBackend::Create(YarnOptions(**rm, scratch_dir));
     if (!backend.ok()) return backend.status();
-    return std::unique_ptr<Backend>(new FakeRmBackend(std::move(*rm), std::move(*backend)));
+    return std::unique_ptr<Backend>(
+        new BackendOnFake(std::shared_ptr<FakeYarnRm>(std::move(*rm)), std::move(*backend)));
   };
   target.timeout = kYarnTimeout;
   return target;

@@ -48,34 +48,11 @@ class ExperimentYarnTest : public ::testing::Test {
   }
 
   grpc::Status Create(const v1::Experiment& e, v1::Experiment* out) {
-    v1::CreateExperimentRequest req;
-    req.set_parent("projects/p");
-    *req.mutable_experiment() = e;
-    return svc_->stub->CreateExperiment(ExperimentCtx().get(), req, out);
+    return CreateExperimentIn(*svc_, e, out);
   }
-
-  v1::Experiment WaitFinal(const std::string& name) {
-    v1::Experiment e;
-    bool ok = WaitFor(
-        [&] {
-          v1::GetExperimentRequest req;
-          req.set_name(name);
-          return svc_->stub->GetExperiment(ExperimentCtx().get(), req, &e).ok() &&
-                 e.state() >= v1::SUCCEEDED;
-        },
-        std::chrono::seconds(60));
-    EXPECT_TRUE(ok) << name << " stayed " << v1::State_Name(e.state()) << ": " << e.state_reason();
-    return e;
-  }
-
+  v1::Experiment WaitFinal(const std::string& name) { return WaitExperimentFinal(*svc_, name); }
   std::string Logs(const std::string& name, const std::string& task) {
-    v1::GetExperimentLogsRequest req;
-    req.set_name(name);
-    req.set_task(task);
-    v1::ExperimentLogs out;
-    grpc::Status st = svc_->stub->GetExperimentLogs(ExperimentCtx().get(), req, &out);
-    EXPECT_TRUE(st.ok()) << st.error_message();
-    return out.data();
+    return ExperimentTaskLog(*svc_, name, task);
   }
 
   std::string dir_;
