@@ -241,6 +241,10 @@ absl::StatusOr<std::unique_ptr<YarnBackend>> YarnBackend::Create(Options options
   return std::unique_ptr<YarnBackend>(new YarnBackend(std::move(options)));
 }
 
+std::mutex& YarnBackend::WorkloadMutex(const std::string& id) {
+  return workload_mu_[std::hash<std::string>{}(id) % workload_mu_.size()];
+}
+
 std::string YarnBackend::Dir(const std::string& id) const {
   return absl::StrCat(options_.logs_dir, "/", id);
 }
@@ -264,6 +268,7 @@ absl::StatusOr<std::string> YarnBackend::FetchLog(const std::string& host,
                    "/ws/v1/node/containerlogs/", container, "/stdout?user.name=", options_.user);
   SUBMARINE_ASSIGN_OR_RETURN(net::HttpAnswer answer, http_.Send("GET", url));
   absl::Status s = YarnAnswerStatus(answer, absl::StrCat("GET log of ", container));
+  if (absl::IsNotFound(s)) return s;                        // the NodeManager no longer keeps it
   if (!s.ok()) return absl::UnavailableError(s.message());  // the NodeManager's fault, not ours
   return std::move(answer.body);
 }
@@ -272,7 +277,7 @@ absl::StatusOr<std::string> YarnBackend::FetchLog(const std::string& host,
 
 absl::Status YarnBackend::Submit(const WorkloadSpec& spec) {
   SUBMARINE_RETURN_IF_ERROR(ValidateForYarn(spec));
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(WorkloadMutex(spec.id));
   const std::string dir = Dir(spec.id);
   WorkloadSpec first = spec;
   if (local::FileExists(dir + "/deleted")) {
@@ -326,8 +331,16 @@ absl::StatusOr<YarnBackend::Observation> YarnBackend::Observe(const std::string&
   if (!ValidId(id)) return absl::NotFoundError(absl::StrCat("no workload ", QuoteInput(id)));
   const std::string dir = Dir(id);
   auto stored = ReadJsonFile(dir + "/workload.json");
-  if (!stored || local::FileExists(dir + "/deleted") || !local::FileExists(dir + "/submitted")) {
+  if (!stored || local::FileExists(dir + "/deleted")) {
     return absl::NotFoundError(absl::StrCat("no workload ", id));
+  }
+  if (!local::FileExists(dir + "/submitted")) {
+    // Submit may have died between the RM's answer and the marker: the RM knows.
+    SUBMARINE_ASSIGN_OR_RETURN(net::HttpAnswer answer, http_.Send("GET", ServiceUrl(id)));
+    absl::Status got = YarnAnswerStatus(answer, absl::StrCat("GET service ", id));
+    if (absl::IsNotFound(got)) return absl::NotFoundError(absl::StrCat("no workload ", id));
+    if (!got.ok()) return absl::UnavailableError(got.message());
+    SUBMARINE_RETURN_IF_ERROR(WriteStateFile(dir + "/submitted", absl::StrCat(local::NowMicros())));
   }
   SUBMARINE_ASSIGN_OR_RETURN(WorkloadSpec spec, SpecFromJson(*stored));
   WorkloadStatus& status = out.status;
@@ -427,20 +440,24 @@ absl::StatusOr<YarnBackend::Observation> YarnBackend::Observe(const std::string&
         const int code = k.value("exitCode", -1000);
         if (code != -1000) t.exit_code = code;
       }
-      SUBMARINE_ASSIGN_OR_RETURN(std::string log, FetchLog(t.host, container_id));
-      SUBMARINE_RETURN_IF_ERROR(WriteStateFile(absl::StrCat(dir, "/", name, ".log"), log));
+      auto log = FetchLog(t.host, container_id);
+      if (!log.ok() && !absl::IsNotFound(log.status())) return log.status();
+      SUBMARINE_RETURN_IF_ERROR(
+          WriteStateFile(absl::StrCat(dir, "/", name, ".log"), log.ok() ? *log : ""));
+      const std::string log_note = log.ok() ? "" : "; its log was gone from the NodeManager";
       t.finish_time = now;
       const std::string code_text =
           t.exit_code ? absl::StrCat("exit code ", *t.exit_code) : "exit code unknown";
       if (state == "SUCCEEDED") {
         t.phase = Phase::kSucceeded;
+        t.message = log_note.empty() ? "" : log_note.substr(2);
       } else if (state == "STOPPED" || stop || service_state == "STOPPED") {
         t.phase = Phase::kKilled;
-        t.message = absl::StrCat("stopped on request (", code_text, ")");
+        t.message = absl::StrCat("stopped on request (", code_text, ")", log_note);
       } else {
         t.phase = Phase::kFailed;
         t.message = absl::StrCat(code_text, " (component instance ", name, ", container ",
-                                 container_id, ")");
+                                 container_id, ")", log_note);
       }
       SUBMARINE_RETURN_IF_ERROR(WriteStateFile(task_file, YarnTaskJson(t).dump()));
     } else if (state == "INIT" || state.empty()) {
@@ -492,7 +509,7 @@ absl::StatusOr<YarnBackend::Observation> YarnBackend::Observe(const std::string&
 }
 
 absl::StatusOr<WorkloadStatus> YarnBackend::Get(const std::string& id) {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(WorkloadMutex(id));
   SUBMARINE_ASSIGN_OR_RETURN(Observation seen, Observe(id));
   if (!seen.service_final) {
     // A failed workload stops the tasks still running; a stop's grace ends in a forced stop.
@@ -533,7 +550,7 @@ absl::StatusOr<std::vector<WorkloadStatus>> YarnBackend::List() {
 // ---- Stop and Delete ----
 
 absl::Status YarnBackend::Stop(const std::string& id, std::chrono::milliseconds grace) {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(WorkloadMutex(id));
   SUBMARINE_ASSIGN_OR_RETURN(Observation seen, Observe(id));
   if (IsFinal(seen.status.phase) || seen.service_final) return absl::OkStatus();
   const std::string stop_file = Dir(id) + "/stop.json";
@@ -557,7 +574,7 @@ absl::Status YarnBackend::Stop(const std::string& id, std::chrono::milliseconds 
 
 absl::Status YarnBackend::Delete(const std::string& id, bool keep_logs) {
   if (!ValidId(id)) return absl::OkStatus();
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(WorkloadMutex(id));
   const std::string dir = Dir(id);
   if (keep_logs && !local::FileExists(dir + "/final.json") &&
       local::FileExists(dir + "/submitted") && !local::FileExists(dir + "/deleted")) {
@@ -573,9 +590,10 @@ absl::Status YarnBackend::Delete(const std::string& id, bool keep_logs) {
           const std::string log_file = absl::StrCat(dir, "/", name, ".log");
           if (name.empty() || local::FileExists(log_file) || k.value("state", "") == "INIT")
             continue;
-          SUBMARINE_ASSIGN_OR_RETURN(std::string log,
-                                     FetchLog(k.value("bare_host", ""), k.value("id", "")));
-          SUBMARINE_RETURN_IF_ERROR(WriteStateFile(log_file, log));
+          auto log = FetchLog(k.value("bare_host", ""), k.value("id", ""));
+          if (absl::IsNotFound(log.status())) continue;
+          if (!log.ok()) return log.status();
+          SUBMARINE_RETURN_IF_ERROR(WriteStateFile(log_file, *log));
         }
       }
     }
@@ -631,7 +649,9 @@ absl::StatusOr<LogChunk> YarnBackend::ReadLog(const std::string& id, const TaskR
           if (k.value("component_instance_name", "") != name || k.value("state", "") == "INIT") {
             continue;
           }
-          SUBMARINE_ASSIGN_OR_RETURN(text, FetchLog(k.value("bare_host", ""), k.value("id", "")));
+          auto log = FetchLog(k.value("bare_host", ""), k.value("id", ""));
+          if (!log.ok() && !absl::IsNotFound(log.status())) return log.status();
+          if (log.ok()) text = std::move(*log);
         }
       }
     }

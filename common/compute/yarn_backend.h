@@ -53,8 +53,10 @@
 // after the NodeManager's sleep-delay-before-sigkill). Delete destroys the service (DELETE),
 // archiving the logs first when they are kept.
 //
-// Thread-safe: one mutex serialises the methods that write under logs_dir.
+// Thread-safe: calls about one workload are serialised (they write its files); calls about
+// other workloads mostly run in parallel (32 locks, chosen by the id's hash).
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -107,9 +109,12 @@ class YarnBackend : public Backend {
   absl::Status StopService(const std::string& id);
   absl::StatusOr<std::string> FetchLog(const std::string& host, const std::string& container);
 
+  // The lock of one workload's files: one of a fixed set, chosen by the id's hash.
+  std::mutex& WorkloadMutex(const std::string& id);
+
   Options options_;
   net::HttpJsonClient http_;
-  std::mutex mu_;
+  std::array<std::mutex, 32> workload_mu_;
 };
 
 }  // namespace submarine::compute

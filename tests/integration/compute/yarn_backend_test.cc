@@ -315,6 +315,34 @@ TEST_F(YarnBackendTest, AServiceDestroyedBehindItsBackFailsTheWorkloadWithAReaso
   EXPECT_TRUE(Contains(s->message, "destroyed outside Submarine")) << Describe(s);
 }
 
+TEST_F(YarnBackendTest, ASubmissionTheRmAcceptedButThatWasNotRecordedIsAdopted) {
+  WorkloadSpec spec = Spec(NewId("crash"), {"/bin/sh", "-c", "echo ran"});
+  ASSERT_TRUE(Submit(spec).ok());
+  // As if the service had died between the RM's 202 and writing its marker.
+  ASSERT_TRUE(fs::remove(absl::StrCat(scratch_, "/logs/", spec.id, "/submitted")));
+  Restart();
+  auto s = WaitForFinal(spec.id, kYarnTimeout);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->phase, Phase::kSucceeded) << Describe(s);
+  EXPECT_EQ(rm_->created().size(), 1u);
+}
+
+TEST_F(YarnBackendTest, ALogTheNodeManagerNoLongerHasIsSaidAndDoesNotBlockTheStatus) {
+  WorkloadSpec spec = Spec(NewId("nolog"), {"/bin/sh", "-c", "echo lost; exit 2"});
+  rm_->FailRequests(404, 1000, "/containerlogs/");
+  ASSERT_TRUE(Submit(spec).ok());
+  auto s = WaitForFinal(spec.id, kYarnTimeout);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->phase, Phase::kFailed) << Describe(s);
+  EXPECT_EQ(s->tasks[0].exit_code, 2);
+  EXPECT_TRUE(Contains(s->tasks[0].message, "its log was gone from the NodeManager"))
+      << Describe(s);
+  auto log = backend_->ReadLog(spec.id, kWorker0, 0, 100);
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ(log->data, "");
+  EXPECT_TRUE(log->complete);
+}
+
 // A real RM lists no containers once a service's ApplicationMaster has exited: an instance that
 // ended unseen takes the service's outcome.
 class YarnForgetfulRmTest : public YarnBackendTest {
