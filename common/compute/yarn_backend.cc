@@ -24,7 +24,7 @@ constexpr int64_t kMiB = 1 << 20;
 constexpr char kLabelsProperty[] = "submarine.labels";
 constexpr char kWorkloadProperty[] = "submarine.workload";
 
-std::string ShellQuote(const std::string& word) {
+std::string QuoteShellWord(const std::string& word) {
   return absl::StrCat("'", absl::StrReplaceAll(word, {{"'", "'\\''"}}), "'");
 }
 
@@ -32,7 +32,7 @@ std::string ShellQuote(const std::string& word) {
 std::string YarnPrelude(const WorkloadSpec& spec, const RoleSpec& role) {
   std::string s = "exec 2>&1\n";
   if (!spec.working_dir.empty())
-    s += absl::StrCat("cd ", ShellQuote(spec.working_dir), " || exit 1\n");
+    s += absl::StrCat("cd ", QuoteShellWord(spec.working_dir), " || exit 1\n");
   if (spec.framework == Framework::kPytorch) {
     s += "export RANK=$(( SUBMARINE_RANK_OFFSET + SUBMARINE_TASK_INDEX ))\n";
   } else if (spec.framework == Framework::kXgboost) {
@@ -111,7 +111,7 @@ json YarnTaskJson(const TaskStatus& t) {
           {"message", t.message}};
 }
 
-Phase PhaseFromName(const std::string& name) {
+Phase RecordedPhase(const std::string& name) {
   for (Phase p :
        {Phase::kPending, Phase::kRunning, Phase::kSucceeded, Phase::kFailed, Phase::kKilled}) {
     if (name == PhaseName(p)) return p;
@@ -123,7 +123,7 @@ TaskStatus YarnTaskFromJson(const json& j) {
   TaskStatus t;
   t.task = {j.value("role", ""), j.value("index", 0)};
   t.attempt = j.value("attempt", 1);
-  t.phase = PhaseFromName(j.value("phase", ""));
+  t.phase = RecordedPhase(j.value("phase", ""));
   if (j.contains("exit_code") && j["exit_code"].is_number()) t.exit_code = j["exit_code"];
   t.host = j.value("host", "");
   t.start_time = FromMicros(j.value("start_us", int64_t{0}));
@@ -200,8 +200,8 @@ absl::StatusOr<json> YarnBackend::ServiceRequest(const WorkloadSpec& spec, const
                                       role.name, "\",\"index\":${COMPONENT_ID}}}");
     }
     std::string command =
-        absl::StrCat("/bin/sh -c ", ShellQuote(YarnPrelude(spec, role)), " submarine-task");
-    for (const std::string& arg : role.command) absl::StrAppend(&command, " ", ShellQuote(arg));
+        absl::StrCat("/bin/sh -c ", QuoteShellWord(YarnPrelude(spec, role)), " submarine-task");
+    for (const std::string& arg : role.command) absl::StrAppend(&command, " ", QuoteShellWord(arg));
     json resource = {{"cpus", std::max<int64_t>(1, (role.resources.cpu_millis + 999) / 1000)},
                      {"memory", absl::StrCat(role.resources.memory_bytes > 0
                                                  ? (role.resources.memory_bytes + kMiB - 1) / kMiB
@@ -347,7 +347,7 @@ absl::StatusOr<YarnBackend::Observation> YarnBackend::Observe(const std::string&
   status.id = id;
   status.labels = spec.labels;
   if (auto final_status = ReadJsonFile(dir + "/final.json")) {
-    status.phase = PhaseFromName(final_status->value("phase", ""));
+    status.phase = RecordedPhase(final_status->value("phase", ""));
     status.message = final_status->value("message", "");
     for (const json& t : final_status->value("tasks", json::array())) {
       status.tasks.push_back(YarnTaskFromJson(t));
@@ -497,7 +497,7 @@ absl::StatusOr<YarnBackend::Observation> YarnBackend::Observe(const std::string&
     }
   }
   if (verdict) {
-    status.phase = PhaseFromName(verdict->value("phase", ""));
+    status.phase = RecordedPhase(verdict->value("phase", ""));
     status.message = verdict->value("message", "");
   } else {
     status.phase = started ? Phase::kRunning : Phase::kPending;
