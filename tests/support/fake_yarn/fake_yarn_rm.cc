@@ -31,10 +31,9 @@ using fake_kube::HttpRequest;
 using fake_kube::HttpResponder;
 using nlohmann::json;
 
-namespace {
-
-constexpr char kJson[] = "application/json";
-constexpr int kNoExitCode = -1000;  // ContainerExitStatus.INVALID
+// What the fake keeps about each service and container instance (named, not anonymous: the
+// State below holds them, and unity builds include this file into another).
+namespace fake_yarn {
 
 struct YarnInstance {
   std::string component;
@@ -45,7 +44,7 @@ struct YarnInstance {
   std::string state = "INIT";
   pid_t pid = -1;
   bool exited = false;
-  int exit_code = kNoExitCode;
+  int exit_code = -1000;  // ContainerExitStatus.INVALID until it exited
   std::string diagnostics;
   int64_t launch_ms = 0;
   std::string log_dir;
@@ -60,6 +59,16 @@ struct YarnService {
   bool stopped = false;
   std::vector<std::shared_ptr<YarnInstance>> instances;
 };
+
+}  // namespace fake_yarn
+
+using fake_yarn::YarnInstance;
+using fake_yarn::YarnService;
+
+namespace {
+
+constexpr char kJson[] = "application/json";
+constexpr int kNoExitCode = -1000;  // ContainerExitStatus.INVALID
 
 int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
 
