@@ -48,6 +48,7 @@ class BackendOnFake : public Backend {
   absl::Status Submit(const WorkloadSpec& spec) override { return backend_->Submit(spec); }
   absl::StatusOr<WorkloadStatus> Get(const std::string& id) override { return backend_->Get(id); }
   absl::StatusOr<std::vector<WorkloadStatus>> List() override { return backend_->List(); }
+  void OnChange(std::function<void()> notify) override { backend_->OnChange(std::move(notify)); }
   absl::Status Stop(const std::string& id, std::chrono::milliseconds grace) override {
     return backend_->Stop(id, grace);
   }
