@@ -67,6 +67,14 @@ class BackendOnFake : public Backend {
 
 inline const TaskRef kWorker0{"worker", 0};
 
+// The spec golden-file tests render: exp-0123456789abcdef0123-1, PyTorch, EPOCHS=3, an owner
+// label, a master (python3 train.py --lr 0.01; 500m cpu, 2Gi, 1 GPU, no image) and two workers
+// (a shell string; ROLE_ONLY=x; 1 cpu; registry.example/worker:2; 3 restarts).
+WorkloadSpec GoldenPytorchSpec();
+// Expects `got` to equal tests/integration/compute/golden/<file>; with SUBMARINE_UPDATE_GOLDEN
+// set, writes it there instead (review the diff).
+void ExpectGolden(const std::string& got, const std::string& file);
+
 // A status (or error) in one line, for failure messages.
 std::string Describe(const absl::StatusOr<WorkloadStatus>& s);
 bool Contains(const std::string& haystack, const std::string& needle);

@@ -10,8 +10,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "common/util/clock.h"
@@ -96,42 +94,17 @@ class YarnBackendTest : public ::testing::Test, public BackendTestBase {
   std::unique_ptr<FakeYarnRm> rm_;
 };
 
-std::string ReadGolden(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// The service Submit POSTs is what the golden file says (regenerate with
-// SUBMARINE_UPDATE_GOLDEN=1 and review the diff).
+// The service Submit POSTs is what the golden file says; the worker's command holds quotes.
 TEST(YarnServiceRequest, MatchesTheGoldenFile) {
-  WorkloadSpec spec;
-  spec.id = "exp-0123456789abcdef0123-1";
-  spec.framework = Framework::kPytorch;
-  spec.env = {{"EPOCHS", "3"}};
-  spec.labels = {{"submarine.experiment", "projects/p/experiments/e"}};
-  RoleSpec master{"master", 1, {"python3", "train.py", "--lr", "0.01"}, {}, {}, "", 0};
-  master.resources = {500, 2LL << 30, 1};
-  RoleSpec worker{"worker",
-                  2,
-                  {"/bin/sh", "-c", "python3 train.py 'quoted arg'"},
-                  {{"ROLE_ONLY", "x"}},
-                  {1000, 0, 0},
-                  "registry.example/worker:2",
-                  3};
-  spec.roles = {master, worker};
+  WorkloadSpec spec = GoldenPytorchSpec();
+  spec.roles[1].command = {"/bin/sh", "-c", "python3 train.py 'quoted arg'"};
   YarnBackend::Options options;
   options.user = "alice";
   options.queue = "research";
   options.registry_domain = "ycluster.example";
   auto request = YarnBackend::ServiceRequest(spec, options);
   ASSERT_TRUE(request.ok()) << request.status();
-  const std::string got = request->dump(2) + "\n";
-  const std::string golden =
-      std::string(SUBMARINE_SOURCE_DIR) + "/tests/integration/compute/golden/yarn_service.json";
-  if (std::getenv("SUBMARINE_UPDATE_GOLDEN") != nullptr) std::ofstream(golden) << got;
-  EXPECT_EQ(got, ReadGolden(golden)) << "regenerate with SUBMARINE_UPDATE_GOLDEN=1 and review";
+  ExpectGolden(request->dump(2) + "\n", "yarn_service.json");
 }
 
 TEST(YarnServiceRequest, NamesYarnCannotHoldAreInvalidArguments) {
