@@ -53,6 +53,8 @@
 // after the NodeManager's sleep-delay-before-sigkill). Delete destroys the service (DELETE),
 // archiving the logs first when they are kept.
 //
+// OnChange is not implemented (YARN has no watch): callers poll.
+//
 // Thread-safe: calls about one workload are serialised (they write its files); calls about
 // other workloads mostly run in parallel (32 locks, chosen by the id's hash).
 
