@@ -188,7 +188,9 @@ absl::StatusOr<json> YarnBackend::ServiceRequest(const WorkloadSpec& spec, const
       {"components", json::array()}};
   if (!options.queue.empty()) service["queue"] = options.queue;
   for (const RoleSpec& role : spec.roles) {
-    std::map<std::string, std::string> env = spec.env;
+    // secret_env, then env, then the role's env (each wins over the one before).
+    std::map<std::string, std::string> env = spec.secret_env;
+    for (const auto& [k, v] : spec.env) env[k] = v;
     for (const auto& [k, v] : role.env) env[k] = v;
     env["SUBMARINE_WORKLOAD_ID"] = spec.id;
     env["SUBMARINE_TASK_ROLE"] = role.name;
@@ -292,6 +294,11 @@ absl::Status YarnBackend::Submit(const WorkloadSpec& spec) {
   } else if (auto stored = ReadJsonFile(dir + "/workload.json")) {
     if (local::FileExists(dir + "/submitted")) return absl::OkStatus();  // the first spec wins
     SUBMARINE_ASSIGN_OR_RETURN(first, SpecFromJson(*stored));
+    // The stored spec names its secrets only; their values come with this call.
+    for (auto& [key, value] : first.secret_env) {
+      auto it = spec.secret_env.find(key);
+      if (it != spec.secret_env.end()) value = it->second;
+    }
   } else {
     SUBMARINE_RETURN_IF_ERROR(WriteStateFile(dir + "/workload.json", SpecToJson(spec).dump()));
   }

@@ -53,6 +53,12 @@
 // after the NodeManager's sleep-delay-before-sigkill). Delete destroys the service (DELETE),
 // archiving the logs first when they are kept.
 //
+// secret_env goes into the components' configuration.env (under spec.env and the role's env):
+// the Services API has no other channel to a container. It is therefore readable by whoever may
+// view the service (its user, YARN admins, the view ACL) and in the service definition the AM
+// keeps in the user's HDFS directory until Delete destroys the service; under logs_dir only its
+// keys are kept (workload.h's SpecToJson).
+//
 // OnChange is not implemented (YARN has no watch): callers poll.
 //
 // Thread-safe: calls about one workload are serialised (they write its files); calls about

@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "common/util/clock.h"
@@ -314,6 +316,21 @@ TEST_F(YarnBackendTest, ALogTheNodeManagerNoLongerHasIsSaidAndDoesNotBlockTheSta
   ASSERT_TRUE(log.ok()) << log.status();
   EXPECT_EQ(log->data, "");
   EXPECT_TRUE(log->complete);
+}
+
+TEST_F(YarnBackendTest, SecretsStayOutOfLogsDirAndSurviveASubmitRetriedAfterAnRmError) {
+  WorkloadSpec spec = Spec(NewId("secret-retry"), {"/bin/sh", "-c", "printf '%s' \"$TOKEN\""});
+  spec.secret_env = {{"TOKEN", "t0ken-value"}};
+  rm_->FailRequests(503, 1, "/app/v1/services");
+  ASSERT_EQ(Submit(spec).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(RunToSuccess(spec, kYarnTimeout), std::vector<std::string>{"t0ken-value"});
+  for (const auto& entry : fs::recursive_directory_iterator(scratch_ + "/logs")) {
+    if (!entry.is_regular_file() || entry.path().extension() == ".log") continue;
+    std::ifstream in(entry.path());
+    std::stringstream text;
+    text << in.rdbuf();
+    EXPECT_FALSE(Contains(text.str(), "t0ken-value")) << entry.path();
+  }
 }
 
 // A real RM lists no containers once a service's ApplicationMaster has exited: an instance that
