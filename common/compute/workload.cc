@@ -111,6 +111,37 @@ std::vector<TaskRef> RankOrder(const WorkloadSpec& spec) {
   return tasks;
 }
 
+json NamedTfCluster(const WorkloadSpec& spec, const ReplicaHost& host) {
+  json cluster = json::object();
+  for (const TaskRef& t : TasksOf(spec)) {
+    cluster[t.role].push_back(absl::StrCat(host(t), ":", kNamedTfPort));
+  }
+  return cluster;
+}
+
+std::map<std::string, std::string> NamedRendezvousEnv(const WorkloadSpec& spec,
+                                                      const RoleSpec& role,
+                                                      const ReplicaHost& host) {
+  std::map<std::string, std::string> env;
+  if (spec.framework != Framework::kPytorch && spec.framework != Framework::kXgboost) return env;
+  const std::vector<TaskRef> ranked = RankOrder(spec);
+  const auto first = std::find(ranked.begin(), ranked.end(), TaskRef{role.name, 0});
+  env["SUBMARINE_RANK_OFFSET"] = absl::StrCat(first - ranked.begin());
+  if (spec.framework == Framework::kPytorch) {
+    env["MASTER_ADDR"] = host(ranked.front());
+    env["MASTER_PORT"] = absl::StrCat(kNamedPytorchPort);
+    env["WORLD_SIZE"] = absl::StrCat(ranked.size());
+    env["LOCAL_RANK"] = "0";
+    env["LOCAL_WORLD_SIZE"] = "1";
+  } else {
+    env["DMLC_TRACKER_URI"] = host(ranked.front());
+    env["DMLC_TRACKER_PORT"] = absl::StrCat(kNamedXgboostTrackerPort);
+    env["DMLC_NUM_WORKER"] = absl::StrCat(ranked.size());
+    env["DMLC_ROLE"] = "worker";
+  }
+  return env;
+}
+
 absl::Status ValidateWorkloadSpec(const WorkloadSpec& spec) {
   if (!ValidId(spec.id)) {
     return InvalidField("spec.id", absl::StrCat("\"", QuoteInput(spec.id),

@@ -6,6 +6,7 @@
 #include "common/auth/principal.h"
 #include "common/compute/kubernetes_backend.h"
 #include "common/compute/local_backend.h"
+#include "common/compute/yarn_backend.h"
 #include "common/rpc/channel.h"
 #include "common/status/status.h"
 #include "services/experiment/controller.h"
@@ -119,6 +120,30 @@ absl::Status Build(rpc::ServiceHost& host, const ExperimentServiceConfig& config
     }
     SUBMARINE_ASSIGN_OR_RETURN(auto kubernetes, compute::KubernetesBackend::Create(options));
     clusters->Add(name, host.Own(std::move(kubernetes)));
+  }
+  for (int i = 0; i < config.yarn_size(); ++i) {
+    const auto& y = config.yarn(i);
+    const std::string field = absl::StrCat("yarn[", i, "]");
+    compute::YarnBackend::Options options;
+    options.rm_url = y.rm_url();
+    options.user = y.user();
+    options.queue = y.queue();
+    options.logs_dir = y.logs_dir();
+    for (const auto& [key, value] : {std::pair{"rm_url", options.rm_url},
+                                     {"user", options.user},
+                                     {"logs_dir", options.logs_dir}}) {
+      if (value.empty()) return InvalidField(absl::StrCat(field, ".", key), "is required");
+    }
+    if (!y.registry_domain().empty()) options.registry_domain = y.registry_domain();
+    if (!y.nodemanager_url().empty()) options.nodemanager_url = y.nodemanager_url();
+    options.default_image = y.default_image();
+    if (y.default_memory_mb() > 0) options.default_memory_mb = y.default_memory_mb();
+    const std::string name = y.name().empty() ? "yarn" : y.name();
+    if (clusters->Find(name) != nullptr) {
+      return InvalidField(field + ".name", absl::StrCat("cluster \"", name, "\" is repeated"));
+    }
+    SUBMARINE_ASSIGN_OR_RETURN(auto yarn, compute::YarnBackend::Create(options));
+    clusters->Add(name, host.Own(std::move(yarn)));
   }
 
   QuotaClient* quota = nullptr;

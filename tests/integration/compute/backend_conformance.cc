@@ -1,7 +1,10 @@
 #include "tests/integration/compute/backend_conformance.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "common/compute/workload.h"
@@ -122,6 +125,36 @@ std::string Describe(const absl::StatusOr<WorkloadStatus>& s) {
 
 bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
+}
+
+WorkloadSpec GoldenPytorchSpec() {
+  WorkloadSpec spec;
+  spec.id = "exp-0123456789abcdef0123-1";
+  spec.framework = Framework::kPytorch;
+  spec.env = {{"EPOCHS", "3"}};
+  spec.labels = {{"submarine.experiment", "projects/p/experiments/e"}};
+  RoleSpec master{"master", 1, {"python3", "train.py", "--lr", "0.01"}, {}, {}, "", 0};
+  master.resources = {500, 2LL << 30, 1};
+  RoleSpec worker{"worker",
+                  2,
+                  {"/bin/sh", "-c", "python3 train.py"},
+                  {{"ROLE_ONLY", "x"}},
+                  {1000, 0, 0},
+                  "registry.example/worker:2",
+                  3};
+  spec.roles = {master, worker};
+  return spec;
+}
+
+void ExpectGolden(const std::string& got, const std::string& file) {
+  const std::string path =
+      absl::StrCat(SUBMARINE_SOURCE_DIR, "/tests/integration/compute/golden/", file);
+  if (std::getenv("SUBMARINE_UPDATE_GOLDEN") != nullptr) std::ofstream(path) << got;
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(got, text.str()) << "regenerate " << file
+                             << " with SUBMARINE_UPDATE_GOLDEN=1 and review the diff";
 }
 
 namespace {

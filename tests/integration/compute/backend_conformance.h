@@ -36,7 +36,44 @@ std::string ConformanceTargetName(const ::testing::TestParamInfo<ConformanceTarg
 // How gtest prints a target in failure messages: its name.
 void PrintTo(const ConformanceTarget& target, std::ostream* os);
 
+// A backend together with the fake cluster it talks to (a fake API server, a fake
+// ResourceManager), for ConformanceTarget::make: calls go to `backend`, which is destroyed
+// before the fake so that it stops talking to it first.
+class BackendOnFake : public Backend {
+ public:
+  BackendOnFake(std::shared_ptr<void> fake, std::unique_ptr<Backend> backend)
+      : fake_(std::move(fake)), backend_(std::move(backend)) {}
+  ~BackendOnFake() override { backend_.reset(); }
+  std::string Kind() const override { return backend_->Kind(); }
+  absl::Status Submit(const WorkloadSpec& spec) override { return backend_->Submit(spec); }
+  absl::StatusOr<WorkloadStatus> Get(const std::string& id) override { return backend_->Get(id); }
+  absl::StatusOr<std::vector<WorkloadStatus>> List() override { return backend_->List(); }
+  void OnChange(std::function<void()> notify) override { backend_->OnChange(std::move(notify)); }
+  absl::Status Stop(const std::string& id, std::chrono::milliseconds grace) override {
+    return backend_->Stop(id, grace);
+  }
+  absl::Status Delete(const std::string& id, bool keep_logs) override {
+    return backend_->Delete(id, keep_logs);
+  }
+  absl::StatusOr<LogChunk> ReadLog(const std::string& id, const TaskRef& task, int64_t offset,
+                                   int64_t max_bytes) override {
+    return backend_->ReadLog(id, task, offset, max_bytes);
+  }
+
+ private:
+  std::shared_ptr<void> fake_;
+  std::unique_ptr<Backend> backend_;
+};
+
 inline const TaskRef kWorker0{"worker", 0};
+
+// The spec golden-file tests render: exp-0123456789abcdef0123-1, PyTorch, EPOCHS=3, an owner
+// label, a master (python3 train.py --lr 0.01; 500m cpu, 2Gi, 1 GPU, no image) and two workers
+// (a shell string; ROLE_ONLY=x; 1 cpu; registry.example/worker:2; 3 restarts).
+WorkloadSpec GoldenPytorchSpec();
+// Expects `got` to equal tests/integration/compute/golden/<file>; with SUBMARINE_UPDATE_GOLDEN
+// set, writes it there instead (review the diff).
+void ExpectGolden(const std::string& got, const std::string& file);
 
 // A status (or error) in one line, for failure messages.
 std::string Describe(const absl::StatusOr<WorkloadStatus>& s);

@@ -1,5 +1,7 @@
 #include "tests/integration/experiment/experiment_fixture.h"
 
+#include <gtest/gtest.h>
+
 #include "absl/strings/str_cat.h"
 #include "common/config/config.h"
 #include "common/rpc/channel.h"
@@ -39,6 +41,42 @@ std::unique_ptr<grpc::ClientContext> ExperimentCtx(const std::string& request_id
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
   if (!request_id.empty()) ctx->AddMetadata("x-request-id", request_id);
   return ctx;
+}
+
+grpc::Status CreateExperimentIn(ExperimentProcess& svc,
+                                const submarine::experiment::v1::Experiment& experiment,
+                                submarine::experiment::v1::Experiment* out) {
+  submarine::experiment::v1::CreateExperimentRequest req;
+  req.set_parent("projects/p");
+  *req.mutable_experiment() = experiment;
+  return svc.stub->CreateExperiment(ExperimentCtx().get(), req, out);
+}
+
+submarine::experiment::v1::Experiment WaitExperimentFinal(ExperimentProcess& svc,
+                                                          const std::string& name) {
+  namespace v1 = submarine::experiment::v1;
+  v1::Experiment e;
+  const bool final = WaitFor(
+      [&] {
+        v1::GetExperimentRequest req;
+        req.set_name(name);
+        return svc.stub->GetExperiment(ExperimentCtx().get(), req, &e).ok() &&
+               e.state() >= v1::SUCCEEDED;
+      },
+      std::chrono::seconds(60));
+  EXPECT_TRUE(final) << name << " stayed " << v1::State_Name(e.state()) << ": " << e.state_reason();
+  return e;
+}
+
+std::string ExperimentTaskLog(ExperimentProcess& svc, const std::string& name,
+                              const std::string& task) {
+  submarine::experiment::v1::GetExperimentLogsRequest req;
+  req.set_name(name);
+  req.set_task(task);
+  submarine::experiment::v1::ExperimentLogs out;
+  grpc::Status st = svc.stub->GetExperimentLogs(ExperimentCtx().get(), req, &out);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  return out.data();
 }
 
 }  // namespace submarine::testing

@@ -35,4 +35,16 @@ absl::StatusOr<std::unique_ptr<ExperimentProcess>> StartExperimentService(
 // A client context with a deadline and an optional request id.
 std::unique_ptr<grpc::ClientContext> ExperimentCtx(const std::string& request_id = "");
 
+// Creates `experiment` under projects/p.
+grpc::Status CreateExperimentIn(ExperimentProcess& svc,
+                                const submarine::experiment::v1::Experiment& experiment,
+                                submarine::experiment::v1::Experiment* out);
+// Polls GetExperiment until the experiment is final (SUCCEEDED or later) or 60 s passed (a
+// test failure naming the state it stayed in); returns the last experiment read.
+submarine::experiment::v1::Experiment WaitExperimentFinal(ExperimentProcess& svc,
+                                                          const std::string& name);
+// A task's whole log through GetExperimentLogs (a test failure when the call fails).
+std::string ExperimentTaskLog(ExperimentProcess& svc, const std::string& name,
+                              const std::string& task);
+
 }  // namespace submarine::testing
