@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -561,11 +562,16 @@ absl::StatusOr<KubernetesBackend::Objects> KubernetesBackend::Find(const std::st
     }
     o.pods = pods_->ByIndex(id);
   }
-  std::sort(o.pods.begin(), o.pods.end(), [](const json& a, const json& b) {
-    auto ka = std::make_pair(Meta(a).value("creationTimestamp", ""), Meta(a).value("name", ""));
-    auto kb = std::make_pair(Meta(b).value("creationTimestamp", ""), Meta(b).value("name", ""));
-    return ka < kb;
-  });
+  // Attempt order. creationTimestamp has whole seconds, so pods of quick retries tie; the Job
+  // controller numbers an index's replacement pods (job-index-failure-count), which decides.
+  auto order = [](const json& pod) {
+    int64_t failures = 0;
+    (void)absl::SimpleAtoi(Annotation(pod, kIndexFailuresAnnotation), &failures);
+    return std::make_tuple(failures, Meta(pod).value("creationTimestamp", ""),
+                           Meta(pod).value("name", ""));
+  };
+  std::sort(o.pods.begin(), o.pods.end(),
+            [&](const json& a, const json& b) { return order(a) < order(b); });
   return o;
 }
 
