@@ -1,6 +1,6 @@
 #pragma once
-// A Kubernetes backend on its own fake API server (tests/support/fake_kube), for the conformance
-// suite and the Kubernetes tests: the backend owns the server through FakeClusterBackend.
+// A Kubernetes backend's fake API server (tests/support/fake_kube) and options for it, for the
+// conformance suite (wrapped in BackendOnFake) and the Kubernetes tests.
 
 #include <filesystem>
 #include <fstream>
@@ -16,34 +16,6 @@ using submarine::testing::FakeKubeApiServer;
 using submarine::testing::FakeKubeOptions;
 
 // One fake API server per test backend: the backend owns it through this wrapper.
-class FakeClusterBackend : public Backend {
- public:
-  FakeClusterBackend(std::unique_ptr<FakeKubeApiServer> server,
-                     std::unique_ptr<KubernetesBackend> backend)
-      : server_(std::move(server)), backend_(std::move(backend)) {}
-  ~FakeClusterBackend() override {
-    backend_.reset();  // stops watching before the server goes
-  }
-  std::string Kind() const override { return backend_->Kind(); }
-  absl::Status Submit(const WorkloadSpec& spec) override { return backend_->Submit(spec); }
-  absl::StatusOr<WorkloadStatus> Get(const std::string& id) override { return backend_->Get(id); }
-  absl::StatusOr<std::vector<WorkloadStatus>> List() override { return backend_->List(); }
-  absl::Status Stop(const std::string& id, std::chrono::milliseconds grace) override {
-    return backend_->Stop(id, grace);
-  }
-  absl::Status Delete(const std::string& id, bool keep_logs) override {
-    return backend_->Delete(id, keep_logs);
-  }
-  absl::StatusOr<LogChunk> ReadLog(const std::string& id, const TaskRef& task, int64_t offset,
-                                   int64_t max_bytes) override {
-    return backend_->ReadLog(id, task, offset, max_bytes);
-  }
-
- private:
-  std::unique_ptr<FakeKubeApiServer> server_;
-  std::unique_ptr<KubernetesBackend> backend_;
-};
-
 inline KubernetesBackend::Options BackendOptions(const FakeKubeApiServer& server,
                                                  const std::string& scratch_dir) {
   KubernetesBackend::Options options;

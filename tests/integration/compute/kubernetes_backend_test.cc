@@ -9,8 +9,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "common/util/clock.h"
@@ -36,8 +34,8 @@ ConformanceTarget KubernetesTarget() {
     if (!server.ok()) return server.status();
     auto backend = KubernetesBackend::Create(BackendOptions(**server, scratch_dir));
     if (!backend.ok()) return backend.status();
-    return std::unique_ptr<Backend>(
-        new FakeClusterBackend(std::move(*server), std::move(*backend)));
+    return std::unique_ptr<Backend>(new BackendOnFake(
+        std::shared_ptr<FakeKubeApiServer>(std::move(*server)), std::move(*backend)));
   };
   target.timeout = kTimeout;
   return target;
@@ -78,41 +76,15 @@ class KubernetesBackendTest : public ::testing::Test, public BackendTestBase {
   KubernetesBackend* kube_ = nullptr;
 };
 
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // The manifests Submit creates are what the golden file says (regenerate with
 // SUBMARINE_UPDATE_GOLDEN=1 and review the diff).
 TEST(KubernetesManifests, MatchTheGoldenFiles) {
-  WorkloadSpec spec;
-  spec.id = "exp-0123456789abcdef0123-1";
-  spec.framework = Framework::kPytorch;
-  spec.env = {{"EPOCHS", "3"}};
-  spec.labels = {{"submarine.experiment", "projects/p/experiments/e"}};
-  RoleSpec master{"master", 1, {"python3", "train.py", "--lr", "0.01"}, {}, {}, "", 0};
-  master.resources = {500, 2LL << 30, 1};
-  RoleSpec worker{"worker",
-                  2,
-                  {"/bin/sh", "-c", "python3 train.py"},
-                  {{"ROLE_ONLY", "x"}},
-                  {1000, 0, 0},
-                  "registry.example/worker:2",
-                  3};
-  spec.roles = {master, worker};
-  auto manifests = KubernetesBackend::Manifests(spec, "team-a", "registry.example/train:1");
+  auto manifests =
+      KubernetesBackend::Manifests(GoldenPytorchSpec(), "team-a", "registry.example/train:1");
   ASSERT_TRUE(manifests.ok()) << manifests.status();
   std::string got;
   for (const json& m : *manifests) got += m.dump(2) + "\n---\n";
-  const std::string golden =
-      std::string(SUBMARINE_SOURCE_DIR) + "/tests/integration/compute/golden/pytorch_workload.json";
-  if (std::getenv("SUBMARINE_UPDATE_GOLDEN") != nullptr) {
-    std::ofstream(golden) << got;
-  }
-  EXPECT_EQ(got, ReadText(golden)) << "regenerate with SUBMARINE_UPDATE_GOLDEN=1 and review";
+  ExpectGolden(got, "pytorch_workload.json");
 }
 
 TEST(KubernetesManifests, NamesKubernetesCannotHoldAreInvalidArguments) {

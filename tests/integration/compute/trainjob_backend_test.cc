@@ -7,9 +7,6 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
 #include "common/util/clock.h"
 #include "tests/integration/compute/backend_conformance.h"
@@ -35,8 +32,8 @@ ConformanceTarget TrainerTarget() {
     auto backend = KubernetesBackend::Create(BackendOptions(**server, scratch_dir));
     if (!backend.ok()) return backend.status();
     if (!(*backend)->uses_trainer()) return absl::InternalError("Trainer was not discovered");
-    return std::unique_ptr<Backend>(
-        new FakeClusterBackend(std::move(*server), std::move(*backend)));
+    return std::unique_ptr<Backend>(new BackendOnFake(
+        std::shared_ptr<FakeKubeApiServer>(std::move(*server)), std::move(*backend)));
   };
   target.timeout = kTrainJobTimeout;
   return target;
@@ -73,13 +70,6 @@ class TrainJobBackendTest : public ::testing::Test, public BackendTestBase {
   KubernetesBackend* kube_ = nullptr;
 };
 
-std::string ReadGolden(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // A PyTorch master + workers of one command is one TrainJob on torch-distributed, its command
 // under torchrun (regenerate with SUBMARINE_UPDATE_GOLDEN=1 and review the diff).
 TEST(TrainJobManifests, MatchTheGoldenFile) {
@@ -100,10 +90,7 @@ TEST(TrainJobManifests, MatchTheGoldenFile) {
   ASSERT_EQ(manifests->size(), 2u);  // the anchor and the TrainJob: no Service, no Jobs
   std::string got;
   for (const json& m : *manifests) got += m.dump(2) + "\n---\n";
-  const std::string golden =
-      std::string(SUBMARINE_SOURCE_DIR) + "/tests/integration/compute/golden/pytorch_trainjob.json";
-  if (std::getenv("SUBMARINE_UPDATE_GOLDEN") != nullptr) std::ofstream(golden) << got;
-  EXPECT_EQ(got, ReadGolden(golden)) << "regenerate with SUBMARINE_UPDATE_GOLDEN=1 and review";
+  ExpectGolden(got, "pytorch_trainjob.json");
 
   // Roles that differ, or per-replica restarts, need Indexed Jobs.
   spec.roles[1].command = {"python3", "worker.py"};
