@@ -7,7 +7,10 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "common/compute/kubernetes_backend.h"
+#include "common/util/clock.h"
+#include "tests/integration/compute/backend_conformance.h"
 #include "tests/support/fake_kube/fake_kube_apiserver.h"
 
 namespace submarine::compute::testing {
@@ -69,5 +72,59 @@ inline absl::StatusOr<std::unique_ptr<FakeKubeApiServer>> StartServer(
   }
   return server;
 }
+
+inline constexpr char kFakeClusterImage[] = "registry.example/submarine-task:1";
+inline constexpr auto kFakeClusterTimeout = std::chrono::seconds(30);
+
+// The conformance target: a Kubernetes backend on its own fake cluster, with Trainer or not.
+inline ConformanceTarget FakeClusterTarget(const std::string& name, bool trainer) {
+  ConformanceTarget target;
+  target.name = name;
+  target.image = kFakeClusterImage;
+  target.make =
+      [trainer](const std::string& scratch_dir) -> absl::StatusOr<std::unique_ptr<Backend>> {
+    auto server = StartServer(scratch_dir, trainer);
+    if (!server.ok()) return server.status();
+    auto backend = KubernetesBackend::Create(BackendOptions(**server, scratch_dir));
+    if (!backend.ok()) return backend.status();
+    if ((*backend)->uses_trainer() != trainer) {
+      return absl::InternalError("Trainer discovery disagrees with the fake cluster");
+    }
+    return std::unique_ptr<Backend>(new BackendOnFake(
+        std::shared_ptr<FakeKubeApiServer>(std::move(*server)), std::move(*backend)));
+  };
+  target.timeout = kFakeClusterTimeout;
+  return target;
+}
+
+// A test with a Kubernetes backend (kube_, also backend_) on its fake cluster (server_).
+template <bool kTrainer>
+class FakeClusterTest : public ::testing::Test, public BackendTestBase {
+ protected:
+  void SetUp() override {
+    scratch_ = absl::StrCat(std::filesystem::temp_directory_path().string(), "/k8s-backend-",
+                            IdGenerator::Secure().RandomHex(6));
+    std::filesystem::create_directories(scratch_);
+    auto server = StartServer(scratch_, kTrainer);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    auto backend = KubernetesBackend::Create(BackendOptions(*server_, scratch_));
+    ASSERT_TRUE(backend.ok()) << backend.status();
+    ASSERT_EQ((*backend)->uses_trainer(), kTrainer);
+    kube_ = backend->get();
+    backend_ = std::move(*backend);
+    image_ = kFakeClusterImage;
+  }
+  void TearDown() override {
+    TearDownBackend();
+    backend_.reset();
+    server_.reset();
+    if (!HasFailure()) std::filesystem::remove_all(scratch_);
+  }
+
+  std::string scratch_;
+  std::unique_ptr<FakeKubeApiServer> server_;
+  KubernetesBackend* kube_ = nullptr;
+};
 
 }  // namespace submarine::compute::testing

@@ -22,58 +22,20 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr auto kTimeout = std::chrono::seconds(30);
-constexpr char kImage[] = "registry.example/submarine-task:1";
+constexpr auto kTimeout = kFakeClusterTimeout;
+constexpr const char* kImage = kFakeClusterImage;
 
-ConformanceTarget KubernetesTarget() {
-  ConformanceTarget target;
-  target.name = "Kubernetes";
-  target.image = kImage;
-  target.make = [](const std::string& scratch_dir) -> absl::StatusOr<std::unique_ptr<Backend>> {
-    auto server = StartServer(scratch_dir);
-    if (!server.ok()) return server.status();
-    auto backend = KubernetesBackend::Create(BackendOptions(**server, scratch_dir));
-    if (!backend.ok()) return backend.status();
-    return std::unique_ptr<Backend>(new BackendOnFake(
-        std::shared_ptr<FakeKubeApiServer>(std::move(*server)), std::move(*backend)));
-  };
-  target.timeout = kTimeout;
-  return target;
-}
-
-INSTANTIATE_TEST_SUITE_P(Kubernetes, BackendConformanceTest, ::testing::Values(KubernetesTarget()),
+INSTANTIATE_TEST_SUITE_P(Kubernetes, BackendConformanceTest,
+                         ::testing::Values(FakeClusterTarget("Kubernetes", /*trainer=*/false)),
                          ConformanceTargetName);
 
 // ---- Kubernetes-only behaviour ----
 
-class KubernetesBackendTest : public ::testing::Test, public BackendTestBase {
+class KubernetesBackendTest : public FakeClusterTest<false> {
  protected:
-  void SetUp() override {
-    scratch_ = absl::StrCat(fs::temp_directory_path().string(), "/k8s-backend-",
-                            IdGenerator::Secure().RandomHex(6));
-    fs::create_directories(scratch_);
-    auto server = StartServer(scratch_);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-    auto backend = KubernetesBackend::Create(BackendOptions(*server_, scratch_));
-    ASSERT_TRUE(backend.ok()) << backend.status();
-    kube_ = backend->get();
-    backend_ = std::move(*backend);
-    image_ = kImage;
-  }
-  void TearDown() override {
-    TearDownBackend();
-    backend_.reset();
-    server_.reset();
-    if (!HasFailure()) fs::remove_all(scratch_);
-  }
   std::string JobPath(const std::string& id, const std::string& role = "worker") const {
     return absl::StrCat("/apis/batch/v1/namespaces/team-a/jobs/", id, "-", role);
   }
-
-  std::string scratch_;
-  std::unique_ptr<FakeKubeApiServer> server_;
-  KubernetesBackend* kube_ = nullptr;
 };
 
 // The manifests Submit creates are what the golden file says (regenerate with

@@ -15,60 +15,17 @@
 namespace submarine::compute::testing {
 namespace {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr auto kTrainJobTimeout = std::chrono::seconds(30);
-constexpr char kTrainJobImage[] = "registry.example/submarine-task:1";
+constexpr auto kTrainJobTimeout = kFakeClusterTimeout;
 constexpr char kTrainJobs[] = "/apis/trainer.kubeflow.org/v1alpha1/namespaces/team-a/trainjobs/";
 
-ConformanceTarget TrainerTarget() {
-  ConformanceTarget target;
-  target.name = "KubernetesTrainer";
-  target.image = kTrainJobImage;
-  target.make = [](const std::string& scratch_dir) -> absl::StatusOr<std::unique_ptr<Backend>> {
-    auto server = StartServer(scratch_dir, /*trainer=*/true);
-    if (!server.ok()) return server.status();
-    auto backend = KubernetesBackend::Create(BackendOptions(**server, scratch_dir));
-    if (!backend.ok()) return backend.status();
-    if (!(*backend)->uses_trainer()) return absl::InternalError("Trainer was not discovered");
-    return std::unique_ptr<Backend>(new BackendOnFake(
-        std::shared_ptr<FakeKubeApiServer>(std::move(*server)), std::move(*backend)));
-  };
-  target.timeout = kTrainJobTimeout;
-  return target;
-}
-
 INSTANTIATE_TEST_SUITE_P(KubernetesTrainer, BackendConformanceTest,
-                         ::testing::Values(TrainerTarget()), ConformanceTargetName);
+                         ::testing::Values(FakeClusterTarget("KubernetesTrainer",
+                                                             /*trainer=*/true)),
+                         ConformanceTargetName);
 
-class TrainJobBackendTest : public ::testing::Test, public BackendTestBase {
- protected:
-  void SetUp() override {
-    scratch_ = absl::StrCat(fs::temp_directory_path().string(), "/trainjob-backend-",
-                            IdGenerator::Secure().RandomHex(6));
-    fs::create_directories(scratch_);
-    auto server = StartServer(scratch_, /*trainer=*/true);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-    auto backend = KubernetesBackend::Create(BackendOptions(*server_, scratch_));
-    ASSERT_TRUE(backend.ok()) << backend.status();
-    ASSERT_TRUE((*backend)->uses_trainer());
-    kube_ = backend->get();
-    backend_ = std::move(*backend);
-    image_ = kTrainJobImage;
-  }
-  void TearDown() override {
-    TearDownBackend();
-    backend_.reset();
-    server_.reset();
-    if (!HasFailure()) fs::remove_all(scratch_);
-  }
-
-  std::string scratch_;
-  std::unique_ptr<FakeKubeApiServer> server_;
-  KubernetesBackend* kube_ = nullptr;
-};
+using TrainJobBackendTest = FakeClusterTest<true>;
 
 // A PyTorch master + workers of one command is one TrainJob on torch-distributed, its command
 // under torchrun (regenerate with SUBMARINE_UPDATE_GOLDEN=1 and review the diff).
