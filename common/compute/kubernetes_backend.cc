@@ -181,9 +181,8 @@ absl::Status ValidateForKubernetes(const WorkloadSpec& spec, const std::string& 
           return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ||
                  c == '_';
         })) {
-      return InvalidField("spec.secret_env", absl::StrCat(""
-                                                          ", QuoteInput(key), "
-                                                          " cannot be a Secret key"));
+      return InvalidField("spec.secret_env",
+                          absl::StrCat("\"", QuoteInput(key), "\" cannot be a Secret key"));
     }
   }
   return absl::OkStatus();

@@ -67,6 +67,14 @@ TEST(KubernetesManifests, NamesKubernetesCannotHoldAreInvalidArguments) {
   s = KubernetesBackend::Manifests(spec, "ns", "");
   EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(Contains(std::string(s.status().message()), "spec.roles[0].image")) << s.status();
+
+  spec.roles[0].image = "img";
+  spec.secret_env = {{"BAD KEY", "x"}};
+  s = KubernetesBackend::Manifests(spec, "ns", "");
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(std::string(s.status().message()),
+                       "spec.secret_env: \"BAD KEY\" cannot be a Secret key"))
+      << s.status();
 }
 
 TEST_F(KubernetesBackendTest, DistributedSettingsReachEveryReplica) {
