@@ -301,6 +301,29 @@ absl::Status Controller::RunOnce() {
   for (const auto& [name, list] : workloads) {
     for (const auto& w : list) by_id[w.id] = &w;
   }
+  // Queue order: priority, raised by one for every aging period a job has waited (so none
+  // starves), then age (the rows come ordered by priority, then creation).
+  if (options_.priority_aging.count() > 0) {
+    const auto now = clock_.Now();
+    auto effective = [&](const StoredExperiment* s) -> int64_t {
+      const v1::Experiment& e = s->experiment;
+      int64_t priority = e.spec().priority();
+      if (e.state() == v1::PENDING || e.state() == v1::ACCEPTED) {
+        const auto waited = now - db::Timestamp::FromProto(e.create_time()).ToTimePoint();
+        priority += std::max<int64_t>(0, waited / options_.priority_aging);
+      }
+      return priority;
+    };
+    std::stable_sort(
+        unfinished.begin(), unfinished.end(),
+        [&](const StoredExperiment* a, const StoredExperiment* b) {
+          const int64_t pa = effective(a), pb = effective(b);
+          if (pa != pb) return pa > pb;
+          return a->experiment.create_time().seconds() < b->experiment.create_time().seconds() ||
+                 (a->experiment.create_time().seconds() == b->experiment.create_time().seconds() &&
+                  a->experiment.create_time().nanos() < b->experiment.create_time().nanos());
+        });
+  }
   int running_tasks = 0;  // on the local cluster
   for (const StoredExperiment* s : unfinished) {
     if (s->experiment.state() >= v1::CREATED && ClusterOf(s->experiment) == "local") {

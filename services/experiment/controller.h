@@ -72,6 +72,8 @@ class Controller {
     // Replicas running at once on the "local" cluster at most (0: no limit); the next job waits
     // in ACCEPTED until it fits (the whole job: gang). Other clusters queue for themselves.
     int max_running_tasks = 0;
+    // Waiting this long adds 1 to a job's priority in the queue's order (0: no aging).
+    std::chrono::seconds priority_aging{600};
     // Where git credentials come from (not owned); null: specs naming one fail with a reason.
     CredentialSource* credentials = nullptr;
     // Variables every task gets (SUBMARINE_SERVER, ...), beside the per-experiment ones.

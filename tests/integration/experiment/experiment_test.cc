@@ -442,6 +442,44 @@ TEST_F(ExperimentTest, HigherPriorityRunsFirstWhenTheClusterIsFull) {
       << "the later but higher-priority experiment was launched first";
 }
 
+// No starvation: with priority_aging_seconds 1, a low-priority job that has waited 3 s goes
+// before a priority-2 job submitted just now.
+TEST_F(ExperimentTest, AnOldLowPriorityJobOutranksANewerHigherOneByAging) {
+  svc_->process.Kill();
+  auto capped =
+      StartExperimentService(nullptr, "  max_running_tasks: 1\npriority_aging_seconds: 1\n");
+  ASSERT_TRUE(capped.ok()) << capped.status();
+  svc_ = std::move(*capped);
+  std::string gate = svc_->dir + "/open";
+  v1::Experiment holder, old_low, new_high;
+  ASSERT_TRUE(
+      Create(Shell(absl::StrCat("while [ ! -e ", gate, " ]; do sleep 0.05; done")), &holder).ok());
+  WaitUntil(holder.name(), v1::RUNNING);
+  v1::Experiment e = Shell("true");
+  ASSERT_TRUE(Create(e, &old_low, "old-low").ok());
+  const auto low_created = db::Timestamp::FromProto(old_low.create_time()).ToTimePoint();
+  // Aging is a matter of time: the low job waits until it has aged past priority 2 (the
+  // policy under test is time itself, not another component's progress).
+  ASSERT_TRUE(WaitFor(
+      [&] { return std::chrono::system_clock::now() - low_created > std::chrono::seconds(3); },
+      std::chrono::seconds(10)));
+  e.mutable_spec()->set_priority(2);
+  ASSERT_TRUE(Create(e, &new_high, "new-high").ok());
+  ASSERT_TRUE(WaitFor([&] { return Get(new_high.name()).state() == v1::ACCEPTED; }));
+  std::ofstream(gate) << "go";
+  v1::Experiment low_done = WaitUntil(old_low.name()), high_done = WaitUntil(new_high.name());
+  ASSERT_EQ(low_done.state(), v1::SUCCEEDED);
+  ASSERT_EQ(high_done.state(), v1::SUCCEEDED);
+  auto created_at = [](const v1::Experiment& x) {
+    for (const auto& h : x.history()) {
+      if (h.state() == v1::CREATED) return db::Timestamp::FromProto(h.time()).micros;
+    }
+    return int64_t{0};
+  };
+  EXPECT_LT(created_at(low_done), created_at(high_done))
+      << "the old low-priority experiment, aged to priority 3, was launched first";
+}
+
 TEST_F(ExperimentTest, RetryRunsAFinishedExperimentAgainAsANewAttempt) {
   v1::Experiment created;
   ASSERT_TRUE(Create(Shell("exit 3"), &created, "flaky").ok());
@@ -473,8 +511,9 @@ TEST_F(ExperimentTest, RetryRunsAFinishedExperimentAgainAsANewAttempt) {
 TEST_F(ExperimentTest, TheRetryPolicyRetriesAFailedJobUntilItSucceeds) {
   // Fails on its first two attempts (a counter in a file outside the fresh working dirs).
   std::string counter = svc_->dir + "/attempts";
-  v1::Experiment e = Shell(absl::StrCat("n=$(cat ", counter, " 2>/dev/null || echo 0); n=$((n+1)); ",
-                                        "echo $n > ", counter, "; [ $n -ge 3 ]"));
+  v1::Experiment e =
+      Shell(absl::StrCat("n=$(cat ", counter, " 2>/dev/null || echo 0); n=$((n+1)); ", "echo $n > ",
+                         counter, "; [ $n -ge 3 ]"));
   e.mutable_spec()->mutable_retry_policy()->set_max_retries(2);
   v1::Experiment created;
   ASSERT_TRUE(Create(e, &created).ok());
@@ -482,7 +521,8 @@ TEST_F(ExperimentTest, TheRetryPolicyRetriesAFailedJobUntilItSucceeds) {
   ASSERT_TRUE(WaitFor(
       [&] {
         done = Get(created.name());
-        return done.state() == v1::SUCCEEDED || (done.attempt() == 3 && done.state() >= v1::SUCCEEDED);
+        return done.state() == v1::SUCCEEDED ||
+               (done.attempt() == 3 && done.state() >= v1::SUCCEEDED);
       },
       std::chrono::seconds(60)));
   EXPECT_EQ(done.state(), v1::SUCCEEDED);
@@ -520,7 +560,8 @@ TEST_F(ExperimentTest, CloneCopiesTheSpecWithOverrides) {
 TEST_F(ExperimentTest, TwoPyTorchReplicasTrainTogether) {
   v1::Experiment e;
   e.mutable_spec()->mutable_meta()->set_framework("PyTorch");
-  for (const char* a : {"/usr/bin/python3", SUBMARINE_SOURCE_DIR "/deploy/local/examples/train_ddp.py"}) {
+  for (const char* a :
+       {"/usr/bin/python3", SUBMARINE_SOURCE_DIR "/deploy/local/examples/train_ddp.py"}) {
     e.mutable_spec()->mutable_meta()->add_args(a);
   }
   (*e.mutable_spec()->mutable_spec())["Master"].set_replicas(1);
@@ -580,7 +621,8 @@ TEST_F(ExperimentTest, AfterKillMinus9EveryExperimentReachesItsTrueFinalState) {
     v1::State expected = i == 3 ? v1::FAILED : i % 4 == 1 ? v1::FAILED : v1::SUCCEEDED;
     EXPECT_EQ(done.state(), expected) << i << ": " << done.state_reason();
     if (i == 3) {
-      EXPECT_TRUE(absl::StrContains(done.state_reason(), "no longer exists")) << done.state_reason();
+      EXPECT_TRUE(absl::StrContains(done.state_reason(), "no longer exists"))
+          << done.state_reason();
     }
     if (i % 4 == 1) {
       EXPECT_EQ(done.tasks(0).exit_code(), 7);
