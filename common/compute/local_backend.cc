@@ -318,10 +318,6 @@ absl::Status LocalBackend::WriteWorkload(const WorkloadSpec& spec) {
     st.Update(local::WriteFileAtomically(
         absl::StrCat(staging, "/tasks/", name, "/", local::kPlanFile), local::ToJson(plan),
         0600));  // it holds the task's secret_env
-    // The log exists from the start, so that ReadLog knows the task before it writes anything.
-    int fd = ::open(plan.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) st.Update(ErrnoUnavailable(absl::StrCat("cannot create ", plan.log_file)));
-    if (fd >= 0) ::close(fd);
   }
   if (st.ok()) {
     json stored = {{"spec", SpecToJson(spec)},
@@ -337,6 +333,14 @@ absl::Status LocalBackend::WriteWorkload(const WorkloadSpec& spec) {
   std::error_code ec;
   fs::remove_all(staging, ec);  // gone after a successful rename; a loser's copy otherwise
   if (!st.ok()) return Unavailable(std::string(st.message()));
+  // The logs exist from the start, so that ReadLog knows the tasks before they write anything;
+  // made only now that the workload is in place, since a log without its workload reads as
+  // complete (a workload deleted keeping its logs).
+  for (const local::TaskPlan& plan : plans) {
+    int fd = ::open(plan.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return ErrnoUnavailable(absl::StrCat("cannot create ", plan.log_file));
+    ::close(fd);
+  }
   return absl::OkStatus();
 }
 
