@@ -59,7 +59,7 @@
 // keeps in the user's HDFS directory until Delete destroys the service; under logs_dir only its
 // keys are kept (workload.h's SpecToJson).
 //
-// OnChange is not implemented (YARN has no watch): callers poll.
+// OnChange keeps the Backend default (no notifications): YARN has no watch, so callers poll.
 //
 // Thread-safe: calls about one workload are serialised (they write its files); calls about
 // other workloads mostly run in parallel (32 locks, chosen by the id's hash).

@@ -106,6 +106,44 @@ class ExperimentTest : public ::testing::Test {
     return states;
   }
 
+  // On a cluster of one task (plus `config_yaml`) held by a running experiment: `first`, then
+  // `second` are created (`between`, if any, runs in between) and queue; then the holder ends.
+  // Both run to SUCCEEDED and are returned in creation order.
+  std::pair<v1::Experiment, v1::Experiment> RunTwoBehindAHolder(
+      const std::string& config_yaml, const v1::Experiment& first, const v1::Experiment& second,
+      const std::function<void(const v1::Experiment&)>& between) {
+    svc_->process.Kill();
+    auto capped = StartExperimentService(nullptr, "  max_running_tasks: 1\n" + config_yaml);
+    EXPECT_TRUE(capped.ok()) << capped.status();
+    if (!capped.ok()) return {};
+    svc_ = std::move(*capped);
+    const std::string gate = svc_->dir + "/open";
+    v1::Experiment holder, a, b;
+    EXPECT_TRUE(
+        Create(Shell(absl::StrCat("while [ ! -e ", gate, " ]; do sleep 0.05; done")), &holder)
+            .ok());
+    WaitUntil(holder.name(), v1::RUNNING);
+    EXPECT_TRUE(Create(first, &a, "first").ok());
+    if (between) between(a);
+    EXPECT_TRUE(Create(second, &b, "second").ok());
+    EXPECT_TRUE(WaitFor([&] {
+      return Get(a.name()).state() == v1::ACCEPTED && Get(b.name()).state() == v1::ACCEPTED;
+    }));
+    std::ofstream(gate) << "go";
+    std::pair<v1::Experiment, v1::Experiment> done{WaitUntil(a.name()), WaitUntil(b.name())};
+    EXPECT_EQ(done.first.state(), v1::SUCCEEDED);
+    EXPECT_EQ(done.second.state(), v1::SUCCEEDED);
+    return done;
+  }
+
+  // When its launch (the CREATED transition) was recorded, in microseconds.
+  static int64_t LaunchedAt(const v1::Experiment& x) {
+    for (const auto& h : x.history()) {
+      if (h.state() == v1::CREATED) return db::Timestamp::FromProto(h.time()).micros;
+    }
+    return 0;
+  }
+
   std::unique_ptr<ExperimentProcess> svc_;
 };
 
@@ -414,69 +452,28 @@ TEST_F(ExperimentTest, MaxRunTimeStopsAnExperimentAndSaysWhy) {
 }
 
 TEST_F(ExperimentTest, HigherPriorityRunsFirstWhenTheClusterIsFull) {
-  svc_->process.Kill();
-  auto capped = StartExperimentService(nullptr, "  max_running_tasks: 1\n");
-  ASSERT_TRUE(capped.ok()) << capped.status();
-  svc_ = std::move(*capped);
-  std::string gate = svc_->dir + "/open";
-  v1::Experiment holder, low, high;
-  ASSERT_TRUE(
-      Create(Shell(absl::StrCat("while [ ! -e ", gate, " ]; do sleep 0.05; done")), &holder).ok());
-  WaitUntil(holder.name(), v1::RUNNING);
-  v1::Experiment e = Shell("true");
-  ASSERT_TRUE(Create(e, &low, "low").ok());
-  e.mutable_spec()->set_priority(10);
-  ASSERT_TRUE(Create(e, &high, "high").ok());
-  ASSERT_TRUE(WaitFor([&] { return Get(low.name()).state() == v1::ACCEPTED; }));
-  std::ofstream(gate) << "go";
-  v1::Experiment low_done = WaitUntil(low.name()), high_done = WaitUntil(high.name());
-  ASSERT_EQ(low_done.state(), v1::SUCCEEDED);
-  ASSERT_EQ(high_done.state(), v1::SUCCEEDED);
-  auto created_at = [](const v1::Experiment& x) {
-    for (const auto& h : x.history()) {
-      if (h.state() == v1::CREATED) return db::Timestamp::FromProto(h.time()).micros;
-    }
-    return int64_t{0};
-  };
-  EXPECT_LT(created_at(high_done), created_at(low_done))
+  v1::Experiment low = Shell("true"), high = Shell("true");
+  high.mutable_spec()->set_priority(10);
+  auto [low_done, high_done] = RunTwoBehindAHolder("", low, high, nullptr);
+  EXPECT_LT(LaunchedAt(high_done), LaunchedAt(low_done))
       << "the later but higher-priority experiment was launched first";
 }
 
 // No starvation: with priority_aging_seconds 1, a low-priority job that has waited 3 s goes
 // before a priority-2 job submitted just now.
 TEST_F(ExperimentTest, AnOldLowPriorityJobOutranksANewerHigherOneByAging) {
-  svc_->process.Kill();
-  auto capped =
-      StartExperimentService(nullptr, "  max_running_tasks: 1\npriority_aging_seconds: 1\n");
-  ASSERT_TRUE(capped.ok()) << capped.status();
-  svc_ = std::move(*capped);
-  std::string gate = svc_->dir + "/open";
-  v1::Experiment holder, old_low, new_high;
-  ASSERT_TRUE(
-      Create(Shell(absl::StrCat("while [ ! -e ", gate, " ]; do sleep 0.05; done")), &holder).ok());
-  WaitUntil(holder.name(), v1::RUNNING);
-  v1::Experiment e = Shell("true");
-  ASSERT_TRUE(Create(e, &old_low, "old-low").ok());
-  const auto low_created = db::Timestamp::FromProto(old_low.create_time()).ToTimePoint();
-  // Aging is a matter of time: the low job waits until it has aged past priority 2 (the
-  // policy under test is time itself, not another component's progress).
-  ASSERT_TRUE(WaitFor(
-      [&] { return std::chrono::system_clock::now() - low_created > std::chrono::seconds(3); },
-      std::chrono::seconds(10)));
-  e.mutable_spec()->set_priority(2);
-  ASSERT_TRUE(Create(e, &new_high, "new-high").ok());
-  ASSERT_TRUE(WaitFor([&] { return Get(new_high.name()).state() == v1::ACCEPTED; }));
-  std::ofstream(gate) << "go";
-  v1::Experiment low_done = WaitUntil(old_low.name()), high_done = WaitUntil(new_high.name());
-  ASSERT_EQ(low_done.state(), v1::SUCCEEDED);
-  ASSERT_EQ(high_done.state(), v1::SUCCEEDED);
-  auto created_at = [](const v1::Experiment& x) {
-    for (const auto& h : x.history()) {
-      if (h.state() == v1::CREATED) return db::Timestamp::FromProto(h.time()).micros;
-    }
-    return int64_t{0};
-  };
-  EXPECT_LT(created_at(low_done), created_at(high_done))
+  v1::Experiment old_low = Shell("true"), new_high = Shell("true");
+  new_high.mutable_spec()->set_priority(2);
+  auto [low_done, high_done] = RunTwoBehindAHolder(
+      "priority_aging_seconds: 1\n", old_low, new_high, [](const v1::Experiment& low) {
+        // Aging is a matter of time: the low job waits until it has aged past priority 2 (the
+        // policy under test is time itself, not another component's progress).
+        const auto created = db::Timestamp::FromProto(low.create_time()).ToTimePoint();
+        EXPECT_TRUE(WaitFor(
+            [&] { return std::chrono::system_clock::now() - created > std::chrono::seconds(3); },
+            std::chrono::seconds(10)));
+      });
+  EXPECT_LT(LaunchedAt(low_done), LaunchedAt(high_done))
       << "the old low-priority experiment, aged to priority 3, was launched first";
 }
 
