@@ -357,12 +357,8 @@ KubernetesBackend::~KubernetesBackend() {
   if (trainjobs_) trainjobs_->Stop();
   if (trainer_pods_) trainer_pods_->Stop();
   if (kueue_) kueue_->Stop();
-  std::vector<std::thread> followers;
-  {
-    std::lock_guard lock(mu_);
-    followers.swap(followers_);
-  }
-  for (std::thread& t : followers) t.join();
+  std::unique_lock lock(mu_);
+  followers_done_.wait(lock, [this] { return followers_running_ == 0; });
 }
 
 absl::StatusOr<std::unique_ptr<KubernetesBackend>> KubernetesBackend::Create(Options options) {
@@ -660,6 +656,24 @@ absl::StatusOr<WorkloadStatus> KubernetesBackend::Observe(const std::string& id,
   }
   const trainjob::Observed trainer =
       o.trainjob ? trainjob::Observe(*o.trainjob) : trainjob::Observed{};
+  bool a_job_failed = trainer.failed;
+  for (const auto& [role, job] : o.jobs) {
+    a_job_failed =
+        a_job_failed || HasCondition(job, "Failed") || HasCondition(job, "FailureTarget");
+  }
+  if (a_job_failed && !stopping) {
+    // A Job (or TrainJob) and its pods come through separate watches: its Failed condition may
+    // arrive before the pod whose exit caused it. Read the pods that look alive from the API
+    // server, so the verdict names the task and its exit code, not only the Job's summary.
+    kube::Informer& informer = o.on_trainer ? *trainer_pods_ : *pods_;
+    for (json& pod : o.pods) {
+      if (Ended(pod)) continue;
+      auto fresh = client_->Get(Path("pods", Meta(pod).value("name", "")));
+      if (!fresh.ok()) continue;  // gone or unreadable: judged as the watch last saw it
+      informer.Apply(*fresh);
+      pod = std::move(*fresh);
+    }
+  }
 
   std::map<std::pair<std::string, int>, std::vector<const json*>> attempts;
   for (const json& pod : o.pods) {
@@ -817,6 +831,12 @@ absl::StatusOr<WorkloadStatus> KubernetesBackend::Observe(const std::string& id,
     SUBMARINE_RETURN_IF_ERROR(StopObjects(id, o, grace));
   }
   if (!IsFinal(out.phase) || !all_final) return out;
+  if (FollowingLogsOf(id)) {
+    // A stopped pod's log is still being read to its end; final once it is kept.
+    out.phase = Phase::kRunning;
+    out.message = "ending: keeping its logs";
+    return out;
+  }
 
   // Final: archive every attempt's log, then record the verdict on the anchor so that it
   // outlives the pods.
@@ -989,7 +1009,7 @@ absl::Status KubernetesBackend::StopObjects(const std::string& id, const Objects
     const int a = ++attempt[{task->role, task->index}];
     if (Ended(pod) || !Meta(pod).value("deletionTimestamp", "").empty()) continue;
     SUBMARINE_RETURN_IF_ERROR(Archive(id, *task, pod, a, /*follow=*/false));
-    ArchiveInBackground(id, *task, pod, a);
+    ArchiveInBackground(id, *task, pod, a, grace);
     live.push_back(Meta(pod).value("name", ""));
   }
   if (o.trainjob && !o.trainjob->value("spec", json::object()).value("suspend", false)) {
@@ -1070,7 +1090,9 @@ absl::Status KubernetesBackend::Delete(const std::string& id, bool keep_logs) {
 // ---- Logs ----
 
 absl::Status KubernetesBackend::Archive(const std::string& id, const TaskRef& task, const json& pod,
-                                        int attempt, bool follow) {
+                                        int attempt, bool follow,
+                                        const std::function<void()>& on_started,
+                                        std::chrono::milliseconds follow_for) {
   const std::string file = absl::StrCat(LogDir(id), "/", TaskName(task), "/", attempt, ".log");
   // A follower's whole log replaces a snapshot; anything else is written once.
   if (!follow && fs::exists(file)) return absl::OkStatus();
@@ -1080,7 +1102,7 @@ absl::Status KubernetesBackend::Archive(const std::string& id, const TaskRef& ta
   std::string query =
       absl::StrCat(Path("pods", Meta(pod).value("name", "")), "/log?container=", ContainerOf(pod),
                    follow ? "&follow=true" : "");
-  auto text = client_->GetText(query);
+  auto text = follow ? client_->GetText(query, on_started, follow_for) : client_->GetText(query);
   if (!text.ok()) {
     // A pod that never started a container has no log (400); one already gone (404) is lost.
     if (absl::IsInvalidArgument(text.status()) || absl::IsNotFound(text.status())) {
@@ -1096,14 +1118,53 @@ absl::Status KubernetesBackend::Archive(const std::string& id, const TaskRef& ta
 }
 
 void KubernetesBackend::ArchiveInBackground(const std::string& id, const TaskRef& task,
-                                            const json& pod, int attempt) {
+                                            const json& pod, int attempt,
+                                            std::chrono::milliseconds grace) {
   const std::string name = Meta(pod).value("name", "");
-  std::lock_guard lock(mu_);
-  if (!following_.insert(name).second) return;
-  followers_.emplace_back([this, id, task, pod, attempt] {
-    absl::Status s = Archive(id, task, pod, attempt, /*follow=*/true);
+  {
+    std::lock_guard lock(mu_);
+    if (!following_.emplace(name, id).second) return;
+    ++followers_running_;
+  }
+  // Opened (or given up) before the pod is deleted: a pod that ends at once on SIGTERM is gone,
+  // with its log, before a late follower connects.
+  struct Opened {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+  };
+  auto opened = std::make_shared<Opened>();
+  auto open = [opened] {
+    std::lock_guard lock(opened->mu);
+    opened->done = true;
+    opened->cv.notify_all();
+  };
+  // The stream lasts the grace and the container's own end; a stuck one is cut after that.
+  const auto follow_for = grace + std::chrono::minutes(1);
+  std::thread([this, id, task, pod, attempt, name, open, follow_for] {
+    absl::Status s = Archive(id, task, pod, attempt, /*follow=*/true, open, follow_for);
+    open();  // failed before its stream opened
     if (!s.ok()) log::Get("compute")->warn("{}: archiving a stopped pod's log: {}", id, Message(s));
-  });
+    {
+      std::lock_guard lock(mu_);
+      following_.erase(name);
+    }
+    // Its workload may be final now: observe it again.
+    Changed({.name = id}, IdFrom::kName);
+    std::lock_guard lock(mu_);
+    --followers_running_;
+    followers_done_.notify_all();
+  }).detach();
+  std::unique_lock lock(opened->mu);
+  opened->cv.wait_for(lock, options_.cluster.timeout, [&] { return opened->done; });
+}
+
+bool KubernetesBackend::FollowingLogsOf(const std::string& id) {
+  std::lock_guard lock(mu_);
+  for (const auto& [pod, workload] : following_) {
+    if (workload == id) return true;
+  }
+  return false;
 }
 
 absl::StatusOr<LogChunk> KubernetesBackend::ReadLog(const std::string& id, const TaskRef& task,

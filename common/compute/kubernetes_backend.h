@@ -58,6 +58,7 @@
 // Thread-safe.
 
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -65,7 +66,6 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/compute/compute.h"
@@ -133,10 +133,15 @@ class KubernetesBackend : public Backend {
                            std::chrono::milliseconds grace);
   // The task a pod runs (nullopt: none of the workload's).
   static std::optional<TaskRef> PodTask(const Objects& objects, const nlohmann::json& pod);
+  // Keeps a pod's log in the logs dir: once (a snapshot), or — `follow` — to the container's end,
+  // calling `on_started` once the stream is open.
   absl::Status Archive(const std::string& id, const TaskRef& task, const nlohmann::json& pod,
-                       int attempt, bool follow);
+                       int attempt, bool follow, const std::function<void()>& on_started = nullptr,
+                       std::chrono::milliseconds follow_for = std::chrono::milliseconds(0));
+  // Follows a pod's log on a thread of its own, returning once the stream is open (or failed):
+  // the pod may then be deleted without losing what it writes in its `grace`.
   void ArchiveInBackground(const std::string& id, const TaskRef& task, const nlohmann::json& pod,
-                           int attempt);
+                           int attempt, std::chrono::milliseconds grace);
   std::string LogDir(const std::string& id) const;
 
   Options options_;
@@ -148,8 +153,12 @@ class KubernetesBackend : public Backend {
   std::unique_ptr<kube::Informer> trainer_pods_;  // their pods, by TrainJob name
   std::unique_ptr<kube::Informer> kueue_;         // Kueue Workloads, by job name (when queued)
   std::mutex mu_;
-  std::set<std::string> following_;     // pods whose logs a thread follows (guarded by mu_)
-  std::vector<std::thread> followers_;  // guarded by mu_
+  // Pods whose logs a detached thread follows to their end, and their workload (mu_). A
+  // workload is final only once none of its pods is followed: its logs are complete.
+  std::map<std::string, std::string> following_;
+  int followers_running_ = 0;  // threads not yet finished, waited for by the destructor (mu_)
+  std::condition_variable followers_done_;
+  bool FollowingLogsOf(const std::string& id);
   // Marks the workloads an informer change concerns: the object's name is the workload's id
   // (anchors, TrainJobs), its index label holds it (Jobs, pods), or — Kueue Workloads, indexed
   // by the name of their Job — the id is that name or one of its prefixes at a '-'.

@@ -41,6 +41,22 @@ struct Answer {
   bool too_large = false;
 };
 
+// Calls `on_started` once, at the blank line that ends the answer's headers.
+struct HeadersEnd {
+  const std::function<void()>* on_started;
+  bool called = false;
+};
+
+size_t CallAtHeadersEnd(char* data, size_t size, size_t count, void* user) {
+  auto* end = static_cast<HeadersEnd*>(user);
+  std::string_view line(data, size * count);
+  if (!end->called && (line == "\r\n" || line == "\n")) {
+    end->called = true;
+    (*end->on_started)();
+  }
+  return size * count;
+}
+
 size_t AppendAnswer(char* data, size_t size, size_t count, void* user) {
   auto* answer = static_cast<Answer*>(user);
   if (static_cast<int64_t>(answer->body->size() + size * count) > kMaxAnswerBytes) {
@@ -372,7 +388,8 @@ absl::Status TransportError(CURLcode code, const std::string& what) {
 
 absl::StatusOr<long> Client::Send(const std::string& method, const std::string& path_and_query,
                                   const std::string& body, const std::string& content_type,
-                                  std::string* answer) {
+                                  std::string* answer, const std::function<void()>& on_started,
+                                  std::optional<std::chrono::milliseconds> timeout) {
   Handle handle(&shared_->mu, &shared_->idle);
   CURL* curl = handle.get();
   if (curl == nullptr) return absl::ResourceExhaustedError("cannot create a curl handle");
@@ -392,11 +409,17 @@ absl::StatusOr<long> Client::Send(const std::string& method, const std::string& 
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
   }
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(config_.timeout.count()));
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
+                   static_cast<long>(timeout.value_or(config_.timeout).count()));
   answer->clear();
   Answer sink{answer};
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, AppendAnswer);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+  HeadersEnd headers_end{on_started ? &on_started : nullptr};
+  if (on_started) {
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, CallAtHeadersEnd);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &headers_end);
+  }
   CURLcode rc = curl_easy_perform(curl);
   curl_slist_free_all(headers);
   requests_.fetch_add(1);
@@ -473,9 +496,12 @@ absl::StatusOr<ListResult> Client::List(const std::string& collection_path,
   return out;
 }
 
-absl::StatusOr<std::string> Client::GetText(const std::string& path_and_query) {
+absl::StatusOr<std::string> Client::GetText(const std::string& path_and_query,
+                                            const std::function<void()>& on_started,
+                                            std::optional<std::chrono::milliseconds> timeout) {
   std::string body;
-  SUBMARINE_ASSIGN_OR_RETURN(long status, Send("GET", path_and_query, "", "", &body));
+  SUBMARINE_ASSIGN_OR_RETURN(long status,
+                             Send("GET", path_and_query, "", "", &body, on_started, timeout));
   SUBMARINE_RETURN_IF_ERROR(StatusFromAnswer(status, body, "GET " + path_and_query));
   return body;
 }

@@ -103,8 +103,12 @@ class Client {
   // expires mid-way is IsExpired (start again).
   absl::StatusOr<ListResult> List(const std::string& collection_path,
                                   const std::string& label_selector = "", int page_size = 500);
-  // A GET whose answer is text (pod logs): the body as it came.
-  absl::StatusOr<std::string> GetText(const std::string& path_and_query);
+  // A GET whose answer is text (pod logs): the body as it came. `on_started`, when given, is
+  // called once the answer's headers are in, before its body is read (a log follower then knows
+  // it is connected); `timeout`, when given, replaces the client's (a followed log lasts).
+  absl::StatusOr<std::string> GetText(
+      const std::string& path_and_query, const std::function<void()>& on_started = nullptr,
+      std::optional<std::chrono::milliseconds> timeout = std::nullopt);
   // API discovery: whether the server serves `group_version` ("batch/v1", "trainer.kubeflow.org/
   // v1alpha1") and its resource `plural`. NOT_FOUND answers are false; other errors are errors.
   absl::StatusOr<bool> Serves(const std::string& group_version, const std::string& plural);
@@ -128,7 +132,8 @@ class Client {
   // One request; `body` empty = none. Returns the HTTP status and fills `answer`.
   absl::StatusOr<long> Send(const std::string& method, const std::string& path_and_query,
                             const std::string& body, const std::string& content_type,
-                            std::string* answer);
+                            std::string* answer, const std::function<void()>& on_started = nullptr,
+                            std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
   ClusterConfig config_;
   std::unique_ptr<Shared> shared_;

@@ -296,6 +296,29 @@ TEST_P(BackendConformanceTest, StopEndsASleepingTaskWithinTheGrace) {
   EXPECT_EQ(again->phase, Phase::kKilled);
 }
 
+// A stopped task may checkpoint on SIGTERM: what it writes on its way out is in its log once the
+// workload is final (not only what it wrote before the stop).
+TEST_P(BackendConformanceTest, WhatAStoppedTaskWritesOnItsWayOutIsKept) {
+  const std::string id = NewId("goodbye");
+  ASSERT_TRUE(Submit(Spec(id, {"/bin/sh", "-c",
+                               "trap 'echo checkpointed; exit 143' TERM; echo ready; "
+                               "while :; do sleep 1 & wait $! 2>/dev/null; done"}))
+                  .ok());
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto log = backend_->ReadLog(id, kWorker0, 0, 100);
+        return log.ok() && log->data == "ready\n";
+      },
+      timeout()));
+  ASSERT_TRUE(backend_->Stop(id, std::chrono::minutes(5)).ok());
+  auto s = WaitForFinal(id, timeout());
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->phase, Phase::kKilled) << Describe(s);
+  auto log = ReadWholeLog(id, kWorker0);
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ(*log, "ready\ncheckpointed\n");
+}
+
 TEST_P(BackendConformanceTest, StopForcesATaskThatIgnoresSigtermAfterTheGrace) {
   const std::string id = NewId("stubborn");
   // TERM is ignored by the shell and, inherited, by every sleep it starts.

@@ -2,14 +2,19 @@
 // A Kubernetes backend's fake API server (tests/support/fake_kube) and options for it, for the
 // conformance suite (wrapped in BackendOnFake) and the Kubernetes tests.
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "common/compute/kubernetes_backend.h"
+#include "common/status/status.h"
 #include "common/util/clock.h"
+#include "common/util/wait.h"
 #include "tests/integration/compute/backend_conformance.h"
 #include "tests/support/fake_kube/fake_kube_apiserver.h"
 
@@ -120,6 +125,42 @@ class FakeClusterTest : public ::testing::Test, public BackendTestBase {
     backend_.reset();
     server_.reset();
     if (!HasFailure()) std::filesystem::remove_all(scratch_);
+  }
+
+  // Runs one task that exits 3 while the pods' watch is held, waits until the object at
+  // owner_path(id) (its Job or TrainJob) says Failed, and returns the workload's first Failed
+  // status — seen before the pod's own watch event.
+  absl::StatusOr<WorkloadStatus> FailWhileThePodWatchLags(
+      const std::function<std::string(const std::string&)>& owner_path) {
+    const std::string go = scratch_ + "/go";
+    if (mkfifo(go.c_str(), 0600) != 0) return absl::InternalError("mkfifo");
+    WorkloadSpec spec = Spec(NewId("lag"), {"/bin/sh", "-c", "read line < \"$0\"; exit 3", go});
+    SUBMARINE_RETURN_IF_ERROR(Submit(spec));
+    SUBMARINE_RETURN_IF_ERROR(
+        WaitFor(
+            spec.id, [](const WorkloadStatus& w) { return w.phase == Phase::kRunning; },
+            kFakeClusterTimeout)
+            .status());
+    server_->HoldWatchEvents("pods", true);
+    std::ofstream(go) << "exit\n";  // opening blocks until the task reads: it is running
+    auto failed = [&]() {
+      auto owner = server_->Get(owner_path(spec.id));
+      if (!owner.ok()) return false;
+      for (const nlohmann::json& c : owner->value("status", nlohmann::json::object())
+                                         .value("conditions", nlohmann::json::array())) {
+        if (c.value("type", "") == "Failed" && c.value("status", "") == "True") return true;
+      }
+      return false;
+    };
+    if (!WaitUntil(failed, kFakeClusterTimeout)) {
+      server_->HoldWatchEvents("pods", false);
+      return absl::DeadlineExceededError("its owner never failed");
+    }
+    auto status = WaitFor(
+        spec.id, [](const WorkloadStatus& w) { return w.phase == Phase::kFailed; },
+        kFakeClusterTimeout);
+    server_->HoldWatchEvents("pods", false);
+    return status;
   }
 
   std::string scratch_;

@@ -141,6 +141,16 @@ TEST_F(KubernetesBackendTest, AFailedReplicaStopsTheOthers) {
   EXPECT_EQ(s->tasks[1].phase, Phase::kFailed) << Describe(s);
 }
 
+// A Job's Failed condition and the failed pod come through separate watches; when the pods'
+// watch lags, the verdict still names the task and its exit code (read from the API).
+TEST_F(KubernetesBackendTest, AFailureSeenOnTheJobBeforeItsPodStillNamesTheExitCode) {
+  auto s = FailWhileThePodWatchLags([this](const std::string& id) { return JobPath(id); });
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->tasks[0].phase, Phase::kFailed) << Describe(s);
+  EXPECT_EQ(s->tasks[0].exit_code, 3) << Describe(s);
+  EXPECT_TRUE(Contains(s->message, "task worker-0 failed: exit code 3")) << Describe(s);
+}
+
 TEST_F(KubernetesBackendTest, AJobDeletedBehindItsBackFailsTheWorkloadWithAReason) {
   WorkloadSpec spec = Spec(NewId("vanished"), {"sleep", "600"});
   ASSERT_TRUE(Submit(spec).ok());

@@ -3,7 +3,8 @@
 // again — workloads that fit run as TrainJobs, the others as Indexed Jobs, and both must behave
 // alike — then what only the TrainJob path has: the manifest (golden file), which path a workload
 // takes, TensorFlow nodes finding their task, a failing node failing the TrainJob and the
-// workload, stop suspending the TrainJob, and a TrainJob deleted behind the backend's back.
+// workload (also when the pods' watch lags), stop suspending the TrainJob, and a TrainJob deleted
+// behind the backend's back.
 
 #include <gtest/gtest.h>
 
@@ -122,6 +123,17 @@ TEST_F(TrainJobBackendTest, AFailingNodeFailsTheTrainJobAndTheWorkload) {
   EXPECT_TRUE(Contains(s->message, "task worker-1 failed: exit code 3")) << Describe(s);
   EXPECT_EQ(s->tasks[1].phase, Phase::kFailed) << Describe(s);
   EXPECT_EQ(s->tasks[0].phase, Phase::kKilled) << Describe(s);
+}
+
+// The TrainJob's Failed condition and the failed pod come through separate watches; when the
+// pods' watch lags, the verdict still names the task and its exit code (read from the API).
+TEST_F(TrainJobBackendTest, AFailureSeenOnTheTrainJobBeforeItsPodStillNamesTheExitCode) {
+  auto s =
+      FailWhileThePodWatchLags([](const std::string& id) { return absl::StrCat(kTrainJobs, id); });
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->tasks[0].phase, Phase::kFailed) << Describe(s);
+  EXPECT_EQ(s->tasks[0].exit_code, 3) << Describe(s);
+  EXPECT_TRUE(Contains(s->message, "task worker-0 failed: exit code 3")) << Describe(s);
 }
 
 TEST_F(TrainJobBackendTest, StopSuspendsTheTrainJobAndKillsItsNodes) {

@@ -256,6 +256,15 @@ std::string TailLines(const std::string& text, int64_t n) {
 ApiHandler::ApiHandler(ObjectStore& store, const Kubelet* kubelet, ApiOptions options)
     : store_(store), catalog_(store.catalog()), kubelet_(kubelet), options_(std::move(options)) {}
 
+void ApiHandler::HoldWatchEvents(const std::string& plural, bool hold) {
+  absl::MutexLock lock(&fault_mu_);
+  if (hold) {
+    held_watches_.insert(plural);
+  } else {
+    held_watches_.erase(plural);
+  }
+}
+
 void ApiHandler::FailRequests(int http_status, int count, std::string path_substring) {
   absl::MutexLock lock(&fault_mu_);
   fault_status_ = http_status;
@@ -591,6 +600,16 @@ void ApiHandler::ServeWatch(const HttpRequest& request, HttpResponder& responder
         case EventType::kDeleted:
           if (now_matches) chunk += line("DELETED", e.object->text);
           break;
+      }
+    }
+    if (!chunk.empty()) {
+      // A held watch keeps its events until released.
+      absl::MutexLock lock(&fault_mu_);
+      auto released = [this, &type]() ABSL_SHARED_LOCKS_REQUIRED(fault_mu_) {
+        return held_watches_.count(type.plural) == 0 || stopping_.load();
+      };
+      while (!fault_mu_.AwaitWithTimeout(absl::Condition(&released), absl::Seconds(1))) {
+        if (responder.PeerClosed()) return;
       }
     }
     if (!chunk.empty() && !responder.WriteChunk(chunk)) return;

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <set>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -37,6 +38,8 @@ class ApiHandler {
 
   void SetServerAddress(const std::string& host_port) { server_address_ = host_port; }
   void FailRequests(int http_status, int count, std::string path_substring);
+  // While held, open watches on `plural` deliver nothing (their events wait, in order).
+  void HoldWatchEvents(const std::string& plural, bool hold);
   int64_t requests_served() const { return requests_served_.load(); }
   // Ends followed logs (watches end through the store).
   void Stop() { stopping_.store(true); }
@@ -61,6 +64,7 @@ class ApiHandler {
   int fault_status_ ABSL_GUARDED_BY(fault_mu_) = 0;
   int fault_count_ ABSL_GUARDED_BY(fault_mu_) = 0;
   std::string fault_substring_ ABSL_GUARDED_BY(fault_mu_);
+  std::set<std::string> held_watches_ ABSL_GUARDED_BY(fault_mu_);  // plurals
 };
 
 }  // namespace submarine::testing::fake_kube

@@ -212,6 +212,10 @@ void FakeKubeApiServer::FailRequests(int http_status, int count, std::string pat
   handler_->FailRequests(http_status, count, std::move(path_substring));
 }
 
+void FakeKubeApiServer::HoldWatchEvents(const std::string& plural, bool hold) {
+  handler_->HoldWatchEvents(plural, hold);
+}
+
 int64_t FakeKubeApiServer::requests_served() const { return handler_->requests_served(); }
 
 }  // namespace submarine::testing

@@ -111,6 +111,9 @@ class FakeKubeApiServer {
   // Status with `http_status` (500 InternalError, 503 ServiceUnavailable, 429 TooManyRequests
   // with Retry-After: 1, ...); the store is unchanged. A later call replaces an earlier one.
   void FailRequests(int http_status, int count, std::string path_substring = "");
+  // While held, open watches on resource `plural` ("pods") deliver no events; they arrive, in
+  // order, once released. Models a watch that lags behind another.
+  void HoldWatchEvents(const std::string& plural, bool hold);
   // HTTP requests received (direct access is not counted).
   int64_t requests_served() const;
 
