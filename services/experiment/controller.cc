@@ -24,6 +24,8 @@ using permission::v1::Lease;
 using permission::v1::QuotaService;
 
 constexpr char kOwnerLabel[] = "submarine.experiment";
+// The start of the stop reason of a preempted experiment (it is requeued once KILLED).
+constexpr char kPreemptedBy[] = "preempted by ";
 constexpr char kUidLabel[] = "submarine.experiment-uid";
 constexpr char kSystem[] = "services/experiment";
 
@@ -333,19 +335,33 @@ absl::Status Controller::RunOnce() {
   // Owners whose quota refused an experiment in this pass: their later experiments wait behind
   // it (strict order per owner, so a large job is not overtaken for ever by small ones).
   std::set<std::string> quota_full;
+  bool local_full = false;  // the first job waiting for room on "local" was seen
   for (StoredExperiment* row : unfinished) {
     StoredExperiment& s = *row;  // changed in place by each transition: the cache stays current
     v1::State state = s.experiment.state();
     if (s.stop_reason && state >= v1::CREATED) RequestStop(s);
-    if (state == v1::PENDING && !quota_full.count(s.experiment.owner())) {
-      if (Admit(s)) {
+    const std::string owner = s.experiment.owner();
+    if (state == v1::PENDING && !quota_full.count(owner)) {
+      const Admission admission = Admit(s);
+      if (admission == Admission::kAdmitted) {
         state = v1::ACCEPTED;  // and launch it at once
       } else if (s.experiment.state() == v1::PENDING) {
-        quota_full.insert(s.experiment.owner());
+        quota_full.insert(owner);
+        if (admission == Admission::kNoQuota && options_.preemption) {
+          Preempt(s, unfinished,
+                  [&](const StoredExperiment& other) { return other.experiment.owner() == owner; });
+        }
       }
     }
     if (state == v1::ACCEPTED) {
-      Launch(s, &running_tasks);
+      if (!Launch(s, &running_tasks) && !local_full) {
+        local_full = true;
+        if (options_.preemption) {
+          Preempt(s, unfinished, [](const StoredExperiment& other) {
+            return ClusterOf(other.experiment) == "local";
+          });
+        }
+      }
     } else if (state >= v1::CREATED && workloads.count(ClusterOf(s.experiment))) {
       auto it = s.workload_id ? by_id.find(*s.workload_id) : by_id.end();
       Observe(s, it == by_id.end() ? nullptr : it->second);
@@ -358,7 +374,7 @@ absl::Status Controller::RunOnce() {
   return absl::OkStatus();
 }
 
-bool Controller::Admit(StoredExperiment& s) {
+Controller::Admission Controller::Admit(StoredExperiment& s) {
   const v1::Experiment& e = s.experiment;
   std::optional<Lease> lease;
   std::string user = UserOf(e);
@@ -370,6 +386,7 @@ bool Controller::Admit(StoredExperiment& s) {
       if (code == absl::StatusCode::kResourceExhausted ||
           code == absl::StatusCode::kPermissionDenied) {
         SetPendingReason(s, absl::StrCat("waiting for quota: ", Message(got.status())));
+        if (code == absl::StatusCode::kResourceExhausted) return Admission::kNoQuota;
       } else if (code == absl::StatusCode::kUnavailable ||
                  code == absl::StatusCode::kDeadlineExceeded ||
                  code == absl::StatusCode::kAborted || code == absl::StatusCode::kInternal ||
@@ -386,7 +403,7 @@ bool Controller::Admit(StoredExperiment& s) {
                             clock_.Now(), "", kSystem);
         });
       }
-      return false;
+      return Admission::kWaiting;
     }
     lease = *got;
   }
@@ -399,7 +416,50 @@ bool Controller::Admit(StoredExperiment& s) {
     // The experiment was stopped or deleted meanwhile: give the lease back.
     (void)quota_->Release(lease->name(), user);
   }
-  return st.ok();
+  return st.ok() ? Admission::kAdmitted : Admission::kWaiting;
+}
+
+void Controller::Preempt(StoredExperiment& waiting,
+                         const std::vector<StoredExperiment*>& unfinished,
+                         const std::function<bool(const StoredExperiment&)>& same_pool) {
+  const int64_t priority = waiting.experiment.spec().priority();
+  StoredExperiment* victim = nullptr;
+  for (StoredExperiment* row : unfinished) {
+    const StoredExperiment& o = *row;
+    if (row == &waiting || !same_pool(o)) continue;
+    if (o.stop_reason && absl::StartsWith(*o.stop_reason, kPreemptedBy) &&
+        !IsFinal(o.experiment.state())) {
+      return;  // one is being preempted: see what its room is worth first
+    }
+    const v1::State state = o.experiment.state();
+    if (o.stop_reason || (state != v1::CREATED && state != v1::RUNNING)) continue;
+    if (o.experiment.spec().priority() >= priority) continue;
+    auto newer = [](const v1::Experiment& a, const v1::Experiment& b) {
+      return std::pair(a.create_time().seconds(), a.create_time().nanos()) >
+             std::pair(b.create_time().seconds(), b.create_time().nanos());
+    };
+    if (victim == nullptr ||
+        o.experiment.spec().priority() < victim->experiment.spec().priority() ||
+        (o.experiment.spec().priority() == victim->experiment.spec().priority() &&
+         newer(o.experiment, victim->experiment))) {
+      victim = row;
+    }
+  }
+  if (victim == nullptr) return;
+  const std::string why =
+      absl::StrCat(kPreemptedBy, waiting.experiment.name(), " (priority ", priority, " over ",
+                   victim->experiment.spec().priority(), ")");
+  absl::Status st = Change(*victim, [&](pqxx::work& tx, StoredExperiment& row) {
+    row.stop_reason = why;
+    Touch(tx, row, clock_.Now(), "");
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return;
+  log::Get("controller")
+      ->info("{} preempted by {}", victim->experiment.name(), waiting.experiment.name());
+  RequestStop(*victim);
+  SetPendingReason(waiting, absl::StrCat(waiting.experiment.state_reason(), "; preempting ",
+                                         victim->experiment.name()));
 }
 
 void Controller::SetPendingReason(StoredExperiment& s, const std::string& reason) {
@@ -412,7 +472,7 @@ void Controller::SetPendingReason(StoredExperiment& s, const std::string& reason
   });
 }
 
-void Controller::Launch(StoredExperiment& s, int* running_tasks) {
+bool Controller::Launch(StoredExperiment& s, int* running_tasks) {
   const v1::Experiment& e = s.experiment;
   const int replicas = Replicas(e);
   compute::Backend* backend = BackendOf(s);
@@ -424,7 +484,7 @@ void Controller::Launch(StoredExperiment& s, int* running_tasks) {
           clock_.Now(), "", kSystem);
     });
     ReleaseLease(s);
-    return;
+    return true;
   }
   const bool local = ClusterOf(e) == "local";
   const int cap = local ? options_.max_running_tasks : 0;
@@ -438,7 +498,7 @@ void Controller::Launch(StoredExperiment& s, int* running_tasks) {
                         clock_.Now(), "", kSystem);
     });
     ReleaseLease(s);
-    return;
+    return true;
   }
   if (cap > 0 && *running_tasks + replicas > cap) {
     SetPendingReason(
@@ -446,7 +506,7 @@ void Controller::Launch(StoredExperiment& s, int* running_tasks) {
                         " of ", cap, " tasks running, ", replicas, " needed"));
     // Strict order: nothing behind it jumps the queue, so a large job is never starved.
     *running_tasks = cap + 1;
-    return;
+    return false;
   }
   std::string id = WorkloadId(e);
   std::map<std::string, std::string> env = options_.task_env;
@@ -461,7 +521,7 @@ void Controller::Launch(StoredExperiment& s, int* running_tasks) {
       Touch(tx, now, clock_.Now(), "");
       return absl::OkStatus();
     });
-    if (!st.ok()) return;
+    if (!st.ok()) return true;
     s.workload_id = id;
   }
   auto workload = ToWorkload(e.reproducibility().resolved_spec(), id, env,
@@ -485,7 +545,7 @@ void Controller::Launch(StoredExperiment& s, int* running_tasks) {
           code == absl::StatusCode::kInternal || code == absl::StatusCode::kUnknown) {
         SetPendingReason(s, absl::StrCat("waiting for the credential store to give git credential ",
                                          name, ": ", Message(secret.status())));
-        return;
+        return true;
       }
       (void)Change(s, [&](pqxx::work& tx, StoredExperiment& now) {
         return Transition(tx, now, v1::FAILED,
@@ -493,14 +553,14 @@ void Controller::Launch(StoredExperiment& s, int* running_tasks) {
                           clock_.Now(), "", kSystem);
       });
       ReleaseLease(s);
-      return;
+      return true;
     }
     workload.secret_env["SUBMARINE_GIT_TOKEN"] = *secret;
   }
   absl::Status submitted = backend->Submit(workload);
   if (!submitted.ok() && submitted.code() != absl::StatusCode::kInvalidArgument) {
     log::Get("controller")->warn("launch of {} postponed: {}", e.name(), Message(submitted));
-    return;
+    return true;
   }
   (void)Change(s, [&](pqxx::work& tx, StoredExperiment& now) {
     if (!submitted.ok()) {
@@ -513,6 +573,7 @@ void Controller::Launch(StoredExperiment& s, int* running_tasks) {
   });
   if (submitted.ok() && local) *running_tasks += replicas;
   if (!submitted.ok()) ReleaseLease(s);
+  return true;
 }
 
 void Controller::Observe(StoredExperiment& s, const compute::WorkloadStatus* status) {
@@ -590,6 +651,10 @@ void Controller::Observe(StoredExperiment& s, const compute::WorkloadStatus* sta
     if (to == v1::KILLED && row.stop_reason) reason = *row.stop_reason;
     if (reason.empty()) reason = to == v1::RUNNING ? "a task is running" : "all tasks succeeded";
     SUBMARINE_RETURN_IF_ERROR(Transition(tx, row, to, reason, now, "", kSystem));
+    if (to == v1::KILLED && absl::StartsWith(reason, kPreemptedBy)) {
+      // Preempted, not given up: it waits again, as a new attempt, in its place in the queue.
+      return StartAttempt(tx, row, absl::StrCat("requeued after being ", reason), now, "", kSystem);
+    }
     return to == v1::FAILED ? RetryIfAllowed(tx, row, now) : absl::OkStatus();
   });
   if (IsFinal(to)) ReleaseLease(before);

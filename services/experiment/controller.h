@@ -74,6 +74,11 @@ class Controller {
     int max_running_tasks = 0;
     // Waiting this long adds 1 to a job's priority in the queue's order (0: no aging).
     std::chrono::seconds priority_aging{600};
+    // A job that waits for quota (or for room on the local cluster) stops a running job of
+    // lower priority in the same quota (on the same cluster): SIGTERM, the stop grace to
+    // checkpoint, then it is requeued as a new attempt, its history saying by whom. One at a
+    // time: the next only once the freed room proved too little.
+    bool preemption = false;
     // Where git credentials come from (not owned); null: specs naming one fail with a reason.
     CredentialSource* credentials = nullptr;
     // Variables every task gets (SUBMARINE_SERVER, ...), beside the per-experiment ones.
@@ -97,12 +102,18 @@ class Controller {
   void ReleaseLease(const StoredExperiment& stored);
 
  private:
-  // True when it was admitted (ACCEPTED); `s` is then what is stored.
-  bool Admit(StoredExperiment& s);
+  enum class Admission { kAdmitted, kNoQuota, kWaiting };
+  // kAdmitted: ACCEPTED, `s` is then what is stored; kNoQuota: the owner's quota refused it.
+  Admission Admit(StoredExperiment& s);
   // Says why a waiting (PENDING or ACCEPTED) experiment waits (stored only when it changed).
   void SetPendingReason(StoredExperiment& s, const std::string& reason);
   // `running_tasks`: replicas of launched, unfinished jobs (updated when this one launches).
-  void Launch(StoredExperiment& s, int* running_tasks);
+  // False when it waits for room on the local cluster.
+  bool Launch(StoredExperiment& s, int* running_tasks);
+  // Options::preemption: stops the lowest-priority (then newest) running job of `unfinished`
+  // that `same_pool` selects and `waiting` outranks, unless one is already being preempted.
+  void Preempt(StoredExperiment& waiting, const std::vector<StoredExperiment*>& unfinished,
+               const std::function<bool(const StoredExperiment&)>& same_pool);
   void Observe(StoredExperiment& s, const compute::WorkloadStatus* status);
   void RequestStop(StoredExperiment& s);
   // After a FAILED transition in `tx`: the next attempt when the retry policy allows another.

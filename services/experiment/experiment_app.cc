@@ -161,6 +161,7 @@ absl::Status Build(rpc::ServiceHost& host, const ExperimentServiceConfig& config
     options.lease_ttl_seconds = static_cast<int>(config.lease_ttl_seconds());
   options.max_running_tasks = static_cast<int>(config.local().max_running_tasks());
   options.credentials = credentials;
+  options.preemption = config.preemption();
   if (config.priority_aging_seconds() > 0) {
     options.priority_aging = std::chrono::seconds(config.priority_aging_seconds());
   }

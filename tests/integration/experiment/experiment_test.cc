@@ -477,6 +477,56 @@ TEST_F(ExperimentTest, AnOldLowPriorityJobOutranksANewerHigherOneByAging) {
       << "the old low-priority experiment, aged to priority 3, was launched first";
 }
 
+// With preemption on, a higher-priority job waiting for room stops a lower-priority one: it gets
+// SIGTERM and the grace to checkpoint, is KILLED saying by whom, and is requeued as attempt 2,
+// which runs once the higher one is done.
+TEST_F(ExperimentTest, AHigherPriorityJobPreemptsALowerOneWhichIsRequeued) {
+  svc_->process.Kill();
+  auto capped = StartExperimentService(nullptr, "  max_running_tasks: 1\npreemption: true\n");
+  ASSERT_TRUE(capped.ok()) << capped.status();
+  svc_ = std::move(*capped);
+  const std::string checkpoint = svc_->dir + "/checkpoint";
+  v1::Experiment low, high;
+  ASSERT_TRUE(
+      Create(Shell(absl::StrCat(
+                 "if [ \"$SUBMARINE_EXPERIMENT_ATTEMPT\" = 2 ]; then exit 0; fi; "
+                 "trap 'echo saved > ",
+                 checkpoint, "; exit 143' TERM; while :; do sleep 1 & wait $! 2>/dev/null; done")),
+             &low, "low")
+          .ok());
+  WaitUntil(low.name(), v1::RUNNING);
+  v1::Experiment urgent = Shell("true");
+  urgent.mutable_spec()->set_priority(5);
+  ASSERT_TRUE(Create(urgent, &high, "high").ok());
+
+  v1::Experiment high_done = WaitUntil(high.name());
+  EXPECT_EQ(high_done.state(), v1::SUCCEEDED) << high_done.state_reason();
+  v1::Experiment low_done = WaitUntil(low.name());
+  EXPECT_EQ(low_done.state(), v1::SUCCEEDED) << low_done.state_reason();
+  EXPECT_EQ(low_done.attempt(), 2);
+  std::ifstream saved(checkpoint);
+  std::string word;
+  saved >> word;
+  EXPECT_EQ(word, "saved") << "the preempted job checkpointed on SIGTERM";
+
+  const std::string why = absl::StrCat("preempted by ", high.name(), " (priority 5 over 0)");
+  int64_t killed_at = 0;
+  bool requeued = false;
+  for (const auto& h : low_done.history()) {
+    if (h.attempt() == 1 && h.state() == v1::KILLED) {
+      EXPECT_EQ(h.reason(), why);
+      killed_at = db::Timestamp::FromProto(h.time()).micros;
+    }
+    if (h.attempt() == 2 && h.state() == v1::PENDING) {
+      requeued = true;
+      EXPECT_EQ(h.reason(), "requeued after being " + why);
+    }
+  }
+  EXPECT_NE(killed_at, 0) << "attempt 1 was KILLED";
+  EXPECT_TRUE(requeued) << "attempt 2 started PENDING";
+  EXPECT_LE(killed_at, LaunchedAt(high_done)) << "the room was freed before the urgent job ran";
+}
+
 TEST_F(ExperimentTest, RetryRunsAFinishedExperimentAgainAsANewAttempt) {
   v1::Experiment created;
   ASSERT_TRUE(Create(Shell("exit 3"), &created, "flaky").ok());
