@@ -79,6 +79,10 @@ class Controller {
     // checkpoint, then it is requeued as a new attempt, its history saying by whom. One at a
     // time: the next only once the freed room proved too little.
     bool preemption = false;
+    // Fair share between projects (each belongs to one team): among waiting jobs of equal
+    // priority, the project holding the fewest tasks per unit of weight goes first. Weights by
+    // "projects/{p}" (at least 1; absent: 1).
+    std::map<std::string, uint32_t> fair_share_weights;
     // Where git credentials come from (not owned); null: specs naming one fail with a reason.
     CredentialSource* credentials = nullptr;
     // Variables every task gets (SUBMARINE_SERVER, ...), beside the per-experiment ones.

@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/api/names.h"
 #include "common/auth/principal.h"
 #include "common/compute/kubernetes_backend.h"
 #include "common/compute/local_backend.h"
@@ -162,6 +163,13 @@ absl::Status Build(rpc::ServiceHost& host, const ExperimentServiceConfig& config
   options.max_running_tasks = static_cast<int>(config.local().max_running_tasks());
   options.credentials = credentials;
   options.preemption = config.preemption();
+  for (const auto& [project, weight] : config.fair_share_weights()) {
+    const std::string field = absl::StrCat("fair_share_weights[", project, "]");
+    std::string id;
+    SUBMARINE_RETURN_IF_ERROR(api::ParseProjectName(project, field, &id));
+    if (weight < 1) return InvalidField(field, "must be at least 1");
+    options.fair_share_weights[project] = weight;
+  }
   if (config.priority_aging_seconds() > 0) {
     options.priority_aging = std::chrono::seconds(config.priority_aging_seconds());
   }

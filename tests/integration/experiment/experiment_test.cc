@@ -41,9 +41,10 @@ class ExperimentTest : public ::testing::Test {
   }
 
   grpc::Status Create(const v1::Experiment& e, v1::Experiment* out, const std::string& id = "",
-                      const std::string& request_id = "") {
+                      const std::string& request_id = "",
+                      const std::string& parent = "projects/p") {
     v1::CreateExperimentRequest req;
-    req.set_parent("projects/p");
+    req.set_parent(parent);
     req.set_experiment_id(id);
     *req.mutable_experiment() = e;
     req.set_request_id(request_id);
@@ -525,6 +526,37 @@ TEST_F(ExperimentTest, AHigherPriorityJobPreemptsALowerOneWhichIsRequeued) {
   EXPECT_NE(killed_at, 0) << "attempt 1 was KILLED";
   EXPECT_TRUE(requeued) << "attempt 2 started PENDING";
   EXPECT_LE(killed_at, LaunchedAt(high_done)) << "the room was freed before the urgent job ran";
+}
+
+// Fair share: with the cluster full, a freed slot goes to the project running the fewest tasks,
+// before an older job of equal priority whose project already runs one.
+TEST_F(ExperimentTest, AFreedSlotGoesToTheProjectRunningFewerTasks) {
+  svc_->process.Kill();
+  auto capped = StartExperimentService(nullptr, "  max_running_tasks: 2\n");
+  ASSERT_TRUE(capped.ok()) << capped.status();
+  svc_ = std::move(*capped);
+  auto held_until = [](const std::string& gate) {
+    return Shell(absl::StrCat("while [ ! -e ", gate, " ]; do sleep 0.05; done"));
+  };
+  const std::string gate_a = svc_->dir + "/open-a", gate_c = svc_->dir + "/open-c";
+  v1::Experiment holder_a, holder_c, older, newer;
+  ASSERT_TRUE(Create(held_until(gate_a), &holder_a, "holder", "", "projects/a").ok());
+  ASSERT_TRUE(Create(held_until(gate_c), &holder_c, "holder", "", "projects/c").ok());
+  WaitUntil(holder_a.name(), v1::RUNNING);
+  WaitUntil(holder_c.name(), v1::RUNNING);
+  ASSERT_TRUE(Create(Shell("true"), &older, "older", "", "projects/a").ok());
+  ASSERT_TRUE(Create(Shell("true"), &newer, "newer", "", "projects/b").ok());
+  ASSERT_TRUE(WaitFor([&] {
+    return Get(older.name()).state() == v1::ACCEPTED && Get(newer.name()).state() == v1::ACCEPTED;
+  }));
+  std::ofstream(gate_c) << "go";  // one slot frees while projects/a still runs a task
+  v1::Experiment newer_done = WaitUntil(newer.name());
+  std::ofstream(gate_a) << "go";
+  v1::Experiment older_done = WaitUntil(older.name());
+  ASSERT_EQ(newer_done.state(), v1::SUCCEEDED);
+  ASSERT_EQ(older_done.state(), v1::SUCCEEDED);
+  EXPECT_LT(LaunchedAt(newer_done), LaunchedAt(older_done))
+      << "projects/b, running nothing, went before the older job of projects/a";
 }
 
 TEST_F(ExperimentTest, RetryRunsAFinishedExperimentAgainAsANewAttempt) {
