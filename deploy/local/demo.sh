@@ -126,6 +126,21 @@ ensure as alice "$SUBMARINE" environment create --project vision-lab \
   -f "$ROOT/deploy/local/examples/environment.yaml"
 as alice "$SUBMARINE" environment list --project vision-lab
 
+# On a re-run, the grant the last run gave bob goes first, so that he is refused again.
+ENV_RESOURCE=projects/vision-lab/environments/notebook-py311
+for grant in $(SUBMARINE_CONFIG_DIR="$DEMO_HOME/alice" "$SUBMARINE" grant list "$ENV_RESOURCE" \
+  -o json | "$PYTHON" -c 'import json, sys
+for g in json.load(sys.stdin):
+    if g.get("subject") == "users/bob": print(g["name"])'); do
+  SUBMARINE_CONFIG_DIR="$DEMO_HOME/alice" "$SUBMARINE" grant delete "$grant" >/dev/null
+  # The services' cached answers are invalidated by the revocation's event, within seconds.
+  for _ in $(seq 1 100); do
+    SUBMARINE_CONFIG_DIR="$DEMO_HOME/bob" "$SUBMARINE" environment get notebook-py311 \
+      --project vision-lab >/dev/null 2>&1 || break
+    sleep 0.1
+  done
+done
+
 step "bob cannot see it: 403 whether or not it exists, and vision-lab is not among his projects"
 expect_failure as bob "$SUBMARINE" environment get notebook-py311 --project vision-lab
 expect_failure as bob "$SUBMARINE" environment get no-such-env --project vision-lab
