@@ -27,6 +27,8 @@ using permission::v1::QuotaService;
 constexpr char kOwnerLabel[] = "submarine.experiment";
 // The start of the stop reason of a preempted experiment (it is requeued once KILLED).
 constexpr char kPreemptedBy[] = "preempted by ";
+// The start of the reason of an attempt the retry policy started.
+constexpr char kRetryReason[] = "retry ";
 constexpr char kUidLabel[] = "submarine.experiment-uid";
 constexpr char kSystem[] = "services/experiment";
 
@@ -681,12 +683,16 @@ void Controller::Observe(StoredExperiment& s, const compute::WorkloadStatus* sta
 absl::Status Controller::RetryIfAllowed(pqxx::work& tx, StoredExperiment& row,
                                         std::chrono::system_clock::time_point now) {
   const int retries = row.experiment.spec().retry_policy().max_retries();
-  const int done = row.experiment.attempt() - 1;
+  // Retries the policy made (not requeues after preemption, nor retries asked for by users).
+  int done = 0;
+  for (const auto& h : row.experiment.history()) {
+    done += h.state() == v1::PENDING && absl::StartsWith(h.reason(), kRetryReason);
+  }
   if (done >= retries) return absl::OkStatus();
-  return StartAttempt(
-      tx, row,
-      absl::StrCat("retry ", done + 1, " of ", retries, " after: ", row.experiment.state_reason()),
-      now, "", kSystem);
+  return StartAttempt(tx, row,
+                      absl::StrCat(kRetryReason, done + 1, " of ", retries,
+                                   " after: ", row.experiment.state_reason()),
+                      now, "", kSystem);
 }
 
 void Controller::RequestStop(StoredExperiment& s) {

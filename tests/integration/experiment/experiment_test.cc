@@ -480,7 +480,8 @@ TEST_F(ExperimentTest, AnOldLowPriorityJobOutranksANewerHigherOneByAging) {
 
 // With preemption on, a higher-priority job waiting for room stops a lower-priority one: it gets
 // SIGTERM and the grace to checkpoint, is KILLED saying by whom, and is requeued as attempt 2,
-// which runs once the higher one is done.
+// which runs once the higher one is done. The requeue is not one of its retries: attempt 2
+// fails, and its one retry (attempt 3) succeeds.
 TEST_F(ExperimentTest, AHigherPriorityJobPreemptsALowerOneWhichIsRequeued) {
   svc_->process.Kill();
   auto capped = StartExperimentService(nullptr, "  max_running_tasks: 1\npreemption: true\n");
@@ -488,13 +489,11 @@ TEST_F(ExperimentTest, AHigherPriorityJobPreemptsALowerOneWhichIsRequeued) {
   svc_ = std::move(*capped);
   const std::string checkpoint = svc_->dir + "/checkpoint";
   v1::Experiment low, high;
-  ASSERT_TRUE(
-      Create(Shell(absl::StrCat(
-                 "if [ \"$SUBMARINE_EXPERIMENT_ATTEMPT\" = 2 ]; then exit 0; fi; "
-                 "trap 'echo saved > ",
-                 checkpoint, "; exit 143' TERM; while :; do sleep 1 & wait $! 2>/dev/null; done")),
-             &low, "low")
-          .ok());
+  v1::Experiment preemptible = Shell(absl::StrCat(
+      "case $SUBMARINE_EXPERIMENT_ATTEMPT in 2) exit 1;; 3) exit 0;; esac; trap 'echo saved > ",
+      checkpoint, "; exit 143' TERM; while :; do sleep 1 & wait $! 2>/dev/null; done"));
+  preemptible.mutable_spec()->mutable_retry_policy()->set_max_retries(1);
+  ASSERT_TRUE(Create(preemptible, &low, "low").ok());
   WaitUntil(low.name(), v1::RUNNING);
   v1::Experiment urgent = Shell("true");
   urgent.mutable_spec()->set_priority(5);
@@ -504,7 +503,7 @@ TEST_F(ExperimentTest, AHigherPriorityJobPreemptsALowerOneWhichIsRequeued) {
   EXPECT_EQ(high_done.state(), v1::SUCCEEDED) << high_done.state_reason();
   v1::Experiment low_done = WaitUntil(low.name());
   EXPECT_EQ(low_done.state(), v1::SUCCEEDED) << low_done.state_reason();
-  EXPECT_EQ(low_done.attempt(), 2);
+  EXPECT_EQ(low_done.attempt(), 3) << "preempted, then failed once and retried";
   std::ifstream saved(checkpoint);
   std::string word;
   saved >> word;
