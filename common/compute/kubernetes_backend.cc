@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/compute/task_files.h"
 #include "common/compute/workload.h"
@@ -1128,16 +1129,10 @@ void KubernetesBackend::ArchiveInBackground(const std::string& id, const TaskRef
   }
   // Opened (or given up) before the pod is deleted: a pod that ends at once on SIGTERM is gone,
   // with its log, before a late follower connects.
-  struct Opened {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false;
-  };
-  auto opened = std::make_shared<Opened>();
+  auto opened = std::make_shared<absl::Notification>();
+  // Only the follower's thread calls it (curl calls on_started on it), so the check is safe.
   auto open = [opened] {
-    std::lock_guard lock(opened->mu);
-    opened->done = true;
-    opened->cv.notify_all();
+    if (!opened->HasBeenNotified()) opened->Notify();
   };
   // The stream lasts the grace and the container's own end; a stuck one is cut after that.
   const auto follow_for = grace + std::chrono::minutes(1);
@@ -1155,8 +1150,7 @@ void KubernetesBackend::ArchiveInBackground(const std::string& id, const TaskRef
     --followers_running_;
     followers_done_.notify_all();
   }).detach();
-  std::unique_lock lock(opened->mu);
-  opened->cv.wait_for(lock, options_.cluster.timeout, [&] { return opened->done; });
+  opened->WaitForNotificationWithTimeout(absl::FromChrono(options_.cluster.timeout));
 }
 
 bool KubernetesBackend::FollowingLogsOf(const std::string& id) {
