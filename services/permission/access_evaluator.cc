@@ -105,7 +105,7 @@ std::vector<AccessAnswer> Evaluate(pqxx::transaction_base& tx,
   std::set<std::string> users, projects, resources;
   for (const auto& q : questions) {
     users.insert(q.username);
-    projects.insert(q.resource.project);
+    if (!q.resource.platform) projects.insert(q.resource.project);
     for (const auto& r : q.resource.chain) resources.insert(r);
   }
   std::vector<std::string> user_list(users.begin(), users.end());
@@ -139,6 +139,13 @@ std::vector<AccessAnswer> Evaluate(pqxx::transaction_base& tx,
   for (size_t i = 0; i < questions.size(); ++i) {
     const auto& q = questions[i];
     auto& a = answers[i];
+    if (q.resource.platform) {
+      // Platform resources: everyone reads them, administrators manage them; no grant applies.
+      auto f = flags.find(q.username);
+      a.user_missing = f == flags.end() || f->second.disabled;
+      if (!a.user_missing) a.effective = f->second.admin ? 3 : 1;
+      continue;
+    }
     auto owner = owners.find(q.resource.project);
     a.project_missing = owner == owners.end();
     auto f = flags.find(q.username);
@@ -176,6 +183,7 @@ absl::Status Require(pqxx::transaction_base& tx, const Caller& caller, const Res
   std::string what = PermissionName(permission);
   if (caller.username.empty()) {
     // A bare service: administrator rights, but existence still matters.
+    if (resource.platform) return absl::OkStatus();
     if (PermissionStore::ProjectOwners(tx, {resource.project}).empty()) {
       return NotFound("project", "projects/" + resource.project);
     }

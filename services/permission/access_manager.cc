@@ -244,7 +244,8 @@ absl::Status AccessManager::Answer(
       std::string prefix = single ? "" : absl::StrCat("checks[", i, "].");
       AccessQuestion q;
       SUBMARINE_ASSIGN_OR_RETURN(q.username, CheckedUser(caller, c.subject(), prefix + "subject"));
-      SUBMARINE_RETURN_IF_ERROR(ParseResource(c.resource(), prefix + "resource", &q.resource));
+      SUBMARINE_RETURN_IF_ERROR(ParseResource(c.resource(), prefix + "resource", &q.resource,
+                                              /*allow_platform=*/true));
       SUBMARINE_RETURN_IF_ERROR(CheckPermissionValue(c.permission(), prefix + "permission"));
       q.permission = c.permission();
       questions.push_back(std::move(q));

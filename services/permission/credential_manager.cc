@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "common/auth/crypto.h"
 #include "common/events/outbox.h"
@@ -38,9 +39,14 @@ bool IsCredentialId(const std::string& id) {
   return true;
 }
 
-// "users/{u}" → u.
+// The services a platform credential's plain secret is released to (they build the compute
+// clusters' backends).
+constexpr const char* kPlatformSecretReaders[] = {"experiment", "notebook", "serving"};
+
+// "users/{u}" → u; "platform" → "" (CredentialStore's platform owner).
 absl::StatusOr<std::string> ParseParent(const std::string& parent) {
   if (parent.empty()) return InvalidField("parent", "is required (\"users/{user}\")");
+  if (parent == CredentialStore::kPlatformParent) return std::string();
   if (parent.rfind("users/", 0) != 0 || !IsUsername(parent.substr(6))) {
     return InvalidField(
         "parent", absl::StrCat("expected \"users/{user}\", got \"", parent.substr(0, 100), "\""));
@@ -52,10 +58,17 @@ absl::StatusOr<std::string> ParseParent(const std::string& parent) {
 absl::StatusOr<std::pair<std::string, std::string>> ParseName(const std::string& name) {
   if (name.empty()) return InvalidField("name", "is required (\"users/{user}/credentials/{id}\")");
   auto bad = [&] {
-    return InvalidField("name", absl::StrCat("expected \"users/{user}/credentials/{id}\", got \"",
+    return InvalidField("name", absl::StrCat("expected \"users/{user}/credentials/{id}\" or "
+                                             "\"platform/credentials/{id}\", got \"",
                                              name.substr(0, 100), "\""));
   };
   constexpr std::string_view kMid = "/credentials/";
+  const std::string platform = std::string(CredentialStore::kPlatformParent) + std::string(kMid);
+  if (name.rfind(platform, 0) == 0) {
+    std::string id = name.substr(platform.size());
+    if (!IsCredentialId(id)) return bad();
+    return std::make_pair(std::string(), id);
+  }
   size_t mid = name.find(kMid);
   if (name.rfind("users/", 0) != 0 || mid == std::string::npos) return bad();
   std::string user = name.substr(6, mid - 6);
@@ -70,6 +83,10 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseName(const std::string&
 absl::Status Authorize(pqxx::transaction_base& tx, const rpc::CallInfo& call,
                        const std::string& owner, const std::string& resource) {
   SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+  if (owner.empty()) {
+    if (caller.admin) return absl::OkStatus();
+    return CallerMayNot(call, "manage platform credentials (administrators only)", resource);
+  }
   if (!caller.MayManageUser(owner)) {
     return CallerMayNot(call, "manage the credentials of users/" + owner, resource);
   }
@@ -104,11 +121,11 @@ absl::StatusOr<Credential> CredentialManager::Create(const v1::CreateCredentialR
     return InvalidField("credential_id", "credential ids match [a-z][a-z0-9-]{0,62}");
   }
   static const std::set<std::string> kTypes = {"git-token", "s3-keys", "kerberos-keytab",
-                                               "generic"};
+                                               "kubeconfig", "generic"};
   const Credential& in = req.credential();
   if (!kTypes.count(in.type())) {
     return InvalidField("credential.type",
-                        "must be one of git-token, s3-keys, kerberos-keytab, generic");
+                        "must be one of git-token, s3-keys, kerberos-keytab, kubeconfig, generic");
   }
   if (in.description().size() > kMaxDescription) {
     return InvalidField("credential.description",
@@ -198,7 +215,15 @@ absl::StatusOr<v1::AccessCredentialSecretResponse> CredentialManager::AccessSecr
     // The caller acts for an existing, enabled user (ResolveCaller); the secret goes only to a
     // service acting for its owner (internal_only already keeps USER principals out).
     SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
-    if (!caller.ReceivesSecretsOf(parts.first)) {
+    if (parts.first.empty()) {
+      if (!caller.service ||
+          !absl::c_linear_search(kPlatformSecretReaders, call.principal.service())) {
+        return CallerMayNot(call,
+                            "read platform secrets (only the experiment, notebook and serving "
+                            "services may)",
+                            req.name());
+      }
+    } else if (!caller.ReceivesSecretsOf(parts.first)) {
       return CallerMayNot(call,
                           absl::StrCat("read secrets of users/", parts.first,
                                        " (only a service acting for that user may)"),

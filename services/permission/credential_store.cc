@@ -28,10 +28,30 @@ constexpr db::Statement kList{"credential.list",
                               "FROM credentials WHERE username = $1 ORDER BY credential_id"};
 constexpr db::Statement kDelete{
     "credential.delete", "DELETE FROM credentials WHERE username = $1 AND credential_id = $2"};
+// The same over platform_credentials (no owner column).
+constexpr db::Statement kPlatformUpsert{
+    "credential.platform_upsert",
+    "INSERT INTO platform_credentials (credential_id, type, description, sealed, create_time, "
+    "update_time) VALUES ($1, $2, $3, $4, $5, $5) "
+    "ON CONFLICT (credential_id) DO UPDATE SET type = EXCLUDED.type, "
+    "description = EXCLUDED.description, sealed = EXCLUDED.sealed, "
+    "update_time = EXCLUDED.update_time "
+    "RETURNING (xmax = 0), create_time"};
+constexpr db::Statement kPlatformFind{
+    "credential.platform_find",
+    "SELECT credential_id, type, description, create_time, update_time, sealed "
+    "FROM platform_credentials WHERE credential_id = $1"};
+constexpr db::Statement kPlatformList{
+    "credential.platform_list",
+    "SELECT credential_id, type, description, create_time, update_time "
+    "FROM platform_credentials ORDER BY credential_id"};
+constexpr db::Statement kPlatformDelete{
+    "credential.platform_delete", "DELETE FROM platform_credentials WHERE credential_id = $1"};
 
 Credential FromRow(const std::string& username, const pqxx::row& row) {
   Credential c;
-  c.set_name(absl::StrCat("users/", username, "/credentials/", row[0].as<std::string>()));
+  c.set_name(
+      absl::StrCat(CredentialStore::ParentOf(username), "/credentials/", row[0].as<std::string>()));
   c.set_type(row[1].as<std::string>());
   c.set_description(row[2].as<std::string>());
   *c.mutable_create_time() = row[3].as<db::Timestamp>().ToProto();
@@ -41,8 +61,14 @@ Credential FromRow(const std::string& username, const pqxx::row& row) {
 
 }  // namespace
 
+std::string CredentialStore::ParentOf(const std::string& username) {
+  return username.empty() ? std::string(kPlatformParent) : absl::StrCat("users/", username);
+}
+
 const db::StatementSet& CredentialStore::Statements() {
-  static const auto* set = new db::StatementSet{kFindAccount, kUpsert, kFind, kList, kDelete};
+  static const auto* set =
+      new db::StatementSet{kFindAccount,    kUpsert,       kFind,         kList,          kDelete,
+                           kPlatformUpsert, kPlatformFind, kPlatformList, kPlatformDelete};
   return *set;
 }
 
@@ -56,9 +82,12 @@ std::optional<CredentialStore::Account> CredentialStore::FindAccount(pqxx::trans
 bool CredentialStore::Upsert(pqxx::work& tx, const std::string& username,
                              const std::string& credential_id, Credential* credential,
                              const std::string& sealed, int64_t now_micros) {
-  auto r =
-      db::Exec(tx, kUpsert, username, credential_id, credential->type(), credential->description(),
-               pqxx::binarystring(sealed), db::Timestamp{now_micros});
+  auto r = username.empty() ? db::Exec(tx, kPlatformUpsert, credential_id, credential->type(),
+                                       credential->description(), pqxx::binarystring(sealed),
+                                       db::Timestamp{now_micros})
+                            : db::Exec(tx, kUpsert, username, credential_id, credential->type(),
+                                       credential->description(), pqxx::binarystring(sealed),
+                                       db::Timestamp{now_micros});
   *credential->mutable_create_time() = r[0][1].as<db::Timestamp>().ToProto();
   *credential->mutable_update_time() = db::Timestamp{now_micros}.ToProto();
   return r[0][0].as<bool>();
@@ -67,7 +96,8 @@ bool CredentialStore::Upsert(pqxx::work& tx, const std::string& username,
 std::optional<CredentialStore::Stored> CredentialStore::Find(pqxx::transaction_base& tx,
                                                              const std::string& username,
                                                              const std::string& credential_id) {
-  auto r = db::Exec(tx, kFind, username, credential_id);
+  auto r = username.empty() ? db::Exec(tx, kPlatformFind, credential_id)
+                            : db::Exec(tx, kFind, username, credential_id);
   if (r.empty()) return std::nullopt;
   Stored s;
   s.credential = FromRow(username, r[0]);
@@ -77,7 +107,7 @@ std::optional<CredentialStore::Stored> CredentialStore::Find(pqxx::transaction_b
 
 std::vector<Credential> CredentialStore::List(pqxx::transaction_base& tx,
                                               const std::string& username) {
-  auto r = db::Exec(tx, kList, username);
+  auto r = username.empty() ? db::Exec(tx, kPlatformList) : db::Exec(tx, kList, username);
   std::vector<Credential> out;
   out.reserve(r.size());
   for (const auto& row : r) out.push_back(FromRow(username, row));
@@ -86,7 +116,9 @@ std::vector<Credential> CredentialStore::List(pqxx::transaction_base& tx,
 
 bool CredentialStore::Delete(pqxx::work& tx, const std::string& username,
                              const std::string& credential_id) {
-  return db::Exec(tx, kDelete, username, credential_id).affected_rows() > 0;
+  auto r = username.empty() ? db::Exec(tx, kPlatformDelete, credential_id)
+                            : db::Exec(tx, kDelete, username, credential_id);
+  return r.affected_rows() > 0;
 }
 
 }  // namespace submarine::permission

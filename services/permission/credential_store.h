@@ -18,8 +18,14 @@
 
 namespace submarine::permission {
 
+// Every method takes the owner's username; "" means the platform (table platform_credentials,
+// names "platform/credentials/{id}").
 class CredentialStore {
  public:
+  static constexpr char kPlatformParent[] = "platform";
+  // "users/{u}", or "platform" for "".
+  static std::string ParentOf(const std::string& username);
+
   // Every statement of this store; give it to the pool (ConnectionPool::Options::statements).
   static const db::StatementSet& Statements();
 

@@ -1,5 +1,6 @@
 #include "services/permission/permission_names.h"
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "common/api/names.h"
 #include "common/status/status.h"
@@ -42,8 +43,8 @@ absl::Status ParseTeamName(const std::string& name, const std::string& field, st
   return ParsePrefixed(name, field, "teams/", false, team);
 }
 
-absl::Status ParseResource(const std::string& resource, const std::string& field,
-                           ResourceRef* out) {
+absl::Status ParseResource(const std::string& resource, const std::string& field, ResourceRef* out,
+                           bool allow_platform) {
   auto bad = [&](const std::string& why) {
     return InvalidField(field, absl::StrCat("expected \"projects/{project}\" or "
                                             "\"projects/{project}/{collection}/{id}\" (", why,
@@ -52,6 +53,16 @@ absl::Status ParseResource(const std::string& resource, const std::string& field
   if (resource.empty()) return InvalidField(field, "is required");
   if (resource.size() > 1024) return InvalidField(field, "longer than 1024 bytes");
   auto parts = Split(resource);
+  if (allow_platform && parts.size() == 2 &&
+      absl::c_linear_search(kPlatformCollections, parts[0])) {
+    if (!api::IsValidResourceId(parts[1])) {
+      return bad("ids are 1-63 of [a-z0-9._-], starting and ending with a letter or digit");
+    }
+    out->project.clear();
+    out->chain = {resource};
+    out->platform = true;
+    return absl::OkStatus();
+  }
   if (parts.size() < 2 || parts[0] != "projects") return bad("must start with projects/");
   if (parts.size() % 2 != 0) return bad("collection without an id");
   if (parts.size() > 18) return bad("nested too deeply");

@@ -29,13 +29,19 @@ absl::Status ParseTeamName(const std::string& name, const std::string& field, st
 // A resource inside the permission model: "projects/{p}" or
 // "projects/{p}/{collection}/{id}[/{collection}/{id}...]" (at most 8 levels); collections are
 // lowerCamel words, ids [a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?.
+// With `allow_platform`, also a platform-level resource outside every project,
+// "{collection}/{id}" of a collection in kPlatformCollections ("computeClusters/gpu-a"): every
+// enabled user may READ those, only platform administrators WRITE or ADMIN them, and no grant
+// or binding applies (AccessEvaluator).
 struct ResourceRef {
-  std::string project;              // p
+  std::string project;              // p; empty for a platform resource
   std::vector<std::string> chain;   // every resource name below the project, outermost first
+  bool platform = false;            // a platform resource: chain holds its name only
   bool is_project() const { return chain.empty(); }
 };
+inline constexpr const char* kPlatformCollections[] = {"computeClusters"};
 absl::Status ParseResource(const std::string& resource, const std::string& field,
-                           ResourceRef* out);
+                           ResourceRef* out, bool allow_platform = false);
 
 // A generated id (role bindings, grants, tokens): 1-64 lower-case hex digits.
 absl::Status ValidateHexId(const std::string& id, const std::string& field);
