@@ -1,5 +1,8 @@
 #include "services/environment/environment_app.h"
 
+#include "services/environment/compute_cluster_manager.h"
+#include "services/environment/compute_cluster_service.h"
+#include "services/environment/compute_cluster_store.h"
 #include "services/environment/environment_manager.h"
 #include "services/environment/environment_service.h"
 #include "services/environment/environment_store.h"
@@ -12,7 +15,7 @@ rpc::ServiceSpec Spec() {
   spec.error_domain = kErrorDomain;
   spec.topic_prefix = "submarine.environment.v1.";
   spec.migrations = {{"environment", EnvironmentMigrations()}};
-  spec.statements = {&EnvironmentStore::Statements()};
+  spec.statements = {&EnvironmentStore::Statements(), &ComputeClusterStore::Statements()};
   return spec;
 }
 
@@ -25,6 +28,10 @@ absl::Status Build(rpc::ServiceHost& host,
   }
   host.Serve<EnvironmentServiceImpl>(manager);
   host.Serve<SubmarineEnvironmentApiImpl>(manager);
+  auto* clusters = host.Make<ComputeClusterManager>(&host.pool(), &host.authorizer(),
+                                                    &host.idempotency(), host.clock(), host.ids());
+  SUBMARINE_RETURN_IF_ERROR(clusters->SeedLocal());
+  host.Serve<ComputeClusterServiceImpl>(clusters);
   host.CountInProject("environments", &EnvironmentStore::CountInProject);
   return absl::OkStatus();
 }

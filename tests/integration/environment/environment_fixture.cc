@@ -51,7 +51,8 @@ absl::Status StartGateway(EnvironmentProcess* env, const std::string& auth_yaml)
       "http_listen: 127.0.0.1:0\ngrpc_listen: 127.0.0.1:0\nbackends:\n  - address: ",
       env->ready.grpc,
       "\n    services: [submarine.environment.v1.EnvironmentService, "
-      "submarine.environment.v1.SubmarineEnvironmentApi]\n",
+      "submarine.environment.v1.SubmarineEnvironmentApi, "
+      "submarine.environment.v1.ComputeClusterService]\n",
       auth_yaml.empty() ? "auth:\n  insecure_no_authorization: true\nserver: {}\n" : auth_yaml);
   SUBMARINE_ASSIGN_OR_RETURN(env->gateway, StartService("submarine-gateway", env->dir, "gateway",
                                                         yaml, &env->gateway_ready));
