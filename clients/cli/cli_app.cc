@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "clients/cli/api_client.h"
+#include "clients/cli/cluster_commands.h"
 #include "clients/cli/credentials.h"
 #include "clients/cli/environment_commands.h"
 #include "clients/cli/experiment_commands.h"
@@ -771,16 +772,29 @@ void AddTokenCommands(CLI::App& app, Runner& runner) {
 
 struct CredentialListOptions {
   std::string user;
+  bool platform = false;
 };
 struct CredentialCreateOptions {
   std::string credential;
   std::string user;
+  bool platform = false;
   CredentialInput input;
 };
 struct CredentialDeleteOptions {
   std::string credential;
   std::string user;
+  bool platform = false;
 };
+
+// --user, or the platform's credentials with --platform.
+std::string CredentialOwnerOption(const std::string& user, bool platform) {
+  return platform ? std::string(kPlatformCredentials) : user;
+}
+
+void AddPlatformFlag(CLI::App* c, bool* platform) {
+  c->add_flag("--platform", *platform,
+              "The platform's credentials (administrators; e.g. a cluster's kubeconfig)");
+}
 
 void AddCredentialCommands(CLI::App& app, Runner& runner) {
   Group g = AddGroup(app, "credential",
@@ -790,23 +804,27 @@ void AddCredentialCommands(CLI::App& app, Runner& runner) {
       g, runner, "list", "List credentials (metadata only)",
       [](CLI::App* c, CredentialListOptions* o) {
         c->add_option("--user", o->user, "Whose (default: you)");
+        AddPlatformFlag(c, &o->platform);
       },
       [](const ClientContext& ctx, const CredentialListOptions& o) {
-        return ListCredentials(ctx, o.user);
+        return ListCredentials(ctx, CredentialOwnerOption(o.user, o.platform));
       });
   AddLeaf<CredentialCreateOptions>(
       g, runner, "create", "Store a credential (replaces one of the same id)",
       [](CLI::App* c, CredentialCreateOptions* o) {
         c->add_option("credential", o->credential, "Credential id")->required();
-        c->add_option("--type", o->input.type, "git-token, s3-keys, kerberos-keytab or generic")
+        c->add_option("--type", o->input.type,
+                      "git-token, s3-keys, kerberos-keytab, kubeconfig or generic")
             ->capture_default_str();
         c->add_option("--description", o->input.description, "Description");
         c->add_option("--secret-file", o->input.secret_file,
                       "Read the secret from this file ('-': standard input); default: prompt");
         c->add_option("--user", o->user, "Whose (default: you)");
+        AddPlatformFlag(c, &o->platform);
       },
       [](const ClientContext& ctx, const CredentialCreateOptions& o) {
-        return CreateCredential(ctx, o.user, o.credential, o.input);
+        return CreateCredential(ctx, CredentialOwnerOption(o.user, o.platform), o.credential,
+                                o.input);
       });
   AddLeaf<CredentialDeleteOptions>(
       g, runner, "delete", "Delete a credential",
@@ -814,9 +832,98 @@ void AddCredentialCommands(CLI::App& app, Runner& runner) {
         c->add_option("credential", o->credential, "Credential id or users/NAME/credentials/ID")
             ->required();
         c->add_option("--user", o->user, "Whose (default: you)");
+        AddPlatformFlag(c, &o->platform);
       },
       [](const ClientContext& ctx, const CredentialDeleteOptions& o) {
-        return DeleteCredential(ctx, o.user, o.credential);
+        return DeleteCredential(ctx, CredentialOwnerOption(o.user, o.platform), o.credential);
+      });
+}
+
+// ---- cluster
+
+struct ClusterListOptions {
+  std::string filter;
+};
+struct ClusterNameOptions {
+  std::string cluster;
+};
+struct ClusterChangeOptions {
+  std::string cluster;
+  ClusterInput input;
+};
+
+void AddClusterInputOptions(CLI::App* c, ClusterInput* in) {
+  c->add_option("--capacity", in->capacity,
+                "What its experiments may hold at once, e.g. cpu=64,memory=256Gi,nvidia.com/gpu=8");
+  c->add_option("--allow-project", in->allowed_projects,
+                "A project that may use it (repeat; default: every project)");
+  c->add_option("--display-name", in->display_name, "Display name");
+  c->add_option("--description", in->description, "Description");
+}
+
+void AddClusterCommands(CLI::App& app, Runner& runner) {
+  Group g = AddGroup(app, "cluster",
+                     "Compute clusters experiments run on (local, Kubernetes, YARN); "
+                     "administrators manage them");
+  AddLeaf<ClusterListOptions>(
+      g, runner, "list", "List compute clusters",
+      [](CLI::App* c, ClusterListOptions* o) {
+        c->add_option("--filter", o->filter, "e.g. 'kind = \"kubernetes\"'");
+      },
+      [](const ClientContext& ctx, const ClusterListOptions& o) {
+        return ListClusters(ctx, o.filter);
+      });
+  AddLeaf<ClusterNameOptions>(
+      g, runner, "get", "Show one compute cluster",
+      [](CLI::App* c, ClusterNameOptions* o) {
+        c->add_option("cluster", o->cluster, "Cluster id or computeClusters/ID")->required();
+      },
+      [](const ClientContext& ctx, const ClusterNameOptions& o) {
+        return GetCluster(ctx, o.cluster);
+      });
+  AddLeaf<ClusterChangeOptions>(
+      g, runner, "create", "Create a compute cluster (administrators)",
+      [](CLI::App* c, ClusterChangeOptions* o) {
+        ClusterInput* in = &o->input;
+        c->add_option("cluster", o->cluster, "Cluster id")->required();
+        c->add_option("-f,--file", in->file, "A YAML/JSON ComputeCluster ('-': standard input)");
+        c->add_flag("--kubernetes", in->kubernetes, "A Kubernetes cluster");
+        c->add_option("--kubeconfig", in->kubeconfig,
+                      "Its kubeconfig file, stored as platform/credentials/<cluster>-kubeconfig "
+                      "(default: the services' in-cluster service account)");
+        c->add_option("--kubeconfig-credential", in->kubeconfig_credential,
+                      "A platform credential holding the kubeconfig");
+        c->add_option("--context", in->context, "The kubeconfig context");
+        c->add_option("--namespace", in->namespace_, "The namespace workloads run in");
+        c->add_option("--default-image", in->default_image, "Image of roles that name none");
+        c->add_option("--kueue-queue", in->kueue_queue, "Kueue LocalQueue of its workloads");
+        c->add_flag("--indexed-jobs-only", in->indexed_jobs_only,
+                    "Never use Kubeflow Trainer TrainJobs");
+        c->add_flag("--yarn", in->yarn, "A YARN cluster");
+        c->add_option("--rm-url", in->rm_url, "The YARN ResourceManager's web address");
+        c->add_option("--yarn-user", in->yarn_user, "The user YARN services run as");
+        c->add_option("--queue", in->queue, "The YARN queue");
+        AddClusterInputOptions(c, in);
+      },
+      [](const ClientContext& ctx, const ClusterChangeOptions& o) {
+        return CreateCluster(ctx, o.cluster, o.input);
+      });
+  AddLeaf<ClusterChangeOptions>(
+      g, runner, "update", "Change a compute cluster's capacity, projects or description",
+      [](CLI::App* c, ClusterChangeOptions* o) {
+        c->add_option("cluster", o->cluster, "Cluster id or computeClusters/ID")->required();
+        AddClusterInputOptions(c, &o->input);
+      },
+      [](const ClientContext& ctx, const ClusterChangeOptions& o) {
+        return UpdateCluster(ctx, o.cluster, o.input);
+      });
+  AddLeaf<ClusterNameOptions>(
+      g, runner, "delete", "Delete a compute cluster (its running experiments finish)",
+      [](CLI::App* c, ClusterNameOptions* o) {
+        c->add_option("cluster", o->cluster, "Cluster id or computeClusters/ID")->required();
+      },
+      [](const ClientContext& ctx, const ClusterNameOptions& o) {
+        return DeleteCluster(ctx, o.cluster);
       });
 }
 
@@ -857,6 +964,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err, std::ist
   AddQuotaCommands(app, runner);
   AddTokenCommands(app, runner);
   AddCredentialCommands(app, runner);
+  AddClusterCommands(app, runner);
   AddAuditCommands(app, runner);
   try {
     app.parse(argc, argv);

@@ -882,9 +882,19 @@ absl::Status RevokeToken(const ClientContext& ctx, const std::string& user,
 
 // ---- Credentials.
 
+namespace {
+
+// "users/{u}" (the caller when `user` is empty), or "platform".
+absl::StatusOr<std::string> CredentialOwner(const ClientContext& ctx, const std::string& user) {
+  if (user == kPlatformCredentials) return std::string(kPlatformCredentials);
+  return UserOrSelf(ctx, user);
+}
+
+}  // namespace
+
 absl::Status ListCredentials(const ClientContext& ctx, const std::string& user) {
   pb::ListCredentialsRequest request;
-  SUBMARINE_ASSIGN_OR_RETURN(*request.mutable_parent(), UserOrSelf(ctx, user));
+  SUBMARINE_ASSIGN_OR_RETURN(*request.mutable_parent(), CredentialOwner(ctx, user));
   SUBMARINE_ASSIGN_OR_RETURN(auto answer, ctx.api->Call<pb::ListCredentialsResponse>(
                                               Credential("ListCredentials"), request));
   Print(ctx, Items(answer.credentials()), CredentialColumns(), false);
@@ -894,7 +904,7 @@ absl::Status ListCredentials(const ClientContext& ctx, const std::string& user) 
 absl::Status CreateCredential(const ClientContext& ctx, const std::string& user,
                               const std::string& credential_id, const CredentialInput& input) {
   pb::CreateCredentialRequest request;
-  SUBMARINE_ASSIGN_OR_RETURN(*request.mutable_parent(), UserOrSelf(ctx, user));
+  SUBMARINE_ASSIGN_OR_RETURN(*request.mutable_parent(), CredentialOwner(ctx, user));
   std::string secret;
   if (input.secret_file == "-") {
     std::stringstream ss;
@@ -924,7 +934,7 @@ absl::Status DeleteCredential(const ClientContext& ctx, const std::string& user,
   pb::DeleteCredentialRequest request;
   request.set_name(name);
   if (name.find("/credentials/") == std::string::npos) {
-    SUBMARINE_ASSIGN_OR_RETURN(std::string owner, UserOrSelf(ctx, user));
+    SUBMARINE_ASSIGN_OR_RETURN(std::string owner, CredentialOwner(ctx, user));
     request.set_name(absl::StrCat(owner, "/credentials/", name));
   }
   SUBMARINE_ASSIGN_OR_RETURN(auto answer, ctx.api->Call<pb::DeleteCredentialResponse>(

@@ -133,7 +133,9 @@ absl::Status CreateToken(const ClientContext& ctx, const std::string& user,
 absl::Status RevokeToken(const ClientContext& ctx, const std::string& user,
                          const std::string& name);
 
-// ---- Credentials (of `user`; "" means the caller).
+// ---- Credentials (of `user`; "" means the caller; kPlatformCredentials: the platform's, for
+// administrators — e.g. a compute cluster's kubeconfig).
+inline constexpr char kPlatformCredentials[] = "platform";
 struct CredentialInput {
   std::string type = "generic";
   std::string description;

@@ -1,34 +1,48 @@
 #pragma once
-// The compute clusters one service runs workloads on, by name: "local" (the embedded default)
-// and any others its configuration names ("kubernetes", ...). The owner of the backends keeps
-// them alive; the registry only points at them. Filled at start-up, read-only afterwards, so
-// reads need no lock.
+// The compute clusters one service runs workloads on, by name: "local" (the embedded default),
+// those its configuration names, and those built at run time from computeClusters/* records
+// (services/experiment/cluster_directory.h). The owner of the backends keeps them alive for the
+// whole life of the registry: a backend once added is never destroyed before it, so a pointer
+// from Find stays valid (a deleted cluster's backend still observes the workloads left on it).
+// Thread-safe.
 
 #include <map>
 #include <string>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "common/compute/compute.h"
 
 namespace submarine::compute {
 
 class Clusters {
  public:
-  void Add(const std::string& name, Backend* backend) { backends_[name] = backend; }
+  // Adds or replaces the backend of `name`.
+  void Add(const std::string& name, Backend* backend) {
+    absl::MutexLock lock(&mu_);
+    backends_[name] = backend;
+  }
   // nullptr when no cluster has this name.
   Backend* Find(const std::string& name) const {
+    absl::MutexLock lock(&mu_);
     auto it = backends_.find(name);
     return it == backends_.end() ? nullptr : it->second;
   }
   std::vector<std::string> Names() const {
+    absl::MutexLock lock(&mu_);
     std::vector<std::string> names;
     for (const auto& [name, backend] : backends_) names.push_back(name);
     return names;
   }
-  const std::map<std::string, Backend*>& all() const { return backends_; }
+  // A copy of the registry as it is now.
+  std::map<std::string, Backend*> all() const {
+    absl::MutexLock lock(&mu_);
+    return backends_;
+  }
 
  private:
-  std::map<std::string, Backend*> backends_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, Backend*> backends_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace submarine::compute

@@ -39,6 +39,13 @@ struct Resources {
   int64_t memory_bytes = 0;  // 0 = unspecified
   int64_t gpus = 0;
   bool operator==(const Resources&) const = default;
+  Resources& operator+=(const Resources& o) {
+    cpu_millis += o.cpu_millis;
+    memory_bytes += o.memory_bytes;
+    gpus += o.gpus;
+    return *this;
+  }
+  friend Resources operator+(Resources a, const Resources& b) { return a += b; }
 };
 
 enum class WorkloadKind {

@@ -192,13 +192,18 @@ std::string QueryEscape(const std::string& value) {
 
 absl::StatusOr<ClusterConfig> LoadKubeconfig(const std::string& path, const std::string& context) {
   SUBMARINE_ASSIGN_OR_RETURN(std::string text, ReadFile(path, "kubeconfig"));
+  return ParseKubeconfig(text, context, std::filesystem::path(path).parent_path().string(), path);
+}
+
+absl::StatusOr<ClusterConfig> ParseKubeconfig(const std::string& text, const std::string& context,
+                                              const std::string& dir, const std::string& origin) {
+  const std::string& path = origin;
   YAML::Node root;
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     return InvalidField("kubeconfig", absl::StrCat(path, " is not YAML: ", e.msg));
   }
-  const std::string dir = std::filesystem::path(path).parent_path().string();
   auto relative = [&](const std::string& file) {
     return file.empty() || file[0] == '/' || dir.empty() ? file : absl::StrCat(dir, "/", file);
   };

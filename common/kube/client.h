@@ -54,6 +54,10 @@ struct ClusterConfig {
 // INVALID_ARGUMENT naming what is missing or malformed; NOT_FOUND if the file does not exist.
 absl::StatusOr<ClusterConfig> LoadKubeconfig(const std::string& path,
                                              const std::string& context = "");
+// The same from the kubeconfig's text (e.g. a platform credential's secret): relative file paths
+// are relative to `dir` (none when empty); `origin` names it in messages.
+absl::StatusOr<ClusterConfig> ParseKubeconfig(const std::string& text, const std::string& context,
+                                              const std::string& dir, const std::string& origin);
 
 // The configuration of a process running in a pod: KUBERNETES_SERVICE_HOST/PORT and the
 // service account's token, CA and namespace under `account_dir`.

@@ -189,6 +189,19 @@ int Replicas(const v1::Experiment& e) {
   return n;
 }
 
+// "cpu=2,memory=1Gi", or "nothing".
+std::string HeldText(const compute::Resources& r) {
+  std::string text = compute::FormatResources(r);
+  return text.empty() ? "nothing" : text;
+}
+
+// Whether `r` asks for more than `capacity` of something the capacity limits.
+bool Exceeds(const compute::Resources& r, const compute::Resources& capacity) {
+  auto over = [](int64_t need, int64_t has) { return has > 0 && need > has; };
+  return over(r.cpu_millis, capacity.cpu_millis) || over(r.memory_bytes, capacity.memory_bytes) ||
+         over(r.gpus, capacity.gpus);
+}
+
 // What the whole job holds while it runs: every replica of every role, and one experiment.
 Lease LeaseFor(const v1::Experiment& e) {
   Lease lease;
@@ -346,16 +359,17 @@ absl::Status Controller::RunOnce() {
                      [](const auto& a, const auto& b) { return a.first < b.first; });
     for (size_t k = 0; k < keyed.size(); ++k) unfinished[k] = keyed[k].second;
   }
-  int running_tasks = 0;  // on the local cluster
+  Room room;
   for (const StoredExperiment* s : unfinished) {
-    if (s->experiment.state() >= v1::CREATED && ClusterOf(s->experiment) == "local") {
-      running_tasks += Replicas(s->experiment);
-    }
+    if (s->experiment.state() < v1::CREATED) continue;
+    const std::string& cluster = ClusterOf(s->experiment);
+    if (cluster == "local") room.local_tasks += Replicas(s->experiment);
+    room.held[cluster] += TotalResources(s->experiment.reproducibility().resolved_spec());
   }
   // Owners whose quota refused an experiment in this pass: their later experiments wait behind
   // it (strict order per owner, so a large job is not overtaken for ever by small ones).
   std::set<std::string> quota_full;
-  bool local_full = false;  // the first job waiting for room on "local" was seen
+  std::set<std::string> preempted_for;  // clusters where a waiting job already preempted
   for (StoredExperiment* row : unfinished) {
     StoredExperiment& s = *row;  // changed in place by each transition: the cache stays current
     v1::State state = s.experiment.state();
@@ -374,13 +388,11 @@ absl::Status Controller::RunOnce() {
       }
     }
     if (state == v1::ACCEPTED) {
-      if (!Launch(s, &running_tasks) && !local_full) {
-        local_full = true;
-        if (options_.preemption) {
-          Preempt(s, unfinished, [](const StoredExperiment& other) {
-            return ClusterOf(other.experiment) == "local";
-          });
-        }
+      const std::string cluster = ClusterOf(s.experiment);
+      if (!Launch(s, &room) && preempted_for.insert(cluster).second && options_.preemption) {
+        Preempt(s, unfinished, [&cluster](const StoredExperiment& other) {
+          return ClusterOf(other.experiment) == cluster;
+        });
       }
     } else if (state >= v1::CREATED && workloads.count(ClusterOf(s.experiment))) {
       auto it = s.workload_id ? by_id.find(*s.workload_id) : by_id.end();
@@ -492,7 +504,7 @@ void Controller::SetPendingReason(StoredExperiment& s, const std::string& reason
   });
 }
 
-bool Controller::Launch(StoredExperiment& s, int* running_tasks) {
+bool Controller::Launch(StoredExperiment& s, Room* room) {
   const v1::Experiment& e = s.experiment;
   const int replicas = Replicas(e);
   compute::Backend* backend = BackendOf(s);
@@ -520,13 +532,37 @@ bool Controller::Launch(StoredExperiment& s, int* running_tasks) {
     ReleaseLease(s);
     return true;
   }
-  if (cap > 0 && *running_tasks + replicas > cap) {
-    SetPendingReason(
-        s, absl::StrCat("waiting for room on the compute cluster: ", std::min(*running_tasks, cap),
-                        " of ", cap, " tasks running, ", replicas, " needed"));
+  if (cap > 0 && room->local_tasks + replicas > cap) {
+    SetPendingReason(s, absl::StrCat("waiting for room on the compute cluster: ",
+                                     std::min(room->local_tasks, cap), " of ", cap,
+                                     " tasks running, ", replicas, " needed"));
     // Strict order: nothing behind it jumps the queue, so a large job is never starved.
-    *running_tasks = cap + 1;
+    room->local_tasks = cap + 1;
     return false;
+  }
+  if (auto capacity = options_.capacity_of ? options_.capacity_of(ClusterOf(e)) : std::nullopt) {
+    const compute::Resources need = TotalResources(e.reproducibility().resolved_spec());
+    const std::string where = absl::StrCat("computeClusters/", ClusterOf(e));
+    if (Exceeds(need, *capacity)) {
+      (void)Change(s, [&](pqxx::work& tx, StoredExperiment& now) {
+        return Transition(
+            tx, now, v1::FAILED,
+            absl::StrCat("needs ", compute::FormatResources(need), " at once; ", where,
+                         " has a capacity of ", compute::FormatResources(*capacity)),
+            clock_.Now(), "", kSystem);
+      });
+      ReleaseLease(s);
+      return true;
+    }
+    compute::Resources& held = room->held[ClusterOf(e)];
+    if (room->full.count(ClusterOf(e)) || Exceeds(held + need, *capacity)) {
+      SetPendingReason(s, absl::StrCat("waiting for room on ", where, ": ", HeldText(held), " of ",
+                                       compute::FormatResources(*capacity), " held, ",
+                                       compute::FormatResources(need), " needed"));
+      // Strict order, as above.
+      room->full.insert(ClusterOf(e));
+      return false;
+    }
   }
   std::string id = WorkloadId(e);
   std::map<std::string, std::string> env = options_.task_env;
@@ -591,7 +627,10 @@ bool Controller::Launch(StoredExperiment& s, int* running_tasks) {
     return Transition(tx, now, v1::CREATED, absl::StrCat("submitted as workload ", id),
                       clock_.Now(), "", kSystem);
   });
-  if (submitted.ok() && local) *running_tasks += replicas;
+  if (submitted.ok()) {
+    if (local) room->local_tasks += replicas;
+    room->held[ClusterOf(e)] += TotalResources(e.reproducibility().resolved_spec());
+  }
   if (!submitted.ok()) ReleaseLease(s);
   return true;
 }

@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -87,6 +88,10 @@ class Controller {
     CredentialSource* credentials = nullptr;
     // Variables every task gets (SUBMARINE_SERVER, ...), beside the per-experiment ones.
     std::map<std::string, std::string> task_env;
+    // The capacity of a cluster (by id), when it has one: the experiments launched there hold
+    // at most that much at once (the whole job, gang); the next one waits in ACCEPTED, saying
+    // so. Unset: no cluster has a capacity.
+    std::function<std::optional<compute::Resources>(const std::string&)> capacity_of;
   };
   // `quota` may be null (no quotas: every experiment is admitted).
   // Each experiment runs on the cluster its resolved spec names (compute_cluster).
@@ -111,9 +116,14 @@ class Controller {
   Admission Admit(StoredExperiment& s);
   // Says why a waiting (PENDING or ACCEPTED) experiment waits (stored only when it changed).
   void SetPendingReason(StoredExperiment& s, const std::string& reason);
-  // `running_tasks`: replicas of launched, unfinished jobs (updated when this one launches).
-  // False when it waits for room on the local cluster.
-  bool Launch(StoredExperiment& s, int* running_tasks);
+  // What launched, unfinished jobs hold, updated as jobs launch within a pass.
+  struct Room {
+    int local_tasks = 0;                             // replicas on "local"
+    std::map<std::string, compute::Resources> held;  // by cluster
+    std::set<std::string> full;                      // a job already waits for room there
+  };
+  // False when it waits for room on its cluster (max_running_tasks, capacity).
+  bool Launch(StoredExperiment& s, Room* room);
   // Options::preemption: stops the lowest-priority (then newest) running job of `unfinished`
   // that `same_pool` selects and `waiting` outranks, unless one is already being preempted.
   void Preempt(StoredExperiment& waiting, const std::vector<StoredExperiment*>& unfinished,

@@ -10,6 +10,7 @@
 #include "common/compute/yarn_backend.h"
 #include "common/rpc/channel.h"
 #include "common/status/status.h"
+#include "services/experiment/cluster_directory.h"
 #include "services/experiment/controller.h"
 #include "services/experiment/experiment_manager.h"
 #include "services/experiment/experiment_service.h"
@@ -102,48 +103,42 @@ absl::Status Build(rpc::ServiceHost& host, const ExperimentServiceConfig& config
   for (int i = 0; i < config.kubernetes_size(); ++i) {
     const auto& k = config.kubernetes(i);
     const std::string field = absl::StrCat("kubernetes[", i, "]");
-    compute::KubernetesBackend::Options options;
+    kube::ClusterConfig cluster;
     if (k.kubeconfig().empty()) {
-      SUBMARINE_ASSIGN_OR_RETURN(options.cluster, kube::InClusterConfig());
+      SUBMARINE_ASSIGN_OR_RETURN(cluster, kube::InClusterConfig());
     } else {
-      SUBMARINE_ASSIGN_OR_RETURN(options.cluster,
-                                 kube::LoadKubeconfig(k.kubeconfig(), k.context()));
+      SUBMARINE_ASSIGN_OR_RETURN(cluster, kube::LoadKubeconfig(k.kubeconfig(), k.context()));
     }
-    options.namespace_ = k.namespace_();
-    options.default_image = k.default_image();
-    options.logs_dir = k.logs_dir();
-    options.use_trainer = !k.indexed_jobs_only();
-    options.kueue_queue = k.kueue_queue();
-    if (options.logs_dir.empty()) return InvalidField(field + ".logs_dir", "is required");
+    environment::v1::KubernetesConnection connection;
+    connection.set_namespace_(k.namespace_());
+    connection.set_default_image(k.default_image());
+    connection.set_indexed_jobs_only(k.indexed_jobs_only());
+    connection.set_kueue_queue(k.kueue_queue());
+    if (k.logs_dir().empty()) return InvalidField(field + ".logs_dir", "is required");
     const std::string name = k.name().empty() ? "kubernetes" : k.name();
     if (clusters->Find(name) != nullptr) {
       return InvalidField(field + ".name", absl::StrCat("cluster \"", name, "\" is repeated"));
     }
-    SUBMARINE_ASSIGN_OR_RETURN(auto kubernetes, compute::KubernetesBackend::Create(options));
+    SUBMARINE_ASSIGN_OR_RETURN(auto kubernetes,
+                               MakeKubernetesBackend(std::move(cluster), connection, k.logs_dir()));
     clusters->Add(name, host.Own(std::move(kubernetes)));
   }
   for (int i = 0; i < config.yarn_size(); ++i) {
     const auto& y = config.yarn(i);
     const std::string field = absl::StrCat("yarn[", i, "]");
-    compute::YarnBackend::Options options;
-    options.rm_url = y.rm_url();
-    options.user = y.user();
-    options.queue = y.queue();
-    options.logs_dir = y.logs_dir();
-    for (const auto& [key, value] : {std::pair{"rm_url", options.rm_url},
-                                     {"user", options.user},
-                                     {"logs_dir", options.logs_dir}}) {
-      if (value.empty()) return InvalidField(absl::StrCat(field, ".", key), "is required");
-    }
-    if (!y.registry_domain().empty()) options.registry_domain = y.registry_domain();
-    if (!y.nodemanager_url().empty()) options.nodemanager_url = y.nodemanager_url();
-    options.default_image = y.default_image();
-    if (y.default_memory_mb() > 0) options.default_memory_mb = y.default_memory_mb();
+    environment::v1::YarnConnection connection;
+    connection.set_rm_url(y.rm_url());
+    connection.set_user(y.user());
+    connection.set_queue(y.queue());
+    connection.set_registry_domain(y.registry_domain());
+    connection.set_nodemanager_url(y.nodemanager_url());
+    connection.set_default_image(y.default_image());
+    connection.set_default_memory_mb(y.default_memory_mb());
     const std::string name = y.name().empty() ? "yarn" : y.name();
     if (clusters->Find(name) != nullptr) {
       return InvalidField(field + ".name", absl::StrCat("cluster \"", name, "\" is repeated"));
     }
-    SUBMARINE_ASSIGN_OR_RETURN(auto yarn, compute::YarnBackend::Create(options));
+    SUBMARINE_ASSIGN_OR_RETURN(auto yarn, MakeYarnBackend(connection, y.logs_dir(), field));
     clusters->Add(name, host.Own(std::move(yarn)));
   }
 
@@ -173,22 +168,47 @@ absl::Status Build(rpc::ServiceHost& host, const ExperimentServiceConfig& config
   if (config.priority_aging_seconds() > 0) {
     options.priority_aging = std::chrono::seconds(config.priority_aging_seconds());
   }
+  // The computeClusters/* records of the environment service, when there is one.
+  ClusterDirectory::Options directory_options;
+  if (const auto* env = host.Peer("environment")) {
+    directory_options.environment_address = env->address();
+  }
+  if (credentials != nullptr) directory_options.permission_address = permission.address();
+  directory_options.state_dir = absl::StrCat(local.root_dir, "/clusters");
+  if (config.cluster_sync_interval_ms() > 0) {
+    directory_options.interval = std::chrono::milliseconds(config.cluster_sync_interval_ms());
+  }
+  // Backends built from records later wake the control loop (made further down). Shared, so it
+  // outlives every backend holding it whatever the order of destruction.
+  auto wake_loop = std::make_shared<std::function<void()>>();
+  directory_options.on_backend = [wake_loop](compute::Backend* backend) {
+    backend->OnChange([wake_loop] {
+      if (*wake_loop) (*wake_loop)();
+    });
+  };
+  auto* directory = host.Make<ClusterDirectory>(clusters, directory_options);
+  options.capacity_of = [directory](const std::string& cluster) {
+    return directory->Capacity(cluster);
+  };
   auto* controller = host.Make<Controller>(&host.pool(), clusters, quota, host.clock(), options);
   auto interval = config.control_interval_ms()
                       ? std::chrono::milliseconds(config.control_interval_ms())
                       : kDefaultControlInterval;
   auto* loop =
       host.AddLeaderLoop("controller", interval, [controller] { return controller->RunOnce(); });
+  *wake_loop = [loop] { loop->Wake(); };
   // A cluster that can tell when its workloads change wakes the loop at once.
   for (const auto& [name, backend] : clusters->all()) backend->OnChange([loop] { loop->Wake(); });
 
-  ExperimentManager::Deps deps{
-      &host.pool(), &host.authorizer(), &host.idempotency(),      &host.clock(), &host.ids(),
-      clusters,     controller,         [loop] { loop->Wake(); }, nullptr};
+  ExperimentManager::Deps deps{&host.pool(),  &host.authorizer(), &host.idempotency(),
+                               &host.clock(), &host.ids(),        clusters,
+                               controller,    directory,          [loop] { loop->Wake(); },
+                               nullptr};
   if (const auto* env = host.Peer("environment"))
     deps.check_environment = EnvironmentChecker(env->address());
   if (credentials != nullptr) deps.check_credential = CredentialChecker(permission.address());
   auto* manager = host.Make<ExperimentManager>(std::move(deps));
+  host.AddTask(directory);
   host.Serve<ExperimentServiceImpl>(manager);
   host.Serve<SubmarineExperimentApiImpl>(manager);
   host.CountInProject("experiments", &ExperimentStore::CountInProject);

@@ -121,6 +121,18 @@ absl::Status ExperimentManager::ResolveEnvironment(const rpc::CallInfo& call,
   return d_.check_environment(call, env, "experiment.spec.environment.name");
 }
 
+std::vector<std::string> ExperimentManager::ClusterNames(const v1::ExperimentSpec& spec) const {
+  if (d_.directory == nullptr) return d_.clusters->Names();
+  return d_.directory->NamesFor(ClusterId(spec.compute_cluster()));
+}
+
+absl::Status ExperimentManager::CheckCluster(const std::string& project,
+                                             const v1::ExperimentSpec& resolved) const {
+  if (d_.directory == nullptr) return absl::OkStatus();
+  return d_.directory->CheckUse(project, resolved.compute_cluster(), TotalResources(resolved),
+                                "experiment.spec.compute_cluster");
+}
+
 absl::StatusOr<Experiment> ExperimentManager::Create(const v1::CreateExperimentRequest& req,
                                                      const rpc::CallInfo& call) {
   std::string project;
@@ -137,8 +149,9 @@ absl::StatusOr<Experiment> ExperimentManager::Create(const v1::CreateExperimentR
   }
   SUBMARINE_RETURN_IF_ERROR(ValidateAttributes(in, "experiment."));
   SUBMARINE_ASSIGN_OR_RETURN(v1::ExperimentSpec resolved,
-                             ResolveSpec(in.spec(), "experiment.spec.", d_.clusters->Names()));
+                             ResolveSpec(in.spec(), "experiment.spec.", ClusterNames(in.spec())));
   SUBMARINE_RETURN_IF_ERROR(d_.authorizer->Check(call, req.parent(), Permission::WRITE));
+  SUBMARINE_RETURN_IF_ERROR(CheckCluster(project, resolved));
   SUBMARINE_RETURN_IF_ERROR(ResolveEnvironment(call, req.parent(), &resolved));
   auto created = d_.idempotency->Run<Experiment>(
       *d_.pool, call, "CreateExperiment", req, req.request_id(),
@@ -399,8 +412,9 @@ absl::StatusOr<Experiment> ExperimentManager::ReplaceSpec(const std::string& nam
   std::string project, id;
   SUBMARINE_RETURN_IF_ERROR(ParseExperimentName(name, "name", &project, &id));
   SUBMARINE_ASSIGN_OR_RETURN(v1::ExperimentSpec resolved,
-                             ResolveSpec(spec, "experiment.spec.", d_.clusters->Names()));
+                             ResolveSpec(spec, "experiment.spec.", ClusterNames(spec)));
   SUBMARINE_RETURN_IF_ERROR(d_.authorizer->Check(call, name, Permission::WRITE));
+  SUBMARINE_RETURN_IF_ERROR(CheckCluster(project, resolved));
   SUBMARINE_RETURN_IF_ERROR(
       ResolveEnvironment(call, absl::StrCat("projects/", project), &resolved));
   Experiment out;

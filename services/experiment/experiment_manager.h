@@ -18,6 +18,7 @@
 #include "common/api/idempotency.h"
 #include "common/authz/authorizer.h"
 #include "common/compute/clusters.h"
+#include "services/experiment/cluster_directory.h"
 #include "common/db/pool.h"
 #include "common/rpc/call_context.h"
 #include "common/util/clock.h"
@@ -42,6 +43,9 @@ class ExperimentManager {
     IdGenerator* ids;
     const compute::Clusters* clusters;  // where experiments run, by name
     Controller* controller;
+    // The computeClusters/* records (who may use a cluster, its capacity); null: every cluster
+    // in `clusters` is open to everyone.
+    ClusterDirectory* directory;
     std::function<void()> wake;  // starts a controller pass now
     EnvironmentCheck check_environment;
     // Whether a git credential named by a spec exists and is the caller's (same contract).
@@ -87,6 +91,10 @@ class ExperimentManager {
                           const LogSink& send, const std::function<bool()>& cancelled);
 
  private:
+  // The clusters a spec may name (re-read from the records when it names an unknown one).
+  std::vector<std::string> ClusterNames(const v1::ExperimentSpec& spec) const;
+  // Whether `project` may run the resolved spec on its cluster (allowed projects, capacity).
+  absl::Status CheckCluster(const std::string& project, const v1::ExperimentSpec& resolved) const;
   // What reading one task's log needs, resolved from the experiment's row.
   struct LogSource {
     v1::ExperimentLogs logs;  // tasks and task filled in

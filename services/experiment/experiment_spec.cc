@@ -175,6 +175,17 @@ std::string ClusterId(const std::string& compute_cluster) {
   return id.empty() ? "local" : id;
 }
 
+compute::Resources TotalResources(const ExperimentSpec& resolved) {
+  compute::Resources total;
+  for (const auto& [name, role] : resolved.spec()) {
+    auto r = compute::ParseResources(role.resources(), "resources").value_or(compute::Resources{});
+    total.cpu_millis += r.cpu_millis * role.replicas();
+    total.memory_bytes += r.memory_bytes * role.replicas();
+    total.gpus += r.gpus * role.replicas();
+  }
+  return total;
+}
+
 absl::StatusOr<ExperimentSpec> ResolveSpec(const ExperimentSpec& in, const std::string& prefix,
                                            const std::vector<std::string>& clusters) {
   ExperimentSpec out = in;

@@ -48,4 +48,7 @@ inline const std::string& ClusterOf(const v1::Experiment& e) {
 // The compute cluster id a spec names ("local" for "", "local", "computeClusters/local").
 std::string ClusterId(const std::string& compute_cluster);
 
+// What every replica of a resolved spec asks for, added up.
+compute::Resources TotalResources(const v1::ExperimentSpec& resolved);
+
 }  // namespace submarine::experiment

@@ -78,6 +78,27 @@ class RetryPolicy:
         return cap / 2 + jitter * (cap - cap / 2)
 
 
+def update_body(name: str, fields: Mapping[str, Any], json_names: Mapping[str, str],
+                to_json: Callable[[str, Any], Any],
+                etag: Optional[str] = None) -> Tuple[Dict[str, Any], str]:
+    """The body and update mask of a PATCH of ``name`` changing ``fields`` (snake_case argument
+    names, mapped to JSON by ``json_names``; a field set to None is cleared). TypeError for an
+    unknown field or none at all."""
+    unknown = sorted(set(fields) - set(json_names))
+    if unknown:
+        raise TypeError(f"update() got unknown fields: {', '.join(unknown)}; "
+                        f"updatable: {', '.join(sorted(json_names))}")
+    if not fields:
+        raise TypeError("update() needs at least one field to change")
+    body: Dict[str, Any] = {"name": name}
+    if etag:
+        body["etag"] = etag
+    for arg, value in fields.items():
+        if value is not None:
+            body[json_names[arg]] = to_json(arg, value)
+    return body, ",".join(json_names[arg] for arg in fields)
+
+
 def retry_after_seconds(value: Optional[str], now: float) -> Optional[float]:
     """A Retry-After header value (delta-seconds or an HTTP-date, relative to ``now``) in
     seconds; None when absent or unreadable. Never negative."""

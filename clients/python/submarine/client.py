@@ -8,6 +8,7 @@ from typing import Mapping, Optional
 from submarine._auth import TokenAuth, credentials_from_login, read_credentials
 from submarine._http import RetryPolicy, Transport, new_request_id
 from submarine._server import resolve_server
+from submarine.clusters import Clusters
 from submarine.environments import Environments
 from submarine.experiments import Experiments
 from submarine.errors import SubmarineError
@@ -61,6 +62,7 @@ class Client:
                                     auth=self._auth, retry=retry)
         self.environments = Environments(self._transport, project)
         self.experiments = Experiments(self._transport, project)
+        self.clusters = Clusters(self._transport)
         whoami = self._username
         self.users = Users(self._transport, whoami)
         self.teams = Teams(self._transport, whoami)

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional
 
-from submarine._http import Transport, new_request_id
+from submarine._http import Transport, new_request_id, update_body
 from submarine.resources import Environment
 
 # Updatable fields: snake_case argument name -> JSON field name.
@@ -127,20 +127,8 @@ class Environments:
         Only the named fields change (the update mask lists them). With ``etag``, the update
         fails with SubmarineError ``ABORTED`` (HTTP 409) if the environment changed since.
         """
-        unknown = sorted(set(fields) - set(_FIELDS))
-        if unknown:
-            raise TypeError(f"update() got unknown fields: {', '.join(unknown)}; "
-                            f"updatable: {', '.join(sorted(_FIELDS))}")
-        if not fields:
-            raise TypeError("update() needs at least one field to change")
         full_name = self.name_of(name)
-        body: Dict[str, Any] = {"name": full_name}
-        if etag:
-            body["etag"] = etag
-        for arg, value in fields.items():
-            if value is not None:
-                body[_FIELDS[arg]] = _field_json(arg, value)
-        mask = ",".join(_FIELDS[arg] for arg in fields)
+        body, mask = update_body(full_name, fields, _FIELDS, _field_json, etag)
         return Environment.from_json(self._transport.request(
             "PATCH", "/v1/" + full_name,
             query={"updateMask": mask, "requestId": request_id or new_request_id()}, body=body))

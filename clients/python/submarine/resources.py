@@ -143,6 +143,28 @@ class Environment(Resource):
 
 
 @dataclass
+class ComputeCluster(Resource):
+    """A compute cluster, ``computeClusters/{id}``: where experiments run. ``kind`` is
+    ``"local"``, ``"kubernetes"`` or ``"yarn"``; the connection of that kind is in ``local``,
+    ``kubernetes`` or ``yarn`` (JSON objects with lowerCamel keys)."""
+
+    name: str = ""
+    display_name: str = ""
+    description: str = ""
+    kind: str = ""
+    local: Optional[Dict[str, Any]] = None
+    kubernetes: Optional[Dict[str, Any]] = None
+    yarn: Optional[Dict[str, Any]] = None
+    capacity: str = ""
+    allowed_projects: List[str] = field(default_factory=list)
+    labels: Dict[str, str] = field(default_factory=dict)
+    create_time: Optional[datetime] = None
+    update_time: Optional[datetime] = None
+    etag: str = ""
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class User(Resource):
     """A user, ``users/{username}``."""
 

@@ -21,6 +21,7 @@
 #include "common/config/config.h"
 #include "common/util/clock.h"
 #include "tests/support/busy_backend.h"
+#include "tests/support/fake_kube/fake_kube_apiserver.h"
 #include "tests/support/process.h"
 
 namespace submarine::cli {
@@ -500,6 +501,101 @@ TEST_F(LocalStackTest, KilledPostgresRestartsOnTheFirstAttemptAndIsCounted) {
   CommandResult down = Submarine({"local", "down"});
   ASSERT_EQ(down.exit_code, 0) << down.output;
   EXPECT_TRUE(LiveProcessesMentioning(data_dir_).empty());
+}
+
+// An administrator adds a Kubernetes cluster (the fake API server, whose kubelet runs pods as
+// local processes) with one CLI command: its kubeconfig becomes a platform credential, the
+// cluster a computeClusters/ record, and the experiment service builds its backend from both,
+// so an experiment naming the cluster runs there. Users read clusters but may not manage them
+// nor platform credentials.
+TEST_F(LocalStackTest, AnAdminAddsAKubernetesClusterAndExperimentsRunOnIt) {
+  CommandResult up = Submarine({"local", "up", "--gateway-port", "0"});
+  ASSERT_EQ(up.exit_code, 0) << up.output;
+  const std::string admin_password = PrintedAdminPassword(up.output);
+  ASSERT_EQ(SubmarineWithStdin({"login", "-u", "admin", "--password-stdin"}, admin_password + "\n")
+                .exit_code,
+            0);
+
+  testing::FakeKubeOptions options;
+  options.work_dir = log_dir_ + "/kubelet";
+  options.bearer_token = "local-stack-k8s-token";
+  fs::create_directories(options.work_dir);
+  auto kube = testing::FakeKubeApiServer::Start(options);
+  ASSERT_TRUE(kube.ok()) << kube.status();
+  ASSERT_TRUE((*kube)
+                  ->Create("/api/v1/namespaces", {{"apiVersion", "v1"},
+                                                  {"kind", "Namespace"},
+                                                  {"metadata", {{"name", "ml-jobs"}}}})
+                  .ok());
+  const std::string kubeconfig = log_dir_ + "/kubeconfig";
+  ASSERT_TRUE((*kube)->WriteKubeconfig(kubeconfig, "ml-jobs").ok());
+
+  CommandResult builtin = Submarine({"cluster", "list", "-o", "json"});
+  ASSERT_EQ(builtin.exit_code, 0) << builtin.output;
+  json listed = json::parse(builtin.output, nullptr, false);
+  ASSERT_TRUE(listed.is_array()) << builtin.output;
+  ASSERT_EQ(listed.size(), 1u) << builtin.output;
+  EXPECT_EQ(listed[0]["name"], "computeClusters/local");
+
+  CommandResult created =
+      Submarine({"cluster", "create", "k8s", "--kubernetes", "--kubeconfig", kubeconfig,
+                 "--namespace", "ml-jobs", "--default-image", "registry.example/train:1",
+                 "--capacity", "cpu=4", "-o", "json"});
+  ASSERT_EQ(created.exit_code, 0) << created.output;
+  json cluster = json::parse(created.output, nullptr, false);
+  EXPECT_EQ(cluster["kind"], "kubernetes") << created.output;
+  EXPECT_EQ(cluster["kubernetes"]["kubeconfigCredential"], "platform/credentials/k8s-kubeconfig");
+  EXPECT_EQ(created.output.find("local-stack-k8s-token"), std::string::npos)
+      << "the kubeconfig never comes back";
+  CommandResult secrets = Submarine({"credential", "list", "--platform", "-o", "json"});
+  ASSERT_EQ(secrets.exit_code, 0) << secrets.output;
+  EXPECT_EQ(json::parse(secrets.output, nullptr, false)[0]["type"], "kubeconfig") << secrets.output;
+  CommandResult table = Submarine({"cluster", "list"});
+  EXPECT_NE(table.output.find("platform/credentials/k8s-kubeconfig ns=ml-jobs"), std::string::npos)
+      << table.output;
+
+  std::string spec = log_dir_ + "/on-k8s.yaml";
+  std::ofstream(spec) << "meta:\n  name: on-k8s\n  cmd: echo hello from the cluster\n"
+                         "computeCluster: k8s\nspec:\n  Worker: {replicas: 1, resources: cpu=1}\n";
+  CommandResult run = Submarine({"experiment", "run", "-f", spec, "--id", "on-k8s"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  CommandResult follow = Submarine({"experiment", "logs", "on-k8s", "-f"});
+  ASSERT_EQ(follow.exit_code, 0) << follow.output;
+  EXPECT_EQ(follow.output, "hello from the cluster\n");
+  CommandResult got = Submarine({"experiment", "get", "on-k8s", "-o", "json"});
+  json experiment = json::parse(got.output, nullptr, false);
+  EXPECT_EQ(experiment["state"], "SUCCEEDED") << got.output;
+  EXPECT_EQ(experiment["reproducibility"]["backend"], "kubernetes") << got.output;
+
+  // Over the capacity: refused when submitted, naming the field.
+  std::ofstream(spec) << "meta:\n  name: too-big\n  cmd: 'true'\n"
+                         "computeCluster: k8s\nspec:\n  Worker: {replicas: 5, resources: cpu=1}\n";
+  CommandResult too_big = Submarine({"experiment", "run", "-f", spec});
+  EXPECT_NE(too_big.exit_code, 0);
+  EXPECT_NE(too_big.output.find("experiment.spec.compute_cluster"), std::string::npos)
+      << too_big.output;
+
+  // A user reads clusters but manages neither them nor the platform's credentials.
+  ASSERT_EQ(
+      SubmarineWithStdin({"user", "create", "carol", "--password-stdin"}, "carols-password-123\n")
+          .exit_code,
+      0);
+  ASSERT_EQ(
+      SubmarineWithStdin({"login", "-u", "carol", "--password-stdin"}, "carols-password-123\n")
+          .exit_code,
+      0);
+  CommandResult seen = Submarine({"cluster", "get", "k8s", "-o", "json"});
+  ASSERT_EQ(seen.exit_code, 0) << seen.output;
+  CommandResult denied = Submarine(
+      {"cluster", "create", "mine", "--yarn", "--rm-url", "http://rm:8088", "--yarn-user", "c"});
+  EXPECT_NE(denied.exit_code, 0);
+  EXPECT_NE(denied.output.find("PERMISSION_DENIED"), std::string::npos) << denied.output;
+  CommandResult no_delete = Submarine({"cluster", "delete", "k8s"});
+  EXPECT_NE(no_delete.output.find("PERMISSION_DENIED"), std::string::npos) << no_delete.output;
+  CommandResult no_secrets = Submarine({"credential", "list", "--platform"});
+  EXPECT_NE(no_secrets.output.find("PERMISSION_DENIED"), std::string::npos) << no_secrets.output;
+
+  ASSERT_EQ(Submarine({"local", "down"}).exit_code, 0);
 }
 
 }  // namespace

@@ -459,6 +459,33 @@ spec:
         self.assertIn("experiment.spec.spec", str(ctx.exception))
         self.assertEqual(ctx.exception.domain, "experiment.submarine.io")
 
+    def test_clusters_are_listed_created_checked_and_deleted(self) -> None:
+        self.assertEqual([c.name for c in self.client.clusters.list()][:1],
+                         ["computeClusters/local"])
+        name = self.unique("yarn")
+        created = self.client.clusters.create(
+            name, yarn={"rm_url": "http://127.0.0.1:9", "user": "alice"}, capacity="cpu=1",
+            allowed_projects=["default"])
+        self.assertEqual(created.kind, "yarn")
+        self.assertEqual(created.yarn["rmUrl"], "http://127.0.0.1:9")
+        self.assertEqual(created.allowed_projects, ["projects/default"])
+        self.assertEqual(self.client.clusters.get(name).capacity, "cpu=1")
+        self.assertIn(name, [c.name.split("/")[-1]
+                             for c in self.client.clusters.list(filter='kind = "yarn"')])
+        # A job bigger than the cluster is refused when submitted, naming the field.
+        with self.assertRaises(InvalidArgument) as ctx:
+            self.client.experiments.create(
+                {"meta": {"cmd": "true"}, "computeCluster": name,
+                 "spec": {"Worker": {"replicas": 2, "resources": "cpu=1"}}})
+        self.assertIn("experiment.spec.compute_cluster", str(ctx.exception))
+        self.assertEqual(self.client.clusters.update(name, capacity="cpu=4").capacity, "cpu=4")
+        with self.assertRaises(InvalidArgument) as bad:
+            self.client.clusters.update(name, capacity="cpu=many")
+        self.assertIn("compute_cluster.capacity", str(bad.exception))
+        self.assertEqual(self.client.clusters.delete(name).name, f"computeClusters/{name}")
+        with self.assertRaises(NotFound):
+            self.client.clusters.get(name)
+
     def test_experiments_wait_for_quota_and_release_it(self) -> None:
         user = self.unique("quser")
         project = self.unique("qproj")
