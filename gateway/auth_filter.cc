@@ -1,5 +1,6 @@
 #include "gateway/auth_filter.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/metrics/metrics.h"
 #include "common/rpc/call_context.h"
@@ -30,6 +31,23 @@ bool IsInternalOnly(const google::protobuf::MethodDescriptor* method) {
   return method != nullptr && method->options().GetExtension(submarine::common::v1::internal_only);
 }
 
+absl::Status CheckScope(const google::protobuf::MethodDescriptor* method,
+                        const Principal& principal) {
+  if (principal.scope().empty() || method == nullptr) return absl::OkStatus();
+  // A scoped token (a workload's identity) acts inside one project: the services check each
+  // resource against the scope; the permission service it may not use at all (it could mint an
+  // unscoped token, or change memberships), apart from asking who it is.
+  const std::string& service = method->service()->full_name();
+  if (!absl::StartsWith(service, "submarine.permission.") ||
+      method->full_name() == "submarine.permission.v1.IdentityService.GetCurrentUser") {
+    return absl::OkStatus();
+  }
+  return MakeError(
+      absl::StatusCode::kPermissionDenied, "TOKEN_SCOPE",
+      absl::StrCat("a token scoped to ", principal.scope(), " may not call ", method->full_name()),
+      {{"scope", principal.scope()}});
+}
+
 absl::StatusOr<std::optional<Principal>> AuthFilter::Authenticate(
     const google::protobuf::MethodDescriptor* method, std::string_view authorization) const {
   if (!enabled() || IsAuthExempt(method)) return std::nullopt;
@@ -46,6 +64,10 @@ absl::StatusOr<std::optional<Principal>> AuthFilter::Authenticate(
   if (!principal.ok()) {
     CountFailure(principal.status());
     return principal.status();
+  }
+  if (absl::Status scoped = CheckScope(method, *principal); !scoped.ok()) {
+    CountFailure(scoped);
+    return scoped;
   }
   return std::optional<Principal>(std::move(principal).value());
 }

@@ -26,6 +26,12 @@ namespace submarine::gateway {
 
 bool IsAuthExempt(const google::protobuf::MethodDescriptor* method);
 bool IsInternalOnly(const google::protobuf::MethodDescriptor* method);
+// A token scoped to a project (Principal.scope, e.g. a workload's identity) may call every
+// service but the permission service's (only IdentityService.GetCurrentUser there):
+// PERMISSION_DENIED (reason TOKEN_SCOPE) otherwise. The services check resources against the
+// scope themselves (authz::Authorizer).
+absl::Status CheckScope(const google::protobuf::MethodDescriptor* method,
+                        const submarine::common::v1::Principal& principal);
 
 class AuthFilter {
  public:
@@ -43,8 +49,8 @@ class AuthFilter {
   // The principal to send with a call of `method` carrying `authorization` (the Authorization
   // header / "authorization" metadata, empty when absent): nullopt when authentication is off or
   // the method is exempt; the verified principal otherwise. UNAUTHENTICATED as
-  // AuthSnapshot::Authenticate says; UNAVAILABLE (reason AUTH_STATE_UNAVAILABLE) while the token
-  // state has not been loaded yet.
+  // AuthSnapshot::Authenticate says; PERMISSION_DENIED as CheckScope says; UNAVAILABLE (reason
+  // AUTH_STATE_UNAVAILABLE) while the token state has not been loaded yet.
   absl::StatusOr<std::optional<submarine::common::v1::Principal>> Authenticate(
       const google::protobuf::MethodDescriptor* method, std::string_view authorization) const;
 

@@ -107,6 +107,7 @@ absl::StatusOr<Principal> AuthSnapshot::Authenticate(std::string_view authorizat
   for (auto& team : claims.teams) principal.add_teams(std::move(team));
   principal.set_admin(claims.admin);
   principal.set_token_id(claims.token_id);
+  principal.set_scope(claims.scope);
   return principal;
 }
 

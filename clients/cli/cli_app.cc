@@ -319,8 +319,9 @@ void AddExperimentCommands(CLI::App& app, Runner& runner) {
   AddLeaf<RunOptions>(
       g, runner, "run", "Submit an experiment from a YAML/JSON spec",
       [](CLI::App* c, RunOptions* o) {
-        c->add_option("-f,--file", o->file, "Spec file (Apache Submarine's ExperimentSpec or an "
-                                            "Experiment), '-' for stdin")
+        c->add_option("-f,--file", o->file,
+                      "Spec file (Apache Submarine's ExperimentSpec or an "
+                      "Experiment), '-' for stdin")
             ->required();
         c->add_option("--id", o->id, "Experiment id (default: generated)");
         c->add_flag("--follow", o->follow,
@@ -345,12 +346,12 @@ void AddExperimentCommands(CLI::App& app, Runner& runner) {
     const char* help;
     absl::Status (*run)(const ProjectCommandContext&, const std::string&);
   };
-  for (const Verb& v : {Verb{"get", "Show one experiment", &GetExperiment},
-                        Verb{"stop", "Stop an experiment (SIGTERM, then forced)", &StopExperiment},
-                        Verb{"retry", "Run a finished experiment again (a new attempt)",
-                             &RetryExperiment},
-                        Verb{"delete", "Delete an experiment and its logs (stopping it first)",
-                             &DeleteExperiment}}) {
+  for (const Verb& v :
+       {Verb{"get", "Show one experiment", &GetExperiment},
+        Verb{"stop", "Stop an experiment (SIGTERM, then forced)", &StopExperiment},
+        Verb{"retry", "Run a finished experiment again (a new attempt)", &RetryExperiment},
+        Verb{"delete", "Delete an experiment and its logs (stopping it first)",
+             &DeleteExperiment}}) {
     AddLeaf<ExperimentNameOptions>(
         g, runner, v.name, v.help,
         [](CLI::App* c, ExperimentNameOptions* o) {
@@ -733,6 +734,7 @@ struct TokenCreateOptions {
   std::string user;
   std::string display_name;
   std::string ttl;
+  std::string project;
 };
 struct TokenRevokeOptions {
   std::string token;
@@ -753,9 +755,11 @@ void AddTokenCommands(CLI::App& app, Runner& runner) {
         c->add_option("--display-name", o->display_name, "What it is for");
         c->add_option("--ttl", o->ttl, "Lifetime, e.g. 90d or 12h (default: no expiry)");
         c->add_option("--user", o->user, "For whom (admins; default: you)");
+        c->add_option("--project", o->project,
+                      "Limit it to one project's resources (needs --ttl, at most 30d)");
       },
       [](const ClientContext& ctx, const TokenCreateOptions& o) {
-        return CreateToken(ctx, o.user, o.display_name, o.ttl);
+        return CreateToken(ctx, o.user, o.display_name, o.ttl, o.project);
       });
   AddLeaf<TokenRevokeOptions>(
       g, runner, "revoke", "Revoke a token",

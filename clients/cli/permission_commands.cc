@@ -198,6 +198,7 @@ const std::vector<Column<pb::ApiToken>>& TokenColumns() {
   static const auto* columns = new std::vector<Column<pb::ApiToken>>{
       {"ID", [](const pb::ApiToken& t) { return LastSegmentOf(t.name()); }},
       {"DISPLAY NAME", [](const pb::ApiToken& t) { return t.display_name(); }},
+      {"SCOPE", [](const pb::ApiToken& t) { return t.scope(); }},
       {"CREATED", [](const pb::ApiToken& t) { return TimeText(t.create_time()); }},
       {"EXPIRES",
        [](const pb::ApiToken& t) {
@@ -839,10 +840,12 @@ absl::Status ListTokens(const ClientContext& ctx, const std::string& user) {
 }
 
 absl::Status CreateToken(const ClientContext& ctx, const std::string& user,
-                         const std::string& display_name, const std::string& ttl) {
+                         const std::string& display_name, const std::string& ttl,
+                         const std::string& project) {
   pb::CreateApiTokenRequest request;
   SUBMARINE_ASSIGN_OR_RETURN(*request.mutable_parent(), UserOrSelf(ctx, user));
   request.set_display_name(display_name);
+  if (!project.empty()) request.set_scope(ProjectResource(project));
   if (!ttl.empty()) {
     SUBMARINE_ASSIGN_OR_RETURN(int64_t ttl_seconds, ParseDurationSeconds(ttl, "ttl"));
     request.set_ttl_seconds(ttl_seconds);

@@ -128,8 +128,10 @@ absl::Status ListLeases(const ClientContext& ctx, const std::string& owner);
 // ---- API tokens (of `user`; "" means the caller).
 absl::Status ListTokens(const ClientContext& ctx, const std::string& user);
 // Prints the secret once (table: with a warning to store it; JSON/YAML: field "secret").
+// `project` ("" = none): the token may act only on that project's resources.
 absl::Status CreateToken(const ClientContext& ctx, const std::string& user,
-                         const std::string& display_name, const std::string& ttl);
+                         const std::string& display_name, const std::string& ttl,
+                         const std::string& project = "");
 absl::Status RevokeToken(const ClientContext& ctx, const std::string& user,
                          const std::string& name);
 

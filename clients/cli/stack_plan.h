@@ -3,11 +3,11 @@
 // the gateway, in that (start) order, each with its typed YAML config. Ports are chosen once per
 // plan so that a restarted process comes back on the same address its peers were given.
 
+#include <google/protobuf/message.h>
+
 #include <functional>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/message.h>
 
 #include "absl/status/statusor.h"
 #include "clients/cli/stack_paths.h"
@@ -25,13 +25,25 @@ struct ServiceDefinition {
   // Its config message type (a message with a `common` field of type CommonServiceConfig).
   const google::protobuf::Message* config_type = nullptr;
   // Sets the service's own fields beyond `common` (may be empty).
-  std::function<void(const StackPaths&, google::protobuf::Message*)> customize;
+  std::function<void(const StackPaths&, const struct StackSettings&, google::protobuf::Message*)>
+      customize;
 };
+
+// What a service's config may need to know of the stack as a whole.
+struct StackSettings {
+  std::string gateway_url;  // "http://127.0.0.1:<port>": where workloads reach the platform
+  std::string sdk_dir;      // the Python SDK's directory (holding submarine/); "" = not found
+};
+
+// The Python SDK next to the binaries in `bin_dir`: the source tree's clients/python (bin_dir
+// is <repo>/build/bin) or an installation's share/submarine/python; "" when neither exists.
+std::string FindPythonSdk(const std::string& bin_dir);
 
 // Renders any service's typed config (as JSON, which is YAML): `common`, then its own fields.
 absl::StatusOr<std::string> RenderServiceConfig(const ServiceDefinition& service,
                                                 const config::v1::CommonServiceConfig& common,
-                                                const StackPaths& paths);
+                                                const StackPaths& paths,
+                                                const StackSettings& settings = {});
 
 // The services of the local stack, in start order: the permission service first (everyone
 // authorizes against it), then the others.

@@ -2,7 +2,6 @@
 
 #include <sodium.h>
 #include <sys/stat.h>
-
 #include <unistd.h>
 
 #include <cerrno>
@@ -137,8 +136,8 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
 absl::StatusOr<std::string> HashPassword(std::string_view password, const PasswordCost& cost) {
   InitSodium();
   char out[crypto_pwhash_STRBYTES];
-  if (crypto_pwhash_str_alg(out, password.data(), password.size(), cost.ops_limit,
-                            cost.mem_limit, crypto_pwhash_ALG_ARGON2ID13) != 0) {
+  if (crypto_pwhash_str_alg(out, password.data(), password.size(), cost.ops_limit, cost.mem_limit,
+                            crypto_pwhash_ALG_ARGON2ID13) != 0) {
     return Internal("cannot hash the password (out of memory?)");
   }
   return std::string(out);
@@ -219,11 +218,11 @@ std::string SignJwt(const TokenClaims& claims, const SigningKey& key) {
                          {"teams", claims.teams},  {"admin", claims.admin},
                          {"iat", claims.issued_at}};
   if (claims.expires_at != 0) body["exp"] = claims.expires_at;
+  if (!claims.scope.empty()) body["scope"] = claims.scope;
   std::string signing_input =
       absl::StrCat(Base64UrlEncode(header.dump()), ".", Base64UrlEncode(body.dump()));
   std::string sig(crypto_sign_BYTES, '\0');
-  crypto_sign_detached(U(sig), nullptr, U(signing_input), signing_input.size(),
-                       U(key.secret_key));
+  crypto_sign_detached(U(sig), nullptr, U(signing_input), signing_input.size(), U(key.secret_key));
   return absl::StrCat(signing_input, ".", Base64UrlEncode(sig));
 }
 
@@ -282,6 +281,7 @@ absl::StatusOr<TokenClaims> JwtVerifier::Verify(std::string_view token, std::str
     claims.admin = body.value("admin", false);
     claims.issued_at = body.value("iat", int64_t{0});
     claims.expires_at = body.value("exp", int64_t{0});
+    claims.scope = body.value("scope", "");
     if (auto t = body.find("teams"); t != body.end()) {
       claims.teams = t->get<std::vector<std::string>>();
     }
@@ -307,8 +307,7 @@ absl::StatusOr<TokenClaims> JwtVerifier::Verify(std::string_view token, std::str
 
 std::string Seal(std::string_view key, std::string_view plaintext) {
   InitSodium();
-  std::string out(crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + plaintext.size(),
-                  '\0');
+  std::string out(crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + plaintext.size(), '\0');
   randombytes_buf(out.data(), crypto_secretbox_NONCEBYTES);
   crypto_secretbox_easy(U(out) + crypto_secretbox_NONCEBYTES, U(plaintext), plaintext.size(),
                         U(out), U(key));

@@ -31,7 +31,7 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
 // ---- Passwords: Argon2id (crypto_pwhash_str_alg with crypto_pwhash_ALG_ARGON2ID13).
 struct PasswordCost {
-  uint64_t ops_limit = 2;              // crypto_pwhash_OPSLIMIT_INTERACTIVE
+  uint64_t ops_limit = 2;                // crypto_pwhash_OPSLIMIT_INTERACTIVE
   size_t mem_limit = 64u * 1024 * 1024;  // crypto_pwhash_MEMLIMIT_INTERACTIVE
 };
 // The "$argon2id$v=19$m=...,t=...,p=1$salt$hash" string. INTERNAL if out of memory.
@@ -63,6 +63,7 @@ struct TokenClaims {
   bool admin = false;              // "admin"
   int64_t issued_at = 0;           // "iat", Unix seconds
   int64_t expires_at = 0;          // "exp", Unix seconds; 0 = no expiry (omitted)
+  std::string scope;               // "scope": "projects/{p}" the token is limited to; "" = none
 };
 std::string SignJwt(const TokenClaims& claims, const SigningKey& key);
 

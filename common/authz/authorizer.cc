@@ -196,10 +196,26 @@ absl::Status Authorizer::BackendError(const absl::Status& status) {
                    "the permission service could not be asked; the call was refused");
 }
 
+absl::Status CheckScope(const submarine::common::v1::Principal& principal,
+                        const std::string& resource, Permission permission) {
+  const std::string& scope = principal.scope();
+  if (scope.empty()) return absl::OkStatus();
+  if (resource == scope || absl::StartsWith(resource, scope + "/")) return absl::OkStatus();
+  // Platform resources (compute clusters) are readable by everyone; a scoped token too.
+  if (permission == Permission::READ && !absl::StartsWith(resource, "projects/")) {
+    return absl::OkStatus();
+  }
+  return MakeError(absl::StatusCode::kPermissionDenied, "TOKEN_SCOPE",
+                   absl::StrCat("the token is scoped to ", scope, "; ", resource.substr(0, 256),
+                                " is outside it"),
+                   {{"resource", resource.substr(0, 256)}, {"scope", scope}});
+}
+
 absl::Status Authorizer::Check(const rpc::CallInfo& call, const std::string& resource,
                                Permission permission) {
   if (options_.insecure) return absl::OkStatus();
   SUBMARINE_RETURN_IF_ERROR(RequireCaller(call));
+  SUBMARINE_RETURN_IF_ERROR(CheckScope(call.principal, resource, permission));
   std::string subject = SubjectFor(call.principal);
   if (subject.empty()) return absl::OkStatus();  // a service acting for itself
 
@@ -236,6 +252,7 @@ absl::StatusOr<Authorizer::Visible> Authorizer::ListAccessible(const rpc::CallIn
                                                                Permission permission) {
   if (options_.insecure) return Visible{true, {}};
   SUBMARINE_RETURN_IF_ERROR(RequireCaller(call));
+  SUBMARINE_RETURN_IF_ERROR(CheckScope(call.principal, parent, permission));
   std::string subject = SubjectFor(call.principal);
   if (subject.empty()) return Visible{true, {}};
 

@@ -138,6 +138,14 @@ class Authorizer {
   metrics::Counter* invalidations_;
 };
 
+// OK unless `principal` holds a scoped token (Principal.scope "projects/{p}", e.g. a workload's
+// identity) and `resource` lies outside that project — reading a platform resource such as
+// "computeClusters/x" is allowed; PERMISSION_DENIED (reason TOKEN_SCOPE) then. Check and
+// ListAccessible apply it first.
+absl::Status CheckScope(const submarine::common::v1::Principal& principal,
+                        const std::string& resource,
+                        submarine::permission::v1::Permission permission);
+
 // Whether an event (by topic) can change a cached answer: its message declares affects_access
 // (events/event_options.h).
 bool InvalidatesAnswers(const std::string& topic);

@@ -87,6 +87,47 @@ class GrpcQuotaClient final : public QuotaClient {
   const std::chrono::milliseconds timeout_;
 };
 
+class GrpcWorkloadTokens final : public WorkloadTokens {
+ public:
+  GrpcWorkloadTokens(const std::string& address, std::string service,
+                     std::chrono::milliseconds timeout)
+      : stub_(permission::v1::IdentityService::NewStub(rpc::MakeChannel(address))),
+        service_(std::move(service)),
+        timeout_(timeout) {}
+
+  absl::StatusOr<Token> Mint(const std::string& user, const std::string& project,
+                             const std::string& display_name, std::chrono::seconds ttl) override {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + timeout_);
+    rpc::ActAs(&ctx, auth::ServicePrincipal(service_, user), "");
+    permission::v1::CreateApiTokenRequest req;
+    req.set_parent(absl::StrCat("users/", user));
+    req.set_display_name(display_name);
+    req.set_ttl_seconds(ttl.count());
+    req.set_scope(project);
+    permission::v1::CreateApiTokenResponse out;
+    grpc::Status st = stub_->CreateApiToken(&ctx, req, &out);
+    if (!st.ok()) return FromGrpcStatus(st);
+    return Token{out.token().name(), out.secret()};
+  }
+  absl::Status Revoke(const std::string& name, const std::string& user) override {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + timeout_);
+    rpc::ActAs(&ctx, auth::ServicePrincipal(service_, user), "");
+    permission::v1::RevokeApiTokenRequest req;
+    req.set_name(name);
+    permission::v1::ApiToken out;
+    grpc::Status st = stub_->RevokeApiToken(&ctx, req, &out);
+    if (st.error_code() == grpc::StatusCode::NOT_FOUND) return absl::OkStatus();
+    return st.ok() ? absl::OkStatus() : FromGrpcStatus(st);
+  }
+
+ private:
+  std::unique_ptr<permission::v1::IdentityService::Stub> stub_;
+  const std::string service_;
+  const std::chrono::milliseconds timeout_;
+};
+
 class GrpcCredentialSource final : public CredentialSource {
  public:
   GrpcCredentialSource(const std::string& address, std::string service,
@@ -189,6 +230,13 @@ int Replicas(const v1::Experiment& e) {
   return n;
 }
 
+// An error that may go away by itself (the other service restarting): the launch waits.
+bool IsTransient(const absl::Status& st) {
+  const absl::StatusCode code = st.code();
+  return code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded ||
+         code == absl::StatusCode::kInternal || code == absl::StatusCode::kUnknown;
+}
+
 // "cpu=2,memory=1Gi", or "nothing".
 std::string HeldText(const compute::Resources& r) {
   std::string text = compute::FormatResources(r);
@@ -224,6 +272,12 @@ Lease LeaseFor(const v1::Experiment& e) {
 }
 
 }  // namespace
+
+std::unique_ptr<WorkloadTokens> MakeGrpcWorkloadTokens(const std::string& address,
+                                                       const std::string& service,
+                                                       std::chrono::milliseconds timeout) {
+  return std::make_unique<GrpcWorkloadTokens>(address, service, timeout);
+}
 
 std::unique_ptr<CredentialSource> MakeGrpcCredentialSource(const std::string& address,
                                                            const std::string& service,
@@ -569,15 +623,56 @@ bool Controller::Launch(StoredExperiment& s, Room* room) {
   env["SUBMARINE_EXPERIMENT"] = e.name();
   env["SUBMARINE_EXPERIMENT_UID"] = e.uid();
   env["SUBMARINE_EXPERIMENT_ATTEMPT"] = absl::StrCat(e.attempt());
-  // Record the workload id first, so that a crash between Submit and the transition leaves a
-  // workload the record knows about (never an orphan that looks like someone else's).
-  if (!s.workload_id || *s.workload_id != id) {
+  if (!options_.task_server.empty()) env["SUBMARINE_SERVER"] = options_.task_server;
+  if (!options_.sdk_path.empty()) {
+    const auto& meta_env = e.reproducibility().resolved_spec().meta().env_vars();
+    auto theirs = meta_env.find("PYTHONPATH");
+    env["PYTHONPATH"] = theirs == meta_env.end() || theirs->second.empty()
+                            ? options_.sdk_path
+                            : absl::StrCat(options_.sdk_path, ":", theirs->second);
+  }
+  // The attempt's identity: a token of the submitter limited to the project, living as long as
+  // the job may run. A launch retried after a failed Submit gets a new one (the old is revoked).
+  std::optional<WorkloadTokens::Token> token;
+  const std::string user = UserOf(e);
+  if (options_.tokens != nullptr && !user.empty()) {
+    if (!e.workload_token().empty()) (void)options_.tokens->Revoke(e.workload_token(), user);
+    std::chrono::seconds ttl = std::chrono::hours(24);
+    if (e.spec().has_max_run_time() && e.spec().max_run_time().seconds() > 0) {
+      ttl = std::chrono::seconds(e.spec().max_run_time().seconds()) + std::chrono::minutes(5);
+    }
+    auto minted = options_.tokens->Mint(
+        user, ProjectOf(e), absl::StrCat("workload ", e.name(), " attempt ", e.attempt()), ttl);
+    if (!minted.ok()) {
+      if (IsTransient(minted.status())) {
+        SetPendingReason(s, absl::StrCat("waiting for the permission service to issue the "
+                                         "workload's identity token: ",
+                                         Message(minted.status())));
+        return true;
+      }
+      (void)Change(s, [&](pqxx::work& tx, StoredExperiment& now) {
+        return Transition(tx, now, v1::FAILED,
+                          absl::StrCat("workload identity token: ", Message(minted.status())),
+                          clock_.Now(), "", kSystem);
+      });
+      ReleaseLease(s);
+      return true;
+    }
+    token = std::move(*minted);
+  }
+  // Record the workload id (and token) first, so that a crash between Submit and the transition
+  // leaves a workload the record knows about (never an orphan that looks like someone else's).
+  if (!s.workload_id || *s.workload_id != id || token) {
     absl::Status st = Change(s, [&](pqxx::work& tx, StoredExperiment& now) {
       now.workload_id = id;
+      if (token) now.experiment.set_workload_token(token->name);
       Touch(tx, now, clock_.Now(), "");
       return absl::OkStatus();
     });
-    if (!st.ok()) return true;
+    if (!st.ok()) {
+      if (token) (void)options_.tokens->Revoke(token->name, user);
+      return true;
+    }
     s.workload_id = id;
   }
   auto workload = ToWorkload(e.reproducibility().resolved_spec(), id, env,
@@ -586,7 +681,6 @@ bool Controller::Launch(StoredExperiment& s, Room* room) {
   // with the experiment): the workload carries it as a secret.
   const std::string& credential = e.reproducibility().resolved_spec().code().git().credential();
   if (!credential.empty()) {
-    const std::string user = UserOf(e);
     const std::string name = absl::StartsWith(credential, "users/")
                                  ? credential
                                  : absl::StrCat("users/", user, "/credentials/", credential);
@@ -596,9 +690,7 @@ bool Controller::Launch(StoredExperiment& s, Room* room) {
                   "no credential store: the service runs without the permission service")
             : options_.credentials->Access(name, user);
     if (!secret.ok()) {
-      const absl::StatusCode code = secret.status().code();
-      if (code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded ||
-          code == absl::StatusCode::kInternal || code == absl::StatusCode::kUnknown) {
+      if (IsTransient(secret.status())) {
         SetPendingReason(s, absl::StrCat("waiting for the credential store to give git credential ",
                                          name, ": ", Message(secret.status())));
         return true;
@@ -613,6 +705,7 @@ bool Controller::Launch(StoredExperiment& s, Room* room) {
     }
     workload.secret_env["SUBMARINE_GIT_TOKEN"] = *secret;
   }
+  if (token) workload.secret_env["SUBMARINE_TOKEN"] = token->secret;
   absl::Status submitted = backend->Submit(workload);
   if (!submitted.ok() && submitted.code() != absl::StatusCode::kInvalidArgument) {
     log::Get("controller")->warn("launch of {} postponed: {}", e.name(), Message(submitted));
@@ -744,6 +837,14 @@ void Controller::RequestStop(StoredExperiment& s) {
 }
 
 void Controller::ReleaseLease(const StoredExperiment& s) {
+  if (options_.tokens != nullptr && !s.experiment.workload_token().empty()) {
+    absl::Status st = options_.tokens->Revoke(s.experiment.workload_token(), UserOf(s.experiment));
+    if (!st.ok()) {
+      log::Get("controller")
+          ->warn("identity token {} of {} not revoked ({}); it expires by itself",
+                 s.experiment.workload_token(), s.experiment.name(), Message(st));
+    }
+  }
   if (!s.lease || quota_ == nullptr) return;
   absl::Status st = quota_->Release(*s.lease, UserOf(s.experiment));
   if (!st.ok()) {

@@ -55,6 +55,24 @@ class CredentialSource {
   virtual absl::StatusOr<std::string> Access(const std::string& name, const std::string& user) = 0;
 };
 
+// Workload identity: API tokens of the submitter scoped to the experiment's project
+// (IdentityService.CreateApiToken / RevokeApiToken as the service acting for the user).
+class WorkloadTokens {
+ public:
+  virtual ~WorkloadTokens() = default;
+  struct Token {
+    std::string name;    // "users/{u}/tokens/{id}"
+    std::string secret;  // the JWT
+  };
+  virtual absl::StatusOr<Token> Mint(const std::string& user, const std::string& project,
+                                     const std::string& display_name, std::chrono::seconds ttl) = 0;
+  // OK when revoked or already gone.
+  virtual absl::Status Revoke(const std::string& name, const std::string& user) = 0;
+};
+std::unique_ptr<WorkloadTokens> MakeGrpcWorkloadTokens(const std::string& address,
+                                                       const std::string& service,
+                                                       std::chrono::milliseconds timeout);
+
 // CredentialService.AccessCredentialSecret over gRPC as Principal{SERVICE, service, user}.
 std::unique_ptr<CredentialSource> MakeGrpcCredentialSource(const std::string& address,
                                                            const std::string& service,
@@ -92,6 +110,13 @@ class Controller {
     // at most that much at once (the whole job, gang); the next one waits in ACCEPTED, saying
     // so. Unset: no cluster has a capacity.
     std::function<std::optional<compute::Resources>(const std::string&)> capacity_of;
+    // Workload identity (not owned; null: tasks get no token): each attempt's tasks get
+    // SUBMARINE_TOKEN (a secret), revoked when the attempt ends.
+    WorkloadTokens* tokens = nullptr;
+    // SUBMARINE_SERVER of every task ("" = not set).
+    std::string task_server;
+    // Put first on every task's PYTHONPATH ("" = not set): `import submarine` works in tasks.
+    std::string sdk_path;
   };
   // `quota` may be null (no quotas: every experiment is admitted).
   // Each experiment runs on the cluster its resolved spec names (compute_cluster).
@@ -107,7 +132,8 @@ class Controller {
   // After an experiment row was deleted: removes its workload and logs and gives its lease
   // back. Errors are logged; the next pass heals what is left.
   void Forget(const StoredExperiment& stored);
-  // Gives back the lease of an experiment that ended outside a pass (stopped before launch).
+  // Gives back the lease of an experiment whose attempt ended (also outside a pass: stopped
+  // before launch), and revokes the attempt's workload identity token.
   void ReleaseLease(const StoredExperiment& stored);
 
  private:

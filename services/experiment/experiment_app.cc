@@ -157,6 +157,13 @@ absl::Status Build(rpc::ServiceHost& host, const ExperimentServiceConfig& config
     options.lease_ttl_seconds = static_cast<int>(config.lease_ttl_seconds());
   options.max_running_tasks = static_cast<int>(config.local().max_running_tasks());
   options.credentials = credentials;
+  options.task_server = config.task_server_url();
+  options.sdk_path = config.sdk_python_path();
+  if (credentials != nullptr && !options.task_server.empty()) {
+    // Tasks that can reach the platform get an identity to do it with.
+    options.tokens =
+        host.Own(MakeGrpcWorkloadTokens(permission.address(), "experiment", kPeerTimeout));
+  }
   options.preemption = config.preemption();
   for (const auto& [project, weight] : config.fair_share_weights()) {
     const std::string field = absl::StrCat("fair_share_weights[", project, "]");

@@ -177,18 +177,21 @@ constexpr db::Statement kGrantedIn{
 constexpr db::Statement kApiTokenInsert{
     "permission.api_token_insert",
     "INSERT INTO api_tokens (token_id, username, display_name, token_hash, create_time, "
-    "expire_time) VALUES ($1, $2, $3, $4, $5, $6)"};
+    "expire_time, scope) VALUES ($1, $2, $3, $4, $5, $6, $7)"};
 constexpr db::Statement kApiTokenList{
     "permission.api_token_list",
-    "SELECT token_id, username, display_name, token_hash, create_time, expire_time, revoke_time "
+    "SELECT token_id, username, display_name, token_hash, create_time, expire_time, revoke_time, "
+    "scope "
     "FROM api_tokens WHERE username = $1 ORDER BY create_time DESC, token_id"};
 constexpr db::Statement kApiTokenFind{
     "permission.api_token_find",
-    "SELECT token_id, username, display_name, token_hash, create_time, expire_time, revoke_time "
+    "SELECT token_id, username, display_name, token_hash, create_time, expire_time, revoke_time, "
+    "scope "
     "FROM api_tokens WHERE token_id = $1"};
 constexpr db::Statement kApiTokenFindForUpdate{
     "permission.api_token_find_for_update",
-    "SELECT token_id, username, display_name, token_hash, create_time, expire_time, revoke_time "
+    "SELECT token_id, username, display_name, token_hash, create_time, expire_time, revoke_time, "
+    "scope "
     "FROM api_tokens WHERE token_id = $1 FOR UPDATE"};
 constexpr db::Statement kApiTokenRevoke{
     "permission.api_token_revoke",
@@ -309,6 +312,7 @@ ApiTokenRow ApiTokenFromRow(const pqxx::row& r) {
     *t.token.mutable_expire_time() = e->ToProto();
   if (auto v = r[6].as<std::optional<db::Timestamp>>())
     *t.token.mutable_revoke_time() = v->ToProto();
+  t.token.set_scope(r[7].as<std::string>());
   return t;
 }
 
@@ -331,8 +335,8 @@ const db::StatementSet& PermissionStore::Statements() {
       kBindingUpsert, kBindingList, kBindingFind, kBindingDelete, kBindingFor,
       kBindingDeleteSubject, kGrantDeleteSubject,
       // grants
-      kGrantUpsert, kGrantList, kGrantListAll, kGrantFind, kGrantDelete, kGrantDeleteUnder, kGrantFor,
-      kGrantedIn,
+      kGrantUpsert, kGrantList, kGrantListAll, kGrantFind, kGrantDelete, kGrantDeleteUnder,
+      kGrantFor, kGrantedIn,
       // tokens
       kApiTokenInsert, kApiTokenList, kApiTokenFind, kApiTokenFindForUpdate, kApiTokenRevoke,
       kRefreshInsert, kRefreshTake, kRefreshDeleteUser, kRevokedInsert, kNotBeforeRaise,
@@ -678,7 +682,8 @@ void PermissionStore::InsertApiToken(pqxx::work& tx, const ApiTokenRow& row) {
            db::Timestamp::FromProto(row.token.create_time()),
            row.token.has_expire_time()
                ? std::optional(db::Timestamp::FromProto(row.token.expire_time()))
-               : std::nullopt);
+               : std::nullopt,
+           row.token.scope());
 }
 
 std::vector<ApiTokenRow> PermissionStore::ListApiTokens(pqxx::transaction_base& tx,

@@ -1,7 +1,6 @@
 #include "services/permission/session_manager.h"
 
 #include <google/protobuf/empty.pb.h>
-
 #include <google/protobuf/util/time_util.h>
 
 #include "absl/strings/str_cat.h"
@@ -15,6 +14,7 @@ namespace {
 using google::protobuf::util::TimeUtil;
 
 constexpr int64_t kMaxApiTokenTtl = int64_t{10} * 366 * 24 * 3600;
+constexpr int64_t kMaxScopedTokenTtl = int64_t{30} * 24 * 3600;
 
 }  // namespace
 
@@ -137,38 +137,37 @@ absl::Status SessionManager::Logout(const v1::LogoutRequest& req, const CallInfo
   }
   google::protobuf::Empty done;
   return idempotency_->Transact(
-      *pool_, call, "Logout", req, req.request_id(), &done,
-      [&](pqxx::work& tx) -> absl::Status {
-    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
-    SUBMARINE_RETURN_IF_ERROR(caller.RequireUser("logging out"));
-    if (!req.refresh_token().empty()) {
-      auto taken = PermissionStore::TakeRefreshToken(tx, auth::Sha256Hex(req.refresh_token()));
-      if (taken && taken->first != caller.username) {
-        return InvalidField("refresh_token", "belongs to another user");  // rolls back
-      }
-    }
-    // The calling token: only a USER principal carries the id of the token it came with.
-    const std::string& jti = call.principal.token_id();
-    if (jti.empty() || caller.service) return absl::OkStatus();
-    if (jti.size() > 128) return InvalidField("principal.token_id", "longer than 128 bytes");
-    int64_t now = NowMicros(clock_);
-    // The calling token is an API token (revoke it for good) or an access token (revoked until
-    // it would have expired anyway).
-    int64_t expire = now + (options_.access_ttl_seconds + 60) * 1000000;
-    auto api = PermissionStore::FindApiToken(tx, jti, true);
-    if (api && api->username == caller.username) {
-      expire = api->token.has_expire_time()
-                   ? TimeUtil::TimestampToMicroseconds(api->token.expire_time())
-                   : 0;
-      PermissionStore::RevokeApiTokenRow(tx, jti, now);
-    }
-    PermissionStore::InsertRevokedToken(tx, jti, caller.username, expire, now);
-    v1::TokenRevoked event;
-    event.set_token_id(jti);
-    event.set_user("users/" + caller.username);
-    if (expire) *event.mutable_expire_time() = Ts(expire);
-    return Publish(tx, event, event.user(), call);
-  });
+      *pool_, call, "Logout", req, req.request_id(), &done, [&](pqxx::work& tx) -> absl::Status {
+        SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+        SUBMARINE_RETURN_IF_ERROR(caller.RequireUser("logging out"));
+        if (!req.refresh_token().empty()) {
+          auto taken = PermissionStore::TakeRefreshToken(tx, auth::Sha256Hex(req.refresh_token()));
+          if (taken && taken->first != caller.username) {
+            return InvalidField("refresh_token", "belongs to another user");  // rolls back
+          }
+        }
+        // The calling token: only a USER principal carries the id of the token it came with.
+        const std::string& jti = call.principal.token_id();
+        if (jti.empty() || caller.service) return absl::OkStatus();
+        if (jti.size() > 128) return InvalidField("principal.token_id", "longer than 128 bytes");
+        int64_t now = NowMicros(clock_);
+        // The calling token is an API token (revoke it for good) or an access token (revoked until
+        // it would have expired anyway).
+        int64_t expire = now + (options_.access_ttl_seconds + 60) * 1000000;
+        auto api = PermissionStore::FindApiToken(tx, jti, true);
+        if (api && api->username == caller.username) {
+          expire = api->token.has_expire_time()
+                       ? TimeUtil::TimestampToMicroseconds(api->token.expire_time())
+                       : 0;
+          PermissionStore::RevokeApiTokenRow(tx, jti, now);
+        }
+        PermissionStore::InsertRevokedToken(tx, jti, caller.username, expire, now);
+        v1::TokenRevoked event;
+        event.set_token_id(jti);
+        event.set_user("users/" + caller.username);
+        if (expire) *event.mutable_expire_time() = Ts(expire);
+        return Publish(tx, event, event.user(), call);
+      });
 }
 
 // ---- API tokens
@@ -179,39 +178,49 @@ absl::StatusOr<v1::CreateApiTokenResponse> SessionManager::CreateApiToken(
   SUBMARINE_RETURN_IF_ERROR(idempotency_->Transact(
       *pool_, call, "CreateApiToken", req, req.request_id(), &resp,
       [&](pqxx::work& tx) -> absl::Status {
-    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
-    std::string username;
-    SUBMARINE_RETURN_IF_ERROR(ParseUserName(req.parent(), "parent", &username));
-    if (!caller.MayManageUser(username)) {
-      return Denied(req.parent(), "creating tokens for another user");
-    }
-    SUBMARINE_RETURN_IF_ERROR(CheckText(req.display_name(), "display_name", 256));
-    if (req.ttl_seconds() < 0 || req.ttl_seconds() > kMaxApiTokenTtl) {
-      return InvalidField("ttl_seconds", "is 0 (no expiry) up to ten years");
-    }
-    auto user = PermissionStore::FindUser(tx, username, false);
-    if (!user) return NotFound("user", req.parent());
-    if (user->user.disabled()) {
-      return MakeError(absl::StatusCode::kFailedPrecondition, "USER_DISABLED",
-                       absl::StrCat("user \"", username, "\" is disabled"), {{"user", username}});
-    }
-    int64_t now = NowMicros(clock_);
-    FillTeams(tx, {&user->user});
-    auth::TokenClaims claims = NewClaims(tx, user->user, "api", now);
-    if (req.ttl_seconds() > 0) claims.expires_at = claims.issued_at + req.ttl_seconds();
-    std::string jwt = auth::SignJwt(claims, options_.signing_key);
-    ApiTokenRow row;
-    row.username = username;
-    row.token_hash = auth::Sha256Hex(jwt);
-    row.token.set_name(absl::StrCat(req.parent(), "/tokens/", claims.token_id));
-    row.token.set_display_name(req.display_name());
-    *row.token.mutable_create_time() = Ts(now);
-    if (claims.expires_at) *row.token.mutable_expire_time() = Ts(claims.expires_at * 1000000);
-    PermissionStore::InsertApiToken(tx, row);
-    *resp.mutable_token() = row.token;
-    resp.set_secret(jwt);
-    return absl::OkStatus();
-  }));
+        SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+        std::string username;
+        SUBMARINE_RETURN_IF_ERROR(ParseUserName(req.parent(), "parent", &username));
+        if (!caller.MayManageUser(username)) {
+          return Denied(req.parent(), "creating tokens for another user");
+        }
+        SUBMARINE_RETURN_IF_ERROR(CheckText(req.display_name(), "display_name", 256));
+        if (req.ttl_seconds() < 0 || req.ttl_seconds() > kMaxApiTokenTtl) {
+          return InvalidField("ttl_seconds", "is 0 (no expiry) up to ten years");
+        }
+        if (!req.scope().empty()) {
+          std::string project;
+          SUBMARINE_RETURN_IF_ERROR(ParseProjectName(req.scope(), "scope", &project));
+          if (req.ttl_seconds() == 0 || req.ttl_seconds() > kMaxScopedTokenTtl) {
+            return InvalidField("ttl_seconds", "a scoped token lives 1 s up to 30 days");
+          }
+        }
+        auto user = PermissionStore::FindUser(tx, username, false);
+        if (!user) return NotFound("user", req.parent());
+        if (user->user.disabled()) {
+          return MakeError(absl::StatusCode::kFailedPrecondition, "USER_DISABLED",
+                           absl::StrCat("user \"", username, "\" is disabled"),
+                           {{"user", username}});
+        }
+        int64_t now = NowMicros(clock_);
+        FillTeams(tx, {&user->user});
+        auth::TokenClaims claims = NewClaims(tx, user->user, "api", now);
+        if (req.ttl_seconds() > 0) claims.expires_at = claims.issued_at + req.ttl_seconds();
+        claims.scope = req.scope();
+        std::string jwt = auth::SignJwt(claims, options_.signing_key);
+        ApiTokenRow row;
+        row.username = username;
+        row.token_hash = auth::Sha256Hex(jwt);
+        row.token.set_name(absl::StrCat(req.parent(), "/tokens/", claims.token_id));
+        row.token.set_display_name(req.display_name());
+        row.token.set_scope(req.scope());
+        *row.token.mutable_create_time() = Ts(now);
+        if (claims.expires_at) *row.token.mutable_expire_time() = Ts(claims.expires_at * 1000000);
+        PermissionStore::InsertApiToken(tx, row);
+        *resp.mutable_token() = row.token;
+        resp.set_secret(jwt);
+        return absl::OkStatus();
+      }));
   return resp;
 }
 
@@ -241,36 +250,36 @@ absl::StatusOr<v1::ApiToken> SessionManager::RevokeApiToken(const v1::RevokeApiT
   SUBMARINE_RETURN_IF_ERROR(idempotency_->Transact(
       *pool_, call, "RevokeApiToken", req, req.request_id(), &out,
       [&](pqxx::work& tx) -> absl::Status {
-    SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
-    auto slash = req.name().find("/tokens/");
-    if (slash == std::string::npos) {
-      return InvalidField("name", absl::StrCat("expected \"users/{user}/tokens/{token}\", got ",
-                                               Quote(req.name())));
-    }
-    std::string username, token_id = req.name().substr(slash + 8);
-    SUBMARINE_RETURN_IF_ERROR(ParseUserName(req.name().substr(0, slash), "name", &username));
-    bool hex = !token_id.empty() && token_id.size() <= 64;
-    for (char c : token_id) hex = hex && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
-    if (!hex) return InvalidField("name", "token ids are lower-case hex");
-    if (!caller.MayManageUser(username)) {
-      return Denied(req.name(), "revoking another user's token");
-    }
-    auto found = PermissionStore::FindApiToken(tx, token_id, true);
-    if (!found || found->username != username) return NotFound("API token", req.name());
-    out = found->token;
-    if (out.has_revoke_time()) return absl::OkStatus();  // already revoked: nothing changes
-    int64_t now = NowMicros(clock_);
-    PermissionStore::RevokeApiTokenRow(tx, token_id, now);
-    int64_t expire =
-        out.has_expire_time() ? TimeUtil::TimestampToMicroseconds(out.expire_time()) : 0;
-    PermissionStore::InsertRevokedToken(tx, token_id, username, expire, now);
-    *out.mutable_revoke_time() = Ts(now);
-    v1::TokenRevoked event;
-    event.set_token_id(token_id);
-    event.set_user("users/" + username);
-    if (out.has_expire_time()) *event.mutable_expire_time() = out.expire_time();
-    return Publish(tx, event, req.name(), call);
-  }));
+        SUBMARINE_ASSIGN_OR_RETURN(Caller caller, ResolveCaller(tx, call));
+        auto slash = req.name().find("/tokens/");
+        if (slash == std::string::npos) {
+          return InvalidField("name", absl::StrCat("expected \"users/{user}/tokens/{token}\", got ",
+                                                   Quote(req.name())));
+        }
+        std::string username, token_id = req.name().substr(slash + 8);
+        SUBMARINE_RETURN_IF_ERROR(ParseUserName(req.name().substr(0, slash), "name", &username));
+        bool hex = !token_id.empty() && token_id.size() <= 64;
+        for (char c : token_id) hex = hex && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
+        if (!hex) return InvalidField("name", "token ids are lower-case hex");
+        if (!caller.MayManageUser(username)) {
+          return Denied(req.name(), "revoking another user's token");
+        }
+        auto found = PermissionStore::FindApiToken(tx, token_id, true);
+        if (!found || found->username != username) return NotFound("API token", req.name());
+        out = found->token;
+        if (out.has_revoke_time()) return absl::OkStatus();  // already revoked: nothing changes
+        int64_t now = NowMicros(clock_);
+        PermissionStore::RevokeApiTokenRow(tx, token_id, now);
+        int64_t expire =
+            out.has_expire_time() ? TimeUtil::TimestampToMicroseconds(out.expire_time()) : 0;
+        PermissionStore::InsertRevokedToken(tx, token_id, username, expire, now);
+        *out.mutable_revoke_time() = Ts(now);
+        v1::TokenRevoked event;
+        event.set_token_id(token_id);
+        event.set_user("users/" + username);
+        if (out.has_expire_time()) *event.mutable_expire_time() = out.expire_time();
+        return Publish(tx, event, req.name(), call);
+      }));
   return out;
 }
 

@@ -291,12 +291,17 @@ class Tokens(_Api):
                       "tokens", ApiToken)
 
     def create(self, display_name: str = "", *, ttl_seconds: int = 0,
-               user: Optional[str] = None, request_id: Optional[str] = None) -> CreatedApiToken:
-        """Returns the token's metadata and its ``secret``, shown only here."""
+               user: Optional[str] = None, project: Optional[str] = None,
+               request_id: Optional[str] = None) -> CreatedApiToken:
+        """Returns the token's metadata and its ``secret``, shown only here. With ``project``
+        (an id or ``projects/{p}``; needs ``ttl_seconds``, at most 30 days) the token may act
+        only on that project's resources."""
+        body: Dict[str, Any] = {"displayName": display_name, "ttlSeconds": ttl_seconds,
+                                "requestId": _rid(request_id)}
+        if project:
+            body["scope"] = project if project.startswith("projects/") else f"projects/{project}"
         return CreatedApiToken.from_json(self._transport.request(
-            "POST", f"/v1/{self._user(user)}/tokens",
-            body={"displayName": display_name, "ttlSeconds": ttl_seconds,
-                  "requestId": _rid(request_id)}))
+            "POST", f"/v1/{self._user(user)}/tokens", body=body))
 
     def revoke(self, name: str, *, user: Optional[str] = None,
                request_id: Optional[str] = None) -> ApiToken:

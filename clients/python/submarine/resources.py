@@ -248,6 +248,7 @@ class ApiToken(Resource):
     create_time: Optional[datetime] = None
     expire_time: Optional[datetime] = None
     revoke_time: Optional[datetime] = None
+    scope: str = ""
     extra: Dict[str, Any] = field(default_factory=dict)
 
 

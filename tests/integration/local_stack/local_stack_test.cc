@@ -567,6 +567,46 @@ TEST_F(LocalStackTest, AnAdminAddsAKubernetesClusterAndExperimentsRunOnIt) {
   EXPECT_EQ(experiment["state"], "SUCCEEDED") << got.output;
   EXPECT_EQ(experiment["reproducibility"]["backend"], "kubernetes") << got.output;
 
+  // Workload identity: a task reaches the platform with `import submarine` and its own token,
+  // which is limited to the experiment's project and revoked when the attempt ends.
+  const std::string script = log_dir_ + "/identity.py";
+  std::ofstream(script) << R"(import os
+import submarine
+from submarine import PermissionDenied
+client = submarine.Client()
+me = client.experiments.get(os.environ["SUBMARINE_EXPERIMENT"])
+print("sees itself:", me.uid == os.environ["SUBMARINE_EXPERIMENT_UID"])
+try:
+    submarine.Client(project="elsewhere").environments.list_page()
+    print("other project: allowed")
+except PermissionDenied as err:
+    print("other project:", err.reason)
+try:
+    client.tokens.create("escape", ttl_seconds=60)
+    print("new token: allowed")
+except PermissionDenied as err:
+    print("new token:", err.reason)
+)";
+  std::ofstream(spec) << "meta:\n  name: identity\n  cmd: /usr/bin/python3 " << script
+                      << "\nspec:\n  Worker: {replicas: 1}\n";
+  ASSERT_EQ(Submarine({"experiment", "run", "-f", spec, "--id", "identity"}).exit_code, 0);
+  CommandResult identity = Submarine({"experiment", "logs", "identity", "-f"});
+  EXPECT_EQ(identity.output,
+            "sees itself: True\nother project: TOKEN_SCOPE\nnew token: TOKEN_SCOPE\n");
+  CommandResult described = Submarine({"experiment", "get", "identity", "-o", "json"});
+  const std::string token_name =
+      json::parse(described.output, nullptr, false).value("workloadToken", "");
+  ASSERT_FALSE(token_name.empty()) << described.output;
+  CommandResult tokens = Submarine({"token", "list", "-o", "json"});
+  bool revoked = false;
+  for (const auto& t : json::parse(tokens.output, nullptr, false)) {
+    if (t.value("name", "") != token_name) continue;
+    EXPECT_EQ(t.value("scope", ""), "projects/default") << t.dump();
+    EXPECT_TRUE(t.contains("expireTime")) << t.dump();
+    revoked = t.contains("revokeTime");
+  }
+  EXPECT_TRUE(revoked) << token_name << " in " << tokens.output;
+
   // Over the capacity: refused when submitted, naming the field.
   std::ofstream(spec) << "meta:\n  name: too-big\n  cmd: 'true'\n"
                          "computeCluster: k8s\nspec:\n  Worker: {replicas: 5, resources: cpu=1}\n";

@@ -122,5 +122,33 @@ TEST_F(PlatformAccessTest, PlatformCredentialsAreForAdminsAndTheirSecretForWorkl
   EXPECT_EQ(secret_for(P::Service("experiment", "")).first, StatusCode::NOT_FOUND);
 }
 
+TEST_F(PlatformAccessTest, AProjectScopedTokenNeedsALifetimeAndSaysItsScope) {
+  auto create = [&](const std::string& scope, int64_t ttl, v1::CreateApiTokenResponse* out) {
+    v1::CreateApiTokenRequest req;
+    req.set_parent("users/alice");
+    req.set_scope(scope);
+    req.set_ttl_seconds(ttl);
+    return svc_->identity_stub->CreateApiToken(svc_->As(P::User("alice")).get(), req, out);
+  };
+  v1::CreateApiTokenResponse out;
+  grpc::Status forever = create("projects/vision", 0, &out);
+  EXPECT_EQ(forever.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(submarine::testing::ErrorField(forever), "ttl_seconds");
+  grpc::Status bad = create("vision", 3600, &out);
+  EXPECT_EQ(bad.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(submarine::testing::ErrorField(bad), "scope");
+  ASSERT_TRUE(create("projects/vision", 3600, &out).ok());
+  EXPECT_EQ(out.token().scope(), "projects/vision");
+  // The scope is in the signed token, where the gateway reads it.
+  EXPECT_NE(out.secret().find('.'), std::string::npos);
+  v1::ListApiTokensRequest list;
+  list.set_parent("users/alice");
+  v1::ListApiTokensResponse listed;
+  ASSERT_TRUE(
+      svc_->identity_stub->ListApiTokens(svc_->As(P::User("alice")).get(), list, &listed).ok());
+  ASSERT_EQ(listed.tokens_size(), 1);
+  EXPECT_EQ(listed.tokens(0).scope(), "projects/vision");
+}
+
 }  // namespace
 }  // namespace submarine::permission::testing

@@ -136,7 +136,7 @@ class ExperimentGitCredentialTest(unittest.TestCase):
         shutil.rmtree(cls.work, ignore_errors=True)
 
     def spec(self, **git: str) -> Dict[str, Any]:
-        return {"meta": {"framework": "plain", "cmd": "cat message.txt; env | grep -c TOKEN || true"},
+        return {"meta": {"framework": "plain", "cmd": "cat message.txt; env | grep -c GIT_TOKEN || true"},
                 "code": {"git": {"url": self.url, "branch": "main", **git}},
                 "spec": {"Worker": {"replicas": 1}}}
 
@@ -147,7 +147,7 @@ class ExperimentGitCredentialTest(unittest.TestCase):
         self.assertEqual(done.state, "SUCCEEDED", f"{done.state_reason}\n{log}")
         self.assertIn(MESSAGE, log)
         self.assertIn(f"submarine: code {self.url} at ", log)
-        # The command does not see the token, and neither the log nor the experiment holds it.
+        # The command does not see the git token, and neither the log nor the experiment holds it.
         self.assertIn("\n0\n", log)
         self.assertNotIn(TOKEN, log)
         self.assertNotIn(TOKEN, str(self.client.experiments.get(created.name)))

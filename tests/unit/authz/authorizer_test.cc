@@ -297,6 +297,31 @@ TEST_F(AuthorizerTest, ListAccessibleIsCachedAndKeepsOnlyTheCollection) {
   EXPECT_EQ(failed.status().code(), absl::StatusCode::kUnavailable);
 }
 
+TEST_F(AuthorizerTest, AScopedTokenActsOnlyInsideItsProject) {
+  Make();
+  backend_->allowed = {
+      "users/alice projects/p/environments/e READ", "users/alice projects/q/environments/e READ",
+      "users/alice projects/pp/environments/e READ", "users/alice computeClusters/local READ",
+      "users/alice computeClusters/local WRITE"};
+  rpc::CallInfo workload = User("alice");
+  workload.principal.set_scope("projects/p");
+  EXPECT_TRUE(authz_->Check(workload, kEnv, Permission::READ).ok());
+  for (const char* outside : {"projects/q/environments/e", "projects/pp/environments/e"}) {
+    absl::Status st = authz_->Check(workload, outside, Permission::READ);
+    EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied) << outside;
+    EXPECT_EQ(Reason(st), "TOKEN_SCOPE") << outside;
+  }
+  // Platform resources: read, never changed, through a scoped token.
+  EXPECT_TRUE(authz_->Check(workload, "computeClusters/local", Permission::READ).ok());
+  EXPECT_EQ(Reason(authz_->Check(workload, "computeClusters/local", Permission::WRITE)),
+            "TOKEN_SCOPE");
+  EXPECT_EQ(Reason(authz_->ListAccessible(workload, "projects/q", "environments", Permission::READ)
+                       .status()),
+            "TOKEN_SCOPE");
+  // The same user without the scope keeps every right.
+  EXPECT_TRUE(authz_->Check(User("alice"), "projects/q/environments/e", Permission::READ).ok());
+}
+
 TEST(AuthorizerCreate, NeedsAnAddressOrTheExplicitInsecureFlag) {
   submarine::config::v1::PermissionClientConfig config;
   auto refused = Authorizer::Create(config, "environment");

@@ -1,6 +1,8 @@
 // The gateway's token check without any network: tokens signed here with auth::SignJwt (and
 // forged by hand) against an AuthSnapshot built from an AuthState like the permission service's.
 
+#include "gateway/auth_filter.h"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -10,9 +12,9 @@
 #include "common/auth/crypto.h"
 #include "common/events/event_options.h"
 #include "common/status/status.h"
-#include "gateway/auth_filter.h"
 #include "gateway/auth_state.h"
 #include "google/protobuf/descriptor.pb.h"
+#include "submarine/experiment/v1/experiment.pb.h"
 #include "submarine/permission/v1/permission.pb.h"
 #include "tests/support/fake_clock.h"
 
@@ -117,6 +119,37 @@ TEST_F(AuthSnapshotTest, ValidTokenGivesTheUserPrincipal) {
   EXPECT_TRUE(principal->service().empty());
 }
 
+TEST_F(AuthSnapshotTest, AScopedTokenCarriesItsScopeAndIsKeptOutOfThePermissionService) {
+  auto claims = Claims();
+  claims.scope = "projects/p";
+  auto principal = Check(auth::SignJwt(claims, key_));
+  ASSERT_TRUE(principal.ok()) << principal.status();
+  EXPECT_EQ(principal->scope(), "projects/p");
+  const auto* pool = google::protobuf::DescriptorPool::generated_pool();
+  auto method = [&](const std::string& name) {
+    const auto* m = pool->FindMethodByName(name);
+    EXPECT_NE(m, nullptr) << name;
+    return m;
+  };
+  EXPECT_TRUE(
+      CheckScope(method("submarine.experiment.v1.ExperimentService.CreateExperiment"), *principal)
+          .ok());
+  EXPECT_TRUE(
+      CheckScope(method("submarine.permission.v1.IdentityService.GetCurrentUser"), *principal)
+          .ok());
+  for (const char* refused : {"submarine.permission.v1.IdentityService.CreateApiToken",
+                              "submarine.permission.v1.AccessService.CreateGrant",
+                              "submarine.permission.v1.CredentialService.ListCredentials"}) {
+    absl::Status st = CheckScope(method(refused), *principal);
+    EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied) << refused;
+  }
+  // Unscoped tokens are not limited.
+  principal->clear_scope();
+  EXPECT_TRUE(
+      CheckScope(method("submarine.permission.v1.IdentityService.CreateApiToken"), *principal)
+          .ok());
+}
+
 TEST_F(AuthSnapshotTest, ApiTokensWithoutExpiryAreAccepted) {
   auto claims = Claims();
   claims.kind = "api";
@@ -216,8 +249,8 @@ TEST_F(AuthSnapshotTest, AlgNoneAndHs256AreRefused) {
   ExpectRefused(Assemble(none_kid, payload, ""), "TOKEN_MALFORMED");
   // HS256 "signed" with the public key as the HMAC secret (the key-confusion attack).
   nlohmann::json hs = {{"alg", "HS256"}, {"typ", "JWT"}, {"kid", key_.key_id}};
-  std::string signing_input = absl::StrCat(auth::Base64UrlEncode(hs.dump()), ".",
-                                           auth::Base64UrlEncode(payload.dump()));
+  std::string signing_input =
+      absl::StrCat(auth::Base64UrlEncode(hs.dump()), ".", auth::Base64UrlEncode(payload.dump()));
   std::string hs_token = absl::StrCat(
       signing_input, ".", auth::Base64UrlEncode(auth::HmacSha256(key_.public_key, signing_input)));
   ExpectRefused(hs_token, "TOKEN_MALFORMED");
@@ -336,11 +369,12 @@ TEST_F(AuthSnapshotTest, FilterExemptsOnlyMethodsMarkedAuthExempt) {
     ASSERT_TRUE(r.ok()) << exempt << ": " << r.status();
     EXPECT_FALSE(r->has_value()) << exempt;
   }
-  for (const char* guarded : {"submarine.permission.v1.IdentityService.Logout",
-                              "submarine.permission.v1.IdentityService.GetCurrentUser",
-                              "submarine.permission.v1.SubmarineAuthApi.GetUserInfo",
-                              "submarine.environment.v1.EnvironmentService.GetEnvironment",
-                              "submarine.environment.v1.SubmarineEnvironmentApi.ListEnvironments"}) {
+  for (const char* guarded :
+       {"submarine.permission.v1.IdentityService.Logout",
+        "submarine.permission.v1.IdentityService.GetCurrentUser",
+        "submarine.permission.v1.SubmarineAuthApi.GetUserInfo",
+        "submarine.environment.v1.EnvironmentService.GetEnvironment",
+        "submarine.environment.v1.SubmarineEnvironmentApi.ListEnvironments"}) {
     auto r = filter.Authenticate(Method(guarded), "");
     ASSERT_FALSE(r.ok()) << guarded;
     EXPECT_EQ(r.status().code(), absl::StatusCode::kUnauthenticated);
@@ -363,16 +397,16 @@ TEST_F(AuthSnapshotTest, FilterIsUnavailableUntilTheStateIsLoaded) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(ReasonOf(r.status()), "AUTH_STATE_UNAVAILABLE");
   // Exempt methods do not need the state.
-  EXPECT_TRUE(filter.Authenticate(Method("submarine.permission.v1.IdentityService.Login"), "").ok());
+  EXPECT_TRUE(
+      filter.Authenticate(Method("submarine.permission.v1.IdentityService.Login"), "").ok());
 }
 
 TEST(AuthFilterTest, InsecureFilterChecksNothing) {
   AuthFilter filter;
   EXPECT_FALSE(filter.enabled());
-  auto r = filter.Authenticate(
-      google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(
-          "submarine.environment.v1.EnvironmentService.GetEnvironment"),
-      "Bearer garbage");
+  auto r = filter.Authenticate(google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(
+                                   "submarine.environment.v1.EnvironmentService.GetEnvironment"),
+                               "Bearer garbage");
   ASSERT_TRUE(r.ok());
   EXPECT_FALSE(r->has_value());
 }
