@@ -115,6 +115,16 @@ class LocalStackTest : public ::testing::Test {
     return Run(testing::BinDir() + "/submarine", args, std::move(env), timeout);
   }
 
+  // Writes `spec_yaml` to a file, runs it as experiment `id` with `submarine experiment run -f`
+  // and returns `submarine experiment logs <id> -f` (the whole log, once the experiment ends).
+  CommandResult RunAndFollow(const std::string& id, const std::string& spec_yaml) {
+    const std::string spec = absl::StrCat(log_dir_, "/", id, ".yaml");
+    std::ofstream(spec) << spec_yaml;
+    CommandResult run = Submarine({"experiment", "run", "-f", spec, "--id", id});
+    if (run.exit_code != 0) return run;
+    return Submarine({"experiment", "logs", id, "-f"});
+  }
+
   // `submarine <args> --data-dir <data_dir_>` with `stdin_text` on its standard input (for
   // --password-stdin), through /bin/sh so the secret never appears in an argv.
   CommandResult SubmarineWithStdin(const std::vector<std::string>& args,
@@ -325,12 +335,10 @@ TEST_F(LocalStackTest, UpServesCrudSurvivesAKilledServiceAndDownLeavesNothing) {
   EXPECT_NE(missing.output.find("NOT_FOUND"), std::string::npos) << missing.output;
 
   // ---- experiment logs -f: one NDJSON stream, printed as the task writes, until it ends ----
-  std::string spec = log_dir_ + "/follow.yaml";
-  std::ofstream(spec) << "meta:\n  name: follow\n  cmd: echo one; sleep 0.3; echo two\n"
-                         "spec:\n  Worker: {replicas: 1}\n";
-  CommandResult run = Submarine({"experiment", "run", "-f", spec, "--id", "follow-me"});
-  ASSERT_EQ(run.exit_code, 0) << run.output;
-  CommandResult follow = Submarine({"experiment", "logs", "follow-me", "-f"});
+  CommandResult follow =
+      RunAndFollow("follow-me",
+                   "meta:\n  name: follow\n  cmd: echo one; sleep 0.3; echo two\n"
+                   "spec:\n  Worker: {replicas: 1}\n");
   ASSERT_EQ(follow.exit_code, 0) << follow.output;
   EXPECT_EQ(follow.output, "one\ntwo\n");
 
@@ -554,12 +562,10 @@ TEST_F(LocalStackTest, AnAdminAddsAKubernetesClusterAndExperimentsRunOnIt) {
   EXPECT_NE(table.output.find("platform/credentials/k8s-kubeconfig ns=ml-jobs"), std::string::npos)
       << table.output;
 
-  std::string spec = log_dir_ + "/on-k8s.yaml";
-  std::ofstream(spec) << "meta:\n  name: on-k8s\n  cmd: echo hello from the cluster\n"
-                         "computeCluster: k8s\nspec:\n  Worker: {replicas: 1, resources: cpu=1}\n";
-  CommandResult run = Submarine({"experiment", "run", "-f", spec, "--id", "on-k8s"});
-  ASSERT_EQ(run.exit_code, 0) << run.output;
-  CommandResult follow = Submarine({"experiment", "logs", "on-k8s", "-f"});
+  CommandResult follow =
+      RunAndFollow("on-k8s",
+                   "meta:\n  name: on-k8s\n  cmd: echo hello from the cluster\n"
+                   "computeCluster: k8s\nspec:\n  Worker: {replicas: 1, resources: cpu=1}\n");
   ASSERT_EQ(follow.exit_code, 0) << follow.output;
   EXPECT_EQ(follow.output, "hello from the cluster\n");
   CommandResult got = Submarine({"experiment", "get", "on-k8s", "-o", "json"});
@@ -587,10 +593,9 @@ try:
 except PermissionDenied as err:
     print("new token:", err.reason)
 )";
-  std::ofstream(spec) << "meta:\n  name: identity\n  cmd: /usr/bin/python3 " << script
-                      << "\nspec:\n  Worker: {replicas: 1}\n";
-  ASSERT_EQ(Submarine({"experiment", "run", "-f", spec, "--id", "identity"}).exit_code, 0);
-  CommandResult identity = Submarine({"experiment", "logs", "identity", "-f"});
+  CommandResult identity =
+      RunAndFollow("identity", absl::StrCat("meta:\n  name: identity\n  cmd: /usr/bin/python3 ",
+                                            script, "\nspec:\n  Worker: {replicas: 1}\n"));
   EXPECT_EQ(identity.output,
             "sees itself: True\nother project: TOKEN_SCOPE\nnew token: TOKEN_SCOPE\n");
   CommandResult described = Submarine({"experiment", "get", "identity", "-o", "json"});
@@ -608,6 +613,7 @@ except PermissionDenied as err:
   EXPECT_TRUE(revoked) << token_name << " in " << tokens.output;
 
   // Over the capacity: refused when submitted, naming the field.
+  const std::string spec = log_dir_ + "/too-big.yaml";
   std::ofstream(spec) << "meta:\n  name: too-big\n  cmd: 'true'\n"
                          "computeCluster: k8s\nspec:\n  Worker: {replicas: 5, resources: cpu=1}\n";
   CommandResult too_big = Submarine({"experiment", "run", "-f", spec});
