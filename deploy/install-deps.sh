@@ -14,6 +14,7 @@ PACKAGES=(
   postgresql postgresql-client
   python3 curl procps psmisc
   python3-yaml     # the SDK reads YAML experiment specs
+  python3-venv     # local tasks with pip dependencies run in a virtualenv (python3 -m venv)
   python3-sklearn  # the demo's training experiment (deploy/local/examples/train_iris.py)
   python3-torch    # the distributed example (deploy/local/examples/train_ddp.py, gloo on CPU)
   gdb  # tests print the stacks of a process that hangs instead of exiting

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -79,6 +80,7 @@ absl::Status Follow(const ProjectCommandContext& ctx, const std::string& name, s
   std::string last;
   int64_t offset = 0;
   std::string task;
+  int warned = 0;  // warnings printed
   for (;;) {
     SUBMARINE_ASSIGN_OR_RETURN(ex::Experiment e, Get(ctx, name));
     std::string line = absl::StrCat(LastSegmentOf(name), " ", StateText(e.state()),
@@ -87,6 +89,8 @@ absl::Status Follow(const ProjectCommandContext& ctx, const std::string& name, s
       err << line << "\n";
       last = line;
     }
+    for (int i = warned; i < e.warnings_size(); ++i) err << "warning: " << e.warnings(i) << "\n";
+    warned = std::max(warned, e.warnings_size());
     if (task.empty() && e.tasks_size() > 0) {
       task = absl::StrCat(e.tasks(0).role(), "-", e.tasks(0).index());
     }

@@ -103,6 +103,10 @@ const std::vector<ServiceDefinition>& LocalStackServices() {
          // Tasks call back into the platform (import submarine) with their identity token.
          config->set_task_server_url(settings.gateway_url);
          config->set_sdk_python_path(settings.sdk_dir);
+         // Environments' pip dependencies: one shared virtualenv per distinct list.
+         config->set_python_env_dir(paths.ComputeDir() + "/python-envs");
+         config->set_pip_index_url(settings.pip_index_url);
+         config->set_pip_find_links(settings.pip_find_links);
        }},
   };
   return *services;
@@ -166,7 +170,8 @@ absl::StatusOr<StackPlan> BuildStackPlan(const StackPaths& paths,
     SUBMARINE_ASSIGN_OR_RETURN(http_port, options.pick_port());
   }
   plan.gateway_url = absl::StrCat("http://", Loopback(http_port));
-  StackSettings settings{plan.gateway_url, FindPythonSdk(options.bin_dir)};
+  StackSettings settings{plan.gateway_url, FindPythonSdk(options.bin_dir), options.pip_index_url,
+                         options.pip_find_links};
 
   GatewayConfig gateway;
   for (const ServiceDefinition& service : LocalStackServices()) {

@@ -33,6 +33,8 @@ struct ServiceDefinition {
 struct StackSettings {
   std::string gateway_url;  // "http://127.0.0.1:<port>": where workloads reach the platform
   std::string sdk_dir;      // the Python SDK's directory (holding submarine/); "" = not found
+  std::string pip_index_url;
+  std::string pip_find_links;
 };
 
 // The Python SDK next to the binaries in `bin_dir`: the source tree's clients/python (bin_dir
@@ -77,6 +79,9 @@ struct StackPlanOptions {
   std::string bin_dir;    // where the process binaries are
   int gateway_port = 0;   // 0: any free port
   int postgres_port = 0;  // the running cluster's port
+  // pip's sources for the virtualenvs of environments with pip dependencies ("" = pip's own).
+  std::string pip_index_url;
+  std::string pip_find_links;
   // Source of free ports (tests inject a deterministic one).
   std::function<absl::StatusOr<int>()> pick_port;
 };

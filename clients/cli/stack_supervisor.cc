@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "clients/cli/database_provisioner.h"
@@ -76,6 +78,12 @@ absl::Status StackSupervisor::Run() {
     plan_options.bin_dir = options_.bin_dir;
     plan_options.gateway_port = options_.gateway_port;
     plan_options.postgres_port = cluster_.port();
+    // Tasks install an environment's pip dependencies from where pip would for the user who
+    // started the stack.
+    for (auto [name, value] : {std::pair{"PIP_INDEX_URL", &plan_options.pip_index_url},
+                               std::pair{"PIP_FIND_LINKS", &plan_options.pip_find_links}}) {
+      if (const char* set = std::getenv(name)) *value = set;
+    }
     auto plan = BuildStackPlan(paths_, plan_options);
     if (plan.ok()) status = WriteConfigs(*plan);
     if (!plan.ok()) status = plan.status();

@@ -619,7 +619,7 @@ bool Controller::Launch(StoredExperiment& s, Room* room) {
     }
   }
   std::string id = WorkloadId(e);
-  std::map<std::string, std::string> env = options_.task_env;
+  std::map<std::string, std::string> env;
   env["SUBMARINE_EXPERIMENT"] = e.name();
   env["SUBMARINE_EXPERIMENT_UID"] = e.uid();
   env["SUBMARINE_EXPERIMENT_ATTEMPT"] = absl::StrCat(e.attempt());
@@ -660,12 +660,18 @@ bool Controller::Launch(StoredExperiment& s, Room* room) {
     }
     token = std::move(*minted);
   }
+  const bool on_host = backend->Kind() == "local";
+  const std::vector<std::string> warnings =
+      LaunchWarnings(e.reproducibility().resolved_spec(), backend->Kind(), &options_.python_envs);
+  const bool warnings_changed =
+      !std::equal(warnings.begin(), warnings.end(), e.warnings().begin(), e.warnings().end());
   // Record the workload id (and token) first, so that a crash between Submit and the transition
   // leaves a workload the record knows about (never an orphan that looks like someone else's).
-  if (!s.workload_id || *s.workload_id != id || token) {
+  if (!s.workload_id || *s.workload_id != id || token || warnings_changed) {
     absl::Status st = Change(s, [&](pqxx::work& tx, StoredExperiment& now) {
       now.workload_id = id;
       if (token) now.experiment.set_workload_token(token->name);
+      now.experiment.mutable_warnings()->Assign(warnings.begin(), warnings.end());
       Touch(tx, now, clock_.Now(), "");
       return absl::OkStatus();
     });
@@ -675,11 +681,13 @@ bool Controller::Launch(StoredExperiment& s, Room* room) {
     }
     s.workload_id = id;
   }
-  auto workload = ToWorkload(e.reproducibility().resolved_spec(), id, env,
-                             {{kOwnerLabel, e.name()}, {kUidLabel, e.uid()}});
+  // (Change replaced the stored message: references into the old one are gone.)
+  const auto& resolved = e.reproducibility().resolved_spec();
+  auto workload = ToWorkload(resolved, id, env, {{kOwnerLabel, e.name()}, {kUidLabel, e.uid()}},
+                             on_host ? &options_.python_envs : nullptr);
   // A private repository's credential, read for the submitter at each launch (never stored
   // with the experiment): the workload carries it as a secret.
-  const std::string& credential = e.reproducibility().resolved_spec().code().git().credential();
+  const std::string& credential = resolved.code().git().credential();
   if (!credential.empty()) {
     const std::string name = absl::StartsWith(credential, "users/")
                                  ? credential

@@ -29,6 +29,7 @@
 #include "common/compute/clusters.h"
 #include "common/db/pool.h"
 #include "common/util/clock.h"
+#include "services/experiment/experiment_spec.h"
 #include "services/experiment/experiment_store.h"
 #include "submarine/permission/v1/permission.pb.h"
 
@@ -104,8 +105,6 @@ class Controller {
     std::map<std::string, uint32_t> fair_share_weights;
     // Where git credentials come from (not owned); null: specs naming one fail with a reason.
     CredentialSource* credentials = nullptr;
-    // Variables every task gets (SUBMARINE_SERVER, ...), beside the per-experiment ones.
-    std::map<std::string, std::string> task_env;
     // The capacity of a cluster (by id), when it has one: the experiments launched there hold
     // at most that much at once (the whole job, gang); the next one waits in ACCEPTED, saying
     // so. Unset: no cluster has a capacity.
@@ -117,6 +116,9 @@ class Controller {
     std::string task_server;
     // Put first on every task's PYTHONPATH ("" = not set): `import submarine` works in tasks.
     std::string sdk_path;
+    // How the local cluster installs an environment's pip dependencies (a shared virtualenv
+    // per distinct list); dir "" = not installed (the experiment's warnings say so).
+    PythonEnvs python_envs;
   };
   // `quota` may be null (no quotas: every experiment is admitted).
   // Each experiment runs on the cluster its resolved spec names (compute_cluster).

@@ -28,11 +28,11 @@ constexpr auto kDefaultControlInterval = std::chrono::milliseconds(200);
 constexpr auto kPeerTimeout = std::chrono::seconds(5);
 
 // Asks the environment service whether the caller's user can read the profile.
-ExperimentManager::EnvironmentCheck EnvironmentChecker(const std::string& address) {
+ExperimentManager::EnvironmentLookup EnvironmentLookup(const std::string& address) {
   std::shared_ptr<environment::v1::EnvironmentService::Stub> stub =
       environment::v1::EnvironmentService::NewStub(rpc::MakeChannel(address));
   return [stub](const rpc::CallInfo& call, const std::string& name,
-                const std::string& field) -> absl::Status {
+                const std::string& field) -> absl::StatusOr<v1::EnvironmentRef> {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::min(call.deadline, std::chrono::system_clock::now() + kPeerTimeout));
     rpc::ActAs(&ctx, auth::ServicePrincipal("experiment", call.user()), call.request_id);
@@ -40,7 +40,14 @@ ExperimentManager::EnvironmentCheck EnvironmentChecker(const std::string& addres
     req.set_name(name);
     environment::v1::Environment env;
     grpc::Status st = stub->GetEnvironment(&ctx, req, &env);
-    if (st.ok()) return absl::OkStatus();
+    if (st.ok()) {
+      v1::EnvironmentRef profile;
+      profile.set_name(env.name());
+      profile.set_image(env.image());
+      *profile.mutable_pip_dependencies() = env.kernel_spec().pip_dependencies();
+      *profile.mutable_conda_dependencies() = env.kernel_spec().conda_dependencies();
+      return profile;
+    }
     switch (st.error_code()) {
       case grpc::StatusCode::NOT_FOUND:
       case grpc::StatusCode::PERMISSION_DENIED:
@@ -54,7 +61,7 @@ ExperimentManager::EnvironmentCheck EnvironmentChecker(const std::string& addres
 }
 
 // Asks the permission service whether the caller has the credential (its metadata only).
-ExperimentManager::EnvironmentCheck CredentialChecker(const std::string& address) {
+ExperimentManager::ReadCheck CredentialChecker(const std::string& address) {
   std::shared_ptr<permission::v1::CredentialService::Stub> stub =
       permission::v1::CredentialService::NewStub(rpc::MakeChannel(address));
   return [stub](const rpc::CallInfo& call, const std::string& name,
@@ -159,6 +166,7 @@ absl::Status Build(rpc::ServiceHost& host, const ExperimentServiceConfig& config
   options.credentials = credentials;
   options.task_server = config.task_server_url();
   options.sdk_path = config.sdk_python_path();
+  options.python_envs = {config.python_env_dir(), config.pip_index_url(), config.pip_find_links()};
   if (credentials != nullptr && !options.task_server.empty()) {
     // Tasks that can reach the platform get an identity to do it with.
     options.tokens =
@@ -212,7 +220,7 @@ absl::Status Build(rpc::ServiceHost& host, const ExperimentServiceConfig& config
                                controller,    directory,          [loop] { loop->Wake(); },
                                nullptr};
   if (const auto* env = host.Peer("environment"))
-    deps.check_environment = EnvironmentChecker(env->address());
+    deps.lookup_environment = EnvironmentLookup(env->address());
   if (credentials != nullptr) deps.check_credential = CredentialChecker(permission.address());
   auto* manager = host.Make<ExperimentManager>(std::move(deps));
   host.AddTask(directory);

@@ -113,12 +113,38 @@ absl::Status ExperimentManager::ResolveEnvironment(const rpc::CallInfo& call,
         d_.check_credential(call, name, "experiment.spec.code.git.credential"));
   }
   std::string env = resolved->environment().name();
-  if (env.empty() || !d_.check_environment) return absl::OkStatus();
+  if (env.empty() || !d_.lookup_environment) return absl::OkStatus();
   if (env.find('/') == std::string::npos) {
     env = absl::StrCat(parent, "/environments/", env);
     resolved->mutable_environment()->set_name(env);
   }
-  return d_.check_environment(call, env, "experiment.spec.environment.name");
+  const std::string field = "experiment.spec.environment.name";
+  SUBMARINE_ASSIGN_OR_RETURN(v1::EnvironmentRef profile, d_.lookup_environment(call, env, field));
+  // The profile as it is now goes into the resolved spec (a later edit of the profile does not
+  // change what this experiment runs with): its dependencies first, then the spec's own.
+  using Deps = google::protobuf::RepeatedPtrField<std::string>;
+  auto merge = [&](const Deps& theirs, const char* list, Deps* ours) -> absl::Status {
+    absl::Status checked = CheckDependencies(theirs, absl::StrCat(env, ".", list));
+    if (!checked.ok()) {
+      return InvalidField(field, absl::StrCat("environment profile ", Message(checked)));
+    }
+    Deps merged = theirs;
+    merged.MergeFrom(*ours);
+    *ours = std::move(merged);
+    return absl::OkStatus();
+  };
+  auto* mine = resolved->mutable_environment();
+  SUBMARINE_RETURN_IF_ERROR(
+      merge(profile.pip_dependencies(), "pip_dependencies", mine->mutable_pip_dependencies()));
+  SUBMARINE_RETURN_IF_ERROR(merge(profile.conda_dependencies(), "conda_dependencies",
+                                  mine->mutable_conda_dependencies()));
+  if (resolved->environment().image().empty() && !profile.image().empty()) {
+    resolved->mutable_environment()->set_image(profile.image());
+    for (auto& [role_name, role] : *resolved->mutable_spec()) {
+      if (role.image().empty()) role.set_image(profile.image());
+    }
+  }
+  return absl::OkStatus();
 }
 
 std::vector<std::string> ExperimentManager::ClusterNames(const v1::ExperimentSpec& spec) const {

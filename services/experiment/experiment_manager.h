@@ -18,10 +18,10 @@
 #include "common/api/idempotency.h"
 #include "common/authz/authorizer.h"
 #include "common/compute/clusters.h"
-#include "services/experiment/cluster_directory.h"
 #include "common/db/pool.h"
 #include "common/rpc/call_context.h"
 #include "common/util/clock.h"
+#include "services/experiment/cluster_directory.h"
 #include "services/experiment/controller.h"
 #include "submarine/experiment/v1/experiment.pb.h"
 
@@ -31,9 +31,13 @@ inline constexpr char kErrorDomain[] = "experiment.submarine.io";
 
 class ExperimentManager {
  public:
-  // Whether an environment profile named by a spec exists and the caller may read it: OK, or
+  // Whether a resource named by a spec exists and the caller may read it: OK, or
   // INVALID_ARGUMENT naming the field.
-  using EnvironmentCheck = std::function<absl::Status(
+  using ReadCheck = std::function<absl::Status(const rpc::CallInfo& call, const std::string& name,
+                                               const std::string& field)>;
+  // The environment profile `name` as the spec's environment (image, pip and conda dependencies)
+  // if the caller may read it; INVALID_ARGUMENT naming the field if not.
+  using EnvironmentLookup = std::function<absl::StatusOr<v1::EnvironmentRef>(
       const rpc::CallInfo& call, const std::string& name, const std::string& field)>;
   struct Deps {
     db::ConnectionPool* pool;
@@ -47,9 +51,9 @@ class ExperimentManager {
     // in `clusters` is open to everyone.
     ClusterDirectory* directory;
     std::function<void()> wake;  // starts a controller pass now
-    EnvironmentCheck check_environment;
-    // Whether a git credential named by a spec exists and is the caller's (same contract).
-    EnvironmentCheck check_credential;
+    EnvironmentLookup lookup_environment;
+    // Whether a git credential named by a spec exists and is the caller's.
+    ReadCheck check_credential;
   };
   explicit ExperimentManager(Deps deps);
 

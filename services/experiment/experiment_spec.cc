@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/api/names.h"
+#include "common/auth/crypto.h"
 #include "common/compute/quantity.h"
 #include "common/status/status.h"
 
@@ -132,6 +133,44 @@ constexpr char kGitCheckout[] =
     "echo \"submarine: code $SUBMARINE_GIT_URL at $(git rev-parse HEAD)\" >&2\n"
     "exec \"$@\"\n";
 
+// Runs before the task's command (and its git checkout) when the spec has pip dependencies and
+// the backend is local: builds the dependency list's virtualenv unless a task already did (under
+// an flock, so concurrent tasks build it once; a half-built one is rebuilt), then runs the
+// command with the virtualenv first on PATH. pip's output goes to the task's log.
+constexpr char kPythonEnv[] =
+    "set -e\n"
+    "venv=\"$SUBMARINE_PYTHON_ENV\"\n"
+    "if [ ! -f \"$venv/.submarine-ready\" ]; then\n"
+    "  mkdir -p \"$(dirname \"$venv\")\"\n"
+    "  exec 9>\"$venv.lock\"\n"
+    "  flock 9\n"
+    "  if [ ! -f \"$venv/.submarine-ready\" ]; then\n"
+    "    echo \"submarine: building the Python environment $venv\" >&2\n"
+    "    rm -rf \"$venv\"\n"
+    "    /usr/bin/python3 -m venv --system-site-packages \"$venv\" >&2\n"
+    "    printf '%s\\n' \"$SUBMARINE_PIP_REQUIREMENTS\" > \"$venv/requirements.txt\"\n"
+    "    (\n"
+    "      set --\n"
+    "      [ -z \"${SUBMARINE_PIP_INDEX_URL:-}\" ] || set -- --index-url "
+    "\"$SUBMARINE_PIP_INDEX_URL\"\n"
+    "      if [ -n \"${SUBMARINE_PIP_FIND_LINKS:-}\" ]; then\n"
+    "        set -- \"$@\" --find-links \"$SUBMARINE_PIP_FIND_LINKS\"\n"
+    "        [ -n \"${SUBMARINE_PIP_INDEX_URL:-}\" ] || set -- \"$@\" --no-index\n"
+    "      fi\n"
+    "      \"$venv/bin/python\" -m pip install --disable-pip-version-check --no-input \"$@\" "
+    "-r \"$venv/requirements.txt\" >&2\n"
+    "    ) || { st=$?; echo \"submarine: pip could not install the environment's dependencies\" "
+    ">&2; rm -rf \"$venv\"; exit $st; }\n"
+    "    touch \"$venv/.submarine-ready\"\n"
+    "  fi\n"
+    "  exec 9>&-\n"
+    "fi\n"
+    "echo \"submarine: python environment $venv\" >&2\n"
+    "export VIRTUAL_ENV=\"$venv\" PATH=\"$venv/bin:$PATH\"\n"
+    "unset SUBMARINE_PYTHON_ENV SUBMARINE_PIP_REQUIREMENTS SUBMARINE_PIP_INDEX_URL "
+    "SUBMARINE_PIP_FIND_LINKS\n"
+    "exec \"$@\"\n";
+
 absl::Status CheckGit(const v1::GitCode& git, const std::string& field) {
   if (git.url().empty()) return InvalidField(field + "url", "is required");
   SUBMARINE_RETURN_IF_ERROR(api::CheckText(git.url(), field + "url", 2048, false));
@@ -168,6 +207,57 @@ absl::Status CheckGit(const v1::GitCode& git, const std::string& field) {
 }
 
 }  // namespace
+
+absl::Status CheckDependencies(const google::protobuf::RepeatedPtrField<std::string>& deps,
+                               const std::string& field) {
+  if (deps.size() > 256) return InvalidField(field, "more than 256 dependencies");
+  for (int i = 0; i < deps.size(); ++i) {
+    const std::string item = absl::StrCat(field, "[", i, "]");
+    SUBMARINE_RETURN_IF_ERROR(api::CheckText(deps[i], item, 256, false));
+    if (deps[i].empty()) return InvalidField(item, "is empty");
+    if (deps[i].front() == '-') {
+      return InvalidField(
+          item, absl::StrCat("\"", QuoteInput(deps[i]), "\" is an option, not a requirement spec"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string PythonEnvPath(const PythonEnvs& envs,
+                          const google::protobuf::RepeatedPtrField<std::string>& deps) {
+  const std::string key = absl::StrCat(absl::StrJoin(deps, "\n"), "\n--index-url ", envs.index_url,
+                                       "\n--find-links ", envs.find_links);
+  return absl::StrCat(envs.dir, "/", auth::Sha256Hex(key).substr(0, 20));
+}
+
+std::vector<std::string> LaunchWarnings(const ExperimentSpec& resolved,
+                                        const std::string& backend_kind,
+                                        const PythonEnvs* python_envs) {
+  std::vector<std::string> warnings;
+  if (backend_kind != "local") return warnings;
+  const auto& env = resolved.environment();
+  std::set<std::string> images;
+  for (const auto& [name, role] : resolved.spec()) {
+    if (!role.image().empty()) images.insert(role.image());
+  }
+  if (!images.empty()) {
+    warnings.push_back(absl::StrCat("image ", absl::StrJoin(images, ", "),
+                                    " is not used on the local cluster: tasks run on the host"));
+  }
+  if (!env.conda_dependencies().empty()) {
+    warnings.push_back(absl::StrCat("conda dependencies (",
+                                    absl::StrJoin(env.conda_dependencies(), ", "),
+                                    ") are not installed on the local cluster: tasks run with "
+                                    "the host's packages"));
+  }
+  if (!env.pip_dependencies().empty() && (python_envs == nullptr || python_envs->dir.empty())) {
+    warnings.push_back(absl::StrCat("pip dependencies (",
+                                    absl::StrJoin(env.pip_dependencies(), ", "),
+                                    ") are not installed: this installation has no "
+                                    "python_env_dir; tasks run with the host's packages"));
+  }
+  return warnings;
+}
 
 std::string ClusterId(const std::string& compute_cluster) {
   std::string id = compute_cluster;
@@ -213,6 +303,10 @@ absl::StatusOr<ExperimentSpec> ResolveSpec(const ExperimentSpec& in, const std::
       api::CheckText(in.environment().name(), prefix + "environment.name", 512, false));
   SUBMARINE_RETURN_IF_ERROR(
       api::CheckText(in.environment().image(), prefix + "environment.image", 1024, false));
+  SUBMARINE_RETURN_IF_ERROR(CheckDependencies(in.environment().pip_dependencies(),
+                                              prefix + "environment.pip_dependencies"));
+  SUBMARINE_RETURN_IF_ERROR(CheckDependencies(in.environment().conda_dependencies(),
+                                              prefix + "environment.conda_dependencies"));
   const bool git = in.has_code() && in.code().has_git();
   if (git) SUBMARINE_RETURN_IF_ERROR(CheckGit(in.code().git(), prefix + "code.git."));
   std::string cluster = ClusterId(in.compute_cluster());
@@ -304,7 +398,8 @@ absl::StatusOr<ExperimentSpec> ResolveSpec(const ExperimentSpec& in, const std::
 
 compute::WorkloadSpec ToWorkload(const ExperimentSpec& resolved, const std::string& id,
                                  const std::map<std::string, std::string>& env,
-                                 const std::map<std::string, std::string>& labels) {
+                                 const std::map<std::string, std::string>& labels,
+                                 const PythonEnvs* python_envs) {
   compute::WorkloadSpec w;
   w.id = id;
   w.kind = compute::WorkloadKind::kBatch;
@@ -315,6 +410,16 @@ compute::WorkloadSpec ToWorkload(const ExperimentSpec& resolved, const std::stri
                                   : compute::Framework::kPlain;
   w.env = env;
   w.labels = labels;
+  const auto& pip = resolved.environment().pip_dependencies();
+  const bool venv = python_envs != nullptr && !python_envs->dir.empty() && !pip.empty();
+  if (venv) {
+    w.env["SUBMARINE_PYTHON_ENV"] = PythonEnvPath(*python_envs, pip);
+    w.env["SUBMARINE_PIP_REQUIREMENTS"] = absl::StrJoin(pip, "\n");
+    if (!python_envs->index_url.empty()) w.env["SUBMARINE_PIP_INDEX_URL"] = python_envs->index_url;
+    if (!python_envs->find_links.empty()) {
+      w.env["SUBMARINE_PIP_FIND_LINKS"] = python_envs->find_links;
+    }
+  }
   // Master/chief first so rank 0 is the coordinator, then the rest by name.
   std::vector<std::string> order;
   for (const char* first : {"master", "chief"}) {
@@ -329,7 +434,8 @@ compute::WorkloadSpec ToWorkload(const ExperimentSpec& resolved, const std::stri
     compute::RoleSpec role;
     role.name = name;
     role.replicas = r.replicas();
-    role.command.assign(r.args().begin(), r.args().end());
+    if (venv) role.command = {"/bin/sh", "-c", kPythonEnv, "submarine-env"};
+    role.command.insert(role.command.end(), r.args().begin(), r.args().end());
     role.env.insert(r.env_vars().begin(), r.env_vars().end());
     role.resources =
         compute::ParseResources(r.resources(), "resources").value_or(compute::Resources{});

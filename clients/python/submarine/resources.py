@@ -382,6 +382,10 @@ class Experiment(Resource):
     end_time: Optional[datetime] = None
     etag: str = ""
     reproducibility: Dict[str, Any] = field(default_factory=dict)
+    # The current attempt's identity token (its name, never the secret).
+    workload_token: str = ""
+    # What the platform could not honour but ran anyway (an image on the local cluster, ...).
+    warnings: List[str] = field(default_factory=list)
     extra: Dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -10,10 +10,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/config/config.h"
 #include "common/util/wait.h"
 #include "submarine/environment/v1/compute_cluster.grpc.pb.h"
-#include "tests/integration/environment/environment_fixture.h"
 #include "tests/integration/experiment/experiment_fixture.h"
 #include "tests/support/fake_yarn/fake_yarn_rm.h"
 
@@ -32,19 +30,11 @@ class ExperimentClustersTest : public ::testing::Test {
     auto rm = FakeYarnRm::Start(options);
     ASSERT_TRUE(rm.ok()) << rm.status();
     rm_ = std::move(*rm);
-    // The services of one installation share the internal secret (the experiment fixture's).
-    const std::string secret = dir_ + "/internal.secret";
-    ASSERT_TRUE(
-        config::WriteFileAtomic(secret, "experiment-test-internal-secret-0123456789", 0600).ok());
-    auto e = StartEnvironment("", "", "", "", kInsecurePermission, secret);
-    ASSERT_TRUE(e.ok()) << e.status();
-    env_ = std::move(*e);
+    auto both = StartExperimentWithEnvironment(dir_, "cluster_sync_interval_ms: 300\n");
+    ASSERT_TRUE(both.ok()) << both.status();
+    env_ = std::move(both->env);
+    svc_ = std::move(both->svc);
     clusters_ = env::ComputeClusterService::NewStub(env_->channel);
-    auto p = StartExperimentService(
-        nullptr, absl::StrCat("peers:\n  - name: environment\n    address: ", env_->ready.grpc,
-                              "\ncluster_sync_interval_ms: 300\n"));
-    ASSERT_TRUE(p.ok()) << p.status();
-    svc_ = std::move(*p);
   }
 
   // A YARN cluster on the fake RM.

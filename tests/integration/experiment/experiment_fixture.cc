@@ -20,7 +20,8 @@ absl::StatusOr<std::unique_ptr<ExperimentProcess>> StartExperimentService(
       config::WriteFileAtomic(secret, "experiment-test-internal-secret-0123456789", 0600));
   auto& pg = TestPostgres::Get();
   std::string yaml = absl::StrCat(
-      "server:\n  grpc_listen: 127.0.0.1:0\n  metrics_listen: 127.0.0.1:0\n  shutdown_grace_ms: 5000\n  gateway_secret_file: ",
+      "server:\n  grpc_listen: 127.0.0.1:0\n  metrics_listen: 127.0.0.1:0\n  shutdown_grace_ms: "
+      "5000\n  gateway_secret_file: ",
       secret, "\ndatabase:\n  host: ", pg.socket_dir(), "\n  port: ", pg.port(),
       "\n  dbname: ", p->dbname, "\n  user: postgres\n  schema: experiment\n",
       "permission:\n  insecure_no_authorization: true\n",
@@ -34,6 +35,22 @@ absl::StatusOr<std::unique_ptr<ExperimentProcess>> StartExperimentService(
   p->channel = rpc::MakeChannel(p->ready.grpc);
   p->stub = submarine::experiment::v1::ExperimentService::NewStub(p->channel);
   return p;
+}
+
+absl::StatusOr<ExperimentWithEnvironment> StartExperimentWithEnvironment(
+    const std::string& dir, const std::string& experiment_yaml) {
+  ExperimentWithEnvironment both;
+  // The services of one installation share the internal secret (the experiment fixture's).
+  const std::string secret = dir + "/internal.secret";
+  SUBMARINE_RETURN_IF_ERROR(
+      config::WriteFileAtomic(secret, "experiment-test-internal-secret-0123456789", 0600));
+  SUBMARINE_ASSIGN_OR_RETURN(both.env,
+                             StartEnvironment("", "", "", "", kInsecurePermission, secret));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      both.svc,
+      StartExperimentService(nullptr, absl::StrCat("peers:\n  - name: environment\n    address: ",
+                                                   both.env->ready.grpc, "\n", experiment_yaml)));
+  return both;
 }
 
 std::unique_ptr<grpc::ClientContext> ExperimentCtx(const std::string& request_id) {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "submarine/experiment/v1/experiment.grpc.pb.h"
+#include "tests/integration/environment/environment_fixture.h"
 #include "tests/support/grpc_errors.h"
 #include "tests/support/process.h"
 #include "tests/support/test_postgres.h"
@@ -31,6 +32,16 @@ struct ExperimentProcess {
 absl::StatusOr<std::unique_ptr<ExperimentProcess>> StartExperimentService(
     const ExperimentProcess* previous = nullptr, const std::string& local_yaml = "",
     int control_interval_ms = 50);
+
+// An environment service (environment profiles, compute clusters) and an experiment service
+// that reads them (its peer), both on fresh databases, sharing one internal secret under `dir`.
+// `experiment_yaml` adds top-level keys to the experiment service's config.
+struct ExperimentWithEnvironment {
+  std::unique_ptr<EnvironmentProcess> env;
+  std::unique_ptr<ExperimentProcess> svc;
+};
+absl::StatusOr<ExperimentWithEnvironment> StartExperimentWithEnvironment(
+    const std::string& dir, const std::string& experiment_yaml = "");
 
 // A client context with a deadline and an optional request id.
 std::unique_ptr<grpc::ClientContext> ExperimentCtx(const std::string& request_id = "");

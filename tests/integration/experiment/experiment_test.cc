@@ -235,6 +235,15 @@ TEST_F(ExperimentTest, BadSpecsAreRefusedNamingTheFieldAndNothingIsStored) {
        "experiment.spec.meta.env_vars"},
       {[](v1::Experiment* e) { e->mutable_spec()->mutable_spec()->clear(); },
        "experiment.spec.spec"},
+      {[](v1::Experiment* e) {
+         e->mutable_spec()->mutable_environment()->add_pip_dependencies("pandas");
+         e->mutable_spec()->mutable_environment()->add_pip_dependencies("--index-url=http://x/");
+       },
+       "experiment.spec.environment.pip_dependencies[1]"},
+      {[](v1::Experiment* e) {
+         e->mutable_spec()->mutable_environment()->add_conda_dependencies("numpy\nscipy");
+       },
+       "experiment.spec.environment.conda_dependencies[0]"},
   };
   for (const auto& c : cases) {
     v1::Experiment e = Shell("true");

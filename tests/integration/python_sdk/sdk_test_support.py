@@ -1,12 +1,15 @@
-"""What the SDK tests share: a scripted fake gateway on 127.0.0.1, the build's binaries, and
-waiting on a condition with a deadline."""
+"""What the SDK tests share: a scripted fake gateway on 127.0.0.1, the build's binaries, a real
+local stack, and waiting on a condition with a deadline."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import struct
+import subprocess
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -15,7 +18,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 # The binaries the stack-backed tests run.
 STACK_BINARIES = ("submarine", "submarine-eventbus", "submarine-permission",
-                  "submarine-environment", "submarine-gateway")
+                  "submarine-environment", "submarine-experiment", "submarine-task-supervisor",
+                  "submarine-gateway")
 
 
 def bin_dir(*needed: str) -> str:
@@ -183,6 +187,58 @@ class FakeGateway:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def submarine_cli(args: List[str], data_dir: str, timeout: float = 300,
+                  env: Optional[Dict[str, str]] = None) -> str:
+    """Runs the CLI on ``data_dir`` (``env`` added to this process' environment); returns its
+    output or fails with it and the tail of the stack's supervisor log."""
+    full_env = {k: v for k, v in os.environ.items() if k != "SUBMARINE_SERVER"}
+    full_env.update(env or {})
+    result = subprocess.run(
+        [os.path.join(bin_dir(), "submarine"), *args, "--data-dir", data_dir],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
+        env=full_env, check=False)
+    if result.returncode != 0:
+        logs = os.path.join(data_dir, "logs", "supervisor.log")
+        tail = open(logs, encoding="utf-8").read()[-3000:] if os.path.exists(logs) else ""
+        raise AssertionError(f"submarine {' '.join(args)} exited {result.returncode}:\n"
+                             f"{result.stdout}\n{tail}")
+    return result.stdout
+
+
+class LocalStack:
+    """A real local stack (``submarine local up``) in a fresh data dir under /tmp (as root,
+    PostgreSQL runs as ``postgres``, which cannot enter /root), with ``client`` logged in as its
+    first admin. ``env`` is added to the environment ``local up`` runs in. No credentials of
+    the person running the tests are picked up. ``close()`` stops it and removes the data dir."""
+
+    def __init__(self, env: Optional[Dict[str, str]] = None) -> None:
+        from submarine import Client
+
+        bin_dir()  # fails, naming what to build, when the binaries are missing
+        self.data_dir = tempfile.mkdtemp(prefix="submarine-sdk-", dir="/tmp")
+        try:
+            submarine_cli(["local", "up", "--gateway-port", "0"], self.data_dir, env=env)
+        except BaseException:
+            self.close()
+            raise
+        os.environ.pop("SUBMARINE_SERVER", None)
+        os.environ.pop("SUBMARINE_TOKEN", None)
+        os.environ["SUBMARINE_CONFIG_DIR"] = os.path.join(self.data_dir, "client-config")
+        # The server comes from the stack's state file; the first admin password from the file
+        # the permission service wrote at its first start.
+        with open(os.path.join(self.data_dir, "secrets", "admin.password"),
+                  encoding="utf-8") as f:
+            self.admin_password = f.read().strip()
+        self.client = Client(data_dir=self.data_dir)
+        self.client.login("admin", self.admin_password)
+
+    def close(self) -> None:
+        try:
+            submarine_cli(["local", "down"], self.data_dir)
+        finally:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 def free_port() -> Tuple[str, int]:

@@ -25,26 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, List, Tuple
 
-from sdk_test_support import bin_dir, close_sdk_connections, wait_for
+from sdk_test_support import LocalStack, bin_dir, close_sdk_connections, wait_for
 from submarine import (Client, InvalidArgument, NotFound, PermissionDenied, RetryPolicy,
                        SubmarineError, TeamMember, Unauthenticated)
 from submarine.environments import Environments
 from submarine._server import resolve_server
-
-
-def _submarine(args: List[str], data_dir: str, timeout: float = 300) -> str:
-    """Runs the CLI; returns its output or fails with it."""
-    env = {k: v for k, v in os.environ.items() if k != "SUBMARINE_SERVER"}
-    result = subprocess.run(
-        [os.path.join(bin_dir(), "submarine"), *args, "--data-dir", data_dir],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout, env=env,
-        check=False)
-    if result.returncode != 0:
-        logs = os.path.join(data_dir, "logs", "supervisor.log")
-        tail = open(logs, encoding="utf-8").read()[-3000:] if os.path.exists(logs) else ""
-        raise AssertionError(f"submarine {' '.join(args)} exited {result.returncode}:\n"
-                             f"{result.stdout}\n{tail}")
-    return result.stdout
 
 
 class LossyProxy:
@@ -116,36 +101,20 @@ class LossyProxy:
 
 
 class EnvironmentsTest(unittest.TestCase):
+    stack: LocalStack
     data_dir: str = ""
     client: Client
 
     @classmethod
     def setUpClass(cls) -> None:
-        bin_dir()  # fails, naming what to build, when the binaries are missing
-        # Under /tmp: as root, PostgreSQL runs as `postgres`, which cannot enter /root.
-        cls.data_dir = tempfile.mkdtemp(prefix="submarine-sdk-", dir="/tmp")
-        try:
-            _submarine(["local", "up", "--gateway-port", "0"], cls.data_dir)
-        except BaseException:
-            _submarine(["local", "down"], cls.data_dir)
-            raise
-        os.environ.pop("SUBMARINE_SERVER", None)
-        os.environ.pop("SUBMARINE_TOKEN", None)
-        # No credentials of the person running the tests are picked up.
-        os.environ["SUBMARINE_CONFIG_DIR"] = os.path.join(cls.data_dir, "client-config")
-        # The server comes from the stack's state file; the first admin password from the file
-        # the permission service wrote at its first start.
-        with open(os.path.join(cls.data_dir, "secrets", "admin.password"),
-                  encoding="utf-8") as f:
-            cls.admin_password = f.read().strip()
-        cls.client = Client(data_dir=cls.data_dir)
-        cls.client.login("admin", cls.admin_password)
+        cls.stack = LocalStack()
+        cls.data_dir = cls.stack.data_dir
+        cls.admin_password = cls.stack.admin_password
+        cls.client = cls.stack.client
 
     @classmethod
     def tearDownClass(cls) -> None:
-        if cls.data_dir:
-            _submarine(["local", "down"], cls.data_dir)
-            shutil.rmtree(cls.data_dir, ignore_errors=True)
+        cls.stack.close()
 
     def unique(self, prefix: str) -> str:
         return f"{prefix}-{uuid.uuid4().hex[:10]}"

@@ -18,24 +18,13 @@ import threading
 import unittest
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List
+from typing import Any, Dict
 
-from sdk_test_support import STACK_BINARIES, bin_dir
-from submarine import Client, InvalidArgument
+from sdk_test_support import LocalStack
+from submarine import InvalidArgument
 
 USER, TOKEN = "ci-bot", "tok-" + uuid.uuid4().hex
 MESSAGE = "hello from the private repository"
-
-
-def _submarine(args: List[str], data_dir: str) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "SUBMARINE_SERVER"}
-    result = subprocess.run(
-        [os.path.join(bin_dir(), "submarine"), *args, "--data-dir", data_dir],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300, env=env,
-        check=False)
-    if result.returncode != 0:
-        raise AssertionError(f"submarine {' '.join(args)} failed:\n{result.stdout}")
-    return result.stdout
 
 
 def _git(*args: str, cwd: str) -> None:
@@ -91,11 +80,10 @@ class _SmartGitServer(BaseHTTPRequestHandler):
 
 
 class ExperimentGitCredentialTest(unittest.TestCase):
-    data_dir = ""
+    stack = None
 
     @classmethod
     def setUpClass(cls) -> None:
-        bin_dir(*STACK_BINARIES, "submarine-experiment", "submarine-task-supervisor")
         cls.work = tempfile.mkdtemp(prefix="submarine-git-", dir="/tmp")
         source = os.path.join(cls.work, "source")
         os.makedirs(source)
@@ -111,32 +99,20 @@ class ExperimentGitCredentialTest(unittest.TestCase):
         threading.Thread(target=cls.http.serve_forever, daemon=True).start()
         cls.url = f"http://127.0.0.1:{cls.http.server_address[1]}/repo.git"
 
-        cls.data_dir = tempfile.mkdtemp(prefix="submarine-sdk-git-", dir="/tmp")
-        try:
-            _submarine(["local", "up", "--gateway-port", "0"], cls.data_dir)
-        except BaseException:
-            _submarine(["local", "down"], cls.data_dir)
-            raise
-        os.environ.pop("SUBMARINE_SERVER", None)
-        os.environ.pop("SUBMARINE_TOKEN", None)
-        os.environ["SUBMARINE_CONFIG_DIR"] = os.path.join(cls.data_dir, "client-config")
-        with open(os.path.join(cls.data_dir, "secrets", "admin.password"),
-                  encoding="utf-8") as f:
-            password = f.read().strip()
-        cls.client = Client(data_dir=cls.data_dir)
-        cls.client.login("admin", password)
+        cls.stack = LocalStack()
+        cls.client = cls.stack.client
         cls.client.credentials.create("git-token", f"{USER}:{TOKEN}", type="git-token")
 
     @classmethod
     def tearDownClass(cls) -> None:
-        if cls.data_dir:
-            _submarine(["local", "down"], cls.data_dir)
-            shutil.rmtree(cls.data_dir, ignore_errors=True)
+        if cls.stack is not None:
+            cls.stack.close()
         cls.http.shutdown()
         shutil.rmtree(cls.work, ignore_errors=True)
 
     def spec(self, **git: str) -> Dict[str, Any]:
-        return {"meta": {"framework": "plain", "cmd": "cat message.txt; env | grep -c GIT_TOKEN || true"},
+        return {"meta": {"framework": "plain",
+                         "cmd": "cat message.txt; env | grep -c GIT_TOKEN || true"},
                 "code": {"git": {"url": self.url, "branch": "main", **git}},
                 "spec": {"Worker": {"replicas": 1}}}
 

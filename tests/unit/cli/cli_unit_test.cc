@@ -28,6 +28,7 @@
 #include "clients/cli/stack_state.h"
 #include "common/config/config.h"
 #include "submarine/config/v1/config.pb.h"
+#include "submarine/config/v1/experiment_config.pb.h"
 #include "submarine/environment/v1/environment.pb.h"
 #include "submarine/permission/v1/permission.pb.h"
 #include "tests/support/process.h"
@@ -612,6 +613,30 @@ TEST(StackPlanTest, ConfigsParseAsTypedConfigsAndWireProcessesTogether) {
   ASSERT_NE(env_backend, nullptr) << "the gateway routes to the environment service";
   EXPECT_EQ(env_backend->services(0), "submarine.environment.v1.EnvironmentService");
   EXPECT_EQ(plan->gateway_url, "http://" + gateway.http_listen());
+}
+
+TEST(StackPlanTest, TheExperimentServiceGivesTasksThePlatformAndThePipSources) {
+  int next_port = 40000;
+  StackPlanOptions options;
+  options.gateway_port = 8080;
+  options.pip_index_url = "https://pypi.example.com/simple";
+  options.pip_find_links = "/srv/wheels";
+  options.pick_port = [&next_port]() -> absl::StatusOr<int> { return next_port++; };
+  auto plan = BuildStackPlan(StackPaths("/d"), options);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  const ProcessPlan* experiment = nullptr;
+  for (const ProcessPlan& p : plan->processes) {
+    if (p.name == "experiment") experiment = &p;
+  }
+  ASSERT_NE(experiment, nullptr);
+  config::v1::ExperimentServiceConfig config;
+  absl::Status st = config::ParseConfigText(experiment->config_text, &config);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(config.task_server_url(), "http://127.0.0.1:8080");
+  EXPECT_EQ(config.local().root_dir(), "/d/compute");
+  EXPECT_EQ(config.python_env_dir(), "/d/compute/python-envs");
+  EXPECT_EQ(config.pip_index_url(), "https://pypi.example.com/simple");
+  EXPECT_EQ(config.pip_find_links(), "/srv/wheels");
 }
 
 TEST(StackPlanTest, KeepsAnExplicitGatewayPort) {
