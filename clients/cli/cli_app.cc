@@ -568,11 +568,9 @@ void AddTeamCommands(CLI::App& app, Runner& runner) {
 struct ProjectOptions {
   std::string project;
 };
-struct ProjectCreateOptions {
+struct ProjectFieldsOptions {
   std::string project;
-  std::string display_name;
-  std::string description;
-  std::string owner;
+  ProjectFields fields;
 };
 struct BindOptions {
   std::string project;
@@ -595,17 +593,23 @@ void AddProjectCommands(CLI::App& app, Runner& runner) {
   AddLeaf<ProjectOptions>(
       g, runner, "get", "Show a project", project_id,
       [](const ClientContext& ctx, const ProjectOptions& o) { return GetProject(ctx, o.project); });
-  AddLeaf<ProjectCreateOptions>(
-      g, runner, "create", "Create a project",
-      [](CLI::App* c, ProjectCreateOptions* o) {
-        c->add_option("project", o->project, "Project id")->required();
-        c->add_option("--display-name", o->display_name, "Display name");
-        c->add_option("--description", o->description, "Description");
-        c->add_option("--owner", o->owner, "users/NAME or teams/NAME (default: you)");
-      },
-      [](const ClientContext& ctx, const ProjectCreateOptions& o) {
-        return CreateProject(ctx, o.project, o.display_name, o.description, o.owner);
-      });
+  auto project_fields = [](CLI::App* c, ProjectFieldsOptions* o) {
+    c->add_option("project", o->project, "Project id")->required();
+    c->add_option("--display-name", o->fields.display_name, "Display name");
+    c->add_option("--description", o->fields.description, "Description");
+    c->add_option("--owner", o->fields.owner, "users/NAME or teams/NAME (create: default you)");
+    c->add_option("--default-cluster", o->fields.default_cluster,
+                  "Compute cluster of experiments whose spec names none (\"\": local)");
+  };
+  AddLeaf<ProjectFieldsOptions>(g, runner, "create", "Create a project", project_fields,
+                                [](const ClientContext& ctx, const ProjectFieldsOptions& o) {
+                                  return CreateProject(ctx, o.project, o.fields);
+                                });
+  AddLeaf<ProjectFieldsOptions>(g, runner, "update", "Change a project's fields (its admins)",
+                                project_fields,
+                                [](const ClientContext& ctx, const ProjectFieldsOptions& o) {
+                                  return UpdateProject(ctx, o.project, o.fields);
+                                });
   AddLeaf<ProjectOptions>(g, runner, "delete", "Delete a project", project_id,
                           [](const ClientContext& ctx, const ProjectOptions& o) {
                             return DeleteProject(ctx, o.project);

@@ -119,6 +119,8 @@ const std::vector<Column<pb::Project>>& ProjectColumns() {
       {"PROJECT", [](const pb::Project& p) { return LastSegmentOf(p.name()); }},
       {"DISPLAY NAME", [](const pb::Project& p) { return p.display_name(); }},
       {"OWNER", [](const pb::Project& p) { return p.owner(); }},
+      {"DEFAULT CLUSTER",
+       [](const pb::Project& p) { return LastSegmentOf(p.default_compute_cluster()); }},
       {"DESCRIPTION", [](const pb::Project& p) { return p.description(); }},
       {"CREATED", [](const pb::Project& p) { return TimeText(p.create_time()); }}};
   return *columns;
@@ -647,21 +649,58 @@ absl::Status GetProject(const ClientContext& ctx, const std::string& name) {
   return absl::OkStatus();
 }
 
+// Sets the fields given in `f` on `project` (and names them in `mask`, if any).
+absl::Status ApplyProjectFields(const ProjectFields& f, pb::Project* project,
+                                google::protobuf::FieldMask* mask) {
+  auto changed = [mask](const char* path) {
+    if (mask != nullptr) mask->add_paths(path);
+  };
+  if (f.display_name) {
+    project->set_display_name(*f.display_name);
+    changed("display_name");
+  }
+  if (f.description) {
+    project->set_description(*f.description);
+    changed("description");
+  }
+  if (f.owner) {
+    SUBMARINE_ASSIGN_OR_RETURN(std::string o, ParseSubject(*f.owner, "owner"));
+    if (o == "allUsers") return InvalidField("owner", "a project is owned by a user or a team");
+    project->set_owner(o);
+    changed("owner");
+  }
+  if (f.default_cluster) {
+    project->set_default_compute_cluster(*f.default_cluster);
+    changed("default_compute_cluster");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CreateProject(const ClientContext& ctx, const std::string& project_id,
-                           const std::string& display_name, const std::string& description,
-                           const std::string& owner) {
+                           const ProjectFields& fields) {
   pb::CreateProjectRequest request;
   request.set_project_id(project_id);
-  request.mutable_project()->set_display_name(display_name);
-  request.mutable_project()->set_description(description);
-  if (!owner.empty()) {
-    SUBMARINE_ASSIGN_OR_RETURN(std::string o, ParseSubject(owner, "owner"));
-    if (o == "allUsers") return InvalidField("owner", "a project is owned by a user or a team");
-    request.mutable_project()->set_owner(o);
-  }
+  SUBMARINE_RETURN_IF_ERROR(ApplyProjectFields(fields, request.mutable_project(), nullptr));
   SUBMARINE_ASSIGN_OR_RETURN(pb::Project created,
                              ctx.api->Call<pb::Project>(Identity("CreateProject"), request));
   Print(ctx, {created}, ProjectColumns(), true);
+  return absl::OkStatus();
+}
+
+absl::Status UpdateProject(const ClientContext& ctx, const std::string& name,
+                           const ProjectFields& fields) {
+  pb::UpdateProjectRequest request;
+  SUBMARINE_RETURN_IF_ERROR(
+      ApplyProjectFields(fields, request.mutable_project(), request.mutable_update_mask()));
+  if (request.update_mask().paths().empty()) {
+    return InvalidField("project",
+                        "nothing to change: give --display-name, --description, --owner or "
+                        "--default-cluster");
+  }
+  request.mutable_project()->set_name(ProjectResource(name));
+  SUBMARINE_ASSIGN_OR_RETURN(pb::Project updated,
+                             ctx.api->Call<pb::Project>(Identity("UpdateProject"), request));
+  Print(ctx, {updated}, ProjectColumns(), true);
   return absl::OkStatus();
 }
 

@@ -94,9 +94,17 @@ absl::Status ListTeamMembers(const ClientContext& ctx, const std::string& team);
 absl::Status ListProjects(const ClientContext& ctx);
 absl::Status GetProject(const ClientContext& ctx, const std::string& name);
 // `owner` "" means the caller.
+// A project's settable fields; an unset one is left alone (update) or empty (create).
+struct ProjectFields {
+  std::optional<std::string> display_name;
+  std::optional<std::string> description;
+  std::optional<std::string> owner;            // users/NAME or teams/NAME
+  std::optional<std::string> default_cluster;  // a cluster id or computeClusters/ID; "" = local
+};
 absl::Status CreateProject(const ClientContext& ctx, const std::string& project_id,
-                           const std::string& display_name, const std::string& description,
-                           const std::string& owner);
+                           const ProjectFields& fields);
+absl::Status UpdateProject(const ClientContext& ctx, const std::string& name,
+                           const ProjectFields& fields);
 absl::Status DeleteProject(const ClientContext& ctx, const std::string& name);
 absl::Status BindRole(const ClientContext& ctx, const std::string& project,
                       const std::string& subject, const std::string& role);

@@ -65,6 +65,19 @@ bool IsValidCollection(const std::string& collection) {
   return LowerWord(collection, [](char c) { return IsLower(c) || IsUpper(c) || IsDigit(c); });
 }
 
+absl::StatusOr<std::string> CanonicalClusterName(const std::string& value,
+                                                 const std::string& field) {
+  if (value.empty()) return value;
+  const std::string kPrefix = "computeClusters/";
+  std::string id = value.rfind(kPrefix, 0) == 0 ? value.substr(kPrefix.size()) : value;
+  if (!IsValidResourceId(id)) {
+    return InvalidField(field, absl::StrCat("expected \"computeClusters/{cluster}\" or a cluster "
+                                            "id, got ",
+                                            Quoted(value)));
+  }
+  return absl::StrCat(kPrefix, id);
+}
+
 absl::Status ValidateCollection(const std::string& collection, const std::string& field) {
   if (!IsValidCollection(collection)) {
     return InvalidField(field, absl::StrCat("collections are lowerCamel words, got ",

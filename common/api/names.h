@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace submarine::api {
 
@@ -24,6 +25,10 @@ absl::Status ValidateUsername(const std::string& username, const std::string& fi
 bool IsValidResourceId(const std::string& id);
 absl::Status ValidateResourceId(const std::string& id, const std::string& field,
                                 const std::string& kind = "resource");
+// A compute cluster named in a setting: "computeClusters/{id}" or the bare id → the full name;
+// "" stays "" (not set). INVALID_ARGUMENT naming `field` when the id is not a resource id.
+absl::StatusOr<std::string> CanonicalClusterName(const std::string& value,
+                                                 const std::string& field);
 // A collection: a lowerCamel word ("environments", "roleBindings").
 bool IsValidCollection(const std::string& collection);
 absl::Status ValidateCollection(const std::string& collection, const std::string& field);

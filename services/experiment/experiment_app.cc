@@ -27,15 +27,21 @@ using submarine::config::v1::ExperimentServiceConfig;
 constexpr auto kDefaultControlInterval = std::chrono::milliseconds(200);
 constexpr auto kPeerTimeout = std::chrono::seconds(5);
 
-// Asks the environment service whether the caller's user can read the profile.
+// A call to a peer service for the caller of `call`: within its deadline (and kPeerTimeout), as
+// this service acting for the caller's user.
+void ActForCaller(grpc::ClientContext* ctx, const rpc::CallInfo& call) {
+  ctx->set_deadline(std::min(call.deadline, std::chrono::system_clock::now() + kPeerTimeout));
+  rpc::ActAs(ctx, auth::ServicePrincipal("experiment", call.user()), call.request_id);
+}
+
+// Reads the profile from the environment service for the caller's user.
 ExperimentManager::EnvironmentLookup EnvironmentLookup(const std::string& address) {
   std::shared_ptr<environment::v1::EnvironmentService::Stub> stub =
       environment::v1::EnvironmentService::NewStub(rpc::MakeChannel(address));
   return [stub](const rpc::CallInfo& call, const std::string& name,
                 const std::string& field) -> absl::StatusOr<v1::EnvironmentRef> {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::min(call.deadline, std::chrono::system_clock::now() + kPeerTimeout));
-    rpc::ActAs(&ctx, auth::ServicePrincipal("experiment", call.user()), call.request_id);
+    ActForCaller(&ctx, call);
     environment::v1::GetEnvironmentRequest req;
     req.set_name(name);
     environment::v1::Environment env;
@@ -60,6 +66,32 @@ ExperimentManager::EnvironmentLookup EnvironmentLookup(const std::string& addres
   };
 }
 
+// The project's default compute cluster, read from the permission service for the caller. A
+// project the caller cannot read has none here: the authorization that follows refuses it.
+std::function<absl::StatusOr<std::string>(const rpc::CallInfo&, const std::string&)>
+DefaultClusterLookup(const std::string& address) {
+  std::shared_ptr<permission::v1::IdentityService::Stub> stub =
+      permission::v1::IdentityService::NewStub(rpc::MakeChannel(address));
+  return
+      [stub](const rpc::CallInfo& call, const std::string& project) -> absl::StatusOr<std::string> {
+        grpc::ClientContext ctx;
+        ActForCaller(&ctx, call);
+        permission::v1::GetProjectRequest req;
+        req.set_name(project);
+        permission::v1::Project out;
+        grpc::Status st = stub->GetProject(&ctx, req, &out);
+        if (st.ok()) return out.default_compute_cluster();
+        switch (st.error_code()) {
+          case grpc::StatusCode::NOT_FOUND:
+          case grpc::StatusCode::PERMISSION_DENIED:
+          case grpc::StatusCode::INVALID_ARGUMENT:
+            return std::string();
+          default:
+            return FromGrpcStatus(st);
+        }
+      };
+}
+
 // Asks the permission service whether the caller has the credential (its metadata only).
 ExperimentManager::ReadCheck CredentialChecker(const std::string& address) {
   std::shared_ptr<permission::v1::CredentialService::Stub> stub =
@@ -67,8 +99,7 @@ ExperimentManager::ReadCheck CredentialChecker(const std::string& address) {
   return [stub](const rpc::CallInfo& call, const std::string& name,
                 const std::string& field) -> absl::Status {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::min(call.deadline, std::chrono::system_clock::now() + kPeerTimeout));
-    rpc::ActAs(&ctx, auth::ServicePrincipal("experiment", call.user()), call.request_id);
+    ActForCaller(&ctx, call);
     permission::v1::GetCredentialRequest req;
     req.set_name(name);
     permission::v1::Credential credential;
@@ -221,7 +252,10 @@ absl::Status Build(rpc::ServiceHost& host, const ExperimentServiceConfig& config
                                nullptr};
   if (const auto* env = host.Peer("environment"))
     deps.lookup_environment = EnvironmentLookup(env->address());
-  if (credentials != nullptr) deps.check_credential = CredentialChecker(permission.address());
+  if (credentials != nullptr) {
+    deps.check_credential = CredentialChecker(permission.address());
+    deps.default_cluster = DefaultClusterLookup(permission.address());
+  }
   auto* manager = host.Make<ExperimentManager>(std::move(deps));
   host.AddTask(directory);
   host.Serve<ExperimentServiceImpl>(manager);

@@ -147,6 +147,15 @@ absl::Status ExperimentManager::ResolveEnvironment(const rpc::CallInfo& call,
   return absl::OkStatus();
 }
 
+absl::StatusOr<v1::ExperimentSpec> ExperimentManager::WithDefaultCluster(
+    const v1::ExperimentSpec& spec, const std::string& parent, const rpc::CallInfo& call) const {
+  if (!spec.compute_cluster().empty() || !d_.default_cluster) return spec;
+  SUBMARINE_ASSIGN_OR_RETURN(std::string cluster, d_.default_cluster(call, parent));
+  v1::ExperimentSpec out = spec;
+  out.set_compute_cluster(cluster);
+  return out;
+}
+
 std::vector<std::string> ExperimentManager::ClusterNames(const v1::ExperimentSpec& spec) const {
   if (d_.directory == nullptr) return d_.clusters->Names();
   return d_.directory->NamesFor(ClusterId(spec.compute_cluster()));
@@ -174,8 +183,10 @@ absl::StatusOr<Experiment> ExperimentManager::Create(const v1::CreateExperimentR
                         "is output only on create (set parent and experiment_id instead)");
   }
   SUBMARINE_RETURN_IF_ERROR(ValidateAttributes(in, "experiment."));
+  SUBMARINE_ASSIGN_OR_RETURN(v1::ExperimentSpec spec,
+                             WithDefaultCluster(in.spec(), req.parent(), call));
   SUBMARINE_ASSIGN_OR_RETURN(v1::ExperimentSpec resolved,
-                             ResolveSpec(in.spec(), "experiment.spec.", ClusterNames(in.spec())));
+                             ResolveSpec(spec, "experiment.spec.", ClusterNames(spec)));
   SUBMARINE_RETURN_IF_ERROR(d_.authorizer->Check(call, req.parent(), Permission::WRITE));
   SUBMARINE_RETURN_IF_ERROR(CheckCluster(project, resolved));
   SUBMARINE_RETURN_IF_ERROR(ResolveEnvironment(call, req.parent(), &resolved));
@@ -437,8 +448,11 @@ absl::StatusOr<Experiment> ExperimentManager::ReplaceSpec(const std::string& nam
                                                           const rpc::CallInfo& call) {
   std::string project, id;
   SUBMARINE_RETURN_IF_ERROR(ParseExperimentName(name, "name", &project, &id));
-  SUBMARINE_ASSIGN_OR_RETURN(v1::ExperimentSpec resolved,
-                             ResolveSpec(spec, "experiment.spec.", ClusterNames(spec)));
+  SUBMARINE_ASSIGN_OR_RETURN(v1::ExperimentSpec with_default,
+                             WithDefaultCluster(spec, absl::StrCat("projects/", project), call));
+  SUBMARINE_ASSIGN_OR_RETURN(
+      v1::ExperimentSpec resolved,
+      ResolveSpec(with_default, "experiment.spec.", ClusterNames(with_default)));
   SUBMARINE_RETURN_IF_ERROR(d_.authorizer->Check(call, name, Permission::WRITE));
   SUBMARINE_RETURN_IF_ERROR(CheckCluster(project, resolved));
   SUBMARINE_RETURN_IF_ERROR(

@@ -52,6 +52,11 @@ class ExperimentManager {
     ClusterDirectory* directory;
     std::function<void()> wake;  // starts a controller pass now
     EnvironmentLookup lookup_environment;
+    // The project's default compute cluster ("computeClusters/{id}", "" = none), for specs that
+    // name none; null: "local".
+    std::function<absl::StatusOr<std::string>(const rpc::CallInfo& call,
+                                              const std::string& project)>
+        default_cluster;
     // Whether a git credential named by a spec exists and is the caller's.
     ReadCheck check_credential;
   };
@@ -115,6 +120,10 @@ class ExperimentManager {
 
   // A named environment becomes "projects/{p}/environments/{e}" and must exist (and be readable
   // by the caller) when the environment service is a peer.
+  // `spec` with the project's default compute cluster when it names none.
+  absl::StatusOr<v1::ExperimentSpec> WithDefaultCluster(const v1::ExperimentSpec& spec,
+                                                        const std::string& parent,
+                                                        const rpc::CallInfo& call) const;
   absl::Status ResolveEnvironment(const rpc::CallInfo& call, const std::string& parent,
                                   v1::ExperimentSpec* resolved);
   Deps d_;

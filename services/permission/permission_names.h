@@ -15,6 +15,7 @@ inline constexpr char kAllUsers[] = "allUsers";
 
 // The platform's shared validators (common/api/names.h): usernames, ids of teams and projects,
 // free text, collections, "projects/{p}".
+using api::CanonicalClusterName;
 using api::CheckText;
 using api::ParseProjectName;
 using api::ValidateCollection;

@@ -82,31 +82,31 @@ constexpr db::Statement kMemberOwners{
 // projects
 constexpr db::Statement kProjectFind{
     "permission.project_find",
-    "SELECT project_id, seq, display_name, description, owner, etag, create_time, update_time "
-    "FROM projects WHERE project_id = $1"};
+    "SELECT project_id, seq, display_name, description, owner, etag, create_time, update_time, "
+    "default_compute_cluster FROM projects WHERE project_id = $1"};
 constexpr db::Statement kProjectFindForUpdate{
     "permission.project_find_for_update",
-    "SELECT project_id, seq, display_name, description, owner, etag, create_time, update_time "
-    "FROM projects WHERE project_id = $1 FOR UPDATE"};
+    "SELECT project_id, seq, display_name, description, owner, etag, create_time, update_time, "
+    "default_compute_cluster FROM projects WHERE project_id = $1 FOR UPDATE"};
 constexpr db::Statement kProjectInsert{
     "permission.project_insert",
     "INSERT INTO projects (project_id, display_name, description, owner, etag, create_time, "
-    "update_time) VALUES ($1, $2, $3, $4, $5, $6, $7)"};
+    "update_time, default_compute_cluster) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"};
 constexpr db::Statement kProjectUpdate{
     "permission.project_update",
     "UPDATE projects "
-    "SET display_name = $2, description = $3, owner = $4, etag = $5, update_time = $6 "
-    "WHERE project_id = $1"};
+    "SET display_name = $2, description = $3, owner = $4, etag = $5, update_time = $6, "
+    "default_compute_cluster = $7 WHERE project_id = $1"};
 constexpr db::Statement kProjectDelete{"permission.project_delete",
                                        "DELETE FROM projects WHERE project_id = $1"};
 constexpr db::Statement kProjectListAll{
     "permission.project_list_all",
-    "SELECT project_id, seq, display_name, description, owner, etag, create_time, update_time "
-    "FROM projects WHERE seq > $1 ORDER BY seq LIMIT $2"};
+    "SELECT project_id, seq, display_name, description, owner, etag, create_time, update_time, "
+    "default_compute_cluster FROM projects WHERE seq > $1 ORDER BY seq LIMIT $2"};
 constexpr db::Statement kProjectListVisible{
     "permission.project_list_visible",
     "SELECT p.project_id, p.seq, p.display_name, p.description, p.owner, p.etag, p.create_time, "
-    "p.update_time FROM projects p "
+    "p.update_time, p.default_compute_cluster FROM projects p "
     "WHERE p.seq > $1 AND (p.owner = ANY($3::text[]) OR EXISTS (SELECT 1 FROM role_bindings b "
     "WHERE b.project_id = p.project_id AND b.subject = ANY($4::text[]))) ORDER BY p.seq LIMIT $2"};
 constexpr db::Statement kProjectOwners{
@@ -275,6 +275,7 @@ ProjectRow ProjectFromRow(const pqxx::row& r) {
   p.project.set_etag(r[5].as<std::string>());
   *p.project.mutable_create_time() = r[6].as<db::Timestamp>().ToProto();
   *p.project.mutable_update_time() = r[7].as<db::Timestamp>().ToProto();
+  p.project.set_default_compute_cluster(r[8].as<std::string>());
   return p;
 }
 
@@ -518,13 +519,14 @@ std::optional<ProjectRow> PermissionStore::FindProject(pqxx::transaction_base& t
 void PermissionStore::InsertProject(pqxx::work& tx, const std::string& project_id,
                                     const v1::Project& p) {
   db::Exec(tx, kProjectInsert, project_id, p.display_name(), p.description(), p.owner(), p.etag(),
-           db::Timestamp::FromProto(p.create_time()), db::Timestamp::FromProto(p.update_time()));
+           db::Timestamp::FromProto(p.create_time()), db::Timestamp::FromProto(p.update_time()),
+           p.default_compute_cluster());
 }
 
 void PermissionStore::UpdateProject(pqxx::work& tx, const std::string& project_id,
                                     const v1::Project& p) {
   db::Exec(tx, kProjectUpdate, project_id, p.display_name(), p.description(), p.owner(), p.etag(),
-           db::Timestamp::FromProto(p.update_time()));
+           db::Timestamp::FromProto(p.update_time()), p.default_compute_cluster());
 }
 
 void PermissionStore::DeleteProject(pqxx::work& tx, const std::string& project_id) {

@@ -66,6 +66,9 @@ absl::StatusOr<v1::Project> ProjectManager::CreateProject(const v1::CreateProjec
     }
     SUBMARINE_RETURN_IF_ERROR(CheckText(in.display_name(), "project.display_name", 256));
     SUBMARINE_RETURN_IF_ERROR(CheckText(in.description(), "project.description", 4096, true));
+    SUBMARINE_ASSIGN_OR_RETURN(
+        std::string cluster,
+        CanonicalClusterName(in.default_compute_cluster(), "project.default_compute_cluster"));
     std::string owner = in.owner();
     if (owner.empty()) {
       if (caller.username.empty()) {
@@ -80,6 +83,7 @@ absl::StatusOr<v1::Project> ProjectManager::CreateProject(const v1::CreateProjec
     out.set_display_name(in.display_name());
     out.set_description(in.description());
     out.set_owner(owner);
+    out.set_default_compute_cluster(cluster);
     out.set_etag(ids_.RandomHex(8));
     *out.mutable_create_time() = Ts(now);
     *out.mutable_update_time() = Ts(now);
@@ -145,11 +149,13 @@ absl::StatusOr<v1::Project> ProjectManager::UpdateProject(const v1::UpdateProjec
     SUBMARINE_RETURN_IF_ERROR(ParseProjectName(in.name(), "project.name", &ref.project));
     SUBMARINE_RETURN_IF_ERROR(Require(tx, caller, ref, in.name(), v1::ADMIN));
     SUBMARINE_ASSIGN_OR_RETURN(
-        auto paths, api::UpdatePaths(req.update_mask(), {"display_name", "description", "owner"}));
+        auto paths, api::UpdatePaths(req.update_mask(), {"display_name", "description", "owner",
+                                                         "default_compute_cluster"}));
     if (paths.empty()) {
       if (!in.display_name().empty()) paths.push_back("display_name");
       if (!in.description().empty()) paths.push_back("description");
       if (!in.owner().empty()) paths.push_back("owner");
+      if (!in.default_compute_cluster().empty()) paths.push_back("default_compute_cluster");
     }
     auto found = PermissionStore::FindProject(tx, ref.project, true);
     if (!found) return NotFound("project", in.name());
@@ -167,6 +173,11 @@ absl::StatusOr<v1::Project> ProjectManager::UpdateProject(const v1::UpdateProjec
           SUBMARINE_RETURN_IF_ERROR(CheckOwner(tx, caller, in.owner(), "project.owner"));
         }
         out.set_owner(in.owner());
+      } else if (p == "default_compute_cluster") {
+        SUBMARINE_ASSIGN_OR_RETURN(std::string cluster,
+                                   CanonicalClusterName(in.default_compute_cluster(),
+                                                        "project.default_compute_cluster"));
+        out.set_default_compute_cluster(cluster);
       }
     }
     out.set_etag(ids_.RandomHex(8));

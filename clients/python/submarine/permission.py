@@ -201,11 +201,14 @@ class Projects(_Api):
 
     def create(self, project_id: str, *, display_name: Optional[str] = None,
                description: Optional[str] = None, owner: Optional[str] = None,
+               default_compute_cluster: Optional[str] = None,
                request_id: Optional[str] = None) -> Project:
         """Creates ``projects/{project_id}`` owned by ``owner`` (``users/x`` or ``teams/x``;
-        default the caller)."""
+        default the caller). ``default_compute_cluster`` (a cluster id or
+        ``computeClusters/{id}``) is where its experiments run when their spec names none."""
         project = {k: v for k, v in (("displayName", display_name),
-                                     ("description", description), ("owner", owner))
+                                     ("description", description), ("owner", owner),
+                                     ("defaultComputeCluster", default_compute_cluster))
                    if v is not None}
         return Project.from_json(self._transport.request(
             "POST", "/v1/projects",
@@ -213,12 +216,15 @@ class Projects(_Api):
 
     def update(self, name: str, *, display_name: Optional[str] = None,
                description: Optional[str] = None, owner: Optional[str] = None,
+               default_compute_cluster: Optional[str] = None,
                etag: Optional[str] = None, request_id: Optional[str] = None) -> Project:
-        """Changes the given fields only (project admins). With ``etag``, fails with
-        ``ABORTED`` if the project changed since."""
+        """Changes the given fields only (project admins); ``default_compute_cluster=""`` goes
+        back to the platform's default (local). With ``etag``, fails with ``ABORTED`` if the
+        project changed since."""
         full = _full("projects/", name)
         fields = {k: v for k, v in (("displayName", display_name),
-                                    ("description", description), ("owner", owner))
+                                    ("description", description), ("owner", owner),
+                                    ("defaultComputeCluster", default_compute_cluster))
                   if v is not None}
         if not fields:
             raise TypeError("update() needs at least one field to change")

@@ -212,6 +212,8 @@ class Project(Resource):
     create_time: Optional[datetime] = None
     update_time: Optional[datetime] = None
     etag: str = ""
+    # Where its experiments run when their spec names no cluster ("" = local).
+    default_compute_cluster: str = ""
     extra: Dict[str, Any] = field(default_factory=dict)
 
 

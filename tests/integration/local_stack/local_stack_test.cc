@@ -562,11 +562,25 @@ TEST_F(LocalStackTest, AnAdminAddsAKubernetesClusterAndExperimentsRunOnIt) {
   EXPECT_NE(table.output.find("platform/credentials/k8s-kubeconfig ns=ml-jobs"), std::string::npos)
       << table.output;
 
-  CommandResult follow =
-      RunAndFollow("on-k8s",
-                   "meta:\n  name: on-k8s\n  cmd: echo hello from the cluster\n"
-                   "computeCluster: k8s\nspec:\n  Worker: {replicas: 1, resources: cpu=1}\n");
+  // The project's default cluster takes the experiments whose spec names none.
+  CommandResult bad_default =
+      Submarine({"project", "update", "default", "--default-cluster", "No Such"});
+  EXPECT_NE(bad_default.exit_code, 0);
+  EXPECT_NE(bad_default.output.find("project.default_compute_cluster"), std::string::npos)
+      << bad_default.output;
+  CommandResult with_default =
+      Submarine({"project", "update", "default", "--default-cluster", "k8s", "-o", "json"});
+  ASSERT_EQ(with_default.exit_code, 0) << with_default.output;
+  EXPECT_EQ(json::parse(with_default.output, nullptr, false)["defaultComputeCluster"],
+            "computeClusters/k8s")
+      << with_default.output;
+  CommandResult follow = RunAndFollow("on-k8s",
+                                      "meta:\n  name: on-k8s\n  cmd: echo hello from the cluster\n"
+                                      "spec:\n  Worker: {replicas: 1, resources: cpu=1}\n");
   ASSERT_EQ(follow.exit_code, 0) << follow.output;
+  CommandResult back_to_local =
+      Submarine({"project", "update", "default", "--default-cluster", ""});
+  ASSERT_EQ(back_to_local.exit_code, 0) << back_to_local.output;
   EXPECT_EQ(follow.output, "hello from the cluster\n");
   CommandResult got = Submarine({"experiment", "get", "on-k8s", "-o", "json"});
   json experiment = json::parse(got.output, nullptr, false);

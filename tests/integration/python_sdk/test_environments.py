@@ -199,6 +199,18 @@ class EnvironmentsTest(unittest.TestCase):
         self.client.quotas.set(f"teams/{team}", gpus=2)
         self.assertEqual(self.client.quotas.usage(f"teams/{team}").limits.gpus, 2)
 
+    def test_a_projects_default_cluster_is_set_checked_and_cleared(self) -> None:
+        project = self.unique("dflt")
+        created = self.client.projects.create(project, default_compute_cluster="local")
+        self.assertEqual(created.default_compute_cluster, "computeClusters/local")
+        with self.assertRaises(InvalidArgument) as raised:
+            self.client.projects.update(project, default_compute_cluster="No Such")
+        self.assertIn("project.default_compute_cluster", str(raised.exception))
+        self.assertEqual(self.client.projects.get(project).default_compute_cluster,
+                         "computeClusters/local")
+        cleared = self.client.projects.update(project, default_compute_cluster="")
+        self.assertEqual(cleared.default_compute_cluster, "")
+
     def test_crud(self) -> None:
         env_id = self.unique("crud")
         created = self.client.environments.create(

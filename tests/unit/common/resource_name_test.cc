@@ -4,6 +4,8 @@
 
 #include "common/api/resource_name.h"
 
+#include "common/api/names.h"
+
 #include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
@@ -326,6 +328,17 @@ TEST(ResourcePatternTest, ParseAcceptsOnlyLiteralsAndSingleSegmentVariables) {
     ASSERT_FALSE(p.ok()) << bad;
     EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_EQ(FieldOf(p.status()), "resource_pattern") << bad;
+  }
+}
+
+TEST(CanonicalClusterNameTest, TakesAnIdOrAFullNameAndKeepsEmptyAsUnset) {
+  EXPECT_EQ(*CanonicalClusterName("gpu-a", "f"), "computeClusters/gpu-a");
+  EXPECT_EQ(*CanonicalClusterName("computeClusters/gpu-a", "f"), "computeClusters/gpu-a");
+  EXPECT_EQ(*CanonicalClusterName("", "f"), "");
+  for (const char* bad : {"No Such", "computeClusters/", "computeClusters/a/b", "-x"}) {
+    auto st = CanonicalClusterName(bad, "project.default_compute_cluster");
+    EXPECT_EQ(st.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(FieldOf(st.status()), "project.default_compute_cluster") << bad;
   }
 }
 
