@@ -32,6 +32,13 @@ constexpr char kRetryReason[] = "retry ";
 constexpr char kUidLabel[] = "submarine.experiment-uid";
 constexpr char kSystem[] = "services/experiment";
 
+// A call to the permission service as `service` acting for `user`, within `timeout`.
+void PrepareCall(grpc::ClientContext* ctx, const std::string& service, const std::string& user,
+                 std::chrono::milliseconds timeout, const std::string& request_id = "") {
+  ctx->set_deadline(std::chrono::system_clock::now() + timeout);
+  rpc::ActAs(ctx, auth::ServicePrincipal(service, user), request_id);
+}
+
 class GrpcQuotaClient final : public QuotaClient {
  public:
   GrpcQuotaClient(const std::string& address, std::string service,
@@ -43,7 +50,7 @@ class GrpcQuotaClient final : public QuotaClient {
   absl::StatusOr<Lease> Acquire(const Lease& lease, int ttl_seconds,
                                 const std::string& request_id) override {
     grpc::ClientContext ctx;
-    Prepare(&ctx, UserOf(lease.owner()), request_id);
+    PrepareCall(&ctx, service_, UserOf(lease.owner()), timeout_, request_id);
     permission::v1::AcquireLeaseRequest req;
     *req.mutable_lease() = lease;
     req.set_ttl_seconds(ttl_seconds);
@@ -55,7 +62,7 @@ class GrpcQuotaClient final : public QuotaClient {
   }
   absl::Status Heartbeat(const std::string& name, const std::string& user) override {
     grpc::ClientContext ctx;
-    Prepare(&ctx, user, "");
+    PrepareCall(&ctx, service_, user, timeout_);
     permission::v1::HeartbeatLeaseRequest req;
     req.set_name(name);
     Lease out;
@@ -64,7 +71,7 @@ class GrpcQuotaClient final : public QuotaClient {
   }
   absl::Status Release(const std::string& name, const std::string& user) override {
     grpc::ClientContext ctx;
-    Prepare(&ctx, user, "");
+    PrepareCall(&ctx, service_, user, timeout_);
     permission::v1::ReleaseLeaseRequest req;
     req.set_name(name);
     permission::v1::ReleaseLeaseResponse out;
@@ -76,10 +83,6 @@ class GrpcQuotaClient final : public QuotaClient {
  private:
   static std::string UserOf(const std::string& owner) {
     return absl::StartsWith(owner, "users/") ? owner.substr(6) : std::string();
-  }
-  void Prepare(grpc::ClientContext* ctx, const std::string& user, const std::string& request_id) {
-    ctx->set_deadline(std::chrono::system_clock::now() + timeout_);
-    rpc::ActAs(ctx, auth::ServicePrincipal(service_, user), request_id);
   }
 
   std::unique_ptr<QuotaService::Stub> stub_;
@@ -98,8 +101,7 @@ class GrpcWorkloadTokens final : public WorkloadTokens {
   absl::StatusOr<Token> Mint(const std::string& user, const std::string& project,
                              const std::string& display_name, std::chrono::seconds ttl) override {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + timeout_);
-    rpc::ActAs(&ctx, auth::ServicePrincipal(service_, user), "");
+    PrepareCall(&ctx, service_, user, timeout_);
     permission::v1::CreateApiTokenRequest req;
     req.set_parent(absl::StrCat("users/", user));
     req.set_display_name(display_name);
@@ -112,8 +114,7 @@ class GrpcWorkloadTokens final : public WorkloadTokens {
   }
   absl::Status Revoke(const std::string& name, const std::string& user) override {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + timeout_);
-    rpc::ActAs(&ctx, auth::ServicePrincipal(service_, user), "");
+    PrepareCall(&ctx, service_, user, timeout_);
     permission::v1::RevokeApiTokenRequest req;
     req.set_name(name);
     permission::v1::ApiToken out;
@@ -138,8 +139,7 @@ class GrpcCredentialSource final : public CredentialSource {
 
   absl::StatusOr<std::string> Access(const std::string& name, const std::string& user) override {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + timeout_);
-    rpc::ActAs(&ctx, auth::ServicePrincipal(service_, user), "");
+    PrepareCall(&ctx, service_, user, timeout_);
     permission::v1::AccessCredentialSecretRequest req;
     req.set_name(name);
     permission::v1::AccessCredentialSecretResponse out;

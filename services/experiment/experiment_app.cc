@@ -34,6 +34,14 @@ void ActForCaller(grpc::ClientContext* ctx, const rpc::CallInfo& call) {
   rpc::ActAs(ctx, auth::ServicePrincipal("experiment", call.user()), call.request_id);
 }
 
+// A peer's answer that the named resource does not exist, or is not the caller's to read (or
+// the name is malformed): to the caller, all the same.
+bool NotReadable(const grpc::Status& st) {
+  return st.error_code() == grpc::StatusCode::NOT_FOUND ||
+         st.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
+         st.error_code() == grpc::StatusCode::INVALID_ARGUMENT;
+}
+
 // Reads the profile from the environment service for the caller's user.
 ExperimentManager::EnvironmentLookup EnvironmentLookup(const std::string& address) {
   std::shared_ptr<environment::v1::EnvironmentService::Stub> stub =
@@ -54,15 +62,9 @@ ExperimentManager::EnvironmentLookup EnvironmentLookup(const std::string& addres
       *profile.mutable_conda_dependencies() = env.kernel_spec().conda_dependencies();
       return profile;
     }
-    switch (st.error_code()) {
-      case grpc::StatusCode::NOT_FOUND:
-      case grpc::StatusCode::PERMISSION_DENIED:
-      case grpc::StatusCode::INVALID_ARGUMENT:
-        return InvalidField(
-            field, absl::StrCat("unknown environment \"", name, "\" (or you may not read it)"));
-      default:
-        return FromGrpcStatus(st);
-    }
+    if (!NotReadable(st)) return FromGrpcStatus(st);
+    return InvalidField(
+        field, absl::StrCat("unknown environment \"", name, "\" (or you may not read it)"));
   };
 }
 
@@ -81,14 +83,8 @@ DefaultClusterLookup(const std::string& address) {
         permission::v1::Project out;
         grpc::Status st = stub->GetProject(&ctx, req, &out);
         if (st.ok()) return out.default_compute_cluster();
-        switch (st.error_code()) {
-          case grpc::StatusCode::NOT_FOUND:
-          case grpc::StatusCode::PERMISSION_DENIED:
-          case grpc::StatusCode::INVALID_ARGUMENT:
-            return std::string();
-          default:
-            return FromGrpcStatus(st);
-        }
+        if (NotReadable(st)) return std::string();
+        return FromGrpcStatus(st);
       };
 }
 
@@ -105,15 +101,8 @@ ExperimentManager::ReadCheck CredentialChecker(const std::string& address) {
     permission::v1::Credential credential;
     grpc::Status st = stub->GetCredential(&ctx, req, &credential);
     if (st.ok()) return absl::OkStatus();
-    switch (st.error_code()) {
-      case grpc::StatusCode::NOT_FOUND:
-      case grpc::StatusCode::PERMISSION_DENIED:
-      case grpc::StatusCode::INVALID_ARGUMENT:
-        return InvalidField(field,
-                            absl::StrCat("unknown credential \"", name, "\" (or not yours)"));
-      default:
-        return FromGrpcStatus(st);
-    }
+    if (!NotReadable(st)) return FromGrpcStatus(st);
+    return InvalidField(field, absl::StrCat("unknown credential \"", name, "\" (or not yours)"));
   };
 }
 
