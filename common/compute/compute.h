@@ -49,8 +49,23 @@ struct Resources {
 };
 
 enum class WorkloadKind {
-  kBatch,    // every replica runs to completion; the workload succeeds when all of them do
-  kService,  // replicas restart always and serve a port (notebooks, serving) — later backends
+  // Every replica runs to completion; the workload succeeds when all of them do.
+  kBatch,
+  // Replicas that serve a port until stopped (notebook sessions, model servers): one that exits,
+  // whatever its exit code, is started again (attempt + 1) after a back-off; roles can be scaled
+  // (Backend::Scale, down to 0); the workload is RUNNING until stopped (then KILLED) and never
+  // succeeds. Framework must be kPlain and max_restarts is not used.
+  kService,
+};
+
+// How a service replica tells that it takes requests. The replica listens on the port in its
+// SUBMARINE_PORT variable (on every interface of its host or pod, or 127.0.0.1 on the local
+// backend, where replicas share the host).
+struct ReadinessProbe {
+  // GET <path> must answer 2xx or 3xx; "" = a TCP connection is accepted.
+  std::string http_path;
+  std::chrono::milliseconds period{1000};
+  bool operator==(const ReadinessProbe&) const = default;
 };
 
 // Which distributed-training settings the backend sets in each task's environment.
@@ -74,6 +89,11 @@ struct RoleSpec {
   std::string image;  // container image; ignored by the local backend
   // A failed replica is restarted in place up to this many times (attempt 1, 2, ...).
   int max_restarts = 0;
+  // kService: the port each replica serves, given to it as SUBMARINE_PORT; 0 = the backend
+  // picks one (the local backend always picks a free port per replica, as replicas share the
+  // host). Its readiness probe; none = ready once started.
+  int port = 0;
+  std::optional<ReadinessProbe> readiness;
 };
 
 struct WorkloadSpec {
@@ -127,6 +147,10 @@ struct TaskStatus {
   // Why it is in this phase when that is not obvious ("exit code 3", "supervisor vanished").
   std::string message;
   std::optional<Usage> usage;  // sampled while it runs, final once it ended; absent: unknown
+  // kService: "host:port" where the replica serves while it runs, and whether it passes its
+  // readiness probe now (false between attempts and before the first probe succeeds).
+  std::string endpoint;
+  bool ready = false;
 };
 
 struct WorkloadStatus {
@@ -173,6 +197,16 @@ class Backend {
 
   // Removes the workload, killing what still runs. Logs are removed too unless `keep_logs`.
   virtual absl::Status Delete(const std::string& id, bool keep_logs) = 0;
+
+  // kService workloads: sets how many replicas `role` runs (0..kMaxReplicas). New replicas get
+  // the next indexes; scaling down stops the highest indexes (SIGTERM, SIGKILL after `grace`),
+  // whose logs stay readable. INVALID_ARGUMENT for a count out of range, NOT_FOUND for an unknown
+  // workload or role, FAILED_PRECONDITION for a batch workload or one being stopped.
+  virtual absl::Status Scale(const std::string& id, const std::string& role, int replicas,
+                             std::chrono::milliseconds grace) {
+    (void)id, (void)role, (void)replicas, (void)grace;
+    return absl::UnimplementedError(Kind() + " backend cannot run service workloads yet");
+  }
 
   // Reads a task's combined stdout/stderr from byte `offset`. NOT_FOUND if the workload or task
   // is unknown; OUT_OF_RANGE never (an offset past the end returns empty data).

@@ -34,6 +34,8 @@ using nlohmann::json;
 namespace {
 
 constexpr char kWorkloadFile[] = "workload.json";
+// A service workload's secret_env (0600), for the replicas Scale adds later.
+constexpr char kSecretsFile[] = "secrets.json";
 constexpr char kLoopback[] = "127.0.0.1";
 constexpr auto kLaunchTimeout = std::chrono::seconds(10);
 // Variables of the service's environment a replica inherits; nothing else (it may hold secrets).
@@ -67,9 +69,6 @@ json ParseStored(const std::string& text) {
 
 absl::Status Validate(const WorkloadSpec& spec, size_t gpus_configured) {
   SUBMARINE_RETURN_IF_ERROR(ValidateWorkloadSpec(spec));
-  if (spec.kind != WorkloadKind::kBatch) {
-    return InvalidField("spec.kind", "the local backend runs batch workloads only");
-  }
   int64_t gpus = 0;
   for (size_t i = 0; i < spec.roles.size(); ++i) {
     const RoleSpec& role = spec.roles[i];
@@ -107,6 +106,18 @@ std::optional<std::string> ReadLine(int fd, std::chrono::steady_clock::time_poin
   }
 }
 
+// SIGKILLs a task's supervisor, so it cannot start another attempt, then what is left of the
+// task's process group, and removes its cgroup.
+void KillTask(const std::string& task_dir) {
+  auto text = local::ReadSmallFile(Join(task_dir, local::kSupervisorFile));
+  if (!text.ok()) return;
+  auto record = local::SupervisorRecordFromJson(*text);
+  if (!record.ok()) return;
+  if (local::IsAlive(record->supervisor)) ::kill(record->supervisor.pid, SIGKILL);
+  local::KillGroupInSession(record->supervisor.pid, record->child_pid);
+  if (!record->cgroup.empty()) ::rmdir(record->cgroup.c_str());
+}
+
 }  // namespace
 
 struct LocalBackend::TaskView {
@@ -123,7 +134,11 @@ struct LocalBackend::TaskView {
     view.status.attempt = record.attempt;
     view.status.start_time =
         std::chrono::system_clock::time_point(std::chrono::microseconds(record.started_us));
-    view.status.message = record.note;
+    view.status.message =
+        record.restarting.empty()
+            ? record.note
+            : absl::StrCat(record.restarting, record.note.empty() ? "" : "; ", record.note);
+    if (record.port > 0) view.status.endpoint = absl::StrCat(kLoopback, ":", record.port);
     return view;
   }
 };
@@ -281,6 +296,16 @@ absl::StatusOr<std::vector<local::TaskPlan>> LocalBackend::PlanTasks(
       plan.memory_bytes = role.resources.memory_bytes;
       plan.cgroup_root = options_.cgroup_root;
       plan.host = options_.host_name;
+      if (spec.kind == WorkloadKind::kService) {
+        // Replicas share the host: each serves its own free port, whatever role.port says.
+        SUBMARINE_ASSIGN_OR_RETURN(plan.port, pick());
+        env["SUBMARINE_PORT"] = absl::StrCat(plan.port);
+        env["SUBMARINE_HOST"] = kLoopback;
+        plan.restart_always = true;
+        plan.max_restarts = 0;
+        plan.probe = role.readiness;
+        plan.task_stop_file = Join(TaskDir(spec.id, task), local::kStopFile);
+      }
       plans.push_back(std::move(plan));
     }
   }
@@ -318,6 +343,10 @@ absl::Status LocalBackend::WriteWorkload(const WorkloadSpec& spec) {
     st.Update(local::WriteFileAtomically(
         absl::StrCat(staging, "/tasks/", name, "/", local::kPlanFile), local::ToJson(plan),
         0600));  // it holds the task's secret_env
+  }
+  if (st.ok() && spec.kind == WorkloadKind::kService) {
+    st.Update(local::WriteFileAtomically(Join(staging, kSecretsFile), json(spec.secret_env).dump(),
+                                         0600));
   }
   if (st.ok()) {
     json stored = {{"spec", SpecToJson(spec)},
@@ -459,6 +488,19 @@ absl::StatusOr<LocalBackend::TaskView> LocalBackend::ReadTask(const std::string&
   if (!record.ok()) return Unavailable(std::string(record.status().message()));
   if (!local::IsAlive(record->supervisor)) return SupervisorVanished(id, task, *record);
   TaskView running = TaskView::Running(task, options_.host_name, *record);
+  if (record->port > 0 && record->restarting.empty()) {
+    if (auto text = local::ReadSmallFile(Join(dir, local::kReadyFile)); text.ok()) {
+      if (auto r = local::ReadinessFromJson(*text); r.ok() && r->attempt == record->attempt) {
+        running.status.ready = r->ready;
+        if (!r->ready && !r->message.empty()) {
+          running.status.message =
+              running.status.message.empty()
+                  ? absl::StrCat("not ready: ", r->message)
+                  : absl::StrCat("not ready: ", r->message, "; ", running.status.message);
+        }
+      }
+    }
+  }
   if (auto text = local::ReadSmallFile(Join(dir, local::kUsageFile)); text.ok()) {
     if (auto u = local::UsageFromJson(*text); u.ok()) {
       running.status.usage = Usage{u->cpu_micros / 1e6, u->rss_bytes, u->max_rss_bytes};
@@ -550,6 +592,11 @@ absl::StatusOr<WorkloadStatus> LocalBackend::Get(const std::string& id) {
       // A batch workload fails with its first task; what still runs of it is stopped.
       SUBMARINE_RETURN_IF_ERROR(RequestStop(id, spec, kFailureGrace));
     }
+  } else if (spec.kind == WorkloadKind::kService && views.empty()) {
+    // Scaled to zero: it runs nothing but still exists, until it is stopped.
+    const bool stopped = local::FileExists(Join(WorkloadDir(id), local::kStopFile));
+    out.phase = stopped ? Phase::kKilled : Phase::kRunning;
+    out.message = stopped ? "stopped on request" : "scaled to zero replicas";
   } else if (all_final) {
     out.phase = all_succeeded ? Phase::kSucceeded : Phase::kKilled;
     if (!all_succeeded) out.message = "stopped on request";
@@ -623,13 +670,7 @@ absl::Status LocalBackend::Delete(const std::string& id, bool keep_logs) {
     local::StopRequest request{0, local::NowMicros()};
     (void)local::WriteFileAtomically(Join(dir, local::kStopFile), local::ToJson(request));
     for (const auto& entry : fs::directory_iterator(Join(dir, "tasks"), ec)) {
-      auto text = local::ReadSmallFile((entry.path() / local::kSupervisorFile).string());
-      if (!text.ok()) continue;
-      auto record = local::SupervisorRecordFromJson(*text);
-      if (!record.ok()) continue;
-      if (local::IsAlive(record->supervisor)) ::kill(record->supervisor.pid, SIGKILL);
-      local::KillGroupInSession(record->supervisor.pid, record->child_pid);
-      if (!record->cgroup.empty()) ::rmdir(record->cgroup.c_str());
+      KillTask(entry.path().string());
     }
     // Renamed away first, so that the workload disappears at once and a crash in remove_all
     // leaves only a hidden directory (removed by the next Create).
@@ -644,6 +685,78 @@ absl::Status LocalBackend::Delete(const std::string& id, bool keep_logs) {
   if (!keep_logs) {
     fs::remove_all(absl::StrCat(options_.root_dir, "/logs/", id), ec);
     if (ec) return Unavailable(absl::StrCat("cannot remove the logs of ", id, ": ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LocalBackend::Scale(const std::string& id, const std::string& role_name, int replicas,
+                                 std::chrono::milliseconds grace) {
+  if (replicas < 0 || replicas > kMaxReplicas) {
+    return InvalidField("replicas", absl::StrCat("must be 0 to ", kMaxReplicas));
+  }
+  if (grace.count() < 0) return InvalidField("grace", "must not be negative");
+  if (!ValidId(id)) return NotFound("workload", QuoteInput(id));
+  absl::MutexLock lock(&mu_);
+  const std::string dir = WorkloadDir(id);
+  auto text = local::ReadSmallFile(Join(dir, kWorkloadFile));
+  if (absl::IsNotFound(text.status())) return NotFound("workload", id);
+  if (!text.ok()) return Unavailable(std::string(text.status().message()));
+  json stored = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  SUBMARINE_ASSIGN_OR_RETURN(WorkloadSpec spec, SpecFromJson(ParseStored(*text)));
+  if (spec.kind != WorkloadKind::kService) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("workload ", id, " is a batch workload: only ", "service workloads scale"));
+  }
+  if (local::FileExists(Join(dir, local::kStopFile))) {
+    return absl::FailedPreconditionError(absl::StrCat("workload ", id, " is stopped"));
+  }
+  auto role = std::find_if(spec.roles.begin(), spec.roles.end(),
+                           [&](const RoleSpec& r) { return r.name == role_name; });
+  if (role == spec.roles.end())
+    return NotFound("role", absl::StrCat(id, "/", QuoteInput(role_name)));
+  const int before = role->replicas;
+  if (replicas == before) return absl::OkStatus();
+  role->replicas = replicas;
+  if (replicas > before) {
+    SUBMARINE_RETURN_IF_ERROR(Validate(spec, options_.gpus.size()));
+    auto secrets = local::ReadSmallFile(Join(dir, kSecretsFile));
+    if (secrets.ok()) {
+      json values = json::parse(*secrets, nullptr, /*allow_exceptions=*/false);
+      if (values.is_object()) spec.secret_env = values.get<std::map<std::string, std::string>>();
+    }
+    std::string rendezvous;
+    SUBMARINE_ASSIGN_OR_RETURN(std::vector<local::TaskPlan> plans, PlanTasks(spec, &rendezvous));
+    for (const local::TaskPlan& plan : plans) {
+      if (plan.task.role != role_name || plan.task.index < before) continue;
+      // The directory of an earlier replica with this index (scaled down, maybe still stopping).
+      const std::string task_dir = TaskDir(id, plan.task);
+      KillTask(task_dir);
+      std::error_code ec;
+      fs::remove_all(task_dir, ec);
+      SUBMARINE_RETURN_IF_ERROR(MakeDirs(task_dir));
+      if (spec.working_dir.empty()) SUBMARINE_RETURN_IF_ERROR(MakeDirs(plan.working_dir));
+      SUBMARINE_RETURN_IF_ERROR(
+          local::WriteFileAtomically(Join(task_dir, local::kPlanFile), local::ToJson(plan), 0600));
+      int fd = ::open(plan.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (fd < 0) return ErrnoUnavailable(absl::StrCat("cannot create ", plan.log_file));
+      ::close(fd);
+    }
+  }
+  stored["spec"] = SpecToJson(spec);
+  SUBMARINE_RETURN_IF_ERROR(
+      local::WriteFileAtomically(Join(dir, kWorkloadFile), stored.dump(2) + "\n"));
+  if (replicas > before) return LaunchPending(id, spec);
+  // Scaled down: each replica beyond the count stops alone, with the grace.
+  const local::StopRequest request{grace.count(), local::NowMicros()};
+  for (int index = replicas; index < before; ++index) {
+    const std::string task_dir = TaskDir(id, TaskRef{role_name, index});
+    if (local::FileExists(Join(task_dir, local::kStatusFile))) continue;
+    SUBMARINE_RETURN_IF_ERROR(
+        local::WriteFileAtomically(Join(task_dir, local::kStopFile), local::ToJson(request)));
+    auto record_text = local::ReadSmallFile(Join(task_dir, local::kSupervisorFile));
+    if (!record_text.ok()) continue;  // not recorded yet: it sees the marker once it is
+    auto record = local::SupervisorRecordFromJson(*record_text);
+    if (record.ok() && local::IsAlive(record->supervisor)) ::kill(record->supervisor.pid, SIGTERM);
   }
   return absl::OkStatus();
 }

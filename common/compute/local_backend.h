@@ -32,8 +32,18 @@
 // the replicas of a role named "master" first, then every role in spec order. Each replica sees
 // only its own GPUs, as a one-process node would: LOCAL_RANK is 0 and LOCAL_WORLD_SIZE 1.
 //
-// Not done here: kService workloads (refused), GPU accounting across workloads (each workload
-// gets GPUs from the start of the list), images (ignored).
+// Service workloads (kService): each replica gets a free port of its own, picked when the replica
+// is planned, in SUBMARINE_PORT (with SUBMARINE_HOST=127.0.0.1; role.port is not used, since
+// replicas share the host). Its supervisor starts it again after every exit (a back-off from
+// 100 ms doubling to 10 s, reset after 10 s of steady running) and probes it every period
+// (ready.json); the task shows endpoint "127.0.0.1:<port>", ready, and while between attempts the
+// reason and the delay. Scale writes the new count into workload.json, plans and launches the
+// new replicas (their secret_env from the workload's 0600 secrets.json), or stops the highest
+// indexes each through a stop.json of its own. A service is RUNNING until stopped (also with
+// zero replicas), KILLED once stopped, FAILED if a replica's supervisor vanished.
+//
+// Not done here: GPU accounting across workloads (each workload gets GPUs from the start of the
+// list), images (ignored).
 //
 // Thread-safe.
 
@@ -78,6 +88,8 @@ class LocalBackend : public Backend {
   absl::Status Delete(const std::string& id, bool keep_logs) override;
   absl::StatusOr<LogChunk> ReadLog(const std::string& id, const TaskRef& task, int64_t offset,
                                    int64_t max_bytes) override;
+  absl::Status Scale(const std::string& id, const std::string& role, int replicas,
+                     std::chrono::milliseconds grace) override;
 
   // How long a failed workload's other tasks get between SIGTERM and SIGKILL.
   static constexpr std::chrono::milliseconds kFailureGrace = std::chrono::seconds(10);

@@ -73,7 +73,13 @@ std::string ToJson(const TaskPlan& p) {
             {"cpu_millis", p.cpu_millis},
             {"memory_bytes", p.memory_bytes},
             {"cgroup_root", p.cgroup_root},
-            {"host", p.host}};
+            {"host", p.host},
+            {"restart_always", p.restart_always},
+            {"task_stop_file", p.task_stop_file},
+            {"port", p.port}};
+  if (p.probe) {
+    j["probe"] = {{"http_path", p.probe->http_path}, {"period_ms", p.probe->period.count()}};
+  }
   return j.dump(2) + "\n";
 }
 
@@ -93,6 +99,14 @@ absl::StatusOr<TaskPlan> PlanFromJson(const std::string& text) {
     p.memory_bytes = j.at("memory_bytes").get<int64_t>();
     p.cgroup_root = j.at("cgroup_root").get<std::string>();
     p.host = j.at("host").get<std::string>();
+    p.restart_always = j.value("restart_always", false);
+    p.task_stop_file = j.value("task_stop_file", "");
+    p.port = j.value("port", 0);
+    if (j.contains("probe")) {
+      p.probe =
+          ReadinessProbe{j["probe"].at("http_path").get<std::string>(),
+                         std::chrono::milliseconds(j["probe"].at("period_ms").get<int64_t>())};
+    }
     if (p.argv.empty()) throw std::invalid_argument("empty argv");
     return p;
   });
@@ -105,7 +119,9 @@ std::string ToJson(const SupervisorRecord& r) {
             {"started_us", r.started_us},
             {"attempt_started_us", r.attempt_started_us},
             {"cgroup", r.cgroup},
-            {"note", r.note}};
+            {"note", r.note},
+            {"port", r.port},
+            {"restarting", r.restarting}};
   return j.dump(2) + "\n";
 }
 
@@ -119,6 +135,22 @@ absl::StatusOr<SupervisorRecord> SupervisorRecordFromJson(const std::string& tex
     r.attempt_started_us = j.at("attempt_started_us").get<int64_t>();
     r.cgroup = j.at("cgroup").get<std::string>();
     r.note = j.at("note").get<std::string>();
+    r.port = j.value("port", 0);
+    r.restarting = j.value("restarting", "");
+    return r;
+  });
+}
+
+std::string ToJson(const Readiness& r) {
+  return json{{"attempt", r.attempt}, {"ready", r.ready}, {"message", r.message}}.dump();
+}
+
+absl::StatusOr<Readiness> ReadinessFromJson(const std::string& text) {
+  return Parse<Readiness>(text, "readiness", [](const json& j) {
+    Readiness r;
+    r.attempt = j.at("attempt").get<int>();
+    r.ready = j.at("ready").get<bool>();
+    r.message = j.at("message").get<std::string>();
     return r;
   });
 }

@@ -53,6 +53,12 @@ struct TaskPlan {
   int64_t memory_bytes = 0;  // 0: no memory.max
   std::string cgroup_root;   // a cgroup v2 directory to create the task's cgroup under; "": none
   std::string host;
+  // Service replicas (WorkloadKind::kService): started again after every exit until stopped;
+  // `task_stop_file` stops this replica alone (scaled down), like the workload's stop_file.
+  bool restart_always = false;
+  std::string task_stop_file;
+  int port = 0;                         // where it serves (SUBMARINE_PORT); 0: not a service
+  std::optional<ReadinessProbe> probe;  // probed on 127.0.0.1:port by the supervisor
 };
 
 // A process as it was when recorded: a live process with the same pid, boot and start time is
@@ -71,7 +77,20 @@ struct SupervisorRecord {
   int64_t attempt_started_us = 0;  // this attempt
   std::string cgroup;              // the task's cgroup directory; "" when none
   std::string note;                // what the task's status message should say (e.g. limits)
+  int port = 0;                    // a service replica's port
+  // A service replica between attempts: why and when it starts again ("" while one runs).
+  std::string restarting;
 };
+
+// A service replica's readiness (ready.json), written by its supervisor when it changes.
+inline constexpr char kReadyFile[] = "ready.json";
+struct Readiness {
+  int attempt = 1;  // the attempt it was probed in: an older attempt's verdict does not count
+  bool ready = false;
+  std::string message;  // why it is not ready ("connection refused", "GET /healthz: 503")
+};
+std::string ToJson(const Readiness& readiness);
+absl::StatusOr<Readiness> ReadinessFromJson(const std::string& text);
 
 // The task's processes' usage, sampled by the supervisor (usage.json) while they run.
 inline constexpr char kUsageFile[] = "usage.json";

@@ -1,10 +1,14 @@
 #include "common/compute/task_supervisor.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -32,6 +37,12 @@ constexpr std::chrono::seconds kUsagePeriod{2};
 constexpr char kDefaultPath[] = "/usr/local/bin:/usr/bin:/bin";
 constexpr int64_t kCpuPeriodMicros = 100000;
 constexpr int64_t kMinCpuQuotaMicros = 1000;  // the kernel refuses less in cpu.max
+// A service replica that exits is started again after a back-off that doubles from the first to
+// the last value for each exit in a row, and starts over once an attempt ran kSteadyRun.
+constexpr std::chrono::milliseconds kFirstBackoff{100};
+constexpr std::chrono::milliseconds kMaxBackoff{10000};
+constexpr std::chrono::seconds kSteadyRun{10};
+constexpr std::chrono::milliseconds kMaxProbeTimeout{1000};
 
 std::string Join(const std::string& dir, const std::string& name) {
   return absl::StrCat(dir, "/", name);
@@ -66,6 +77,67 @@ std::string FindExecutable(const std::string& name, const std::string& path_list
   return name;
 }
 
+// Probes a service replica on 127.0.0.1:`port`: "" when it is ready — it accepts a connection
+// and, with an http_path, answers GET with 2xx or 3xx — else why not. Takes at most `timeout`.
+std::string ProbeReplica(int port, const std::string& http_path,
+                         std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto left_ms = [&] {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    return static_cast<int>(std::max<int64_t>(0, left.count()));
+  };
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::StrCat("socket: ", std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const std::string where = absl::StrCat("127.0.0.1:", port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    if (errno != EINPROGRESS) return absl::StrCat(where, ": ", std::strerror(errno));
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, left_ms()) <= 0) return absl::StrCat(where, ": no answer to connect");
+    int error = 0;
+    socklen_t len = sizeof error;
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len);
+    if (error != 0) return absl::StrCat(where, ": ", std::strerror(error));
+  }
+  if (http_path.empty()) return "";
+  const std::string request = absl::StrCat("GET ", http_path, " HTTP/1.1\r\nHost: ", where,
+                                           "\r\nConnection: close\r\n\r\n");
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
+    return absl::StrCat("GET ", http_path, ": ", std::strerror(errno));
+  }
+  std::string head;
+  while (head.find("\r\n") == std::string::npos && head.size() < 512) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, left_ms()) <= 0) {
+      return absl::StrCat("GET ", http_path, ": no answer within ", timeout.count(), " ms");
+    }
+    char buf[256];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    head.append(buf, static_cast<size_t>(n));
+  }
+  // "HTTP/1.1 200 OK"
+  const std::string status_line = head.substr(0, head.find("\r\n"));
+  std::vector<absl::string_view> words = absl::StrSplit(status_line, ' ');
+  int code = 0;
+  if (words.size() < 2 || !absl::StartsWith(words[0], "HTTP/") ||
+      !absl::SimpleAtoi(words[1], &code)) {
+    return absl::StrCat("GET ", http_path, ": not an HTTP answer");
+  }
+  if (code < 200 || code >= 400) return absl::StrCat("GET ", http_path, ": HTTP ", code);
+  return "";
+}
+
 class TaskSupervisor {
  public:
   TaskSupervisor(std::string dir, int ready_fd) : dir_(std::move(dir)), ready_fd_(ready_fd) {}
@@ -96,6 +168,7 @@ class TaskSupervisor {
     record_.supervisor = *self;
     record_.note = SetUpCgroup();
     record_.cgroup = cgroup_;
+    record_.port = plan_.port;
     return Finish(RunAttempts());
   }
 
@@ -125,6 +198,13 @@ class TaskSupervisor {
       record_.attempt = attempt;
       record_.child_pid = *child;
       record_.attempt_started_us = now;
+      record_.restarting.clear();
+      if (plan_.port > 0) {
+        // Ready at once without a probe; with one, not before it passed in this attempt.
+        SetReadiness(!plan_.probe, plan_.probe ? "not probed yet" : "");
+        next_probe_ = std::chrono::steady_clock::now() +
+                      (plan_.probe ? plan_.probe->period : std::chrono::milliseconds(0));
+      }
       // Without its record the backend could not signal nor adopt the task: a supervisor that
       // cannot write it must not run a task nobody can see.
       absl::Status recorded = WriteFileAtomically(Join(dir_, kSupervisorFile), ToJson(record_));
@@ -155,6 +235,10 @@ class TaskSupervisor {
         }
         return outcome;
       }
+      if (plan_.restart_always) {
+        if (!WaitToRestart(outcome, wait_status)) return outcome;
+        continue;
+      }
       if (WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0) {
         outcome.phase = Phase::kSucceeded;
         return outcome;
@@ -162,6 +246,60 @@ class TaskSupervisor {
       outcome.message = absl::StrCat(DescribeWaitStatus(wait_status), OutOfMemoryNote());
       if (attempt > plan_.max_restarts) return outcome;
     }
+  }
+
+  // A service replica's attempt ended on its own: records why and when the next one starts and
+  // waits the back-off. False when a signal ended the wait; `outcome` then says how.
+  bool WaitToRestart(TaskOutcome& outcome, int wait_status) {
+    const auto ran = std::chrono::microseconds(outcome.finished_us - record_.attempt_started_us);
+    exits_in_a_row_ = ran >= kSteadyRun ? 1 : exits_in_a_row_ + 1;
+    const auto backoff =
+        std::min(kMaxBackoff, kFirstBackoff * (int64_t{1} << std::min(exits_in_a_row_ - 1, 10)));
+    SetReadiness(false, "not running");
+    record_.restarting =
+        absl::StrCat("attempt ", record_.attempt, " ended with ", DescribeWaitStatus(wait_status),
+                     OutOfMemoryNote(), "; starting again in ", backoff.count(), " ms");
+    (void)WriteFileAtomically(Join(dir_, kSupervisorFile), ToJson(record_));
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    const auto until = std::chrono::steady_clock::now() + backoff;
+    while (true) {
+      auto left = until - std::chrono::steady_clock::now();
+      if (left <= std::chrono::steady_clock::duration::zero()) return true;
+      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+      timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+      int sig = ::sigtimedwait(&set, nullptr, &ts);
+      if (sig == SIGTERM || sig == SIGINT) {
+        outcome.finished_us = NowMicros();
+        if (StopRequested()) {
+          outcome.phase = Phase::kKilled;
+          outcome.message = "stopped on request";
+        } else {
+          outcome.message = "the task supervisor was terminated without a stop request";
+        }
+        return false;
+      }
+    }
+  }
+
+  // Probes a service replica when its period came; ready.json changes with the verdict.
+  void ProbeIfDue() {
+    if (!plan_.probe || stopping_ || std::chrono::steady_clock::now() < next_probe_) return;
+    const std::string why = ProbeReplica(plan_.port, plan_.probe->http_path,
+                                         std::min(plan_.probe->period, kMaxProbeTimeout));
+    SetReadiness(why.empty(), why);
+    next_probe_ = std::chrono::steady_clock::now() + plan_.probe->period;
+  }
+
+  void SetReadiness(bool ready, const std::string& message) {
+    Readiness r{record_.attempt, ready, message};
+    if (readiness_ && readiness_->attempt == r.attempt && readiness_->ready == r.ready &&
+        readiness_->message == r.message) {
+      return;
+    }
+    if (WriteFileAtomically(Join(dir_, kReadyFile), ToJson(r)).ok()) readiness_ = r;
   }
 
   // Forks the attempt's process: its own group, killed with the supervisor, output in the log.
@@ -253,10 +391,22 @@ class TaskSupervisor {
         timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
         sig = ::sigtimedwait(&set, nullptr, &ts);
       } else {
-        // Wakes every period to sample what the task's processes use (system metrics).
-        timespec ts{static_cast<time_t>(kUsagePeriod.count()), 0};
+        // Wakes every period to sample what the task's processes use (system metrics), and to
+        // probe a service replica.
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= next_usage_) {
+          SampleUsage(child);
+          next_usage_ = now + kUsagePeriod;
+        }
+        ProbeIfDue();
+        auto wake = next_usage_;
+        if (plan_.probe) wake = std::min(wake, next_probe_);
+        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::max(wake - std::chrono::steady_clock::now(),
+                               std::chrono::steady_clock::duration(std::chrono::milliseconds(1))))
+                      .count();
+        timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
         sig = ::sigtimedwait(&set, nullptr, &ts);
-        if (sig < 0) SampleUsage(child);
       }
       if (sig == SIGTERM || sig == SIGINT) BeginStop();
       if (kill_at_ && std::chrono::steady_clock::now() >= *kill_at_) {
@@ -282,7 +432,11 @@ class TaskSupervisor {
     stopping_ = true;
     stop_requested_ = StopRequested();
     grace_ = kDefaultGrace;
-    if (auto text = ReadSmallFile(plan_.stop_file); text.ok()) {
+    // This replica's own marker (scaled down) first, then the workload's.
+    auto text = plan_.task_stop_file.empty() ? ReadSmallFile(plan_.stop_file)
+                                             : ReadSmallFile(plan_.task_stop_file);
+    if (!text.ok()) text = ReadSmallFile(plan_.stop_file);
+    if (text.ok()) {
       if (auto stop = StopRequestFromJson(*text); stop.ok()) {
         grace_ = std::chrono::milliseconds(std::max<int64_t>(0, stop->grace_ms));
       }
@@ -291,7 +445,10 @@ class TaskSupervisor {
     kill_at_ = std::chrono::steady_clock::now() + grace_;
   }
 
-  bool StopRequested() const { return FileExists(plan_.stop_file); }
+  bool StopRequested() const {
+    return FileExists(plan_.stop_file) ||
+           (!plan_.task_stop_file.empty() && FileExists(plan_.task_stop_file));
+  }
 
   // Creates the task's cgroup when limits are asked for; returns what the status should say
   // when they cannot be enforced.
@@ -414,6 +571,10 @@ class TaskSupervisor {
   bool forced_ = false;
   std::chrono::milliseconds grace_{0};
   std::optional<SteadyTime> kill_at_;
+  SteadyTime next_usage_ = std::chrono::steady_clock::now() + kUsagePeriod;
+  SteadyTime next_probe_;
+  int exits_in_a_row_ = 0;              // a service replica's exits since it last ran steadily
+  std::optional<Readiness> readiness_;  // what ready.json says
 };
 
 }  // namespace

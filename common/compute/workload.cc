@@ -54,6 +54,12 @@ json SpecToJson(const WorkloadSpec& spec) {
                      {"resources", ResourcesToJson(role.resources)},
                      {"image", role.image},
                      {"max_restarts", role.max_restarts}});
+    // Service settings only where set, so that batch specs read as they always did.
+    if (role.port != 0) roles.back()["port"] = role.port;
+    if (role.readiness) {
+      roles.back()["readiness"] = {{"http_path", role.readiness->http_path},
+                                   {"period_ms", role.readiness->period.count()}};
+    }
   }
   return {{"id", spec.id},
           {"kind", static_cast<int>(spec.kind)},
@@ -82,6 +88,12 @@ absl::StatusOr<WorkloadSpec> SpecFromJson(const json& j) {
       role.resources.gpus = r.at("resources").at("gpus").get<int64_t>();
       role.image = r.at("image").get<std::string>();
       role.max_restarts = r.at("max_restarts").get<int>();
+      role.port = r.value("port", 0);  // absent from specs stored before services existed
+      if (r.contains("readiness")) {
+        role.readiness = ReadinessProbe{
+            r["readiness"].at("http_path").get<std::string>(),
+            std::chrono::milliseconds(r["readiness"].at("period_ms").get<int64_t>())};
+      }
       spec.roles.push_back(std::move(role));
     }
     spec.env = j.at("env").get<std::map<std::string, std::string>>();
@@ -148,6 +160,14 @@ absl::Status ValidateWorkloadSpec(const WorkloadSpec& spec) {
                                                 "\" is not [a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"));
   }
   if (spec.roles.empty()) return InvalidField("spec.roles", "at least one role is required");
+  const bool service = spec.kind == WorkloadKind::kService;
+  if (spec.kind != WorkloadKind::kBatch && !service) {
+    return InvalidField("spec.kind", "must be batch or service");
+  }
+  if (service && spec.framework != Framework::kPlain) {
+    return InvalidField("spec.framework",
+                        "a service workload takes no distributed-training framework");
+  }
   if (!spec.working_dir.empty() && spec.working_dir[0] != '/') {
     return InvalidField("spec.working_dir", "must be an absolute path");
   }
@@ -164,8 +184,28 @@ absl::Status ValidateWorkloadSpec(const WorkloadSpec& spec) {
     if (!names.insert(role.name).second) {
       return InvalidField(field + ".name", absl::StrCat("role \"", role.name, "\" is repeated"));
     }
-    if (role.replicas < 1 || role.replicas > kMaxReplicas) {
-      return InvalidField(field + ".replicas", absl::StrCat("must be 1 to ", kMaxReplicas));
+    // A service may start scaled to zero (serving with min 0 waits for its first request).
+    if (role.replicas < (service ? 0 : 1) || role.replicas > kMaxReplicas) {
+      return InvalidField(field + ".replicas",
+                          absl::StrCat("must be ", service ? 0 : 1, " to ", kMaxReplicas));
+    }
+    if (role.port < 0 || role.port > 65535) {
+      return InvalidField(field + ".port", "must be 0 to 65535");
+    }
+    if (role.readiness && !service) {
+      return InvalidField(field + ".readiness", "only service workloads have readiness probes");
+    }
+    if (role.readiness) {
+      const std::string& path = role.readiness->http_path;
+      if (!path.empty() && (path[0] != '/' || path.find_first_of(" \r\n\t") != std::string::npos ||
+                            path.find('\0') != std::string::npos)) {
+        return InvalidField(field + ".readiness.http_path",
+                            "must be an absolute URL path without spaces");
+      }
+      if (role.readiness->period < std::chrono::milliseconds(10) ||
+          role.readiness->period > std::chrono::minutes(10)) {
+        return InvalidField(field + ".readiness.period", "must be 10 ms to 10 minutes");
+      }
     }
     if (role.command.empty() || role.command[0].empty()) {
       return InvalidField(field + ".command", "is required");

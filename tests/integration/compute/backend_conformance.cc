@@ -4,12 +4,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "common/compute/workload.h"
 #include "common/util/clock.h"
 #include "common/util/wait.h"
+#include "tests/support/http_client.h"
 #include "tests/support/process.h"
 
 namespace submarine::compute::testing {
@@ -400,6 +402,196 @@ TEST_P(BackendConformanceTest, SpecsItCannotRunAreInvalidArguments) {
             absl::StatusCode::kInvalidArgument);
   WorkloadSpec zero = Spec(NewId("invalid"), {"true"}, 0);
   EXPECT_EQ(backend_->Submit(zero).code(), absl::StatusCode::kInvalidArgument);
+}
+
+// ---- Service workloads ----
+
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(ServiceConformance);
+
+// `spec` (from Spec()) made a service of python3 HTTP servers over `dir`, ready once GET /ready
+// answers (once the test created dir/ready).
+WorkloadSpec HttpService(WorkloadSpec spec, const std::string& dir) {
+  spec.kind = WorkloadKind::kService;
+  spec.working_dir = dir;
+  spec.roles[0].command = {"/bin/sh", "-c",
+                           "echo serving attempt $SUBMARINE_TASK_ATTEMPT; exec python3 -m "
+                           "http.server \"$SUBMARINE_PORT\" --bind \"${SUBMARINE_HOST:-0.0.0.0}\""};
+  spec.roles[0].readiness = ReadinessProbe{"/ready", std::chrono::milliseconds(50)};
+  return spec;
+}
+
+bool AllReady(const WorkloadStatus& s, size_t replicas) {
+  return s.phase == Phase::kRunning && s.tasks.size() == replicas &&
+         std::all_of(s.tasks.begin(), s.tasks.end(),
+                     [](const TaskStatus& t) { return t.phase == Phase::kRunning && t.ready; });
+}
+
+// What GET `target` on a replica's endpoint answers.
+absl::StatusOr<int> GetStatusCode(const std::string& endpoint, const std::string& target) {
+  auto connection = submarine::testing::HttpConnection::Connect(endpoint);
+  if (!connection.ok()) return connection.status();
+  auto answer = connection->Request("GET", target);
+  if (!answer.ok()) return answer.status();
+  return answer->status;
+}
+
+TEST_P(ServiceConformance, ReplicasServeTheirOwnEndpointAndAreReadyOnlyOnceTheProbePasses) {
+  const std::string dir = scratch_dir_ + "/site";
+  std::filesystem::create_directories(dir);
+  const std::string id = NewId("svc");
+  ASSERT_TRUE(Submit(HttpService(Spec(id, {}, 2), dir)).ok());
+  // Serving, but GET /ready is a 404: running, never ready.
+  auto s = WaitFor(
+      id,
+      [](const WorkloadStatus& w) {
+        return w.tasks.size() == 2 && std::all_of(w.tasks.begin(), w.tasks.end(), [](auto& t) {
+                 return Contains(t.message, "HTTP 404");
+               });
+      },
+      timeout());
+  ASSERT_TRUE(s.ok() && s->tasks.size() == 2) << Describe(s);
+  EXPECT_EQ(s->phase, Phase::kRunning) << Describe(s);
+  for (const TaskStatus& t : s->tasks) {
+    EXPECT_EQ(t.phase, Phase::kRunning) << Describe(s);
+    EXPECT_FALSE(t.ready) << Describe(s);
+    EXPECT_TRUE(Contains(t.message, "not ready: GET /ready: HTTP 404")) << Describe(s);
+  }
+  std::ofstream(dir + "/ready") << "ok\n";
+  s = WaitFor(
+      id, [](const WorkloadStatus& w) { return AllReady(w, 2); }, timeout());
+  ASSERT_TRUE(s.ok() && AllReady(*s, 2)) << Describe(s);
+  EXPECT_NE(s->tasks[0].endpoint, s->tasks[1].endpoint);
+  for (const TaskStatus& t : s->tasks) {
+    EXPECT_EQ(GetStatusCode(t.endpoint, "/ready").value_or(0), 200) << t.endpoint;
+    EXPECT_EQ(t.attempt, 1);
+  }
+}
+
+TEST_P(ServiceConformance, AReplicaThatExitsIsStartedAgainWhateverItsExitCode) {
+  // Attempts 1 and 2 end (0, then 1); the third keeps running.
+  WorkloadSpec spec =
+      Spec(NewId("svc-restart"), {"/bin/sh", "-c",
+                                  "echo attempt $SUBMARINE_TASK_ATTEMPT; "
+                                  "[ \"$SUBMARINE_TASK_ATTEMPT\" = 1 ] && exit 0; "
+                                  "[ \"$SUBMARINE_TASK_ATTEMPT\" = 2 ] && exit 1; exec sleep 600"});
+  spec.kind = WorkloadKind::kService;
+  ASSERT_TRUE(Submit(spec).ok());
+  auto s = WaitFor(
+      spec.id,
+      [](const WorkloadStatus& w) {
+        return w.tasks.size() == 1 && w.tasks[0].attempt == 3 && w.tasks[0].ready;
+      },
+      timeout());
+  ASSERT_TRUE(s.ok() && s->tasks.size() == 1 && s->tasks[0].attempt == 3) << Describe(s);
+  EXPECT_EQ(s->phase, Phase::kRunning) << Describe(s);
+  EXPECT_EQ(s->tasks[0].phase, Phase::kRunning);
+  auto log = ReadWholeLog(spec.id, kWorker0);
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ(*log, "attempt 1\nattempt 2\nattempt 3\n");
+
+  ASSERT_TRUE(backend_->Stop(spec.id, std::chrono::seconds(5)).ok());
+  s = WaitForFinal(spec.id, timeout());
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->phase, Phase::kKilled) << Describe(s);
+  EXPECT_EQ(backend_->Scale(spec.id, "worker", 2, std::chrono::seconds(1)).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_P(ServiceConformance, ScalingAddsReplicasAndStopsTheHighestIndexesGracefully) {
+  const std::string dir = scratch_dir_ + "/site";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/ready") << "ok\n";
+  const std::string id = NewId("svc-scale");
+  WorkloadSpec spec = HttpService(Spec(id, {}, 1), dir);
+  spec.secret_env = {{"TOKEN", "s3cret"}};
+  // Says goodbye on SIGTERM, so that a graceful stop shows in its log.
+  spec.roles[0].command = {
+      "/bin/sh", "-c",
+      "echo token=$TOKEN; python3 -m http.server \"$SUBMARINE_PORT\" --bind "
+      "\"${SUBMARINE_HOST:-0.0.0.0}\" & trap 'echo bye; kill $!; exit 0' TERM; "
+      "wait"};
+  ASSERT_TRUE(Submit(spec).ok());
+  auto s = WaitFor(
+      id, [](const WorkloadStatus& w) { return AllReady(w, 1); }, timeout());
+  ASSERT_TRUE(s.ok() && AllReady(*s, 1)) << Describe(s);
+
+  ASSERT_TRUE(backend_->Scale(id, "worker", 3, std::chrono::seconds(5)).ok());
+  s = WaitFor(
+      id, [](const WorkloadStatus& w) { return AllReady(w, 3); }, timeout());
+  ASSERT_TRUE(s.ok() && AllReady(*s, 3)) << Describe(s);
+  std::set<std::string> endpoints;
+  for (const TaskStatus& t : s->tasks) endpoints.insert(t.endpoint);
+  EXPECT_EQ(endpoints.size(), 3u);
+  const std::string third = s->tasks[2].endpoint;
+  EXPECT_EQ(GetStatusCode(third, "/ready").value_or(0), 200);
+
+  ASSERT_TRUE(backend_->Scale(id, "worker", 1, std::chrono::seconds(5)).ok());
+  s = backend_->Get(id);
+  ASSERT_TRUE(s.ok() && s->tasks.size() == 1) << Describe(s);
+  EXPECT_EQ(s->phase, Phase::kRunning);
+  // The removed replicas stopped through SIGTERM (their logs say so) and stopped serving.
+  for (int index : {1, 2}) {
+    const TaskRef task{"worker", index};
+    std::string log;
+    WaitUntil(
+        [&] {
+          log = ReadWholeLog(id, task).value_or("");
+          return Contains(log, "bye");
+        },
+        timeout());
+    EXPECT_TRUE(Contains(log, "token=s3cret")) << log;  // added replicas get the secrets too
+    EXPECT_TRUE(Contains(log, "bye")) << log;
+  }
+  EXPECT_TRUE(WaitUntil([&] { return !GetStatusCode(third, "/ready").ok(); }, timeout()));
+
+  // Down to zero and back: the workload lives on with no replica, then serves again.
+  ASSERT_TRUE(backend_->Scale(id, "worker", 0, std::chrono::seconds(5)).ok());
+  s = backend_->Get(id);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->phase, Phase::kRunning) << Describe(s);
+  EXPECT_TRUE(s->tasks.empty()) << Describe(s);
+  ASSERT_TRUE(backend_->Scale(id, "worker", 2, std::chrono::seconds(5)).ok());
+  s = WaitFor(
+      id, [](const WorkloadStatus& w) { return AllReady(w, 2); }, timeout());
+  ASSERT_TRUE(s.ok() && AllReady(*s, 2)) << Describe(s);
+
+  // Bad requests change nothing.
+  EXPECT_EQ(backend_->Scale(id, "worker", -1, std::chrono::seconds(1)).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(backend_->Scale(id, "nope", 1, std::chrono::seconds(1)).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(backend_->Scale(NewId("never"), "worker", 1, std::chrono::seconds(1)).code(),
+            absl::StatusCode::kNotFound);
+  s = backend_->Get(id);
+  ASSERT_TRUE(s.ok() && s->tasks.size() == 2) << Describe(s);
+
+  ASSERT_TRUE(backend_->Stop(id, std::chrono::seconds(5)).ok());
+  s = WaitForFinal(id, timeout());
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->phase, Phase::kKilled) << Describe(s);
+  for (const TaskStatus& t : s->tasks) EXPECT_EQ(t.phase, Phase::kKilled) << Describe(s);
+}
+
+TEST_P(ServiceConformance, BatchWorkloadsDoNotScaleAndServiceSpecsAreChecked) {
+  const std::string id = NewId("batch");
+  ASSERT_TRUE(Submit(Spec(id, {"sleep", "600"})).ok());
+  EXPECT_EQ(backend_->Scale(id, "worker", 2, std::chrono::seconds(1)).code(),
+            absl::StatusCode::kFailedPrecondition);
+  WorkloadSpec bad = Spec(NewId("svc-bad"), {"true"});
+  bad.kind = WorkloadKind::kService;
+  bad.framework = Framework::kPytorch;
+  auto refused = backend_->Submit(bad);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(std::string(refused.message()), "spec.framework")) << refused;
+  bad.framework = Framework::kPlain;
+  bad.roles[0].readiness = ReadinessProbe{"no-slash", std::chrono::milliseconds(100)};
+  refused = backend_->Submit(bad);
+  EXPECT_TRUE(Contains(std::string(refused.message()), "readiness.http_path")) << refused;
+  WorkloadSpec probed_batch = Spec(NewId("batch-bad"), {"true"});
+  probed_batch.roles[0].readiness = ReadinessProbe{"/", std::chrono::milliseconds(100)};
+  refused = backend_->Submit(probed_batch);
+  EXPECT_TRUE(Contains(std::string(refused.message()), "readiness")) << refused;
+  EXPECT_TRUE(absl::IsNotFound(backend_->Get(bad.id).status()));
 }
 
 }  // namespace

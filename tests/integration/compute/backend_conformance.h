@@ -6,6 +6,8 @@
 //   INSTANTIATE_TEST_SUITE_P(Local, BackendConformanceTest,
 //                            ::testing::Values(LocalConformanceTarget()), ConformanceTargetName);
 //
+// and, when it runs service workloads, ServiceConformance the same way.
+//
 // The commands are POSIX (sh, printf, sleep, true), so any image with a shell runs them. Every
 // wait polls Get with a deadline; nothing sleeps to synchronise.
 
@@ -58,6 +60,10 @@ class BackendOnFake : public Backend {
   absl::StatusOr<LogChunk> ReadLog(const std::string& id, const TaskRef& task, int64_t offset,
                                    int64_t max_bytes) override {
     return backend_->ReadLog(id, task, offset, max_bytes);
+  }
+  absl::Status Scale(const std::string& id, const std::string& role, int replicas,
+                     std::chrono::milliseconds grace) override {
+    return backend_->Scale(id, role, replicas, grace);
   }
 
  private:
@@ -118,5 +124,10 @@ class BackendConformanceTest : public ::testing::TestWithParam<ConformanceTarget
   std::chrono::milliseconds timeout() const { return GetParam().timeout; }
   std::string scratch_dir_;
 };
+
+// The suite for kService workloads, instantiated by backends that run them, like the above. Its
+// replicas are python3 HTTP servers over a directory of the test's: the backend's replicas must
+// share this machine's file system and loopback.
+class ServiceConformance : public BackendConformanceTest {};
 
 }  // namespace submarine::compute::testing

@@ -51,6 +51,8 @@ ConformanceTarget LocalTarget() {
 
 INSTANTIATE_TEST_SUITE_P(Local, BackendConformanceTest, ::testing::Values(LocalTarget()),
                          ConformanceTargetName);
+INSTANTIATE_TEST_SUITE_P(Local, ServiceConformance, ::testing::Values(LocalTarget()),
+                         ConformanceTargetName);
 
 // A process counts as gone once it no longer exists or is a zombie nobody reaped yet.
 bool Gone(pid_t pid) {
@@ -162,6 +164,45 @@ TEST_F(LocalBackendTest, ANewInstanceAdoptsRunningTasks) {
   auto log = ReadWholeLog(id, kWorker0);
   ASSERT_TRUE(log.ok());
   EXPECT_EQ(*log, "finished\n");
+}
+
+// A service outlives its backend too: a new instance sees the replica ready on the same
+// endpoint, in the same attempt, and scales it.
+TEST_F(LocalBackendTest, ANewInstanceAdoptsARunningServiceAndScalesIt) {
+  Open();
+  const std::string id = NewId("svc-adopt");
+  WorkloadSpec spec = Spec(id, {"/bin/sh", "-c",
+                                "echo \"$SUBMARINE_HOST:$SUBMARINE_PORT\"; exec python3 -m "
+                                "http.server \"$SUBMARINE_PORT\" --bind \"$SUBMARINE_HOST\""});
+  spec.kind = WorkloadKind::kService;
+  spec.roles[0].readiness = ReadinessProbe{"", std::chrono::milliseconds(50)};  // TCP
+  ASSERT_TRUE(Submit(spec).ok());
+  auto first = WaitFor(
+      id, [](const WorkloadStatus& s) { return s.tasks.size() == 1 && s.tasks[0].ready; },
+      kTimeout);
+  ASSERT_TRUE(first.ok() && first->tasks.size() == 1 && first->tasks[0].ready) << Describe(first);
+  const std::string endpoint = first->tasks[0].endpoint;
+  auto log = ReadWholeLog(id, kWorker0);
+  EXPECT_EQ(log.value_or(""), endpoint + "\n");  // SUBMARINE_HOST:SUBMARINE_PORT
+
+  backend_.reset();
+  Open();
+  auto adopted = backend_->Get(id);
+  ASSERT_TRUE(adopted.ok()) << adopted.status();
+  EXPECT_EQ(adopted->phase, Phase::kRunning);
+  ASSERT_EQ(adopted->tasks.size(), 1u);
+  EXPECT_TRUE(adopted->tasks[0].ready);
+  EXPECT_EQ(adopted->tasks[0].endpoint, endpoint);
+  EXPECT_EQ(adopted->tasks[0].attempt, 1);
+  ASSERT_TRUE(backend_->Scale(id, "worker", 2, std::chrono::seconds(1)).ok());
+  auto scaled = WaitFor(
+      id,
+      [](const WorkloadStatus& s) {
+        return s.tasks.size() == 2 && s.tasks[0].ready && s.tasks[1].ready;
+      },
+      kTimeout);
+  ASSERT_TRUE(scaled.ok() && scaled->tasks.size() == 2 && scaled->tasks[1].ready)
+      << Describe(scaled);
 }
 
 TEST_F(LocalBackendTest, DeleteKillsEverythingTheTaskStarted) {
