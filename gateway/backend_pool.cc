@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/rpc/channel.h"
+#include "common/rpc/server_runner.h"
 #include "common/status/status.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
@@ -22,7 +23,7 @@ absl::StatusOr<std::unique_ptr<BackendPool>> BackendPool::Create(
       args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
       args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
       args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-      args.SetMaxReceiveMessageSize(16 * 1024 * 1024);
+      args.SetMaxReceiveMessageSize(rpc::kMaxMessageBytes);
       auto owned = std::make_unique<Backend>();
       owned->address = b.address();
       owned->channel = rpc::MakeChannel(b.address(), args);

@@ -216,6 +216,18 @@ absl::StatusOr<HttpServerOptions> Gateway::HttpOptions() const {
   options.listen = config_.http_listen().empty() ? "127.0.0.1:8080" : config_.http_listen();
   options.io_threads = config_.io_threads() ? static_cast<int>(config_.io_threads()) : 2;
   options.max_body_bytes = config_.max_body_bytes() ? config_.max_body_bytes() : kDefaultMaxBody;
+  // A method's own limit (max_body_bytes option) wins for its routes; the rest get the default.
+  options.body_limit_for = [this, fallback = options.max_body_bytes](std::string_view method,
+                                                                     std::string_view target) {
+    RouteTable::Match match;
+    std::vector<std::string> allowed;
+    const std::string_view path = target.substr(0, target.find('?'));
+    if (routes_.Find(method, path, &match, &allowed) == RouteTable::Outcome::kMatched &&
+        match.route->max_body_bytes != 0) {
+      return static_cast<size_t>(match.route->max_body_bytes);
+    }
+    return fallback;
+  };
   options.max_header_bytes =
       config_.max_header_bytes() ? config_.max_header_bytes() : kDefaultMaxHeader;
   if (config_.max_connections()) options.max_connections = config_.max_connections();
@@ -318,7 +330,7 @@ void Gateway::Dispatch(const std::shared_ptr<Pending>& pending) {
     pending->label = "rejected";
     absl::Status error;
     if (req.rejected_status == 413) {
-      uint32_t limit = config_.max_body_bytes() ? config_.max_body_bytes() : kDefaultMaxBody;
+      const size_t limit = req.body_limit;
       error = MakeError(absl::StatusCode::kInvalidArgument, "REQUEST_BODY_TOO_LARGE",
                         absl::StrCat("The request body is larger than ", limit, " bytes"),
                         {{"limitBytes", absl::StrCat(limit)}});
@@ -578,7 +590,9 @@ void Gateway::CompleteBackendCall(const std::shared_ptr<Pending>& pending,
   auto log = log::Get("gateway");
   if (status.ok()) {
     auto reply = RenderResponse(route, &pending->response);
-    if (reply.ok()) return Reply(pending, reply->status, std::move(reply->body));
+    if (reply.ok()) {
+      return Reply(pending, reply->status, std::move(reply->body), std::move(reply->content_type));
+    }
     log->error("{}: {}", route.grpc_method, submarine::Message(reply.status()));
     return ReplyInternalError(pending);
   }
@@ -604,7 +618,10 @@ void Gateway::CompleteBackendCall(const std::shared_ptr<Pending>& pending,
 class Gateway::RestStream : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   RestStream(Gateway* gateway, std::shared_ptr<Pending> pending, bool sse)
-      : gateway_(gateway), pending_(std::move(pending)), sse_(sse) {}
+      : gateway_(gateway),
+        pending_(std::move(pending)),
+        raw_(pending_->route->raw_response),
+        sse_(sse && !raw_) {}
 
   void Start(std::shared_ptr<RestStream> self, const Backend& backend) {
     self_ = std::move(self);
@@ -649,7 +666,8 @@ class Gateway::RestStream : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
       RemoveHold();
       return;
     }
-    std::string frame = Frame(std::move(reply->body), /*error=*/false);
+    // Raw (google.api.HttpBody): each message's data as it is, the first one's content type.
+    std::string frame = raw_ ? std::move(reply->body) : Frame(std::move(reply->body), false);
     bytes_ += frame.size();
     auto on_written = [self = self_](bool ok) {
       if (ok) return self->StartRead(&self->pending_->response);
@@ -660,7 +678,9 @@ class Gateway::RestStream : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
     started_ = true;
     HttpResponse head;
     head.status = 200;
-    head.content_type = sse_ ? "text/event-stream" : "application/x-ndjson";
+    head.content_type = raw_   ? reply->content_type
+                        : sse_ ? "text/event-stream"
+                               : "application/x-ndjson";
     head.headers.emplace_back(rpc::kRequestIdHeader, pending_->request_id);
     head.body = std::move(frame);
     // Nothing else holds the request while the backend is silent: a client that goes away then
@@ -678,7 +698,9 @@ class Gateway::RestStream : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
     if (!started_) {
       if (status.ok()) {  // an empty stream
         return gateway_->Reply(pending_, 200, "",
-                               sse_ ? "text/event-stream" : "application/x-ndjson");
+                               raw_   ? "application/octet-stream"
+                               : sse_ ? "text/event-stream"
+                                      : "application/x-ndjson");
       }
       if (render_failed_) return gateway_->ReplyInternalError(pending_);
       return gateway_->CompleteBackendCall(pending_, status);
@@ -701,6 +723,11 @@ class Gateway::RestStream : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
       code = error.status;
       last = Frame(std::move(error.body), /*error=*/true);
     }
+    if (raw_ && code != 200) {
+      // A raw body has no room for an error: the client sees it truncated (no last chunk).
+      pending_->exchange->AbortStream();
+      return gateway_->RecordRequest(pending_, code, bytes_);
+    }
     bytes_ += last.size();
     pending_->exchange->EndStream(std::move(last));
     gateway_->RecordRequest(pending_, code, bytes_);
@@ -713,6 +740,7 @@ class Gateway::RestStream : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
 
   Gateway* gateway_;
   std::shared_ptr<Pending> pending_;
+  const bool raw_;  // google.api.HttpBody messages: their bytes, not JSON lines
   const bool sse_;
   std::shared_ptr<RestStream> self_;
   // On the strand only:

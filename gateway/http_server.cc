@@ -18,6 +18,7 @@
 #include <boost/beast/ssl.hpp>
 #include <cctype>
 #include <condition_variable>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -499,7 +500,10 @@ class Session final : public SessionBase {
     if (!server_->MarkBusy(this)) return Close();
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(server_->options().max_header_bytes));
-    parser_->body_limit(server_->options().max_body_bytes);
+    // The request's own limit is known once its header is: none until then (Beast would
+    // compare a Content-Length with it while parsing the header). Not boost::none, which Beast
+    // 1.74 compares as smaller than every length.
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     Lowest().expires_after(server_->options().header_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&Session::OnHeader, Self()));
@@ -513,6 +517,18 @@ class Session final : public SessionBase {
       return Close();
     }
     if (ec) return OnReadError(ec);
+    const auto& options = server_->options();
+    const auto& header = parser_->get();
+    body_limit_ =
+        options.body_limit_for
+            ? options.body_limit_for(
+                  std::string_view(header.method_string().data(), header.method_string().size()),
+                  std::string_view(header.target().data(), header.target().size()))
+            : options.max_body_bytes;
+    if (parser_->content_length() && *parser_->content_length() > body_limit_) {
+      return Dispatch(413);
+    }
+    parser_->body_limit(body_limit_);  // a chunked body is held to it as it arrives
     if (parser_->is_done()) return Dispatch(0);
     Lowest().expires_after(server_->options().idle_timeout);
     if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
@@ -598,6 +614,7 @@ class Session final : public SessionBase {
   asio::steady_timer stream_timer_{stream_.get_executor()};
   std::function<void()> on_gone_;
   bool stream_chunked_ = true;
+  size_t body_limit_ = 0;     // the current request's
   bool watching_ = false;     // WatchForClose has a read in flight
   bool stream_over_ = false;  // ended, or the client is gone
   bool client_gone_ = false;
@@ -658,6 +675,11 @@ class Exchange : public HttpExchange {
                [s = session_, d = std::move(last)]() mutable { s->StreamEnd(std::move(d)); });
   }
 
+  void AbortStream() override {
+    if (stream_ended_.exchange(true)) return;
+    asio::post(session_->executor(), [s = session_] { s->StreamAbort(); });
+  }
+
  private:
   std::shared_ptr<SessionBase> session_;
   HttpRequest request_;
@@ -685,6 +707,7 @@ void Session<Stream>::Dispatch(int rejected_status) {
     }
   }
   if (rejected_status == 0) request.body = std::move(parser_->get().body());
+  request.body_limit = body_limit_;
   request.peer = peer_text_;
   const auto& options = server_->options();
   request.client = ClientAddress(peer_, forwarded_for, options.trusted_proxies);

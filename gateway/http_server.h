@@ -46,6 +46,7 @@ struct HttpRequest {
   // over the limit) or 400 (malformed HTTP), all not read whole; 429 when the forwarded client
   // already has max_connections_per_client requests in flight.
   int rejected_status = 0;
+  size_t body_limit = 0;  // the limit the body was held to (413 names it)
 
   // The first header named `name` (lower-case), empty if absent.
   std::string_view Header(std::string_view name) const;
@@ -83,6 +84,9 @@ class HttpExchange {
                            std::function<void()> on_gone) = 0;
   virtual void WriteChunk(std::string data, std::function<void(bool ok)> on_written) = 0;
   virtual void EndStream(std::string last) = 0;
+  // Closes the connection in the middle of a streamed answer, without ending the chunked body,
+  // so that the client sees it truncated (for raw bodies, which have no room for an error).
+  virtual void AbortStream() = 0;
 };
 
 using HttpHandler = std::function<void(std::shared_ptr<HttpExchange>)>;
@@ -98,6 +102,9 @@ struct HttpServerOptions {
   std::string listen = "127.0.0.1:0";
   int io_threads = 2;
   size_t max_body_bytes = 4 << 20;
+  // The body limit of one request, from its method and target (e.g. its route's own), asked once
+  // its header is read; unset: max_body_bytes for every request.
+  std::function<size_t(std::string_view method, std::string_view target)> body_limit_for;
   size_t max_header_bytes = 16 << 10;
   // Open connections at most (see the file comment for what happens at the limit). A connection
   // carries one request at a time, so this also bounds requests (and request bodies) in flight.

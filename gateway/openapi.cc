@@ -268,7 +268,12 @@ std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
                       {"tags", Json::array({route->method->service()->full_name()})},
                       {"summary", route->method->full_name()},
                       {"parameters", parameters}};
-    if (!route->body.empty()) {
+    // Raw bodies (google.api.HttpBody): any media type, any bytes.
+    const Json binary = {{"type", "string"}, {"format", "binary"}};
+    if (route->raw_request) {
+      operation["requestBody"] = {{"required", false},
+                                  {"content", {{"*/*", {{"schema", binary}}}}}};
+    } else if (!route->body.empty()) {
       Json schema = route->body_field != nullptr
                         ? schemas.FieldSchema(route->body_field)
                         : schemas.MessageSchema(route->method->input_type());
@@ -285,7 +290,8 @@ std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
                             ? response_schema
                             : Json{{"$ref", absl::StrCat(kSchemaRef, "gateway.Error")}};
     // A server stream is one message per line (NDJSON) or per event (SSE), each of the schema.
-    Json ok_content = route->method->server_streaming()
+    Json ok_content = route->raw_response ? Json{{"*/*", {{"schema", binary}}}}
+                      : route->method->server_streaming()
                           ? Json{{"application/x-ndjson", {{"schema", response_schema}}},
                                  {"text/event-stream", {{"schema", response_schema}}}}
                           : Json{{"application/json", {{"schema", response_schema}}}};

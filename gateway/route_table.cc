@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/rpc/server_runner.h"
 #include "common/status/status.h"
 #include "google/api/annotations.pb.h"
 #include "google/api/http.pb.h"
@@ -87,6 +88,22 @@ absl::StatusOr<std::unique_ptr<Route>> MakeRoute(const MethodDescriptor* method,
   route->face = face;
   route->label = absl::StrCat(route->http_method, " ", path);
   route->auth_exempt = method->options().GetExtension(submarine::common::v1::auth_exempt);
+  route->max_body_bytes = method->options().GetExtension(submarine::common::v1::max_body_bytes);
+  // The request must still fit one gRPC message to the service (some bytes for its other fields).
+  if (route->max_body_bytes > static_cast<uint64_t>(rpc::kMaxMessageBytes) - (64 << 10)) {
+    return RuleError(
+        method, absl::StrCat("max_body_bytes ", route->max_body_bytes,
+                             " does not fit a gRPC message (", rpc::kMaxMessageBytes, " bytes)"));
+  }
+  auto is_http_body = [](const google::protobuf::Descriptor* type) {
+    return type != nullptr && type->full_name() == kHttpBodyType;
+  };
+  route->raw_request =
+      (route->body == "*" && is_http_body(request)) ||
+      (route->body_field != nullptr && is_http_body(route->body_field->message_type()));
+  route->raw_response = route->response_body_field == nullptr
+                            ? is_http_body(method->output_type())
+                            : is_http_body(route->response_body_field->message_type());
   return route;
 }
 

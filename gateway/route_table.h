@@ -33,7 +33,18 @@ struct Route {
   std::string label;  // "GET /v1/{name=projects/*/environments/*}", used as a metrics label
   // The method has (submarine.common.v1.auth_exempt): served without a token.
   bool auth_exempt = false;
+  // google.api.HttpBody: the request body (body "*" of an HttpBody request, or a body field of
+  // that type) is taken raw — its bytes as `data`, its Content-Type as `content_type` — and the
+  // response (an HttpBody output, or response_body naming an HttpBody field) is sent raw with
+  // the message's content type; a server-streaming one as one chunk per message.
+  bool raw_request = false;
+  bool raw_response = false;
+  // (submarine.common.v1.max_body_bytes); 0: the gateway's max_body_bytes.
+  uint64_t max_body_bytes = 0;
 };
+
+// "google.api.HttpBody".
+inline constexpr char kHttpBodyType[] = "google.api.HttpBody";
 
 class RouteTable {
  public:

@@ -77,6 +77,17 @@ absl::Status ParseJsonInto(const std::string& json, Message* target) {
 
 absl::Status ApplyBody(const Route& route, std::string_view body, std::string_view content_type,
                        Message* request) {
+  if (route.raw_request) {
+    Message* http_body = route.body_field == nullptr
+                             ? request
+                             : request->GetReflection()->MutableMessage(request, route.body_field);
+    const Descriptor* type = http_body->GetDescriptor();
+    const google::protobuf::Reflection* reflection = http_body->GetReflection();
+    reflection->SetString(http_body, type->FindFieldByName("content_type"),
+                          std::string(content_type));
+    reflection->SetString(http_body, type->FindFieldByName("data"), std::string(body));
+    return absl::OkStatus();
+  }
   std::string_view trimmed = Trim(body);
   if (route.body.empty()) {
     if (trimmed.empty()) return absl::OkStatus();
@@ -232,6 +243,14 @@ absl::StatusOr<HttpReply> RenderResponse(const Route& route, grpc::ByteBuffer* r
     rendered = &message->GetReflection()->GetMessage(*message, route.response_body_field);
   }
   HttpReply reply;
+  if (route.raw_response) {
+    const Descriptor* type = rendered->GetDescriptor();
+    const google::protobuf::Reflection* reflection = rendered->GetReflection();
+    reply.content_type = reflection->GetString(*rendered, type->FindFieldByName("content_type"));
+    if (reply.content_type.empty()) reply.content_type = "application/octet-stream";
+    reply.body = reflection->GetString(*rendered, type->FindFieldByName("data"));
+    return reply;
+  }
   google::protobuf::util::JsonPrintOptions options;
   if (route.face != REST_FACE_SUBMARINE_V1) {
     auto st = google::protobuf::util::MessageToJsonString(*rendered, &reply.body, options);

@@ -23,7 +23,8 @@ inline constexpr char kGatewayDomain[] = "gateway.submarine.io";
 
 struct HttpReply {
   int status = 200;
-  std::string body;  // JSON
+  std::string body;  // JSON, or the raw data of a google.api.HttpBody answer
+  std::string content_type = "application/json";
 };
 
 // Fills `request` (an empty instance of the route's input type) from, in this order: the body
@@ -42,7 +43,13 @@ absl::Status BuildRequest(const Route& route, const api::PathBindings& bindings,
                           std::string_view query, std::string_view body,
                           std::string_view content_type, google::protobuf::Message* request);
 
-// Renders a backend's serialized response (consumes `response`). AIP face: proto JSON with
+// A route with raw_request takes the body as it is: `data` and `content_type` of the HttpBody
+// (the request itself, or its body field); the query string and path bindings then fill the
+// request's other fields as usual.
+//
+// Renders a backend's serialized response (consumes `response`). A route with raw_response:
+// the HttpBody's data with its content_type (application/octet-stream when it names none),
+// HTTP 200. AIP face: proto JSON with
 // lowerCamel names, default values omitted, HTTP 200. Submarine v1 face: every top-level field
 // printed in declaration order (unset google.protobuf.Value fields as null, unset Struct as {}),
 // HTTP status from the response's `code` field (400 when it is not a valid HTTP status).

@@ -83,7 +83,7 @@ absl::Status ServerRunner::Start() {
   builder.AddListeningPort(listen, credentials, &port);
   for (auto* s : services_) builder.RegisterService(s);
   if (generic_ != nullptr) builder.RegisterCallbackGenericService(generic_);
-  builder.SetMaxReceiveMessageSize(16 * 1024 * 1024);
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   InstallCallInterceptor(builder, enforce_call_policy_);
   server_ = builder.BuildAndStart();
   if (!server_ || port == 0) {

@@ -22,6 +22,10 @@
 
 namespace submarine::rpc {
 
+// The largest gRPC message a Submarine server accepts and the gateway receives from a backend.
+// A REST body limit above it could not reach the service (see the max_body_bytes option).
+inline constexpr int kMaxMessageBytes = 16 * 1024 * 1024;
+
 // A background loop owned elsewhere (event relay, subscriber, reconciler).
 class BackgroundTask {
  public:

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/rpc/server_runner.h"
 #include "common/status/status.h"
 #include "tests/integration/gateway/gateway_fixture.h"
 #include "tests/integration/gateway/streaming_test.grpc.pb.h"
@@ -58,6 +59,41 @@ class StreamingBackend final : public gt::StreamingTestService::Service {
     while (stream->Read(&m)) {
       if (!stream->Write(m)) break;
     }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status EchoBody(grpc::ServerContext*, const google::api::HttpBody* req,
+                        google::api::HttpBody* reply) override {
+    *reply = *req;
+    if (reply->content_type().empty()) reply->set_content_type("application/x-empty-type");
+    return grpc::Status::OK;
+  }
+  grpc::Status Upload(grpc::ServerContext*, const gt::UploadRequest* req,
+                      gt::UploadReply* reply) override {
+    reply->set_tag(req->tag());
+    reply->set_content_type(req->body().content_type());
+    reply->set_size(static_cast<int64_t>(req->body().data().size()));
+    int64_t sum = 0;
+    for (unsigned char c : req->body().data()) sum += c;
+    reply->set_byte_sum(sum);
+    return grpc::Status::OK;
+  }
+  grpc::Status Download(grpc::ServerContext*, const gt::DownloadRequest* req,
+                        grpc::ServerWriter<google::api::HttpBody>* writer) override {
+    for (int i = 0; i < req->chunks(); ++i) {
+      if (req->has_fail_after() && i == req->fail_after()) {
+        Record(req->tag(), "failed");
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "download failed");
+      }
+      google::api::HttpBody chunk;
+      chunk.set_content_type(i == 0 ? "text/csv" : "ignored/after-the-first");
+      chunk.set_data(std::string(static_cast<size_t>(req->chunk_bytes()), static_cast<char>(i)));
+      if (!writer->Write(chunk)) {
+        Record(req->tag(), "cancelled");
+        return grpc::Status::CANCELLED;
+      }
+    }
+    Record(req->tag(), "ok");
     return grpc::Status::OK;
   }
 
@@ -118,6 +154,7 @@ class GatewayStreamingTest : public ::testing::Test {
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
     builder.RegisterService(backend_);
+    builder.SetMaxReceiveMessageSize(rpc::kMaxMessageBytes);  // as every Submarine service
     server_ = builder.BuildAndStart().release();
     ASSERT_NE(port, 0);
     dir_ = new std::string(MakeTempDir("gateway-streaming-test"));
@@ -439,6 +476,98 @@ TEST_F(GatewayStreamingTest, RestStreamReadsTheBackendOnlyAsFastAsTheClientReads
   }
   EXPECT_EQ(lines, 32);
   EXPECT_TRUE(Ends("rest-big", "ok"));
+}
+
+// ---- google.api.HttpBody and per-method body limits ----
+
+TEST_F(GatewayStreamingTest, ARawBodyGoesThroughAsItIsWithItsContentType) {
+  auto http = HttpConnection::Connect(ready_->http);
+  ASSERT_TRUE(http.ok()) << http.status();
+  // Not JSON, not UTF-8, and above the gateway's default 4 MiB limit: the method allows 6 MiB.
+  std::string body(5 << 20, '\0');
+  for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i * 7);
+  auto r =
+      http->Request("POST", "/v1/test:echoBody", body, {{"Content-Type", "application/x-tar"}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->Header("content-type"), "application/x-tar");
+  EXPECT_TRUE(r->body == body) << "the bytes came back changed (" << r->body.size() << " bytes)";
+
+  // The OpenAPI document says so: any media type, binary, both ways.
+  auto doc = HttpConnection::Connect(ready_->http)->Request("GET", "/api/openapi.json");
+  ASSERT_TRUE(doc.ok()) << doc.status();
+  const json op = json::parse(doc->body)["paths"]["/v1/test:echoBody"]["post"];
+  EXPECT_EQ(op["requestBody"]["content"]["*/*"]["schema"]["format"], "binary") << op.dump();
+  EXPECT_EQ(op["responses"]["200"]["content"]["*/*"]["schema"]["format"], "binary") << op.dump();
+
+  auto big = HttpConnection::Connect(ready_->http);
+  ASSERT_TRUE(big.ok());
+  r = big->Request("POST", "/v1/test:echoBody", std::string((6 << 20) + 1, 'x'),
+                   {{"Content-Type", "application/octet-stream"}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 413) << r->body;
+  EXPECT_NE(r->body.find("larger than 6291456 bytes"), std::string::npos) << r->body;
+}
+
+TEST_F(GatewayStreamingTest, ARawBodyFillsItsFieldAndAMethodsOwnLimitHolds) {
+  auto http = HttpConnection::Connect(ready_->http);
+  ASSERT_TRUE(http.ok()) << http.status();
+  const std::string data(64, '\x02');
+  auto r = http->Request("POST", "/v1/test/t1:upload", data, {{"Content-Type", "image/png"}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto reply = json::parse(r->body);
+  EXPECT_EQ(reply["tag"], "t1");  // the path still binds the other fields
+  EXPECT_EQ(reply["contentType"], "image/png");
+  EXPECT_EQ(reply["size"], "64");
+  EXPECT_EQ(reply["byteSum"], "128");
+
+  // One byte over the method's 64: refused before the body is read, naming the limit.
+  auto over = HttpConnection::Connect(ready_->http);
+  ASSERT_TRUE(over.ok());
+  r = over->Request("POST", "/v1/test/t2:upload", std::string(65, 'x'));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 413) << r->body;
+  EXPECT_NE(r->body.find("REQUEST_BODY_TOO_LARGE"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("larger than 64 bytes"), std::string::npos) << r->body;
+  // Chunked, with no Content-Length to refuse up front: held to the limit as it arrives.
+  auto chunked = HttpConnection::Connect(ready_->http);
+  ASSERT_TRUE(chunked.ok());
+  r = chunked->SendRaw(
+      "POST /v1/test/t3:upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "28\r\n" +
+      std::string(40, 'a') + "\r\n28\r\n" + std::string(40, 'b') + "\r\n0\r\n\r\n");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 413) << r->body;
+}
+
+TEST_F(GatewayStreamingTest, ARawDownloadIsStreamedAsItsBytesAndCutShortOnAFailure) {
+  auto http = HttpConnection::Connect(ready_->http);
+  ASSERT_TRUE(http.ok()) << http.status();
+  auto r = http->Request("GET", "/v1/test/dl:download?chunks=3&chunkBytes=100000");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->Header("content-type"), "text/csv");  // the first message's
+  EXPECT_EQ(r->Header("transfer-encoding"), "chunked");
+  std::string expected =
+      std::string(100000, '\0') + std::string(100000, '\1') + std::string(100000, '\2');
+  EXPECT_TRUE(r->body == expected) << r->body.size() << " bytes";
+  EXPECT_TRUE(Ends("dl", "ok"));
+
+  // A failure after the first message: no error line can be added to a raw body, so the
+  // connection closes without the last chunk and the client sees a truncated answer.
+  auto failing = HttpConnection::Connect(ready_->http);
+  ASSERT_TRUE(failing.ok());
+  auto head =
+      failing->StartRequest("GET", "/v1/test/dl-fail:download?chunks=3&chunkBytes=10&failAfter=1");
+  ASSERT_TRUE(head.ok()) << head.status();
+  EXPECT_EQ(head->status, 200);
+  auto first = failing->ReadChunk();
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(*first, std::string(10, '\0'));
+  auto next = failing->ReadChunk();
+  EXPECT_FALSE(next.ok()) << "a truncated body must not end like a complete one";
+  EXPECT_TRUE(Ends("dl-fail", "failed"));
 }
 
 }  // namespace
