@@ -81,4 +81,20 @@ grpc::Status ExperimentServiceImpl::StreamExperimentLogs(
   });
 }
 
+grpc::Status ExperimentServiceImpl::DownloadExperimentLog(
+    grpc::ServerContext* ctx, const v1::StreamExperimentLogsRequest* req,
+    grpc::ServerWriter<google::api::HttpBody>* writer) {
+  return Handle(ctx, [&](const CallInfo& call) {
+    google::api::HttpBody chunk;
+    chunk.set_content_type("text/plain; charset=utf-8");
+    return manager_->StreamLogs(
+        *req, call,
+        [&](const v1::ExperimentLogs& logs) {
+          chunk.set_data(logs.data());
+          return writer->Write(chunk);
+        },
+        [&] { return ctx->IsCancelled(); });
+  });
+}
+
 }  // namespace submarine::experiment

@@ -29,6 +29,9 @@ class ExperimentServiceImpl final : public v1::ExperimentService::Service {
                                v1::Experiment* resp) override;
   grpc::Status GetExperimentLogs(grpc::ServerContext* ctx, const v1::GetExperimentLogsRequest* req,
                                  v1::ExperimentLogs* resp) override;
+  grpc::Status DownloadExperimentLog(grpc::ServerContext* ctx,
+                                     const v1::StreamExperimentLogsRequest* req,
+                                     grpc::ServerWriter<google::api::HttpBody>* writer) override;
   grpc::Status StreamExperimentLogs(grpc::ServerContext* ctx,
                                     const v1::StreamExperimentLogsRequest* req,
                                     grpc::ServerWriter<v1::ExperimentLogs>* writer) override;

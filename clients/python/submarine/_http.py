@@ -292,19 +292,7 @@ class Transport:
             SubmarineError: the server's error answer, or the error line that ends a stream after
                 its first message; ``UNAVAILABLE`` when the connection breaks.
         """
-        authorization = None
-        if authenticate and self.auth is not None:
-            authorization = self.auth.header(self._refresh)
-        try:
-            conn, response = self._open_stream(method, path, query, authorization)
-        except SubmarineError as e:
-            rejected = (authorization or "")[len("Bearer "):]
-            if (authorization and e.http_status == 401 and e.reason == "TOKEN_EXPIRED"
-                    and self.auth.refresh_after_expiry(self._refresh, rejected)):
-                conn, response = self._open_stream(method, path, query,
-                                                   self.auth.header(self._refresh))
-            else:
-                raise
+        conn, response = self._open_authenticated(method, path, query, authenticate)
         try:
             while True:
                 try:
@@ -329,6 +317,47 @@ class Transport:
                 yield message
         finally:
             conn.close()
+
+    def stream_bytes(self, method: str, path: str, *, query: Optional[Mapping[str, Any]] = None,
+                     authenticate: bool = True, chunk_size: int = 1 << 16) -> Iterator[bytes]:
+        """Calls a method whose answer is a raw body (google.api.HttpBody): yields its bytes
+        as they arrive, in pieces of at most ``chunk_size``, on a connection of its own with no
+        read timeout once it has started, as :meth:`stream`.
+
+        Raises:
+            SubmarineError: the server's error answer; ``UNAVAILABLE`` when the connection
+                breaks or the body is cut short (the server failed after its first bytes).
+        """
+        conn, response = self._open_authenticated(method, path, query, authenticate)
+        try:
+            while True:
+                try:
+                    data = response.read1(chunk_size)
+                except (OSError, http.client.HTTPException) as e:
+                    raise SubmarineError(f"{method} {self.base_url}{path}: the answer was cut "
+                                         f"short: {e or type(e).__name__}",
+                                         status="UNAVAILABLE") from None
+                if not data:
+                    return
+                yield data
+        finally:
+            conn.close()
+
+    def _open_authenticated(self, method: str, path: str, query: Optional[Mapping[str, Any]],
+                            authenticate: bool
+                            ) -> Tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """Opens a stream, refreshing stored credentials once on a 401 TOKEN_EXPIRED."""
+        authorization = None
+        if authenticate and self.auth is not None:
+            authorization = self.auth.header(self._refresh)
+        try:
+            return self._open_stream(method, path, query, authorization)
+        except SubmarineError as e:
+            rejected = (authorization or "")[len("Bearer "):]
+            if (authorization and e.http_status == 401 and e.reason == "TOKEN_EXPIRED"
+                    and self.auth.refresh_after_expiry(self._refresh, rejected)):
+                return self._open_stream(method, path, query, self.auth.header(self._refresh))
+            raise
 
     def _open_stream(self, method: str, path: str, query: Optional[Mapping[str, Any]],
                      authorization: Optional[str]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Union
+from typing import Any, BinaryIO, Dict, Iterable, Iterator, List, Mapping, Optional, Union
 
 from submarine._http import Transport, new_request_id
 from submarine.resources import Experiment
@@ -210,6 +211,25 @@ class Experiments:
                            complete=bool(r.get("complete", False)),
                            tasks=list(r.get("tasks", [])))
 
+    def download_log(self, name: str, file: Union[str, "os.PathLike[str]", BinaryIO], *,
+                     task: Optional[str] = None, offset: int = 0, follow: bool = False) -> int:
+        """Writes a task's log as it is (``GET .../logs:download``, raw text) to ``file``, a
+        path or a binary file object, piece by piece, so a large log is never held in memory;
+        with ``follow`` it keeps writing as the task does until the task has finished. Returns
+        the number of bytes written.
+
+        Raises:
+            SubmarineError: as :meth:`read_log`; ``UNAVAILABLE`` when the download is cut short
+                (what was written so far stays in ``file``).
+        """
+        query = {"task": task, "offset": offset or None, "follow": "true" if follow else None}
+        chunks = self._transport.stream_bytes(
+            "GET", "/v1/" + self.name_of(name) + "/logs:download", query=query)
+        if isinstance(file, (str, os.PathLike)):
+            with open(file, "wb") as out:
+                return _copy(chunks, out)
+        return _copy(chunks, file)
+
     def wait(self, name: str, timeout: Optional[float] = None,
              poll_interval: float = 0.5) -> Experiment:
         """Waits until it ends — SUCCEEDED, FAILED or KILLED alike — and returns it.
@@ -224,3 +244,11 @@ class Experiments:
                 raise TimeoutError(f"{experiment.name} is still {experiment.state} after "
                                    f"{timeout} s")
             time.sleep(poll_interval)
+
+
+def _copy(chunks: Iterable[bytes], out: BinaryIO) -> int:
+    written = 0
+    for chunk in chunks:
+        out.write(chunk)
+        written += len(chunk)
+    return written

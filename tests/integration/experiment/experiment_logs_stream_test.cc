@@ -173,5 +173,49 @@ TEST_F(ExperimentLogsStreamTest, WithoutFollowTheStreamEndsAtTheLogsEnd) {
   EXPECT_NE(missing->body.find("TASK_NOT_FOUND"), std::string::npos) << missing->body;
 }
 
+// The raw download: the log itself as text/plain, whole or followed, the same errors first.
+TEST_F(ExperimentLogsStreamTest, TheLogDownloadsAsPlainTextWholeOrFollowed) {
+  const std::string release = absl::StrCat(svc_->dir, "/release-download");
+  v1::Experiment created = CreateWaiting(release);
+  ASSERT_FALSE(created.name().empty());
+
+  // Followed while the task still runs: "first", then "second" once it was let go.
+  auto http = HttpConnection::Connect(gateway_ready_.http);
+  ASSERT_TRUE(http.ok()) << http.status();
+  auto head = http->StartRequest(
+      "GET", absl::StrCat("/v1/", created.name(), "/logs:download?follow=true&task=worker-0"));
+  ASSERT_TRUE(head.ok()) << head.status();
+  ASSERT_EQ(head->status, 200) << head->body;
+  EXPECT_EQ(head->Header("content-type"), "text/plain; charset=utf-8");
+  std::string text = head->body;
+  while (text.find("first\n") == std::string::npos) {
+    auto chunk = http->ReadChunk();
+    ASSERT_TRUE(chunk.ok()) << chunk.status();
+    ASSERT_FALSE(chunk->empty()) << "ended before the task wrote: " << text;
+    text += *chunk;
+  }
+  Touch(release);
+  for (;;) {
+    auto chunk = http->ReadChunk();
+    ASSERT_TRUE(chunk.ok()) << chunk.status();
+    if (chunk->empty()) break;  // the task ended: the body ends
+    text += *chunk;
+  }
+  EXPECT_EQ(text, "first\nsecond\n");
+
+  // Whole, from an offset, once it ended.
+  auto r = HttpCall(gateway_ready_.http, "GET",
+                    absl::StrCat("/v1/", created.name(), "/logs:download?offset=6"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->body, "second\n");
+
+  auto missing = HttpCall(gateway_ready_.http, "GET",
+                          absl::StrCat("/v1/", created.name(), "/logs:download?task=ps-7"));
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->status, 404) << missing->body;
+  EXPECT_NE(missing->body.find("TASK_NOT_FOUND"), std::string::npos) << missing->body;
+}
+
 }  // namespace
 }  // namespace submarine::testing

@@ -11,6 +11,7 @@ binaries the suite fails (it never skips).
 from __future__ import annotations
 
 import http.client
+import io
 import os
 import shutil
 import socket
@@ -414,6 +415,16 @@ spec:
         chunks = list(self.client.experiments.stream_logs(created.name, offset=6))
         self.assertEqual("".join(c.data for c in chunks), "second\n")
         self.assertTrue(chunks[-1].complete)
+        # The raw download, to a path and to a file object.
+        path = os.path.join(os.path.dirname(release), "worker-0.log")
+        self.assertEqual(self.client.experiments.download_log(created.name, path), 13)
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), b"first\nsecond\n")
+        buffer = io.BytesIO()
+        self.client.experiments.download_log(created.name, buffer, task="worker-0", offset=6)
+        self.assertEqual(buffer.getvalue(), b"second\n")
+        with self.assertRaises(NotFound):
+            self.client.experiments.download_log(created.name, io.BytesIO(), task="ps-3")
 
     def test_experiment_wait_returns_on_failure_and_stop(self) -> None:
         failed = self.client.experiments.create(
