@@ -107,6 +107,11 @@ const std::vector<ServiceDefinition>& LocalStackServices() {
          config->set_python_env_dir(paths.ComputeDir() + "/python-envs");
          config->set_pip_index_url(settings.pip_index_url);
          config->set_pip_find_links(settings.pip_find_links);
+         // Priorities mean something on a laptop too: a job submitted with a higher priority
+         // than a running one of the same quota (or while the host is full) takes its place;
+         // the stopped job gets SIGTERM and the grace to checkpoint, and is requeued. Jobs of
+         // equal (default) priority never preempt each other.
+         config->set_preemption(true);
        }},
   };
   return *services;

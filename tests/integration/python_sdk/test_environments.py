@@ -507,6 +507,46 @@ spec:
         for e in (first, second):
             as_user.experiments.delete(e.name)
 
+    def test_a_higher_priority_experiment_preempts_within_the_quota(self) -> None:
+        user = self.unique("puser")
+        project = self.unique("pproj")
+        self.client.users.create(user, password="correct horse battery staple")
+        self.client.projects.create(project, owner=f"users/{user}")
+        self.client.quotas.set(f"users/{user}", experiments=1)
+        as_user = Client(data_dir=self.data_dir, project=project)
+        as_user.login(user, "correct horse battery staple")
+        checkpoint = os.path.join(self.data_dir, self.unique("checkpoint"))
+        # Attempt 1 runs until stopped, checkpointing on SIGTERM; its requeued attempt 2 ends.
+        low = as_user.experiments.create(
+            {"meta": {"cmd": f"[ \"$SUBMARINE_EXPERIMENT_ATTEMPT\" = 2 ] && exit 0; "
+                             f"trap 'echo saved > {checkpoint}; exit 143' TERM; "
+                             "while :; do sleep 1 & wait $! 2>/dev/null; done"},
+             "spec": {"W": {}}})
+        wait_for(lambda: as_user.experiments.get(low.name).state == "RUNNING", timeout=60,
+                 what="the low-priority experiment running")
+        high = as_user.experiments.create(
+            {"meta": {"cmd": "true"}, "priority": 5, "spec": {"W": {}}})
+        self.assertEqual(as_user.experiments.wait(high.name, timeout=120).state, "SUCCEEDED")
+        done = as_user.experiments.wait(low.name, timeout=120)
+        self.assertEqual(done.state, "SUCCEEDED", done.state_reason)
+        self.assertEqual(done.attempt, 2, "preempted once, then run again")
+        with open(checkpoint, encoding="utf-8") as f:
+            self.assertEqual(f.read(), "saved\n", "the preempted job checkpointed on SIGTERM")
+        why = f"preempted by {high.name} (priority 5 over 0)"
+        killed = [h for h in done.history if h.attempt == 1 and h.state == "KILLED"]
+        self.assertEqual([h.reason for h in killed], [why])
+        requeued = [h for h in done.history if h.attempt == 2 and h.state == "PENDING"]
+        self.assertEqual([h.reason for h in requeued], ["requeued after being " + why])
+        # The quota was never exceeded: the urgent job ran only once the preempted one's lease
+        # was given back.
+        high_run = [h.time for h in as_user.experiments.get(high.name).history
+                    if h.state == "RUNNING"]
+        self.assertLessEqual(killed[0].time, high_run[0])
+        wait_for(lambda: not self.client.quotas.leases(f"users/{user}"), timeout=60,
+                 what="the leases being given back when the experiments ended")
+        for e in (low, high):
+            as_user.experiments.delete(e.name)
+
     def test_cli_runs_and_follows_an_experiment(self) -> None:
         token = self.client.tokens.create("cli experiment test", ttl_seconds=3600).secret
         spec = os.path.join(self.data_dir, "cli-experiment.yaml")
