@@ -478,14 +478,20 @@ spec:
         with self.assertRaises(NotFound):
             self.client.clusters.get(name)
 
-    def test_experiments_wait_for_quota_and_release_it(self) -> None:
-        user = self.unique("quser")
-        project = self.unique("qproj")
+    def user_with_one_experiment(self, stem: str) -> Tuple[str, Client]:
+        """A new user owning a new project, with a quota of one experiment at a time; returns
+        the user's name and a client logged in as them in that project."""
+        user = self.unique(stem + "user")
+        project = self.unique(stem + "proj")
         self.client.users.create(user, password="correct horse battery staple")
         self.client.projects.create(project, owner=f"users/{user}")
         self.client.quotas.set(f"users/{user}", experiments=1)
         as_user = Client(data_dir=self.data_dir, project=project)
         as_user.login(user, "correct horse battery staple")
+        return user, as_user
+
+    def test_experiments_wait_for_quota_and_release_it(self) -> None:
+        user, as_user = self.user_with_one_experiment("q")
         gate = os.path.join(self.data_dir, self.unique("gate"))
         first = as_user.experiments.create(
             {"meta": {"cmd": f"while [ ! -e {gate} ]; do sleep 0.05; done"}, "spec": {"W": {}}})
@@ -508,13 +514,7 @@ spec:
             as_user.experiments.delete(e.name)
 
     def test_a_higher_priority_experiment_preempts_within_the_quota(self) -> None:
-        user = self.unique("puser")
-        project = self.unique("pproj")
-        self.client.users.create(user, password="correct horse battery staple")
-        self.client.projects.create(project, owner=f"users/{user}")
-        self.client.quotas.set(f"users/{user}", experiments=1)
-        as_user = Client(data_dir=self.data_dir, project=project)
-        as_user.login(user, "correct horse battery staple")
+        user, as_user = self.user_with_one_experiment("p")
         checkpoint = os.path.join(self.data_dir, self.unique("checkpoint"))
         # Attempt 1 runs until stopped, checkpointing on SIGTERM; its requeued attempt 2 ends.
         low = as_user.experiments.create(
