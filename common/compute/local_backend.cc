@@ -705,15 +705,16 @@ absl::Status LocalBackend::Scale(const std::string& id, const std::string& role_
   SUBMARINE_ASSIGN_OR_RETURN(WorkloadSpec spec, SpecFromJson(ParseStored(*text)));
   if (spec.kind != WorkloadKind::kService) {
     return absl::FailedPreconditionError(
-        absl::StrCat("workload ", id, " is a batch workload: only ", "service workloads scale"));
+        absl::StrCat("workload ", id, " is a batch workload: only service workloads scale"));
   }
   if (local::FileExists(Join(dir, local::kStopFile))) {
     return absl::FailedPreconditionError(absl::StrCat("workload ", id, " is stopped"));
   }
   auto role = std::find_if(spec.roles.begin(), spec.roles.end(),
                            [&](const RoleSpec& r) { return r.name == role_name; });
-  if (role == spec.roles.end())
+  if (role == spec.roles.end()) {
     return NotFound("role", absl::StrCat(id, "/", QuoteInput(role_name)));
+  }
   const int before = role->replicas;
   if (replicas == before) return absl::OkStatus();
   role->replicas = replicas;
