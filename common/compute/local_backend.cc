@@ -529,6 +529,27 @@ absl::StatusOr<LocalBackend::TaskView> LocalBackend::SupervisorVanished(
   }
   const int killed = local::KillGroupInSession(record.supervisor.pid, record.child_pid);
   if (!record.cgroup.empty()) ::rmdir(record.cgroup.c_str());
+  const bool stopping = local::FileExists(Join(WorkloadDir(id), local::kStopFile)) ||
+                        local::FileExists(Join(dir, local::kStopFile));
+  if (record.port > 0 && !stopping) {
+    // A service replica restarts always, also when its supervisor is what died: under a new
+    // supervisor (after this lock is let go, or it would find the task busy), attempts counted
+    // on.
+    log::Get("compute")->warn("{} {}: the task supervisor vanished; starting the replica again", id,
+                              TaskName(task));
+    absl::Status st =
+        local::WriteFileAtomically(Join(dir, local::kAttemptsFile), absl::StrCat(record.attempt));
+    if (st.ok() && ::unlink(Join(dir, local::kSupervisorFile).c_str()) != 0) {
+      st = ErrnoUnavailable(absl::StrCat("cannot remove the record in ", dir));
+    }
+    ::close(lock_fd);
+    if (!st.ok()) return Unavailable(std::string(st.message()));
+    {
+      absl::MutexLock lock(&mu_);
+      SUBMARINE_RETURN_IF_ERROR(Launch(dir));
+    }
+    return ReadTask(id, task);
+  }
   local::TaskOutcome outcome;
   outcome.phase = Phase::kFailed;
   outcome.attempt = record.attempt;

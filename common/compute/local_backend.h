@@ -40,7 +40,9 @@
 // reason and the delay. Scale writes the new count into workload.json, plans and launches the
 // new replicas (their secret_env from the workload's 0600 secrets.json), or stops the highest
 // indexes each through a stop.json of its own. A service is RUNNING until stopped (also with
-// zero replicas), KILLED once stopped, FAILED if a replica's supervisor vanished.
+// zero replicas), KILLED once stopped. A service replica whose supervisor vanished is not
+// failed but started again under a new supervisor (attempts counted on from the `attempts` file
+// the backend leaves in its task directory), on the same port.
 //
 // Not done here: GPU accounting across workloads (each workload gets GPUs from the start of the
 // list), images (ignored).

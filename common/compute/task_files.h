@@ -82,6 +82,10 @@ struct SupervisorRecord {
   std::string restarting;
 };
 
+// A service replica whose supervisor vanished is started again by the backend under a new
+// supervisor, which counts its attempts on from the number in this file.
+inline constexpr char kAttemptsFile[] = "attempts";
+
 // A service replica's readiness (ready.json), written by its supervisor when it changes.
 inline constexpr char kReadyFile[] = "ready.json";
 struct Readiness {

@@ -176,13 +176,18 @@ class TaskSupervisor {
   // Runs attempts until one succeeds, the restarts are used up, or a stop arrives.
   TaskOutcome RunAttempts() {
     TaskOutcome outcome;
-    for (int attempt = 1;; ++attempt) {
+    int first = 1;  // a service replica started again after its supervisor vanished counts on
+    if (auto done = ReadSmallFile(Join(dir_, kAttemptsFile)); done.ok()) {
+      int n = 0;
+      if (absl::SimpleAtoi(*done, &n) && n > 0) first = n + 1;
+    }
+    for (int attempt = first;; ++attempt) {
       outcome = TaskOutcome{};
       outcome.attempt = attempt;
       outcome.started_us = record_.started_us;
       if (StopRequested()) {
         outcome.phase = Phase::kKilled;
-        outcome.message = attempt == 1
+        outcome.message = attempt == first
                               ? "stopped on request before it started"
                               : absl::StrCat("stopped on request before attempt ", attempt);
         return outcome;

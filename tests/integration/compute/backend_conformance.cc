@@ -485,9 +485,15 @@ TEST_P(ServiceConformance, AReplicaThatExitsIsStartedAgainWhateverItsExitCode) {
   ASSERT_TRUE(s.ok() && s->tasks.size() == 1 && s->tasks[0].attempt == 3) << Describe(s);
   EXPECT_EQ(s->phase, Phase::kRunning) << Describe(s);
   EXPECT_EQ(s->tasks[0].phase, Phase::kRunning);
-  auto log = ReadWholeLog(spec.id, kWorker0);
-  ASSERT_TRUE(log.ok()) << log.status();
-  EXPECT_EQ(*log, "attempt 1\nattempt 2\nattempt 3\n");
+  // Attempt 3 runs: what it prints may still be on its way.
+  std::string log;
+  WaitUntil(
+      [&] {
+        log = ReadWholeLog(spec.id, kWorker0).value_or("");
+        return log.size() >= std::string("attempt 1\nattempt 2\nattempt 3\n").size();
+      },
+      timeout());
+  EXPECT_EQ(log, "attempt 1\nattempt 2\nattempt 3\n");
 
   ASSERT_TRUE(backend_->Stop(spec.id, std::chrono::seconds(5)).ok());
   s = WaitForFinal(spec.id, timeout());

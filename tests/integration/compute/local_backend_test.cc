@@ -205,6 +205,44 @@ TEST_F(LocalBackendTest, ANewInstanceAdoptsARunningServiceAndScalesIt) {
       << Describe(scaled);
 }
 
+// kill -9 of a service replica's supervisor: the replica is started again under a new one (the
+// next attempt, the same endpoint), instead of failing the service.
+TEST_F(LocalBackendTest, AServiceReplicaWhoseSupervisorWasKilledIsStartedAgain) {
+  Open();
+  const std::string id = NewId("svc-orphan");
+  WorkloadSpec spec = Spec(id, {"/bin/sh", "-c",
+                                "exec python3 -m http.server \"$SUBMARINE_PORT\" --bind "
+                                "\"$SUBMARINE_HOST\""});
+  spec.kind = WorkloadKind::kService;
+  spec.roles[0].readiness = ReadinessProbe{"/", std::chrono::milliseconds(50)};
+  ASSERT_TRUE(Submit(spec).ok());
+  auto first = WaitFor(
+      id, [](const WorkloadStatus& s) { return s.tasks.size() == 1 && s.tasks[0].ready; },
+      kTimeout);
+  ASSERT_TRUE(first.ok() && first->tasks.size() == 1 && first->tasks[0].ready) << Describe(first);
+  const std::string task_dir =
+      absl::StrCat(options_.root_dir, "/workloads/", id, "/tasks/worker-0");
+  auto record = local::SupervisorRecordFromJson(
+      local::ReadSmallFile(task_dir + "/" + local::kSupervisorFile).value_or(""));
+  ASSERT_TRUE(record.ok()) << record.status();
+  ASSERT_EQ(::kill(record->supervisor.pid, SIGKILL), 0);
+  EXPECT_TRUE(WaitUntil([&] { return Gone(record->child_pid); }, kTimeout));
+
+  auto again = WaitFor(
+      id,
+      [](const WorkloadStatus& s) {
+        return s.tasks.size() == 1 && s.tasks[0].attempt == 2 && s.tasks[0].ready;
+      },
+      kTimeout);
+  ASSERT_TRUE(again.ok() && again->tasks.size() == 1 && again->tasks[0].ready) << Describe(again);
+  EXPECT_EQ(again->phase, Phase::kRunning);
+  EXPECT_EQ(again->tasks[0].endpoint, first->tasks[0].endpoint);
+  auto now = local::SupervisorRecordFromJson(
+      local::ReadSmallFile(task_dir + "/" + local::kSupervisorFile).value_or(""));
+  ASSERT_TRUE(now.ok());
+  EXPECT_NE(now->supervisor.pid, record->supervisor.pid);
+}
+
 TEST_F(LocalBackendTest, DeleteKillsEverythingTheTaskStarted) {
   Open();
   const std::string id = NewId("doomed");
