@@ -593,6 +593,11 @@ TEST_F(ExperimentTest, RetryRunsAFinishedExperimentAgainAsANewAttempt) {
   grpc::Status st = svc_->stub->RetryExperiment(ExperimentCtx().get(), retry, &again);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_TRUE(absl::StrContains(st.error_message(), "RUNNING")) << st.error_message();
+  // Tasks outlive the service by design: nothing of this test may keep sleeping after it.
+  v1::DeleteExperimentRequest del;
+  del.set_name(sleeper.name());
+  v1::DeleteExperimentResponse deleted;
+  EXPECT_TRUE(svc_->stub->DeleteExperiment(ExperimentCtx().get(), del, &deleted).ok());
 }
 
 TEST_F(ExperimentTest, TheRetryPolicyRetriesAFailedJobUntilItSucceeds) {
