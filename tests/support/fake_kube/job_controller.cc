@@ -15,15 +15,6 @@ using nlohmann::json;
 constexpr char kIndexKey[] = "batch.kubernetes.io/job-completion-index";
 constexpr char kIndexFailureCountKey[] = "batch.kubernetes.io/job-index-failure-count";
 
-// The controller ownerReference of `object`, or null.
-const json* ControllerRef(const json& object) {
-  const json& refs = Field(Field(object, "metadata"), "ownerReferences");
-  for (size_t i = 0; refs.is_array() && i < refs.size(); ++i) {
-    if (BoolField(refs[i], "controller")) return &refs[i];
-  }
-  return nullptr;
-}
-
 bool HasFinalizer(const json& object, const std::string& finalizer) {
   const json& f = Field(Field(object, "metadata"), "finalizers");
   return f.is_array() && std::find(f.begin(), f.end(), finalizer) != f.end();

@@ -134,6 +134,14 @@ std::string NewUid() {
                          b >> 48, b & 0xffffffffffffULL);
 }
 
+const nlohmann::json* ControllerRef(const nlohmann::json& object) {
+  const nlohmann::json& refs = Field(Field(object, "metadata"), "ownerReferences");
+  for (size_t i = 0; refs.is_array() && i < refs.size(); ++i) {
+    if (BoolField(refs[i], "controller")) return &refs[i];
+  }
+  return nullptr;
+}
+
 const nlohmann::json& Field(const nlohmann::json& obj, const std::string& key) {
   static const nlohmann::json kNull;
   if (!obj.is_object()) return kNull;

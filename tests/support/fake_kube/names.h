@@ -32,5 +32,7 @@ std::string StringField(const nlohmann::json& obj, const std::string& key);
 int64_t IntField(const nlohmann::json& obj, const std::string& key, int64_t fallback);
 // True when obj[key] is the boolean true.
 bool BoolField(const nlohmann::json& obj, const std::string& key);
+// The controller ownerReference of `object` (the one with controller: true), or null.
+const nlohmann::json* ControllerRef(const nlohmann::json& object);
 
 }  // namespace submarine::testing::fake_kube
