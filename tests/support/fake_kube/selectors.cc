@@ -244,9 +244,14 @@ std::string FieldValue(const nlohmann::json& object, const std::string& field) {
     return std::to_string(n);
   }
   if (field == "source") {
+    // source.component, else reportingComponent (as the events registry selects it).
     auto it = object.find("source");
-    if (it == object.end() || !it->is_object()) return "";
-    return it->value("component", "");
+    std::string component = it != object.end() && it->is_object() ? it->value("component", "") : "";
+    if (component.empty() && object.contains("reportingComponent") &&
+        object["reportingComponent"].is_string()) {
+      component = object["reportingComponent"].get<std::string>();
+    }
+    return component;
   }
   const nlohmann::json* cur = &object;
   for (absl::string_view part : absl::StrSplit(field, '.')) {
