@@ -202,7 +202,8 @@ TEST_F(FakeKubeTest, DiscoveryListsServedGroupsKindsAndSubresources) {
   EXPECT_EQ(groups.body["kind"], "APIGroupList");
   std::set<std::string> names;
   for (const auto& g : groups.body["groups"]) names.insert(g["name"]);
-  EXPECT_EQ(names, (std::set<std::string>{"batch", "trainer.kubeflow.org", "kueue.x-k8s.io"}));
+  EXPECT_EQ(names,
+            (std::set<std::string>{"apps", "batch", "trainer.kubeflow.org", "kueue.x-k8s.io"}));
 
   auto batch = Call("GET", "/apis/batch/v1");
   ASSERT_EQ(batch.status, 200);
@@ -227,7 +228,27 @@ TEST_F(FakeKubeTest, DiscoveryListsServedGroupsKindsAndSubresources) {
             "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList");
   auto doc = json::parse(aggregated->body);
   EXPECT_EQ(doc["kind"], "APIGroupDiscoveryList");
-  EXPECT_EQ(doc["items"][0]["metadata"]["name"], "batch");
+  EXPECT_EQ(doc["items"][0]["metadata"]["name"], "apps");
+  EXPECT_EQ(doc["items"][1]["metadata"]["name"], "batch");
+  // The StatefulSet scale subresource names its autoscaling/v1 kind (kubectl scale needs it).
+  const json& apps = doc["items"][0]["versions"][0]["resources"][0];
+  EXPECT_EQ(apps["resource"], "statefulsets");
+  EXPECT_EQ(apps["shortNames"], json({"sts"}));
+  ASSERT_EQ(apps["subresources"].size(), 2u) << apps.dump();
+  EXPECT_EQ(apps["subresources"][1]["subresource"], "scale");
+  EXPECT_EQ(apps["subresources"][1]["responseKind"],
+            json({{"group", "autoscaling"}, {"version", "v1"}, {"kind", "Scale"}}));
+
+  auto apps_v1 = Call("GET", "/apis/apps/v1");
+  ASSERT_EQ(apps_v1.status, 200);
+  std::map<std::string, json> apps_resources;
+  for (const auto& r : apps_v1.body["resources"]) apps_resources[r["name"]] = r;
+  EXPECT_EQ(apps_resources["statefulsets"]["kind"], "StatefulSet");
+  EXPECT_EQ(apps_resources["statefulsets"]["shortNames"], json({"sts"}));
+  EXPECT_EQ(apps_resources["statefulsets/status"]["verbs"], json({"get", "patch", "update"}));
+  EXPECT_EQ(apps_resources["statefulsets/scale"]["group"], "autoscaling");
+  EXPECT_EQ(apps_resources["statefulsets/scale"]["version"], "v1");
+  EXPECT_EQ(apps_resources["statefulsets/scale"]["kind"], "Scale");
 
   EXPECT_EQ(Call("GET", "/apis/nope.example.com/v1").status, 404);
   EXPECT_EQ(Call("GET", "/api/v1/widgets").status, 404);
@@ -237,8 +258,9 @@ TEST_F(FakeKubeTest, UnservedGroupsAreAbsentFromDiscovery) {
   Start({.run_pods = false});
   auto groups = Call("GET", "/apis");
   ASSERT_EQ(groups.status, 200);
-  ASSERT_EQ(groups.body["groups"].size(), 1u) << groups.raw;
-  EXPECT_EQ(groups.body["groups"][0]["name"], "batch");
+  ASSERT_EQ(groups.body["groups"].size(), 2u) << groups.raw;
+  EXPECT_EQ(groups.body["groups"][0]["name"], "apps");
+  EXPECT_EQ(groups.body["groups"][1]["name"], "batch");
   EXPECT_EQ(Call("GET", kTrainJobs).status, 404);
 }
 

@@ -1,5 +1,6 @@
 #include "tests/support/fake_kube/admission.h"
 
+#include <algorithm>
 #include <atomic>
 #include <set>
 
@@ -281,6 +282,165 @@ absl::Status AdmitJob(const ResourceType& type, json& obj, const std::string& na
   return absl::OkStatus();
 }
 
+// A label map as Go's %#v renders it in a field error: map[string]string{"a":"1", "b":"2"}, or
+// map[string]string(nil) when absent.
+std::string GoStringMap(const json& labels) {
+  if (!labels.is_object()) return "map[string]string(nil)";
+  std::vector<std::string> parts;
+  for (auto it = labels.begin(); it != labels.end(); ++it) {  // nlohmann keeps keys sorted
+    parts.push_back(absl::StrCat(Quote(it.key()), ":", it->is_string() ? it->dump() : "\"\""));
+  }
+  return absl::StrCat("map[string]string{", absl::StrJoin(parts, ", "), "}");
+}
+
+// Whether `labels` satisfy a metav1.LabelSelector (matchLabels and matchExpressions).
+bool SelectorMatches(const json& selector, const json& labels) {
+  auto value = [&](const std::string& key) -> const json* {
+    if (!labels.is_object()) return nullptr;
+    auto it = labels.find(key);
+    return it == labels.end() ? nullptr : &*it;
+  };
+  const json& match_labels = Field(selector, "matchLabels");
+  for (auto it = match_labels.begin(); match_labels.is_object() && it != match_labels.end(); ++it) {
+    const json* v = value(it.key());
+    if (!v || *v != *it) return false;
+  }
+  const json& expressions = Field(selector, "matchExpressions");
+  for (size_t i = 0; expressions.is_array() && i < expressions.size(); ++i) {
+    const json& e = expressions[i];
+    const json* v = value(StringField(e, "key"));
+    const json& values = Field(e, "values");
+    const bool in_values =
+        v && values.is_array() && std::find(values.begin(), values.end(), *v) != values.end();
+    const std::string op = StringField(e, "operator");
+    if ((op == "In" && !in_values) || (op == "NotIn" && in_values) || (op == "Exists" && !v) ||
+        (op == "DoesNotExist" && v)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// pkg/apis/apps/v1 SetDefaults_StatefulSet, and the pod template's defaults.
+void DefaultStatefulSet(json& obj) {
+  json& spec = obj["spec"];
+  if (!spec.is_object()) spec = json::object();
+  if (!spec.contains("podManagementPolicy")) spec["podManagementPolicy"] = "OrderedReady";
+  json& strategy = spec["updateStrategy"];
+  if (!strategy.is_object()) strategy = json::object();
+  if (!strategy.contains("type")) strategy["type"] = "RollingUpdate";
+  if (StringField(strategy, "type") == "RollingUpdate") {
+    json& rolling = strategy["rollingUpdate"];
+    if (!rolling.is_object()) rolling = json::object();
+    if (!rolling.contains("partition")) rolling["partition"] = 0;
+  }
+  if (!spec.contains("replicas")) spec["replicas"] = 1;
+  if (!spec.contains("revisionHistoryLimit")) spec["revisionHistoryLimit"] = 10;
+  json& retention = spec["persistentVolumeClaimRetentionPolicy"];
+  if (!retention.is_object()) retention = json::object();
+  if (!retention.contains("whenDeleted")) retention["whenDeleted"] = "Retain";
+  if (!retention.contains("whenScaled")) retention["whenScaled"] = "Retain";
+  json& tmpl = spec["template"];
+  if (!tmpl.is_object()) tmpl = json::object();
+  if (!tmpl.contains("spec") || !tmpl["spec"].is_object()) tmpl["spec"] = json::object();
+  json& pod_spec = tmpl["spec"];
+  if (!pod_spec.contains("restartPolicy")) pod_spec["restartPolicy"] = "Always";
+  DefaultPodSpec(pod_spec, true);
+}
+
+// pkg/apis/apps/validation ValidateStatefulSetSpec (the parts that matter here).
+void ValidateStatefulSetSpec(const json& spec, std::vector<FieldError>& errors) {
+  const std::string policy = StringField(spec, "podManagementPolicy");
+  if (policy != "OrderedReady" && policy != "Parallel") {
+    errors.push_back(
+        NotSupported("spec.podManagementPolicy", policy, {"OrderedReady", "Parallel"}));
+  }
+  const json& strategy = Field(spec, "updateStrategy");
+  const std::string strategy_type = StringField(strategy, "type");
+  if (strategy_type != "RollingUpdate" && strategy_type != "OnDelete") {
+    errors.push_back(
+        NotSupported("spec.updateStrategy.type", strategy_type, {"OnDelete", "RollingUpdate"}));
+  }
+  if (strategy_type == "OnDelete" && strategy.contains("rollingUpdate")) {
+    errors.push_back(Invalid("spec.updateStrategy.rollingUpdate", "object",
+                             "only allowed for updateStrategy 'RollingUpdate'"));
+  }
+  ValidateNonNegative(Field(strategy, "rollingUpdate"), "partition",
+                      "spec.updateStrategy.rollingUpdate", errors);
+  for (const char* f : {"replicas", "minReadySeconds", "revisionHistoryLimit"}) {
+    ValidateNonNegative(spec, f, "spec", errors);
+  }
+  ValidateNonNegative(Field(spec, "ordinals"), "start", "spec.ordinals", errors);
+  const std::string service = StringField(spec, "serviceName");
+  if (!service.empty() && !Dns1035LabelProblem(service).empty()) {
+    errors.push_back(Invalid("spec.serviceName", service, Dns1035LabelProblem(service)));
+  }
+  const json& selector = Field(spec, "selector");
+  const json& tmpl = Field(spec, "template");
+  const json& template_labels = Field(Field(tmpl, "metadata"), "labels");
+  if (selector.is_null()) {
+    errors.push_back(Required("spec.selector"));
+  } else if (Field(selector, "matchLabels").empty() &&
+             Field(selector, "matchExpressions").empty()) {
+    errors.push_back(
+        Invalid("spec.selector", "object", "empty selector is invalid for statefulset"));
+  }
+  // A missing selector selects nothing, so it does not match the template either (as real).
+  if (selector.is_null() || !SelectorMatches(selector, template_labels)) {
+    errors.push_back({"spec.template.metadata.labels", "FieldValueInvalid",
+                      absl::StrCat("Invalid value: ", GoStringMap(template_labels),
+                                   ": `selector` does not match template `labels`")});
+  }
+  const json& pod_spec = Field(tmpl, "spec");
+  ValidatePodSpec(pod_spec, "spec.template.spec", false, errors);
+  std::string restart = StringField(pod_spec, "restartPolicy");
+  if (restart != "Always") {
+    // ValidatePodSpec accepts any policy: a StatefulSet's pods must always restart.
+    errors.erase(std::remove_if(errors.begin(), errors.end(),
+                                [](const FieldError& e) {
+                                  return e.field == "spec.template.spec.restartPolicy";
+                                }),
+                 errors.end());
+    errors.push_back(NotSupported("spec.template.spec.restartPolicy", restart, {"Always"}));
+  }
+  const json& containers = Field(pod_spec, "containers");
+  for (size_t i = 0; containers.is_array() && i < containers.size(); ++i) {
+    const json& probe = Field(containers[i], "readinessProbe");
+    if (probe.is_null()) continue;
+    std::string path = absl::StrCat("spec.template.spec.containers[", i, "].readinessProbe");
+    for (const char* f :
+         {"periodSeconds", "timeoutSeconds", "successThreshold", "failureThreshold"}) {
+      const json& v = Field(probe, f);
+      if (!v.is_null() && (!v.is_number_integer() || v.get<int64_t>() < 1)) {
+        errors.push_back(
+            Invalid(absl::StrCat(path, ".", f), v, "must be greater than or equal to 1"));
+      }
+    }
+    ValidateNonNegative(probe, "initialDelaySeconds", path, errors);
+    int handlers = 0;
+    for (const char* h : {"httpGet", "tcpSocket", "exec", "grpc"}) {
+      if (!Field(probe, h).is_null()) ++handlers;
+    }
+    if (handlers == 0) {
+      errors.push_back(Required(path, "must specify a handler type"));
+    } else if (handlers > 1) {
+      errors.push_back(
+          {path, "FieldValueForbidden", "Forbidden: may not specify more than 1 handler type"});
+    }
+  }
+}
+
+absl::Status AdmitStatefulSet(const ResourceType& type, json& obj, const std::string& name) {
+  DefaultStatefulSet(obj);
+  std::vector<FieldError> errors;
+  ValidateMetadata(obj, errors);
+  ValidateStatefulSetSpec(obj["spec"], errors);
+  if (!errors.empty()) return InvalidErrors(type, name, errors);
+  // apps/v1 StatefulSetStatus: replicas and availableReplicas are not omitempty.
+  obj["status"] = {{"replicas", 0}, {"availableReplicas", 0}};
+  return absl::OkStatus();
+}
+
 absl::Status AdmitService(const ResourceType& type, json& obj, const std::string& name) {
   static std::atomic<uint32_t> next_ip{10};
   json& spec = obj["spec"];
@@ -449,6 +609,8 @@ absl::Status AdmitCreate(const ResourceType& type, json& obj, const ObjectLookup
     }
   } else if (type.group == "batch" && type.plural == "jobs") {
     return AdmitJob(type, obj, name);
+  } else if (type.group == "apps" && type.plural == "statefulsets") {
+    return AdmitStatefulSet(type, obj, name);
   } else if (type.group == "trainer.kubeflow.org" && type.plural == "trainjobs") {
     return AdmitTrainJob(type, obj, name, lookup);
   }
@@ -518,6 +680,24 @@ absl::Status AdmitUpdate(const ResourceType& type, const json& old, json& obj, b
       }
       for (const char* f : {"parallelism", "completions", "backoffLimit"}) {
         ValidateNonNegative(new_spec, f, "spec", errors);
+      }
+    } else if (type.group == "apps" && type.plural == "statefulsets") {
+      DefaultStatefulSet(obj);
+      const json& spec = obj["spec"];
+      ValidateStatefulSetSpec(spec, errors);
+      json old_view = old_spec.is_object() ? old_spec : json::object();
+      json new_view = spec.is_object() ? spec : json::object();
+      for (const char* f : {"replicas", "ordinals", "template", "updateStrategy",
+                            "persistentVolumeClaimRetentionPolicy", "minReadySeconds"}) {
+        old_view.erase(f);
+        new_view.erase(f);
+      }
+      if (old_view != new_view) {
+        errors.push_back({"spec", "FieldValueForbidden",
+                          "Forbidden: updates to statefulset spec for fields other than "
+                          "'replicas', 'ordinals', 'template', 'updateStrategy', "
+                          "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are "
+                          "forbidden"});
       }
     } else if (type.group == "trainer.kubeflow.org" && type.plural == "trainjobs") {
       for (const char* f :

@@ -1,5 +1,6 @@
 #include "tests/support/fake_kube/api_handler.h"
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -99,7 +100,8 @@ absl::StatusOr<Target> ParseTarget(const ResourceCatalog& catalog, const std::st
     if (rest.size() > 2) t.subresource = rest[2];
   }
   if (!t.subresource.empty() && !(t.subresource == "status" && t.type->has_status) &&
-      !(t.subresource == "log" && t.type->has_log)) {
+      !(t.subresource == "log" && t.type->has_log) &&
+      !(t.subresource == "scale" && t.type->has_scale)) {
     return PathNotFound();
   }
   if (t.name.empty() && !t.subresource.empty()) return PathNotFound();
@@ -237,6 +239,58 @@ std::string SuccessStatus(const ResourceType& type, const json& object) {
       .dump();
 }
 
+// A metav1.LabelSelector as labels.Selector.String() renders it: requirements sorted by key,
+// "k=v", "k in (a,b)", "k notin (a,b)", "k", "!k".
+std::string SelectorString(const json& selector) {
+  std::vector<std::pair<std::string, std::string>> parts;
+  const json& match_labels = Field(selector, "matchLabels");
+  for (auto it = match_labels.begin(); match_labels.is_object() && it != match_labels.end(); ++it) {
+    parts.emplace_back(it.key(),
+                       absl::StrCat(it.key(), "=", it->is_string() ? it->get<std::string>() : ""));
+  }
+  const json& expressions = Field(selector, "matchExpressions");
+  for (size_t i = 0; expressions.is_array() && i < expressions.size(); ++i) {
+    const json& e = expressions[i];
+    const std::string key = StringField(e, "key"), op = StringField(e, "operator");
+    std::vector<std::string> values;
+    const json& v = Field(e, "values");
+    for (size_t j = 0; v.is_array() && j < v.size(); ++j) {
+      if (v[j].is_string()) values.push_back(v[j].get<std::string>());
+    }
+    std::sort(values.begin(), values.end());
+    std::string text = key;
+    if (op == "In") text = absl::StrCat(key, " in (", absl::StrJoin(values, ","), ")");
+    if (op == "NotIn") text = absl::StrCat(key, " notin (", absl::StrJoin(values, ","), ")");
+    if (op == "DoesNotExist") text = "!" + key;
+    parts.emplace_back(key, text);
+  }
+  std::stable_sort(parts.begin(), parts.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::string> texts;
+  for (auto& [key, text] : parts) texts.push_back(std::move(text));
+  return absl::StrJoin(texts, ",");
+}
+
+// The autoscaling/v1 Scale of a StatefulSet, as its registry's scaleFromStatefulSet builds it.
+json ScaleOf(const json& object) {
+  const json& meta = Field(object, "metadata");
+  json scale_meta = json::object();
+  for (const char* f : {"name", "namespace", "uid", "resourceVersion", "creationTimestamp"}) {
+    if (meta.contains(f)) scale_meta[f] = meta[f];
+  }
+  json spec = json::object();
+  int64_t replicas = IntField(Field(object, "spec"), "replicas", 0);
+  if (replicas != 0) spec["replicas"] = replicas;  // omitempty in autoscaling/v1
+  json status = {{"replicas", IntField(Field(object, "status"), "replicas", 0)}};
+  std::string selector = SelectorString(Field(Field(object, "spec"), "selector"));
+  if (!selector.empty()) status["selector"] = selector;
+  return {{"kind", "Scale"},
+          {"apiVersion", "autoscaling/v1"},
+          {"metadata", scale_meta},
+          {"spec", spec},
+          {"status", status}};
+}
+
 // The last `n` lines of `text` (a last line without a newline counts).
 std::string TailLines(const std::string& text, int64_t n) {
   if (n == 0) return "";
@@ -349,6 +403,7 @@ void ApiHandler::Serve(const HttpRequest& request, HttpResponder& responder) {
   const std::string& ns = target->namespace_;
   const std::string& name = target->name;
 
+  if (target->subresource == "scale") return ServeScale(request, responder, type, ns, name);
   if (request.method == "GET") {
     if (target->subresource == "log") return ServeLog(request, responder, type, ns, name);
     if (q.True("watch")) return ServeWatch(request, responder, type, ns, name);
@@ -624,6 +679,87 @@ void ApiHandler::ServeWatch(const HttpRequest& request, HttpResponder& responder
     }
     if (responder.PeerClosed()) return;
   }
+}
+
+void ApiHandler::ServeScale(const HttpRequest& request, HttpResponder& responder,
+                            const ResourceType& type, const std::string& namespace_,
+                            const std::string& name) {
+  static const ResourceType kScaleType = {
+      .group = "autoscaling", .version = "v1", .plural = "scales", .kind = "Scale"};
+  const Query q = ParseQuery(request.query);
+  if (request.method == "GET") {
+    if (q.True("watch")) return RespondError(responder, MethodNotAllowed());
+    auto object = store_.Get(type, namespace_, name);
+    if (!object.ok()) return RespondError(responder, object.status());
+    return RespondText(responder, 200, ScaleOf((*object)->json).dump());
+  }
+  if (request.method != "PUT" && request.method != "PATCH") {
+    return RespondError(responder, MethodNotAllowed());
+  }
+  if (q.Has("dryRun")) {
+    return RespondError(responder,
+                        BadRequestError("dryRun is not supported by the fake API server"));
+  }
+  json put_body;
+  PatchType patch_type = PatchType::kMerge;
+  if (request.method == "PUT") {
+    auto body = ParseBody(request);
+    if (!body.ok()) return RespondError(responder, body.status());
+    put_body = std::move(*body);
+  } else {
+    auto parsed = PatchTypeOf(request.Header("content-type"), type);
+    if (!parsed.ok()) return RespondError(responder, parsed.status());
+    patch_type = *parsed;
+  }
+  auto written = store_.Mutate(
+      type, namespace_, name, /*status_write=*/false, Writer::kClient,
+      [&](json& object) -> absl::Status {
+        json scale = ScaleOf(object);
+        if (request.method == "PUT") {
+          scale = put_body;
+        } else {
+          auto patched = ApplyPatch(scale, patch_type, request.body);
+          if (!patched.ok()) return patched.status();
+          scale = std::move(*patched);
+        }
+        if (!scale.is_object()) {
+          return BadRequestError(
+              "the body of the request must be a "
+              "JSON object");
+        }
+        const json& meta = Field(scale, "metadata");
+        const std::string scale_name = StringField(meta, "name");
+        if (!scale_name.empty() && scale_name != name) {
+          return BadRequestError(absl::StrCat("the name of the object (", scale_name,
+                                              ") does not match the name on the URL (", name, ")"));
+        }
+        const json& replicas = Field(Field(scale, "spec"), "replicas");
+        int64_t n = 0;
+        if (replicas.is_number_integer()) {
+          n = replicas.get<int64_t>();
+        } else if (!replicas.is_null()) {
+          return BadRequestError(
+              "Scale in version \"v1\" cannot be handled as a Scale: "
+              "spec.replicas must be an integer");
+        }
+        if (n < 0) {
+          return InvalidError(kScaleType, name, "spec.replicas", "FieldValueInvalid",
+                              absl::StrCat("Invalid value: ", n,
+                                           ": must be greater than or "
+                                           "equal to 0"));
+        }
+        // Validation first, then the version (as the registry).
+        const std::string rv = StringField(meta, "resourceVersion");
+        if (!rv.empty() && rv != StringField(object["metadata"], "resourceVersion")) {
+          return ConflictError(type, name,
+                               "the object has been modified; please apply your changes "
+                               "to the latest version and try again");
+        }
+        object["spec"]["replicas"] = n;
+        return absl::OkStatus();
+      });
+  if (!written.ok()) return RespondError(responder, written.status());
+  RespondText(responder, 200, ScaleOf((*written)->json).dump());
 }
 
 void ApiHandler::ServeLog(const HttpRequest& request, HttpResponder& responder,

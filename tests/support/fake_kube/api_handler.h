@@ -51,6 +51,9 @@ class ApiHandler {
                 const std::string& namespace_, const std::string& name);
   void ServeWatch(const HttpRequest& request, HttpResponder& responder, const ResourceType& type,
                   const std::string& namespace_, const std::string& name);
+  // The /scale subresource (autoscaling/v1 Scale): GET, PUT and PATCH of spec.replicas.
+  void ServeScale(const HttpRequest& request, HttpResponder& responder, const ResourceType& type,
+                  const std::string& namespace_, const std::string& name);
 
   ObjectStore& store_;
   const ResourceCatalog& catalog_;

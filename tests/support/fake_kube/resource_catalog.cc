@@ -51,6 +51,17 @@ ResourceCatalog::ResourceCatalog(bool serve_trainer, bool serve_kueue) {
        .singular = "configmap",
        .kind = "ConfigMap",
        .short_names = {"cm"}});
+  // apps/v1.
+  add({.group = "apps",
+       .version = "v1",
+       .plural = "statefulsets",
+       .singular = "statefulset",
+       .kind = "StatefulSet",
+       .short_names = {"sts"},
+       .categories = {"all"},
+       .has_status = true,
+       .has_scale = true,
+       .has_generation = true});
   // batch/v1.
   add({.group = "batch",
        .version = "v1",
@@ -225,6 +236,15 @@ nlohmann::json ResourceCatalog::ApiResourceList(const std::string& group,
                            {"kind", t.kind},
                            {"verbs", {"get", "patch", "update"}}});
     }
+    if (t.has_scale) {
+      resources.push_back({{"name", t.plural + "/scale"},
+                           {"singularName", ""},
+                           {"namespaced", t.namespaced},
+                           {"group", "autoscaling"},
+                           {"version", "v1"},
+                           {"kind", "Scale"},
+                           {"verbs", {"get", "patch", "update"}}});
+    }
     if (t.has_log) {
       resources.push_back({{"name", t.plural + "/log"},
                            {"singularName", ""},
@@ -259,6 +279,12 @@ nlohmann::json ResourceCatalog::AggregatedDiscovery(bool core) const {
           subs.push_back({{"subresource", "status"},
                           {"responseKind", kind},
                           {"verbs", {"get", "patch", "update"}}});
+        }
+        if (t.has_scale) {
+          subs.push_back(
+              {{"subresource", "scale"},
+               {"responseKind", {{"group", "autoscaling"}, {"version", "v1"}, {"kind", "Scale"}}},
+               {"verbs", {"get", "patch", "update"}}});
         }
         if (t.has_log) {
           subs.push_back({{"subresource", "log"},

@@ -21,6 +21,7 @@ struct ResourceType {
   std::vector<std::string> categories;
   bool has_status = false;  // a /status subresource
   bool has_log = false;     // pods/log
+  bool has_scale = false;   // a /scale subresource (autoscaling/v1 Scale)
   // A custom resource (CRD): no strategic merge patch, resourceVersion required on PUT,
   // metadata.generation on every object.
   bool custom = false;
