@@ -274,5 +274,59 @@ spec:
   EXPECT_EQ(Ok({"logs", std::string(absl::StripSuffix(pod.substr(4), "\n"))}), "trained\n");
 }
 
+TEST_F(KubectlTest, GetAndScaleAStatefulSetThroughBothDiscoveries) {
+  for (bool aggregated : {true, false}) {
+    SCOPED_TRACE(aggregated ? "aggregated discovery" : "legacy discovery");
+    Start({.aggregated_discovery = aggregated});
+    const std::string manifest = dir_ + "/sts.yaml";
+    std::ofstream(manifest) << R"(apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: web
+spec:
+  replicas: 1
+  podManagementPolicy: Parallel
+  serviceName: web
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: busybox
+        command: ["/bin/sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.05; done"]
+)";
+    EXPECT_EQ(Ok({"create", "-f", manifest, "--validate=false"}), "statefulset.apps/web created\n");
+    std::string listed = Ok({"get", "sts"});
+    EXPECT_TRUE(absl::StartsWith(listed, "NAME")) << listed;
+    EXPECT_TRUE(absl::StrContains(listed, "\nweb ")) << listed;
+    EXPECT_EQ(Ok({"get", "statefulsets", "-o", "name"}), "statefulset.apps/web\n");
+
+    // kubectl scale PATCHes the scale subresource, whose autoscaling/v1 kind it finds through
+    // discovery.
+    EXPECT_EQ(Ok({"scale", "sts", "web", "--replicas=2"}), "statefulset.apps/web scaled\n");
+    EXPECT_EQ(Ok({"get", "sts", "web", "-o", "jsonpath={.spec.replicas}"}), "2");
+    ASSERT_TRUE(WaitFor([&] {
+      auto set = kube_->Get("/apis/apps/v1/namespaces/default/statefulsets/web");
+      return set.ok() && (*set)["status"].value("readyReplicas", 0) == 2;
+    })) << "two pods, ready";
+    EXPECT_EQ(Ok({"get", "pods", "-l", "app=web", "-o", "name"}), "pod/web-0\npod/web-1\n");
+    // With the current replicas as a precondition kubectl GETs the Scale and PUTs it back.
+    EXPECT_EQ(Ok({"scale", "statefulset/web", "--current-replicas=2", "--replicas=1"}),
+              "statefulset.apps/web scaled\n");
+    ASSERT_TRUE(WaitFor([&] {
+      auto pods = kube_->List("/api/v1/namespaces/default/pods?labelSelector=app%3Dweb");
+      return pods.ok() && (*pods)["items"].size() == 1;
+    }));
+    auto refused = Kubectl({"scale", "sts", "web", "--current-replicas=5", "--replicas=3"});
+    EXPECT_NE(refused.exit_code, 0) << refused.out;
+    EXPECT_TRUE(absl::StrContains(refused.err, "Expected replicas to be 5, was 1")) << refused.err;
+    kube_.reset();
+  }
+}
+
 }  // namespace
 }  // namespace submarine::testing

@@ -1,7 +1,8 @@
 // submarine-fake-kube: the fake Kubernetes API server as a process, for trying a client (kubectl,
 // the Submarine backend) against it by hand. Prints the kubeconfig path and runs until SIGINT or
 // SIGTERM.
-//   submarine-fake-kube [--trainer] [--kueue] [--no-pods] [--token T] [--dir DIR]
+//   submarine-fake-kube [--trainer] [--kueue] [--no-pods] [--distinct-pod-ips] [--token T]
+//                       [--dir DIR]
 
 #include <signal.h>
 
@@ -23,13 +24,15 @@ int main(int argc, char** argv) {
       options.serve_kueue = true;
     } else if (arg == "--no-pods") {
       options.run_pods = false;
+    } else if (arg == "--distinct-pod-ips") {
+      options.distinct_pod_ips = true;
     } else if (arg == "--token" && i + 1 < argc) {
       options.bearer_token = argv[++i];
     } else if (arg == "--dir" && i + 1 < argc) {
       dir = argv[++i];
     } else {
-      std::cerr << "usage: submarine-fake-kube [--trainer] [--kueue] [--no-pods] [--token T] "
-                   "[--dir DIR]\n";
+      std::cerr << "usage: submarine-fake-kube [--trainer] [--kueue] [--no-pods] "
+                   "[--distinct-pod-ips] [--token T] [--dir DIR]\n";
       return 2;
     }
   }

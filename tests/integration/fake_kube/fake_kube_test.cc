@@ -3,15 +3,18 @@
 // controller, kubelet and Trainer controller do with real processes.
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <string>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "tests/integration/fake_kube/kube_test_client.h"
 #include "tests/support/fake_kube/api_errors.h"
 #include "tests/support/fake_kube/fake_kube_apiserver.h"
@@ -30,6 +33,8 @@ constexpr char kPods[] = "/api/v1/namespaces/default/pods";
 constexpr char kJobs[] = "/apis/batch/v1/namespaces/default/jobs";
 constexpr char kTrainJobs[] = "/apis/trainer.kubeflow.org/v1alpha1/namespaces/default/trainjobs";
 constexpr char kRuntimes[] = "/apis/trainer.kubeflow.org/v1alpha1/clustertrainingruntimes";
+constexpr char kStatefulSets[] = "/apis/apps/v1/namespaces/default/statefulsets";
+constexpr char kEvents[] = "/api/v1/namespaces/default/events";
 
 int64_t Rv(const json& object) {
   int64_t rv = 0;
@@ -1363,6 +1368,595 @@ TEST_F(FakeKubeTest, KueueWorkloadsAreStoredWithScriptedConditions) {
       kube_->List(absl::StrCat(workloads, "?labelSelector=kueue.x-k8s.io%2Fjob-name%3Dj"));
   ASSERT_TRUE(listed.ok());
   EXPECT_EQ((*listed)["items"].size(), 1u);
+}
+
+// ---- StatefulSets, readiness probes, events -------------------------------------------------
+
+// A StatefulSet `name` whose pods (labelled app=<name>) run `container`.
+json StatefulSet(const std::string& name, int replicas, const std::string& policy,
+                 const json& container, int64_t grace = 5) {
+  return {
+      {"apiVersion", "apps/v1"},
+      {"kind", "StatefulSet"},
+      {"metadata", {{"name", name}}},
+      {"spec",
+       {{"replicas", replicas},
+        {"podManagementPolicy", policy},
+        {"serviceName", name},
+        {"selector", {{"matchLabels", {{"app", name}}}}},
+        {"template",
+         {{"metadata", {{"labels", {{"app", name}}}}},
+          {"spec", {{"terminationGracePeriodSeconds", grace}, {"containers", {container}}}}}}}}};
+}
+
+// Serves its pod directory's www/ over HTTP on the pod's IP, port 8080 ("http"), once the file
+// `start` exists there (immediately when `start` is empty).
+json HttpServerContainer(const json& readiness_probe, const std::string& start = "") {
+  std::string script = "mkdir -p www; ";
+  if (!start.empty()) {
+    script += absl::StrCat("while [ ! -f ", start, " ]; do sleep 0.05; done; ");
+  }
+  script += "exec python3 -m http.server 8080 --bind \"$POD_IP\" --directory www";
+  json c = {
+      {"name", "main"},
+      {"image", "python"},
+      {"command", {"/bin/sh", "-c", script}},
+      {"env",
+       {{{"name", "POD_IP"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "status.podIP"}}}}}}}},
+      {"ports", {{{"name", "http"}, {"containerPort", 8080}}}}};
+  if (!readiness_probe.is_null()) c["readinessProbe"] = readiness_probe;
+  return c;
+}
+
+class StatefulSetTest : public FakeKubeTest {
+ protected:
+  std::string PodPath(const std::string& pod) { return absl::StrCat(kPods, "/", pod); }
+  std::string SetPath(const std::string& set) { return absl::StrCat(kStatefulSets, "/", set); }
+
+  // The pods of StatefulSet `set` by name.
+  std::map<std::string, json> PodsOfSet(const std::string& set) {
+    auto list = kube_->List(absl::StrCat(kPods, "?labelSelector=app%3D", set));
+    EXPECT_TRUE(list.ok()) << list.status();
+    std::map<std::string, json> out;
+    if (list.ok()) {
+      for (const auto& item : (*list)["items"]) out[item["metadata"]["name"]] = item;
+    }
+    return out;
+  }
+
+  // The working directory the kubelet gave pod `name` (its command's relative paths land there).
+  std::string PodDir(const json& pod) {
+    return absl::StrCat(dir_, "/pods/default_", pod["metadata"]["name"].get<std::string>(), "_",
+                        pod["metadata"]["uid"].get<std::string>());
+  }
+
+  void Touch(const std::string& path) {
+    fs::create_directories(fs::path(path).parent_path());
+    std::ofstream(path) << "ok\n";
+  }
+
+  // The Events about pod `pod` with reason `reason` (a field-selected list).
+  std::vector<json> EventsOf(const std::string& pod, const std::string& reason) {
+    auto list = kube_->List(
+        absl::StrCat(kEvents, "?fieldSelector=involvedObject.name%3D", pod, ",reason%3D", reason));
+    EXPECT_TRUE(list.ok()) << list.status();
+    std::vector<json> out;
+    if (list.ok()) {
+      for (const auto& item : (*list)["items"]) out.push_back(item);
+    }
+    return out;
+  }
+};
+
+bool Ready(const json& pod) { return HasCondition(pod, "Ready"); }
+
+TEST_F(StatefulSetTest, DefaultsValidationAndImmutability) {
+  Start({.run_pods = false});
+  json minimal = {{"metadata", {{"name", "web"}}},
+                  {"spec",
+                   {{"selector", {{"matchLabels", {{"app", "web"}}}}},
+                    {"serviceName", "web"},
+                    {"template",
+                     {{"metadata", {{"labels", {{"app", "web"}}}}},
+                      {"spec", {{"containers", {Container("sleep 1000")}}}}}}}}};
+  json created = Create(kStatefulSets, minimal);
+  EXPECT_EQ(created["apiVersion"], "apps/v1");
+  EXPECT_EQ(created["kind"], "StatefulSet");
+  EXPECT_EQ(created["metadata"]["generation"], 1);
+  const json& spec = created["spec"];
+  EXPECT_EQ(spec["replicas"], 1);
+  EXPECT_EQ(spec["podManagementPolicy"], "OrderedReady");
+  EXPECT_EQ(spec["updateStrategy"],
+            json({{"type", "RollingUpdate"}, {"rollingUpdate", {{"partition", 0}}}}));
+  EXPECT_EQ(spec["revisionHistoryLimit"], 10);
+  EXPECT_EQ(spec["persistentVolumeClaimRetentionPolicy"],
+            json({{"whenDeleted", "Retain"}, {"whenScaled", "Retain"}}));
+  EXPECT_EQ(spec["template"]["spec"]["restartPolicy"], "Always");
+  EXPECT_EQ(spec["template"]["spec"]["terminationGracePeriodSeconds"], 30);
+  EXPECT_EQ(spec["template"]["spec"]["dnsPolicy"], "ClusterFirst");
+  EXPECT_EQ(created["status"], json({{"replicas", 0}, {"availableReplicas", 0}}));
+
+  // Validation: 422 Invalid with the field causes kube-apiserver gives.
+  auto invalid = [&](json object) {
+    auto answer = Call("POST", kStatefulSets, object);
+    EXPECT_EQ(answer.status, 422) << answer.raw;
+    EXPECT_EQ(answer.body["reason"], "Invalid");
+    EXPECT_EQ(answer.body["details"]["kind"], "StatefulSet");
+    EXPECT_EQ(answer.body["details"]["group"], "apps");
+    return answer.body;
+  };
+  json no_selector = minimal;
+  no_selector["metadata"]["name"] = "a";
+  no_selector["spec"].erase("selector");
+  json e = invalid(no_selector);
+  EXPECT_EQ(e["message"],
+            "StatefulSet.apps \"a\" is invalid: [spec.selector: Required value, "
+            "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"web\"}: "
+            "`selector` does not match template `labels`]");
+  ASSERT_EQ(e["details"]["causes"].size(), 2u);
+  EXPECT_EQ(e["details"]["causes"][0], json({{"reason", "FieldValueRequired"},
+                                             {"message", "Required value"},
+                                             {"field", "spec.selector"}}));
+
+  json mismatch = minimal;
+  mismatch["metadata"]["name"] = "b";
+  mismatch["spec"]["selector"]["matchLabels"]["app"] = "other";
+  EXPECT_EQ(invalid(mismatch)["message"],
+            "StatefulSet.apps \"b\" is invalid: spec.template.metadata.labels: Invalid value: "
+            "map[string]string{\"app\":\"web\"}: `selector` does not match template `labels`");
+
+  json no_containers = minimal;
+  no_containers["metadata"]["name"] = "c";
+  no_containers["spec"]["template"]["spec"]["containers"] = json::array();
+  EXPECT_EQ(invalid(no_containers)["message"],
+            "StatefulSet.apps \"c\" is invalid: spec.template.spec.containers: Required value");
+
+  json never = minimal;
+  never["metadata"]["name"] = "d";
+  never["spec"]["template"]["spec"]["restartPolicy"] = "Never";
+  json never_error = invalid(never);
+  EXPECT_EQ(never_error["message"],
+            "StatefulSet.apps \"d\" is invalid: spec.template.spec.restartPolicy: Unsupported "
+            "value: \"Never\": supported values: \"Always\"");
+  EXPECT_EQ(never_error["details"]["causes"][0]["reason"], "FieldValueNotSupported");
+
+  json negative = minimal;
+  negative["metadata"]["name"] = "e";
+  negative["spec"]["replicas"] = -1;
+  EXPECT_EQ(invalid(negative)["message"],
+            "StatefulSet.apps \"e\" is invalid: spec.replicas: Invalid value: -1: must be "
+            "greater than or equal to 0");
+
+  json policy = minimal;
+  policy["metadata"]["name"] = "f";
+  policy["spec"]["podManagementPolicy"] = "Random";
+  EXPECT_EQ(invalid(policy)["message"],
+            "StatefulSet.apps \"f\" is invalid: spec.podManagementPolicy: Unsupported value: "
+            "\"Random\": supported values: \"OrderedReady\", \"Parallel\"");
+
+  // Immutability: only replicas, ordinals, template, updateStrategy, the PVC retention policy
+  // and minReadySeconds may change; spec changes bump the generation.
+  auto forbidden = Call("PATCH", SetPath("web"), json{{"spec", {{"serviceName", "other"}}}},
+                        "application/merge-patch+json");
+  EXPECT_EQ(forbidden.status, 422) << forbidden.raw;
+  EXPECT_EQ(forbidden.body["message"],
+            "StatefulSet.apps \"web\" is invalid: spec: Forbidden: updates to statefulset spec "
+            "for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', "
+            "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden");
+  EXPECT_EQ(forbidden.body["details"]["causes"][0]["reason"], "FieldValueForbidden");
+  auto scaled = Call("PATCH", SetPath("web"), json{{"spec", {{"replicas", 3}}}},
+                     "application/merge-patch+json");
+  ASSERT_EQ(scaled.status, 200) << scaled.raw;
+  EXPECT_EQ(scaled.body["metadata"]["generation"], 2);
+  auto relabelled =
+      Call("PATCH", SetPath("web"), json{{"metadata", {{"labels", {{"tier", "front"}}}}}},
+           "application/merge-patch+json");
+  ASSERT_EQ(relabelled.status, 200);
+  EXPECT_EQ(relabelled.body["metadata"]["generation"], 2) << "metadata is not spec";
+  auto negative_update = Call("PATCH", SetPath("web"), json{{"spec", {{"replicas", -2}}}},
+                              "application/merge-patch+json");
+  EXPECT_EQ(negative_update.status, 422);
+
+  // The scale subresource: an autoscaling/v1 Scale, GET, PATCH and PUT of spec.replicas.
+  auto scale = Call("GET", SetPath("web") + "/scale");
+  ASSERT_EQ(scale.status, 200) << scale.raw;
+  EXPECT_EQ(scale.body["apiVersion"], "autoscaling/v1");
+  EXPECT_EQ(scale.body["kind"], "Scale");
+  EXPECT_EQ(scale.body["metadata"]["name"], "web");
+  EXPECT_EQ(scale.body["spec"]["replicas"], 3);
+  EXPECT_EQ(scale.body["status"]["selector"], "app=web");
+  auto patched = Call("PATCH", SetPath("web") + "/scale", json{{"spec", {{"replicas", 2}}}},
+                      "application/merge-patch+json");
+  ASSERT_EQ(patched.status, 200) << patched.raw;
+  EXPECT_EQ(patched.body["kind"], "Scale");
+  EXPECT_EQ(patched.body["spec"]["replicas"], 2);
+  EXPECT_EQ(kube_->Get(SetPath("web")).value()["spec"]["replicas"], 2);
+  json stale = scale.body;
+  stale["spec"]["replicas"] = 5;
+  auto conflict = Call("PUT", SetPath("web") + "/scale", stale);
+  EXPECT_EQ(conflict.status, 409) << conflict.raw;
+  EXPECT_EQ(conflict.body["message"],
+            "Operation cannot be fulfilled on statefulsets.apps \"web\": the object has been "
+            "modified; please apply your changes to the latest version and try again");
+  // Once the controller has caught up (its status writes change the resourceVersion too).
+  WaitObject(SetPath("web"), [](const json& s) {
+    return Int(s, "/status/observedGeneration") == Int(s, "/metadata/generation");
+  });
+  json fresh = Call("GET", SetPath("web") + "/scale").body;
+  fresh["spec"]["replicas"] = 0;
+  auto to_zero = Call("PUT", SetPath("web") + "/scale", fresh);
+  ASSERT_EQ(to_zero.status, 200) << to_zero.raw;
+  EXPECT_EQ(kube_->Get(SetPath("web")).value()["spec"]["replicas"], 0);
+  fresh = to_zero.body;
+  fresh["spec"]["replicas"] = -1;
+  auto bad_scale = Call("PUT", SetPath("web") + "/scale", fresh);
+  EXPECT_EQ(bad_scale.status, 422) << bad_scale.raw;
+  EXPECT_EQ(bad_scale.body["message"],
+            "Scale.autoscaling \"web\" is invalid: spec.replicas: Invalid value: -1: must be "
+            "greater than or equal to 0");
+  EXPECT_EQ(Call("GET", absl::StrCat(kStatefulSets, "/nope/scale")).status, 404);
+}
+
+TEST_F(StatefulSetTest, ParallelCreatesAndDeletesEveryPodAtOnce) {
+  Start();
+  // Ignores SIGTERM: a deleted pod stays terminating for its whole grace period (3 s).
+  Create(kStatefulSets, StatefulSet("par", 3, "Parallel",
+                                    Container("trap '' TERM; while true; do sleep 0.05; done"), 3));
+  json set = WaitObject(SetPath("par"), [](const json& s) {
+    return Int(s, "/status/readyReplicas") == 3 && Int(s, "/status/availableReplicas") == 3;
+  });
+  const std::string uid = set["metadata"]["uid"];
+  EXPECT_EQ(Int(set, "/status/replicas"), 3);
+  EXPECT_EQ(Int(set, "/status/currentReplicas"), 3);
+  EXPECT_EQ(Int(set, "/status/updatedReplicas"), 3);
+  EXPECT_EQ(Int(set, "/status/observedGeneration"), 1);
+  const std::string revision = Str(set, "/status/updateRevision");
+  EXPECT_TRUE(absl::StartsWith(revision, "par-")) << revision;
+  EXPECT_EQ(Str(set, "/status/currentRevision"), revision);
+
+  auto pods = PodsOfSet("par");
+  ASSERT_EQ(pods.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = absl::StrCat("par-", i);
+    ASSERT_TRUE(pods.count(name)) << name;
+    const json& pod = pods[name];
+    const json& labels = pod["metadata"]["labels"];
+    EXPECT_EQ(labels["app"], "par");
+    EXPECT_EQ(labels["statefulset.kubernetes.io/pod-name"], name);
+    EXPECT_EQ(labels["apps.kubernetes.io/pod-index"], std::to_string(i));
+    EXPECT_EQ(labels["controller-revision-hash"], revision);
+    EXPECT_EQ(pod["metadata"]["ownerReferences"], json({{{"apiVersion", "apps/v1"},
+                                                         {"kind", "StatefulSet"},
+                                                         {"name", "par"},
+                                                         {"uid", uid},
+                                                         {"controller", true},
+                                                         {"blockOwnerDeletion", true}}}));
+    EXPECT_EQ(pod["spec"]["hostname"], name);
+    EXPECT_EQ(pod["spec"]["subdomain"], "par");
+    EXPECT_EQ(pod["spec"]["restartPolicy"], "Always");
+    EXPECT_EQ(Phase(pod), "Running");
+  }
+
+  // Scaling down to 1: par-1 and par-2 are deleted together, each with its grace period.
+  const std::string rv = kube_->List(kPods).value()["metadata"]["resourceVersion"];
+  auto watch = Watch(absl::StrCat(kPods, "?watch=1&labelSelector=app%3Dpar&resourceVersion=", rv));
+  ASSERT_TRUE(watch.ok());
+  ASSERT_EQ(Call("PATCH", SetPath("par"), json{{"spec", {{"replicas", 1}}}},
+                 "application/merge-patch+json")
+                .status,
+            200);
+  std::set<std::string> terminating;
+  while (terminating.size() < 2) {
+    auto event = watch->NextEvent(seconds(10));
+    ASSERT_TRUE(event.has_value()) << "terminating so far: " << terminating.size();
+    const json& object = (*event)["object"];
+    ASSERT_NE((*event)["type"], "DELETED")
+        << object["metadata"]["name"] << " went before both were terminating";
+    if (object["metadata"].contains("deletionTimestamp")) {
+      terminating.insert(object["metadata"]["name"].get<std::string>());
+      EXPECT_EQ(object["metadata"]["deletionGracePeriodSeconds"], 3);
+    }
+  }
+  EXPECT_EQ(terminating, (std::set<std::string>{"par-1", "par-2"}));
+  ASSERT_TRUE(WaitFor([&] { return PodsOfSet("par").size() == 1; }));
+  EXPECT_EQ(PodsOfSet("par").begin()->first, "par-0");
+  set = WaitObject(SetPath("par"), [](const json& s) { return Int(s, "/status/replicas") == 1; });
+  EXPECT_EQ(Int(set, "/status/readyReplicas"), 1);
+  EXPECT_EQ(Int(set, "/status/observedGeneration"), 2);
+
+  // Up again: the missing ordinals come back; then deleting the set takes its pods along.
+  ASSERT_EQ(Call("PATCH", SetPath("par"), json{{"spec", {{"replicas", 2}}}},
+                 "application/merge-patch+json")
+                .status,
+            200);
+  WaitObject(SetPath("par"), [](const json& s) { return Int(s, "/status/readyReplicas") == 2; });
+  EXPECT_EQ(PodsOfSet("par").count("par-1"), 1u);
+  auto deleted = Call("DELETE", SetPath("par"),
+                      json{{"propagationPolicy", "Foreground"}, {"gracePeriodSeconds", 0}});
+  ASSERT_EQ(deleted.status, 200) << deleted.raw;
+  WaitObject(SetPath("par"), [](const json& s) { return s.is_null(); });
+  EXPECT_TRUE(PodsOfSet("par").empty()) << "foreground deletion waited for the pods";
+
+  // The controller's events, as the real one records them.
+  auto created_events = kube_->List(
+      absl::StrCat(kEvents, "?fieldSelector=involvedObject.name%3Dpar,reason%3DSuccessfulCreate"));
+  ASSERT_TRUE(created_events.ok());
+  std::set<std::string> messages;
+  for (const auto& e : (*created_events)["items"]) messages.insert(e["message"]);
+  EXPECT_TRUE(messages.count("create Pod par-2 in StatefulSet par successful"))
+      << created_events->dump();
+}
+
+TEST_F(StatefulSetTest, OrderedReadyWaitsForEachPodAndScalesDownHighestFirst) {
+  Start({.distinct_pod_ips = true});
+  // Each pod serves (and turns ready) only once the test creates its `go` file.
+  json probe = {{"tcpSocket", {{"port", "http"}}}, {"periodSeconds", 1}};
+  Create(kStatefulSets, StatefulSet("ord", 3, "OrderedReady", HttpServerContainer(probe, "go")));
+  json first = WaitObject(PodPath("ord-0"), [](const json& p) { return Phase(p) == "Running"; });
+  EXPECT_FALSE(Ready(first));
+  // Probes have run and failed a few times: ord-0 is not Ready, so ord-1 does not exist.
+  ASSERT_TRUE(WaitFor([&] {
+    auto events = EventsOf("ord-0", "Unhealthy");
+    return !events.empty() && Int(events[0], "/count") >= 2;
+  }));
+  EXPECT_EQ(PodsOfSet("ord").size(), 1u);
+  EXPECT_EQ(kube_->Get(PodPath("ord-1")).status().code(), absl::StatusCode::kNotFound);
+
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = absl::StrCat("ord-", i);
+    json pod = WaitObject(PodPath(name), [](const json& p) { return Phase(p) == "Running"; });
+    // Its successor waits for it.
+    EXPECT_EQ(kube_->Get(PodPath(absl::StrCat("ord-", i + 1))).status().code(),
+              absl::StatusCode::kNotFound);
+    Touch(PodDir(pod) + "/go");
+    WaitObject(PodPath(name), [](const json& p) { return Ready(p); });
+  }
+  json set = WaitObject(SetPath("ord"),
+                        [](const json& s) { return Int(s, "/status/readyReplicas") == 3; });
+  EXPECT_EQ(Int(set, "/status/availableReplicas"), 3);
+
+  // Scaling down to 1: ord-2 goes first, and ord-1 only once ord-2 is gone.
+  const std::string rv = kube_->List(kPods).value()["metadata"]["resourceVersion"];
+  auto watch = Watch(absl::StrCat(kPods, "?watch=1&labelSelector=app%3Dord&resourceVersion=", rv));
+  ASSERT_TRUE(watch.ok());
+  ASSERT_EQ(Call("PATCH", SetPath("ord"), json{{"spec", {{"replicas", 1}}}},
+                 "application/merge-patch+json")
+                .status,
+            200);
+  std::vector<std::string> order;  // "<name> terminating" / "<name> deleted"
+  while (order.empty() || order.back() != "ord-1 deleted") {
+    auto event = watch->NextEvent(seconds(20));
+    ASSERT_TRUE(event.has_value()) << absl::StrJoin(order, ", ");
+    const json& meta = (*event)["object"]["metadata"];
+    const std::string name = meta["name"];
+    std::string what = (*event)["type"] == "DELETED"        ? name + " deleted"
+                       : meta.contains("deletionTimestamp") ? name + " terminating"
+                                                            : "";
+    if (!what.empty() && (order.empty() || order.back() != what)) order.push_back(what);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"ord-2 terminating", "ord-2 deleted",
+                                             "ord-1 terminating", "ord-1 deleted"}));
+  EXPECT_TRUE(Ready(kube_->Get(PodPath("ord-0")).value()));
+}
+
+TEST_F(StatefulSetTest, PodsThatEndOrAreDeletedAreReplaced) {
+  Start();
+  Create(kStatefulSets,
+         StatefulSet("rep", 2, "Parallel",
+                     Container(
+                         // $$ is Kubernetes' escape for $: the shell sees $$, its pid.
+                         "echo $$$$ > pid; trap 'exit 0' TERM; while true; do sleep 0.05; done")));
+  WaitObject(SetPath("rep"), [](const json& s) { return Int(s, "/status/readyReplicas") == 2; });
+  auto pods = PodsOfSet("rep");
+  const std::string uid0 = pods["rep-0"]["metadata"]["uid"];
+  const std::string uid1 = pods["rep-1"]["metadata"]["uid"];
+
+  // Deleted by someone else: the same name comes back with a new uid.
+  ASSERT_EQ(Call("DELETE", PodPath("rep-1")).status, 200);
+  json replaced = WaitObject(PodPath("rep-1"), [&](const json& p) {
+    return !p.is_null() && p["metadata"]["uid"] != uid1 && Phase(p) == "Running";
+  });
+  EXPECT_EQ(replaced["metadata"]["labels"]["apps.kubernetes.io/pod-index"], "1");
+
+  // Ended (as an eviction leaves it): deleted, then created again.
+  ASSERT_TRUE(kube_->MergePatchStatus(PodPath("rep-0"), {{"status", {{"phase", "Failed"}}}}).ok());
+  WaitObject(PodPath("rep-0"), [&](const json& p) {
+    return !p.is_null() && p["metadata"]["uid"] != uid0 && Phase(p) == "Running";
+  });
+
+  // A killed container restarts in place: same pod, restartCount 1.
+  json pod = kube_->Get(PodPath("rep-1")).value();
+  std::string pid_text;
+  ASSERT_TRUE(WaitFor([&] {
+    std::ifstream in(PodDir(pod) + "/pid");
+    return static_cast<bool>(std::getline(in, pid_text)) && !pid_text.empty();
+  }));
+  int pid = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(pid_text, &pid));
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  json restarted = WaitObject(PodPath("rep-1"), [](const json& p) {
+    return Int(p, "/status/containerStatuses/0/restartCount") == 1 && Ready(p);
+  });
+  EXPECT_EQ(restarted["metadata"]["uid"], pod["metadata"]["uid"]);
+  WaitObject(SetPath("rep"), [](const json& s) { return Int(s, "/status/readyReplicas") == 2; });
+}
+
+TEST_F(StatefulSetTest, HttpGetReadinessAgainstARealServerOnDistinctPodIps) {
+  Start({.distinct_pod_ips = true});
+  json probe = {{"httpGet", {{"path", "/ready"}, {"port", 8080}}},
+                {"periodSeconds", 1},
+                {"failureThreshold", 2}};
+  Create(kStatefulSets, StatefulSet("srv", 2, "Parallel", HttpServerContainer(probe)));
+  auto running = [&] {
+    auto pods = PodsOfSet("srv");
+    return pods.size() == 2 && Phase(pods["srv-0"]) == "Running" &&
+           Phase(pods["srv-1"]) == "Running";
+  };
+  ASSERT_TRUE(WaitFor(running));
+  auto pods = PodsOfSet("srv");
+  const std::string ip0 = Str(pods["srv-0"], "/status/podIP");
+  const std::string ip1 = Str(pods["srv-1"], "/status/podIP");
+  EXPECT_TRUE(absl::StartsWith(ip0, "127.")) << ip0;
+  EXPECT_NE(ip0, "127.0.0.1");
+  EXPECT_NE(ip0, ip1) << "each pod its own address";
+  EXPECT_EQ(pods["srv-0"]["status"]["podIPs"], json({{{"ip", ip0}}}));
+  EXPECT_EQ(Str(pods["srv-0"], "/status/hostIP"), "127.0.0.1");
+
+  // Both servers listen on port 8080 of their own address; /ready is a 404 until it exists.
+  const std::string failed_404 = "Readiness probe failed: HTTP probe failed with statuscode: 404";
+  json event;
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& e : EventsOf("srv-0", "Unhealthy")) {
+      if (e["message"] == failed_404 && Int(e, "/count") >= 3) event = e;
+    }
+    return !event.is_null();
+  })) << "no repeated 404 event";
+  EXPECT_EQ(event["type"], "Warning");
+  EXPECT_EQ(event["involvedObject"]["kind"], "Pod");
+  EXPECT_EQ(event["involvedObject"]["name"], "srv-0");
+  EXPECT_EQ(event["involvedObject"]["namespace"], "default");
+  EXPECT_EQ(event["involvedObject"]["apiVersion"], "v1");
+  EXPECT_EQ(event["involvedObject"]["uid"], pods["srv-0"]["metadata"]["uid"]);
+  EXPECT_EQ(event["involvedObject"]["fieldPath"], "spec.containers{main}");
+  EXPECT_EQ(event["source"], json({{"component", "kubelet"}, {"host", "fake-node"}}));
+  EXPECT_NE(event["firstTimestamp"], nullptr);
+  EXPECT_TRUE(absl::StartsWith(event["metadata"]["name"].get<std::string>(), "srv-0."));
+  int same = 0;
+  for (const auto& e : EventsOf("srv-0", "Unhealthy")) same += e["message"] == failed_404;
+  EXPECT_EQ(same, 1) << "identical events are one object with a count";
+
+  json unready = kube_->Get(PodPath("srv-0")).value();
+  EXPECT_EQ(Phase(unready), "Running");
+  EXPECT_EQ(unready["status"]["containerStatuses"][0]["ready"], false);
+  EXPECT_EQ(unready["status"]["containerStatuses"][0]["started"], true);
+  for (const char* type : {"Ready", "ContainersReady"}) {
+    const json* c = FindCondition(unready, type);
+    ASSERT_NE(c, nullptr) << type;
+    EXPECT_EQ((*c)["status"], "False");
+    EXPECT_EQ((*c)["reason"], "ContainersNotReady");
+    EXPECT_EQ((*c)["message"], "containers with unready status: [main]");
+  }
+  EXPECT_FALSE(kube_->Get(SetPath("srv")).value()["status"].contains("readyReplicas"));
+
+  // The file appears: ready, and counted by the StatefulSet.
+  Touch(PodDir(pods["srv-0"]) + "/www/ready");
+  json ready = WaitObject(PodPath("srv-0"), [](const json& p) { return Ready(p); });
+  EXPECT_EQ(ready["status"]["containerStatuses"][0]["ready"], true);
+  EXPECT_TRUE(HasCondition(ready, "ContainersReady"));
+  json set = WaitObject(SetPath("srv"),
+                        [](const json& s) { return Int(s, "/status/readyReplicas") == 1; });
+  EXPECT_EQ(Int(set, "/status/availableReplicas"), 1);
+  EXPECT_FALSE(Ready(kube_->Get(PodPath("srv-1")).value())) << "srv-1 has no /ready yet";
+  Touch(PodDir(pods["srv-1"]) + "/www/ready");
+  WaitObject(SetPath("srv"), [](const json& s) { return Int(s, "/status/readyReplicas") == 2; });
+
+  // Gone again: failureThreshold (2) failures in a row make it unready.
+  fs::remove(PodDir(pods["srv-0"]) + "/www/ready");
+  WaitObject(PodPath("srv-0"), [](const json& p) { return !Ready(p); });
+  WaitObject(SetPath("srv"), [](const json& s) { return Int(s, "/status/readyReplicas") == 1; });
+}
+
+TEST_F(StatefulSetTest, TcpSocketAndRefusedConnectionProbes) {
+  Start({.distinct_pod_ips = true});
+  json tcp = Pod("tcp", "");
+  tcp["spec"]["restartPolicy"] = "Always";
+  tcp["spec"]["containers"][0] =
+      HttpServerContainer({{"tcpSocket", {{"port", 8080}}}, {"periodSeconds", 1}}, "go");
+  Create(kPods, tcp);
+  json http = Pod("http", "while true; do sleep 0.05; done");
+  http["spec"]["containers"][0]["readinessProbe"] = {
+      {"httpGet", {{"path", "/ready"}, {"port", 8080}}}, {"periodSeconds", 1}};
+  http["spec"]["containers"][0]["env"] = {
+      {{"name", "POD_IP"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "status.podIP"}}}}}}};
+  Create(kPods, http);
+  json tcp_pod =
+      WaitObject(absl::StrCat(kPods, "/tcp"), [](const json& p) { return Phase(p) == "Running"; });
+  json http_pod =
+      WaitObject(absl::StrCat(kPods, "/http"), [](const json& p) { return Phase(p) == "Running"; });
+  const std::string tcp_ip = Str(tcp_pod, "/status/podIP");
+  const std::string http_ip = Str(http_pod, "/status/podIP");
+  ASSERT_NE(tcp_ip, http_ip);
+
+  auto has_event = [&](const std::string& pod, const std::string& message) {
+    return WaitFor([&] {
+      for (const auto& e : EventsOf(pod, "Unhealthy")) {
+        if (e["message"] == message) return true;
+      }
+      return false;
+    });
+  };
+  EXPECT_TRUE(has_event("tcp", absl::StrCat("Readiness probe failed: dial tcp ", tcp_ip,
+                                            ":8080: connect: connection refused")));
+  EXPECT_TRUE(has_event("http", absl::StrCat("Readiness probe failed: Get \"http://", http_ip,
+                                             ":8080/ready\": dial tcp ", http_ip,
+                                             ":8080: connect: connection refused")));
+  EXPECT_FALSE(Ready(kube_->Get(absl::StrCat(kPods, "/tcp")).value()));
+
+  // The port opens: the tcpSocket probe succeeds.
+  Touch(PodDir(tcp_pod) + "/go");
+  WaitObject(absl::StrCat(kPods, "/tcp"), [](const json& p) { return Ready(p); });
+  // The downward API gives the pod its own address.
+  Create(kPods, [] {
+    json p = Pod("ip", "echo $POD_IP");
+    p["spec"]["containers"][0]["env"] = {
+        {{"name", "POD_IP"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "status.podIP"}}}}}}};
+    return p;
+  }());
+  json ip_pod =
+      WaitObject(absl::StrCat(kPods, "/ip"), [](const json& p) { return Phase(p) == "Succeeded"; });
+  EXPECT_EQ(Log("ip"), Str(ip_pod, "/status/podIP") + "\n");
+}
+
+TEST_F(FakeKubeTest, EventFieldSelectorsInListsAndWatches) {
+  Start({.run_pods = false});
+  auto event = [](const std::string& name, const std::string& pod, const std::string& reason,
+                  const std::string& type, const std::string& component) {
+    return json{{"metadata", {{"name", name}}},
+                {"involvedObject",
+                 {{"kind", "Pod"}, {"namespace", "default"}, {"name", pod}, {"uid", pod + "-uid"}}},
+                {"reason", reason},
+                {"type", type},
+                {"message", "m"},
+                {"source", {{"component", component}}}};
+  };
+  Create(kEvents, event("a", "p1", "Unhealthy", "Warning", "kubelet"));
+  Create(kEvents, event("b", "p1", "Started", "Normal", "kubelet"));
+  Create(kEvents, event("c", "p2", "Unhealthy", "Warning", "kubelet"));
+  Create(kEvents, event("d", "p2", "SuccessfulCreate", "Normal", "statefulset-controller"));
+  auto names = [&](const std::string& selector) {
+    auto list = Call("GET", absl::StrCat(kEvents, "?fieldSelector=", selector));
+    EXPECT_EQ(list.status, 200) << list.raw;
+    std::vector<std::string> out;
+    for (const auto& e : list.body["items"])
+      out.push_back(e["metadata"]["name"].get<std::string>());
+    return out;
+  };
+  using Names = std::vector<std::string>;
+  EXPECT_EQ(names("involvedObject.name%3Dp1"), (Names{"a", "b"}));
+  EXPECT_EQ(names("involvedObject.uid%3Dp2-uid"), (Names{"c", "d"}));
+  EXPECT_EQ(
+      names("involvedObject.kind%3DPod,involvedObject.namespace%3Ddefault,reason%3DUnhealthy"),
+      (Names{"a", "c"}));
+  EXPECT_EQ(names("type%3DNormal"), (Names{"b", "d"}));
+  EXPECT_EQ(names("source%3Dstatefulset-controller"), (Names{"d"}));
+  EXPECT_EQ(names("type!%3DWarning,involvedObject.name%3Dp2"), (Names{"d"}));
+  EXPECT_EQ(names("involvedObject.name%3Dp3"), Names{});
+  auto unknown = Call("GET", absl::StrCat(kEvents, "?fieldSelector=message%3Dm"));
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_EQ(unknown.body["message"], "field label not supported: message");
+
+  auto watch = Watch(
+      absl::StrCat(kEvents, "?watch=1&fieldSelector=involvedObject.name%3Dp2,reason%3DUnhealthy"));
+  ASSERT_TRUE(watch.ok());
+  auto first = watch->NextEvent(seconds(10));
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ((*first)["object"]["metadata"]["name"], "c");
+  Create(kEvents, event("e", "p1", "Unhealthy", "Warning", "kubelet"));
+  Create(kEvents, event("f", "p2", "Unhealthy", "Warning", "kubelet"));
+  auto next = watch->NextEvent(seconds(10));
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ((*next)["type"], "ADDED");
+  EXPECT_EQ((*next)["object"]["metadata"]["name"], "f") << "e is about another pod";
 }
 
 }  // namespace

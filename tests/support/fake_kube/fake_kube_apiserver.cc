@@ -6,11 +6,13 @@
 #include "absl/strings/str_cat.h"
 #include "tests/support/fake_kube/api_errors.h"
 #include "tests/support/fake_kube/api_handler.h"
+#include "tests/support/fake_kube/event_recorder.h"
 #include "tests/support/fake_kube/http_server.h"
 #include "tests/support/fake_kube/job_controller.h"
 #include "tests/support/fake_kube/kubelet.h"
 #include "tests/support/fake_kube/object_store.h"
 #include "tests/support/fake_kube/resource_catalog.h"
+#include "tests/support/fake_kube/statefulset_controller.h"
 #include "tests/support/fake_kube/trainer_controller.h"
 
 namespace submarine::testing {
@@ -63,6 +65,7 @@ absl::StatusOr<std::unique_ptr<FakeKubeApiServer>> FakeKubeApiServer::Start(
       *server->catalog_,
       fake_kube::ObjectStore::Options{.watch_history = options.watch_history,
                                       .graceful_pod_deletion = options.run_pods});
+  server->events_ = std::make_unique<fake_kube::EventRecorder>(*server->store_);
   const auto* namespaces = server->catalog_->Find("", "v1", "namespaces");
   for (const char* ns : kInitialNamespaces) {
     auto created = server->store_->Create(*namespaces, "", json{{"metadata", {{"name", ns}}}});
@@ -78,8 +81,11 @@ absl::StatusOr<std::unique_ptr<FakeKubeApiServer>> FakeKubeApiServer::Start(
   if (!port.ok()) return port.status();
   server->port_ = *port;
   if (options.run_pods) {
-    server->kubelet_ =
-        std::make_unique<fake_kube::Kubelet>(*server->store_, options.work_dir, server->port_);
+    server->kubelet_ = std::make_unique<fake_kube::Kubelet>(
+        *server->store_, fake_kube::Kubelet::Options{.work_dir = options.work_dir,
+                                                     .api_port = server->port_,
+                                                     .distinct_pod_ips = options.distinct_pod_ips,
+                                                     .events = server->events_.get()});
   }
   server->handler_ = std::make_unique<fake_kube::ApiHandler>(
       *server->store_, server->kubelet_.get(),
@@ -93,6 +99,9 @@ absl::StatusOr<std::unique_ptr<FakeKubeApiServer>> FakeKubeApiServer::Start(
   server->job_controller_ =
       std::make_unique<fake_kube::JobController>(*server->store_, options.run_pods);
   server->job_controller_->Start();
+  server->statefulset_controller_ =
+      std::make_unique<fake_kube::StatefulSetController>(*server->store_, *server->events_);
+  server->statefulset_controller_->Start();
   if (options.serve_trainer) {
     server->trainer_controller_ = std::make_unique<fake_kube::TrainerController>(*server->store_);
     server->trainer_controller_->Start();
@@ -107,6 +116,7 @@ FakeKubeApiServer::~FakeKubeApiServer() {
   if (store_) store_->Stop();
   if (http_) http_->Stop();
   if (trainer_controller_) trainer_controller_->Stop();
+  if (statefulset_controller_) statefulset_controller_->Stop();
   if (job_controller_) job_controller_->Stop();
   if (kubelet_) kubelet_->Stop();
 }

@@ -3,12 +3,14 @@
 // behaves like kube-apiserver v1.32 for the subset Submarine's Kubernetes client, backend and
 // tests use (see tests/support/fake_kube/README.md for exactly what is served):
 //   - discovery (/version, /api, /apis, /apis/{g}/{v}; aggregated v2 when asked for);
-//   - core v1 pods, services, namespaces, events, secrets, configmaps; batch/v1 jobs; and when
+//   - core v1 pods, services, namespaces, events, secrets, configmaps; apps/v1 statefulsets;
+//     batch/v1 jobs; and when
 //     enabled trainer.kubeflow.org/v1alpha1 (trainjobs, clustertrainingruntimes,
 //     trainingruntimes) and kueue.x-k8s.io/v1beta2 (workloads, localqueues, clusterqueues);
 //   - every verb with kube-apiserver's semantics and Status errors, watches, pods/log;
-//   - simulated controllers off the request threads: the Job controller, a kubelet that runs
-//     each pod's first container command as a local process, and Trainer (with JobSet's part).
+//   - simulated controllers off the request threads: the Job and StatefulSet controllers, a
+//     kubelet that runs each pod's first container command as a local process and probes its
+//     readiness, and Trainer (with JobSet's part).
 // Namespaces "default", "kube-system", "kube-public" and "kube-node-lease" exist from the start;
 // objects in any other namespace need the namespace created first (404 otherwise, as real).
 //
@@ -27,11 +29,13 @@ namespace submarine::testing {
 
 namespace fake_kube {
 class ApiHandler;
+class EventRecorder;
 class HttpServer;
 class JobController;
 class Kubelet;
 class ObjectStore;
 class ResourceCatalog;
+class StatefulSetController;
 class TrainerController;
 }  // namespace fake_kube
 
@@ -57,10 +61,16 @@ struct FakeKubeOptions {
   bool aggregated_discovery = true;
   // How often a watch with allowWatchBookmarks=true gets a BOOKMARK.
   int bookmark_interval_ms = 1000;
+  // Give each pod its own loopback address 127.0.0.N (N >= 2, not reused while a pod holds it)
+  // as status.podIP/podIPs, for the status.podIP fieldRef and as its probes' target, so replicas
+  // serving one port do not collide; false: every pod is 127.0.0.1.
+  bool distinct_pod_ips = false;
 };
 
 class FakeKubeApiServer {
  public:
+  using Options = FakeKubeOptions;
+
   // Binds 127.0.0.1 on a free port (never a fixed port) and starts the controllers.
   // INVALID_ARGUMENT when run_pods is set without a work_dir.
   static absl::StatusOr<std::unique_ptr<FakeKubeApiServer>> Start(FakeKubeOptions options);
@@ -127,8 +137,10 @@ class FakeKubeApiServer {
   int port_ = 0;
   std::unique_ptr<fake_kube::ResourceCatalog> catalog_;
   std::unique_ptr<fake_kube::ObjectStore> store_;
+  std::unique_ptr<fake_kube::EventRecorder> events_;
   std::unique_ptr<fake_kube::Kubelet> kubelet_;
   std::unique_ptr<fake_kube::JobController> job_controller_;
+  std::unique_ptr<fake_kube::StatefulSetController> statefulset_controller_;
   std::unique_ptr<fake_kube::TrainerController> trainer_controller_;
   std::unique_ptr<fake_kube::ApiHandler> handler_;
   std::unique_ptr<fake_kube::HttpServer> http_;

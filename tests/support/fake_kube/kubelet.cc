@@ -10,7 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -18,6 +20,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "tests/support/fake_kube/api_errors.h"
 #include "tests/support/fake_kube/names.h"
@@ -146,11 +149,21 @@ void SetAllContainers(json& status, const json& spec,
   }
 }
 
-void SetIps(json& status) {
+void SetIps(json& status, const std::string& pod_ip) {
   status["hostIP"] = Kubelet::kPodIp;
   status["hostIPs"] = {{{"ip", Kubelet::kPodIp}}};
-  status["podIP"] = Kubelet::kPodIp;
-  status["podIPs"] = {{{"ip", Kubelet::kPodIp}}};
+  status["podIP"] = pod_ip;
+  status["podIPs"] = {{{"ip", pod_ip}}};
+}
+
+// "containers with unready status: [a b]", the Ready conditions' message.
+std::string UnreadyMessage(const json& spec) {
+  std::vector<std::string> names;
+  const json& containers = Field(spec, "containers");
+  for (size_t i = 0; containers.is_array() && i < containers.size(); ++i) {
+    names.push_back(StringField(containers[i], "name"));
+  }
+  return absl::StrCat("containers with unready status: [", absl::StrJoin(names, " "), "]");
 }
 
 // The quoted key of "metadata.labels['key']".
@@ -176,7 +189,8 @@ struct ContainerEnv {
 
 }  // namespace
 
-std::optional<std::string> PodFieldValue(const json& pod, const std::string& path) {
+std::optional<std::string> PodFieldValue(const json& pod, const std::string& path,
+                                         const std::string& pod_ip) {
   const json& meta = Field(pod, "metadata");
   if (path == "metadata.name") return StringField(meta, "name");
   if (path == "metadata.namespace") return StringField(meta, "namespace");
@@ -192,18 +206,17 @@ std::optional<std::string> PodFieldValue(const json& pod, const std::string& pat
     std::string sa = StringField(Field(pod, "spec"), "serviceAccountName");
     return sa.empty() ? "default" : sa;
   }
-  if (path == "status.podIP" || path == "status.hostIP" || path == "status.podIPs" ||
-      path == "status.hostIPs") {
-    return std::string(Kubelet::kPodIp);
-  }
+  if (path == "status.podIP" || path == "status.podIPs") return pod_ip;
+  if (path == "status.hostIP" || path == "status.hostIPs") return std::string(Kubelet::kPodIp);
   return std::nullopt;
 }
 
-Kubelet::Kubelet(ObjectStore& store, std::string work_dir, int api_port)
+Kubelet::Kubelet(ObjectStore& store, Options options)
     : store_(store),
       pods_(*store.catalog().Find("", "v1", "pods")),
-      work_dir_(std::move(work_dir)),
-      api_port_(api_port) {}
+      options_(std::move(options)),
+      work_dir_(options_.work_dir),
+      api_port_(options_.api_port) {}
 
 Kubelet::~Kubelet() { Stop(); }
 
@@ -242,6 +255,8 @@ void Kubelet::Stop() {
   }
   if (thread_.joinable()) thread_.join();
   absl::MutexLock lock(&mu_);
+  for (auto& [uid, rt] : pods_by_uid_) RetireProber(rt);
+  retired_probers_.clear();  // joins each (a probe in flight ends within its timeout)
   for (auto& [uid, rt] : pods_by_uid_) {
     if (rt.pid <= 0) continue;
     ::kill(-rt.pid, SIGKILL);
@@ -257,10 +272,12 @@ void Kubelet::Stop() {
 void Kubelet::Loop() {
   while (true) {
     std::vector<std::string> keys;
+    std::vector<ProbeReport> reports;
     {
       absl::MutexLock lock(&queue_mu_);
       if (stopping_) return;
       keys.swap(queue_);
+      reports.swap(probe_reports_);
     }
     uint64_t drained;
     (void)!::read(wake_fd_, &drained, sizeof(drained));
@@ -269,8 +286,14 @@ void Kubelet::Loop() {
     for (const auto& key : keys) {
       if (seen.insert(key).second) Sync(key);
     }
+    for (const auto& report : reports) HandleProbe(report);
+    // Stopped probers are joined once their thread has ended, never waited for here.
+    retired_probers_.erase(
+        std::remove_if(retired_probers_.begin(), retired_probers_.end(),
+                       [](const std::unique_ptr<ProbeWorker>& w) { return w->finished(); }),
+        retired_probers_.end());
     absl::Time now = absl::Now();
-    absl::Time next = now + absl::Seconds(1);
+    absl::Time next = now + (retired_probers_.empty() ? absl::Seconds(1) : absl::Milliseconds(50));
     std::vector<std::string> restarts;
     for (auto& [uid, rt] : pods_by_uid_) {
       if (rt.kill_at && *rt.kill_at <= now && rt.pid > 0) {
@@ -344,7 +367,7 @@ void Kubelet::Sync(const std::string& key) {
       if (rt->second.pid > 0) {
         KillGroup(rt->second, SIGKILL);
       } else {
-        pods_by_uid_.erase(rt);
+        Forget(rt);
       }
     }
     uid_by_key_.erase(known);
@@ -450,6 +473,7 @@ void Kubelet::StartContainer(const std::string& uid) {
   const json& containers = Field(spec, "containers");
   if (!containers.is_array() || containers.empty()) return;
   const json& container = containers[0];
+  if (rt.ip.empty()) rt.ip = options_.distinct_pod_ips ? AllocateIp() : kPodIp;
 
   // The environment, as the kubelet assembles it.
   ContainerEnv env;
@@ -501,7 +525,9 @@ void Kubelet::StartContainer(const std::string& uid) {
     if (from.is_null()) {
       env.Set(name, Expand(StringField(e, "value"), env.vars));
     } else if (from.contains("fieldRef")) {
-      env.Set(name, PodFieldValue(object, StringField(from["fieldRef"], "fieldPath")).value_or(""));
+      env.Set(
+          name,
+          PodFieldValue(object, StringField(from["fieldRef"], "fieldPath"), rt.ip).value_or(""));
     } else if (from.contains("configMapKeyRef") || from.contains("secretKeyRef")) {
       bool secret = from.contains("secretKeyRef");
       const json& ref = from[secret ? "secretKeyRef" : "configMapKeyRef"];
@@ -637,18 +663,41 @@ void Kubelet::StartContainer(const std::string& uid) {
   rt.instances.back().running = true;
   rt.terminating = false;
   const int restarts = static_cast<int>(rt.instances.size()) - 1;
+  // Without a readiness probe a running container is ready; with one it starts unready.
+  rt.probe = ReadinessProbeOf(container, rt.ip);
+  rt.ready = !rt.probe.has_value();
+  rt.successes = 0;
+  rt.failures = 0;
+  if (rt.probe) {
+    const size_t instance_index = rt.instances.size() - 1;
+    rt.prober = std::make_unique<ProbeWorker>(
+        *rt.probe, [this, uid, instance_index](const ProbeResult& result) {
+          absl::MutexLock lock(&queue_mu_);
+          if (stopping_) return;
+          probe_reports_.push_back({uid, instance_index, result});
+          Wake();
+        });
+  }
+  const bool ready = rt.ready;
+  const std::string unready_message = UnreadyMessage(spec);
   WriteStatus(rt.namespace_, rt.name, [&](json& status) {
     status["phase"] = "Running";
-    SetIps(status);
+    SetIps(status, rt.ip);
     if (!status.contains("startTime")) status["startTime"] = started;
     SetCondition(status, Condition("PodReadyToStartContainers", true));
     SetCondition(status, Condition("Initialized", true));
-    SetCondition(status, Condition("ContainersReady", true));
-    SetCondition(status, Condition("Ready", true));
+    if (ready) {
+      SetCondition(status, Condition("ContainersReady", true));
+      SetCondition(status, Condition("Ready", true));
+    } else {
+      SetCondition(status,
+                   Condition("ContainersReady", false, "ContainersNotReady", unready_message));
+      SetCondition(status, Condition("Ready", false, "ContainersNotReady", unready_message));
+    }
     SetCondition(status, Condition("PodScheduled", true));
     SetAllContainers(status, spec, [&](json& cs, bool first) {
       cs["state"] = {{"running", {{"startedAt", started}}}};
-      cs["ready"] = true;
+      cs["ready"] = ready;
       cs["started"] = true;
       cs["containerID"] = absl::StrCat("containerd://", uid, "-", instance);
       if (first) cs["restartCount"] = restarts;
@@ -678,6 +727,8 @@ void Kubelet::HandleExit(const std::string& uid, int wait_status,
   rt.pid = -1;
   rt.pidfd = -1;
   rt.kill_at.reset();
+  RetireProber(rt);
+  rt.ready = false;
   if (!rt.instances.empty()) rt.instances.back().running = false;
   const std::string instance = std::to_string(rt.instances.empty() ? 0 : rt.instances.size() - 1);
   json terminated = {{"exitCode", exit_code},
@@ -695,7 +746,7 @@ void Kubelet::HandleExit(const std::string& uid, int wait_status,
   if (!pod.ok() || StringField((*pod)->json["metadata"], "uid") != uid) {
     if (uid_by_key_.count(rt.namespace_ + "/" + rt.name) == 0 ||
         uid_by_key_[rt.namespace_ + "/" + rt.name] != uid) {
-      pods_by_uid_.erase(found);
+      Forget(found);
     }
     return;
   }
@@ -716,11 +767,8 @@ void Kubelet::HandleExit(const std::string& uid, int wait_status,
                                              " pod=", rt.name, "_", rt.namespace_, "(", uid, ")");
     WriteStatus(rt.namespace_, rt.name, [&](json& status) {
       SetCondition(status,
-                   Condition("ContainersReady", false, "ContainersNotReady",
-                             absl::StrCat("containers with unready status: [", container, "]")));
-      SetCondition(status,
-                   Condition("Ready", false, "ContainersNotReady",
-                             absl::StrCat("containers with unready status: [", container, "]")));
+                   Condition("ContainersReady", false, "ContainersNotReady", UnreadyMessage(spec)));
+      SetCondition(status, Condition("Ready", false, "ContainersNotReady", UnreadyMessage(spec)));
       SetAllContainers(status, spec, [&](json& cs, bool first) {
         if (!first) return;
         cs["lastState"] = {{"terminated", terminated}};
@@ -752,6 +800,91 @@ void Kubelet::HandleExit(const std::string& uid, int wait_status,
     });
   });
   if (deleting) FinalDelete(rt.namespace_, rt.name, uid);
+}
+
+std::string Kubelet::AllocateIp() {
+  // 127.0.0.2 .. 127.255.255.254, round-robin, skipping addresses pods still hold.
+  constexpr uint32_t kFirst = 2, kCount = (1u << 24) - 3;
+  for (uint32_t tried = 0; tried < kCount; ++tried) {
+    const uint32_t offset = kFirst + (next_ip_++ % kCount);
+    if (ips_in_use_.insert(offset).second) {
+      return absl::StrCat("127.", (offset >> 16) & 0xff, ".", (offset >> 8) & 0xff, ".",
+                          offset & 0xff);
+    }
+  }
+  return kPodIp;  // sixteen million pods: share, as without distinct_pod_ips
+}
+
+void Kubelet::Forget(std::map<std::string, PodRuntime>::iterator it) {
+  PodRuntime& rt = it->second;
+  RetireProber(rt);
+  unsigned a, b, c, d;
+  if (options_.distinct_pod_ips && std::sscanf(rt.ip.c_str(), "%u.%u.%u.%u", &a, &b, &c, &d) == 4 &&
+      a == 127) {
+    ips_in_use_.erase((b << 16) | (c << 8) | d);
+  }
+  pods_by_uid_.erase(it);
+}
+
+void Kubelet::RetireProber(PodRuntime& rt) {
+  if (!rt.prober) return;
+  rt.prober->RequestStop();
+  retired_probers_.push_back(std::move(rt.prober));
+}
+
+void Kubelet::HandleProbe(const ProbeReport& report) {
+  auto it = pods_by_uid_.find(report.uid);
+  if (it == pods_by_uid_.end()) return;
+  PodRuntime& rt = it->second;
+  // A report about an instance that has ended since is stale.
+  if (rt.pid <= 0 || !rt.probe || report.instance + 1 != rt.instances.size()) return;
+  if (report.result.success) {
+    rt.failures = 0;
+    ++rt.successes;
+    if (!rt.ready && rt.successes >= rt.probe->success_threshold) {
+      rt.ready = true;
+      WriteReadiness(rt, true);
+    }
+    return;
+  }
+  rt.successes = 0;
+  ++rt.failures;
+  if (options_.events) {
+    auto pod = store_.Get(pods_, rt.namespace_, rt.name);
+    if (pod.ok() && StringField((*pod)->json["metadata"], "uid") == rt.uid) {
+      options_.events->Record(
+          {"kubelet", kNodeName}, (*pod)->json, absl::StrCat("spec.containers{", rt.container, "}"),
+          "Warning", "Unhealthy", absl::StrCat("Readiness probe failed: ", report.result.output));
+    }
+  }
+  if (rt.ready && rt.failures >= rt.probe->failure_threshold) {
+    rt.ready = false;
+    WriteReadiness(rt, false);
+  }
+}
+
+void Kubelet::WriteReadiness(const PodRuntime& rt, bool ready) {
+  const std::string uid = rt.uid;
+  (void)store_.Mutate(
+      pods_, rt.namespace_, rt.name, /*status_write=*/true, Writer::kController, [&](json& pod) {
+        if (StringField(pod["metadata"], "uid") != uid) {
+          return absl::AbortedError("pod replaced");
+        }
+        json& status = pod["status"];
+        if (!status.is_object()) status = json::object();
+        const json& spec = Field(pod, "spec");
+        if (ready) {
+          SetCondition(status, Condition("ContainersReady", true));
+          SetCondition(status, Condition("Ready", true));
+        } else {
+          SetCondition(status, Condition("ContainersReady", false, "ContainersNotReady",
+                                         UnreadyMessage(spec)));
+          SetCondition(status,
+                       Condition("Ready", false, "ContainersNotReady", UnreadyMessage(spec)));
+        }
+        SetAllContainers(status, spec, [&](json& cs, bool) { cs["ready"] = ready; });
+        return absl::OkStatus();
+      });
 }
 
 absl::StatusOr<Kubelet::LogSource> Kubelet::Log(const json& pod, const std::string& container,
