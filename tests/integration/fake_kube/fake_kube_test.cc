@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -1779,6 +1780,60 @@ TEST_F(StatefulSetTest, PodsThatEndOrAreDeletedAreReplaced) {
   });
   EXPECT_EQ(restarted["metadata"]["uid"], pod["metadata"]["uid"]);
   WaitObject(SetPath("rep"), [](const json& s) { return Int(s, "/status/readyReplicas") == 2; });
+}
+
+TEST_F(StatefulSetTest, ATemplateChangeReplacesPodsOneAtATimeFromTheTop) {
+  Start();
+  Create(kStatefulSets,
+         StatefulSet("roll", 2, "Parallel",
+                     Container("trap 'exit 0' TERM; while true; do sleep 0.05; done")));
+  json before = WaitObject(SetPath("roll"),
+                           [](const json& s) { return Int(s, "/status/readyReplicas") == 2; });
+  const std::string old_revision = Str(before, "/status/updateRevision");
+  std::map<std::string, std::string> old_uids;
+  for (const auto& [name, pod] : PodsOfSet("roll")) old_uids[name] = pod["metadata"]["uid"];
+
+  const std::string rv = kube_->List(kPods).value()["metadata"]["resourceVersion"];
+  auto watch = Watch(absl::StrCat(kPods, "?watch=1&labelSelector=app%3Droll&resourceVersion=", rv));
+  ASSERT_TRUE(watch.ok());
+  auto patched =
+      Call("PATCH", SetPath("roll"),
+           json{{"spec", {{"template", {{"metadata", {{"annotations", {{"v", "2"}}}}}}}}}},
+           "application/merge-patch+json");
+  ASSERT_EQ(patched.status, 200) << patched.raw;
+  EXPECT_EQ(patched.body["metadata"]["generation"], 2);
+
+  // roll-1 goes first; roll-0 only once the new roll-1 is Running and Ready.
+  std::vector<std::string> order;
+  while (order.empty() || order.back() != "roll-0 replaced and ready") {
+    auto event = watch->NextEvent(seconds(20));
+    ASSERT_TRUE(event.has_value()) << absl::StrJoin(order, ", ");
+    const json& pod = (*event)["object"];
+    const std::string name = pod["metadata"]["name"];
+    std::string what;
+    if (pod["metadata"].contains("deletionTimestamp")) {
+      what = name + " terminating";
+    } else if (pod["metadata"]["uid"] != old_uids[name] && Ready(pod)) {
+      what = name + " replaced and ready";
+    }
+    if (!what.empty() && std::find(order.begin(), order.end(), what) == order.end()) {
+      order.push_back(what);
+    }
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"roll-1 terminating", "roll-1 replaced and ready",
+                                             "roll-0 terminating", "roll-0 replaced and ready"}));
+  json after = WaitObject(SetPath("roll"), [](const json& s) {
+    return Int(s, "/status/updatedReplicas") == 2 && Int(s, "/status/currentReplicas") == 2 &&
+           Int(s, "/status/readyReplicas") == 2;
+  });
+  const std::string new_revision = Str(after, "/status/updateRevision");
+  EXPECT_NE(new_revision, old_revision);
+  EXPECT_EQ(Str(after, "/status/currentRevision"), new_revision);
+  EXPECT_EQ(Int(after, "/status/observedGeneration"), 2);
+  for (const auto& [name, pod] : PodsOfSet("roll")) {
+    EXPECT_EQ(pod["metadata"]["labels"]["controller-revision-hash"], new_revision) << name;
+    EXPECT_EQ(pod["metadata"]["annotations"]["v"], "2") << name;
+  }
 }
 
 TEST_F(StatefulSetTest, HttpGetReadinessAgainstARealServerOnDistinctPodIps) {
