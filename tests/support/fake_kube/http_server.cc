@@ -226,15 +226,17 @@ HttpServer::HttpServer(HttpHandler handler) : handler_(std::move(handler)) {}
 
 HttpServer::~HttpServer() { Stop(); }
 
-absl::StatusOr<int> HttpServer::Bind() {
+absl::StatusOr<int> HttpServer::Bind(const std::string& address, int port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  if (::inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("not an IPv4 address: ", address));
+  }
+  addr.sin_port = htons(static_cast<uint16_t>(port));
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
   int one = 1;
   ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
   if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
       ::listen(listen_fd_, 512) != 0) {
     return absl::InternalError(absl::StrCat("bind/listen: ", std::strerror(errno)));

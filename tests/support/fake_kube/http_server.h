@@ -64,7 +64,10 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   // Binds 127.0.0.1 on a free port and listens (connections wait until Serve); returns the port.
-  absl::StatusOr<int> Bind();
+  absl::StatusOr<int> Bind() { return Bind("127.0.0.1", 0); }
+  // The same on an IPv4 `address` and `port` (0 = a free one), e.g. another loopback address
+  // standing for another host.
+  absl::StatusOr<int> Bind(const std::string& address, int port);
   // Starts accepting connections. Call once, after Bind succeeded.
   void Serve();
   // Closes the listener and every connection (a streaming handler sees its writes fail and
