@@ -12,10 +12,12 @@
 //                                                 SUCCEEDED/FAILED/STOPPED, launch_time, ip,
 //                                                 hostname, bare_host, component_instance_name}
 //   PUT    /app/v1/services/{name}  {"state":"STOPPED"}   stops every container
+//   PUT    /app/v1/services/{name}/components/{c}  {"number_of_containers": N}   flex
 //   DELETE /app/v1/services/{name}                stops and destroys
+//   GET    /ws/v1/cluster/apps/{app id}           {app: {amHostHttpAddress, amContainerLogs, ...}}
 //   POST   /ws/v1/cluster/containers/{id}/signal/{GRACEFUL_SHUTDOWN|FORCEFUL_SHUTDOWN}
 //   GET    /ws/v1/node/containers/{id}            NM ContainerInfo {state, exitCode, diagnostics}
-//   GET    /ws/v1/node/containerlogs/{id}/{stdout|stderr}   the file's content, text/plain
+//   GET    /ws/v1/node/containerlogs/{id}/{file}[?size=N]   a log file's content, text/plain
 // Errors are YARN's: a JSON body {"diagnostics": "..."} with 400, 404 or 500. The caller is
 // the `user.name` query parameter (Hadoop's simple authentication), "dr.who" without one.
 //
@@ -24,12 +26,19 @@
 // working directory, in a process group of its own, with `configuration.env` (service level,
 // then component level) after YARN's token substitution (${SERVICE_NAME}, ${USER}, ${DOMAIN},
 // ${COMPONENT_NAME}, ${COMPONENT_INSTANCE_NAME}, ${COMPONENT_ID}, ${CONTAINER_ID}) plus
-// CONTAINER_ID, USER, LOG_DIRS and the fake's own PATH, HOME, LANG. restart_policy NEVER: an
-// instance that ends stays ended (SUCCEEDED with exit code 0, FAILED otherwise); the service
+// CONTAINER_ID, USER, LOG_DIRS, LOCAL_DIRS, NM_HOST, NM_HTTP_PORT and the fake's own PATH, HOME,
+// LANG. Every component instance has a node of its own: a loopback address 127.0.0.N (its
+// bare_host, ip and NM_HOST) whose NodeManager listens on the RM's port. restart_policy NEVER:
+// an instance that ends stays ended (SUCCEEDED with exit code 0, FAILED otherwise); the service
 // ends SUCCEEDED when every instance succeeded, FAILED when all ended and one failed, STOPPED
-// when it was stopped. Killing sends SIGTERM to the container's process group and SIGKILL
-// after `sigkill_delay` (yarn.nodemanager.sleep-delay-before-sigkill.ms); whatever a container
-// leaves in its group when it exits is SIGKILLed.
+// when it was stopped. restart_policy ALWAYS: an instance whose container ended gets a new one
+// (new id, same node and name) after `relaunch_delay`, and the service runs until stopped.
+// readiness_check (HTTP or PORT) is run by one prober thread every
+// yarn.service.readiness-check-interval.seconds: RUNNING_BUT_UNREADY until it passes, then
+// READY; failures are written, as YARN's AM does, to the AM's serviceam.log only (the AM is
+// container 1 of the application, on 127.0.0.1). Killing sends SIGTERM to the container's process
+// group and SIGKILL after `sigkill_delay` (yarn.nodemanager.sleep-delay-before-sigkill.ms);
+// whatever a container leaves in its group when it exits is SIGKILLed.
 //
 // Unlike a real cluster, a finished service keeps listing its containers (a real RM answers
 // from the stored spec once the service's ApplicationMaster has exited) unless
@@ -52,6 +61,9 @@ struct FakeYarnOptions {
   std::string domain = "yarn.test";
   std::chrono::milliseconds sigkill_delay{250};
   bool forget_containers_when_finished = false;
+  // restart_policy ALWAYS: how long an instance whose container ended waits for its next one
+  // (the AM's re-request and the RM's next allocation on a real cluster).
+  std::chrono::milliseconds relaunch_delay{100};
 };
 
 class FakeYarnRm {
