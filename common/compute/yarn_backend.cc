@@ -4,10 +4,14 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <regex>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/compute/task_files.h"
@@ -23,6 +27,14 @@ using json = nlohmann::json;
 constexpr int64_t kMiB = 1 << 20;
 constexpr char kLabelsProperty[] = "submarine.labels";
 constexpr char kWorkloadProperty[] = "submarine.workload";
+// The file of a service container's log directory that lists the instance's containers.
+constexpr char kAttemptsFile[] = "submarine-attempts";
+// The AM's readiness checks run every this many seconds, service-wide (30 by default).
+constexpr char kReadinessIntervalProperty[] = "yarn.service.readiness-check-interval.seconds";
+// A component fails its service after this many container failures in the failure window
+// (10 in 6 hours by default): a serving replica is restarted whatever happens, as elsewhere.
+constexpr char kFailureThresholdProperty[] =
+    "yarn.service.container-failure-per-component.threshold";
 
 std::string QuoteShellWord(const std::string& word) {
   return absl::StrCat("'", absl::StrReplaceAll(word, {{"'", "'\\''"}}), "'");
@@ -33,6 +45,22 @@ std::string YarnPrelude(const WorkloadSpec& spec, const RoleSpec& role) {
   std::string s = "exec 2>&1\n";
   if (!spec.working_dir.empty())
     s += absl::StrCat("cd ", QuoteShellWord(spec.working_dir), " || exit 1\n");
+  if (spec.kind == WorkloadKind::kService) {
+    // The instance's containers on this node, one line each, in the application's local
+    // directory (shared by its containers on the node): this container's line number is its
+    // attempt. The list is copied into the container's log directory, where the NodeManager
+    // serves it to the backend (kAttemptsFile).
+    absl::StrAppend(
+        &s, "h=\"${LOCAL_DIRS%%,*}/submarine-attempts\"\n", "l=\"${LOG_DIRS%%,*}\"\n",
+        "mkdir -p \"$h\" || exit 1\n",
+        "echo \"$CONTAINER_ID\" >> \"$h/$SUBMARINE_TASK_ROLE-$SUBMARINE_TASK_INDEX\" || exit 1\n",
+        "cp \"$h/$SUBMARINE_TASK_ROLE-$SUBMARINE_TASK_INDEX\" \"$l/.", kAttemptsFile,
+        "\" && mv \"$l/.", kAttemptsFile, "\" \"$l/", kAttemptsFile, "\" || exit 1\n",
+        "export SUBMARINE_TASK_ATTEMPT=$(( $(wc -l < \"$l/", kAttemptsFile, "\") ))\n",
+        // Containers of one node share its network: the replica serves on the node's address.
+        "export SUBMARINE_HOST=\"$NM_HOST\"\n");
+    return s + "exec \"$@\"\n";
+  }
   if (spec.framework == Framework::kPytorch) {
     s += "export RANK=$(( SUBMARINE_RANK_OFFSET + SUBMARINE_TASK_INDEX ))\n";
   } else if (spec.framework == Framework::kXgboost) {
@@ -58,9 +86,6 @@ std::string InstanceHost(const WorkloadSpec& spec, const TaskRef& t,
 
 absl::Status ValidateForYarn(const WorkloadSpec& spec) {
   SUBMARINE_RETURN_IF_ERROR(ValidateWorkloadSpec(spec));
-  if (spec.kind != WorkloadKind::kBatch) {
-    return InvalidField("spec.kind", "the yarn backend runs batch workloads only");
-  }
   if (!absl::ascii_isalpha(spec.id[0])) {
     return InvalidField("spec.id", "must start with a letter on YARN (a service name)");
   }
@@ -166,8 +191,57 @@ absl::Status YarnAnswerStatus(const net::HttpAnswer& answer, const std::string& 
   }
 }
 
+// The port a service role's replicas serve (the same on every replica: each has a node).
+int ServicePort(const RoleSpec& role, const YarnBackend::Options& options) {
+  return role.port != 0 ? role.port : options.service_port;
+}
+
 bool ServiceFinal(const std::string& state) {
   return state == "SUCCEEDED" || state == "FAILED" || state == "STOPPED";
+}
+
+// A container of a service instance, as recorded under logs_dir (tasks/<name>.containers.json).
+struct RecordedContainer {
+  std::string id;
+  std::string host;  // its node's bare_host
+  int attempt = 0;
+};
+
+std::vector<RecordedContainer> ReadRecords(const std::string& file) {
+  std::vector<RecordedContainer> out;
+  auto j = ReadJsonFile(file);
+  if (!j || !j->is_object()) return out;
+  for (const json& c : j->value("containers", json::array())) {
+    if (!c.is_object()) continue;
+    out.push_back({c.value("id", ""), c.value("host", ""), c.value("attempt", 0)});
+  }
+  std::sort(out.begin(), out.end(), [](const RecordedContainer& a, const RecordedContainer& b) {
+    return a.attempt < b.attempt;
+  });
+  return out;
+}
+
+json RecordsJson(const std::vector<RecordedContainer>& records) {
+  json list = json::array();
+  for (const RecordedContainer& r : records) {
+    list.push_back({{"id", r.id}, {"host", r.host}, {"attempt", r.attempt}});
+  }
+  return {{"containers", list}};
+}
+
+// Our words for a readiness failure the AM logged, e.g. from "Probe http://10.1.2.3:8080/ready
+// error code: 404" (HttpProbe) "GET /ready: HTTP 404".
+std::string DescribeProbeFailure(const std::string& detail) {
+  static const std::regex kCode("Probe http://[^/ ]*(/\\S*)? error code: (\\d+)");
+  static const std::regex kFailed("Probe http://[^/ ]*(/\\S*)? failed for IP \\S+: (.*)$");
+  std::smatch m;
+  if (std::regex_search(detail, m, kCode)) {
+    return absl::StrCat("GET ", m[1].matched ? m[1].str() : "/", ": HTTP ", m[2].str());
+  }
+  if (std::regex_search(detail, m, kFailed)) {
+    return absl::StrCat("GET ", m[1].matched ? m[1].str() : "/", ": ", QuoteInput(m[2].str(), 200));
+  }
+  return QuoteInput(detail, 200);
 }
 
 }  // namespace
@@ -178,6 +252,7 @@ absl::StatusOr<json> YarnBackend::ServiceRequest(const WorkloadSpec& spec, const
   SUBMARINE_RETURN_IF_ERROR(ValidateForYarn(spec));
   const ReplicaHost host = [&](const TaskRef& t) { return InstanceHost(spec, t, options); };
   const json cluster = NamedTfCluster(spec, host);
+  const bool serving = spec.kind == WorkloadKind::kService;
   json labels = json::object();
   for (const auto& [k, v] : spec.labels) labels[k] = v;
   json service = {
@@ -187,6 +262,19 @@ absl::StatusOr<json> YarnBackend::ServiceRequest(const WorkloadSpec& spec, const
        {{"properties", {{kWorkloadProperty, spec.id}, {kLabelsProperty, labels.dump()}}}}},
       {"components", json::array()}};
   if (!options.queue.empty()) service["queue"] = options.queue;
+  if (serving) {
+    // One interval for the whole service: the shortest period asked for, in whole seconds.
+    int64_t interval_ms = 0;
+    for (const RoleSpec& role : spec.roles) {
+      if (!role.readiness) continue;
+      const int64_t ms = role.readiness->period.count();
+      interval_ms = interval_ms == 0 ? ms : std::min(interval_ms, ms);
+    }
+    if (interval_ms > 0) {
+      service["configuration"]["properties"][kReadinessIntervalProperty] =
+          absl::StrCat(std::max<int64_t>(1, (interval_ms + 999) / 1000));
+    }
+  }
   for (const RoleSpec& role : spec.roles) {
     // secret_env, then env, then the role's env (each wins over the one before).
     std::map<std::string, std::string> env = spec.secret_env;
@@ -195,7 +283,8 @@ absl::StatusOr<json> YarnBackend::ServiceRequest(const WorkloadSpec& spec, const
     env["SUBMARINE_WORKLOAD_ID"] = spec.id;
     env["SUBMARINE_TASK_ROLE"] = role.name;
     env["SUBMARINE_TASK_INDEX"] = "${COMPONENT_ID}";  // substituted by the service AM
-    env["SUBMARINE_TASK_ATTEMPT"] = "1";
+    env["SUBMARINE_TASK_ATTEMPT"] = "1";              // a service's prelude counts its own
+    if (serving) env["SUBMARINE_PORT"] = absl::StrCat(ServicePort(role, options));
     for (const auto& [k, v] : NamedRendezvousEnv(spec, role, host)) env[k] = v;
     if (spec.framework == Framework::kTensorflow) {
       env["TF_CONFIG"] = absl::StrCat("{\"cluster\":", cluster.dump(), ",\"task\":{\"type\":\"",
@@ -211,9 +300,32 @@ absl::StatusOr<json> YarnBackend::ServiceRequest(const WorkloadSpec& spec, const
     if (role.resources.gpus > 0) {
       resource["additional"] = {{"yarn.io/gpu", {{"value", role.resources.gpus}, {"unit", ""}}}};
     }
-    json component = {{"name", role.name},         {"number_of_containers", role.replicas},
-                      {"restart_policy", "NEVER"}, {"launch_command", command},
-                      {"resource", resource},      {"configuration", {{"env", env}}}};
+    json component = {{"name", role.name},
+                      {"number_of_containers", role.replicas},
+                      {"restart_policy", serving ? "ALWAYS" : "NEVER"},
+                      {"launch_command", command},
+                      {"resource", resource},
+                      {"configuration", {{"env", env}}}};
+    if (serving) {
+      const int port = ServicePort(role, options);
+      component["configuration"]["properties"] = {{kFailureThresholdProperty, "2147483647"}};
+      // Replicas of a role serve one port, so no two of them share a node.
+      const json constraint = {
+          {"type", "ANTI_AFFINITY"}, {"scope", "NODE"}, {"target_tags", json::array({role.name})}};
+      component["placement_policy"] = {{"constraints", json::array({constraint})}};
+      if (role.readiness && !role.readiness->http_path.empty()) {
+        // Our probes take 2xx and 3xx; YARN's default range is 200-299.
+        component["readiness_check"] = {
+            {"type", "HTTP"},
+            {"properties",
+             {{"url", absl::StrCat("http://${THIS_HOST}:", port, role.readiness->http_path)},
+              {"min.success", "200"},
+              {"max.success", "399"}}}};
+      } else if (role.readiness) {
+        component["readiness_check"] = {{"type", "PORT"},
+                                        {"properties", {{"port", absl::StrCat(port)}}}};
+      }
+    }
     const std::string image = role.image.empty() ? options.default_image : role.image;
     if (!image.empty()) component["artifact"] = {{"id", image}, {"type", "DOCKER"}};
     service["components"].push_back(component);
@@ -234,6 +346,9 @@ absl::StatusOr<std::unique_ptr<YarnBackend>> YarnBackend::Create(Options options
   if (options.user.empty()) return InvalidField("user", "is required");
   if (options.logs_dir.empty()) return InvalidField("logs_dir", "is required");
   if (options.registry_domain.empty()) return InvalidField("registry_domain", "is required");
+  if (options.service_port <= 0 || options.service_port > 65535) {
+    return InvalidField("service_port", "must be 1 to 65535");
+  }
   std::error_code ec;
   fs::create_directories(options.logs_dir, ec);
   if (ec) {
@@ -327,6 +442,7 @@ absl::Status YarnBackend::Submit(const WorkloadSpec& spec) {
 // ---- Observation ----
 
 struct YarnBackend::Observation {
+  WorkloadKind kind = WorkloadKind::kBatch;
   WorkloadStatus status;
   bool service_final = true;
   // Running tasks' containers: (task name → container id).
@@ -350,6 +466,7 @@ absl::StatusOr<YarnBackend::Observation> YarnBackend::Observe(const std::string&
     SUBMARINE_RETURN_IF_ERROR(WriteStateFile(dir + "/submitted", absl::StrCat(local::NowMicros())));
   }
   SUBMARINE_ASSIGN_OR_RETURN(WorkloadSpec spec, SpecFromJson(*stored));
+  out.kind = spec.kind;
   WorkloadStatus& status = out.status;
   status.id = id;
   status.labels = spec.labels;
@@ -381,6 +498,10 @@ absl::StatusOr<YarnBackend::Observation> YarnBackend::Observe(const std::string&
     for (const json& k : c.value("containers", json::array())) {
       containers[k.value("component_instance_name", "")] = k;
     }
+  }
+  if (spec.kind == WorkloadKind::kService) {
+    SUBMARINE_RETURN_IF_ERROR(ObserveService(id, spec, service, service_state, containers, out));
+    return out;
   }
   const auto stop = ReadJsonFile(dir + "/stop.json");
   auto verdict = ReadJsonFile(dir + "/verdict.json");
@@ -554,6 +675,320 @@ absl::StatusOr<std::vector<WorkloadStatus>> YarnBackend::List() {
   return out;
 }
 
+// ---- Service workloads ----
+
+std::string YarnBackend::NodeManagerUrl(const std::string& host) const {
+  return absl::StrReplaceAll(options_.nodemanager_url, {{"{host}", host}});
+}
+
+absl::StatusOr<int> YarnBackend::RecordContainer(const std::string& id, const std::string& name,
+                                                 const std::string& host,
+                                                 const std::string& container) {
+  const std::string file = absl::StrCat(Dir(id), "/tasks/", name, ".containers.json");
+  std::vector<RecordedContainer> records = ReadRecords(file);
+  for (const RecordedContainer& r : records) {
+    if (r.id == container) return r.attempt;
+  }
+  const std::string url = absl::StrCat(NodeManagerUrl(host), "/ws/v1/node/containerlogs/",
+                                       container, "/", kAttemptsFile, "?user.name=", options_.user);
+  SUBMARINE_ASSIGN_OR_RETURN(net::HttpAnswer answer, http_.Send("GET", url));
+  absl::Status s = YarnAnswerStatus(answer, absl::StrCat("GET attempts of ", container));
+  if (absl::IsNotFound(s)) return 0;  // its prelude has not run yet
+  if (!s.ok()) return absl::UnavailableError(s.message());
+  int attempt = 0;
+  int line_number = 0;
+  for (absl::string_view line : absl::StrSplit(answer.body, '\n', absl::SkipWhitespace())) {
+    ++line_number;
+    const std::string listed(absl::StripAsciiWhitespace(line));
+    if (listed == container) attempt = line_number;
+    const bool known = std::any_of(records.begin(), records.end(),
+                                   [&](const RecordedContainer& r) { return r.id == listed; });
+    if (!known) records.push_back({listed, host, line_number});
+  }
+  if (attempt == 0) return 0;  // copied before this container listed itself
+  SUBMARINE_RETURN_IF_ERROR(WriteStateFile(file, RecordsJson(records).dump()));
+  return attempt;
+}
+
+absl::Status YarnBackend::ArchiveEnded(const std::string& id, const std::string& name,
+                                       const std::string& running) {
+  const std::string dir = Dir(id);
+  for (const RecordedContainer& r :
+       ReadRecords(absl::StrCat(dir, "/tasks/", name, ".containers.json"))) {
+    const std::string archive = absl::StrCat(dir, "/attempts/", name, "/", r.attempt, ".log");
+    if (r.id == running || local::FileExists(archive)) continue;
+    auto log = FetchLog(r.host, r.id);
+    if (!log.ok() && !absl::IsNotFound(log.status())) return log.status();
+    SUBMARINE_RETURN_IF_ERROR(WriteStateFile(archive, log.ok() ? *log : ""));
+  }
+  return absl::OkStatus();
+}
+
+std::map<std::string, std::string> YarnBackend::ReadinessFailures(const std::string& app_id) {
+  // YARN reports why a container is RUNNING_BUT_UNREADY only in its ApplicationMaster's log
+  // (ServiceMonitor: "Readiness check failed for <instance>: <probe status>"): found through
+  // the RM's application report, read from the AM's NodeManager, the latest line per instance.
+  std::map<std::string, std::string> out;
+  auto app = http_.Send("GET", absl::StrCat(options_.rm_url, "/ws/v1/cluster/apps/", app_id,
+                                            "?user.name=", options_.user));
+  if (!app.ok() || app->status != 200) return out;
+  const json report = json::parse(app->body, nullptr, false);
+  if (!report.is_object() || !report.contains("app") || !report["app"].is_object()) return out;
+  std::string am_container;
+  for (absl::string_view part :
+       absl::StrSplit(report["app"].value("amContainerLogs", ""), '/', absl::SkipEmpty())) {
+    if (absl::StartsWith(part, "container_")) am_container = std::string(part);
+  }
+  const std::string am_host =
+      std::vector<std::string>(absl::StrSplit(report["app"].value("amHostHttpAddress", ""), ':'))
+          .front();
+  if (am_container.empty() || am_host.empty()) return out;
+  auto log = http_.Send(
+      "GET", absl::StrCat(NodeManagerUrl(am_host), "/ws/v1/node/containerlogs/", am_container,
+                          "/serviceam.log?size=-65536&user.name=", options_.user));
+  if (!log.ok() || log->status != 200) return out;
+  static constexpr absl::string_view kFailed = "Readiness check failed for ";
+  static constexpr absl::string_view kSucceeded = "Readiness check succeeded for ";
+  for (absl::string_view line : absl::StrSplit(log->body, '\n')) {
+    if (size_t at = line.find(kFailed); at != absl::string_view::npos) {
+      absl::string_view rest = line.substr(at + kFailed.size());
+      const size_t colon = rest.find(": ");
+      if (colon == absl::string_view::npos) continue;
+      out[std::string(rest.substr(0, colon))] =
+          DescribeProbeFailure(std::string(rest.substr(colon + 2)));
+    } else if (size_t at = line.find(kSucceeded); at != absl::string_view::npos) {
+      absl::string_view rest = line.substr(at + kSucceeded.size());
+      out.erase(std::string(rest.substr(0, rest.find(':'))));
+    }
+  }
+  return out;
+}
+
+absl::Status YarnBackend::ObserveService(const std::string& id, const WorkloadSpec& spec,
+                                         const json& service, const std::string& service_state,
+                                         const std::map<std::string, json>& containers,
+                                         Observation& out) {
+  const std::string dir = Dir(id);
+  WorkloadStatus& status = out.status;
+  const auto now = std::chrono::system_clock::now();
+  auto records_of = [&](const std::string& name) {
+    return ReadRecords(absl::StrCat(dir, "/tasks/", name, ".containers.json"));
+  };
+
+  if (out.service_final) {
+    // A service ends only when stopped (or failed by YARN, or destroyed): every task takes
+    // that outcome, its logs archived while the NodeManagers still have them.
+    const bool stopped = local::FileExists(dir + "/stop.json") || service_state == "STOPPED";
+    const Phase phase = stopped ? Phase::kKilled : Phase::kFailed;
+    const std::string why = stopped ? "stopped on request"
+                            : service_state == "DESTROYED"
+                                ? "the YARN service was destroyed outside Submarine"
+                                : absl::StrCat("the YARN service ended ", service_state);
+    for (const TaskRef& ref : TasksOf(spec)) {
+      const std::string name = TaskName(ref);
+      const std::string task_file = absl::StrCat(dir, "/tasks/", name, ".json");
+      if (auto recorded = ReadJsonFile(task_file)) {
+        status.tasks.push_back(YarnTaskFromJson(*recorded));
+        continue;
+      }
+      TaskStatus t;
+      t.task = ref;
+      t.phase = phase;
+      t.message = why;
+      t.finish_time = now;
+      if (auto it = containers.find(name); it != containers.end()) {
+        t.host = it->second.value("bare_host", "");
+        SUBMARINE_RETURN_IF_ERROR(
+            RecordContainer(id, name, t.host, it->second.value("id", "")).status());
+      }
+      SUBMARINE_RETURN_IF_ERROR(ArchiveEnded(id, name, ""));
+      const auto records = records_of(name);
+      if (!records.empty()) t.attempt = records.back().attempt;
+      SUBMARINE_RETURN_IF_ERROR(WriteStateFile(task_file, YarnTaskJson(t).dump()));
+      status.tasks.push_back(t);
+    }
+    status.phase = phase;
+    status.message = why;
+    const json verdict = {{"phase", PhaseName(phase)}, {"message", why}};
+    SUBMARINE_RETURN_IF_ERROR(WriteStateFile(dir + "/verdict.json", verdict.dump()));
+    return WriteStateFile(dir + "/final.json", StatusJson(status).dump());
+  }
+
+  // Each role's port as the RM runs it (SUBMARINE_PORT of its component), else as configured.
+  std::map<std::string, std::string> ports;
+  for (const RoleSpec& role : spec.roles)
+    ports[role.name] = absl::StrCat(ServicePort(role, options_));
+  for (const json& c : service.value("components", json::array())) {
+    const json env = c.value("configuration", json::object()).value("env", json::object());
+    if (c.value("name", "").empty() || !env.is_object()) continue;
+    if (env.contains("SUBMARINE_PORT") && env["SUBMARINE_PORT"].is_string()) {
+      ports[c.value("name", "")] = env["SUBMARINE_PORT"].get<std::string>();
+    }
+  }
+  std::optional<std::map<std::string, std::string>> unready;  // read once, when needed
+  bool started = false;
+  for (const TaskRef& ref : TasksOf(spec)) {
+    const std::string name = TaskName(ref);
+    TaskStatus t;
+    t.task = ref;
+    auto it = containers.find(name);
+    const std::string state = it == containers.end() ? "" : it->second.value("state", "");
+    if (state.empty() || state == "INIT") {
+      // No container yet: a new instance, or one waiting for its next container.
+      const auto records = records_of(name);
+      if (records.empty()) {
+        t.phase = Phase::kPending;
+      } else {
+        started = true;
+        t.phase = Phase::kRunning;
+        t.attempt = records.back().attempt;
+        t.message = "restarting: waiting for a container";
+      }
+      status.tasks.push_back(t);
+      continue;
+    }
+    started = true;
+    const json& c = it->second;
+    const std::string container = c.value("id", "");
+    t.host = c.value("bare_host", c.value("hostname", ""));
+    if (c.contains("launch_time") && c["launch_time"].is_number()) {
+      t.start_time = std::chrono::system_clock::time_point(
+          std::chrono::milliseconds(c["launch_time"].get<int64_t>()));
+    }
+    t.phase = Phase::kRunning;
+    SUBMARINE_ASSIGN_OR_RETURN(const int attempt, RecordContainer(id, name, t.host, container));
+    const bool ended = state == "SUCCEEDED" || state == "FAILED" || state == "STOPPED";
+    SUBMARINE_RETURN_IF_ERROR(ArchiveEnded(id, name, ended && attempt > 0 ? "" : container));
+    if (attempt == 0) {
+      const auto records = records_of(name);
+      t.attempt = records.empty() ? 1 : records.back().attempt + 1;
+      t.message = "starting";
+    } else if (ended) {
+      t.attempt = attempt;
+      t.message = absl::StrCat("exited (container ", state, "); YARN starts it again");
+    } else {
+      t.attempt = attempt;
+      t.endpoint = absl::StrCat(c.value("ip", t.host), ":", ports[ref.role]);
+      t.ready = state == "READY";
+      if (!t.ready) {
+        if (!unready) unready = ReadinessFailures(service.value("id", ""));
+        auto why = unready->find(name);
+        t.message = why != unready->end() ? absl::StrCat("not ready: ", why->second)
+                                          : "not ready: its readiness check has not passed yet";
+      }
+    }
+    status.tasks.push_back(t);
+  }
+  status.phase = started || status.tasks.empty() ? Phase::kRunning : Phase::kPending;
+  if (status.tasks.empty()) status.message = "scaled to zero replicas";
+  return absl::OkStatus();
+}
+
+absl::Status YarnBackend::Scale(const std::string& id, const std::string& role_name, int replicas,
+                                std::chrono::milliseconds grace) {
+  (void)grace;  // YARN's flex has none: the NodeManager's delay before SIGKILL applies
+  if (replicas < 0 || replicas > kMaxReplicas) {
+    return InvalidField("replicas", absl::StrCat("must be 0 to ", kMaxReplicas));
+  }
+  if (!ValidId(id)) return NotFound("workload", QuoteInput(id));
+  std::lock_guard lock(WorkloadMutex(id));
+  const std::string dir = Dir(id);
+  SUBMARINE_ASSIGN_OR_RETURN(Observation seen, Observe(id));
+  if (seen.kind != WorkloadKind::kService) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("workload ", id, " is a batch workload: only service workloads scale"));
+  }
+  if (IsFinal(seen.status.phase) || local::FileExists(dir + "/stop.json")) {
+    return absl::FailedPreconditionError(absl::StrCat("workload ", id, " is stopped"));
+  }
+  auto stored = ReadJsonFile(dir + "/workload.json");
+  if (!stored) return NotFound("workload", id);
+  SUBMARINE_ASSIGN_OR_RETURN(WorkloadSpec spec, SpecFromJson(*stored));
+  auto role = std::find_if(spec.roles.begin(), spec.roles.end(),
+                           [&](const RoleSpec& r) { return r.name == role_name; });
+  if (role == spec.roles.end()) {
+    return NotFound("role", absl::StrCat(id, "/", QuoteInput(role_name)));
+  }
+  const int before = role->replicas;
+  // Asked again even when the count is already stored: a flex whose record failed is retried.
+  SUBMARINE_ASSIGN_OR_RETURN(
+      net::HttpAnswer answer,
+      http_.Send("PUT",
+                 absl::StrCat(options_.rm_url, "/app/v1/services/", id, "/components/", role_name,
+                              "?user.name=", options_.user),
+                 json{{"number_of_containers", replicas}}.dump()));
+  absl::Status flexed = YarnAnswerStatus(answer, absl::StrCat("flex ", id, "/", role_name));
+  if (!flexed.ok()) return absl::UnavailableError(flexed.message());
+  // An index scaled away and now back is a new instance: the records of the old one go.
+  for (int index = before; index < replicas; ++index) {
+    const std::string name = TaskName({role_name, index});
+    std::error_code ec;
+    fs::remove(absl::StrCat(dir, "/tasks/", name, ".containers.json"), ec);
+    fs::remove_all(absl::StrCat(dir, "/attempts/", name), ec);
+  }
+  role->replicas = replicas;
+  // The stored spec names its secrets only, as Submit stored it.
+  json updated = SpecToJson(spec);
+  return WriteStateFile(dir + "/workload.json", updated.dump());
+}
+
+absl::StatusOr<LogChunk> YarnBackend::ReadServiceLog(const std::string& id,
+                                                     const WorkloadSpec& spec, const TaskRef& task,
+                                                     int64_t offset, int64_t max_bytes) {
+  std::lock_guard lock(WorkloadMutex(id));
+  const std::string dir = Dir(id);
+  const std::string name = TaskName(task);
+  const std::vector<TaskRef> tasks = TasksOf(spec);
+  const bool current = std::find(tasks.begin(), tasks.end(), task) != tasks.end();
+  const bool final = local::FileExists(dir + "/final.json") || local::FileExists(dir + "/deleted");
+  if (current && !final && local::FileExists(dir + "/submitted")) {
+    // Records what runs now and archives what ended.
+    SUBMARINE_RETURN_IF_ERROR(Observe(id).status());
+  }
+  const auto records = ReadRecords(absl::StrCat(dir, "/tasks/", name, ".containers.json"));
+  if (!current && records.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("workload ", id, " has no task ", QuoteInput(task.role), "-", task.index));
+  }
+  std::string text;
+  bool all_archived = true;
+  for (const RecordedContainer& r : records) {
+    const std::string archive = absl::StrCat(dir, "/attempts/", name, "/", r.attempt, ".log");
+    if (auto archived = local::ReadSmallFile(archive); archived.ok()) {
+      text += *archived;
+      continue;
+    }
+    if (final) continue;  // the NodeManager had lost it
+    auto log = FetchLog(r.host, r.id);
+    if (!log.ok() && !absl::IsNotFound(log.status())) return log.status();
+    const std::string live = log.ok() ? *log : "";
+    text += live;
+    if (current) {
+      all_archived = false;
+      continue;
+    }
+    // A replica scaled away: its log is final once its container is.
+    SUBMARINE_ASSIGN_OR_RETURN(
+        net::HttpAnswer info,
+        http_.Send("GET", absl::StrCat(NodeManagerUrl(r.host), "/ws/v1/node/containers/", r.id,
+                                       "?user.name=", options_.user)));
+    json k = json::parse(info.body, nullptr, false);
+    if (info.status == 200 && k.is_object() &&
+        k.value("container", json::object()).value("state", "") == "DONE") {
+      SUBMARINE_RETURN_IF_ERROR(WriteStateFile(archive, live));
+    } else {
+      all_archived = false;
+    }
+  }
+  LogChunk chunk;
+  chunk.size = static_cast<int64_t>(text.size());
+  const int64_t start = std::clamp<int64_t>(offset, 0, chunk.size);
+  chunk.data = text.substr(start, std::max<int64_t>(0, max_bytes));
+  chunk.next_offset = start + static_cast<int64_t>(chunk.data.size());
+  chunk.complete = final || (!current && all_archived);
+  return chunk;
+}
+
 // ---- Stop and Delete ----
 
 absl::Status YarnBackend::Stop(const std::string& id, std::chrono::milliseconds grace) {
@@ -567,7 +1002,9 @@ absl::Status YarnBackend::Stop(const std::string& id, std::chrono::milliseconds 
                                        {"requested_us", local::NowMicros()}}
                                       .dump()));
   }
-  if (grace.count() <= 0) return StopService(id);
+  // A service's instances would be started again as their containers exit: the service is
+  // stopped at once (SIGTERM, SIGKILL after the NodeManager's delay).
+  if (grace.count() <= 0 || seen.kind == WorkloadKind::kService) return StopService(id);
   for (const auto& [task, container] : seen.running) {
     SUBMARINE_ASSIGN_OR_RETURN(
         net::HttpAnswer answer,
@@ -583,8 +1020,21 @@ absl::Status YarnBackend::Delete(const std::string& id, bool keep_logs) {
   if (!ValidId(id)) return absl::OkStatus();
   std::lock_guard lock(WorkloadMutex(id));
   const std::string dir = Dir(id);
-  if (keep_logs && !local::FileExists(dir + "/final.json") &&
+  auto stored = ReadJsonFile(dir + "/workload.json");
+  const bool serving = stored && stored->is_object() &&
+                       stored->value("kind", 0) == static_cast<int>(WorkloadKind::kService);
+  if (serving && keep_logs && !local::FileExists(dir + "/final.json") &&
       local::FileExists(dir + "/submitted") && !local::FileExists(dir + "/deleted")) {
+    // Every container recorded for an instance, current or scaled away.
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir + "/tasks", ec)) {
+      const std::string file = entry.path().filename().string();
+      constexpr absl::string_view kSuffix = ".containers.json";
+      if (!absl::EndsWith(file, kSuffix)) continue;
+      SUBMARINE_RETURN_IF_ERROR(ArchiveEnded(id, file.substr(0, file.size() - kSuffix.size()), ""));
+    }
+  } else if (keep_logs && !local::FileExists(dir + "/final.json") &&
+             local::FileExists(dir + "/submitted") && !local::FileExists(dir + "/deleted")) {
     // Archive what the NodeManagers still hold before the service goes.
     SUBMARINE_ASSIGN_OR_RETURN(net::HttpAnswer answer, http_.Send("GET", ServiceUrl(id)));
     absl::Status got = YarnAnswerStatus(answer, absl::StrCat("GET service ", id));
@@ -627,6 +1077,13 @@ absl::StatusOr<LogChunk> YarnBackend::ReadLog(const std::string& id, const TaskR
   auto stored = ReadJsonFile(dir + "/workload.json");
   if (!stored) return absl::NotFoundError(absl::StrCat("no workload ", id));
   SUBMARINE_ASSIGN_OR_RETURN(WorkloadSpec spec, SpecFromJson(*stored));
+  if (spec.kind == WorkloadKind::kService) {
+    if (!ValidName(task.role, 40) || task.index < 0) {
+      return absl::NotFoundError(
+          absl::StrCat("workload ", id, " has no task ", QuoteInput(task.role), "-", task.index));
+    }
+    return ReadServiceLog(id, spec, task, offset, max_bytes);
+  }
   const std::vector<TaskRef> tasks = TasksOf(spec);
   if (std::find(tasks.begin(), tasks.end(), task) == tasks.end()) {
     return absl::NotFoundError(

@@ -1,7 +1,8 @@
 #pragma once
 // The YARN compute backend: a workload is one YARN service (the YARN Services REST API,
 // POST /app/v1/services on the ResourceManager) named by the workload id, with one component per
-// role: number_of_containers = replicas, restart_policy NEVER, resource {cpus, memory in MB,
+// role: number_of_containers = replicas, restart_policy NEVER (ALWAYS for a service workload:
+// see below), resource {cpus, memory in MB,
 // yarn.io/gpu}, artifact DOCKER when the role has an image, the environment in the component's
 // configuration.env, the owner labels in the service's configuration.properties
 // (submarine.labels). Status comes from GET /app/v1/services/{id}: each component instance
@@ -59,6 +60,72 @@
 // keeps in the user's HDFS directory until Delete destroys the service; under logs_dir only its
 // keys are kept (workload.h's SpecToJson).
 //
+// Service workloads (kService) are YARN services too, each component with:
+//   - restart_policy ALWAYS: the AM gives an instance whose container exited, whatever its exit
+//     code, a new container (a new container id, the same instance name and environment); the
+//     service never ends by itself. The AM's failure limit per component
+//     (yarn.service.container-failure-per-component.threshold, 10 in 6 hours by default, after
+//     which it fails the service) is lifted to INT_MAX, so that a crash-looping replica keeps
+//     being restarted as on the other backends.
+//   - The port: RoleSpec::port, or Options::service_port when 0, in SUBMARINE_PORT — the same
+//     on every replica, because YARN's readiness check names one URL per component
+//     (http://${THIS_HOST}:<port><path>; ${THIS_HOST} is the container's IP), so a port per
+//     replica could not be probed. Replicas therefore get distinct addresses instead: a
+//     placement_policy ANTI_AFFINITY on NODE scope with the component's own tag puts each replica
+//     of a role on a node of its own, and the prelude sets SUBMARINE_HOST to the node (NM_HOST,
+//     which YARN gives every container), where the replica serves. TaskStatus::endpoint is the
+//     container's `ip`:port (the address YARN probes; the port as the RM runs the component, so
+//     a backend restarted with another service_port reports what runs), TaskStatus::host its
+//     bare_host. This assumes containers on the node's network (YARN's default, also for
+//     Docker: the docker.default-container-network is host) and a cluster that places by
+//     constraints (yarn.resourcemanager.placement-constraints.handler); a role cannot have more
+//     replicas than the cluster has nodes (the others wait for a node). Why not a port per
+//     replica: the readiness check could not follow it; why not 0.0.0.0: two replicas of a
+//     role on one node would collide.
+//   - readiness_check: type HTTP {url http://${THIS_HOST}:<port><path>, min.success 200,
+//     max.success 399 (2xx and 3xx, as our probes take)} for a probe with an http_path, type
+//     PORT {port} for one without; none = YARN's default check (ready once the container has
+//     an IP). The AM probes every yarn.service.readiness-check-interval.seconds, one interval per
+//     service: the shortest period of its roles, rounded up to whole seconds (at least 1).
+//     A container is RUNNING_BUT_UNREADY until its check passes, then READY (and back when a
+//     check fails): TaskStatus::ready is state READY. YARN reports why a check failed only in
+//     the AM's log (serviceam.log: "Readiness check failed for <instance>: ... Probe
+//     http://10.0.0.5:8080/ready error code: 404"), so for an instance not ready the backend
+//     finds the AM through the RM's application report (GET /ws/v1/cluster/apps/{app id}:
+//     amContainerLogs, amHostHttpAddress), reads the tail of that log from the AM's
+//     NodeManager and says, in its own words, "not ready: GET /ready: HTTP 404" (or the
+//     connection error) from the instance's latest failure. That read is best effort: when the
+//     log cannot be had, the message is "not ready: its readiness check has not passed yet".
+//   - Attempts: YARN starts every container of an instance with the same environment, so the
+//     prelude counts: it appends $CONTAINER_ID to a file for the instance in the application's
+//     local directory on the node (${LOCAL_DIRS%%,*}/submarine-attempts/<role>-<index>, shared by
+//     the application's containers on that node, removed with the application), exports its
+//     line count as SUBMARINE_TASK_ATTEMPT and copies the list into the container's log
+//     directory as `submarine-attempts`. The backend reads that file through the NodeManager
+//     (GET /ws/v1/node/containerlogs/{container}/submarine-attempts) once per new container:
+//     TaskStatus::attempt is the container's line, and every container listed before it is an
+//     earlier attempt of the instance, even one that came and went between two Gets. Should YARN
+//     re-launch an instance on another node, its count starts again at 1 there.
+//   - Logs: each ended container's stdout is archived from its NodeManager to
+//     <logs_dir>/<id>/attempts/<role>-<i>/<attempt>.log; ReadLog gives the archived attempts in
+//     order followed by the running container's log, read live.
+//   - Scale(role, n): PUT /app/v1/services/{id}/components/{role} {"number_of_containers": n}
+//     (0 allowed), then n is stored in workload.json; an RM error changes nothing (the stored
+//     count is written only after the RM accepted). The AM removes the instances with the
+//     highest ids (SIGTERM, SIGKILL after the NodeManager's sleep-delay-before-sigkill.ms: YARN's
+//     flex takes no grace, so `grace` is not used) and gives new ones the next ids, so indexes
+//     are those of the contract; an index scaled away and back is a new instance (its old
+//     records go). A replica scaled away stays readable through ReadLog (from the containers
+//     recorded for it), its log complete once its container is done.
+//   - Phases: RUNNING (also with zero replicas) until stopped; a task is PENDING until its
+//     instance has a container, then RUNNING — also between containers, not ready, with the
+//     reason. Stop stops the service at once (PUT state STOPPED; a SIGTERM through the RM would
+//     only have the AM start the instance again), so YARN's sleep-delay-before-sigkill is the
+//     grace; once the RM says STOPPED the workload and every task are KILLED. A service YARN
+//     failed or that was destroyed outside Submarine is FAILED.
+//   <logs_dir>/<id>/tasks/<role>-<i>.containers.json   a service instance's containers by attempt
+//   <logs_dir>/<id>/attempts/<role>-<i>/<n>.log         the log of its attempt n, once it ended
+//
 // OnChange keeps the Backend default (no notifications): YARN has no watch, so callers poll.
 //
 // Thread-safe: calls about one workload are serialised (they write its files); calls about
@@ -66,6 +133,7 @@
 
 #include <array>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -90,6 +158,8 @@ class YarnBackend : public Backend {
     std::string nodemanager_url = "http://{host}:8042";
     std::string default_image;         // for roles without an image; "" = run on the hosts
     int64_t default_memory_mb = 1024;  // for roles that ask for no memory (YARN needs one)
+    // The port service replicas serve when their role asks for none (RoleSpec::port 0).
+    int service_port = 8080;
     std::chrono::milliseconds timeout = std::chrono::seconds(30);  // per request
   };
 
@@ -103,6 +173,8 @@ class YarnBackend : public Backend {
   absl::Status Delete(const std::string& id, bool keep_logs) override;
   absl::StatusOr<LogChunk> ReadLog(const std::string& id, const TaskRef& task, int64_t offset,
                                    int64_t max_bytes) override;
+  absl::Status Scale(const std::string& id, const std::string& role, int replicas,
+                     std::chrono::milliseconds grace) override;
 
   // The body Submit POSTs for `spec` (validated): the request checked against a golden file.
   static absl::StatusOr<nlohmann::json> ServiceRequest(const WorkloadSpec& spec,
@@ -114,6 +186,23 @@ class YarnBackend : public Backend {
   std::string Dir(const std::string& id) const;
   std::string ServiceUrl(const std::string& id) const;
   absl::StatusOr<Observation> Observe(const std::string& id);
+  absl::Status ObserveService(const std::string& id, const WorkloadSpec& spec,
+                              const nlohmann::json& service, const std::string& service_state,
+                              const std::map<std::string, nlohmann::json>& containers,
+                              Observation& out);
+  // Records a service instance's container `container` on `host`: its attempt (0 while its
+  // prelude has not listed it yet) and every earlier container of the instance it lists.
+  absl::StatusOr<int> RecordContainer(const std::string& id, const std::string& name,
+                                      const std::string& host, const std::string& container);
+  // Archives the logs of the instance's recorded containers that ended (all but `running`).
+  absl::Status ArchiveEnded(const std::string& id, const std::string& name,
+                            const std::string& running);
+  // Why the AM says each of the service's instances is not ready (best effort: empty when its
+  // log cannot be read).
+  std::map<std::string, std::string> ReadinessFailures(const std::string& app_id);
+  absl::StatusOr<LogChunk> ReadServiceLog(const std::string& id, const WorkloadSpec& spec,
+                                          const TaskRef& task, int64_t offset, int64_t max_bytes);
+  std::string NodeManagerUrl(const std::string& host) const;
   absl::Status StopService(const std::string& id);
   absl::StatusOr<std::string> FetchLog(const std::string& host, const std::string& container);
 

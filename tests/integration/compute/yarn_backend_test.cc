@@ -8,6 +8,9 @@
 #include "common/compute/yarn_backend.h"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -30,6 +33,22 @@ using submarine::testing::FakeYarnRm;
 
 constexpr auto kYarnTimeout = std::chrono::seconds(30);
 
+// A port nothing listens on now, on any address: the fake's nodes (127.0.0.N) serve it.
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  socklen_t len = sizeof addr;
+  int port = 0;
+  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  if (fd >= 0) ::close(fd);
+  return port;
+}
+
 YarnBackend::Options YarnOptions(const FakeYarnRm& rm, const std::string& scratch_dir) {
   YarnBackend::Options options;
   options.rm_url = rm.url();
@@ -38,6 +57,7 @@ YarnBackend::Options YarnOptions(const FakeYarnRm& rm, const std::string& scratc
   options.logs_dir = scratch_dir + "/logs";
   options.registry_domain = "yarn.test";
   options.nodemanager_url = absl::StrCat("http://{host}:", rm.port());
+  options.service_port = FreePort();
   return options;
 }
 
@@ -65,6 +85,8 @@ ConformanceTarget YarnTarget() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Yarn, BackendConformanceTest, ::testing::Values(YarnTarget()),
+                         ConformanceTargetName);
+INSTANTIATE_TEST_SUITE_P(Yarn, ServiceConformance, ::testing::Values(YarnTarget()),
                          ConformanceTargetName);
 
 // ---- YARN-only behaviour ----
@@ -118,10 +140,28 @@ TEST(YarnServiceRequest, NamesYarnCannotHoldAreInvalidArguments) {
   auto s = YarnBackend::ServiceRequest(spec, options);
   EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(Contains(std::string(s.status().message()), "spec.id")) << s.status();
-  spec.id = "fine";
+}
+
+// A service: restart_policy ALWAYS, the readiness check on ${THIS_HOST}, one replica per node,
+// the port in SUBMARINE_PORT and the prelude that counts attempts.
+TEST(YarnServiceRequest, AServiceMatchesTheGoldenFile) {
+  WorkloadSpec spec;
+  spec.id = "notebook-0123456789abcdef";
   spec.kind = WorkloadKind::kService;
-  s = YarnBackend::ServiceRequest(spec, options);
-  EXPECT_TRUE(Contains(std::string(s.status().message()), "spec.kind")) << s.status();
+  spec.labels = {{"submarine.notebook", "projects/p/notebooks/n"}};
+  spec.secret_env = {{"TOKEN", "s3cret"}};
+  RoleSpec server{"server", 2, {"jupyter", "lab", "--port=$SUBMARINE_PORT"}, {}, {}, "", 0};
+  server.port = 8888;
+  server.readiness = ReadinessProbe{"/api/status", std::chrono::milliseconds(2500)};
+  RoleSpec sidecar{"sidecar", 1, {"/bin/sh", "-c", "exec proxy"}, {}, {}, "proxy:1", 0};
+  sidecar.readiness = ReadinessProbe{"", std::chrono::milliseconds(10000)};
+  spec.roles = {server, sidecar};
+  YarnBackend::Options options;
+  options.user = "alice";
+  options.service_port = 9000;
+  auto request = YarnBackend::ServiceRequest(spec, options);
+  ASSERT_TRUE(request.ok()) << request.status();
+  ExpectGolden(request->dump(2) + "\n", "yarn_serving_service.json");
 }
 
 TEST_F(YarnBackendTest, TheRmReceivesOneComponentPerRoleWithRestartPolicyNever) {
@@ -353,6 +393,116 @@ TEST_F(YarnForgetfulRmTest, InstancesThatEndedUnseenTakeTheServiceOutcome) {
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->phase, Phase::kFailed) << Describe(s);
   EXPECT_TRUE(Contains(s->message, "worker-0")) << Describe(s);
+}
+
+// ---- Service workloads: what the conformance suite does not see ----
+
+// A service of `replicas` replicas that serve nothing and are ready once started.
+WorkloadSpec SleepingService(const std::string& id, int replicas) {
+  WorkloadSpec spec;
+  spec.id = id;
+  spec.kind = WorkloadKind::kService;
+  RoleSpec role{
+      "worker", replicas, {"/bin/sh", "-c", "echo up $SUBMARINE_TASK_INDEX; exec sleep 600"},
+      {},       {},       "",
+      0};
+  spec.roles.push_back(role);
+  return spec;
+}
+
+bool AllRunningAndReady(const WorkloadStatus& w, size_t replicas) {
+  return w.phase == Phase::kRunning && w.tasks.size() == replicas &&
+         std::all_of(w.tasks.begin(), w.tasks.end(), [](const TaskStatus& t) {
+           return t.phase == Phase::kRunning && t.ready && t.attempt == 1;
+         });
+}
+
+TEST_F(YarnBackendTest, AnRmErrorDuringScaleChangesNothing) {
+  WorkloadSpec spec = SleepingService(NewId("svc-flex-error"), 1);
+  ASSERT_TRUE(Submit(spec).ok());
+  auto s = WaitFor(
+      spec.id, [](const WorkloadStatus& w) { return AllRunningAndReady(w, 1); }, kYarnTimeout);
+  ASSERT_TRUE(s.ok() && AllRunningAndReady(*s, 1)) << Describe(s);
+
+  rm_->FailRequests(500, 1000, "/components/");
+  EXPECT_EQ(backend_->Scale(spec.id, "worker", 3, std::chrono::seconds(1)).code(),
+            absl::StatusCode::kUnavailable);
+  rm_->FailRequests(500, 0);
+  s = backend_->Get(spec.id);
+  ASSERT_TRUE(s.ok() && s->tasks.size() == 1) << Describe(s);
+  // The RM runs one container still, and a restarted backend sees one replica too.
+  Restart();
+  s = backend_->Get(spec.id);
+  ASSERT_TRUE(s.ok() && AllRunningAndReady(*s, 1)) << Describe(s);
+
+  ASSERT_TRUE(backend_->Scale(spec.id, "worker", 2, std::chrono::seconds(1)).ok());
+  s = WaitFor(
+      spec.id, [](const WorkloadStatus& w) { return AllRunningAndReady(w, 2); }, kYarnTimeout);
+  ASSERT_TRUE(s.ok() && AllRunningAndReady(*s, 2)) << Describe(s);
+  // The replicas are on nodes of their own: distinct hosts, one port.
+  EXPECT_NE(s->tasks[0].host, s->tasks[1].host);
+  EXPECT_NE(s->tasks[0].endpoint, s->tasks[1].endpoint);
+}
+
+TEST_F(YarnBackendTest, ARestartedBackendAdoptsARunningService) {
+  WorkloadSpec spec = SleepingService(NewId("svc-adopt"), 2);
+  spec.labels = {{"submarine.notebook", "projects/p/notebooks/n"}};
+  ASSERT_TRUE(Submit(spec).ok());
+  auto s = WaitFor(
+      spec.id, [](const WorkloadStatus& w) { return AllRunningAndReady(w, 2); }, kYarnTimeout);
+  ASSERT_TRUE(s.ok() && AllRunningAndReady(*s, 2)) << Describe(s);
+  const std::vector<TaskStatus> before = s->tasks;
+
+  Restart();  // the service restarts; the cluster keeps running
+  auto listed = backend_->List();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].labels, spec.labels);
+  ASSERT_TRUE(AllRunningAndReady((*listed)[0], 2)) << Describe((*listed)[0]);
+  for (size_t i = 0; i < 2; ++i) EXPECT_EQ((*listed)[0].tasks[i].endpoint, before[i].endpoint);
+  // The adopted service scales, and its replica scaled away keeps its log.
+  ASSERT_TRUE(backend_->Scale(spec.id, "worker", 1, std::chrono::seconds(1)).ok());
+  s = backend_->Get(spec.id);
+  ASSERT_TRUE(s.ok() && s->tasks.size() == 1) << Describe(s);
+  std::string log;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto chunk = backend_->ReadLog(spec.id, TaskRef{"worker", 1}, 0, 100);
+        log = chunk.ok() ? chunk->data : chunk.status().ToString();
+        return chunk.ok() && chunk->complete;
+      },
+      kYarnTimeout))
+      << log;
+  EXPECT_EQ(log, "up 1\n");
+  ASSERT_TRUE(backend_->Stop(spec.id, std::chrono::seconds(1)).ok());
+  s = WaitForFinal(spec.id, kYarnTimeout);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->phase, Phase::kKilled) << Describe(s);
+  auto kept = ReadWholeLog(spec.id, kWorker0);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(*kept, "up 0\n");
+}
+
+TEST_F(YarnBackendTest, AReplicaNotReadySaysWhatTheAmLoggedAboutItsCheck) {
+  // Nothing listens on the port: the AM's HTTP check is refused, and says so.
+  WorkloadSpec spec = SleepingService(NewId("svc-refused"), 1);
+  spec.roles[0].readiness = ReadinessProbe{"/healthz", std::chrono::milliseconds(100)};
+  ASSERT_TRUE(Submit(spec).ok());
+  auto s = WaitFor(
+      spec.id,
+      [](const WorkloadStatus& w) {
+        return w.tasks.size() == 1 && Contains(w.tasks[0].message, "GET /healthz");
+      },
+      kYarnTimeout);
+  ASSERT_TRUE(s.ok() && s->tasks.size() == 1) << Describe(s);
+  EXPECT_EQ(s->tasks[0].phase, Phase::kRunning);
+  EXPECT_FALSE(s->tasks[0].ready);
+  EXPECT_TRUE(Contains(s->tasks[0].message, "not ready: GET /healthz: java.net.ConnectException"))
+      << Describe(s);
+  ASSERT_EQ(rm_->created().size(), 1u);
+  const json component = rm_->created()[0]["components"][0];
+  EXPECT_EQ(component["restart_policy"], "ALWAYS");
+  EXPECT_EQ(component["readiness_check"]["type"], "HTTP");
 }
 
 }  // namespace
