@@ -886,10 +886,12 @@ absl::Status YarnBackend::ObserveService(const std::string& id, const WorkloadSp
 
 absl::Status YarnBackend::Scale(const std::string& id, const std::string& role_name, int replicas,
                                 std::chrono::milliseconds grace) {
-  (void)grace;  // YARN's flex has none: the NodeManager's delay before SIGKILL applies
   if (replicas < 0 || replicas > kMaxReplicas) {
     return InvalidField("replicas", absl::StrCat("must be 0 to ", kMaxReplicas));
   }
+  // YARN's flex takes no grace (the NodeManager's delay before SIGKILL applies), but a
+  // negative one is still a bad request.
+  if (grace.count() < 0) return InvalidField("grace", "must not be negative");
   if (!ValidId(id)) return NotFound("workload", QuoteInput(id));
   std::lock_guard lock(WorkloadMutex(id));
   const std::string dir = Dir(id);

@@ -452,6 +452,14 @@ TEST_F(YarnBackendTest, ARestartedBackendAdoptsARunningService) {
       spec.id, [](const WorkloadStatus& w) { return AllRunningAndReady(w, 2); }, kYarnTimeout);
   ASSERT_TRUE(s.ok() && AllRunningAndReady(*s, 2)) << Describe(s);
   const std::vector<TaskStatus> before = s->tasks;
+  for (int index : {0, 1}) {
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          auto chunk = backend_->ReadLog(spec.id, TaskRef{"worker", index}, 0, 100);
+          return chunk.ok() && chunk->data == absl::StrCat("up ", index, "\n");
+        },
+        kYarnTimeout));
+  }
 
   Restart();  // the service restarts; the cluster keeps running
   auto listed = backend_->List();
