@@ -743,9 +743,27 @@ std::map<std::string, std::string> YarnBackend::ReadinessFailures(const std::str
       std::vector<std::string>(absl::StrSplit(report["app"].value("amHostHttpAddress", ""), ':'))
           .front();
   if (am_container.empty() || am_host.empty()) return out;
+  // The AM logs through log4j to serviceam.log where its log4j configuration says so, else to
+  // its stderr (serviceam-err.txt): the first of these its NodeManager lists.
+  auto info = http_.Send("GET", absl::StrCat(NodeManagerUrl(am_host), "/ws/v1/node/containers/",
+                                             am_container, "?user.name=", options_.user));
+  if (!info.ok() || info->status != 200) return out;
+  const json listed = json::parse(info->body, nullptr, false);
+  if (!listed.is_object() || !listed.contains("container") || !listed["container"].is_object()) {
+    return out;
+  }
+  const json files = listed["container"].value("containerLogFiles", json::array());
+  std::string am_log;
+  for (const char* name : {"serviceam.log", "serviceam-err.txt", "serviceam-out.txt"}) {
+    if (am_log.empty() && files.is_array() &&
+        std::find(files.begin(), files.end(), json(name)) != files.end()) {
+      am_log = name;
+    }
+  }
+  if (am_log.empty()) return out;
   auto log = http_.Send(
-      "GET", absl::StrCat(NodeManagerUrl(am_host), "/ws/v1/node/containerlogs/", am_container,
-                          "/serviceam.log?size=-65536&user.name=", options_.user));
+      "GET", absl::StrCat(NodeManagerUrl(am_host), "/ws/v1/node/containerlogs/", am_container, "/",
+                          am_log, "?size=-65536&user.name=", options_.user));
   if (!log.ok() || log->status != 200) return out;
   static constexpr absl::string_view kFailed = "Readiness check failed for ";
   static constexpr absl::string_view kSucceeded = "Readiness check succeeded for ";

@@ -93,9 +93,11 @@
 //     http://10.0.0.5:8080/ready error code: 404"), so for an instance not ready the backend
 //     finds the AM through the RM's application report (GET /ws/v1/cluster/apps/{app id}:
 //     amContainerLogs, amHostHttpAddress), reads the tail of that log from the AM's
-//     NodeManager and says, in its own words, "not ready: GET /ready: HTTP 404" (or the
-//     connection error) from the instance's latest failure. That read is best effort: when the
-//     log cannot be had, the message is "not ready: its readiness check has not passed yet".
+//     NodeManager (serviceam.log, or its stderr serviceam-err.txt where log4j writes no file:
+//     the first the NodeManager lists for the AM's container) and says, in its own words, "not
+//     ready: GET /ready: HTTP 404" (or the connection error) from the instance's latest failure.
+//     That read is best effort: when the log cannot be had, the message is "not ready: its
+//     readiness check has not passed yet".
 //   - Attempts: YARN starts every container of an instance with the same environment, so the
 //     prelude counts: it appends $CONTAINER_ID to a file for the instance in the application's
 //     local directory on the node (${LOCAL_DIRS%%,*}/submarine-attempts/<role>-<index>, shared by

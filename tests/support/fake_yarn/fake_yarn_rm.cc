@@ -718,7 +718,17 @@ void FakeYarnRm::State::HandleNodeManager(const std::vector<std::string>& parts,
             {"diagnostics", instance->diagnostics},
             {"user", instance->user},
             {"nodeId", absl::StrCat(instance->host, ":", port)},
-            {"containerLogFiles", {"stderr", "stdout"}}};
+            {"containerLogFiles", json::array()}};
+  }
+  {
+    // The files of its log directory, as the NodeManager lists them.
+    std::set<std::string> files;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(instance->log_dir, ec)) {
+      const std::string file = entry.path().filename().string();
+      if (!file.empty() && file[0] != '.') files.insert(file);
+    }
+    for (const std::string& file : files) info["containerLogFiles"].push_back(file);
   }
   if (parts.size() == 5 && parts[3] == "containers") {
     RespondJson(out, 200, {{"container", info}});
