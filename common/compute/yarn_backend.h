@@ -107,7 +107,9 @@
 //     (GET /ws/v1/node/containerlogs/{container}/submarine-attempts) once per new container:
 //     TaskStatus::attempt is the container's line, and every container listed before it is an
 //     earlier attempt of the instance, even one that came and went between two Gets. Should YARN
-//     re-launch an instance on another node, its count starts again at 1 there.
+//     re-launch an instance on another node, its count starts again at 1 there; should an index
+//     scaled away and back land on a node where its earlier instance ran, the count (and
+//     ReadLog) go on from that instance's containers (the fake gives a new instance a new node).
 //   - Logs: each ended container's stdout is archived from its NodeManager to
 //     <logs_dir>/<id>/attempts/<role>-<i>/<attempt>.log; ReadLog gives the archived attempts in
 //     order followed by the running container's log, read live.
