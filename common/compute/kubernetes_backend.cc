@@ -38,6 +38,18 @@ constexpr char kKueueGroupVersion[] = "kueue.x-k8s.io/v1beta2";
 constexpr char kIndexAnnotation[] = "batch.kubernetes.io/job-completion-index";
 constexpr char kIndexFailuresAnnotation[] = "batch.kubernetes.io/job-index-failure-count";
 constexpr char kSpecKey[] = "workload.json";
+// kService: the replicas per role after the last Scale ({"worker": 3}; absent: the spec's), and
+// "true" once a replica ran (the workload is RUNNING from then on, whatever its replicas do).
+constexpr char kReplicasAnnotation[] = "submarine.apache.org/replicas";
+constexpr char kStartedAnnotation[] = "submarine.apache.org/started";
+// kService: why the workload fails once its replicas are gone (a StatefulSet deleted by others).
+constexpr char kFailureAnnotation[] = "submarine.apache.org/failure";
+constexpr char kPodIndexLabel[] = "apps.kubernetes.io/pod-index";
+constexpr char kServicePortName[] = "serve";
+constexpr int kDefaultServicePort = 8080;
+// Where a service replica's prelude counts its container's starts: an emptyDir, which outlives
+// the container's restarts but not the pod.
+constexpr char kRunDir[] = "/var/run/submarine";
 constexpr char kContainer[] = "task";
 constexpr int kTensorflowPort = 2222;
 constexpr int kPytorchPort = 23456;
@@ -141,6 +153,26 @@ std::string Prelude(Framework framework) {
   return s;
 }
 
+// The prelude of a service replica: its index is its StatefulSet pod's ordinal (the end of its
+// host name) and its attempt counts its container's starts in the pod (the kubelet restarts it
+// in place with the same environment), kept in an emptyDir (or, where that cannot be written, a
+// temporary directory) by the pod's uid.
+std::string ServicePrelude() {
+  return absl::StrCat(
+      "export SUBMARINE_TASK_INDEX=\"${HOSTNAME##*-}\"\n"
+      "d=",
+      kRunDir,
+      "; { mkdir -p \"$d\" && [ -w \"$d\" ]; } 2>/dev/null || d=\"${TMPDIR:-/tmp}\"\n"
+      "f=\"$d/attempt-$SUBMARINE_POD_UID\"\n"
+      "a=$(( $(cat \"$f\" 2>/dev/null || echo 0) + 1 ))\n"
+      "echo \"$a\" > \"$f\"\n"
+      "export SUBMARINE_TASK_ATTEMPT=\"$a\"\n"
+      "unset SUBMARINE_POD_UID d f a\n"
+      "exec \"$@\"\n");
+}
+
+int ServicePort(const RoleSpec& role) { return role.port > 0 ? role.port : kDefaultServicePort; }
+
 json ResourcesJson(const Resources& r) {
   json list = json::object();
   if (r.cpu_millis > 0) list["cpu"] = absl::StrCat(r.cpu_millis, "m");
@@ -155,9 +187,6 @@ json ResourcesJson(const Resources& r) {
 
 absl::Status ValidateForKubernetes(const WorkloadSpec& spec, const std::string& default_image) {
   SUBMARINE_RETURN_IF_ERROR(ValidateWorkloadSpec(spec));
-  if (spec.kind != WorkloadKind::kBatch) {
-    return InvalidField("spec.kind", "the kubernetes backend runs batch workloads only");
-  }
   if (!absl::ascii_isalpha(spec.id[0])) {
     return InvalidField("spec.id", "must start with a letter on Kubernetes (a Service name)");
   }
@@ -171,6 +200,12 @@ absl::Status ValidateForKubernetes(const WorkloadSpec& spec, const std::string& 
       return InvalidField(field + ".name",
                           absl::StrCat("\"", spec.id, "-", role.name,
                                        "-N\" is longer than a Kubernetes name (63 characters)"));
+    }
+    // A StatefulSet's controller-revision-hash label, <name>-<10 characters>, is a label value.
+    if (spec.kind == WorkloadKind::kService && JobName(spec.id, role.name).size() > 52) {
+      return InvalidField(field + ".name",
+                          absl::StrCat("\"", spec.id, "-", role.name,
+                                       "\" is longer than a StatefulSet name (52 characters)"));
     }
     if (role.image.empty() && default_image.empty()) {
       return InvalidField(field + ".image", "is required on Kubernetes (no default image is set)");
@@ -197,6 +232,77 @@ json SecretRefs(const WorkloadSpec& spec) {
         {{"name", key}, {"valueFrom", {{"secretKeyRef", {{"name", spec.id}, {"key", key}}}}}});
   }
   return refs;
+}
+
+// A service workload's role: a StatefulSet <id>-<role> of restart-always replicas (pods
+// <id>-<role>-<ordinal>, reachable as such under the headless Service <id>), started in parallel.
+json StatefulSetManifest(const WorkloadSpec& spec, const RoleSpec& role,
+                         const std::string& namespace_, const std::string& default_image,
+                         const std::string& kueue_queue) {
+  const int port = ServicePort(role);
+  std::map<std::string, std::string> env = spec.env;
+  for (const auto& [k, v] : role.env) env[k] = v;
+  env["SUBMARINE_WORKLOAD_ID"] = spec.id;
+  env["SUBMARINE_TASK_ROLE"] = role.name;
+  env["SUBMARINE_PORT"] = absl::StrCat(port);
+  for (const char* set_by_the_prelude :
+       {"SUBMARINE_TASK_INDEX", "SUBMARINE_TASK_ATTEMPT", "SUBMARINE_HOST", "SUBMARINE_POD_UID"}) {
+    env.erase(set_by_the_prelude);
+  }
+  json env_list = json::array();
+  for (const json& ref : SecretRefs(spec)) {
+    if (!env.count(ref["name"].get<std::string>())) env_list.push_back(ref);
+  }
+  for (const auto& [k, v] : env) env_list.push_back({{"name", k}, {"value", v}});
+  env_list.push_back(
+      {{"name", "SUBMARINE_HOST"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "status.podIP"}}}}}});
+  env_list.push_back({{"name", "SUBMARINE_POD_UID"},
+                      {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.uid"}}}}}});
+  json command = {"/bin/sh", "-c", ServicePrelude(), "submarine-task"};
+  for (const std::string& arg : role.command) command.push_back(arg);
+  json container = {
+      {"name", kContainer},
+      {"image", role.image.empty() ? default_image : role.image},
+      {"command", command},
+      {"env", env_list},
+      {"ports", json::array({{{"name", kServicePortName}, {"containerPort", port}}})},
+      {"resources", ResourcesJson(role.resources)},
+      {"volumeMounts", json::array({{{"name", "submarine-run"}, {"mountPath", kRunDir}}})}};
+  if (role.readiness) {
+    const int64_t ms = role.readiness->period.count();
+    json probe = {{"periodSeconds", std::max<int64_t>(1, (ms + 999) / 1000)},
+                  {"failureThreshold", 1}};
+    if (role.readiness->http_path.empty()) {
+      probe["tcpSocket"] = {{"port", port}};
+    } else {
+      probe["httpGet"] = {{"path", role.readiness->http_path}, {"port", port}};
+    }
+    container["readinessProbe"] = probe;
+  }
+  if (!spec.working_dir.empty()) container["workingDir"] = spec.working_dir;
+  const json pod_labels = {
+      {kManagedByLabel, kManagedBy}, {kWorkloadLabel, spec.id}, {kRoleLabel, role.name}};
+  json set_labels = pod_labels;
+  if (!kueue_queue.empty()) set_labels[kKueueQueueLabel] = kueue_queue;
+  return {
+      {"apiVersion", "apps/v1"},
+      {"kind", "StatefulSet"},
+      {"metadata",
+       {{"name", JobName(spec.id, role.name)}, {"namespace", namespace_}, {"labels", set_labels}}},
+      {"spec",
+       {{"replicas", role.replicas},
+        {"serviceName", spec.id},
+        {"podManagementPolicy", "Parallel"},
+        {"selector", {{"matchLabels", {{kWorkloadLabel, spec.id}, {kRoleLabel, role.name}}}}},
+        {"template",
+         {{"metadata", {{"labels", pod_labels}}},
+          {"spec",
+           {{"restartPolicy", "Always"},
+            {"enableServiceLinks", false},
+            {"terminationGracePeriodSeconds", 30},
+            {"containers", json::array({container})},
+            {"volumes",
+             json::array({{{"name", "submarine-run"}, {"emptyDir", json::object()}}})}}}}}}}};
 }
 
 // Writes a log or spec file (task_files.h: temp file, fsync, rename), making its directory.
@@ -231,7 +337,7 @@ absl::StatusOr<std::vector<json>> KubernetesBackend::Manifests(const WorkloadSpe
                  {"kind", "ConfigMap"},
                  {"metadata", {{"name", spec.id}, {"namespace", namespace_}, {"labels", labels}}},
                  {"data", {{kSpecKey, SpecToJson(spec).dump()}}}});
-  if (trainer != nullptr && trainjob::Fits(spec).ok()) {
+  if (spec.kind == WorkloadKind::kBatch && trainer != nullptr && trainjob::Fits(spec).ok()) {
     out[0]["metadata"]["annotations"] = {{kApiAnnotation, kTrainJobApi}};
     std::map<std::string, std::string> trainjob_labels = {{kManagedByLabel, kManagedBy},
                                                           {kWorkloadLabel, spec.id}};
@@ -248,6 +354,13 @@ absl::StatusOr<std::vector<json>> KubernetesBackend::Manifests(const WorkloadSpe
                   {{"clusterIP", "None"},
                    {"selector", {{kWorkloadLabel, spec.id}}},
                    {"publishNotReadyAddresses", true}}}});
+
+  if (spec.kind == WorkloadKind::kService) {
+    for (const RoleSpec& role : spec.roles) {
+      out.push_back(StatefulSetManifest(spec, role, namespace_, default_image, kueue_queue));
+    }
+    return out;
+  }
 
   // Rendezvous on the pods' stable DNS names: <id>-<role>-<index>.<id>.
   const std::vector<TaskRef> ranked = RankOrder(spec);
@@ -345,6 +458,7 @@ struct KubernetesBackend::Objects {
   bool on_trainer = false;           // runs as a TrainJob (else as Jobs)
   std::optional<json> trainjob;      // when on_trainer; absent = not found
   std::map<std::string, json> jobs;  // by role; absent = not found
+  std::map<std::string, json> sets;  // kService: StatefulSets by role; absent = not found
   std::vector<json> pods;
 };
 
@@ -355,6 +469,7 @@ KubernetesBackend::~KubernetesBackend() {
   if (anchors_) anchors_->Stop();
   if (jobs_) jobs_->Stop();
   if (pods_) pods_->Stop();
+  if (sets_) sets_->Stop();
   if (trainjobs_) trainjobs_->Stop();
   if (trainer_pods_) trainer_pods_->Stop();
   if (kueue_) kueue_->Stop();
@@ -382,6 +497,7 @@ absl::StatusOr<std::unique_ptr<KubernetesBackend>> KubernetesBackend::Create(Opt
 std::string KubernetesBackend::Path(const std::string& plural, const std::string& name) const {
   std::string group = "/api/v1";
   if (plural == "jobs") group = "/apis/batch/v1";
+  if (plural == "statefulsets") group = "/apis/apps/v1";
   if (plural == trainjob::kPlural) group = absl::StrCat("/apis/", trainjob::kGroupVersion);
   if (plural == "workloads") group = absl::StrCat("/apis/", kKueueGroupVersion);
   std::string path = absl::StrCat(group, "/namespaces/", options_.namespace_, "/", plural);
@@ -427,7 +543,9 @@ absl::Status KubernetesBackend::Start() {
   anchors_ = make("configmaps", "", selector);
   jobs_ = make("jobs", kWorkloadLabel, selector);
   pods_ = make("pods", kWorkloadLabel, selector);
-  for (kube::Informer* i : {anchors_.get(), jobs_.get(), pods_.get(), trainjobs_.get(),
+  SUBMARINE_ASSIGN_OR_RETURN(bool serves_sets, client_->Serves("apps/v1", "statefulsets"));
+  if (serves_sets) sets_ = make("statefulsets", kWorkloadLabel, selector);
+  for (kube::Informer* i : {anchors_.get(), jobs_.get(), pods_.get(), sets_.get(), trainjobs_.get(),
                             trainer_pods_.get(), kueue_.get()}) {
     if (i != nullptr && !i->WaitForSync(options_.sync_timeout)) {
       return Unavailable(absl::StrCat("cannot list the Submarine objects of namespace ",
@@ -505,12 +623,18 @@ absl::Status KubernetesBackend::CreateMissing(const WorkloadSpec& spec, const js
     json& m = manifests[i];
     m["metadata"]["ownerReferences"] = json::array({owner});
     const std::string kind = m["kind"];
-    const std::string plural = kind == "Job"        ? "jobs"
-                               : kind == "TrainJob" ? trainjob::kPlural
-                                                    : "services";
+    const std::string plural = kind == "Job"           ? "jobs"
+                               : kind == "TrainJob"    ? trainjob::kPlural
+                               : kind == "StatefulSet" ? "statefulsets"
+                                                       : "services";
+    if (kind == "StatefulSet" && !sets_) {
+      return Unavailable(absl::StrCat("cannot run service workload ", spec.id, ": ",
+                                      options_.cluster.server, " does not serve apps/v1"));
+    }
     auto made = client_->Create(Path(plural), m);
     if (!made.ok() && !absl::IsAlreadyExists(made.status())) return made.status();
     if (made.ok() && kind == "Job") jobs_->Apply(*made);
+    if (made.ok() && kind == "StatefulSet") sets_->Apply(*made);
     if (made.ok() && kind == "TrainJob") trainjobs_->Apply(*made);
   }
   auto marked =
@@ -552,6 +676,15 @@ absl::StatusOr<KubernetesBackend::Objects> KubernetesBackend::Find(const std::st
     }
     o.trainjob = trainjobs_->Get(id);
     o.pods = trainer_pods_->ByIndex(id);
+  } else if (o.spec.kind == WorkloadKind::kService) {
+    if (!sets_) {
+      return Unavailable(absl::StrCat(
+          "workload ", id, " runs as StatefulSets, and the cluster does not serve them"));
+    }
+    for (const RoleSpec& role : o.spec.roles) {
+      if (auto set = sets_->Get(JobName(id, role.name))) o.sets[role.name] = std::move(*set);
+    }
+    o.pods = pods_->ByIndex(id);
   } else {
     for (const RoleSpec& role : o.spec.roles) {
       if (auto job = jobs_->Get(JobName(id, role.name))) o.jobs[role.name] = std::move(*job);
@@ -590,6 +723,15 @@ std::pair<std::string, json> ContainerState(const json& pod) {
   return {"", json::object()};
 }
 
+// How often the kubelet restarted the task's container in its pod.
+int RestartCount(const json& pod) {
+  for (const json& c :
+       pod.value("status", json::object()).value("containerStatuses", json::array())) {
+    if (c.value("name", "") == ContainerOf(pod)) return c.value("restartCount", 0);
+  }
+  return 0;
+}
+
 bool Ended(const json& pod) {
   const std::string phase = pod.value("status", json::object()).value("phase", "");
   return phase == "Succeeded" || phase == "Failed" || ContainerState(pod).first == "terminated";
@@ -598,6 +740,11 @@ bool Ended(const json& pod) {
 int IndexOf(const json& pod) {
   std::string v = Annotation(pod, kIndexAnnotation);
   if (v.empty()) v = Label(pod, kIndexAnnotation);
+  if (v.empty()) v = Label(pod, kPodIndexLabel);  // a StatefulSet's pod (Kubernetes 1.28+)
+  if (v.empty()) {                                // ... or its name, <set>-<ordinal>
+    const std::string name = Meta(pod).value("name", "");
+    v = name.substr(name.rfind('-') + 1);
+  }
   int index = -1;
   return absl::SimpleAtoi(v, &index) ? index : -1;
 }
@@ -630,6 +777,7 @@ absl::StatusOr<WorkloadStatus> KubernetesBackend::Observe(const std::string& id,
     SUBMARINE_RETURN_IF_ERROR(CreateMissing(o.spec, o.anchor));
     SUBMARINE_ASSIGN_OR_RETURN(o, Find(id));
   }
+  if (o.spec.kind == WorkloadKind::kService) return ObserveService(id, std::move(o), stopping);
 
   std::string missing_job;  // "Job x" or "TrainJob x", deleted behind our back
   if (o.on_trainer && !o.trainjob && !stopping) {
@@ -867,6 +1015,315 @@ absl::StatusOr<WorkloadStatus> KubernetesBackend::Observe(const std::string& id,
   return out;
 }
 
+// ---- Service workloads ----
+
+namespace {
+
+// The replicas each role of a service workload runs: the anchor's record of the last Scale,
+// else the spec's.
+std::map<std::string, int> DesiredReplicas(const WorkloadSpec& spec, const json& anchor) {
+  std::map<std::string, int> out;
+  for (const RoleSpec& role : spec.roles) out[role.name] = role.replicas;
+  const json scaled =
+      json::parse(Annotation(anchor, kReplicasAnnotation), nullptr, /*allow_exceptions=*/false);
+  if (!scaled.is_object()) return out;
+  for (auto& [role, n] : out) {
+    auto it = scaled.find(role);
+    if (it != scaled.end() && it->is_number_integer()) n = it->get<int>();
+  }
+  return out;
+}
+
+std::string StringAt(const json& o, const char* key) {
+  auto it = o.find(key);
+  return it != o.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+bool ContainerReady(const json& pod) {
+  for (const json& c :
+       pod.value("status", json::object()).value("containerStatuses", json::array())) {
+    if (c.value("name", "") == ContainerOf(pod)) return c.value("ready", false);
+  }
+  return false;
+}
+
+// The container's last ended run, while it waits to be started again.
+json LastTerminated(const json& pod) {
+  for (const json& c :
+       pod.value("status", json::object()).value("containerStatuses", json::array())) {
+    if (c.value("name", "") != ContainerOf(pod)) continue;
+    return c.value("lastState", json::object()).value("terminated", json::object());
+  }
+  return json::object();
+}
+
+// A container's end in words: "exit code 1", "signal 9".
+std::string EndOf(const json& terminated) {
+  if (terminated.contains("signal") && terminated["signal"].is_number()) {
+    return absl::StrCat("signal ", terminated["signal"].get<int>());
+  }
+  if (terminated.contains("exitCode") && terminated["exitCode"].is_number()) {
+    return absl::StrCat("exit code ", terminated["exitCode"].get<int>());
+  }
+  return "its container ended";
+}
+
+}  // namespace
+
+std::string KubernetesBackend::NotReadyReason(const json& pod, const std::string& http_path) {
+  constexpr char kWaiting[] = "not ready: waiting for its readiness probe to pass";
+  const std::string uid = Meta(pod).value("uid", "");
+  auto events = client_->Get(absl::StrCat(Path("events"), "?fieldSelector=involvedObject.uid%3D",
+                                          uid, "%2Creason%3DUnhealthy"));
+  if (!events.ok()) return kWaiting;
+  std::string latest, latest_time;
+  for (const json& e : events->value("items", json::array())) {
+    std::string when = StringAt(e, "lastTimestamp");
+    if (when.empty()) when = StringAt(e, "eventTime");
+    const std::string message = StringAt(e, "message");
+    if (!absl::StartsWith(message, "Readiness probe") || when < latest_time) continue;
+    latest_time = when;
+    latest = message;
+  }
+  if (latest.empty()) return kWaiting;
+  // The kubelet's words, e.g. "Readiness probe failed: HTTP probe failed with statuscode: 404".
+  std::string why = latest;
+  for (const char* prefix : {"Readiness probe failed: ", "Readiness probe errored: "}) {
+    if (absl::StartsWith(why, prefix)) why = why.substr(strlen(prefix));
+  }
+  constexpr char kHttpStatus[] = "HTTP probe failed with statuscode: ";
+  if (absl::StartsWith(why, kHttpStatus)) {
+    why = absl::StrCat("GET ", http_path, ": HTTP ", why.substr(strlen(kHttpStatus)));
+  }
+  return absl::StrCat("not ready: ", why);
+}
+
+absl::StatusOr<WorkloadStatus> KubernetesBackend::ObserveService(const std::string& id, Objects o,
+                                                                 bool stopping) {
+  WorkloadStatus out;
+  out.id = id;
+  out.labels = o.spec.labels;
+  const std::map<std::string, int> desired = DesiredReplicas(o.spec, o.anchor);
+  std::string failure = Annotation(o.anchor, kFailureAnnotation);
+  if (!stopping) {
+    for (const RoleSpec& role : o.spec.roles) {
+      const std::string name = JobName(id, role.name);
+      if (!o.sets.count(role.name)) {
+        auto got = client_->Get(Path("statefulsets", name));
+        if (absl::IsNotFound(got.status())) {
+          failure =
+              absl::StrCat("its Kubernetes StatefulSet ", name, " was deleted outside Submarine");
+          continue;
+        }
+        if (!got.ok()) return got.status();
+        sets_->Apply(*got);
+        o.sets[role.name] = std::move(*got);
+      }
+      // A Scale that stopped between the anchor and the StatefulSet: finish it.
+      const int want = desired.at(role.name);
+      if (o.sets[role.name].value("spec", json::object()).value("replicas", 1) != want) {
+        auto scaled =
+            client_->MergePatch(Path("statefulsets", name), {{"spec", {{"replicas", want}}}});
+        if (!scaled.ok() && !absl::IsNotFound(scaled.status())) return scaled.status();
+        if (scaled.ok()) sets_->Apply(*scaled);
+      }
+    }
+    if (!failure.empty()) {
+      // Stop the rest, remembering why: the workload fails once they are gone.
+      SUBMARINE_ASSIGN_OR_RETURN(
+          json marked,
+          client_->MergePatch(
+              Path("configmaps", id),
+              {{"metadata",
+                {{"annotations",
+                  {{kFailureAnnotation, failure},
+                   {kStopAnnotation,
+                    absl::StrCat(std::chrono::milliseconds(kFailureGrace).count())}}}}}}));
+      anchors_->Apply(marked);
+      o.anchor = std::move(marked);
+      stopping = true;
+    }
+  }
+
+  // The newest pod of each (role, ordinal): o.pods is in creation order.
+  std::map<std::pair<std::string, int>, const json*> newest;
+  for (const json& pod : o.pods) {
+    std::optional<TaskRef> task = PodTask(o, pod);
+    if (task && task->index >= 0) newest[{task->role, task->index}] = &pod;
+  }
+  std::vector<const json*> live;
+  bool any_running = false;
+  for (const RoleSpec& role : o.spec.roles) {
+    int n = desired.at(role.name);
+    if (stopping) {  // every replica there was, until its pod is gone
+      for (const auto& [key, pod] : newest) {
+        if (key.first == role.name) n = std::max(n, key.second + 1);
+      }
+    }
+    for (int index = 0; index < n; ++index) {
+      TaskStatus t;
+      t.task = {role.name, index};
+      auto it = newest.find({role.name, index});
+      if (it == newest.end()) {
+        t.phase = stopping ? Phase::kKilled : Phase::kPending;
+        t.message = stopping ? "stopped on request" : "waiting for its pod";
+        out.tasks.push_back(std::move(t));
+        continue;
+      }
+      const json& pod = *it->second;
+      const json& status = pod.value("status", json::object());
+      const int restarts = RestartCount(pod);
+      t.attempt = restarts + 1;
+      t.host = pod.value("spec", json::object()).value("nodeName", StringAt(status, "hostIP"));
+      auto [state, detail] = ContainerState(pod);
+      if (detail.contains("startedAt")) t.start_time = ParseTime(detail["startedAt"]);
+      if (restarts >= 1) {
+        // The container ran before: keep that run's log (the kubelet keeps only one previous).
+        const std::string file =
+            absl::StrCat(LogDir(id), "/", TaskName(t.task), "/", restarts, ".log");
+        if (!fs::exists(file)) {
+          auto text =
+              client_->GetText(absl::StrCat(Path("pods", Meta(pod).value("name", "")),
+                                            "/log?container=", kContainer, "&previous=true"));
+          if (text.ok()) {
+            SUBMARINE_RETURN_IF_ERROR(WriteArchiveFile(file, *text));
+          } else if (!absl::IsInvalidArgument(text.status()) && !absl::IsNotFound(text.status())) {
+            return text.status();
+          }
+        }
+      }
+      if (Ended(pod)) {
+        // A restart-always container ends for good only when its pod is deleted.
+        if (detail.contains("finishedAt")) t.finish_time = ParseTime(detail["finishedAt"]);
+        if (detail.contains("exitCode") && detail["exitCode"].is_number()) {
+          t.exit_code = detail["exitCode"].get<int>();
+        }
+        if (detail.contains("signal") && detail["signal"].is_number()) {
+          t.signal = detail["signal"].get<int>();
+        }
+        t.phase = stopping ? Phase::kKilled : Phase::kPending;
+        t.message = stopping ? "stopped on request" : absl::StrCat("ended: ", EndOf(detail));
+      } else if (state == "running") {
+        t.phase = Phase::kRunning;
+        any_running = true;
+        t.ready = ContainerReady(pod);
+        const std::string ip = StringAt(status, "podIP");
+        if (!ip.empty()) t.endpoint = absl::StrCat(ip, ":", ServicePort(role));
+        if (!t.ready) {
+          t.message = role.readiness ? NotReadyReason(pod, role.readiness->http_path) : "not ready";
+        }
+        live.push_back(&pod);
+      } else {
+        // Being created, or waiting to be started again after it ended.
+        t.phase = Phase::kPending;
+        const json last = LastTerminated(pod);
+        const std::string reason = detail.value("reason", "");
+        t.message = !last.empty()
+                        ? absl::StrCat("restarting after ", EndOf(last),
+                                       reason.empty() ? "" : absl::StrCat(" (", reason, ")"))
+                        : reason;
+        live.push_back(&pod);
+      }
+      out.tasks.push_back(std::move(t));
+    }
+  }
+
+  const bool started = Annotation(o.anchor, kStartedAnnotation) == "true";
+  if (!stopping) {
+    if (any_running && !started) {
+      SUBMARINE_ASSIGN_OR_RETURN(
+          json marked,
+          client_->MergePatch(Path("configmaps", id),
+                              {{"metadata", {{"annotations", {{kStartedAnnotation, "true"}}}}}}));
+      anchors_->Apply(marked);
+    }
+    out.phase = any_running || started ? Phase::kRunning : Phase::kPending;
+    return out;
+  }
+  if (!live.empty() || FollowingLogsOf(id)) {
+    // Stopping: a pod made just before the stop is stopped too; final once every pod is gone
+    // and its log kept.
+    std::chrono::milliseconds grace(30000);
+    int64_t ms = 0;
+    if (absl::SimpleAtoi(Annotation(o.anchor, kStopAnnotation), &ms)) {
+      grace = std::chrono::milliseconds(ms);
+    }
+    if (!live.empty()) SUBMARINE_RETURN_IF_ERROR(StopObjects(id, o, grace));
+    out.phase = started ? Phase::kRunning : Phase::kPending;
+    out.message = "stopping";
+    return out;
+  }
+  for (const auto& [task, pod] : newest) {
+    SUBMARINE_RETURN_IF_ERROR(
+        Archive(id, {task.first, task.second}, *pod, RestartCount(*pod) + 1, false));
+  }
+  out.phase = failure.empty() ? Phase::kKilled : Phase::kFailed;
+  out.message = failure.empty() ? "stopped on request" : failure;
+  json tasks = json::array();
+  for (const TaskStatus& t : out.tasks) tasks.push_back(TaskToJson(t));
+  json verdict = {
+      {"phase", static_cast<int>(out.phase)}, {"message", out.message}, {"tasks", tasks}};
+  SUBMARINE_ASSIGN_OR_RETURN(
+      json recorded,
+      client_->MergePatch(Path("configmaps", id),
+                          {{"metadata", {{"annotations", {{kFinalAnnotation, verdict.dump()}}}}}}));
+  anchors_->Apply(recorded);
+  return out;
+}
+
+absl::Status KubernetesBackend::Scale(const std::string& id, const std::string& role, int replicas,
+                                      std::chrono::milliseconds grace) {
+  if (replicas < 0 || replicas > kMaxReplicas) {
+    return InvalidField("replicas", absl::StrCat("must be 0 to ", kMaxReplicas));
+  }
+  SUBMARINE_ASSIGN_OR_RETURN(Objects o, Find(id));
+  if (o.spec.kind != WorkloadKind::kService) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("workload ", id, " is a batch workload: only services scale"));
+  }
+  if (std::none_of(o.spec.roles.begin(), o.spec.roles.end(),
+                   [&](const RoleSpec& r) { return r.name == role; })) {
+    return NotFound("role", absl::StrCat(id, "/", QuoteInput(role)));
+  }
+  if (!Annotation(o.anchor, kStopAnnotation).empty() ||
+      !Annotation(o.anchor, kFinalAnnotation).empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("workload ", id, " is stopped"));
+  }
+  std::map<std::string, int> desired = DesiredReplicas(o.spec, o.anchor);
+  desired[role] = replicas;
+  // The anchor first: a restarted backend finishes what this call leaves half-done.
+  SUBMARINE_ASSIGN_OR_RETURN(
+      json marked,
+      client_->MergePatch(
+          Path("configmaps", id),
+          {{"metadata", {{"annotations", {{kReplicasAnnotation, json(desired).dump()}}}}}}));
+  anchors_->Apply(marked);
+  // The replicas going away: what they write until they end is kept.
+  std::vector<std::string> removed;
+  for (const json& pod : o.pods) {
+    std::optional<TaskRef> task = PodTask(o, pod);
+    if (!task || task->role != role || task->index < replicas || Ended(pod) ||
+        !Meta(pod).value("deletionTimestamp", "").empty()) {
+      continue;
+    }
+    const int attempt = RestartCount(pod) + 1;
+    SUBMARINE_RETURN_IF_ERROR(Archive(id, *task, pod, attempt, /*follow=*/false));
+    ArchiveInBackground(id, *task, pod, attempt, grace);
+    removed.push_back(Meta(pod).value("name", ""));
+  }
+  SUBMARINE_ASSIGN_OR_RETURN(json scaled,
+                             client_->MergePatch(Path("statefulsets", JobName(id, role)),
+                                                 {{"spec", {{"replicas", replicas}}}}));
+  sets_->Apply(scaled);
+  // The StatefulSet controller would give them the pods' own grace period: this one instead.
+  const int64_t seconds = std::max<int64_t>(1, (grace.count() + 999) / 1000);
+  for (const std::string& name : removed) {
+    absl::Status s = client_->Delete(Path("pods", name), "Background", seconds);
+    if (!s.ok() && !absl::IsNotFound(s)) return s;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<WorkloadStatus> KubernetesBackend::Get(const std::string& id) {
   SUBMARINE_ASSIGN_OR_RETURN(Objects o, Find(id));
   return Observe(id, std::move(o));
@@ -1000,6 +1457,11 @@ absl::Status KubernetesBackend::StopObjects(const std::string& id, const Objects
     if (!s.ok() && !absl::IsNotFound(s)) return s;
     jobs_->Forget(JobName(id, role));
   }
+  for (const auto& [role, set] : o.sets) {  // likewise: no pod is replaced
+    absl::Status s = client_->Delete(Path("statefulsets", JobName(id, role)), "Orphan");
+    if (!s.ok() && !absl::IsNotFound(s)) return s;
+    sets_->Forget(JobName(id, role));
+  }
   // What each live pod wrote so far, then (in the background) the rest until it ends: a task
   // that dies at once on SIGTERM may be gone before a follower connects.
   std::map<std::pair<std::string, int>, int> attempt;
@@ -1007,11 +1469,14 @@ absl::Status KubernetesBackend::StopObjects(const std::string& id, const Objects
   for (const json& pod : o.pods) {
     const std::optional<TaskRef> task = PodTask(o, pod);
     if (!task) continue;
-    const int a = ++attempt[{task->role, task->index}];
-    if (Ended(pod) || !Meta(pod).value("deletionTimestamp", "").empty()) continue;
+    const int a = o.spec.kind == WorkloadKind::kService ? RestartCount(pod) + 1
+                                                        : ++attempt[{task->role, task->index}];
+    if (Ended(pod)) continue;
+    // Kept also when someone else is deleting it already (its log goes with it).
     SUBMARINE_RETURN_IF_ERROR(Archive(id, *task, pod, a, /*follow=*/false));
     ArchiveInBackground(id, *task, pod, a, grace);
-    live.push_back(Meta(pod).value("name", ""));
+    if (Meta(pod).value("deletionTimestamp", "").empty())
+      live.push_back(Meta(pod).value("name", ""));
   }
   if (o.trainjob && !o.trainjob->value("spec", json::object()).value("suspend", false)) {
     auto suspended =
@@ -1049,7 +1514,9 @@ absl::Status KubernetesBackend::Delete(const std::string& id, bool keep_logs) {
     for (const json& pod : found->pods) {
       const std::optional<TaskRef> task = PodTask(*found, pod);
       if (!task) continue;
-      const int a = ++attempt[{task->role, task->index}];
+      const int a = found->spec.kind == WorkloadKind::kService
+                        ? RestartCount(pod) + 1
+                        : ++attempt[{task->role, task->index}];
       if (keep_logs) {
         absl::Status archived = Archive(id, *task, pod, a, false);
         if (!archived.ok()) log::Get("compute")->warn("{}: {}", id, Message(archived));
@@ -1064,6 +1531,11 @@ absl::Status KubernetesBackend::Delete(const std::string& id, bool keep_logs) {
       absl::Status s = client_->Delete(Path("jobs", JobName(id, role)), "Background");
       if (!s.ok() && !absl::IsNotFound(s)) return s;
       jobs_->Forget(JobName(id, role));
+    }
+    for (const auto& [role, set] : found->sets) {
+      absl::Status s = client_->Delete(Path("statefulsets", JobName(id, role)), "Background");
+      if (!s.ok() && !absl::IsNotFound(s)) return s;
+      sets_->Forget(JobName(id, role));
     }
     for (const json& pod : found->pods) {
       absl::Status s = client_->Delete(Path("pods", Meta(pod).value("name", "")), "Background", 0);
@@ -1170,10 +1642,13 @@ absl::StatusOr<LogChunk> KubernetesBackend::ReadLog(const std::string& id, const
   if (!stored) return NotFound("workload", id);
   SUBMARINE_ASSIGN_OR_RETURN(
       WorkloadSpec spec, SpecFromJson(json::parse(*stored, nullptr, /*allow_exceptions=*/false)));
+  const bool service = spec.kind == WorkloadKind::kService;
   const auto tasks = TasksOf(spec);
-  if (std::find(tasks.begin(), tasks.end(), task) == tasks.end()) {
-    return NotFound("task", absl::StrCat(id, "/", TaskName(task)));
-  }
+  // A service's replicas come and go with Scale: any index of its roles may have had one.
+  const bool known = service ? std::any_of(spec.roles.begin(), spec.roles.end(),
+                                           [&](const RoleSpec& r) { return r.name == task.role; })
+                             : std::find(tasks.begin(), tasks.end(), task) != tasks.end();
+  if (!known) return NotFound("task", absl::StrCat(id, "/", TaskName(task)));
   auto found = Find(id);
   if (!found.ok() && !absl::IsNotFound(found.status())) return found.status();
   const bool gone = !found.ok();
@@ -1194,7 +1669,23 @@ absl::StatusOr<LogChunk> KubernetesBackend::ReadLog(const std::string& id, const
     for (const json& pod : found->pods) {
       if (PodTask(*found, pod) == task) pods.push_back(&pod);
     }
-    if (static_cast<int>(pods.size()) > archived) {
+    if (service && !pods.empty()) {
+      // Its attempts are the container's runs in one pod: the one before the running one is
+      // still the kubelet's "previous", when the next Get has not archived it yet.
+      const json& pod = *pods.back();
+      const int current = RestartCount(pod) + 1;
+      const std::string path =
+          absl::StrCat(Path("pods", Meta(pod).value("name", "")), "/log?container=", kContainer);
+      if (current > archived) {
+        if (current - 1 > archived) {
+          auto previous = client_->GetText(path + "&previous=true");
+          if (previous.ok()) all += *previous;
+        }
+        auto text = client_->GetText(path);
+        if (text.ok()) all += *text;
+      }
+      complete = false;
+    } else if (static_cast<int>(pods.size()) > archived) {
       // The attempts after the archived ones are read live.
       for (size_t a = archived; a < pods.size(); ++a) {
         auto text = client_->GetText(absl::StrCat(Path("pods", Meta(*pods[a]).value("name", "")),

@@ -53,7 +53,28 @@
 // logs), deletes the live pods with the grace period, and deletes the TrainJob once the final
 // verdict is recorded.
 //
-// Not done here yet (docs/design/experiment.md): kService workloads.
+// Service workloads (WorkloadKind::kService): each role is an `apps/v1` StatefulSet
+// <id>-<role> (podManagementPolicy Parallel, restartPolicy Always) under the same anchor and
+// headless Service, its pods <id>-<role>-<ordinal>:
+//   - a replica serves SUBMARINE_PORT (role.port, else 8080) on its pod IP (SUBMARINE_HOST, from
+//     status.podIP); the container's readinessProbe is role.readiness (httpGet, or tcpSocket
+//     when the path is empty; periodSeconds rounded up to whole seconds, failureThreshold 1);
+//   - the task of a pod is (role, ordinal); its attempt is the container's restartCount + 1,
+//     which the prelude also counts into SUBMARINE_TASK_ATTEMPT (in an emptyDir at
+//     /var/run/submarine: the kubelet restarts the container with the same environment);
+//   - a running replica that is not ready says why from the kubelet's latest `Unhealthy` Event
+//     ("not ready: GET /ready: HTTP 404");
+//   - each ended container's log is archived (pods/log?previous=true) as the next Get sees the
+//     restart, so a replica's log holds all its attempts while the kubelet keeps only one
+//     previous container;
+//   - Scale records the role's replicas on the anchor (annotation submarine.apache.org/replicas,
+//     the truth a restarted backend keeps to), follows the logs of the replicas it removes,
+//     sets the StatefulSet's replicas and deletes those pods with the grace period;
+//   - the workload is PENDING until a replica first runs, RUNNING from then on (annotation
+//     submarine.apache.org/started), KILLED once stopped: Stop deletes the StatefulSets (Orphan)
+//     and then the pods, as for Jobs. A StatefulSet deleted by someone else fails the workload.
+// A pod the StatefulSet controller replaces (deleted or evicted) starts its attempts at 1 again.
+// StatefulSets are watched only where the API server serves apps/v1 (every real cluster does).
 //
 // Thread-safe.
 
@@ -106,6 +127,8 @@ class KubernetesBackend : public Backend {
   void OnChange(std::function<void()> notify) override;
   absl::Status Stop(const std::string& id, std::chrono::milliseconds grace) override;
   absl::Status Delete(const std::string& id, bool keep_logs) override;
+  absl::Status Scale(const std::string& id, const std::string& role, int replicas,
+                     std::chrono::milliseconds grace) override;
   absl::StatusOr<LogChunk> ReadLog(const std::string& id, const TaskRef& task, int64_t offset,
                                    int64_t max_bytes) override;
 
@@ -128,6 +151,11 @@ class KubernetesBackend : public Backend {
   std::string Path(const std::string& plural, const std::string& name = "") const;
   absl::StatusOr<Objects> Find(const std::string& id);
   absl::StatusOr<WorkloadStatus> Observe(const std::string& id, Objects objects);
+  // Observe's part for kService workloads (neither final nor unsubmitted).
+  absl::StatusOr<WorkloadStatus> ObserveService(const std::string& id, Objects objects,
+                                                bool stopping);
+  // Why a running replica's pod is not ready, from the kubelet's latest Unhealthy Event.
+  std::string NotReadyReason(const nlohmann::json& pod, const std::string& http_path);
   absl::Status CreateMissing(const WorkloadSpec& spec, const nlohmann::json& anchor);
   absl::Status StopObjects(const std::string& id, const Objects& objects,
                            std::chrono::milliseconds grace);
@@ -149,6 +177,7 @@ class KubernetesBackend : public Backend {
   std::unique_ptr<kube::Informer> anchors_;
   std::unique_ptr<kube::Informer> jobs_;
   std::unique_ptr<kube::Informer> pods_;
+  std::unique_ptr<kube::Informer> sets_;          // StatefulSets, where the cluster serves apps/v1
   std::unique_ptr<kube::Informer> trainjobs_;     // when the cluster serves TrainJob
   std::unique_ptr<kube::Informer> trainer_pods_;  // their pods, by TrainJob name
   std::unique_ptr<kube::Informer> kueue_;         // Kueue Workloads, by job name (when queued)

@@ -40,14 +40,18 @@ inline KubernetesBackend::Options BackendOptions(const FakeKubeApiServer& server
 // Trainer's torch-distributed and xgboost-distributed.
 // With `kueue`, it serves Kueue's kinds (stored only: tests write Workload conditions) and runs
 // no pods, so that workloads stay pending as Kueue would keep them.
+// With `pod_ips`, each pod has an address of its own (127.0.0.N), so that replicas serving one
+// port do not collide on this host.
 inline absl::StatusOr<std::unique_ptr<FakeKubeApiServer>> StartServer(
-    const std::string& scratch_dir, bool trainer = false, bool kueue = false) {
+    const std::string& scratch_dir, bool trainer = false, bool kueue = false,
+    bool pod_ips = false) {
   FakeKubeOptions options;
   options.work_dir = scratch_dir + "/kubelet";
   options.bearer_token = "test-token";
   options.serve_trainer = trainer;
   options.serve_kueue = kueue;
   options.run_pods = !kueue;
+  options.distinct_pod_ips = pod_ips;
   std::filesystem::create_directories(options.work_dir);
   auto server = FakeKubeApiServer::Start(options);
   if (!server.ok()) return server.status();
@@ -81,14 +85,16 @@ inline absl::StatusOr<std::unique_ptr<FakeKubeApiServer>> StartServer(
 inline constexpr char kFakeClusterImage[] = "registry.example/submarine-task:1";
 inline constexpr auto kFakeClusterTimeout = std::chrono::seconds(30);
 
-// The conformance target: a Kubernetes backend on its own fake cluster, with Trainer or not.
-inline ConformanceTarget FakeClusterTarget(const std::string& name, bool trainer) {
+// The conformance target: a Kubernetes backend on its own fake cluster, with Trainer or not
+// (`pod_ips`: as StartServer's).
+inline ConformanceTarget FakeClusterTarget(const std::string& name, bool trainer,
+                                           bool pod_ips = false) {
   ConformanceTarget target;
   target.name = name;
   target.image = kFakeClusterImage;
-  target.make =
-      [trainer](const std::string& scratch_dir) -> absl::StatusOr<std::unique_ptr<Backend>> {
-    auto server = StartServer(scratch_dir, trainer);
+  target.make = [trainer, pod_ips](
+                    const std::string& scratch_dir) -> absl::StatusOr<std::unique_ptr<Backend>> {
+    auto server = StartServer(scratch_dir, trainer, /*kueue=*/false, pod_ips);
     if (!server.ok()) return server.status();
     auto backend = KubernetesBackend::Create(BackendOptions(**server, scratch_dir));
     if (!backend.ok()) return backend.status();
@@ -103,14 +109,14 @@ inline ConformanceTarget FakeClusterTarget(const std::string& name, bool trainer
 }
 
 // A test with a Kubernetes backend (kube_, also backend_) on its fake cluster (server_).
-template <bool kTrainer>
+template <bool kTrainer, bool kPodIps = false>
 class FakeClusterTest : public ::testing::Test, public BackendTestBase {
  protected:
   void SetUp() override {
     scratch_ = absl::StrCat(std::filesystem::temp_directory_path().string(), "/k8s-backend-",
                             IdGenerator::Secure().RandomHex(6));
     std::filesystem::create_directories(scratch_);
-    auto server = StartServer(scratch_, kTrainer);
+    auto server = StartServer(scratch_, kTrainer, /*kueue=*/false, kPodIps);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     auto backend = KubernetesBackend::Create(BackendOptions(*server_, scratch_));

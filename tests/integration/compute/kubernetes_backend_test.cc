@@ -28,6 +28,11 @@ constexpr const char* kImage = kFakeClusterImage;
 INSTANTIATE_TEST_SUITE_P(Kubernetes, BackendConformanceTest,
                          ::testing::Values(FakeClusterTarget("Kubernetes", /*trainer=*/false)),
                          ConformanceTargetName);
+// Service replicas are StatefulSet pods, each with an address of its own.
+INSTANTIATE_TEST_SUITE_P(Kubernetes, ServiceConformance,
+                         ::testing::Values(FakeClusterTarget("Kubernetes", /*trainer=*/false,
+                                                             /*pod_ips=*/true)),
+                         ConformanceTargetName);
 
 // ---- Kubernetes-only behaviour ----
 
@@ -245,6 +250,110 @@ TEST_F(KubernetesBackendTest, ARestartedBackendAdoptsWhatRuns) {
   auto log = ReadWholeLog(spec.id, kWorker0);
   ASSERT_TRUE(log.ok()) << log.status();
   EXPECT_EQ(*log, "started\n");
+}
+
+// ---- Service workloads (StatefulSets) ----
+
+class KubernetesServiceTest : public FakeClusterTest<false, /*kPodIps=*/true> {
+ protected:
+  std::string SetPath(const std::string& id, const std::string& role = "worker") const {
+    return absl::StrCat("/apis/apps/v1/namespaces/team-a/statefulsets/", id, "-", role);
+  }
+  // A service of `replicas` that serve until stopped.
+  WorkloadSpec Service(const std::string& stem, int replicas) const {
+    WorkloadSpec spec = Spec(NewId(stem), {"/bin/sh", "-c", "echo up; exec sleep 600"}, replicas);
+    spec.kind = WorkloadKind::kService;
+    return spec;
+  }
+  static bool Running(const WorkloadStatus& w, size_t replicas) {
+    return w.phase == Phase::kRunning && w.tasks.size() == replicas &&
+           std::all_of(w.tasks.begin(), w.tasks.end(),
+                       [](const TaskStatus& t) { return t.phase == Phase::kRunning; });
+  }
+};
+
+TEST(KubernetesManifests, AServiceWorkloadIsAStatefulSetPerRole) {
+  WorkloadSpec spec;
+  spec.id = "svc-0123456789abcdef";
+  spec.kind = WorkloadKind::kService;
+  spec.env = {{"MODEL", "m1"}};
+  spec.secret_env = {{"SUBMARINE_TOKEN", "never-in-a-manifest"}};
+  spec.labels = {{"submarine.apache.org/endpoint", "projects/p/endpoints/e"}};
+  RoleSpec server{"server", 2, {"python3", "serve.py"}, {}, {}, "registry.example/serve:1", 0};
+  server.resources.cpu_millis = 500;
+  server.port = 9000;
+  server.readiness = ReadinessProbe{"/v2/health/ready", std::chrono::milliseconds(1500)};
+  RoleSpec sidecar{"sidecar", 1, {"/bin/sh", "-c", "exec proxy"}, {}, {}, "", 0};
+  sidecar.readiness = ReadinessProbe{"", std::chrono::milliseconds(200)};  // TCP
+  spec.roles = {server, sidecar};
+  auto manifests = KubernetesBackend::Manifests(spec, "team-a", "registry.example/base:1");
+  ASSERT_TRUE(manifests.ok()) << manifests.status();
+  std::string got;
+  for (const json& m : *manifests) got += m.dump(2) + "\n---\n";
+  EXPECT_EQ(got.find("never-in-a-manifest"), std::string::npos);
+  ExpectGolden(got, "service_workload.json");
+}
+
+TEST_F(KubernetesServiceTest, AStatefulSetDeletedBehindItsBackFailsTheWorkloadWithAReason) {
+  WorkloadSpec spec = Service("svc-vanished", 1);
+  ASSERT_TRUE(Submit(spec).ok());
+  auto s = WaitFor(
+      spec.id, [](const WorkloadStatus& w) { return Running(w, 1); }, kTimeout);
+  ASSERT_TRUE(s.ok() && Running(*s, 1)) << Describe(s);
+  ASSERT_TRUE(WaitUntil([&] { return ReadWholeLog(spec.id, kWorker0).value_or("") == "up\n"; },
+                        kTimeout));
+  ASSERT_TRUE(kube_->client().Delete(SetPath(spec.id), "Orphan").ok());
+  s = WaitForFinal(spec.id, kTimeout);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->phase, Phase::kFailed) << Describe(s);
+  EXPECT_TRUE(Contains(s->message, "StatefulSet " + spec.id + "-worker was deleted outside"))
+      << Describe(s);
+  // Its orphaned replica was stopped, not left serving.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto pod = server_->Get("/api/v1/namespaces/team-a/pods/" + spec.id + "-worker-0");
+        return absl::IsNotFound(pod.status());
+      },
+      kTimeout));
+  EXPECT_EQ(ReadWholeLog(spec.id, kWorker0).value_or(""), "up\n");
+}
+
+// The anchor holds the replicas Scale asked for: a backend restarted half-way through a Scale
+// (anchor written, StatefulSet not) finishes it, and a restarted backend keeps to it.
+TEST_F(KubernetesServiceTest, AScaleInterruptedBeforeTheStatefulSetIsFinishedAfterARestart) {
+  WorkloadSpec spec = Service("svc-adopt", 1);
+  ASSERT_TRUE(Submit(spec).ok());
+  auto s = WaitFor(
+      spec.id, [](const WorkloadStatus& w) { return Running(w, 1); }, kTimeout);
+  ASSERT_TRUE(s.ok() && Running(*s, 1)) << Describe(s);
+
+  backend_.reset();
+  // What Scale(worker, 2) writes first, then a crash.
+  ASSERT_TRUE(
+      server_
+          ->Patch("/api/v1/namespaces/team-a/configmaps/" + spec.id,
+                  {{"metadata",
+                    {{"annotations", {{"submarine.apache.org/replicas", R"({"worker":2})"}}}}}})
+          .ok());
+  auto again = KubernetesBackend::Create(BackendOptions(*server_, scratch_));
+  ASSERT_TRUE(again.ok()) << again.status();
+  kube_ = again->get();
+  backend_ = std::move(*again);
+  s = WaitFor(
+      spec.id, [](const WorkloadStatus& w) { return Running(w, 2); }, kTimeout);
+  ASSERT_TRUE(s.ok() && Running(*s, 2)) << Describe(s);
+  auto set = server_->Get(SetPath(spec.id));
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ((*set)["spec"]["replicas"], 2);
+  EXPECT_EQ(s->tasks[0].attempt, 1);  // the first replica ran on, untouched
+
+  // A Scale refused by the API server changes nothing it can see.
+  server_->FailRequests(503, 1000);
+  EXPECT_EQ(backend_->Scale(spec.id, "worker", 3, std::chrono::seconds(1)).code(),
+            absl::StatusCode::kUnavailable);
+  server_->FailRequests(503, 0);
+  s = backend_->Get(spec.id);
+  ASSERT_TRUE(s.ok() && Running(*s, 2)) << Describe(s);
 }
 
 // Kueue: Jobs carry the queue label, and while Kueue holds a workload its Workload's conditions
