@@ -5,12 +5,14 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <ctime>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "clients/cli/api_client.h"
 #include "clients/cli/cluster_commands.h"
 #include "clients/cli/credentials.h"
@@ -63,6 +65,13 @@ absl::StatusOr<ApiClient> MakeApiClient(const ConnectionOptions& c) {
   ApiClientOptions options;
   options.server = server;
   options.env_token = token != nullptr ? token : "";
+  // Inside a task: its workload identity as the platform renewed it last (the variable holds
+  // the one it started with).
+  if (const char* secrets = std::getenv("SUBMARINE_SECRETS_DIR"); secrets != nullptr) {
+    std::ifstream in(absl::StrCat(secrets, "/SUBMARINE_TOKEN"));
+    std::string current;
+    if (in && std::getline(in, current) && !current.empty()) options.env_token = current;
+  }
   options.credentials_path = credentials_path;
   options.retry.max_attempts = c.max_attempts;
   options.retry.max_total =

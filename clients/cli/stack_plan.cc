@@ -107,6 +107,7 @@ const std::vector<ServiceDefinition>& LocalStackServices() {
          config->set_python_env_dir(paths.ComputeDir() + "/python-envs");
          config->set_pip_index_url(settings.pip_index_url);
          config->set_pip_find_links(settings.pip_find_links);
+         config->set_identity_token_ttl_seconds(settings.identity_token_ttl_seconds);
          // Priorities mean something on a laptop too: a job submitted with a higher priority
          // than a running one of the same quota (or while the host is full) takes its place;
          // the stopped job gets SIGTERM and the grace to checkpoint, and is requeued. Jobs of
@@ -176,7 +177,7 @@ absl::StatusOr<StackPlan> BuildStackPlan(const StackPaths& paths,
   }
   plan.gateway_url = absl::StrCat("http://", Loopback(http_port));
   StackSettings settings{plan.gateway_url, FindPythonSdk(options.bin_dir), options.pip_index_url,
-                         options.pip_find_links};
+                         options.pip_find_links, options.identity_token_ttl_seconds};
 
   GatewayConfig gateway;
   for (const ServiceDefinition& service : LocalStackServices()) {

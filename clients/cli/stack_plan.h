@@ -35,6 +35,7 @@ struct StackSettings {
   std::string sdk_dir;      // the Python SDK's directory (holding submarine/); "" = not found
   std::string pip_index_url;
   std::string pip_find_links;
+  uint32_t identity_token_ttl_seconds = 0;  // tasks' identity tokens; 0 = the service's default
 };
 
 // The Python SDK next to the binaries in `bin_dir`: the source tree's clients/python (bin_dir
@@ -82,6 +83,8 @@ struct StackPlanOptions {
   // pip's sources for the virtualenvs of environments with pip dependencies ("" = pip's own).
   std::string pip_index_url;
   std::string pip_find_links;
+  // How long tasks' identity tokens live before they are renewed at half-life (0 = default).
+  uint32_t identity_token_ttl_seconds = 0;
   // Source of free ports (tests inject a deterministic one).
   std::function<absl::StatusOr<int>()> pick_port;
 };

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "clients/cli/database_provisioner.h"
 #include "clients/cli/processes.h"
@@ -84,8 +85,15 @@ absl::Status StackSupervisor::Run() {
                                std::pair{"PIP_FIND_LINKS", &plan_options.pip_find_links}}) {
       if (const char* set = std::getenv(name)) *value = set;
     }
+    // How long tasks' identity tokens live (renewed at half-life while they run).
+    if (const char* ttl = std::getenv("SUBMARINE_IDENTITY_TOKEN_TTL")) {
+      if (!absl::SimpleAtoi(ttl, &plan_options.identity_token_ttl_seconds)) {
+        status = InvalidField("SUBMARINE_IDENTITY_TOKEN_TTL",
+                              absl::StrCat("\"", QuoteInput(ttl), "\" is not a number of seconds"));
+      }
+    }
     auto plan = BuildStackPlan(paths_, plan_options);
-    if (plan.ok()) status = WriteConfigs(*plan);
+    if (plan.ok() && status.ok()) status = WriteConfigs(*plan);
     if (!plan.ok()) status = plan.status();
     if (status.ok()) {
       gateway_url_ = plan->gateway_url;

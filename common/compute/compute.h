@@ -208,6 +208,19 @@ class Backend {
     return absl::UnimplementedError(Kind() + " backend cannot run service workloads yet");
   }
 
+  // Replaces the values of secret_env keys the workload already has (a workload identity token
+  // renewed while it runs), for the tasks that run now and those that start later. Running tasks
+  // read the new values from files: on backends that can (CanUpdateSecrets), every secret_env
+  // key K is also the file $SUBMARINE_SECRETS_DIR/K in every task, replaced atomically here.
+  // INVALID_ARGUMENT for a key the workload does not have, NOT_FOUND for an unknown workload,
+  // FAILED_PRECONDITION for one submitted before the backend could do it.
+  virtual bool CanUpdateSecrets() const { return false; }
+  virtual absl::Status UpdateSecrets(const std::string& id,
+                                     const std::map<std::string, std::string>& values) {
+    (void)id, (void)values;
+    return absl::UnimplementedError(Kind() + " backend cannot update a running workload's secrets");
+  }
+
   // Reads a task's combined stdout/stderr from byte `offset`. NOT_FOUND if the workload or task
   // is unknown; OUT_OF_RANGE never (an offset past the end returns empty data).
   virtual absl::StatusOr<LogChunk> ReadLog(const std::string& id, const TaskRef& task,

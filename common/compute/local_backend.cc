@@ -36,6 +36,9 @@ namespace {
 constexpr char kWorkloadFile[] = "workload.json";
 // A service workload's secret_env (0600), for the replicas Scale adds later.
 constexpr char kSecretsFile[] = "secrets.json";
+// Every workload's secret_env, a 0600 file per key in a 0700 directory: SUBMARINE_SECRETS_DIR,
+// where running tasks read values UpdateSecrets renews.
+constexpr char kSecretsDir[] = "secrets";
 constexpr char kLoopback[] = "127.0.0.1";
 constexpr auto kLaunchTimeout = std::chrono::seconds(10);
 // Variables of the service's environment a replica inherits; nothing else (it may hold secrets).
@@ -255,6 +258,8 @@ absl::StatusOr<std::vector<local::TaskPlan>> LocalBackend::PlanTasks(
       for (const auto& [k, v] : spec.env) plan.env[k] = v;
       for (const auto& [k, v] : role.env) plan.env[k] = v;
       auto& env = plan.env;
+      if (!spec.secret_env.empty())
+        env["SUBMARINE_SECRETS_DIR"] = Join(WorkloadDir(spec.id), kSecretsDir);
       env["SUBMARINE_WORKLOAD_ID"] = spec.id;
       env["SUBMARINE_TASK_ROLE"] = role.name;
       env["SUBMARINE_TASK_INDEX"] = absl::StrCat(index);
@@ -347,6 +352,15 @@ absl::Status LocalBackend::WriteWorkload(const WorkloadSpec& spec) {
   if (st.ok() && spec.kind == WorkloadKind::kService) {
     st.Update(local::WriteFileAtomically(Join(staging, kSecretsFile), json(spec.secret_env).dump(),
                                          0600));
+  }
+  if (st.ok() && !spec.secret_env.empty()) {
+    const std::string secrets = Join(staging, kSecretsDir);
+    if (::mkdir(secrets.c_str(), 0700) != 0) {
+      st.Update(ErrnoUnavailable(absl::StrCat("cannot create ", secrets)));
+    }
+    for (const auto& [key, value] : spec.secret_env) {
+      if (st.ok()) st.Update(local::WriteFileAtomically(Join(secrets, key), value, 0600));
+    }
   }
   if (st.ok()) {
     json stored = {{"spec", SpecToJson(spec)},
@@ -706,6 +720,43 @@ absl::Status LocalBackend::Delete(const std::string& id, bool keep_logs) {
   if (!keep_logs) {
     fs::remove_all(absl::StrCat(options_.root_dir, "/logs/", id), ec);
     if (ec) return Unavailable(absl::StrCat("cannot remove the logs of ", id, ": ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LocalBackend::UpdateSecrets(const std::string& id,
+                                         const std::map<std::string, std::string>& values) {
+  if (!ValidId(id)) return NotFound("workload", QuoteInput(id));
+  absl::MutexLock lock(&mu_);
+  const std::string dir = WorkloadDir(id);
+  auto text = local::ReadSmallFile(Join(dir, kWorkloadFile));
+  if (absl::IsNotFound(text.status())) return NotFound("workload", id);
+  if (!text.ok()) return Unavailable(std::string(text.status().message()));
+  SUBMARINE_ASSIGN_OR_RETURN(WorkloadSpec spec, SpecFromJson(ParseStored(*text)));
+  // The stored spec names its secret keys (never their values).
+  for (const auto& [key, value] : values) {
+    if (!spec.secret_env.count(key)) {
+      return InvalidField("secret_env", absl::StrCat("workload ", id, " has no secret \"",
+                                                     QuoteInput(key), "\" to update"));
+    }
+  }
+  if (!local::FileExists(Join(dir, kSecretsDir))) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("workload ", id, " was submitted before secrets could be updated"));
+  }
+  for (const auto& [key, value] : values) {
+    SUBMARINE_RETURN_IF_ERROR(
+        local::WriteFileAtomically(Join(Join(dir, kSecretsDir), key), value, 0600));
+  }
+  // Replicas that Scale adds later start with the new values.
+  auto stored = local::ReadSmallFile(Join(dir, kSecretsFile));
+  if (stored.ok()) {
+    json secrets = json::parse(*stored, nullptr, /*allow_exceptions=*/false);
+    if (secrets.is_object()) {
+      for (const auto& [key, value] : values) secrets[key] = value;
+      SUBMARINE_RETURN_IF_ERROR(
+          local::WriteFileAtomically(Join(dir, kSecretsFile), secrets.dump(), 0600));
+    }
   }
   return absl::OkStatus();
 }

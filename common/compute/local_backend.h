@@ -25,8 +25,10 @@
 //
 // Environment of a replica, later entries winning: PATH, HOME, USER, LOGNAME, LANG, LC_ALL,
 // LC_CTYPE, TZ, TMPDIR and SHELL of the service (nothing else: the service's environment may hold
-// secrets), spec.env, the role's env, then the backend's own: SUBMARINE_WORKLOAD_ID,
-// SUBMARINE_TASK_ROLE, SUBMARINE_TASK_INDEX, SUBMARINE_TASK_ATTEMPT, CUDA_VISIBLE_DEVICES (the
+// secrets), spec.secret_env, spec.env, the role's env, then the backend's own:
+// SUBMARINE_WORKLOAD_ID, SUBMARINE_TASK_ROLE, SUBMARINE_TASK_INDEX, SUBMARINE_TASK_ATTEMPT,
+// SUBMARINE_SECRETS_DIR (the workload's secrets/, one 0600 file per secret_env key, which
+// UpdateSecrets rewrites while tasks run; with secret_env only), CUDA_VISIBLE_DEVICES (the
 // replica's GPUs from Options::gpus, "" for none) and the framework's rendezvous settings, on
 // 127.0.0.1 with ports picked once at Submit. Ranks (PyTorch RANK, XGBoost DMLC_TASK_ID) count
 // the replicas of a role named "master" first, then every role in spec order. Each replica sees
@@ -92,6 +94,9 @@ class LocalBackend : public Backend {
                                    int64_t max_bytes) override;
   absl::Status Scale(const std::string& id, const std::string& role, int replicas,
                      std::chrono::milliseconds grace) override;
+  bool CanUpdateSecrets() const override { return true; }
+  absl::Status UpdateSecrets(const std::string& id,
+                             const std::map<std::string, std::string>& values) override;
 
   // How long a failed workload's other tasks get between SIGTERM and SIGKILL.
   static constexpr std::chrono::milliseconds kFailureGrace = std::chrono::seconds(10);

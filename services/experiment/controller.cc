@@ -454,6 +454,7 @@ absl::Status Controller::RunOnce() {
     }
   }
   HeartbeatLeases(unfinished);
+  RenewTokens(unfinished);
   std::set<std::string> alive;  // uids of the experiments just observed: no need to ask
   for (const StoredExperiment* s : unfinished) alive.insert(s->experiment.uid());
   for (const auto& [name, list] : workloads) Heal(clusters_->Find(name), list, alive);
@@ -641,6 +642,7 @@ bool Controller::Launch(StoredExperiment& s, Room* room) {
     if (e.spec().has_max_run_time() && e.spec().max_run_time().seconds() > 0) {
       ttl = std::chrono::seconds(e.spec().max_run_time().seconds()) + std::chrono::minutes(5);
     }
+    if (backend->CanUpdateSecrets()) ttl = options_.identity_token_ttl;  // renewed as it runs
     auto minted = options_.tokens->Mint(
         user, ProjectOf(e), absl::StrCat("workload ", e.name(), " attempt ", e.attempt()), ttl);
     if (!minted.ok()) {
@@ -659,6 +661,9 @@ bool Controller::Launch(StoredExperiment& s, Room* room) {
       return true;
     }
     token = std::move(*minted);
+    std::lock_guard lock(mu_);
+    token_expiry_.erase(e.workload_token());
+    token_expiry_[token->name] = clock_.Now() + ttl;
   }
   const bool on_host = backend->Kind() == "local";
   const std::vector<std::string> warnings =
@@ -846,6 +851,10 @@ void Controller::RequestStop(StoredExperiment& s) {
 
 void Controller::ReleaseLease(const StoredExperiment& s) {
   if (options_.tokens != nullptr && !s.experiment.workload_token().empty()) {
+    {
+      std::lock_guard lock(mu_);
+      token_expiry_.erase(s.experiment.workload_token());
+    }
     absl::Status st = options_.tokens->Revoke(s.experiment.workload_token(), UserOf(s.experiment));
     if (!st.ok()) {
       log::Get("controller")
@@ -863,6 +872,83 @@ void Controller::ReleaseLease(const StoredExperiment& s) {
   std::lock_guard lock(mu_);
   heartbeats_.erase(*s.lease);
   released_.insert(*s.lease);
+}
+
+void Controller::RenewTokens(const std::vector<StoredExperiment*>& unfinished) {
+  if (options_.tokens == nullptr) return;
+  // A restarted controller knows no expiry: it renews every running token, a bounded number per
+  // pass so that the permission service is not flooded.
+  constexpr int kMaxRenewalsPerPass = 50;
+  int renewed = 0;
+  const auto now = clock_.Now();
+  for (StoredExperiment* row : unfinished) {
+    StoredExperiment& s = *row;
+    const v1::Experiment& e = s.experiment;
+    // (An attempt that ended in this pass has revoked its token already.)
+    if (e.state() < v1::CREATED || IsFinal(e.state()) || e.workload_token().empty() ||
+        !s.workload_id) {
+      continue;
+    }
+    compute::Backend* backend = BackendOf(s);
+    if (backend == nullptr || !backend->CanUpdateSecrets()) continue;
+    const std::string old = e.workload_token();
+    {
+      std::lock_guard lock(mu_);
+      auto known = token_expiry_.find(old);
+      if (known != token_expiry_.end() && known->second - now > options_.identity_token_ttl / 2) {
+        continue;
+      }
+    }
+    if (renewed++ == kMaxRenewalsPerPass) break;
+    const std::string user = UserOf(e);
+    auto minted = options_.tokens->Mint(
+        user, ProjectOf(e), absl::StrCat("workload ", e.name(), " attempt ", e.attempt()),
+        options_.identity_token_ttl);
+    if (!minted.ok()) {
+      log::Get("controller")
+          ->warn("identity token of {} not renewed: {}", e.name(), Message(minted.status()));
+      continue;
+    }
+    absl::Status delivered =
+        backend->UpdateSecrets(*s.workload_id, {{"SUBMARINE_TOKEN", minted->secret}});
+    if (!delivered.ok()) {
+      // Unreachable, or not there yet: the old token serves on; try again next pass. A
+      // workload that can never take one (submitted before renewal existed) keeps its token,
+      // minted for its whole run then.
+      (void)options_.tokens->Revoke(minted->name, user);
+      if (absl::IsFailedPrecondition(delivered) || absl::IsInvalidArgument(delivered) ||
+          absl::IsUnimplemented(delivered)) {
+        std::lock_guard lock(mu_);
+        token_expiry_[old] = std::chrono::system_clock::time_point::max();
+      }
+      log::Get("controller")
+          ->warn("identity token of {} not renewed: {}", e.name(), Message(delivered));
+      continue;
+    }
+    absl::Status recorded = Change(s, [&](pqxx::work& tx, StoredExperiment& now_row) {
+      now_row.experiment.set_workload_token(minted->name);
+      Touch(tx, now_row, clock_.Now(), "");
+      return absl::OkStatus();
+    });
+    if (!recorded.ok()) {
+      // The tasks hold the new token, the record the old: the new one lapses by itself (the
+      // next pass renews again), the old one is revoked when the attempt ends.
+      log::Get("controller")
+          ->warn("renewed identity token of {} not recorded: {}", e.name(), Message(recorded));
+      continue;
+    }
+    {
+      std::lock_guard lock(mu_);
+      token_expiry_.erase(old);
+      token_expiry_[minted->name] = now + options_.identity_token_ttl;
+    }
+    absl::Status revoked = options_.tokens->Revoke(old, user);
+    if (!revoked.ok()) {
+      log::Get("controller")
+          ->warn("replaced identity token {} of {} not revoked ({}); it expires by itself", old,
+                 e.name(), Message(revoked));
+    }
+  }
 }
 
 void Controller::HeartbeatLeases(const std::vector<StoredExperiment*>& unfinished) {

@@ -112,6 +112,10 @@ class Controller {
     // Workload identity (not owned; null: tasks get no token): each attempt's tasks get
     // SUBMARINE_TOKEN (a secret), revoked when the attempt ends.
     WorkloadTokens* tokens = nullptr;
+    // How long an identity token lives on a cluster that can renew it while the tasks run
+    // (Backend::CanUpdateSecrets): renewed at half its life, so a leaked one soon lapses.
+    // Elsewhere a token lives as long as the job may run (max run time + 5 min, else 24 h).
+    std::chrono::seconds identity_token_ttl{3600};
     // SUBMARINE_SERVER of every task ("" = not set).
     std::string task_server;
     // Put first on every task's PYTHONPATH ("" = not set): `import submarine` works in tasks.
@@ -162,6 +166,9 @@ class Controller {
   absl::Status RetryIfAllowed(pqxx::work& tx, StoredExperiment& row,
                               std::chrono::system_clock::time_point now);
   void HeartbeatLeases(const std::vector<StoredExperiment*>& unfinished);
+  // Replaces the identity tokens of running attempts at half their life, where the cluster can
+  // deliver a new one (Backend::UpdateSecrets): mint, deliver, record, revoke the old one.
+  void RenewTokens(const std::vector<StoredExperiment*>& unfinished);
   // `alive`: uids of experiments known to exist (no need to ask the database about them).
   void Heal(compute::Backend* backend, const std::vector<compute::WorkloadStatus>& workloads,
             const std::set<std::string>& alive);
@@ -182,6 +189,9 @@ class Controller {
   // The unfinished experiments as last read (RunOnce's own: only the leader loop touches it).
   std::unordered_map<int64_t, StoredExperiment> cache_;
   std::set<std::string> released_;  // leases given back during the current pass
+  // When each workload token minted (or renewed) by this controller expires; a token missing
+  // here (minted before a restart) is renewed at the next pass.
+  std::map<std::string, std::chrono::system_clock::time_point> token_expiry_;  // guarded by mu_
 };
 
 }  // namespace submarine::experiment

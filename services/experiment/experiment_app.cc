@@ -192,6 +192,9 @@ absl::Status Build(rpc::ServiceHost& host, const ExperimentServiceConfig& config
     options.tokens =
         host.Own(MakeGrpcWorkloadTokens(permission.address(), "experiment", kPeerTimeout));
   }
+  if (config.identity_token_ttl_seconds() > 0) {
+    options.identity_token_ttl = std::chrono::seconds(config.identity_token_ttl_seconds());
+  }
   options.preemption = config.preemption();
   for (const auto& [project, weight] : config.fair_share_weights()) {
     const std::string field = absl::StrCat("fair_share_weights[", project, "]");

@@ -1,6 +1,9 @@
 """Where the SDK's token comes from, and keeping it fresh.
 
-In order: the ``token=`` argument, ``$SUBMARINE_TOKEN``, then the CLI's credentials file
+In order: the ``token=`` argument, the file ``$SUBMARINE_SECRETS_DIR/SUBMARINE_TOKEN`` (a
+running task's workload identity, which the platform renews while the task runs: re-read when it
+changes, and after a 401 for an expired or revoked token), ``$SUBMARINE_TOKEN``, then the CLI's
+credentials file
 (``${SUBMARINE_CONFIG_DIR:-~/.config/submarine}/credentials``, written by ``submarine login``)
 when it was written for the same gateway. Tokens from the file are refreshed like the CLI does:
 before they expire, and once after a 401 with reason ``TOKEN_EXPIRED``. An explicit token or
@@ -33,6 +36,15 @@ def credentials_path() -> str:
     directory = os.environ.get("SUBMARINE_CONFIG_DIR") or os.path.join(
         os.path.expanduser("~"), ".config", "submarine")
     return os.path.join(directory, "credentials")
+
+
+def workload_token_file() -> Optional[str]:
+    """The file holding a running task's current identity token, if there is one."""
+    directory = os.environ.get("SUBMARINE_SECRETS_DIR")
+    if not directory:
+        return None
+    path = os.path.join(directory, "SUBMARINE_TOKEN")
+    return path if os.path.isfile(path) else None
 
 
 def read_credentials(path: Optional[str] = None) -> Optional[Dict[str, Any]]:
@@ -137,7 +149,9 @@ class TokenAuth:
         self.path = path or credentials_path()
         self._clock = clock
         self._lock = threading.Lock()
-        self._fixed = token or os.environ.get("SUBMARINE_TOKEN") or None
+        self._token_file = None if token else workload_token_file()
+        self._file_stamp: Optional[tuple] = None
+        self._fixed = token or self._read_token_file() or os.environ.get("SUBMARINE_TOKEN") or None
         self._stored: Optional[Dict[str, Any]] = None
         # Whether the session is the credentials file's (shared with the CLI and other
         # processes): yes for tokens read from it or saved to it.
@@ -146,6 +160,29 @@ class TokenAuth:
             stored = read_credentials(self.path)
             if stored and str(stored.get("gateway", "")).rstrip("/") == self.server:
                 self._stored = stored
+
+    def _read_token_file(self) -> Optional[str]:
+        """The workload token file's token when the file changed since it was last read (or on
+        the first read); None when unchanged, absent or empty."""
+        if not self._token_file:
+            return None
+        try:
+            st = os.stat(self._token_file)
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+            if stamp == self._file_stamp:
+                return None
+            with open(self._token_file, encoding="utf-8") as f:
+                token = f.read().strip()
+        except OSError:
+            return None
+        self._file_stamp = stamp
+        return token or None
+
+    def renewable(self, reason: str) -> bool:
+        """Whether a 401 with ``reason`` may pass once the token is renewed: an expired token,
+        or a workload token revoked because the platform renewed it meanwhile."""
+        return reason == "TOKEN_EXPIRED" or (reason == "TOKEN_REVOKED"
+                                              and self._token_file is not None)
 
     @property
     def source(self) -> str:
@@ -179,6 +216,8 @@ class TokenAuth:
         """The Authorization header value, refreshing an access token about to expire first.
         ``refresh(refresh_token)`` performs the refresh call and returns the LoginResponse."""
         with self._lock:
+            if self._token_file and self._fixed:
+                self._fixed = self._read_token_file() or self._fixed
             if self._fixed:
                 return f"Bearer {self._fixed}"
             if not self._stored:
@@ -193,6 +232,13 @@ class TokenAuth:
         credentials (or takes over fresher ones another process stored); False if there is
         nothing to refresh (an explicit token, or no refresh token)."""
         with self._lock:
+            if self._token_file and self._fixed:
+                # A workload token renewed since it was read: retry with the new one.
+                fresh = self._read_token_file()
+                if fresh and fresh != rejected:
+                    self._fixed = fresh
+                    return True
+                return self._fixed != rejected
             if self._fixed or not self._stored or not self._stored.get("refresh_token"):
                 return False
             self._refresh_locked(refresh, rejected)

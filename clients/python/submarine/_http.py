@@ -274,7 +274,7 @@ class Transport:
             return self._exchange(method, path, query, body, authorization, retryable)
         except SubmarineError as e:
             rejected = (authorization or "")[len("Bearer "):]
-            if (e.http_status == 401 and e.reason == "TOKEN_EXPIRED"
+            if (e.http_status == 401 and self.auth.renewable(e.reason)
                     and self.auth.refresh_after_expiry(self._refresh, rejected)):
                 return self._exchange(method, path, query, body,
                                       self.auth.header(self._refresh), retryable)
@@ -354,7 +354,7 @@ class Transport:
             return self._open_stream(method, path, query, authorization)
         except SubmarineError as e:
             rejected = (authorization or "")[len("Bearer "):]
-            if (authorization and e.http_status == 401 and e.reason == "TOKEN_EXPIRED"
+            if (authorization and e.http_status == 401 and self.auth.renewable(e.reason)
                     and self.auth.refresh_after_expiry(self._refresh, rejected)):
                 return self._open_stream(method, path, query, self.auth.header(self._refresh))
             raise

@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -64,6 +65,11 @@ class BackendOnFake : public Backend {
   absl::Status Scale(const std::string& id, const std::string& role, int replicas,
                      std::chrono::milliseconds grace) override {
     return backend_->Scale(id, role, replicas, grace);
+  }
+  bool CanUpdateSecrets() const override { return backend_->CanUpdateSecrets(); }
+  absl::Status UpdateSecrets(const std::string& id,
+                             const std::map<std::string, std::string>& values) override {
+    return backend_->UpdateSecrets(id, values);
   }
 
  private:

@@ -517,7 +517,9 @@ TEST_F(LocalStackTest, KilledPostgresRestartsOnTheFirstAttemptAndIsCounted) {
 // so an experiment naming the cluster runs there. Users read clusters but may not manage them
 // nor platform credentials.
 TEST_F(LocalStackTest, AnAdminAddsAKubernetesClusterAndExperimentsRunOnIt) {
-  CommandResult up = Submarine({"local", "up", "--gateway-port", "0"});
+  // Tasks' identity tokens live 4 s (renewed every 2 s), so that a task outlives its first one.
+  CommandResult up = Submarine({"local", "up", "--gateway-port", "0"},
+                               {{"SUBMARINE_IDENTITY_TOKEN_TTL", "4"}});
   ASSERT_EQ(up.exit_code, 0) << up.output;
   const std::string admin_password = PrintedAdminPassword(up.output);
   ASSERT_EQ(SubmarineWithStdin({"login", "-u", "admin", "--password-stdin"}, admin_password + "\n")
@@ -588,7 +590,8 @@ TEST_F(LocalStackTest, AnAdminAddsAKubernetesClusterAndExperimentsRunOnIt) {
   EXPECT_EQ(experiment["reproducibility"]["backend"], "kubernetes") << got.output;
 
   // Workload identity: a task reaches the platform with `import submarine` and its own token,
-  // which is limited to the experiment's project and revoked when the attempt ends.
+  // which is limited to the experiment's project, renewed at half its life while the task runs
+  // (the first one revoked then) and revoked when the attempt ends.
   const std::string script = log_dir_ + "/identity.py";
   std::ofstream(script) << R"(import os
 import submarine
@@ -606,12 +609,29 @@ try:
     print("new token: allowed")
 except PermissionDenied as err:
     print("new token:", err.reason)
+import time
+from submarine import Unauthenticated
+first = os.environ["SUBMARINE_TOKEN"]
+started, first_refused, calls = time.monotonic(), "", True
+while time.monotonic() - started < 9:  # past twice a token's life
+    calls = calls and client.experiments.get(os.environ["SUBMARINE_EXPERIMENT"]).uid == me.uid
+    if not first_refused:
+        try:
+            submarine.Client(token=first).experiments.get(os.environ["SUBMARINE_EXPERIMENT"])
+        except Unauthenticated as err:
+            first_refused = err.reason
+    time.sleep(0.2)
+with open(os.path.join(os.environ["SUBMARINE_SECRETS_DIR"], "SUBMARINE_TOKEN")) as f:
+    print("renewed:", f.read() != first)
+print("first token:", first_refused)
+print("calls all along:", calls)
 )";
   CommandResult identity =
       RunAndFollow("identity", absl::StrCat("meta:\n  name: identity\n  cmd: /usr/bin/python3 ",
                                             script, "\nspec:\n  Worker: {replicas: 1}\n"));
   EXPECT_EQ(identity.output,
-            "sees itself: True\nother project: TOKEN_SCOPE\nnew token: TOKEN_SCOPE\n");
+            "sees itself: True\nother project: TOKEN_SCOPE\nnew token: TOKEN_SCOPE\n"
+            "renewed: True\nfirst token: TOKEN_REVOKED\ncalls all along: True\n");
   CommandResult described = Submarine({"experiment", "get", "identity", "-o", "json"});
   const std::string token_name =
       json::parse(described.output, nullptr, false).value("workloadToken", "");

@@ -25,7 +25,8 @@ class AuthTest(unittest.TestCase):
         self.gateway = FakeGateway()
         self.dir = tempfile.mkdtemp(prefix="submarine-sdk-auth-")
         self.path = os.path.join(self.dir, "conf", "credentials")
-        self.saved = {k: os.environ.pop(k, None) for k in ("SUBMARINE_TOKEN", "SUBMARINE_SERVER")}
+        self.saved = {k: os.environ.pop(k, None)
+                      for k in ("SUBMARINE_TOKEN", "SUBMARINE_SERVER", "SUBMARINE_SECRETS_DIR")}
 
     def tearDown(self) -> None:
         close_sdk_connections()
@@ -57,6 +58,49 @@ class AuthTest(unittest.TestCase):
         self.assertEqual(self.client().users.me(), User(name="users/a"))
         self.assertEqual(self.authorizations(),
                          ["Bearer arg-token", "Bearer env-token", "Bearer stored-access"])
+
+    def test_a_tasks_renewed_workload_token_is_read_from_its_secrets_dir(self) -> None:
+        secrets = os.path.join(self.dir, "secrets")
+        os.makedirs(secrets)
+        token_file = os.path.join(secrets, "SUBMARINE_TOKEN")
+
+        def renew(token: str) -> None:  # as the backend does: a new file renamed over the old
+            with open(token_file + ".tmp", "w", encoding="utf-8") as f:
+                f.write(token)
+            os.replace(token_file + ".tmp", token_file)
+
+        renew("first")
+        os.environ["SUBMARINE_SECRETS_DIR"] = secrets
+        os.environ["SUBMARINE_TOKEN"] = "started-with"
+        revoked = Answer(401, error_body(401, "UNAUTHENTICATED", "TOKEN_REVOKED", "revoked"))
+        self.gateway.answers = [(200, {"name": "users/a"})] * 2
+        client = self.client()
+        client.users.me()
+        renew("second")
+        client.users.me()
+
+        # Renewed (and the old one revoked) while a request was on its way: retried once with
+        # the new token.
+        def renewed_meanwhile(request: Any) -> Answer:
+            if request.authorization == "Bearer second":
+                renew("third")
+                return revoked
+            return Answer(200, {"name": "users/a"})
+
+        self.gateway.handler = renewed_meanwhile
+        client.users.me()
+        # Revoked with nothing newer: the error stands.
+        self.gateway.handler = lambda request: revoked
+        with self.assertRaises(Unauthenticated):
+            client.users.me()
+        self.gateway.handler = None
+        self.assertEqual(self.authorizations(),
+                         ["Bearer first", "Bearer second", "Bearer second", "Bearer third",
+                          "Bearer third"])
+        # An explicit token still wins.
+        self.gateway.answers = [(200, {"name": "users/a"})]
+        self.client(token="arg-token").users.me()
+        self.assertEqual(self.authorizations()[-1], "Bearer arg-token")
 
     def test_stored_token_goes_only_to_its_gateway(self) -> None:
         self.store(expires_at=2**40, gateway="http://other:1")
