@@ -3,6 +3,8 @@
 #include <grpcpp/impl/codegen/proto_utils.h>
 
 #include <algorithm>
+#include <atomic>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
@@ -71,6 +73,13 @@ bool IsForwardableTraceHeader(std::string_view name, std::string_view value) {
          IsLowerHex(value.substr(3, 32)) && value[35] == '-' && IsLowerHex(value.substr(36, 16)) &&
          value[52] == '-' && IsLowerHex(value.substr(53, 2)) &&
          (value.size() == 55 || value[55] == '-') && value.substr(0, 2) != "ff";
+}
+
+// 413 REQUEST_BODY_TOO_LARGE naming the limit.
+absl::Status BodyTooLarge(size_t limit) {
+  return MakeError(absl::StatusCode::kInvalidArgument, "REQUEST_BODY_TOO_LARGE",
+                   absl::StrCat("The request body is larger than ", limit, " bytes"),
+                   {{"limitBytes", absl::StrCat(limit)}});
 }
 
 metrics::Gauge* InFlightGauge() {
@@ -222,11 +231,21 @@ absl::StatusOr<HttpServerOptions> Gateway::HttpOptions() const {
     RouteTable::Match match;
     std::vector<std::string> allowed;
     const std::string_view path = target.substr(0, target.find('?'));
-    if (routes_.Find(method, path, &match, &allowed) == RouteTable::Outcome::kMatched &&
-        match.route->max_body_bytes != 0) {
-      return static_cast<size_t>(match.route->max_body_bytes);
+    if (routes_.Find(method, path, &match, &allowed) == RouteTable::Outcome::kMatched) {
+      if (match.route->max_body_bytes != 0) {
+        return static_cast<size_t>(match.route->max_body_bytes);
+      }
+      // An upload holds one piece at a time, whatever its size: the service sets its own bound.
+      if (match.route->streamed_request) return std::numeric_limits<size_t>::max();
     }
     return fallback;
+  };
+  options.streams_body_for = [this](std::string_view method, std::string_view target) {
+    RouteTable::Match match;
+    std::vector<std::string> allowed;
+    const std::string_view path = target.substr(0, target.find('?'));
+    return routes_.Find(method, path, &match, &allowed) == RouteTable::Outcome::kMatched &&
+           match.route->streamed_request;
   };
   options.max_header_bytes =
       config_.max_header_bytes() ? config_.max_header_bytes() : kDefaultMaxHeader;
@@ -330,10 +349,7 @@ void Gateway::Dispatch(const std::shared_ptr<Pending>& pending) {
     pending->label = "rejected";
     absl::Status error;
     if (req.rejected_status == 413) {
-      const size_t limit = req.body_limit;
-      error = MakeError(absl::StatusCode::kInvalidArgument, "REQUEST_BODY_TOO_LARGE",
-                        absl::StrCat("The request body is larger than ", limit, " bytes"),
-                        {{"limitBytes", absl::StrCat(limit)}});
+      error = BodyTooLarge(req.body_limit);
     } else if (req.rejected_status == 429) {
       uint32_t limit = config_.max_connections_per_client() ? config_.max_connections_per_client()
                                                             : kDefaultMaxConnectionsPerClient;
@@ -408,11 +424,16 @@ void Gateway::Dispatch(const std::shared_ptr<Pending>& pending) {
   const Message* prototype = google::protobuf::MessageFactory::generated_factory()->GetPrototype(
       route.method->input_type());
   std::unique_ptr<Message> message(prototype->New());
+  // A streamed body is not read yet: the first message gets the bindings and content type now,
+  // the body's pieces as they arrive.
   absl::Status built = BuildRequest(route, match.bindings, req.query, req.body,
                                     req.Header("content-type"), message.get());
   if (!built.ok()) {
     HttpReply reply = RenderError(route.face, built);
     return Reply(pending, reply.status, std::move(reply.body));
+  }
+  if (route.streamed_request) {
+    return StreamToBackend(pending, route, *route_backends_.at(&route), std::move(message));
   }
   grpc::ByteBuffer buffer;
   bool own_buffer = false;
@@ -764,6 +785,183 @@ void Gateway::StreamFromBackend(const std::shared_ptr<Pending>& pending, const R
     if (streams_stopped_) pending->client.TryCancel();  // shutting down
   }
   stream->Start(stream, backend);
+}
+
+// One REST call of a client-streaming method (an upload). The body is read in pieces of at most
+// kUploadChunkBytes (HttpExchange::ReadBody), each sent as one request message: the first is the
+// message BuildRequest filled (path and query bindings, the HttpBody's content_type) with the
+// first piece as its data, the later ones carry only the HttpBody's data. The next piece is read
+// only once gRPC has taken the previous message (one in flight), so a slow service holds a fast
+// client back by TCP and the gateway holds about two pieces per upload whatever the body's size.
+// The body's end half-closes the call (the last piece goes with it); the service's answer is
+// rendered as for a unary call. A body over the limit (413) or malformed (400), or a client that
+// goes away, cancels the call: the service sees CANCELLED, never a truncated body ending well. A
+// service that ends the call first stops the reading (at most one more piece is read) and its
+// status is the answer. A client that goes away while the service is slow to take a message is
+// noticed at the next read. Writes are started from the connection's strand, outside the
+// reactor's reactions, so the call carries a hold until no further write will be started.
+// Keeps itself alive until the backend call is done.
+class Gateway::RestUpload : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  RestUpload(Gateway* gateway, std::shared_ptr<Pending> pending, std::unique_ptr<Message> first)
+      : gateway_(gateway), pending_(std::move(pending)), first_(std::move(first)) {}
+
+  void Start(std::shared_ptr<RestUpload> self, const Backend& backend) {
+    self_ = std::move(self);
+    backend.stub->PrepareBidiStreamingCall(&pending_->client, pending_->route->grpc_method,
+                                           grpc::StubOptions(), this);
+    AddHold();  // released by StopWriting
+    StartRead(&pending_->response);
+    StartCall();
+    ReadNext();
+  }
+
+  void OnWriteDone(bool ok) override {
+    // Not ok: the call is over, its status follows in OnDone.
+    if (!ok || last_written_) return StopWriting();
+    ReadNext();
+  }
+
+  void OnWritesDoneDone(bool) override { StopWriting(); }
+
+  // The service answered (or failed): nothing more will be sent to it.
+  void OnReadDone(bool) override { backend_ended_.store(true); }
+
+  void OnDone(const grpc::Status& status) override {
+    std::shared_ptr<RestUpload> self = std::move(self_);
+    Gateway* gateway = gateway_;
+    {
+      std::lock_guard lock(gateway->streams_mu_);
+      gateway->streams_.erase(&pending_->client);
+    }
+    pending_->exchange->Post([self, status] { self->Complete(status); });
+    self.reset();  // nothing of the request may outlive EndAsync()
+    gateway->EndAsync();
+  }
+
+ private:
+  void ReadNext() {
+    pending_->exchange->ReadBody(kUploadChunkBytes,
+                                 [self = self_](BodyPiece piece) { self->Send(std::move(piece)); });
+  }
+
+  // On the strand: one piece of the body goes to the service.
+  void Send(BodyPiece piece) {
+    log::ScopedRequestId bind(pending_->request_id);
+    switch (piece.state) {
+      case BodyPiece::State::kMore:
+      case BodyPiece::State::kEnd:
+        break;
+      case BodyPiece::State::kTooLarge:
+      case BodyPiece::State::kMalformed:
+      case BodyPiece::State::kGone:
+        body_failure_ = piece.state;
+        pending_->client.TryCancel();
+        return StopWriting();
+    }
+    if (backend_ended_.load()) return StopWriting();
+    const bool last = piece.state == BodyPiece::State::kEnd;
+    if (last && piece.data.empty() && first_ == nullptr) {
+      last_written_ = true;
+      return StartWritesDone();
+    }
+    std::unique_ptr<Message> later;
+    Message* message = first_.get();
+    if (message == nullptr) {
+      later.reset(Prototype()->New());
+      message = later.get();
+    }
+    const Route& route = *pending_->route;
+    Message* http_body = route.body_field == nullptr
+                             ? message
+                             : message->GetReflection()->MutableMessage(message, route.body_field);
+    http_body->GetReflection()->SetString(
+        http_body, http_body->GetDescriptor()->FindFieldByName("data"), std::move(piece.data));
+    bool own_buffer = false;
+    write_buffer_.Clear();  // the previous message is written: gRPC serializes into an empty one
+    grpc::Status serialized =
+        grpc::SerializationTraits<Message>::Serialize(*message, &write_buffer_, &own_buffer);
+    first_.reset();
+    if (!serialized.ok()) {
+      log::Get("gateway")->error("cannot serialize the request to {}: {}", route.grpc_method,
+                                 serialized.error_message());
+      serialize_failed_ = true;
+      pending_->client.TryCancel();
+      return StopWriting();
+    }
+    last_written_ = last;
+    if (last) return StartWriteLast(&write_buffer_, grpc::WriteOptions());
+    StartWrite(&write_buffer_);
+  }
+
+  const Message* Prototype() const {
+    return google::protobuf::MessageFactory::generated_factory()->GetPrototype(
+        pending_->route->method->input_type());
+  }
+
+  void StopWriting() {
+    if (!writing_over_.exchange(true)) RemoveHold();
+  }
+
+  // On the strand: the backend call is over.
+  void Complete(const grpc::Status& status) {
+    log::ScopedRequestId bind(pending_->request_id);
+    const Route& route = *pending_->route;
+    switch (body_failure_) {
+      case BodyPiece::State::kTooLarge: {
+        HttpReply reply =
+            RenderError(route.face, BodyTooLarge(pending_->exchange->request().body_limit), 413);
+        return gateway_->Reply(pending_, reply.status, std::move(reply.body));
+      }
+      case BodyPiece::State::kMalformed: {
+        HttpReply reply =
+            RenderError(route.face,
+                        MakeError(absl::StatusCode::kInvalidArgument, "MALFORMED_HTTP_REQUEST",
+                                  "The request body is not valid HTTP/1.1"),
+                        400);
+        return gateway_->Reply(pending_, reply.status, std::move(reply.body));
+      }
+      case BodyPiece::State::kGone: {
+        // No one to answer: counted and logged as the client closing the request.
+        HttpReply reply =
+            RenderError(route.face,
+                        MakeError(absl::StatusCode::kCancelled, "CLIENT_CLOSED_REQUEST",
+                                  "The client closed the connection before the request body ended"),
+                        499);
+        return gateway_->Reply(pending_, reply.status, std::move(reply.body));
+      }
+      default:
+        break;
+    }
+    if (serialize_failed_) return gateway_->ReplyInternalError(pending_);
+    gateway_->CompleteBackendCall(pending_, status);
+  }
+
+  Gateway* gateway_;
+  std::shared_ptr<Pending> pending_;
+  std::unique_ptr<Message> first_;  // until it is sent
+  std::shared_ptr<RestUpload> self_;
+  grpc::ByteBuffer write_buffer_;  // the message in flight
+  std::atomic<bool> writing_over_{false};
+  std::atomic<bool> backend_ended_{false};
+  // On the strand, or ordered by the write in flight:
+  bool last_written_ = false;
+  bool serialize_failed_ = false;
+  BodyPiece::State body_failure_ = BodyPiece::State::kMore;  // kMore: none
+};
+
+void Gateway::StreamToBackend(const std::shared_ptr<Pending>& pending, const Route& route,
+                              const Backend& backend, std::unique_ptr<Message> first) {
+  pending->backend = &backend;
+  pending->timeout = PrepareBackendCall(pending, route);
+  auto upload = std::make_shared<RestUpload>(this, pending, std::move(first));
+  BeginAsync();
+  {
+    std::lock_guard lock(streams_mu_);
+    streams_.insert(&pending->client);
+    if (streams_stopped_) pending->client.TryCancel();  // shutting down
+  }
+  upload->Start(upload, backend);
 }
 
 void Gateway::Reply(const std::shared_ptr<Pending>& pending, int status, std::string body,

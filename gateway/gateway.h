@@ -81,6 +81,7 @@ class Gateway {
   struct Pending;  // one REST request waiting for its backend
   class HttpTask;
   class RestStream;  // one REST call of a server-streaming method
+  class RestUpload;  // one REST call of a client-streaming method
 
   using HealthCallback = std::function<void(const std::vector<BackendHealth>&)>;
 
@@ -106,6 +107,10 @@ class Gateway {
   // A server-streaming route: the answer is streamed as NDJSON or server-sent events.
   void StreamFromBackend(const std::shared_ptr<Pending>& pending, const Route& route,
                          const Backend& backend, grpc::ByteBuffer request);
+  // A client-streaming route (an upload): the body is streamed to the backend as it is read,
+  // `first` (bindings and content type filled) carrying its first piece.
+  void StreamToBackend(const std::shared_ptr<Pending>& pending, const Route& route,
+                       const Backend& backend, std::unique_ptr<google::protobuf::Message> first);
   // Counts and logs a finished request (Reply() does this for whole answers).
   void RecordRequest(const std::shared_ptr<Pending>& pending, int status, size_t bytes);
   // 500 with a generic message (the caller has logged what went wrong).
@@ -137,9 +142,9 @@ class Gateway {
   std::condition_variable async_cv_;
   int async_calls_ = 0;
 
-  // The backend calls of REST streams in flight: StopHttp cancels them (a followed log would
-  // otherwise hold the shutdown until the task ends); streams started after that are cancelled
-  // at once.
+  // The backend calls of REST streams and uploads in flight: StopHttp cancels them (a followed log
+  // would otherwise hold the shutdown until the task ends); streams started after that are
+  // cancelled at once.
   std::mutex streams_mu_;
   std::set<grpc::ClientContext*> streams_;  // guarded by streams_mu_
   bool streams_stopped_ = false;            // guarded by streams_mu_

@@ -163,6 +163,8 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
   virtual void StreamEnd(std::string last) = 0;
   // Closes the connection in the middle of a streamed answer.
   virtual void StreamAbort() = 0;
+  // The next piece of a streamed request body (HttpExchange::ReadBody).
+  virtual void ReadBodyPiece(size_t max_bytes, std::function<void(BodyPiece)> on_piece) = 0;
 
  protected:
   HttpServer::Impl* server_;
@@ -324,6 +326,11 @@ class Session final : public SessionBase {
   }
 
   void Write(HttpResponse r) override {
+    answered_ = true;
+    if (upload_reading_) {  // sent once that read has ended (EndPiece)
+      deferred_response_ = std::move(r);
+      return;
+    }
     if (!request_slot_.empty()) {
       server_->ReleaseRequestSlot(request_slot_);
       request_slot_.clear();
@@ -336,7 +343,9 @@ class Session final : public SessionBase {
     response_.set(http::field::content_type, r.content_type);
     for (auto& [k, v] : r.headers) response_.insert(k, v);
     response_.body() = std::move(r.body);
-    response_.keep_alive(keep_alive_ && !server_->stopping());
+    // A streamed body not read to its end leaves the connection unusable for another request.
+    const bool body_unread = upload_parser_.has_value() && !upload_parser_->is_done();
+    response_.keep_alive(keep_alive_ && !server_->stopping() && !body_unread);
     response_.prepare_payload();
     Lowest().expires_after(kWriteTimeout);
     http::async_write(stream_, response_, beast::bind_front_handler(&Session::OnWrite, Self()));
@@ -413,6 +422,36 @@ class Session final : public SessionBase {
   void StreamAbort() override {
     on_gone_ = nullptr;
     StreamClientGone();
+  }
+
+  void ReadBodyPiece(size_t max_bytes, std::function<void(BodyPiece)> on_piece) override {
+    if (!upload_parser_.has_value() || upload_final_ || upload_reading_ || answered_ || closing_) {
+      asio::post(executor(), [on_piece = std::move(on_piece)] {
+        on_piece(BodyPiece{BodyPiece::State::kGone, {}});
+      });
+      return;
+    }
+    upload_reading_ = true;
+    on_piece_ = std::move(on_piece);
+    piece_.clear();
+    piece_max_ = std::max<size_t>(1, max_bytes);
+    if (upload_parser_->is_done()) {  // no body at all
+      asio::post(executor(), [self = Self()] { self->EndPiece(BodyPiece::State::kEnd); });
+      return;
+    }
+    if (expect_continue_) {  // the client waits for this before it sends the body
+      expect_continue_ = false;
+      interim_ = {};
+      interim_.version(upload_parser_->get().version());
+      interim_.result(http::status::continue_);
+      Lowest().expires_after(kWriteTimeout);
+      http::async_write(stream_, interim_, [self = Self()](beast::error_code ec, size_t) {
+        if (ec) return self->EndPiece(BodyPiece::State::kGone);
+        self->ReadMoreBody();
+      });
+      return;
+    }
+    ReadMoreBody();
   }
 
  private:
@@ -498,6 +537,10 @@ class Session final : public SessionBase {
   // From the request's first byte: header_timeout for the whole header block.
   void ReadHeader() {
     if (!server_->MarkBusy(this)) return Close();
+    upload_parser_.reset();
+    upload_final_ = false;
+    answered_ = false;
+    expect_continue_ = false;
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(server_->options().max_header_bytes));
     // The request's own limit is known once its header is: none until then (Beast would
@@ -529,6 +572,15 @@ class Session final : public SessionBase {
       return Dispatch(413);
     }
     parser_->body_limit(body_limit_);  // a chunked body is held to it as it arrives
+    if (options.streams_body_for &&
+        options.streams_body_for(
+            std::string_view(header.method_string().data(), header.method_string().size()),
+            std::string_view(header.target().data(), header.target().size()))) {
+      // Only the header is read: the parser can change its body type (keeping the limit).
+      expect_continue_ = beast::iequals(header[http::field::expect], "100-continue");
+      upload_parser_.emplace(std::move(*parser_));
+      return Dispatch(0);
+    }
     if (parser_->is_done()) return Dispatch(0);
     Lowest().expires_after(server_->options().idle_timeout);
     if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
@@ -567,6 +619,60 @@ class Session final : public SessionBase {
 
   // Hands the request (or its rejection) to the handler.
   void Dispatch(int rejected_status);
+  template <class Message>
+  void DispatchMessage(Message& msg, int rejected_status);
+
+  // Fills piece_ from the streamed body until it holds piece_max_ bytes or the body ends; each
+  // socket read must make progress within idle_timeout.
+  void ReadMoreBody() {
+    const size_t have = piece_.size();
+    piece_.resize(piece_max_);
+    auto& body = upload_parser_->get().body();
+    body.data = piece_.data() + have;
+    body.size = piece_max_ - have;
+    body.more = true;
+    Lowest().expires_after(server_->options().idle_timeout);
+    http::async_read_some(
+        stream_, buffer_, *upload_parser_, [self = Self(), have](beast::error_code ec, size_t) {
+          const size_t room = self->piece_max_ - have;
+          self->piece_.resize(have + (room - self->upload_parser_->get().body().size));
+          if (ec == http::error::need_buffer) ec = {};  // piece_ is full
+          if (ec == http::error::body_limit) return self->EndPiece(BodyPiece::State::kTooLarge);
+          const auto& http_errors = http::make_error_code(http::error::bad_target).category();
+          if (ec && ec.category() == http_errors && ec != http::error::end_of_stream &&
+              ec != http::error::partial_message) {
+            return self->EndPiece(BodyPiece::State::kMalformed);
+          }
+          if (ec) return self->EndPiece(BodyPiece::State::kGone);
+          if (self->upload_parser_->is_done()) return self->EndPiece(BodyPiece::State::kEnd);
+          if (self->piece_.size() >= self->piece_max_ || self->deferred_response_.has_value()) {
+            return self->EndPiece(BodyPiece::State::kMore);
+          }
+          self->ReadMoreBody();
+        });
+  }
+
+  // A ReadBodyPiece is over: hands its piece over, then sends an answer given meanwhile.
+  void EndPiece(BodyPiece::State state) {
+    upload_reading_ = false;
+    // No socket timer while the handler passes the piece on (a slow service must not time the
+    // client out); the next read sets it again.
+    Lowest().expires_never();
+    if (state != BodyPiece::State::kMore) upload_final_ = true;
+    BodyPiece piece{state, {}};
+    if (state == BodyPiece::State::kMore || state == BodyPiece::State::kEnd) {
+      piece.data = std::move(piece_);
+    }
+    piece_ = {};
+    auto on_piece = std::move(on_piece_);
+    on_piece_ = nullptr;
+    on_piece(std::move(piece));
+    if (deferred_response_.has_value()) {
+      HttpResponse r = std::move(*deferred_response_);
+      deferred_response_.reset();
+      Write(std::move(r));
+    }
+  }
 
   void OnWrite(beast::error_code ec, size_t) {
     if (ec || !response_.keep_alive()) return Close();
@@ -604,6 +710,17 @@ class Session final : public SessionBase {
   const std::string peer_text_;  // "ip:port"
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  // A streamed body (streams_body_for): the parser taken over from parser_ after the header, and
+  // the piece being read into (at most piece_max_ bytes: all the body this session holds).
+  std::optional<http::request_parser<http::buffer_body>> upload_parser_;
+  std::string piece_;
+  size_t piece_max_ = 0;
+  std::function<void(BodyPiece)> on_piece_;
+  std::optional<HttpResponse> deferred_response_;  // given while a piece was being read
+  bool upload_reading_ = false;
+  bool upload_final_ = false;  // a piece in a final state was handed over
+  bool answered_ = false;      // Write() was called for the current request
+  bool expect_continue_ = false;
   http::response<http::string_body> response_;
   http::response<http::empty_body> interim_;
   std::array<char, 4096> drain_buffer_{};
@@ -680,6 +797,12 @@ class Exchange : public HttpExchange {
     asio::post(session_->executor(), [s = session_] { s->StreamAbort(); });
   }
 
+  void ReadBody(size_t max_bytes, std::function<void(BodyPiece)> on_piece) override {
+    asio::post(session_->executor(), [s = session_, max_bytes, f = std::move(on_piece)]() mutable {
+      s->ReadBodyPiece(max_bytes, std::move(f));
+    });
+  }
+
  private:
   std::shared_ptr<SessionBase> session_;
   HttpRequest request_;
@@ -690,8 +813,14 @@ class Exchange : public HttpExchange {
 
 template <class Stream>
 void Session<Stream>::Dispatch(int rejected_status) {
+  if (upload_parser_.has_value()) return DispatchMessage(upload_parser_->get(), rejected_status);
+  DispatchMessage(parser_->get(), rejected_status);
+}
+
+template <class Stream>
+template <class Message>
+void Session<Stream>::DispatchMessage(Message& msg, int rejected_status) {
   HttpRequest request;
-  const auto& msg = parser_->get();
   version_ = msg.version() == 10 ? 10 : 11;
   request.method = ToString(msg.method_string());
   request.target = ToString(msg.target());
@@ -706,7 +835,11 @@ void Session<Stream>::Dispatch(int rejected_status) {
       forwarded_for += request.headers.back().second;
     }
   }
-  if (rejected_status == 0) request.body = std::move(parser_->get().body());
+  if constexpr (std::is_same_v<typename Message::body_type, http::buffer_body>) {
+    request.body_streamed = true;
+  } else if (rejected_status == 0) {
+    request.body = std::move(msg.body());
+  }
   request.body_limit = body_limit_;
   request.peer = peer_text_;
   const auto& options = server_->options();

@@ -39,7 +39,10 @@ struct HttpRequest {
   std::string path;    // target before '?', still percent-encoded
   std::string query;   // target after '?', still percent-encoded
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-case
-  std::string body;
+  std::string body;                                          // empty when body_streamed
+  // The body is not read yet (streams_body_for said so): the handler reads it piece by piece
+  // with HttpExchange::ReadBody.
+  bool body_streamed = false;
   std::string peer;    // "ip:port" of the TCP peer
   std::string client;  // the client the request is accounted to: see ClientAddress()
   // Non-zero when the server refused the request: 413 (body over the limit), 431 (header block
@@ -59,6 +62,20 @@ struct HttpResponse {
   std::string body;
 };
 
+// One piece of a streamed request body (HttpExchange::ReadBody).
+struct BodyPiece {
+  enum class State {
+    kMore,       // `data` and more to come
+    kEnd,        // `data` (possibly empty) is the last of the body
+    kTooLarge,   // the body went over the request's body_limit: nothing more can be read
+    kMalformed,  // the body is not valid HTTP (a bad chunk)
+    kGone,       // the client closed the connection, sent nothing for idle_timeout, or the
+                 // request was already answered
+  };
+  State state = State::kMore;
+  std::string data;
+};
+
 // One request/response on a connection. Thread-safe.
 class HttpExchange {
  public:
@@ -68,7 +85,16 @@ class HttpExchange {
   virtual void Post(std::function<void()> fn) = 0;
   // Sends the answer; only the first call counts. The write happens on the connection's strand.
   // An exchange destroyed without an answer answers 500.
+  // An answer given while a ReadBody is in flight is sent once that read has ended. A request
+  // whose streamed body was not read to its end is answered with Connection: close.
   virtual void Respond(HttpResponse response) = 0;
+
+  // For a request with body_streamed: reads the next piece of the body — at most `max_bytes`,
+  // fewer only at its end — and calls `on_piece` with it on the connection's strand. At most one
+  // read is in flight; nothing is read from the socket between two calls, so a handler that asks
+  // for the next piece only when it has passed the previous one on holds a fast client back
+  // by TCP flow control. kEnd comes once; any call after a final state gets kGone.
+  virtual void ReadBody(size_t max_bytes, std::function<void(BodyPiece)> on_piece) = 0;
 
   // A streamed answer instead of Respond() (for server-streaming methods), sent as it is
   // produced: chunked transfer encoding on HTTP/1.1 (on HTTP/1.0 the body runs to the close),
@@ -105,6 +131,11 @@ struct HttpServerOptions {
   // The body limit of one request, from its method and target (e.g. its route's own), asked once
   // its header is read; unset: max_body_bytes for every request.
   std::function<size_t(std::string_view method, std::string_view target)> body_limit_for;
+  // Requests for which this answers true (asked once the header is read and the body limit
+  // known) are handed to the handler before their body is read: body_streamed is set and the
+  // handler reads the body with HttpExchange::ReadBody (still held to the body limit). Unset:
+  // every body is read whole first.
+  std::function<bool(std::string_view method, std::string_view target)> streams_body_for;
   size_t max_header_bytes = 16 << 10;
   // Open connections at most (see the file comment for what happens at the limit). A connection
   // carries one request at a time, so this also bounds requests (and request bodies) in flight.

@@ -89,8 +89,12 @@ absl::StatusOr<std::unique_ptr<Route>> MakeRoute(const MethodDescriptor* method,
   route->label = absl::StrCat(route->http_method, " ", path);
   route->auth_exempt = method->options().GetExtension(submarine::common::v1::auth_exempt);
   route->max_body_bytes = method->options().GetExtension(submarine::common::v1::max_body_bytes);
-  // The request must still fit one gRPC message to the service (some bytes for its other fields).
-  if (route->max_body_bytes > static_cast<uint64_t>(rpc::kMaxMessageBytes) - (64 << 10)) {
+  route->streamed_request = method->client_streaming();
+  // A whole request must still fit one gRPC message to the service (some bytes for its other
+  // fields); a streamed one is cut into messages of kUploadChunkBytes.
+  static_assert(kUploadChunkBytes <= static_cast<size_t>(rpc::kMaxMessageBytes) - (64 << 10));
+  if (!route->streamed_request &&
+      route->max_body_bytes > static_cast<uint64_t>(rpc::kMaxMessageBytes) - (64 << 10)) {
     return RuleError(
         method, absl::StrCat("max_body_bytes ", route->max_body_bytes,
                              " does not fit a gRPC message (", rpc::kMaxMessageBytes, " bytes)"));
@@ -101,6 +105,21 @@ absl::StatusOr<std::unique_ptr<Route>> MakeRoute(const MethodDescriptor* method,
   route->raw_request =
       (route->body == "*" && is_http_body(request)) ||
       (route->body_field != nullptr && is_http_body(route->body_field->message_type()));
+  if (route->streamed_request) {
+    // A request stream has no JSON form: only raw bytes can be cut into messages.
+    int http_body_fields = 0;
+    for (int i = 0; i < request->field_count(); ++i) {
+      if (is_http_body(request->field(i)->message_type())) ++http_body_fields;
+    }
+    const bool whole = route->body == "*" && is_http_body(request);
+    const bool field = route->body_field != nullptr && http_body_fields == 1 &&
+                       is_http_body(route->body_field->message_type());
+    if (!whole && !field) {
+      return RuleError(method,
+                       "a client-streaming method needs body \"*\" with a google.api.HttpBody "
+                       "request, or body naming the request's only google.api.HttpBody field");
+    }
+  }
   route->raw_response = route->response_body_field == nullptr
                             ? is_http_body(method->output_type())
                             : is_http_body(route->response_body_field->message_type());
@@ -122,9 +141,10 @@ absl::StatusOr<RouteTable> RouteTable::Build(const std::vector<std::string>& ser
     auto face = service->options().GetExtension(submarine::common::v1::rest_face);
     for (int i = 0; i < service->method_count(); ++i) {
       const MethodDescriptor* method = service->method(i);
-      // A server-streaming method is answered as a stream (NDJSON or server-sent events); a
-      // request stream has no JSON form.
-      if (method->client_streaming()) continue;
+      // A server-streaming method is answered as a stream (NDJSON or server-sent events), a
+      // client-streaming one reads a raw body as a stream (an upload); HTTP/1.1 has no form for
+      // both at once.
+      if (method->client_streaming() && method->server_streaming()) continue;
       if (!method->options().HasExtension(google::api::http)) continue;
       // Service-to-service methods are not part of the public API, whatever their options say.
       if (method->options().GetExtension(submarine::common::v1::internal_only)) continue;

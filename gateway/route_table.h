@@ -39,12 +39,22 @@ struct Route {
   // the message's content type; a server-streaming one as one chunk per message.
   bool raw_request = false;
   bool raw_response = false;
-  // (submarine.common.v1.max_body_bytes); 0: the gateway's max_body_bytes.
+  // A client-streaming method with a raw request (an upload): the body is read as it arrives and
+  // sent as a stream of request messages of at most kUploadChunkBytes of data each; the first
+  // carries the path and query bindings and the HttpBody's content_type, the later ones only
+  // data (see Gateway::RestUpload).
+  bool streamed_request = false;
+  // (submarine.common.v1.max_body_bytes); 0: the gateway's max_body_bytes, or no limit for a
+  // streamed request.
   uint64_t max_body_bytes = 0;
 };
 
 // "google.api.HttpBody".
 inline constexpr char kHttpBodyType[] = "google.api.HttpBody";
+
+// The most body bytes one request message of a streamed upload carries: well below gRPC's
+// message limit (rpc::kMaxMessageBytes), and the unit of the gateway's memory per upload.
+inline constexpr size_t kUploadChunkBytes = size_t{1} << 20;
 
 class RouteTable {
  public:
@@ -56,9 +66,11 @@ class RouteTable {
 
   // Builds the routes of every named service. INVALID_ARGUMENT/NOT_FOUND naming the service or
   // method if a service is not in the generated pool, a template does not parse, a path variable
-  // or body does not name a suitable request field, or two routes have the same method and
-  // template. Methods without an http option, client-streaming methods and methods marked
-  // (submarine.common.v1.internal_only) get no route. Services are looked up in `pool` (tests
+  // or body does not name a suitable request field (for a client-streaming method: the request
+  // is not a google.api.HttpBody taken whole with body "*", nor has exactly one HttpBody field
+  // named by body), or two routes have the same method and template. Methods without an http
+  // option, bidi-streaming methods and methods marked (submarine.common.v1.internal_only) get no
+  // route. Services are looked up in `pool` (tests
   // pass their own; the gateway uses the generated pool).
   static absl::StatusOr<RouteTable> Build(const std::vector<std::string>& services,
                                           const google::protobuf::DescriptorPool* pool =

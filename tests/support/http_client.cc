@@ -137,6 +137,21 @@ absl::Status HttpConnection::Send(const std::string& method, const std::string& 
   return absl::OkStatus();
 }
 
+absl::Status HttpConnection::SendBytes(std::string_view bytes) {
+  size_t sent = 0;
+  while (sent < bytes.size()) {
+    ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      return Unavailable(absl::StrCat("send: ", n == 0 ? "nothing sent" : strerror(errno)));
+    }
+    sent += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<HttpResult> HttpConnection::ReadAnswer() { return ReadResponse(); }
+
 absl::StatusOr<HttpResult> HttpConnection::SendRaw(const std::string& raw) {
   size_t sent = 0;
   while (sent < raw.size()) {

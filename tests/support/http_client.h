@@ -4,6 +4,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -50,6 +51,13 @@ class HttpConnection {
   // Sends `raw` bytes as they are and reads one answer. A failure to send all of `raw` (the
   // server may close early) is ignored as long as an answer arrives.
   absl::StatusOr<HttpResult> SendRaw(const std::string& raw);
+
+  // Sends `bytes` as they are and reads nothing (a request written in pieces). May run on one
+  // thread while another waits in ReadAnswer() (they share only the socket). UNAVAILABLE if the
+  // connection was closed or reset.
+  absl::Status SendBytes(std::string_view bytes);
+  // Reads one answer (a chunked body whole), e.g. after SendBytes.
+  absl::StatusOr<HttpResult> ReadAnswer();
 
   // True once the server has closed its side (after an answer with Connection: close).
   bool PeerClosed();

@@ -1,16 +1,21 @@
 // Streaming through the real gateway process (submarine-gateway-streaming-test: the gateway
 // built with the test service's descriptor too) in front of an in-process backend serving
 // StreamingTestService (streaming_test.proto): every kind of RPC through the native gRPC proxy,
-// and server streaming over REST as NDJSON and as server-sent events. The gateway's unary
-// timeout is 1 s here, shorter than some of the streams.
+// server streaming over REST as NDJSON and as server-sent events, and client-streaming REST
+// uploads. The gateway's unary timeout is 1 s here, shorter than some of the streams.
 
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
+#include <fstream>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -18,6 +23,7 @@
 #include "absl/strings/str_split.h"
 #include "common/rpc/server_runner.h"
 #include "common/status/status.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "tests/integration/gateway/gateway_fixture.h"
 #include "tests/integration/gateway/streaming_test.grpc.pb.h"
 #include "tests/support/grpc_errors.h"
@@ -31,6 +37,33 @@ using nlohmann::json;
 namespace gt = submarine::gatewaytest::v1;
 
 constexpr int kUnaryTimeoutMs = 1000;
+constexpr size_t kMiB = size_t{1} << 20;
+constexpr size_t kUploadChunk = kMiB;  // the gateway's kUploadChunkBytes
+
+// FNV-1a, 64 bits, continued from `hash`.
+constexpr uint64_t kFnvOffset = 14695981039346656037ull;
+uint64_t Fnv(uint64_t hash, std::string_view data) {
+  for (unsigned char c : data) hash = (hash ^ c) * 1099511628211ull;
+  return hash;
+}
+
+// Byte `i` of a generated body (not periodic at a power of two).
+char BodyByte(size_t i) { return static_cast<char>((i * 131 + (i >> 17)) & 0xff); }
+std::string Body(size_t size, size_t from = 0) {
+  std::string out(size, '\0');
+  for (size_t i = 0; i < size; ++i) out[i] = BodyByte(from + i);
+  return out;
+}
+
+// The resident memory of process `pid` in bytes (VmRSS), 0 if unreadable.
+size_t ResidentBytes(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6)) * 1024;
+  }
+  return 0;
+}
 
 // The test service. Records how each tagged call ended as the backend saw it: "ok", "failed",
 // or "cancelled" (the client went away or the deadline passed). Thread-safe.
@@ -97,6 +130,38 @@ class StreamingBackend final : public gt::StreamingTestService::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status UploadStream(grpc::ServerContext* ctx, grpc::ServerReader<gt::UploadChunk>* reader,
+                            gt::UploadSummary* reply) override {
+    return Consume(ctx, reader, reply);
+  }
+  grpc::Status UploadStreamLimited(grpc::ServerContext* ctx,
+                                   grpc::ServerReader<gt::UploadChunk>* reader,
+                                   gt::UploadSummary* reply) override {
+    return Consume(ctx, reader, reply);
+  }
+  grpc::Status UploadRaw(grpc::ServerContext* ctx,
+                         grpc::ServerReader<google::api::HttpBody>* reader,
+                         gt::UploadSummary* reply) override {
+    return Consume(ctx, reader, reply);
+  }
+
+  // Lets a slow upload take `n` more messages.
+  void Grant(int n) {
+    std::lock_guard lock(mu_);
+    permits_ += n;
+    cv_.notify_all();
+  }
+  int Permits() {
+    std::lock_guard lock(mu_);
+    return permits_;
+  }
+  // Body bytes the upload tagged `tag` has received so far.
+  int64_t Received(const std::string& tag) {
+    std::lock_guard lock(mu_);
+    auto it = received_.find(tag);
+    return it == received_.end() ? 0 : it->second;
+  }
+
   // How the call tagged `tag` ended ("" while it runs or before it started).
   std::string Outcome(const std::string& tag) {
     std::lock_guard lock(mu_);
@@ -136,13 +201,84 @@ class StreamingBackend final : public gt::StreamingTestService::Service {
     return grpc::Status::OK;
   }
 
+  static const google::api::HttpBody& BodyOf(const gt::UploadChunk& m) { return m.body(); }
+  static const google::api::HttpBody& BodyOf(const google::api::HttpBody& m) { return m; }
+
+  // Reads an upload to its end and sums it up; records "ok", "failed" or "cancelled".
+  template <class Chunk>
+  grpc::Status Consume(grpc::ServerContext* ctx, grpc::ServerReader<Chunk>* reader,
+                       gt::UploadSummary* reply) {
+    Chunk m;
+    std::string tag = "raw";
+    int64_t fail_after = 0;
+    bool slow = false;
+    uint64_t checksum = kFnvOffset;
+    while (reader->Read(&m)) {
+      const google::api::HttpBody& body = BodyOf(m);
+      if (reply->messages() == 0) {
+        if constexpr (std::is_same_v<Chunk, gt::UploadChunk>) {
+          tag = m.tag();
+          fail_after = m.fail_after_bytes();
+          slow = m.slow();
+        }
+        reply->set_tag(tag);
+        reply->set_content_type(body.content_type());
+      } else {
+        Chunk only_data;
+        if constexpr (std::is_same_v<Chunk, gt::UploadChunk>) {
+          only_data.mutable_body()->set_data(body.data());
+        } else {
+          only_data.set_data(body.data());
+        }
+        if (!google::protobuf::util::MessageDifferencer::Equals(m, only_data)) {
+          reply->set_later_with_other_fields(reply->later_with_other_fields() + 1);
+        }
+      }
+      reply->set_messages(reply->messages() + 1);
+      reply->set_size(reply->size() + static_cast<int64_t>(body.data().size()));
+      reply->set_largest_message(
+          std::max(reply->largest_message(), static_cast<int64_t>(body.data().size())));
+      checksum = Fnv(checksum, body.data());
+      {
+        std::lock_guard lock(mu_);
+        received_[tag] = reply->size();
+      }
+      if (fail_after > 0 && reply->size() >= fail_after) {
+        Record(tag, "failed");
+        return ToGrpcStatus(
+            MakeError(absl::StatusCode::kFailedPrecondition, "UPLOAD_FAILED",
+                      absl::StrCat("upload failed after ", reply->size(), " bytes")),
+            "gatewaytest.submarine.io");
+      }
+      if (slow) {
+        // The test's permit, not a pace: look for cancellation every few milliseconds, as the
+        // sync API has no callback for it.
+        std::unique_lock lock(mu_);
+        while (permits_ == 0 && !ctx->IsCancelled()) {
+          cv_.wait_for(lock, std::chrono::milliseconds(5));
+        }
+        if (permits_ > 0) --permits_;
+      }
+    }
+    if (ctx->IsCancelled()) {
+      Record(tag, "cancelled");
+      return grpc::Status::CANCELLED;
+    }
+    reply->set_checksum(checksum);
+    Record(tag, "ok");
+    return grpc::Status::OK;
+  }
+
   void Record(const std::string& tag, const std::string& outcome) {
     std::lock_guard lock(mu_);
     outcomes_[tag] = outcome;
   }
 
   std::mutex mu_;
+  std::condition_variable cv_;
   std::map<std::string, std::string> outcomes_;
+  std::map<std::string, int64_t> received_;
+  int permits_ = 0;
 };
 
 class GatewayStreamingTest : public ::testing::Test {
@@ -568,6 +704,238 @@ TEST_F(GatewayStreamingTest, ARawDownloadIsStreamedAsItsBytesAndCutShortOnAFailu
   auto next = failing->ReadChunk();
   EXPECT_FALSE(next.ok()) << "a truncated body must not end like a complete one";
   EXPECT_TRUE(Ends("dl-fail", "failed"));
+}
+
+// ---- client-streaming REST uploads ----
+
+// An upload's request head, the body then sent by the caller.
+std::string UploadHead(const std::string& method, const std::string& target,
+                       const std::string& content_type, std::optional<size_t> content_length) {
+  std::string head = absl::StrCat(method, " ", target, " HTTP/1.1\r\nHost: gw\r\n");
+  if (!content_type.empty()) absl::StrAppend(&head, "Content-Type: ", content_type, "\r\n");
+  if (content_length) {
+    absl::StrAppend(&head, "Content-Length: ", *content_length, "\r\n\r\n");
+  } else {
+    absl::StrAppend(&head, "Transfer-Encoding: chunked\r\n\r\n");
+  }
+  return head;
+}
+
+// `body` in HTTP chunks of `piece` bytes, with the last chunk.
+std::string Chunked(const std::string& body, size_t piece) {
+  std::string out;
+  for (size_t at = 0; at < body.size(); at += piece) {
+    const size_t n = std::min(piece, body.size() - at);
+    absl::StrAppend(&out, absl::Hex(n), "\r\n", body.substr(at, n), "\r\n");
+  }
+  return out + "0\r\n\r\n";
+}
+
+// Sends `raw` from another thread while this one reads the answer (the gateway may answer and
+// stop reading before the body ends).
+absl::StatusOr<HttpResult> SendWhileReading(HttpConnection* c, const std::string& raw) {
+  std::thread sender([c, &raw] { c->SendBytes(raw).IgnoreError(); });
+  auto r = c->ReadAnswer();
+  c->Close();  // ends a send the gateway no longer reads
+  sender.join();
+  return r;
+}
+
+// What an upload of `body` must have produced at the backend.
+void ExpectUploaded(const json& reply, const std::string& tag, const std::string& content_type,
+                    const std::string& body) {
+  EXPECT_EQ(reply.value("tag", ""), tag) << reply.dump();
+  EXPECT_EQ(reply.value("contentType", ""), content_type) << reply.dump();
+  EXPECT_EQ(reply.value("size", "0"), absl::StrCat(body.size())) << reply.dump();
+  EXPECT_EQ(reply.value("checksum", "0"), absl::StrCat(Fnv(kFnvOffset, body))) << reply.dump();
+  const size_t messages = std::max<size_t>(1, (body.size() + kUploadChunk - 1) / kUploadChunk);
+  EXPECT_EQ(reply.value("messages", 0), static_cast<int>(messages)) << reply.dump();
+  EXPECT_LE(std::stoul(reply.value("largestMessage", "0")), kUploadChunk) << reply.dump();
+  EXPECT_EQ(reply.value("laterWithOtherFields", 0), 0) << reply.dump();
+}
+
+TEST_F(GatewayStreamingTest, UploadsOfEverySizeArriveWholeInMessagesOfAtMostOneChunk) {
+  for (size_t size : {size_t{0}, size_t{1}, kUploadChunk, kUploadChunk + 1, 5 * kMiB + 123}) {
+    SCOPED_TRACE(absl::StrCat(size, " bytes"));
+    const std::string tag = absl::StrCat("up-", size);
+    const std::string body = Body(size);
+    // Content-Length.
+    auto c = HttpConnection::Connect(ready_->http);
+    ASSERT_TRUE(c.ok()) << c.status();
+    auto r = c->Request("POST", absl::StrCat("/v1/test/", tag, ":uploadStream"), body,
+                        {{"Content-Type", "application/x-tar"}});
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->status, 200) << r->body;
+    ExpectUploaded(json::parse(r->body), tag, "application/x-tar", body);
+    EXPECT_EQ(backend_->Outcome(tag), "ok");
+    // A body read to its end leaves the connection usable.
+    auto again = c->Request("GET", "/healthz");
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(again->status, 200);
+
+    // Chunked transfer encoding, in HTTP chunks that do not line up with the gateway's.
+    const std::string chunked_tag = tag + "-chunked";
+    auto chunked = HttpConnection::Connect(ready_->http);
+    ASSERT_TRUE(chunked.ok()) << chunked.status();
+    r = chunked->SendRaw(UploadHead("POST", absl::StrCat("/v1/test/", chunked_tag, ":uploadStream"),
+                                    "text/csv", std::nullopt) +
+                         Chunked(body, 100003));
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->status, 200) << r->body;
+    ExpectUploaded(json::parse(r->body), chunked_tag, "text/csv", body);
+  }
+}
+
+TEST_F(GatewayStreamingTest, AnUploadOfBareHttpBodyMessagesTakesThePutBody) {
+  const std::string body = Body(2 * kMiB + 7);
+  auto c = HttpConnection::Connect(ready_->http);
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto r = c->Request("PUT", "/v1/test:uploadRaw", body, {{"Content-Type", "image/png"}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 200) << r->body;
+  ExpectUploaded(json::parse(r->body), "raw", "image/png", body);
+
+  // The OpenAPI document: any media type, binary.
+  auto doc = HttpConnection::Connect(ready_->http)->Request("GET", "/api/openapi.json");
+  ASSERT_TRUE(doc.ok()) << doc.status();
+  const json op = json::parse(doc->body)["paths"]["/v1/test/{tag}:uploadStream"]["post"];
+  EXPECT_EQ(op["requestBody"]["content"]["*/*"]["schema"]["format"], "binary") << op.dump();
+}
+
+TEST_F(GatewayStreamingTest, AnUploadOverItsMethodsLimitIs413AndCancelsTheCall) {
+  // A Content-Length over the limit: refused before the call starts.
+  auto c = HttpConnection::Connect(ready_->http);
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto r =
+      SendWhileReading(&*c, UploadHead("POST", "/v1/test/lim-cl:uploadLimited", "", 3 * kMiB + 1) +
+                                Body(3 * kMiB + 1));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 413) << r->body;
+  EXPECT_NE(r->body.find("larger than 3145728 bytes"), std::string::npos) << r->body;
+  EXPECT_EQ(backend_->Received("lim-cl"), 0);
+
+  // Chunked: the limit is found out in the middle; the service must not see a success.
+  auto chunked = HttpConnection::Connect(ready_->http);
+  ASSERT_TRUE(chunked.ok()) << chunked.status();
+  r = SendWhileReading(&*chunked,
+                       UploadHead("POST", "/v1/test/lim-chunked:uploadLimited", "", std::nullopt) +
+                           Chunked(Body(4 * kMiB), 65536));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 413) << r->body;
+  auto error = json::parse(r->body);
+  EXPECT_EQ(ErrorInfo(error).value("reason", ""), "REQUEST_BODY_TOO_LARGE") << r->body;
+  EXPECT_NE(r->body.find("larger than 3145728 bytes"), std::string::npos) << r->body;
+  EXPECT_TRUE(Ends("lim-chunked", "cancelled")) << backend_->Outcome("lim-chunked");
+
+  // Exactly the limit passes.
+  auto exact = HttpConnection::Connect(ready_->http);
+  ASSERT_TRUE(exact.ok()) << exact.status();
+  const std::string body = Body(3 * kMiB);
+  r = exact->Request("POST", "/v1/test/lim-exact:uploadLimited", body);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 200) << r->body;
+  ExpectUploaded(json::parse(r->body), "lim-exact", "", body);
+}
+
+TEST_F(GatewayStreamingTest, AMalformedChunkedUploadIs400AndCancelsTheCall) {
+  // One whole piece (sent to the service), then a chunk size that is not hex.
+  auto c = HttpConnection::Connect(ready_->http);
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto r = SendWhileReading(
+      &*c, UploadHead("POST", "/v1/test/up-malformed:uploadStream", "", std::nullopt) +
+               Chunked(Body(kUploadChunk), kUploadChunk / 2).substr(0, 2 * (kUploadChunk / 2 + 9)) +
+               "zz\r\nnot a chunk\r\n");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_EQ(ErrorInfo(json::parse(r->body)).value("reason", ""), "MALFORMED_HTTP_REQUEST")
+      << r->body;
+  EXPECT_TRUE(Ends("up-malformed", "cancelled")) << backend_->Outcome("up-malformed");
+}
+
+TEST_F(GatewayStreamingTest, AServiceFailingMidUploadAnswersWithItsStatus) {
+  auto c = HttpConnection::Connect(ready_->http);
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto r = SendWhileReading(
+      &*c, UploadHead("POST", absl::StrCat("/v1/test/up-fail:uploadStream?failAfterBytes=", kMiB),
+                      "text/plain", 8 * kMiB) +
+               Body(8 * kMiB));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 400) << r->body;
+  auto error = json::parse(r->body);
+  EXPECT_EQ(error["error"]["status"], "FAILED_PRECONDITION") << r->body;
+  EXPECT_EQ(ErrorInfo(error).value("reason", ""), "UPLOAD_FAILED") << r->body;
+  EXPECT_EQ(backend_->Outcome("up-fail"), "failed");
+  EXPECT_EQ(backend_->Received("up-fail"), static_cast<int64_t>(kMiB));
+}
+
+TEST_F(GatewayStreamingTest, AClientLeavingMidUploadCancelsTheCall) {
+  auto c = HttpConnection::Connect(ready_->http);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->SendBytes(UploadHead("POST", "/v1/test/up-gone:uploadStream", "", 10 * kMiB) +
+                           Body(2 * kMiB))
+                  .ok());
+  ASSERT_TRUE(WaitFor([] { return backend_->Received("up-gone") >= static_cast<int64_t>(kMiB); },
+                      std::chrono::seconds(10)))
+      << backend_->Received("up-gone");
+  c->Close();
+  EXPECT_TRUE(Ends("up-gone", "cancelled")) << backend_->Outcome("up-gone");
+}
+
+TEST_F(GatewayStreamingTest, AFastUploadToASlowServiceIsHeldBackInBoundedMemory) {
+  // 320 MiB, generated as it is sent, into a service that takes one message per permit.
+  constexpr size_t kSize = 320 * kMiB;
+  constexpr size_t kBlock = 256 << 10;
+  // What may be between the client and the service at any time: kernel socket buffers on both
+  // sides, the gateway's pieces and gRPC's flow-control window. Far below the body.
+  constexpr int64_t kInFlightBound = 64 * kMiB;
+  const pid_t gateway_pid = gateway_->pid();
+  const size_t rss_before = ResidentBytes(gateway_pid);
+  ASSERT_GT(rss_before, 0u);
+  auto c = HttpConnection::Connect(ready_->http);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->SendBytes(UploadHead("POST", "/v1/test/up-slow:uploadStream?slow=true",
+                                      "application/octet-stream", kSize))
+                  .ok());
+  std::atomic<size_t> sent{0};
+  std::atomic<uint64_t> checksum{0};
+  std::thread sender([&] {
+    uint64_t hash = kFnvOffset;
+    for (size_t at = 0; at < kSize; at += kBlock) {
+      std::string block = Body(kBlock, at);
+      hash = Fnv(hash, block);
+      if (!c->SendBytes(block).ok()) return;
+      sent.fetch_add(kBlock);
+    }
+    checksum.store(hash);
+  });
+  size_t rss_peak = rss_before;
+  int64_t most_in_flight = 0;
+  while (backend_->Outcome("up-slow").empty()) {
+    backend_->Grant(8);
+    ASSERT_TRUE(
+        WaitFor([] { return backend_->Permits() == 0 || !backend_->Outcome("up-slow").empty(); },
+                std::chrono::seconds(30)))
+        << "the service stopped receiving at " << backend_->Received("up-slow");
+    rss_peak = std::max(rss_peak, ResidentBytes(gateway_pid));
+    most_in_flight =
+        std::max(most_in_flight, static_cast<int64_t>(sent.load()) - backend_->Received("up-slow"));
+  }
+  sender.join();
+  auto r = c->ReadAnswer();
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto reply = json::parse(r->body);
+  EXPECT_EQ(reply.value("size", "0"), absl::StrCat(kSize));
+  EXPECT_EQ(reply.value("checksum", "0"), absl::StrCat(checksum.load()));
+  const size_t growth = rss_peak - rss_before;
+  std::cout << "gateway RSS " << rss_before / kMiB << " MiB before, peak " << rss_peak / kMiB
+            << " MiB (+" << growth / 1024 << " KiB) over a " << kSize / kMiB
+            << " MiB upload; at most " << most_in_flight / 1024
+            << " KiB sent but not yet received by the service" << std::endl;
+  RecordProperty("gateway_rss_growth_bytes", static_cast<int>(growth));
+  EXPECT_LT(growth, 32 * kMiB);
+  EXPECT_LT(most_in_flight, kInFlightBound);
+  backend_->Grant(-backend_->Permits());
 }
 
 }  // namespace
