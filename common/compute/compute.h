@@ -127,7 +127,9 @@ struct TaskRef {
   bool operator==(const TaskRef&) const = default;
 };
 
-// What a task's processes used (system metrics), where the backend can tell.
+// What a task's processes used (system metrics), where the backend can tell. The local backend
+// counts (the kernel's figures); the Kubernetes backend samples metrics-server, whose CPU figure
+// is a rate: its cpu_seconds is integrated from those rates, an estimate (kubernetes_backend.h).
 struct Usage {
   double cpu_seconds = 0;        // user + system, all of the task's processes so far
   int64_t memory_bytes = 0;      // resident now (0 once it ended)

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/compute/quantity.h"
 #include "common/compute/task_files.h"
 #include "common/compute/workload.h"
 #include "common/log/log.h"
@@ -55,6 +56,7 @@ constexpr int kTensorflowPort = 2222;
 constexpr int kPytorchPort = 23456;
 constexpr int kXgboostTrackerPort = 9091;
 constexpr auto kFailureGrace = std::chrono::seconds(10);
+constexpr char kMetricsGroupVersion[] = "metrics.k8s.io/v1beta1";
 
 std::string JobName(const std::string& id, const std::string& role) {
   return absl::StrCat(id, "-", role);
@@ -101,6 +103,12 @@ json FormatTime(const std::optional<std::chrono::system_clock::time_point>& t) {
 }
 
 json TaskToJson(const TaskStatus& t) {
+  json usage = nullptr;
+  if (t.usage) {
+    usage = {{"cpu_seconds", t.usage->cpu_seconds},
+             {"memory_bytes", t.usage->memory_bytes},
+             {"max_memory_bytes", t.usage->max_memory_bytes}};
+  }
   return {{"role", t.task.role},
           {"index", t.task.index},
           {"attempt", t.attempt},
@@ -110,7 +118,8 @@ json TaskToJson(const TaskStatus& t) {
           {"host", t.host},
           {"start", FormatTime(t.start_time)},
           {"finish", FormatTime(t.finish_time)},
-          {"message", t.message}};
+          {"message", t.message},
+          {"usage", usage}};
 }
 
 TaskStatus TaskFromJson(const json& j) {
@@ -124,6 +133,11 @@ TaskStatus TaskFromJson(const json& j) {
   if (j.contains("start")) t.start_time = ParseTime(j["start"]);
   if (j.contains("finish")) t.finish_time = ParseTime(j["finish"]);
   t.message = j.value("message", "");
+  auto usage = j.find("usage");
+  if (usage != j.end() && usage->is_object()) {
+    t.usage = Usage{usage->value("cpu_seconds", 0.0), usage->value("memory_bytes", int64_t{0}),
+                    usage->value("max_memory_bytes", int64_t{0})};
+  }
   return t;
 }
 
@@ -466,6 +480,12 @@ KubernetesBackend::KubernetesBackend(Options options, std::unique_ptr<kube::Clie
     : options_(std::move(options)), client_(std::move(client)) {}
 
 KubernetesBackend::~KubernetesBackend() {
+  {
+    std::lock_guard lock(usage_mu_);
+    sampler_stop_ = true;
+  }
+  sampler_wake_.notify_all();
+  if (sampler_.joinable()) sampler_.join();  // first: it reads the informers
   if (anchors_) anchors_->Stop();
   if (jobs_) jobs_->Stop();
   if (pods_) pods_->Stop();
@@ -551,6 +571,10 @@ absl::Status KubernetesBackend::Start() {
       return Unavailable(absl::StrCat("cannot list the Submarine objects of namespace ",
                                       options_.namespace_, " on ", options_.cluster.server));
     }
+  }
+  if (options_.metrics_period.count() > 0) {
+    // Its discovery of the metrics API included: a slow one never holds up the start.
+    sampler_ = std::thread([this] { SampleLoop(); });
   }
   return absl::OkStatus();
 }
@@ -921,6 +945,7 @@ absl::StatusOr<WorkloadStatus> KubernetesBackend::Observe(const std::string& id,
         }
       }
     }
+    if (!pods.empty()) t.usage = UsageOf(id, pods, t.phase == Phase::kRunning);
     out.tasks.push_back(std::move(t));
   }
   if (any_failed) {
@@ -1224,6 +1249,7 @@ absl::StatusOr<WorkloadStatus> KubernetesBackend::ObserveService(const std::stri
                         : reason;
         live.push_back(&pod);
       }
+      t.usage = UsageOf(id, {&pod}, t.phase == Phase::kRunning);
       out.tasks.push_back(std::move(t));
     }
   }
@@ -1445,6 +1471,139 @@ absl::StatusOr<std::vector<WorkloadStatus>> KubernetesBackend::List() {
   return out;
 }
 
+// ---- System metrics ----
+
+void KubernetesBackend::SampleLoop() {
+  std::unique_lock lock(usage_mu_);
+  while (!sampler_stop_) {
+    lock.unlock();
+    const bool served = SampleMetrics();
+    lock.lock();
+    if (!served) return;
+    sampler_wake_.wait_for(lock, options_.metrics_period, [this] { return sampler_stop_; });
+  }
+}
+
+bool KubernetesBackend::SampleMetrics() {
+  bool discovered = false;
+  {
+    std::lock_guard lock(usage_mu_);
+    discovered = metrics_discovered_;
+  }
+  if (!discovered) {
+    auto served = client_->Serves(kMetricsGroupVersion, "pods");
+    std::lock_guard lock(usage_mu_);
+    if (!served.ok()) {  // tried again next period
+      if (!metrics_failing_) {
+        log::Get("compute")->warn("cannot tell whether {} serves {} (tried again): {}",
+                                  options_.cluster.server, kMetricsGroupVersion,
+                                  Message(served.status()));
+      }
+      metrics_failing_ = true;
+      return true;
+    }
+    metrics_discovered_ = true;
+    if (!*served) return false;
+  }
+  std::string path =
+      absl::StrCat("/apis/", kMetricsGroupVersion, "/namespaces/", options_.namespace_, "/pods");
+  // TrainJob pods carry JobSet's labels, not ours: then every pod of the namespace is listed.
+  if (!trainjobs_) {
+    absl::StrAppend(&path, "?labelSelector=",
+                    kube::QueryEscape(absl::StrCat(kManagedByLabel, "=", kManagedBy)));
+  }
+  // A slow metrics API costs at most a period of this thread, nothing else.
+  const auto timeout = std::min<std::chrono::milliseconds>(
+      options_.cluster.timeout,
+      std::max<std::chrono::milliseconds>(options_.metrics_period, std::chrono::seconds(1)));
+  auto text = client_->GetText(path, nullptr, timeout);
+  json list = text.ok() ? json::parse(*text, nullptr, /*allow_exceptions=*/false) : json();
+  {
+    std::lock_guard lock(usage_mu_);
+    const bool failing = !text.ok() || !list.is_object();
+    if (failing && !metrics_failing_) {
+      log::Get("compute")->warn("cannot list pod metrics (usage stays as last seen): {}",
+                                text.ok() ? "the answer is not JSON" : Message(text.status()));
+    }
+    if (!failing && metrics_failing_) log::Get("compute")->info("pod metrics are listed again");
+    metrics_failing_ = failing;
+    if (failing) return true;
+  }
+  std::set<std::string> changed;
+  const auto now = std::chrono::system_clock::now();
+  for (const json& item : list.value("items", json::array())) {
+    if (!item.is_object()) continue;
+    const std::string name = Meta(item).value("name", "");
+    // Whose pod it is, from the informers' copy.
+    std::string id;
+    if (auto pod = pods_->Get(name)) id = Label(*pod, kWorkloadLabel);
+    if (id.empty() && trainer_pods_) {
+      if (auto pod = trainer_pods_->Get(name)) id = Label(*pod, trainjob::kPodLabel);
+    }
+    if (id.empty()) continue;
+    const std::string timestamp = item.value("timestamp", "");
+    const std::string window_text = item.value("window", "");
+    absl::Duration window;
+    if (!absl::ParseDuration(window_text, &window) || window <= absl::ZeroDuration()) continue;
+    int64_t millicores = 0, memory = 0;
+    bool parsed = true;
+    for (const json& c : item.value("containers", json::array())) {
+      const json usage = c.is_object() ? c.value("usage", json::object()) : json::object();
+      auto cpu = ParseMilliQuantity(usage.value("cpu", "0"));
+      auto bytes = ParseQuantity(usage.value("memory", "0"));
+      if (!cpu.ok() || !bytes.ok()) {
+        parsed = false;
+        break;
+      }
+      millicores += *cpu;
+      memory += *bytes;
+    }
+    if (!parsed) continue;
+    const auto at = ParseTime(item.value("timestamp", json())).value_or(now);
+    std::lock_guard lock(usage_mu_);
+    PodUsage& u = usage_[id][name];
+    const std::string sample = absl::StrCat(timestamp, " ", window_text);
+    if (u.last_sample == sample) continue;  // metrics-server has not scraped since
+    // The rate stands for its window, or for the whole gap when samples were missed.
+    double seconds = absl::ToDoubleSeconds(window);
+    if (u.last_time) {
+      const double gap = std::chrono::duration<double>(at - *u.last_time).count();
+      if (gap > seconds + 1) seconds = gap;
+    }
+    u.cpu_seconds += static_cast<double>(millicores) / 1000 * seconds;
+    u.memory_bytes = memory;
+    u.max_memory_bytes = std::max(u.max_memory_bytes, memory);
+    u.last_sample = sample;
+    u.last_time = at;
+    changed.insert(id);
+  }
+  {
+    std::lock_guard lock(usage_mu_);
+    std::erase_if(usage_, [&](const auto& entry) { return !anchors_->Get(entry.first); });
+  }
+  // Usage alone changed: List observes these again.
+  for (const std::string& id : changed) Changed({.name = id}, IdFrom::kName);
+  return true;
+}
+
+std::optional<Usage> KubernetesBackend::UsageOf(const std::string& id,
+                                                const std::vector<const json*>& pods,
+                                                bool running) {
+  std::lock_guard lock(usage_mu_);
+  auto workload = usage_.find(id);
+  if (workload == usage_.end()) return std::nullopt;
+  std::optional<Usage> out;
+  for (size_t i = 0; i < pods.size(); ++i) {
+    auto it = workload->second.find(Meta(*pods[i]).value("name", ""));
+    if (it == workload->second.end()) continue;
+    if (!out) out = Usage{};
+    out->cpu_seconds += it->second.cpu_seconds;
+    out->max_memory_bytes = std::max(out->max_memory_bytes, it->second.max_memory_bytes);
+    if (running && i + 1 == pods.size()) out->memory_bytes = it->second.memory_bytes;
+  }
+  return out;
+}
+
 // ---- Stop and Delete ----
 
 absl::Status KubernetesBackend::StopObjects(const std::string& id, const Objects& o,
@@ -1553,6 +1712,10 @@ absl::Status KubernetesBackend::Delete(const std::string& id, bool keep_logs) {
     deleted_.insert(id);
   }
   anchors_->Forget(id);
+  {
+    std::lock_guard lock(usage_mu_);
+    usage_.erase(id);
+  }
   if (!keep_logs) {
     std::error_code ec;
     fs::remove_all(LogDir(id), ec);

@@ -76,6 +76,25 @@
 // A pod the StatefulSet controller replaces (deleted or evicted) starts its attempts at 1 again.
 // StatefulSets are watched only where the API server serves apps/v1 (every real cluster does).
 //
+// System metrics (TaskStatus::usage): where discovery finds the resource metrics API
+// (metrics.k8s.io/v1beta1 pods, i.e. metrics-server; asked at start-up by a thread of the
+// backend, and again each period while discovery does not answer), that thread LISTs the
+// namespace's PodMetrics once per Options::metrics_period (the Submarine pods by label; every pod
+// of the namespace when TrainJobs are used, whose pods lack that label) and keeps, per pod, in
+// memory:
+//   - cpu_seconds: integrated from the CPU *rates* metrics-server reports (cores over its window,
+//     read to the millicore, rounded up): each new sample adds rate × window, or rate × the time
+//     since the previous sample when samples were missed. An estimate: CPU before the first
+//     sample's window is not counted, and a rate stands for its whole interval;
+//   - memory_bytes: the working set of the task's newest pod at the last sample while it runs
+//     (0 once it ended); max_memory_bytes: the largest working set this backend saw;
+//   - a task's figures add up its attempts' pods (CPU) and take the largest of them (memory).
+// Usage is absent (unknown, never zero) where the cluster does not serve the metrics API and for
+// a task none of whose pods was sampled. A failing or slow metrics API is only logged: Get and
+// List never wait for it, and usage stays as last seen. The final usage is recorded with the
+// final status on the anchor; a restarted backend starts its running tasks' figures again from
+// nothing (it keeps no history of them).
+//
 // Thread-safe.
 
 #include <chrono>
@@ -87,6 +106,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/compute/compute.h"
@@ -113,6 +133,8 @@ class KubernetesBackend : public Backend {
     // "" = none. Kueue then suspends and admits them itself; Submarine never flips suspend to
     // start one, and shows the Kueue Workload's conditions as the reason a workload is pending.
     std::string kueue_queue;
+    // How often the pods' metrics are listed where the cluster serves metrics.k8s.io; 0 = never.
+    std::chrono::milliseconds metrics_period = std::chrono::seconds(10);
   };
 
   static absl::StatusOr<std::unique_ptr<KubernetesBackend>> Create(Options options);
@@ -195,6 +217,30 @@ class KubernetesBackend : public Backend {
   void Changed(const kube::Informer::Change& change, IdFrom from);
   // Why Kueue keeps a pending workload waiting ("" when it does not, or Kueue is not used).
   std::string KueueReason(const Objects& objects) const;
+
+  // ---- System metrics ----
+  struct PodUsage {
+    double cpu_seconds = 0;  // integrated from the rates seen
+    int64_t memory_bytes = 0;
+    int64_t max_memory_bytes = 0;
+    std::string last_sample;  // its timestamp and window: a sample is counted once
+    std::optional<std::chrono::system_clock::time_point> last_time;
+  };
+  // The sampler's loop: SampleMetrics once per metrics_period until the destructor.
+  void SampleLoop();
+  // One LIST of the namespace's PodMetrics into usage_; false once discovery says the cluster
+  // does not serve them (sampling ends).
+  bool SampleMetrics();
+  // A task's usage from its attempts' pods (oldest first); `running`: its newest pod runs.
+  std::optional<Usage> UsageOf(const std::string& id,
+                               const std::vector<const nlohmann::json*>& pods, bool running);
+  std::mutex usage_mu_;
+  std::map<std::string, std::map<std::string, PodUsage>> usage_;  // by id, pod name (usage_mu_)
+  bool metrics_discovered_ = false;                               // discovery answered (usage_mu_)
+  bool metrics_failing_ = false;  // the last LIST failed: logged once (usage_mu_)
+  bool sampler_stop_ = false;     // (usage_mu_)
+  std::condition_variable sampler_wake_;
+  std::thread sampler_;
 
   std::mutex observed_mu_;
   std::function<void()> notify_;                    // guarded by observed_mu_

@@ -32,6 +32,7 @@ inline KubernetesBackend::Options BackendOptions(const FakeKubeApiServer& server
   options.namespace_ = "team-a";
   options.logs_dir = scratch_dir + "/logs";
   options.sync_timeout = std::chrono::seconds(10);
+  options.metrics_period = std::chrono::milliseconds(100);  // where the fake serves metrics
   return options;
 }
 
@@ -42,9 +43,11 @@ inline KubernetesBackend::Options BackendOptions(const FakeKubeApiServer& server
 // no pods, so that workloads stay pending as Kueue would keep them.
 // With `pod_ips`, each pod has an address of its own (127.0.0.N), so that replicas serving one
 // port do not collide on this host.
+// With `metrics`, it serves the resource metrics API (metrics.k8s.io, as metrics-server), scraping
+// the pods' processes every 100 ms.
 inline absl::StatusOr<std::unique_ptr<FakeKubeApiServer>> StartServer(
-    const std::string& scratch_dir, bool trainer = false, bool kueue = false,
-    bool pod_ips = false) {
+    const std::string& scratch_dir, bool trainer = false, bool kueue = false, bool pod_ips = false,
+    bool metrics = false) {
   FakeKubeOptions options;
   options.work_dir = scratch_dir + "/kubelet";
   options.bearer_token = "test-token";
@@ -52,6 +55,8 @@ inline absl::StatusOr<std::unique_ptr<FakeKubeApiServer>> StartServer(
   options.serve_kueue = kueue;
   options.run_pods = !kueue;
   options.distinct_pod_ips = pod_ips;
+  options.serve_metrics = metrics;
+  options.metrics_resolution_ms = 100;
   std::filesystem::create_directories(options.work_dir);
   auto server = FakeKubeApiServer::Start(options);
   if (!server.ok()) return server.status();
@@ -108,15 +113,16 @@ inline ConformanceTarget FakeClusterTarget(const std::string& name, bool trainer
   return target;
 }
 
-// A test with a Kubernetes backend (kube_, also backend_) on its fake cluster (server_).
-template <bool kTrainer, bool kPodIps = false>
+// A test with a Kubernetes backend (kube_, also backend_) on its fake cluster (server_), which
+// serves the metrics API when kMetrics.
+template <bool kTrainer, bool kPodIps = false, bool kMetrics = false>
 class FakeClusterTest : public ::testing::Test, public BackendTestBase {
  protected:
   void SetUp() override {
     scratch_ = absl::StrCat(std::filesystem::temp_directory_path().string(), "/k8s-backend-",
                             IdGenerator::Secure().RandomHex(6));
     std::filesystem::create_directories(scratch_);
-    auto server = StartServer(scratch_, kTrainer, /*kueue=*/false, kPodIps);
+    auto server = StartServer(scratch_, kTrainer, /*kueue=*/false, kPodIps, kMetrics);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     auto backend = KubernetesBackend::Create(BackendOptions(*server_, scratch_));

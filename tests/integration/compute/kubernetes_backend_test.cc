@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "common/util/clock.h"
@@ -252,6 +253,130 @@ TEST_F(KubernetesBackendTest, ARestartedBackendAdoptsWhatRuns) {
   EXPECT_EQ(*log, "started\n");
 }
 
+// ---- System metrics (metrics.k8s.io) ----
+
+class KubernetesMetricsTest : public FakeClusterTest<false, false, /*kMetrics=*/true> {
+ protected:
+  // A task that holds ~50 MiB (written, so resident) and burns CPU until `stop` exists.
+  WorkloadSpec BurnSpec(const std::string& stem, const std::string& stop) {
+    return Spec(NewId(stem), {"/usr/bin/python3", "-c",
+                              "import os, sys\n"
+                              "b = b'x' * (50 << 20)\n"
+                              "while not os.path.exists(sys.argv[1]): pass\n",
+                              stop});
+  }
+  static bool RunningWithUsage(const WorkloadStatus& w) {
+    const auto& u = w.tasks[0].usage;
+    return IsFinal(w.phase) || (u && u->memory_bytes >= (50 << 20) && u->cpu_seconds > 0.05);
+  }
+};
+
+// While a task runs its usage follows metrics-server's figures; once it ended the last figures
+// are kept with its final status (and read back so by a restarted backend).
+TEST_F(KubernetesMetricsTest, UsageFollowsTheMetricsApiAndIsKeptOnceATaskEnded) {
+  const std::string stop = scratch_ + "/stop";
+  WorkloadSpec spec = BurnSpec("usage", stop);
+  ASSERT_TRUE(Submit(spec).ok());
+  auto running = WaitFor(spec.id, RunningWithUsage, kTimeout);
+  ASSERT_TRUE(running.ok()) << running.status();
+  ASSERT_EQ(running->phase, Phase::kRunning) << Describe(running);
+  const Usage seen = *running->tasks[0].usage;
+  EXPECT_LT(seen.memory_bytes, 300 << 20);  // python and its 50 MiB, not the host's memory
+  EXPECT_GE(seen.max_memory_bytes, seen.memory_bytes);
+  // CPU accumulates sample after sample.
+  auto more = WaitFor(
+      spec.id,
+      [&](const WorkloadStatus& w) {
+        return IsFinal(w.phase) ||
+               (w.tasks[0].usage && w.tasks[0].usage->cpu_seconds > seen.cpu_seconds + 0.2);
+      },
+      kTimeout);
+  ASSERT_TRUE(more.ok() && more->phase == Phase::kRunning) << Describe(more);
+  auto listed = backend_->List();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 1u);
+  ASSERT_TRUE((*listed)[0].tasks[0].usage.has_value());
+  EXPECT_GE((*listed)[0].tasks[0].usage->cpu_seconds, more->tasks[0].usage->cpu_seconds);
+
+  std::ofstream(stop) << "stop\n";
+  auto final = WaitForFinal(spec.id, kTimeout);
+  ASSERT_TRUE(final.ok() && final->phase == Phase::kSucceeded) << Describe(final);
+  ASSERT_TRUE(final->tasks[0].usage.has_value()) << Describe(final);
+  const Usage last = *final->tasks[0].usage;
+  EXPECT_EQ(last.memory_bytes, 0);  // it ended
+  EXPECT_GE(last.max_memory_bytes, 50 << 20);
+  EXPECT_GE(last.cpu_seconds, more->tasks[0].usage->cpu_seconds);
+
+  backend_.reset();  // the final figures live on the anchor
+  auto again = KubernetesBackend::Create(BackendOptions(*server_, scratch_));
+  ASSERT_TRUE(again.ok()) << again.status();
+  kube_ = again->get();
+  backend_ = std::move(*again);
+  auto read = backend_->Get(spec.id);
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_TRUE(read->tasks[0].usage.has_value()) << Describe(read);
+  EXPECT_EQ(*read->tasks[0].usage, last);
+}
+
+// A metrics API that fails changes nothing: calls succeed, phases stay, usage stays as last seen
+// (never absent) and grows again once the API answers.
+TEST_F(KubernetesMetricsTest, AFailingMetricsApiChangesNoStateAndFailsNoCall) {
+  const std::string stop = scratch_ + "/stop";
+  WorkloadSpec spec = BurnSpec("failing", stop);
+  ASSERT_TRUE(Submit(spec).ok());
+  auto running = WaitFor(spec.id, RunningWithUsage, kTimeout);
+  ASSERT_TRUE(running.ok() && running->phase == Phase::kRunning) << Describe(running);
+  const double before = running->tasks[0].usage->cpu_seconds;
+
+  // The next 20 metrics requests (about 2 s of the backend's sampling) fail.
+  server_->FailRequests(503, 20, "metrics.k8s.io");
+  double last = before;
+  int calls = 0;
+  absl::Status problem;
+  const bool recovered = WaitUntil(
+      [&] {
+        ++calls;
+        auto got = backend_->Get(spec.id);
+        auto listed = backend_->List();
+        if (!got.ok() || !listed.ok()) {
+          problem = got.ok() ? listed.status() : got.status();
+          return true;
+        }
+        const auto& u = got->tasks[0].usage;
+        if (got->phase != Phase::kRunning || !u || u->cpu_seconds < last) {
+          problem = absl::InternalError(Describe(got));
+          return true;
+        }
+        last = u->cpu_seconds;
+        return u->cpu_seconds > before + 0.2;
+      },
+      kTimeout);
+  server_->FailRequests(503, 0);
+  ASSERT_TRUE(problem.ok()) << problem;
+  EXPECT_TRUE(recovered) << "usage never grew again: " << last << " after " << calls << " calls";
+  std::ofstream(stop) << "stop\n";
+  auto final = WaitForFinal(spec.id, kTimeout);
+  ASSERT_TRUE(final.ok() && final->phase == Phase::kSucceeded) << Describe(final);
+  EXPECT_TRUE(final->tasks[0].usage.has_value());
+}
+
+// Without the metrics API usage is unknown (absent), never zero.
+TEST_F(KubernetesBackendTest, WithoutTheMetricsApiUsageIsAbsent) {
+  ASSERT_FALSE(server_->Get("/apis/metrics.k8s.io/v1beta1").ok());
+  const std::string stop = scratch_ + "/stop";
+  WorkloadSpec spec =
+      Spec(NewId("nometrics"), {"/bin/sh", "-c", "while [ ! -e \"$0\" ]; do :; done", stop});
+  ASSERT_TRUE(Submit(spec).ok());
+  auto running = WaitFor(
+      spec.id, [](const WorkloadStatus& w) { return w.phase == Phase::kRunning; }, kTimeout);
+  ASSERT_TRUE(running.ok()) << running.status();
+  EXPECT_FALSE(running->tasks[0].usage.has_value()) << Describe(running);
+  std::ofstream(stop) << "stop\n";
+  auto final = WaitForFinal(spec.id, kTimeout);
+  ASSERT_TRUE(final.ok() && final->phase == Phase::kSucceeded) << Describe(final);
+  EXPECT_FALSE(final->tasks[0].usage.has_value()) << Describe(final);
+}
+
 // ---- Service workloads (StatefulSets) ----
 
 class KubernetesServiceTest : public FakeClusterTest<false, /*kPodIps=*/true> {
@@ -300,8 +425,8 @@ TEST_F(KubernetesServiceTest, AStatefulSetDeletedBehindItsBackFailsTheWorkloadWi
   auto s = WaitFor(
       spec.id, [](const WorkloadStatus& w) { return Running(w, 1); }, kTimeout);
   ASSERT_TRUE(s.ok() && Running(*s, 1)) << Describe(s);
-  ASSERT_TRUE(WaitUntil([&] { return ReadWholeLog(spec.id, kWorker0).value_or("") == "up\n"; },
-                        kTimeout));
+  ASSERT_TRUE(
+      WaitUntil([&] { return ReadWholeLog(spec.id, kWorker0).value_or("") == "up\n"; }, kTimeout));
   ASSERT_TRUE(kube_->client().Delete(SetPath(spec.id), "Orphan").ok());
   s = WaitForFinal(spec.id, kTimeout);
   ASSERT_TRUE(s.ok()) << s.status();

@@ -1,8 +1,8 @@
 // submarine-fake-kube: the fake Kubernetes API server as a process, for trying a client (kubectl,
 // the Submarine backend) against it by hand. Prints the kubeconfig path and runs until SIGINT or
 // SIGTERM.
-//   submarine-fake-kube [--trainer] [--kueue] [--no-pods] [--distinct-pod-ips] [--token T]
-//                       [--dir DIR]
+//   submarine-fake-kube [--trainer] [--kueue] [--no-pods] [--distinct-pod-ips] [--metrics]
+//                       [--token T] [--dir DIR]
 
 #include <signal.h>
 
@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
       options.serve_kueue = true;
     } else if (arg == "--no-pods") {
       options.run_pods = false;
+    } else if (arg == "--metrics") {
+      options.serve_metrics = true;
     } else if (arg == "--distinct-pod-ips") {
       options.distinct_pod_ips = true;
     } else if (arg == "--token" && i + 1 < argc) {
@@ -32,7 +34,7 @@ int main(int argc, char** argv) {
       dir = argv[++i];
     } else {
       std::cerr << "usage: submarine-fake-kube [--trainer] [--kueue] [--no-pods] "
-                   "[--distinct-pod-ips] [--token T] [--dir DIR]\n";
+                   "[--distinct-pod-ips] [--metrics] [--token T] [--dir DIR]\n";
       return 2;
     }
   }

@@ -268,6 +268,100 @@ TEST_F(FakeKubeTest, UnservedGroupsAreAbsentFromDiscovery) {
   EXPECT_EQ(groups.body["groups"][0]["name"], "apps");
   EXPECT_EQ(groups.body["groups"][1]["name"], "batch");
   EXPECT_EQ(Call("GET", kTrainJobs).status, 404);
+  EXPECT_EQ(Call("GET", "/apis/metrics.k8s.io/v1beta1").status, 404);
+  EXPECT_EQ(Call("GET", "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods").status, 404);
+}
+
+// ---- resource metrics (metrics-server) ------------------------------------------------------
+
+// A metrics-server quantity ("123456n", "5m", "2", "1234Ki", "3Mi", "1000") in base units.
+double MetricsQuantity(const std::string& text) {
+  static const std::map<std::string, double> kScale = {
+      {"n", 1e-9}, {"u", 1e-6}, {"m", 1e-3},  {"", 1},         {"k", 1e3},
+      {"M", 1e6},  {"G", 1e9},  {"Ki", 1024}, {"Mi", 1 << 20}, {"Gi", 1 << 30}};
+  size_t digits = 0;
+  while (digits < text.size() && (std::isdigit(text[digits]) || text[digits] == '.')) ++digits;
+  double value = 0;
+  auto it = kScale.find(text.substr(digits));
+  if (digits == 0 || it == kScale.end() || !absl::SimpleAtod(text.substr(0, digits), &value)) {
+    ADD_FAILURE() << "not a quantity: \"" << text << "\"";
+    return -1;
+  }
+  return value * it->second;
+}
+
+TEST_F(FakeKubeTest, MetricsApiReportsWhatAPodsProcessesUse) {
+  Start({.serve_metrics = true, .metrics_resolution_ms = 200});
+  // Discovery names the read-only kinds, as metrics-server's APIService does.
+  auto discovery = Call("GET", "/apis/metrics.k8s.io/v1beta1");
+  ASSERT_EQ(discovery.status, 200) << discovery.raw;
+  std::map<std::string, json> resources;
+  for (const auto& r : discovery.body["resources"]) resources[r["name"]] = r;
+  ASSERT_TRUE(resources.count("pods")) << discovery.raw;
+  EXPECT_EQ(resources["pods"]["kind"], "PodMetrics");
+  EXPECT_EQ(resources["pods"]["namespaced"], true);
+  EXPECT_EQ(resources["pods"]["verbs"], json({"get", "list"}));
+  EXPECT_EQ(resources["nodes"]["kind"], "NodeMetrics");
+  EXPECT_EQ(resources["nodes"]["namespaced"], false);
+
+  // Holds ~50 MiB (written, so resident) and burns CPU in a process of its own pod.
+  json pod = Pod("burn",
+                 "exec python3 -c \"b = b'x' * (50 << 20)\n"
+                 "while True: pass\"");
+  pod["metadata"]["labels"] = {{"app", "burn"}};
+  Create(kPods, pod);
+  Create(kPods, Pod("idle", "exec sleep 600"));
+  const std::string list = "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods";
+  json item;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto answer = Call("GET", list + "?labelSelector=app%3Dburn");
+        if (answer.status != 200 || answer.body["items"].size() != 1) return false;
+        item = answer.body["items"][0];
+        const json& usage = item["containers"][0]["usage"];
+        return MetricsQuantity(usage["memory"]) >= (50 << 20) &&
+               MetricsQuantity(usage["cpu"]) > 0.2;
+      },
+      seconds(30)))
+      << item.dump();
+  EXPECT_EQ(item["metadata"]["name"], "burn");
+  EXPECT_EQ(item["metadata"]["namespace"], "default");
+  EXPECT_EQ(item["metadata"]["labels"]["app"], "burn");
+  EXPECT_EQ(item["containers"][0]["name"], "main");
+  const json& usage = item["containers"][0]["usage"];
+  EXPECT_LT(MetricsQuantity(usage["memory"]), 200 << 20) << usage.dump();
+  EXPECT_LE(MetricsQuantity(usage["cpu"]), 1.5) << usage.dump();  // one busy thread
+  EXPECT_TRUE(absl::EndsWith(usage["cpu"].get<std::string>(), "n")) << usage.dump();
+  EXPECT_FALSE(Str(item, "/timestamp").empty());
+  EXPECT_TRUE(absl::EndsWith(Str(item, "/window"), "s")) << item.dump();
+
+  // The selector leaves the idle pod out; without one it is there, using (almost) no CPU.
+  auto all = Call("GET", list);
+  ASSERT_EQ(all.status, 200) << all.raw;
+  EXPECT_EQ(all.body["kind"], "PodMetricsList");
+  EXPECT_EQ(all.body["apiVersion"], "metrics.k8s.io/v1beta1");
+  auto idle = Call("GET", list + "/idle");
+  ASSERT_EQ(idle.status, 200) << idle.raw;
+  EXPECT_EQ(idle.body["kind"], "PodMetrics");
+  EXPECT_LT(MetricsQuantity(idle.body["containers"][0]["usage"]["cpu"]), 0.1) << idle.raw;
+  EXPECT_EQ(Call("GET", "/apis/metrics.k8s.io/v1beta1/pods").body["items"].size(), 2u);
+
+  auto node = Call("GET", "/apis/metrics.k8s.io/v1beta1/nodes/fake-node");
+  ASSERT_EQ(node.status, 200) << node.raw;
+  EXPECT_GT(MetricsQuantity(node.body["usage"]["memory"]), 0) << node.raw;
+  EXPECT_EQ(Call("GET", "/apis/metrics.k8s.io/v1beta1/nodes").body["items"].size(), 1u);
+
+  // Read-only, no watch, and 404 for what is not reported.
+  auto missing = Call("GET", list + "/nope");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(missing.body["reason"], "NotFound");
+  EXPECT_EQ(Call("POST", list, item).status, 405);
+  EXPECT_EQ(Call("DELETE", list + "/burn").status, 405);
+  EXPECT_EQ(Call("GET", list + "?watch=1").status, 405);
+
+  // A pod whose process ended is no longer reported.
+  ASSERT_EQ(Call("DELETE", absl::StrCat(kPods, "/burn"), {{"gracePeriodSeconds", 0}}).status, 200);
+  EXPECT_TRUE(WaitFor([&] { return Call("GET", list + "/burn").status == 404; }, seconds(30)));
 }
 
 // ---- CRUD and errors ------------------------------------------------------------------------

@@ -391,6 +391,9 @@ void ApiHandler::Serve(const HttpRequest& request, HttpResponder& responder) {
     group = segments[1];
     version = segments[2];
     rest.assign(segments.begin() + 3, segments.end());
+    if (group == MetricsServer::kGroup && metrics_ != nullptr) {
+      return ServeMetrics(request, responder, version, rest);
+    }
   } else {
     return RespondError(responder, PathNotFound());
   }
@@ -679,6 +682,37 @@ void ApiHandler::ServeWatch(const HttpRequest& request, HttpResponder& responder
     }
     if (responder.PeerClosed()) return;
   }
+}
+
+void ApiHandler::ServeMetrics(const HttpRequest& request, HttpResponder& responder,
+                              const std::string& version, const std::vector<std::string>& rest) {
+  if (version != MetricsServer::kVersion) return RespondError(responder, PathNotFound());
+  const Query q = ParseQuery(request.query);
+  // Read-only, and no watch (metrics-server's storage implements get and list only).
+  if (request.method != "GET" || q.True("watch")) {
+    return RespondError(responder, MethodNotAllowed());
+  }
+  auto selector = LabelSelector::Parse(q.Get("labelSelector"));
+  if (!selector.ok()) return RespondError(responder, selector.status());
+  const size_t n = rest.size();
+  if (n == 1 && rest[0] == "pods") {
+    return RespondText(responder, 200, metrics_->ListPods("", *selector).dump());
+  }
+  if ((n == 3 || n == 4) && rest[0] == "namespaces" && rest[2] == "pods") {
+    if (n == 3) return RespondText(responder, 200, metrics_->ListPods(rest[1], *selector).dump());
+    auto pod = metrics_->GetPod(rest[1], rest[3]);
+    if (!pod.ok()) return RespondError(responder, pod.status());
+    return RespondText(responder, 200, pod->dump());
+  }
+  if (n == 1 && rest[0] == "nodes") {
+    return RespondText(responder, 200, metrics_->ListNodes(*selector).dump());
+  }
+  if (n == 2 && rest[0] == "nodes") {
+    auto node = metrics_->GetNode(rest[1]);
+    if (!node.ok()) return RespondError(responder, node.status());
+    return RespondText(responder, 200, node->dump());
+  }
+  RespondError(responder, PathNotFound());
 }
 
 void ApiHandler::ServeScale(const HttpRequest& request, HttpResponder& responder,

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "tests/support/fake_kube/http_server.h"
 #include "tests/support/fake_kube/kubelet.h"
+#include "tests/support/fake_kube/metrics_server.h"
 #include "tests/support/fake_kube/object_store.h"
 
 namespace submarine::testing::fake_kube {
@@ -37,6 +38,8 @@ class ApiHandler {
   void Serve(const HttpRequest& request, HttpResponder& responder);
 
   void SetServerAddress(const std::string& host_port) { server_address_ = host_port; }
+  // Serves metrics.k8s.io/v1beta1 from `metrics` (set before serving; null: not served).
+  void SetMetrics(const MetricsServer* metrics) { metrics_ = metrics; }
   void FailRequests(int http_status, int count, std::string path_substring);
   // While held, open watches on `plural` deliver nothing (their events wait, in order).
   void HoldWatchEvents(const std::string& plural, bool hold);
@@ -51,6 +54,9 @@ class ApiHandler {
                 const std::string& namespace_, const std::string& name);
   void ServeWatch(const HttpRequest& request, HttpResponder& responder, const ResourceType& type,
                   const std::string& namespace_, const std::string& name);
+  // metrics.k8s.io/v1beta1: GET of pods (per namespace or all) and nodes, lists and objects.
+  void ServeMetrics(const HttpRequest& request, HttpResponder& responder,
+                    const std::string& version, const std::vector<std::string>& rest);
   // The /scale subresource (autoscaling/v1 Scale): GET, PUT and PATCH of spec.replicas.
   void ServeScale(const HttpRequest& request, HttpResponder& responder, const ResourceType& type,
                   const std::string& namespace_, const std::string& name);
@@ -58,6 +64,7 @@ class ApiHandler {
   ObjectStore& store_;
   const ResourceCatalog& catalog_;
   const Kubelet* const kubelet_;
+  const MetricsServer* metrics_ = nullptr;
   const ApiOptions options_;
   std::string server_address_;
   std::atomic<int64_t> requests_served_{0};

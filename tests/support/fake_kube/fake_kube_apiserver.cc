@@ -1,5 +1,6 @@
 #include "tests/support/fake_kube/fake_kube_apiserver.h"
 
+#include <algorithm>
 #include <fstream>
 
 #include "absl/strings/match.h"
@@ -10,6 +11,7 @@
 #include "tests/support/fake_kube/http_server.h"
 #include "tests/support/fake_kube/job_controller.h"
 #include "tests/support/fake_kube/kubelet.h"
+#include "tests/support/fake_kube/metrics_server.h"
 #include "tests/support/fake_kube/object_store.h"
 #include "tests/support/fake_kube/resource_catalog.h"
 #include "tests/support/fake_kube/statefulset_controller.h"
@@ -59,8 +61,8 @@ absl::StatusOr<std::unique_ptr<FakeKubeApiServer>> FakeKubeApiServer::Start(
   }
   std::unique_ptr<FakeKubeApiServer> server(new FakeKubeApiServer());
   server->options_ = options;
-  server->catalog_ =
-      std::make_unique<fake_kube::ResourceCatalog>(options.serve_trainer, options.serve_kueue);
+  server->catalog_ = std::make_unique<fake_kube::ResourceCatalog>(
+      options.serve_trainer, options.serve_kueue, options.serve_metrics);
   server->store_ = std::make_unique<fake_kube::ObjectStore>(
       *server->catalog_,
       fake_kube::ObjectStore::Options{.watch_history = options.watch_history,
@@ -93,6 +95,12 @@ absl::StatusOr<std::unique_ptr<FakeKubeApiServer>> FakeKubeApiServer::Start(
                             .aggregated_discovery = options.aggregated_discovery,
                             .bookmark_interval = absl::Milliseconds(options.bookmark_interval_ms)});
   server->handler_->SetServerAddress(absl::StrCat("127.0.0.1:", server->port_));
+  if (options.serve_metrics) {
+    server->metrics_ = std::make_unique<fake_kube::MetricsServer>(
+        *server->store_, server->kubelet_.get(),
+        absl::Milliseconds(std::max(options.metrics_resolution_ms, 10)));
+    server->handler_->SetMetrics(server->metrics_.get());
+  }
   if (server->kubelet_) {
     if (auto s = server->kubelet_->Start(); !s.ok()) return s;
   }
@@ -106,6 +114,7 @@ absl::StatusOr<std::unique_ptr<FakeKubeApiServer>> FakeKubeApiServer::Start(
     server->trainer_controller_ = std::make_unique<fake_kube::TrainerController>(*server->store_);
     server->trainer_controller_->Start();
   }
+  if (server->metrics_) server->metrics_->Start();
   // Last: the controllers subscribe to the store before any request can change it.
   server->http_->Serve();
   return server;
@@ -115,6 +124,7 @@ FakeKubeApiServer::~FakeKubeApiServer() {
   if (handler_) handler_->Stop();
   if (store_) store_->Stop();
   if (http_) http_->Stop();
+  if (metrics_) metrics_->Stop();
   if (trainer_controller_) trainer_controller_->Stop();
   if (statefulset_controller_) statefulset_controller_->Stop();
   if (job_controller_) job_controller_->Stop();

@@ -7,6 +7,7 @@
 //     batch/v1 jobs; and when
 //     enabled trainer.kubeflow.org/v1alpha1 (trainjobs, clustertrainingruntimes,
 //     trainingruntimes) and kueue.x-k8s.io/v1beta2 (workloads, localqueues, clusterqueues);
+//   - when enabled, the resource metrics API metrics.k8s.io/v1beta1 (pods, nodes; read-only);
 //   - every verb with kube-apiserver's semantics and Status errors, watches, pods/log;
 //   - simulated controllers off the request threads: the Job and StatefulSet controllers, a
 //     kubelet that runs each pod's first container command as a local process and probes its
@@ -33,6 +34,7 @@ class EventRecorder;
 class HttpServer;
 class JobController;
 class Kubelet;
+class MetricsServer;
 class ObjectStore;
 class ResourceCatalog;
 class StatefulSetController;
@@ -65,6 +67,11 @@ struct FakeKubeOptions {
   // as status.podIP/podIPs, for the status.podIP fieldRef and as its probes' target, so replicas
   // serving one port do not collide; false: every pod is 127.0.0.1.
   bool distinct_pod_ips = false;
+  // Serve the resource metrics API (metrics.k8s.io/v1beta1 pods and nodes, read-only) as
+  // metrics-server would, from the pods' processes (metrics_server.h), scraped every
+  // `metrics_resolution_ms`: a pod is listed from its second scrape on.
+  bool serve_metrics = false;
+  int metrics_resolution_ms = 500;
 };
 
 class FakeKubeApiServer {
@@ -142,6 +149,7 @@ class FakeKubeApiServer {
   std::unique_ptr<fake_kube::JobController> job_controller_;
   std::unique_ptr<fake_kube::StatefulSetController> statefulset_controller_;
   std::unique_ptr<fake_kube::TrainerController> trainer_controller_;
+  std::unique_ptr<fake_kube::MetricsServer> metrics_;
   std::unique_ptr<fake_kube::ApiHandler> handler_;
   std::unique_ptr<fake_kube::HttpServer> http_;
 };

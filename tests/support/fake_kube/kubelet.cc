@@ -923,4 +923,14 @@ absl::StatusOr<Kubelet::LogSource> Kubelet::Log(const json& pod, const std::stri
   return LogSource{instances.back().log_path, instances.back().running};
 }
 
+std::vector<Kubelet::RunningContainer> Kubelet::Running() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<RunningContainer> out;
+  for (const auto& [uid, rt] : pods_by_uid_) {
+    if (rt.pid <= 0 || rt.instances.empty() || !rt.instances.back().running) continue;
+    out.push_back({rt.namespace_, rt.name, uid, rt.container, rt.pid});
+  }
+  return out;
+}
+
 }  // namespace submarine::testing::fake_kube

@@ -78,6 +78,17 @@ class Kubelet {
   absl::StatusOr<LogSource> Log(const nlohmann::json& pod, const std::string& container,
                                 bool previous) const;
 
+  // The containers running now (a process started and not yet reaped), for the metrics API:
+  // each one's pod, container name and process group (the container's processes).
+  struct RunningContainer {
+    std::string namespace_;
+    std::string pod;
+    std::string uid;
+    std::string container;
+    pid_t process_group = -1;
+  };
+  std::vector<RunningContainer> Running() const;
+
  private:
   struct Instance {
     std::string log_path;

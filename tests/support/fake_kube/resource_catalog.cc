@@ -5,12 +5,13 @@
 namespace submarine::testing::fake_kube {
 
 std::vector<std::string> ResourceType::Verbs() const {
+  if (group == "metrics.k8s.io") return {"get", "list"};
   if (plural == "namespaces")
     return {"create", "delete", "get", "list", "patch", "update", "watch"};
   return {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"};
 }
 
-ResourceCatalog::ResourceCatalog(bool serve_trainer, bool serve_kueue) {
+ResourceCatalog::ResourceCatalog(bool serve_trainer, bool serve_kueue, bool serve_metrics) {
   auto add = [this](ResourceType type) { types_.push_back(std::move(type)); };
   // Core v1.
   add({.group = "",
@@ -127,6 +128,16 @@ ResourceCatalog::ResourceCatalog(bool serve_trainer, bool serve_kueue) {
          .has_status = true,
          .custom = true,
          .has_generation = true});
+  }
+  if (serve_metrics) {
+    const std::string g = "metrics.k8s.io";
+    add({.group = g, .version = "v1beta1", .plural = "pods", .singular = "", .kind = "PodMetrics"});
+    add({.group = g,
+         .version = "v1beta1",
+         .plural = "nodes",
+         .singular = "",
+         .kind = "NodeMetrics",
+         .namespaced = false});
   }
   for (size_t i = 0; i < types_.size(); ++i) {
     const auto& t = types_[i];

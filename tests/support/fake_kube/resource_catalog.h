@@ -39,8 +39,10 @@ struct ResourceType {
 
 class ResourceCatalog {
  public:
-  // The core and batch kinds always; Trainer and Kueue kinds when asked for.
-  ResourceCatalog(bool serve_trainer, bool serve_kueue);
+  // The core and batch kinds always; Trainer, Kueue and resource metrics (metrics.k8s.io
+  // pods and nodes, read-only: the API handler serves them from the MetricsServer, never the
+  // store) when asked for.
+  ResourceCatalog(bool serve_trainer, bool serve_kueue, bool serve_metrics = false);
 
   // The type served at group/version/plural, or nullptr.
   const ResourceType* Find(const std::string& group, const std::string& version,
