@@ -590,11 +590,17 @@ absl::StatusOr<std::vector<LocalBackend::TaskView>> LocalBackend::ReadTasks(
   return views;
 }
 
-absl::StatusOr<WorkloadStatus> LocalBackend::Get(const std::string& id) {
+absl::StatusOr<std::string> LocalBackend::StoredWorkload(const std::string& id) const {
   if (!ValidId(id)) return NotFound("workload", QuoteInput(id));
   auto stored = local::ReadSmallFile(Join(WorkloadDir(id), kWorkloadFile));
   if (absl::IsNotFound(stored.status())) return NotFound("workload", id);
   if (!stored.ok()) return Unavailable(std::string(stored.status().message()));
+  return stored;
+}
+
+absl::StatusOr<WorkloadStatus> LocalBackend::Get(const std::string& id) {
+  auto stored = StoredWorkload(id);
+  if (!stored.ok()) return stored.status();
   SUBMARINE_ASSIGN_OR_RETURN(WorkloadSpec spec, SpecFromJson(ParseStored(*stored)));
   SUBMARINE_ASSIGN_OR_RETURN(std::vector<TaskView> views, ReadTasks(id, spec));
   if (std::any_of(views.begin(), views.end(), [](const TaskView& v) { return !v.launched; })) {
@@ -685,10 +691,8 @@ absl::Status LocalBackend::RequestStop(const std::string& id, const WorkloadSpec
 
 absl::Status LocalBackend::Stop(const std::string& id, std::chrono::milliseconds grace) {
   if (grace.count() < 0) return InvalidField("grace", "must not be negative");
-  if (!ValidId(id)) return NotFound("workload", QuoteInput(id));
-  auto stored = local::ReadSmallFile(Join(WorkloadDir(id), kWorkloadFile));
-  if (absl::IsNotFound(stored.status())) return NotFound("workload", id);
-  if (!stored.ok()) return Unavailable(std::string(stored.status().message()));
+  auto stored = StoredWorkload(id);
+  if (!stored.ok()) return stored.status();
   SUBMARINE_ASSIGN_OR_RETURN(WorkloadSpec spec, SpecFromJson(ParseStored(*stored)));
   return RequestStop(id, spec, grace);
 }
@@ -726,12 +730,10 @@ absl::Status LocalBackend::Delete(const std::string& id, bool keep_logs) {
 
 absl::Status LocalBackend::UpdateSecrets(const std::string& id,
                                          const std::map<std::string, std::string>& values) {
-  if (!ValidId(id)) return NotFound("workload", QuoteInput(id));
   absl::MutexLock lock(&mu_);
   const std::string dir = WorkloadDir(id);
-  auto text = local::ReadSmallFile(Join(dir, kWorkloadFile));
-  if (absl::IsNotFound(text.status())) return NotFound("workload", id);
-  if (!text.ok()) return Unavailable(std::string(text.status().message()));
+  auto text = StoredWorkload(id);
+  if (!text.ok()) return text.status();
   SUBMARINE_ASSIGN_OR_RETURN(WorkloadSpec spec, SpecFromJson(ParseStored(*text)));
   // The stored spec names its secret keys (never their values).
   for (const auto& [key, value] : values) {
@@ -767,12 +769,10 @@ absl::Status LocalBackend::Scale(const std::string& id, const std::string& role_
     return InvalidField("replicas", absl::StrCat("must be 0 to ", kMaxReplicas));
   }
   if (grace.count() < 0) return InvalidField("grace", "must not be negative");
-  if (!ValidId(id)) return NotFound("workload", QuoteInput(id));
   absl::MutexLock lock(&mu_);
   const std::string dir = WorkloadDir(id);
-  auto text = local::ReadSmallFile(Join(dir, kWorkloadFile));
-  if (absl::IsNotFound(text.status())) return NotFound("workload", id);
-  if (!text.ok()) return Unavailable(std::string(text.status().message()));
+  auto text = StoredWorkload(id);
+  if (!text.ok()) return text.status();
   json stored = json::parse(*text, nullptr, /*allow_exceptions=*/false);
   SUBMARINE_ASSIGN_OR_RETURN(WorkloadSpec spec, SpecFromJson(ParseStored(*text)));
   if (spec.kind != WorkloadKind::kService) {

@@ -111,6 +111,9 @@ class LocalBackend : public Backend {
   std::string WorkloadDir(const std::string& id) const;
   std::string TaskDir(const std::string& id, const TaskRef& task) const;
   std::string LogFile(const std::string& id, const TaskRef& task) const;
+  // The workload's stored workload.json: NOT_FOUND when there is none, UNAVAILABLE when it
+  // cannot be read.
+  absl::StatusOr<std::string> StoredWorkload(const std::string& id) const;
 
   absl::StatusOr<std::vector<local::TaskPlan>> PlanTasks(const WorkloadSpec& spec,
                                                          std::string* rendezvous_json) const;
