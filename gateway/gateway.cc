@@ -663,15 +663,7 @@ class Gateway::RestStream : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
   }
 
   void OnDone(const grpc::Status& status) override {
-    std::shared_ptr<RestStream> self = std::move(self_);
-    Gateway* gateway = gateway_;
-    {
-      std::lock_guard lock(gateway->streams_mu_);
-      gateway->streams_.erase(&pending_->client);
-    }
-    pending_->exchange->Post([self, status] { self->Complete(status); });
-    self.reset();  // nothing of the request may outlive EndAsync()
-    gateway->EndAsync();
+    gateway_->EndStreamCall(pending_, [self = std::move(self_), status] { self->Complete(status); });
   }
 
  private:
@@ -778,12 +770,7 @@ void Gateway::StreamFromBackend(const std::shared_ptr<Pending>& pending, const R
   bool sse = pending->exchange->request().Header("accept").find("text/event-stream") !=
              std::string_view::npos;
   auto stream = std::make_shared<RestStream>(this, pending, sse);
-  BeginAsync();
-  {
-    std::lock_guard lock(streams_mu_);
-    streams_.insert(&pending->client);
-    if (streams_stopped_) pending->client.TryCancel();  // shutting down
-  }
+  BeginStreamCall(*pending);
   stream->Start(stream, backend);
 }
 
@@ -828,15 +815,7 @@ class Gateway::RestUpload : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
   void OnReadDone(bool) override { backend_ended_.store(true); }
 
   void OnDone(const grpc::Status& status) override {
-    std::shared_ptr<RestUpload> self = std::move(self_);
-    Gateway* gateway = gateway_;
-    {
-      std::lock_guard lock(gateway->streams_mu_);
-      gateway->streams_.erase(&pending_->client);
-    }
-    pending_->exchange->Post([self, status] { self->Complete(status); });
-    self.reset();  // nothing of the request may outlive EndAsync()
-    gateway->EndAsync();
+    gateway_->EndStreamCall(pending_, [self = std::move(self_), status] { self->Complete(status); });
   }
 
  private:
@@ -955,13 +934,26 @@ void Gateway::StreamToBackend(const std::shared_ptr<Pending>& pending, const Rou
   pending->backend = &backend;
   pending->timeout = PrepareBackendCall(pending, route);
   auto upload = std::make_shared<RestUpload>(this, pending, std::move(first));
+  BeginStreamCall(*pending);
+  upload->Start(upload, backend);
+}
+
+void Gateway::BeginStreamCall(Pending& pending) {
   BeginAsync();
+  std::lock_guard lock(streams_mu_);
+  streams_.insert(&pending.client);
+  if (streams_stopped_) pending.client.TryCancel();  // shutting down
+}
+
+void Gateway::EndStreamCall(std::shared_ptr<Pending> pending, std::function<void()> complete) {
   {
     std::lock_guard lock(streams_mu_);
-    streams_.insert(&pending->client);
-    if (streams_stopped_) pending->client.TryCancel();  // shutting down
+    streams_.erase(&pending->client);
   }
-  upload->Start(upload, backend);
+  // `pending` keeps the exchange alive through Post although `complete` may already have run.
+  pending->exchange->Post(std::move(complete));
+  pending.reset();  // nothing of the request may outlive EndAsync()
+  EndAsync();
 }
 
 void Gateway::Reply(const std::shared_ptr<Pending>& pending, int status, std::string body,

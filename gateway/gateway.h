@@ -111,6 +111,11 @@ class Gateway {
   // `first` (bindings and content type filled) carrying its first piece.
   void StreamToBackend(const std::shared_ptr<Pending>& pending, const Route& route,
                        const Backend& backend, std::unique_ptr<google::protobuf::Message> first);
+  // A streaming call's backend call begins: it counts as in flight and Stop cancels it.
+  void BeginStreamCall(Pending& pending);
+  // Its backend call is over (from the reactor's OnDone): `complete` (which keeps the reactor
+  // alive) runs on the connection's strand.
+  void EndStreamCall(std::shared_ptr<Pending> pending, std::function<void()> complete);
   // Counts and logs a finished request (Reply() does this for whole answers).
   void RecordRequest(const std::shared_ptr<Pending>& pending, int status, size_t bytes);
   // 500 with a generic message (the caller has logged what went wrong).
