@@ -472,17 +472,22 @@ absl::Status AdmitService(const ResourceType& type, json& obj, const std::string
   return absl::OkStatus();
 }
 
+// A Secret's write-only stringData, on every write: merged over data (base64) and dropped.
+void FoldStringData(json& obj) {
+  if (obj.contains("stringData") && obj["stringData"].is_object()) {
+    for (auto it = obj["stringData"].begin(); it != obj["stringData"].end(); ++it) {
+      if (it->is_string()) obj["data"][it.key()] = absl::Base64Escape(it->get<std::string>());
+    }
+  }
+  obj.erase("stringData");
+}
+
 absl::Status AdmitSecret(const ResourceType& type, json& obj, const std::string& name) {
   std::vector<FieldError> errors;
   ValidateMetadata(obj, errors);
   if (!errors.empty()) return InvalidErrors(type, name, errors);
   if (!obj.contains("type")) obj["type"] = "Opaque";
-  if (obj.contains("stringData") && obj["stringData"].is_object()) {
-    for (auto it = obj["stringData"].begin(); it != obj["stringData"].end(); ++it) {
-      if (it->is_string()) obj["data"][it.key()] = absl::Base64Escape(it->get<std::string>());
-    }
-    obj.erase("stringData");
-  }
+  FoldStringData(obj);
   return absl::OkStatus();
 }
 
@@ -624,6 +629,7 @@ absl::Status AdmitCreate(const ResourceType& type, json& obj, const ObjectLookup
 absl::Status AdmitUpdate(const ResourceType& type, const json& old, json& obj, bool status_write,
                          bool by_controller) {
   const std::string name = StringField(Field(obj, "metadata"), "name");
+  if (type.group.empty() && type.plural == "secrets") FoldStringData(obj);
   std::vector<FieldError> errors;
   ValidateMetadata(obj, errors);
   const json& old_finalizers = Field(Field(old, "metadata"), "finalizers");

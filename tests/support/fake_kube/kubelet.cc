@@ -228,13 +228,15 @@ absl::Status Kubelet::Start() {
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) return absl::InternalError("eventfd failed");
   const int pods_index = store_.catalog().IndexOf(pods_);
+  const int secrets_index = store_.catalog().IndexOf(*store_.catalog().Find("", "v1", "secrets"));
   // The store outlives this kubelet; the listener only queues while it runs.
-  store_.Subscribe([this, pods_index](const StoreEvent& e) {
-    if (e.type_index != pods_index) return;
+  store_.Subscribe([this, pods_index, secrets_index](const StoreEvent& e) {
+    if (e.type_index != pods_index && e.type_index != secrets_index) return;
     const json& meta = e.object->json["metadata"];
     absl::MutexLock lock(&queue_mu_);
     if (stopping_) return;
-    queue_.push_back(StringField(meta, "namespace") + "/" + StringField(meta, "name"));
+    (e.type_index == pods_index ? queue_ : changed_secrets_)
+        .push_back(StringField(meta, "namespace") + "/" + StringField(meta, "name"));
     Wake();
   });
   thread_ = std::thread([this] { Loop(); });
@@ -273,15 +275,26 @@ void Kubelet::Loop() {
   while (true) {
     std::vector<std::string> keys;
     std::vector<ProbeReport> reports;
+    std::vector<std::string> secrets;
     {
       absl::MutexLock lock(&queue_mu_);
       if (stopping_) return;
       keys.swap(queue_);
       reports.swap(probe_reports_);
+      secrets.swap(changed_secrets_);
     }
     uint64_t drained;
     (void)!::read(wake_fd_, &drained, sizeof(drained));
     absl::MutexLock lock(&mu_);
+    if (!secrets.empty()) {
+      const std::set<std::string> changed(secrets.begin(), secrets.end());
+      for (auto& [uid, rt] : pods_by_uid_) {
+        if (rt.finished) continue;
+        for (const auto& volume : rt.secret_volumes) {
+          if (changed.count(rt.namespace_ + "/" + volume.secret)) ProjectSecret(rt.namespace_, volume);
+        }
+      }
+    }
     std::set<std::string> seen;
     for (const auto& key : keys) {
       if (seen.insert(key).second) Sync(key);
@@ -549,6 +562,34 @@ void Kubelet::StartContainer(const std::string& uid) {
       env.Set(name, "");
     }
   }
+  if (std::string waiting = PrepareVolumes(rt, spec, container); !waiting.empty()) {
+    // MountVolume.SetUp failed: the kubelet retries until the volume's source exists.
+    rt.restart_at = absl::Now() + absl::Seconds(1);
+    WriteStatus(rt.namespace_, rt.name, [&](json& status) {
+      SetAllContainers(status, spec, [&](json& cs, bool) {
+        cs["state"] = {{"waiting", {{"reason", "ContainerCreating"}}}};
+      });
+    });
+    if (options_.events) {
+      options_.events->Record({"kubelet", kNodeName}, object, "", "Warning", "FailedMount",
+                              waiting);
+    }
+    return;
+  }
+  // A process cannot see the mounts: paths under a mountPath name the volume's directory.
+  auto host_path = [&](const std::string& value) {
+    for (const auto& [mount_path, dir] : rt.mounts) {
+      if (value == mount_path) return dir;
+      if (absl::StartsWith(value, mount_path + "/")) {
+        return dir + value.substr(mount_path.size());
+      }
+    }
+    return value;
+  };
+  for (auto& [k, v] : env.ordered) {
+    v = host_path(v);
+    env.vars[k] = v;
+  }
   if (!config_error.empty()) {
     // CreateContainerConfigError: the kubelet retries until the config exists.
     rt.restart_at = absl::Now() + absl::Seconds(1);
@@ -565,7 +606,8 @@ void Kubelet::StartContainer(const std::string& uid) {
   for (const char* field : {"command", "args"}) {
     const json& list = Field(container, field);
     for (size_t i = 0; list.is_array() && i < list.size(); ++i) {
-      argv.push_back(Expand(list[i].is_string() ? list[i].get<std::string>() : "", env.vars));
+      argv.push_back(
+          host_path(Expand(list[i].is_string() ? list[i].get<std::string>() : "", env.vars)));
     }
   }
   const std::string instance = std::to_string(rt.instances.size());
@@ -574,7 +616,7 @@ void Kubelet::StartContainer(const std::string& uid) {
   std::error_code ec;
   fs::create_directories(log_dir, ec);
   std::string log_path = (log_dir / (instance + ".log")).string();
-  std::string dir = StringField(container, "workingDir");
+  std::string dir = host_path(StringField(container, "workingDir"));
   if (dir.empty() || !fs::is_directory(dir, ec)) {
     dir = (fs::path(work_dir_) / "pods" / absl::StrCat(rt.namespace_, "_", rt.name, "_", uid))
               .string();
@@ -813,6 +855,63 @@ std::string Kubelet::AllocateIp() {
     }
   }
   return kPodIp;  // sixteen million pods: share, as without distinct_pod_ips
+}
+
+std::string Kubelet::PrepareVolumes(PodRuntime& rt, const json& spec, const json& container) {
+  const fs::path volumes = fs::path(work_dir_) / "pods" /
+                           absl::StrCat(rt.namespace_, "_", rt.name, "_", rt.uid) / "volumes";
+  if (rt.mounts.empty() && rt.secret_volumes.empty()) {
+    std::map<std::string, std::string> dirs;  // volume name → directory
+    const json& list = Field(spec, "volumes");
+    for (size_t i = 0; list.is_array() && i < list.size(); ++i) {
+      const std::string name = StringField(list[i], "name");
+      const std::string dir = (volumes / name).string();
+      std::error_code ec;
+      if (list[i].contains("emptyDir")) {
+        fs::create_directories(dir, ec);
+        dirs[name] = dir;
+      } else if (list[i].contains("secret")) {
+        const json& source = list[i]["secret"];
+        PodRuntime::SecretVolume volume{StringField(source, "secretName"), dir,
+                                        static_cast<int>(IntField(source, "defaultMode", 0644))};
+        fs::create_directories(dir, ec);
+        ::chmod(dir.c_str(), 0755);
+        rt.secret_volumes.push_back(volume);
+        dirs[name] = dir;
+      }
+    }
+    const json& mounts = Field(container, "volumeMounts");
+    for (size_t i = 0; mounts.is_array() && i < mounts.size(); ++i) {
+      auto dir = dirs.find(StringField(mounts[i], "name"));
+      if (dir != dirs.end()) rt.mounts[StringField(mounts[i], "mountPath")] = dir->second;
+    }
+  }
+  for (const auto& volume : rt.secret_volumes) {
+    if (!ProjectSecret(rt.namespace_, volume)) {
+      return absl::StrCat("MountVolume.SetUp failed for volume \"", fs::path(volume.dir).filename().string(),
+                          "\" : secret \"", volume.secret, "\" not found");
+    }
+  }
+  return "";
+}
+
+bool Kubelet::ProjectSecret(const std::string& namespace_, const PodRuntime::SecretVolume& volume) {
+  auto secret = store_.Get(*store_.catalog().Find("", "v1", "secrets"), namespace_, volume.secret);
+  if (!secret.ok()) return false;
+  const json& data = Field((*secret)->json, "data");
+  for (auto it = data.begin(); data.is_object() && it != data.end(); ++it) {
+    std::string value;
+    absl::Base64Unescape(it->is_string() ? it->get<std::string>() : "", &value);
+    const std::string path = absl::StrCat(volume.dir, "/", it.key());
+    const std::string temp = absl::StrCat(volume.dir, "/..", it.key(), ".tmp");
+    int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, volume.mode);
+    if (fd < 0) continue;
+    ::fchmod(fd, volume.mode);
+    (void)!::write(fd, value.data(), value.size());
+    ::close(fd);
+    ::rename(temp.c_str(), path.c_str());
+  }
+  return true;
 }
 
 void Kubelet::Forget(std::map<std::string, PodRuntime>::iterator it) {

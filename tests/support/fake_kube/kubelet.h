@@ -22,6 +22,14 @@
 // failureThreshold failures in a row. Every failed probe is a Warning `Unhealthy` Event
 // ("Readiness probe failed: <output>"), identical ones aggregated (count, lastTimestamp).
 // Other containers of a pod are reported as the first one but not run.
+// Volumes: emptyDir and secret volumes are directories under the pod's directory in work_dir
+// (`<work_dir>/pods/<ns>_<pod>_<uid>/volumes/<name>`), kept across container restarts. A secret
+// volume holds one file per key (mode `defaultMode`, else 0644) and is refreshed whenever the
+// Secret changes (each file replaced by a rename), as the kubelet's sync does; a Secret that does
+// not exist (and is not optional) keeps the container waiting in ContainerCreating. A process
+// cannot see a mount at the container's path, so the fake rewrites every environment value,
+// argument and workingDir that is a volumeMount's mountPath, or a path under it, to the volume's
+// directory.
 //
 // Runs on its own thread, driven by store events; probes run on a thread per probed container.
 // Stop() kills every process group it started and reaps them, and joins the probers: no orphans.
@@ -115,6 +123,15 @@ class Kubelet {
     bool ready = false;
     int successes = 0;  // consecutive
     int failures = 0;   // consecutive
+    // Volumes, once the container first starts: the first container's mounts (mountPath → the
+    // volume's directory) and the secret volumes to refresh.
+    std::map<std::string, std::string> mounts;
+    struct SecretVolume {
+      std::string secret;
+      std::string dir;
+      int mode = 0644;
+    };
+    std::vector<SecretVolume> secret_volumes;
   };
   struct ProbeReport {
     std::string uid;
@@ -136,6 +153,12 @@ class Kubelet {
   void WriteStatus(const std::string& namespace_, const std::string& name,
                    const std::function<void(nlohmann::json& status)>& edit);
   void Wake();
+  // Makes the pod's volumes and its first container's mounts (once per pod); the reason the
+  // container cannot start yet ("" when it can).
+  std::string PrepareVolumes(PodRuntime& rt, const nlohmann::json& spec,
+                             const nlohmann::json& container) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes the Secret's keys into the volume's directory; false when the Secret is not there.
+  bool ProjectSecret(const std::string& namespace_, const PodRuntime::SecretVolume& volume);
   // A new address for a pod (distinct_pod_ips), never one a pod still holds.
   std::string AllocateIp() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Forgets a pod: its address is free again, its prober stops.
@@ -157,6 +180,7 @@ class Kubelet {
   absl::Mutex queue_mu_;
   std::vector<std::string> queue_ ABSL_GUARDED_BY(queue_mu_);
   std::vector<ProbeReport> probe_reports_ ABSL_GUARDED_BY(queue_mu_);
+  std::vector<std::string> changed_secrets_ ABSL_GUARDED_BY(queue_mu_);  // "<ns>/<name>"
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
 
   // Written by the kubelet thread only; read by Log() from request threads.
