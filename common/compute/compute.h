@@ -217,6 +217,12 @@ class Backend {
   // INVALID_ARGUMENT for a key the workload does not have, NOT_FOUND for an unknown workload,
   // FAILED_PRECONDITION for one submitted before the backend could do it.
   virtual bool CanUpdateSecrets() const { return false; }
+  // Whether UpdateSecrets will reach the tasks of `spec` once it is submitted (some shapes of
+  // workload may not take renewed secrets on a backend that can update others').
+  virtual bool UpdatesSecretsOf(const WorkloadSpec& spec) const {
+    (void)spec;
+    return CanUpdateSecrets();
+  }
   virtual absl::Status UpdateSecrets(const std::string& id,
                                      const std::map<std::string, std::string>& values) {
     (void)id, (void)values;

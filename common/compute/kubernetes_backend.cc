@@ -174,14 +174,14 @@ std::string Prelude(Framework framework) {
 std::string ServicePrelude() {
   return absl::StrCat(
       "export SUBMARINE_TASK_INDEX=\"${HOSTNAME##*-}\"\n"
-      "d=",
+      "d=\"${SUBMARINE_RUN_DIR:-",
       kRunDir,
-      "; { mkdir -p \"$d\" && [ -w \"$d\" ]; } 2>/dev/null || d=\"${TMPDIR:-/tmp}\"\n"
+      "}\"; { mkdir -p \"$d\" && [ -w \"$d\" ]; } 2>/dev/null || d=\"${TMPDIR:-/tmp}\"\n"
       "f=\"$d/attempt-$SUBMARINE_POD_UID\"\n"
       "a=$(( $(cat \"$f\" 2>/dev/null || echo 0) + 1 ))\n"
       "echo \"$a\" > \"$f\"\n"
       "export SUBMARINE_TASK_ATTEMPT=\"$a\"\n"
-      "unset SUBMARINE_POD_UID d f a\n"
+      "unset SUBMARINE_POD_UID SUBMARINE_RUN_DIR d f a\n"
       "exec \"$@\"\n");
 }
 
@@ -238,6 +238,32 @@ absl::Status ValidateForKubernetes(const WorkloadSpec& spec, const std::string& 
   return absl::OkStatus();
 }
 
+// Where a task reads spec.secret_env as files (SUBMARINE_SECRETS_DIR): the workload's Secret
+// mounted read-only, which the kubelet refreshes when UpdateSecrets patches the Secret (within
+// its sync period, about a minute on a real cluster). Files keep the volume's default mode 0644:
+// the container is the boundary, and its user reads the same values from its environment.
+constexpr char kSecretsMountPath[] = "/var/run/secrets/submarine";
+constexpr char kSecretsVolumeName[] = "submarine-secrets";
+
+// Mounts the workload's Secret into a pod template's (only) container.
+void MountSecrets(const WorkloadSpec& spec, json& pod_spec) {
+  if (spec.secret_env.empty()) return;
+  pod_spec["volumes"].push_back({{"name", kSecretsVolumeName}, {"secret", {{"secretName", spec.id}}}});
+  pod_spec["containers"][0]["volumeMounts"].push_back(
+      {{"name", kSecretsVolumeName}, {"mountPath", kSecretsMountPath}, {"readOnly", true}});
+}
+
+// Whether a Job's or StatefulSet's pods mount the workload's Secret (a workload submitted
+// before secrets were mounted does not).
+bool MountsSecrets(const json& object) {
+  const json& volumes = object.value("spec", json::object())
+                            .value("template", json::object())
+                            .value("spec", json::object())
+                            .value("volumes", json::array());
+  return std::any_of(volumes.begin(), volumes.end(),
+                     [](const json& v) { return v.value("name", "") == kSecretsVolumeName; });
+}
+
 // The environment entries that read spec.secret_env from the workload's Secret (named <id>).
 json SecretRefs(const WorkloadSpec& spec) {
   json refs = json::array();
@@ -259,6 +285,8 @@ json StatefulSetManifest(const WorkloadSpec& spec, const RoleSpec& role,
   env["SUBMARINE_WORKLOAD_ID"] = spec.id;
   env["SUBMARINE_TASK_ROLE"] = role.name;
   env["SUBMARINE_PORT"] = absl::StrCat(port);
+  env["SUBMARINE_RUN_DIR"] = kRunDir;  // the prelude's (an environment value names the mount)
+  if (!spec.secret_env.empty()) env["SUBMARINE_SECRETS_DIR"] = kSecretsMountPath;
   for (const char* set_by_the_prelude :
        {"SUBMARINE_TASK_INDEX", "SUBMARINE_TASK_ATTEMPT", "SUBMARINE_HOST", "SUBMARINE_POD_UID"}) {
     env.erase(set_by_the_prelude);
@@ -298,6 +326,13 @@ json StatefulSetManifest(const WorkloadSpec& spec, const RoleSpec& role,
       {kManagedByLabel, kManagedBy}, {kWorkloadLabel, spec.id}, {kRoleLabel, role.name}};
   json set_labels = pod_labels;
   if (!kueue_queue.empty()) set_labels[kKueueQueueLabel] = kueue_queue;
+  json pod_spec = {
+      {"restartPolicy", "Always"},
+      {"enableServiceLinks", false},
+      {"terminationGracePeriodSeconds", 30},
+      {"containers", json::array({container})},
+      {"volumes", json::array({{{"name", "submarine-run"}, {"emptyDir", json::object()}}})}};
+  MountSecrets(spec, pod_spec);
   return {
       {"apiVersion", "apps/v1"},
       {"kind", "StatefulSet"},
@@ -308,15 +343,7 @@ json StatefulSetManifest(const WorkloadSpec& spec, const RoleSpec& role,
         {"serviceName", spec.id},
         {"podManagementPolicy", "Parallel"},
         {"selector", {{"matchLabels", {{kWorkloadLabel, spec.id}, {kRoleLabel, role.name}}}}},
-        {"template",
-         {{"metadata", {{"labels", pod_labels}}},
-          {"spec",
-           {{"restartPolicy", "Always"},
-            {"enableServiceLinks", false},
-            {"terminationGracePeriodSeconds", 30},
-            {"containers", json::array({container})},
-            {"volumes",
-             json::array({{{"name", "submarine-run"}, {"emptyDir", json::object()}}})}}}}}}}};
+        {"template", {{"metadata", {{"labels", pod_labels}}}, {"spec", pod_spec}}}}}};
 }
 
 // Writes a log or spec file (task_files.h: temp file, fsync, rename), making its directory.
@@ -390,6 +417,7 @@ absl::StatusOr<std::vector<json>> KubernetesBackend::Manifests(const WorkloadSpe
     for (const auto& [k, v] : role.env) env[k] = v;
     env["SUBMARINE_WORKLOAD_ID"] = spec.id;
     env["SUBMARINE_TASK_ROLE"] = role.name;
+    if (!spec.secret_env.empty()) env["SUBMARINE_SECRETS_DIR"] = kSecretsMountPath;
     env.erase("SUBMARINE_TASK_INDEX");  // the prelude sets these two
     env.erase("SUBMARINE_TASK_ATTEMPT");
     const int offset = static_cast<int>(
@@ -438,6 +466,12 @@ absl::StatusOr<std::vector<json>> KubernetesBackend::Manifests(const WorkloadSpe
     pod_labels[kRoleLabel] = role.name;
     json job_labels = pod_labels;
     if (!kueue_queue.empty()) job_labels[kKueueQueueLabel] = kueue_queue;
+    json pod_spec = {{"restartPolicy", "Never"},
+                     {"subdomain", spec.id},
+                     {"enableServiceLinks", false},
+                     {"terminationGracePeriodSeconds", 30},
+                     {"containers", json::array({container})}};
+    MountSecrets(spec, pod_spec);
     out.push_back({{"apiVersion", "batch/v1"},
                    {"kind", "Job"},
                    {"metadata",
@@ -452,14 +486,7 @@ absl::StatusOr<std::vector<json>> KubernetesBackend::Manifests(const WorkloadSpe
                      // the Job (and the Job controller stops the others).
                      {"backoffLimitPerIndex", role.max_restarts},
                      {"maxFailedIndexes", 0},
-                     {"template",
-                      {{"metadata", {{"labels", pod_labels}}},
-                       {"spec",
-                        {{"restartPolicy", "Never"},
-                         {"subdomain", spec.id},
-                         {"enableServiceLinks", false},
-                         {"terminationGracePeriodSeconds", 30},
-                         {"containers", json::array({container})}}}}}}}});
+                     {"template", {{"metadata", {{"labels", pod_labels}}}, {"spec", pod_spec}}}}}});
   }
   return out;
 }
@@ -1348,6 +1375,37 @@ absl::Status KubernetesBackend::Scale(const std::string& id, const std::string& 
     if (!s.ok() && !absl::IsNotFound(s)) return s;
   }
   return absl::OkStatus();
+}
+
+bool KubernetesBackend::UpdatesSecretsOf(const WorkloadSpec& spec) const {
+  // A TrainJob's pods are made by the Trainer from its runtime: they do not mount the Secret.
+  return !(spec.kind == WorkloadKind::kBatch && trainjobs_ && trainjob::Fits(spec).ok());
+}
+
+absl::Status KubernetesBackend::UpdateSecrets(const std::string& id,
+                                              const std::map<std::string, std::string>& values) {
+  SUBMARINE_ASSIGN_OR_RETURN(Objects o, Find(id));
+  // The stored spec names its secret keys (never their values).
+  for (const auto& [key, value] : values) {
+    if (!o.spec.secret_env.count(key)) {
+      return InvalidField("secret_env", absl::StrCat("workload ", id, " has no secret \"",
+                                                     QuoteInput(key), "\" to update"));
+    }
+  }
+  if (o.on_trainer) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "workload ", id, " runs as a TrainJob, whose pods do not mount its secrets"));
+  }
+  for (const auto* objects : {&o.jobs, &o.sets}) {
+    for (const auto& [role, object] : *objects) {
+      if (!MountsSecrets(object)) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("workload ", id, " was submitted before secrets could be updated"));
+      }
+    }
+  }
+  // Pods that start later (a restart, a replica added by Scale) read the new values too.
+  return client_->MergePatch(Path("secrets", id), {{"stringData", values}}).status();
 }
 
 absl::StatusOr<WorkloadStatus> KubernetesBackend::Get(const std::string& id) {

@@ -76,6 +76,13 @@
 // A pod the StatefulSet controller replaces (deleted or evicted) starts its attempts at 1 again.
 // StatefulSets are watched only where the API server serves apps/v1 (every real cluster does).
 //
+// Secrets: spec.secret_env is a Secret <id> (created before the anchor, then owned by it) that
+// every task reads as environment variables and, for Jobs and StatefulSets, as files: the Secret
+// is mounted read-only at SUBMARINE_SECRETS_DIR (/var/run/secrets/submarine). UpdateSecrets
+// patches the Secret and the kubelet refreshes the files of running pods (within its sync
+// period); TrainJobs' pods, made by the Trainer from its runtime, do not mount it
+// (UpdatesSecretsOf is false for a workload that will run as one).
+//
 // System metrics (TaskStatus::usage): where discovery finds the resource metrics API
 // (metrics.k8s.io/v1beta1 pods, i.e. metrics-server; asked at start-up by a thread of the
 // backend, and again each period while discovery does not answer), that thread LISTs the
@@ -153,6 +160,12 @@ class KubernetesBackend : public Backend {
                      std::chrono::milliseconds grace) override;
   absl::StatusOr<LogChunk> ReadLog(const std::string& id, const TaskRef& task, int64_t offset,
                                    int64_t max_bytes) override;
+  // Patches the workload's Secret, which Jobs' and StatefulSets' pods mount at
+  // SUBMARINE_SECRETS_DIR (/var/run/secrets/submarine); TrainJobs' pods do not.
+  bool CanUpdateSecrets() const override { return true; }
+  bool UpdatesSecretsOf(const WorkloadSpec& spec) const override;
+  absl::Status UpdateSecrets(const std::string& id,
+                             const std::map<std::string, std::string>& values) override;
 
   // The objects Submit creates for `spec`, in creation order (anchor, service, jobs; or anchor,
   // TrainJob when `trainer` is given and the workload fits one), without server-set fields: the

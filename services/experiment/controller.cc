@@ -632,8 +632,14 @@ bool Controller::Launch(StoredExperiment& s, Room* room) {
                             ? options_.sdk_path
                             : absl::StrCat(options_.sdk_path, ":", theirs->second);
   }
+  const bool on_host = backend->Kind() == "local";
+  compute::WorkloadSpec workload =
+      ToWorkload(e.reproducibility().resolved_spec(), id, env,
+                 {{kOwnerLabel, e.name()}, {kUidLabel, e.uid()}},
+                 on_host ? &options_.python_envs : nullptr);
   // The attempt's identity: a token of the submitter limited to the project, living as long as
-  // the job may run. A launch retried after a failed Submit gets a new one (the old is revoked).
+  // the job may run, or for identity_token_ttl when the backend renews it while the workload
+  // runs. A launch retried after a failed Submit gets a new one (the old is revoked).
   std::optional<WorkloadTokens::Token> token;
   const std::string user = UserOf(e);
   if (options_.tokens != nullptr && !user.empty()) {
@@ -642,7 +648,7 @@ bool Controller::Launch(StoredExperiment& s, Room* room) {
     if (e.spec().has_max_run_time() && e.spec().max_run_time().seconds() > 0) {
       ttl = std::chrono::seconds(e.spec().max_run_time().seconds()) + std::chrono::minutes(5);
     }
-    if (backend->CanUpdateSecrets()) ttl = options_.identity_token_ttl;  // renewed as it runs
+    if (backend->UpdatesSecretsOf(workload)) ttl = options_.identity_token_ttl;
     auto minted = options_.tokens->Mint(
         user, ProjectOf(e), absl::StrCat("workload ", e.name(), " attempt ", e.attempt()), ttl);
     if (!minted.ok()) {
@@ -665,7 +671,6 @@ bool Controller::Launch(StoredExperiment& s, Room* room) {
     token_expiry_.erase(e.workload_token());
     token_expiry_[token->name] = clock_.Now() + ttl;
   }
-  const bool on_host = backend->Kind() == "local";
   const std::vector<std::string> warnings =
       LaunchWarnings(e.reproducibility().resolved_spec(), backend->Kind(), &options_.python_envs);
   const bool warnings_changed =
@@ -688,8 +693,6 @@ bool Controller::Launch(StoredExperiment& s, Room* room) {
   }
   // (Change replaced the stored message: references into the old one are gone.)
   const auto& resolved = e.reproducibility().resolved_spec();
-  auto workload = ToWorkload(resolved, id, env, {{kOwnerLabel, e.name()}, {kUidLabel, e.uid()}},
-                             on_host ? &options_.python_envs : nullptr);
   // A private repository's credential, read for the submitter at each launch (never stored
   // with the experiment): the workload carries it as a secret.
   const std::string& credential = resolved.code().git().credential();

@@ -113,7 +113,7 @@ class Controller {
     // SUBMARINE_TOKEN (a secret), revoked when the attempt ends.
     WorkloadTokens* tokens = nullptr;
     // How long an identity token lives on a cluster that can renew it while the tasks run
-    // (Backend::CanUpdateSecrets): renewed at half its life, so a leaked one soon lapses.
+    // (Backend::UpdatesSecretsOf): renewed at half its life, so a leaked one soon lapses.
     // Elsewhere a token lives as long as the job may run (max run time + 5 min, else 24 h).
     std::chrono::seconds identity_token_ttl{3600};
     // SUBMARINE_SERVER of every task ("" = not set).

@@ -241,6 +241,40 @@ TEST_P(BackendConformanceTest, SecretEnvReachesEveryTaskAndIsNotStoredWithTheSpe
             (std::map<std::string, std::string>{{"API_TOKEN", ""}, {"SHADOWED", ""}}));
 }
 
+// Secrets renewed while a task runs (a workload identity token) reach it as the files
+// $SUBMARINE_SECRETS_DIR/<key>, on backends that can; the variable keeps its first value.
+TEST_P(BackendConformanceTest, UpdatedSecretsReachRunningTasksThroughTheSecretsDir) {
+  const std::string id = NewId("secrets");
+  WorkloadSpec spec = Spec(id, {"/bin/sh", "-c",
+                                "f=\"$SUBMARINE_SECRETS_DIR/TOKEN\"; echo \"start $(cat \"$f\") "
+                                "$TOKEN\"; while [ \"$(cat \"$f\")\" = one ]; do sleep 0.05; done; "
+                                "echo \"now $(cat \"$f\") $TOKEN\""});
+  spec.secret_env = {{"TOKEN", "one"}};
+  if (!backend_->UpdatesSecretsOf(spec)) {
+    GTEST_SKIP() << "the " << backend_->Kind() << " backend cannot update this workload's secrets";
+  }
+  ASSERT_TRUE(Submit(spec).ok());
+  std::string log;
+  auto started = WaitFor(
+      id,
+      [&](const WorkloadStatus&) {
+        log = ReadWholeLog(id, kWorker0).value_or("");
+        return !log.empty();
+      },
+      timeout());
+  ASSERT_EQ(log, "start one one\n") << Describe(started);
+
+  EXPECT_EQ(backend_->UpdateSecrets(id, {{"OTHER", "x"}}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(backend_->UpdateSecrets(NewId("never"), {{"TOKEN", "x"}}).code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_TRUE(backend_->UpdateSecrets(id, {{"TOKEN", "two"}}).ok());
+  auto done = WaitForFinal(id, timeout());
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->phase, Phase::kSucceeded) << Describe(done);
+  EXPECT_EQ(ReadWholeLog(id, kWorker0).value_or(""), "start one one\nnow two one\n");
+}
+
 TEST_P(BackendConformanceTest, LogsAreReadByOffsetAfterTheEndAndAfterDeleteKeepingThem) {
   const std::string id = NewId("logs");
   ASSERT_TRUE(

@@ -67,6 +67,9 @@ class BackendOnFake : public Backend {
     return backend_->Scale(id, role, replicas, grace);
   }
   bool CanUpdateSecrets() const override { return backend_->CanUpdateSecrets(); }
+  bool UpdatesSecretsOf(const WorkloadSpec& spec) const override {
+    return backend_->UpdatesSecretsOf(spec);
+  }
   absl::Status UpdateSecrets(const std::string& id,
                              const std::map<std::string, std::string>& values) override {
     return backend_->UpdateSecrets(id, values);
