@@ -248,7 +248,8 @@ constexpr char kSecretsVolumeName[] = "submarine-secrets";
 // Mounts the workload's Secret into a pod template's (only) container.
 void MountSecrets(const WorkloadSpec& spec, json& pod_spec) {
   if (spec.secret_env.empty()) return;
-  pod_spec["volumes"].push_back({{"name", kSecretsVolumeName}, {"secret", {{"secretName", spec.id}}}});
+  pod_spec["volumes"].push_back(
+      {{"name", kSecretsVolumeName}, {"secret", {{"secretName", spec.id}}}});
   pod_spec["containers"][0]["volumeMounts"].push_back(
       {{"name", kSecretsVolumeName}, {"mountPath", kSecretsMountPath}, {"readOnly", true}});
 }
@@ -1393,8 +1394,8 @@ absl::Status KubernetesBackend::UpdateSecrets(const std::string& id,
     }
   }
   if (o.on_trainer) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "workload ", id, " runs as a TrainJob, whose pods do not mount its secrets"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("workload ", id, " runs as a TrainJob, whose pods do not mount its secrets"));
   }
   for (const auto* objects : {&o.jobs, &o.sets}) {
     for (const auto& [role, object] : *objects) {

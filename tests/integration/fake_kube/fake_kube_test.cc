@@ -1146,6 +1146,46 @@ TEST_F(FakeKubeTest, EnvironmentFromFieldRefsSecretsAndExpansion) {
   EXPECT_EQ(Log("env"), "alpha alpha-beta env default 127.0.0.1 ml hunter2 env\n");
 }
 
+// A secret volume: the container waits in ContainerCreating (a FailedMount event) until its
+// Secret exists, reads its keys as files at the mountPath (env naming it is rewritten), and sees
+// a patched value (stringData on an update too) without restarting.
+TEST_F(FakeKubeTest, SecretVolumesWaitForTheirSecretAndFollowItsChanges) {
+  Start();
+  json pod = Pod("vol",
+                 "cat \"$DIR/token\"; echo; while [ \"$(cat \"$DIR/token\")\" = one ]; "
+                 "do sleep 0.05; done; cat \"$DIR/token\"; echo; ls -l \"$DIR/token\"");
+  pod["spec"]["volumes"] = {
+      {{"name", "creds"}, {"secret", {{"secretName", "late"}, {"defaultMode", 0400}}}}};
+  pod["spec"]["containers"][0]["volumeMounts"] = {
+      {{"name", "creds"}, {"mountPath", "/var/run/secrets/app"}, {"readOnly", true}}};
+  pod["spec"]["containers"][0]["env"] = {{{"name", "DIR"}, {"value", "/var/run/secrets/app"}}};
+  Create(kPods, pod);
+  WaitObject(absl::StrCat(kPods, "/vol"), [](const json& p) {
+    return Str(p, "/status/containerStatuses/0/state/waiting/reason") == "ContainerCreating";
+  });
+  std::string event;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        auto list =
+            kube_->List("/api/v1/namespaces/default/events?fieldSelector=reason%3DFailedMount");
+        if (!list.ok() || (*list)["items"].empty()) return false;
+        event = Str((*list)["items"][0], "/message");
+        return true;
+      },
+      seconds(30)));
+  EXPECT_EQ(event, "MountVolume.SetUp failed for volume \"creds\" : secret \"late\" not found");
+  Create("/api/v1/namespaces/default/secrets",
+         json{{"metadata", {{"name", "late"}}}, {"stringData", {{"token", "one"}}}});
+  WaitObject(absl::StrCat(kPods, "/vol"), [](const json& p) { return Phase(p) == "Running"; });
+  auto patched = Call("PATCH", "/api/v1/namespaces/default/secrets/late",
+                      json{{"stringData", {{"token", "two"}}}}, "application/merge-patch+json");
+  ASSERT_EQ(patched.status, 200) << patched.raw;
+  EXPECT_FALSE(patched.body.contains("stringData")) << patched.raw;
+  WaitObject(absl::StrCat(kPods, "/vol"), [](const json& p) { return Phase(p) == "Succeeded"; });
+  const std::string log = Log("vol");
+  EXPECT_TRUE(absl::StartsWith(log, "one\ntwo\n-r-------- ")) << log;
+}
+
 TEST_F(FakeKubeTest, DeletionPropagationThroughOwnerReferences) {
   Start();
   const std::string long_running = "echo up; while true; do sleep 0.05; done";

@@ -291,7 +291,8 @@ void Kubelet::Loop() {
       for (auto& [uid, rt] : pods_by_uid_) {
         if (rt.finished) continue;
         for (const auto& volume : rt.secret_volumes) {
-          if (changed.count(rt.namespace_ + "/" + volume.secret)) ProjectSecret(rt.namespace_, volume);
+          if (changed.count(rt.namespace_ + "/" + volume.secret))
+            ProjectSecret(rt.namespace_, volume);
         }
       }
     }
@@ -888,8 +889,9 @@ std::string Kubelet::PrepareVolumes(PodRuntime& rt, const json& spec, const json
   }
   for (const auto& volume : rt.secret_volumes) {
     if (!ProjectSecret(rt.namespace_, volume)) {
-      return absl::StrCat("MountVolume.SetUp failed for volume \"", fs::path(volume.dir).filename().string(),
-                          "\" : secret \"", volume.secret, "\" not found");
+      return absl::StrCat("MountVolume.SetUp failed for volume \"",
+                          fs::path(volume.dir).filename().string(), "\" : secret \"", volume.secret,
+                          "\" not found");
     }
   }
   return "";
