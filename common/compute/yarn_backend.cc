@@ -157,6 +157,20 @@ TaskStatus YarnTaskFromJson(const json& j) {
   return t;
 }
 
+// A task's final status is recorded once, in <dir>/tasks/<name>.json; later observations report
+// it as recorded.
+std::string TaskFile(const std::string& dir, const std::string& name) {
+  return absl::StrCat(dir, "/tasks/", name, ".json");
+}
+std::optional<TaskStatus> RecordedTask(const std::string& dir, const std::string& name) {
+  auto recorded = ReadJsonFile(TaskFile(dir, name));
+  if (!recorded) return std::nullopt;
+  return YarnTaskFromJson(*recorded);
+}
+absl::Status RecordTask(const std::string& dir, const std::string& name, const TaskStatus& t) {
+  return WriteStateFile(TaskFile(dir, name), YarnTaskJson(t).dump());
+}
+
 json StatusJson(const WorkloadStatus& s) {
   json tasks = json::array();
   for (const TaskStatus& t : s.tasks) tasks.push_back(YarnTaskJson(t));
@@ -509,9 +523,8 @@ absl::StatusOr<YarnBackend::Observation> YarnBackend::Observe(const std::string&
 
   for (const TaskRef& ref : TasksOf(spec)) {
     const std::string name = TaskName(ref);
-    const std::string task_file = absl::StrCat(dir, "/tasks/", name, ".json");
-    if (auto recorded = ReadJsonFile(task_file)) {
-      status.tasks.push_back(YarnTaskFromJson(*recorded));
+    if (auto recorded = RecordedTask(dir, name)) {
+      status.tasks.push_back(*recorded);
       continue;
     }
     TaskStatus t;
@@ -537,7 +550,7 @@ absl::StatusOr<YarnBackend::Observation> YarnBackend::Observe(const std::string&
                         : "not accounted for: the service ended before the instance was seen";
       }
       t.finish_time = now;
-      SUBMARINE_RETURN_IF_ERROR(WriteStateFile(task_file, YarnTaskJson(t).dump()));
+      SUBMARINE_RETURN_IF_ERROR(RecordTask(dir, name, t));
       status.tasks.push_back(t);
       continue;
     }
@@ -587,7 +600,7 @@ absl::StatusOr<YarnBackend::Observation> YarnBackend::Observe(const std::string&
         t.message = absl::StrCat(code_text, " (component instance ", name, ", container ",
                                  container_id, ")", log_note);
       }
-      SUBMARINE_RETURN_IF_ERROR(WriteStateFile(task_file, YarnTaskJson(t).dump()));
+      SUBMARINE_RETURN_IF_ERROR(RecordTask(dir, name, t));
     } else if (state == "INIT" || state.empty()) {
       t.phase = Phase::kPending;
     } else {
@@ -804,9 +817,8 @@ absl::Status YarnBackend::ObserveService(const std::string& id, const WorkloadSp
                                 : absl::StrCat("the YARN service ended ", service_state);
     for (const TaskRef& ref : TasksOf(spec)) {
       const std::string name = TaskName(ref);
-      const std::string task_file = absl::StrCat(dir, "/tasks/", name, ".json");
-      if (auto recorded = ReadJsonFile(task_file)) {
-        status.tasks.push_back(YarnTaskFromJson(*recorded));
+      if (auto recorded = RecordedTask(dir, name)) {
+        status.tasks.push_back(*recorded);
         continue;
       }
       TaskStatus t;
@@ -822,7 +834,7 @@ absl::Status YarnBackend::ObserveService(const std::string& id, const WorkloadSp
       SUBMARINE_RETURN_IF_ERROR(ArchiveEnded(id, name, ""));
       const auto records = records_of(name);
       if (!records.empty()) t.attempt = records.back().attempt;
-      SUBMARINE_RETURN_IF_ERROR(WriteStateFile(task_file, YarnTaskJson(t).dump()));
+      SUBMARINE_RETURN_IF_ERROR(RecordTask(dir, name, t));
       status.tasks.push_back(t);
     }
     status.phase = phase;
