@@ -226,26 +226,23 @@ absl::StatusOr<HttpServerOptions> Gateway::HttpOptions() const {
   options.io_threads = config_.io_threads() ? static_cast<int>(config_.io_threads()) : 2;
   options.max_body_bytes = config_.max_body_bytes() ? config_.max_body_bytes() : kDefaultMaxBody;
   // A method's own limit (max_body_bytes option) wins for its routes; the rest get the default.
-  options.body_limit_for = [this, fallback = options.max_body_bytes](std::string_view method,
-                                                                     std::string_view target) {
+  // Uploads (client-streaming routes) are streamed to the service as they are read.
+  options.body_policy_for = [this, fallback = options.max_body_bytes](std::string_view method,
+                                                                      std::string_view target) {
     RouteTable::Match match;
     std::vector<std::string> allowed;
     const std::string_view path = target.substr(0, target.find('?'));
+    HttpServerOptions::BodyPolicy policy{fallback, false};
     if (routes_.Find(method, path, &match, &allowed) == RouteTable::Outcome::kMatched) {
+      policy.streamed = match.route->streamed_request;
       if (match.route->max_body_bytes != 0) {
-        return static_cast<size_t>(match.route->max_body_bytes);
+        policy.limit = static_cast<size_t>(match.route->max_body_bytes);
+      } else if (policy.streamed) {
+        // An upload holds one piece at a time, whatever its size: the service sets its bound.
+        policy.limit = std::numeric_limits<size_t>::max();
       }
-      // An upload holds one piece at a time, whatever its size: the service sets its own bound.
-      if (match.route->streamed_request) return std::numeric_limits<size_t>::max();
     }
-    return fallback;
-  };
-  options.streams_body_for = [this](std::string_view method, std::string_view target) {
-    RouteTable::Match match;
-    std::vector<std::string> allowed;
-    const std::string_view path = target.substr(0, target.find('?'));
-    return routes_.Find(method, path, &match, &allowed) == RouteTable::Outcome::kMatched &&
-           match.route->streamed_request;
+    return policy;
   };
   options.max_header_bytes =
       config_.max_header_bytes() ? config_.max_header_bytes() : kDefaultMaxHeader;
@@ -663,7 +660,8 @@ class Gateway::RestStream : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
   }
 
   void OnDone(const grpc::Status& status) override {
-    gateway_->EndStreamCall(pending_, [self = std::move(self_), status] { self->Complete(status); });
+    gateway_->EndStreamCall(pending_,
+                            [self = std::move(self_), status] { self->Complete(status); });
   }
 
  private:
@@ -815,7 +813,8 @@ class Gateway::RestUpload : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
   void OnReadDone(bool) override { backend_ended_.store(true); }
 
   void OnDone(const grpc::Status& status) override {
-    gateway_->EndStreamCall(pending_, [self = std::move(self_), status] { self->Complete(status); });
+    gateway_->EndStreamCall(pending_,
+                            [self = std::move(self_), status] { self->Complete(status); });
   }
 
  private:

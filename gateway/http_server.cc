@@ -562,20 +562,18 @@ class Session final : public SessionBase {
     if (ec) return OnReadError(ec);
     const auto& options = server_->options();
     const auto& header = parser_->get();
-    body_limit_ =
-        options.body_limit_for
-            ? options.body_limit_for(
+    const HttpServerOptions::BodyPolicy body =
+        options.body_policy_for
+            ? options.body_policy_for(
                   std::string_view(header.method_string().data(), header.method_string().size()),
                   std::string_view(header.target().data(), header.target().size()))
-            : options.max_body_bytes;
+            : HttpServerOptions::BodyPolicy{options.max_body_bytes, false};
+    body_limit_ = body.limit;
     if (parser_->content_length() && *parser_->content_length() > body_limit_) {
       return Dispatch(413);
     }
     parser_->body_limit(body_limit_);  // a chunked body is held to it as it arrives
-    if (options.streams_body_for &&
-        options.streams_body_for(
-            std::string_view(header.method_string().data(), header.method_string().size()),
-            std::string_view(header.target().data(), header.target().size()))) {
+    if (body.streamed) {
       // Only the header is read: the parser can change its body type (keeping the limit).
       expect_continue_ = beast::iequals(header[http::field::expect], "100-continue");
       upload_parser_.emplace(std::move(*parser_));
@@ -710,7 +708,7 @@ class Session final : public SessionBase {
   const std::string peer_text_;  // "ip:port"
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  // A streamed body (streams_body_for): the parser taken over from parser_ after the header, and
+  // A streamed body (body_policy_for): the parser taken over from parser_ after the header, and
   // the piece being read into (at most piece_max_ bytes: all the body this session holds).
   std::optional<http::request_parser<http::buffer_body>> upload_parser_;
   std::string piece_;

@@ -40,7 +40,7 @@ struct HttpRequest {
   std::string query;   // target after '?', still percent-encoded
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-case
   std::string body;                                          // empty when body_streamed
-  // The body is not read yet (streams_body_for said so): the handler reads it piece by piece
+  // The body is not read yet (body_policy_for said so): the handler reads it piece by piece
   // with HttpExchange::ReadBody.
   bool body_streamed = false;
   std::string peer;    // "ip:port" of the TCP peer
@@ -128,14 +128,15 @@ struct HttpServerOptions {
   std::string listen = "127.0.0.1:0";
   int io_threads = 2;
   size_t max_body_bytes = 4 << 20;
-  // The body limit of one request, from its method and target (e.g. its route's own), asked once
-  // its header is read; unset: max_body_bytes for every request.
-  std::function<size_t(std::string_view method, std::string_view target)> body_limit_for;
-  // Requests for which this answers true (asked once the header is read and the body limit
-  // known) are handed to the handler before their body is read: body_streamed is set and the
-  // handler reads the body with HttpExchange::ReadBody (still held to the body limit). Unset:
-  // every body is read whole first.
-  std::function<bool(std::string_view method, std::string_view target)> streams_body_for;
+  // How one request's body is taken, from its method and target (e.g. its route's), asked once
+  // its header is read: its limit, and whether it is `streamed` — handed to the handler before
+  // the body is read (body_streamed set; the handler reads it with HttpExchange::ReadBody, still
+  // held to the limit). Unset: max_body_bytes for every request, every body read whole first.
+  struct BodyPolicy {
+    size_t limit = 0;
+    bool streamed = false;
+  };
+  std::function<BodyPolicy(std::string_view method, std::string_view target)> body_policy_for;
   size_t max_header_bytes = 16 << 10;
   // Open connections at most (see the file comment for what happens at the limit). A connection
   // carries one request at a time, so this also bounds requests (and request bodies) in flight.
