@@ -134,6 +134,12 @@ struct Usage {
   double cpu_seconds = 0;        // user + system, all of the task's processes so far
   int64_t memory_bytes = 0;      // resident now (0 once it ended)
   int64_t max_memory_bytes = 0;  // the largest resident size seen
+  // GPUs, where the cluster can tell (local: nvidia-smi, for tasks given GPUs): the memory its
+  // processes hold on them now (0 once it ended), the most seen, and the average utilization of
+  // its GPUs at the last sample, in percent.
+  std::optional<int64_t> gpu_memory_bytes;
+  int64_t max_gpu_memory_bytes = 0;
+  double gpu_utilization = 0;
   bool operator==(const Usage&) const = default;
 };
 

@@ -20,6 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/compute/workload.h"
 #include "common/log/log.h"
 #include "common/net/address.h"
@@ -32,6 +33,17 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
+
+// A supervisor's figures as the backend reports them; an ended task holds no memory.
+Usage ReportedUsage(const local::TaskUsage& u, bool ended) {
+  Usage out{u.cpu_micros / 1e6, ended ? 0 : u.rss_bytes, u.max_rss_bytes};
+  if (u.gpu) {
+    out.gpu_memory_bytes = ended ? 0 : u.gpu->memory_bytes;
+    out.max_gpu_memory_bytes = u.gpu->max_memory_bytes;
+    out.gpu_utilization = u.gpu->utilization;
+  }
+  return out;
+}
 
 constexpr char kWorkloadFile[] = "workload.json";
 // A service workload's secret_env (0600), for the replicas Scale adds later.
@@ -161,6 +173,19 @@ absl::StatusOr<std::unique_ptr<LocalBackend>> LocalBackend::Create(Options optio
       ::access(options.supervisor_path.c_str(), X_OK) != 0) {
     return InvalidField("supervisor_path",
                         absl::StrCat(options.supervisor_path, " is not an executable file"));
+  }
+  if (!options.nvidia_smi.empty() && options.nvidia_smi.find('/') == std::string::npos) {
+    // Looked up on PATH once; absent (no NVIDIA driver): no GPU figures.
+    std::string found;
+    const char* path = std::getenv("PATH");
+    for (absl::string_view dir : absl::StrSplit(path ? path : "", ':', absl::SkipEmpty())) {
+      const std::string candidate = absl::StrCat(dir, "/", options.nvidia_smi);
+      if (::access(candidate.c_str(), X_OK) == 0) {
+        found = candidate;
+        break;
+      }
+    }
+    options.nvidia_smi = found;
   }
   std::set<std::string> seen;
   for (const std::string& gpu : options.gpus) {
@@ -300,6 +325,7 @@ absl::StatusOr<std::vector<local::TaskPlan>> LocalBackend::PlanTasks(
       plan.cpu_millis = role.resources.cpu_millis;
       plan.memory_bytes = role.resources.memory_bytes;
       plan.cgroup_root = options_.cgroup_root;
+      if (role.resources.gpus > 0) plan.nvidia_smi = options_.nvidia_smi;
       plan.host = options_.host_name;
       if (spec.kind == WorkloadKind::kService) {
         // Replicas share the host: each serves its own free port, whatever role.port says.
@@ -484,9 +510,7 @@ absl::StatusOr<LocalBackend::TaskView> LocalBackend::ReadTask(const std::string&
     }
     s.finish_time = system_clock::time_point(microseconds(outcome->finished_us));
     s.message = outcome->message;
-    if (outcome->usage) {
-      s.usage = Usage{outcome->usage->cpu_micros / 1e6, 0, outcome->usage->max_rss_bytes};
-    }
+    if (outcome->usage) s.usage = ReportedUsage(*outcome->usage, /*ended=*/true);
     view.launched = true;
     return view;
   };
@@ -517,7 +541,7 @@ absl::StatusOr<LocalBackend::TaskView> LocalBackend::ReadTask(const std::string&
   }
   if (auto text = local::ReadSmallFile(Join(dir, local::kUsageFile)); text.ok()) {
     if (auto u = local::UsageFromJson(*text); u.ok()) {
-      running.status.usage = Usage{u->cpu_micros / 1e6, u->rss_bytes, u->max_rss_bytes};
+      running.status.usage = ReportedUsage(*u, /*ended=*/false);
     }
   }
   return running;

@@ -78,6 +78,10 @@ class LocalBackend : public Backend {
     // (cpu.max, memory.max). Where it is not writable or lacks the controllers, tasks run without
     // limits and their status message says so. "" = never use cgroups.
     std::string cgroup_root = "/sys/fs/cgroup";
+    // Asked every 2 s by the supervisor of a task given GPUs for its GPU memory and utilization
+    // (TaskStatus::usage); a name is looked up on PATH at Create. "" or not found: no GPU
+    // figures.
+    std::string nvidia_smi = "nvidia-smi";
   };
 
   // INVALID_ARGUMENT naming the option for an empty root_dir, a supervisor that is not an

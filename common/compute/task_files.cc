@@ -2,12 +2,14 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -17,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "nlohmann/json.hpp"
 
 namespace submarine::compute::local {
@@ -58,6 +61,30 @@ absl::StatusOr<T> Parse(const std::string& text, const char* what, Read read) {
   }
 }
 
+json UsageJson(const TaskUsage& u) {
+  json j = {
+      {"cpu_micros", u.cpu_micros}, {"rss_bytes", u.rss_bytes}, {"max_rss_bytes", u.max_rss_bytes}};
+  if (u.gpu) {
+    j["gpu"] = {{"memory_bytes", u.gpu->memory_bytes},
+                {"max_memory_bytes", u.gpu->max_memory_bytes},
+                {"utilization", u.gpu->utilization}};
+  }
+  return j;
+}
+
+TaskUsage UsageOfJson(const json& j) {
+  TaskUsage u;
+  u.cpu_micros = j.at("cpu_micros").get<int64_t>();
+  u.rss_bytes = j.at("rss_bytes").get<int64_t>();
+  u.max_rss_bytes = j.at("max_rss_bytes").get<int64_t>();
+  if (j.contains("gpu")) {
+    const json& g = j["gpu"];
+    u.gpu = GpuUsage{g.at("memory_bytes").get<int64_t>(), g.at("max_memory_bytes").get<int64_t>(),
+                     g.at("utilization").get<double>()};
+  }
+  return u;
+}
+
 }  // namespace
 
 std::string ToJson(const TaskPlan& p) {
@@ -77,6 +104,7 @@ std::string ToJson(const TaskPlan& p) {
             {"restart_always", p.restart_always},
             {"task_stop_file", p.task_stop_file},
             {"port", p.port}};
+  if (!p.nvidia_smi.empty()) j["nvidia_smi"] = p.nvidia_smi;
   if (p.probe) {
     j["probe"] = {{"http_path", p.probe->http_path}, {"period_ms", p.probe->period.count()}};
   }
@@ -102,6 +130,7 @@ absl::StatusOr<TaskPlan> PlanFromJson(const std::string& text) {
     p.restart_always = j.value("restart_always", false);
     p.task_stop_file = j.value("task_stop_file", "");
     p.port = j.value("port", 0);
+    p.nvidia_smi = j.value("nvidia_smi", "");
     if (j.contains("probe")) {
       p.probe =
           ReadinessProbe{j["probe"].at("http_path").get<std::string>(),
@@ -164,27 +193,137 @@ std::string ToJson(const TaskOutcome& o) {
             {"finished_us", o.finished_us},
             {"host", o.host},
             {"message", o.message}};
-  if (o.usage) j["usage"] = json::parse(ToJson(*o.usage));
+  if (o.usage) j["usage"] = UsageJson(*o.usage);
   return j.dump(2) + "\n";
 }
 
-std::string ToJson(const TaskUsage& u) {
-  return json{
-      {"cpu_micros", u.cpu_micros}, {"rss_bytes", u.rss_bytes}, {"max_rss_bytes", u.max_rss_bytes}}
-      .dump();
+namespace {
+
+// The lines of a CSV answer, each split on commas and trimmed.
+std::vector<std::vector<std::string>> CsvRows(const std::string& text) {
+  std::vector<std::vector<std::string>> rows;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipWhitespace())) {
+    std::vector<std::string> row;
+    for (absl::string_view cell : absl::StrSplit(line, ',')) {
+      row.emplace_back(absl::StripAsciiWhitespace(cell));
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
 }
+
+// Runs argv (no shell) and returns its stdout, or nullopt when it fails, exits non-zero or takes
+// longer than `timeout` (then it is killed).
+std::optional<std::string> RunForOutput(const std::vector<std::string>& argv,
+                                        std::chrono::milliseconds timeout) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return std::nullopt;
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(fds[1], 1);
+    int null = ::open("/dev/null", O_RDWR);
+    if (null >= 0) {
+      ::dup2(null, 0);
+      ::dup2(null, 2);
+    }
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  if (pid < 0) {
+    ::close(fds[0]);
+    return std::nullopt;
+  }
+  std::string out;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool timed_out = false;
+  char buffer[4096];
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd p{fds[0], POLLIN, 0};
+    int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) {
+      timed_out = ready == 0;
+      break;
+    }
+    ssize_t n = ::read(fds[0], buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buffer, static_cast<size_t>(n));
+    if (out.size() > (1 << 20)) {
+      timed_out = true;  // not what nvidia-smi says
+      break;
+    }
+  }
+  ::close(fds[0]);
+  if (timed_out) ::kill(pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return std::nullopt;
+  return out;
+}
+
+}  // namespace
+
+std::string ToJson(const TaskUsage& u) { return UsageJson(u).dump(); }
 
 absl::StatusOr<TaskUsage> UsageFromJson(const std::string& text) {
-  return Parse<TaskUsage>(text, "task usage", [](const json& j) {
-    TaskUsage u;
-    u.cpu_micros = j.at("cpu_micros").get<int64_t>();
-    u.rss_bytes = j.at("rss_bytes").get<int64_t>();
-    u.max_rss_bytes = j.at("max_rss_bytes").get<int64_t>();
-    return u;
-  });
+  return Parse<TaskUsage>(text, "task usage", [](const json& j) { return UsageOfJson(j); });
 }
 
-TaskUsage SampleGroupUsage(pid_t session, pid_t pgrp) {
+GpuUsage ParseGpuUsage(const std::string& apps, const std::string& gpus,
+                       const std::vector<pid_t>& pids, const std::vector<std::string>& devices) {
+  GpuUsage g;
+  for (const auto& row : CsvRows(apps)) {
+    int64_t pid = 0, mib = 0;
+    if (row.size() < 2 || !absl::SimpleAtoi(row[0], &pid) || !absl::SimpleAtoi(row[1], &mib)) {
+      continue;
+    }
+    if (std::find(pids.begin(), pids.end(), static_cast<pid_t>(pid)) != pids.end()) {
+      g.memory_bytes += mib * 1024 * 1024;
+    }
+  }
+  double sum = 0;
+  int counted = 0;
+  for (const auto& row : CsvRows(gpus)) {
+    double percent = 0;
+    if (row.size() < 3 || !absl::SimpleAtod(row[2], &percent)) continue;
+    if (std::find_if(devices.begin(), devices.end(), [&](const std::string& d) {
+          return d == row[0] || d == row[1];
+        }) == devices.end()) {
+      continue;
+    }
+    sum += percent;
+    ++counted;
+  }
+  if (counted > 0) g.utilization = sum / counted;
+  g.max_memory_bytes = g.memory_bytes;
+  return g;
+}
+
+std::optional<GpuUsage> SampleGpuUsage(const std::string& path, const std::vector<pid_t>& pids,
+                                       const std::vector<std::string>& devices) {
+  constexpr std::chrono::seconds kTimeout{5};
+  auto apps = RunForOutput(
+      {path, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"}, kTimeout);
+  if (!apps) return std::nullopt;
+  auto gpus = RunForOutput(
+      {path, "--query-gpu=index,uuid,utilization.gpu", "--format=csv,noheader,nounits"}, kTimeout);
+  if (!gpus) return std::nullopt;
+  return ParseGpuUsage(*apps, *gpus, pids, devices);
+}
+
+TaskUsage SampleGroupUsage(pid_t session, pid_t pgrp, std::vector<pid_t>* pids) {
   TaskUsage u;
   static const int64_t ticks = ::sysconf(_SC_CLK_TCK);
   static const int64_t page = ::sysconf(_SC_PAGESIZE);
@@ -211,6 +350,7 @@ TaskUsage SampleGroupUsage(pid_t session, pid_t pgrp) {
       u.cpu_micros += (utime + stime) * 1000000 / ticks;
     }
     if (absl::SimpleAtoi(f[21], &rss)) u.rss_bytes += rss * page;
+    if (pids != nullptr) pids->push_back(pid);
   }
   ::closedir(proc);
   u.max_rss_bytes = u.rss_bytes;
@@ -229,13 +369,7 @@ absl::StatusOr<TaskOutcome> OutcomeFromJson(const std::string& text) {
     o.finished_us = j.at("finished_us").get<int64_t>();
     o.host = j.at("host").get<std::string>();
     o.message = j.at("message").get<std::string>();
-    if (j.contains("usage")) {
-      TaskUsage u;
-      u.cpu_micros = j["usage"].at("cpu_micros").get<int64_t>();
-      u.rss_bytes = j["usage"].at("rss_bytes").get<int64_t>();
-      u.max_rss_bytes = j["usage"].at("max_rss_bytes").get<int64_t>();
-      o.usage = u;
-    }
+    if (j.contains("usage")) o.usage = UsageOfJson(j["usage"]);
     return o;
   });
 }

@@ -59,6 +59,8 @@ struct TaskPlan {
   std::string task_stop_file;
   int port = 0;                         // where it serves (SUBMARINE_PORT); 0: not a service
   std::optional<ReadinessProbe> probe;  // probed on 127.0.0.1:port by the supervisor
+  // nvidia-smi to ask for the GPU figures of a task given GPUs (CUDA_VISIBLE_DEVICES); "": none.
+  std::string nvidia_smi;
 };
 
 // A process as it was when recorded: a live process with the same pid, boot and start time is
@@ -98,15 +100,33 @@ absl::StatusOr<Readiness> ReadinessFromJson(const std::string& text);
 
 // The task's processes' usage, sampled by the supervisor (usage.json) while they run.
 inline constexpr char kUsageFile[] = "usage.json";
+struct GpuUsage {
+  int64_t memory_bytes = 0;      // held by the task's processes on any GPU now (0 once ended)
+  int64_t max_memory_bytes = 0;  // the most seen
+  double utilization = 0;        // percent, the average of the task's GPUs at the last sample
+};
 struct TaskUsage {
   int64_t cpu_micros = 0;
   int64_t rss_bytes = 0;
   int64_t max_rss_bytes = 0;
+  std::optional<GpuUsage> gpu;  // when nvidia-smi answered for a task with GPUs
 };
 std::string ToJson(const TaskUsage& usage);
 absl::StatusOr<TaskUsage> UsageFromJson(const std::string& text);
-// What the processes of `session` in process group `pgrp` use now (from /proc).
-TaskUsage SampleGroupUsage(pid_t session, pid_t pgrp);
+// What the processes of `session` in process group `pgrp` use now (from /proc); their pids into
+// `pids` when given.
+TaskUsage SampleGroupUsage(pid_t session, pid_t pgrp, std::vector<pid_t>* pids = nullptr);
+
+// The GPU figures of a task from nvidia-smi's answers (--format=csv,noheader,nounits):
+// `apps` to --query-compute-apps=pid,used_memory (MiB), `gpus` to
+// --query-gpu=index,uuid,utilization.gpu. Memory adds up the apps whose pid is one of `pids`;
+// utilization averages the GPUs in `devices` (CUDA_VISIBLE_DEVICES: indexes or UUIDs). Lines
+// that do not parse ("[N/A]", "[Not Supported]") are skipped.
+GpuUsage ParseGpuUsage(const std::string& apps, const std::string& gpus,
+                       const std::vector<pid_t>& pids, const std::vector<std::string>& devices);
+// Asks the nvidia-smi at `path` (each call bounded by 5 s); nullopt when it cannot answer.
+std::optional<GpuUsage> SampleGpuUsage(const std::string& path, const std::vector<pid_t>& pids,
+                                       const std::vector<std::string>& devices);
 
 struct TaskOutcome {
   Phase phase = Phase::kFailed;  // final: kSucceeded, kFailed or kKilled

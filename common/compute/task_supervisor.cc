@@ -520,11 +520,24 @@ class TaskSupervisor {
     return "";
   }
 
-  // What the task's process group uses now, into usage.json (max resident size kept).
+  // What the task's process group uses now, into usage.json (max resident size kept); with
+  // GPUs, what nvidia-smi says of its processes and GPUs (a call of tens of milliseconds).
   void SampleUsage(pid_t child) {
-    TaskUsage u = SampleGroupUsage(::getsid(0), child);
+    std::vector<pid_t> pids;
+    TaskUsage u = SampleGroupUsage(::getsid(0), child, &pids);
     max_rss_ = std::max(max_rss_, u.rss_bytes);
     u.max_rss_bytes = max_rss_;
+    auto devices = plan_.env.find("CUDA_VISIBLE_DEVICES");
+    if (!plan_.nvidia_smi.empty() && devices != plan_.env.end() && !devices->second.empty()) {
+      if (auto gpu = SampleGpuUsage(plan_.nvidia_smi, pids,
+                                    absl::StrSplit(devices->second, ',', absl::SkipEmpty()))) {
+        if (!gpu_) gpu_ = GpuUsage{};
+        gpu_->max_memory_bytes = std::max(gpu_->max_memory_bytes, gpu->memory_bytes);
+        gpu_->utilization = gpu->utilization;
+        gpu->max_memory_bytes = gpu_->max_memory_bytes;
+        u.gpu = gpu;
+      }
+    }
     (void)WriteFileAtomically(Join(dir_, kUsageFile), ToJson(u));
   }
 
@@ -536,6 +549,7 @@ class TaskSupervisor {
       u.cpu_micros = (children.ru_utime.tv_sec + children.ru_stime.tv_sec) * 1000000LL +
                      children.ru_utime.tv_usec + children.ru_stime.tv_usec;
       u.max_rss_bytes = std::max<int64_t>(max_rss_, children.ru_maxrss * 1024LL);
+      u.gpu = gpu_;  // memory 0: it ended
       outcome.usage = u;
     }
     if (outcome.finished_us == 0) outcome.finished_us = NowMicros();
@@ -573,6 +587,7 @@ class TaskSupervisor {
   bool stopping_ = false;
   bool stop_requested_ = false;  // the stop came through the workload's stop marker
   int64_t max_rss_ = 0;          // the largest resident size sampled
+  std::optional<GpuUsage> gpu_;  // the most GPU memory seen and the last utilization
   bool forced_ = false;
   std::chrono::milliseconds grace_{0};
   std::optional<SteadyTime> kill_at_;

@@ -193,6 +193,11 @@ v1::Task ToTask(const compute::TaskStatus& t) {
     out.set_cpu_seconds(t.usage->cpu_seconds);
     out.set_memory_bytes(t.usage->memory_bytes);
     out.set_max_memory_bytes(t.usage->max_memory_bytes);
+    if (t.usage->gpu_memory_bytes) {
+      out.set_gpu_memory_bytes(*t.usage->gpu_memory_bytes);
+      out.set_max_gpu_memory_bytes(t.usage->max_gpu_memory_bytes);
+      out.set_gpu_utilization(t.usage->gpu_utilization);
+    }
   }
   return out;
 }
@@ -202,6 +207,9 @@ std::string WithoutUsage(v1::Task t) {
   t.clear_cpu_seconds();
   t.clear_memory_bytes();
   t.clear_max_memory_bytes();
+  t.clear_gpu_memory_bytes();
+  t.clear_max_gpu_memory_bytes();
+  t.clear_gpu_utilization();
   return t.SerializeAsString();
 }
 
@@ -633,10 +641,9 @@ bool Controller::Launch(StoredExperiment& s, Room* room) {
                             : absl::StrCat(options_.sdk_path, ":", theirs->second);
   }
   const bool on_host = backend->Kind() == "local";
-  compute::WorkloadSpec workload =
-      ToWorkload(e.reproducibility().resolved_spec(), id, env,
-                 {{kOwnerLabel, e.name()}, {kUidLabel, e.uid()}},
-                 on_host ? &options_.python_envs : nullptr);
+  compute::WorkloadSpec workload = ToWorkload(e.reproducibility().resolved_spec(), id, env,
+                                              {{kOwnerLabel, e.name()}, {kUidLabel, e.uid()}},
+                                              on_host ? &options_.python_envs : nullptr);
   // The attempt's identity: a token of the submitter limited to the project, living as long as
   // the job may run, or for identity_token_ttl when the backend renews it while the workload
   // runs. A launch retried after a failed Submit gets a new one (the old is revoked).

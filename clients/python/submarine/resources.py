@@ -358,6 +358,11 @@ class Task(Resource):
     cpu_seconds: float = 0.0
     memory_bytes: int = 0
     max_memory_bytes: int = 0
+    # GPUs, for a task given some where the cluster can tell (nvidia-smi): memory its processes
+    # hold now (None when unknown), the most seen, and its GPUs' utilization in percent.
+    gpu_memory_bytes: Optional[int] = None
+    max_gpu_memory_bytes: int = 0
+    gpu_utilization: float = 0.0
     extra: Dict[str, Any] = field(default_factory=dict)
 
 

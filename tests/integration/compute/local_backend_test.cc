@@ -546,6 +546,61 @@ TEST_F(LocalBackendTest, UsageIsSampledWhileATaskRunsAndFinalOnceItEnded) {
   EXPECT_EQ(s->tasks[0].usage->memory_bytes, 0);
 }
 
+// GPU figures: a task given a GPU is asked about through nvidia-smi (here a script answering as
+// it would: the shell's pid holds 300 MiB, GPU 0 is 75 % busy, GPU 1 5 %).
+TEST_F(LocalBackendTest, GpuUsageOfATaskGivenGpusComesFromNvidiaSmi) {
+  const std::string dir = scratch_dir_ + "/gpu";
+  fs::create_directories(dir);
+  options_.gpus = {"0", "1"};
+  options_.nvidia_smi = dir + "/nvidia-smi";
+  std::ofstream(options_.nvidia_smi)
+      << "#!/bin/sh\n"
+         "echo \"$1\" >> \""
+      << dir << "/calls\"\n"
+      << "case \"$1\" in\n"
+         "  --query-compute-apps=pid,used_memory) cat \""
+      << dir << "/apps.csv\" 2>/dev/null; echo '1, 4096' ;;\n"
+      << "  --query-gpu=index,uuid,utilization.gpu) printf '0, GPU-a, 75\\n1, GPU-b, 5\\n' ;;\n"
+         "  *) exit 2 ;;\n"
+         "esac\n";
+  fs::permissions(options_.nvidia_smi, fs::perms::owner_all);
+  Open();
+  WorkloadSpec spec =
+      Spec(NewId("gpu"), {"/bin/sh", "-c",
+                          absl::StrCat("echo \"$$, 300\" > ", dir, "/apps.csv; while [ ! -e ", dir,
+                                       "/go ]; do sleep 0.05; done")});
+  spec.roles[0].resources.gpus = 1;
+  ASSERT_TRUE(Submit(spec).ok());
+  auto running = WaitFor(
+      spec.id,
+      [](const WorkloadStatus& w) {
+        const auto& u = w.tasks[0].usage;
+        return IsFinal(w.phase) || (u && u->gpu_memory_bytes.value_or(0) > 0);
+      },
+      kTimeout);
+  ASSERT_TRUE(running.ok()) << running.status();
+  ASSERT_EQ(running->phase, Phase::kRunning) << Describe(running);
+  EXPECT_EQ(running->tasks[0].usage->gpu_memory_bytes, int64_t{300} << 20);
+  EXPECT_DOUBLE_EQ(running->tasks[0].usage->gpu_utilization, 75);
+  std::ofstream(dir + "/go").put('\n');
+  auto s = WaitForFinal(spec.id, kTimeout);
+  ASSERT_TRUE(s.ok() && s->phase == Phase::kSucceeded) << Describe(s);
+  ASSERT_TRUE(s->tasks[0].usage.has_value());
+  EXPECT_EQ(s->tasks[0].usage->gpu_memory_bytes, 0);
+  EXPECT_EQ(s->tasks[0].usage->max_gpu_memory_bytes, int64_t{300} << 20);
+
+  // A task without GPUs is not asked about (it lives past a 2 s sample).
+  const std::string calls_before = local::ReadSmallFile(dir + "/calls").value_or("");
+  EXPECT_FALSE(calls_before.empty());
+  WorkloadSpec cpu_only = Spec(NewId("cpu"), {"/bin/sh", "-c", "sleep 2.5"});
+  ASSERT_TRUE(Submit(cpu_only).ok());
+  auto done = WaitForFinal(cpu_only.id, kTimeout);
+  ASSERT_TRUE(done.ok() && done->phase == Phase::kSucceeded) << Describe(done);
+  ASSERT_TRUE(done->tasks[0].usage.has_value());
+  EXPECT_FALSE(done->tasks[0].usage->gpu_memory_bytes.has_value());
+  EXPECT_EQ(local::ReadSmallFile(dir + "/calls").value_or(""), calls_before);
+}
+
 // Submit crashed after writing the workload and before launching anything: the next Get
 // launches what is missing. (A supervisor that exits at once stands in for the crash.)
 TEST_F(LocalBackendTest, GetLaunchesTasksASubmitLeftUnstarted) {

@@ -44,6 +44,30 @@ TEST(TaskFiles, RecordsReadBackWhatWasWritten) {
   EXPECT_FALSE(SupervisorRecordFromJson("not json").ok());
 }
 
+// nvidia-smi's CSV answers: the task's processes' memory on any GPU, its own GPUs' utilization.
+TEST(TaskFiles, GpuUsageCountsTheTasksProcessesAndAveragesItsGpus) {
+  const std::string apps = "101, 300\n202, 1000\n103, [N/A]\n104, 50\n";
+  const std::string gpus =
+      "0, GPU-aaaa, 70\n1, GPU-bbbb, 10\n2, GPU-cccc, [Not Supported]\n3, GPU-dddd, 90\n";
+  GpuUsage g = ParseGpuUsage(apps, gpus, {101, 103, 104}, {"0", "GPU-dddd", "2"});
+  EXPECT_EQ(g.memory_bytes, int64_t{350} << 20);
+  EXPECT_EQ(g.max_memory_bytes, g.memory_bytes);
+  EXPECT_DOUBLE_EQ(g.utilization, 80);  // GPUs 0 and 3 (by UUID); 2 says nothing
+  GpuUsage none = ParseGpuUsage("", "garbage\n", {1}, {"0"});
+  EXPECT_EQ(none.memory_bytes, 0);
+  EXPECT_DOUBLE_EQ(none.utilization, 0);
+
+  TaskUsage u{1, 2, 3, GpuUsage{4, 5, 6.5}};
+  auto back = UsageFromJson(ToJson(u));
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_TRUE(back->gpu.has_value());
+  EXPECT_EQ(back->gpu->max_memory_bytes, 5);
+  EXPECT_DOUBLE_EQ(back->gpu->utilization, 6.5);
+  auto without = UsageFromJson(ToJson(TaskUsage{1, 2, 3, std::nullopt}));
+  ASSERT_TRUE(without.ok()) << without.status();
+  EXPECT_FALSE(without->gpu.has_value());
+}
+
 TEST(TaskFiles, AtomicWritesReplaceWholeFiles) {
   const std::string dir = submarine::testing::MakeTempDir("task-files");
   const std::string path = dir + "/status.json";
