@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "clients/cli/output.h"
 #include "common/config/config.h"
 #include "common/status/status.h"
@@ -43,6 +45,19 @@ std::string FormatExperiments(const std::vector<ex::Experiment>& items, OutputFo
       {"CREATED", [](const ex::Experiment& e) { return TimeText(e.create_time()); }},
       {"REASON", [](const ex::Experiment& e) { return e.state_reason(); }}};
   return FormatMessages(items, *columns, format, single);
+}
+
+// Bytes as MiB, GiB ... with one decimal ("512.0Mi").
+std::string BytesText(int64_t bytes) {
+  static const char* const kUnits[] = {"Ki", "Mi", "Gi", "Ti"};
+  if (bytes < 1024) return absl::StrCat(bytes);
+  double value = static_cast<double>(bytes) / 1024;
+  size_t unit = 0;
+  while (value >= 1024 && unit + 1 < std::size(kUnits)) {
+    value /= 1024;
+    ++unit;
+  }
+  return absl::StrFormat("%.1f%s", value, kUnits[unit]);
 }
 
 absl::StatusOr<ex::Experiment> Get(const ProjectCommandContext& ctx, const std::string& name) {
@@ -172,9 +187,32 @@ absl::Status ListExperiments(const ProjectCommandContext& ctx, const std::string
   return absl::OkStatus();
 }
 
+std::string FormatTasks(const ex::Experiment& e) {
+  static const auto* columns = new std::vector<Column<ex::Task>>{
+      {"TASK", [](const ex::Task& t) { return absl::StrCat(t.role(), "-", t.index()); }},
+      {"STATE", [](const ex::Task& t) { return StateText(t.state()); }},
+      {"ATTEMPT", [](const ex::Task& t) { return absl::StrCat(t.attempt()); }},
+      {"HOST", [](const ex::Task& t) { return t.host(); }},
+      {"CPU", [](const ex::Task& t) { return absl::StrFormat("%.1fs", t.cpu_seconds()); }},
+      {"MEMORY",
+       [](const ex::Task& t) {
+         return absl::StrCat(BytesText(t.memory_bytes()), "/", BytesText(t.max_memory_bytes()));
+       }},
+      {"GPU",
+       [](const ex::Task& t) -> std::string {
+         if (!t.has_gpu_memory_bytes()) return "-";
+         return absl::StrFormat("%s/%s %.0f%%", BytesText(t.gpu_memory_bytes()),
+                                BytesText(t.max_gpu_memory_bytes()), t.gpu_utilization());
+       }},
+      {"REASON", [](const ex::Task& t) { return t.message(); }}};
+  return FormatMessages(std::vector<ex::Task>(e.tasks().begin(), e.tasks().end()), *columns,
+                        OutputFormat::kTable, /*single=*/false);
+}
+
 absl::Status GetExperiment(const ProjectCommandContext& ctx, const std::string& name) {
   SUBMARINE_ASSIGN_OR_RETURN(ex::Experiment e, Get(ctx, ExperimentName(ctx.project, name)));
   *ctx.out << FormatExperiments({e}, ctx.format, /*single=*/true);
+  if (ctx.format == OutputFormat::kTable && e.tasks_size() > 0) *ctx.out << "\n" << FormatTasks(e);
   return absl::OkStatus();
 }
 

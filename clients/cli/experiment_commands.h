@@ -21,6 +21,11 @@ std::string ExperimentName(const std::string& project, const std::string& name_o
 // fields are refused, so a misspelt key is not dropped without a word).
 absl::StatusOr<experiment::v1::Experiment> ParseExperimentFile(const std::string& text);
 
+// An experiment's tasks as a table: TASK (role-index), STATE, ATTEMPT, HOST, CPU (seconds),
+// MEMORY (resident now / peak), GPU (memory now / peak and utilization, where the cluster reports
+// it; "-" otherwise) and REASON. `experiment get` prints it under the experiment.
+std::string FormatTasks(const experiment::v1::Experiment& e);
+
 struct RunOptions {
   std::string file;  // a path, or "-" for stdin
   std::string id;    // "" = generated

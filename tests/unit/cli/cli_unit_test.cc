@@ -20,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "clients/cli/cli_app.h"
 #include "clients/cli/environment_commands.h"
+#include "clients/cli/experiment_commands.h"
 #include "clients/cli/http_client.h"
 #include "clients/cli/output.h"
 #include "clients/cli/rest_request.h"
@@ -84,6 +85,39 @@ TEST(OutputFormatTest, EnvironmentTableShowsShortNamesLabelsAndSeconds) {
   EXPECT_EQ(FormatEnvironments({env}, OutputFormat::kTable, /*single=*/true),
             "NAME   DISPLAY NAME   IMAGE         LABELS             CREATED\n"
             "py3    Python 3       python:3.11   gpu=a100,team=ml   2024-05-01T10:00:00Z\n");
+}
+
+// `experiment get` shows each task's state and system metrics; GPU figures only where known.
+TEST(OutputFormatTest, TasksShowTheirUsageAndGpuFiguresWhereKnown) {
+  experiment::v1::Experiment e;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(
+                  json{{"tasks",
+                        {{{"role", "worker"},
+                          {"index", 0},
+                          {"attempt", 2},
+                          {"state", "RUNNING"},
+                          {"host", "n1"},
+                          {"cpuSeconds", 12.34},
+                          {"memoryBytes", "536870912"},
+                          {"maxMemoryBytes", "1073741824"},
+                          {"gpuMemoryBytes", "314572800"},
+                          {"maxGpuMemoryBytes", "419430400"},
+                          {"gpuUtilization", 75.4}},
+                         {{"role", "worker"},
+                          {"index", 1},
+                          {"attempt", 1},
+                          {"state", "FAILED"},
+                          {"memoryBytes", "512"},
+                          {"message", "exit code 3"}}}}}
+                      .dump(),
+                  &e)
+                  .ok());
+  EXPECT_EQ(FormatTasks(e),
+            "TASK       STATE     ATTEMPT   HOST   CPU     MEMORY          GPU                   "
+            "REASON\n"
+            "worker-0   RUNNING   2         n1     12.3s   512.0Mi/1.0Gi   300.0Mi/400.0Mi 75%\n"
+            "worker-1   FAILED    1                0.0s    512/0           -                     "
+            "exit code 3\n");
 }
 
 TEST(OutputFormatTest, JsonIsTheServersJsonAnObjectForOneAndAnArrayForAList) {
