@@ -223,6 +223,9 @@ std::optional<std::string> RunForOutput(const std::vector<std::string>& argv,
   args.push_back(nullptr);
   const pid_t pid = ::fork();
   if (pid == 0) {
+    sigset_t none;  // the supervisor blocks SIGTERM, SIGINT and SIGCHLD: not for this program
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::dup2(fds[1], 1);
     int null = ::open("/dev/null", O_RDWR);
     if (null >= 0) {
