@@ -35,6 +35,7 @@ constexpr uint32_t kDefaultGraceMs = 10000;
 constexpr uint32_t kDefaultAuthRefreshMs = 30000;
 constexpr uint32_t kDefaultAuthTimeoutMs = 2000;
 constexpr uint32_t kDefaultMaxConnectionsPerClient = 64;
+constexpr uint32_t kDefaultMaxUploads = 64;
 constexpr uint32_t kDefaultHeaderTimeoutMs = 5000;
 constexpr auto kMaxHealthTimeout = std::chrono::milliseconds(2000);
 constexpr char kJson[] = "application/json";
@@ -80,6 +81,12 @@ absl::Status BodyTooLarge(size_t limit) {
   return MakeError(absl::StatusCode::kInvalidArgument, "REQUEST_BODY_TOO_LARGE",
                    absl::StrCat("The request body is larger than ", limit, " bytes"),
                    {{"limitBytes", absl::StrCat(limit)}});
+}
+
+metrics::Gauge* UploadsGauge() {
+  static metrics::Gauge* gauge = metrics::Registry::Global().GetGauge(
+      "gateway_uploads_in_flight", "REST uploads being streamed to a service");
+  return gauge;
 }
 
 metrics::Gauge* InFlightGauge() {
@@ -430,6 +437,17 @@ void Gateway::Dispatch(const std::shared_ptr<Pending>& pending) {
     return Reply(pending, reply.status, std::move(reply.body));
   }
   if (route.streamed_request) {
+    const uint32_t limit = config_.max_uploads() ? config_.max_uploads() : kDefaultMaxUploads;
+    if (uploads_.fetch_add(1) >= static_cast<int64_t>(limit)) {
+      uploads_.fetch_sub(1);
+      HttpReply reply = RenderError(
+          route.face, MakeError(absl::StatusCode::kUnavailable, "TOO_MANY_UPLOADS",
+                                absl::StrCat("The gateway is taking ", limit,
+                                             " uploads already; retry when one has finished"),
+                                {{"limitUploads", absl::StrCat(limit)}}));
+      return Reply(pending, reply.status, std::move(reply.body), kJson, {{"Retry-After", "1"}});
+    }
+    UploadsGauge()->Add(1);
     return StreamToBackend(pending, route, *route_backends_.at(&route), std::move(message));
   }
   grpc::ByteBuffer buffer;
@@ -790,6 +808,12 @@ class Gateway::RestUpload : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
  public:
   RestUpload(Gateway* gateway, std::shared_ptr<Pending> pending, std::unique_ptr<Message> first)
       : gateway_(gateway), pending_(std::move(pending)), first_(std::move(first)) {}
+  // Counted in Gateway::uploads_ from Dispatch on; destroyed on the connection's strand, as
+  // Complete runs, while the gateway serves.
+  ~RestUpload() {
+    gateway_->uploads_.fetch_sub(1);
+    UploadsGauge()->Add(-1);
+  }
 
   void Start(std::shared_ptr<RestUpload> self, const Backend& backend) {
     self_ = std::move(self);

@@ -150,6 +150,7 @@ class Gateway {
   // The backend calls of REST streams and uploads in flight: StopHttp cancels them (a followed log
   // would otherwise hold the shutdown until the task ends); streams started after that are
   // cancelled at once.
+  std::atomic<int64_t> uploads_{0};  // REST uploads in flight (GatewayConfig.max_uploads)
   std::mutex streams_mu_;
   std::set<grpc::ClientContext*> streams_;  // guarded by streams_mu_
   bool streams_stopped_ = false;            // guarded by streams_mu_

@@ -19,8 +19,10 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/rpc/server_runner.h"
 #include "common/status/status.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -298,7 +300,7 @@ class GatewayStreamingTest : public ::testing::Test {
     std::string yaml = absl::StrCat(
         "http_listen: 127.0.0.1:0\ngrpc_listen: 127.0.0.1:0\nrequest_timeout_ms: ", kUnaryTimeoutMs,
         "\nio_threads: 2\nbackends:\n  - address: 127.0.0.1:", port,
-        "\n    services: [submarine.gatewaytest.v1.StreamingTestService]\n",
+        "\n    services: [submarine.gatewaytest.v1.StreamingTestService]\n", "max_uploads: 3\n",
         "auth: {insecure_no_authorization: true}\nserver:\n  shutdown_grace_ms: 10000\n");
     auto child = StartService("submarine-gateway-streaming-test", *dir_, "gateway", yaml, ready_);
     ASSERT_TRUE(child.ok()) << child.status();
@@ -879,6 +881,70 @@ TEST_F(GatewayStreamingTest, AClientLeavingMidUploadCancelsTheCall) {
       << backend_->Received("up-gone");
   c->Close();
   EXPECT_TRUE(Ends("up-gone", "cancelled")) << backend_->Outcome("up-gone");
+}
+
+// The gateway's gauge of uploads in flight, from /metrics (-1 when absent).
+int64_t UploadsInFlight(const std::string& http) {
+  auto c = HttpConnection::Connect(http);
+  if (!c.ok()) return -1;
+  auto r = c->Request("GET", "/metrics");
+  if (!r.ok()) return -1;
+  for (absl::string_view line : absl::StrSplit(r->body, '\n')) {
+    int64_t value = 0;
+    if (absl::ConsumePrefix(&line, "gateway_uploads_in_flight ") &&
+        absl::SimpleAtoi(line, &value)) {
+      return value;
+    }
+  }
+  return -1;
+}
+
+// Uploads in flight are capped (max_uploads, 3 here): one more is answered 503 with
+// Retry-After before its body is read and never reaches the service; once one has finished,
+// the next is taken.
+TEST_F(GatewayStreamingTest, UploadsOverTheLimitAre503UntilOneHasFinished) {
+  const std::string http = ready_->http;
+  ASSERT_TRUE(WaitFor([&] { return UploadsInFlight(http) == 0; }, std::chrono::seconds(10)))
+      << "uploads of earlier tests still in flight: " << UploadsInFlight(http);
+  std::vector<HttpConnection> held;
+  for (int i = 0; i < 3; ++i) {
+    const std::string tag = absl::StrCat("up-held-", i);
+    auto c = HttpConnection::Connect(http);
+    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_TRUE(c->SendBytes(UploadHead("POST", absl::StrCat("/v1/test/", tag, ":uploadStream"), "",
+                                        10 * kMiB) +
+                             Body(kMiB))
+                    .ok());
+    ASSERT_TRUE(WaitFor([&] { return backend_->Received(tag) >= static_cast<int64_t>(kMiB); },
+                        std::chrono::seconds(10)))
+        << tag << " received " << backend_->Received(tag);
+    held.push_back(std::move(*c));
+  }
+  EXPECT_EQ(UploadsInFlight(http), 3);
+  auto over = HttpConnection::Connect(http);
+  ASSERT_TRUE(over.ok()) << over.status();
+  auto refused = SendWhileReading(
+      &*over, UploadHead("POST", "/v1/test/up-over:uploadStream", "", 4 * kMiB) + Body(4 * kMiB));
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_EQ(refused->status, 503) << refused->body;
+  EXPECT_EQ(refused->Header("retry-after"), "1");
+  EXPECT_NE(refused->body.find("TOO_MANY_UPLOADS"), std::string::npos) << refused->body;
+  EXPECT_NE(refused->body.find("3 uploads"), std::string::npos) << refused->body;
+  EXPECT_EQ(backend_->Received("up-over"), 0);
+
+  held[0].Close();
+  EXPECT_TRUE(Ends("up-held-0", "cancelled")) << backend_->Outcome("up-held-0");
+  ASSERT_TRUE(WaitFor([&] { return UploadsInFlight(http) == 2; }, std::chrono::seconds(10)));
+  auto next = HttpConnection::Connect(http);
+  ASSERT_TRUE(next.ok()) << next.status();
+  const std::string body = Body(kUploadChunk + 5);
+  auto taken = next->Request("POST", "/v1/test/up-next:uploadStream", body,
+                             {{"Content-Type", "application/x-tar"}});
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  ASSERT_EQ(taken->status, 200) << taken->body;
+  ExpectUploaded(json::parse(taken->body), "up-next", "application/x-tar", body);
+  for (size_t i = 1; i < held.size(); ++i) held[i].Close();
+  EXPECT_TRUE(WaitFor([&] { return UploadsInFlight(http) == 0; }, std::chrono::seconds(10)));
 }
 
 TEST_F(GatewayStreamingTest, AFastUploadToASlowServiceIsHeldBackInBoundedMemory) {
